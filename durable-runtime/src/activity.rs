@@ -1,0 +1,335 @@
+//! Activities: the side-effecting steps of a workflow, retried by policy.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::FutureExt;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::codec::{self, CodecError};
+use crate::command::{Command, Executor, Request};
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// An activity type, implemented by `#[activity]` on a struct named like the
+/// function.
+pub trait Activity: Send + Sync + 'static {
+    /// The activity's name, stored in requests.
+    const NAME: &'static str;
+    /// The function's parameters (a tuple when there are several).
+    type Input: Serialize + DeserializeOwned + Send + 'static;
+    /// The function's return type: a `Result` whose error says whether to retry.
+    type Output: ActivityOutput;
+    /// The retry policy and timeout from the attribute.
+    fn options() -> ActivityOptions;
+    /// Runs the body once.
+    fn run(input: Self::Input) -> BoxFuture<Self::Output>;
+}
+
+/// The result type of an activity: a `Result<T, E>` whose `E` is an
+/// [`ActivityFailure`].
+pub trait ActivityOutput: Serialize + DeserializeOwned + Send + 'static {
+    /// `None` on success, otherwise the failure as the retry logic sees it.
+    fn failure(&self) -> Option<Failure>;
+    /// Builds a failed output for a failure the runtime observed (a panic, a
+    /// timeout) after the last attempt.
+    fn from_error(error: ActivityError) -> Self;
+}
+
+impl<T, E> ActivityOutput for Result<T, E>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    E: ActivityFailure,
+{
+    fn failure(&self) -> Option<Failure> {
+        self.as_ref().err().map(|e| Failure {
+            kind: e.kind().to_owned(),
+            message: e.to_string(),
+            retryable: e.is_retryable(),
+        })
+    }
+    fn from_error(error: ActivityError) -> Self {
+        Err(E::from_activity_error(error))
+    }
+}
+
+/// An activity's error type. [`ActivityError`] implements it; implement it for
+/// your own error to return that from activities.
+pub trait ActivityFailure: std::fmt::Display + Serialize + DeserializeOwned + Send + 'static {
+    /// Whether another attempt may succeed. Default: yes.
+    fn is_retryable(&self) -> bool {
+        true
+    }
+    /// A short kind name that retry policies can list as non-retryable.
+    fn kind(&self) -> &str {
+        "error"
+    }
+    /// Converts a failure the runtime observed (panic, timeout).
+    fn from_activity_error(error: ActivityError) -> Self;
+}
+
+/// How one attempt failed, as the retry logic sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The error's kind.
+    pub kind: String,
+    /// The error's text.
+    pub message: String,
+    /// Whether the error allows another attempt.
+    pub retryable: bool,
+}
+
+/// The ready-made activity error: a message, a kind and whether to retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ActivityError {
+    kind: String,
+    message: String,
+    retryable: bool,
+}
+
+impl ActivityError {
+    /// A failure that another attempt may not have (a network error, a busy service).
+    pub fn retryable(message: impl Into<String>) -> Self {
+        ActivityError {
+            kind: "error".into(),
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    /// A failure that retrying cannot fix (a declined card): no further attempts.
+    pub fn terminal(message: impl Into<String>) -> Self {
+        ActivityError {
+            kind: "error".into(),
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// Sets the kind, which a [`RetryPolicy`] can name as non-retryable.
+    pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = kind.into();
+        self
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl ActivityFailure for ActivityError {
+    fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+    fn from_activity_error(error: ActivityError) -> Self {
+        error
+    }
+}
+
+/// When and how often a failed activity is tried again.
+///
+/// Defaults: first retry after 1 s, each wait twice the previous, at most
+/// 60 s between attempts, at most 10 attempts, every error kind retryable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Wait before the second attempt.
+    pub initial_interval: Duration,
+    /// Factor applied to the wait after each failed attempt.
+    pub backoff_coefficient: f64,
+    /// Upper bound of the wait.
+    pub maximum_interval: Duration,
+    /// Attempts in all, the first included; 0 means no limit.
+    pub maximum_attempts: u32,
+    /// Error kinds that are never retried.
+    pub non_retryable_kinds: Vec<String>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial_interval: Duration::from_secs(1),
+            backoff_coefficient: 2.0,
+            maximum_interval: Duration::from_secs(60),
+            maximum_attempts: 10,
+            non_retryable_kinds: Vec::new(),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `next_attempt` (2 for the first retry).
+    pub fn backoff(&self, next_attempt: u32) -> Duration {
+        let exponent = next_attempt.saturating_sub(2).min(64) as i32;
+        let secs = self.initial_interval.as_secs_f64() * self.backoff_coefficient.max(1.0).powi(exponent);
+        let capped = secs.min(self.maximum_interval.as_secs_f64());
+        Duration::try_from_secs_f64(capped).unwrap_or(self.maximum_interval)
+    }
+
+    /// Whether a failure after `attempt` attempts gets another one.
+    pub fn allows_retry(&self, attempt: u32, failure: &Failure) -> bool {
+        failure.retryable
+            && !self.non_retryable_kinds.iter().any(|k| *k == failure.kind)
+            && (self.maximum_attempts == 0 || attempt < self.maximum_attempts)
+    }
+}
+
+/// Per-call settings of an activity: its retry policy and attempt timeout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ActivityOptions {
+    /// The retry policy.
+    pub retry: RetryPolicy,
+    /// Longest time one attempt may take before it counts as failed; `None`: no limit.
+    pub start_to_close_timeout: Option<Duration>,
+}
+
+/// What the runtime knows about the attempt it is running, available inside
+/// an activity body through [`ActivityContext::current`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityContext {
+    /// The workflow instance id.
+    pub workflow_id: String,
+    /// The activity's name.
+    pub activity: &'static str,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Stable across retries and restarts (`<workflow id>/<step>`): pass it to
+    /// external services to deduplicate calls.
+    pub idempotency_key: String,
+}
+
+tokio::task_local! {
+    static CONTEXT: ActivityContext;
+}
+
+impl ActivityContext {
+    /// The context of the activity attempt running on this task, if any.
+    pub fn current() -> Option<ActivityContext> {
+        CONTEXT.try_with(Clone::clone).ok()
+    }
+}
+
+/// The type-erased runner of one activity type.
+#[derive(Clone, Copy)]
+pub struct ActivityVTable {
+    /// The activity's name.
+    pub name: &'static str,
+    pub(crate) run: fn(&[u8], ActivityContext) -> Result<BoxFuture<Result<(Vec<u8>, Option<Failure>), CodecError>>, CodecError>,
+    pub(crate) fail: fn(ActivityError) -> Result<Vec<u8>, CodecError>,
+}
+
+impl std::fmt::Debug for ActivityVTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ActivityVTable({})", self.name)
+    }
+}
+
+impl ActivityVTable {
+    fn of<A: Activity>() -> Self {
+        ActivityVTable {
+            name: A::NAME,
+            run: |input, ctx| {
+                let input: A::Input = codec::decode(input)?;
+                let fut = CONTEXT.scope(ctx, A::run(input));
+                Ok(Box::pin(fut.map(|out| {
+                    let failure = out.failure();
+                    codec::encode(&out).map(|bytes| (bytes, failure))
+                })))
+            },
+            fail: |error| codec::encode(&A::Output::from_error(error)),
+        }
+    }
+}
+
+/// A call of an activity function: `charge(id, card)` returns one. Awaited
+/// in a workflow it is a checkpointed step; awaited anywhere else it simply
+/// runs the body once (handy in unit tests).
+pub struct ActivityCall<A: Activity> {
+    input: A::Input,
+    options: ActivityOptions,
+}
+
+impl<A: Activity> ActivityCall<A> {
+    /// Wraps an activity's input. Generated code calls this.
+    #[doc(hidden)]
+    pub fn new(input: A::Input) -> Self {
+        ActivityCall { input, options: A::options() }
+    }
+
+    /// Overrides the retry policy for this call.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.options.retry = retry;
+        self
+    }
+
+    /// Overrides the attempt timeout for this call.
+    pub fn with_timeout(mut self, start_to_close: Duration) -> Self {
+        self.options.start_to_close_timeout = Some(start_to_close);
+        self
+    }
+}
+
+impl<A: Activity> std::fmt::Debug for ActivityCall<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ActivityCall({})", A::NAME)
+    }
+}
+
+impl<A: Activity> Command for ActivityCall<A> {
+    type Output = A::Output;
+    fn into_request(self) -> Result<Request, CodecError> {
+        Ok(Request::Activity {
+            name: A::NAME.to_owned(),
+            input: codec::encode(&self.input)?,
+            options: self.options,
+        })
+    }
+    fn executor() -> Executor {
+        Executor::Activity(ActivityVTable::of::<A>())
+    }
+}
+
+impl<A: Activity> IntoFuture for ActivityCall<A> {
+    type Output = A::Output;
+    type IntoFuture = BoxFuture<A::Output>;
+    fn into_future(self) -> Self::IntoFuture {
+        A::run(self.input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let p = RetryPolicy {
+            initial_interval: Duration::from_millis(100),
+            backoff_coefficient: 2.0,
+            maximum_interval: Duration::from_millis(500),
+            maximum_attempts: 4,
+            non_retryable_kinds: vec!["declined".into()],
+        };
+        assert_eq!(p.backoff(2), Duration::from_millis(100));
+        assert_eq!(p.backoff(3), Duration::from_millis(200));
+        assert_eq!(p.backoff(4), Duration::from_millis(400));
+        assert_eq!(p.backoff(5), Duration::from_millis(500));
+        assert_eq!(p.backoff(1000), Duration::from_millis(500));
+        let f = |kind: &str, retryable| Failure { kind: kind.into(), message: String::new(), retryable };
+        assert!(p.allows_retry(1, &f("error", true)));
+        assert!(!p.allows_retry(4, &f("error", true)));
+        assert!(!p.allows_retry(1, &f("declined", true)));
+        assert!(!p.allows_retry(1, &f("error", false)));
+    }
+}

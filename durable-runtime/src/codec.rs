@@ -1,0 +1,96 @@
+//! The one place where values become bytes and back.
+//!
+//! Every stored value is a small envelope: one format byte followed by the
+//! [postcard](https://docs.rs/postcard) encoding of the value. postcard is
+//! compact, maintained and has a stable wire format; the leading byte lets a
+//! later release change the encoding and still read what an older one wrote.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+/// The envelope format this build writes (and the only one it reads).
+pub const FORMAT_V1: u8 = 1;
+
+/// A value could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The bytes are empty, so there is no envelope to read.
+    #[error("[DURABLE-CODEC] empty record: no envelope byte")]
+    Empty,
+    /// The envelope names a format this build does not know.
+    #[error("[DURABLE-CODEC] unknown envelope format {found} (this build reads format {FORMAT_V1})")]
+    UnknownFormat {
+        /// The format byte that was found.
+        found: u8,
+    },
+    /// The payload does not decode as the expected type.
+    #[error("[DURABLE-CODEC] cannot decode {type_name}: {reason}")]
+    Decode {
+        /// The Rust type that was expected.
+        type_name: &'static str,
+        /// What the decoder reported.
+        reason: String,
+    },
+    /// The value could not be encoded (a serde error from its `Serialize` impl).
+    #[error("[DURABLE-CODEC] cannot encode {type_name}: {reason}")]
+    Encode {
+        /// The Rust type being encoded.
+        type_name: &'static str,
+        /// What the encoder reported.
+        reason: String,
+    },
+}
+
+/// Encodes `value` into a versioned envelope.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = vec![FORMAT_V1];
+    postcard::to_io(value, &mut out).map_err(|e| CodecError::Encode {
+        type_name: std::any::type_name::<T>(),
+        reason: e.to_string(),
+    })?;
+    Ok(out)
+}
+
+/// Decodes an envelope written by [`encode`]. Trailing bytes are an error:
+/// they mean the record is not what the reader thinks it is.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (&format, payload) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if format != FORMAT_V1 {
+        return Err(CodecError::UnknownFormat { found: format });
+    }
+    let decode_err = |reason: String| CodecError::Decode {
+        type_name: std::any::type_name::<T>(),
+        reason,
+    };
+    let (value, rest) = postcard::take_from_bytes(payload).map_err(|e| decode_err(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(decode_err(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_garbage() {
+        let v = (String::from("order-1"), 42u64, vec![1u8, 2, 3]);
+        let bytes = encode(&v).unwrap();
+        assert_eq!(bytes[0], FORMAT_V1);
+        assert_eq!(decode::<(String, u64, Vec<u8>)>(&bytes).unwrap(), v);
+        assert_eq!(decode::<u8>(&[]), Err(CodecError::Empty));
+        assert!(matches!(decode::<u8>(&[9, 1]), Err(CodecError::UnknownFormat { found: 9 })));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(matches!(decode::<(String, u64, Vec<u8>)>(&long), Err(CodecError::Decode { .. })));
+        assert!(matches!(decode::<(String, u64, Vec<u8>)>(&bytes[..3]), Err(CodecError::Decode { .. })));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let _ = decode::<(String, Vec<u64>, Option<bool>)>(&bytes);
+        }
+    }
+}

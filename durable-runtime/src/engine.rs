@@ -1,0 +1,385 @@
+//! The step loop: advance an instance, checkpoint, carry out its command.
+//!
+//! Commit protocol: a transition (new state + the command it awaits + the
+//! step counter) is one record written in one atomic batch, and the command
+//! starts only after that batch is durable. An activity's result is applied
+//! to the state and the successor state is checkpointed before anything else
+//! happens, so a recorded result is never recomputed. A crash between the
+//! activity's end and that checkpoint re-runs the activity (at least once).
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::activity::{ActivityContext, ActivityError, Failure};
+use crate::codec::{self, CodecError};
+use crate::command::{Executor, Request};
+use crate::error::ResumeError;
+use crate::store::{Batch, Store, StoreError, keys};
+use crate::workflow::{Op, Outcome, StepError, VariantInfo};
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Status {
+    /// Running or waiting on a command.
+    Running,
+    /// Returned; the output is stored.
+    Completed,
+    /// Panicked or could not be advanced; the message is stored.
+    Failed,
+    /// Cannot run on this code (changed shape, unregistered, undecodable);
+    /// kept intact until code that can run it is deployed.
+    Parked,
+}
+
+impl Status {
+    /// Whether the instance will never run again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Completed | Status::Failed)
+    }
+}
+
+/// The stored record of one instance: its latest checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InstanceRecord {
+    pub(crate) workflow: String,
+    pub(crate) fingerprint: u64,
+    pub(crate) status: Status,
+    /// The encoded state enum (empty once terminal).
+    pub(crate) state: Vec<u8>,
+    pub(crate) variant: String,
+    /// Transitions made so far; the step part of idempotency keys.
+    pub(crate) step: u64,
+    /// The command the state awaits.
+    pub(crate) pending: Option<Request>,
+    /// Failed attempts of the pending command so far.
+    pub(crate) failed_attempts: u32,
+    pub(crate) last_error: Option<String>,
+    /// The encoded output, once completed.
+    pub(crate) output: Option<Vec<u8>>,
+    /// Why it failed or is parked.
+    pub(crate) error: Option<String>,
+    pub(crate) created_ms: u64,
+    pub(crate) updated_ms: u64,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A registered workflow, type-erased.
+#[derive(Clone, Copy)]
+pub(crate) struct WorkflowEntry {
+    pub(crate) fingerprint: u64,
+    pub(crate) drive: fn(Op<'_>) -> Result<Outcome, StepError>,
+    #[allow(dead_code)]
+    pub(crate) variants: &'static [VariantInfo],
+}
+
+/// The engine shared by the runtime and every instance task.
+pub(crate) struct Engine {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) workflows: HashMap<&'static str, WorkflowEntry>,
+    pub(crate) activity_slots: Semaphore,
+    pub(crate) waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    pub(crate) creating: Mutex<std::collections::HashSet<String>>,
+    pub(crate) tasks: Mutex<tokio::task::JoinSet<()>>,
+    pub(crate) parked: Mutex<Vec<ResumeError>>,
+}
+
+/// Runs generated code, turning a panic into an error message.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(p.as_ref()))
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        format!("panicked: {s}")
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        format!("panicked: {s}")
+    } else {
+        "panicked".to_owned()
+    }
+}
+
+/// Why an instance stopped running in this process.
+enum Halt {
+    /// It reached a terminal status (already committed).
+    Finished,
+    /// Storage failed: stop without acknowledging anything more.
+    Store(StoreError),
+}
+
+impl Engine {
+    pub(crate) fn load(&self, id: &str) -> Result<Option<Result<InstanceRecord, CodecError>>, StoreError> {
+        Ok(self.store.get(&keys::instance(id))?.map(|bytes| codec::decode(&bytes)))
+    }
+
+    pub(crate) async fn save(&self, id: &str, record: &InstanceRecord) -> Result<(), StoreError> {
+        let bytes = codec::encode(record).map_err(|e| StoreError::Io(e.to_string()))?;
+        let mut batch = Batch::default();
+        batch.put(keys::instance(id), bytes);
+        self.store.commit(batch).await
+    }
+
+    pub(crate) fn waiter(&self, id: &str) -> Arc<Notify> {
+        let mut waiters = self.waiters.lock().expect("waiters lock poisoned");
+        waiters.entry(id.to_owned()).or_default().clone()
+    }
+
+    fn wake(&self, id: &str) {
+        let notify = self.waiters.lock().expect("waiters lock poisoned").remove(id);
+        if let Some(notify) = notify {
+            notify.notify_waiters();
+        }
+    }
+
+    /// Applies the outcome of the generated code to `record` (not yet saved).
+    pub(crate) fn apply(record: &mut InstanceRecord, outcome: Result<Result<Outcome, StepError>, String>) {
+        record.step += 1;
+        record.failed_attempts = 0;
+        record.last_error = None;
+        record.updated_ms = now_ms();
+        match outcome {
+            Ok(Ok(Outcome::Await { state, variant, request })) => {
+                record.state = state;
+                record.variant = variant.to_owned();
+                record.pending = Some(request);
+            }
+            Ok(Ok(Outcome::Done(output))) => {
+                record.status = Status::Completed;
+                record.output = Some(output);
+                record.state.clear();
+                record.variant = "Finished".to_owned();
+                record.pending = None;
+            }
+            Ok(Ok(Outcome::Executor(_) | Outcome::Json(_) | Outcome::Checked(_))) => {
+                record.status = Status::Failed;
+                record.error = Some("generated code answered a step with the wrong outcome".into());
+                record.pending = None;
+            }
+            Ok(Err(e)) => {
+                record.status = Status::Failed;
+                record.error = Some(e.to_string());
+                record.pending = None;
+            }
+            Err(panic) => {
+                record.status = Status::Failed;
+                record.error = Some(format!("workflow {panic}"));
+                record.pending = None;
+            }
+        }
+    }
+
+    /// Spawns the task that drives instance `id` from `record` to the end.
+    pub(crate) fn spawn(self: &Arc<Self>, id: String, record: InstanceRecord, entry: WorkflowEntry) {
+        let engine = self.clone();
+        let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
+        // reap finished tasks so the set does not grow without bound
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            match engine.drive(&id, record, entry).await {
+                Halt::Finished => engine.wake(&id),
+                Halt::Store(e) => tracing::error!(instance = %id, error = %e, "instance stopped: store failed"),
+            }
+        });
+    }
+
+    async fn drive(&self, id: &str, mut record: InstanceRecord, entry: WorkflowEntry) -> Halt {
+        loop {
+            let Some(request) = record.pending.clone() else {
+                return Halt::Finished;
+            };
+            let result = match self.execute(id, &mut record, &request, entry).await {
+                Ok(result) => result,
+                Err(halt) => return halt,
+            };
+            let state = std::mem::take(&mut record.state);
+            let outcome = guarded(|| (entry.drive)(Op::Resume { state: &state, result: &result }));
+            record.state = state;
+            Self::apply(&mut record, outcome);
+            tracing::debug!(instance = %id, step = record.step, variant = %record.variant, "transition");
+            if let Err(e) = self.save(id, &record).await {
+                return Halt::Store(e);
+            }
+        }
+    }
+
+    /// Carries out `request` and returns the encoded output of its command.
+    async fn execute(&self, id: &str, record: &mut InstanceRecord, request: &Request, entry: WorkflowEntry) -> Result<Vec<u8>, Halt> {
+        let encoded = match request {
+            Request::Now => codec::encode(&SystemTime::now()),
+            Request::RandomU64 => codec::encode(&rand::random::<u64>()),
+            Request::Activity { name, input, options } => {
+                let executor = guarded(|| (entry.drive)(Op::Executor { state: &record.state }));
+                let vtable = match executor {
+                    Ok(Ok(Outcome::Executor(Executor::Activity(vtable)))) if vtable.name == name => vtable,
+                    other => {
+                        let why = match other {
+                            Ok(Err(e)) => e.to_string(),
+                            Err(p) => p,
+                            Ok(Ok(_)) => format!("state `{}` does not await activity `{name}`", record.variant),
+                        };
+                        return self.fail(id, record, why).await;
+                    }
+                };
+                loop {
+                    let attempt = record.failed_attempts + 1;
+                    let ctx = ActivityContext {
+                        workflow_id: id.to_owned(),
+                        activity: vtable.name,
+                        attempt,
+                        idempotency_key: format!("{id}/{}", record.step),
+                    };
+                    let started = std::time::Instant::now();
+                    let outcome = {
+                        let _permit = self.activity_slots.acquire().await.map_err(|_| Halt::Store(StoreError::Closed))?;
+                        let future = match (vtable.run)(input, ctx) {
+                            Ok(future) => future,
+                            Err(e) => return self.fail(id, record, e.to_string()).await,
+                        };
+                        // a task of its own so that a panic is caught and reported, not propagated
+                        let task = tokio::spawn(AssertUnwindSafe(future).catch_unwind());
+                        let joined = match options.start_to_close_timeout {
+                            Some(limit) => match tokio::time::timeout(limit, task).await {
+                                Ok(joined) => Some(joined),
+                                Err(_) => None,
+                            },
+                            None => Some(task.await),
+                        };
+                        match joined {
+                            Some(Ok(Ok(Ok((bytes, failure))))) => Ok((bytes, failure)),
+                            Some(Ok(Ok(Err(codec_error)))) => return self.fail(id, record, codec_error.to_string()).await,
+                            Some(Ok(Err(panic))) => Err(Failure {
+                                kind: "panic".into(),
+                                message: panic_message(panic.as_ref()),
+                                retryable: true,
+                            }),
+                            Some(Err(join_error)) => Err(Failure {
+                                kind: "panic".into(),
+                                message: join_error.to_string(),
+                                retryable: true,
+                            }),
+                            None => Err(Failure {
+                                kind: "timeout".into(),
+                                message: format!("attempt exceeded its start-to-close timeout of {:?}", options.start_to_close_timeout.unwrap_or_default()),
+                                retryable: true,
+                            }),
+                        }
+                    };
+                    tracing::debug!(instance = %id, activity = vtable.name, attempt, elapsed_us = started.elapsed().as_micros() as u64, "activity attempt");
+                    let (bytes, failure) = match outcome {
+                        Ok((bytes, None)) => break Ok(bytes),
+                        Ok((bytes, Some(failure))) => (Some(bytes), failure),
+                        Err(failure) => (None, failure),
+                    };
+                    if !options.retry.allows_retry(attempt, &failure) {
+                        break match bytes {
+                            Some(bytes) => Ok(bytes),
+                            None => (vtable.fail)(ActivityError::retryable(failure.message).with_kind(failure.kind)),
+                        };
+                    }
+                    record.failed_attempts = attempt;
+                    record.last_error = Some(format!("{}: {}", failure.kind, failure.message));
+                    record.updated_ms = now_ms();
+                    self.save(id, record).await.map_err(Halt::Store)?;
+                    tokio::time::sleep(options.retry.backoff(attempt + 1)).await;
+                }
+            }
+        };
+        match encoded {
+            Ok(bytes) => Ok(bytes),
+            Err(e) => self.fail(id, record, e.to_string()).await,
+        }
+    }
+
+    /// Records `record` as failed with `why`.
+    async fn fail<T>(&self, id: &str, record: &mut InstanceRecord, why: String) -> Result<T, Halt> {
+        record.status = Status::Failed;
+        record.error = Some(why);
+        record.pending = None;
+        record.updated_ms = now_ms();
+        match self.save(id, record).await {
+            Ok(()) => Err(Halt::Finished),
+            Err(e) => Err(Halt::Store(e)),
+        }
+    }
+
+    /// Finds every unfinished instance and resumes it, parking the ones this
+    /// code cannot run. Returns how many were resumed.
+    pub(crate) async fn recover(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let mut resumed = 0;
+        for (key, bytes) in self.store.scan_prefix(&[keys::INSTANCE])? {
+            let id = keys::instance_id(&key);
+            let mut record: InstanceRecord = match codec::decode(&bytes) {
+                Ok(record) => record,
+                Err(e) => {
+                    // the bytes are left untouched: never drop what cannot be read
+                    self.park_report(ResumeError::Undecodable { instance: id, reason: e.to_string() });
+                    continue;
+                }
+            };
+            if record.status.is_terminal() {
+                continue;
+            }
+            match self.check(&id, &record) {
+                Ok(entry) => {
+                    if record.status == Status::Parked {
+                        record.status = Status::Running;
+                        record.error = None;
+                        self.save(&id, &record).await?;
+                    }
+                    self.spawn(id, record, entry);
+                    resumed += 1;
+                }
+                Err(reason) => {
+                    let text = reason.to_string();
+                    if record.status != Status::Parked || record.error.as_deref() != Some(&text) {
+                        record.status = Status::Parked;
+                        record.error = Some(text);
+                        self.save(&id, &record).await?;
+                    }
+                    self.park_report(reason);
+                }
+            }
+        }
+        Ok(resumed)
+    }
+
+    fn park_report(&self, reason: ResumeError) {
+        tracing::error!(error = %reason, "instance parked");
+        self.parked.lock().expect("parked lock poisoned").push(reason);
+    }
+
+    /// Whether this code can resume `record`.
+    fn check(&self, id: &str, record: &InstanceRecord) -> Result<WorkflowEntry, ResumeError> {
+        let entry = self.workflows.get(record.workflow.as_str()).ok_or_else(|| ResumeError::NotRegistered {
+            workflow: record.workflow.clone(),
+            instance: id.to_owned(),
+        })?;
+        if entry.fingerprint != record.fingerprint {
+            return Err(ResumeError::ShapeMismatch {
+                workflow: record.workflow.clone(),
+                stored: record.fingerprint,
+                current: entry.fingerprint,
+                instance: id.to_owned(),
+            });
+        }
+        // the state must decode under this code, or the instance would fail mid-way
+        if record.pending.is_some() {
+            match guarded(|| (entry.drive)(Op::Check { state: &record.state })) {
+                Ok(Ok(_)) => {}
+                Ok(Err(source)) => return Err(ResumeError::Step { instance: id.to_owned(), source }),
+                Err(panic) => return Err(ResumeError::Undecodable { instance: id.to_owned(), reason: panic }),
+            }
+        }
+        Ok(*entry)
+    }
+}
+

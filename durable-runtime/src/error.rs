@@ -1,0 +1,148 @@
+//! Typed errors, one enum per operation, all convertible into [`Error`].
+
+use crate::codec::CodecError;
+use crate::store::StoreError;
+use crate::workflow::StepError;
+
+/// Any error of this crate.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A workflow could not be started.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// A workflow's result could not be had.
+    #[error(transparent)]
+    Result(#[from] ResultError),
+    /// Bytes did not encode or decode.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+/// Why [`Runtime::start`](crate::Runtime::start) failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The id is taken and the policy was [`IdPolicy::Reject`](crate::IdPolicy::Reject).
+    #[error("[DURABLE-EXISTS] workflow instance `{id}` already exists (workflow `{workflow}`)")]
+    AlreadyExists {
+        /// The instance id.
+        id: String,
+        /// The workflow of the existing instance.
+        workflow: String,
+    },
+    /// The id is taken by an instance of another workflow.
+    #[error("[DURABLE-EXISTS] instance `{id}` exists but runs `{found}`, not `{expected}`")]
+    WrongWorkflow {
+        /// The instance id.
+        id: String,
+        /// The workflow asked for.
+        expected: &'static str,
+        /// The workflow stored.
+        found: String,
+    },
+    /// The workflow was not registered on the runtime's builder.
+    #[error("[DURABLE-UNREGISTERED] workflow `{workflow}` is not registered; add `.workflow::<{workflow}>()` to the runtime builder")]
+    NotRegistered {
+        /// The workflow.
+        workflow: &'static str,
+    },
+    /// The input could not be encoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// Storage failed; the instance was not created.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why [`WorkflowHandle::result`](crate::WorkflowHandle::result) gave no output.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResultError {
+    /// No instance has this id.
+    #[error("[DURABLE-UNKNOWN] no workflow instance `{id}`")]
+    NotFound {
+        /// The instance id.
+        id: String,
+    },
+    /// The instance runs another workflow than the handle's.
+    #[error("[DURABLE-EXISTS] instance `{id}` runs `{found}`, not `{expected}`")]
+    WrongWorkflow {
+        /// The instance id.
+        id: String,
+        /// The handle's workflow.
+        expected: &'static str,
+        /// The stored workflow.
+        found: String,
+    },
+    /// The workflow panicked or its state could not be advanced.
+    #[error("[DURABLE-FAILED] workflow instance `{id}` failed: {message}")]
+    Failed {
+        /// The instance id.
+        id: String,
+        /// What happened.
+        message: String,
+    },
+    /// The instance is parked: its stored state cannot run on this code.
+    #[error("{reason}")]
+    Parked {
+        /// The instance id.
+        id: String,
+        /// Why, with the workflow and fingerprints.
+        reason: String,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored output did not decode.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+/// Why a stored instance cannot be resumed by this code; it is parked, kept
+/// intact, and reported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResumeError {
+    /// The stored state's shape differs from the code's state enum.
+    #[error(
+        "[DURABLE-SHAPE] stored state of `{workflow}` (fingerprint {stored:016x}) does not match the code (fingerprint {current:016x}); instance `{instance}` parked"
+    )]
+    ShapeMismatch {
+        /// The workflow.
+        workflow: String,
+        /// The stored fingerprint.
+        stored: u64,
+        /// The code's fingerprint.
+        current: u64,
+        /// The instance id.
+        instance: String,
+    },
+    /// No workflow of that name is registered.
+    #[error("[DURABLE-UNREGISTERED] instance `{instance}` runs workflow `{workflow}`, which is not registered; instance parked")]
+    NotRegistered {
+        /// The workflow.
+        workflow: String,
+        /// The instance id.
+        instance: String,
+    },
+    /// The record or the state inside it does not decode.
+    #[error("[DURABLE-UNDECODABLE] instance `{instance}` cannot be decoded: {reason}; instance parked")]
+    Undecodable {
+        /// The instance id.
+        instance: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// The generated code refused the stored state.
+    #[error("[DURABLE-STATE] instance `{instance}`: {source}; instance parked")]
+    Step {
+        /// The instance id.
+        instance: String,
+        /// What the generated code said.
+        source: StepError,
+    },
+}

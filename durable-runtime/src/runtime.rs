@@ -1,0 +1,352 @@
+//! The public face: [`Builder`] → [`Runtime`] → [`WorkflowHandle`].
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Semaphore;
+
+use crate::codec;
+use crate::engine::{Engine, InstanceRecord, Status, WorkflowEntry, guarded, now_ms};
+use crate::error::{ResultError, ResumeError, StartError};
+use crate::store::sled::SledStore;
+use crate::store::{Store, StoreError};
+use crate::workflow::{Op, Outcome, Workflow, WorkflowCall};
+
+/// What [`Runtime::start`] does when the id is already taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdPolicy {
+    /// Fail with [`StartError::AlreadyExists`].
+    Reject,
+    /// Return a handle to the existing instance (its input is kept; the new
+    /// one is ignored). Running the same start twice never runs it twice.
+    UseExisting,
+}
+
+/// Configures and opens a [`Runtime`].
+pub struct Builder {
+    workflows: HashMap<&'static str, WorkflowEntry>,
+    max_concurrent_activities: usize,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("workflows", &self.workflows.keys().collect::<Vec<_>>())
+            .field("max_concurrent_activities", &self.max_concurrent_activities)
+            .finish()
+    }
+}
+
+impl Builder {
+    /// Registers a workflow, so it can be started and its unfinished
+    /// instances are resumed on open. Its activities need no registration:
+    /// the workflow's code knows them.
+    pub fn workflow<W: Workflow>(mut self) -> Self {
+        self.workflows.insert(
+            W::NAME,
+            WorkflowEntry {
+                fingerprint: W::FINGERPRINT,
+                drive: W::drive,
+                variants: W::VARIANTS,
+            },
+        );
+        self
+    }
+
+    /// Activity attempts allowed to run at once (default 1,000).
+    pub fn max_concurrent_activities(mut self, n: usize) -> Self {
+        self.max_concurrent_activities = n.max(1);
+        self
+    }
+
+    /// Opens the sled store in `dir` (created if missing) and resumes every
+    /// unfinished instance in it.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] if another process has `dir` open.
+    pub async fn open(self, dir: impl AsRef<Path>) -> Result<Runtime, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        let store = tokio::task::spawn_blocking(move || SledStore::open(dir))
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))??;
+        self.open_store(store).await
+    }
+
+    /// Opens the runtime on any [`Store`] and resumes every unfinished
+    /// instance in it.
+    pub async fn open_store(self, store: impl Store) -> Result<Runtime, StoreError> {
+        let engine = Arc::new(Engine {
+            store: Arc::new(store),
+            workflows: self.workflows,
+            activity_slots: Semaphore::new(self.max_concurrent_activities),
+            waiters: Mutex::default(),
+            creating: Mutex::default(),
+            tasks: Mutex::default(),
+            parked: Mutex::default(),
+        });
+        let resumed = engine.recover().await?;
+        tracing::info!(resumed, "runtime open");
+        Ok(Runtime { engine, resumed })
+    }
+}
+
+/// The durable-execution runtime embedded in your tokio service.
+///
+/// Opening it resumes every unfinished workflow instance it finds; starting
+/// a workflow returns once its first checkpoint is durable.
+pub struct Runtime {
+    engine: Arc<Engine>,
+    resumed: usize,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("resumed", &self.resumed).finish()
+    }
+}
+
+impl Runtime {
+    /// A [`Builder`] with no workflows and default limits.
+    pub fn builder() -> Builder {
+        Builder {
+            workflows: HashMap::new(),
+            max_concurrent_activities: 1000,
+        }
+    }
+
+    /// How many unfinished instances were resumed when the runtime opened.
+    pub fn resumed_on_open(&self) -> usize {
+        self.resumed
+    }
+
+    /// Instances found on open that this code cannot run, with the reason
+    /// for each. They are kept in the store, marked [`Status::Parked`].
+    pub fn parked(&self) -> Vec<ResumeError> {
+        self.engine.parked.lock().expect("parked lock poisoned").clone()
+    }
+
+    /// Starts instance `id` of the workflow called in `call`
+    /// (`process_order(order)`), returning once its first checkpoint is durable.
+    ///
+    /// # Errors
+    /// [`StartError::AlreadyExists`] if `id` exists and `policy` is
+    /// [`IdPolicy::Reject`]; [`StartError::NotRegistered`] if `W` was not
+    /// registered on the builder.
+    pub async fn start<W: Workflow>(&self, id: impl Into<String>, call: WorkflowCall<W>, policy: IdPolicy) -> Result<WorkflowHandle<W>, StartError> {
+        let id = id.into();
+        let entry = *self.engine.workflows.get(W::NAME).ok_or(StartError::NotRegistered { workflow: W::NAME })?;
+        let input = codec::encode(&call.input)?;
+        let _claim = Claim::take(&self.engine, &id).await;
+        if let Some(existing) = self.engine.load(&id)? {
+            let workflow = existing.map(|r| r.workflow).unwrap_or_else(|_| "<undecodable>".to_owned());
+            return match policy {
+                IdPolicy::UseExisting if workflow == W::NAME => Ok(self.handle(id)),
+                IdPolicy::UseExisting => Err(StartError::WrongWorkflow { id, expected: W::NAME, found: workflow }),
+                IdPolicy::Reject => Err(StartError::AlreadyExists { id, workflow }),
+            };
+        }
+        let now = now_ms();
+        let mut record = InstanceRecord {
+            workflow: W::NAME.to_owned(),
+            fingerprint: W::FINGERPRINT,
+            status: Status::Running,
+            state: Vec::new(),
+            variant: "Start".to_owned(),
+            step: 0,
+            pending: None,
+            failed_attempts: 0,
+            last_error: None,
+            output: None,
+            error: None,
+            created_ms: now,
+            updated_ms: now,
+        };
+        let outcome = guarded(|| W::drive(Op::Start(&input)));
+        Engine::apply(&mut record, outcome);
+        self.engine.save(&id, &record).await?;
+        if record.status.is_terminal() {
+            self.engine.waiter(&id).notify_waiters();
+        } else {
+            self.engine.spawn(id.clone(), record, entry);
+        }
+        Ok(self.handle(id))
+    }
+
+    /// A handle to instance `id` of workflow `W` (whether or not it exists).
+    pub fn handle<W: Workflow>(&self, id: impl Into<String>) -> WorkflowHandle<W> {
+        WorkflowHandle {
+            id: id.into(),
+            engine: self.engine.clone(),
+            _workflow: PhantomData,
+        }
+    }
+
+    /// Stops every instance task and closes the store. Instances not finished
+    /// resume when a runtime opens the store again.
+    pub async fn shutdown(self) {
+        let mut tasks = std::mem::take(&mut *self.engine.tasks.lock().expect("tasks lock poisoned"));
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Keeps two concurrent starts of one id from both creating it.
+struct Claim<'a> {
+    engine: &'a Engine,
+    id: String,
+}
+
+impl<'a> Claim<'a> {
+    async fn take(engine: &'a Engine, id: &str) -> Claim<'a> {
+        loop {
+            if engine.creating.lock().expect("creating lock poisoned").insert(id.to_owned()) {
+                return Claim { engine, id: id.to_owned() };
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut creating) = self.engine.creating.lock() {
+            creating.remove(&self.id);
+        }
+    }
+}
+
+/// A stored instance as seen from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Description {
+    /// The instance id.
+    pub id: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// Where it is in its life.
+    pub status: Status,
+    /// The state enum's current variant (`Finished` once done).
+    pub variant: String,
+    /// Transitions made so far.
+    pub step: u64,
+    /// Failed attempts of the pending activity, and the last error.
+    pub failed_attempts: u32,
+    /// The last attempt's error, if it failed.
+    pub last_error: Option<String>,
+    /// Why it failed or is parked.
+    pub error: Option<String>,
+}
+
+/// A handle to one workflow instance.
+pub struct WorkflowHandle<W: Workflow> {
+    id: String,
+    engine: Arc<Engine>,
+    _workflow: PhantomData<fn() -> W>,
+}
+
+impl<W: Workflow> std::fmt::Debug for WorkflowHandle<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WorkflowHandle({}, {})", W::NAME, self.id)
+    }
+}
+
+impl<W: Workflow> Clone for WorkflowHandle<W> {
+    fn clone(&self) -> Self {
+        WorkflowHandle {
+            id: self.id.clone(),
+            engine: self.engine.clone(),
+            _workflow: PhantomData,
+        }
+    }
+}
+
+impl<W: Workflow> WorkflowHandle<W> {
+    /// The instance id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn record(&self) -> Result<InstanceRecord, ResultError> {
+        let record = self
+            .engine
+            .load(&self.id)?
+            .ok_or_else(|| ResultError::NotFound { id: self.id.clone() })?
+            .map_err(|e| ResultError::Parked {
+                id: self.id.clone(),
+                reason: ResumeError::Undecodable { instance: self.id.clone(), reason: e.to_string() }.to_string(),
+            })?;
+        if record.workflow != W::NAME {
+            return Err(ResultError::WrongWorkflow {
+                id: self.id.clone(),
+                expected: W::NAME,
+                found: record.workflow,
+            });
+        }
+        Ok(record)
+    }
+
+    /// The instance's stored status and position.
+    pub fn describe(&self) -> Result<Description, ResultError> {
+        let r = self.record()?;
+        Ok(Description {
+            id: self.id.clone(),
+            workflow: r.workflow,
+            status: r.status,
+            variant: r.variant,
+            step: r.step,
+            failed_attempts: r.failed_attempts,
+            last_error: r.last_error,
+            error: r.error,
+        })
+    }
+
+    /// The current state enum as JSON (`null` once finished).
+    pub fn state_json(&self) -> Result<serde_json::Value, ResultError> {
+        let r = self.record()?;
+        if r.state.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        match W::drive(Op::Json { state: &r.state }) {
+            Ok(Outcome::Json(json)) => Ok(json),
+            Ok(_) => Err(ResultError::Failed { id: self.id.clone(), message: "generated code did not render JSON".into() }),
+            Err(e) => Err(ResultError::Failed { id: self.id.clone(), message: e.to_string() }),
+        }
+    }
+
+    /// Waits for the instance to finish and returns its output.
+    ///
+    /// # Errors
+    /// [`ResultError::Failed`] if the workflow panicked or could not be
+    /// advanced, [`ResultError::Parked`] if it cannot run on this code,
+    /// [`ResultError::NotFound`] for an unknown id.
+    pub async fn result(&self) -> Result<W::Output, ResultError> {
+        loop {
+            let notify = self.engine.waiter(&self.id);
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let record = self.record()?;
+            match record.status {
+                Status::Completed => {
+                    let bytes = record.output.unwrap_or_default();
+                    return Ok(codec::decode(&bytes)?);
+                }
+                Status::Failed => {
+                    return Err(ResultError::Failed {
+                        id: self.id.clone(),
+                        message: record.error.unwrap_or_default(),
+                    });
+                }
+                Status::Parked => {
+                    return Err(ResultError::Parked {
+                        id: self.id.clone(),
+                        reason: record.error.unwrap_or_default(),
+                    });
+                }
+                Status::Running => notified.await,
+            }
+        }
+    }
+}

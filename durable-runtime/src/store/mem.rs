@@ -1,0 +1,121 @@
+//! An in-memory store that models power loss, for crash tests.
+//!
+//! It keeps two images: what has been written and what has been *synced*.
+//! [`MemStore::crash`] throws the unsynced part away, as a power cut would,
+//! so a test can check that nothing acknowledged is lost at any crash point.
+//! Setting [`MemStore::skip_sync`] makes the store acknowledge without
+//! syncing: the negative control that such a test must catch.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::{Batch, Store, StoreError};
+use crate::activity::BoxFuture;
+
+type Image = BTreeMap<Vec<u8>, Vec<u8>>;
+
+#[derive(Default)]
+struct State {
+    written: Image,
+    synced: Image,
+}
+
+/// A [`Store`] in memory with separate written and synced images.
+#[derive(Clone, Default)]
+pub struct MemStore {
+    state: Arc<Mutex<State>>,
+    commits: Arc<AtomicU64>,
+    crash_after: Arc<Mutex<Option<u64>>>,
+    crashed: Arc<AtomicBool>,
+    skip_sync: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for MemStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemStore").field("commits", &self.commits()).finish()
+    }
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+
+    /// Commits acknowledged so far.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
+    }
+
+    /// After `n` more acknowledged commits the store "loses power": later
+    /// commits are written but never synced nor acknowledged.
+    pub fn crash_after(&self, n: u64) {
+        *self.crash_after.lock().expect("mem store lock poisoned") = Some(self.commits() + n);
+    }
+
+    /// Whether the simulated power cut happened.
+    pub fn has_crashed(&self) -> bool {
+        self.crashed.load(Ordering::SeqCst)
+    }
+
+    /// Acknowledge commits without syncing them (a store with a missing fsync).
+    pub fn skip_sync(&self, skip: bool) {
+        self.skip_sync.store(skip, Ordering::SeqCst);
+    }
+
+    /// The store as it is after a power cut and reboot: only synced data.
+    pub fn reboot(&self) -> MemStore {
+        let synced = self.state.lock().expect("mem store lock poisoned").synced.clone();
+        MemStore {
+            state: Arc::new(Mutex::new(State {
+                written: synced.clone(),
+                synced,
+            })),
+            ..MemStore::default()
+        }
+    }
+}
+
+impl Store for MemStore {
+    fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
+        let result = (|| {
+            let mut state = self.state.lock().map_err(|_| StoreError::Closed)?;
+            if self.crashed.load(Ordering::SeqCst) {
+                return Err(StoreError::Closed);
+            }
+            for (key, value) in batch.writes {
+                match value {
+                    Some(v) => state.written.insert(key, v),
+                    None => state.written.remove(&key),
+                };
+            }
+            let limit = *self.crash_after.lock().map_err(|_| StoreError::Closed)?;
+            if limit.is_some_and(|limit| self.commits() >= limit) {
+                self.crashed.store(true, Ordering::SeqCst);
+                return Err(StoreError::Closed);
+            }
+            if !self.skip_sync.load(Ordering::SeqCst) {
+                state.synced = state.written.clone();
+            }
+            self.commits.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })();
+        Box::pin(async move { result })
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let state = self.state.lock().map_err(|_| StoreError::Closed)?;
+        Ok(state.written.get(key).cloned())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let state = self.state.lock().map_err(|_| StoreError::Closed)?;
+        Ok(state
+            .written
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}

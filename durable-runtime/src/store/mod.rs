@@ -1,0 +1,76 @@
+//! Where checkpoints live: the [`Store`] trait and its sled implementation.
+//!
+//! The engine speaks to storage through one narrow seam: read a key, scan a
+//! prefix, and commit a [`Batch`] of writes atomically *and durably* (the
+//! future resolves only after the bytes reached the disk). Concurrent commits
+//! share one flush (group commit). Key layout lives in [`keys`].
+
+pub(crate) mod keys;
+#[cfg(any(test, feature = "testing"))]
+pub mod mem;
+pub mod sled;
+
+use std::path::PathBuf;
+
+use crate::activity::BoxFuture;
+
+/// A set of writes applied all together or not at all.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Keys to set (`Some`) or remove (`None`), applied in order.
+    pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Batch {
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: Vec<u8>) -> &mut Self {
+        self.writes.push((key.into(), Some(value)));
+        self
+    }
+
+    /// Removes `key`.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.writes.push((key.into(), None));
+        self
+    }
+}
+
+/// Durable, ordered key-value storage with atomic batches.
+///
+/// sled ([`SledStore`](self::sled::SledStore)) is the embedded default. A
+/// store shared by several processes (PostgreSQL) adds instance ownership on
+/// top of this seam; a single-process store owns every instance.
+pub trait Store: Send + Sync + 'static {
+    /// Applies `batch` atomically; resolves once it is durable (fsync'd).
+    fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>>;
+    /// Reads one key.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Reads every key starting with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+}
+
+/// A storage failure.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another process has the store open.
+    #[error("[DURABLE-LOCKED] the store at {path} is open in another process; stop it or use its HTTP API")]
+    Locked {
+        /// The store's directory.
+        path: PathBuf,
+    },
+    /// An I/O error (disk full, permissions, ...). Nothing was acknowledged.
+    #[error("[DURABLE-IO] store I/O failed: {0}")]
+    Io(String),
+    /// A record could not be read.
+    #[error("[DURABLE-CORRUPT] corrupt record {key}: {reason}")]
+    Corrupt {
+        /// The record's key, printable.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The store was shut down.
+    #[error("[DURABLE-CLOSED] the store is closed")]
+    Closed,
+}

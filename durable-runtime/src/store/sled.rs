@@ -1,0 +1,331 @@
+//! The embedded default store: sled on local disk, with real fsyncs.
+//!
+//! sled 0.34's `flush()` writes with `sync_file_range`, which does not make
+//! data durable across power loss (sled issue #1452). After each group flush
+//! this store therefore calls `fdatasync` on sled's data file itself, and
+//! `fsync` on every new file sled wrote under `blobs/` (large values), before
+//! any commit of the group is acknowledged.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use super::{Batch, Store, StoreError};
+use crate::activity::BoxFuture;
+
+/// Commits taken into one flush at most.
+const MAX_GROUP: usize = 4096;
+
+/// Counters of the commit path, for tests and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Batches committed.
+    pub commits: u64,
+    /// Group flushes (each covers one or more commits).
+    pub flushes: u64,
+    /// `fsync`/`fdatasync` calls made after flushes.
+    pub fsyncs: u64,
+}
+
+/// Where the commit thread is, reported to a [commit hook](SledStore::set_commit_hook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitPoint {
+    /// Group `index` (from 0) is about to be written; nothing of it is on disk.
+    BeforeWrite(u64),
+    /// Group `index` is durable and not yet acknowledged.
+    AfterSync(u64),
+}
+
+type Hook = Arc<dyn Fn(CommitPoint) + Send + Sync>;
+
+struct Request {
+    batch: Batch,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    flushes: AtomicU64,
+    fsyncs: AtomicU64,
+}
+
+struct Inner {
+    db: sled::Db,
+    tx: Mutex<Option<mpsc::Sender<Request>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    counters: Arc<Counters>,
+    hook: Arc<Mutex<Option<Hook>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Some(handle) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A [`Store`] on a sled directory. Cheap to clone.
+#[derive(Clone)]
+pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").field("stats", &self.stats()).finish()
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in directory `path`.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] if another process has it open,
+    /// [`StoreError::Io`] for anything else sled reports.
+    pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let db = sled::Config::new().path(&path).open().map_err(|e| match e {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => StoreError::Locked { path: path.clone() },
+            other => io_err(other),
+        })?;
+        let data_file = File::options().read(true).open(path.join("db")).map_err(io_err)?;
+        let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let hook: Arc<Mutex<Option<Hook>>> = Arc::default();
+        let committer = Committer {
+            db: db.clone(),
+            data_file,
+            blobs: path.join("blobs"),
+            synced_blobs: HashSet::new(),
+            counters: counters.clone(),
+            hook: hook.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("durable-commit".into())
+            .spawn(move || committer.run(rx))
+            .map_err(io_err)?;
+        Ok(SledStore {
+            inner: Arc::new(Inner {
+                db,
+                tx: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+                counters,
+                hook,
+            }),
+        })
+    }
+
+    /// Counters of the commit path.
+    pub fn stats(&self) -> StoreStats {
+        let c = &self.inner.counters;
+        StoreStats {
+            commits: c.commits.load(Ordering::Relaxed),
+            flushes: c.flushes.load(Ordering::Relaxed),
+            fsyncs: c.fsyncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Calls `hook` on the commit thread before each group is written and
+    /// after it is durable: crash tests use it to stop the process at an
+    /// exact checkpoint.
+    #[cfg(feature = "testing")]
+    pub fn set_commit_hook(&self, hook: impl Fn(CommitPoint) + Send + Sync + 'static) {
+        if let Ok(mut slot) = self.inner.hook.lock() {
+            *slot = Some(Arc::new(hook));
+        }
+    }
+}
+
+struct Committer {
+    db: sled::Db,
+    data_file: File,
+    blobs: PathBuf,
+    synced_blobs: HashSet<std::ffi::OsString>,
+    counters: Arc<Counters>,
+    hook: Arc<Mutex<Option<Hook>>>,
+}
+
+impl Committer {
+    fn run(mut self, rx: mpsc::Receiver<Request>) {
+        let mut index = 0u64;
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            self.call_hook(CommitPoint::BeforeWrite(index));
+            let result = self.write(&mut group);
+            if result.is_ok() {
+                self.call_hook(CommitPoint::AfterSync(index));
+            }
+            let commits = group.len() as u64;
+            for request in group {
+                let _ = request.done.send(result.clone());
+            }
+            self.counters.commits.fetch_add(commits, Ordering::Relaxed);
+            index += 1;
+        }
+    }
+
+    fn call_hook(&self, point: CommitPoint) {
+        let hook = self.hook.lock().ok().and_then(|h| h.clone());
+        if let Some(hook) = hook {
+            hook(point);
+        }
+    }
+
+    fn write(&mut self, group: &mut [Request]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for request in group.iter_mut() {
+            for (key, value) in request.batch.writes.drain(..) {
+                match value {
+                    Some(value) => batch.insert(key, value),
+                    None => batch.remove(key),
+                }
+            }
+        }
+        self.db.apply_batch(batch).map_err(io_err)?;
+        self.db.flush().map_err(io_err)?;
+        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        self.sync()
+    }
+
+    /// Makes what `flush` wrote durable: fdatasync of the data file, fsync of
+    /// new blob files and of the blob directory that names them.
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.data_file.sync_data().map_err(io_err)?;
+        self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        let entries = match std::fs::read_dir(&self.blobs) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(e)),
+        };
+        let mut present = HashSet::new();
+        let mut new_files = false;
+        for entry in entries {
+            let entry = entry.map_err(io_err)?;
+            let name = entry.file_name();
+            if !self.synced_blobs.contains(&name) {
+                match File::open(entry.path()) {
+                    Ok(file) => {
+                        file.sync_all().map_err(io_err)?;
+                        self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+                        new_files = true;
+                    }
+                    // sled may have collected the blob since the listing
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_err(e)),
+                }
+            }
+            present.insert(name);
+        }
+        if new_files {
+            File::open(&self.blobs).and_then(|dir| dir.sync_all()).map_err(io_err)?;
+            self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        self.synced_blobs = present;
+        Ok(())
+    }
+}
+
+impl Store for SledStore {
+    fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let sent = match self.inner.tx.lock() {
+            Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(Request { batch, done }).is_ok()),
+            Err(_) => false,
+        };
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            wait.await.unwrap_or(Err(StoreError::Closed))
+        })
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner.db.get(key).map_err(io_err)?.map(|v| v.to_vec()))
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.inner
+            .db
+            .scan_prefix(prefix)
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io_err))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_acknowledged_commit_is_fsynced_and_concurrent_commits_share_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let mut b = Batch::default();
+        b.put(b"a".to_vec(), vec![1]);
+        store.commit(b).await.unwrap();
+        let s = store.stats();
+        assert_eq!((s.commits, s.flushes), (1, 1));
+        assert!(s.fsyncs >= 1, "a commit was acknowledged without an fsync: {s:?}");
+
+        let waits: Vec<_> = (0..200u32)
+            .map(|i| {
+                let mut b = Batch::default();
+                b.put(i.to_be_bytes().to_vec(), vec![0; 16]);
+                store.commit(b)
+            })
+            .collect();
+        for w in futures::future::join_all(waits).await {
+            w.unwrap();
+        }
+        let s = store.stats();
+        assert_eq!(s.commits, 201);
+        assert!(s.flushes < 201, "group commit did not batch: {s:?}");
+        assert!(s.fsyncs >= s.flushes, "a flush went without fsync: {s:?}");
+        assert_eq!(store.get(b"a").unwrap(), Some(vec![1]));
+    }
+
+    #[tokio::test]
+    async fn large_values_in_blob_files_are_fsynced_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let mut b = Batch::default();
+        b.put(b"big".to_vec(), vec![7; 4 << 20]);
+        store.commit(b).await.unwrap();
+        let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
+        assert!(blobs > 0, "a 4 MiB value should live in a blob file");
+        // one fdatasync for the data file, one per blob, one for the blob directory
+        assert!(store.stats().fsyncs >= 2 + blobs as u64, "{:?}", store.stats());
+        assert_eq!(store.get(b"big").unwrap().map(|v| v.len()), Some(4 << 20));
+    }
+
+    #[tokio::test]
+    async fn a_second_open_of_the_same_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = SledStore::open(dir.path()).unwrap();
+        // sled's lock is per process (fcntl-style via flock on Linux is per open file description)
+        match SledStore::open(dir.path()) {
+            Err(StoreError::Locked { path }) => assert_eq!(path, dir.path()),
+            Err(other) => panic!("expected Locked, got {other}"),
+            Ok(_) => panic!("the same directory opened twice"),
+        }
+    }
+}

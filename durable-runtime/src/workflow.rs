@@ -1,0 +1,291 @@
+//! What `#[workflow]` implements: a state machine the runtime can step.
+//!
+//! The macro turns an `async fn` into a state enum (one variant per await
+//! point) and a [`Workflow`] impl whose single entry point, [`Workflow::drive`],
+//! works on encoded bytes. The runtime never sees the enum's Rust type: it
+//! stores bytes, hands them back with the awaited command's result, and gets
+//! the next state and the next command. Nothing is replayed.
+
+use std::marker::PhantomData;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::codec::{self, CodecError};
+use crate::command::{Command, Executor, Request};
+
+/// A workflow type, implemented by `#[workflow]` on a unit-like struct named
+/// like the function (`process_order`), so the runtime can be told which
+/// workflow to run without a string.
+pub trait Workflow: Send + Sync + 'static {
+    /// The function's parameter (a tuple when it has several, `()` for none).
+    type Input: Serialize + DeserializeOwned + Send + 'static;
+    /// The function's return type.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// The workflow's name as stored with every instance.
+    const NAME: &'static str;
+    /// Hash of the state enum's shape (variant names, field names, type tokens
+    /// and the workflow name): a stored state with another fingerprint is not
+    /// resumed by this code.
+    const FINGERPRINT: u64;
+    /// Each variant's name and its own fingerprint.
+    const VARIANTS: &'static [VariantInfo];
+
+    /// Performs one operation on an encoded state. Generated; not meant to be
+    /// called by hand.
+    #[doc(hidden)]
+    fn drive(op: Op<'_>) -> Result<Outcome, StepError>;
+}
+
+/// The name and fingerprint of one variant of a state enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VariantInfo {
+    /// Variant name, derived from the awaited command (`Charge`, `Charge2`, ...).
+    pub name: &'static str,
+    /// Hash of this variant's fields (names and type tokens).
+    pub fingerprint: u64,
+}
+
+/// An operation the runtime asks the generated code to perform.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Op<'a> {
+    /// Run from the start with the encoded input.
+    Start(&'a [u8]),
+    /// Resume a state with the encoded result of the command it awaits.
+    Resume {
+        /// The encoded state enum.
+        state: &'a [u8],
+        /// The encoded output of the awaited command.
+        result: &'a [u8],
+    },
+    /// Tell how the command awaited by this state is executed.
+    Executor {
+        /// The encoded state enum.
+        state: &'a [u8],
+    },
+    /// Decode the state and tell its variant (checks it can be resumed).
+    Check {
+        /// The encoded state enum.
+        state: &'a [u8],
+    },
+    /// Render the state as JSON (for queries and tools).
+    Json {
+        /// The encoded state enum.
+        state: &'a [u8],
+    },
+}
+
+/// What an [`Op`] produced.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Outcome {
+    /// The workflow reached an await: a new state and the command it waits for.
+    Await {
+        /// The encoded new state.
+        state: Vec<u8>,
+        /// The variant the new state is in.
+        variant: &'static str,
+        /// The command to carry out.
+        request: Request,
+    },
+    /// The workflow returned: the encoded output.
+    Done(Vec<u8>),
+    /// Answer to [`Op::Executor`].
+    Executor(Executor),
+    /// Answer to [`Op::Check`]: the state's variant.
+    Checked(&'static str),
+    /// Answer to [`Op::Json`].
+    Json(serde_json::Value),
+}
+
+/// Why the generated code could not perform an operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepError {
+    /// A stored state, input or command result did not decode.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The stored state is finished or in a variant that cannot take this operation.
+    #[error("[DURABLE-STATE] state `{variant}` of `{workflow}` cannot {op}")]
+    WrongVariant {
+        /// The workflow.
+        workflow: &'static str,
+        /// The variant found.
+        variant: &'static str,
+        /// What was asked.
+        op: &'static str,
+    },
+    /// The state could not be rendered as JSON.
+    #[error("[DURABLE-STATE] cannot render state as JSON: {0}")]
+    Json(String),
+}
+
+/// One segment's result: the workflow either waits on a command or is done.
+#[doc(hidden)]
+pub enum Step<S, O> {
+    /// Suspended at an await point.
+    Await(S, Request),
+    /// Returned.
+    Done(O),
+}
+
+/// Ties a state variant to the type of the command it waits for, so the
+/// generated driver can decode that command's result. Stores nothing.
+#[doc(hidden)]
+pub struct Marker<C>(PhantomData<fn() -> C>);
+
+impl<C> Default for Marker<C> {
+    fn default() -> Self {
+        Marker(PhantomData)
+    }
+}
+
+impl<C> std::fmt::Debug for Marker<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Marker")
+    }
+}
+
+/// Suspends at an await point: turns the awaited command into a request and
+/// builds the state that waits for it.
+#[doc(hidden)]
+pub fn suspend<C: Command, S, O>(command: C, state: impl FnOnce(Marker<C>) -> S) -> Result<Step<S, O>, CodecError> {
+    let request = command.into_request()?;
+    Ok(Step::Await(state(Marker::default()), request))
+}
+
+/// Decodes the result of the command a state waits for.
+#[doc(hidden)]
+pub fn decode_result<C: Command>(_: &Marker<C>, bytes: &[u8]) -> Result<C::Output, CodecError> {
+    codec::decode(bytes)
+}
+
+/// The executor of the command a state waits for.
+#[doc(hidden)]
+pub fn executor_of<C: Command>(_: &Marker<C>) -> Executor {
+    C::executor()
+}
+
+/// Encodes a segment's result for the runtime.
+#[doc(hidden)]
+pub fn finish<S: Serialize, O: Serialize>(
+    step: Result<Step<S, O>, CodecError>,
+    variant_of: impl FnOnce(&S) -> &'static str,
+) -> Result<Outcome, StepError> {
+    match step? {
+        Step::Await(state, request) => Ok(Outcome::Await {
+            variant: variant_of(&state),
+            state: codec::encode(&state)?,
+            request,
+        }),
+        Step::Done(out) => Ok(Outcome::Done(codec::encode(&out)?)),
+    }
+}
+
+/// Renders a decoded state as JSON.
+#[doc(hidden)]
+pub fn to_json<S: Serialize>(state: &S) -> Result<Outcome, StepError> {
+    serde_json::to_value(state).map(Outcome::Json).map_err(|e| StepError::Json(e.to_string()))
+}
+
+/// A call of a workflow function: the workflow and its input, ready to be
+/// started by [`Runtime::start`](crate::Runtime::start).
+///
+/// `process_order(order)` outside a workflow body returns one of these.
+pub struct WorkflowCall<W: Workflow> {
+    pub(crate) input: W::Input,
+}
+
+impl<W: Workflow> WorkflowCall<W> {
+    /// Wraps a workflow's input. Generated code calls this.
+    #[doc(hidden)]
+    pub fn new(input: W::Input) -> Self {
+        WorkflowCall { input }
+    }
+
+    /// The input this call carries.
+    pub fn input(&self) -> &W::Input {
+        &self.input
+    }
+}
+
+impl<W: Workflow> std::fmt::Debug for WorkflowCall<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WorkflowCall({})", W::NAME)
+    }
+}
+
+/// `?` inside a workflow body: the generated segments return a [`Step`], not
+/// the function's own type, so the macro rewrites `expr?` into a match on
+/// [`QuestionMark::branch`] and an early return built by [`FromResidual`].
+#[doc(hidden)]
+pub trait QuestionMark {
+    /// The value `?` yields.
+    type Value;
+    /// What `?` returns early with.
+    type Residual;
+    /// Splits into the value or the residual.
+    fn branch(self) -> std::ops::ControlFlow<Self::Residual, Self::Value>;
+}
+
+/// Builds a function's return value from the residual of a `?`.
+#[doc(hidden)]
+pub trait FromResidual<R> {
+    /// Converts the residual, as `?` does (`From` on the error).
+    fn from_residual(residual: R) -> Self;
+}
+
+impl<T, E> QuestionMark for Result<T, E> {
+    type Value = T;
+    type Residual = Result<std::convert::Infallible, E>;
+    fn branch(self) -> std::ops::ControlFlow<Self::Residual, T> {
+        match self {
+            Ok(v) => std::ops::ControlFlow::Continue(v),
+            Err(e) => std::ops::ControlFlow::Break(Err(e)),
+        }
+    }
+}
+
+impl<T> QuestionMark for Option<T> {
+    type Value = T;
+    type Residual = Option<std::convert::Infallible>;
+    fn branch(self) -> std::ops::ControlFlow<Self::Residual, T> {
+        match self {
+            Some(v) => std::ops::ControlFlow::Continue(v),
+            None => std::ops::ControlFlow::Break(None),
+        }
+    }
+}
+
+impl<T, E, F: From<E>> FromResidual<Result<std::convert::Infallible, E>> for Result<T, F> {
+    fn from_residual(residual: Result<std::convert::Infallible, E>) -> Self {
+        match residual {
+            Err(e) => Err(F::from(e)),
+        }
+    }
+}
+
+impl<T> FromResidual<Option<std::convert::Infallible>> for Option<T> {
+    fn from_residual(_: Option<std::convert::Infallible>) -> Self {
+        None
+    }
+}
+
+/// The remaining items of a `for` loop whose body awaits: kept in the state
+/// so a resumed loop goes on with the next item, not from the start.
+#[doc(hidden)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Remaining<T>(std::collections::VecDeque<T>);
+
+impl<T> Remaining<T> {
+    /// Collects the loop's iterator.
+    pub fn new<I: IntoIterator<Item = T>>(items: I) -> Self {
+        Remaining(items.into_iter().collect())
+    }
+
+    /// The next item, if any.
+    pub fn next_item(&mut self) -> Option<T> {
+        self.0.pop_front()
+    }
+}
