@@ -84,6 +84,24 @@ impl Command for RandomU64 {
     }
 }
 
+impl std::future::IntoFuture for Now {
+    type Output = std::time::SystemTime;
+    type IntoFuture = std::future::Ready<std::time::SystemTime>;
+    /// Outside a workflow (in `run_inline`), simply the current time.
+    fn into_future(self) -> Self::IntoFuture {
+        std::future::ready(std::time::SystemTime::now())
+    }
+}
+
+impl std::future::IntoFuture for RandomU64 {
+    type Output = u64;
+    type IntoFuture = std::future::Ready<u64>;
+    /// Outside a workflow (in `run_inline`), simply a random number.
+    fn into_future(self) -> Self::IntoFuture {
+        std::future::ready(rand::random())
+    }
+}
+
 /// The current time, recorded in the workflow's state: `let t = now().await;`
 /// gives the same value if the instance is resumed after a crash.
 pub fn now() -> Now {

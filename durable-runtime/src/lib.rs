@@ -73,6 +73,7 @@ mod engine;
 mod error;
 mod runtime;
 pub mod store;
+pub mod testing;
 pub mod workflow;
 
 #[doc(hidden)]

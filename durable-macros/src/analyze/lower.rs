@@ -32,7 +32,6 @@ pub(crate) struct Binding {
     pub(crate) site: String,
     /// The declared type, if any (parameters, `let x: T`).
     pub(crate) ty: Option<syn::Type>,
-    pub(crate) is_param: bool,
 }
 
 /// The bindings declared at one nesting depth before the path to an await.
@@ -193,7 +192,6 @@ fn local_bindings(local: &syn::Local, site: &str) -> Vec<Binding> {
             mutable: b.mutable,
             site: site.to_owned(),
             ty: ty.filter(|t| single && !has_type_hole(t)).cloned(),
-            is_param: false,
         })
         .collect()
 }
@@ -207,7 +205,6 @@ fn header_bindings(found: Vec<markers::PatBinding>, site: &str) -> Vec<Binding> 
             mutable: b.mutable,
             site: site.to_owned(),
             ty: None,
-            is_param: false,
         })
         .collect()
 }

@@ -121,7 +121,6 @@ pub(crate) fn analyze<'a>(cx: &Ctxt, wf: &'a WorkflowFn) -> Option<Analysis<'a>>
                 borrows: false,
                 site: format!("param{i}"),
                 ty: Some(p.ty.clone()),
-                is_param: true,
             })
             .collect(),
     };

@@ -26,6 +26,7 @@ pub(crate) struct Prepare<'a> {
     pub(crate) awaits: Vec<AwaitPoint>,
     closure_depth: usize,
     loops: usize,
+    for_loops: usize,
 }
 
 impl<'a> Prepare<'a> {
@@ -37,6 +38,7 @@ impl<'a> Prepare<'a> {
             awaits: Vec::new(),
             closure_depth: 0,
             loops: 0,
+            for_loops: 0,
         }
     }
 }
@@ -134,7 +136,8 @@ impl VisitMut for Prepare<'_> {
                     return;
                 }
                 // keep the remaining items in the state: the loop resumes with the next one
-                let n = self.awaits.len();
+                let n = self.for_loops;
+                self.for_loops += 1;
                 let items = syn::Ident::new(&format!("__durable_items_{n}"), f.for_token.span());
                 let krate = self.krate;
                 let label = &f.label;

@@ -58,6 +58,7 @@ struct Inner {
     tx: Mutex<Option<mpsc::Sender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<Counters>,
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     hook: Arc<Mutex<Option<Hook>>>,
 }
 

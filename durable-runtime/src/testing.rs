@@ -1,0 +1,85 @@
+//! Helpers for testing workflows without a store.
+
+use crate::activity::ActivityContext;
+use crate::codec::{self, CodecError};
+use crate::command::{Executor, Request};
+use crate::workflow::{Op, Outcome, StepError, Workflow, WorkflowCall};
+
+/// What [`run_stepwise`] observed.
+#[derive(Debug)]
+pub struct StepwiseRun<O> {
+    /// The workflow's output.
+    pub output: O,
+    /// Every command the workflow awaited, in order.
+    pub requests: Vec<Request>,
+    /// The state variant after each step.
+    pub variants: Vec<&'static str>,
+}
+
+/// Why [`run_stepwise`] stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepwiseError {
+    /// The generated code refused a step.
+    #[error(transparent)]
+    Step(#[from] StepError),
+    /// An input, state or result did not encode or decode.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+/// Runs a workflow as the runtime does, but in memory: every step's state is
+/// encoded to bytes, dropped, and decoded again before the next step, and
+/// each activity runs exactly once (no retries). Compare it with the
+/// generated `run_inline` to check that the state machine behaves as the
+/// original `async fn`.
+pub async fn run_stepwise<W: Workflow>(call: WorkflowCall<W>) -> Result<StepwiseRun<W::Output>, StepwiseError> {
+    let input = codec::encode(&call.input)?;
+    let mut outcome = W::drive(Op::Start(&input))?;
+    let mut requests = Vec::new();
+    let mut variants = Vec::new();
+    let mut step = 0u64;
+    loop {
+        match outcome {
+            Outcome::Done(bytes) => {
+                return Ok(StepwiseRun {
+                    output: codec::decode(&bytes)?,
+                    requests,
+                    variants,
+                });
+            }
+            Outcome::Await { state, variant, request } => {
+                step += 1;
+                variants.push(variant);
+                let result = match &request {
+                    Request::Now => codec::encode(&std::time::SystemTime::now())?,
+                    Request::RandomU64 => codec::encode(&rand::random::<u64>())?,
+                    Request::Activity { input, .. } => {
+                        let Outcome::Executor(Executor::Activity(vtable)) = W::drive(Op::Executor { state: &state })? else {
+                            return Err(StepError::WrongVariant {
+                                workflow: W::NAME,
+                                variant,
+                                op: "execute a command",
+                            }
+                            .into());
+                        };
+                        let ctx = ActivityContext {
+                            workflow_id: "stepwise".into(),
+                            activity: vtable.name,
+                            attempt: 1,
+                            idempotency_key: format!("stepwise/{step}"),
+                        };
+                        (vtable.run)(input, ctx)?.await?.0
+                    }
+                };
+                requests.push(request);
+                // the state lives only as bytes between steps, as in the store
+                let state = state.clone();
+                outcome = W::drive(Op::Resume { state: &state, result: &result })?;
+            }
+            other => {
+                return Err(StepError::Json(format!("unexpected outcome {other:?}")).into());
+            }
+        }
+    }
+}

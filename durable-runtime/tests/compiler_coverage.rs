@@ -1,0 +1,327 @@
+//! Each language construct the workflow compiler supports, checked by
+//! running the compiled state machine (state encoded, dropped and decoded
+//! between every step) against the original body run as a plain async fn:
+//! same output, same activity calls in the same order.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use durable_runtime::prelude::*;
+use durable_runtime::testing::run_stepwise;
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+
+thread_local! {
+    static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static FAILURES: RefCell<VecDeque<bool>> = const { RefCell::new(VecDeque::new()) };
+}
+
+fn log(line: String) {
+    LOG.with(|l| l.borrow_mut().push(line));
+}
+
+fn take_log() -> Vec<String> {
+    LOG.with(|l| std::mem::take(&mut *l.borrow_mut()))
+}
+
+fn next_fails() -> bool {
+    FAILURES.with(|f| f.borrow_mut().pop_front().unwrap_or(false))
+}
+
+#[activity(max_attempts = 1)]
+async fn add(a: u64, b: u64) -> Result<u64, ActivityError> {
+    log(format!("add {a} {b}"));
+    Ok(a + b)
+}
+
+#[activity(max_attempts = 1)]
+async fn fetch(key: String) -> Result<String, ActivityError> {
+    log(format!("fetch {key}"));
+    if next_fails() {
+        return Err(ActivityError::terminal(format!("cannot fetch {key}")));
+    }
+    Ok(format!("v-{key}"))
+}
+
+#[activity(max_attempts = 1)]
+async fn record(msg: String) -> Result<(), ActivityError> {
+    log(format!("record {msg}"));
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Point {
+    pub x: u64,
+    pub y: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum Shape {
+    Small(u64),
+    Big { size: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum Choice {
+    A(u64),
+    B { x: u64, y: u64 },
+    C,
+}
+
+fn scale(p: &Point, by: u64) -> Point {
+    Point { x: p.x * by, y: p.y * by }
+}
+
+#[workflow]
+async fn let_patterns_and_shadowing(x: u64) -> Result<u64, WorkflowError> {
+    let (a, b) = (x, x + 1);
+    let s = add(a, b).await?;
+    let s = s * 2;
+    let Point { x: left, y: right } = Point { x: s, y: a };
+    let t = add(left, right).await?;
+    let x = t + 1;
+    Ok(x)
+}
+
+#[workflow]
+async fn branches(n: u64) -> Result<String, WorkflowError> {
+    if n == 0 {
+        return Ok("zero".to_string());
+    }
+    let label = if n % 15 == 0 {
+        fetch("fizzbuzz".into()).await?
+    } else if n % 3 == 0 {
+        let v = fetch("fizz".into()).await?;
+        v + "!"
+    } else {
+        format!("{n}")
+    };
+    let mut extra = String::new();
+    if n > 10 {
+        extra = fetch(label.clone()).await?;
+    }
+    Ok(format!("{label}/{extra}"))
+}
+
+#[workflow]
+async fn matching(input: Choice) -> Result<u64, WorkflowError> {
+    let v = match input {
+        Choice::A(n) if n > 100 => add(n, 1).await?,
+        Choice::A(n) => {
+            let r = add(n, 2).await?;
+            r * 10
+        }
+        Choice::B { x, y } => add(x, y).await? + x,
+        Choice::C => 7,
+    };
+    match v % 3 {
+        0 => {
+            record("multiple of three".into()).await?;
+        }
+        _ => {}
+    }
+    Ok(v)
+}
+
+#[workflow]
+async fn loops(limit: u64) -> Result<u64, WorkflowError> {
+    let mut total = 0;
+    let mut i = 0;
+    let found = loop {
+        i += 1;
+        let s = add(total, i).await?;
+        total = s;
+        if total > limit {
+            break i;
+        }
+    };
+    let mut queue = vec![1u64, 2, 3];
+    while let Some(q) = queue.pop() {
+        if q == 2 {
+            continue;
+        }
+        total = add(total, q).await?;
+    }
+    let mut j = 0;
+    while j < 3 {
+        j += 1;
+        total = add(total, j).await?;
+    }
+    'outer: for a in 0..3u64 {
+        for b in 0..3u64 {
+            if b > a {
+                continue 'outer;
+            }
+            if a == 2 && b == 1 {
+                break 'outer;
+            }
+            total = add(total, a * 10 + b).await?;
+        }
+    }
+    Ok(total + found)
+}
+
+#[workflow]
+async fn for_over_vec(items: Vec<String>) -> Result<Vec<String>, WorkflowError> {
+    let mut out = Vec::new();
+    for (idx, item) in items.into_iter().enumerate() {
+        if item.is_empty() {
+            continue;
+        }
+        let v = fetch(item).await?;
+        out.push(format!("{idx}:{v}"));
+    }
+    {
+        let nested = out.len() as u64;
+        let n = add(nested, 1).await?;
+        out.push(n.to_string());
+    }
+    Ok(out)
+}
+
+#[workflow]
+async fn errors(key: String) -> Result<String, WorkflowError> {
+    let first = fetch(key.clone()).await;
+    let text = match first {
+        Ok(v) => v,
+        Err(e) => format!("recovered from {}", e.message()),
+    };
+    let n: u64 = text.len().to_string().parse::<u64>().map_err(|e| WorkflowError(e.to_string()))?;
+    let v = fetch(key).await?;
+    Ok(format!("{text}/{n}/{v}"))
+}
+
+#[workflow]
+async fn helpers_and_literals(p: Point) -> Result<(Point, Vec<u64>, Shape), WorkflowError> {
+    let scaled = scale(&p, 2);
+    let s = add(scaled.x, scaled.y).await?;
+    let shape = if s > 10 { Shape::Big { size: s } } else { Shape::Small(s) };
+    let extra = add(1, 2).await?;
+    let v = vec![s, extra];
+    Ok((Point { x: s, y: extra }, v, shape))
+}
+
+#[workflow]
+async fn no_awaits(x: u64) -> u64 {
+    x + 1
+}
+
+#[workflow]
+async fn unit_result(msg: String) {
+    record(msg).await.ok();
+}
+
+#[workflow]
+async fn two_params(a: u64, b: String) -> Result<String, WorkflowError> {
+    let n = add(a, 1).await?;
+    Ok(format!("{b}{n}"))
+}
+
+/// Runs both ways and checks they agree; `failures` scripts which `fetch`
+/// calls fail, identically for both runs.
+async fn both<W: durable_runtime::Workflow>(
+    inline: impl std::future::Future<Output = W::Output>,
+    call: durable_runtime::WorkflowCall<W>,
+    failures: &[bool],
+) -> W::Output
+where
+    W::Output: PartialEq + std::fmt::Debug,
+{
+    take_log();
+    FAILURES.with(|f| *f.borrow_mut() = failures.iter().copied().collect());
+    let expected = inline.await;
+    let expected_log = take_log();
+    FAILURES.with(|f| *f.borrow_mut() = failures.iter().copied().collect());
+    let run = run_stepwise(call).await.expect("stepwise run");
+    let log = take_log();
+    assert_eq!(run.output, expected, "output differs from the plain async fn");
+    assert_eq!(log, expected_log, "activity calls differ from the plain async fn");
+    assert_eq!(run.requests.len(), log.len(), "one request per activity call");
+    run.output
+}
+
+#[tokio::test]
+async fn let_patterns_and_shadowing_match_the_async_fn() {
+    let out = both(let_patterns_and_shadowing::run_inline(3), let_patterns_and_shadowing(3), &[]).await;
+    assert_eq!(out.unwrap(), 18);
+}
+
+#[tokio::test]
+async fn if_else_chains_and_early_return_match_the_async_fn() {
+    for n in [0, 1, 3, 5, 11, 12, 15, 30] {
+        both(branches::run_inline(n), branches(n), &[]).await.unwrap();
+    }
+    assert_eq!(both(branches::run_inline(12), branches(12), &[]).await.unwrap(), "v-fizz!/v-v-fizz!");
+}
+
+#[tokio::test]
+async fn match_with_guards_and_bindings_matches_the_async_fn() {
+    for c in [Choice::A(500), Choice::A(1), Choice::B { x: 2, y: 4 }, Choice::C] {
+        both(matching::run_inline(c.clone()), matching(c), &[]).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn loops_with_labels_and_break_values_match_the_async_fn() {
+    for limit in [0, 5, 40] {
+        both(loops::run_inline(limit), loops(limit), &[]).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn for_over_a_vec_and_nested_blocks_match_the_async_fn() {
+    let items = vec!["a".to_string(), String::new(), "c".to_string()];
+    let out = both(for_over_vec::run_inline(items.clone()), for_over_vec(items), &[]).await.unwrap();
+    assert_eq!(out, vec!["0:v-a", "2:v-c", "3"]);
+}
+
+#[tokio::test]
+async fn question_mark_and_matched_errors_match_the_async_fn() {
+    for script in [&[][..], &[true], &[false, true], &[true, true]] {
+        both(errors::run_inline("k".into()), errors("k".into()), script).await.ok();
+    }
+    let out = both(errors::run_inline("k".into()), errors("k".into()), &[true, true]).await;
+    assert_eq!(out, Err(WorkflowError("error: cannot fetch k".into())));
+}
+
+#[tokio::test]
+async fn helpers_and_literals_match_the_async_fn() {
+    let p = Point { x: 2, y: 3 };
+    let out = both(helpers_and_literals::run_inline(p.clone()), helpers_and_literals(p), &[]).await.unwrap();
+    assert_eq!(out, (Point { x: 10, y: 3 }, vec![10, 3], Shape::Small(10)));
+}
+
+#[tokio::test]
+async fn degenerate_shapes_work() {
+    assert_eq!(both(no_awaits::run_inline(1), no_awaits(1), &[]).await, 2);
+    both(unit_result::run_inline("x".into()), unit_result("x".into()), &[]).await;
+    assert_eq!(both(two_params::run_inline(1, "n".into()), two_params(1, "n".into()), &[]).await.unwrap(), "n2");
+}
+
+#[test]
+fn variant_names_are_stable_and_fingerprints_distinct() {
+    use durable_runtime::Workflow;
+    let names: Vec<_> = loops::VARIANTS.iter().map(|v| v.name).collect();
+    assert_eq!(names[0], "Start");
+    assert!(names.contains(&"Add") && names.contains(&"Add2"), "{names:?}");
+    let fps: std::collections::HashSet<_> = loops::VARIANTS.iter().map(|v| v.fingerprint).collect();
+    assert_eq!(fps.len(), loops::VARIANTS.len(), "each variant has its own fingerprint");
+    assert_ne!(loops::FINGERPRINT, branches::FINGERPRINT);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn stepwise_agrees_with_async_fn_under_random_failures(n in 0u64..40, failures in proptest::collection::vec(any::<bool>(), 0..4)) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            both(branches::run_inline(n), branches(n), &failures).await.ok();
+            both(errors::run_inline(format!("k{n}")), errors(format!("k{n}")), &failures).await.ok();
+            let items: Vec<String> = (0..n % 5).map(|i| format!("i{i}")).collect();
+            both(for_over_vec::run_inline(items.clone()), for_over_vec(items), &failures).await.ok();
+        });
+    }
+}
