@@ -31,7 +31,8 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn debug_print(kind: &str, tokens: &TokenStream2) {
     if std::env::var_os("DURABLE_MACROS_DEBUG").is_some() {
-        let text = syn::parse2::<syn::File>(tokens.clone()).map_or_else(|_| tokens.to_string(), |f| prettyplease::unparse(&f));
+        let text = syn::parse2::<syn::File>(tokens.clone())
+            .map_or_else(|_| tokens.to_string(), |f| prettyplease::unparse(&f));
         eprintln!("// #[{kind}] expansion\n{text}");
     }
 }
@@ -45,7 +46,11 @@ pub(crate) fn expand_workflow(args: TokenStream2, item: TokenStream2) -> TokenSt
     };
     let cx = Ctxt::new();
     let wf = parse::workflow::parse(&cx, args, item.clone());
-    let analysis = if cx.has_errors() { None } else { analyze::analyze(&cx, &wf) };
+    let analysis = if cx.has_errors() {
+        None
+    } else {
+        analyze::analyze(&cx, &wf)
+    };
     let out = analysis.as_ref().map(codegen::workflow);
     match (cx.check(), out) {
         (Ok(()), Some(out)) => {
@@ -54,7 +59,10 @@ pub(crate) fn expand_workflow(args: TokenStream2, item: TokenStream2) -> TokenSt
         }
         (Err(e), _) => with_fallback(e, fallback(&wf.krate, &item, true)),
         (Ok(()), None) => with_fallback(
-            syn::Error::new_spanned(&item.sig.ident, "internal error in #[workflow]: analysis produced nothing; please report this"),
+            syn::Error::new_spanned(
+                &item.sig.ident,
+                "internal error in #[workflow]: analysis produced nothing; please report this",
+            ),
             fallback(&wf.krate, &item, true),
         ),
     }

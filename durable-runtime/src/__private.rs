@@ -6,8 +6,8 @@ pub use crate::activity::{Activity, ActivityCall, ActivityOptions, BoxFuture, Re
 pub use crate::codec::{CodecError, decode};
 pub use crate::command::Command;
 pub use crate::workflow::{
-    FromResidual, Marker, Op, Outcome, QuestionMark, Remaining, Step, StepError, VariantInfo, Workflow, WorkflowCall, decode_result,
-    executor_of, finish, suspend, to_json,
+    FromResidual, Marker, Op, Outcome, QuestionMark, Remaining, Step, StepError, VariantInfo,
+    Workflow, WorkflowCall, decode_result, executor_of, finish, suspend, to_json,
 };
 pub use std::ops::ControlFlow;
 pub use std::time::Duration;

@@ -57,7 +57,9 @@ where
 
 /// An activity's error type. [`ActivityError`] implements it; implement it for
 /// your own error to return that from activities.
-pub trait ActivityFailure: std::fmt::Display + Serialize + DeserializeOwned + Send + 'static {
+pub trait ActivityFailure:
+    std::fmt::Display + Serialize + DeserializeOwned + Send + 'static
+{
     /// Whether another attempt may succeed. Default: yes.
     fn is_retryable(&self) -> bool {
         true
@@ -172,7 +174,8 @@ impl RetryPolicy {
     /// The wait before attempt `next_attempt` (2 for the first retry).
     pub fn backoff(&self, next_attempt: u32) -> Duration {
         let exponent = next_attempt.saturating_sub(2).min(64) as i32;
-        let secs = self.initial_interval.as_secs_f64() * self.backoff_coefficient.max(1.0).powi(exponent);
+        let secs =
+            self.initial_interval.as_secs_f64() * self.backoff_coefficient.max(1.0).powi(exponent);
         let capped = secs.min(self.maximum_interval.as_secs_f64());
         Duration::try_from_secs_f64(capped).unwrap_or(self.maximum_interval)
     }
@@ -225,7 +228,12 @@ impl ActivityContext {
 pub struct ActivityVTable {
     /// The activity's name.
     pub name: &'static str,
-    pub(crate) run: fn(&[u8], ActivityContext) -> Result<BoxFuture<Result<(Vec<u8>, Option<Failure>), CodecError>>, CodecError>,
+    pub(crate) run:
+        fn(
+            &[u8],
+            ActivityContext,
+        )
+            -> Result<BoxFuture<Result<(Vec<u8>, Option<Failure>), CodecError>>, CodecError>,
     pub(crate) fail: fn(ActivityError) -> Result<Vec<u8>, CodecError>,
 }
 
@@ -264,7 +272,10 @@ impl<A: Activity> ActivityCall<A> {
     /// Wraps an activity's input. Generated code calls this.
     #[doc(hidden)]
     pub fn new(input: A::Input) -> Self {
-        ActivityCall { input, options: A::options() }
+        ActivityCall {
+            input,
+            options: A::options(),
+        }
     }
 
     /// Overrides the retry policy for this call.
@@ -326,7 +337,11 @@ mod tests {
         assert_eq!(p.backoff(4), Duration::from_millis(400));
         assert_eq!(p.backoff(5), Duration::from_millis(500));
         assert_eq!(p.backoff(1000), Duration::from_millis(500));
-        let f = |kind: &str, retryable| Failure { kind: kind.into(), message: String::new(), retryable };
+        let f = |kind: &str, retryable| Failure {
+            kind: kind.into(),
+            message: String::new(),
+            retryable,
+        };
         assert!(p.allows_retry(1, &f("error", true)));
         assert!(!p.allows_retry(4, &f("error", true)));
         assert!(!p.allows_retry(1, &f("declined", true)));

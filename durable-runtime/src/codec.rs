@@ -18,7 +18,9 @@ pub enum CodecError {
     #[error("[DURABLE-CODEC] empty record: no envelope byte")]
     Empty,
     /// The envelope names a format this build does not know.
-    #[error("[DURABLE-CODEC] unknown envelope format {found} (this build reads format {FORMAT_V1})")]
+    #[error(
+        "[DURABLE-CODEC] unknown envelope format {found} (this build reads format {FORMAT_V1})"
+    )]
     UnknownFormat {
         /// The format byte that was found.
         found: u8,
@@ -62,7 +64,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
         type_name: std::any::type_name::<T>(),
         reason,
     };
-    let (value, rest) = postcard::take_from_bytes(payload).map_err(|e| decode_err(e.to_string()))?;
+    let (value, rest) =
+        postcard::take_from_bytes(payload).map_err(|e| decode_err(e.to_string()))?;
     if !rest.is_empty() {
         return Err(decode_err(format!("{} trailing bytes", rest.len())));
     }
@@ -80,11 +83,20 @@ mod tests {
         assert_eq!(bytes[0], FORMAT_V1);
         assert_eq!(decode::<(String, u64, Vec<u8>)>(&bytes).unwrap(), v);
         assert_eq!(decode::<u8>(&[]), Err(CodecError::Empty));
-        assert!(matches!(decode::<u8>(&[9, 1]), Err(CodecError::UnknownFormat { found: 9 })));
+        assert!(matches!(
+            decode::<u8>(&[9, 1]),
+            Err(CodecError::UnknownFormat { found: 9 })
+        ));
         let mut long = bytes.clone();
         long.push(0);
-        assert!(matches!(decode::<(String, u64, Vec<u8>)>(&long), Err(CodecError::Decode { .. })));
-        assert!(matches!(decode::<(String, u64, Vec<u8>)>(&bytes[..3]), Err(CodecError::Decode { .. })));
+        assert!(matches!(
+            decode::<(String, u64, Vec<u8>)>(&long),
+            Err(CodecError::Decode { .. })
+        ));
+        assert!(matches!(
+            decode::<(String, u64, Vec<u8>)>(&bytes[..3]),
+            Err(CodecError::Decode { .. })
+        ));
     }
 
     proptest::proptest! {

@@ -70,7 +70,9 @@ pub(crate) struct InstanceRecord {
 }
 
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A registered workflow, type-erased.
@@ -108,6 +110,25 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// A spawned task that is aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
 /// Why an instance stopped running in this process.
 enum Halt {
     /// It reached a terminal status (already committed).
@@ -117,8 +138,14 @@ enum Halt {
 }
 
 impl Engine {
-    pub(crate) fn load(&self, id: &str) -> Result<Option<Result<InstanceRecord, CodecError>>, StoreError> {
-        Ok(self.store.get(&keys::instance(id))?.map(|bytes| codec::decode(&bytes)))
+    pub(crate) fn load(
+        &self,
+        id: &str,
+    ) -> Result<Option<Result<InstanceRecord, CodecError>>, StoreError> {
+        Ok(self
+            .store
+            .get(&keys::instance(id))?
+            .map(|bytes| codec::decode(&bytes)))
     }
 
     pub(crate) async fn save(&self, id: &str, record: &InstanceRecord) -> Result<(), StoreError> {
@@ -134,20 +161,31 @@ impl Engine {
     }
 
     fn wake(&self, id: &str) {
-        let notify = self.waiters.lock().expect("waiters lock poisoned").remove(id);
+        let notify = self
+            .waiters
+            .lock()
+            .expect("waiters lock poisoned")
+            .remove(id);
         if let Some(notify) = notify {
             notify.notify_waiters();
         }
     }
 
     /// Applies the outcome of the generated code to `record` (not yet saved).
-    pub(crate) fn apply(record: &mut InstanceRecord, outcome: Result<Result<Outcome, StepError>, String>) {
+    pub(crate) fn apply(
+        record: &mut InstanceRecord,
+        outcome: Result<Result<Outcome, StepError>, String>,
+    ) {
         record.step += 1;
         record.failed_attempts = 0;
         record.last_error = None;
         record.updated_ms = now_ms();
         match outcome {
-            Ok(Ok(Outcome::Await { state, variant, request })) => {
+            Ok(Ok(Outcome::Await {
+                state,
+                variant,
+                request,
+            })) => {
                 record.state = state;
                 record.variant = variant.to_owned();
                 record.pending = Some(request);
@@ -178,7 +216,12 @@ impl Engine {
     }
 
     /// Spawns the task that drives instance `id` from `record` to the end.
-    pub(crate) fn spawn(self: &Arc<Self>, id: String, record: InstanceRecord, entry: WorkflowEntry) {
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        id: String,
+        record: InstanceRecord,
+        entry: WorkflowEntry,
+    ) {
         let engine = self.clone();
         let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
         // reap finished tasks so the set does not grow without bound
@@ -186,7 +229,9 @@ impl Engine {
         tasks.spawn(async move {
             match engine.drive(&id, record, entry).await {
                 Halt::Finished => engine.wake(&id),
-                Halt::Store(e) => tracing::error!(instance = %id, error = %e, "instance stopped: store failed"),
+                Halt::Store(e) => {
+                    tracing::error!(instance = %id, error = %e, "instance stopped: store failed")
+                }
             }
         });
     }
@@ -201,7 +246,12 @@ impl Engine {
                 Err(halt) => return halt,
             };
             let state = std::mem::take(&mut record.state);
-            let outcome = guarded(|| (entry.drive)(Op::Resume { state: &state, result: &result }));
+            let outcome = guarded(|| {
+                (entry.drive)(Op::Resume {
+                    state: &state,
+                    result: &result,
+                })
+            });
             record.state = state;
             Self::apply(&mut record, outcome);
             tracing::debug!(instance = %id, step = record.step, variant = %record.variant, "transition");
@@ -212,19 +262,40 @@ impl Engine {
     }
 
     /// Carries out `request` and returns the encoded output of its command.
-    async fn execute(&self, id: &str, record: &mut InstanceRecord, request: &Request, entry: WorkflowEntry) -> Result<Vec<u8>, Halt> {
+    async fn execute(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        request: &Request,
+        entry: WorkflowEntry,
+    ) -> Result<Vec<u8>, Halt> {
         let encoded = match request {
             Request::Now => codec::encode(&SystemTime::now()),
             Request::RandomU64 => codec::encode(&rand::random::<u64>()),
-            Request::Activity { name, input, options } => {
-                let executor = guarded(|| (entry.drive)(Op::Executor { state: &record.state }));
+            Request::Activity {
+                name,
+                input,
+                options,
+            } => {
+                let executor = guarded(|| {
+                    (entry.drive)(Op::Executor {
+                        state: &record.state,
+                    })
+                });
                 let vtable = match executor {
-                    Ok(Ok(Outcome::Executor(Executor::Activity(vtable)))) if vtable.name == name => vtable,
+                    Ok(Ok(Outcome::Executor(Executor::Activity(vtable))))
+                        if vtable.name == name =>
+                    {
+                        vtable
+                    }
                     other => {
                         let why = match other {
                             Ok(Err(e)) => e.to_string(),
                             Err(p) => p,
-                            Ok(Ok(_)) => format!("state `{}` does not await activity `{name}`", record.variant),
+                            Ok(Ok(_)) => format!(
+                                "state `{}` does not await activity `{name}`",
+                                record.variant
+                            ),
                         };
                         return self.fail(id, record, why).await;
                     }
@@ -239,13 +310,19 @@ impl Engine {
                     };
                     let started = std::time::Instant::now();
                     let outcome = {
-                        let _permit = self.activity_slots.acquire().await.map_err(|_| Halt::Store(StoreError::Closed))?;
+                        let _permit = self
+                            .activity_slots
+                            .acquire()
+                            .await
+                            .map_err(|_| Halt::Store(StoreError::Closed))?;
                         let future = match (vtable.run)(input, ctx) {
                             Ok(future) => future,
                             Err(e) => return self.fail(id, record, e.to_string()).await,
                         };
-                        // a task of its own so that a panic is caught and reported, not propagated
-                        let task = tokio::spawn(AssertUnwindSafe(future).catch_unwind());
+                        // a task of its own so that a panic is caught and reported, not
+                        // propagated; aborted with the instance task (runtime shutdown)
+                        let task =
+                            AbortOnDrop(tokio::spawn(AssertUnwindSafe(future).catch_unwind()));
                         let joined = match options.start_to_close_timeout {
                             Some(limit) => match tokio::time::timeout(limit, task).await {
                                 Ok(joined) => Some(joined),
@@ -255,7 +332,9 @@ impl Engine {
                         };
                         match joined {
                             Some(Ok(Ok(Ok((bytes, failure))))) => Ok((bytes, failure)),
-                            Some(Ok(Ok(Err(codec_error)))) => return self.fail(id, record, codec_error.to_string()).await,
+                            Some(Ok(Ok(Err(codec_error)))) => {
+                                return self.fail(id, record, codec_error.to_string()).await;
+                            }
                             Some(Ok(Err(panic))) => Err(Failure {
                                 kind: "panic".into(),
                                 message: panic_message(panic.as_ref()),
@@ -268,7 +347,10 @@ impl Engine {
                             }),
                             None => Err(Failure {
                                 kind: "timeout".into(),
-                                message: format!("attempt exceeded its start-to-close timeout of {:?}", options.start_to_close_timeout.unwrap_or_default()),
+                                message: format!(
+                                    "attempt exceeded its start-to-close timeout of {:?}",
+                                    options.start_to_close_timeout.unwrap_or_default()
+                                ),
                                 retryable: true,
                             }),
                         }
@@ -282,7 +364,9 @@ impl Engine {
                     if !options.retry.allows_retry(attempt, &failure) {
                         break match bytes {
                             Some(bytes) => Ok(bytes),
-                            None => (vtable.fail)(ActivityError::retryable(failure.message).with_kind(failure.kind)),
+                            None => (vtable.fail)(
+                                ActivityError::retryable(failure.message).with_kind(failure.kind),
+                            ),
                         };
                     }
                     record.failed_attempts = attempt;
@@ -321,7 +405,10 @@ impl Engine {
                 Ok(record) => record,
                 Err(e) => {
                     // the bytes are left untouched: never drop what cannot be read
-                    self.park_report(ResumeError::Undecodable { instance: id, reason: e.to_string() });
+                    self.park_report(ResumeError::Undecodable {
+                        instance: id,
+                        reason: e.to_string(),
+                    });
                     continue;
                 }
             };
@@ -354,15 +441,21 @@ impl Engine {
 
     fn park_report(&self, reason: ResumeError) {
         tracing::error!(error = %reason, "instance parked");
-        self.parked.lock().expect("parked lock poisoned").push(reason);
+        self.parked
+            .lock()
+            .expect("parked lock poisoned")
+            .push(reason);
     }
 
     /// Whether this code can resume `record`.
     fn check(&self, id: &str, record: &InstanceRecord) -> Result<WorkflowEntry, ResumeError> {
-        let entry = self.workflows.get(record.workflow.as_str()).ok_or_else(|| ResumeError::NotRegistered {
-            workflow: record.workflow.clone(),
-            instance: id.to_owned(),
-        })?;
+        let entry = self
+            .workflows
+            .get(record.workflow.as_str())
+            .ok_or_else(|| ResumeError::NotRegistered {
+                workflow: record.workflow.clone(),
+                instance: id.to_owned(),
+            })?;
         if entry.fingerprint != record.fingerprint {
             return Err(ResumeError::ShapeMismatch {
                 workflow: record.workflow.clone(),
@@ -373,13 +466,26 @@ impl Engine {
         }
         // the state must decode under this code, or the instance would fail mid-way
         if record.pending.is_some() {
-            match guarded(|| (entry.drive)(Op::Check { state: &record.state })) {
+            match guarded(|| {
+                (entry.drive)(Op::Check {
+                    state: &record.state,
+                })
+            }) {
                 Ok(Ok(_)) => {}
-                Ok(Err(source)) => return Err(ResumeError::Step { instance: id.to_owned(), source }),
-                Err(panic) => return Err(ResumeError::Undecodable { instance: id.to_owned(), reason: panic }),
+                Ok(Err(source)) => {
+                    return Err(ResumeError::Step {
+                        instance: id.to_owned(),
+                        source,
+                    });
+                }
+                Err(panic) => {
+                    return Err(ResumeError::Undecodable {
+                        instance: id.to_owned(),
+                        reason: panic,
+                    });
+                }
             }
         }
         Ok(*entry)
     }
 }
-

@@ -45,7 +45,9 @@ pub enum StartError {
         found: String,
     },
     /// The workflow was not registered on the runtime's builder.
-    #[error("[DURABLE-UNREGISTERED] workflow `{workflow}` is not registered; add `.workflow::<{workflow}>()` to the runtime builder")]
+    #[error(
+        "[DURABLE-UNREGISTERED] workflow `{workflow}` is not registered; add `.workflow::<{workflow}>()` to the runtime builder"
+    )]
     NotRegistered {
         /// The workflow.
         workflow: &'static str,
@@ -122,7 +124,9 @@ pub enum ResumeError {
         instance: String,
     },
     /// No workflow of that name is registered.
-    #[error("[DURABLE-UNREGISTERED] instance `{instance}` runs workflow `{workflow}`, which is not registered; instance parked")]
+    #[error(
+        "[DURABLE-UNREGISTERED] instance `{instance}` runs workflow `{workflow}`, which is not registered; instance parked"
+    )]
     NotRegistered {
         /// The workflow.
         workflow: String,
@@ -130,7 +134,9 @@ pub enum ResumeError {
         instance: String,
     },
     /// The record or the state inside it does not decode.
-    #[error("[DURABLE-UNDECODABLE] instance `{instance}` cannot be decoded: {reason}; instance parked")]
+    #[error(
+        "[DURABLE-UNDECODABLE] instance `{instance}` cannot be decoded: {reason}; instance parked"
+    )]
     Undecodable {
         /// The instance id.
         instance: String,

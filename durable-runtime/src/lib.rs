@@ -105,6 +105,7 @@ impl From<ActivityError> for WorkflowError {
 /// Everything a workflow file needs: `use durable_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        ActivityContext, ActivityError, IdPolicy, RetryPolicy, Runtime, WorkflowError, WorkflowHandle, activity, now, random_u64, workflow,
+        ActivityContext, ActivityError, IdPolicy, RetryPolicy, Runtime, WorkflowError,
+        WorkflowHandle, activity, now, random_u64, workflow,
     };
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Semaphore;
 
@@ -103,7 +103,9 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("resumed", &self.resumed).finish()
+        f.debug_struct("Runtime")
+            .field("resumed", &self.resumed)
+            .finish()
     }
 }
 
@@ -124,7 +126,11 @@ impl Runtime {
     /// Instances found on open that this code cannot run, with the reason
     /// for each. They are kept in the store, marked [`Status::Parked`].
     pub fn parked(&self) -> Vec<ResumeError> {
-        self.engine.parked.lock().expect("parked lock poisoned").clone()
+        self.engine
+            .parked
+            .lock()
+            .expect("parked lock poisoned")
+            .clone()
     }
 
     /// Starts instance `id` of the workflow called in `call`
@@ -134,16 +140,31 @@ impl Runtime {
     /// [`StartError::AlreadyExists`] if `id` exists and `policy` is
     /// [`IdPolicy::Reject`]; [`StartError::NotRegistered`] if `W` was not
     /// registered on the builder.
-    pub async fn start<W: Workflow>(&self, id: impl Into<String>, call: WorkflowCall<W>, policy: IdPolicy) -> Result<WorkflowHandle<W>, StartError> {
+    pub async fn start<W: Workflow>(
+        &self,
+        id: impl Into<String>,
+        call: WorkflowCall<W>,
+        policy: IdPolicy,
+    ) -> Result<WorkflowHandle<W>, StartError> {
         let id = id.into();
-        let entry = *self.engine.workflows.get(W::NAME).ok_or(StartError::NotRegistered { workflow: W::NAME })?;
+        let entry = *self
+            .engine
+            .workflows
+            .get(W::NAME)
+            .ok_or(StartError::NotRegistered { workflow: W::NAME })?;
         let input = codec::encode(&call.input)?;
         let _claim = Claim::take(&self.engine, &id).await;
         if let Some(existing) = self.engine.load(&id)? {
-            let workflow = existing.map(|r| r.workflow).unwrap_or_else(|_| "<undecodable>".to_owned());
+            let workflow = existing
+                .map(|r| r.workflow)
+                .unwrap_or_else(|_| "<undecodable>".to_owned());
             return match policy {
                 IdPolicy::UseExisting if workflow == W::NAME => Ok(self.handle(id)),
-                IdPolicy::UseExisting => Err(StartError::WrongWorkflow { id, expected: W::NAME, found: workflow }),
+                IdPolicy::UseExisting => Err(StartError::WrongWorkflow {
+                    id,
+                    expected: W::NAME,
+                    found: workflow,
+                }),
                 IdPolicy::Reject => Err(StartError::AlreadyExists { id, workflow }),
             };
         }
@@ -178,15 +199,17 @@ impl Runtime {
     pub fn handle<W: Workflow>(&self, id: impl Into<String>) -> WorkflowHandle<W> {
         WorkflowHandle {
             id: id.into(),
-            engine: self.engine.clone(),
+            engine: Arc::downgrade(&self.engine),
             _workflow: PhantomData,
         }
     }
 
     /// Stops every instance task and closes the store. Instances not finished
-    /// resume when a runtime opens the store again.
+    /// resume when a runtime opens the store again. Handles of this runtime
+    /// answer [`StoreError::Closed`] afterwards.
     pub async fn shutdown(self) {
-        let mut tasks = std::mem::take(&mut *self.engine.tasks.lock().expect("tasks lock poisoned"));
+        let mut tasks =
+            std::mem::take(&mut *self.engine.tasks.lock().expect("tasks lock poisoned"));
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
     }
@@ -201,8 +224,16 @@ struct Claim<'a> {
 impl<'a> Claim<'a> {
     async fn take(engine: &'a Engine, id: &str) -> Claim<'a> {
         loop {
-            if engine.creating.lock().expect("creating lock poisoned").insert(id.to_owned()) {
-                return Claim { engine, id: id.to_owned() };
+            if engine
+                .creating
+                .lock()
+                .expect("creating lock poisoned")
+                .insert(id.to_owned())
+            {
+                return Claim {
+                    engine,
+                    id: id.to_owned(),
+                };
             }
             tokio::task::yield_now().await;
         }
@@ -242,7 +273,8 @@ pub struct Description {
 /// A handle to one workflow instance.
 pub struct WorkflowHandle<W: Workflow> {
     id: String,
-    engine: Arc<Engine>,
+    // weak: a handle does not keep a shut-down runtime's store open
+    engine: Weak<Engine>,
     _workflow: PhantomData<fn() -> W>,
 }
 
@@ -268,14 +300,26 @@ impl<W: Workflow> WorkflowHandle<W> {
         &self.id
     }
 
+    fn engine(&self) -> Result<Arc<Engine>, ResultError> {
+        self.engine
+            .upgrade()
+            .ok_or(ResultError::Store(StoreError::Closed))
+    }
+
     fn record(&self) -> Result<InstanceRecord, ResultError> {
         let record = self
-            .engine
+            .engine()?
             .load(&self.id)?
-            .ok_or_else(|| ResultError::NotFound { id: self.id.clone() })?
+            .ok_or_else(|| ResultError::NotFound {
+                id: self.id.clone(),
+            })?
             .map_err(|e| ResultError::Parked {
                 id: self.id.clone(),
-                reason: ResumeError::Undecodable { instance: self.id.clone(), reason: e.to_string() }.to_string(),
+                reason: ResumeError::Undecodable {
+                    instance: self.id.clone(),
+                    reason: e.to_string(),
+                }
+                .to_string(),
             })?;
         if record.workflow != W::NAME {
             return Err(ResultError::WrongWorkflow {
@@ -310,8 +354,14 @@ impl<W: Workflow> WorkflowHandle<W> {
         }
         match W::drive(Op::Json { state: &r.state }) {
             Ok(Outcome::Json(json)) => Ok(json),
-            Ok(_) => Err(ResultError::Failed { id: self.id.clone(), message: "generated code did not render JSON".into() }),
-            Err(e) => Err(ResultError::Failed { id: self.id.clone(), message: e.to_string() }),
+            Ok(_) => Err(ResultError::Failed {
+                id: self.id.clone(),
+                message: "generated code did not render JSON".into(),
+            }),
+            Err(e) => Err(ResultError::Failed {
+                id: self.id.clone(),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -323,7 +373,7 @@ impl<W: Workflow> WorkflowHandle<W> {
     /// [`ResultError::NotFound`] for an unknown id.
     pub async fn result(&self) -> Result<W::Output, ResultError> {
         loop {
-            let notify = self.engine.waiter(&self.id);
+            let notify = self.engine()?.waiter(&self.id);
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();

@@ -33,7 +33,9 @@ pub enum StepwiseError {
 /// each activity runs exactly once (no retries). Compare it with the
 /// generated `run_inline` to check that the state machine behaves as the
 /// original `async fn`.
-pub async fn run_stepwise<W: Workflow>(call: WorkflowCall<W>) -> Result<StepwiseRun<W::Output>, StepwiseError> {
+pub async fn run_stepwise<W: Workflow>(
+    call: WorkflowCall<W>,
+) -> Result<StepwiseRun<W::Output>, StepwiseError> {
     let input = codec::encode(&call.input)?;
     let mut outcome = W::drive(Op::Start(&input))?;
     let mut requests = Vec::new();
@@ -48,14 +50,20 @@ pub async fn run_stepwise<W: Workflow>(call: WorkflowCall<W>) -> Result<Stepwise
                     variants,
                 });
             }
-            Outcome::Await { state, variant, request } => {
+            Outcome::Await {
+                state,
+                variant,
+                request,
+            } => {
                 step += 1;
                 variants.push(variant);
                 let result = match &request {
                     Request::Now => codec::encode(&std::time::SystemTime::now())?,
                     Request::RandomU64 => codec::encode(&rand::random::<u64>())?,
                     Request::Activity { input, .. } => {
-                        let Outcome::Executor(Executor::Activity(vtable)) = W::drive(Op::Executor { state: &state })? else {
+                        let Outcome::Executor(Executor::Activity(vtable)) =
+                            W::drive(Op::Executor { state: &state })?
+                        else {
                             return Err(StepError::WrongVariant {
                                 workflow: W::NAME,
                                 variant,
@@ -75,7 +83,10 @@ pub async fn run_stepwise<W: Workflow>(call: WorkflowCall<W>) -> Result<Stepwise
                 requests.push(request);
                 // the state lives only as bytes between steps, as in the store
                 let state = state.clone();
-                outcome = W::drive(Op::Resume { state: &state, result: &result })?;
+                outcome = W::drive(Op::Resume {
+                    state: &state,
+                    result: &result,
+                })?;
             }
             other => {
                 return Err(StepError::Json(format!("unexpected outcome {other:?}")).into());

@@ -149,7 +149,10 @@ impl<C> std::fmt::Debug for Marker<C> {
 /// Suspends at an await point: turns the awaited command into a request and
 /// builds the state that waits for it.
 #[doc(hidden)]
-pub fn suspend<C: Command, S, O>(command: C, state: impl FnOnce(Marker<C>) -> S) -> Result<Step<S, O>, CodecError> {
+pub fn suspend<C: Command, S, O>(
+    command: C,
+    state: impl FnOnce(Marker<C>) -> S,
+) -> Result<Step<S, O>, CodecError> {
     let request = command.into_request()?;
     Ok(Step::Await(state(Marker::default()), request))
 }
@@ -185,7 +188,9 @@ pub fn finish<S: Serialize, O: Serialize>(
 /// Renders a decoded state as JSON.
 #[doc(hidden)]
 pub fn to_json<S: Serialize>(state: &S) -> Result<Outcome, StepError> {
-    serde_json::to_value(state).map(Outcome::Json).map_err(|e| StepError::Json(e.to_string()))
+    serde_json::to_value(state)
+        .map(Outcome::Json)
+        .map_err(|e| StepError::Json(e.to_string()))
 }
 
 /// A call of a workflow function: the workflow and its input, ready to be

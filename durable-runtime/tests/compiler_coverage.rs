@@ -72,7 +72,10 @@ pub enum Choice {
 }
 
 fn scale(p: &Point, by: u64) -> Point {
-    Point { x: p.x * by, y: p.y * by }
+    Point {
+        x: p.x * by,
+        y: p.y * by,
+    }
 }
 
 #[workflow]
@@ -189,7 +192,11 @@ async fn errors(key: String) -> Result<String, WorkflowError> {
         Ok(v) => v,
         Err(e) => format!("recovered from {}", e.message()),
     };
-    let n: u64 = text.len().to_string().parse::<u64>().map_err(|e| WorkflowError(e.to_string()))?;
+    let n: u64 = text
+        .len()
+        .to_string()
+        .parse::<u64>()
+        .map_err(|e| WorkflowError(e.to_string()))?;
     let v = fetch(key).await?;
     Ok(format!("{text}/{n}/{v}"))
 }
@@ -198,7 +205,11 @@ async fn errors(key: String) -> Result<String, WorkflowError> {
 async fn helpers_and_literals(p: Point) -> Result<(Point, Vec<u64>, Shape), WorkflowError> {
     let scaled = scale(&p, 2);
     let s = add(scaled.x, scaled.y).await?;
-    let shape = if s > 10 { Shape::Big { size: s } } else { Shape::Small(s) };
+    let shape = if s > 10 {
+        Shape::Big { size: s }
+    } else {
+        Shape::Small(s)
+    };
     let extra = add(1, 2).await?;
     let v = vec![s, extra];
     Ok((Point { x: s, y: extra }, v, shape))
@@ -237,68 +248,132 @@ where
     FAILURES.with(|f| *f.borrow_mut() = failures.iter().copied().collect());
     let run = run_stepwise(call).await.expect("stepwise run");
     let log = take_log();
-    assert_eq!(run.output, expected, "output differs from the plain async fn");
-    assert_eq!(log, expected_log, "activity calls differ from the plain async fn");
-    assert_eq!(run.requests.len(), log.len(), "one request per activity call");
+    assert_eq!(
+        run.output, expected,
+        "output differs from the plain async fn"
+    );
+    assert_eq!(
+        log, expected_log,
+        "activity calls differ from the plain async fn"
+    );
+    assert_eq!(
+        run.requests.len(),
+        log.len(),
+        "one request per activity call"
+    );
     run.output
 }
 
 #[tokio::test]
 async fn let_patterns_and_shadowing_match_the_async_fn() {
-    let out = both(let_patterns_and_shadowing::run_inline(3), let_patterns_and_shadowing(3), &[]).await;
+    let out = both(
+        let_patterns_and_shadowing::run_inline(3),
+        let_patterns_and_shadowing(3),
+        &[],
+    )
+    .await;
     assert_eq!(out.unwrap(), 18);
 }
 
 #[tokio::test]
 async fn if_else_chains_and_early_return_match_the_async_fn() {
     for n in [0, 1, 3, 5, 11, 12, 15, 30] {
-        both(branches::run_inline(n), branches(n), &[]).await.unwrap();
+        both(branches::run_inline(n), branches(n), &[])
+            .await
+            .unwrap();
     }
-    assert_eq!(both(branches::run_inline(12), branches(12), &[]).await.unwrap(), "v-fizz!/v-v-fizz!");
+    assert_eq!(
+        both(branches::run_inline(12), branches(12), &[])
+            .await
+            .unwrap(),
+        "v-fizz!/v-v-fizz!"
+    );
 }
 
 #[tokio::test]
 async fn match_with_guards_and_bindings_matches_the_async_fn() {
-    for c in [Choice::A(500), Choice::A(1), Choice::B { x: 2, y: 4 }, Choice::C] {
-        both(matching::run_inline(c.clone()), matching(c), &[]).await.unwrap();
+    for c in [
+        Choice::A(500),
+        Choice::A(1),
+        Choice::B { x: 2, y: 4 },
+        Choice::C,
+    ] {
+        both(matching::run_inline(c.clone()), matching(c), &[])
+            .await
+            .unwrap();
     }
 }
 
 #[tokio::test]
 async fn loops_with_labels_and_break_values_match_the_async_fn() {
     for limit in [0, 5, 40] {
-        both(loops::run_inline(limit), loops(limit), &[]).await.unwrap();
+        both(loops::run_inline(limit), loops(limit), &[])
+            .await
+            .unwrap();
     }
 }
 
 #[tokio::test]
 async fn for_over_a_vec_and_nested_blocks_match_the_async_fn() {
     let items = vec!["a".to_string(), String::new(), "c".to_string()];
-    let out = both(for_over_vec::run_inline(items.clone()), for_over_vec(items), &[]).await.unwrap();
+    let out = both(
+        for_over_vec::run_inline(items.clone()),
+        for_over_vec(items),
+        &[],
+    )
+    .await
+    .unwrap();
     assert_eq!(out, vec!["0:v-a", "2:v-c", "3"]);
 }
 
 #[tokio::test]
 async fn question_mark_and_matched_errors_match_the_async_fn() {
     for script in [&[][..], &[true], &[false, true], &[true, true]] {
-        both(errors::run_inline("k".into()), errors("k".into()), script).await.ok();
+        both(errors::run_inline("k".into()), errors("k".into()), script)
+            .await
+            .ok();
     }
-    let out = both(errors::run_inline("k".into()), errors("k".into()), &[true, true]).await;
+    let out = both(
+        errors::run_inline("k".into()),
+        errors("k".into()),
+        &[true, true],
+    )
+    .await;
     assert_eq!(out, Err(WorkflowError("error: cannot fetch k".into())));
 }
 
 #[tokio::test]
 async fn helpers_and_literals_match_the_async_fn() {
     let p = Point { x: 2, y: 3 };
-    let out = both(helpers_and_literals::run_inline(p.clone()), helpers_and_literals(p), &[]).await.unwrap();
+    let out = both(
+        helpers_and_literals::run_inline(p.clone()),
+        helpers_and_literals(p),
+        &[],
+    )
+    .await
+    .unwrap();
     assert_eq!(out, (Point { x: 10, y: 3 }, vec![10, 3], Shape::Small(10)));
 }
 
 #[tokio::test]
 async fn degenerate_shapes_work() {
     assert_eq!(both(no_awaits::run_inline(1), no_awaits(1), &[]).await, 2);
-    both(unit_result::run_inline("x".into()), unit_result("x".into()), &[]).await;
-    assert_eq!(both(two_params::run_inline(1, "n".into()), two_params(1, "n".into()), &[]).await.unwrap(), "n2");
+    both(
+        unit_result::run_inline("x".into()),
+        unit_result("x".into()),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        both(
+            two_params::run_inline(1, "n".into()),
+            two_params(1, "n".into()),
+            &[]
+        )
+        .await
+        .unwrap(),
+        "n2"
+    );
 }
 
 #[test]
@@ -306,9 +381,16 @@ fn variant_names_are_stable_and_fingerprints_distinct() {
     use durable_runtime::Workflow;
     let names: Vec<_> = loops::VARIANTS.iter().map(|v| v.name).collect();
     assert_eq!(names[0], "Start");
-    assert!(names.contains(&"Add") && names.contains(&"Add2"), "{names:?}");
+    assert!(
+        names.contains(&"Add") && names.contains(&"Add2"),
+        "{names:?}"
+    );
     let fps: std::collections::HashSet<_> = loops::VARIANTS.iter().map(|v| v.fingerprint).collect();
-    assert_eq!(fps.len(), loops::VARIANTS.len(), "each variant has its own fingerprint");
+    assert_eq!(
+        fps.len(),
+        loops::VARIANTS.len(),
+        "each variant has its own fingerprint"
+    );
     assert_ne!(loops::FINGERPRINT, branches::FINGERPRINT);
 }
 

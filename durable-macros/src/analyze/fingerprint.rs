@@ -57,6 +57,9 @@ mod tests {
         let b = Fnv::new().part("a").part("bc").finish();
         assert_ne!(a, b);
         // pinned: a change here changes every stored fingerprint
-        assert_eq!(Fnv::new().part("process_order").finish(), 0x0d9c_5b43_58c6_2cf2);
+        assert_eq!(
+            Fnv::new().part("process_order").finish(),
+            0x0d9c_5b43_58c6_2cf2
+        );
     }
 }

@@ -34,7 +34,10 @@ impl FreeVars<'_> {
     }
 
     fn bind(&mut self, pat: &syn::Pat) {
-        let names: Vec<String> = markers::pat_bindings(pat).into_iter().map(|b| b.ident.to_string()).collect();
+        let names: Vec<String> = markers::pat_bindings(pat)
+            .into_iter()
+            .map(|b| b.ident.to_string())
+            .collect();
         if let Some(top) = self.scopes.last_mut() {
             top.extend(names);
         }
@@ -80,7 +83,8 @@ fn format_args_in(text: &str) -> Vec<String> {
             chars.next();
             continue;
         }
-        let name: String = std::iter::from_fn(|| chars.next_if(|c| c.is_alphanumeric() || *c == '_')).collect();
+        let name: String =
+            std::iter::from_fn(|| chars.next_if(|c| c.is_alphanumeric() || *c == '_')).collect();
         if name.starts_with(|c: char| c.is_alphabetic() || c == '_') {
             out.push(name);
         }
@@ -168,7 +172,11 @@ impl<'ast> Visit<'ast> for FreeVars<'_> {
             if let Some(command) = self.commands.get(k) {
                 self.visit_expr(command);
             }
-            let names: Vec<String> = self.live.get(k).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+            let names: Vec<String> = self
+                .live
+                .get(k)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
             for n in names {
                 self.use_name(&n);
             }
@@ -176,7 +184,11 @@ impl<'ast> Visit<'ast> for FreeVars<'_> {
             if let Some(full) = self.full {
                 self.visit_expr(full);
             }
-        } else if mac.path.get_ident().is_some_and(|i| i.to_string().starts_with("__durable_")) {
+        } else if mac
+            .path
+            .get_ident()
+            .is_some_and(|i| i.to_string().starts_with("__durable_"))
+        {
         } else {
             self.tokens(mac.tokens.clone());
         }
@@ -196,7 +208,11 @@ pub(crate) struct Live {
 
 /// The live bindings at the entry of `segment`, given the live names of
 /// every await (for the suspensions inside it).
-pub(crate) fn live_at(segment: &Segment, live_names: &[BTreeSet<String>], commands: &[Expr]) -> Vec<Live> {
+pub(crate) fn live_at(
+    segment: &Segment,
+    live_names: &[BTreeSet<String>],
+    commands: &[Expr],
+) -> Vec<Live> {
     let mut out: BTreeMap<String, Live> = BTreeMap::new();
     let mut cont: Option<&Cont> = Some(&segment.cont);
     while let Some(c) = cont {
@@ -217,7 +233,10 @@ pub(crate) fn live_at(segment: &Segment, live_names: &[BTreeSet<String>], comman
                 .rev()
                 .find_map(|d| segment.levels[d].lookup(&name).map(|b| (d, b)));
             if let Some((d, b)) = found {
-                out.entry(format!("{d}:{name}")).or_insert(Live { depth: d, binding: b.clone() });
+                out.entry(format!("{d}:{name}")).or_insert(Live {
+                    depth: d,
+                    binding: b.clone(),
+                });
             }
         }
         cont = c.inner.as_ref().map(|(inner, _)| &**inner);
@@ -233,7 +252,10 @@ pub(crate) fn solve(segments: &[Option<Segment>], commands: &[Expr]) -> Vec<Vec<
         let mut changed = false;
         for (k, seg) in segments.iter().enumerate() {
             let Some(seg) = seg else { continue };
-            let now: BTreeSet<String> = live_at(seg, &names, commands).into_iter().map(|l| l.binding.ident.to_string()).collect();
+            let now: BTreeSet<String> = live_at(seg, &names, commands)
+                .into_iter()
+                .map(|l| l.binding.ident.to_string())
+                .collect();
             if now != names[k] {
                 names[k] = now;
                 changed = true;
@@ -245,7 +267,11 @@ pub(crate) fn solve(segments: &[Option<Segment>], commands: &[Expr]) -> Vec<Vec<
     }
     segments
         .iter()
-        .map(|seg| seg.as_ref().map(|s| live_at(s, &names, commands)).unwrap_or_default())
+        .map(|seg| {
+            seg.as_ref()
+                .map(|s| live_at(s, &names, commands))
+                .unwrap_or_default()
+        })
         .collect()
 }
 

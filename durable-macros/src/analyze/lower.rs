@@ -52,7 +52,10 @@ pub(crate) enum Wrap {
     /// As a block expression (the rest of an `if`/`match` branch or a block).
     Plain,
     /// The rest of a loop iteration, then the whole loop again.
-    Loop { label: Option<syn::Label>, full: Expr },
+    Loop {
+        label: Option<syn::Label>,
+        full: Expr,
+    },
 }
 
 /// The code of one nesting depth of a segment, with `__durable_inner!()`
@@ -125,7 +128,16 @@ fn is_assign_op(op: &syn::BinOp) -> bool {
     use syn::BinOp::*;
     matches!(
         op,
-        AddAssign(_) | SubAssign(_) | MulAssign(_) | DivAssign(_) | RemAssign(_) | BitXorAssign(_) | BitAndAssign(_) | BitOrAssign(_) | ShlAssign(_) | ShrAssign(_)
+        AddAssign(_)
+            | SubAssign(_)
+            | MulAssign(_)
+            | DivAssign(_)
+            | RemAssign(_)
+            | BitXorAssign(_)
+            | BitAndAssign(_)
+            | BitOrAssign(_)
+            | ShlAssign(_)
+            | ShrAssign(_)
     )
 }
 
@@ -180,7 +192,10 @@ fn local_bindings(local: &syn::Local, site: &str) -> Vec<Binding> {
         syn::Pat::Type(pt) => (&*pt.pat, Some(&*pt.ty)),
         other => (other, None),
     };
-    let init_borrows = local.init.as_ref().is_some_and(|i| matches!(&*i.expr, Expr::Reference(_)));
+    let init_borrows = local
+        .init
+        .as_ref()
+        .is_some_and(|i| matches!(&*i.expr, Expr::Reference(_)));
     let bindings = markers::pat_bindings(pat);
     // a type annotation says a binding's type only when the pattern is that binding
     let single = bindings.len() == 1 && matches!(pat, syn::Pat::Ident(_));
@@ -224,19 +239,28 @@ impl Lower<'_> {
         let Some(root) = root_mut(&mut probe) else {
             return Class::Invalid(first_span);
         };
-        if let Some(head) = find_head_mut(root, &|e| markers::of_expr(e, AWAIT).is_some() || is_construct(e)) {
+        if let Some(head) = find_head_mut(root, &|e| {
+            markers::of_expr(e, AWAIT).is_some() || is_construct(e)
+        }) {
             if let Some(k) = markers::of_expr(head, AWAIT) {
                 return if marks.len() == 1 {
                     Class::Await(k)
                 } else {
-                    let second = marks.iter().find(|m| **m != k).map_or(first_span, |m| self.awaits[*m].span);
+                    let second = marks
+                        .iter()
+                        .find(|m| **m != k)
+                        .map_or(first_span, |m| self.awaits[*m].span);
                     Class::Invalid(second)
                 };
             }
             if markers::awaits_in_expr(head) == marks {
                 return Class::Compound;
             }
-            let outside = marks.iter().find(|m| !markers::awaits_in_expr(head).contains(m)).copied().unwrap_or(first);
+            let outside = marks
+                .iter()
+                .find(|m| !markers::awaits_in_expr(head).contains(m))
+                .copied()
+                .unwrap_or(first);
             return Class::Invalid(self.awaits[outside].span);
         }
         Class::Invalid(first_span)
@@ -369,7 +393,9 @@ impl Lower<'_> {
                         self.rw().visit_expr_mut(&mut g.guard);
                     }
                     match &mut *arm.body {
-                        Expr::Block(b) if !markers::awaits_in_block(&b.block).is_empty() => b.block = self.emit_block(&b.block),
+                        Expr::Block(b) if !markers::awaits_in_block(&b.block).is_empty() => {
+                            b.block = self.emit_block(&b.block)
+                        }
                         other => self.rw().visit_expr_mut(other),
                     }
                 }
@@ -391,7 +417,11 @@ impl Lower<'_> {
         code.extend(self.emit_stmts(body));
         Segment {
             levels: vec![params],
-            cont: Cont { depth: 0, code, inner: None },
+            cont: Cont {
+                depth: 0,
+                code,
+                inner: None,
+            },
         }
     }
 
@@ -402,7 +432,14 @@ impl Lower<'_> {
         Some(Segment { levels, cont })
     }
 
-    fn cont_stmts(&self, stmts: &[Stmt], k: usize, depth: usize, path: &str, levels: &mut Vec<Level>) -> Option<Cont> {
+    fn cont_stmts(
+        &self,
+        stmts: &[Stmt],
+        k: usize,
+        depth: usize,
+        path: &str,
+        levels: &mut Vec<Level>,
+    ) -> Option<Cont> {
         for (i, stmt) in stmts.iter().enumerate() {
             let site = format!("{path}.{i}");
             if !markers::awaits_in_stmt(stmt).contains(&k) {
@@ -436,47 +473,91 @@ impl Lower<'_> {
                 }
                 Class::Plain | Class::Invalid(_) => return None,
             }
-            let mut code = vec![markers::stmt(PROLOGUE, Some(depth), Span::call_site()), head];
+            let mut code = vec![
+                markers::stmt(PROLOGUE, Some(depth), Span::call_site()),
+                head,
+            ];
             code.extend(self.emit_stmts(&stmts[i + 1..]));
             return Some(Cont { depth, code, inner });
         }
         None
     }
 
-    fn cont_construct(&self, e: &Expr, k: usize, depth: usize, site: &str, levels: &mut Vec<Level>) -> Option<(Cont, Wrap)> {
+    fn cont_construct(
+        &self,
+        e: &Expr,
+        k: usize,
+        depth: usize,
+        site: &str,
+        levels: &mut Vec<Level>,
+    ) -> Option<(Cont, Wrap)> {
         levels.truncate(depth + 1);
         levels.push(Level::default());
         let d = depth + 1;
         match e {
             Expr::If(i) => {
                 if markers::awaits_in_block(&i.then_branch).contains(&k) {
-                    levels[d].bindings.extend(header_bindings(let_bindings(&i.cond), &format!("{site}.c")));
-                    let cont = self.cont_stmts(&i.then_branch.stmts, k, d, &format!("{site}.t"), levels)?;
+                    levels[d]
+                        .bindings
+                        .extend(header_bindings(let_bindings(&i.cond), &format!("{site}.c")));
+                    let cont =
+                        self.cont_stmts(&i.then_branch.stmts, k, d, &format!("{site}.t"), levels)?;
                     return Some((cont, Wrap::Plain));
                 }
                 match &*i.else_branch.as_ref()?.1 {
-                    Expr::Block(b) => Some((self.cont_stmts(&b.block.stmts, k, d, &format!("{site}.e"), levels)?, Wrap::Plain)),
+                    Expr::Block(b) => Some((
+                        self.cont_stmts(&b.block.stmts, k, d, &format!("{site}.e"), levels)?,
+                        Wrap::Plain,
+                    )),
                     nested => self.cont_construct(nested, k, depth, &format!("{site}.e"), levels),
                 }
             }
             Expr::Match(m) => {
-                let (j, arm) = m.arms.iter().enumerate().find(|(_, a)| markers::awaits_in_expr(&a.body).contains(&k))?;
+                let (j, arm) = m
+                    .arms
+                    .iter()
+                    .enumerate()
+                    .find(|(_, a)| markers::awaits_in_expr(&a.body).contains(&k))?;
                 let arm_site = format!("{site}.a{j}");
-                levels[d].bindings.extend(header_bindings(markers::pat_bindings(&arm.pat), &arm_site));
-                let Expr::Block(b) = &*arm.body else { return None };
-                Some((self.cont_stmts(&b.block.stmts, k, d, &arm_site, levels)?, Wrap::Plain))
+                levels[d]
+                    .bindings
+                    .extend(header_bindings(markers::pat_bindings(&arm.pat), &arm_site));
+                let Expr::Block(b) = &*arm.body else {
+                    return None;
+                };
+                Some((
+                    self.cont_stmts(&b.block.stmts, k, d, &arm_site, levels)?,
+                    Wrap::Plain,
+                ))
             }
-            Expr::Block(b) => Some((self.cont_stmts(&b.block.stmts, k, d, &format!("{site}.b"), levels)?, Wrap::Plain)),
+            Expr::Block(b) => Some((
+                self.cont_stmts(&b.block.stmts, k, d, &format!("{site}.b"), levels)?,
+                Wrap::Plain,
+            )),
             Expr::Loop(l) => {
                 let cont = self.cont_stmts(&l.body.stmts, k, d, &format!("{site}.b"), levels)?;
                 let full = self.emit_construct(e);
-                Some((cont, Wrap::Loop { label: l.label.clone(), full }))
+                Some((
+                    cont,
+                    Wrap::Loop {
+                        label: l.label.clone(),
+                        full,
+                    },
+                ))
             }
             Expr::While(w) => {
-                levels[d].bindings.extend(header_bindings(let_bindings(&w.cond), &format!("{site}.c")));
+                levels[d]
+                    .bindings
+                    .extend(header_bindings(let_bindings(&w.cond), &format!("{site}.c")));
                 let cont = self.cont_stmts(&w.body.stmts, k, d, &format!("{site}.b"), levels)?;
                 let full = self.emit_construct(e);
-                Some((cont, Wrap::Loop { label: w.label.clone(), full }))
+                Some((
+                    cont,
+                    Wrap::Loop {
+                        label: w.label.clone(),
+                        full,
+                    },
+                ))
             }
             _ => None,
         }

@@ -52,7 +52,10 @@ pub(crate) fn parse(mac: &syn::Macro, name: &str) -> Option<usize> {
     if mac.tokens.is_empty() {
         return Some(0);
     }
-    syn::parse2::<syn::LitInt>(mac.tokens.clone()).ok()?.base10_parse().ok()
+    syn::parse2::<syn::LitInt>(mac.tokens.clone())
+        .ok()?
+        .base10_parse()
+        .ok()
 }
 
 /// If `expr` is marker `name`, its number.
@@ -118,7 +121,10 @@ pub(crate) fn pat_bindings(pat: &syn::Pat) -> Vec<PatBinding> {
     impl<'ast> Visit<'ast> for Collect {
         fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
             let name = p.ident.to_string();
-            let looks_const = name.starts_with(|c: char| c.is_uppercase()) && p.mutability.is_none() && p.by_ref.is_none() && p.subpat.is_none();
+            let looks_const = name.starts_with(|c: char| c.is_uppercase())
+                && p.mutability.is_none()
+                && p.by_ref.is_none()
+                && p.subpat.is_none();
             if !looks_const {
                 self.0.push(PatBinding {
                     ident: p.ident.clone(),

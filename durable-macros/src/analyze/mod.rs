@@ -68,7 +68,9 @@ fn camel(name: &str) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut c = p.chars();
-            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -78,7 +80,11 @@ fn camel(name: &str) -> String {
 fn command_name(e: &Expr) -> String {
     match e {
         Expr::Call(c) => match &*c.func {
-            Expr::Path(p) => p.path.segments.last().map_or("await".into(), |s| s.ident.to_string()),
+            Expr::Path(p) => p
+                .path
+                .segments
+                .last()
+                .map_or("await".into(), |s| s.ident.to_string()),
             _ => "await".into(),
         },
         Expr::MethodCall(m) => match &*m.receiver {
@@ -86,7 +92,11 @@ fn command_name(e: &Expr) -> String {
             _ => m.method.to_string(),
         },
         Expr::Paren(p) => command_name(&p.expr),
-        Expr::Path(p) => p.path.segments.last().map_or("await".into(), |s| s.ident.to_string()),
+        Expr::Path(p) => p
+            .path
+            .segments
+            .last()
+            .map_or("await".into(), |s| s.ident.to_string()),
         _ => "await".into(),
     }
 }
@@ -98,7 +108,10 @@ pub(crate) fn analyze<'a>(cx: &Ctxt, wf: &'a WorkflowFn) -> Option<Analysis<'a>>
     prep.visit_block_mut(&mut body);
     let awaits = std::mem::take(&mut prep.awaits);
 
-    let (items, stmts): (Vec<Stmt>, Vec<Stmt>) = body.stmts.into_iter().partition(|s| matches!(s, Stmt::Item(_)));
+    let (items, stmts): (Vec<Stmt>, Vec<Stmt>) = body
+        .stmts
+        .into_iter()
+        .partition(|s| matches!(s, Stmt::Item(_)));
     let lower = Lower {
         cx,
         krate: &wf.krate,
@@ -125,7 +138,9 @@ pub(crate) fn analyze<'a>(cx: &Ctxt, wf: &'a WorkflowFn) -> Option<Analysis<'a>>
             .collect(),
     };
     let start = lower.start_segment(params.clone(), &stmts);
-    let resumes: Vec<Option<Segment>> = (0..awaits.len()).map(|k| lower.resume_segment(params.clone(), &stmts, k)).collect();
+    let resumes: Vec<Option<Segment>> = (0..awaits.len())
+        .map(|k| lower.resume_segment(params.clone(), &stmts, k))
+        .collect();
     let commands: Vec<Expr> = awaits.iter().map(|a| a.command.clone()).collect();
     let live = liveness::solve(&resumes, &commands);
     let resumes: Vec<Segment> = resumes.into_iter().collect::<Option<_>>()?;
@@ -153,14 +168,20 @@ pub(crate) fn analyze<'a>(cx: &Ctxt, wf: &'a WorkflowFn) -> Option<Analysis<'a>>
         for l in &live[k] {
             let b = &l.binding;
             let (ty, type_tokens) = match &b.ty {
-                Some(t) => (FieldTy::Declared(t.clone()), t.to_token_stream().to_string()),
+                Some(t) => (
+                    FieldTy::Declared(t.clone()),
+                    t.to_token_stream().to_string(),
+                ),
                 None => {
                     let key = format!("{}:{}", b.site, b.ident);
                     let next = inferred.len();
                     let param = inferred
                         .entry(key)
                         .or_insert_with(|| {
-                            let p = syn::Ident::new(&format!("__L{next}"), proc_macro2::Span::call_site());
+                            let p = syn::Ident::new(
+                                &format!("__L{next}"),
+                                proc_macro2::Span::call_site(),
+                            );
                             order.push(p.clone());
                             p
                         })
@@ -200,8 +221,12 @@ pub(crate) fn analyze<'a>(cx: &Ctxt, wf: &'a WorkflowFn) -> Option<Analysis<'a>>
         fingerprint: 0,
     };
     let start_fingerprint = fingerprint::variant(&wf.name, &start_variant);
-    let all: Vec<u64> = std::iter::once(start_fingerprint).chain(variants.iter().map(|v| v.fingerprint)).collect();
-    let input = crate::parse::input_type(&wf.sig.params).to_token_stream().to_string();
+    let all: Vec<u64> = std::iter::once(start_fingerprint)
+        .chain(variants.iter().map(|v| v.fingerprint))
+        .collect();
+    let input = crate::parse::input_type(&wf.sig.params)
+        .to_token_stream()
+        .to_string();
     let output = wf.sig.output.to_token_stream().to_string();
     let fingerprint = fingerprint::whole(&wf.name, &input, &output, &all);
 
@@ -237,7 +262,11 @@ fn check_live(cx: &Ctxt, awaits: &[AwaitPoint], resumes: &[Segment], live: &[Vec
                 );
             }
             // the live binding must be the one its name reaches at the await
-            let shadowed = seg.levels.iter().skip(l.depth + 1).any(|lv| lv.lookup(&b.ident.to_string()).is_some());
+            let shadowed = seg
+                .levels
+                .iter()
+                .skip(l.depth + 1)
+                .any(|lv| lv.lookup(&b.ident.to_string()).is_some());
             if shadowed && reported.insert(format!("shadow:{k}:{}", b.ident)) {
                 cx.error_at(
                     awaits[k].span,

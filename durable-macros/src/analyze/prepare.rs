@@ -27,6 +27,7 @@ pub(crate) struct Prepare<'a> {
     closure_depth: usize,
     loops: usize,
     for_loops: usize,
+    temps: usize,
 }
 
 impl<'a> Prepare<'a> {
@@ -39,6 +40,7 @@ impl<'a> Prepare<'a> {
             closure_depth: 0,
             loops: 0,
             for_loops: 0,
+            temps: 0,
         }
     }
 }
@@ -64,7 +66,9 @@ fn tokens_await(tokens: proc_macro2::TokenStream) -> Option<Span> {
 
 fn callee_is(expr: &Expr, name: &syn::Ident) -> bool {
     match expr {
-        Expr::Call(call) => matches!(&*call.func, Expr::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == *name) && p.path.segments.len() == 1),
+        Expr::Call(call) => {
+            matches!(&*call.func, Expr::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == *name) && p.path.segments.len() == 1)
+        }
         Expr::MethodCall(m) => callee_is(&m.receiver, name),
         Expr::Paren(p) => callee_is(&p.expr, name),
         _ => false,
@@ -154,13 +158,39 @@ impl VisitMut for Prepare<'_> {
             }
             Expr::Match(m) => {
                 visit_mut::visit_expr_match_mut(self, m);
-                for arm in &mut m.arms {
-                    let body_awaits = !markers::awaits_in_expr(&arm.body).is_empty();
-                    if body_awaits && !matches!(&*arm.body, Expr::Block(b) if b.label.is_none()) {
-                        let body = &arm.body;
-                        let span = body.span();
-                        *arm.body = Expr::Block(syn::parse_quote_spanned! {span=> { #body } });
+                if !markers::awaits_in_expr(&m.expr).is_empty() {
+                    // `match cmd.await { .. }`: await into a local, then match on it
+                    let tmp = self.temp("scrutinee", m.match_token.span);
+                    let scrutinee = std::mem::replace(&mut *m.expr, syn::parse_quote!(#tmp));
+                    let span = m.match_token.span;
+                    let matched = Expr::Match(m.clone());
+                    *expr = Expr::Block(
+                        syn::parse_quote_spanned! {span=> { let #tmp = #scrutinee; #matched } },
+                    );
+                    self.normalize_arms(expr);
+                    return;
+                }
+                self.normalize_arms(expr);
+            }
+            Expr::If(i) => {
+                visit_mut::visit_expr_if_mut(self, i);
+                let hoist = match &mut *i.cond {
+                    Expr::Let(l) if !markers::awaits_in_expr(&l.expr).is_empty() => {
+                        Some(&mut l.expr)
                     }
+                    Expr::Let(_) => None,
+                    c if !markers::awaits_in_expr(c).is_empty() && !has_let(c) => Some(&mut i.cond),
+                    _ => None,
+                };
+                if let Some(slot) = hoist {
+                    // `if cmd.await? { .. }` / `if let P = cmd.await { .. }`: await into a local first
+                    let span = i.if_token.span;
+                    let tmp = self.temp("condition", span);
+                    let value = std::mem::replace(&mut **slot, syn::parse_quote!(#tmp));
+                    let cond = Expr::If(i.clone());
+                    *expr = Expr::Block(
+                        syn::parse_quote_spanned! {span=> { let #tmp = #value; #cond } },
+                    );
                 }
             }
             Expr::Block(b) if b.label.is_some() => {
@@ -209,5 +239,49 @@ impl VisitMut for Prepare<'_> {
 /// A span covering `tokens`, for error messages.
 #[allow(dead_code)]
 pub(crate) fn span_of(tokens: &impl ToTokens) -> Span {
-    tokens.to_token_stream().into_iter().next().map_or_else(Span::call_site, |t| t.span())
+    tokens
+        .to_token_stream()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |t| t.span())
+}
+
+fn has_let(e: &Expr) -> bool {
+    struct Lets(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Lets {
+        fn visit_expr_let(&mut self, _: &'ast syn::ExprLet) {
+            self.0 = true;
+        }
+        fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+    }
+    let mut v = Lets(false);
+    syn::visit::Visit::visit_expr(&mut v, e);
+    v.0
+}
+
+impl Prepare<'_> {
+    fn temp(&mut self, what: &str, span: Span) -> syn::Ident {
+        self.temps += 1;
+        syn::Ident::new(&format!("__durable_{what}_{}", self.temps), span)
+    }
+
+    /// Arms whose body awaits get a block body, so lowering has a block to split.
+    fn normalize_arms(&mut self, expr: &mut Expr) {
+        let m = match expr {
+            Expr::Match(m) => m,
+            Expr::Block(b) => match b.block.stmts.last_mut() {
+                Some(Stmt::Expr(Expr::Match(m), _)) => m,
+                _ => return,
+            },
+            _ => return,
+        };
+        for arm in &mut m.arms {
+            let body_awaits = !markers::awaits_in_expr(&arm.body).is_empty();
+            if body_awaits && !matches!(&*arm.body, Expr::Block(b) if b.label.is_none()) {
+                let body = &arm.body;
+                let span = body.span();
+                *arm.body = Expr::Block(syn::parse_quote_spanned! {span=> { #body } });
+            }
+        }
+    }
 }

@@ -17,7 +17,9 @@ pub(crate) fn state_ident(fn_ident: &syn::Ident) -> syn::Ident {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let mut c = p.chars();
-            c.next().map(|f| f.to_uppercase().chain(c).collect::<String>()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
         })
         .collect();
     format_ident!("{}State", camel, span = fn_ident.span())
@@ -36,7 +38,11 @@ pub(crate) fn state_type(a: &Analysis<'_>) -> TokenStream {
 }
 
 pub(crate) fn generic_params(a: &Analysis<'_>) -> Vec<syn::Ident> {
-    a.inferred.iter().cloned().chain((0..a.awaits.len()).map(command_param)).collect()
+    a.inferred
+        .iter()
+        .cloned()
+        .chain((0..a.awaits.len()).map(command_param))
+        .collect()
 }
 
 pub(crate) fn field_type(ty: &FieldTy) -> TokenStream {

@@ -25,7 +25,16 @@ pub(crate) struct ActivityFn {
     pub(crate) options: Options,
 }
 
-const ACCEPTED: &[&str] = &["name", "max_attempts", "initial_interval_ms", "max_interval_ms", "backoff", "timeout_ms", "non_retryable", "crate"];
+const ACCEPTED: &[&str] = &[
+    "name",
+    "max_attempts",
+    "initial_interval_ms",
+    "max_interval_ms",
+    "backoff",
+    "timeout_ms",
+    "non_retryable",
+    "crate",
+];
 
 pub(crate) fn parse(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> ActivityFn {
     let args: Vec<Arg> = attr::parse_args(cx, args);
@@ -60,5 +69,11 @@ pub(crate) fn parse(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> 
         }
     }
     let sig = signature(cx, &item, "activity");
-    ActivityFn { item, sig, name, krate, options }
+    ActivityFn {
+        item,
+        sig,
+        name,
+        krate,
+        options,
+    }
 }

@@ -53,8 +53,15 @@ pub(crate) fn reject_duplicates(cx: &Ctxt, args: &[Arg]) {
 }
 
 pub(crate) fn unknown(cx: &Ctxt, arg: &Arg, accepted: &[&str]) {
-    let list = accepted.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
-    cx.error_spanned_by(&arg.key, format!("unknown argument `{}`; accepted: {list}", arg.key));
+    let list = accepted
+        .iter()
+        .map(|a| format!("`{a}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    cx.error_spanned_by(
+        &arg.key,
+        format!("unknown argument `{}`; accepted: {list}", arg.key),
+    );
 }
 
 fn value<'a>(cx: &Ctxt, arg: &'a Arg, what: &str) -> Option<&'a Lit> {
@@ -65,7 +72,10 @@ fn value<'a>(cx: &Ctxt, arg: &'a Arg, what: &str) -> Option<&'a Lit> {
             None
         }
         None => {
-            cx.error_spanned_by(&arg.key, format!("`{}` expects a value: `{} = {what}`", arg.key, arg.key));
+            cx.error_spanned_by(
+                &arg.key,
+                format!("`{}` expects a value: `{} = {what}`", arg.key, arg.key),
+            );
             None
         }
     }
@@ -114,14 +124,21 @@ pub(crate) fn string_list(cx: &Ctxt, arg: &Arg) -> Option<Vec<String>> {
             let mut out = Vec::new();
             for elem in &array.elems {
                 match elem {
-                    Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => out.push(s.value()),
-                    other => cx.error_spanned_by(other, format!("`{}` expects string literals", arg.key)),
+                    Expr::Lit(syn::ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) => out.push(s.value()),
+                    other => {
+                        cx.error_spanned_by(other, format!("`{}` expects string literals", arg.key))
+                    }
                 }
             }
             Some(out)
         }
         other => {
-            let msg = format!("`{}` expects a list of strings: `{} = [\"kind\"]`", arg.key, arg.key);
+            let msg = format!(
+                "`{}` expects a list of strings: `{} = [\"kind\"]`",
+                arg.key, arg.key
+            );
             match other {
                 Some(e) => cx.error_spanned_by(e, msg),
                 None => cx.error_spanned_by(&arg.key, msg),
@@ -137,7 +154,10 @@ pub(crate) fn crate_path(cx: &Ctxt, arg: &Arg) -> Option<syn::Path> {
     match syn::parse_str::<syn::Path>(&s) {
         Ok(p) => Some(p),
         Err(_) => {
-            cx.error_at(span, format!("`crate` expects a path such as \"::durable_runtime\", not \"{s}\""));
+            cx.error_at(
+                span,
+                format!("`crate` expects a path such as \"::durable_runtime\", not \"{s}\""),
+            );
             None
         }
     }

@@ -47,7 +47,10 @@ pub(crate) fn signature(cx: &Ctxt, item: &ItemFn, what: &str) -> Signature {
     let mut params = Vec::new();
     for input in &sig.inputs {
         match input {
-            FnArg::Receiver(r) => cx.error_spanned_by(r, format!("#[{what}] must be a free function, not a method: it cannot take `self`")),
+            FnArg::Receiver(r) => cx.error_spanned_by(
+                r,
+                format!("#[{what}] must be a free function, not a method: it cannot take `self`"),
+            ),
             FnArg::Typed(pt) => {
                 if contains_impl_trait(&pt.ty) {
                     cx.error_spanned_by(

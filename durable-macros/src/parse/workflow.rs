@@ -39,5 +39,10 @@ pub(crate) fn parse(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> 
         }
     }
     let sig = signature(cx, &item, "workflow");
-    WorkflowFn { item, sig, name, krate }
+    WorkflowFn {
+        item,
+        sig,
+        name,
+        krate,
+    }
 }

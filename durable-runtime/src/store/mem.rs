@@ -33,7 +33,9 @@ pub struct MemStore {
 
 impl std::fmt::Debug for MemStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemStore").field("commits", &self.commits()).finish()
+        f.debug_struct("MemStore")
+            .field("commits", &self.commits())
+            .finish()
     }
 }
 
@@ -66,7 +68,12 @@ impl MemStore {
 
     /// The store as it is after a power cut and reboot: only synced data.
     pub fn reboot(&self) -> MemStore {
-        let synced = self.state.lock().expect("mem store lock poisoned").synced.clone();
+        let synced = self
+            .state
+            .lock()
+            .expect("mem store lock poisoned")
+            .synced
+            .clone();
         MemStore {
             state: Arc::new(Mutex::new(State {
                 written: synced.clone(),

@@ -54,7 +54,9 @@ pub trait Store: Send + Sync + 'static {
 #[non_exhaustive]
 pub enum StoreError {
     /// Another process has the store open.
-    #[error("[DURABLE-LOCKED] the store at {path} is open in another process; stop it or use its HTTP API")]
+    #[error(
+        "[DURABLE-LOCKED] the store at {path} is open in another process; stop it or use its HTTP API"
+    )]
     Locked {
         /// The store's directory.
         path: PathBuf,

@@ -81,7 +81,9 @@ pub struct SledStore {
 
 impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledStore").field("stats", &self.stats()).finish()
+        f.debug_struct("SledStore")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -97,11 +99,19 @@ impl SledStore {
     /// [`StoreError::Io`] for anything else sled reports.
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let db = sled::Config::new().path(&path).open().map_err(|e| match e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => StoreError::Locked { path: path.clone() },
-            other => io_err(other),
-        })?;
-        let data_file = File::options().read(true).open(path.join("db")).map_err(io_err)?;
+        let db = sled::Config::new()
+            .path(&path)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    StoreError::Locked { path: path.clone() }
+                }
+                other => io_err(other),
+            })?;
+        let data_file = File::options()
+            .read(true)
+            .open(path.join("db"))
+            .map_err(io_err)?;
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let hook: Arc<Mutex<Option<Hook>>> = Arc::default();
@@ -236,7 +246,9 @@ impl Committer {
             present.insert(name);
         }
         if new_files {
-            File::open(&self.blobs).and_then(|dir| dir.sync_all()).map_err(io_err)?;
+            File::open(&self.blobs)
+                .and_then(|dir| dir.sync_all())
+                .map_err(io_err)?;
             self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         self.synced_blobs = present;
@@ -248,7 +260,9 @@ impl Store for SledStore {
     fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
         let (done, wait) = tokio::sync::oneshot::channel();
         let sent = match self.inner.tx.lock() {
-            Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(Request { batch, done }).is_ok()),
+            Ok(tx) => tx
+                .as_ref()
+                .is_some_and(|tx| tx.send(Request { batch, done }).is_ok()),
             Err(_) => false,
         };
         Box::pin(async move {
@@ -285,7 +299,10 @@ mod tests {
         store.commit(b).await.unwrap();
         let s = store.stats();
         assert_eq!((s.commits, s.flushes), (1, 1));
-        assert!(s.fsyncs >= 1, "a commit was acknowledged without an fsync: {s:?}");
+        assert!(
+            s.fsyncs >= 1,
+            "a commit was acknowledged without an fsync: {s:?}"
+        );
 
         let waits: Vec<_> = (0..200u32)
             .map(|i| {
@@ -314,7 +331,11 @@ mod tests {
         let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
         assert!(blobs > 0, "a 4 MiB value should live in a blob file");
         // one fdatasync for the data file, one per blob, one for the blob directory
-        assert!(store.stats().fsyncs >= 2 + blobs as u64, "{:?}", store.stats());
+        assert!(
+            store.stats().fsyncs >= 2 + blobs as u64,
+            "{:?}",
+            store.stats()
+        );
         assert_eq!(store.get(b"big").unwrap().map(|v| v.len()), Some(4 << 20));
     }
 
