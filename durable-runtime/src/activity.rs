@@ -183,7 +183,7 @@ impl RetryPolicy {
     /// Whether a failure after `attempt` attempts gets another one.
     pub fn allows_retry(&self, attempt: u32, failure: &Failure) -> bool {
         failure.retryable
-            && !self.non_retryable_kinds.iter().any(|k| *k == failure.kind)
+            && !self.non_retryable_kinds.contains(&failure.kind)
             && (self.maximum_attempts == 0 || attempt < self.maximum_attempts)
     }
 }
@@ -223,17 +223,18 @@ impl ActivityContext {
     }
 }
 
+/// One attempt's outcome: the encoded output and, if it failed, how.
+pub(crate) type Attempt = Result<(Vec<u8>, Option<Failure>), CodecError>;
+
+/// Decodes the input and starts one attempt.
+pub(crate) type RunFn = fn(&[u8], ActivityContext) -> Result<BoxFuture<Attempt>, CodecError>;
+
 /// The type-erased runner of one activity type.
 #[derive(Clone, Copy)]
 pub struct ActivityVTable {
     /// The activity's name.
     pub name: &'static str,
-    pub(crate) run:
-        fn(
-            &[u8],
-            ActivityContext,
-        )
-            -> Result<BoxFuture<Result<(Vec<u8>, Option<Failure>), CodecError>>, CodecError>,
+    pub(crate) run: RunFn,
     pub(crate) fail: fn(ActivityError) -> Result<Vec<u8>, CodecError>,
 }
 

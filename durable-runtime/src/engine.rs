@@ -324,10 +324,7 @@ impl Engine {
                         let task =
                             AbortOnDrop(tokio::spawn(AssertUnwindSafe(future).catch_unwind()));
                         let joined = match options.start_to_close_timeout {
-                            Some(limit) => match tokio::time::timeout(limit, task).await {
-                                Ok(joined) => Some(joined),
-                                Err(_) => None,
-                            },
+                            Some(limit) => tokio::time::timeout(limit, task).await.ok(),
                             None => Some(task.await),
                         };
                         match joined {

@@ -1,1 +1,113 @@
+//! The workload shared by the crash worker and the crash tests: the order
+//! workflow of the examples, whose activities append one line per execution
+//! to an effects log so a supervisor can count what ran.
 
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use durable_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Where activities log, and which process incarnation is logging.
+pub struct EffectsLog {
+    /// The log file.
+    pub path: PathBuf,
+    /// Distinguishes the runs of the worker on one directory.
+    pub incarnation: u32,
+}
+
+/// Set once by the worker before starting workflows.
+pub static EFFECTS: OnceLock<EffectsLog> = OnceLock::new();
+
+/// Appends `<incarnation> <activity> <idempotency key> <attempt>` and syncs it.
+fn effect(activity: &str) -> Result<(), ActivityError> {
+    let ctx =
+        ActivityContext::current().ok_or_else(|| ActivityError::terminal("no activity context"))?;
+    let Some(log) = EFFECTS.get() else {
+        return Ok(());
+    };
+    let line = format!(
+        "{} {activity} {} {}\n",
+        log.incarnation, ctx.idempotency_key, ctx.attempt
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log.path)
+        .map_err(|e| ActivityError::retryable(e.to_string()))?;
+    f.write_all(line.as_bytes())
+        .map_err(|e| ActivityError::retryable(e.to_string()))?;
+    f.sync_data()
+        .map_err(|e| ActivityError::retryable(e.to_string()))
+}
+
+/// An order to process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Order {
+    /// Its id.
+    pub order_id: String,
+    /// Amount in cents.
+    pub cents: u64,
+}
+
+#[activity(max_attempts = 5, initial_interval_ms = 1)]
+async fn check_fraud(order_id: String, cents: u64) -> Result<(), ActivityError> {
+    effect("check_fraud")?;
+    if cents > 1_000_000 {
+        return Err(ActivityError::terminal(format!(
+            "{order_id} looks fraudulent"
+        )));
+    }
+    Ok(())
+}
+
+#[activity(max_attempts = 5, initial_interval_ms = 1)]
+async fn prepare_shipment(order: Order) -> Result<(), ActivityError> {
+    let _ = order;
+    effect("prepare_shipment")
+}
+
+#[activity(max_attempts = 5, initial_interval_ms = 1)]
+async fn charge(order_id: String, cents: u64) -> Result<String, ActivityError> {
+    effect("charge")?;
+    // the first attempt of every other order fails, so retries cross crashes too
+    let attempt = ActivityContext::current().map_or(1, |c| c.attempt);
+    if cents.is_multiple_of(2) && attempt == 1 {
+        return Err(ActivityError::retryable("payment service busy"));
+    }
+    Ok(format!("ch-{order_id}-{cents}"))
+}
+
+#[activity(max_attempts = 5, initial_interval_ms = 1)]
+async fn ship(order: Order, charge_id: String) -> Result<String, ActivityError> {
+    effect("ship")?;
+    Ok(format!("shipped {} ({charge_id})", order.order_id))
+}
+
+/// The seed's order workflow.
+#[workflow]
+pub async fn process_order(order: Order) -> Result<String, WorkflowError> {
+    check_fraud(order.order_id.clone(), order.cents).await?;
+    prepare_shipment(order.clone()).await?;
+    let charge_id = charge(order.order_id.clone(), order.cents).await?;
+    let confirmation = ship(order, charge_id).await?;
+    Ok(confirmation)
+}
+
+/// The order number `i` of a run.
+pub fn order(i: usize) -> Order {
+    Order {
+        order_id: format!("order-{i}"),
+        cents: 100 + i as u64,
+    }
+}
+
+/// What an uncrashed run returns for order `i`.
+pub fn expected(i: usize) -> String {
+    let o = order(i);
+    format!("shipped {} (ch-{}-{})", o.order_id, o.order_id, o.cents)
+}
+
+/// The activities in the order they run.
+pub const ACTIVITIES: [&str; 4] = ["check_fraud", "prepare_shipment", "charge", "ship"];

@@ -225,7 +225,7 @@ pub(crate) fn live_at(
             free: BTreeSet::new(),
             live: live_names,
             commands,
-            full,
+            full: full.map(|v| &**v),
         };
         fv.stmts(&c.code);
         for name in fv.free {

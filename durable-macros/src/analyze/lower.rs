@@ -54,7 +54,7 @@ pub(crate) enum Wrap {
     /// The rest of a loop iteration, then the whole loop again.
     Loop {
         label: Option<syn::Label>,
-        full: Expr,
+        full: Box<Expr>,
     },
 }
 
@@ -373,7 +373,7 @@ impl Lower<'_> {
         let mut e = e.clone();
         match &mut e {
             Expr::If(i) => {
-                self.rw().visit_expr_mut(&mut *i.cond);
+                self.rw().visit_expr_mut(&mut i.cond);
                 i.then_branch = self.emit_block(&i.then_branch);
                 if let Some((_, els)) = &mut i.else_branch {
                     **els = match &**els {
@@ -387,7 +387,7 @@ impl Lower<'_> {
                 }
             }
             Expr::Match(m) => {
-                self.rw().visit_expr_mut(&mut *m.expr);
+                self.rw().visit_expr_mut(&mut m.expr);
                 for arm in &mut m.arms {
                     if let syn::Pat::Guard(g) = &mut arm.pat {
                         self.rw().visit_expr_mut(&mut g.guard);
@@ -402,7 +402,7 @@ impl Lower<'_> {
             }
             Expr::Loop(l) => l.body = self.emit_block(&l.body),
             Expr::While(w) => {
-                self.rw().visit_expr_mut(&mut *w.cond);
+                self.rw().visit_expr_mut(&mut w.cond);
                 w.body = self.emit_block(&w.body);
             }
             Expr::Block(b) => b.block = self.emit_block(&b.block),
@@ -541,7 +541,7 @@ impl Lower<'_> {
                     cont,
                     Wrap::Loop {
                         label: l.label.clone(),
-                        full,
+                        full: Box::new(full),
                     },
                 ))
             }
@@ -555,7 +555,7 @@ impl Lower<'_> {
                     cont,
                     Wrap::Loop {
                         label: w.label.clone(),
-                        full,
+                        full: Box::new(full),
                     },
                 ))
             }

@@ -23,7 +23,7 @@ use prepare::{AwaitPoint, Prepare};
 /// The type of a state field.
 pub(crate) enum FieldTy {
     /// Declared in the source (a parameter or an annotated `let`).
-    Declared(syn::Type),
+    Declared(Box<syn::Type>),
     /// Inferred by rustc: a type parameter of the state enum.
     Inferred(syn::Ident),
 }
@@ -169,7 +169,7 @@ pub(crate) fn analyze<'a>(cx: &Ctxt, wf: &'a WorkflowFn) -> Option<Analysis<'a>>
             let b = &l.binding;
             let (ty, type_tokens) = match &b.ty {
                 Some(t) => (
-                    FieldTy::Declared(t.clone()),
+                    FieldTy::Declared(Box::new(t.clone())),
                     t.to_token_stream().to_string(),
                 ),
                 None => {
@@ -210,7 +210,7 @@ pub(crate) fn analyze<'a>(cx: &Ctxt, wf: &'a WorkflowFn) -> Option<Analysis<'a>>
         .iter()
         .map(|p| Field {
             name: p.name.clone(),
-            ty: FieldTy::Declared(p.ty.clone()),
+            ty: FieldTy::Declared(Box::new(p.ty.clone())),
             type_tokens: p.ty.to_token_stream().to_string(),
         })
         .collect();

@@ -116,7 +116,7 @@ impl Store for MemStore {
         Ok(state.written.get(key).cloned())
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<super::KeyValue>, StoreError> {
         let state = self.state.lock().map_err(|_| StoreError::Closed)?;
         Ok(state
             .written

@@ -277,7 +277,7 @@ impl Store for SledStore {
         Ok(self.inner.db.get(key).map_err(io_err)?.map(|v| v.to_vec()))
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<super::KeyValue>, StoreError> {
         self.inner
             .db
             .scan_prefix(prefix)

@@ -1,0 +1,76 @@
+//! Runs order workflows on a sled directory; the crash supervisor kills it.
+//!
+//! `crash-worker DIR ORDERS INCARNATION [before|after K]`: with a crash
+//! point, the commit thread prints `CHECKPOINT <phase> <K>` when group
+//! commit `K` is about to be written (`before`) or is durable (`after`),
+//! then blocks until the supervisor's SIGKILL arrives.
+
+use std::io::Write;
+
+use durable_runtime::store::sled::{CommitPoint, SledStore};
+use durable_runtime::{IdPolicy, Runtime};
+use durable_tests::{EFFECTS, EffectsLog, order, process_order};
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 4 {
+        eprintln!("usage: crash-worker DIR ORDERS INCARNATION [before|after K]");
+        std::process::exit(2);
+    }
+    let dir = std::path::PathBuf::from(&args[1]);
+    let orders: usize = args[2].parse().expect("ORDERS is a number");
+    let incarnation: u32 = args[3].parse().expect("INCARNATION is a number");
+    let crash = args
+        .get(4)
+        .zip(args.get(5))
+        .map(|(phase, k)| (phase.clone(), k.parse::<u64>().expect("K is a number")));
+
+    let _ = EFFECTS.set(EffectsLog {
+        path: dir.join("effects.log"),
+        incarnation,
+    });
+    let store = SledStore::open(dir.join("store")).expect("open store");
+    if let Some((phase, k)) = crash {
+        store.set_commit_hook(move |point| {
+            let hit = match point {
+                CommitPoint::BeforeWrite(i) => phase == "before" && i == k,
+                CommitPoint::AfterSync(i) => phase == "after" && i == k,
+            };
+            if hit {
+                println!("CHECKPOINT {phase} {k}");
+                let _ = std::io::stdout().flush();
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            }
+        });
+    }
+    let rt = Runtime::builder()
+        .workflow::<process_order>()
+        .open_store(store)
+        .await
+        .expect("open runtime");
+    println!("OPEN resumed={}", rt.resumed_on_open());
+    let mut handles = Vec::new();
+    for i in 0..orders {
+        let h = rt
+            .start(
+                format!("order-{i}"),
+                process_order(order(i)),
+                IdPolicy::UseExisting,
+            )
+            .await
+            .expect("start");
+        handles.push(h);
+    }
+    for h in handles {
+        match h.result().await {
+            Ok(Ok(out)) => println!("RESULT {} {out}", h.id()),
+            other => println!("FAILED {} {other:?}", h.id()),
+        }
+    }
+    println!("DONE");
+    let _ = std::io::stdout().flush();
+    rt.shutdown().await;
+}
