@@ -91,6 +91,10 @@ fn fallback(krate: &syn::Path, item: &syn::ItemFn, workflow: bool) -> TokenStrea
     let vis = &item.vis;
     let ident = &item.sig.ident;
     let _ = (krate, workflow);
+    if item.sig.receiver().is_some() {
+        // a method: a type cannot be declared inside an impl
+        return TokenStream2::new();
+    }
     quote! {
         #[allow(non_camel_case_types, dead_code)]
         #vis struct #ident {}

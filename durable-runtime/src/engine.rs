@@ -51,7 +51,7 @@ pub(crate) struct InstanceRecord {
     pub(crate) workflow: String,
     pub(crate) fingerprint: u64,
     pub(crate) status: Status,
-    /// The encoded state enum (empty once terminal).
+    /// The encoded state enum (emptied on completion; a failed instance keeps its last state).
     pub(crate) state: Vec<u8>,
     pub(crate) variant: String,
     /// Transitions made so far; the step part of idempotency keys.

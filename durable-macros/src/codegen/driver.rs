@@ -332,7 +332,11 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
         bounds.push(quote!(#f: ::core::ops::FnOnce(#(#tys,)* <#c as #p::Command>::Output) -> #ret));
     }
     let inferred = &a.inferred;
-    let commands: Vec<_> = (0..a.awaits.len()).map(command_param).collect();
+    // spanned at each await, so "not a durable command" points at the await
+    let commands = a.awaits.iter().enumerate().map(|(k, aw)| {
+        let c = command_param(k);
+        quote_spanned!(aw.span=> #c: #p::Command)
+    });
 
     let resume_arms = a.variants.iter().enumerate().map(|(k, v)| {
         let vi = &v.ident;
@@ -371,7 +375,7 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
             fn __durable_drive<#(#params,)* #(#fns,)*>(__op: #p::Op<'_>, #(#fvals: #fns),*) -> ::core::result::Result<#p::Outcome, #p::StepError>
             where
                 #(#inferred: #p::serde::Serialize + #p::serde::de::DeserializeOwned,)*
-                #(#commands: #p::Command,)*
+                #(#commands,)*
                 #(#bounds,)*
             {
                 match __op {
