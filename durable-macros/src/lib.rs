@@ -8,6 +8,8 @@
 mod analyze;
 mod codegen;
 mod ctxt;
+#[cfg(test)]
+mod expand_tests;
 mod parse;
 
 use proc_macro::TokenStream;
