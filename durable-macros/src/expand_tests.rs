@@ -7,9 +7,11 @@ use quote::quote;
 
 fn check(name: &str, args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) {
     let out = crate::expand_workflow(args, item);
-    let file: syn::File = syn::parse2(out.clone()).unwrap_or_else(|e| panic!("{name}: expansion does not parse: {e}\n{out}"));
+    let file: syn::File = syn::parse2(out.clone())
+        .unwrap_or_else(|e| panic!("{name}: expansion does not parse: {e}\n{out}"));
     let text = prettyplease::unparse(&file);
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/snapshots/{name}.expanded.rs"));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/snapshots/{name}.expanded.rs"));
     if std::env::var_os("UPDATE_EXPANDED").is_some() {
         std::fs::write(&path, &text).expect("write snapshot");
         return;

@@ -28,6 +28,7 @@ pub enum IdPolicy {
 pub struct Builder {
     workflows: HashMap<&'static str, WorkflowEntry>,
     max_concurrent_activities: usize,
+    resume_on_open: bool,
 }
 
 impl std::fmt::Debug for Builder {
@@ -35,6 +36,7 @@ impl std::fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("workflows", &self.workflows.keys().collect::<Vec<_>>())
             .field("max_concurrent_activities", &self.max_concurrent_activities)
+            .field("resume_on_open", &self.resume_on_open)
             .finish()
     }
 }
@@ -58,6 +60,13 @@ impl Builder {
     /// Activity attempts allowed to run at once (default 1,000).
     pub fn max_concurrent_activities(mut self, n: usize) -> Self {
         self.max_concurrent_activities = n.max(1);
+        self
+    }
+
+    /// Whether opening resumes unfinished instances (default `true`). Turn it
+    /// off to inspect a store (tools, tests) without running anything.
+    pub fn resume_on_open(mut self, resume: bool) -> Self {
+        self.resume_on_open = resume;
         self
     }
 
@@ -86,7 +95,11 @@ impl Builder {
             tasks: Mutex::default(),
             parked: Mutex::default(),
         });
-        let resumed = engine.recover().await?;
+        let resumed = if self.resume_on_open {
+            engine.recover().await?
+        } else {
+            0
+        };
         tracing::info!(resumed, "runtime open");
         Ok(Runtime { engine, resumed })
     }
@@ -115,6 +128,7 @@ impl Runtime {
         Builder {
             workflows: HashMap::new(),
             max_concurrent_activities: 1000,
+            resume_on_open: true,
         }
     }
 

@@ -111,15 +111,16 @@ impl Store for MemStore {
         Box::pin(async move { result })
     }
 
+    // readers see durable data only, as SledStore's readers do
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let state = self.state.lock().map_err(|_| StoreError::Closed)?;
-        Ok(state.written.get(key).cloned())
+        Ok(state.synced.get(key).cloned())
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<super::KeyValue>, StoreError> {
         let state = self.state.lock().map_err(|_| StoreError::Closed)?;
         Ok(state
-            .written
+            .synced
             .range(prefix.to_vec()..)
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.clone(), v.clone()))

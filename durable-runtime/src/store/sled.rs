@@ -5,6 +5,10 @@
 //! this store therefore calls `fdatasync` on sled's data file itself, and
 //! `fsync` on every new file sled wrote under `blobs/` (large values), before
 //! any commit of the group is acknowledged.
+//!
+//! Readers see only durable data: while a group is between `apply_batch`
+//! and its fsync, [`Store::get`] answers the keys it writes with their
+//! previous values, so nobody observes a state a power cut could still undo.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -41,6 +45,9 @@ pub enum CommitPoint {
 
 type Hook = Arc<dyn Fn(CommitPoint) + Send + Sync>;
 
+/// Keys of the group being made durable, with their previous values.
+type Pending = Arc<Mutex<std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>>>;
+
 struct Request {
     batch: Batch,
     done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
@@ -55,6 +62,7 @@ struct Counters {
 
 struct Inner {
     db: sled::Db,
+    pending: Pending,
     tx: Mutex<Option<mpsc::Sender<Request>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<Counters>,
@@ -115,8 +123,10 @@ impl SledStore {
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let hook: Arc<Mutex<Option<Hook>>> = Arc::default();
+        let pending: Pending = Arc::default();
         let committer = Committer {
             db: db.clone(),
+            pending: pending.clone(),
             data_file,
             blobs: path.join("blobs"),
             synced_blobs: HashSet::new(),
@@ -130,6 +140,7 @@ impl SledStore {
         Ok(SledStore {
             inner: Arc::new(Inner {
                 db,
+                pending,
                 tx: Mutex::new(Some(tx)),
                 thread: Mutex::new(Some(thread)),
                 counters,
@@ -161,6 +172,7 @@ impl SledStore {
 
 struct Committer {
     db: sled::Db,
+    pending: Pending,
     data_file: File,
     blobs: PathBuf,
     synced_blobs: HashSet<std::ffi::OsString>,
@@ -202,14 +214,30 @@ impl Committer {
 
     fn write(&mut self, group: &mut [Request]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for request in group.iter_mut() {
-            for (key, value) in request.batch.writes.drain(..) {
-                match value {
-                    Some(value) => batch.insert(key, value),
-                    None => batch.remove(key),
+        {
+            let mut pending = self.pending.lock().map_err(|_| StoreError::Closed)?;
+            for request in group.iter_mut() {
+                for (key, value) in request.batch.writes.drain(..) {
+                    if !pending.contains_key(&key) {
+                        let previous = self.db.get(&key).map_err(io_err)?.map(|v| v.to_vec());
+                        pending.insert(key.clone(), previous);
+                    }
+                    match value {
+                        Some(value) => batch.insert(key, value),
+                        None => batch.remove(key),
+                    }
                 }
             }
         }
+        let result = self.apply(batch);
+        // durable (or failed and never acknowledged): readers may see the new values
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.clear();
+        }
+        result
+    }
+
+    fn apply(&mut self, batch: sled::Batch) -> Result<(), StoreError> {
         self.db.apply_batch(batch).map_err(io_err)?;
         self.db.flush().map_err(io_err)?;
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
@@ -274,6 +302,11 @@ impl Store for SledStore {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        // holding the lock while reading keeps a group from being applied in between
+        let pending = self.inner.pending.lock().map_err(|_| StoreError::Closed)?;
+        if let Some(previous) = pending.get(key) {
+            return Ok(previous.clone());
+        }
         Ok(self.inner.db.get(key).map_err(io_err)?.map(|v| v.to_vec()))
     }
 
