@@ -44,6 +44,8 @@ pub enum Request {
     Now,
     /// Draw a random `u64` once; the value is recorded.
     RandomU64,
+    /// Draw a random (v4) UUID once; the value is recorded.
+    Uuid,
 }
 
 /// How the runtime executes a command type.
@@ -102,6 +104,35 @@ impl std::future::IntoFuture for RandomU64 {
     }
 }
 
+/// The command behind [`uuid()`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewUuid;
+
+impl Command for NewUuid {
+    type Output = uuid::Uuid;
+    fn into_request(self) -> Result<Request, CodecError> {
+        Ok(Request::Uuid)
+    }
+    fn executor() -> Executor {
+        Executor::Builtin
+    }
+}
+
+impl std::future::IntoFuture for NewUuid {
+    type Output = uuid::Uuid;
+    type IntoFuture = std::future::Ready<uuid::Uuid>;
+    /// Outside a workflow (in `run_inline`), simply a new UUID.
+    fn into_future(self) -> Self::IntoFuture {
+        std::future::ready(uuid::Uuid::new_v4())
+    }
+}
+
+/// A new random UUID, recorded in the workflow's state: the same value if
+/// the instance is resumed after a crash.
+pub fn uuid() -> NewUuid {
+    NewUuid
+}
+
 /// The current time, recorded in the workflow's state: `let t = now().await;`
 /// gives the same value if the instance is resumed after a crash.
 pub fn now() -> Now {
@@ -110,8 +141,8 @@ pub fn now() -> Now {
 
 /// A random number, recorded in the workflow's state: `random_u64().await`
 /// gives the same value if the instance is resumed after a crash. Build ids
-/// from it (e.g. `uuid::Uuid::from_u64_pair`) rather than calling a random
-/// source directly in the workflow body.
+/// from it rather than calling a random source directly in the workflow
+/// body; for ids, [`uuid()`] does this.
 pub fn random_u64() -> RandomU64 {
     RandomU64
 }

@@ -93,6 +93,10 @@ pub(crate) struct Engine {
     pub(crate) creating: Mutex<std::collections::HashSet<String>>,
     pub(crate) tasks: Mutex<tokio::task::JoinSet<()>>,
     pub(crate) parked: Mutex<Vec<ResumeError>>,
+    /// Instances stopped in this process because the store failed (disk
+    /// full, I/O error): their last durable checkpoint stands, and they
+    /// resume on the next open.
+    pub(crate) halted: Mutex<HashMap<String, StoreError>>,
 }
 
 /// Runs generated code, turning a panic into an error message.
@@ -152,6 +156,15 @@ impl Engine {
         let bytes = codec::encode(record).map_err(|e| StoreError::Io(e.to_string()))?;
         let mut batch = Batch::default();
         batch.put(keys::instance(id), bytes);
+        self.store.commit(batch).await
+    }
+
+    /// Saves the first record of an instance, only if the id is still free.
+    pub(crate) async fn create(&self, id: &str, record: &InstanceRecord) -> Result<(), StoreError> {
+        let bytes = codec::encode(record).map_err(|e| StoreError::Io(e.to_string()))?;
+        let key = keys::instance(id);
+        let mut batch = Batch::default();
+        batch.expect(key.clone(), None).put(key, bytes);
         self.store.commit(batch).await
     }
 
@@ -230,7 +243,13 @@ impl Engine {
             match engine.drive(&id, record, entry).await {
                 Halt::Finished => engine.wake(&id),
                 Halt::Store(e) => {
-                    tracing::error!(instance = %id, error = %e, "instance stopped: store failed")
+                    tracing::error!(instance = %id, error = %e, "instance stopped: store failed");
+                    engine
+                        .halted
+                        .lock()
+                        .expect("halted lock poisoned")
+                        .insert(id.clone(), e);
+                    engine.wake(&id);
                 }
             }
         });
@@ -272,6 +291,7 @@ impl Engine {
         let encoded = match request {
             Request::Now => codec::encode(&SystemTime::now()),
             Request::RandomU64 => codec::encode(&rand::random::<u64>()),
+            Request::Uuid => codec::encode(&uuid::Uuid::new_v4()),
             Request::Activity {
                 name,
                 input,

@@ -81,14 +81,105 @@ pub mod __private;
 
 pub use activity::{ActivityContext, ActivityError, ActivityFailure, ActivityOptions, RetryPolicy};
 pub use codec::CodecError;
-pub use command::{now, random_u64};
+pub use command::{now, random_u64, uuid};
 pub use engine::Status;
 pub use error::{Error, ResultError, ResumeError, StartError};
 pub use runtime::{Builder, Description, IdPolicy, Runtime, WorkflowHandle};
 pub use store::StoreError;
 pub use workflow::{Workflow, WorkflowCall};
 
-pub use durable_macros::{activity, workflow};
+/// Compiles an `async fn` into a durable workflow.
+///
+/// The function keeps its name and signature for callers, but calling it now
+/// builds a [`WorkflowCall`] that [`Runtime::start`] runs durably; a unit
+/// struct of the same name implements [`Workflow`] (register it with
+/// [`Builder::workflow`]).
+///
+/// # What is generated
+/// For `async fn process_order(order: Order)` awaiting `check_fraud`,
+/// `prepare_shipment`, `charge` and `ship`:
+/// - `pub enum ProcessOrderState<..>` with variants `Start { order }`,
+///   `CheckFraud { order }`, `PrepareShipment { order }`, `Charge { order }`,
+///   `Ship {}` and `Finished`: one per `.await`, named after the awaited
+///   command (a second `charge` would be `Charge2`), each holding exactly the
+///   locals used after that await. It is generic over the types of inferred
+///   locals, so no annotations are needed: rustc infers them.
+/// - `impl Workflow for process_order` with `NAME`, a shape `FINGERPRINT`,
+///   per-variant fingerprints in `VARIANTS`, and the step function.
+/// - `process_order::run_inline(order)`: the original body as a plain async
+///   fn (activities run once, inline), for tests.
+///
+/// Arguments: `name = "..."` (the stored name; default: the function's),
+/// `crate = "..."` (path to this crate if renamed).
+///
+/// # Compile errors, and the fix for each
+/// - `.await` inside a closure, an `async` block, a macro call, a `while`
+///   condition, a labeled block, or in the middle of an expression: move the
+///   await into its own `let value = command.await?;` statement.
+/// - awaiting something that is not a durable command (a plain future): call
+///   that async code inside an `#[activity]`.
+/// - a local holding a borrow (`let r = &x;`) used after an await: keep an
+///   owned value (`.clone()`), or borrow again after the await.
+/// - a local that is still needed after an await but shadowed at it by an
+///   inner local of the same name: rename one of them.
+/// - the workflow awaiting itself; generic, `impl Trait`, reference or
+///   pattern parameters; `self`; a non-`async fn`.
+///
+/// ```
+/// use durable_runtime::prelude::*;
+///
+/// #[activity]
+/// async fn add(a: u64, b: u64) -> Result<u64, ActivityError> {
+///     Ok(a + b)
+/// }
+///
+/// #[workflow]
+/// async fn sum_up(items: Vec<u64>) -> Result<u64, WorkflowError> {
+///     let mut total = 0;
+///     for item in items {
+///         // the remaining items and `total` are in the state while this runs
+///         total = add(total, item).await?;
+///     }
+///     Ok(total)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let names: Vec<&str> = <sum_up as durable_runtime::Workflow>::VARIANTS.iter().map(|v| v.name).collect();
+/// assert_eq!(names, ["Start", "Add"]);
+/// let run = durable_runtime::testing::run_stepwise(sum_up(vec![1, 2, 3])).await.unwrap();
+/// assert_eq!(run.output, Ok(6));
+/// # }
+/// ```
+pub use durable_macros::workflow;
+
+/// Marks an `async fn` as an activity: a side-effecting step of a workflow,
+/// retried by policy.
+///
+/// It must return `Result<T, E>` where `E` implements [`ActivityFailure`]
+/// ([`ActivityError`] does). Calling it builds an [`activity::ActivityCall`]:
+/// awaited in a workflow it is a checkpointed step; awaited anywhere else it
+/// runs the body once. Inside the body, [`ActivityContext::current`] gives
+/// the attempt number and the idempotency key.
+///
+/// Arguments (all optional; defaults in [`RetryPolicy`]): `max_attempts`,
+/// `initial_interval_ms`, `max_interval_ms`, `backoff` (1.0 to 100.0),
+/// `timeout_ms` (per attempt), `non_retryable = ["kind", ..]`, `name`, `crate`.
+/// A call can override them: `charge(id).with_retry(policy).with_timeout(d)`.
+///
+/// ```
+/// use durable_runtime::prelude::*;
+///
+/// #[activity(max_attempts = 5, initial_interval_ms = 200, non_retryable = ["declined"])]
+/// async fn charge(order_id: String, cents: u64) -> Result<String, ActivityError> {
+///     let key = ActivityContext::current().map(|c| c.idempotency_key).unwrap_or_default();
+///     if cents == 0 {
+///         return Err(ActivityError::terminal("nothing to charge").with_kind("declined"));
+///     }
+///     Ok(format!("charged {cents} for {order_id} (key {key})"))
+/// }
+/// ```
+pub use durable_macros::activity;
 
 /// A general error type for workflow bodies: any activity error converts
 /// into it with `?`.
@@ -106,6 +197,6 @@ impl From<ActivityError> for WorkflowError {
 pub mod prelude {
     pub use crate::{
         ActivityContext, ActivityError, IdPolicy, RetryPolicy, Runtime, WorkflowError,
-        WorkflowHandle, activity, now, random_u64, workflow,
+        WorkflowHandle, activity, now, random_u64, uuid, workflow,
     };
 }

@@ -94,6 +94,7 @@ impl Builder {
             creating: Mutex::default(),
             tasks: Mutex::default(),
             parked: Mutex::default(),
+            halted: Mutex::default(),
         });
         let resumed = if self.resume_on_open {
             engine.recover().await?
@@ -200,7 +201,20 @@ impl Runtime {
         };
         let outcome = guarded(|| W::drive(Op::Start(&input)));
         Engine::apply(&mut record, outcome);
-        self.engine.save(&id, &record).await?;
+        match self.engine.create(&id, &record).await {
+            Ok(()) => {}
+            // created meanwhile by another process sharing the store
+            Err(StoreError::Conflict { .. }) => {
+                return match policy {
+                    IdPolicy::UseExisting => Ok(self.handle(id)),
+                    IdPolicy::Reject => Err(StartError::AlreadyExists {
+                        id,
+                        workflow: W::NAME.to_owned(),
+                    }),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
         if record.status.is_terminal() {
             self.engine.waiter(&id).notify_waiters();
         } else {
@@ -391,6 +405,15 @@ impl<W: Workflow> WorkflowHandle<W> {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            if let Some(e) = self
+                .engine()?
+                .halted
+                .lock()
+                .expect("halted lock poisoned")
+                .get(&self.id)
+            {
+                return Err(ResultError::Store(e.clone()));
+            }
             let record = self.record()?;
             match record.status {
                 Status::Completed => {

@@ -60,6 +60,7 @@ pub async fn run_stepwise<W: Workflow>(
                 let result = match &request {
                     Request::Now => codec::encode(&std::time::SystemTime::now())?,
                     Request::RandomU64 => codec::encode(&rand::random::<u64>())?,
+                    Request::Uuid => codec::encode(&uuid::Uuid::new_v4())?,
                     Request::Activity { input, .. } => {
                         let Outcome::Executor(Executor::Activity(vtable)) =
                             W::drive(Op::Executor { state: &state })?

@@ -575,3 +575,75 @@ async fn activity_concurrency_is_bounded() {
         MAX.load(Ordering::SeqCst)
     );
 }
+
+#[workflow]
+async fn overridden(key: String) -> Result<String, WorkflowError> {
+    // the attribute allows 4 attempts; this call allows 2, with its own timeout
+    let policy = RetryPolicy {
+        maximum_attempts: 2,
+        initial_interval: Duration::from_millis(1),
+        ..RetryPolicy::default()
+    };
+    let outcome = flaky(key, 100)
+        .with_retry(policy)
+        .with_timeout(Duration::from_secs(5))
+        .await;
+    Ok(match outcome {
+        Ok(n) => format!("ok {n}"),
+        Err(e) => format!("gave up: {}", e.message()),
+    })
+}
+
+#[tokio::test]
+async fn a_call_can_override_the_retry_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<overridden>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("ov", overridden("ov".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.result().await.unwrap().unwrap(),
+        "gave up: attempt 2 failed"
+    );
+    assert_eq!(runs("flaky", "ov").len(), 2);
+}
+
+#[tokio::test]
+async fn a_uuid_is_recorded_like_time_and_randomness() {
+    #[workflow]
+    async fn with_uuid(key: String) -> Result<String, WorkflowError> {
+        let id = uuid().await;
+        let _ = blocked(key).await?;
+        Ok(id.to_string())
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<with_uuid>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("u", with_uuid("uuid".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    wait_for_runs("blocked", "uuid", 1).await;
+    let state = h.state_json().unwrap().to_string();
+    rt.shutdown().await;
+    let rt = Runtime::builder()
+        .workflow::<with_uuid>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    wait_for_runs("blocked", "uuid", 2).await;
+    gate("uuid").notify_waiters();
+    let id = rt.handle::<with_uuid>("u").result().await.unwrap().unwrap();
+    assert!(
+        state.contains(&id),
+        "the uuid drawn before the restart is the one returned: {state} vs {id}"
+    );
+}

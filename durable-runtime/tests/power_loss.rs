@@ -178,3 +178,31 @@ async fn the_sweep_catches_a_store_that_skips_its_sync() {
         "acknowledging without a sync must lose something the sweep sees"
     );
 }
+
+#[tokio::test]
+async fn a_failing_store_stops_the_instance_with_an_error_not_a_hang() {
+    let store = MemStore::new();
+    let rt = Runtime::builder()
+        .workflow::<chain>()
+        .open_store(store.clone())
+        .await
+        .unwrap();
+    // the start is acknowledged; the next checkpoint fails (a full disk, say)
+    store.crash_after(1);
+    let h = rt
+        .start("halts", chain("halts".into(), 0), IdPolicy::Reject)
+        .await
+        .unwrap();
+    match tokio::time::timeout(Duration::from_secs(10), h.result()).await {
+        Ok(Err(ResultError::Store(durable_runtime::StoreError::Closed))) => {}
+        other => panic!("expected a store error, got {other:?}"),
+    }
+    rt.shutdown().await;
+    // the last durable checkpoint stands: after a reboot the instance finishes
+    let rt = Runtime::builder()
+        .workflow::<chain>()
+        .open_store(store.reboot())
+        .await
+        .unwrap();
+    assert_eq!(rt.handle::<chain>("halts").result().await.unwrap(), Ok(3));
+}

@@ -1,7 +1,7 @@
 //! An in-memory store that models power loss, for crash tests.
 //!
 //! It keeps two images: what has been written and what has been *synced*.
-//! [`MemStore::crash`] throws the unsynced part away, as a power cut would,
+//! [`MemStore::reboot`] keeps only the synced part, as a power cut would,
 //! so a test can check that nothing acknowledged is lost at any crash point.
 //! Setting [`MemStore::skip_sync`] makes the store acknowledge without
 //! syncing: the negative control that such a test must catch.
@@ -90,6 +90,13 @@ impl Store for MemStore {
             let mut state = self.state.lock().map_err(|_| StoreError::Closed)?;
             if self.crashed.load(Ordering::SeqCst) {
                 return Err(StoreError::Closed);
+            }
+            for (key, expected) in &batch.expect {
+                if state.written.get(key) != expected.as_ref() {
+                    return Err(StoreError::Conflict {
+                        key: super::printable(key),
+                    });
+                }
             }
             for (key, value) in batch.writes {
                 match value {

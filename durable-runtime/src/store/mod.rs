@@ -3,7 +3,7 @@
 //! The engine speaks to storage through one narrow seam: read a key, scan a
 //! prefix, and commit a [`Batch`] of writes atomically *and durably* (the
 //! future resolves only after the bytes reached the disk). Concurrent commits
-//! share one flush (group commit). Key layout lives in [`keys`].
+//! share one flush (group commit). Key layout is described in `docs/storage-format.md`.
 
 pub(crate) mod keys;
 #[cfg(any(test, feature = "testing"))]
@@ -17,14 +17,29 @@ use crate::activity::BoxFuture;
 /// A key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
-/// A set of writes applied all together or not at all.
+/// A set of writes applied all together or not at all, optionally
+/// conditional on the current values of some keys.
+///
+/// Conditions are the seam for stores shared by several processes: creating
+/// an instance only if its key is absent, and (with PostgreSQL) committing a
+/// transition only while the writer's lease token is still the stored one.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Batch {
     /// Keys to set (`Some`) or remove (`None`), applied in order.
     pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Keys that must hold exactly these values (`None`: absent) when the
+    /// batch is applied; otherwise nothing is written and the commit fails
+    /// with [`StoreError::Conflict`].
+    pub expect: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl Batch {
+    /// Applies the batch only if `key` holds `value` (`None`: is absent).
+    pub fn expect(&mut self, key: impl Into<Vec<u8>>, value: Option<Vec<u8>>) -> &mut Self {
+        self.expect.push((key.into(), value));
+        self
+    }
+
     /// Sets `key` to `value`.
     pub fn put(&mut self, key: impl Into<Vec<u8>>, value: Vec<u8>) -> &mut Self {
         self.writes.push((key.into(), Some(value)));
@@ -36,6 +51,11 @@ impl Batch {
         self.writes.push((key.into(), None));
         self
     }
+}
+
+/// A key for messages: printable when it is text.
+pub(crate) fn printable(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).into_owned()
 }
 
 /// Durable, ordered key-value storage with atomic batches.
@@ -74,6 +94,14 @@ pub enum StoreError {
         key: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A condition of the batch did not hold; nothing was written.
+    #[error(
+        "[DURABLE-CONFLICT] key {key} does not hold the expected value; the batch was not applied"
+    )]
+    Conflict {
+        /// The key, printable.
+        key: String,
     },
     /// The store was shut down.
     #[error("[DURABLE-CLOSED] the store is closed")]

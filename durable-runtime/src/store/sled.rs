@@ -192,13 +192,13 @@ impl Committer {
                 }
             }
             self.call_hook(CommitPoint::BeforeWrite(index));
-            let result = self.write(&mut group);
+            let (checks, result) = self.write(&mut group);
             if result.is_ok() {
                 self.call_hook(CommitPoint::AfterSync(index));
             }
             let commits = group.len() as u64;
-            for request in group {
-                let _ = request.done.send(result.clone());
+            for (request, check) in group.into_iter().zip(checks) {
+                let _ = request.done.send(check.and(result.clone()));
             }
             self.counters.commits.fetch_add(commits, Ordering::Relaxed);
             index += 1;
@@ -212,29 +212,72 @@ impl Committer {
         }
     }
 
-    fn write(&mut self, group: &mut [Request]) -> Result<(), StoreError> {
+    /// Applies the group; per request, whether its conditions held, and for
+    /// all, whether the group became durable.
+    fn write(
+        &mut self,
+        group: &mut [Request],
+    ) -> (Vec<Result<(), StoreError>>, Result<(), StoreError>) {
+        let n = group.len();
+        let mut checks = Vec::with_capacity(n);
         let mut batch = sled::Batch::default();
-        {
-            let mut pending = self.pending.lock().map_err(|_| StoreError::Closed)?;
-            for request in group.iter_mut() {
+        // the group's own writes so far: later conditions must see them
+        let mut overlay: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> =
+            std::collections::HashMap::new();
+        let Ok(mut pending) = self.pending.lock() else {
+            return (
+                (0..n).map(|_| Err(StoreError::Closed)).collect(),
+                Err(StoreError::Closed),
+            );
+        };
+        for request in group.iter_mut() {
+            let mut ok = Ok(());
+            for (key, expected) in &request.batch.expect {
+                let current = match overlay.get(key) {
+                    Some(v) => v.clone(),
+                    None => match self.db.get(key) {
+                        Ok(v) => v.map(|v| v.to_vec()),
+                        Err(e) => {
+                            ok = Err(io_err(e));
+                            break;
+                        }
+                    },
+                };
+                if current != *expected {
+                    ok = Err(StoreError::Conflict {
+                        key: super::printable(key),
+                    });
+                    break;
+                }
+            }
+            if ok.is_ok() {
                 for (key, value) in request.batch.writes.drain(..) {
                     if !pending.contains_key(&key) {
-                        let previous = self.db.get(&key).map_err(io_err)?.map(|v| v.to_vec());
-                        pending.insert(key.clone(), previous);
+                        match self.db.get(&key) {
+                            Ok(previous) => {
+                                pending.insert(key.clone(), previous.map(|v| v.to_vec()));
+                            }
+                            Err(e) => {
+                                return ((0..n).map(|_| Err(io_err(&e))).collect(), Err(io_err(e)));
+                            }
+                        }
                     }
+                    overlay.insert(key.clone(), value.clone());
                     match value {
                         Some(value) => batch.insert(key, value),
                         None => batch.remove(key),
                     }
                 }
             }
+            checks.push(ok);
         }
+        drop(pending);
         let result = self.apply(batch);
         // durable (or failed and never acknowledged): readers may see the new values
         if let Ok(mut pending) = self.pending.lock() {
             pending.clear();
         }
-        result
+        (checks, result)
     }
 
     fn apply(&mut self, batch: sled::Batch) -> Result<(), StoreError> {
@@ -352,6 +395,40 @@ mod tests {
         assert!(s.flushes < 201, "group commit did not batch: {s:?}");
         assert!(s.fsyncs >= s.flushes, "a flush went without fsync: {s:?}");
         assert_eq!(store.get(b"a").unwrap(), Some(vec![1]));
+    }
+
+    #[tokio::test]
+    async fn conditions_are_checked_atomically_within_a_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        // two creates of one key in the same group: exactly one wins
+        let create = |v: u8| {
+            let mut b = Batch::default();
+            b.expect(b"k".to_vec(), None).put(b"k".to_vec(), vec![v]);
+            store.commit(b)
+        };
+        let (a, b) = futures::join!(create(1), create(2));
+        assert!(a.is_ok() != b.is_ok(), "one create must win: {a:?} {b:?}");
+        let winner = if a.is_ok() { 1 } else { 2 };
+        assert_eq!(store.get(b"k").unwrap(), Some(vec![winner]));
+        assert!(matches!(
+            a.err().or(b.err()),
+            Some(StoreError::Conflict { .. })
+        ));
+        // compare-and-set on the current value
+        let mut cas = Batch::default();
+        cas.expect(b"k".to_vec(), Some(vec![winner]))
+            .put(b"k".to_vec(), vec![9]);
+        store.commit(cas).await.unwrap();
+        let mut stale = Batch::default();
+        stale
+            .expect(b"k".to_vec(), Some(vec![winner]))
+            .put(b"k".to_vec(), vec![10]);
+        assert!(matches!(
+            store.commit(stale).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        assert_eq!(store.get(b"k").unwrap(), Some(vec![9]));
     }
 
     #[tokio::test]
