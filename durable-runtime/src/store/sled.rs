@@ -196,11 +196,11 @@ impl Committer {
             if result.is_ok() {
                 self.call_hook(CommitPoint::AfterSync(index));
             }
-            let commits = group.len() as u64;
+            // counted before acknowledging, so a caller that was acknowledged sees its commit
+            self.counters.commits.fetch_add(group.len() as u64, Ordering::Relaxed);
             for (request, check) in group.into_iter().zip(checks) {
                 let _ = request.done.send(check.and(result.clone()));
             }
-            self.counters.commits.fetch_add(commits, Ordering::Relaxed);
             index += 1;
         }
     }
