@@ -197,7 +197,9 @@ impl Committer {
                 self.call_hook(CommitPoint::AfterSync(index));
             }
             // counted before acknowledging, so a caller that was acknowledged sees its commit
-            self.counters.commits.fetch_add(group.len() as u64, Ordering::Relaxed);
+            self.counters
+                .commits
+                .fetch_add(group.len() as u64, Ordering::Relaxed);
             for (request, check) in group.into_iter().zip(checks) {
                 let _ = request.done.send(check.and(result.clone()));
             }
