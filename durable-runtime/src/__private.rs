@@ -12,6 +12,22 @@ pub use crate::workflow::{
 pub use std::ops::ControlFlow;
 pub use std::time::Duration;
 
+/// What a local that lives across an `.await` must be: storable.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be kept in the workflow's state",
+    label = "this local is used after an `.await`, so it is stored in the state",
+    note = "locals that live across an `.await` must implement `Serialize` and `DeserializeOwned`; keep the value within one step, or store something serializable (an id, a path) and rebuild it after the await"
+)]
+pub trait Persist: serde::Serialize + serde::de::DeserializeOwned {}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Persist for T {}
+
+/// Identity, requiring [`Persist`]: generated code passes each stored local
+/// through it so that an error lands on the local.
+pub fn keep<T: Persist>(value: T) -> T {
+    value
+}
+
 /// Formats a stored value for `Debug` through its serde form, so a state
 /// enum is printable whether or not its locals implement `Debug`.
 pub struct DebugJson<'a, T: ?Sized>(pub &'a T);

@@ -184,7 +184,7 @@ pub(crate) fn analyze<'a>(cx: &Ctxt, wf: &'a WorkflowFn) -> Option<Analysis<'a>>
                         .or_insert_with(|| {
                             let p = syn::Ident::new(
                                 &format!("__L{next}"),
-                                proc_macro2::Span::call_site(),
+                                b.ident.span(), // "cannot be stored" errors point at the binding
                             );
                             order.push(p.clone());
                             p

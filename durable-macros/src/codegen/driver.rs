@@ -18,7 +18,7 @@ use crate::analyze::liveness::Live;
 use crate::analyze::lower::{Cont, Wrap, replace_inner};
 use crate::analyze::markers::{self, PROLOGUE, SUSPEND};
 use crate::analyze::rewrite::Rewrite;
-use crate::analyze::{Analysis, Variant};
+use crate::analyze::{Analysis, FieldTy, Variant};
 
 fn live_param(name: &syn::Ident) -> syn::Ident {
     format_ident!("__live_{}", name)
@@ -235,7 +235,15 @@ impl Gen<'_> {
         let state = state_ident(&a.wf.item.sig.ident);
         let v: &Variant = &a.variants[k];
         let vi = &v.ident;
-        let fields = v.fields.iter().map(|f| &f.name);
+        // an inferred local passes through `keep`, spanned at its `let`, so
+        // "cannot be kept in the workflow's state" points at the binding
+        let fields = v.fields.iter().map(|f| {
+            let n = &f.name;
+            match &f.ty {
+                FieldTy::Inferred(_) => quote_spanned!(n.span()=> #n: #krate::__private::keep(#n)),
+                FieldTy::Declared(_) => quote!(#n),
+            }
+        });
         let call = quote_spanned! {aw.span=> #krate::__private::suspend(__durable_command, |__durable_await| #state::#vi { #(#fields,)* __await: __durable_await }) };
         syn::parse_quote! {{
             let __durable_command = #command;
@@ -331,7 +339,10 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
         let tys = v.fields.iter().map(|fd| field_type(&fd.ty));
         bounds.push(quote!(#f: ::core::ops::FnOnce(#(#tys,)* <#c as #p::Command>::Output) -> #ret));
     }
-    let inferred = &a.inferred;
+    let inferred = a
+        .inferred
+        .iter()
+        .map(|l| quote_spanned!(l.span()=> #l: #p::Persist));
     // spanned at each await, so "not a durable command" points at the await
     let commands = a.awaits.iter().enumerate().map(|(k, aw)| {
         let c = command_param(k);
@@ -374,7 +385,7 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
             #[allow(non_camel_case_types, non_snake_case, clippy::too_many_arguments, clippy::type_complexity)]
             fn __durable_drive<#(#params,)* #(#fns,)*>(__op: #p::Op<'_>, #(#fvals: #fns),*) -> ::core::result::Result<#p::Outcome, #p::StepError>
             where
-                #(#inferred: #p::serde::Serialize + #p::serde::de::DeserializeOwned,)*
+                #(#inferred,)*
                 #(#commands,)*
                 #(#bounds,)*
             {

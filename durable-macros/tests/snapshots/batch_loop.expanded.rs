@@ -117,10 +117,8 @@ const _: () = {
         ::durable_runtime::__private::StepError,
     >
     where
-        __L0: ::durable_runtime::__private::serde::Serialize
-            + ::durable_runtime::__private::serde::de::DeserializeOwned,
-        __L1: ::durable_runtime::__private::serde::Serialize
-            + ::durable_runtime::__private::serde::de::DeserializeOwned,
+        __L0: ::durable_runtime::__private::Persist,
+        __L1: ::durable_runtime::__private::Persist,
         __C0: ::durable_runtime::__private::Command,
         __F0: ::core::ops::FnOnce(
             Vec<String>,
@@ -277,8 +275,10 @@ const _: () = {
                                     return ::durable_runtime::__private::suspend(
                                         __durable_command,
                                         |__durable_await| BatchLoopState::Import {
-                                            done,
-                                            __durable_items_0,
+                                            done: ::durable_runtime::__private::keep(done),
+                                            __durable_items_0: ::durable_runtime::__private::keep(
+                                                __durable_items_0,
+                                            ),
                                             __await: __durable_await,
                                         },
                                     );
@@ -326,8 +326,10 @@ const _: () = {
                                         return ::durable_runtime::__private::suspend(
                                             __durable_command,
                                             |__durable_await| BatchLoopState::Import {
-                                                done,
-                                                __durable_items_0,
+                                                done: ::durable_runtime::__private::keep(done),
+                                                __durable_items_0: ::durable_runtime::__private::keep(
+                                                    __durable_items_0,
+                                                ),
                                                 __await: __durable_await,
                                             },
                                         );
