@@ -72,8 +72,36 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// The encoding of `Ok::<T, E>(value)` from the encoding of `value`:
+/// postcard writes an enum as its variant index (a varint; `Ok` is 0)
+/// followed by the payload, so no decoding of `T` is needed.
+pub fn ok_variant(value: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let (&format, payload) = value.split_first().ok_or(CodecError::Empty)?;
+    if format != FORMAT_V1 {
+        return Err(CodecError::UnknownFormat { found: format });
+    }
+    let mut out = Vec::with_capacity(value.len() + 1);
+    out.extend_from_slice(&[FORMAT_V1, 0]);
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ok_variant_matches_encoding_an_ok() {
+        let inner = encode(&(7u32, String::from("x"))).unwrap();
+        let wrapped = ok_variant(&inner).unwrap();
+        assert_eq!(
+            wrapped,
+            encode(&Ok::<(u32, String), String>((7, "x".into()))).unwrap()
+        );
+        assert_eq!(
+            decode::<Result<(u32, String), String>>(&wrapped).unwrap(),
+            Ok((7, "x".into()))
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -46,6 +46,19 @@ pub enum Request {
     RandomU64,
     /// Draw a random (v4) UUID once; the value is recorded.
     Uuid,
+    /// Wait until a time: `at_ms` is set (from `after_ms` and the runtime's
+    /// clock) when the transition that schedules it is checkpointed.
+    Timer {
+        /// Relative wait, as written.
+        after_ms: u64,
+        /// Due time, ms since the Unix epoch.
+        at_ms: Option<u64>,
+    },
+    /// Wait for the next signal of this name.
+    Signal {
+        /// The signal's name.
+        name: String,
+    },
 }
 
 /// How the runtime executes a command type.
@@ -101,6 +114,112 @@ impl std::future::IntoFuture for RandomU64 {
     /// Outside a workflow (in `run_inline`), simply a random number.
     fn into_future(self) -> Self::IntoFuture {
         std::future::ready(rand::random())
+    }
+}
+
+/// What a workflow sees at its current await when its instance is
+/// cancelled; `?` turns it into the workflow's error, a `match` can run
+/// compensations first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("[DURABLE-CANCELLED] the workflow instance was cancelled")]
+pub struct Cancelled;
+
+/// The command behind [`sleep`] and [`sleep_until`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sleep {
+    after: std::time::Duration,
+    at: Option<std::time::SystemTime>,
+}
+
+impl Command for Sleep {
+    type Output = Result<(), Cancelled>;
+    fn into_request(self) -> Result<Request, CodecError> {
+        Ok(Request::Timer {
+            after_ms: u64::try_from(self.after.as_millis()).unwrap_or(u64::MAX),
+            at_ms: self.at.map(crate::clock::to_ms),
+        })
+    }
+    fn executor() -> Executor {
+        Executor::Builtin
+    }
+}
+
+impl std::future::IntoFuture for Sleep {
+    type Output = Result<(), Cancelled>;
+    type IntoFuture = crate::activity::BoxFuture<Result<(), Cancelled>>;
+    /// Outside a workflow (in `run_inline`), a plain tokio sleep.
+    fn into_future(self) -> Self::IntoFuture {
+        let wait = match self.at {
+            Some(at) => at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default(),
+            None => self.after,
+        };
+        Box::pin(async move {
+            tokio::time::sleep(wait).await;
+            Ok(())
+        })
+    }
+}
+
+/// A durable timer: the workflow sleeps for `duration` (days or months are
+/// normal). While it sleeps the instance holds no task and no memory; a
+/// timer that came due while the process was down fires on the next open.
+pub fn sleep(duration: std::time::Duration) -> Sleep {
+    Sleep {
+        after: duration,
+        at: None,
+    }
+}
+
+/// A durable timer until `deadline` (see [`sleep`]).
+pub fn sleep_until(deadline: std::time::SystemTime) -> Sleep {
+    Sleep {
+        after: std::time::Duration::ZERO,
+        at: Some(deadline),
+    }
+}
+
+/// The command behind [`signal`].
+pub struct SignalWait<T> {
+    name: String,
+    _payload: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for SignalWait<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SignalWait({})", self.name)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Command for SignalWait<T> {
+    type Output = Result<T, Cancelled>;
+    fn into_request(self) -> Result<Request, CodecError> {
+        Ok(Request::Signal { name: self.name })
+    }
+    fn executor() -> Executor {
+        Executor::Builtin
+    }
+}
+
+impl<T: Send + 'static> std::future::IntoFuture for SignalWait<T> {
+    type Output = Result<T, Cancelled>;
+    type IntoFuture = std::future::Ready<Result<T, Cancelled>>;
+    /// Outside a workflow (in `run_inline`) nobody can send a signal: the
+    /// wait ends at once as cancelled.
+    fn into_future(self) -> Self::IntoFuture {
+        std::future::ready(Err(Cancelled))
+    }
+}
+
+/// Waits for the next signal named `name`, sent with
+/// [`Runtime::signal`](crate::Runtime::signal). Signals are persisted
+/// before the sender gets `Ok`, buffered until the workflow waits for them,
+/// and delivered in the order sent.
+pub fn signal<T>(name: impl Into<String>) -> SignalWait<T> {
+    SignalWait {
+        name: name.into(),
+        _payload: std::marker::PhantomData,
     }
 }
 

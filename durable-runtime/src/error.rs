@@ -14,6 +14,9 @@ pub enum Error {
     /// A workflow could not be started.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// A signal could not be sent.
+    #[error(transparent)]
+    Signal(#[from] SignalError),
     /// A workflow's result could not be had.
     #[error(transparent)]
     Result(#[from] ResultError),
@@ -44,6 +47,14 @@ pub enum StartError {
         /// The workflow stored.
         found: String,
     },
+    /// The id is empty or contains a NUL character.
+    #[error(
+        "[DURABLE-ID] invalid instance id {id:?}: it must be non-empty and contain no NUL character"
+    )]
+    InvalidId {
+        /// The id given.
+        id: String,
+    },
     /// The workflow was not registered on the runtime's builder.
     #[error(
         "[DURABLE-UNREGISTERED] workflow `{workflow}` is not registered; add `.workflow::<{workflow}>()` to the runtime builder"
@@ -56,6 +67,35 @@ pub enum StartError {
     #[error(transparent)]
     Codec(#[from] CodecError),
     /// Storage failed; the instance was not created.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why [`Runtime::signal`](crate::Runtime::signal) failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignalError {
+    /// No instance has this id.
+    #[error("[DURABLE-UNKNOWN] cannot signal `{id}`: no such workflow instance")]
+    NotFound {
+        /// The instance id.
+        id: String,
+    },
+    /// The instance has ended; nothing would receive the signal.
+    #[error("[DURABLE-FINISHED] cannot signal `{id}`: the instance has ended ({status:?})")]
+    Finished {
+        /// The instance id.
+        id: String,
+        /// How it ended.
+        status: crate::Status,
+    },
+    /// Starting the instance (signal with start) failed.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The payload could not be encoded, or the record decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// Storage failed; the signal was not recorded.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -67,6 +67,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod activity;
+pub mod clock;
 pub mod codec;
 pub mod command;
 mod engine;
@@ -81,9 +82,9 @@ pub mod __private;
 
 pub use activity::{ActivityContext, ActivityError, ActivityFailure, ActivityOptions, RetryPolicy};
 pub use codec::CodecError;
-pub use command::{now, random_u64, uuid};
+pub use command::{Cancelled, now, random_u64, signal, sleep, sleep_until, uuid};
 pub use engine::Status;
-pub use error::{Error, ResultError, ResumeError, StartError};
+pub use error::{Error, ResultError, ResumeError, SignalError, StartError};
 pub use runtime::{Builder, Description, IdPolicy, Runtime, WorkflowHandle};
 pub use store::StoreError;
 pub use workflow::{Workflow, WorkflowCall};
@@ -187,6 +188,12 @@ pub use durable_macros::activity;
 #[error("{0}")]
 pub struct WorkflowError(pub String);
 
+impl From<Cancelled> for WorkflowError {
+    fn from(e: Cancelled) -> Self {
+        WorkflowError(e.to_string())
+    }
+}
+
 impl From<ActivityError> for WorkflowError {
     fn from(e: ActivityError) -> Self {
         WorkflowError(e.to_string())
@@ -196,7 +203,7 @@ impl From<ActivityError> for WorkflowError {
 /// Everything a workflow file needs: `use durable_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        ActivityContext, ActivityError, IdPolicy, RetryPolicy, Runtime, WorkflowError,
-        WorkflowHandle, activity, now, random_u64, uuid, workflow,
+        ActivityContext, ActivityError, Cancelled, IdPolicy, RetryPolicy, Runtime, WorkflowError,
+        WorkflowHandle, activity, now, random_u64, signal, sleep, sleep_until, uuid, workflow,
     };
 }

@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Semaphore;
 
+use crate::clock::{Clock, SystemClock};
 use crate::codec;
 use crate::engine::{Engine, InstanceRecord, Status, WorkflowEntry, guarded, now_ms};
-use crate::error::{ResultError, ResumeError, StartError};
+use crate::error::{ResultError, ResumeError, SignalError, StartError};
 use crate::store::sled::SledStore;
 use crate::store::{Store, StoreError};
 use crate::workflow::{Op, Outcome, Workflow, WorkflowCall};
@@ -29,6 +30,7 @@ pub struct Builder {
     workflows: HashMap<&'static str, WorkflowEntry>,
     max_concurrent_activities: usize,
     resume_on_open: bool,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -60,6 +62,14 @@ impl Builder {
     /// Activity attempts allowed to run at once (default 1,000).
     pub fn max_concurrent_activities(mut self, n: usize) -> Self {
         self.max_concurrent_activities = n.max(1);
+        self
+    }
+
+    /// The clock for timers, retry backoff and [`now()`](crate::now)
+    /// (default: the system clock). Tests pass a
+    /// [`TestClock`](crate::clock::TestClock) to skip time.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
@@ -95,9 +105,21 @@ impl Builder {
             tasks: Mutex::default(),
             parked: Mutex::default(),
             halted: Mutex::default(),
+            clock: self.clock,
+            running: Mutex::default(),
+            timers: tokio::sync::Notify::new(),
+            signal_seq: std::sync::atomic::AtomicU64::new(0),
         });
+        engine.init_signal_seq()?;
         let resumed = if self.resume_on_open {
-            engine.recover().await?
+            let resumed = engine.recover().await?;
+            let timers = engine.clone().timer_service();
+            engine
+                .tasks
+                .lock()
+                .expect("tasks lock poisoned")
+                .spawn(timers);
+            resumed
         } else {
             0
         };
@@ -130,12 +152,23 @@ impl Runtime {
             workflows: HashMap::new(),
             max_concurrent_activities: 1000,
             resume_on_open: true,
+            clock: Arc::new(SystemClock),
         }
     }
 
     /// How many unfinished instances were resumed when the runtime opened.
     pub fn resumed_on_open(&self) -> usize {
         self.resumed
+    }
+
+    /// Instances that have a task in this process now. Instances sleeping on
+    /// a timer or waiting for a signal have none: they cost disk, not RAM.
+    pub fn running_instances(&self) -> usize {
+        self.engine
+            .running
+            .lock()
+            .expect("running lock poisoned")
+            .len()
     }
 
     /// Instances found on open that this code cannot run, with the reason
@@ -162,6 +195,9 @@ impl Runtime {
         policy: IdPolicy,
     ) -> Result<WorkflowHandle<W>, StartError> {
         let id = id.into();
+        if id.is_empty() || id.contains('\0') {
+            return Err(StartError::InvalidId { id });
+        }
         let entry = *self
             .engine
             .workflows
@@ -200,7 +236,11 @@ impl Runtime {
             updated_ms: now,
         };
         let outcome = guarded(|| W::drive(Op::Start(&input)));
-        Engine::apply(&mut record, outcome);
+        Engine::apply(
+            &mut record,
+            outcome,
+            crate::clock::now_ms(&*self.engine.clock),
+        );
         match self.engine.create(&id, &record).await {
             Ok(()) => {}
             // created meanwhile by another process sharing the store
@@ -221,6 +261,56 @@ impl Runtime {
             self.engine.spawn(id.clone(), record, entry);
         }
         Ok(self.handle(id))
+    }
+
+    /// Sends signal `name` with `payload` to instance `id`. Returns once the
+    /// signal is durable; it is delivered, in the order sent, to the
+    /// instance's next `signal(name)` await (buffered until then).
+    ///
+    /// # Errors
+    /// [`SignalError::NotFound`] for an unknown id, [`SignalError::Finished`]
+    /// if the instance has ended.
+    pub async fn signal<T: serde::Serialize>(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &T,
+    ) -> Result<(), SignalError> {
+        let record = match self.engine.load(id)? {
+            None => return Err(SignalError::NotFound { id: id.to_owned() }),
+            Some(Err(e)) => return Err(SignalError::Codec(e)),
+            Some(Ok(record)) => record,
+        };
+        if record.status.is_terminal() {
+            return Err(SignalError::Finished {
+                id: id.to_owned(),
+                status: record.status,
+            });
+        }
+        let value = codec::encode(&(name, codec::encode(payload)?))?;
+        let seq = self
+            .engine
+            .signal_seq
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut batch = crate::store::Batch::default();
+        batch.put(crate::store::keys::signal(id, seq), value);
+        self.engine.store.commit(batch).await?;
+        self.engine.wake_instance(id)?;
+        Ok(())
+    }
+
+    /// Starts instance `id` if it does not exist (keeping it if it does),
+    /// then sends it the signal: "signal with start".
+    pub async fn signal_with_start<W: Workflow, T: serde::Serialize>(
+        &self,
+        id: impl Into<String>,
+        call: WorkflowCall<W>,
+        name: &str,
+        payload: &T,
+    ) -> Result<WorkflowHandle<W>, SignalError> {
+        let handle = self.start(id, call, IdPolicy::UseExisting).await?;
+        self.signal(handle.id(), name, payload).await?;
+        Ok(handle)
     }
 
     /// A handle to instance `id` of workflow `W` (whether or not it exists).

@@ -23,6 +23,9 @@ pub enum StepwiseError {
     /// The generated code refused a step.
     #[error(transparent)]
     Step(#[from] StepError),
+    /// The workflow waits for a signal, which nobody sends in a stepwise run.
+    #[error("the workflow waits for signal `{0}`; run it on a Runtime to send signals")]
+    Signal(String),
     /// An input, state or result did not encode or decode.
     #[error(transparent)]
     Codec(#[from] CodecError),
@@ -61,6 +64,9 @@ pub async fn run_stepwise<W: Workflow>(
                     Request::Now => codec::encode(&std::time::SystemTime::now())?,
                     Request::RandomU64 => codec::encode(&rand::random::<u64>())?,
                     Request::Uuid => codec::encode(&uuid::Uuid::new_v4())?,
+                    // no time passes in a stepwise run: timers are due at once
+                    Request::Timer { .. } => codec::encode(&Ok::<(), crate::Cancelled>(()))?,
+                    Request::Signal { name } => return Err(StepwiseError::Signal(name.clone())),
                     Request::Activity { input, .. } => {
                         let Outcome::Executor(Executor::Activity(vtable)) =
                             W::drive(Op::Executor { state: &state })?

@@ -1,12 +1,22 @@
 //! Key layout. Every key starts with a one-byte table tag so that all tables
 //! share one sled tree and one atomic batch can span them.
 //!
-//! | key                         | value                        |
-//! |-----------------------------|------------------------------|
-//! | `i` + instance id           | [`InstanceRecord`](crate::engine::InstanceRecord) |
+//! | key                                   | value                         |
+//! |---------------------------------------|-------------------------------|
+//! | `i` + instance id                     | the instance record           |
+//! | `t` + due ms (u64 BE) + instance id   | empty: the due-timer index    |
+//! | `g` + instance id + `0` + seq (u64 BE)| (signal name, encoded payload)|
+//!
+//! Instance ids never contain a NUL byte, so `id + 0` bounds one instance's
+//! signals. A store shared by processes adds a lease per instance and an
+//! activity task queue under their own tags.
 
 /// Tag of instance records.
 pub(crate) const INSTANCE: u8 = b'i';
+/// Tag of the due-timer index.
+pub(crate) const TIMER: u8 = b't';
+/// Tag of buffered signals.
+pub(crate) const SIGNAL: u8 = b'g';
 
 /// The key of an instance's record.
 pub(crate) fn instance(id: &str) -> Vec<u8> {
@@ -19,4 +29,66 @@ pub(crate) fn instance(id: &str) -> Vec<u8> {
 /// The instance id in an instance key.
 pub(crate) fn instance_id(key: &[u8]) -> String {
     String::from_utf8_lossy(key.get(1..).unwrap_or_default()).into_owned()
+}
+
+/// The index key of a timer due at `at_ms` for instance `id`.
+pub(crate) fn timer(at_ms: u64, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 9);
+    key.push(TIMER);
+    key.extend_from_slice(&at_ms.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// Due time and instance id of a timer key.
+pub(crate) fn parse_timer(key: &[u8]) -> Option<(u64, String)> {
+    let at = u64::from_be_bytes(key.get(1..9)?.try_into().ok()?);
+    Some((at, String::from_utf8_lossy(key.get(9..)?).into_owned()))
+}
+
+/// The prefix of all buffered signals of instance `id`.
+pub(crate) fn signals(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 2);
+    key.push(SIGNAL);
+    key.extend_from_slice(id.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The key of signal number `seq` of instance `id`.
+pub(crate) fn signal(id: &str, seq: u64) -> Vec<u8> {
+    let mut key = signals(id);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The sequence number in a signal key.
+pub(crate) fn signal_seq(key: &[u8]) -> Option<u64> {
+    let tail = key.len().checked_sub(8)?;
+    Some(u64::from_be_bytes(key.get(tail..)?.try_into().ok()?))
+}
+
+/// The smallest key after `key`.
+pub(crate) fn after(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_keys_sort_by_due_time_and_round_trip() {
+        let a = timer(5, "zzz");
+        let b = timer(256, "aaa");
+        assert!(a < b, "big-endian due times sort numerically");
+        assert_eq!(parse_timer(&b), Some((256, "aaa".to_owned())));
+        assert!(signal("a", 1) < signal("a", 2));
+        assert!(signal("a", u64::MAX).starts_with(&signals("a")));
+        assert!(!signal("ab", 1).starts_with(&signals("a")));
+        assert_eq!(signal_seq(&signal("x", 77)), Some(77));
+        assert!(after(&a) > a);
+    }
 }

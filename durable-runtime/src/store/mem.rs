@@ -124,6 +124,22 @@ impl Store for MemStore {
         Ok(state.synced.get(key).cloned())
     }
 
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<super::KeyValue>, StoreError> {
+        let state = self.state.lock().map_err(|_| StoreError::Closed)?;
+        Ok(state
+            .synced
+            .range(from.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<super::KeyValue>, StoreError> {
         let state = self.state.lock().map_err(|_| StoreError::Closed)?;
         Ok(state

@@ -70,6 +70,14 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Reads every key starting with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
+    /// Reads at most `limit` keys starting with `prefix` that are `>= from`,
+    /// in key order (pages through large indexes such as the timers).
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError>;
 }
 
 /// A storage failure.

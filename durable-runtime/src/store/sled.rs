@@ -355,6 +355,21 @@ impl Store for SledStore {
         Ok(self.inner.db.get(key).map_err(io_err)?.map(|v| v.to_vec()))
     }
 
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<super::KeyValue>, StoreError> {
+        self.inner
+            .db
+            .range(from.to_vec()..)
+            .take_while(|kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
+            .take(limit)
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io_err))
+            .collect()
+    }
+
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<super::KeyValue>, StoreError> {
         self.inner
             .db

@@ -16,9 +16,13 @@ use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore};
 
+mod signals;
+mod timers;
+
 use crate::activity::{ActivityContext, ActivityError, Failure};
+use crate::clock::{Clock, now_ms as clock_ms};
 use crate::codec::{self, CodecError};
-use crate::command::{Executor, Request};
+use crate::command::{Cancelled, Executor, Request};
 use crate::error::ResumeError;
 use crate::store::{Batch, Store, StoreError, keys};
 use crate::workflow::{Op, Outcome, StepError, VariantInfo};
@@ -93,6 +97,14 @@ pub(crate) struct Engine {
     pub(crate) creating: Mutex<std::collections::HashSet<String>>,
     pub(crate) tasks: Mutex<tokio::task::JoinSet<()>>,
     pub(crate) parked: Mutex<Vec<ResumeError>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Instances with a task in this process; `true`: woken while running,
+    /// so look for work again before the task ends.
+    pub(crate) running: Mutex<HashMap<String, bool>>,
+    /// Wakes the timer service when a transition schedules a timer.
+    pub(crate) timers: Notify,
+    /// Orders buffered signals; starts above every stored one.
+    pub(crate) signal_seq: std::sync::atomic::AtomicU64,
     /// Instances stopped in this process because the store failed (disk
     /// full, I/O error): their last durable checkpoint stands, and they
     /// resume on the next open.
@@ -137,6 +149,8 @@ impl<T> std::future::Future for AbortOnDrop<T> {
 enum Halt {
     /// It reached a terminal status (already committed).
     Finished,
+    /// It waits for a timer or a signal: no task, no memory until woken.
+    Waiting,
     /// Storage failed: stop without acknowledging anything more.
     Store(StoreError),
 }
@@ -153,8 +167,17 @@ impl Engine {
     }
 
     pub(crate) async fn save(&self, id: &str, record: &InstanceRecord) -> Result<(), StoreError> {
+        self.save_with(id, record, Batch::default()).await
+    }
+
+    /// Saves `record` together with `extra` writes, in one atomic batch.
+    async fn save_with(
+        &self,
+        id: &str,
+        record: &InstanceRecord,
+        mut batch: Batch,
+    ) -> Result<(), StoreError> {
         let bytes = codec::encode(record).map_err(|e| StoreError::Io(e.to_string()))?;
-        let mut batch = Batch::default();
         batch.put(keys::instance(id), bytes);
         self.store.commit(batch).await
     }
@@ -165,7 +188,26 @@ impl Engine {
         let key = keys::instance(id);
         let mut batch = Batch::default();
         batch.expect(key.clone(), None).put(key, bytes);
-        self.store.commit(batch).await
+        let timer = Self::schedule(id, record, &mut batch);
+        self.store.commit(batch).await?;
+        if timer {
+            self.timers.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Adds the index entry of the timer `record` now waits for, if any, to
+    /// the batch that checkpoints it; whether there was one.
+    fn schedule(id: &str, record: &InstanceRecord, batch: &mut Batch) -> bool {
+        match &record.pending {
+            Some(Request::Timer {
+                at_ms: Some(at), ..
+            }) => {
+                batch.put(keys::timer(*at, id), Vec::new());
+                true
+            }
+            _ => false,
+        }
     }
 
     pub(crate) fn waiter(&self, id: &str) -> Arc<Notify> {
@@ -185,9 +227,11 @@ impl Engine {
     }
 
     /// Applies the outcome of the generated code to `record` (not yet saved).
+    /// `now` (ms) resolves a relative timer to its due time.
     pub(crate) fn apply(
         record: &mut InstanceRecord,
         outcome: Result<Result<Outcome, StepError>, String>,
+        now: u64,
     ) {
         record.step += 1;
         record.failed_attempts = 0;
@@ -197,8 +241,15 @@ impl Engine {
             Ok(Ok(Outcome::Await {
                 state,
                 variant,
-                request,
+                mut request,
             })) => {
+                if let Request::Timer {
+                    after_ms,
+                    at_ms: at @ None,
+                } = &mut request
+                {
+                    *at = Some(now.saturating_add(*after_ms));
+                }
                 record.state = state;
                 record.variant = variant.to_owned();
                 record.pending = Some(request);
@@ -228,40 +279,88 @@ impl Engine {
         }
     }
 
-    /// Spawns the task that drives instance `id` from `record` to the end.
+    /// Spawns the task that drives instance `id` from `record`, unless one
+    /// is running already (then that one looks for work again).
     pub(crate) fn spawn(
         self: &Arc<Self>,
         id: String,
         record: InstanceRecord,
         entry: WorkflowEntry,
     ) {
+        {
+            let mut running = self.running.lock().expect("running lock poisoned");
+            if let Some(rewake) = running.get_mut(&id) {
+                *rewake = true;
+                return;
+            }
+            running.insert(id.clone(), false);
+        }
         let engine = self.clone();
         let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
         // reap finished tasks so the set does not grow without bound
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move {
-            match engine.drive(&id, record, entry).await {
-                Halt::Finished => engine.wake(&id),
-                Halt::Store(e) => {
-                    tracing::error!(instance = %id, error = %e, "instance stopped: store failed");
-                    engine
-                        .halted
-                        .lock()
-                        .expect("halted lock poisoned")
-                        .insert(id.clone(), e);
-                    engine.wake(&id);
+            let mut record = record;
+            loop {
+                let halt = engine.drive(&id, &mut record, entry).await;
+                if matches!(halt, Halt::Waiting) {
+                    let mut running = engine.running.lock().expect("running lock poisoned");
+                    if running.get(&id) == Some(&true) {
+                        // woken while deciding to wait: look again
+                        running.insert(id.clone(), false);
+                        continue;
+                    }
+                    running.remove(&id);
+                    return;
                 }
+                engine.running.lock().expect("running lock poisoned").remove(&id);
+                match halt {
+                    Halt::Finished => engine.wake(&id),
+                    Halt::Store(e) => {
+                        tracing::error!(instance = %id, error = %e, "instance stopped: store failed");
+                        engine.halted.lock().expect("halted lock poisoned").insert(id.clone(), e);
+                        engine.wake(&id);
+                    }
+                    Halt::Waiting => {}
+                }
+                return;
             }
         });
     }
 
-    async fn drive(&self, id: &str, mut record: InstanceRecord, entry: WorkflowEntry) -> Halt {
+    /// Wakes instance `id` if it waits for something that may have come
+    /// (a due timer, a signal): loads it and spawns its task.
+    pub(crate) fn wake_instance(self: &Arc<Self>, id: &str) -> Result<(), StoreError> {
+        if let Some(rewake) = self
+            .running
+            .lock()
+            .expect("running lock poisoned")
+            .get_mut(id)
+        {
+            *rewake = true;
+            return Ok(());
+        }
+        let Some(Ok(record)) = self.load(id)? else {
+            return Ok(());
+        };
+        if record.status != Status::Running {
+            return Ok(());
+        }
+        if let Some(entry) = self.workflows.get(record.workflow.as_str()).copied() {
+            self.spawn(id.to_owned(), record, entry);
+        }
+        Ok(())
+    }
+
+    /// Steps the instance until it finishes, waits, or storage fails.
+    async fn drive(&self, id: &str, record: &mut InstanceRecord, entry: WorkflowEntry) -> Halt {
         loop {
             let Some(request) = record.pending.clone() else {
                 return Halt::Finished;
             };
-            let result = match self.execute(id, &mut record, &request, entry).await {
-                Ok(result) => result,
+            let (result, consumed) = match self.execute(id, record, &request, entry).await {
+                Ok(Some(done)) => done,
+                Ok(None) => return Halt::Waiting,
                 Err(halt) => return halt,
             };
             let state = std::mem::take(&mut record.state);
@@ -272,26 +371,55 @@ impl Engine {
                 })
             });
             record.state = state;
-            Self::apply(&mut record, outcome);
+            Self::apply(record, outcome, clock_ms(&*self.clock));
             tracing::debug!(instance = %id, step = record.step, variant = %record.variant, "transition");
-            if let Err(e) = self.save(id, &record).await {
+            // the wake source consumed and the one scheduled change with the state
+            let mut batch = Batch::default();
+            for key in consumed {
+                batch.delete(key);
+            }
+            let timer = Self::schedule(id, record, &mut batch);
+            if let Err(e) = self.save_with(id, record, batch).await {
                 return Halt::Store(e);
+            }
+            if timer {
+                self.timers.notify_one();
             }
         }
     }
 
-    /// Carries out `request` and returns the encoded output of its command.
+    /// Carries out `request`: the encoded output of its command and the keys
+    /// of the wake sources it used up, or `None` if it must wait.
     async fn execute(
         &self,
         id: &str,
         record: &mut InstanceRecord,
         request: &Request,
         entry: WorkflowEntry,
-    ) -> Result<Vec<u8>, Halt> {
+    ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, Halt> {
         let encoded = match request {
-            Request::Now => codec::encode(&SystemTime::now()),
+            Request::Now => codec::encode(&self.clock.now()),
             Request::RandomU64 => codec::encode(&rand::random::<u64>()),
             Request::Uuid => codec::encode(&uuid::Uuid::new_v4()),
+            Request::Timer { at_ms, .. } => {
+                let at = at_ms.unwrap_or(0);
+                if clock_ms(&*self.clock) < at {
+                    return Ok(None);
+                }
+                let done = codec::encode(&Ok::<(), Cancelled>(()))
+                    .map_err(|e| Halt::Store(StoreError::Io(e.to_string())))?;
+                return Ok(Some((done, vec![keys::timer(at, id)])));
+            }
+            Request::Signal { name } => {
+                let found = self.take_signal(id, name).map_err(Halt::Store)?;
+                return match found {
+                    Some((key, payload)) => match codec::ok_variant(&payload) {
+                        Ok(done) => Ok(Some((done, vec![key]))),
+                        Err(e) => self.fail(id, record, e.to_string()).await,
+                    },
+                    None => Ok(None),
+                };
+            }
             Request::Activity {
                 name,
                 input,
@@ -390,12 +518,13 @@ impl Engine {
                     record.last_error = Some(format!("{}: {}", failure.kind, failure.message));
                     record.updated_ms = now_ms();
                     self.save(id, record).await.map_err(Halt::Store)?;
-                    tokio::time::sleep(options.retry.backoff(attempt + 1)).await;
+                    let backoff = options.retry.backoff(attempt + 1);
+                    self.clock.sleep_until(self.clock.now() + backoff).await;
                 }
             }
         };
         match encoded {
-            Ok(bytes) => Ok(bytes),
+            Ok(bytes) => Ok(Some((bytes, Vec::new()))),
             Err(e) => self.fail(id, record, e.to_string()).await,
         }
     }
@@ -439,8 +568,11 @@ impl Engine {
                         record.error = None;
                         self.save(&id, &record).await?;
                     }
-                    self.spawn(id, record, entry);
                     resumed += 1;
+                    if matches!(record.pending, Some(Request::Timer { .. })) {
+                        continue; // the timer service wakes it when due
+                    }
+                    self.spawn(id, record, entry);
                 }
                 Err(reason) => {
                     let text = reason.to_string();

@@ -1,0 +1,64 @@
+//! The timer service: fires durable timers from the due-time index.
+//!
+//! A sleeping instance has no task and no memory: only its record and one
+//! key `t` + due time + id in the store. This service reads the index in
+//! due order, wakes what is due, and sleeps until the next one (or until a
+//! transition schedules an earlier one). Timers that came due while the
+//! process was down fire on the next open.
+
+use std::sync::Arc;
+
+use super::Engine;
+use crate::clock::{from_ms, now_ms};
+use crate::store::keys;
+
+/// Index entries read per page.
+const PAGE: usize = 512;
+
+impl Engine {
+    pub(crate) async fn timer_service(self: Arc<Self>) {
+        loop {
+            let next = match self.fire_due() {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "timer index unreadable; retrying in 1 s");
+                    let retry = self.clock.now() + std::time::Duration::from_secs(1);
+                    self.clock.sleep_until(retry).await;
+                    continue;
+                }
+            };
+            let until_due = async {
+                match next {
+                    Some(at) => self.clock.sleep_until(from_ms(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = until_due => {}
+                () = self.timers.notified() => {}
+            }
+        }
+    }
+
+    /// Wakes every instance whose timer is due; the next due time, if any.
+    fn fire_due(self: &Arc<Self>) -> Result<Option<u64>, crate::StoreError> {
+        let now = now_ms(&*self.clock);
+        let mut from = vec![keys::TIMER];
+        loop {
+            let page = self.store.scan_from(&[keys::TIMER], &from, PAGE)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(None);
+            };
+            from = keys::after(last);
+            for (key, _) in &page {
+                let Some((at, id)) = keys::parse_timer(key) else {
+                    continue;
+                };
+                if at > now {
+                    return Ok(Some(at));
+                }
+                self.wake_instance(&id)?;
+            }
+        }
+    }
+}
