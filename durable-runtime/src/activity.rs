@@ -111,6 +111,12 @@ impl ActivityError {
         }
     }
 
+    /// What an activity the workflow was waiting for evaluates to when the
+    /// instance is cancelled (kind `cancelled`, not retried).
+    pub fn cancelled() -> Self {
+        ActivityError::terminal("the workflow instance was cancelled").with_kind("cancelled")
+    }
+
     /// Sets the kind, which a [`RetryPolicy`] can name as non-retryable.
     pub fn with_kind(mut self, kind: impl Into<String>) -> Self {
         self.kind = kind.into();

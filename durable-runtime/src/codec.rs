@@ -72,6 +72,18 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// The encoding of variant `index` of an enum whose variant holds a value
+/// encoded as `value` (postcard: varint index, then the payload).
+pub fn variant(index: u32, value: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let (&format, payload) = value.split_first().ok_or(CodecError::Empty)?;
+    if format != FORMAT_V1 {
+        return Err(CodecError::UnknownFormat { found: format });
+    }
+    let mut out = encode(&index)?;
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
 /// The encoding of `Ok::<T, E>(value)` from the encoding of `value`:
 /// postcard writes an enum as its variant index (a varint; `Ok` is 0)
 /// followed by the payload, so no decoding of `T` is needed.
@@ -88,6 +100,24 @@ pub fn ok_variant(value: &[u8]) -> Result<Vec<u8>, CodecError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn variant_matches_encoding_an_enum() {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        enum E {
+            A(u8),
+            B(String),
+        }
+        let inner = encode(&String::from("hi")).unwrap();
+        assert_eq!(
+            variant(1, &inner).unwrap(),
+            encode(&E::B("hi".into())).unwrap()
+        );
+        assert_eq!(
+            decode::<E>(&variant(0, &encode(&7u8).unwrap()).unwrap()).unwrap(),
+            E::A(7)
+        );
+    }
+
     #[test]
     fn ok_variant_matches_encoding_an_ok() {
         let inner = encode(&(7u32, String::from("x"))).unwrap();

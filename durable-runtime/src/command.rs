@@ -59,14 +59,43 @@ pub enum Request {
         /// The signal's name.
         name: String,
     },
+    /// Wait for the first of several commands; the others are dropped.
+    Select(Vec<Request>),
+}
+
+impl Request {
+    /// Sets the due time of relative timers, from the clock's `now` (ms).
+    pub(crate) fn resolve_timers(&mut self, now: u64) {
+        match self {
+            Request::Timer {
+                after_ms,
+                at_ms: at @ None,
+            } => *at = Some(now.saturating_add(*after_ms)),
+            Request::Select(branches) => branches.iter_mut().for_each(|b| b.resolve_timers(now)),
+            _ => {}
+        }
+    }
+
+    /// The due-index keys of the timers in this request.
+    pub(crate) fn timer_keys(&self, id: &str, out: &mut Vec<Vec<u8>>) {
+        match self {
+            Request::Timer {
+                at_ms: Some(at), ..
+            } => out.push(crate::store::keys::timer(*at, id)),
+            Request::Select(branches) => branches.iter().for_each(|b| b.timer_keys(id, out)),
+            _ => {}
+        }
+    }
 }
 
 /// How the runtime executes a command type.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Executor {
     /// Through an activity's runner.
     Activity(ActivityVTable),
+    /// Each branch of a select by its own executor.
+    Select(Vec<Executor>),
     /// Inside the runtime (clock, randomness).
     Builtin,
 }
@@ -221,6 +250,83 @@ pub fn signal<T>(name: impl Into<String>) -> SignalWait<T> {
         name: name.into(),
         _payload: std::marker::PhantomData,
     }
+}
+
+/// Which branch of a [`select`] finished first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Either<A, B> {
+    /// The first command finished first.
+    Left(A),
+    /// The second command finished first.
+    Right(B),
+}
+
+/// The command behind [`select`].
+#[derive(Debug)]
+pub struct Select<A, B> {
+    left: A,
+    right: B,
+}
+
+impl<A: Command, B: Command> Command for Select<A, B> {
+    type Output = Either<A::Output, B::Output>;
+    fn into_request(self) -> Result<Request, CodecError> {
+        Ok(Request::Select(vec![
+            self.left.into_request()?,
+            self.right.into_request()?,
+        ]))
+    }
+    fn executor() -> Executor {
+        Executor::Select(vec![A::executor(), B::executor()])
+    }
+}
+
+impl<A, B> std::future::IntoFuture for Select<A, B>
+where
+    A: std::future::IntoFuture + Send + 'static,
+    B: std::future::IntoFuture + Send + 'static,
+    A::IntoFuture: Send + 'static,
+    B::IntoFuture: Send + 'static,
+    A::Output: Send + 'static,
+    B::Output: Send + 'static,
+{
+    type Output = Either<A::Output, B::Output>;
+    type IntoFuture = crate::activity::BoxFuture<Self::Output>;
+    /// Outside a workflow (in `run_inline`), a plain race of the two.
+    fn into_future(self) -> Self::IntoFuture {
+        use futures::FutureExt;
+        let (a, b) = (
+            self.left.into_future().boxed(),
+            self.right.into_future().boxed(),
+        );
+        Box::pin(async move {
+            match futures::future::select(a, b).await {
+                futures::future::Either::Left((a, _)) => Either::Left(a),
+                futures::future::Either::Right((b, _)) => Either::Right(b),
+            }
+        })
+    }
+}
+
+/// Waits for whichever of two commands finishes first; the other is
+/// dropped (a losing activity attempt is aborted, a losing timer removed).
+/// A signal or a deadline, an activity or a timeout:
+///
+/// ```
+/// use std::time::Duration;
+/// use durable_runtime::prelude::*;
+/// use durable_runtime::command::{Either, select};
+///
+/// #[workflow]
+/// async fn approve(request: String) -> Result<String, WorkflowError> {
+///     match select(signal::<String>("approve"), sleep(Duration::from_secs(3 * 86_400))).await {
+///         Either::Left(by) => Ok(format!("{request} approved by {}", by?)),
+///         Either::Right(_) => Ok(format!("{request} expired")),
+///     }
+/// }
+/// ```
+pub fn select<A: Command, B: Command>(left: A, right: B) -> Select<A, B> {
+    Select { left, right }
 }
 
 /// The command behind [`uuid()`].

@@ -128,6 +128,22 @@ pub enum ResultError {
         /// What happened.
         message: String,
     },
+    /// The instance was terminated.
+    #[error("[DURABLE-TERMINATED] workflow instance `{id}` was terminated: {reason}")]
+    Terminated {
+        /// The instance id.
+        id: String,
+        /// The reason given.
+        reason: String,
+    },
+    /// The instance has already ended.
+    #[error("[DURABLE-FINISHED] workflow instance `{id}` has already ended ({status:?})")]
+    Finished {
+        /// The instance id.
+        id: String,
+        /// How it ended.
+        status: crate::Status,
+    },
     /// The instance is parked: its stored state cannot run on this code.
     #[error("{reason}")]
     Parked {

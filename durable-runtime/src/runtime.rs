@@ -107,6 +107,8 @@ impl Builder {
             halted: Mutex::default(),
             clock: self.clock,
             running: Mutex::default(),
+            controls: Mutex::default(),
+            interrupts: Mutex::default(),
             timers: tokio::sync::Notify::new(),
             signal_seq: std::sync::atomic::AtomicU64::new(0),
         });
@@ -232,6 +234,7 @@ impl Runtime {
             last_error: None,
             output: None,
             error: None,
+            cancel_delivered: false,
             created_ms: now,
             updated_ms: now,
         };
@@ -464,6 +467,50 @@ impl<W: Workflow> WorkflowHandle<W> {
         })
     }
 
+    /// Cancels the instance: the workflow sees a cancellation at the await it
+    /// is at (an activity's `Err` of kind `cancelled`, or [`Cancelled`](crate::Cancelled)
+    /// from a timer or signal), once, and can run cleanup steps before it
+    /// returns. Returns once the request is durable.
+    pub async fn cancel(&self) -> Result<(), ResultError> {
+        let r = self.record()?;
+        if r.status.is_terminal() {
+            return Err(ResultError::Finished {
+                id: self.id.clone(),
+                status: r.status,
+            });
+        }
+        self.engine()?
+            .request_control(&self.id, crate::store::keys::CANCEL, Vec::new())
+            .await?;
+        Ok(())
+    }
+
+    /// Terminates the instance now: no more steps, no cleanup; a running
+    /// activity attempt is aborted. Recorded with `reason`.
+    pub async fn terminate(&self, reason: &str) -> Result<(), ResultError> {
+        let r = self.record()?;
+        if r.status.is_terminal() {
+            return Err(ResultError::Finished {
+                id: self.id.clone(),
+                status: r.status,
+            });
+        }
+        let value = codec::encode(&reason.to_owned())?;
+        self.engine()?
+            .request_control(&self.id, crate::store::keys::TERMINATE, value)
+            .await?;
+        Ok(())
+    }
+
+    /// Reads the instance's state as JSON and answers a question about it,
+    /// without disturbing the instance.
+    pub fn query<R>(
+        &self,
+        question: impl FnOnce(&serde_json::Value) -> R,
+    ) -> Result<R, ResultError> {
+        Ok(question(&self.state_json()?))
+    }
+
     /// The current state enum as JSON (`null` once finished).
     pub fn state_json(&self) -> Result<serde_json::Value, ResultError> {
         let r = self.record()?;
@@ -506,9 +553,15 @@ impl<W: Workflow> WorkflowHandle<W> {
             }
             let record = self.record()?;
             match record.status {
-                Status::Completed => {
+                Status::Completed | Status::Cancelled => {
                     let bytes = record.output.unwrap_or_default();
                     return Ok(codec::decode(&bytes)?);
+                }
+                Status::Terminated => {
+                    return Err(ResultError::Terminated {
+                        id: self.id.clone(),
+                        reason: record.error.unwrap_or_default(),
+                    });
                 }
                 Status::Failed => {
                     return Err(ResultError::Failed {

@@ -67,6 +67,7 @@ pub async fn run_stepwise<W: Workflow>(
                     // no time passes in a stepwise run: timers are due at once
                     Request::Timer { .. } => codec::encode(&Ok::<(), crate::Cancelled>(()))?,
                     Request::Signal { name } => return Err(StepwiseError::Signal(name.clone())),
+                    Request::Select(_) => return Err(StepwiseError::Signal("a select".into())),
                     Request::Activity { input, .. } => {
                         let Outcome::Executor(Executor::Activity(vtable)) =
                             W::drive(Op::Executor { state: &state })?

@@ -258,3 +258,264 @@ async fn signal_with_start_creates_then_signals() {
         Err(SignalError::Finished { .. })
     ));
 }
+
+use durable_runtime::command::{Either, select};
+use durable_runtime::{Cancelled, ResultError};
+
+static GATES: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Notify>>>> =
+    LazyLock::new(Default::default);
+
+fn gate(key: &str) -> Arc<tokio::sync::Notify> {
+    GATES
+        .lock()
+        .unwrap()
+        .entry(key.to_owned())
+        .or_default()
+        .clone()
+}
+
+#[activity(max_attempts = 1)]
+async fn slow_call(key: String) -> Result<String, ActivityError> {
+    *RUNS
+        .lock()
+        .unwrap()
+        .entry(format!("slow:{key}"))
+        .or_default() += 1;
+    gate(&key).notified().await;
+    Ok(format!("answered {key}"))
+}
+
+#[activity]
+async fn undo(key: String) -> Result<(), ActivityError> {
+    *RUNS
+        .lock()
+        .unwrap()
+        .entry(format!("undo:{key}"))
+        .or_default() += 1;
+    Ok(())
+}
+
+#[workflow]
+async fn approve_or_expire(key: String) -> Result<String, WorkflowError> {
+    match select(
+        signal::<String>("approve"),
+        sleep(Duration::from_secs(3 * 86_400)),
+    )
+    .await
+    {
+        Either::Left(by) => Ok(format!("{key} approved by {}", by?)),
+        Either::Right(_) => Ok(format!("{key} expired")),
+    }
+}
+
+#[workflow]
+async fn call_with_deadline(key: String) -> Result<String, WorkflowError> {
+    match select(slow_call(key.clone()), sleep(Duration::from_secs(60))).await {
+        Either::Left(answer) => Ok(answer?),
+        Either::Right(_) => Ok(format!("{key} timed out")),
+    }
+}
+
+#[workflow]
+async fn cancellable(key: String) -> Result<String, WorkflowError> {
+    match sleep(Duration::from_secs(86_400)).await {
+        Ok(()) => Ok("slept".into()),
+        Err(Cancelled) => {
+            undo(key).await?;
+            Ok("cancelled and compensated".into())
+        }
+    }
+}
+
+#[workflow]
+async fn cancellable_call(key: String) -> Result<String, WorkflowError> {
+    match slow_call(key.clone()).await {
+        Ok(answer) => Ok(answer),
+        Err(e) if e.kind() == "cancelled" => {
+            undo(key).await?;
+            Ok("call cancelled".into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[tokio::test]
+async fn a_signal_or_a_deadline_whichever_comes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<approve_or_expire>()
+        .clock(clock.clone())
+        .open(dir.path())
+        .await
+        .unwrap();
+    let a = rt
+        .start("a", approve_or_expire("a".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let b = rt
+        .start("b", approve_or_expire("b".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("both waiting", || rt.running_instances() == 0).await;
+    rt.signal("a", "approve", &"ada".to_string()).await.unwrap();
+    assert_eq!(
+        a.result().within().await.unwrap().unwrap(),
+        "a approved by ada"
+    );
+    clock.advance(Duration::from_secs(4 * 86_400));
+    assert_eq!(b.result().within().await.unwrap().unwrap(), "b expired");
+}
+
+#[tokio::test]
+async fn an_activity_or_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<call_with_deadline>()
+        .clock(clock.clone())
+        .open(dir.path())
+        .await
+        .unwrap();
+    let fast = rt
+        .start("fast", call_with_deadline("fast".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let late = rt
+        .start("late", call_with_deadline("late".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("both calls running", || {
+        runs("slow:fast") == 1 && runs("slow:late") == 1
+    })
+    .await;
+    gate("fast").notify_one();
+    assert_eq!(
+        fast.result().within().await.unwrap().unwrap(),
+        "answered fast"
+    );
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        late.result().within().await.unwrap().unwrap(),
+        "late timed out"
+    );
+}
+
+#[tokio::test]
+async fn cancel_reaches_a_sleeping_workflow_which_compensates() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<cancellable>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("cz", cancellable("cz".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("asleep", || rt.running_instances() == 0).await;
+    h.cancel().await.unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "cancelled and compensated"
+    );
+    assert_eq!(h.describe().unwrap().status, Status::Cancelled);
+    assert_eq!(runs("undo:cz"), 1);
+    assert!(matches!(
+        h.cancel().await,
+        Err(ResultError::Finished { .. })
+    ));
+}
+
+#[tokio::test]
+async fn cancel_aborts_a_running_activity_and_the_workflow_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<cancellable_call>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("cc", cancellable_call("cc".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("call running", || runs("slow:cc") == 1).await;
+    h.cancel().await.unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "call cancelled"
+    );
+    assert_eq!(runs("undo:cc"), 1);
+}
+
+#[tokio::test]
+async fn a_cancel_request_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<cancellable>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    rt.start("cr", cancellable("cr".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("asleep", || rt.running_instances() == 0).await;
+    rt.shutdown().await;
+    let rt = Runtime::builder()
+        .workflow::<cancellable>()
+        .resume_on_open(false)
+        .open(dir.path())
+        .await
+        .unwrap();
+    rt.handle::<cancellable>("cr").cancel().await.unwrap();
+    rt.shutdown().await;
+    let rt = Runtime::builder()
+        .workflow::<cancellable>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert_eq!(
+        rt.handle::<cancellable>("cr")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "cancelled and compensated"
+    );
+}
+
+#[tokio::test]
+async fn terminate_stops_now_and_queries_read_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<cancellable_call>()
+        .workflow::<collect>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let c = rt.start("q", collect(5), IdPolicy::Reject).await.unwrap();
+    rt.signal("q", "item", &"first".to_string()).await.unwrap();
+    until("one item in", || {
+        c.query(|s| s.to_string().contains("first"))
+            .unwrap_or(false)
+    })
+    .await;
+    let count = c
+        .query(|s| s["Signal"]["got"].as_array().map(|a| a.len()))
+        .unwrap();
+    assert_eq!(count, Some(1), "{}", c.state_json().unwrap());
+
+    let h = rt
+        .start("t", cancellable_call("term".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("call running", || runs("slow:term") == 1).await;
+    h.terminate("operator said so").await.unwrap();
+    match h.result().within().await {
+        Err(ResultError::Terminated { reason, .. }) => assert_eq!(reason, "operator said so"),
+        other => panic!("expected Terminated, got {other:?}"),
+    }
+    assert_eq!(h.describe().unwrap().status, Status::Terminated);
+    assert_eq!(runs("undo:term"), 0, "terminate runs no cleanup");
+}

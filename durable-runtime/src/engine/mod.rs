@@ -40,12 +40,19 @@ pub enum Status {
     /// Cannot run on this code (changed shape, unregistered, undecodable);
     /// kept intact until code that can run it is deployed.
     Parked,
+    /// Returned after a cancellation was delivered to it; the output is stored.
+    Cancelled,
+    /// Stopped by [`WorkflowHandle::terminate`](crate::WorkflowHandle::terminate); nothing more runs.
+    Terminated,
 }
 
 impl Status {
     /// Whether the instance will never run again.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Status::Completed | Status::Failed)
+        matches!(
+            self,
+            Status::Completed | Status::Failed | Status::Cancelled | Status::Terminated
+        )
     }
 }
 
@@ -69,6 +76,9 @@ pub(crate) struct InstanceRecord {
     pub(crate) output: Option<Vec<u8>>,
     /// Why it failed or is parked.
     pub(crate) error: Option<String>,
+    /// A cancellation was delivered at an await (the workflow may still run
+    /// its compensations).
+    pub(crate) cancel_delivered: bool,
     pub(crate) created_ms: u64,
     pub(crate) updated_ms: u64,
 }
@@ -103,6 +113,10 @@ pub(crate) struct Engine {
     pub(crate) running: Mutex<HashMap<String, bool>>,
     /// Wakes the timer service when a transition schedules a timer.
     pub(crate) timers: Notify,
+    /// Instances with a cancel or terminate request not yet consumed.
+    pub(crate) controls: Mutex<std::collections::HashSet<String>>,
+    /// Interrupts a running activity attempt of an instance.
+    pub(crate) interrupts: Mutex<HashMap<String, Arc<Notify>>>,
     /// Orders buffered signals; starts above every stored one.
     pub(crate) signal_seq: std::sync::atomic::AtomicU64,
     /// Instances stopped in this process because the store failed (disk
@@ -145,12 +159,17 @@ impl<T> std::future::Future for AbortOnDrop<T> {
     }
 }
 
+/// A command's encoded output and the wake-source key it used up.
+type Ready = (Vec<u8>, Option<Vec<u8>>);
+
 /// Why an instance stopped running in this process.
 enum Halt {
     /// It reached a terminal status (already committed).
     Finished,
     /// It waits for a timer or a signal: no task, no memory until woken.
     Waiting,
+    /// A cancel or terminate request arrived during an activity attempt.
+    Interrupted,
     /// Storage failed: stop without acknowledging anything more.
     Store(StoreError),
 }
@@ -199,15 +218,15 @@ impl Engine {
     /// Adds the index entry of the timer `record` now waits for, if any, to
     /// the batch that checkpoints it; whether there was one.
     fn schedule(id: &str, record: &InstanceRecord, batch: &mut Batch) -> bool {
-        match &record.pending {
-            Some(Request::Timer {
-                at_ms: Some(at), ..
-            }) => {
-                batch.put(keys::timer(*at, id), Vec::new());
-                true
-            }
-            _ => false,
+        let mut timers = Vec::new();
+        if let Some(pending) = &record.pending {
+            pending.timer_keys(id, &mut timers);
         }
+        let any = !timers.is_empty();
+        for key in timers {
+            batch.put(key, Vec::new());
+        }
+        any
     }
 
     pub(crate) fn waiter(&self, id: &str) -> Arc<Notify> {
@@ -243,19 +262,17 @@ impl Engine {
                 variant,
                 mut request,
             })) => {
-                if let Request::Timer {
-                    after_ms,
-                    at_ms: at @ None,
-                } = &mut request
-                {
-                    *at = Some(now.saturating_add(*after_ms));
-                }
+                request.resolve_timers(now);
                 record.state = state;
                 record.variant = variant.to_owned();
                 record.pending = Some(request);
             }
             Ok(Ok(Outcome::Done(output))) => {
-                record.status = Status::Completed;
+                record.status = if record.cancel_delivered {
+                    Status::Cancelled
+                } else {
+                    Status::Completed
+                };
                 record.output = Some(output);
                 record.state.clear();
                 record.variant = "Finished".to_owned();
@@ -303,6 +320,9 @@ impl Engine {
             let mut record = record;
             loop {
                 let halt = engine.drive(&id, &mut record, entry).await;
+                if matches!(halt, Halt::Interrupted) {
+                    continue;
+                }
                 if matches!(halt, Halt::Waiting) {
                     let mut running = engine.running.lock().expect("running lock poisoned");
                     if running.get(&id) == Some(&true) {
@@ -321,7 +341,7 @@ impl Engine {
                         engine.halted.lock().expect("halted lock poisoned").insert(id.clone(), e);
                         engine.wake(&id);
                     }
-                    Halt::Waiting => {}
+                    Halt::Waiting | Halt::Interrupted => {}
                 }
                 return;
             }
@@ -388,6 +408,77 @@ impl Engine {
         }
     }
 
+    /// The executor of the command `record` waits for.
+    fn executor_of(record: &InstanceRecord, entry: WorkflowEntry) -> Result<Executor, String> {
+        match guarded(|| {
+            (entry.drive)(Op::Executor {
+                state: &record.state,
+            })
+        }) {
+            Ok(Ok(Outcome::Executor(executor))) => Ok(executor),
+            Ok(Ok(_)) => Err(format!("state `{}` answered no executor", record.variant)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(panic) => Err(panic),
+        }
+    }
+
+    /// A command that completes without running anything: its output and
+    /// the wake-source key it uses up, or `None` if not ready.
+    fn ready(&self, id: &str, request: &Request) -> Result<Option<Ready>, Halt> {
+        let io = |e: CodecError| Halt::Store(StoreError::Io(e.to_string()));
+        Ok(match request {
+            Request::Now => Some((codec::encode(&self.clock.now()).map_err(io)?, None)),
+            Request::RandomU64 => Some((codec::encode(&rand::random::<u64>()).map_err(io)?, None)),
+            Request::Uuid => Some((codec::encode(&uuid::Uuid::new_v4()).map_err(io)?, None)),
+            Request::Timer { at_ms, .. } => {
+                let at = at_ms.unwrap_or(0);
+                if clock_ms(&*self.clock) < at {
+                    None
+                } else {
+                    Some((
+                        codec::encode(&Ok::<(), Cancelled>(())).map_err(io)?,
+                        Some(keys::timer(at, id)),
+                    ))
+                }
+            }
+            Request::Signal { name } => match self.take_signal(id, name).map_err(Halt::Store)? {
+                Some((key, payload)) => Some((codec::ok_variant(&payload).map_err(io)?, Some(key))),
+                None => None,
+            },
+            Request::Activity { .. } | Request::Select(_) => None,
+        })
+    }
+
+    /// What a command evaluates to when the instance is cancelled at it.
+    fn cancelled_output(
+        request: &Request,
+        executor: Option<&Executor>,
+    ) -> Result<Vec<u8>, CodecError> {
+        match (request, executor) {
+            (Request::Activity { .. }, Some(Executor::Activity(vtable))) => {
+                (vtable.fail)(ActivityError::cancelled())
+            }
+            (Request::Select(reqs), Some(Executor::Select(execs))) => {
+                match (reqs.first(), execs.first()) {
+                    (Some(first), first_exec) => {
+                        codec::variant(0, &Self::cancelled_output(first, first_exec)?)
+                    }
+                    (None, _) => codec::encode(&()),
+                }
+            }
+            (Request::Timer { .. } | Request::Signal { .. }, _) => {
+                codec::encode(&Err::<(), Cancelled>(Cancelled))
+            }
+            (Request::Now, _) => codec::encode(&std::time::SystemTime::now()),
+            (Request::RandomU64, _) => codec::encode(&rand::random::<u64>()),
+            (Request::Uuid, _) => codec::encode(&uuid::Uuid::new_v4()),
+            (Request::Activity { .. } | Request::Select(_), _) => Err(CodecError::Encode {
+                type_name: "command output",
+                reason: "no executor for the command".into(),
+            }),
+        }
+    }
+
     /// Carries out `request`: the encoded output of its command and the keys
     /// of the wake sources it used up, or `None` if it must wait.
     async fn execute(
@@ -397,135 +488,256 @@ impl Engine {
         request: &Request,
         entry: WorkflowEntry,
     ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, Halt> {
-        let encoded = match request {
-            Request::Now => codec::encode(&self.clock.now()),
-            Request::RandomU64 => codec::encode(&rand::random::<u64>()),
-            Request::Uuid => codec::encode(&uuid::Uuid::new_v4()),
-            Request::Timer { at_ms, .. } => {
-                let at = at_ms.unwrap_or(0);
-                if clock_ms(&*self.clock) < at {
-                    return Ok(None);
+        let mut timers = Vec::new();
+        request.timer_keys(id, &mut timers);
+        let needs_executor = matches!(request, Request::Activity { .. } | Request::Select(_));
+        let executor = if needs_executor {
+            match Self::executor_of(record, entry) {
+                Ok(e) => Some(e),
+                Err(why) => return self.fail(id, record, why).await,
+            }
+        } else {
+            None
+        };
+        // cancel and terminate requests are durable keys, consumed here
+        if self.has_control(id) {
+            if let Some((key, reason)) = self
+                .take_control(id, keys::TERMINATE)
+                .map_err(Halt::Store)?
+            {
+                let reason: String = codec::decode(&reason).unwrap_or_else(|_| "terminated".into());
+                record.status = Status::Terminated;
+                record.error = Some(reason);
+                record.pending = None;
+                record.updated_ms = now_ms();
+                let mut batch = Batch::default();
+                batch.delete(key);
+                for t in timers {
+                    batch.delete(t);
                 }
-                let done = codec::encode(&Ok::<(), Cancelled>(()))
-                    .map_err(|e| Halt::Store(StoreError::Io(e.to_string())))?;
-                return Ok(Some((done, vec![keys::timer(at, id)])));
+                if let Some((cancel, _)) =
+                    self.take_control(id, keys::CANCEL).map_err(Halt::Store)?
+                {
+                    batch.delete(cancel);
+                }
+                self.save_with(id, record, batch)
+                    .await
+                    .map_err(Halt::Store)?;
+                self.clear_control(id);
+                return Err(Halt::Finished);
             }
-            Request::Signal { name } => {
-                let found = self.take_signal(id, name).map_err(Halt::Store)?;
-                return match found {
-                    Some((key, payload)) => match codec::ok_variant(&payload) {
-                        Ok(done) => Ok(Some((done, vec![key]))),
+            if let Some((key, _)) = self.take_control(id, keys::CANCEL).map_err(Halt::Store)? {
+                self.clear_control(id);
+                if !record.cancel_delivered {
+                    // delivered once, at the await the workflow is at
+                    record.cancel_delivered = true;
+                    timers.push(key);
+                    return match Self::cancelled_output(request, executor.as_ref()) {
+                        Ok(bytes) => Ok(Some((bytes, timers))),
                         Err(e) => self.fail(id, record, e.to_string()).await,
-                    },
-                    None => Ok(None),
-                };
+                    };
+                }
+                self.store
+                    .commit({
+                        let mut b = Batch::default();
+                        b.delete(key);
+                        b
+                    })
+                    .await
+                    .map_err(Halt::Store)?;
             }
+        }
+        match request {
             Request::Activity {
                 name,
                 input,
                 options,
             } => {
-                let executor = guarded(|| {
-                    (entry.drive)(Op::Executor {
-                        state: &record.state,
-                    })
-                });
                 let vtable = match executor {
-                    Ok(Ok(Outcome::Executor(Executor::Activity(vtable))))
-                        if vtable.name == name =>
-                    {
-                        vtable
-                    }
-                    other => {
-                        let why = match other {
-                            Ok(Err(e)) => e.to_string(),
-                            Err(p) => p,
-                            Ok(Ok(_)) => format!(
-                                "state `{}` does not await activity `{name}`",
-                                record.variant
-                            ),
-                        };
-                        return self.fail(id, record, why).await;
+                    Some(Executor::Activity(v)) if v.name == name => v,
+                    _ => {
+                        return self
+                            .fail(
+                                id,
+                                record,
+                                format!(
+                                    "state `{}` does not await activity `{name}`",
+                                    record.variant
+                                ),
+                            )
+                            .await;
                     }
                 };
-                loop {
-                    let attempt = record.failed_attempts + 1;
-                    let ctx = ActivityContext {
-                        workflow_id: id.to_owned(),
-                        activity: vtable.name,
-                        attempt,
-                        idempotency_key: format!("{id}/{}", record.step),
-                    };
-                    let started = std::time::Instant::now();
-                    let outcome = {
-                        let _permit = self
-                            .activity_slots
-                            .acquire()
-                            .await
-                            .map_err(|_| Halt::Store(StoreError::Closed))?;
-                        let future = match (vtable.run)(input, ctx) {
-                            Ok(future) => future,
+                let bytes = self
+                    .run_activity(id, record, vtable, input, options)
+                    .await?;
+                Ok(Some((bytes, timers)))
+            }
+            Request::Select(branches) => {
+                for (i, branch) in branches.iter().enumerate() {
+                    if let Some((bytes, key)) = self.ready(id, branch)? {
+                        let wrapped = match codec::variant(i as u32, &bytes) {
+                            Ok(w) => w,
                             Err(e) => return self.fail(id, record, e.to_string()).await,
                         };
-                        // a task of its own so that a panic is caught and reported, not
-                        // propagated; aborted with the instance task (runtime shutdown)
-                        let task =
-                            AbortOnDrop(tokio::spawn(AssertUnwindSafe(future).catch_unwind()));
-                        let joined = match options.start_to_close_timeout {
-                            Some(limit) => tokio::time::timeout(limit, task).await.ok(),
-                            None => Some(task.await),
-                        };
-                        match joined {
-                            Some(Ok(Ok(Ok((bytes, failure))))) => Ok((bytes, failure)),
-                            Some(Ok(Ok(Err(codec_error)))) => {
-                                return self.fail(id, record, codec_error.to_string()).await;
-                            }
-                            Some(Ok(Err(panic))) => Err(Failure {
-                                kind: "panic".into(),
-                                message: panic_message(panic.as_ref()),
-                                retryable: true,
-                            }),
-                            Some(Err(join_error)) => Err(Failure {
-                                kind: "panic".into(),
-                                message: join_error.to_string(),
-                                retryable: true,
-                            }),
-                            None => Err(Failure {
-                                kind: "timeout".into(),
-                                message: format!(
-                                    "attempt exceeded its start-to-close timeout of {:?}",
-                                    options.start_to_close_timeout.unwrap_or_default()
-                                ),
-                                retryable: true,
-                            }),
-                        }
-                    };
-                    tracing::debug!(instance = %id, activity = vtable.name, attempt, elapsed_us = started.elapsed().as_micros() as u64, "activity attempt");
-                    let (bytes, failure) = match outcome {
-                        Ok((bytes, None)) => break Ok(bytes),
-                        Ok((bytes, Some(failure))) => (Some(bytes), failure),
-                        Err(failure) => (None, failure),
-                    };
-                    if !options.retry.allows_retry(attempt, &failure) {
-                        break match bytes {
-                            Some(bytes) => Ok(bytes),
-                            None => (vtable.fail)(
-                                ActivityError::retryable(failure.message).with_kind(failure.kind),
-                            ),
-                        };
+                        timers.extend(key);
+                        return Ok(Some((wrapped, timers)));
                     }
-                    record.failed_attempts = attempt;
-                    record.last_error = Some(format!("{}: {}", failure.kind, failure.message));
-                    record.updated_ms = now_ms();
-                    self.save(id, record).await.map_err(Halt::Store)?;
-                    let backoff = options.retry.backoff(attempt + 1);
-                    self.clock.sleep_until(self.clock.now() + backoff).await;
+                }
+                let Some(Executor::Select(execs)) = executor else {
+                    return self
+                        .fail(id, record, "select without its executors".into())
+                        .await;
+                };
+                let activity =
+                    branches
+                        .iter()
+                        .zip(&execs)
+                        .enumerate()
+                        .find_map(|(i, (b, e))| match (b, e) {
+                            (Request::Activity { input, options, .. }, Executor::Activity(v)) => {
+                                Some((i, *v, input, options))
+                            }
+                            _ => None,
+                        });
+                let Some((i, vtable, input, options)) = activity else {
+                    return Ok(None);
+                };
+                // the activity races the earliest timer of the select
+                let deadline = branches
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, b)| match b {
+                        Request::Timer {
+                            at_ms: Some(at), ..
+                        } => Some((*at, j)),
+                        _ => None,
+                    })
+                    .min();
+                let run = self.run_activity(id, record, vtable, input, options);
+                let timer = async {
+                    match deadline {
+                        Some((at, _)) => self.clock.sleep_until(crate::clock::from_ms(at)).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let (index, bytes) = tokio::select! {
+                    out = run => (i, out?),
+                    () = timer => {
+                        let j = deadline.map_or(0, |(_, j)| j);
+                        match codec::encode(&Ok::<(), Cancelled>(())) {
+                            Ok(b) => (j, b),
+                            Err(e) => return self.fail(id, record, e.to_string()).await,
+                        }
+                    }
+                };
+                match codec::variant(index as u32, &bytes) {
+                    Ok(wrapped) => Ok(Some((wrapped, timers))),
+                    Err(e) => self.fail(id, record, e.to_string()).await,
                 }
             }
-        };
-        match encoded {
-            Ok(bytes) => Ok(Some((bytes, Vec::new()))),
-            Err(e) => self.fail(id, record, e.to_string()).await,
+            other => match self.ready(id, other)? {
+                Some((bytes, key)) => {
+                    timers.extend(key);
+                    Ok(Some((bytes, timers)))
+                }
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// Runs an activity's attempts until one succeeds or the policy allows
+    /// no more; its encoded output either way.
+    async fn run_activity(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        vtable: crate::activity::ActivityVTable,
+        input: &[u8],
+        options: &crate::activity::ActivityOptions,
+    ) -> Result<Vec<u8>, Halt> {
+        loop {
+            let attempt = record.failed_attempts + 1;
+            let ctx = ActivityContext {
+                workflow_id: id.to_owned(),
+                activity: vtable.name,
+                attempt,
+                idempotency_key: format!("{id}/{}", record.step),
+            };
+            let started = std::time::Instant::now();
+            let outcome = {
+                let _permit = self
+                    .activity_slots
+                    .acquire()
+                    .await
+                    .map_err(|_| Halt::Store(StoreError::Closed))?;
+                let future = match (vtable.run)(input, ctx) {
+                    Ok(future) => future,
+                    Err(e) => return self.fail(id, record, e.to_string()).await,
+                };
+                // a task of its own so that a panic is caught and reported, not
+                // propagated; aborted with the instance task (shutdown, terminate)
+                let task = AbortOnDrop(tokio::spawn(AssertUnwindSafe(future).catch_unwind()));
+                let attempt_run = async {
+                    match options.start_to_close_timeout {
+                        Some(limit) => tokio::time::timeout(limit, task).await.ok(),
+                        None => Some(task.await),
+                    }
+                };
+                let interrupt = self.interrupt(id);
+                let joined = tokio::select! {
+                    joined = attempt_run => joined,
+                    // cancel or terminate: drop (abort) the attempt, look at the request
+                    () = interrupt.notified() => return Err(Halt::Interrupted),
+                };
+                match joined {
+                    Some(Ok(Ok(Ok((bytes, failure))))) => Ok((bytes, failure)),
+                    Some(Ok(Ok(Err(codec_error)))) => {
+                        return self.fail(id, record, codec_error.to_string()).await;
+                    }
+                    Some(Ok(Err(panic))) => Err(Failure {
+                        kind: "panic".into(),
+                        message: panic_message(panic.as_ref()),
+                        retryable: true,
+                    }),
+                    Some(Err(join_error)) => Err(Failure {
+                        kind: "panic".into(),
+                        message: join_error.to_string(),
+                        retryable: true,
+                    }),
+                    None => Err(Failure {
+                        kind: "timeout".into(),
+                        message: format!(
+                            "attempt exceeded its start-to-close timeout of {:?}",
+                            options.start_to_close_timeout.unwrap_or_default()
+                        ),
+                        retryable: true,
+                    }),
+                }
+            };
+            tracing::debug!(instance = %id, activity = vtable.name, attempt, elapsed_us = started.elapsed().as_micros() as u64, "activity attempt");
+            let (bytes, failure) = match outcome {
+                Ok((bytes, None)) => return Ok(bytes),
+                Ok((bytes, Some(failure))) => (Some(bytes), failure),
+                Err(failure) => (None, failure),
+            };
+            if !options.retry.allows_retry(attempt, &failure) {
+                return match bytes {
+                    Some(bytes) => Ok(bytes),
+                    None => match (vtable.fail)(
+                        ActivityError::retryable(failure.message).with_kind(failure.kind),
+                    ) {
+                        Ok(bytes) => Ok(bytes),
+                        Err(e) => self.fail(id, record, e.to_string()).await,
+                    },
+                };
+            }
+            record.failed_attempts = attempt;
+            record.last_error = Some(format!("{}: {}", failure.kind, failure.message));
+            record.updated_ms = now_ms();
+            self.save(id, record).await.map_err(Halt::Store)?;
+            let backoff = options.retry.backoff(attempt + 1);
+            self.clock.sleep_until(self.clock.now() + backoff).await;
         }
     }
 
@@ -545,6 +757,15 @@ impl Engine {
     /// code cannot run. Returns how many were resumed.
     pub(crate) async fn recover(self: &Arc<Self>) -> Result<usize, StoreError> {
         let mut resumed = 0;
+        for tag in [keys::CANCEL, keys::TERMINATE] {
+            for (key, _) in self.store.scan_prefix(&[tag])? {
+                let id = keys::instance_id(&key);
+                self.controls
+                    .lock()
+                    .expect("controls lock poisoned")
+                    .insert(id);
+            }
+        }
         for (key, bytes) in self.store.scan_prefix(&[keys::INSTANCE])? {
             let id = keys::instance_id(&key);
             let mut record: InstanceRecord = match codec::decode(&bytes) {
@@ -569,7 +790,8 @@ impl Engine {
                         self.save(&id, &record).await?;
                     }
                     resumed += 1;
-                    if matches!(record.pending, Some(Request::Timer { .. })) {
+                    let controlled = self.has_control(&id);
+                    if matches!(record.pending, Some(Request::Timer { .. })) && !controlled {
                         continue; // the timer service wakes it when due
                     }
                     self.spawn(id, record, entry);

@@ -44,3 +44,59 @@ impl Engine {
         Ok(None)
     }
 }
+
+impl Engine {
+    /// Whether a cancel or terminate request waits for instance `id`.
+    pub(crate) fn has_control(&self, id: &str) -> bool {
+        self.controls
+            .lock()
+            .expect("controls lock poisoned")
+            .contains(id)
+    }
+
+    pub(crate) fn clear_control(&self, id: &str) {
+        self.controls
+            .lock()
+            .expect("controls lock poisoned")
+            .remove(id);
+    }
+
+    /// The stored control request with `tag` for instance `id`.
+    pub(crate) fn take_control(
+        &self,
+        id: &str,
+        tag: u8,
+    ) -> Result<Option<crate::store::KeyValue>, StoreError> {
+        let key = keys::control(tag, id);
+        Ok(self.store.get(&key)?.map(|v| (key, v)))
+    }
+
+    /// The notifier that interrupts instance `id`'s running attempt.
+    pub(crate) fn interrupt(&self, id: &str) -> std::sync::Arc<tokio::sync::Notify> {
+        self.interrupts
+            .lock()
+            .expect("interrupts lock poisoned")
+            .entry(id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Records a cancel (`keys::CANCEL`) or terminate (`keys::TERMINATE`)
+    /// request durably, then wakes the instance to act on it.
+    pub(crate) async fn request_control(
+        self: &std::sync::Arc<Self>,
+        id: &str,
+        tag: u8,
+        value: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let mut batch = crate::store::Batch::default();
+        batch.put(keys::control(tag, id), value);
+        self.store.commit(batch).await?;
+        self.controls
+            .lock()
+            .expect("controls lock poisoned")
+            .insert(id.to_owned());
+        self.interrupt(id).notify_one();
+        self.wake_instance(id)
+    }
+}

@@ -6,6 +6,8 @@
 //! | `i` + instance id                     | the instance record           |
 //! | `t` + due ms (u64 BE) + instance id   | empty: the due-timer index    |
 //! | `g` + instance id + `0` + seq (u64 BE)| (signal name, encoded payload)|
+//! | `c` + instance id                     | empty: cancel requested       |
+//! | `x` + instance id                     | terminate requested (reason)  |
 //!
 //! Instance ids never contain a NUL byte, so `id + 0` bounds one instance's
 //! signals. A store shared by processes adds a lease per instance and an
@@ -17,6 +19,18 @@ pub(crate) const INSTANCE: u8 = b'i';
 pub(crate) const TIMER: u8 = b't';
 /// Tag of buffered signals.
 pub(crate) const SIGNAL: u8 = b'g';
+/// Tag of pending cancel requests.
+pub(crate) const CANCEL: u8 = b'c';
+/// Tag of pending terminate requests.
+pub(crate) const TERMINATE: u8 = b'x';
+
+/// The key of a cancel or terminate request of instance `id`.
+pub(crate) fn control(tag: u8, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 1);
+    key.push(tag);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
 
 /// The key of an instance's record.
 pub(crate) fn instance(id: &str) -> Vec<u8> {
