@@ -1,8 +1,11 @@
 //! Items only generated code uses. Not a public API: may change in any release.
 
+pub use inventory;
 pub use serde;
 
-pub use crate::activity::{Activity, ActivityCall, ActivityOptions, BoxFuture, RetryPolicy};
+pub use crate::activity::{
+    Activity, ActivityCall, ActivityOptions, ActivityVTable, BoxFuture, Registration, RetryPolicy,
+};
 pub use crate::codec::{CodecError, decode};
 pub use crate::command::Command;
 pub use crate::workflow::{

@@ -250,8 +250,30 @@ impl std::fmt::Debug for ActivityVTable {
     }
 }
 
+/// An activity linked into the program, found by name (saga compensations
+/// are stored by name). `#[activity]` registers every activity.
+#[doc(hidden)]
+pub struct Registration {
+    /// The activity's name.
+    pub name: &'static str,
+    /// Its runner.
+    pub vtable: fn() -> ActivityVTable,
+}
+
+inventory::collect!(Registration);
+
+/// The runner of the activity registered as `name`.
+pub(crate) fn registered(name: &str) -> Option<ActivityVTable> {
+    inventory::iter::<Registration>
+        .into_iter()
+        .find(|r| r.name == name)
+        .map(|r| (r.vtable)())
+}
+
 impl ActivityVTable {
-    fn of<A: Activity>() -> Self {
+    /// The runner of activity `A`.
+    #[doc(hidden)]
+    pub fn of<A: Activity>() -> Self {
         ActivityVTable {
             name: A::NAME,
             run: |input, ctx| {

@@ -84,6 +84,20 @@ pub fn variant(index: u32, value: &[u8]) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
+/// The encoding of a `Vec<T>` from the encodings of its elements
+/// (postcard: varint length, then the elements).
+pub fn seq(parts: &[Vec<u8>]) -> Result<Vec<u8>, CodecError> {
+    let mut out = encode(&(parts.len() as u64))?;
+    for part in parts {
+        let (&format, payload) = part.split_first().ok_or(CodecError::Empty)?;
+        if format != FORMAT_V1 {
+            return Err(CodecError::UnknownFormat { found: format });
+        }
+        out.extend_from_slice(payload);
+    }
+    Ok(out)
+}
+
 /// The encoding of `Ok::<T, E>(value)` from the encoding of `value`:
 /// postcard writes an enum as its variant index (a varint; `Ok` is 0)
 /// followed by the payload, so no decoding of `T` is needed.
@@ -115,6 +129,18 @@ mod tests {
         assert_eq!(
             decode::<E>(&variant(0, &encode(&7u8).unwrap()).unwrap()).unwrap(),
             E::A(7)
+        );
+    }
+
+    #[test]
+    fn seq_matches_encoding_a_vec() {
+        let parts: Vec<Vec<u8>> = ["a", "bc"]
+            .iter()
+            .map(|s| encode(&s.to_string()).unwrap())
+            .collect();
+        assert_eq!(
+            seq(&parts).unwrap(),
+            encode(&vec!["a".to_string(), "bc".to_string()]).unwrap()
         );
     }
 

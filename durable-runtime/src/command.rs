@@ -61,6 +61,32 @@ pub enum Request {
     },
     /// Wait for the first of several commands; the others are dropped.
     Select(Vec<Request>),
+    /// Run all, at most `limit` at once; the output is every result in order.
+    All {
+        /// The commands (activities).
+        requests: Vec<Request>,
+        /// How many run at once.
+        limit: u32,
+    },
+    /// Run activities one after another, last first, each to its end
+    /// (saga compensation); the output is each one's error text or `None`.
+    Compensate(Vec<Request>),
+    /// Start a child workflow instance (or find it) and wait for its end.
+    Child {
+        /// The child's workflow name.
+        workflow: String,
+        /// Its encoded input.
+        input: Vec<u8>,
+        /// Its id; default `<parent id>/<step>`.
+        id: Option<String>,
+    },
+    /// End this run and start a new one of the same workflow and id.
+    ContinueAsNew {
+        /// The workflow name (must be the running one).
+        workflow: String,
+        /// The new run's encoded input.
+        input: Vec<u8>,
+    },
 }
 
 impl Request {
@@ -96,6 +122,8 @@ pub enum Executor {
     Activity(ActivityVTable),
     /// Each branch of a select by its own executor.
     Select(Vec<Executor>),
+    /// Every element of a `join_all` by the same executor.
+    Each(Box<Executor>),
     /// Inside the runtime (clock, randomness).
     Builtin,
 }
@@ -370,4 +398,173 @@ pub fn now() -> Now {
 /// body; for ids, [`uuid()`] does this.
 pub fn random_u64() -> RandomU64 {
     RandomU64
+}
+
+/// The command behind [`join_all`].
+pub struct JoinAll<C> {
+    calls: Vec<C>,
+    limit: u32,
+}
+
+impl<C> std::fmt::Debug for JoinAll<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "JoinAll({} calls, {} at once)",
+            self.calls.len(),
+            self.limit
+        )
+    }
+}
+
+impl<C> JoinAll<C> {
+    /// Runs at most `n` at once (default: all).
+    pub fn limit(mut self, n: u32) -> Self {
+        self.limit = n.max(1);
+        self
+    }
+}
+
+impl<C: Command> Command for JoinAll<C> {
+    type Output = Vec<C::Output>;
+    fn into_request(self) -> Result<Request, CodecError> {
+        Ok(Request::All {
+            requests: self
+                .calls
+                .into_iter()
+                .map(Command::into_request)
+                .collect::<Result<_, _>>()?,
+            limit: self.limit,
+        })
+    }
+    fn executor() -> Executor {
+        Executor::Each(Box::new(C::executor()))
+    }
+}
+
+impl<C> std::future::IntoFuture for JoinAll<C>
+where
+    C: std::future::IntoFuture + Send + 'static,
+    C::IntoFuture: Send + 'static,
+    C::Output: Send + 'static,
+{
+    type Output = Vec<C::Output>;
+    type IntoFuture = crate::activity::BoxFuture<Vec<C::Output>>;
+    /// Outside a workflow (in `run_inline`), runs them one after another.
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(self.calls.len());
+            for call in self.calls {
+                out.push(call.await);
+            }
+            out
+        })
+    }
+}
+
+/// Runs activities in parallel and waits for all of them: fan-out/fan-in.
+/// Each result is checkpointed as it arrives, so after a crash only the
+/// unfinished ones run again. Bound the parallelism with
+/// [`JoinAll::limit`].
+///
+/// ```
+/// use durable_runtime::prelude::*;
+///
+/// #[activity]
+/// async fn import(record: String) -> Result<usize, ActivityError> {
+///     Ok(record.len())
+/// }
+///
+/// #[workflow]
+/// async fn batch(records: Vec<String>) -> Result<usize, WorkflowError> {
+///     let calls: Vec<_> = records.into_iter().map(import).collect();
+///     let results = join_all(calls).limit(10).await;
+///     let mut total = 0;
+///     for r in results {
+///         total += r?;
+///     }
+///     Ok(total)
+/// }
+/// ```
+pub fn join_all<C: Command>(calls: Vec<C>) -> JoinAll<C> {
+    JoinAll {
+        calls,
+        limit: u32::MAX,
+    }
+}
+
+/// Why a child workflow gave no output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("[DURABLE-CHILD] child workflow `{id}` ended without an output: {reason}")]
+pub struct ChildError {
+    /// The child's instance id.
+    pub id: String,
+    /// How it ended.
+    pub reason: String,
+}
+
+impl<W: crate::workflow::Workflow> Command for crate::workflow::WorkflowCall<W> {
+    type Output = Result<W::Output, ChildError>;
+    fn into_request(self) -> Result<Request, CodecError> {
+        Ok(Request::Child {
+            workflow: W::NAME.to_owned(),
+            input: crate::codec::encode(&self.input)?,
+            id: self.id,
+        })
+    }
+    fn executor() -> Executor {
+        Executor::Builtin
+    }
+}
+
+impl<W: crate::workflow::Workflow> std::future::IntoFuture for crate::workflow::WorkflowCall<W> {
+    type Output = Result<W::Output, ChildError>;
+    type IntoFuture = crate::activity::BoxFuture<Self::Output>;
+    /// Outside a workflow (in `run_inline`), runs the child's body inline.
+    fn into_future(self) -> Self::IntoFuture {
+        let inline = W::inline(self.input);
+        Box::pin(async move { Ok(inline.await) })
+    }
+}
+
+/// The command behind [`continue_as_new`].
+pub struct ContinueAsNew<W: crate::workflow::Workflow> {
+    call: crate::workflow::WorkflowCall<W>,
+}
+
+impl<W: crate::workflow::Workflow> std::fmt::Debug for ContinueAsNew<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ContinueAsNew({})", W::NAME)
+    }
+}
+
+impl<W: crate::workflow::Workflow> Command for ContinueAsNew<W> {
+    type Output = W::Output;
+    fn into_request(self) -> Result<Request, CodecError> {
+        Ok(Request::ContinueAsNew {
+            workflow: W::NAME.to_owned(),
+            input: crate::codec::encode(&self.call.input)?,
+        })
+    }
+    fn executor() -> Executor {
+        Executor::Builtin
+    }
+}
+
+impl<W: crate::workflow::Workflow> std::future::IntoFuture for ContinueAsNew<W> {
+    type Output = W::Output;
+    type IntoFuture = crate::activity::BoxFuture<W::Output>;
+    /// Outside a workflow (in `run_inline`), runs the next run inline.
+    fn into_future(self) -> Self::IntoFuture {
+        W::inline(self.call.input)
+    }
+}
+
+/// Ends this run and starts a fresh one of the same workflow under the same
+/// id with a new input, so endless workflows (a subscription, a polling
+/// loop) keep a constant-size state: `return continue_as_new(poll(next)).await;`.
+pub fn continue_as_new<W: crate::workflow::Workflow>(
+    call: crate::workflow::WorkflowCall<W>,
+) -> ContinueAsNew<W> {
+    ContinueAsNew { call }
 }

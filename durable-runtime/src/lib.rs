@@ -73,6 +73,7 @@ pub mod command;
 mod engine;
 mod error;
 mod runtime;
+pub mod saga;
 pub mod store;
 pub mod testing;
 pub mod workflow;
@@ -82,10 +83,14 @@ pub mod __private;
 
 pub use activity::{ActivityContext, ActivityError, ActivityFailure, ActivityOptions, RetryPolicy};
 pub use codec::CodecError;
-pub use command::{Cancelled, now, random_u64, signal, sleep, sleep_until, uuid};
+pub use command::{
+    Cancelled, ChildError, continue_as_new, join_all, now, random_u64, select, signal, sleep,
+    sleep_until, uuid,
+};
 pub use engine::Status;
 pub use error::{Error, ResultError, ResumeError, SignalError, StartError};
 pub use runtime::{Builder, Description, IdPolicy, Runtime, WorkflowHandle};
+pub use saga::Saga;
 pub use store::StoreError;
 pub use workflow::{Workflow, WorkflowCall};
 
@@ -188,6 +193,12 @@ pub use durable_macros::activity;
 #[error("{0}")]
 pub struct WorkflowError(pub String);
 
+impl From<ChildError> for WorkflowError {
+    fn from(e: ChildError) -> Self {
+        WorkflowError(e.to_string())
+    }
+}
+
 impl From<Cancelled> for WorkflowError {
     fn from(e: Cancelled) -> Self {
         WorkflowError(e.to_string())
@@ -203,7 +214,8 @@ impl From<ActivityError> for WorkflowError {
 /// Everything a workflow file needs: `use durable_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        ActivityContext, ActivityError, Cancelled, IdPolicy, RetryPolicy, Runtime, WorkflowError,
-        WorkflowHandle, activity, now, random_u64, signal, sleep, sleep_until, uuid, workflow,
+        ActivityContext, ActivityError, Cancelled, IdPolicy, RetryPolicy, Runtime, Saga,
+        WorkflowError, WorkflowHandle, activity, continue_as_new, join_all, now, random_u64,
+        select, signal, sleep, sleep_until, uuid, workflow,
     };
 }

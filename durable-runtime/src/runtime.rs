@@ -108,10 +108,12 @@ impl Builder {
             clock: self.clock,
             running: Mutex::default(),
             controls: Mutex::default(),
+            this: std::sync::OnceLock::new(),
             interrupts: Mutex::default(),
             timers: tokio::sync::Notify::new(),
             signal_seq: std::sync::atomic::AtomicU64::new(0),
         });
+        let _ = engine.this.set(Arc::downgrade(&engine));
         engine.init_signal_seq()?;
         let resumed = if self.resume_on_open {
             let resumed = engine.recover().await?;
@@ -235,6 +237,9 @@ impl Runtime {
             output: None,
             error: None,
             cancel_delivered: false,
+            partial: Vec::new(),
+            parent: None,
+            run: 1,
             created_ms: now,
             updated_ms: now,
         };

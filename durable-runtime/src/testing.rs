@@ -26,6 +26,9 @@ pub enum StepwiseError {
     /// The workflow waits for a signal, which nobody sends in a stepwise run.
     #[error("the workflow waits for signal `{0}`; run it on a Runtime to send signals")]
     Signal(String),
+    /// The command needs a runtime (select, join_all, child workflows, ...).
+    #[error("a stepwise run cannot carry out {0}; run the workflow on a Runtime")]
+    Unsupported(String),
     /// An input, state or result did not encode or decode.
     #[error(transparent)]
     Codec(#[from] CodecError),
@@ -67,7 +70,13 @@ pub async fn run_stepwise<W: Workflow>(
                     // no time passes in a stepwise run: timers are due at once
                     Request::Timer { .. } => codec::encode(&Ok::<(), crate::Cancelled>(()))?,
                     Request::Signal { name } => return Err(StepwiseError::Signal(name.clone())),
-                    Request::Select(_) => return Err(StepwiseError::Signal("a select".into())),
+                    Request::Select(_)
+                    | Request::All { .. }
+                    | Request::Compensate(_)
+                    | Request::Child { .. }
+                    | Request::ContinueAsNew { .. } => {
+                        return Err(StepwiseError::Unsupported(format!("{request:?}")));
+                    }
                     Request::Activity { input, .. } => {
                         let Outcome::Executor(Executor::Activity(vtable)) =
                             W::drive(Op::Executor { state: &state })?

@@ -34,6 +34,10 @@ pub trait Workflow: Send + Sync + 'static {
     /// called by hand.
     #[doc(hidden)]
     fn drive(op: Op<'_>) -> Result<Outcome, StepError>;
+
+    /// Runs the body as a plain async fn (the generated `run_inline`).
+    #[doc(hidden)]
+    fn inline(input: Self::Input) -> crate::activity::BoxFuture<Self::Output>;
 }
 
 /// The name and fingerprint of one variant of a state enum.
@@ -199,13 +203,21 @@ pub fn to_json<S: Serialize>(state: &S) -> Result<Outcome, StepError> {
 /// `process_order(order)` outside a workflow body returns one of these.
 pub struct WorkflowCall<W: Workflow> {
     pub(crate) input: W::Input,
+    pub(crate) id: Option<String>,
 }
 
 impl<W: Workflow> WorkflowCall<W> {
     /// Wraps a workflow's input. Generated code calls this.
     #[doc(hidden)]
     pub fn new(input: W::Input) -> Self {
-        WorkflowCall { input }
+        WorkflowCall { input, id: None }
+    }
+
+    /// The instance id to use when this call starts a child workflow
+    /// (default: `<parent id>/<step>`).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
     }
 
     /// The input this call carries.

@@ -69,6 +69,10 @@ pub(crate) fn generate(a: &ActivityFn) -> TokenStream {
         #vis struct #ident {}
 
         const _: () = {
+            #p::inventory::submit! {
+                #p::Registration { name: #name, vtable: #p::ActivityVTable::of::<#ident> }
+            }
+
             #[automatically_derived]
             impl #p::Activity for #ident {
                 const NAME: &'static str = #name;

@@ -416,6 +416,11 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
                 const FINGERPRINT: u64 = #fingerprint;
                 const VARIANTS: &'static [#p::VariantInfo] = &[#(#variant_infos),*];
 
+                fn inline(__input: Self::Input) -> #p::BoxFuture<Self::Output> {
+                    let #input_pat = __input;
+                    ::std::boxed::Box::pin(#ident::run_inline(#(#param_names),*))
+                }
+
                 #[allow(unreachable_code, unused_mut, unused_variables, unused_braces, unused_parens, unused_labels, non_snake_case, clippy::all, clippy::pedantic)]
                 fn drive(__op: #p::Op<'_>) -> ::core::result::Result<#p::Outcome, #p::StepError> {
                     #(#items)*

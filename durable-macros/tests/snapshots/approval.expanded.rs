@@ -244,6 +244,12 @@ const _: () = {
                 fingerprint: 15348996116070064062u64,
             },
         ];
+        fn inline(
+            __input: Self::Input,
+        ) -> ::durable_runtime::__private::BoxFuture<Self::Output> {
+            let request = __input;
+            ::std::boxed::Box::pin(approval::run_inline(request))
+        }
         #[allow(
             unreachable_code,
             unused_mut,

@@ -237,6 +237,12 @@ const _: () = {
                 fingerprint: 17459672272669914606u64,
             },
         ];
+        fn inline(
+            __input: Self::Input,
+        ) -> ::durable_runtime::__private::BoxFuture<Self::Output> {
+            let items = __input;
+            ::std::boxed::Box::pin(batch_loop::run_inline(items))
+        }
         #[allow(
             unreachable_code,
             unused_mut,

@@ -357,6 +357,12 @@ const _: () = {
                 fingerprint: 5917439930782987574u64,
             },
         ];
+        fn inline(
+            __input: Self::Input,
+        ) -> ::durable_runtime::__private::BoxFuture<Self::Output> {
+            let order = __input;
+            ::std::boxed::Box::pin(process_order::run_inline(order))
+        }
         #[allow(
             unreachable_code,
             unused_mut,

@@ -16,6 +16,7 @@ use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore};
 
+mod composite;
 mod signals;
 mod timers;
 
@@ -71,6 +72,13 @@ pub(crate) struct InstanceRecord {
     pub(crate) pending: Option<Request>,
     /// Failed attempts of the pending command so far.
     pub(crate) failed_attempts: u32,
+    /// Finished parts of a pending `join_all` or saga compensation: a crash
+    /// half-way re-runs only the parts still `None`.
+    pub(crate) partial: Vec<Option<Vec<u8>>>,
+    /// The instance that started this one as a child, to wake when it ends.
+    pub(crate) parent: Option<String>,
+    /// Runs of this id so far (continue-as-new starts another).
+    pub(crate) run: u32,
     pub(crate) last_error: Option<String>,
     /// The encoded output, once completed.
     pub(crate) output: Option<Vec<u8>>,
@@ -117,6 +125,8 @@ pub(crate) struct Engine {
     pub(crate) controls: Mutex<std::collections::HashSet<String>>,
     /// Interrupts a running activity attempt of an instance.
     pub(crate) interrupts: Mutex<HashMap<String, Arc<Notify>>>,
+    /// A weak reference to this engine, for spawning from `&self`.
+    pub(crate) this: std::sync::OnceLock<std::sync::Weak<Engine>>,
     /// Orders buffered signals; starts above every stored one.
     pub(crate) signal_seq: std::sync::atomic::AtomicU64,
     /// Instances stopped in this process because the store failed (disk
@@ -254,6 +264,7 @@ impl Engine {
     ) {
         record.step += 1;
         record.failed_attempts = 0;
+        record.partial.clear();
         record.last_error = None;
         record.updated_ms = now_ms();
         match outcome {
@@ -335,7 +346,14 @@ impl Engine {
                 }
                 engine.running.lock().expect("running lock poisoned").remove(&id);
                 match halt {
-                    Halt::Finished => engine.wake(&id),
+                    Halt::Finished => {
+                        engine.wake(&id);
+                        if let Some(parent) = &record.parent
+                            && let Err(e) = engine.wake_instance(parent)
+                        {
+                            tracing::error!(instance = %id, parent = %parent, error = %e, "cannot wake the parent");
+                        }
+                    }
                     Halt::Store(e) => {
                         tracing::error!(instance = %id, error = %e, "instance stopped: store failed");
                         engine.halted.lock().expect("halted lock poisoned").insert(id.clone(), e);
@@ -378,6 +396,15 @@ impl Engine {
             let Some(request) = record.pending.clone() else {
                 return Halt::Finished;
             };
+            if let Request::ContinueAsNew { workflow, input } = &request {
+                if let Err(halt) = self
+                    .continue_as_new(id, record, entry, workflow, input)
+                    .await
+                {
+                    return halt;
+                }
+                continue;
+            }
             let (result, consumed) = match self.execute(id, record, &request, entry).await {
                 Ok(Some(done)) => done,
                 Ok(None) => return Halt::Waiting,
@@ -445,7 +472,12 @@ impl Engine {
                 Some((key, payload)) => Some((codec::ok_variant(&payload).map_err(io)?, Some(key))),
                 None => None,
             },
-            Request::Activity { .. } | Request::Select(_) => None,
+            Request::Activity { .. }
+            | Request::Select(_)
+            | Request::All { .. }
+            | Request::Compensate(_)
+            | Request::Child { .. }
+            | Request::ContinueAsNew { .. } => None,
         })
     }
 
@@ -472,10 +504,32 @@ impl Engine {
             (Request::Now, _) => codec::encode(&std::time::SystemTime::now()),
             (Request::RandomU64, _) => codec::encode(&rand::random::<u64>()),
             (Request::Uuid, _) => codec::encode(&uuid::Uuid::new_v4()),
-            (Request::Activity { .. } | Request::Select(_), _) => Err(CodecError::Encode {
-                type_name: "command output",
-                reason: "no executor for the command".into(),
-            }),
+            (Request::All { requests, .. }, Some(Executor::Each(each))) => {
+                let parts = requests
+                    .iter()
+                    .map(|r| Self::cancelled_output(r, Some(each)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                codec::seq(&parts)
+            }
+            (Request::Child { id, .. }, _) => codec::variant(
+                1,
+                &codec::encode(&crate::ChildError {
+                    id: id.clone().unwrap_or_default(),
+                    reason: "the parent was cancelled".into(),
+                })?,
+            ),
+            (Request::Compensate(_) | Request::ContinueAsNew { .. }, _) => {
+                Err(CodecError::Encode {
+                    type_name: "command output",
+                    reason: "not cancellable".into(),
+                })
+            }
+            (Request::Activity { .. } | Request::Select(_) | Request::All { .. }, _) => {
+                Err(CodecError::Encode {
+                    type_name: "command output",
+                    reason: "no executor for the command".into(),
+                })
+            }
         }
     }
 
@@ -490,7 +544,10 @@ impl Engine {
     ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, Halt> {
         let mut timers = Vec::new();
         request.timer_keys(id, &mut timers);
-        let needs_executor = matches!(request, Request::Activity { .. } | Request::Select(_));
+        let needs_executor = matches!(
+            request,
+            Request::Activity { .. } | Request::Select(_) | Request::All { .. }
+        );
         let executor = if needs_executor {
             match Self::executor_of(record, entry) {
                 Ok(e) => Some(e),
@@ -526,7 +583,17 @@ impl Engine {
                 self.clear_control(id);
                 return Err(Halt::Finished);
             }
-            if let Some((key, _)) = self.take_control(id, keys::CANCEL).map_err(Halt::Store)? {
+            // compensations and continue-as-new run on; the cancel waits for the next await
+            let cancellable = !matches!(
+                request,
+                Request::Compensate(_) | Request::ContinueAsNew { .. }
+            );
+            let cancel = if cancellable {
+                self.take_control(id, keys::CANCEL).map_err(Halt::Store)?
+            } else {
+                None
+            };
+            if let Some((key, _)) = cancel {
                 self.clear_control(id);
                 if !record.cancel_delivered {
                     // delivered once, at the await the workflow is at
@@ -548,6 +615,28 @@ impl Engine {
             }
         }
         match request {
+            Request::All { requests, limit } => {
+                let Some(Executor::Each(each)) = executor else {
+                    return self
+                        .fail(id, record, "join_all without its executor".into())
+                        .await;
+                };
+                self.run_all(id, record, requests, *limit, &each)
+                    .await
+                    .map(|bytes| Some((bytes, timers)))
+            }
+            Request::Compensate(steps) => self
+                .run_compensations(id, record, steps)
+                .await
+                .map(|bytes| Some((bytes, timers))),
+            Request::Child {
+                workflow,
+                input,
+                id: child,
+            } => {
+                self.run_child(id, record, workflow, input, child.as_deref())
+                    .await
+            }
             Request::Activity {
                 name,
                 input,

@@ -1,0 +1,343 @@
+//! Commands made of other steps: parallel activities, saga compensations,
+//! child workflows and continue-as-new.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use super::{Engine, Halt, InstanceRecord, Status, WorkflowEntry, guarded, now_ms};
+use crate::activity::{ActivityContext, ActivityError, ActivityOptions, ActivityVTable, Failure};
+use crate::clock::now_ms as clock_ms;
+use crate::codec;
+use crate::command::{ChildError, Executor, Request};
+use crate::store::{Batch, StoreError};
+use crate::workflow::Op;
+
+/// Runs one activity until it succeeds or its policy allows no more
+/// attempts, without checkpointing the failures (parts of a larger step).
+async fn attempts(
+    engine: &Engine,
+    key: String,
+    workflow_id: &str,
+    vtable: ActivityVTable,
+    input: &[u8],
+    options: &ActivityOptions,
+) -> Result<(Vec<u8>, Option<Failure>), String> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let ctx = ActivityContext {
+            workflow_id: workflow_id.to_owned(),
+            activity: vtable.name,
+            attempt,
+            idempotency_key: key.clone(),
+        };
+        let outcome = {
+            let _permit = engine
+                .activity_slots
+                .acquire()
+                .await
+                .map_err(|e| e.to_string())?;
+            let future = (vtable.run)(input, ctx).map_err(|e| e.to_string())?;
+            let task = super::AbortOnDrop(tokio::spawn(futures::FutureExt::catch_unwind(
+                std::panic::AssertUnwindSafe(future),
+            )));
+            match options.start_to_close_timeout {
+                Some(limit) => tokio::time::timeout(limit, task).await.ok(),
+                None => Some(task.await),
+            }
+        };
+        let (bytes, failure) = match outcome {
+            Some(Ok(Ok(Ok((bytes, failure))))) => (Some(bytes), failure),
+            Some(Ok(Ok(Err(codec_error)))) => return Err(codec_error.to_string()),
+            Some(Ok(Err(panic))) => (
+                None,
+                Some(Failure {
+                    kind: "panic".into(),
+                    message: super::panic_message(panic.as_ref()),
+                    retryable: true,
+                }),
+            ),
+            Some(Err(join)) => (
+                None,
+                Some(Failure {
+                    kind: "panic".into(),
+                    message: join.to_string(),
+                    retryable: true,
+                }),
+            ),
+            None => (
+                None,
+                Some(Failure {
+                    kind: "timeout".into(),
+                    message: "attempt exceeded its start-to-close timeout".into(),
+                    retryable: true,
+                }),
+            ),
+        };
+        match (bytes, failure) {
+            (Some(bytes), None) => return Ok((bytes, None)),
+            (bytes, Some(failure)) => {
+                if !options.retry.allows_retry(attempt, &failure) {
+                    let bytes = match bytes {
+                        Some(b) => b,
+                        None => (vtable.fail)(
+                            ActivityError::retryable(failure.message.clone())
+                                .with_kind(failure.kind.clone()),
+                        )
+                        .map_err(|e| e.to_string())?,
+                    };
+                    return Ok((bytes, Some(failure)));
+                }
+                let backoff = options.retry.backoff(attempt + 1);
+                engine.clock.sleep_until(engine.clock.now() + backoff).await;
+            }
+            (None, None) => return Err("an attempt ended with neither output nor failure".into()),
+        }
+    }
+}
+
+impl Engine {
+    /// `join_all`: runs the unfinished parts, at most `limit` at once, and
+    /// checkpoints each result as it arrives.
+    pub(super) async fn run_all(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        requests: &[Request],
+        limit: u32,
+        each: &Executor,
+    ) -> Result<Vec<u8>, Halt> {
+        if record.partial.len() != requests.len() {
+            record.partial = vec![None; requests.len()];
+        }
+        let step = record.step;
+        let todo: Vec<usize> = (0..requests.len())
+            .filter(|i| record.partial[*i].is_none())
+            .collect();
+        let mut queue = todo.into_iter();
+        let mut running = FuturesUnordered::new();
+        let start_one = |i: usize| {
+            let request = requests[i].clone();
+            let each = each.clone();
+            async move {
+                let out = match (&request, &each) {
+                    (Request::Activity { input, options, .. }, Executor::Activity(vtable)) => {
+                        attempts(
+                            self,
+                            format!("{id}/{step}/{i}"),
+                            id,
+                            *vtable,
+                            input,
+                            options,
+                        )
+                        .await
+                        .map(|(b, _)| b)
+                    }
+                    (other, _) => match self.ready(id, other) {
+                        Ok(Some((bytes, None))) => Ok(bytes),
+                        _ => {
+                            Err("join_all takes activities (and clock or random reads)".to_owned())
+                        }
+                    },
+                };
+                (i, out)
+            }
+        };
+        for i in queue.by_ref().take(limit.max(1) as usize) {
+            running.push(start_one(i));
+        }
+        while let Some((i, out)) = running.next().await {
+            let bytes = match out {
+                Ok(bytes) => bytes,
+                Err(why) => return self.fail(id, record, why).await,
+            };
+            record.partial[i] = Some(bytes);
+            record.updated_ms = now_ms();
+            self.save(id, record).await.map_err(Halt::Store)?;
+            if let Some(next) = queue.next() {
+                running.push(start_one(next));
+            }
+        }
+        let parts: Vec<Vec<u8>> = record
+            .partial
+            .iter()
+            .map(|p| p.clone().unwrap_or_default())
+            .collect();
+        match codec::seq(&parts) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) => self.fail(id, record, e.to_string()).await,
+        }
+    }
+
+    /// Saga compensation: last first, each to its end, each checkpointed.
+    pub(super) async fn run_compensations(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        steps: &[Request],
+    ) -> Result<Vec<u8>, Halt> {
+        if record.partial.len() != steps.len() {
+            record.partial = vec![None; steps.len()];
+        }
+        let step = record.step;
+        for i in (0..steps.len()).rev() {
+            if record.partial[i].is_some() {
+                continue;
+            }
+            let outcome: Option<String> = match &steps[i] {
+                Request::Activity {
+                    name,
+                    input,
+                    options,
+                } => match crate::activity::registered(name) {
+                    Some(vtable) => {
+                        match attempts(self, format!("{id}/{step}/{i}"), id, vtable, input, options)
+                            .await
+                        {
+                            Ok((_, None)) => None,
+                            Ok((_, Some(f))) => Some(format!("{}: {}", f.kind, f.message)),
+                            Err(why) => Some(why),
+                        }
+                    }
+                    None => Some(format!("activity `{name}` is not linked into this program")),
+                },
+                other => Some(format!("not an activity: {other:?}")),
+            };
+            let encoded =
+                codec::encode(&outcome).map_err(|e| Halt::Store(StoreError::Io(e.to_string())))?;
+            record.partial[i] = Some(encoded);
+            record.updated_ms = now_ms();
+            self.save(id, record).await.map_err(Halt::Store)?;
+        }
+        let parts: Vec<Vec<u8>> = record
+            .partial
+            .iter()
+            .map(|p| p.clone().unwrap_or_default())
+            .collect();
+        codec::seq(&parts).map_err(|e| Halt::Store(StoreError::Io(e.to_string())))
+    }
+
+    /// A child workflow: created on first execution, then awaited; its end
+    /// wakes this instance.
+    pub(super) async fn run_child(
+        self: &Engine,
+        id: &str,
+        record: &mut InstanceRecord,
+        workflow: &str,
+        input: &[u8],
+        child: Option<&str>,
+    ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, Halt> {
+        let child_id = child.map_or_else(|| format!("{id}/{}", record.step), str::to_owned);
+        let existing = self.load(&child_id).map_err(Halt::Store)?;
+        let child_record = match existing {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => {
+                return self
+                    .fail(
+                        id,
+                        record,
+                        format!("child `{child_id}` cannot be decoded: {e}"),
+                    )
+                    .await;
+            }
+            None => {
+                let Some(entry) = self.workflows.get(workflow).copied() else {
+                    return self
+                        .fail(
+                            id,
+                            record,
+                            format!("child workflow `{workflow}` is not registered"),
+                        )
+                        .await;
+                };
+                let now = now_ms();
+                let mut r = InstanceRecord {
+                    workflow: workflow.to_owned(),
+                    fingerprint: entry.fingerprint,
+                    status: Status::Running,
+                    state: Vec::new(),
+                    variant: "Start".into(),
+                    step: 0,
+                    pending: None,
+                    failed_attempts: 0,
+                    partial: Vec::new(),
+                    parent: Some(id.to_owned()),
+                    run: 1,
+                    last_error: None,
+                    output: None,
+                    error: None,
+                    cancel_delivered: false,
+                    created_ms: now,
+                    updated_ms: now,
+                };
+                let outcome = guarded(|| (entry.drive)(Op::Start(input)));
+                Engine::apply(&mut r, outcome, clock_ms(&*self.clock));
+                match self.create(&child_id, &r).await {
+                    Ok(()) | Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(Halt::Store(e)),
+                }
+                if !r.status.is_terminal()
+                    && let Some(me) = self.me()
+                {
+                    me.spawn(child_id.clone(), r.clone(), entry);
+                }
+                r
+            }
+        };
+        let result = match child_record.status {
+            Status::Completed | Status::Cancelled => {
+                codec::ok_variant(&child_record.output.unwrap_or_default())
+            }
+            Status::Failed | Status::Terminated => codec::encode(&ChildError {
+                id: child_id.clone(),
+                reason: child_record
+                    .error
+                    .unwrap_or_else(|| format!("{:?}", child_record.status)),
+            })
+            .and_then(|e| codec::variant(1, &e)),
+            Status::Running | Status::Parked => return Ok(None),
+        };
+        match result {
+            Ok(bytes) => Ok(Some((bytes, Vec::new()))),
+            Err(e) => self.fail(id, record, e.to_string()).await,
+        }
+    }
+
+    /// Ends this run and starts the next with `input`, same id.
+    pub(super) async fn continue_as_new(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        entry: WorkflowEntry,
+        workflow: &str,
+        input: &[u8],
+    ) -> Result<(), Halt> {
+        if workflow != record.workflow {
+            let why = format!(
+                "continue_as_new of `{workflow}` from `{}`: a run can only continue as the same workflow",
+                record.workflow
+            );
+            return self.fail(id, record, why).await;
+        }
+        let outcome = guarded(|| (entry.drive)(Op::Start(input)));
+        record.run += 1;
+        record.cancel_delivered = false;
+        Engine::apply(record, outcome, clock_ms(&*self.clock));
+        let mut batch = Batch::default();
+        let timer = Engine::schedule(id, record, &mut batch);
+        self.save_with(id, record, batch)
+            .await
+            .map_err(Halt::Store)?;
+        if timer {
+            self.timers.notify_one();
+        }
+        Ok(())
+    }
+
+    /// This engine as an `Arc`, for spawning from a borrowed engine.
+    fn me(&self) -> Option<Arc<Engine>> {
+        self.this.get().and_then(std::sync::Weak::upgrade)
+    }
+}
