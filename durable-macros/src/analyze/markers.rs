@@ -75,6 +75,30 @@ pub(crate) fn of_stmt(stmt: &Stmt, name: &str) -> Option<usize> {
     }
 }
 
+/// Re-parsed code holds `__durable_await!(k);` as a macro statement; turn
+/// those back into expression statements so every pass sees one shape.
+pub(crate) fn normalize(block: &mut syn::Block) {
+    struct Norm;
+    impl syn::visit_mut::VisitMut for Norm {
+        fn visit_stmt_mut(&mut self, s: &mut Stmt) {
+            if let Stmt::Macro(m) = s
+                && parse(&m.mac, AWAIT).is_some()
+            {
+                let semi = m.semi_token;
+                let expr = Expr::Macro(syn::ExprMacro {
+                    attrs: m.attrs.clone(),
+                    mac: m.mac.clone(),
+                });
+                *s = Stmt::Expr(expr, semi);
+                return;
+            }
+            syn::visit_mut::visit_stmt_mut(self, s);
+        }
+        fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+    }
+    syn::visit_mut::VisitMut::visit_block_mut(&mut Norm, block);
+}
+
 /// The await points inside a piece of syntax.
 #[derive(Default)]
 pub(crate) struct AwaitsIn(pub(crate) BTreeSet<usize>);

@@ -107,6 +107,7 @@ pub(crate) fn analyze<'a>(cx: &Ctxt, wf: &'a WorkflowFn) -> Option<Analysis<'a>>
     let mut prep = Prepare::new(cx, &wf.krate, fn_name);
     prep.visit_block_mut(&mut body);
     let awaits = std::mem::take(&mut prep.awaits);
+    markers::normalize(&mut body);
     if cx.has_errors() {
         // later checks would only repeat these errors in other words
         return None;

@@ -421,7 +421,7 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
                     ::std::boxed::Box::pin(#ident::run_inline(#(#param_names),*))
                 }
 
-                #[allow(unreachable_code, unused_mut, unused_variables, unused_braces, unused_parens, unused_labels, non_snake_case, clippy::all, clippy::pedantic)]
+                #[allow(unreachable_code, unused_mut, unused_variables, unused_braces, unused_parens, unused_labels, non_snake_case, path_statements, clippy::all, clippy::pedantic)]
                 fn drive(__op: #p::Op<'_>) -> ::core::result::Result<#p::Outcome, #p::StepError> {
                     #(#items)*
                     __durable_drive(__op, #(#closures),*)

@@ -258,6 +258,7 @@ const _: () = {
             unused_parens,
             unused_labels,
             non_snake_case,
+            path_statements,
             clippy::all,
             clippy::pedantic
         )]
