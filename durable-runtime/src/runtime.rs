@@ -394,6 +394,9 @@ pub struct Description {
     pub last_error: Option<String>,
     /// Why it failed or is parked.
     pub error: Option<String>,
+    /// For a pending `join_all` or saga compensation: which parts are
+    /// finished and checkpointed (they will not run again).
+    pub parts_done: Vec<bool>,
 }
 
 /// A handle to one workflow instance.
@@ -469,6 +472,7 @@ impl<W: Workflow> WorkflowHandle<W> {
             failed_attempts: r.failed_attempts,
             last_error: r.last_error,
             error: r.error,
+            parts_done: r.partial.iter().map(Option::is_some).collect(),
         })
     }
 

@@ -250,3 +250,52 @@ async fn continue_as_new_keeps_the_state_small() {
         vec![3, 2, 1, 0]
     );
 }
+
+#[activity]
+async fn slow_undo(trip: String) -> Result<(), ActivityError> {
+    log(format!("slow_undo {trip}"));
+    gate(&format!("undo/{trip}")).notified().await;
+    log(format!("slow_undo done {trip}"));
+    Ok(())
+}
+
+#[workflow]
+async fn compensating(trip: String) -> Result<String, WorkflowError> {
+    let mut saga = Saga::new();
+    let flight = book(trip.clone(), "flight".to_string()).await?;
+    saga.add(unbook(trip.clone(), flight));
+    saga.add(slow_undo(trip.clone()));
+    let undone = saga.compensate().await;
+    // the cancellation waits for the compensation, then arrives here
+    match sleep(Duration::from_secs(3600)).await {
+        Ok(()) => Ok(format!("compensated {} without a cancel", undone.len())),
+        Err(_) => Ok(format!("compensated {} then saw the cancel", undone.len())),
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_during_compensation_lets_the_compensation_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<compensating>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("cdc", compensating("cdc".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("compensation running", || count("slow_undo cdc") == 1).await;
+    h.cancel().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(
+        count("unbook cdc"),
+        0,
+        "compensations run last first; the first waits"
+    );
+    gate("undo/cdc").notify_one();
+    let out = h.result().within().await.unwrap().unwrap();
+    assert_eq!(out, "compensated 2 then saw the cancel");
+    assert_eq!(lines("unbook cdc").len(), 1);
+    assert_eq!(h.describe().unwrap().status, Status::Cancelled);
+}

@@ -519,3 +519,52 @@ async fn terminate_stops_now_and_queries_read_the_state() {
     assert_eq!(h.describe().unwrap().status, Status::Terminated);
     assert_eq!(runs("undo:term"), 0, "terminate runs no cleanup");
 }
+
+#[workflow]
+async fn race_twice(key: String) -> Result<Vec<String>, WorkflowError> {
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        match select(signal::<String>("ping"), sleep(Duration::from_secs(10))).await {
+            Either::Left(s) => seen.push(format!("signal {}", s?)),
+            Either::Right(t) => {
+                t?;
+                seen.push("timer".to_string());
+            }
+        }
+    }
+    let _ = key;
+    Ok(seen)
+}
+
+#[tokio::test]
+async fn a_signal_racing_a_timer_is_never_lost_nor_delivered_twice() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(TestClock::new());
+        let rt = Runtime::builder()
+            .workflow::<race_twice>()
+            .clock(clock.clone())
+            .open(dir.path())
+            .await
+            .unwrap();
+        let h = rt
+            .start("r", race_twice(format!("r{round}")), IdPolicy::Reject)
+            .await
+            .unwrap();
+        until("waiting", || rt.running_instances() == 0).await;
+        // both wake sources at once: timer due and a signal buffered
+        let payload = format!("p{round}");
+        let (sent, ()) = tokio::join!(rt.signal("r", "ping", &payload), async {
+            clock.advance(Duration::from_secs(11))
+        });
+        sent.unwrap();
+        // the second round: whichever the first took, the other decides it
+        clock.advance(Duration::from_secs(11));
+        let seen = h.result().within().await.unwrap().unwrap();
+        // whichever won the first round, the other wins the second: the
+        // signal is delivered exactly once, and the timer fires once per round
+        let signals = seen.iter().filter(|s| s.starts_with("signal")).count();
+        assert_eq!((seen.len(), signals), (2, 1), "{seen:?}");
+        rt.shutdown().await;
+    }
+}

@@ -109,5 +109,32 @@ pub fn expected(i: usize) -> String {
     format!("shipped {} (ch-{}-{})", o.order_id, o.order_id, o.cents)
 }
 
-/// The activities in the order they run.
-pub const ACTIVITIES: [&str; 4] = ["check_fraud", "prepare_shipment", "charge", "ship"];
+#[activity(max_attempts = 5, initial_interval_ms = 1)]
+async fn leg(name: String) -> Result<u32, ActivityError> {
+    effect(&name)?;
+    Ok(name.len() as u32)
+}
+
+/// A journey through every kind of step: an activity, a durable timer, a
+/// signal, parallel activities and a saga compensation.
+#[workflow]
+pub async fn journey(i: u32) -> Result<String, WorkflowError> {
+    let first = leg("step".into()).await?;
+    sleep(std::time::Duration::from_millis(3)).await?;
+    let go: u32 = signal("go").await?;
+    let calls: Vec<_> = (0..3).map(|_| leg("part".into())).collect();
+    let parts = join_all(calls).limit(2).await;
+    let mut total = first + go;
+    for p in parts {
+        total += p?;
+    }
+    let mut saga = Saga::new();
+    saga.add(leg("undo".into()));
+    let undone = saga.compensate().await;
+    Ok(format!("journey {i}: {total} undone {}", undone.len()))
+}
+
+/// What an uncrashed run of `journey(i)` returns when signalled with `i`.
+pub fn journey_expected(i: usize) -> String {
+    format!("journey {i}: {} undone 1", 4 + i + 3 * 4)
+}

@@ -16,15 +16,64 @@ use std::time::{Duration, Instant};
 
 use durable_runtime::store::StoreError;
 use durable_runtime::store::sled::SledStore;
-use durable_runtime::{ResultError, Runtime};
-use durable_tests::{ACTIVITIES, expected, process_order};
+use durable_runtime::{ResultError, Runtime, Workflow};
+use durable_tests::{expected, journey, journey_expected, process_order};
 use rand::Rng;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_crash-worker");
 const ORDERS: usize = 3;
 
-fn spawn(dir: &Path, incarnation: u32, crash: Option<(&str, u64)>) -> Child {
+/// Per instance: the checkpointed step and which parts of it are done.
+type Checkpointed = HashMap<String, (u64, Vec<bool>)>;
+
+/// Which workflow the worker runs, and what a correct run looks like.
+#[derive(Clone, Copy)]
+struct Workload {
+    /// `CRASH_WORKLOAD` for the worker.
+    name: &'static str,
+    /// Instance ids are `<prefix>-<i>`.
+    prefix: &'static str,
+    /// The result of an uncrashed run of instance `i`.
+    expected: fn(usize) -> String,
+    /// (activity, step, part) of every effect an instance must have had.
+    effects: &'static [(&'static str, u64, Option<u64>)],
+    /// Checkpointed (step, parts done) per instance, read without running anything.
+    inspect: fn(&tokio::runtime::Runtime, &Path, &str) -> Checkpointed,
+}
+
+const ORDER_EFFECTS: &[(&str, u64, Option<u64>)] = &[
+    ("check_fraud", 1, None),
+    ("prepare_shipment", 2, None),
+    ("charge", 3, None),
+    ("ship", 4, None),
+];
+const JOURNEY_EFFECTS: &[(&str, u64, Option<u64>)] = &[
+    ("step", 1, None),
+    ("part", 4, Some(0)),
+    ("part", 4, Some(1)),
+    ("part", 4, Some(2)),
+    ("undo", 5, Some(0)),
+];
+
+const ORDERS_WORKLOAD: Workload = Workload {
+    name: "orders",
+    prefix: "order",
+    expected,
+    effects: ORDER_EFFECTS,
+    inspect: inspect::<process_order>,
+};
+
+const JOURNEY_WORKLOAD: Workload = Workload {
+    name: "journey",
+    prefix: "journey",
+    expected: journey_expected,
+    effects: JOURNEY_EFFECTS,
+    inspect: inspect::<journey>,
+};
+
+fn spawn(w: Workload, dir: &Path, incarnation: u32, crash: Option<(&str, u64)>) -> Child {
     let mut cmd = Command::new(WORKER);
+    cmd.env("CRASH_WORKLOAD", w.name);
     cmd.arg(dir)
         .arg(ORDERS.to_string())
         .arg(incarnation.to_string());
@@ -60,21 +109,21 @@ fn kill(child: &mut Child) {
     child.wait().expect("reap the worker");
 }
 
-/// The checkpointed step of every order (0 when not started).
-fn checkpointed_steps(rt: &tokio::runtime::Runtime, dir: &Path) -> HashMap<String, u64> {
+/// The checkpointed step and finished parts of every instance (0 when not started).
+fn inspect<W: Workflow>(rt: &tokio::runtime::Runtime, dir: &Path, prefix: &str) -> Checkpointed {
     rt.block_on(async {
         let runtime = Runtime::builder()
-            .workflow::<process_order>()
+            .workflow::<W>()
             .open(dir.join("store"))
             .await
             .expect("open after kill");
         // inspect before any resumed activity can move a step: read records straight away
         let mut steps = HashMap::new();
         for i in 0..ORDERS {
-            let id = format!("order-{i}");
-            match runtime.handle::<process_order>(id.clone()).describe() {
-                Ok(d) => steps.insert(id, d.step),
-                Err(ResultError::NotFound { .. }) => steps.insert(id, 0),
+            let id = format!("{prefix}-{i}");
+            match runtime.handle::<W>(id.clone()).describe() {
+                Ok(d) => steps.insert(id, (d.step, d.parts_done)),
+                Err(ResultError::NotFound { .. }) => steps.insert(id, (0, Vec::new())),
                 Err(e) => panic!("{id}: {e}"),
             };
         }
@@ -83,28 +132,39 @@ fn checkpointed_steps(rt: &tokio::runtime::Runtime, dir: &Path) -> HashMap<Strin
     })
 }
 
-/// Effects log lines: (incarnation, activity, order, step, attempt).
-fn effects(dir: &Path) -> Vec<(u32, String, String, u64, u32)> {
+/// One effects log line.
+struct Effect {
+    incarnation: u32,
+    activity: String,
+    id: String,
+    step: u64,
+    part: Option<u64>,
+    attempt: u32,
+}
+
+/// Effects log lines; keys are `<id>/<step>` or `<id>/<step>/<part>`.
+fn effects(dir: &Path) -> Vec<Effect> {
     let text = std::fs::read_to_string(dir.join("effects.log")).unwrap_or_default();
     text.lines()
         .map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
-            let (order, step) = f[2].split_once('/').expect("key is <id>/<step>");
-            (
-                f[0].parse().unwrap(),
-                f[1].to_owned(),
-                order.to_owned(),
-                step.parse().unwrap(),
-                f[3].parse().unwrap(),
-            )
+            let key: Vec<&str> = f[2].split('/').collect();
+            Effect {
+                incarnation: f[0].parse().unwrap(),
+                activity: f[1].to_owned(),
+                id: key[0].to_owned(),
+                step: key[1].parse().unwrap(),
+                part: key.get(2).map(|p| p.parse().unwrap()),
+                attempt: f[3].parse().unwrap(),
+            }
         })
         .collect()
 }
 
-/// Checks a finished directory against the steps seen before each restart.
-fn verify(dir: &Path, final_lines: &[String], seen: &[(u32, HashMap<String, u64>)]) {
+/// Checks a finished directory against what was checkpointed before each restart.
+fn verify(w: Workload, dir: &Path, final_lines: &[String], seen: &[(u32, Checkpointed)]) {
     for i in 0..ORDERS {
-        let want = format!("RESULT order-{i} {}", expected(i));
+        let want = format!("RESULT {}-{i} {}", w.prefix, (w.expected)(i));
         assert!(
             final_lines.contains(&want),
             "missing `{want}` in {final_lines:?}"
@@ -112,40 +172,43 @@ fn verify(dir: &Path, final_lines: &[String], seen: &[(u32, HashMap<String, u64>
     }
     let log = effects(dir);
     for i in 0..ORDERS {
-        let id = format!("order-{i}");
-        for (j, activity) in ACTIVITIES.iter().enumerate() {
-            let step = j as u64 + 1;
+        let id = format!("{}-{i}", w.prefix);
+        for (activity, step, part) in w.effects {
             assert!(
-                log.iter()
-                    .any(|(_, a, o, s, _)| a == activity && *o == id && *s == step),
-                "{activity} of {id} never ran: {log:?}"
+                log.iter().any(|e| e.activity == *activity
+                    && e.id == id
+                    && e.step == *step
+                    && e.part == *part),
+                "{activity} (step {step}, part {part:?}) of {id} never ran"
             );
         }
     }
-    // an activity with key step s is recorded complete once the step passed s
-    for (incarnation, steps) in seen {
-        for (inc, activity, order, step, attempt) in &log {
-            if inc >= incarnation
-                && steps
-                    .get(order)
-                    .is_some_and(|checkpointed| step < checkpointed)
-            {
+    // an effect is recorded once its step is passed, or its part is checkpointed
+    for (incarnation, checkpointed) in seen {
+        for e in log.iter().filter(|e| e.incarnation >= *incarnation) {
+            let Some((step, parts)) = checkpointed.get(&e.id) else {
+                continue;
+            };
+            let part_done = e
+                .part
+                .is_some_and(|p| *step == e.step && parts.get(p as usize) == Some(&true));
+            if e.step < *step || part_done {
                 panic!(
-                    "{activity} of {order} (step {step}, attempt {attempt}) ran again in incarnation {inc} although step {} was checkpointed before it started",
-                    steps[order]
+                    "{} of {} (step {}, part {:?}, attempt {}) ran again in incarnation {} although it was checkpointed (step {step}, parts {parts:?})",
+                    e.activity, e.id, e.step, e.part, e.attempt, e.incarnation
                 );
             }
         }
     }
 }
 
-fn kill_at_every_checkpoint(rt: &tokio::runtime::Runtime) -> usize {
+fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime) -> usize {
     let mut points = 0;
     let mut mid_workflow = 0;
     for phase in ["before", "after"] {
         for k in 0.. {
             let dir = tempfile::tempdir().unwrap();
-            let mut child = spawn(dir.path(), 1, Some((phase, k)));
+            let mut child = spawn(w, dir.path(), 1, Some((phase, k)));
             let (hit, _) = wait_marker(&mut child);
             if !hit {
                 child.wait().unwrap();
@@ -153,24 +216,24 @@ fn kill_at_every_checkpoint(rt: &tokio::runtime::Runtime) -> usize {
             }
             kill(&mut child);
             points += 1;
-            let mut seen = vec![(2, checkpointed_steps(rt, dir.path()))];
-            if seen[0].1.values().any(|s| (1..5).contains(s)) {
+            let mut seen = vec![(2, (w.inspect)(rt, dir.path(), w.prefix))];
+            if seen[0].1.values().any(|(s, _)| (1..5).contains(s)) {
                 mid_workflow += 1;
             }
             let mut incarnation = 2;
             if k % 5 == 2 {
                 // killed again while recovering
-                let mut again = spawn(dir.path(), incarnation, None);
+                let mut again = spawn(w, dir.path(), incarnation, None);
                 std::thread::sleep(Duration::from_millis(rand::rng().random_range(0..30)));
                 kill(&mut again);
                 incarnation += 1;
-                seen.push((incarnation, checkpointed_steps(rt, dir.path())));
+                seen.push((incarnation, (w.inspect)(rt, dir.path(), w.prefix)));
             }
-            let mut last = spawn(dir.path(), incarnation, None);
+            let mut last = spawn(w, dir.path(), incarnation, None);
             let (hit, lines) = wait_marker(&mut last);
             assert!(!hit);
             last.wait().unwrap();
-            verify(dir.path(), &lines, &seen);
+            verify(w, dir.path(), &lines, &seen);
         }
     }
     assert!(
@@ -180,25 +243,25 @@ fn kill_at_every_checkpoint(rt: &tokio::runtime::Runtime) -> usize {
     points
 }
 
-fn kill_at_random_times(rt: &tokio::runtime::Runtime, kills: u32) {
+fn kill_at_random_times(w: Workload, rt: &tokio::runtime::Runtime, kills: u32) {
     let dir = tempfile::tempdir().unwrap();
     let mut seen = Vec::new();
     let mut rng = rand::rng();
     for incarnation in 1..=kills {
-        let mut child = spawn(dir.path(), incarnation, None);
+        let mut child = spawn(w, dir.path(), incarnation, None);
         std::thread::sleep(Duration::from_millis(rng.random_range(5..60)));
         kill(&mut child);
-        seen.push((incarnation + 1, checkpointed_steps(rt, dir.path())));
+        seen.push((incarnation + 1, (w.inspect)(rt, dir.path(), w.prefix)));
     }
-    let mut last = spawn(dir.path(), kills + 1, None);
+    let mut last = spawn(w, dir.path(), kills + 1, None);
     let (_, lines) = wait_marker(&mut last);
     last.wait().unwrap();
-    verify(dir.path(), &lines, &seen);
+    verify(w, dir.path(), &lines, &seen);
 }
 
 fn second_process_gets_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = spawn(dir.path(), 1, Some(("after", 1)));
+    let mut child = spawn(ORDERS_WORKLOAD, dir.path(), 1, Some(("after", 1)));
     let (hit, _) = wait_marker(&mut child);
     assert!(hit);
     let started = Instant::now();
@@ -227,7 +290,7 @@ fn a_second_process_opening_the_store_gets_a_clear_error() {
 
 #[test]
 fn nothing_is_lost_or_repeated_when_killed_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(&tokio_rt());
+    let points = kill_at_every_checkpoint(ORDERS_WORKLOAD, &tokio_rt());
     assert!(
         points >= 2 * (ORDERS + 4),
         "expected a kill point per group commit, got {points}"
@@ -237,5 +300,20 @@ fn nothing_is_lost_or_repeated_when_killed_at_every_checkpoint() {
 
 #[test]
 fn nothing_is_lost_or_repeated_when_killed_at_random_times() {
-    kill_at_random_times(&tokio_rt(), 8);
+    kill_at_random_times(ORDERS_WORKLOAD, &tokio_rt(), 8);
+}
+
+#[test]
+fn timers_signals_joins_and_sagas_survive_kills_at_every_checkpoint() {
+    let points = kill_at_every_checkpoint(JOURNEY_WORKLOAD, &tokio_rt());
+    assert!(
+        points >= 2 * (ORDERS + 6),
+        "expected a kill point per group commit, got {points}"
+    );
+    println!("{points} kill points");
+}
+
+#[test]
+fn timers_signals_joins_and_sagas_survive_kills_at_random_times() {
+    kill_at_random_times(JOURNEY_WORKLOAD, &tokio_rt(), 8);
 }

@@ -9,7 +9,7 @@ use std::io::Write;
 
 use durable_runtime::store::sled::{CommitPoint, SledStore};
 use durable_runtime::{IdPolicy, Runtime};
-use durable_tests::{EFFECTS, EffectsLog, order, process_order};
+use durable_tests::{EFFECTS, EffectsLog, journey, order, process_order};
 
 #[tokio::main]
 async fn main() {
@@ -48,10 +48,34 @@ async fn main() {
     }
     let rt = Runtime::builder()
         .workflow::<process_order>()
+        .workflow::<journey>()
         .open_store(store)
         .await
         .expect("open runtime");
     println!("OPEN resumed={}", rt.resumed_on_open());
+    if std::env::var("CRASH_WORKLOAD").as_deref() == Ok("journey") {
+        let mut handles = Vec::new();
+        for i in 0..orders {
+            let id = format!("journey-{i}");
+            let h = rt
+                .start(id.clone(), journey(i as u32), IdPolicy::UseExisting)
+                .await
+                .expect("start");
+            // resent on every run: a finished instance refuses it, an extra one stays buffered
+            let _ = rt.signal(&id, "go", &(i as u32)).await;
+            handles.push(h);
+        }
+        for h in handles {
+            match h.result().await {
+                Ok(Ok(out)) => println!("RESULT {} {out}", h.id()),
+                other => println!("FAILED {} {other:?}", h.id()),
+            }
+        }
+        println!("DONE");
+        let _ = std::io::stdout().flush();
+        rt.shutdown().await;
+        return;
+    }
     let mut handles = Vec::new();
     for i in 0..orders {
         let h = rt
