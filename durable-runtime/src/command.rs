@@ -79,6 +79,8 @@ pub enum Request {
         input: Vec<u8>,
         /// Its id; default `<parent id>/<step>`.
         id: Option<String>,
+        /// What happens to the child when the parent ends first.
+        parent_close: ParentClose,
     },
     /// End this run and start a new one of the same workflow and id.
     ContinueAsNew {
@@ -503,6 +505,16 @@ pub struct ChildError {
     pub reason: String,
 }
 
+/// What happens to a child workflow still running when its parent ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ParentClose {
+    /// Cancel it (the default): it sees a cancellation at its current await.
+    #[default]
+    Cancel,
+    /// Let it run on by itself.
+    Abandon,
+}
+
 impl<W: crate::workflow::Workflow> Command for crate::workflow::WorkflowCall<W> {
     type Output = Result<W::Output, ChildError>;
     fn into_request(self) -> Result<Request, CodecError> {
@@ -510,6 +522,7 @@ impl<W: crate::workflow::Workflow> Command for crate::workflow::WorkflowCall<W> 
             workflow: W::NAME.to_owned(),
             input: crate::codec::encode(&self.input)?,
             id: self.id,
+            parent_close: self.parent_close,
         })
     }
     fn executor() -> Executor {

@@ -240,6 +240,10 @@ impl Runtime {
             partial: Vec::new(),
             parent: None,
             run: 1,
+            children: Vec::new(),
+            deadline_ms: call.timeout.map(|t| {
+                crate::clock::now_ms(&*self.engine.clock).saturating_add(t.as_millis() as u64)
+            }),
             created_ms: now,
             updated_ms: now,
         };

@@ -204,13 +204,33 @@ pub fn to_json<S: Serialize>(state: &S) -> Result<Outcome, StepError> {
 pub struct WorkflowCall<W: Workflow> {
     pub(crate) input: W::Input,
     pub(crate) id: Option<String>,
+    pub(crate) parent_close: crate::command::ParentClose,
+    pub(crate) timeout: Option<std::time::Duration>,
 }
 
 impl<W: Workflow> WorkflowCall<W> {
     /// Wraps a workflow's input. Generated code calls this.
     #[doc(hidden)]
     pub fn new(input: W::Input) -> Self {
-        WorkflowCall { input, id: None }
+        WorkflowCall {
+            input,
+            id: None,
+            parent_close: crate::command::ParentClose::Cancel,
+            timeout: None,
+        }
+    }
+
+    /// What happens to this child if its parent ends first (default: cancel).
+    pub fn with_parent_close(mut self, policy: crate::command::ParentClose) -> Self {
+        self.parent_close = policy;
+        self
+    }
+
+    /// Ends the instance (terminated, reason `[DURABLE-TIMEOUT]`) if it has
+    /// not finished `timeout` after it started, across continue-as-new runs.
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// The instance id to use when this call starts a child workflow

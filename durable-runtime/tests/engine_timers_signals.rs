@@ -568,3 +568,108 @@ async fn a_signal_racing_a_timer_is_never_lost_nor_delivered_twice() {
         rt.shutdown().await;
     }
 }
+
+#[workflow]
+async fn long_child(key: String) -> Result<String, WorkflowError> {
+    match sleep(Duration::from_secs(86_400)).await {
+        Ok(()) => Ok(format!("{key} slept")),
+        Err(Cancelled) => Ok(format!("{key} cancelled with its parent")),
+    }
+}
+
+#[workflow]
+async fn parent_of(key: String, abandon: bool) -> Result<String, WorkflowError> {
+    let call = long_child(key.clone()).with_id(format!("child-of-{key}"));
+    let call = if abandon {
+        call.with_parent_close(durable_runtime::ParentClose::Abandon)
+    } else {
+        call
+    };
+    match call.await {
+        Ok(out) => Ok(out?),
+        Err(e) => Ok(format!("parent stopped: {}", e.reason)),
+    }
+}
+
+#[workflow]
+async fn slow_trip(key: String) -> Result<String, WorkflowError> {
+    sleep(Duration::from_secs(2 * 86_400)).await?;
+    Ok(key)
+}
+
+#[tokio::test]
+async fn a_cancelled_parent_cancels_its_child_unless_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<parent_of>()
+        .workflow::<long_child>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let p = rt
+        .start("pc", parent_of("pc".into(), false), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let q = rt
+        .start("pa", parent_of("pa".into(), true), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("children asleep", || {
+        rt.handle::<long_child>("child-of-pc").describe().is_ok()
+            && rt.handle::<long_child>("child-of-pa").describe().is_ok()
+            && rt.running_instances() == 0
+    })
+    .await;
+    p.cancel().await.unwrap();
+    q.cancel().await.unwrap();
+    assert_eq!(
+        p.result().within().await.unwrap().unwrap(),
+        "parent stopped: the parent was cancelled"
+    );
+    assert_eq!(
+        q.result().within().await.unwrap().unwrap(),
+        "parent stopped: the parent was cancelled"
+    );
+    let child = rt.handle::<long_child>("child-of-pc");
+    assert_eq!(
+        child.result().within().await.unwrap().unwrap(),
+        "child-of-pc cancelled with its parent".replace("child-of-", "")
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        rt.handle::<long_child>("child-of-pa")
+            .describe()
+            .unwrap()
+            .status,
+        Status::Running,
+        "abandoned: runs on"
+    );
+}
+
+#[tokio::test]
+async fn an_execution_timeout_ends_the_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<slow_trip>()
+        .clock(clock.clone())
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start(
+            "to",
+            slow_trip("to".into()).with_timeout(Duration::from_secs(86_400)),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    until("asleep", || rt.running_instances() == 0).await;
+    clock.advance(Duration::from_secs(86_400 + 1));
+    match h.result().within().await {
+        Err(ResultError::Terminated { reason, .. }) => {
+            assert!(reason.contains("[DURABLE-TIMEOUT]"), "{reason}")
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}

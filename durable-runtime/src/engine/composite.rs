@@ -228,6 +228,7 @@ impl Engine {
         workflow: &str,
         input: &[u8],
         child: Option<&str>,
+        cancel_on_close: bool,
     ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, Halt> {
         let child_id = child.map_or_else(|| format!("{id}/{}", record.step), str::to_owned);
         let existing = self.load(&child_id).map_err(Halt::Store)?;
@@ -265,6 +266,8 @@ impl Engine {
                     partial: Vec::new(),
                     parent: Some(id.to_owned()),
                     run: 1,
+                    children: Vec::new(),
+                    deadline_ms: None,
                     last_error: None,
                     output: None,
                     error: None,
@@ -277,6 +280,10 @@ impl Engine {
                 match self.create(&child_id, &r).await {
                     Ok(()) | Err(StoreError::Conflict { .. }) => {}
                     Err(e) => return Err(Halt::Store(e)),
+                }
+                if cancel_on_close && !record.children.contains(&child_id) {
+                    record.children.push(child_id.clone());
+                    self.save(id, record).await.map_err(Halt::Store)?;
                 }
                 if !r.status.is_terminal()
                     && let Some(me) = self.me()

@@ -23,7 +23,7 @@ mod timers;
 use crate::activity::{ActivityContext, ActivityError, Failure};
 use crate::clock::{Clock, now_ms as clock_ms};
 use crate::codec::{self, CodecError};
-use crate::command::{Cancelled, Executor, Request};
+use crate::command::{Cancelled, Executor, ParentClose, Request};
 use crate::error::ResumeError;
 use crate::store::{Batch, Store, StoreError, keys};
 use crate::workflow::{Op, Outcome, StepError, VariantInfo};
@@ -79,6 +79,11 @@ pub(crate) struct InstanceRecord {
     pub(crate) parent: Option<String>,
     /// Runs of this id so far (continue-as-new starts another).
     pub(crate) run: u32,
+    /// Children to cancel when this instance ends (parent-close policy).
+    pub(crate) children: Vec<String>,
+    /// When the whole execution times out (ms since the epoch), across
+    /// continue-as-new runs.
+    pub(crate) deadline_ms: Option<u64>,
     pub(crate) last_error: Option<String>,
     /// The encoded output, once completed.
     pub(crate) output: Option<Vec<u8>>,
@@ -232,6 +237,9 @@ impl Engine {
         if let Some(pending) = &record.pending {
             pending.timer_keys(id, &mut timers);
         }
+        if let Some(deadline) = record.deadline_ms {
+            timers.push(keys::timer(deadline, id));
+        }
         let any = !timers.is_empty();
         for key in timers {
             batch.put(key, Vec::new());
@@ -348,6 +356,16 @@ impl Engine {
                 match halt {
                     Halt::Finished => {
                         engine.wake(&id);
+                        for child in std::mem::take(&mut record.children) {
+                            let engine = engine.clone();
+                            // parent-close policy: cancel what is still running
+                            tokio::spawn(async move {
+                                let running = matches!(engine.load(&child), Ok(Some(Ok(r))) if !r.status.is_terminal());
+                                if running && let Err(e) = engine.request_control(&child, keys::CANCEL, Vec::new()).await {
+                                    tracing::error!(child = %child, error = %e, "cannot cancel the child");
+                                }
+                            });
+                        }
                         if let Some(parent) = &record.parent
                             && let Err(e) = engine.wake_instance(parent)
                         {
@@ -382,6 +400,24 @@ impl Engine {
             return Ok(());
         };
         if record.status != Status::Running {
+            if record.status.is_terminal() {
+                // what it waited for no longer matters: drop its timers
+                let mut batch = Batch::default();
+                for (key, _) in self
+                    .store
+                    .scan_from(&[keys::TIMER], &[keys::TIMER], usize::MAX)?
+                {
+                    if keys::parse_timer(&key).is_some_and(|(_, owner)| owner == id) {
+                        batch.delete(key);
+                    }
+                }
+                if !batch.writes.is_empty() {
+                    let store = self.store.clone();
+                    tokio::spawn(async move {
+                        let _ = store.commit(batch).await;
+                    });
+                }
+            }
             return Ok(());
         }
         if let Some(entry) = self.workflows.get(record.workflow.as_str()).copied() {
@@ -556,6 +592,25 @@ impl Engine {
         } else {
             None
         };
+        if let Some(deadline) = record.deadline_ms
+            && clock_ms(&*self.clock) >= deadline
+        {
+            record.status = Status::Terminated;
+            record.error = Some(format!(
+                "[DURABLE-TIMEOUT] the execution timeout ran out at {deadline} ms"
+            ));
+            record.pending = None;
+            record.updated_ms = now_ms();
+            let mut batch = Batch::default();
+            for t in timers {
+                batch.delete(t);
+            }
+            batch.delete(keys::timer(deadline, id));
+            self.save_with(id, record, batch)
+                .await
+                .map_err(Halt::Store)?;
+            return Err(Halt::Finished);
+        }
         // cancel and terminate requests are durable keys, consumed here
         if self.has_control(id) {
             if let Some((key, reason)) = self
@@ -633,9 +688,18 @@ impl Engine {
                 workflow,
                 input,
                 id: child,
+                parent_close,
             } => {
-                self.run_child(id, record, workflow, input, child.as_deref())
-                    .await
+                let cancel_on_close = *parent_close == ParentClose::Cancel;
+                self.run_child(
+                    id,
+                    record,
+                    workflow,
+                    input,
+                    child.as_deref(),
+                    cancel_on_close,
+                )
+                .await
             }
             Request::Activity {
                 name,
@@ -774,7 +838,14 @@ impl Engine {
                     }
                 };
                 let interrupt = self.interrupt(id);
+                let deadline = async {
+                    match record.deadline_ms {
+                        Some(d) => self.clock.sleep_until(crate::clock::from_ms(d)).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let joined = tokio::select! {
+                    () = deadline => return Err(Halt::Interrupted),
                     joined = attempt_run => joined,
                     // cancel or terminate: drop (abort) the attempt, look at the request
                     () = interrupt.notified() => return Err(Halt::Interrupted),
