@@ -212,10 +212,127 @@ async fn latency(workflows: usize) -> Latency {
     }
 }
 
+#[workflow]
+async fn sleeper(n: u64) -> Result<u64, WorkflowError> {
+    sleep(std::time::Duration::from_secs(30 * 86_400)).await?;
+    Ok(n)
+}
+
+/// Resident memory of this process, from `/proc/self/status`.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[derive(Serialize)]
+struct Sleepers {
+    workflows: usize,
+    start_seconds: f64,
+    rss_mib_before: f64,
+    rss_mib_asleep: f64,
+    running_tasks_asleep: usize,
+    disk_bytes_per_instance: f64,
+    reopen_seconds: f64,
+    fire_all_seconds: f64,
+}
+
+/// `n` workflows asleep on a 30-day durable timer: memory and tasks while
+/// they sleep, disk per instance, reopen time, and the time to fire them all
+/// when a test clock jumps past their due time.
+async fn sleepers(n: usize) -> Sleepers {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = Arc::new(durable_runtime::clock::TestClock::new());
+    let rss_mib_before = rss_mib();
+    let rt = Arc::new(
+        Runtime::builder()
+            .workflow::<sleeper>()
+            .clock(clock.clone())
+            .open(dir.path())
+            .await
+            .expect("open runtime"),
+    );
+    let started = Instant::now();
+    let slots = Arc::new(tokio::sync::Semaphore::new(1000));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let permit = slots.clone().acquire_owned().await.expect("semaphore");
+        let rt = rt.clone();
+        tasks.push(tokio::spawn(async move {
+            rt.start(format!("s{i}"), sleeper(i as u64), IdPolicy::Reject)
+                .await
+                .expect("start");
+            drop(permit);
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let start_seconds = started.elapsed().as_secs_f64();
+    while rt.running_instances() > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let rss_mib_asleep = rss_mib();
+    let running_tasks_asleep = rt.running_instances();
+    if let Ok(rt) = Arc::try_unwrap(rt) {
+        rt.shutdown().await;
+    }
+    let disk_bytes_per_instance = dir_bytes(dir.path()) as f64 / n as f64;
+    let reopened = Instant::now();
+    let rt = Runtime::builder()
+        .workflow::<sleeper>()
+        .clock(clock.clone())
+        .open(dir.path())
+        .await
+        .expect("reopen");
+    let reopen_seconds = reopened.elapsed().as_secs_f64();
+    let fired = Instant::now();
+    clock.advance(std::time::Duration::from_secs(31 * 86_400));
+    for i in 0..n {
+        rt.handle::<sleeper>(format!("s{i}"))
+            .result()
+            .await
+            .expect("result")
+            .expect("ok");
+    }
+    let fire_all_seconds = fired.elapsed().as_secs_f64();
+    rt.shutdown().await;
+    Sleepers {
+        workflows: n,
+        start_seconds,
+        rss_mib_before,
+        rss_mib_asleep,
+        running_tasks_asleep,
+        disk_bytes_per_instance,
+        reopen_seconds,
+        fire_all_seconds,
+    }
+}
+
 #[derive(Serialize)]
 struct Report {
     throughput: Vec<Throughput>,
     latency: Latency,
+    sleepers: Sleepers,
 }
 
 #[tokio::main]
@@ -233,6 +350,7 @@ async fn main() {
         rows.push(throughput(in_flight, (workflows / scale).max(in_flight.min(workflows))).await);
     }
     let lat = latency(if quick { 50 } else { 500 }).await;
+    let sleep = sleepers(if quick { 10_000 } else { 100_000 }).await;
 
     println!("order workflow, 4 activities, sled + fdatasync per group commit");
     println!(
@@ -268,10 +386,22 @@ async fn main() {
         lat.p50_ms / 5.0,
         lat.ratio_step_to_fsync
     );
+    println!(
+        "{} workflows asleep on durable timers: started in {:.1}s; RSS {:.0} MiB before, {:.0} MiB asleep, {} tasks; {:.0} disk bytes each; reopen {:.2}s; all fired and finished in {:.1}s",
+        sleep.workflows,
+        sleep.start_seconds,
+        sleep.rss_mib_before,
+        sleep.rss_mib_asleep,
+        sleep.running_tasks_asleep,
+        sleep.disk_bytes_per_instance,
+        sleep.reopen_seconds,
+        sleep.fire_all_seconds
+    );
     if let Some(path) = json {
         let report = Report {
             throughput: rows,
             latency: lat,
+            sleepers: sleep,
         };
         match serde_json::to_string_pretty(&report) {
             Ok(text) => {
