@@ -148,15 +148,23 @@ impl Engine {
         for i in queue.by_ref().take(limit.max(1) as usize) {
             running.push(start_one(i));
         }
-        while let Some((i, out)) = running.next().await {
-            let bytes = match out {
-                Ok(bytes) => bytes,
-                Err(why) => return self.fail(id, record, why).await,
-            };
-            record.partial[i] = Some(bytes);
+        while let Some(first) = running.next().await {
+            // take every part that is already done, then checkpoint them in one write
+            let mut done = vec![first];
+            while let Some(Some(more)) = futures::FutureExt::now_or_never(running.next()) {
+                done.push(more);
+            }
+            for (i, out) in done {
+                let bytes = match out {
+                    Ok(bytes) => bytes,
+                    Err(why) => return self.fail(id, record, why).await,
+                };
+                record.partial[i] = Some(bytes);
+            }
             record.updated_ms = now_ms();
             self.save(id, record).await.map_err(Halt::Store)?;
-            if let Some(next) = queue.next() {
+            while running.len() < limit.max(1) as usize {
+                let Some(next) = queue.next() else { break };
                 running.push(start_one(next));
             }
         }
