@@ -581,3 +581,61 @@ pub fn continue_as_new<W: crate::workflow::Workflow>(
 ) -> ContinueAsNew<W> {
     ContinueAsNew { call }
 }
+
+/// The command behind [`first_of`].
+pub struct FirstOf<C> {
+    calls: Vec<C>,
+}
+
+impl<C> std::fmt::Debug for FirstOf<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FirstOf({} calls)", self.calls.len())
+    }
+}
+
+impl<C: Command> Command for FirstOf<C> {
+    /// The index of the call that finished first, and its output.
+    type Output = (u32, C::Output);
+    fn into_request(self) -> Result<Request, CodecError> {
+        // a select over the calls: its output encodes exactly as (index, output)
+        Ok(Request::Select(
+            self.calls
+                .into_iter()
+                .map(Command::into_request)
+                .collect::<Result<_, _>>()?,
+        ))
+    }
+    fn executor() -> Executor {
+        Executor::Each(Box::new(C::executor()))
+    }
+}
+
+impl<C> std::future::IntoFuture for FirstOf<C>
+where
+    C: std::future::IntoFuture + Send + 'static,
+    C::IntoFuture: Send + 'static,
+    C::Output: Send + 'static,
+{
+    type Output = (u32, C::Output);
+    type IntoFuture = crate::activity::BoxFuture<Self::Output>;
+    /// Outside a workflow (in `run_inline`), a plain race.
+    fn into_future(self) -> Self::IntoFuture {
+        use futures::FutureExt;
+        let futures: Vec<_> = self
+            .calls
+            .into_iter()
+            .map(|c| c.into_future().boxed())
+            .collect();
+        Box::pin(async move {
+            let (out, index, _) = futures::future::select_all(futures).await;
+            (index as u32, out)
+        })
+    }
+}
+
+/// Runs the calls at once and returns the first to finish, with its index;
+/// the others are dropped (their attempts aborted). For hedged requests or
+/// "whichever provider answers first".
+pub fn first_of<C: Command>(calls: Vec<C>) -> FirstOf<C> {
+    FirstOf { calls }
+}

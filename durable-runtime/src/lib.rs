@@ -84,8 +84,8 @@ pub mod __private;
 pub use activity::{ActivityContext, ActivityError, ActivityFailure, ActivityOptions, RetryPolicy};
 pub use codec::CodecError;
 pub use command::{
-    Cancelled, ChildError, ParentClose, continue_as_new, join_all, now, random_u64, select, signal,
-    sleep, sleep_until, uuid,
+    Cancelled, ChildError, ParentClose, continue_as_new, first_of, join_all, now, random_u64,
+    select, signal, sleep, sleep_until, uuid,
 };
 pub use engine::Status;
 pub use error::{Error, ResultError, ResumeError, SignalError, StartError};
@@ -215,7 +215,7 @@ impl From<ActivityError> for WorkflowError {
 pub mod prelude {
     pub use crate::{
         ActivityContext, ActivityError, Cancelled, IdPolicy, RetryPolicy, Runtime, Saga,
-        WorkflowError, WorkflowHandle, activity, continue_as_new, join_all, now, random_u64,
-        select, signal, sleep, sleep_until, uuid, workflow,
+        WorkflowError, WorkflowHandle, activity, continue_as_new, first_of, join_all, now,
+        random_u64, select, signal, sleep, sleep_until, uuid, workflow,
     };
 }

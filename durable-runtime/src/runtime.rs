@@ -224,6 +224,7 @@ impl Runtime {
             };
         }
         let now = now_ms();
+        let now_clock = crate::clock::now_ms(&*self.engine.clock);
         let mut record = InstanceRecord {
             workflow: W::NAME.to_owned(),
             fingerprint: W::FINGERPRINT,
@@ -241,9 +242,13 @@ impl Runtime {
             parent: None,
             run: 1,
             children: Vec::new(),
-            deadline_ms: call.timeout.map(|t| {
-                crate::clock::now_ms(&*self.engine.clock).saturating_add(t.as_millis() as u64)
-            }),
+            deadline_ms: call
+                .timeout
+                .map(|t| now_clock.saturating_add(t.as_millis() as u64)),
+            run_timeout_ms: call.run_timeout.map(|t| t.as_millis() as u64),
+            run_deadline_ms: call
+                .run_timeout
+                .map(|t| now_clock.saturating_add(t.as_millis() as u64)),
             created_ms: now,
             updated_ms: now,
         };

@@ -206,6 +206,7 @@ pub struct WorkflowCall<W: Workflow> {
     pub(crate) id: Option<String>,
     pub(crate) parent_close: crate::command::ParentClose,
     pub(crate) timeout: Option<std::time::Duration>,
+    pub(crate) run_timeout: Option<std::time::Duration>,
 }
 
 impl<W: Workflow> WorkflowCall<W> {
@@ -217,6 +218,7 @@ impl<W: Workflow> WorkflowCall<W> {
             id: None,
             parent_close: crate::command::ParentClose::Cancel,
             timeout: None,
+            run_timeout: None,
         }
     }
 
@@ -230,6 +232,13 @@ impl<W: Workflow> WorkflowCall<W> {
     /// not finished `timeout` after it started, across continue-as-new runs.
     pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Ends the instance (terminated, reason `[DURABLE-TIMEOUT]`) if one run
+    /// takes longer than `timeout`; continue-as-new starts the count again.
+    pub fn with_run_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.run_timeout = Some(timeout);
         self
     }
 

@@ -299,3 +299,43 @@ async fn a_cancel_during_compensation_lets_the_compensation_finish() {
     assert_eq!(lines("unbook cdc").len(), 1);
     assert_eq!(h.describe().unwrap().status, Status::Cancelled);
 }
+
+#[activity(max_attempts = 1)]
+async fn provider(name: String, wait_ms: u64) -> Result<String, ActivityError> {
+    log(format!("provider start {name}"));
+    tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+    log(format!("provider done {name}"));
+    Ok(name)
+}
+
+#[workflow]
+async fn hedged(key: String) -> Result<String, WorkflowError> {
+    let calls = vec![
+        provider(format!("{key}-slow"), 5_000),
+        provider(format!("{key}-fast"), 1),
+    ];
+    let (index, answer) = first_of(calls).await;
+    Ok(format!("{index}:{}", answer?))
+}
+
+#[tokio::test]
+async fn first_of_takes_the_fastest_and_drops_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<hedged>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("h", hedged("h".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), "1:h-fast");
+    assert_eq!(count("provider start h-slow"), 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        count("provider done h-slow"),
+        0,
+        "the slow attempt was aborted"
+    );
+}

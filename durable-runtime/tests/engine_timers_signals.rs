@@ -673,3 +673,58 @@ async fn an_execution_timeout_ends_the_instance() {
         other => panic!("expected a timeout, got {other:?}"),
     }
 }
+
+#[workflow]
+async fn polling(round: u32) -> Result<u32, WorkflowError> {
+    sleep(Duration::from_secs(3600)).await?;
+    if round == 5 {
+        return Ok(round);
+    }
+    continue_as_new(polling(round + 1).with_run_timeout(Duration::from_secs(2 * 3600))).await
+}
+
+#[tokio::test]
+async fn a_run_timeout_restarts_with_each_run_and_catches_a_slow_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<polling>()
+        .workflow::<slow_trip>()
+        .clock(clock.clone())
+        .open(dir.path())
+        .await
+        .unwrap();
+    // five runs of one hour each fit a two-hour run timeout
+    let h = rt
+        .start(
+            "p",
+            polling(1).with_run_timeout(Duration::from_secs(2 * 3600)),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        until("asleep", || rt.running_instances() == 0).await;
+        let step = h.describe().unwrap().step;
+        clock.advance(Duration::from_secs(3600));
+        // the next run has started (and sleeps again) before time moves on
+        until("next run", || h.describe().unwrap().step > step + 1).await;
+    }
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(h.result().within().await.unwrap().unwrap(), 5);
+    // a run that sleeps longer than its timeout is ended
+    let slow = rt
+        .start(
+            "s",
+            slow_trip("s".into()).with_run_timeout(Duration::from_secs(3600)),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    until("asleep", || rt.running_instances() == 0).await;
+    clock.advance(Duration::from_secs(3601));
+    assert!(matches!(
+        slow.result().within().await,
+        Err(ResultError::Terminated { .. })
+    ));
+}

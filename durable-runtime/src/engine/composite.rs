@@ -16,7 +16,7 @@ use crate::workflow::Op;
 
 /// Runs one activity until it succeeds or its policy allows no more
 /// attempts, without checkpointing the failures (parts of a larger step).
-async fn attempts(
+pub(super) async fn attempts(
     engine: &Engine,
     key: String,
     workflow_id: &str,
@@ -276,6 +276,8 @@ impl Engine {
                     run: 1,
                     children: Vec::new(),
                     deadline_ms: None,
+                    run_timeout_ms: None,
+                    run_deadline_ms: None,
                     last_error: None,
                     output: None,
                     error: None,
@@ -339,6 +341,9 @@ impl Engine {
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         record.run += 1;
         record.cancel_delivered = false;
+        record.run_deadline_ms = record
+            .run_timeout_ms
+            .map(|t| clock_ms(&*self.clock).saturating_add(t));
         Engine::apply(record, outcome, clock_ms(&*self.clock));
         let mut batch = Batch::default();
         let timer = Engine::schedule(id, record, &mut batch);

@@ -84,6 +84,9 @@ pub(crate) struct InstanceRecord {
     /// When the whole execution times out (ms since the epoch), across
     /// continue-as-new runs.
     pub(crate) deadline_ms: Option<u64>,
+    /// How long one run may take (ms), and when the current run times out.
+    pub(crate) run_timeout_ms: Option<u64>,
+    pub(crate) run_deadline_ms: Option<u64>,
     pub(crate) last_error: Option<String>,
     /// The encoded output, once completed.
     pub(crate) output: Option<Vec<u8>>,
@@ -100,6 +103,16 @@ pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl InstanceRecord {
+    /// The earliest of the execution and run deadlines.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        match (self.deadline_ms, self.run_deadline_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// A registered workflow, type-erased.
@@ -237,7 +250,10 @@ impl Engine {
         if let Some(pending) = &record.pending {
             pending.timer_keys(id, &mut timers);
         }
-        if let Some(deadline) = record.deadline_ms {
+        for deadline in [record.deadline_ms, record.run_deadline_ms]
+            .into_iter()
+            .flatten()
+        {
             timers.push(keys::timer(deadline, id));
         }
         let any = !timers.is_empty();
@@ -526,6 +542,10 @@ impl Engine {
             (Request::Activity { .. }, Some(Executor::Activity(vtable))) => {
                 (vtable.fail)(ActivityError::cancelled())
             }
+            (Request::Select(reqs), Some(Executor::Each(each))) => match reqs.first() {
+                Some(first) => codec::variant(0, &Self::cancelled_output(first, Some(each))?),
+                None => codec::encode(&()),
+            },
             (Request::Select(reqs), Some(Executor::Select(execs))) => {
                 match (reqs.first(), execs.first()) {
                     (Some(first), first_exec) => {
@@ -592,7 +612,7 @@ impl Engine {
         } else {
             None
         };
-        if let Some(deadline) = record.deadline_ms
+        if let Some(deadline) = record.next_deadline()
             && clock_ms(&*self.clock) >= deadline
         {
             record.status = Status::Terminated;
@@ -737,26 +757,41 @@ impl Engine {
                         return Ok(Some((wrapped, timers)));
                     }
                 }
-                let Some(Executor::Select(execs)) = executor else {
+                let execs = match executor {
+                    Some(Executor::Each(each)) => vec![(*each).clone(); branches.len()],
+                    other => other.map_or_else(Vec::new, |e| match e {
+                        Executor::Select(execs) => execs,
+                        _ => Vec::new(),
+                    }),
+                };
+                let Some(()) = (execs.len() == branches.len()).then_some(()) else {
                     return self
                         .fail(id, record, "select without its executors".into())
                         .await;
                 };
-                let activity =
-                    branches
-                        .iter()
-                        .zip(&execs)
-                        .enumerate()
-                        .find_map(|(i, (b, e))| match (b, e) {
-                            (Request::Activity { input, options, .. }, Executor::Activity(v)) => {
-                                Some((i, *v, input, options))
-                            }
-                            _ => None,
-                        });
-                let Some((i, vtable, input, options)) = activity else {
+                // every activity branch runs at once; the first to finish wins and
+                // the others' attempts are dropped (aborted), as is a losing timer
+                let step = record.step;
+                let mut racers: futures::stream::FuturesUnordered<_> = branches
+                    .iter()
+                    .zip(&execs)
+                    .enumerate()
+                    .filter_map(|(i, (b, e))| match (b, e) {
+                        (Request::Activity { input, options, .. }, Executor::Activity(v)) => {
+                            let key = format!("{id}/{step}/{i}");
+                            Some(async move {
+                                (
+                                    i,
+                                    composite::attempts(self, key, id, *v, input, options).await,
+                                )
+                            })
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if racers.is_empty() {
                     return Ok(None);
-                };
-                // the activity races the earliest timer of the select
+                }
                 let deadline = branches
                     .iter()
                     .enumerate()
@@ -767,15 +802,18 @@ impl Engine {
                         _ => None,
                     })
                     .min();
-                let run = self.run_activity(id, record, vtable, input, options);
                 let timer = async {
                     match deadline {
                         Some((at, _)) => self.clock.sleep_until(crate::clock::from_ms(at)).await,
                         None => std::future::pending().await,
                     }
                 };
+                let interrupt = self.interrupt(id);
                 let (index, bytes) = tokio::select! {
-                    out = run => (i, out?),
+                    Some((i, out)) = futures::StreamExt::next(&mut racers) => match out {
+                        Ok((bytes, _)) => (i, bytes),
+                        Err(why) => return self.fail(id, record, why).await,
+                    },
                     () = timer => {
                         let j = deadline.map_or(0, |(_, j)| j);
                         match codec::encode(&Ok::<(), Cancelled>(())) {
@@ -783,7 +821,9 @@ impl Engine {
                             Err(e) => return self.fail(id, record, e.to_string()).await,
                         }
                     }
+                    () = interrupt.notified() => return Err(Halt::Interrupted),
                 };
+                drop(racers);
                 match codec::variant(index as u32, &bytes) {
                     Ok(wrapped) => Ok(Some((wrapped, timers))),
                     Err(e) => self.fail(id, record, e.to_string()).await,
@@ -839,7 +879,7 @@ impl Engine {
                 };
                 let interrupt = self.interrupt(id);
                 let deadline = async {
-                    match record.deadline_ms {
+                    match record.next_deadline() {
                         Some(d) => self.clock.sleep_until(crate::clock::from_ms(d)).await,
                         None => std::future::pending().await,
                     }
