@@ -25,7 +25,9 @@ fn effect(activity: &str) -> Result<(), ActivityError> {
     let ctx =
         ActivityContext::current().ok_or_else(|| ActivityError::terminal("no activity context"))?;
     let Some(log) = EFFECTS.get() else {
-        return Ok(());
+        return Err(ActivityError::terminal(format!(
+            "{activity} ran in a process without an effects log"
+        )));
     };
     let line = format!(
         "{} {activity} {} {}\n",
@@ -115,16 +117,38 @@ async fn leg(name: String) -> Result<u32, ActivityError> {
     Ok(name.len() as u32)
 }
 
+/// A child of `journey`: one activity, then continue-as-new once.
+#[workflow]
+pub async fn side_trip(round: u32) -> Result<u32, WorkflowError> {
+    let n = leg("side".into()).await?;
+    if round == 0 {
+        return continue_as_new(side_trip(1)).await;
+    }
+    Ok(n + round)
+}
+
 /// A journey through every kind of step: an activity, a durable timer, a
-/// signal, parallel activities and a saga compensation.
+/// signal, a select, a child workflow (which continues as new), parallel
+/// activities and a saga compensation.
 #[workflow]
 pub async fn journey(i: u32) -> Result<String, WorkflowError> {
     let first = leg("step".into()).await?;
     sleep(std::time::Duration::from_millis(3)).await?;
     let go: u32 = signal("go").await?;
+    // nobody sends "never": the timer wins
+    let waited = match select(
+        signal::<u32>("never"),
+        sleep(std::time::Duration::from_millis(2)),
+    )
+    .await
+    {
+        durable_runtime::command::Either::Left(_) => 100,
+        durable_runtime::command::Either::Right(_) => 0,
+    };
+    let side = side_trip(0).await??;
     let calls: Vec<_> = (0..3).map(|_| leg("part".into())).collect();
     let parts = join_all(calls).limit(2).await;
-    let mut total = first + go;
+    let mut total = first + go + waited + side;
     for p in parts {
         total += p?;
     }
@@ -136,5 +160,6 @@ pub async fn journey(i: u32) -> Result<String, WorkflowError> {
 
 /// What an uncrashed run of `journey(i)` returns when signalled with `i`.
 pub fn journey_expected(i: usize) -> String {
-    format!("journey {i}: {} undone 1", 4 + i + 3 * 4)
+    // step (4) + go (i) + timer won (0) + side trip ("side" 4 + round 1) + 3 parts (4 each)
+    format!("journey {i}: {} undone 1", 4 + i + 5 + 3 * 4)
 }

@@ -47,12 +47,13 @@ const ORDER_EFFECTS: &[(&str, u64, Option<u64>)] = &[
     ("charge", 3, None),
     ("ship", 4, None),
 ];
+// steps: 1 leg, 2 timer, 3 signal, 4 select, 5 child, 6 parts, 7 compensation
 const JOURNEY_EFFECTS: &[(&str, u64, Option<u64>)] = &[
     ("step", 1, None),
-    ("part", 4, Some(0)),
-    ("part", 4, Some(1)),
-    ("part", 4, Some(2)),
-    ("undo", 5, Some(0)),
+    ("part", 6, Some(0)),
+    ("part", 6, Some(1)),
+    ("part", 6, Some(2)),
+    ("undo", 7, Some(0)),
 ];
 
 const ORDERS_WORKLOAD: Workload = Workload {
@@ -112,12 +113,13 @@ fn kill(child: &mut Child) {
 /// The checkpointed step and finished parts of every instance (0 when not started).
 fn inspect<W: Workflow>(rt: &tokio::runtime::Runtime, dir: &Path, prefix: &str) -> Checkpointed {
     rt.block_on(async {
+        // read what was checkpointed without running anything
         let runtime = Runtime::builder()
             .workflow::<W>()
+            .resume_on_open(false)
             .open(dir.join("store"))
             .await
             .expect("open after kill");
-        // inspect before any resumed activity can move a step: read records straight away
         let mut steps = HashMap::new();
         for i in 0..ORDERS {
             let id = format!("{prefix}-{i}");
@@ -179,7 +181,14 @@ fn verify(w: Workload, dir: &Path, final_lines: &[String], seen: &[(u32, Checkpo
                     && e.id == id
                     && e.step == *step
                     && e.part == *part),
-                "{activity} (step {step}, part {part:?}) of {id} never ran"
+                "{activity} (step {step}, part {part:?}) of {id} never ran; its effects: {:?}",
+                log.iter()
+                    .filter(|e| e.id == id)
+                    .map(|e| format!(
+                        "{} {} {} {:?} #{}",
+                        e.incarnation, e.activity, e.step, e.part, e.attempt
+                    ))
+                    .collect::<Vec<_>>()
             );
         }
     }

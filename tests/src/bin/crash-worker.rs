@@ -9,7 +9,7 @@ use std::io::Write;
 
 use durable_runtime::store::sled::{CommitPoint, SledStore};
 use durable_runtime::{IdPolicy, Runtime};
-use durable_tests::{EFFECTS, EffectsLog, journey, order, process_order};
+use durable_tests::{EFFECTS, EffectsLog, journey, order, process_order, side_trip};
 
 #[tokio::main]
 async fn main() {
@@ -49,6 +49,7 @@ async fn main() {
     let rt = Runtime::builder()
         .workflow::<process_order>()
         .workflow::<journey>()
+        .workflow::<side_trip>()
         .open_store(store)
         .await
         .expect("open runtime");
