@@ -72,6 +72,7 @@ pub mod codec;
 pub mod command;
 mod engine;
 mod error;
+pub mod history;
 mod runtime;
 pub mod saga;
 pub mod store;
@@ -89,7 +90,7 @@ pub use command::{
 };
 pub use engine::Status;
 pub use error::{Error, ResultError, ResumeError, SignalError, StartError};
-pub use runtime::{Builder, Description, IdPolicy, Runtime, WorkflowHandle};
+pub use runtime::{Builder, Description, IdPolicy, ListFilter, Runtime, WorkflowHandle};
 pub use saga::Saga;
 pub use store::StoreError;
 pub use workflow::{Workflow, WorkflowCall};

@@ -249,6 +249,11 @@ impl Runtime {
             run_deadline_ms: call
                 .run_timeout
                 .map(|t| now_clock.saturating_add(t.as_millis() as u64)),
+            events: 0,
+            new_events: vec![crate::history::EventKind::Started {
+                workflow: W::NAME.to_owned(),
+                run: 1,
+            }],
             created_ms: now,
             updated_ms: now,
         };
@@ -258,7 +263,7 @@ impl Runtime {
             outcome,
             crate::clock::now_ms(&*self.engine.clock),
         );
-        match self.engine.create(&id, &record).await {
+        match self.engine.create(&id, &mut record).await {
             Ok(()) => {}
             // created meanwhile by another process sharing the store
             Err(StoreError::Conflict { .. }) => {
@@ -278,6 +283,99 @@ impl Runtime {
             self.engine.spawn(id.clone(), record, entry);
         }
         Ok(self.handle(id))
+    }
+
+    /// The stored status and position of instance `id`, whatever its workflow.
+    pub fn describe(&self, id: &str) -> Result<Description, ResultError> {
+        match self.engine.load(id)? {
+            None => Err(ResultError::NotFound { id: id.to_owned() }),
+            Some(Err(e)) => Err(ResultError::Codec(e)),
+            Some(Ok(r)) => Ok(Description::of(id, r)),
+        }
+    }
+
+    /// The history of instance `id`, oldest first.
+    pub fn history(&self, id: &str) -> Result<Vec<crate::history::HistoryEvent>, ResultError> {
+        self.describe(id)?;
+        history_of(&self.engine, id)
+    }
+
+    /// Instances in id order, filtered; page with [`ListFilter::after`].
+    /// Records that do not decode are skipped here and reported by
+    /// [`Runtime::parked`]. (A full scan for now; secondary indexes by
+    /// status and workflow are future work.)
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
+        let mut from = match &filter.after {
+            Some(after) => crate::store::keys::after(&crate::store::keys::instance(after)),
+            None => vec![crate::store::keys::INSTANCE],
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .engine
+                .store
+                .scan_from(&[crate::store::keys::INSTANCE], &from, 1024)?;
+            let Some((last, _)) = page.last() else { break };
+            from = crate::store::keys::after(last);
+            for (key, bytes) in page {
+                let Ok(r) = codec::decode::<InstanceRecord>(&bytes) else {
+                    continue;
+                };
+                if filter.workflow.as_ref().is_some_and(|w| *w != r.workflow)
+                    || filter.status.is_some_and(|s| s != r.status)
+                {
+                    continue;
+                }
+                out.push(Description::of(&crate::store::keys::instance_id(&key), r));
+                if filter.limit > 0 && out.len() >= filter.limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many instances have each status.
+    pub fn counts(&self) -> Result<Vec<(Status, usize)>, StoreError> {
+        let mut counts: Vec<(Status, usize)> = Vec::new();
+        for d in self.list(&ListFilter::default())? {
+            match counts.iter_mut().find(|(s, _)| *s == d.status) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((d.status, 1)),
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Cancels instance `id` (see [`WorkflowHandle::cancel`]).
+    pub async fn cancel(&self, id: &str) -> Result<(), ResultError> {
+        let d = self.describe(id)?;
+        if d.status.is_terminal() {
+            return Err(ResultError::Finished {
+                id: id.to_owned(),
+                status: d.status,
+            });
+        }
+        self.engine
+            .request_control(id, crate::store::keys::CANCEL, Vec::new())
+            .await?;
+        Ok(())
+    }
+
+    /// Terminates instance `id` (see [`WorkflowHandle::terminate`]).
+    pub async fn terminate(&self, id: &str, reason: &str) -> Result<(), ResultError> {
+        let d = self.describe(id)?;
+        if d.status.is_terminal() {
+            return Err(ResultError::Finished {
+                id: id.to_owned(),
+                status: d.status,
+            });
+        }
+        let value = codec::encode(&reason.to_owned())?;
+        self.engine
+            .request_control(id, crate::store::keys::TERMINATE, value)
+            .await?;
+        Ok(())
     }
 
     /// Sends signal `name` with `payload` to instance `id`. Returns once the
@@ -350,6 +448,15 @@ impl Runtime {
     }
 }
 
+fn history_of(engine: &Engine, id: &str) -> Result<Vec<crate::history::HistoryEvent>, ResultError> {
+    engine
+        .store
+        .scan_prefix(&crate::store::keys::history_prefix(id))?
+        .into_iter()
+        .map(|(_, bytes)| codec::decode(&bytes).map_err(ResultError::Codec))
+        .collect()
+}
+
 /// Keeps two concurrent starts of one id from both creating it.
 struct Claim<'a> {
     engine: &'a Engine,
@@ -406,6 +513,44 @@ pub struct Description {
     /// For a pending `join_all` or saga compensation: which parts are
     /// finished and checkpointed (they will not run again).
     pub parts_done: Vec<bool>,
+    /// The run number (continue-as-new starts the next).
+    pub run: u32,
+    /// When it was created, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// When it last changed, ms since the Unix epoch.
+    pub updated_ms: u64,
+}
+
+impl Description {
+    fn of(id: &str, r: InstanceRecord) -> Description {
+        Description {
+            id: id.to_owned(),
+            parts_done: r.partial.iter().map(Option::is_some).collect(),
+            workflow: r.workflow,
+            status: r.status,
+            variant: r.variant,
+            step: r.step,
+            failed_attempts: r.failed_attempts,
+            last_error: r.last_error,
+            error: r.error,
+            run: r.run,
+            created_ms: r.created_ms,
+            updated_ms: r.updated_ms,
+        }
+    }
+}
+
+/// Which instances [`Runtime::list`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only this workflow.
+    pub workflow: Option<String>,
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only ids after this one (paging: pass the last id of the previous page).
+    pub after: Option<String>,
+    /// At most this many (0: no limit).
+    pub limit: usize,
 }
 
 /// A handle to one workflow instance.
@@ -471,18 +616,13 @@ impl<W: Workflow> WorkflowHandle<W> {
 
     /// The instance's stored status and position.
     pub fn describe(&self) -> Result<Description, ResultError> {
-        let r = self.record()?;
-        Ok(Description {
-            id: self.id.clone(),
-            workflow: r.workflow,
-            status: r.status,
-            variant: r.variant,
-            step: r.step,
-            failed_attempts: r.failed_attempts,
-            last_error: r.last_error,
-            error: r.error,
-            parts_done: r.partial.iter().map(Option::is_some).collect(),
-        })
+        Ok(Description::of(&self.id, self.record()?))
+    }
+
+    /// The instance's history, oldest first.
+    pub fn history(&self) -> Result<Vec<crate::history::HistoryEvent>, ResultError> {
+        self.record()?;
+        history_of(&*self.engine()?, &self.id)
     }
 
     /// Cancels the instance: the workflow sees a cancellation at the await it

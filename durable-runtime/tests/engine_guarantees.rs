@@ -647,3 +647,72 @@ async fn a_uuid_is_recorded_like_time_and_randomness() {
         "the uuid drawn before the restart is the one returned: {state} vs {id}"
     );
 }
+
+#[tokio::test]
+async fn history_records_every_transition_and_failed_attempt_and_list_filters() {
+    use durable_runtime::ListFilter;
+    use durable_runtime::history::EventKind;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = builder().open(dir.path()).await.unwrap();
+    let h = rt
+        .start("hist", retrying("hist".into(), 1), IdPolicy::Reject)
+        .await
+        .unwrap();
+    h.result().await.unwrap().unwrap();
+    let events: Vec<EventKind> = h.history().unwrap().into_iter().map(|e| e.kind).collect();
+    assert!(
+        matches!(&events[0], EventKind::Started { workflow, run: 1 } if workflow == "retrying"),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[1], EventKind::Awaiting { step: 1, command, .. } if command == "activity flaky"),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[2], EventKind::AttemptFailed { step: 1, attempt: 1, error } if error.contains("attempt 1 failed")),
+        "{events:?}"
+    );
+    assert!(
+        matches!(
+            &events[3],
+            EventKind::Finished {
+                status: Status::Completed,
+                error: None
+            }
+        ),
+        "{events:?}"
+    );
+    assert_eq!(events.len(), 4);
+    let seqs: Vec<u64> = h.history().unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+
+    rt.start("hist-2", three_steps("hist-2".into()), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    let all = rt.list(&ListFilter::default()).unwrap();
+    assert_eq!(
+        all.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        vec!["hist", "hist-2"]
+    );
+    let only = rt
+        .list(&ListFilter {
+            workflow: Some("three_steps".into()),
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(only.len(), 1);
+    let page = rt
+        .list(&ListFilter {
+            after: Some("hist".into()),
+            limit: 1,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(page[0].id, "hist-2");
+    assert_eq!(rt.counts().unwrap(), vec![(Status::Completed, 2)]);
+    assert_eq!(rt.describe("hist-2").unwrap().workflow, "three_steps");
+}

@@ -278,6 +278,11 @@ impl Engine {
                     deadline_ms: None,
                     run_timeout_ms: None,
                     run_deadline_ms: None,
+                    events: 0,
+                    new_events: vec![crate::history::EventKind::Started {
+                        workflow: workflow.to_owned(),
+                        run: 1,
+                    }],
                     last_error: None,
                     output: None,
                     error: None,
@@ -287,7 +292,7 @@ impl Engine {
                 };
                 let outcome = guarded(|| (entry.drive)(Op::Start(input)));
                 Engine::apply(&mut r, outcome, clock_ms(&*self.clock));
-                match self.create(&child_id, &r).await {
+                match self.create(&child_id, &mut r).await {
                     Ok(()) | Err(StoreError::Conflict { .. }) => {}
                     Err(e) => return Err(Halt::Store(e)),
                 }
@@ -341,6 +346,10 @@ impl Engine {
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         record.run += 1;
         record.cancel_delivered = false;
+        record.new_events.push(crate::history::EventKind::Started {
+            workflow: record.workflow.clone(),
+            run: record.run,
+        });
         record.run_deadline_ms = record
             .run_timeout_ms
             .map(|t| clock_ms(&*self.clock).saturating_add(t));

@@ -95,6 +95,11 @@ pub(crate) struct InstanceRecord {
     /// A cancellation was delivered at an await (the workflow may still run
     /// its compensations).
     pub(crate) cancel_delivered: bool,
+    /// History events recorded so far.
+    pub(crate) events: u64,
+    /// Events to append with the next save.
+    #[serde(skip)]
+    pub(crate) new_events: Vec<crate::history::EventKind>,
     pub(crate) created_ms: u64,
     pub(crate) updated_ms: u64,
 }
@@ -213,27 +218,59 @@ impl Engine {
             .map(|bytes| codec::decode(&bytes)))
     }
 
-    pub(crate) async fn save(&self, id: &str, record: &InstanceRecord) -> Result<(), StoreError> {
+    pub(crate) async fn save(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+    ) -> Result<(), StoreError> {
         self.save_with(id, record, Batch::default()).await
     }
 
-    /// Saves `record` together with `extra` writes, in one atomic batch.
+    /// Appends the record's new history events to `batch`.
+    fn history(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        let at_ms = clock_ms(&*self.clock);
+        for kind in record.new_events.drain(..) {
+            record.events += 1;
+            let event = crate::history::HistoryEvent {
+                seq: record.events,
+                at_ms,
+                kind,
+            };
+            let bytes = codec::encode(&event).map_err(|e| StoreError::Io(e.to_string()))?;
+            batch.put(keys::history(id, record.events), bytes);
+        }
+        Ok(())
+    }
+
+    /// Saves `record` together with `extra` writes (and its new history
+    /// events), in one atomic batch.
     async fn save_with(
         &self,
         id: &str,
-        record: &InstanceRecord,
+        record: &mut InstanceRecord,
         mut batch: Batch,
     ) -> Result<(), StoreError> {
-        let bytes = codec::encode(record).map_err(|e| StoreError::Io(e.to_string()))?;
+        self.history(id, record, &mut batch)?;
+        let bytes = codec::encode(&*record).map_err(|e| StoreError::Io(e.to_string()))?;
         batch.put(keys::instance(id), bytes);
         self.store.commit(batch).await
     }
 
     /// Saves the first record of an instance, only if the id is still free.
-    pub(crate) async fn create(&self, id: &str, record: &InstanceRecord) -> Result<(), StoreError> {
-        let bytes = codec::encode(record).map_err(|e| StoreError::Io(e.to_string()))?;
-        let key = keys::instance(id);
+    pub(crate) async fn create(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+    ) -> Result<(), StoreError> {
         let mut batch = Batch::default();
+        self.history(id, record, &mut batch)?;
+        let bytes = codec::encode(&*record).map_err(|e| StoreError::Io(e.to_string()))?;
+        let key = keys::instance(id);
         batch.expect(key.clone(), None).put(key, bytes);
         let timer = Self::schedule(id, record, &mut batch);
         self.store.commit(batch).await?;
@@ -329,6 +366,23 @@ impl Engine {
                 record.pending = None;
             }
         }
+        let event = match record.status {
+            Status::Running => {
+                record
+                    .pending
+                    .as_ref()
+                    .map(|p| crate::history::EventKind::Awaiting {
+                        step: record.step,
+                        variant: record.variant.clone(),
+                        command: crate::history::describe(p),
+                    })
+            }
+            status => Some(crate::history::EventKind::Finished {
+                status,
+                error: record.error.clone(),
+            }),
+        };
+        record.new_events.extend(event);
     }
 
     /// Spawns the task that drives instance `id` from `record`, unless one
@@ -619,6 +673,10 @@ impl Engine {
             record.error = Some(format!(
                 "[DURABLE-TIMEOUT] the execution timeout ran out at {deadline} ms"
             ));
+            record.new_events.push(crate::history::EventKind::Finished {
+                status: Status::Terminated,
+                error: record.error.clone(),
+            });
             record.pending = None;
             record.updated_ms = now_ms();
             let mut batch = Batch::default();
@@ -640,6 +698,10 @@ impl Engine {
                 let reason: String = codec::decode(&reason).unwrap_or_else(|_| "terminated".into());
                 record.status = Status::Terminated;
                 record.error = Some(reason);
+                record.new_events.push(crate::history::EventKind::Finished {
+                    status: Status::Terminated,
+                    error: record.error.clone(),
+                });
                 record.pending = None;
                 record.updated_ms = now_ms();
                 let mut batch = Batch::default();
@@ -673,6 +735,9 @@ impl Engine {
                 if !record.cancel_delivered {
                     // delivered once, at the await the workflow is at
                     record.cancel_delivered = true;
+                    record
+                        .new_events
+                        .push(crate::history::EventKind::CancelDelivered { step: record.step });
                     timers.push(key);
                     return match Self::cancelled_output(request, executor.as_ref()) {
                         Ok(bytes) => Ok(Some((bytes, timers))),
@@ -934,6 +999,13 @@ impl Engine {
             }
             record.failed_attempts = attempt;
             record.last_error = Some(format!("{}: {}", failure.kind, failure.message));
+            record
+                .new_events
+                .push(crate::history::EventKind::AttemptFailed {
+                    step: record.step,
+                    attempt,
+                    error: format!("{}: {}", failure.kind, failure.message),
+                });
             record.updated_ms = now_ms();
             self.save(id, record).await.map_err(Halt::Store)?;
             let backoff = options.retry.backoff(attempt + 1);
@@ -943,6 +1015,10 @@ impl Engine {
 
     /// Records `record` as failed with `why`.
     async fn fail<T>(&self, id: &str, record: &mut InstanceRecord, why: String) -> Result<T, Halt> {
+        record.new_events.push(crate::history::EventKind::Finished {
+            status: Status::Failed,
+            error: Some(why.clone()),
+        });
         record.status = Status::Failed;
         record.error = Some(why);
         record.pending = None;
@@ -987,7 +1063,7 @@ impl Engine {
                     if record.status == Status::Parked {
                         record.status = Status::Running;
                         record.error = None;
-                        self.save(&id, &record).await?;
+                        self.save(&id, &mut record).await?;
                     }
                     resumed += 1;
                     let controlled = self.has_control(&id);
@@ -1001,7 +1077,7 @@ impl Engine {
                     if record.status != Status::Parked || record.error.as_deref() != Some(&text) {
                         record.status = Status::Parked;
                         record.error = Some(text);
-                        self.save(&id, &record).await?;
+                        self.save(&id, &mut record).await?;
                     }
                     self.park_report(reason);
                 }

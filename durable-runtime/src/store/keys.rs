@@ -24,6 +24,25 @@ pub(crate) const CANCEL: u8 = b'c';
 /// Tag of pending terminate requests.
 pub(crate) const TERMINATE: u8 = b'x';
 
+/// Tag of history events.
+pub(crate) const HISTORY: u8 = b'h';
+
+/// The prefix of instance `id`'s history.
+pub(crate) fn history_prefix(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 2);
+    key.push(HISTORY);
+    key.extend_from_slice(id.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The key of event `seq` of instance `id`.
+pub(crate) fn history(id: &str, seq: u64) -> Vec<u8> {
+    let mut key = history_prefix(id);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
 /// The key of a cancel or terminate request of instance `id`.
 pub(crate) fn control(tag: u8, id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(id.len() + 1);

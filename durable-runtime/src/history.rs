@@ -1,0 +1,89 @@
+//! Execution history: an append-only log of what happened to an instance,
+//! written in the same atomic batch as the checkpoint it describes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::Request;
+use crate::engine::Status;
+
+/// One entry of an instance's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// Position in the instance's history, from 1.
+    pub seq: u64,
+    /// When it was recorded, ms since the Unix epoch (the runtime's clock).
+    pub at_ms: u64,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What a [`HistoryEvent`] records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The instance was created (or a new run started by continue-as-new).
+    Started {
+        /// The workflow.
+        workflow: String,
+        /// The run number.
+        run: u32,
+    },
+    /// A transition: the workflow now waits at this await.
+    Awaiting {
+        /// The step number (the idempotency key's step).
+        step: u64,
+        /// The state variant.
+        variant: String,
+        /// The command awaited, in short.
+        command: String,
+    },
+    /// An activity attempt failed and will be retried.
+    AttemptFailed {
+        /// The step it belongs to.
+        step: u64,
+        /// The attempt number, from 1.
+        attempt: u32,
+        /// The error text.
+        error: String,
+    },
+    /// A cancellation reached the workflow at its current await.
+    CancelDelivered {
+        /// The step it was delivered at.
+        step: u64,
+    },
+    /// The instance ended.
+    Finished {
+        /// How.
+        status: Status,
+        /// The error or reason, when it did not complete.
+        error: Option<String>,
+    },
+}
+
+/// A short description of a command for the history.
+pub(crate) fn describe(request: &Request) -> String {
+    match request {
+        Request::Activity { name, .. } => format!("activity {name}"),
+        Request::Now => "now".into(),
+        Request::RandomU64 => "random".into(),
+        Request::Uuid => "uuid".into(),
+        Request::Timer { at_ms, after_ms } => match at_ms {
+            Some(at) => format!("timer until {at} ms"),
+            None => format!("timer for {after_ms} ms"),
+        },
+        Request::Signal { name } => format!("signal {name}"),
+        Request::Select(branches) => format!(
+            "select({})",
+            branches.iter().map(describe).collect::<Vec<_>>().join(", ")
+        ),
+        Request::All { requests, limit } => {
+            format!("join_all of {} (at most {limit} at once)", requests.len())
+        }
+        Request::Compensate(steps) => format!("compensate {} steps", steps.len()),
+        Request::Child { workflow, id, .. } => format!(
+            "child {workflow}{}",
+            id.as_ref().map(|i| format!(" `{i}`")).unwrap_or_default()
+        ),
+        Request::ContinueAsNew { workflow, .. } => format!("continue as new {workflow}"),
+    }
+}
