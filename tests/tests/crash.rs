@@ -37,6 +37,8 @@ struct Workload {
     expected: fn(usize) -> String,
     /// (activity, step, part) of every effect an instance must have had.
     effects: &'static [(&'static str, u64, Option<u64>)],
+    /// The step of a finished instance (anything below is mid-workflow).
+    last_step: u64,
     /// Checkpointed (step, parts done) per instance, read without running anything.
     inspect: fn(&tokio::runtime::Runtime, &Path, &str) -> Checkpointed,
 }
@@ -61,6 +63,7 @@ const ORDERS_WORKLOAD: Workload = Workload {
     prefix: "order",
     expected,
     effects: ORDER_EFFECTS,
+    last_step: 5,
     inspect: inspect::<process_order>,
 };
 
@@ -69,6 +72,7 @@ const JOURNEY_WORKLOAD: Workload = Workload {
     prefix: "journey",
     expected: journey_expected,
     effects: JOURNEY_EFFECTS,
+    last_step: 8,
     inspect: inspect::<journey>,
 };
 
@@ -226,7 +230,11 @@ fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime) -> usize 
             kill(&mut child);
             points += 1;
             let mut seen = vec![(2, (w.inspect)(rt, dir.path(), w.prefix))];
-            if seen[0].1.values().any(|(s, _)| (1..5).contains(s)) {
+            if seen[0]
+                .1
+                .values()
+                .any(|(s, _)| (1..w.last_step).contains(s))
+            {
                 mid_workflow += 1;
             }
             let mut incarnation = 2;
