@@ -491,7 +491,7 @@ impl Drop for Claim<'_> {
 }
 
 /// A stored instance as seen from outside.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Description {
     /// The instance id.

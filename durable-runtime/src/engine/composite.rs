@@ -350,11 +350,16 @@ impl Engine {
             workflow: record.workflow.clone(),
             run: record.run,
         });
+        let old_deadline = record.run_deadline_ms;
         record.run_deadline_ms = record
             .run_timeout_ms
             .map(|t| clock_ms(&*self.clock).saturating_add(t));
         Engine::apply(record, outcome, clock_ms(&*self.clock));
         let mut batch = Batch::default();
+        if let Some(old) = old_deadline {
+            // the old run's deadline leaves the timer index with it
+            batch.delete(crate::store::keys::timer(old, id));
+        }
         let timer = Engine::schedule(id, record, &mut batch);
         self.save_with(id, record, batch)
             .await

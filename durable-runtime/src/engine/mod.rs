@@ -873,8 +873,22 @@ impl Engine {
                         None => std::future::pending().await,
                     }
                 };
+                // listen before looking, so a request arriving in between is not missed
                 let interrupt = self.interrupt(id);
+                let notified = interrupt.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.has_control(id) {
+                    return Err(Halt::Interrupted);
+                }
+                let run_deadline = async {
+                    match record.next_deadline() {
+                        Some(d) => self.clock.sleep_until(crate::clock::from_ms(d)).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let (index, bytes) = tokio::select! {
+                    () = run_deadline => return Err(Halt::Interrupted),
                     Some((i, out)) = futures::StreamExt::next(&mut racers) => match out {
                         Ok((bytes, _)) => (i, bytes),
                         Err(why) => return self.fail(id, record, why).await,
@@ -886,7 +900,7 @@ impl Engine {
                             Err(e) => return self.fail(id, record, e.to_string()).await,
                         }
                     }
-                    () = interrupt.notified() => return Err(Halt::Interrupted),
+                    () = &mut notified => return Err(Halt::Interrupted),
                 };
                 drop(racers);
                 match codec::variant(index as u32, &bytes) {
@@ -942,7 +956,14 @@ impl Engine {
                         None => Some(task.await),
                     }
                 };
+                // listen before looking, so a request arriving in between is not missed
                 let interrupt = self.interrupt(id);
+                let notified = interrupt.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.has_control(id) {
+                    return Err(Halt::Interrupted);
+                }
                 let deadline = async {
                     match record.next_deadline() {
                         Some(d) => self.clock.sleep_until(crate::clock::from_ms(d)).await,
@@ -953,7 +974,7 @@ impl Engine {
                     () = deadline => return Err(Halt::Interrupted),
                     joined = attempt_run => joined,
                     // cancel or terminate: drop (abort) the attempt, look at the request
-                    () = interrupt.notified() => return Err(Halt::Interrupted),
+                    () = &mut notified => return Err(Halt::Interrupted),
                 };
                 match joined {
                     Some(Ok(Ok(Ok((bytes, failure))))) => Ok((bytes, failure)),

@@ -96,7 +96,8 @@ impl Engine {
             .lock()
             .expect("controls lock poisoned")
             .insert(id.to_owned());
-        self.interrupt(id).notify_one();
+        // only a running attempt listens; anything later sees the stored request
+        self.interrupt(id).notify_waiters();
         self.wake_instance(id)
     }
 }

@@ -1,0 +1,288 @@
+//! `durable`: inspect and steer the workflow instances of a store.
+//!
+//! ```text
+//! durable --db DIR list [--status completed] [--workflow process_order] [--limit 50] [--json]
+//! durable --db DIR describe ID [--json]
+//! durable --db DIR history ID [--json]
+//! durable --db DIR stats [--json]
+//! durable --db DIR cancel ID
+//! durable --db DIR terminate ID --reason "operator"
+//! ```
+//!
+//! It opens the store without running anything. An embedded sled store is
+//! open in one process at a time: stop the service first (a locked store is
+//! a clear error, exit code 4). Cancel and terminate requests are stored and
+//! carried out when the service opens the store again.
+//!
+//! Exit codes: 0 done, 1 other error, 2 bad usage, 3 unknown instance,
+//! 4 store locked by another process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use durable_runtime::history::{EventKind, HistoryEvent};
+use durable_runtime::{Description, ListFilter, ResultError, Runtime, Status, StoreError};
+
+#[derive(Parser)]
+#[command(
+    name = "durable",
+    version,
+    about = "Inspect and steer durable workflow instances"
+)]
+struct Cli {
+    /// The store directory (the one the service opens).
+    #[arg(long)]
+    db: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List instances.
+    List {
+        /// Only this status (running, completed, failed, parked, cancelled, terminated).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only ids after this one (paging).
+        #[arg(long)]
+        after: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one instance.
+    Describe {
+        /// The instance id.
+        id: String,
+    },
+    /// Show an instance's history.
+    History {
+        /// The instance id.
+        id: String,
+    },
+    /// Count instances by status.
+    Stats,
+    /// Ask an instance to cancel (it runs its cleanup).
+    Cancel {
+        /// The instance id.
+        id: String,
+    },
+    /// Stop an instance now.
+    Terminate {
+        /// The instance id.
+        id: String,
+        /// Why, recorded with it.
+        #[arg(long, default_value = "terminated from the command line")]
+        reason: String,
+    },
+}
+
+/// A failure with the exit code scripts can rely on.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        let code = if matches!(e, StoreError::Locked { .. }) {
+            4
+        } else {
+            1
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<ResultError> for Failure {
+    fn from(e: ResultError) -> Self {
+        match e {
+            ResultError::NotFound { .. } => Failure {
+                code: 3,
+                message: e.to_string(),
+            },
+            ResultError::Store(s) => s.into(),
+            other => Failure {
+                code: 1,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+fn parse_status(s: &str) -> Result<Status, Failure> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "running" => Status::Running,
+        "completed" => Status::Completed,
+        "failed" => Status::Failed,
+        "parked" => Status::Parked,
+        "cancelled" | "canceled" => Status::Cancelled,
+        "terminated" => Status::Terminated,
+        other => {
+            return Err(Failure {
+                code: 2,
+                message: format!(
+                    "unknown status `{other}`: use running, completed, failed, parked, cancelled or terminated"
+                ),
+            });
+        }
+    })
+}
+
+fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
+        code: 1,
+        message: e.to_string(),
+    })?;
+    println!("{text}");
+    Ok(())
+}
+
+fn describe_line(d: &Description) -> String {
+    format!(
+        "{:<32} {:<20} {:<11} {:<20} {:>5}  {}",
+        d.id,
+        d.workflow,
+        format!("{:?}", d.status),
+        d.variant,
+        d.step,
+        d.error.as_deref().or(d.last_error.as_deref()).unwrap_or("")
+    )
+}
+
+fn event_line(e: &HistoryEvent) -> String {
+    let what = match &e.kind {
+        EventKind::Started { workflow, run } => format!("started {workflow} (run {run})"),
+        EventKind::Awaiting {
+            step,
+            variant,
+            command,
+        } => format!("step {step}: waits at {variant} for {command}"),
+        EventKind::AttemptFailed {
+            step,
+            attempt,
+            error,
+        } => format!("step {step}: attempt {attempt} failed: {error}"),
+        EventKind::CancelDelivered { step } => format!("step {step}: cancellation delivered"),
+        EventKind::Finished { status, error } => format!(
+            "finished {status:?}{}",
+            error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+        ),
+        other => format!("{other:?}"),
+    };
+    format!("{:>4}  {:>13}  {what}", e.seq, e.at_ms)
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let rt = Runtime::builder()
+        .resume_on_open(false)
+        .open(&cli.db)
+        .await?;
+    let result = match cli.command {
+        Command::List {
+            status,
+            workflow,
+            after,
+            limit,
+        } => {
+            let filter = ListFilter {
+                workflow,
+                status: status.as_deref().map(parse_status).transpose()?,
+                after,
+                limit,
+            };
+            let list = rt.list(&filter)?;
+            if cli.json {
+                print_json(&list)
+            } else {
+                println!(
+                    "{:<32} {:<20} {:<11} {:<20} {:>5}  error",
+                    "id", "workflow", "status", "at", "step"
+                );
+                for d in &list {
+                    println!("{}", describe_line(d));
+                }
+                Ok(())
+            }
+        }
+        Command::Describe { id } => {
+            let d = rt.describe(&id)?;
+            if cli.json {
+                print_json(&d)
+            } else {
+                println!(
+                    "id        {}\nworkflow  {} (run {})\nstatus    {:?}\nat        {} (step {})",
+                    d.id, d.workflow, d.run, d.status, d.variant, d.step
+                );
+                if let Some(e) = &d.error {
+                    println!("error     {e}");
+                }
+                if let Some(e) = &d.last_error {
+                    println!("last try  {e} ({} failed attempts)", d.failed_attempts);
+                }
+                Ok(())
+            }
+        }
+        Command::History { id } => {
+            let events = rt.history(&id)?;
+            if cli.json {
+                print_json(&events)
+            } else {
+                for e in &events {
+                    println!("{}", event_line(e));
+                }
+                Ok(())
+            }
+        }
+        Command::Stats => {
+            let counts = rt.counts()?;
+            if cli.json {
+                let map: serde_json::Map<String, serde_json::Value> = counts
+                    .iter()
+                    .map(|(s, n)| (format!("{s:?}").to_lowercase(), (*n).into()))
+                    .collect();
+                print_json(&map)
+            } else {
+                for (status, n) in &counts {
+                    println!("{:<11} {n}", format!("{status:?}"));
+                }
+                Ok(())
+            }
+        }
+        Command::Cancel { id } => {
+            rt.cancel(&id).await?;
+            println!("cancel requested for {id}; it takes effect when the service runs");
+            Ok(())
+        }
+        Command::Terminate { id, reason } => {
+            rt.terminate(&id, &reason).await?;
+            println!("terminate requested for {id}; it takes effect when the service runs");
+            Ok(())
+        }
+    };
+    rt.shutdown().await;
+    result
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("durable: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
