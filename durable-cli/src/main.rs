@@ -6,6 +6,8 @@
 //! durable --db DIR history ID [--json]
 //! durable --db DIR stats [--json]
 //! durable --db DIR cancel ID
+//! durable --db DIR export ID FILE
+//! durable --db DIR import FILE [--replace]
 //! durable --db DIR terminate ID --reason "operator"
 //! ```
 //!
@@ -75,6 +77,21 @@ enum Command {
         /// The instance id.
         id: String,
     },
+    /// Write an instance to a snapshot file (to import it into another store).
+    Export {
+        /// The instance id.
+        id: String,
+        /// The file to write.
+        file: PathBuf,
+    },
+    /// Import a snapshot file; the instance continues when the service runs.
+    Import {
+        /// The snapshot file.
+        file: PathBuf,
+        /// Overwrite an instance with the same id.
+        #[arg(long)]
+        replace: bool,
+    },
     /// Stop an instance now.
     Terminate {
         /// The instance id.
@@ -118,6 +135,21 @@ impl From<ResultError> for Failure {
                 message: other.to_string(),
             },
         }
+    }
+}
+
+fn snapshot_failure(e: durable_runtime::snapshot::SnapshotError) -> Failure {
+    use durable_runtime::snapshot::SnapshotError;
+    match e {
+        SnapshotError::NotFound { .. } => Failure {
+            code: 3,
+            message: e.to_string(),
+        },
+        SnapshotError::Store(s) => s.into(),
+        other => Failure {
+            code: 1,
+            message: other.to_string(),
+        },
     }
 }
 
@@ -259,6 +291,37 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 }
                 Ok(())
             }
+        }
+        Command::Export { id, file } => {
+            let snapshot = rt.export(&id).map_err(snapshot_failure)?;
+            let bytes = snapshot.to_bytes().map_err(snapshot_failure)?;
+            std::fs::write(&file, bytes).map_err(|e| Failure {
+                code: 1,
+                message: format!("cannot write {}: {e}", file.display()),
+            })?;
+            println!(
+                "exported {id} ({} at fingerprint {:016x}) to {}",
+                snapshot.workflow,
+                snapshot.fingerprint,
+                file.display()
+            );
+            Ok(())
+        }
+        Command::Import { file, replace } => {
+            let bytes = std::fs::read(&file).map_err(|e| Failure {
+                code: 1,
+                message: format!("cannot read {}: {e}", file.display()),
+            })?;
+            let snapshot = durable_runtime::snapshot::Snapshot::from_bytes(&bytes)
+                .map_err(snapshot_failure)?;
+            rt.import_unchecked(&snapshot, replace)
+                .await
+                .map_err(snapshot_failure)?;
+            println!(
+                "imported {} ({}); it continues when the service runs",
+                snapshot.id, snapshot.workflow
+            );
+            Ok(())
         }
         Command::Cancel { id } => {
             rt.cancel(&id).await?;

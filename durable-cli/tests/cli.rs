@@ -121,6 +121,23 @@ async fn lists_describes_and_steers_instances_with_exit_codes_scripts_can_trust(
     let (code, _, _) = durable(dir.path(), &["cancel", "ok"]);
     assert_eq!(code, 1, "a finished instance cannot be cancelled");
 
+    // export an instance, import it into another store
+    let file = dir.path().join("ok.snapshot");
+    let (code, _, err) = durable(dir.path(), &["export", "ok", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let other = tempfile::tempdir().unwrap();
+    let (code, _, err) = durable(other.path(), &["import", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = durable(other.path(), &["import", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "a second import is refused: {err}");
+    assert!(err.contains("[DURABLE-EXISTS]"), "{err}");
+    let (_, out, _) = durable(other.path(), &["describe", "ok", "--json"]);
+    assert!(out.contains("Completed"), "{out}");
+    std::fs::write(&file, b"not a snapshot").unwrap();
+    let (code, _, err) = durable(other.path(), &["import", file.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not a snapshot file"), "{err}");
+
     // the service carries out the request when it opens the store
     let rt = Runtime::builder()
         .workflow::<doubler>()

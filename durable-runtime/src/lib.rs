@@ -75,6 +75,7 @@ mod error;
 pub mod history;
 mod runtime;
 pub mod saga;
+pub mod snapshot;
 pub mod store;
 pub mod testing;
 pub mod workflow;

@@ -378,6 +378,172 @@ impl Runtime {
         Ok(())
     }
 
+    /// Exports instance `id` (state, pending command, buffered signals,
+    /// pending cancel/terminate requests, history) as a portable snapshot.
+    /// The instance stays here too: terminate it (or drop the store) if it
+    /// moves for good. Export an instance while it waits (a timer, a signal)
+    /// or the store is not running it, so the copy is of one checkpoint.
+    pub fn export(
+        &self,
+        id: &str,
+    ) -> Result<crate::snapshot::Snapshot, crate::snapshot::SnapshotError> {
+        use crate::snapshot::SnapshotError;
+        use crate::store::keys;
+        let store = &self.engine.store;
+        let record_bytes = store
+            .get(&keys::instance(id))?
+            .ok_or_else(|| SnapshotError::NotFound { id: id.to_owned() })?;
+        let record: InstanceRecord =
+            codec::decode(&record_bytes).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        let mut controls = Vec::new();
+        for tag in [keys::CANCEL, keys::TERMINATE] {
+            let key = keys::control(tag, id);
+            if let Some(v) = store.get(&key)? {
+                controls.push((key, v));
+            }
+        }
+        Ok(crate::snapshot::Snapshot {
+            id: id.to_owned(),
+            workflow: record.workflow,
+            fingerprint: record.fingerprint,
+            created_ms: now_ms(),
+            record: record_bytes,
+            signals: store.scan_prefix(&keys::signals(id))?,
+            controls,
+            history: store.scan_prefix(&keys::history_prefix(id))?,
+        })
+    }
+
+    /// Imports a snapshot: the instance continues here. The workflow must be
+    /// registered with the same shape fingerprint. An existing instance of
+    /// that id is refused unless `replace`. Nothing is written on error.
+    pub async fn import(
+        &self,
+        snapshot: &crate::snapshot::Snapshot,
+        replace: bool,
+    ) -> Result<(), crate::snapshot::SnapshotError> {
+        use crate::snapshot::SnapshotError;
+        let entry = self
+            .engine
+            .workflows
+            .get(snapshot.workflow.as_str())
+            .ok_or_else(|| SnapshotError::UnknownWorkflow {
+                workflow: snapshot.workflow.clone(),
+            })?;
+        if entry.fingerprint != snapshot.fingerprint {
+            return Err(SnapshotError::ShapeMismatch {
+                workflow: snapshot.workflow.clone(),
+                stored: snapshot.fingerprint,
+                current: entry.fingerprint,
+            });
+        }
+        self.import_unchecked(snapshot, replace).await
+    }
+
+    /// [`Runtime::import`] for tools that do not have the workflow's code
+    /// (the `durable` CLI): the shape is checked when a runtime with the code
+    /// opens the store, which parks the instance if it does not match.
+    pub async fn import_unchecked(
+        &self,
+        snapshot: &crate::snapshot::Snapshot,
+        replace: bool,
+    ) -> Result<(), crate::snapshot::SnapshotError> {
+        use crate::snapshot::SnapshotError;
+        use crate::store::keys;
+        let mut record: InstanceRecord = codec::decode(&snapshot.record)
+            .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        if record.workflow != snapshot.workflow || record.fingerprint != snapshot.fingerprint {
+            return Err(SnapshotError::Undecodable(
+                "the header does not match the record".into(),
+            ));
+        }
+        let id = snapshot.id.as_str();
+        if id.is_empty() || id.contains('\0') {
+            return Err(SnapshotError::Undecodable(format!(
+                "invalid instance id {id:?}"
+            )));
+        }
+        // every key must belong to this instance: a snapshot cannot write elsewhere
+        let owns =
+            |key: &[u8], prefix: &[u8]| key.starts_with(prefix) && key.len() == prefix.len() + 8;
+        let signals = keys::signals(id);
+        let history = keys::history_prefix(id);
+        let controls = [
+            keys::control(keys::CANCEL, id),
+            keys::control(keys::TERMINATE, id),
+        ];
+        if !snapshot.signals.iter().all(|(k, _)| owns(k, &signals))
+            || !snapshot.history.iter().all(|(k, _)| owns(k, &history))
+            || !snapshot.controls.iter().all(|(k, _)| controls.contains(k))
+        {
+            return Err(SnapshotError::Undecodable(
+                "a key does not belong to the instance".into(),
+            ));
+        }
+        let store = &self.engine.store;
+        let key = keys::instance(id);
+        let mut batch = crate::store::Batch::default();
+        match store.get(&key)? {
+            Some(_) if !replace => return Err(SnapshotError::AlreadyExists { id: id.to_owned() }),
+            Some(existing) => {
+                batch.expect(key.clone(), Some(existing));
+                for (k, _) in store
+                    .scan_prefix(&signals)?
+                    .into_iter()
+                    .chain(store.scan_prefix(&history)?)
+                {
+                    batch.delete(k);
+                }
+                for k in &controls {
+                    batch.delete(k.clone());
+                }
+            }
+            None => {
+                batch.expect(key.clone(), None);
+            }
+        }
+        for (k, v) in snapshot
+            .signals
+            .iter()
+            .chain(&snapshot.history)
+            .chain(&snapshot.controls)
+        {
+            batch.put(k.clone(), v.clone());
+        }
+        let mut timers = Vec::new();
+        if let Some(pending) = &record.pending {
+            pending.timer_keys(id, &mut timers);
+        }
+        timers.extend(
+            [record.deadline_ms, record.run_deadline_ms]
+                .into_iter()
+                .flatten()
+                .map(|d| keys::timer(d, id)),
+        );
+        for t in timers {
+            batch.put(t, Vec::new());
+        }
+        record.new_events.clear();
+        batch.put(key, snapshot.record.clone());
+        match store.commit(batch).await {
+            Ok(()) => {}
+            Err(crate::StoreError::Conflict { .. }) => {
+                return Err(SnapshotError::AlreadyExists { id: id.to_owned() });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if !snapshot.controls.is_empty() {
+            self.engine
+                .controls
+                .lock()
+                .expect("controls lock poisoned")
+                .insert(id.to_owned());
+        }
+        self.engine.timers.notify_one();
+        self.engine.wake_instance(id)?;
+        Ok(())
+    }
+
     /// Sends signal `name` with `payload` to instance `id`. Returns once the
     /// signal is durable; it is delivered, in the order sent, to the
     /// instance's next `signal(name)` await (buffered until then).
