@@ -1,6 +1,5 @@
 //! The public face: [`Builder`] → [`Runtime`] → [`WorkflowHandle`].
 
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
@@ -27,7 +26,7 @@ pub enum IdPolicy {
 
 /// Configures and opens a [`Runtime`].
 pub struct Builder {
-    workflows: HashMap<&'static str, WorkflowEntry>,
+    workflows: crate::engine::Registry,
     max_concurrent_activities: usize,
     resume_on_open: bool,
     clock: Arc<dyn Clock>,
@@ -36,7 +35,7 @@ pub struct Builder {
 impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Builder")
-            .field("workflows", &self.workflows.keys().collect::<Vec<_>>())
+            .field("workflows", &self.workflows.names().collect::<Vec<_>>())
             .field("max_concurrent_activities", &self.max_concurrent_activities)
             .field("resume_on_open", &self.resume_on_open)
             .finish()
@@ -153,7 +152,7 @@ impl Runtime {
     /// A [`Builder`] with no workflows and default limits.
     pub fn builder() -> Builder {
         Builder {
-            workflows: HashMap::new(),
+            workflows: crate::engine::Registry::default(),
             max_concurrent_activities: 1000,
             resume_on_open: true,
             clock: Arc::new(SystemClock),
@@ -202,10 +201,10 @@ impl Runtime {
         if id.is_empty() || id.contains('\0') {
             return Err(StartError::InvalidId { id });
         }
-        let entry = *self
+        let entry = self
             .engine
             .workflows
-            .get(W::NAME)
+            .exact(W::NAME, W::FINGERPRINT)
             .ok_or(StartError::NotRegistered { workflow: W::NAME })?;
         let input = codec::encode(&call.input)?;
         let _claim = Claim::take(&self.engine, &id).await;
@@ -423,18 +422,23 @@ impl Runtime {
         replace: bool,
     ) -> Result<(), crate::snapshot::SnapshotError> {
         use crate::snapshot::SnapshotError;
-        let entry = self
+        let newest = self
             .engine
             .workflows
-            .get(snapshot.workflow.as_str())
+            .newest(&snapshot.workflow)
             .ok_or_else(|| SnapshotError::UnknownWorkflow {
                 workflow: snapshot.workflow.clone(),
             })?;
-        if entry.fingerprint != snapshot.fingerprint {
+        if self
+            .engine
+            .workflows
+            .exact(&snapshot.workflow, snapshot.fingerprint)
+            .is_none()
+        {
             return Err(SnapshotError::ShapeMismatch {
                 workflow: snapshot.workflow.clone(),
                 stored: snapshot.fingerprint,
-                current: entry.fingerprint,
+                current: newest.fingerprint,
             });
         }
         self.import_unchecked(snapshot, replace).await

@@ -716,3 +716,52 @@ async fn history_records_every_transition_and_failed_attempt_and_list_filters() 
     assert_eq!(rt.counts().unwrap(), vec![(Status::Completed, 2)]);
     assert_eq!(rt.describe("hist-2").unwrap().workflow, "three_steps");
 }
+
+#[tokio::test]
+async fn versions_run_side_by_side_each_instance_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<versioned_v1>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    rt.start(
+        "v1-instance",
+        versioned_v1("side-v1".into()),
+        IdPolicy::Reject,
+    )
+    .await
+    .unwrap();
+    wait_for_runs("blocked", "side-v1", 1).await;
+    rt.shutdown().await;
+
+    // deploy v2 beside v1: the old instance keeps running on v1, new ones start on v2
+    let rt = Runtime::builder()
+        .workflow::<versioned_v1>()
+        .workflow::<versioned_v2>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert!(rt.parked().is_empty(), "{:?}", rt.parked());
+    let v2 = rt
+        .start(
+            "v2-instance",
+            versioned_v2("side-v2".into()),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    wait_for_runs("blocked", "side-v1", 2).await;
+    wait_for_runs("blocked", "side-v2", 1).await;
+    gate("side-v1").notify_waiters();
+    gate("side-v2").notify_waiters();
+    assert_eq!(
+        rt.handle::<versioned_v1>("v1-instance")
+            .result()
+            .await
+            .unwrap()
+            .unwrap(),
+        "released side-v1"
+    );
+    assert_eq!(v2.result().await.unwrap().unwrap(), "10 released side-v2");
+}

@@ -252,7 +252,7 @@ impl Engine {
                     .await;
             }
             None => {
-                let Some(entry) = self.workflows.get(workflow).copied() else {
+                let Some(entry) = self.workflows.newest(workflow) else {
                     return self
                         .fail(
                             id,

@@ -129,10 +129,42 @@ pub(crate) struct WorkflowEntry {
     pub(crate) variants: &'static [VariantInfo],
 }
 
+/// The registered workflows: several versions (shapes) of one name can be
+/// registered side by side; an instance runs on the version whose
+/// fingerprint it was stored with, new starts on the one the caller names.
+#[derive(Default)]
+pub(crate) struct Registry(HashMap<&'static str, Vec<WorkflowEntry>>);
+
+impl Registry {
+    pub(crate) fn insert(&mut self, name: &'static str, entry: WorkflowEntry) {
+        let versions = self.0.entry(name).or_default();
+        versions.retain(|v| v.fingerprint != entry.fingerprint);
+        versions.push(entry);
+    }
+
+    /// The version with exactly this shape.
+    pub(crate) fn exact(&self, name: &str, fingerprint: u64) -> Option<WorkflowEntry> {
+        self.0
+            .get(name)?
+            .iter()
+            .find(|v| v.fingerprint == fingerprint)
+            .copied()
+    }
+
+    /// The version registered last (children started by name run on it).
+    pub(crate) fn newest(&self, name: &str) -> Option<WorkflowEntry> {
+        self.0.get(name)?.last().copied()
+    }
+
+    pub(crate) fn names(&self) -> impl Iterator<Item = &&'static str> {
+        self.0.keys()
+    }
+}
+
 /// The engine shared by the runtime and every instance task.
 pub(crate) struct Engine {
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) workflows: HashMap<&'static str, WorkflowEntry>,
+    pub(crate) workflows: Registry,
     pub(crate) activity_slots: Semaphore,
     pub(crate) waiters: Mutex<HashMap<String, Arc<Notify>>>,
     pub(crate) creating: Mutex<std::collections::HashSet<String>>,
@@ -490,7 +522,7 @@ impl Engine {
             }
             return Ok(());
         }
-        if let Some(entry) = self.workflows.get(record.workflow.as_str()).copied() {
+        if let Some(entry) = self.workflows.exact(&record.workflow, record.fingerprint) {
             self.spawn(id.to_owned(), record, entry);
         }
         Ok(())
@@ -1117,21 +1149,23 @@ impl Engine {
 
     /// Whether this code can resume `record`.
     fn check(&self, id: &str, record: &InstanceRecord) -> Result<WorkflowEntry, ResumeError> {
+        let newest =
+            self.workflows
+                .newest(&record.workflow)
+                .ok_or_else(|| ResumeError::NotRegistered {
+                    workflow: record.workflow.clone(),
+                    instance: id.to_owned(),
+                })?;
         let entry = self
             .workflows
-            .get(record.workflow.as_str())
-            .ok_or_else(|| ResumeError::NotRegistered {
-                workflow: record.workflow.clone(),
-                instance: id.to_owned(),
-            })?;
-        if entry.fingerprint != record.fingerprint {
-            return Err(ResumeError::ShapeMismatch {
+            .exact(&record.workflow, record.fingerprint)
+            .ok_or_else(|| ResumeError::ShapeMismatch {
                 workflow: record.workflow.clone(),
                 stored: record.fingerprint,
-                current: entry.fingerprint,
+                current: newest.fingerprint,
                 instance: id.to_owned(),
-            });
-        }
+            })?;
+        let entry = &entry;
         // the state must decode under this code, or the instance would fail mid-way
         if record.pending.is_some() {
             match guarded(|| {
