@@ -108,6 +108,7 @@ impl Builder {
             running: Mutex::default(),
             controls: Mutex::default(),
             this: std::sync::OnceLock::new(),
+            closing: std::sync::atomic::AtomicBool::new(false),
             interrupts: Mutex::default(),
             timers: tokio::sync::Notify::new(),
             signal_seq: std::sync::atomic::AtomicU64::new(0),
@@ -611,10 +612,27 @@ impl Runtime {
     /// resume when a runtime opens the store again. Handles of this runtime
     /// answer [`StoreError::Closed`] afterwards.
     pub async fn shutdown(self) {
-        let mut tasks =
-            std::mem::take(&mut *self.engine.tasks.lock().expect("tasks lock poisoned"));
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
+        self.engine
+            .closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // tasks may spawn tasks while they stop: repeat until none is left
+        loop {
+            let mut tasks =
+                std::mem::take(&mut *self.engine.tasks.lock().expect("tasks lock poisoned"));
+            if tasks.is_empty() {
+                break;
+            }
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        // short-lived helpers (a child's cancel, a stale timer's removal) hold
+        // the engine for a moment; the store closes when the last one ends
+        for _ in 0..1000 {
+            if Arc::strong_count(&self.engine) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
 }
 

@@ -558,7 +558,11 @@ async fn a_signal_racing_a_timer_is_never_lost_nor_delivered_twice() {
             clock.advance(Duration::from_secs(11))
         });
         sent.unwrap();
-        // the second round: whichever the first took, the other decides it
+        // the second round waits (or is done) before time moves on again
+        until("the second round", || {
+            h.describe().unwrap().step >= 2 && rt.running_instances() == 0
+        })
+        .await;
         clock.advance(Duration::from_secs(11));
         let seen = h.result().within().await.unwrap().unwrap();
         // whichever won the first round, the other wins the second: the

@@ -180,6 +180,8 @@ pub(crate) struct Engine {
     pub(crate) controls: Mutex<std::collections::HashSet<String>>,
     /// Interrupts a running activity attempt of an instance.
     pub(crate) interrupts: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Set by `Runtime::shutdown`: no new instance tasks.
+    pub(crate) closing: std::sync::atomic::AtomicBool,
     /// A weak reference to this engine, for spawning from `&self`.
     pub(crate) this: std::sync::OnceLock<std::sync::Weak<Engine>>,
     /// Orders buffered signals; starts above every stored one.
@@ -425,6 +427,9 @@ impl Engine {
         record: InstanceRecord,
         entry: WorkflowEntry,
     ) {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         {
             let mut running = self.running.lock().expect("running lock poisoned");
             if let Some(rewake) = running.get_mut(&id) {
