@@ -163,3 +163,15 @@ pub fn journey_expected(i: usize) -> String {
     // step (4) + go (i) + timer won (0) + side trip ("side" 4 + round 1) + 3 parts (4 each)
     format!("journey {i}: {} undone 1", 4 + i + 5 + 3 * 4)
 }
+
+/// Waits a day for nothing; the worker cancels it, and it compensates.
+#[workflow]
+pub async fn guard(i: u32) -> Result<String, WorkflowError> {
+    match sleep(std::time::Duration::from_secs(86_400)).await {
+        Ok(()) => Ok(format!("guard {i}: slept a day")),
+        Err(_) => {
+            leg("undo".into()).await?;
+            Ok(format!("guard {i}: cancelled, undone"))
+        }
+    }
+}

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use durable_runtime::store::StoreError;
 use durable_runtime::store::sled::SledStore;
 use durable_runtime::{ResultError, Runtime, Workflow};
-use durable_tests::{expected, journey, journey_expected, process_order};
+use durable_tests::{expected, guard, journey, journey_expected, process_order};
 use rand::Rng;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_crash-worker");
@@ -74,6 +74,17 @@ const JOURNEY_WORKLOAD: Workload = Workload {
     effects: JOURNEY_EFFECTS,
     last_step: 8,
     inspect: inspect::<journey>,
+};
+
+const GUARD_EFFECTS: &[(&str, u64, Option<u64>)] = &[("undo", 2, None)];
+
+const GUARD_WORKLOAD: Workload = Workload {
+    name: "guard",
+    prefix: "guard",
+    expected: |i| format!("guard {i}: cancelled, undone"),
+    effects: GUARD_EFFECTS,
+    last_step: 3,
+    inspect: inspect::<guard>,
 };
 
 fn spawn(w: Workload, dir: &Path, incarnation: u32, crash: Option<(&str, u64)>) -> Child {
@@ -333,4 +344,14 @@ fn timers_signals_joins_and_sagas_survive_kills_at_every_checkpoint() {
 #[test]
 fn timers_signals_joins_and_sagas_survive_kills_at_random_times() {
     kill_at_random_times(JOURNEY_WORKLOAD, &tokio_rt(), 8);
+}
+
+#[test]
+fn a_cancellation_and_its_compensation_survive_kills_at_every_checkpoint() {
+    let points = kill_at_every_checkpoint(GUARD_WORKLOAD, &tokio_rt());
+    assert!(
+        points >= 2 * 3,
+        "expected a kill point per group commit, got {points}"
+    );
+    println!("{points} kill points");
 }

@@ -789,6 +789,10 @@ impl Engine {
                     })
                     .await
                     .map_err(Halt::Store)?;
+            } else if cancellable {
+                // the flag outlived its key (a repeated cancel, consumed with the
+                // first one): nothing is pending, so stop looking
+                self.clear_control(id);
             }
         }
         match request {

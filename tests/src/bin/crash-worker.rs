@@ -9,7 +9,7 @@ use std::io::Write;
 
 use durable_runtime::store::sled::{CommitPoint, SledStore};
 use durable_runtime::{IdPolicy, Runtime};
-use durable_tests::{EFFECTS, EffectsLog, journey, order, process_order, side_trip};
+use durable_tests::{EFFECTS, EffectsLog, guard, journey, order, process_order, side_trip};
 
 #[tokio::main]
 async fn main() {
@@ -50,10 +50,34 @@ async fn main() {
         .workflow::<process_order>()
         .workflow::<journey>()
         .workflow::<side_trip>()
+        .workflow::<guard>()
         .open_store(store)
         .await
         .expect("open runtime");
     println!("OPEN resumed={}", rt.resumed_on_open());
+    if std::env::var("CRASH_WORKLOAD").as_deref() == Ok("guard") {
+        let mut handles = Vec::new();
+        for i in 0..orders {
+            let id = format!("guard-{i}");
+            let h = rt
+                .start(id.clone(), guard(i as u32), IdPolicy::UseExisting)
+                .await
+                .expect("start");
+            // asked again on every run: a finished instance refuses it
+            let _ = rt.cancel(&id).await;
+            handles.push(h);
+        }
+        for h in handles {
+            match h.result().await {
+                Ok(Ok(out)) => println!("RESULT {} {out}", h.id()),
+                other => println!("FAILED {} {other:?}", h.id()),
+            }
+        }
+        println!("DONE");
+        let _ = std::io::stdout().flush();
+        rt.shutdown().await;
+        return;
+    }
     if std::env::var("CRASH_WORKLOAD").as_deref() == Ok("journey") {
         let mut handles = Vec::new();
         for i in 0..orders {
