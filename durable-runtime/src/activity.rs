@@ -278,7 +278,15 @@ impl ActivityVTable {
             name: A::NAME,
             run: |input, ctx| {
                 let input: A::Input = codec::decode(input)?;
-                let fut = CONTEXT.scope(ctx, A::run(input));
+                // one span per attempt, with the ids a log search needs
+                let span = tracing::info_span!(
+                    "activity",
+                    name = A::NAME,
+                    attempt = ctx.attempt,
+                    key = %ctx.idempotency_key,
+                    instance = %ctx.workflow_id
+                );
+                let fut = tracing::Instrument::instrument(CONTEXT.scope(ctx, A::run(input)), span);
                 Ok(Box::pin(fut.map(|out| {
                     let failure = out.failure();
                     codec::encode(&out).map(|bytes| (bytes, failure))

@@ -442,7 +442,9 @@ impl Engine {
         let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
         // reap finished tasks so the set does not grow without bound
         while tasks.try_join_next().is_some() {}
-        tasks.spawn(async move {
+        // one span per instance task: every event inside carries the ids
+        let span = tracing::info_span!("instance", id = %id, workflow = %record.workflow);
+        tasks.spawn(tracing::Instrument::instrument(async move {
             let mut record = record;
             loop {
                 let halt = engine.drive(&id, &mut record, entry).await;
@@ -488,7 +490,7 @@ impl Engine {
                 }
                 return;
             }
-        });
+        }, span));
     }
 
     /// Wakes instance `id` if it waits for something that may have come
