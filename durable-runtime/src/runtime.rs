@@ -30,6 +30,7 @@ pub struct Builder {
     max_concurrent_activities: usize,
     resume_on_open: bool,
     clock: Arc<dyn Clock>,
+    retention: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -69,6 +70,15 @@ impl Builder {
     /// [`TestClock`](crate::clock::TestClock) to skip time.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Deletes finished instances (completed, failed, cancelled, terminated)
+    /// whose last change is older than `keep`, with their history: checked at
+    /// open and then hourly (by the runtime's clock). Running, waiting and
+    /// parked instances are never touched. Default: keep everything.
+    pub fn retention(mut self, keep: std::time::Duration) -> Self {
+        self.retention = Some(keep);
         self
     }
 
@@ -117,6 +127,14 @@ impl Builder {
         engine.init_signal_seq()?;
         let resumed = if self.resume_on_open {
             let resumed = engine.recover().await?;
+            if let Some(keep) = self.retention {
+                let pruner = engine.clone().retention_service(keep);
+                engine
+                    .tasks
+                    .lock()
+                    .expect("tasks lock poisoned")
+                    .spawn(pruner);
+            }
             let timers = engine.clone().timer_service();
             engine
                 .tasks
@@ -157,6 +175,7 @@ impl Runtime {
             max_concurrent_activities: 1000,
             resume_on_open: true,
             clock: Arc::new(SystemClock),
+            retention: None,
         }
     }
 

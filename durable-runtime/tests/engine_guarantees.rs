@@ -765,3 +765,65 @@ async fn versions_run_side_by_side_each_instance_on_its_own() {
     );
     assert_eq!(v2.result().await.unwrap().unwrap(), "10 released side-v2");
 }
+
+#[tokio::test]
+async fn retention_deletes_finished_instances_and_their_history_but_never_running_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = builder().open(dir.path()).await.unwrap();
+    rt.start(
+        "done",
+        three_steps("retention-done".into()),
+        IdPolicy::Reject,
+    )
+    .await
+    .unwrap()
+    .result()
+    .await
+    .unwrap()
+    .unwrap();
+    rt.start(
+        "live",
+        waits_on_gate("retention-live".into()),
+        IdPolicy::Reject,
+    )
+    .await
+    .unwrap();
+    wait_for_runs("blocked", "retention-live", 1).await;
+    rt.shutdown().await;
+
+    // keep nothing that has finished
+    let rt = builder()
+        .retention(Duration::ZERO)
+        .open(dir.path())
+        .await
+        .unwrap();
+    for _ in 0..2000 {
+        if matches!(rt.describe("done"), Err(ResultError::NotFound { .. })) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(
+        matches!(rt.describe("done"), Err(ResultError::NotFound { .. })),
+        "the finished instance is gone"
+    );
+    assert!(matches!(
+        rt.history("done"),
+        Err(ResultError::NotFound { .. })
+    ));
+    assert_eq!(
+        rt.describe("live").unwrap().status,
+        Status::Running,
+        "a running instance is kept"
+    );
+    wait_for_runs("blocked", "retention-live", 2).await;
+    gate("retention-live").notify_waiters();
+    assert_eq!(
+        rt.handle::<waits_on_gate>("live")
+            .result()
+            .await
+            .unwrap()
+            .unwrap(),
+        "10/released retention-live/20"
+    );
+}

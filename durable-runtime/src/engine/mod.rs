@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore};
 
 mod composite;
+mod retention;
 mod signals;
 mod timers;
 

@@ -1,0 +1,63 @@
+//! Retention: finished instances older than the policy are deleted, with
+//! their history; nothing that can still run is ever touched.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Engine, InstanceRecord};
+use crate::codec;
+use crate::store::{Batch, StoreError, keys};
+
+/// How often the policy is applied after the first pass at open.
+const EVERY: Duration = Duration::from_secs(3600);
+
+impl Engine {
+    pub(crate) async fn retention_service(self: Arc<Self>, keep: Duration) {
+        loop {
+            match self.prune(keep).await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(deleted = n, "retention: finished instances deleted")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention pass failed; trying again later"),
+            }
+            let next = self.clock.now() + EVERY;
+            self.clock.sleep_until(next).await;
+        }
+    }
+
+    /// Deletes finished instances last changed more than `keep` ago; how many.
+    pub(crate) async fn prune(&self, keep: Duration) -> Result<usize, StoreError> {
+        // records are stamped with the machine's time (`updated_ms`)
+        let cutoff =
+            super::now_ms().saturating_sub(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX));
+        let mut deleted = 0;
+        for (key, bytes) in self.store.scan_prefix(&[keys::INSTANCE])? {
+            // an undecodable record is parked, not expired
+            let Ok(record) = codec::decode::<InstanceRecord>(&bytes) else {
+                continue;
+            };
+            if !record.status.is_terminal() || record.updated_ms > cutoff {
+                continue;
+            }
+            let id = keys::instance_id(&key);
+            let mut batch = Batch::default();
+            // deleted only if unchanged since it was read
+            batch.expect(key.clone(), Some(bytes)).delete(key);
+            for (k, _) in self
+                .store
+                .scan_prefix(&keys::history_prefix(&id))?
+                .into_iter()
+                .chain(self.store.scan_prefix(&keys::signals(&id))?)
+            {
+                batch.delete(k);
+            }
+            match self.store.commit(batch).await {
+                Ok(()) => deleted += 1,
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
+    }
+}
