@@ -73,6 +73,8 @@ pub mod command;
 mod engine;
 mod error;
 pub mod history;
+#[cfg(feature = "http")]
+pub mod http;
 mod runtime;
 pub mod saga;
 pub mod snapshot;

@@ -119,6 +119,7 @@ impl Builder {
             controls: Mutex::default(),
             this: std::sync::OnceLock::new(),
             closing: std::sync::atomic::AtomicBool::new(false),
+            metrics: crate::engine::Metrics::default(),
             interrupts: Mutex::default(),
             timers: tokio::sync::Notify::new(),
             signal_seq: std::sync::atomic::AtomicU64::new(0),
@@ -155,7 +156,7 @@ impl Builder {
 /// Opening it resumes every unfinished workflow instance it finds; starting
 /// a workflow returns once its first checkpoint is durable.
 pub struct Runtime {
-    engine: Arc<Engine>,
+    pub(crate) engine: Arc<Engine>,
     resumed: usize,
 }
 

@@ -130,6 +130,15 @@ pub(crate) struct WorkflowEntry {
     pub(crate) variants: &'static [VariantInfo],
 }
 
+/// Counters of what the engine did since it opened.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    pub(crate) transitions: std::sync::atomic::AtomicU64,
+    pub(crate) attempts: std::sync::atomic::AtomicU64,
+    pub(crate) attempt_failures: std::sync::atomic::AtomicU64,
+    pub(crate) attempt_micros: std::sync::atomic::AtomicU64,
+}
+
 /// The registered workflows: several versions (shapes) of one name can be
 /// registered side by side; an instance runs on the version whose
 /// fingerprint it was stored with, new starts on the one the caller names.
@@ -181,6 +190,8 @@ pub(crate) struct Engine {
     pub(crate) controls: Mutex<std::collections::HashSet<String>>,
     /// Interrupts a running activity attempt of an instance.
     pub(crate) interrupts: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Counters for `/metrics`.
+    pub(crate) metrics: Metrics,
     /// Set by `Runtime::shutdown`: no new instance tasks.
     pub(crate) closing: std::sync::atomic::AtomicBool,
     /// A weak reference to this engine, for spawning from `&self`.
@@ -575,6 +586,9 @@ impl Engine {
             if let Err(e) = self.save_with(id, record, batch).await {
                 return Halt::Store(e);
             }
+            self.metrics
+                .transitions
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if timer {
                 self.timers.notify_one();
             }
@@ -1046,6 +1060,18 @@ impl Engine {
                 }
             };
             tracing::debug!(instance = %id, activity = vtable.name, attempt, elapsed_us = started.elapsed().as_micros() as u64, "activity attempt");
+            self.metrics
+                .attempts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.attempt_micros.fetch_add(
+                started.elapsed().as_micros() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            if !matches!(outcome, Ok((_, None))) {
+                self.metrics
+                    .attempt_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let (bytes, failure) = match outcome {
                 Ok((bytes, None)) => return Ok(bytes),
                 Ok((bytes, Some(failure))) => (Some(bytes), failure),

@@ -68,6 +68,10 @@ pub trait Store: Send + Sync + 'static {
     fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>>;
     /// Reads one key.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Commit-path counters, if the store keeps them (for `/metrics`).
+    fn stats(&self) -> Option<self::sled::StoreStats> {
+        None
+    }
     /// Reads every key starting with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
     /// Reads at most `limit` keys starting with `prefix` that are `>= from`,

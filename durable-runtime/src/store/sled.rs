@@ -346,6 +346,10 @@ impl Store for SledStore {
         })
     }
 
+    fn stats(&self) -> Option<StoreStats> {
+        Some(SledStore::stats(self))
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         // holding the lock while reading keeps a group from being applied in between
         let pending = self.inner.pending.lock().map_err(|_| StoreError::Closed)?;
