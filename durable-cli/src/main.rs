@@ -205,7 +205,20 @@ fn event_line(e: &HistoryEvent) -> String {
             step,
             attempt,
             error,
-        } => format!("step {step}: attempt {attempt} failed: {error}"),
+            duration_ms,
+        } => format!("step {step}: attempt {attempt} failed after {duration_ms} ms: {error}"),
+        EventKind::ActivityFinished {
+            step,
+            activity,
+            attempt,
+            duration_ms,
+            error,
+        } => match error {
+            None => format!("step {step}: {activity} done on attempt {attempt} ({duration_ms} ms)"),
+            Some(e) => format!(
+                "step {step}: {activity} gave up on attempt {attempt} ({duration_ms} ms): {e}"
+            ),
+        },
         EventKind::CancelDelivered { step } => format!("step {step}: cancellation delivered"),
         EventKind::Finished { status, error } => format!(
             "finished {status:?}{}",

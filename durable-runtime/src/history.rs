@@ -45,6 +45,21 @@ pub enum EventKind {
         attempt: u32,
         /// The error text.
         error: String,
+        /// How long the attempt ran, in ms.
+        duration_ms: u64,
+    },
+    /// An activity's last attempt ended: its result goes to the workflow.
+    ActivityFinished {
+        /// The step it belongs to.
+        step: u64,
+        /// The activity's name.
+        activity: String,
+        /// The attempt that ended it.
+        attempt: u32,
+        /// How long that attempt ran, in ms.
+        duration_ms: u64,
+        /// The error text if it failed for good.
+        error: Option<String>,
     },
     /// A cancellation reached the workflow at its current await.
     CancelDelivered {

@@ -669,12 +669,24 @@ async fn history_records_every_transition_and_failed_attempt_and_list_filters() 
         "{events:?}"
     );
     assert!(
-        matches!(&events[2], EventKind::AttemptFailed { step: 1, attempt: 1, error } if error.contains("attempt 1 failed")),
+        matches!(&events[2], EventKind::AttemptFailed { step: 1, attempt: 1, error, .. } if error.contains("attempt 1 failed")),
         "{events:?}"
     );
     assert!(
         matches!(
             &events[3],
+            EventKind::ActivityFinished {
+                step: 1,
+                attempt: 2,
+                error: None,
+                ..
+            }
+        ),
+        "{events:?}"
+    );
+    assert!(
+        matches!(
+            &events[4],
             EventKind::Finished {
                 status: Status::Completed,
                 error: None
@@ -682,9 +694,9 @@ async fn history_records_every_transition_and_failed_attempt_and_list_filters() 
         ),
         "{events:?}"
     );
-    assert_eq!(events.len(), 4);
+    assert_eq!(events.len(), 5);
     let seqs: Vec<u64> = h.history().unwrap().iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
 
     rt.start("hist-2", three_steps("hist-2".into()), IdPolicy::Reject)
         .await

@@ -1072,12 +1072,25 @@ impl Engine {
                     .attempt_failures
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
+            let finished = |error: Option<String>| crate::history::EventKind::ActivityFinished {
+                step: record.step,
+                activity: vtable.name.to_owned(),
+                attempt,
+                duration_ms: started.elapsed().as_millis() as u64,
+                error,
+            };
             let (bytes, failure) = match outcome {
-                Ok((bytes, None)) => return Ok(bytes),
+                Ok((bytes, None)) => {
+                    let event = finished(None);
+                    record.new_events.push(event);
+                    return Ok(bytes);
+                }
                 Ok((bytes, Some(failure))) => (Some(bytes), failure),
                 Err(failure) => (None, failure),
             };
             if !options.retry.allows_retry(attempt, &failure) {
+                let event = finished(Some(format!("{}: {}", failure.kind, failure.message)));
+                record.new_events.push(event);
                 return match bytes {
                     Some(bytes) => Ok(bytes),
                     None => match (vtable.fail)(
@@ -1096,6 +1109,7 @@ impl Engine {
                     step: record.step,
                     attempt,
                     error: format!("{}: {}", failure.kind, failure.message),
+                    duration_ms: started.elapsed().as_millis() as u64,
                 });
             record.updated_ms = now_ms();
             self.save(id, record).await.map_err(Halt::Store)?;
