@@ -6,11 +6,11 @@ pub use serde;
 pub use crate::activity::{
     Activity, ActivityCall, ActivityOptions, ActivityVTable, BoxFuture, Registration, RetryPolicy,
 };
-pub use crate::codec::{CodecError, decode};
+pub use crate::codec::{CodecError, decode, encode};
 pub use crate::command::Command;
 pub use crate::workflow::{
     FromResidual, Marker, Op, Outcome, QuestionMark, Remaining, Step, StepError, VariantInfo,
-    Workflow, WorkflowCall, decode_result, executor_of, finish, suspend, to_json,
+    Workflow, WorkflowCall, decode_fields, decode_result, executor_of, finish, suspend, to_json,
 };
 pub use std::ops::ControlFlow;
 pub use std::time::Duration;

@@ -61,6 +61,16 @@ pub enum EventKind {
         /// The error text if it failed for good.
         error: Option<String>,
     },
+    /// The instance moved to another version of its workflow whose variant
+    /// at the current await has the same shape.
+    Upgraded {
+        /// The old fingerprint.
+        from: u64,
+        /// The new fingerprint.
+        to: u64,
+        /// The variant it was at.
+        variant: String,
+    },
     /// A cancellation reached the workflow at its current await.
     CancelDelivered {
         /// The step it was delivered at.

@@ -59,6 +59,17 @@ impl Builder {
         self
     }
 
+    /// Registers `W` and lets instances of other versions of the same
+    /// workflow name continue on `W` when the variant they wait at has the
+    /// same own fingerprint in `W` (an edit elsewhere in the function, such as
+    /// a step added after it). The move is recorded in the history. Without
+    /// it such instances are parked (the default: pinned to their version).
+    pub fn workflow_upgrading<W: Workflow>(mut self) -> Self {
+        self = self.workflow::<W>();
+        self.workflows.allow_upgrade(W::NAME);
+        self
+    }
+
     /// Activity attempts allowed to run at once (default 1,000).
     pub fn max_concurrent_activities(mut self, n: usize) -> Self {
         self.max_concurrent_activities = n.max(1);
@@ -269,6 +280,7 @@ impl Runtime {
             run_deadline_ms: call
                 .run_timeout
                 .map(|t| now_clock.saturating_add(t.as_millis() as u64)),
+            variant_fp: 0,
             events: 0,
             new_events: vec![crate::history::EventKind::Started {
                 workflow: W::NAME.to_owned(),
@@ -283,6 +295,7 @@ impl Runtime {
             outcome,
             crate::clock::now_ms(&*self.engine.clock),
         );
+        record.variant_fp = entry.variant_fp(&record.variant);
         match self.engine.create(&id, &mut record).await {
             Ok(()) => {}
             // created meanwhile by another process sharing the store

@@ -77,6 +77,15 @@ pub enum Op<'a> {
         /// The encoded state enum.
         state: &'a [u8],
     },
+    /// Rebuild a state written by another version of the workflow whose
+    /// variant `variant` has the same shape: `fields` are that variant's
+    /// encoded fields (the state without its variant index).
+    Adopt {
+        /// The variant's name.
+        variant: &'a str,
+        /// Its fields, postcard-encoded in declaration order.
+        fields: &'a [u8],
+    },
 }
 
 /// What an [`Op`] produced.
@@ -98,6 +107,8 @@ pub enum Outcome {
     Executor(Executor),
     /// Answer to [`Op::Check`]: the state's variant.
     Checked(&'static str),
+    /// Answer to [`Op::Adopt`]: the state encoded by this version.
+    Adopted(Vec<u8>),
     /// Answer to [`Op::Json`].
     Json(serde_json::Value),
 }
@@ -187,6 +198,22 @@ pub fn finish<S: Serialize, O: Serialize>(
         }),
         Step::Done(out) => Ok(Outcome::Done(codec::encode(&out)?)),
     }
+}
+
+/// Decodes the fields of a variant written by another version.
+#[doc(hidden)]
+pub fn decode_fields<T: DeserializeOwned>(fields: &[u8]) -> Result<T, CodecError> {
+    let (value, rest) = postcard::take_from_bytes(fields).map_err(|e| CodecError::Decode {
+        type_name: std::any::type_name::<T>(),
+        reason: e.to_string(),
+    })?;
+    if !rest.is_empty() {
+        return Err(CodecError::Decode {
+            type_name: std::any::type_name::<T>(),
+            reason: format!("{} trailing bytes", rest.len()),
+        });
+    }
+    Ok(value)
 }
 
 /// Renders a decoded state as JSON.

@@ -839,3 +839,78 @@ async fn retention_deletes_finished_instances_and_their_history_but_never_runnin
         "10/released retention-live/20"
     );
 }
+
+#[workflow(name = "upgradable")]
+async fn upgradable_v1(key: String) -> Result<String, WorkflowError> {
+    let a = step(key.clone(), 1).await?;
+    let go: String = signal("go").await?;
+    let b = step(key, 2).await?;
+    Ok(format!("{a} {go} {b}"))
+}
+
+// a step added after the signal: the variant the v1 instance waits at is unchanged
+#[workflow(name = "upgradable")]
+async fn upgradable_v2(key: String) -> Result<String, WorkflowError> {
+    let a = step(key.clone(), 1).await?;
+    let go: String = signal("go").await?;
+    let b = step(key.clone(), 2).await?;
+    let c = step(key, 3).await?;
+    Ok(format!("{a} {go} {b} +{c}"))
+}
+
+#[tokio::test]
+async fn an_instance_continues_on_new_code_when_its_await_point_is_unchanged_if_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<upgradable_v1>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("up", upgradable_v1("upgrade".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    for _ in 0..2000 {
+        if h.describe().unwrap().variant == "Signal" && rt.running_instances() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    rt.shutdown().await;
+
+    // only v2, pinned (the default): parked, not misread
+    let rt = Runtime::builder()
+        .workflow::<upgradable_v2>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert_eq!(rt.parked().len(), 1);
+    rt.shutdown().await;
+
+    // only v2, upgrades allowed: it continues on v2 and runs the new step
+    let rt = Runtime::builder()
+        .workflow_upgrading::<upgradable_v2>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert!(rt.parked().is_empty(), "{:?}", rt.parked());
+    rt.signal("up", "go", &"now".to_string()).await.unwrap();
+    let out = rt
+        .handle::<upgradable_v2>("up")
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, "10 now 20 +30");
+    assert_eq!(
+        runs("step", "upgrade/1").len(),
+        1,
+        "the step before the upgrade did not run again"
+    );
+    let upgraded = rt
+        .history("up")
+        .unwrap()
+        .into_iter()
+        .any(|e| matches!(e.kind, durable_runtime::history::EventKind::Upgraded { ref variant, .. } if variant == "Signal"));
+    assert!(upgraded, "the move is in the history");
+}

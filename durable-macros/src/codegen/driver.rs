@@ -378,11 +378,26 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
     let items = &a.items;
     let wrong = |variant: TokenStream, op: &str| quote!(::core::result::Result::Err(#p::StepError::WrongVariant { workflow: #name, variant: #variant, op: #op }));
     let wrong_finished = wrong(quote!("Finished"), "resume");
+    let wrong_adopt = wrong(quote!("<unknown>"), "adopt a state of another version");
+    // a variant written by another version with the same shape: decode its
+    // fields in declaration order and rebuild it under this version's index
+    let adopt_arms = a.variants.iter().map(|v| {
+        let vi = &v.ident;
+        let name = vi.to_string();
+        let fnames: Vec<_> = v.fields.iter().map(|f| &f.name).collect();
+        let ftys: Vec<_> = v.fields.iter().map(|f| field_type(&f.ty)).collect();
+        quote! {
+            #name => {
+                let (#(#fnames,)*): (#(#ftys,)*) = #p::decode_fields(__fields)?;
+                #state::#vi { #(#fnames,)* __await: ::core::default::Default::default() }
+            }
+        }
+    });
     let wrong_exec = wrong(quote!(other.variant_name()), "execute a command");
 
     quote! {
         const _: () = {
-            #[allow(non_camel_case_types, non_snake_case, clippy::too_many_arguments, clippy::type_complexity)]
+            #[allow(non_camel_case_types, non_snake_case, unreachable_code, clippy::too_many_arguments, clippy::type_complexity)]
             fn __durable_drive<#(#params,)* #(#fns,)*>(__op: #p::Op<'_>, #(#fvals: #fns),*) -> ::core::result::Result<#p::Outcome, #p::StepError>
             where
                 #(#inferred,)*
@@ -405,6 +420,13 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
                     },
                     #p::Op::Check { state: __state } => ::core::result::Result::Ok(#p::Outcome::Checked(#p::decode::<#state_ty>(__state)?.variant_name())),
                     #p::Op::Json { state: __state } => #p::to_json(&#p::decode::<#state_ty>(__state)?),
+                    #p::Op::Adopt { variant: __variant, fields: __fields } => {
+                        let __state: #state_ty = match __variant {
+                            #(#adopt_arms)*
+                            _ => return #wrong_adopt,
+                        };
+                        ::core::result::Result::Ok(#p::Outcome::Adopted(#p::encode(&__state)?))
+                    }
                 }
             }
 

@@ -88,6 +88,7 @@ const _: () = {
     #[allow(
         non_camel_case_types,
         non_snake_case,
+        unreachable_code,
         clippy::too_many_arguments,
         clippy::type_complexity
     )]
@@ -220,6 +221,41 @@ const _: () = {
                     &::durable_runtime::__private::decode::<
                         ApprovalState<__C0, __C1>,
                     >(__state)?,
+                )
+            }
+            ::durable_runtime::__private::Op::Adopt {
+                variant: __variant,
+                fields: __fields,
+            } => {
+                let __state: ApprovalState<__C0, __C1> = match __variant {
+                    "Review" => {
+                        let (): () = ::durable_runtime::__private::decode_fields(
+                            __fields,
+                        )?;
+                        ApprovalState::Review {
+                            __await: ::core::default::Default::default(),
+                        }
+                    }
+                    "Ask" => {
+                        let (): () = ::durable_runtime::__private::decode_fields(
+                            __fields,
+                        )?;
+                        ApprovalState::Ask {
+                            __await: ::core::default::Default::default(),
+                        }
+                    }
+                    _ => {
+                        return ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                            workflow: "approval",
+                            variant: "<unknown>",
+                            op: "adopt a state of another version",
+                        });
+                    }
+                };
+                ::core::result::Result::Ok(
+                    ::durable_runtime::__private::Outcome::Adopted(
+                        ::durable_runtime::__private::encode(&__state)?,
+                    ),
                 )
             }
         }

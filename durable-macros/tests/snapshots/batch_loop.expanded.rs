@@ -105,6 +105,7 @@ const _: () = {
     #[allow(
         non_camel_case_types,
         non_snake_case,
+        unreachable_code,
         clippy::too_many_arguments,
         clippy::type_complexity
     )]
@@ -217,6 +218,35 @@ const _: () = {
                     &::durable_runtime::__private::decode::<
                         BatchLoopState<__L0, __L1, __C0>,
                     >(__state)?,
+                )
+            }
+            ::durable_runtime::__private::Op::Adopt {
+                variant: __variant,
+                fields: __fields,
+            } => {
+                let __state: BatchLoopState<__L0, __L1, __C0> = match __variant {
+                    "Import" => {
+                        let (done, __durable_items_0): (__L0, __L1) = ::durable_runtime::__private::decode_fields(
+                            __fields,
+                        )?;
+                        BatchLoopState::Import {
+                            done,
+                            __durable_items_0,
+                            __await: ::core::default::Default::default(),
+                        }
+                    }
+                    _ => {
+                        return ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                            workflow: "batch",
+                            variant: "<unknown>",
+                            op: "adopt a state of another version",
+                        });
+                    }
+                };
+                ::core::result::Result::Ok(
+                    ::durable_runtime::__private::Outcome::Adopted(
+                        ::durable_runtime::__private::encode(&__state)?,
+                    ),
                 )
             }
         }

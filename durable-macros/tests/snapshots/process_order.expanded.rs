@@ -134,6 +134,7 @@ const _: () = {
     #[allow(
         non_camel_case_types,
         non_snake_case,
+        unreachable_code,
         clippy::too_many_arguments,
         clippy::type_complexity
     )]
@@ -325,6 +326,60 @@ const _: () = {
                     &::durable_runtime::__private::decode::<
                         ProcessOrderState<__C0, __C1, __C2, __C3>,
                     >(__state)?,
+                )
+            }
+            ::durable_runtime::__private::Op::Adopt {
+                variant: __variant,
+                fields: __fields,
+            } => {
+                let __state: ProcessOrderState<__C0, __C1, __C2, __C3> = match __variant {
+                    "CheckFraud" => {
+                        let (order,): (Order,) = ::durable_runtime::__private::decode_fields(
+                            __fields,
+                        )?;
+                        ProcessOrderState::CheckFraud {
+                            order,
+                            __await: ::core::default::Default::default(),
+                        }
+                    }
+                    "PrepareShipment" => {
+                        let (order,): (Order,) = ::durable_runtime::__private::decode_fields(
+                            __fields,
+                        )?;
+                        ProcessOrderState::PrepareShipment {
+                            order,
+                            __await: ::core::default::Default::default(),
+                        }
+                    }
+                    "Charge" => {
+                        let (order,): (Order,) = ::durable_runtime::__private::decode_fields(
+                            __fields,
+                        )?;
+                        ProcessOrderState::Charge {
+                            order,
+                            __await: ::core::default::Default::default(),
+                        }
+                    }
+                    "Ship" => {
+                        let (): () = ::durable_runtime::__private::decode_fields(
+                            __fields,
+                        )?;
+                        ProcessOrderState::Ship {
+                            __await: ::core::default::Default::default(),
+                        }
+                    }
+                    _ => {
+                        return ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                            workflow: "process_order",
+                            variant: "<unknown>",
+                            op: "adopt a state of another version",
+                        });
+                    }
+                };
+                ::core::result::Result::Ok(
+                    ::durable_runtime::__private::Outcome::Adopted(
+                        ::durable_runtime::__private::encode(&__state)?,
+                    ),
                 )
             }
         }

@@ -278,6 +278,7 @@ impl Engine {
                     deadline_ms: None,
                     run_timeout_ms: None,
                     run_deadline_ms: None,
+                    variant_fp: 0,
                     events: 0,
                     new_events: vec![crate::history::EventKind::Started {
                         workflow: workflow.to_owned(),
@@ -292,6 +293,7 @@ impl Engine {
                 };
                 let outcome = guarded(|| (entry.drive)(Op::Start(input)));
                 Engine::apply(&mut r, outcome, clock_ms(&*self.clock));
+                r.variant_fp = entry.variant_fp(&r.variant);
                 match self.create(&child_id, &mut r).await {
                     Ok(()) | Err(StoreError::Conflict { .. }) => {}
                     Err(e) => return Err(Halt::Store(e)),
@@ -355,6 +357,7 @@ impl Engine {
             .run_timeout_ms
             .map(|t| clock_ms(&*self.clock).saturating_add(t));
         Engine::apply(record, outcome, clock_ms(&*self.clock));
+        record.variant_fp = entry.variant_fp(&record.variant);
         let mut batch = Batch::default();
         if let Some(old) = old_deadline {
             // the old run's deadline leaves the timer index with it

@@ -96,6 +96,8 @@ pub(crate) struct InstanceRecord {
     /// A cancellation was delivered at an await (the workflow may still run
     /// its compensations).
     pub(crate) cancel_delivered: bool,
+    /// The own fingerprint of the current variant (for upgrades).
+    pub(crate) variant_fp: u64,
     /// History events recorded so far.
     pub(crate) events: u64,
     /// Events to append with the next save.
@@ -143,7 +145,10 @@ pub(crate) struct Metrics {
 /// registered side by side; an instance runs on the version whose
 /// fingerprint it was stored with, new starts on the one the caller names.
 #[derive(Default)]
-pub(crate) struct Registry(HashMap<&'static str, Vec<WorkflowEntry>>);
+pub(crate) struct Registry(
+    HashMap<&'static str, Vec<WorkflowEntry>>,
+    std::collections::HashSet<&'static str>,
+);
 
 impl Registry {
     pub(crate) fn insert(&mut self, name: &'static str, entry: WorkflowEntry) {
@@ -168,6 +173,36 @@ impl Registry {
 
     pub(crate) fn names(&self) -> impl Iterator<Item = &&'static str> {
         self.0.keys()
+    }
+
+    /// Lets instances of other versions of `name` continue on the newest
+    /// version when their current variant has the same shape there.
+    pub(crate) fn allow_upgrade(&mut self, name: &'static str) {
+        self.1.insert(name);
+    }
+
+    /// The newest version, if upgrades are allowed for `name` and its
+    /// variant `variant` has own fingerprint `fp`.
+    pub(crate) fn upgrade_target(
+        &self,
+        name: &str,
+        variant: &str,
+        fp: u64,
+    ) -> Option<WorkflowEntry> {
+        if !self.1.contains(name) || fp == 0 {
+            return None;
+        }
+        self.newest(name).filter(|e| e.variant_fp(variant) == fp)
+    }
+}
+
+impl WorkflowEntry {
+    /// The own fingerprint of variant `name` in this version (0 if none).
+    pub(crate) fn variant_fp(&self, name: &str) -> u64 {
+        self.variants
+            .iter()
+            .find(|v| v.name == name)
+            .map_or(0, |v| v.fingerprint)
     }
 }
 
@@ -396,7 +431,9 @@ impl Engine {
                 record.variant = "Finished".to_owned();
                 record.pending = None;
             }
-            Ok(Ok(Outcome::Executor(_) | Outcome::Json(_) | Outcome::Checked(_))) => {
+            Ok(Ok(
+                Outcome::Executor(_) | Outcome::Json(_) | Outcome::Checked(_) | Outcome::Adopted(_),
+            )) => {
                 record.status = Status::Failed;
                 record.error = Some("generated code answered a step with the wrong outcome".into());
                 record.pending = None;
@@ -576,6 +613,7 @@ impl Engine {
             });
             record.state = state;
             Self::apply(record, outcome, clock_ms(&*self.clock));
+            record.variant_fp = entry.variant_fp(&record.variant);
             tracing::debug!(instance = %id, step = record.step, variant = %record.variant, "transition");
             // the wake source consumed and the one scheduled change with the state
             let mut batch = Batch::default();
@@ -1177,6 +1215,38 @@ impl Engine {
                     }
                     self.spawn(id, record, entry);
                 }
+                Err(reason @ ResumeError::ShapeMismatch { .. })
+                    if self
+                        .workflows
+                        .upgrade_target(&record.workflow, &record.variant, record.variant_fp)
+                        .is_some() =>
+                {
+                    let _ = reason;
+                    match self.upgrade(&id, &mut record) {
+                        Ok(entry) => {
+                            record.status = Status::Running;
+                            record.error = None;
+                            self.save(&id, &mut record).await?;
+                            resumed += 1;
+                            if !matches!(record.pending, Some(Request::Timer { .. }))
+                                || self.has_control(&id)
+                            {
+                                self.spawn(id, record, entry);
+                            }
+                        }
+                        Err(why) => {
+                            let text = why.to_string();
+                            if record.status != Status::Parked
+                                || record.error.as_deref() != Some(&text)
+                            {
+                                record.status = Status::Parked;
+                                record.error = Some(text);
+                                self.save(&id, &mut record).await?;
+                            }
+                            self.park_report(why);
+                        }
+                    }
+                }
                 Err(reason) => {
                     let text = reason.to_string();
                     if record.status != Status::Parked || record.error.as_deref() != Some(&text) {
@@ -1189,6 +1259,56 @@ impl Engine {
             }
         }
         Ok(resumed)
+    }
+
+    /// Moves `record` onto the newest version of its workflow, whose variant
+    /// at the current await has the same shape: decodes that variant's fields
+    /// and encodes them under the new enum (variant indexes may differ).
+    fn upgrade(&self, id: &str, record: &mut InstanceRecord) -> Result<WorkflowEntry, ResumeError> {
+        let undecodable = |reason: String| ResumeError::Undecodable {
+            instance: id.to_owned(),
+            reason,
+        };
+        let entry = self
+            .workflows
+            .upgrade_target(&record.workflow, &record.variant, record.variant_fp)
+            .ok_or_else(|| undecodable("no compatible version".into()))?;
+        // skip the envelope byte and the variant index (a postcard varint)
+        let body = record
+            .state
+            .get(1..)
+            .ok_or_else(|| undecodable("empty state".into()))?;
+        let (_, fields) =
+            postcard::take_from_bytes::<u32>(body).map_err(|e| undecodable(e.to_string()))?;
+        let adopted = guarded(|| {
+            (entry.drive)(Op::Adopt {
+                variant: &record.variant,
+                fields,
+            })
+        });
+        let state = match adopted {
+            Ok(Ok(Outcome::Adopted(state))) => state,
+            Ok(Ok(_)) => {
+                return Err(undecodable(
+                    "the new version did not adopt the state".into(),
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err(ResumeError::Step {
+                    instance: id.to_owned(),
+                    source: e,
+                });
+            }
+            Err(panic) => return Err(undecodable(panic)),
+        };
+        record.new_events.push(crate::history::EventKind::Upgraded {
+            from: record.fingerprint,
+            to: entry.fingerprint,
+            variant: record.variant.clone(),
+        });
+        record.state = state;
+        record.fingerprint = entry.fingerprint;
+        Ok(entry)
     }
 
     fn park_report(&self, reason: ResumeError) {
