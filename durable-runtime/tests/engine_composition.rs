@@ -1,5 +1,8 @@
 //! Parallel steps, sagas, child workflows and continue-as-new.
 
+mod common;
+use common::{Within, until};
+
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -39,26 +42,6 @@ fn gate(key: &str) -> Arc<tokio::sync::Notify> {
         .entry(key.to_owned())
         .or_default()
         .clone()
-}
-
-trait Within: std::future::Future + Sized {
-    async fn within(self) -> Self::Output {
-        tokio::time::timeout(Duration::from_secs(30), self)
-            .await
-            .expect("timed out after 30 s")
-    }
-}
-
-impl<F: std::future::Future> Within for F {}
-
-async fn until(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..4000 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[activity(max_attempts = 3, initial_interval_ms = 1)]

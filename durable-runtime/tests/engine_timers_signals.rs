@@ -1,5 +1,8 @@
 //! Durable timers (with a test clock that skips time) and signals.
 
+mod common;
+use common::{Within, until};
+
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -42,27 +45,6 @@ async fn approval(key: String) -> Result<String, WorkflowError> {
     let who: String = signal("approve").await?;
     let note = remind(key).await?;
     Ok(format!("approved by {who}; {note}"))
-}
-
-/// Fails a test that would otherwise hang.
-trait Within: std::future::Future + Sized {
-    async fn within(self) -> Self::Output {
-        tokio::time::timeout(Duration::from_secs(30), self)
-            .await
-            .expect("timed out after 30 s")
-    }
-}
-
-impl<F: std::future::Future> Within for F {}
-
-async fn until<F: Fn() -> bool>(what: &str, f: F) {
-    for _ in 0..4000 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]

@@ -1,6 +1,9 @@
 //! Export an instance at each await of the order workflow, import it into
 //! another store, and finish it there; every bad file is refused.
 
+mod common;
+use common::until;
+
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -65,16 +68,6 @@ async fn process_order(order: String) -> Result<String, WorkflowError> {
     let charge_id = charge(order.clone()).await?;
     let confirmation = ship(order, charge_id).await?;
     Ok(confirmation)
-}
-
-async fn until(what: &str, f: impl Fn() -> bool) {
-    for _ in 0..4000 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 const STEPS: [&str; 4] = ["check_fraud", "prepare_shipment", "charge", "ship"];
