@@ -6,7 +6,6 @@ use common::until;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
 
 use durable_runtime::prelude::*;
 use durable_runtime::snapshot::{Snapshot, SnapshotError};

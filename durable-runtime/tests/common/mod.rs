@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 /// Fails a test that would otherwise hang.
-pub trait Within: std::future::Future + Sized {
+pub(crate) trait Within: std::future::Future + Sized {
     async fn within(self) -> Self::Output {
         tokio::time::timeout(Duration::from_secs(30), self)
             .await
@@ -17,7 +17,7 @@ pub trait Within: std::future::Future + Sized {
 impl<F: std::future::Future> Within for F {}
 
 /// Polls `f` until it holds; panics naming `what` after about 8 s.
-pub async fn until(what: &str, f: impl Fn() -> bool) {
+pub(crate) async fn until(what: &str, f: impl Fn() -> bool) {
     for _ in 0..4000 {
         if f() {
             return;
