@@ -93,7 +93,9 @@ pub use command::{
 };
 pub use engine::Status;
 pub use error::{Error, ResultError, ResumeError, SignalError, StartError};
-pub use runtime::{Builder, Description, IdPolicy, ListFilter, Runtime, WorkflowHandle};
+pub use runtime::{
+    Builder, Compatibility, Description, IdPolicy, ListFilter, Runtime, WorkflowHandle,
+};
 pub use saga::Saga;
 pub use store::StoreError;
 pub use workflow::{Workflow, WorkflowCall};

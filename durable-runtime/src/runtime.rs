@@ -411,6 +411,46 @@ impl Runtime {
         Ok(())
     }
 
+    /// For every stored instance, whether the registered code can run it:
+    /// run it in CI against a copy of production data (or imported
+    /// snapshots) before deploying new workflow code. Writes nothing.
+    pub fn check_compatibility(&self) -> Result<Vec<(String, Compatibility)>, StoreError> {
+        let mut out = Vec::new();
+        for (key, bytes) in self
+            .engine
+            .store
+            .scan_prefix(&[crate::store::keys::INSTANCE])?
+        {
+            let id = crate::store::keys::instance_id(&key);
+            let verdict = match codec::decode::<InstanceRecord>(&bytes) {
+                Err(e) => Compatibility::Parked(ResumeError::Undecodable {
+                    instance: id.clone(),
+                    reason: e.to_string(),
+                }),
+                Ok(r) if r.status.is_terminal() => Compatibility::Finished,
+                Ok(mut r) => match self.engine.check(&id, &r) {
+                    Ok(_) => Compatibility::Resumes,
+                    Err(reason) => match self.engine.workflows.upgrade_target(
+                        &r.workflow,
+                        &r.variant,
+                        r.variant_fp,
+                    ) {
+                        // the same adoption the open would do, on a copy
+                        Some(_) => match self.engine.upgrade(&id, &mut r) {
+                            Ok(entry) => Compatibility::Upgrades {
+                                to: entry.fingerprint,
+                            },
+                            Err(why) => Compatibility::Parked(why),
+                        },
+                        None => Compatibility::Parked(reason),
+                    },
+                },
+            };
+            out.push((id, verdict));
+        }
+        Ok(out)
+    }
+
     /// Exports instance `id` (state, pending command, buffered signals,
     /// pending cancel/terminate requests, history) as a portable snapshot.
     /// The instance stays here too: terminate it (or drop the store) if it
@@ -759,6 +799,24 @@ impl Description {
             updated_ms: r.updated_ms,
         }
     }
+}
+
+/// Whether the code registered on a runtime can run a stored instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compatibility {
+    /// A registered version has its exact shape: it resumes as it is.
+    Resumes,
+    /// It would continue on a newer version (`Builder::workflow_upgrading`):
+    /// the variant it waits at has the same shape there and decodes.
+    Upgrades {
+        /// The fingerprint it would move to.
+        to: u64,
+    },
+    /// It has ended; nothing will run.
+    Finished,
+    /// This code cannot run it: it would be parked.
+    Parked(ResumeError),
 }
 
 /// Which instances [`Runtime::list`] returns.

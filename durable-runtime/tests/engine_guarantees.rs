@@ -914,3 +914,75 @@ async fn an_instance_continues_on_new_code_when_its_await_point_is_unchanged_if_
         .any(|e| matches!(e.kind, durable_runtime::history::EventKind::Upgraded { ref variant, .. } if variant == "Signal"));
     assert!(upgraded, "the move is in the history");
 }
+
+#[tokio::test]
+async fn a_compatibility_check_says_which_instances_new_code_can_run() {
+    use durable_runtime::Compatibility;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<upgradable_v1>()
+        .workflow::<three_steps>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("c-up", upgradable_v1("check".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    rt.start("c-done", three_steps("check-done".into()), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..2000 {
+        if h.describe().unwrap().variant == "Signal" && rt.running_instances() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    rt.shutdown().await;
+
+    let verdicts = |b: durable_runtime::Builder| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            let rt = b.resume_on_open(false).open(dir).await.unwrap();
+            let v: std::collections::HashMap<String, Compatibility> =
+                rt.check_compatibility().unwrap().into_iter().collect();
+            rt.shutdown().await;
+            v
+        }
+    };
+    let same = verdicts(Runtime::builder().workflow::<upgradable_v1>()).await;
+    assert_eq!(same["c-up"], Compatibility::Resumes);
+    assert_eq!(same["c-done"], Compatibility::Finished);
+    let pinned = verdicts(Runtime::builder().workflow::<upgradable_v2>()).await;
+    assert!(
+        matches!(
+            pinned["c-up"],
+            Compatibility::Parked(ResumeError::ShapeMismatch { .. })
+        ),
+        "{pinned:?}"
+    );
+    let upgrading = verdicts(Runtime::builder().workflow_upgrading::<upgradable_v2>()).await;
+    assert!(
+        matches!(upgrading["c-up"], Compatibility::Upgrades { to } if to == <upgradable_v2 as durable_runtime::Workflow>::FINGERPRINT),
+        "{upgrading:?}"
+    );
+    // checking wrote nothing: the instance still resumes on v1 as it was
+    let rt = Runtime::builder()
+        .workflow::<upgradable_v1>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    rt.signal("c-up", "go", &"ok".to_string()).await.unwrap();
+    assert_eq!(
+        rt.handle::<upgradable_v1>("c-up")
+            .result()
+            .await
+            .unwrap()
+            .unwrap(),
+        "10 ok 20"
+    );
+}

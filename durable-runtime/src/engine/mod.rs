@@ -1264,7 +1264,11 @@ impl Engine {
     /// Moves `record` onto the newest version of its workflow, whose variant
     /// at the current await has the same shape: decodes that variant's fields
     /// and encodes them under the new enum (variant indexes may differ).
-    fn upgrade(&self, id: &str, record: &mut InstanceRecord) -> Result<WorkflowEntry, ResumeError> {
+    pub(crate) fn upgrade(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+    ) -> Result<WorkflowEntry, ResumeError> {
         let undecodable = |reason: String| ResumeError::Undecodable {
             instance: id.to_owned(),
             reason,
@@ -1320,7 +1324,11 @@ impl Engine {
     }
 
     /// Whether this code can resume `record`.
-    fn check(&self, id: &str, record: &InstanceRecord) -> Result<WorkflowEntry, ResumeError> {
+    pub(crate) fn check(
+        &self,
+        id: &str,
+        record: &InstanceRecord,
+    ) -> Result<WorkflowEntry, ResumeError> {
         let newest =
             self.workflows
                 .newest(&record.workflow)
