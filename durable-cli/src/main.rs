@@ -270,6 +270,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     "id        {}\nworkflow  {} (run {})\nstatus    {:?}\nat        {} (step {})",
                     d.id, d.workflow, d.run, d.status, d.variant, d.step
                 );
+                if let Some(w) = &d.waiting_for {
+                    println!("waits for {w}");
+                }
                 if let Some(e) = &d.error {
                     println!("error     {e}");
                 }

@@ -84,6 +84,7 @@ async fn lists_describes_and_steers_instances_with_exit_codes_scripts_can_trust(
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list.as_array().map(|a| a.len()), Some(1), "{out}");
     assert_eq!(list[0]["id"], "waiting");
+    assert_eq!(list[0]["waiting_for"], "signal go");
 
     let (code, out, _) = durable(dir.path(), &["describe", "ok", "--json"]);
     assert_eq!(code, 0);

@@ -774,6 +774,9 @@ pub struct Description {
     /// For a pending `join_all` or saga compensation: which parts are
     /// finished and checkpointed (they will not run again).
     pub parts_done: Vec<bool>,
+    /// What it waits for now, in short (`activity charge`, `timer until …`,
+    /// `signal approve`); `None` once it has ended.
+    pub waiting_for: Option<String>,
     /// The run number (continue-as-new starts the next).
     pub run: u32,
     /// When it was created, ms since the Unix epoch.
@@ -787,6 +790,11 @@ impl Description {
         Description {
             id: id.to_owned(),
             parts_done: r.partial.iter().map(Option::is_some).collect(),
+            waiting_for: r
+                .pending
+                .as_ref()
+                .filter(|_| !r.status.is_terminal())
+                .map(crate::history::describe),
             workflow: r.workflow,
             status: r.status,
             variant: r.variant,
