@@ -59,13 +59,13 @@ pub(crate) fn expand_workflow(args: TokenStream2, item: TokenStream2) -> TokenSt
             debug_print("workflow", &out);
             out
         }
-        (Err(e), _) => with_fallback(e, fallback(&wf.krate, &item, true)),
+        (Err(e), _) => with_fallback(e, fallback(&item)),
         (Ok(()), None) => with_fallback(
             syn::Error::new_spanned(
                 &item.sig.ident,
                 "internal error in #[workflow]: analysis produced nothing; please report this",
             ),
-            fallback(&wf.krate, &item, true),
+            fallback(&item),
         ),
     }
 }
@@ -83,16 +83,15 @@ pub(crate) fn expand_activity(args: TokenStream2, item: TokenStream2) -> TokenSt
             debug_print("activity", &out);
             out
         }
-        Err(e) => with_fallback(e, fallback(&act.krate, &item, false)),
+        Err(e) => with_fallback(e, fallback(&item)),
     }
 }
 
 /// What is emitted beside errors: a type with the function's name so that
 /// `Builder::workflow::<name>()` and calls do not cascade into more errors.
-fn fallback(krate: &syn::Path, item: &syn::ItemFn, workflow: bool) -> TokenStream2 {
+fn fallback(item: &syn::ItemFn) -> TokenStream2 {
     let vis = &item.vis;
     let ident = &item.sig.ident;
-    let _ = (krate, workflow);
     if item.sig.receiver().is_some() {
         // a method: a type cannot be declared inside an impl
         return TokenStream2::new();

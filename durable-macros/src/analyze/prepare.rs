@@ -3,7 +3,6 @@
 //! durable (awaits in closures, `async` blocks, awaits hidden in macros).
 
 use proc_macro2::{Span, TokenTree};
-use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, ExprBlock, Stmt};
@@ -25,7 +24,6 @@ pub(crate) struct Prepare<'a> {
     pub(crate) fn_name: &'a syn::Ident,
     pub(crate) awaits: Vec<AwaitPoint>,
     closure_depth: usize,
-    loops: usize,
     for_loops: usize,
     temps: usize,
 }
@@ -38,7 +36,6 @@ impl<'a> Prepare<'a> {
             fn_name,
             awaits: Vec::new(),
             closure_depth: 0,
-            loops: 0,
             for_loops: 0,
             temps: 0,
         }
@@ -129,9 +126,7 @@ impl VisitMut for Prepare<'_> {
                 }
             }
             Expr::ForLoop(_) => {
-                self.loops += 1;
                 visit_mut::visit_expr_mut(self, expr);
-                self.loops -= 1;
                 let Expr::ForLoop(f) = expr else { return };
                 if markers::awaits_in_block(&f.body).is_empty() {
                     return;
@@ -234,16 +229,6 @@ impl VisitMut for Prepare<'_> {
 
     // nested items are compiled on their own
     fn visit_item_mut(&mut self, _: &mut syn::Item) {}
-}
-
-/// A span covering `tokens`, for error messages.
-#[allow(dead_code)]
-pub(crate) fn span_of(tokens: &impl ToTokens) -> Span {
-    tokens
-        .to_token_stream()
-        .into_iter()
-        .next()
-        .map_or_else(Span::call_site, |t| t.span())
 }
 
 fn has_let(e: &Expr) -> bool {

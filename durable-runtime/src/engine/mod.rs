@@ -128,7 +128,6 @@ impl InstanceRecord {
 pub(crate) struct WorkflowEntry {
     pub(crate) fingerprint: u64,
     pub(crate) drive: fn(Op<'_>) -> Result<Outcome, StepError>,
-    #[allow(dead_code)]
     pub(crate) variants: &'static [VariantInfo],
 }
 
