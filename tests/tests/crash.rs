@@ -87,6 +87,16 @@ const GUARD_WORKLOAD: Workload = Workload {
     inspect: inspect::<guard>,
 };
 
+// the same `guard` workflow, terminated instead of cancelled: no cleanup runs
+const HALT_WORKLOAD: Workload = Workload {
+    name: "halt",
+    prefix: "guard",
+    expected: |_| "terminated: halted by the crash test".to_owned(),
+    effects: &[],
+    last_step: 2,
+    inspect: inspect::<guard>,
+};
+
 fn spawn(w: Workload, dir: &Path, incarnation: u32, crash: Option<(&str, u64)>) -> Child {
     let mut cmd = Command::new(WORKER);
     cmd.env("CRASH_WORKLOAD", w.name);
@@ -188,6 +198,14 @@ fn verify(w: Workload, dir: &Path, final_lines: &[String], seen: &[(u32, Checkpo
         );
     }
     let log = effects(dir);
+    if w.effects.is_empty() {
+        assert!(
+            log.is_empty(),
+            "{} expects no side effect, found {} lines",
+            w.name,
+            log.len()
+        );
+    }
     for i in 0..ORDERS {
         let id = format!("{}-{i}", w.prefix);
         for (activity, step, part) in w.effects {
@@ -353,5 +371,16 @@ fn a_cancellation_and_its_compensation_survive_kills_at_every_checkpoint() {
         points >= 2 * 3,
         "expected a kill point per group commit, got {points}"
     );
+    println!("{points} kill points");
+}
+
+#[test]
+fn a_termination_survives_kills_at_every_checkpoint() {
+    let points = kill_at_every_checkpoint(HALT_WORKLOAD, &tokio_rt());
+    assert!(
+        points >= 2 * 2,
+        "expected a kill point per group commit, got {points}"
+    );
+    // terminate runs no cleanup: no effect may appear in any run
     println!("{points} kill points");
 }

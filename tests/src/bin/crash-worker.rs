@@ -55,7 +55,10 @@ async fn main() {
         .await
         .expect("open runtime");
     println!("OPEN resumed={}", rt.resumed_on_open());
-    if std::env::var("CRASH_WORKLOAD").as_deref() == Ok("guard") {
+    if matches!(
+        std::env::var("CRASH_WORKLOAD").as_deref(),
+        Ok("guard" | "halt")
+    ) {
         let mut handles = Vec::new();
         for i in 0..orders {
             let id = format!("guard-{i}");
@@ -64,12 +67,19 @@ async fn main() {
                 .await
                 .expect("start");
             // asked again on every run: a finished instance refuses it
-            let _ = rt.cancel(&id).await;
+            if std::env::var("CRASH_WORKLOAD").as_deref() == Ok("halt") {
+                let _ = rt.terminate(&id, "halted by the crash test").await;
+            } else {
+                let _ = rt.cancel(&id).await;
+            }
             handles.push(h);
         }
         for h in handles {
             match h.result().await {
                 Ok(Ok(out)) => println!("RESULT {} {out}", h.id()),
+                Err(durable_runtime::ResultError::Terminated { reason, .. }) => {
+                    println!("RESULT {} terminated: {reason}", h.id())
+                }
                 other => println!("FAILED {} {other:?}", h.id()),
             }
         }
