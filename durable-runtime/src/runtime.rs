@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 
 use crate::clock::{Clock, SystemClock};
 use crate::codec;
-use crate::engine::{Engine, InstanceRecord, Status, WorkflowEntry, guarded, now_ms};
+use crate::engine::{Engine, InstanceRecord, Status, WorkflowEntry, now_ms};
 use crate::error::{ResultError, ResumeError, SignalError, StartError};
 use crate::store::sled::SledStore;
 use crate::store::{Store, StoreError};
@@ -254,48 +254,14 @@ impl Runtime {
                 IdPolicy::Reject => Err(StartError::AlreadyExists { id, workflow }),
             };
         }
-        let now = now_ms();
-        let now_clock = crate::clock::now_ms(&*self.engine.clock);
-        let mut record = InstanceRecord {
-            workflow: W::NAME.to_owned(),
-            fingerprint: W::FINGERPRINT,
-            status: Status::Running,
-            state: Vec::new(),
-            variant: "Start".to_owned(),
-            step: 0,
-            pending: None,
-            failed_attempts: 0,
-            last_error: None,
-            output: None,
-            error: None,
-            cancel_delivered: false,
-            partial: Vec::new(),
-            parent: None,
-            run: 1,
-            children: Vec::new(),
-            deadline_ms: call
-                .timeout
-                .map(|t| now_clock.saturating_add(t.as_millis() as u64)),
-            run_timeout_ms: call.run_timeout.map(|t| t.as_millis() as u64),
-            run_deadline_ms: call
-                .run_timeout
-                .map(|t| now_clock.saturating_add(t.as_millis() as u64)),
-            variant_fp: 0,
-            events: 0,
-            new_events: vec![crate::history::EventKind::Started {
-                workflow: W::NAME.to_owned(),
-                run: 1,
-            }],
-            created_ms: now,
-            updated_ms: now,
-        };
-        let outcome = guarded(|| W::drive(Op::Start(&input)));
-        Engine::apply(
-            &mut record,
-            outcome,
-            crate::clock::now_ms(&*self.engine.clock),
+        let mut record = self.engine.first_record(
+            W::NAME,
+            entry,
+            &input,
+            None,
+            call.timeout,
+            call.run_timeout,
         );
-        record.variant_fp = entry.variant_fp(&record.variant);
         match self.engine.create(&id, &mut record).await {
             Ok(()) => {}
             // created meanwhile by another process sharing the store

@@ -261,39 +261,8 @@ impl Engine {
                         )
                         .await;
                 };
-                let now = now_ms();
-                let mut r = InstanceRecord {
-                    workflow: workflow.to_owned(),
-                    fingerprint: entry.fingerprint,
-                    status: Status::Running,
-                    state: Vec::new(),
-                    variant: "Start".into(),
-                    step: 0,
-                    pending: None,
-                    failed_attempts: 0,
-                    partial: Vec::new(),
-                    parent: Some(id.to_owned()),
-                    run: 1,
-                    children: Vec::new(),
-                    deadline_ms: None,
-                    run_timeout_ms: None,
-                    run_deadline_ms: None,
-                    variant_fp: 0,
-                    events: 0,
-                    new_events: vec![crate::history::EventKind::Started {
-                        workflow: workflow.to_owned(),
-                        run: 1,
-                    }],
-                    last_error: None,
-                    output: None,
-                    error: None,
-                    cancel_delivered: false,
-                    created_ms: now,
-                    updated_ms: now,
-                };
-                let outcome = guarded(|| (entry.drive)(Op::Start(input)));
-                Engine::apply(&mut r, outcome, clock_ms(&*self.clock));
-                r.variant_fp = entry.variant_fp(&r.variant);
+                let mut r =
+                    self.first_record(workflow, entry, input, Some(id.to_owned()), None, None);
                 match self.create(&child_id, &mut r).await {
                     Ok(()) | Err(StoreError::Conflict { .. }) => {}
                     Err(e) => return Err(Halt::Store(e)),

@@ -396,6 +396,55 @@ impl Engine {
         }
     }
 
+    /// The first record of a new instance of `workflow`: its start segment
+    /// run up to the first await (not yet saved).
+    pub(crate) fn first_record(
+        &self,
+        workflow: &str,
+        entry: WorkflowEntry,
+        input: &[u8],
+        parent: Option<String>,
+        timeout: Option<std::time::Duration>,
+        run_timeout: Option<std::time::Duration>,
+    ) -> InstanceRecord {
+        let now = now_ms();
+        let now_clock = clock_ms(&*self.clock);
+        let after = |t: std::time::Duration| now_clock.saturating_add(t.as_millis() as u64);
+        let mut record = InstanceRecord {
+            workflow: workflow.to_owned(),
+            fingerprint: entry.fingerprint,
+            status: Status::Running,
+            state: Vec::new(),
+            variant: "Start".to_owned(),
+            step: 0,
+            pending: None,
+            failed_attempts: 0,
+            partial: Vec::new(),
+            parent,
+            run: 1,
+            children: Vec::new(),
+            deadline_ms: timeout.map(after),
+            run_timeout_ms: run_timeout.map(|t| t.as_millis() as u64),
+            run_deadline_ms: run_timeout.map(after),
+            variant_fp: 0,
+            events: 0,
+            new_events: vec![crate::history::EventKind::Started {
+                workflow: workflow.to_owned(),
+                run: 1,
+            }],
+            last_error: None,
+            output: None,
+            error: None,
+            cancel_delivered: false,
+            created_ms: now,
+            updated_ms: now,
+        };
+        let outcome = guarded(|| (entry.drive)(Op::Start(input)));
+        Engine::apply(&mut record, outcome, clock_ms(&*self.clock));
+        record.variant_fp = entry.variant_fp(&record.variant);
+        record
+    }
+
     /// Applies the outcome of the generated code to `record` (not yet saved).
     /// `now` (ms) resolves a relative timer to its due time.
     pub(crate) fn apply(
