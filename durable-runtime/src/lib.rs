@@ -77,6 +77,7 @@ pub mod history;
 pub mod http;
 mod runtime;
 pub mod saga;
+pub mod schedule;
 pub mod snapshot;
 pub mod store;
 pub mod testing;
@@ -97,6 +98,7 @@ pub use runtime::{
     Builder, Compatibility, Description, IdPolicy, ListFilter, Runtime, WorkflowHandle,
 };
 pub use saga::Saga;
+pub use schedule::{Overlap, Schedule, ScheduleError, Schedules};
 pub use store::StoreError;
 pub use workflow::{Workflow, WorkflowCall};
 

@@ -43,6 +43,16 @@ impl std::fmt::Debug for Builder {
     }
 }
 
+fn input_from_json<W: Workflow>(json: serde_json::Value) -> Result<Vec<u8>, String> {
+    let input: W::Input = serde_json::from_value(json).map_err(|e| e.to_string())?;
+    codec::encode(&input).map_err(|e| e.to_string())
+}
+
+fn input_to_json<W: Workflow>(bytes: &[u8]) -> Result<serde_json::Value, String> {
+    let input: W::Input = codec::decode(bytes).map_err(|e| e.to_string())?;
+    serde_json::to_value(input).map_err(|e| e.to_string())
+}
+
 impl Builder {
     /// Registers a workflow, so it can be started and its unfinished
     /// instances are resumed on open. Its activities need no registration:
@@ -54,6 +64,8 @@ impl Builder {
                 fingerprint: W::FINGERPRINT,
                 drive: W::drive,
                 variants: W::VARIANTS,
+                input_from_json: input_from_json::<W>,
+                input_to_json: input_to_json::<W>,
             },
         );
         self
@@ -134,6 +146,8 @@ impl Builder {
             interrupts: Mutex::default(),
             timers: tokio::sync::Notify::new(),
             signal_seq: std::sync::atomic::AtomicU64::new(0),
+            schedule_lock: tokio::sync::Mutex::new(()),
+            schedule_wake: tokio::sync::Notify::new(),
         });
         let _ = engine.this.set(Arc::downgrade(&engine));
         engine.init_signal_seq()?;
@@ -147,6 +161,12 @@ impl Builder {
                     .expect("tasks lock poisoned")
                     .spawn(pruner);
             }
+            let schedules = engine.clone().schedule_service();
+            engine
+                .tasks
+                .lock()
+                .expect("tasks lock poisoned")
+                .spawn(schedules);
             let timers = engine.clone().timer_service();
             engine
                 .tasks
@@ -254,14 +274,9 @@ impl Runtime {
                 IdPolicy::Reject => Err(StartError::AlreadyExists { id, workflow }),
             };
         }
-        let mut record = self.engine.first_record(
-            W::NAME,
-            entry,
-            &input,
-            None,
-            call.timeout,
-            call.run_timeout,
-        );
+        let mut record =
+            self.engine
+                .first_record(W::NAME, entry, &input, None, call.timeout, call.run_timeout);
         match self.engine.create(&id, &mut record).await {
             Ok(()) => {}
             // created meanwhile by another process sharing the store
@@ -282,6 +297,13 @@ impl Runtime {
             self.engine.spawn(id.clone(), record, entry);
         }
         Ok(self.handle(id))
+    }
+
+    /// The schedules: workflows started on a cron expression or an interval.
+    pub fn schedules(&self) -> crate::schedule::Schedules<'_> {
+        crate::schedule::Schedules {
+            engine: &self.engine,
+        }
     }
 
     /// The stored status and position of instance `id`, whatever its workflow.

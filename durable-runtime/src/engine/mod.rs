@@ -18,6 +18,8 @@ use tokio::sync::{Notify, Semaphore};
 
 mod composite;
 mod retention;
+mod schedules;
+pub(crate) use schedules::{RunRequest, ScheduleRecord};
 mod signals;
 mod timers;
 
@@ -129,6 +131,11 @@ pub(crate) struct WorkflowEntry {
     pub(crate) fingerprint: u64,
     pub(crate) drive: fn(Op<'_>) -> Result<Outcome, StepError>,
     pub(crate) variants: &'static [VariantInfo],
+    /// Encodes the workflow's input from JSON (starts by name: schedules,
+    /// tools).
+    pub(crate) input_from_json: fn(serde_json::Value) -> Result<Vec<u8>, String>,
+    /// Renders an encoded input as JSON.
+    pub(crate) input_to_json: fn(&[u8]) -> Result<serde_json::Value, String>,
 }
 
 /// Counters of what the engine did since it opened.
@@ -236,6 +243,10 @@ pub(crate) struct Engine {
     /// full, I/O error): their last durable checkpoint stands, and they
     /// resume on the next open.
     pub(crate) halted: Mutex<HashMap<String, StoreError>>,
+    /// Serializes changes to schedules in this process.
+    pub(crate) schedule_lock: tokio::sync::Mutex<()>,
+    /// Wakes the schedule service: a schedule changed or a run ended.
+    pub(crate) schedule_wake: Notify,
 }
 
 /// Runs generated code, turning a panic into an error message.
@@ -348,16 +359,27 @@ impl Engine {
         record: &mut InstanceRecord,
     ) -> Result<(), StoreError> {
         let mut batch = Batch::default();
-        self.history(id, record, &mut batch)?;
-        let bytes = codec::encode(&*record).map_err(|e| StoreError::Io(e.to_string()))?;
-        let key = keys::instance(id);
-        batch.expect(key.clone(), None).put(key, bytes);
-        let timer = Self::schedule(id, record, &mut batch);
+        let timer = self.stage_create(id, record, &mut batch)?;
         self.store.commit(batch).await?;
         if timer {
             self.timers.notify_one();
         }
         Ok(())
+    }
+
+    /// Adds the creation of instance `id` to `batch` (conditional on the id
+    /// being free); whether it set a timer.
+    pub(crate) fn stage_create(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        batch: &mut Batch,
+    ) -> Result<bool, StoreError> {
+        self.history(id, record, batch)?;
+        let bytes = codec::encode(&*record).map_err(|e| StoreError::Io(e.to_string()))?;
+        let key = keys::instance(id);
+        batch.expect(key.clone(), None).put(key, bytes);
+        Ok(Self::schedule(id, record, batch))
     }
 
     /// Adds the index entry of the timer `record` now waits for, if any, to
@@ -562,6 +584,8 @@ impl Engine {
                 match halt {
                     Halt::Finished => {
                         engine.wake(&id);
+                        // a schedule may wait for this run to end
+                        engine.schedule_wake.notify_one();
                         for child in std::mem::take(&mut record.children) {
                             let engine = engine.clone();
                             // parent-close policy: cancel what is still running

@@ -92,6 +92,15 @@ impl Engine {
         let mut batch = crate::store::Batch::default();
         batch.put(keys::control(tag, id), value);
         self.store.commit(batch).await?;
+        self.control_requested(id)
+    }
+
+    /// After a cancel or terminate request of `id` is durable: lets the
+    /// instance see it now.
+    pub(crate) fn control_requested(
+        self: &std::sync::Arc<Self>,
+        id: &str,
+    ) -> Result<(), StoreError> {
         self.controls
             .lock()
             .expect("controls lock poisoned")

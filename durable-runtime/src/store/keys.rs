@@ -8,6 +8,7 @@
 //! | `g` + instance id + `0` + seq (u64 BE)| (signal name, encoded payload)|
 //! | `c` + instance id                     | empty: cancel requested       |
 //! | `x` + instance id                     | terminate requested (reason)  |
+//! | `s` + schedule id                     | the schedule record           |
 //!
 //! Instance ids never contain a NUL byte, so `id + 0` bounds one instance's
 //! signals. A store shared by processes adds a lease per instance and an
@@ -23,6 +24,19 @@ pub(crate) const SIGNAL: u8 = b'g';
 pub(crate) const CANCEL: u8 = b'c';
 /// Tag of pending terminate requests.
 pub(crate) const TERMINATE: u8 = b'x';
+
+/// Tag of schedules.
+pub(crate) const SCHEDULE: u8 = b's';
+
+/// The key of schedule `id`.
+pub(crate) fn schedule(id: &str) -> Vec<u8> {
+    control(SCHEDULE, id)
+}
+
+/// The schedule id in a schedule key.
+pub(crate) fn schedule_id(key: &[u8]) -> String {
+    instance_id(key)
+}
 
 /// Tag of history events.
 pub(crate) const HISTORY: u8 = b'h';

@@ -1,0 +1,974 @@
+//! Schedules: start a workflow on a cron expression or a fixed interval,
+//! reliably, in place of crontab.
+//!
+//! A schedule is stored in the same store as the instances it starts. Each
+//! run's instance id is the schedule id and the run's *nominal* time
+//! (`nightly@2026-11-25T02:00:00Z`), and starting it is one atomic batch
+//! with the schedule's own progress: a crash between "time reached" and
+//! "workflow started" neither loses the run nor starts it twice.
+//!
+//! ```
+//! use std::time::Duration;
+//! use durable_runtime::schedule::{Overlap, Schedule};
+//!
+//! let nightly = Schedule::cron("0 2 * * *")?
+//!     .time_zone("Europe/Berlin")?
+//!     .overlap(Overlap::BufferOne)
+//!     .catchup_window(Duration::from_secs(6 * 3600));
+//! let every_5_min = Schedule::interval(Duration::from_secs(300))?
+//!     .offset(Duration::from_secs(60))?
+//!     .jitter(Duration::from_secs(10));
+//! # let _ = (nightly, every_5_min);
+//! # Ok::<(), durable_runtime::schedule::ScheduleError>(())
+//! ```
+//!
+//! Cron expressions have 5 fields (minute granularity), 6 (with seconds
+//! first) or 7 (with a year last), plus `L`, `W`, `#` and `@daily`-style
+//! aliases (the [`croner`] dialect). Times are read in the schedule's time
+//! zone (UTC by default), with the daylight-saving rules of Vixie cron: a
+//! fixed time that does not exist on the day clocks spring forward runs at
+//! the first instant after the gap; a fixed time that happens twice when
+//! they fall back runs once; a job that repeats within the hour (`*/15`)
+//! keeps its rhythm through both.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{now_ms as clock_ms, to_ms};
+use crate::codec::CodecError;
+use crate::engine::{Engine, RunRequest, ScheduleRecord};
+use crate::store::{Batch, StoreError, keys};
+use crate::workflow::{Workflow, WorkflowCall};
+
+/// How many recent events a schedule keeps.
+pub(crate) const RECENT: usize = 50;
+
+/// When a schedule fires, and what it does when a run is still going.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub(crate) calendar: Calendar,
+    pub(crate) jitter_ms: u64,
+    pub(crate) start_ms: Option<u64>,
+    pub(crate) end_ms: Option<u64>,
+    pub(crate) max_runs: Option<u64>,
+    pub(crate) overlap: Overlap,
+    pub(crate) catchup_window_ms: u64,
+}
+
+/// The times a schedule names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Calendar {
+    /// A cron expression read in an IANA time zone.
+    Cron { expr: String, zone: String },
+    /// Every `every_ms`, at `offset_ms` past each multiple since the epoch.
+    Interval { every_ms: u64, offset_ms: u64 },
+}
+
+/// What a schedule does when a run comes due while an earlier run it
+/// started is still going.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Do not start it (recorded as skipped). The default.
+    #[default]
+    Skip,
+    /// Start it when the running one ends; at most one waits, later ones
+    /// are skipped.
+    BufferOne,
+    /// Start each in turn as the previous one ends.
+    BufferAll,
+    /// Ask the running one to cancel (it may compensate), and start the new
+    /// one once it has ended.
+    CancelOther,
+    /// Terminate the running one (no cleanup runs) and start the new one now.
+    TerminateOther,
+    /// Start it anyway: runs may overlap.
+    AllowAll,
+}
+
+impl FromStr for Overlap {
+    type Err = ScheduleError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.replace('-', "_").as_str() {
+            "skip" => Overlap::Skip,
+            "buffer_one" => Overlap::BufferOne,
+            "buffer_all" => Overlap::BufferAll,
+            "cancel_other" => Overlap::CancelOther,
+            "terminate_other" => Overlap::TerminateOther,
+            "allow_all" => Overlap::AllowAll,
+            other => {
+                return Err(ScheduleError::Invalid(format!(
+                    "unknown overlap policy `{other}` (skip, buffer-one, buffer-all, \
+                     cancel-other, terminate-other, allow-all)"
+                )));
+            }
+        })
+    }
+}
+
+impl Schedule {
+    /// Runs at the times a cron expression names (5, 6 or 7 fields), in UTC
+    /// unless [`Schedule::time_zone`] says otherwise.
+    ///
+    /// # Errors
+    /// [`ScheduleError::Cron`] if the expression does not parse.
+    pub fn cron(expr: &str) -> Result<Schedule, ScheduleError> {
+        parse_cron(expr)?;
+        Ok(Schedule::on(Calendar::Cron {
+            expr: expr.trim().to_owned(),
+            zone: "UTC".to_owned(),
+        }))
+    }
+
+    /// Runs every `every`, aligned to the Unix epoch (`every` = 1 h runs on
+    /// the hour; add [`Schedule::offset`] to shift it).
+    ///
+    /// # Errors
+    /// [`ScheduleError::Invalid`] for an interval under a millisecond.
+    pub fn interval(every: Duration) -> Result<Schedule, ScheduleError> {
+        let every_ms = millis(every);
+        if every_ms == 0 {
+            return Err(ScheduleError::Invalid(
+                "an interval must be at least 1 ms".into(),
+            ));
+        }
+        Ok(Schedule::on(Calendar::Interval {
+            every_ms,
+            offset_ms: 0,
+        }))
+    }
+
+    fn on(calendar: Calendar) -> Schedule {
+        Schedule {
+            calendar,
+            jitter_ms: 0,
+            start_ms: None,
+            end_ms: None,
+            max_runs: None,
+            overlap: Overlap::Skip,
+            catchup_window_ms: millis(Duration::from_secs(365 * 86_400)),
+        }
+    }
+
+    /// Reads a cron expression in an IANA time zone (`Europe/Berlin`),
+    /// daylight-saving transitions included.
+    ///
+    /// # Errors
+    /// [`ScheduleError::TimeZone`] for an unknown zone;
+    /// [`ScheduleError::Invalid`] on an interval schedule.
+    pub fn time_zone(mut self, zone: &str) -> Result<Schedule, ScheduleError> {
+        let parsed: chrono_tz::Tz = zone
+            .parse()
+            .map_err(|_| ScheduleError::TimeZone(zone.to_owned()))?;
+        match &mut self.calendar {
+            Calendar::Cron { zone, .. } => *zone = parsed.name().to_owned(),
+            Calendar::Interval { .. } => {
+                return Err(ScheduleError::Invalid(
+                    "a time zone applies to cron schedules, not intervals".into(),
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    /// Shifts an interval's runs: every hour at 15 minutes past is
+    /// `interval(1 h)` with `offset(15 min)`.
+    ///
+    /// # Errors
+    /// [`ScheduleError::Invalid`] on a cron schedule or for an offset not
+    /// below the interval.
+    pub fn offset(mut self, offset: Duration) -> Result<Schedule, ScheduleError> {
+        match &mut self.calendar {
+            Calendar::Interval {
+                every_ms,
+                offset_ms,
+            } if millis(offset) < *every_ms => *offset_ms = millis(offset),
+            Calendar::Interval { .. } => {
+                return Err(ScheduleError::Invalid(
+                    "an interval's offset must be below the interval".into(),
+                ));
+            }
+            Calendar::Cron { .. } => {
+                return Err(ScheduleError::Invalid(
+                    "an offset applies to intervals, not cron schedules".into(),
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    /// Delays each run by a random amount below `jitter`, so that many
+    /// schedules on the same time do not start at once. The delay of a run
+    /// is derived from the schedule id and the run's time: it is the same
+    /// after a restart.
+    pub fn jitter(mut self, jitter: Duration) -> Schedule {
+        self.jitter_ms = millis(jitter);
+        self
+    }
+
+    /// No run before `start`.
+    pub fn starting_at(mut self, start: SystemTime) -> Schedule {
+        self.start_ms = Some(to_ms(start));
+        self
+    }
+
+    /// No run after `end`.
+    pub fn ending_at(mut self, end: SystemTime) -> Schedule {
+        self.end_ms = Some(to_ms(end));
+        self
+    }
+
+    /// At most `n` runs from the calendar (manual triggers and backfills are
+    /// not counted); then the schedule has no next run.
+    pub fn max_runs(mut self, n: u64) -> Schedule {
+        self.max_runs = Some(n);
+        self
+    }
+
+    /// What to do when a run comes due while an earlier one is still going
+    /// (default [`Overlap::Skip`]).
+    pub fn overlap(mut self, overlap: Overlap) -> Schedule {
+        self.overlap = overlap;
+        self
+    }
+
+    /// How late a run may still start after its time, for runs missed while
+    /// the process was down (default one year). Older ones are skipped and
+    /// recorded as skipped.
+    pub fn catchup_window(mut self, window: Duration) -> Schedule {
+        self.catchup_window_ms = millis(window);
+        self
+    }
+
+    /// In short: `cron "0 2 * * *" in Europe/Berlin`, `every 5m offset 1m`.
+    pub fn describe(&self) -> String {
+        match &self.calendar {
+            Calendar::Cron { expr, zone } => format!("cron \"{expr}\" in {zone}"),
+            Calendar::Interval {
+                every_ms,
+                offset_ms,
+            } => {
+                let mut text = format!("every {}", human_ms(*every_ms));
+                if *offset_ms > 0 {
+                    text.push_str(&format!(" offset {}", human_ms(*offset_ms)));
+                }
+                text
+            }
+        }
+    }
+
+    /// The first calendar time strictly after `after_ms` within the start
+    /// and end dates (ms since the epoch), if any.
+    pub(crate) fn next_after(&self, after_ms: u64) -> Option<u64> {
+        let after_ms = match self.start_ms {
+            Some(start) if start > 0 && after_ms < start => start - 1,
+            _ => after_ms,
+        };
+        let next = match &self.calendar {
+            Calendar::Cron { expr, zone } => cron_next(expr, zone, after_ms)?,
+            Calendar::Interval {
+                every_ms,
+                offset_ms,
+            } => {
+                if after_ms < *offset_ms {
+                    *offset_ms
+                } else {
+                    let k = (after_ms - offset_ms) / every_ms + 1;
+                    k.checked_mul(*every_ms)?.checked_add(*offset_ms)?
+                }
+            }
+        };
+        match self.end_ms {
+            Some(end) if next > end => None,
+            _ => Some(next),
+        }
+    }
+
+    /// The delay of the run at `nominal_ms` of schedule `id` (below the
+    /// jitter; stable across restarts).
+    pub(crate) fn jitter_of(&self, id: &str, nominal_ms: u64) -> u64 {
+        if self.jitter_ms == 0 {
+            return 0;
+        }
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(id.as_bytes());
+        hasher.update(&nominal_ms.to_be_bytes());
+        u64::from(hasher.finalize()) % self.jitter_ms
+    }
+}
+
+fn parse_cron(expr: &str) -> Result<croner::Cron, ScheduleError> {
+    croner::Cron::from_str(expr.trim()).map_err(|e| ScheduleError::Cron {
+        expr: expr.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// The next time after `after_ms` that `expr` names in `zone`.
+fn cron_next(expr: &str, zone: &str, after_ms: u64) -> Option<u64> {
+    let cron = parse_cron(expr).ok()?;
+    let tz: chrono_tz::Tz = zone.parse().ok()?;
+    // cron has second granularity: search from the whole second
+    let from =
+        chrono::DateTime::from_timestamp_millis(i64::try_from(after_ms / 1000 * 1000).ok()?)?
+            .with_timezone(&tz);
+    let next = cron.find_next_occurrence(&from, false).ok()?;
+    u64::try_from(next.timestamp_millis()).ok()
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn human_ms(ms: u64) -> String {
+    match ms {
+        ms if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
+        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+/// The instance id of the run of schedule `id` at `nominal_ms`.
+pub(crate) fn run_id(id: &str, nominal_ms: u64) -> String {
+    let at = chrono::DateTime::from_timestamp_millis(i64::try_from(nominal_ms).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    format!(
+        "{id}@{}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    )
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// Its time came.
+    Calendar,
+    /// [`Schedules::trigger`](crate::Schedules::trigger).
+    Manual,
+    /// [`Schedules::backfill`](crate::Schedules::backfill).
+    Backfill,
+}
+
+/// Why a run did not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// An earlier run was still going (overlap policy).
+    Overlap,
+    /// The schedule was paused.
+    Paused,
+    /// Its time was further back than the catch-up window when the
+    /// schedule got to it (the process was down).
+    CatchupWindow,
+    /// An instance with its id exists already (a backfill over a run that
+    /// happened).
+    AlreadyStarted,
+}
+
+/// Something that happened to a schedule: its recent ones are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleEvent {
+    /// When (ms since the epoch, on the runtime's clock).
+    pub at_ms: u64,
+    /// What.
+    pub kind: ScheduleEventKind,
+}
+
+/// What happened to a schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ScheduleEventKind {
+    /// Created.
+    Created,
+    /// Its timing or policies were replaced.
+    Updated,
+    /// A run started.
+    Started {
+        /// The run's nominal time.
+        nominal_ms: u64,
+        /// The instance it started.
+        workflow_id: String,
+        /// Why.
+        trigger: Trigger,
+    },
+    /// Runs did not start; consecutive skips for one reason are counted in
+    /// one event.
+    Skipped {
+        /// The first skipped nominal time.
+        first_ms: u64,
+        /// The last skipped nominal time.
+        last_ms: u64,
+        /// How many (at least: a long outage is counted by its bounds).
+        count: u64,
+        /// Why.
+        reason: SkipReason,
+    },
+    /// A run waits for the running one to end.
+    Buffered {
+        /// Its nominal time.
+        nominal_ms: u64,
+    },
+    /// A running run was asked to cancel (overlap policy).
+    CancelRequested {
+        /// The instance.
+        workflow_id: String,
+    },
+    /// A running run was terminated (overlap policy).
+    TerminateRequested {
+        /// The instance.
+        workflow_id: String,
+    },
+    /// Paused.
+    Paused {
+        /// Why (free text).
+        note: String,
+    },
+    /// Unpaused: runs due from now on start again.
+    Unpaused {
+        /// Why (free text).
+        note: String,
+    },
+    /// No calendar time is left (end date or run limit reached).
+    Exhausted,
+}
+
+/// A schedule as stored: its definition and progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleDescription {
+    /// The schedule id.
+    pub id: String,
+    /// The workflow it starts.
+    pub workflow: String,
+    /// The input each run gets, as JSON (`None` if the workflow is not
+    /// registered in this process, so its input cannot be rendered).
+    pub input: Option<serde_json::Value>,
+    /// Its timing in short ([`Schedule::describe`]).
+    pub spec: String,
+    /// The overlap policy.
+    pub overlap: Overlap,
+    /// The catch-up window, ms.
+    pub catchup_window_ms: u64,
+    /// Whether it is paused, and the note given.
+    pub paused: bool,
+    /// The note of the last pause or unpause.
+    pub note: String,
+    /// Runs started so far (all triggers).
+    pub runs: u64,
+    /// Runs it started that have not ended (as far as the schedule knows).
+    pub running: Vec<String>,
+    /// Nominal times of runs waiting for the running one to end.
+    pub buffered_ms: Vec<u64>,
+    /// The next calendar times (up to 5), without jitter.
+    pub next_ms: Vec<u64>,
+    /// Recent events, oldest first.
+    pub recent: Vec<ScheduleEvent>,
+    /// When it was created, ms since the epoch.
+    pub created_ms: u64,
+    /// When it last changed, ms since the epoch.
+    pub updated_ms: u64,
+}
+
+/// Why a schedule operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// The cron expression does not parse.
+    #[error("[DURABLE-SCHEDULE] invalid cron expression `{expr}`: {reason}")]
+    Cron {
+        /// The expression.
+        expr: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// Not an IANA time zone name.
+    #[error("[DURABLE-SCHEDULE] unknown time zone `{0}` (an IANA name such as Europe/Berlin)")]
+    TimeZone(String),
+    /// A definition that makes no sense (explained).
+    #[error("[DURABLE-SCHEDULE] {0}")]
+    Invalid(String),
+    /// No schedule with this id.
+    #[error("[DURABLE-SCHEDULE] no schedule `{id}`")]
+    NotFound {
+        /// The id.
+        id: String,
+    },
+    /// A schedule with this id exists.
+    #[error("[DURABLE-SCHEDULE] schedule `{id}` exists already")]
+    AlreadyExists {
+        /// The id.
+        id: String,
+    },
+    /// The workflow is not registered on the builder.
+    #[error("[DURABLE-SCHEDULE] workflow `{workflow}` is not registered")]
+    NotRegistered {
+        /// Its name.
+        workflow: String,
+    },
+    /// The input does not fit the workflow's parameter.
+    #[error("[DURABLE-SCHEDULE] input does not fit workflow `{workflow}`: {reason}")]
+    Input {
+        /// The workflow.
+        workflow: String,
+        /// Why.
+        reason: String,
+    },
+    /// The stored schedule does not decode.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates, changes and inspects the schedules of a runtime
+/// ([`Runtime::schedules`](crate::Runtime::schedules)).
+///
+/// Every change is durable when the call returns; runs that came due are
+/// started by the same atomic write.
+pub struct Schedules<'a> {
+    pub(crate) engine: &'a Arc<Engine>,
+}
+
+impl std::fmt::Debug for Schedules<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Schedules").finish_non_exhaustive()
+    }
+}
+
+impl Schedules<'_> {
+    /// Creates schedule `id`, which starts `call` (the workflow and its
+    /// input) at the times `schedule` names. Runs get the instance id
+    /// `<id>@<nominal time, RFC 3339 UTC>`.
+    ///
+    /// # Errors
+    /// [`ScheduleError::AlreadyExists`] if `id` is taken;
+    /// [`ScheduleError::NotRegistered`] if `W` is not registered.
+    pub async fn create<W: Workflow>(
+        &self,
+        id: &str,
+        schedule: Schedule,
+        call: WorkflowCall<W>,
+    ) -> Result<ScheduleDescription, ScheduleError> {
+        if self
+            .engine
+            .workflows
+            .exact(W::NAME, W::FINGERPRINT)
+            .is_none()
+        {
+            return Err(ScheduleError::NotRegistered {
+                workflow: W::NAME.to_owned(),
+            });
+        }
+        let input = crate::codec::encode(&call.input)?;
+        self.create_encoded(id, schedule, W::NAME, input).await
+    }
+
+    /// Creates schedule `id` for a workflow named at run time with a JSON
+    /// input (what the CLI and the HTTP API use); runs start on the newest
+    /// registered version.
+    ///
+    /// # Errors
+    /// As [`Schedules::create`], and [`ScheduleError::Input`] if `input`
+    /// does not fit the workflow's parameter.
+    pub async fn create_json(
+        &self,
+        id: &str,
+        schedule: Schedule,
+        workflow: &str,
+        input: serde_json::Value,
+    ) -> Result<ScheduleDescription, ScheduleError> {
+        let entry =
+            self.engine
+                .workflows
+                .newest(workflow)
+                .ok_or_else(|| ScheduleError::NotRegistered {
+                    workflow: workflow.to_owned(),
+                })?;
+        let input = (entry.input_from_json)(input).map_err(|reason| ScheduleError::Input {
+            workflow: workflow.to_owned(),
+            reason,
+        })?;
+        self.create_encoded(id, schedule, workflow, input).await
+    }
+
+    async fn create_encoded(
+        &self,
+        id: &str,
+        schedule: Schedule,
+        workflow: &str,
+        input: Vec<u8>,
+    ) -> Result<ScheduleDescription, ScheduleError> {
+        if id.is_empty() || id.contains('\0') {
+            return Err(ScheduleError::Invalid(format!(
+                "schedule id `{}` must be non-empty and free of NUL bytes",
+                id.escape_debug()
+            )));
+        }
+        let _guard = self.engine.schedule_lock.lock().await;
+        if self.engine.store.get(&keys::schedule(id))?.is_some() {
+            return Err(ScheduleError::AlreadyExists { id: id.to_owned() });
+        }
+        let now = clock_ms(&*self.engine.clock);
+        let record = ScheduleRecord::new(schedule, workflow.to_owned(), input, now);
+        self.save(id, record, None, Vec::new()).await
+    }
+
+    /// Replaces the timing and policies of schedule `id` (its workflow and
+    /// input stay); the next run is computed from now.
+    ///
+    /// # Errors
+    /// [`ScheduleError::NotFound`] for an unknown id.
+    pub async fn update(
+        &self,
+        id: &str,
+        schedule: Schedule,
+    ) -> Result<ScheduleDescription, ScheduleError> {
+        self.change(id, Vec::new(), |record, now| {
+            record.schedule = schedule;
+            let next = record.following(now.saturating_sub(1));
+            record.set_next(now, next);
+            record.event(now, ScheduleEventKind::Updated);
+        })
+        .await
+    }
+
+    /// Pauses schedule `id`: calendar times that pass while it is paused
+    /// are skipped (and recorded as skipped). Runs already started go on.
+    ///
+    /// # Errors
+    /// [`ScheduleError::NotFound`] for an unknown id.
+    pub async fn pause(&self, id: &str, note: &str) -> Result<ScheduleDescription, ScheduleError> {
+        let note = note.to_owned();
+        self.change(id, Vec::new(), move |record, now| {
+            record.paused = true;
+            record.note.clone_from(&note);
+            record.event(now, ScheduleEventKind::Paused { note });
+        })
+        .await
+    }
+
+    /// Unpauses schedule `id`: the next calendar time after now runs.
+    ///
+    /// # Errors
+    /// [`ScheduleError::NotFound`] for an unknown id.
+    pub async fn unpause(
+        &self,
+        id: &str,
+        note: &str,
+    ) -> Result<ScheduleDescription, ScheduleError> {
+        let note = note.to_owned();
+        self.change(id, Vec::new(), move |record, now| {
+            if record.paused {
+                record.skip_through(now, now, SkipReason::Paused);
+            }
+            record.paused = false;
+            record.note.clone_from(&note);
+            record.event(now, ScheduleEventKind::Unpaused { note });
+        })
+        .await
+    }
+
+    /// Starts a run now (nominal time = now), by the schedule's overlap
+    /// policy; works while paused too.
+    ///
+    /// # Errors
+    /// [`ScheduleError::NotFound`] for an unknown id.
+    pub async fn trigger(&self, id: &str) -> Result<ScheduleDescription, ScheduleError> {
+        let now = clock_ms(&*self.engine.clock);
+        let (record, _) = self.engine.load_schedule(id)?;
+        let request = RunRequest {
+            nominal_ms: now,
+            trigger: Trigger::Manual,
+            overlap: record.schedule.overlap,
+        };
+        self.change(id, vec![request], |_, _| {}).await
+    }
+
+    /// Runs every calendar time in `from..=to` (at most 10,000), by
+    /// `overlap` (`Overlap::AllowAll` starts them all at once,
+    /// `Overlap::BufferAll` one after another). Times that already ran are
+    /// skipped, so a backfill can be repeated after a crash.
+    ///
+    /// # Errors
+    /// [`ScheduleError::NotFound`] for an unknown id;
+    /// [`ScheduleError::Invalid`] for an empty or too large range.
+    pub async fn backfill(
+        &self,
+        id: &str,
+        from: SystemTime,
+        to: SystemTime,
+        overlap: Overlap,
+    ) -> Result<ScheduleDescription, ScheduleError> {
+        let (from, to) = (to_ms(from), to_ms(to));
+        if from > to {
+            return Err(ScheduleError::Invalid(
+                "a backfill range must not end before it starts".into(),
+            ));
+        }
+        let (record, _) = self.engine.load_schedule(id)?;
+        let mut requests = Vec::new();
+        let mut at = record.schedule.next_after(from.saturating_sub(1));
+        while let Some(t) = at.filter(|t| *t <= to) {
+            if requests.len() == 10_000 {
+                return Err(ScheduleError::Invalid(
+                    "a backfill may cover at most 10,000 runs; split the range".into(),
+                ));
+            }
+            requests.push(RunRequest {
+                nominal_ms: t,
+                trigger: Trigger::Backfill,
+                overlap,
+            });
+            at = record.schedule.next_after(t);
+        }
+        self.change(id, requests, |_, _| {}).await
+    }
+
+    /// Deletes schedule `id`; runs it started go on.
+    ///
+    /// # Errors
+    /// [`ScheduleError::NotFound`] for an unknown id.
+    pub async fn delete(&self, id: &str) -> Result<(), ScheduleError> {
+        let _guard = self.engine.schedule_lock.lock().await;
+        let (_, old) = self.engine.load_schedule(id)?;
+        let key = keys::schedule(id);
+        let mut batch = Batch::default();
+        batch.expect(key.clone(), Some(old)).delete(key);
+        self.engine.store.commit(batch).await?;
+        self.engine.schedule_wake.notify_one();
+        Ok(())
+    }
+
+    /// Schedule `id`: definition, progress, next and recent runs.
+    ///
+    /// # Errors
+    /// [`ScheduleError::NotFound`] for an unknown id.
+    pub fn describe(&self, id: &str) -> Result<ScheduleDescription, ScheduleError> {
+        let (record, _) = self.engine.load_schedule(id)?;
+        Ok(record.describe(id, self.engine.workflows.newest(&record.workflow)))
+    }
+
+    /// Every schedule, by id.
+    ///
+    /// # Errors
+    /// [`ScheduleError::Store`] if the store fails, [`ScheduleError::Codec`]
+    /// if a stored schedule does not decode.
+    pub fn list(&self) -> Result<Vec<ScheduleDescription>, ScheduleError> {
+        let mut out = Vec::new();
+        for (key, bytes) in self.engine.store.scan_prefix(&[keys::SCHEDULE])? {
+            let record: ScheduleRecord = crate::codec::decode(&bytes)?;
+            let id = keys::schedule_id(&key);
+            out.push(record.describe(&id, self.engine.workflows.newest(&record.workflow)));
+        }
+        Ok(out)
+    }
+
+    /// Loads `id`, applies `edit`, then the requests and whatever came due,
+    /// and saves it all in one batch.
+    async fn change(
+        &self,
+        id: &str,
+        requests: Vec<RunRequest>,
+        edit: impl FnOnce(&mut ScheduleRecord, u64),
+    ) -> Result<ScheduleDescription, ScheduleError> {
+        let _guard = self.engine.schedule_lock.lock().await;
+        let (mut record, old) = self.engine.load_schedule(id)?;
+        edit(&mut record, clock_ms(&*self.engine.clock));
+        self.save(id, record, Some(old), requests).await
+    }
+
+    async fn save(
+        &self,
+        id: &str,
+        record: ScheduleRecord,
+        old: Option<Vec<u8>>,
+        requests: Vec<RunRequest>,
+    ) -> Result<ScheduleDescription, ScheduleError> {
+        let created = old.is_none();
+        match self.engine.advance(id, record, old, requests).await {
+            Err(ScheduleError::Store(StoreError::Conflict { .. })) if created => {
+                return Err(ScheduleError::AlreadyExists { id: id.to_owned() });
+            }
+            other => {
+                other?;
+            }
+        }
+        // the service recomputes when the next schedule is due
+        self.engine.schedule_wake.notify_one();
+        let (record, _) = self.engine.load_schedule(id)?;
+        Ok(record.describe(id, self.engine.workflows.newest(&record.workflow)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> u64 {
+        let t = chrono::DateTime::parse_from_rfc3339(s).expect("test time");
+        u64::try_from(t.timestamp_millis()).expect("after 1970")
+    }
+
+    fn times(schedule: &Schedule, from: &str, n: usize) -> Vec<String> {
+        let mut at = utc(from);
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let Some(next) = schedule.next_after(at) else {
+                break;
+            };
+            out.push(run_id("s", next).trim_start_matches("s@").to_owned());
+            at = next;
+        }
+        out
+    }
+
+    #[test]
+    fn cron_in_utc_and_with_seconds_and_years() {
+        let daily = Schedule::cron("0 2 * * *").unwrap();
+        assert_eq!(
+            times(&daily, "2026-11-25T02:00:00Z", 2),
+            ["2026-11-26T02:00:00Z", "2026-11-27T02:00:00Z"]
+        );
+        let seconds = Schedule::cron("*/20 * * * * *").unwrap();
+        assert_eq!(
+            times(&seconds, "2026-11-25T10:00:00.500Z", 3),
+            [
+                "2026-11-25T10:00:20Z",
+                "2026-11-25T10:00:40Z",
+                "2026-11-25T10:01:00Z"
+            ]
+        );
+        let once = Schedule::cron("0 0 12 1 1 * 2027").unwrap();
+        assert_eq!(
+            times(&once, "2026-01-01T00:00:00Z", 3),
+            ["2027-01-01T12:00:00Z"]
+        );
+    }
+
+    #[test]
+    fn spring_forward_runs_after_the_gap_and_fall_back_runs_once() {
+        // 2026-03-29: Berlin jumps from 02:00 to 03:00 (CET → CEST)
+        let berlin = Schedule::cron("30 2 * * *")
+            .unwrap()
+            .time_zone("Europe/Berlin")
+            .unwrap();
+        assert_eq!(
+            times(&berlin, "2026-03-27T12:00:00Z", 3),
+            [
+                "2026-03-28T01:30:00Z", // 02:30 CET
+                "2026-03-29T01:00:00Z", // 02:30 does not exist: 03:00 CEST
+                "2026-03-30T00:30:00Z", // 02:30 CEST
+            ]
+        );
+        // 2026-10-25: 02:00–03:00 happens twice (CEST, then CET)
+        assert_eq!(
+            times(&berlin, "2026-10-23T12:00:00Z", 3),
+            [
+                "2026-10-24T00:30:00Z", // 02:30 CEST
+                "2026-10-25T00:30:00Z", // the first 02:30 only
+                "2026-10-26T01:30:00Z", // 02:30 CET
+            ]
+        );
+        // a job within the hour keeps its rhythm through the repeated hour
+        let quarter = Schedule::cron("*/30 2 * * *")
+            .unwrap()
+            .time_zone("Europe/Berlin")
+            .unwrap();
+        assert_eq!(
+            times(&quarter, "2026-10-24T23:59:00Z", 4),
+            [
+                "2026-10-25T00:00:00Z",
+                "2026-10-25T00:30:00Z",
+                "2026-10-25T01:00:00Z",
+                "2026-10-25T01:30:00Z",
+            ]
+        );
+    }
+
+    #[test]
+    fn intervals_with_offsets_and_bounds() {
+        let hourly = Schedule::interval(Duration::from_secs(3600))
+            .unwrap()
+            .offset(Duration::from_secs(900))
+            .unwrap();
+        assert_eq!(
+            times(&hourly, "2026-11-25T10:20:00Z", 2),
+            ["2026-11-25T11:15:00Z", "2026-11-25T12:15:00Z"]
+        );
+        let bounded = Schedule::interval(Duration::from_secs(60))
+            .unwrap()
+            .starting_at(chrono_time("2026-11-25T10:05:00Z"))
+            .ending_at(chrono_time("2026-11-25T10:07:00Z"));
+        assert_eq!(
+            times(&bounded, "2026-11-25T10:00:00Z", 9),
+            [
+                "2026-11-25T10:05:00Z",
+                "2026-11-25T10:06:00Z",
+                "2026-11-25T10:07:00Z"
+            ]
+        );
+    }
+
+    fn chrono_time(s: &str) -> SystemTime {
+        crate::clock::from_ms(utc(s))
+    }
+
+    #[test]
+    fn bad_definitions_get_clear_errors() {
+        let e = Schedule::cron("61 * * * *").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("invalid cron expression `61 * * * *`")
+        );
+        assert!(matches!(
+            Schedule::cron("* * *").unwrap_err(),
+            ScheduleError::Cron { .. }
+        ));
+        let e = Schedule::cron("0 2 * * *")
+            .unwrap()
+            .time_zone("Mars/Olympus")
+            .unwrap_err();
+        assert!(e.to_string().contains("unknown time zone `Mars/Olympus`"));
+        assert!(Schedule::interval(Duration::ZERO).is_err());
+        assert!(
+            Schedule::interval(Duration::from_secs(60))
+                .unwrap()
+                .offset(Duration::from_secs(60))
+                .is_err()
+        );
+        assert!(
+            Schedule::interval(Duration::from_secs(60))
+                .unwrap()
+                .time_zone("UTC")
+                .is_err()
+        );
+        assert!("sometimes".parse::<Overlap>().is_err());
+        assert_eq!("buffer-one".parse::<Overlap>().unwrap(), Overlap::BufferOne);
+    }
+
+    #[test]
+    fn jitter_is_below_the_bound_and_stable() {
+        let s = Schedule::interval(Duration::from_secs(60))
+            .unwrap()
+            .jitter(Duration::from_secs(10));
+        for n in 0..200 {
+            let j = s.jitter_of("nightly", n * 60_000);
+            assert!(j < 10_000);
+            assert_eq!(j, s.jitter_of("nightly", n * 60_000));
+        }
+        assert_eq!(
+            Schedule::interval(Duration::from_secs(60))
+                .unwrap()
+                .jitter_of("x", 5),
+            0
+        );
+    }
+}
