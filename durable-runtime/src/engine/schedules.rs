@@ -276,11 +276,8 @@ impl Engine {
         old: Option<Vec<u8>>,
         requests: Vec<RunRequest>,
     ) -> Result<Option<u64>, ScheduleError> {
-        let entry = self.workflows.newest(&record.workflow).ok_or_else(|| {
-            ScheduleError::NotRegistered {
-                workflow: record.workflow.clone(),
-            }
-        })?;
+        // a tool without the workflow's code can still pause or delete
+        let entry = self.workflows.newest(&record.workflow);
         let now = clock_ms(&*self.clock);
         let mut pass = Pass::default();
 
@@ -336,7 +333,7 @@ impl Engine {
             for (run, r) in pass.started {
                 if r.status.is_terminal() {
                     self.wake(&run);
-                } else {
+                } else if let Some(entry) = entry {
                     self.spawn(run, r, entry);
                 }
             }
@@ -353,7 +350,7 @@ impl Engine {
         pass: &mut Pass,
         id: &str,
         record: &mut ScheduleRecord,
-        entry: WorkflowEntry,
+        entry: Option<WorkflowEntry>,
         request: &RunRequest,
         now: u64,
     ) -> Result<(), ScheduleError> {
@@ -422,10 +419,10 @@ impl Engine {
         pass: &mut Pass,
         id: &str,
         record: &mut ScheduleRecord,
-        entry: WorkflowEntry,
+        entry: Option<WorkflowEntry>,
         now: u64,
     ) -> Result<(), ScheduleError> {
-        while record.running.is_empty() {
+        while record.running.is_empty() && entry.is_some() {
             let Some((nominal, trigger)) = record.buffered.pop_front() else {
                 break;
             };
@@ -441,11 +438,14 @@ impl Engine {
         pass: &mut Pass,
         id: &str,
         record: &mut ScheduleRecord,
-        entry: WorkflowEntry,
+        entry: Option<WorkflowEntry>,
         nominal: u64,
         trigger: Trigger,
         now: u64,
     ) -> Result<(), ScheduleError> {
+        let entry = entry.ok_or_else(|| ScheduleError::NotRegistered {
+            workflow: record.workflow.clone(),
+        })?;
         let run = run_id(id, nominal);
         if pass.started.iter().any(|(r, _)| *r == run) || self.load(&run)?.is_some() {
             record.skip(now, nominal, nominal, 1, SkipReason::AlreadyStarted);
