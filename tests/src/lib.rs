@@ -175,3 +175,25 @@ pub async fn guard(i: u32) -> Result<String, WorkflowError> {
         }
     }
 }
+
+#[activity(max_attempts = 5, initial_interval_ms = 1)]
+async fn tock() -> Result<String, ActivityError> {
+    effect("tock")?;
+    let ctx =
+        ActivityContext::current().ok_or_else(|| ActivityError::terminal("no activity context"))?;
+    Ok(ctx.idempotency_key)
+}
+
+/// One scheduled run: a single activity, whose result names its run.
+#[workflow]
+pub async fn tick() -> Result<String, WorkflowError> {
+    let key = tock().await?;
+    Ok(format!("tock {key}"))
+}
+
+/// The id of the `i`-th run of the crash test's schedule `tick`, which runs
+/// every minute from 2030-01-01T00:01:00Z (where `TestClock::new` stands,
+/// plus a minute).
+pub fn tick_run(i: usize) -> String {
+    format!("tick@2030-01-01T00:{:02}:00Z", i + 1)
+}

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use durable_runtime::store::StoreError;
 use durable_runtime::store::sled::SledStore;
 use durable_runtime::{ResultError, Runtime, Workflow};
-use durable_tests::{expected, guard, journey, journey_expected, process_order};
+use durable_tests::{expected, guard, journey, journey_expected, process_order, tick, tick_run};
 use rand::Rng;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_crash-worker");
@@ -31,8 +31,8 @@ type Checkpointed = HashMap<String, (u64, Vec<bool>)>;
 struct Workload {
     /// `CRASH_WORKLOAD` for the worker.
     name: &'static str,
-    /// Instance ids are `<prefix>-<i>`.
-    prefix: &'static str,
+    /// The id of instance `i`.
+    id: fn(usize) -> String,
     /// The result of an uncrashed run of instance `i`.
     expected: fn(usize) -> String,
     /// (activity, step, part) of every effect an instance must have had.
@@ -40,7 +40,7 @@ struct Workload {
     /// The step of a finished instance (anything below is mid-workflow).
     last_step: u64,
     /// Checkpointed (step, parts done) per instance, read without running anything.
-    inspect: fn(&tokio::runtime::Runtime, &Path, &str) -> Checkpointed,
+    inspect: fn(&tokio::runtime::Runtime, &Path, fn(usize) -> String) -> Checkpointed,
 }
 
 const ORDER_EFFECTS: &[(&str, u64, Option<u64>)] = &[
@@ -60,7 +60,7 @@ const JOURNEY_EFFECTS: &[(&str, u64, Option<u64>)] = &[
 
 const ORDERS_WORKLOAD: Workload = Workload {
     name: "orders",
-    prefix: "order",
+    id: |i| format!("order-{i}"),
     expected,
     effects: ORDER_EFFECTS,
     last_step: 5,
@@ -69,7 +69,7 @@ const ORDERS_WORKLOAD: Workload = Workload {
 
 const JOURNEY_WORKLOAD: Workload = Workload {
     name: "journey",
-    prefix: "journey",
+    id: |i| format!("journey-{i}"),
     expected: journey_expected,
     effects: JOURNEY_EFFECTS,
     last_step: 8,
@@ -80,7 +80,7 @@ const GUARD_EFFECTS: &[(&str, u64, Option<u64>)] = &[("undo", 2, None)];
 
 const GUARD_WORKLOAD: Workload = Workload {
     name: "guard",
-    prefix: "guard",
+    id: |i| format!("guard-{i}"),
     expected: |i| format!("guard {i}: cancelled, undone"),
     effects: GUARD_EFFECTS,
     last_step: 3,
@@ -90,11 +90,23 @@ const GUARD_WORKLOAD: Workload = Workload {
 // the same `guard` workflow, terminated instead of cancelled: no cleanup runs
 const HALT_WORKLOAD: Workload = Workload {
     name: "halt",
-    prefix: "guard",
+    id: |i| format!("guard-{i}"),
     expected: |_| "terminated: halted by the crash test".to_owned(),
     effects: &[],
     last_step: 2,
     inspect: inspect::<guard>,
+};
+
+// runs of a schedule (every minute, buffer-all), started as a test clock
+// moves: each run starts once, whatever was killed between its time and
+// its start
+const SCHEDULE_WORKLOAD: Workload = Workload {
+    name: "schedule",
+    id: tick_run,
+    expected: |i| format!("tock {}/1", tick_run(i)),
+    effects: &[("tock", 1, None)],
+    last_step: 2,
+    inspect: inspect::<tick>,
 };
 
 fn spawn(w: Workload, dir: &Path, incarnation: u32, crash: Option<(&str, u64)>) -> Child {
@@ -136,7 +148,11 @@ fn kill(child: &mut Child) {
 }
 
 /// The checkpointed step and finished parts of every instance (0 when not started).
-fn inspect<W: Workflow>(rt: &tokio::runtime::Runtime, dir: &Path, prefix: &str) -> Checkpointed {
+fn inspect<W: Workflow>(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    id_of: fn(usize) -> String,
+) -> Checkpointed {
     rt.block_on(async {
         // read what was checkpointed without running anything
         let runtime = Runtime::builder()
@@ -147,7 +163,7 @@ fn inspect<W: Workflow>(rt: &tokio::runtime::Runtime, dir: &Path, prefix: &str) 
             .expect("open after kill");
         let mut steps = HashMap::new();
         for i in 0..ORDERS {
-            let id = format!("{prefix}-{i}");
+            let id = id_of(i);
             match runtime.handle::<W>(id.clone()).describe() {
                 Ok(d) => steps.insert(id, (d.step, d.parts_done)),
                 Err(ResultError::NotFound { .. }) => steps.insert(id, (0, Vec::new())),
@@ -191,7 +207,7 @@ fn effects(dir: &Path) -> Vec<Effect> {
 /// Checks a finished directory against what was checkpointed before each restart.
 fn verify(w: Workload, dir: &Path, final_lines: &[String], seen: &[(u32, Checkpointed)]) {
     for i in 0..ORDERS {
-        let want = format!("RESULT {}-{i} {}", w.prefix, (w.expected)(i));
+        let want = format!("RESULT {} {}", (w.id)(i), (w.expected)(i));
         assert!(
             final_lines.contains(&want),
             "missing `{want}` in {final_lines:?}"
@@ -207,7 +223,7 @@ fn verify(w: Workload, dir: &Path, final_lines: &[String], seen: &[(u32, Checkpo
         );
     }
     for i in 0..ORDERS {
-        let id = format!("{}-{i}", w.prefix);
+        let id = (w.id)(i);
         for (activity, step, part) in w.effects {
             assert!(
                 log.iter().any(|e| e.activity == *activity
@@ -258,12 +274,12 @@ fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime) -> usize 
             }
             kill(&mut child);
             points += 1;
-            let mut seen = vec![(2, (w.inspect)(rt, dir.path(), w.prefix))];
-            if seen[0]
-                .1
-                .values()
-                .any(|(s, _)| (1..w.last_step).contains(s))
-            {
+            let mut seen = vec![(2, (w.inspect)(rt, dir.path(), w.id))];
+            let steps: Vec<u64> = seen[0].1.values().map(|(s, _)| *s).collect();
+            // inside an instance, or between instances that start one after another
+            let inside = steps.iter().any(|s| (1..w.last_step).contains(s));
+            let between = steps.contains(&0) && steps.contains(&w.last_step);
+            if inside || between {
                 mid_workflow += 1;
             }
             let mut incarnation = 2;
@@ -273,7 +289,7 @@ fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime) -> usize 
                 std::thread::sleep(Duration::from_millis(rand::rng().random_range(0..30)));
                 kill(&mut again);
                 incarnation += 1;
-                seen.push((incarnation, (w.inspect)(rt, dir.path(), w.prefix)));
+                seen.push((incarnation, (w.inspect)(rt, dir.path(), w.id)));
             }
             let mut last = spawn(w, dir.path(), incarnation, None);
             let (hit, lines) = wait_marker(&mut last);
@@ -297,7 +313,7 @@ fn kill_at_random_times(w: Workload, rt: &tokio::runtime::Runtime, kills: u32) {
         let mut child = spawn(w, dir.path(), incarnation, None);
         std::thread::sleep(Duration::from_millis(rng.random_range(5..60)));
         kill(&mut child);
-        seen.push((incarnation + 1, (w.inspect)(rt, dir.path(), w.prefix)));
+        seen.push((incarnation + 1, (w.inspect)(rt, dir.path(), w.id)));
     }
     let mut last = spawn(w, dir.path(), kills + 1, None);
     let (_, lines) = wait_marker(&mut last);
@@ -383,4 +399,19 @@ fn a_termination_survives_kills_at_every_checkpoint() {
     );
     // terminate runs no cleanup: no effect may appear in any run
     println!("{points} kill points");
+}
+
+#[test]
+fn schedule_runs_start_once_across_kills_at_every_checkpoint() {
+    let points = kill_at_every_checkpoint(SCHEDULE_WORKLOAD, &tokio_rt());
+    assert!(
+        points >= 2 * (ORDERS + 2),
+        "expected a kill point per group commit, got {points}"
+    );
+    println!("{points} kill points");
+}
+
+#[test]
+fn schedule_runs_start_once_across_kills_at_random_times() {
+    kill_at_random_times(SCHEDULE_WORKLOAD, &tokio_rt(), 8);
 }

@@ -7,9 +7,13 @@
 
 use std::io::Write;
 
+use durable_runtime::clock::{Clock, TestClock};
 use durable_runtime::store::sled::{CommitPoint, SledStore};
 use durable_runtime::{IdPolicy, Runtime};
-use durable_tests::{EFFECTS, EffectsLog, guard, journey, order, process_order, side_trip};
+use durable_runtime::{Overlap, Schedule, ScheduleError};
+use durable_tests::{
+    EFFECTS, EffectsLog, guard, journey, order, process_order, side_trip, tick, tick_run,
+};
 
 #[tokio::main]
 async fn main() {
@@ -46,15 +50,24 @@ async fn main() {
             }
         });
     }
-    let rt = Runtime::builder()
+    // every incarnation's clock starts at 2030-01-01T00:00:00Z
+    let clock = std::sync::Arc::new(TestClock::new());
+    let mut builder = Runtime::builder()
         .workflow::<process_order>()
         .workflow::<journey>()
         .workflow::<side_trip>()
         .workflow::<guard>()
-        .open_store(store)
-        .await
-        .expect("open runtime");
+        .workflow::<tick>();
+    if std::env::var("CRASH_WORKLOAD").as_deref() == Ok("schedule") {
+        builder = builder.clock(clock.clone());
+    }
+    let rt = builder.open_store(store).await.expect("open runtime");
     println!("OPEN resumed={}", rt.resumed_on_open());
+    if std::env::var("CRASH_WORKLOAD").as_deref() == Ok("schedule") {
+        run_schedule(&rt, &clock, orders).await;
+        rt.shutdown().await;
+        return;
+    }
     if matches!(
         std::env::var("CRASH_WORKLOAD").as_deref(),
         Ok("guard" | "halt")
@@ -132,4 +145,58 @@ async fn main() {
     println!("DONE");
     let _ = std::io::stdout().flush();
     rt.shutdown().await;
+}
+
+/// Creates (once) a schedule that runs `tick` every minute, walks the test
+/// clock over `runs` minutes and prints each run's result.
+async fn run_schedule(rt: &Runtime, clock: &TestClock, runs: usize) {
+    let start = clock.now();
+    let schedule = Schedule::interval(std::time::Duration::from_secs(60))
+        .expect("interval")
+        .starting_at(start + std::time::Duration::from_secs(60))
+        .max_runs(runs as u64)
+        .overlap(Overlap::BufferAll);
+    match rt.schedules().create("tick", schedule, tick()).await {
+        Ok(_) | Err(ScheduleError::AlreadyExists { .. }) => {}
+        Err(e) => panic!("create schedule: {e}"),
+    }
+    for _ in 0..runs {
+        clock.advance(std::time::Duration::from_secs(60));
+        let now = clock.now();
+        // the schedule has acted on this minute
+        loop {
+            let d = rt.schedules().describe("tick").expect("describe");
+            let due = d
+                .next_ms
+                .first()
+                .map(|t| std::time::UNIX_EPOCH + std::time::Duration::from_millis(*t));
+            if due.is_none_or(|t| t > now) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+    for i in 0..runs {
+        let h = rt.handle::<tick>(tick_run(i));
+        // a buffered run starts when the one before it ends
+        let out = loop {
+            match h.result().await {
+                Err(durable_runtime::ResultError::NotFound { .. }) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                other => break other,
+            }
+        };
+        match out {
+            Ok(Ok(out)) => println!("RESULT {} {out}", h.id()),
+            other => println!("FAILED {} {other:?}", h.id()),
+        }
+    }
+    let d = rt.schedules().describe("tick").expect("describe");
+    if d.runs != runs as u64 {
+        eprintln!("schedule started {} runs, expected {runs}: {d:?}", d.runs);
+        std::process::exit(3);
+    }
+    println!("DONE");
+    let _ = std::io::stdout().flush();
 }
