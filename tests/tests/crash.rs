@@ -26,13 +26,16 @@ const ORDERS: usize = 3;
 /// Per instance: the checkpointed step and which parts of it are done.
 type Checkpointed = HashMap<String, (u64, Vec<bool>)>;
 
+/// The id of instance `i` of a workload.
+type IdOf = fn(usize) -> String;
+
 /// Which workflow the worker runs, and what a correct run looks like.
 #[derive(Clone, Copy)]
 struct Workload {
     /// `CRASH_WORKLOAD` for the worker.
     name: &'static str,
     /// The id of instance `i`.
-    id: fn(usize) -> String,
+    id: IdOf,
     /// The result of an uncrashed run of instance `i`.
     expected: fn(usize) -> String,
     /// (activity, step, part) of every effect an instance must have had.
@@ -40,7 +43,7 @@ struct Workload {
     /// The step of a finished instance (anything below is mid-workflow).
     last_step: u64,
     /// Checkpointed (step, parts done) per instance, read without running anything.
-    inspect: fn(&tokio::runtime::Runtime, &Path, fn(usize) -> String) -> Checkpointed,
+    inspect: fn(&tokio::runtime::Runtime, &Path, IdOf) -> Checkpointed,
 }
 
 const ORDER_EFFECTS: &[(&str, u64, Option<u64>)] = &[
@@ -151,7 +154,7 @@ fn kill(child: &mut Child) {
 fn inspect<W: Workflow>(
     rt: &tokio::runtime::Runtime,
     dir: &Path,
-    id_of: fn(usize) -> String,
+    id_of: IdOf,
 ) -> Checkpointed {
     rt.block_on(async {
         // read what was checkpointed without running anything
