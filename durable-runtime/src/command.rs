@@ -81,6 +81,10 @@ pub enum Request {
         id: Option<String>,
         /// What happens to the child when the parent ends first.
         parent_close: ParentClose,
+        /// The child's execution timeout, ms (`WorkflowCall::with_timeout`).
+        timeout_ms: Option<u64>,
+        /// The child's run timeout, ms (`WorkflowCall::with_run_timeout`).
+        run_timeout_ms: Option<u64>,
     },
     /// End this run and start a new one of the same workflow and id.
     ContinueAsNew {
@@ -523,6 +527,8 @@ impl<W: crate::workflow::Workflow> Command for crate::workflow::WorkflowCall<W> 
             input: crate::codec::encode(&self.input)?,
             id: self.id,
             parent_close: self.parent_close,
+            timeout_ms: self.timeout.map(|t| t.as_millis() as u64),
+            run_timeout_ms: self.run_timeout.map(|t| t.as_millis() as u64),
         })
     }
     fn executor() -> Executor {

@@ -714,3 +714,40 @@ async fn a_run_timeout_restarts_with_each_run_and_catches_a_slow_one() {
         Err(ResultError::Terminated { .. })
     ));
 }
+
+#[workflow]
+async fn waits_for_slow_child(key: String) -> Result<String, WorkflowError> {
+    let child = slow_trip(key).with_timeout(Duration::from_secs(3600)).await;
+    Ok(match child {
+        Ok(done) => format!("child finished: {done:?}"),
+        Err(e) => format!("child ended early: {e}"),
+    })
+}
+
+#[tokio::test]
+async fn a_child_gets_its_own_execution_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<waits_for_slow_child>()
+        .workflow::<slow_trip>()
+        .clock(clock.clone())
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("ct", waits_for_slow_child("ct".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("parent and child asleep", || {
+        rt.describe("ct/1").is_ok() && rt.running_instances() == 0
+    })
+    .await;
+    clock.advance(Duration::from_secs(3601));
+    let out = h.result().within().await.unwrap().unwrap();
+    assert!(
+        out.starts_with("child ended early") && out.contains("[DURABLE-TIMEOUT]"),
+        "{out}"
+    );
+    assert_eq!(rt.describe("ct/1").unwrap().status, Status::Terminated);
+}

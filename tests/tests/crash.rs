@@ -151,11 +151,7 @@ fn kill(child: &mut Child) {
 }
 
 /// The checkpointed step and finished parts of every instance (0 when not started).
-fn inspect<W: Workflow>(
-    rt: &tokio::runtime::Runtime,
-    dir: &Path,
-    id_of: IdOf,
-) -> Checkpointed {
+fn inspect<W: Workflow>(rt: &tokio::runtime::Runtime, dir: &Path, id_of: IdOf) -> Checkpointed {
     rt.block_on(async {
         // read what was checkpointed without running anything
         let runtime = Runtime::builder()

@@ -237,6 +237,7 @@ impl Engine {
         input: &[u8],
         child: Option<&str>,
         cancel_on_close: bool,
+        (timeout, run_timeout): (Option<std::time::Duration>, Option<std::time::Duration>),
     ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, Halt> {
         let child_id = child.map_or_else(|| format!("{id}/{}", record.step), str::to_owned);
         let existing = self.load(&child_id).map_err(Halt::Store)?;
@@ -261,8 +262,14 @@ impl Engine {
                         )
                         .await;
                 };
-                let mut r =
-                    self.first_record(workflow, entry, input, Some(id.to_owned()), None, None);
+                let mut r = self.first_record(
+                    workflow,
+                    entry,
+                    input,
+                    Some(id.to_owned()),
+                    timeout,
+                    run_timeout,
+                );
                 match self.create(&child_id, &mut r).await {
                     Ok(()) | Err(StoreError::Conflict { .. }) => {}
                     Err(e) => return Err(Halt::Store(e)),

@@ -942,8 +942,14 @@ impl Engine {
                 input,
                 id: child,
                 parent_close,
+                timeout_ms,
+                run_timeout_ms,
             } => {
                 let cancel_on_close = *parent_close == ParentClose::Cancel;
+                let limits = (
+                    timeout_ms.map(std::time::Duration::from_millis),
+                    run_timeout_ms.map(std::time::Duration::from_millis),
+                );
                 self.run_child(
                     id,
                     record,
@@ -951,6 +957,7 @@ impl Engine {
                     input,
                     child.as_deref(),
                     cancel_on_close,
+                    limits,
                 )
                 .await
             }
