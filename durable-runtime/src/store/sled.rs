@@ -39,6 +39,9 @@ pub struct StoreStats {
 pub enum CommitPoint {
     /// Group `index` (from 0) is about to be written; nothing of it is on disk.
     BeforeWrite(u64),
+    /// Group `index` is in sled's tree but not yet fsync'd: readers must
+    /// not see it yet.
+    Applied(u64),
     /// Group `index` is durable and not yet acknowledged.
     AfterSync(u64),
 }
@@ -192,7 +195,7 @@ impl Committer {
                 }
             }
             self.call_hook(CommitPoint::BeforeWrite(index));
-            let (checks, result) = self.write(&mut group);
+            let (checks, result) = self.write(&mut group, index);
             if result.is_ok() {
                 self.call_hook(CommitPoint::AfterSync(index));
             }
@@ -219,6 +222,7 @@ impl Committer {
     fn write(
         &mut self,
         group: &mut [Request],
+        index: u64,
     ) -> (Vec<Result<(), StoreError>>, Result<(), StoreError>) {
         let n = group.len();
         let mut checks = Vec::with_capacity(n);
@@ -274,7 +278,7 @@ impl Committer {
             checks.push(ok);
         }
         drop(pending);
-        let result = self.apply(batch);
+        let result = self.apply(batch, index);
         // durable (or failed and never acknowledged): readers may see the new values
         if let Ok(mut pending) = self.pending.lock() {
             pending.clear();
@@ -282,8 +286,9 @@ impl Committer {
         (checks, result)
     }
 
-    fn apply(&mut self, batch: sled::Batch) -> Result<(), StoreError> {
+    fn apply(&mut self, batch: sled::Batch, index: u64) -> Result<(), StoreError> {
         self.db.apply_batch(batch).map_err(io_err)?;
+        self.call_hook(CommitPoint::Applied(index));
         self.db.flush().map_err(io_err)?;
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
         self.sync()
@@ -365,22 +370,65 @@ impl Store for SledStore {
         from: &[u8],
         limit: usize,
     ) -> Result<Vec<super::KeyValue>, StoreError> {
-        self.inner
+        // as in `get`: the lock keeps a group from being applied mid-scan
+        let pending = self.inner.pending.lock().map_err(|_| StoreError::Closed)?;
+        // fetch enough to fill `limit` after masking drops pending new keys
+        let fetch = limit.saturating_add(pending.len());
+        let scanned: Vec<super::KeyValue> = self
+            .inner
             .db
             .range(from.to_vec()..)
             .take_while(|kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
-            .take(limit)
+            .take(fetch)
             .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io_err))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        // past the last key fetched, restored keys could hide unfetched ones
+        let end = (scanned.len() == fetch).then(|| scanned.last().map(|(k, _)| k.clone()));
+        let mut items = mask(&pending, scanned, |k| {
+            k.starts_with(prefix)
+                && k >= from
+                && end
+                    .as_ref()
+                    .is_none_or(|end| end.as_ref().is_none_or(|e| k <= e.as_slice()))
+        });
+        items.truncate(limit);
+        Ok(items)
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<super::KeyValue>, StoreError> {
-        self.inner
+        let pending = self.inner.pending.lock().map_err(|_| StoreError::Closed)?;
+        let scanned = self
+            .inner
             .db
             .scan_prefix(prefix)
             .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io_err))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok(mask(&pending, scanned, |k| k.starts_with(prefix)))
     }
+}
+
+/// `scanned` as readers may see it: keys written by a group that is not
+/// durable yet show their previous value (or are absent if they were new);
+/// `in_range` says which pending keys the scan covers.
+fn mask(
+    pending: &std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
+    scanned: Vec<super::KeyValue>,
+    in_range: impl Fn(&[u8]) -> bool,
+) -> Vec<super::KeyValue> {
+    if pending.is_empty() {
+        return scanned;
+    }
+    let mut items: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = scanned.into_iter().collect();
+    for (key, previous) in pending {
+        if !in_range(key) {
+            continue;
+        }
+        match previous {
+            Some(value) => items.insert(key.clone(), value.clone()),
+            None => items.remove(key),
+        };
+    }
+    items.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -416,6 +464,42 @@ mod tests {
         assert!(s.flushes < 201, "group commit did not batch: {s:?}");
         assert!(s.fsyncs >= s.flushes, "a flush went without fsync: {s:?}");
         assert_eq!(store.get(b"a").unwrap(), Some(vec![1]));
+    }
+
+    #[cfg(feature = "testing")]
+    #[tokio::test]
+    async fn readers_do_not_see_a_group_before_its_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let mut b = Batch::default();
+        b.put(b"ka".to_vec(), vec![1]).put(b"kb".to_vec(), vec![1]);
+        store.commit(b).await.unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (reader, log) = (store.clone(), seen.clone());
+        store.set_commit_hook(move |point| {
+            if let CommitPoint::Applied(_) = point {
+                let view = (
+                    reader.get(b"ka").unwrap(),
+                    reader.scan_prefix(b"k").unwrap(),
+                    reader.scan_from(b"k", b"k", 2).unwrap(),
+                );
+                log.lock().unwrap().push(view);
+            }
+        });
+        // changes one key, deletes one, adds one: none visible before the fsync
+        let mut b = Batch::default();
+        b.put(b"ka".to_vec(), vec![2])
+            .delete(b"kb".to_vec())
+            .put(b"k0".to_vec(), vec![2]);
+        store.commit(b).await.unwrap();
+        let before = vec![(b"ka".to_vec(), vec![1]), (b"kb".to_vec(), vec![1])];
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen, [(Some(vec![1]), before.clone(), before)]);
+        // and all of it once acknowledged
+        assert_eq!(
+            store.scan_prefix(b"k").unwrap(),
+            [(b"k0".to_vec(), vec![2]), (b"ka".to_vec(), vec![2])]
+        );
     }
 
     #[tokio::test]

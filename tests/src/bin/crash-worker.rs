@@ -40,6 +40,7 @@ async fn main() {
             let hit = match point {
                 CommitPoint::BeforeWrite(i) => phase == "before" && i == k,
                 CommitPoint::AfterSync(i) => phase == "after" && i == k,
+                CommitPoint::Applied(_) => false,
             };
             if hit {
                 println!("CHECKPOINT {phase} {k}");
