@@ -633,7 +633,10 @@ impl Engine {
     }
 
     /// The executor of the command `record` waits for.
-    fn executor_of(record: &InstanceRecord, entry: WorkflowEntry) -> Result<Executor, String> {
+    pub(crate) fn executor_of(
+        record: &InstanceRecord,
+        entry: WorkflowEntry,
+    ) -> Result<Executor, String> {
         match guarded(|| {
             (entry.drive)(Op::Executor {
                 state: &record.state,
