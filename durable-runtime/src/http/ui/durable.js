@@ -99,6 +99,11 @@ function fmtDuration(ms) {
   return `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
 }
 
+// "timer until <ms> ms" reads better as a date.
+function fmtWaiting(text) {
+  return (text || "").replace(/timer until (\d+) ms/g, (_, ms) => "timer until " + fmtTime(Number(ms)));
+}
+
 function phaseLabel(phase) {
   return phase.replace(/_/g, " ");
 }
@@ -198,9 +203,9 @@ function listPage() {
         el("td", { class: "id" }, link),
         el("td", {}, d.workflow),
         el("td", { class: "status" }, badge(d.phase)),
-        el("td", {}, d.waiting_for || ""),
+        el("td", {}, fmtWaiting(d.waiting_for)),
         el("td", { class: "num" }, d.step),
-        el("td", {}, fmtTime(d.updated_ms)),
+        el("td", { class: "when" }, fmtTime(d.updated_ms)),
         el("td", { class: "err" }, d.error || d.last_error || ""),
       ));
     }
@@ -300,7 +305,7 @@ function renderTimeline(events, now) {
       switch (name) {
         case "Started": label = `started ${v.workflow} (run ${v.run})`; break;
         case "Input": label = "input recorded"; break;
-        case "Awaiting": label = `step ${v.step}: waits at ${v.variant} for ${v.command}`; break;
+        case "Awaiting": label = `step ${v.step}: waits at ${v.variant} for ${fmtWaiting(v.command)}`; break;
         case "CancelDelivered": label = `step ${v.step}: cancellation delivered`; break;
         case "Upgraded": label = `upgraded at ${v.variant}`; break;
         case "Finished":
@@ -337,7 +342,7 @@ function instancePage() {
     const rows = [
       ["workflow", `${d.workflow} (run ${d.run})`],
       ["at", `${d.variant} (step ${d.step})`],
-      ["waiting for", d.waiting_for],
+      ["waiting for", fmtWaiting(d.waiting_for)],
       ["created", fmtTime(d.created_ms)],
       ["updated", fmtTime(d.updated_ms)],
       ["error", d.error],
