@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use durable_runtime::Phase;
 use durable_runtime::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -271,6 +272,20 @@ async fn phases_filter_the_list_and_json_signals_take_the_awaited_type() {
     let done = rt.handle::<approve>("ask-1").result().await.unwrap();
     assert_eq!(done.unwrap(), "laptop: dana approved -3");
 
+    // a form on another site cannot post here
+    let form = {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"POST /api/instances/nap-1/cancel HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    };
+    assert!(form.starts_with("HTTP/1.1 415"), "{form}");
+    assert_eq!(rt.describe("nap-1").unwrap().phase, Phase::Sleeping);
+
     let (code, body) = call(addr, "POST", "/api/instances/nap-1/terminate", None, "").await;
     assert_eq!(code, 202, "an empty body takes the default reason: {body}");
     let (code, body) = call(addr, "POST", "/api/instances/nap-1/terminate", None, "[1]").await;
@@ -348,7 +363,7 @@ async fn export_and_import_move_an_instance_between_services() {
     let import = |body: Vec<u8>| async move {
         let mut stream = tokio::net::TcpStream::connect(to_addr).await.unwrap();
         let head = format!(
-            "POST /api/import HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "POST /api/import HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
         stream.write_all(head.as_bytes()).await.unwrap();

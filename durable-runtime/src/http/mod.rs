@@ -29,7 +29,9 @@
 //! `status` takes a [`Phase`] name: `running`, `sleeping`,
 //! `waiting_for_signal`, `completed`, `failed`, `cancelled`, `terminated`,
 //! `parked`. Errors are JSON `{"error": ".."}` with a fitting code (400 bad
-//! input, 401 token, 404 unknown id, 409 the instance cannot take it).
+//! input, 401 token, 404 unknown id, 409 the instance cannot take it, 415 a
+//! POST without a JSON content type, refused so that other web sites cannot
+//! steer instances through a browser on this machine).
 //!
 //! With a token, every `/api` route and `/metrics` want
 //! `Authorization: Bearer <token>`. The UI's pages hold no data and load
@@ -113,7 +115,35 @@ fn same_token(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
+/// Whether a POST could have been sent by an HTML form or a plain `fetch`
+/// on another site, which browsers send without asking (a CSRF): those
+/// carry no content type or one of the CORS-safelisted form types. The UI
+/// and the CLI send `application/json` (or `application/octet-stream`),
+/// which a browser only sends cross-site after a preflight this service
+/// never grants.
+fn form_like_post(request: &Request) -> bool {
+    if request.method() != axum::http::Method::POST {
+        return false;
+    }
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    !(content_type.starts_with("application/json")
+        || content_type.starts_with("application/octet-stream"))
+}
+
 async fn auth(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    if form_like_post(&request) {
+        return ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a POST needs Content-Type: application/json (application/octet-stream for an import)"
+                .into(),
+        )
+        .into_response();
+    }
     if let Some(token) = &app.token {
         let given = request
             .headers()

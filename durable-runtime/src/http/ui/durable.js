@@ -48,7 +48,8 @@ async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers["Authorization"] = "Bearer " + token;
-  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  // every POST says JSON: the service refuses form-like POSTs (CSRF)
+  if (options.method === "POST") headers["Content-Type"] = "application/json";
   let response;
   try {
     response = await fetch(path, Object.assign({}, options, { headers }));
