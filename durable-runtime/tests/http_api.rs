@@ -142,6 +142,8 @@ async fn the_api_lists_describes_steers_and_reports_metrics_behind_a_token() {
         "durable_store_fsyncs_total",
         "durable_instances{status=\"completed\"} 1",
         "durable_instances{status=\"terminated\"} 1",
+        "durable_instances_by_phase{phase=\"waiting_for_signal\"} 0",
+        "durable_instances_by_phase{phase=\"completed\"} 1",
     ] {
         assert!(body.contains(needle), "missing {needle} in\n{body}");
     }
@@ -217,6 +219,21 @@ async fn phases_filter_the_list_and_json_signals_take_the_awaited_type() {
     let list = json(&body);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{body}");
     assert_eq!(list[0]["phase"], "waiting_for_signal");
+    let (_, body) = call(
+        addr,
+        "GET",
+        "/api/instances?prefix=ask-&after=ask-1",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(body, "[]", "paging goes on after the last id of the prefix");
+    let (_, body) = call(addr, "GET", "/api/instances?prefix=a&after=0", None, "").await;
+    assert_eq!(
+        json(&body)[0]["id"],
+        "ask-1",
+        "an `after` below the prefix starts at it"
+    );
     let (code, body) = call(addr, "GET", "/api/instances?limit=many", None, "").await;
     assert_eq!(code, 400, "{body}");
 
