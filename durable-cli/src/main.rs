@@ -1,41 +1,68 @@
 //! `durable`: inspect and steer the workflow instances of a store.
 //!
 //! ```text
-//! durable --db DIR list [--status completed] [--workflow process_order] [--limit 50] [--json]
-//! durable --db DIR describe ID [--json]
-//! durable --db DIR history ID [--json]
-//! durable --db DIR stats [--json]
-//! durable --db DIR cancel ID
-//! durable --db DIR export ID FILE
-//! durable --db DIR import FILE [--replace]
-//! durable --db DIR terminate ID --reason "operator"
+//! durable (--db DIR | --url URL [--token T]) <command> [--json]
+//!
+//! list [--status sleeping] [--workflow process_order] [--prefix order-] [--after ID] [--limit 50]
+//! describe ID
+//! history ID
+//! state ID                  (--url only: rendering needs the workflow's code)
+//! signal ID NAME [JSON]     (--url only: the payload takes the awaited type)
+//! stats
+//! cancel ID
+//! terminate ID [--reason "operator"]
+//! export ID FILE
+//! import FILE [--replace]
 //! ```
 //!
-//! It opens the store without running anything. An embedded sled store is
-//! open in one process at a time: stop the service first (a locked store is
-//! a clear error, exit code 4). Cancel and terminate requests are stored and
-//! carried out when the service opens the store again.
+//! With `--db` it opens the store without running anything. An embedded
+//! sled store is open in one process at a time, so a store a service has
+//! open is a clear error (exit code 4): use `--url` with that service's
+//! HTTP API (`durable_runtime::http`) instead, which gives the same output.
+//! Cancel and terminate requests written with `--db` are carried out when
+//! the service opens the store again. The token may come from
+//! `DURABLE_TOKEN` rather than the command line.
 //!
-//! Exit codes: 0 done, 1 other error, 2 bad usage, 3 unknown instance,
-//! 4 store locked by another process.
+//! Exit codes: 0 done, 1 other error, 2 bad usage or input, 3 unknown
+//! instance, 4 store locked by another process, 5 service unreachable,
+//! 6 token refused.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use durable_runtime::history::{EventKind, HistoryEvent};
-use durable_runtime::{Description, ListFilter, ResultError, Runtime, Status, StoreError};
+use durable_runtime::snapshot::{Snapshot, SnapshotError};
+use durable_runtime::{Description, ListFilter, Phase, ResultError, Runtime, StoreError};
+
+mod remote;
+
+/// Exit code: no instance has the id.
+const EXIT_UNKNOWN: u8 = 3;
+/// Exit code: another process has the store open.
+const EXIT_LOCKED: u8 = 4;
+/// Exit code: the service at `--url` does not answer.
+const EXIT_UNREACHABLE: u8 = 5;
+/// Exit code: the service refused the token.
+const EXIT_TOKEN: u8 = 6;
 
 #[derive(Parser)]
 #[command(
     name = "durable",
     version,
-    about = "Inspect and steer durable workflow instances"
+    about = "Inspect and steer durable workflow instances",
+    group(ArgGroup::new("store").required(true).args(["db", "url"]))
 )]
 struct Cli {
-    /// The store directory (the one the service opens).
-    #[arg(long)]
-    db: PathBuf,
+    /// The store directory (the one the service opens), when no process has it open.
+    #[arg(long, value_name = "DIR")]
+    db: Option<PathBuf>,
+    /// The running service's HTTP API, such as http://127.0.0.1:7233 (for a live store).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// The service's bearer token (with --url).
+    #[arg(long, env = "DURABLE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -47,12 +74,16 @@ struct Cli {
 enum Command {
     /// List instances.
     List {
-        /// Only this status (running, completed, failed, parked, cancelled, terminated).
+        /// Only this status: running, sleeping, waiting_for_signal, completed,
+        /// failed, cancelled, terminated or parked.
         #[arg(long)]
         status: Option<String>,
         /// Only this workflow.
         #[arg(long)]
         workflow: Option<String>,
+        /// Only ids that start with this.
+        #[arg(long)]
+        prefix: Option<String>,
         /// Only ids after this one (paging).
         #[arg(long)]
         after: Option<String>,
@@ -69,6 +100,21 @@ enum Command {
     History {
         /// The instance id.
         id: String,
+    },
+    /// Show an instance's current state as JSON (needs --url).
+    State {
+        /// The instance id.
+        id: String,
+    },
+    /// Send a signal to an instance that waits for it (needs --url).
+    Signal {
+        /// The instance id.
+        id: String,
+        /// The signal's name.
+        name: String,
+        /// The payload as JSON.
+        #[arg(default_value = "null")]
+        payload: String,
     },
     /// Count instances by status.
     Stats,
@@ -108,10 +154,21 @@ struct Failure {
     message: String,
 }
 
+impl Failure {
+    /// Bad usage or input (exit code 2).
+    fn usage(message: String) -> Failure {
+        Failure { code: 2, message }
+    }
+
+    fn other(message: String) -> Failure {
+        Failure { code: 1, message }
+    }
+}
+
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         let code = if matches!(e, StoreError::Locked { .. }) {
-            4
+            EXIT_LOCKED
         } else {
             1
         };
@@ -126,50 +183,163 @@ impl From<ResultError> for Failure {
     fn from(e: ResultError) -> Self {
         match e {
             ResultError::NotFound { .. } => Failure {
-                code: 3,
+                code: EXIT_UNKNOWN,
                 message: e.to_string(),
             },
             ResultError::Store(s) => s.into(),
-            other => Failure {
-                code: 1,
-                message: other.to_string(),
+            other => Failure::other(other.to_string()),
+        }
+    }
+}
+
+impl From<SnapshotError> for Failure {
+    fn from(e: SnapshotError) -> Self {
+        match e {
+            SnapshotError::NotFound { .. } => Failure {
+                code: EXIT_UNKNOWN,
+                message: e.to_string(),
             },
+            SnapshotError::Store(s) => s.into(),
+            other => Failure::other(other.to_string()),
         }
     }
 }
 
-fn snapshot_failure(e: durable_runtime::snapshot::SnapshotError) -> Failure {
-    use durable_runtime::snapshot::SnapshotError;
-    match e {
-        SnapshotError::NotFound { .. } => Failure {
-            code: 3,
-            message: e.to_string(),
-        },
-        SnapshotError::Store(s) => s.into(),
-        other => Failure {
-            code: 1,
-            message: other.to_string(),
-        },
-    }
+/// Where the instances are: a store this process opens, or a running
+/// service's HTTP API. Both answer with the same types, so every command
+/// prints the same way whichever it is.
+enum Source {
+    Local(Runtime),
+    Remote(remote::Client),
 }
 
-fn parse_status(s: &str) -> Result<Status, Failure> {
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "running" => Status::Running,
-        "completed" => Status::Completed,
-        "failed" => Status::Failed,
-        "parked" => Status::Parked,
-        "cancelled" | "canceled" => Status::Cancelled,
-        "terminated" => Status::Terminated,
-        other => {
-            return Err(Failure {
-                code: 2,
-                message: format!(
-                    "unknown status `{other}`: use running, completed, failed, parked, cancelled or terminated"
-                ),
-            });
+impl Source {
+    async fn open(cli: &Cli) -> Result<Source, Failure> {
+        match (&cli.db, &cli.url) {
+            (_, Some(url)) => Ok(Source::Remote(remote::Client::new(url, cli.token.clone())?)),
+            (Some(db), None) => Ok(Source::Local(
+                Runtime::builder().resume_on_open(false).open(db).await?,
+            )),
+            (None, None) => Err(Failure::usage("give --db DIR or --url URL".into())),
         }
-    })
+    }
+
+    fn list(&self, filter: &ListFilter) -> Result<Vec<Description>, Failure> {
+        match self {
+            Source::Local(rt) => Ok(rt.list(filter)?),
+            Source::Remote(c) => c.list(
+                filter.phase,
+                filter.workflow.as_deref(),
+                filter.id_prefix.as_deref(),
+                filter.after.as_deref(),
+                filter.limit,
+            ),
+        }
+    }
+
+    fn describe(&self, id: &str) -> Result<Description, Failure> {
+        match self {
+            Source::Local(rt) => Ok(rt.describe(id)?),
+            Source::Remote(c) => c.describe(id),
+        }
+    }
+
+    fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, Failure> {
+        match self {
+            Source::Local(rt) => Ok(rt.history(id)?),
+            Source::Remote(c) => c.history(id),
+        }
+    }
+
+    fn state(&self, id: &str) -> Result<serde_json::Value, Failure> {
+        match self {
+            Source::Local(rt) => {
+                // the id must exist before the missing code is the problem
+                rt.describe(id)?;
+                Err(Failure::other(format!(
+                    "the state of `{id}` can only be rendered by a process with its workflow's code: \
+                     run `durable --url <service> state {id}` against the service"
+                )))
+            }
+            Source::Remote(c) => c.state(id),
+        }
+    }
+
+    async fn signal(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), Failure> {
+        match self {
+            Source::Local(rt) => {
+                rt.describe(id)?;
+                Err(Failure::other(format!(
+                    "a signal's payload is encoded as the type its workflow awaits, which only the \
+                     service's code knows: run `durable --url <service> signal {id} {name} ..`"
+                )))
+            }
+            Source::Remote(c) => c.signal(id, name, payload),
+        }
+    }
+
+    async fn cancel(&self, id: &str) -> Result<(), Failure> {
+        match self {
+            Source::Local(rt) => Ok(rt.cancel(id).await?),
+            Source::Remote(c) => c.cancel(id),
+        }
+    }
+
+    async fn terminate(&self, id: &str, reason: &str) -> Result<(), Failure> {
+        match self {
+            Source::Local(rt) => Ok(rt.terminate(id, reason).await?),
+            Source::Remote(c) => c.terminate(id, reason),
+        }
+    }
+
+    fn counts(&self) -> Result<Vec<(Phase, usize)>, Failure> {
+        match self {
+            Source::Local(rt) => Ok(rt.counts_by_phase()?),
+            Source::Remote(c) => c.counts(),
+        }
+    }
+
+    /// The instance as a snapshot file's bytes.
+    fn export(&self, id: &str) -> Result<Vec<u8>, Failure> {
+        match self {
+            Source::Local(rt) => Ok(rt.export(id)?.to_bytes()?),
+            Source::Remote(c) => c.export(id),
+        }
+    }
+
+    /// Imports a snapshot: unchecked into a store (this process lacks the
+    /// code; the service checks the shape when it opens it), checked by a
+    /// running service.
+    async fn import(
+        &self,
+        bytes: &[u8],
+        snapshot: &Snapshot,
+        replace: bool,
+    ) -> Result<(), Failure> {
+        match self {
+            Source::Local(rt) => Ok(rt.import_unchecked(snapshot, replace).await?),
+            Source::Remote(c) => c.import(bytes, replace),
+        }
+    }
+
+    /// What a steering command's effect waits for.
+    fn when(&self) -> &'static str {
+        match self {
+            Source::Local(_) => "; it takes effect when the service runs",
+            Source::Remote(_) => "",
+        }
+    }
+
+    async fn close(self) {
+        if let Source::Local(rt) = self {
+            rt.shutdown().await;
+        }
+    }
 }
 
 fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
@@ -183,10 +353,10 @@ fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
 
 fn describe_line(d: &Description) -> String {
     format!(
-        "{:<32} {:<20} {:<11} {:<20} {:>5}  {}",
+        "{:<32} {:<20} {:<18} {:<20} {:>5}  {}",
         d.id,
         d.workflow,
-        format!("{:?}", d.status),
+        d.phase.as_str(),
         d.variant,
         d.step,
         d.error.as_deref().or(d.last_error.as_deref()).unwrap_or("")
@@ -224,134 +394,141 @@ fn event_line(e: &HistoryEvent) -> String {
             "finished {status:?}{}",
             error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
         ),
+        EventKind::Input { json } => format!("input {json}"),
         other => format!("{other:?}"),
     };
     format!("{:>4}  {:>13}  {what}", e.seq, e.at_ms)
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let rt = Runtime::builder()
-        .resume_on_open(false)
-        .open(&cli.db)
-        .await?;
-    let result = match cli.command {
+    let source = Source::open(&cli).await?;
+    let result = execute(&source, cli.command, cli.json).await;
+    source.close().await;
+    result
+}
+
+async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Failure> {
+    match command {
         Command::List {
             status,
             workflow,
+            prefix,
             after,
             limit,
         } => {
+            let phase = status
+                .as_deref()
+                .map(str::parse::<Phase>)
+                .transpose()
+                .map_err(|e| Failure::usage(e.to_string()))?;
             let filter = ListFilter {
                 workflow,
-                status: status.as_deref().map(parse_status).transpose()?,
+                status: None,
+                phase,
+                id_prefix: prefix,
                 after,
                 limit,
             };
-            let list = rt.list(&filter)?;
-            if cli.json {
-                print_json(&list)
-            } else {
-                println!(
-                    "{:<32} {:<20} {:<11} {:<20} {:>5}  error",
-                    "id", "workflow", "status", "at", "step"
-                );
-                for d in &list {
-                    println!("{}", describe_line(d));
-                }
-                Ok(())
+            let list = source.list(&filter)?;
+            if json {
+                return print_json(&list);
+            }
+            println!(
+                "{:<32} {:<20} {:<18} {:<20} {:>5}  error",
+                "id", "workflow", "status", "at", "step"
+            );
+            for d in &list {
+                println!("{}", describe_line(d));
             }
         }
         Command::Describe { id } => {
-            let d = rt.describe(&id)?;
-            if cli.json {
-                print_json(&d)
-            } else {
-                println!(
-                    "id        {}\nworkflow  {} (run {})\nstatus    {:?}\nat        {} (step {})",
-                    d.id, d.workflow, d.run, d.status, d.variant, d.step
-                );
-                if let Some(w) = &d.waiting_for {
-                    println!("waits for {w}");
-                }
-                if let Some(e) = &d.error {
-                    println!("error     {e}");
-                }
-                if let Some(e) = &d.last_error {
-                    println!("last try  {e} ({} failed attempts)", d.failed_attempts);
-                }
-                Ok(())
+            let d = source.describe(&id)?;
+            if json {
+                return print_json(&d);
+            }
+            println!(
+                "id        {}\nworkflow  {} (run {})\nstatus    {}\nat        {} (step {})",
+                d.id, d.workflow, d.run, d.phase, d.variant, d.step
+            );
+            if let Some(w) = &d.waiting_for {
+                println!("waits for {w}");
+            }
+            if let Some(e) = &d.error {
+                println!("error     {e}");
+            }
+            if let Some(e) = &d.last_error {
+                println!("last try  {e} ({} failed attempts)", d.failed_attempts);
             }
         }
         Command::History { id } => {
-            let events = rt.history(&id)?;
-            if cli.json {
-                print_json(&events)
-            } else {
-                for e in &events {
-                    println!("{}", event_line(e));
-                }
-                Ok(())
+            let events = source.history(&id)?;
+            if json {
+                return print_json(&events);
+            }
+            for e in &events {
+                println!("{}", event_line(e));
             }
         }
+        Command::State { id } => {
+            // JSON either way: the state is JSON
+            print_json(&source.state(&id)?)?;
+        }
+        Command::Signal { id, name, payload } => {
+            let payload: serde_json::Value = serde_json::from_str(&payload)
+                .map_err(|e| Failure::usage(format!("the payload is not JSON ({e}): {payload}")))?;
+            source.signal(&id, &name, &payload).await?;
+            println!("signal {name} sent to {id}");
+        }
         Command::Stats => {
-            let counts = rt.counts()?;
-            if cli.json {
+            let counts = source.counts()?;
+            if json {
                 let map: serde_json::Map<String, serde_json::Value> = counts
                     .iter()
-                    .map(|(s, n)| (format!("{s:?}").to_lowercase(), (*n).into()))
+                    .map(|(p, n)| (p.as_str().to_owned(), (*n).into()))
                     .collect();
-                print_json(&map)
-            } else {
-                for (status, n) in &counts {
-                    println!("{:<11} {n}", format!("{status:?}"));
-                }
-                Ok(())
+                return print_json(&map);
+            }
+            for (phase, n) in &counts {
+                println!("{:<18} {n}", phase.as_str());
             }
         }
         Command::Export { id, file } => {
-            let snapshot = rt.export(&id).map_err(snapshot_failure)?;
-            let bytes = snapshot.to_bytes().map_err(snapshot_failure)?;
-            std::fs::write(&file, bytes).map_err(|e| Failure {
-                code: 1,
-                message: format!("cannot write {}: {e}", file.display()),
-            })?;
+            let bytes = source.export(&id)?;
+            let snapshot = Snapshot::from_bytes(&bytes)?;
+            std::fs::write(&file, &bytes)
+                .map_err(|e| Failure::other(format!("cannot write {}: {e}", file.display())))?;
             println!(
                 "exported {id} ({} at fingerprint {:016x}) to {}",
                 snapshot.workflow,
                 snapshot.fingerprint,
                 file.display()
             );
-            Ok(())
         }
         Command::Import { file, replace } => {
-            let bytes = std::fs::read(&file).map_err(|e| Failure {
-                code: 1,
-                message: format!("cannot read {}: {e}", file.display()),
-            })?;
-            let snapshot = durable_runtime::snapshot::Snapshot::from_bytes(&bytes)
-                .map_err(snapshot_failure)?;
-            rt.import_unchecked(&snapshot, replace)
-                .await
-                .map_err(snapshot_failure)?;
+            let bytes = std::fs::read(&file)
+                .map_err(|e| Failure::other(format!("cannot read {}: {e}", file.display())))?;
+            let snapshot = Snapshot::from_bytes(&bytes)?;
+            source.import(&bytes, &snapshot, replace).await?;
             println!(
-                "imported {} ({}); it continues when the service runs",
-                snapshot.id, snapshot.workflow
+                "imported {} ({}){}",
+                snapshot.id,
+                snapshot.workflow,
+                match source {
+                    Source::Local(_) => "; it continues when the service runs",
+                    Source::Remote(_) => "",
+                }
             );
-            Ok(())
         }
         Command::Cancel { id } => {
-            rt.cancel(&id).await?;
-            println!("cancel requested for {id}; it takes effect when the service runs");
-            Ok(())
+            source.cancel(&id).await?;
+            println!("cancel requested for {id}{}", source.when());
         }
         Command::Terminate { id, reason } => {
-            rt.terminate(&id, &reason).await?;
-            println!("terminate requested for {id}; it takes effect when the service runs");
-            Ok(())
+            source.terminate(&id, &reason).await?;
+            println!("terminate requested for {id}{}", source.when());
         }
-    };
-    rt.shutdown().await;
-    result
+    }
+    Ok(())
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -79,12 +79,21 @@ async fn lists_describes_and_steers_instances_with_exit_codes_scripts_can_trust(
         "{out}"
     );
 
-    let (code, out, _) = durable(dir.path(), &["list", "--status", "running", "--json"]);
+    let (code, out, _) = durable(
+        dir.path(),
+        &["list", "--status", "waiting_for_signal", "--json"],
+    );
     assert_eq!(code, 0);
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list.as_array().map(|a| a.len()), Some(1), "{out}");
     assert_eq!(list[0]["id"], "waiting");
     assert_eq!(list[0]["waiting_for"], "signal go");
+    assert_eq!(list[0]["phase"], "waiting_for_signal");
+    let (_, out, _) = durable(dir.path(), &["list", "--status", "running", "--json"]);
+    assert_eq!(out.trim(), "[]", "waiting for a signal is not running");
+    let (_, out, _) = durable(dir.path(), &["list", "--prefix", "wa", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.as_array().map(|a| a.len()), Some(1), "{out}");
 
     let (code, out, _) = durable(dir.path(), &["describe", "ok", "--json"]);
     assert_eq!(code, 0);
@@ -107,8 +116,12 @@ async fn lists_describes_and_steers_instances_with_exit_codes_scripts_can_trust(
     assert_eq!(code, 0);
     let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
-        (stats["completed"].as_u64(), stats["running"].as_u64()),
-        (Some(2), Some(1)),
+        (
+            stats["completed"].as_u64(),
+            stats["waiting_for_signal"].as_u64(),
+            stats["running"].as_u64()
+        ),
+        (Some(2), Some(1), Some(0)),
         "{out}"
     );
 
@@ -116,6 +129,16 @@ async fn lists_describes_and_steers_instances_with_exit_codes_scripts_can_trust(
     assert_eq!(code, 3, "{err}");
     let (code, _, err) = durable(dir.path(), &["list", "--status", "sleepy"]);
     assert_eq!(code, 2, "{err}");
+
+    // a store's file holds no code to render a state or type a signal with
+    let (code, _, err) = durable(dir.path(), &["state", "waiting"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--url"), "{err}");
+    let (code, _, err) = durable(dir.path(), &["signal", "waiting", "go", "1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--url"), "{err}");
+    let (code, _, err) = durable(dir.path(), &["state", "nobody"]);
+    assert_eq!(code, 3, "{err}");
 
     let (code, out, _) = durable(dir.path(), &["terminate", "waiting", "--reason", "cleanup"]);
     assert_eq!(code, 0, "{out}");
@@ -153,4 +176,141 @@ async fn lists_describes_and_steers_instances_with_exit_codes_scripts_can_trust(
         other => panic!("expected terminated, got {other:?}"),
     }
     rt.shutdown().await;
+}
+
+/// Runs `durable --url <addr> [--token T] args..`.
+fn durable_url(url: &str, token: Option<&str>, args: &[&str]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_durable"));
+    command.arg("--url").arg(url).env_remove("DURABLE_TOKEN");
+    if let Some(t) = token {
+        command.arg("--token").arg(t);
+    }
+    let out = command.args(args).output().expect("run durable");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+// multi-threaded: the service answers while the test waits for the command
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_url_the_commands_steer_a_live_service_and_print_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = std::sync::Arc::new(
+        Runtime::builder()
+            .workflow::<doubler>()
+            .workflow::<waiter>()
+            .open(dir.path())
+            .await
+            .unwrap(),
+    );
+    rt.start("ok", doubler(21), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    for id in ["w/1", "w-2"] {
+        rt.start(id, waiter(1), IdPolicy::Reject).await.unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = durable_runtime::http::router(rt.clone(), Some("s3cret".into()));
+    let server = tokio::spawn(async move {
+        let _ = durable_runtime::http::axum::serve(listener, app).await;
+    });
+    let token = Some("s3cret");
+
+    // the same JSON as the runtime's own answer
+    let (code, out, err) = durable_url(&url, token, &["list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let listed: Vec<durable_runtime::Description> = serde_json::from_str(&out).unwrap();
+    let local = rt.list(&durable_runtime::ListFilter::default()).unwrap();
+    assert_eq!(listed, local);
+    let (code, out, _) = durable_url(
+        &url,
+        token,
+        &["list", "--status", "waiting", "--prefix", "w/"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 2, "a header and `w/1`: {out}");
+    assert!(out.lines().nth(1).unwrap().starts_with("w/1 "), "{out}");
+    let (_, out, _) = durable_url(&url, token, &["describe", "w/1"]);
+    assert!(out.contains("status    waiting_for_signal"), "{out}");
+    assert!(out.contains("waits for signal go"), "{out}");
+    let (_, out, _) = durable_url(&url, token, &["history", "ok"]);
+    assert!(
+        out.contains("input 21") && out.contains("finished Completed"),
+        "{out}"
+    );
+    let (code, out, _) = durable_url(&url, token, &["state", "w/1"]);
+    assert_eq!(code, 0);
+    let state: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(state["Signal"]["n"], 1, "{out}");
+    let (_, out, _) = durable_url(&url, token, &["stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["waiting_for_signal"], 2, "{out}");
+    assert_eq!(stats["completed"], 1, "{out}");
+
+    // signals take the awaited type; bad input and unknown ids have their codes
+    let (code, _, err) = durable_url(&url, token, &["signal", "w/1", "go", "\"five\""]);
+    assert_eq!(code, 2, "a string is not a u32: {err}");
+    let (code, _, err) = durable_url(&url, token, &["signal", "w/1", "go", "{oops"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = durable_url(&url, token, &["signal", "nobody", "go", "5"]);
+    assert_eq!(code, 3, "{err}");
+    let (code, out, err) = durable_url(&url, token, &["signal", "w/1", "go", "5"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let done = rt.handle::<waiter>("w/1").result().await.unwrap();
+    assert_eq!(done.unwrap(), 6);
+
+    let (code, _, err) = durable_url(&url, token, &["cancel", "w-2"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = durable_url(&url, token, &["terminate", "ok"]);
+    assert_eq!(code, 1, "an ended instance cannot be terminated: {err}");
+    let (code, _, _) = durable_url(&url, token, &["describe", "nobody"]);
+    assert_eq!(code, 3);
+
+    // export, then import: refused while it exists, taken with --replace
+    let file = dir.path().join("ok.snapshot");
+    let (code, out, err) = durable_url(&url, token, &["export", "ok", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("exported ok (doubler"), "{out}");
+    let (code, _, err) = durable_url(&url, token, &["import", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("[DURABLE-EXISTS]"), "{err}");
+    let (code, _, err) = durable_url(
+        &url,
+        token,
+        &["import", file.to_str().unwrap(), "--replace"],
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // the token, and a service that is not there
+    let (code, _, err) = durable_url(&url, Some("wrong"), &["list"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("refused the token"), "{err}");
+    let (code, _, err) = durable_url(&url, None, &["stats"]);
+    assert_eq!(code, 6, "{err}");
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone_url = format!("http://{}", gone.local_addr().unwrap());
+    drop(gone);
+    let (code, _, err) = durable_url(&gone_url, token, &["list"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("cannot reach the service"), "{err}");
+    let (code, _, err) = durable_url("https://127.0.0.1:1", token, &["list"]);
+    assert_eq!(code, 2, "{err}");
+    server.abort();
+}
+
+#[test]
+fn a_store_or_a_service_must_be_named() {
+    let out = Command::new(env!("CARGO_BIN_EXE_durable"))
+        .arg("list")
+        .output()
+        .expect("run durable");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--db"));
 }

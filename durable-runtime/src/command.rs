@@ -130,8 +130,40 @@ pub enum Executor {
     Select(Vec<Executor>),
     /// Every element of a `join_all` by the same executor.
     Each(Box<Executor>),
+    /// A signal wait: inside the runtime, with the payload's codec.
+    Signal(SignalVTable),
     /// Inside the runtime (clock, randomness).
     Builtin,
+}
+
+/// How a JSON payload becomes the encoded payload of one signal type: lets
+/// tools without the type (the HTTP API, the web UI) signal an instance
+/// that waits for it ([`Runtime::signal_json`](crate::Runtime::signal_json)).
+#[derive(Clone, Copy)]
+pub struct SignalVTable {
+    /// The payload's Rust type, for messages.
+    pub type_name: &'static str,
+    pub(crate) from_json: fn(&serde_json::Value) -> Result<Vec<u8>, String>,
+}
+
+impl std::fmt::Debug for SignalVTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SignalVTable({})", self.type_name)
+    }
+}
+
+impl SignalVTable {
+    /// The codec of payload type `T`.
+    pub fn of<T: Serialize + DeserializeOwned>() -> SignalVTable {
+        SignalVTable {
+            type_name: std::any::type_name::<T>(),
+            from_json: |json| {
+                let value = T::deserialize(json)
+                    .map_err(|e| format!("expected {}: {e}", std::any::type_name::<T>()))?;
+                crate::codec::encode(&value).map_err(|e| e.to_string())
+            },
+        }
+    }
 }
 
 /// The command behind [`now`].
@@ -261,7 +293,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Command for SignalWait<T>
         Ok(Request::Signal { name: self.name })
     }
     fn executor() -> Executor {
-        Executor::Builtin
+        Executor::Signal(SignalVTable::of::<T>())
     }
 }
 

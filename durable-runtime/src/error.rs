@@ -92,6 +92,30 @@ pub enum SignalError {
     /// Starting the instance (signal with start) failed.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// A JSON signal ([`Runtime::signal_json`](crate::Runtime::signal_json))
+    /// was sent to an instance that does not wait for a signal of that name
+    /// now, so there is no type to convert the JSON to.
+    #[error(
+        "[DURABLE-SIGNAL-TYPE] cannot send JSON signal `{name}` to `{id}`: it does not wait for that signal now (or this process lacks its workflow's code), so the payload's type is unknown; send it when it waits, or from Rust with Runtime::signal"
+    )]
+    NotWaiting {
+        /// The instance id.
+        id: String,
+        /// The signal's name.
+        name: String,
+    },
+    /// A JSON payload does not fit the type the workflow expects.
+    #[error(
+        "[DURABLE-SIGNAL-TYPE] the payload of signal `{name}` for `{id}` does not fit: {reason}"
+    )]
+    Payload {
+        /// The instance id.
+        id: String,
+        /// The signal's name.
+        name: String,
+        /// What did not fit.
+        reason: String,
+    },
     /// The payload could not be encoded, or the record decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),
@@ -151,6 +175,19 @@ pub enum ResultError {
         id: String,
         /// Why, with the workflow and fingerprints.
         reason: String,
+    },
+    /// This runtime has no code for the instance's workflow version, so it
+    /// cannot render its state.
+    #[error(
+        "[DURABLE-UNREGISTERED] cannot read the state of `{id}`: workflow `{workflow}` (fingerprint {fingerprint:016x}) is not registered here; ask the service that runs it (durable --url)"
+    )]
+    NotRegistered {
+        /// The instance id.
+        id: String,
+        /// The workflow's name.
+        workflow: String,
+        /// The shape fingerprint of the stored state.
+        fingerprint: u64,
     },
     /// Storage failed.
     #[error(transparent)]

@@ -83,6 +83,13 @@ pub enum EventKind {
         /// The error or reason, when it did not complete.
         error: Option<String>,
     },
+    /// The input the instance was started with, as JSON text, recorded
+    /// right after [`EventKind::Started`] so tools can show it once the
+    /// state has moved on. (Last, so older histories keep decoding.)
+    Input {
+        /// The input, as JSON.
+        json: String,
+    },
 }
 
 /// A short description of a command for the history.

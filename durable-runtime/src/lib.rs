@@ -75,6 +75,7 @@ mod error;
 pub mod history;
 #[cfg(feature = "http")]
 pub mod http;
+mod phase;
 mod runtime;
 pub mod saga;
 pub mod schedule;
@@ -94,6 +95,7 @@ pub use command::{
 };
 pub use engine::Status;
 pub use error::{Error, ResultError, ResumeError, SignalError, StartError};
+pub use phase::{Phase, UnknownPhase};
 pub use runtime::{
     Builder, Compatibility, Description, IdPolicy, ListFilter, Runtime, WorkflowHandle,
 };

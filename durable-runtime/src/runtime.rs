@@ -8,8 +8,10 @@ use tokio::sync::Semaphore;
 
 use crate::clock::{Clock, SystemClock};
 use crate::codec;
-use crate::engine::{Engine, InstanceRecord, Status, WorkflowEntry, now_ms};
+use crate::command::{Executor, Request};
+use crate::engine::{Engine, InstanceRecord, Status, WorkflowEntry, guarded, now_ms};
 use crate::error::{ResultError, ResumeError, SignalError, StartError};
+use crate::phase::Phase;
 use crate::store::sled::SledStore;
 use crate::store::{Store, StoreError};
 use crate::workflow::{Op, Outcome, Workflow, WorkflowCall};
@@ -323,31 +325,34 @@ impl Runtime {
 
     /// Instances in id order, filtered; page with [`ListFilter::after`].
     /// Records that do not decode are skipped here and reported by
-    /// [`Runtime::parked`]. (A full scan for now; secondary indexes by
-    /// status and workflow are future work.)
+    /// [`Runtime::parked`]. An id prefix narrows the scan to that key range;
+    /// the other filters scan it all (secondary indexes by status and
+    /// workflow are future work).
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
+        use crate::store::keys;
+        let prefix = keys::instance(filter.id_prefix.as_deref().unwrap_or(""));
         let mut from = match &filter.after {
-            Some(after) => crate::store::keys::after(&crate::store::keys::instance(after)),
-            None => vec![crate::store::keys::INSTANCE],
+            Some(after) => keys::after(&keys::instance(after)).max(prefix.clone()),
+            None => prefix.clone(),
         };
         let mut out = Vec::new();
         loop {
-            let page = self
-                .engine
-                .store
-                .scan_from(&[crate::store::keys::INSTANCE], &from, 1024)?;
+            let page = self.engine.store.scan_from(&prefix, &from, 1024)?;
             let Some((last, _)) = page.last() else { break };
-            from = crate::store::keys::after(last);
+            from = keys::after(last);
             for (key, bytes) in page {
                 let Ok(r) = codec::decode::<InstanceRecord>(&bytes) else {
                     continue;
                 };
                 if filter.workflow.as_ref().is_some_and(|w| *w != r.workflow)
                     || filter.status.is_some_and(|s| s != r.status)
+                    || filter
+                        .phase
+                        .is_some_and(|p| p != Phase::of(r.status, r.pending.as_ref()))
                 {
                     continue;
                 }
-                out.push(Description::of(&crate::store::keys::instance_id(&key), r));
+                out.push(Description::of(&keys::instance_id(&key), r));
                 if filter.limit > 0 && out.len() >= filter.limit {
                     return Ok(out);
                 }
@@ -366,6 +371,107 @@ impl Runtime {
             }
         }
         Ok(counts)
+    }
+
+    /// How many instances are in each [`Phase`], every phase listed (zeros
+    /// too) in the order of [`Phase::ALL`]: what a dashboard shows.
+    pub fn counts_by_phase(&self) -> Result<Vec<(Phase, usize)>, StoreError> {
+        let mut counts: Vec<(Phase, usize)> = Phase::ALL.iter().map(|p| (*p, 0)).collect();
+        for d in self.list(&ListFilter::default())? {
+            if let Some((_, n)) = counts.iter_mut().find(|(p, _)| *p == d.phase) {
+                *n += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The current state enum of instance `id` as JSON (`null` once it has
+    /// ended), whatever its workflow: what tools show. Rendering needs the
+    /// workflow's code, so the version the instance runs must be registered.
+    ///
+    /// # Errors
+    /// [`ResultError::NotFound`] for an unknown id,
+    /// [`ResultError::NotRegistered`] if this runtime lacks the workflow's
+    /// code for that version.
+    pub fn state_json(&self, id: &str) -> Result<serde_json::Value, ResultError> {
+        let r = self.load_decoded(id)?;
+        if r.state.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        let entry = self.entry_for(id, &r)?;
+        render_state(id, entry, &r.state)
+    }
+
+    /// Sends signal `name` to instance `id` with a JSON payload, for tools
+    /// (the HTTP API, the web UI) that have no Rust type for it. The JSON
+    /// is converted to the type of the instance's pending `signal(name)`
+    /// await, so the instance must be waiting for that signal now; from
+    /// Rust, [`Runtime::signal`] has no such limit.
+    ///
+    /// # Errors
+    /// [`SignalError::NotWaiting`] if the instance does not wait for
+    /// `name` now (or this runtime lacks its workflow's code),
+    /// [`SignalError::Payload`] if the JSON does not fit the type, and the
+    /// errors of [`Runtime::signal`].
+    pub async fn signal_json(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), SignalError> {
+        let record = match self.engine.load(id)? {
+            None => return Err(SignalError::NotFound { id: id.to_owned() }),
+            Some(Err(e)) => return Err(SignalError::Codec(e)),
+            Some(Ok(record)) => record,
+        };
+        if record.status.is_terminal() {
+            return Err(SignalError::Finished {
+                id: id.to_owned(),
+                status: record.status,
+            });
+        }
+        let not_waiting = || SignalError::NotWaiting {
+            id: id.to_owned(),
+            name: name.to_owned(),
+        };
+        let entry = self
+            .engine
+            .workflows
+            .exact(&record.workflow, record.fingerprint)
+            .ok_or_else(not_waiting)?;
+        let (Some(pending), Ok(executor)) =
+            (record.pending.as_ref(), Engine::executor_of(&record, entry))
+        else {
+            return Err(not_waiting());
+        };
+        let vtable = signal_vtable(pending, &executor, name).ok_or_else(not_waiting)?;
+        let bytes = (vtable.from_json)(payload).map_err(|reason| SignalError::Payload {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            reason,
+        })?;
+        self.signal_encoded(id, name, bytes).await
+    }
+
+    /// The stored record of `id`, decoded.
+    fn load_decoded(&self, id: &str) -> Result<InstanceRecord, ResultError> {
+        match self.engine.load(id)? {
+            None => Err(ResultError::NotFound { id: id.to_owned() }),
+            Some(Err(e)) => Err(ResultError::Codec(e)),
+            Some(Ok(r)) => Ok(r),
+        }
+    }
+
+    /// The registered code that runs `record`'s version.
+    fn entry_for(&self, id: &str, record: &InstanceRecord) -> Result<WorkflowEntry, ResultError> {
+        self.engine
+            .workflows
+            .exact(&record.workflow, record.fingerprint)
+            .ok_or_else(|| ResultError::NotRegistered {
+                id: id.to_owned(),
+                workflow: record.workflow.clone(),
+                fingerprint: record.fingerprint,
+            })
     }
 
     /// Cancels instance `id` (see [`WorkflowHandle::cancel`]).
@@ -634,7 +740,17 @@ impl Runtime {
                 status: record.status,
             });
         }
-        let value = codec::encode(&(name, codec::encode(payload)?))?;
+        self.signal_encoded(id, name, codec::encode(payload)?).await
+    }
+
+    /// Stores signal `name` with its encoded payload and wakes the instance.
+    async fn signal_encoded(
+        &self,
+        id: &str,
+        name: &str,
+        payload: Vec<u8>,
+    ) -> Result<(), SignalError> {
+        let value = codec::encode(&(name, payload))?;
         let seq = self
             .engine
             .signal_seq
@@ -706,6 +822,49 @@ fn history_of(engine: &Engine, id: &str) -> Result<Vec<crate::history::HistoryEv
         .collect()
 }
 
+/// Renders an encoded state of `entry`'s workflow as JSON.
+fn render_state(
+    id: &str,
+    entry: WorkflowEntry,
+    state: &[u8],
+) -> Result<serde_json::Value, ResultError> {
+    match guarded(|| (entry.drive)(Op::Json { state })) {
+        Ok(Ok(Outcome::Json(json))) => Ok(json),
+        Ok(Ok(_)) => Err(ResultError::Failed {
+            id: id.to_owned(),
+            message: "generated code did not render JSON".into(),
+        }),
+        Ok(Err(e)) => Err(ResultError::Failed {
+            id: id.to_owned(),
+            message: e.to_string(),
+        }),
+        Err(panic) => Err(ResultError::Failed {
+            id: id.to_owned(),
+            message: panic,
+        }),
+    }
+}
+
+/// The payload codec of the `signal(name)` await in `request`, found by
+/// walking the request beside the executor the workflow's code gave for it.
+fn signal_vtable<'e>(
+    request: &Request,
+    executor: &'e Executor,
+    name: &str,
+) -> Option<&'e crate::command::SignalVTable> {
+    match (request, executor) {
+        (Request::Signal { name: n }, Executor::Signal(vtable)) if n == name => Some(vtable),
+        (Request::Select(branches), Executor::Select(execs)) => branches
+            .iter()
+            .zip(execs)
+            .find_map(|(b, e)| signal_vtable(b, e, name)),
+        (Request::Select(branches), Executor::Each(each)) => {
+            branches.iter().find_map(|b| signal_vtable(b, each, name))
+        }
+        _ => None,
+    }
+}
+
 /// Keeps two concurrent starts of one id from both creating it.
 struct Claim<'a> {
     engine: &'a Engine,
@@ -739,8 +898,9 @@ impl Drop for Claim<'_> {
     }
 }
 
-/// A stored instance as seen from outside.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A stored instance as seen from outside (also what the HTTP API sends,
+/// so remote tools read it back as the same type).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Description {
     /// The instance id.
@@ -749,6 +909,9 @@ pub struct Description {
     pub workflow: String,
     /// Where it is in its life.
     pub status: Status,
+    /// The status with "running" split by what it waits for (sleeping,
+    /// waiting for a signal).
+    pub phase: Phase,
     /// The state enum's current variant (`Finished` once done).
     pub variant: String,
     /// Transitions made so far.
@@ -777,6 +940,7 @@ impl Description {
     fn of(id: &str, r: InstanceRecord) -> Description {
         Description {
             id: id.to_owned(),
+            phase: Phase::of(r.status, r.pending.as_ref()),
             parts_done: r.partial.iter().map(Option::is_some).collect(),
             waiting_for: r
                 .pending
@@ -820,8 +984,13 @@ pub enum Compatibility {
 pub struct ListFilter {
     /// Only this workflow.
     pub workflow: Option<String>,
-    /// Only this status.
+    /// Only this stored status ([`Status::Running`] includes sleeping and
+    /// signal-waiting instances).
     pub status: Option<Status>,
+    /// Only this phase (finer than `status`: `Phase::Sleeping` only).
+    pub phase: Option<Phase>,
+    /// Only ids that start with this (a key-range scan, so cheap).
+    pub id_prefix: Option<String>,
     /// Only ids after this one (paging: pass the last id of the previous page).
     pub after: Option<String>,
     /// At most this many (0: no limit).

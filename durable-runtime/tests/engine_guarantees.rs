@@ -665,16 +665,20 @@ async fn history_records_every_transition_and_failed_attempt_and_list_filters() 
         "{events:?}"
     );
     assert!(
-        matches!(&events[1], EventKind::Awaiting { step: 1, command, .. } if command == "activity flaky"),
+        matches!(&events[1], EventKind::Input { json } if json == r#"["hist",1]"#),
+        "the input is recorded as JSON: {events:?}"
+    );
+    assert!(
+        matches!(&events[2], EventKind::Awaiting { step: 1, command, .. } if command == "activity flaky"),
         "{events:?}"
     );
     assert!(
-        matches!(&events[2], EventKind::AttemptFailed { step: 1, attempt: 1, error, .. } if error.contains("attempt 1 failed")),
+        matches!(&events[3], EventKind::AttemptFailed { step: 1, attempt: 1, error, .. } if error.contains("attempt 1 failed")),
         "{events:?}"
     );
     assert!(
         matches!(
-            &events[3],
+            &events[4],
             EventKind::ActivityFinished {
                 step: 1,
                 attempt: 2,
@@ -686,7 +690,7 @@ async fn history_records_every_transition_and_failed_attempt_and_list_filters() 
     );
     assert!(
         matches!(
-            &events[4],
+            &events[5],
             EventKind::Finished {
                 status: Status::Completed,
                 error: None
@@ -694,9 +698,9 @@ async fn history_records_every_transition_and_failed_attempt_and_list_filters() 
         ),
         "{events:?}"
     );
-    assert_eq!(events.len(), 5);
+    assert_eq!(events.len(), 6);
     let seqs: Vec<u64> = h.history().unwrap().iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
 
     rt.start("hist-2", three_steps("hist-2".into()), IdPolicy::Reject)
         .await

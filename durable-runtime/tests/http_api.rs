@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use durable_runtime::Phase;
 use durable_runtime::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -141,8 +142,272 @@ async fn the_api_lists_describes_steers_and_reports_metrics_behind_a_token() {
         "durable_store_fsyncs_total",
         "durable_instances{status=\"completed\"} 1",
         "durable_instances{status=\"terminated\"} 1",
+        "durable_instances_by_phase{phase=\"waiting_for_signal\"} 0",
+        "durable_instances_by_phase{phase=\"completed\"} 1",
     ] {
         assert!(body.contains(needle), "missing {needle} in\n{body}");
     }
     server.abort();
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+struct Approval {
+    by: String,
+    amount: i64,
+}
+
+#[workflow]
+async fn approve(request: String) -> Result<String, WorkflowError> {
+    let a: Approval = signal("approve").await?;
+    Ok(format!("{request}: {} approved {}", a.by, a.amount))
+}
+
+#[workflow]
+async fn nap(minutes: u64) -> Result<u64, WorkflowError> {
+    sleep(std::time::Duration::from_secs(minutes * 60)).await?;
+    Ok(minutes)
+}
+
+async fn serve_without_token(
+    rt: Arc<Runtime>,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = durable_runtime::http::router(rt, None);
+    let server = tokio::spawn(async move {
+        let _ = durable_runtime::http::axum::serve(listener, app).await;
+    });
+    (addr, server)
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+#[tokio::test]
+async fn phases_filter_the_list_and_json_signals_take_the_awaited_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(
+        Runtime::builder()
+            .workflow::<approve>()
+            .workflow::<nap>()
+            .open(dir.path())
+            .await
+            .unwrap(),
+    );
+    rt.start("ask-1", approve("laptop".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    rt.start("nap-1", nap(60), IdPolicy::Reject).await.unwrap();
+    let (addr, server) = serve_without_token(rt.clone()).await;
+
+    let (code, body) = call(addr, "GET", "/api/stats", None, "").await;
+    assert_eq!(code, 200, "{body}");
+    let stats = json(&body);
+    assert_eq!(stats["waiting_for_signal"], 1, "{body}");
+    assert_eq!(stats["sleeping"], 1, "{body}");
+    assert_eq!(stats["running"], 0, "{body}");
+    assert_eq!(stats["parked"], 0, "every phase is listed: {body}");
+
+    let (code, body) = call(addr, "GET", "/api/instances?status=sleeping", None, "").await;
+    assert_eq!(code, 200, "{body}");
+    let list = json(&body);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(list[0]["id"], "nap-1");
+    assert_eq!(list[0]["phase"], "sleeping");
+    let (_, body) = call(addr, "GET", "/api/instances?prefix=ask-&status=", None, "").await;
+    let list = json(&body);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(list[0]["phase"], "waiting_for_signal");
+    let (_, body) = call(
+        addr,
+        "GET",
+        "/api/instances?prefix=ask-&after=ask-1",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(body, "[]", "paging goes on after the last id of the prefix");
+    let (_, body) = call(addr, "GET", "/api/instances?prefix=a&after=0", None, "").await;
+    assert_eq!(
+        json(&body)[0]["id"],
+        "ask-1",
+        "an `after` below the prefix starts at it"
+    );
+    let (code, body) = call(addr, "GET", "/api/instances?limit=many", None, "").await;
+    assert_eq!(code, 400, "{body}");
+
+    let (code, body) = call(addr, "GET", "/api/instances/ask-1/state", None, "").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        json(&body)["state"]["Signal"]["request"],
+        "laptop",
+        "{body}"
+    );
+    let (_, body) = call(addr, "GET", "/api/instances/ask-1/history", None, "").await;
+    assert!(
+        body.contains(r#"{"Input":{"json":"\"laptop\""}}"#),
+        "{body}"
+    );
+
+    let signal = "/api/instances/ask-1/signal";
+    let (code, body) = call(addr, "POST", signal, None, "{not json").await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed JSON body")
+    );
+    let (code, body) = call(
+        addr,
+        "POST",
+        signal,
+        None,
+        r#"{"name":"approve","payload":{"by":"dana"}}"#,
+    )
+    .await;
+    assert_eq!(code, 400, "a payload without `amount` does not fit: {body}");
+    let (code, body) = call(
+        addr,
+        "POST",
+        signal,
+        None,
+        r#"{"name":"other","payload":1}"#,
+    )
+    .await;
+    assert_eq!(code, 409, "nobody waits for `other`: {body}");
+    let (code, body) = call(
+        addr,
+        "POST",
+        signal,
+        None,
+        r#"{"name":"approve","payload":{"by":"dana","amount":-3}}"#,
+    )
+    .await;
+    assert_eq!(code, 202, "{body}");
+    let done = rt.handle::<approve>("ask-1").result().await.unwrap();
+    assert_eq!(done.unwrap(), "laptop: dana approved -3");
+
+    // a form on another site cannot post here
+    let form = {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"POST /api/instances/nap-1/cancel HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    };
+    assert!(form.starts_with("HTTP/1.1 415"), "{form}");
+    assert_eq!(rt.describe("nap-1").unwrap().phase, Phase::Sleeping);
+
+    let (code, body) = call(addr, "POST", "/api/instances/nap-1/terminate", None, "").await;
+    assert_eq!(code, 202, "an empty body takes the default reason: {body}");
+    let (code, body) = call(addr, "POST", "/api/instances/nap-1/terminate", None, "[1]").await;
+    assert_eq!(code, 400, "{body}");
+    server.abort();
+}
+
+#[tokio::test]
+async fn the_ui_loads_without_the_token_and_the_data_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(Runtime::builder().open(dir.path()).await.unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = durable_runtime::http::router(rt, Some("t0ken".into()));
+    let server =
+        tokio::spawn(async move { durable_runtime::http::axum::serve(listener, app).await });
+    for (path, needle) in [
+        ("/", "<table id=\"instances\">"),
+        ("/ui/instance?id=x", "id=\"timeline\""),
+        ("/ui/durable.js", "sessionStorage"),
+        ("/ui/durable.css", ".timeline"),
+    ] {
+        let (code, body) = call(addr, "GET", path, None, "").await;
+        assert_eq!(code, 200, "{path}");
+        assert!(body.contains(needle), "{path} lacks {needle}");
+    }
+    for path in ["/api/stats", "/api/instances/x/state", "/metrics"] {
+        let (code, _) = call(addr, "GET", path, Some("wrong"), "").await;
+        assert_eq!(code, 401, "{path} with a wrong token");
+    }
+    server.abort();
+}
+
+#[tokio::test]
+async fn export_and_import_move_an_instance_between_services() {
+    let from_dir = tempfile::tempdir().unwrap();
+    let to_dir = tempfile::tempdir().unwrap();
+    let from = Arc::new(
+        Runtime::builder()
+            .workflow::<approve>()
+            .open(from_dir.path())
+            .await
+            .unwrap(),
+    );
+    let to = Arc::new(
+        Runtime::builder()
+            .workflow::<approve>()
+            .open(to_dir.path())
+            .await
+            .unwrap(),
+    );
+    from.start("move-me", approve("desk".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let (from_addr, a) = serve_without_token(from.clone()).await;
+    let (to_addr, b) = serve_without_token(to.clone()).await;
+
+    let bytes = {
+        let mut stream = tokio::net::TcpStream::connect(from_addr).await.unwrap();
+        stream
+            .write_all(b"GET /api/instances/move-me/export HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        let at = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response with a body");
+        response.split_off(at + 4)
+    };
+    let snapshot = durable_runtime::snapshot::Snapshot::from_bytes(&bytes).unwrap();
+    assert_eq!(snapshot.id, "move-me");
+
+    let import = |body: Vec<u8>| async move {
+        let mut stream = tokio::net::TcpStream::connect(to_addr).await.unwrap();
+        let head = format!(
+            "POST /api/import HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    };
+    let answer = import(b"not a snapshot".to_vec()).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let answer = import(bytes.clone()).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let answer = import(bytes).await;
+    assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
+
+    to.signal(
+        "move-me",
+        "approve",
+        &Approval {
+            by: "eve".into(),
+            amount: 2,
+        },
+    )
+    .await
+    .unwrap();
+    let done = to.handle::<approve>("move-me").result().await.unwrap();
+    assert_eq!(done.unwrap(), "desk: eve approved 2");
+    a.abort();
+    b.abort();
 }

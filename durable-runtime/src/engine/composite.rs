@@ -229,6 +229,7 @@ impl Engine {
 
     /// A child workflow: created on first execution, then awaited; its end
     /// wakes this instance.
+    #[allow(clippy::too_many_arguments)] // the fields of one `Request::Child`
     pub(super) async fn run_child(
         self: &Engine,
         id: &str,

@@ -432,35 +432,43 @@ impl Engine {
         let now = now_ms();
         let now_clock = clock_ms(&*self.clock);
         let after = |t: std::time::Duration| now_clock.saturating_add(t.as_millis() as u64);
-        let mut record = InstanceRecord {
-            workflow: workflow.to_owned(),
-            fingerprint: entry.fingerprint,
-            status: Status::Running,
-            state: Vec::new(),
-            variant: "Start".to_owned(),
-            step: 0,
-            pending: None,
-            failed_attempts: 0,
-            partial: Vec::new(),
-            parent,
-            run: 1,
-            children: Vec::new(),
-            deadline_ms: timeout.map(after),
-            run_timeout_ms: run_timeout.map(|t| t.as_millis() as u64),
-            run_deadline_ms: run_timeout.map(after),
-            variant_fp: 0,
-            events: 0,
-            new_events: vec![crate::history::EventKind::Started {
+        let mut record =
+            InstanceRecord {
                 workflow: workflow.to_owned(),
+                fingerprint: entry.fingerprint,
+                status: Status::Running,
+                state: Vec::new(),
+                variant: "Start".to_owned(),
+                step: 0,
+                pending: None,
+                failed_attempts: 0,
+                partial: Vec::new(),
+                parent,
                 run: 1,
-            }],
-            last_error: None,
-            output: None,
-            error: None,
-            cancel_delivered: false,
-            created_ms: now,
-            updated_ms: now,
-        };
+                children: Vec::new(),
+                deadline_ms: timeout.map(after),
+                run_timeout_ms: run_timeout.map(|t| t.as_millis() as u64),
+                run_deadline_ms: run_timeout.map(after),
+                variant_fp: 0,
+                events: 0,
+                new_events: std::iter::once(crate::history::EventKind::Started {
+                    workflow: workflow.to_owned(),
+                    run: 1,
+                })
+                // an input JSON cannot express (a map with non-string keys) is not shown
+                .chain((entry.input_to_json)(input).ok().map(|json| {
+                    crate::history::EventKind::Input {
+                        json: json.to_string(),
+                    }
+                }))
+                .collect(),
+                last_error: None,
+                output: None,
+                error: None,
+                cancel_delivered: false,
+                created_ms: now,
+                updated_ms: now,
+            };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         Engine::apply(&mut record, outcome, clock_ms(&*self.clock));
         record.variant_fp = entry.variant_fp(&record.variant);
@@ -706,7 +714,10 @@ impl Engine {
     }
 
     /// The executor of the command `record` waits for.
-    fn executor_of(record: &InstanceRecord, entry: WorkflowEntry) -> Result<Executor, String> {
+    pub(crate) fn executor_of(
+        record: &InstanceRecord,
+        entry: WorkflowEntry,
+    ) -> Result<Executor, String> {
         match guarded(|| {
             (entry.drive)(Op::Executor {
                 state: &record.state,

@@ -110,15 +110,23 @@ impl SledStore {
     /// [`StoreError::Io`] for anything else sled reports.
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let db = sled::Config::new()
-            .path(&path)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    StoreError::Locked { path: path.clone() }
+        // sled's helper threads release the file lock a moment after the last
+        // handle in this process is dropped: a reopen waits that out; another
+        // process holding the lock gets `Locked` after the wait
+        let mut attempts = 0;
+        let db = loop {
+            match sled::Config::new().path(&path).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                    attempts += 1;
+                    if attempts == 100 {
+                        return Err(StoreError::Locked { path });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                other => io_err(other),
-            })?;
+                Err(other) => return Err(io_err(other)),
+            }
+        };
         let data_file = File::options()
             .read(true)
             .open(path.join("db"))

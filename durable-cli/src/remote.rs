@@ -1,0 +1,261 @@
+//! The running service's HTTP API (`durable_runtime::http`), for a store that
+//! a service has open: the same answers as the local store, over plain HTTP.
+
+use std::time::Duration;
+
+use durable_runtime::history::HistoryEvent;
+use durable_runtime::{Description, Phase};
+use serde::de::DeserializeOwned;
+
+use crate::Failure;
+
+/// How long one request may take before the command gives up.
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest snapshot `export` reads from the service.
+const MAX_SNAPSHOT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A client of one service.
+pub(crate) struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client of the service at `url` (`http://127.0.0.1:7233`).
+    pub(crate) fn new(url: &str, token: Option<String>) -> Result<Client, Failure> {
+        let base = url.trim_end_matches('/');
+        if !base.starts_with("http://") {
+            return Err(Failure::usage(format!(
+                "--url must be an http:// address (such as http://127.0.0.1:7233), not `{url}`; \
+                 reach a remote service through an SSH tunnel to its 127.0.0.1 port"
+            )));
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(TIMEOUT))
+            .build()
+            .into();
+        Ok(Client {
+            base: base.to_owned(),
+            token,
+            agent,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(t) => request.header("Authorization", format!("Bearer {t}")),
+            None => request,
+        }
+    }
+
+    fn unreachable(&self, e: ureq::Error) -> Failure {
+        Failure {
+            code: crate::EXIT_UNREACHABLE,
+            message: format!("cannot reach the service at {}: {e}", self.base),
+        }
+    }
+
+    /// Reads a response: its body on success, a [`Failure`] with the exit
+    /// code that matches the local store's for the same error otherwise.
+    fn answer(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Vec<u8>, Failure> {
+        let mut response = response.map_err(|e| self.unreachable(e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_SNAPSHOT_BYTES)
+            .read_to_vec()
+            .map_err(|e| self.unreachable(e))?;
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        Err(match status {
+            401 => Failure {
+                code: crate::EXIT_TOKEN,
+                message: format!(
+                    "the service at {} refused the token ({message}); pass --token or set DURABLE_TOKEN",
+                    self.base
+                ),
+            },
+            404 if message.is_empty() => Failure {
+                code: 1,
+                message: format!("{} has no such route: is it a durable service?", self.base),
+            },
+            404 => Failure {
+                code: crate::EXIT_UNKNOWN,
+                message,
+            },
+            400 => Failure::usage(message),
+            _ => Failure {
+                code: 1,
+                message: format!("{message} (HTTP {status})"),
+            },
+        })
+    }
+
+    fn get(&self, path: &str) -> Result<Vec<u8>, Failure> {
+        let request = self.authorize(self.agent.get(self.url(path)));
+        self.answer(request.call())
+    }
+
+    fn post(&self, path: &str, body: &[u8], content_type: &str) -> Result<Vec<u8>, Failure> {
+        let request = self.authorize(self.agent.post(self.url(path)));
+        self.answer(request.content_type(content_type).send(body))
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        decode(&self.get(path)?)
+    }
+
+    fn instance(id: &str, rest: &str) -> String {
+        format!("/api/instances/{}{rest}", encode(id))
+    }
+
+    /// `GET /api/instances` with the filter as query parameters.
+    pub(crate) fn list(
+        &self,
+        phase: Option<Phase>,
+        workflow: Option<&str>,
+        prefix: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Description>, Failure> {
+        let mut query = format!("limit={limit}");
+        for (key, value) in [
+            ("status", phase.map(Phase::as_str)),
+            ("workflow", workflow),
+            ("prefix", prefix),
+            ("after", after),
+        ] {
+            if let Some(v) = value {
+                query.push_str(&format!("&{key}={}", encode(v)));
+            }
+        }
+        self.get_json(&format!("/api/instances?{query}"))
+    }
+
+    pub(crate) fn describe(&self, id: &str) -> Result<Description, Failure> {
+        self.get_json(&Self::instance(id, ""))
+    }
+
+    pub(crate) fn history(&self, id: &str) -> Result<Vec<HistoryEvent>, Failure> {
+        self.get_json(&Self::instance(id, "/history"))
+    }
+
+    pub(crate) fn state(&self, id: &str) -> Result<serde_json::Value, Failure> {
+        let mut answer: serde_json::Value = self.get_json(&Self::instance(id, "/state"))?;
+        Ok(answer
+            .get_mut("state")
+            .map(serde_json::Value::take)
+            .unwrap_or_default())
+    }
+
+    pub(crate) fn counts(&self) -> Result<Vec<(Phase, usize)>, Failure> {
+        let map: std::collections::HashMap<String, usize> = self.get_json("/api/stats")?;
+        Ok(Phase::ALL
+            .iter()
+            .map(|p| (*p, map.get(p.as_str()).copied().unwrap_or(0)))
+            .collect())
+    }
+
+    pub(crate) fn signal(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), Failure> {
+        let body = serde_json::json!({ "name": name, "payload": payload });
+        self.post(
+            &Self::instance(id, "/signal"),
+            body.to_string().as_bytes(),
+            "application/json",
+        )
+        .map(drop)
+    }
+
+    pub(crate) fn cancel(&self, id: &str) -> Result<(), Failure> {
+        self.post(&Self::instance(id, "/cancel"), b"", "application/json")
+            .map(drop)
+    }
+
+    pub(crate) fn terminate(&self, id: &str, reason: &str) -> Result<(), Failure> {
+        let body = serde_json::json!({ "reason": reason });
+        self.post(
+            &Self::instance(id, "/terminate"),
+            body.to_string().as_bytes(),
+            "application/json",
+        )
+        .map(drop)
+    }
+
+    /// The snapshot file's bytes.
+    pub(crate) fn export(&self, id: &str) -> Result<Vec<u8>, Failure> {
+        self.get(&Self::instance(id, "/export"))
+    }
+
+    pub(crate) fn import(&self, snapshot: &[u8], replace: bool) -> Result<(), Failure> {
+        self.post(
+            &format!("/api/import?replace={replace}"),
+            snapshot,
+            "application/octet-stream",
+        )
+        .map(drop)
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
+    serde_json::from_slice(body).map_err(|e| Failure {
+        code: 1,
+        message: format!(
+            "the service's answer does not decode ({e}): is it the same durable version?"
+        ),
+    })
+}
+
+/// Percent-encodes everything but unreserved characters, so an id with `/`
+/// (a child's `<parent>/<step>`) or `?` stays one path segment.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_stay_one_path_segment() {
+        assert_eq!(encode("order-1"), "order-1");
+        assert_eq!(encode("parent/3"), "parent%2F3");
+        assert_eq!(encode("a b?é"), "a%20b%3F%C3%A9");
+    }
+
+    #[test]
+    fn only_plain_http_urls_are_taken() {
+        assert!(Client::new("http://127.0.0.1:1/", None).is_ok());
+        let refused = Client::new("https://example.com", None)
+            .err()
+            .map(|f| f.code);
+        assert_eq!(refused, Some(2));
+    }
+}

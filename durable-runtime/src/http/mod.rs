@@ -1,0 +1,456 @@
+//! The opt-in HTTP JSON API, web UI and Prometheus metrics, for tools that
+//! need a live store (an embedded sled store is open in one process only).
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let runtime = std::sync::Arc::new(durable_runtime::Runtime::builder().open("orders-db").await?);
+//! // in your service, beside its own work:
+//! durable_runtime::http::serve(runtime, "127.0.0.1:7233", Some("secret-token".into())).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /` | the web UI: instance list, counts, filters |
+//! | `GET /ui/instance?id=ID` | the web UI: one instance, its state, history timeline and buttons |
+//! | `GET /api/instances?status=&workflow=&prefix=&after=&limit=` | list ([`Description`]s) |
+//! | `GET /api/instances/{id}` | describe |
+//! | `GET /api/instances/{id}/history` | history ([`HistoryEvent`](crate::history::HistoryEvent)s) |
+//! | `GET /api/instances/{id}/state` | `{"id": .., "state": <state enum as JSON>}` |
+//! | `POST /api/instances/{id}/signal` `{"name": "..", "payload": <JSON>}` | signal ([`Runtime::signal_json`]) |
+//! | `POST /api/instances/{id}/cancel` | cancel |
+//! | `POST /api/instances/{id}/terminate` `{"reason": ".."}` | terminate |
+//! | `GET /api/instances/{id}/export` | snapshot file bytes ([`Runtime::export`]) |
+//! | `POST /api/import?replace=false` (snapshot file as body) | import ([`Runtime::import`]) |
+//! | `GET /api/stats` | counts by [`Phase`], every phase |
+//! | `GET /metrics` | Prometheus text |
+//!
+//! `status` takes a [`Phase`] name: `running`, `sleeping`,
+//! `waiting_for_signal`, `completed`, `failed`, `cancelled`, `terminated`,
+//! `parked`. Errors are JSON `{"error": ".."}` with a fitting code (400 bad
+//! input, 401 token, 404 unknown id, 409 the instance cannot take it, 415 a
+//! POST without a JSON content type, refused so that other web sites cannot
+//! steer instances through a browser on this machine).
+//!
+//! With a token, every `/api` route and `/metrics` want
+//! `Authorization: Bearer <token>`. The UI's pages hold no data and load
+//! without it; open them once as `http://127.0.0.1:7233/#token=<token>`
+//! (the page keeps the token in the tab's `sessionStorage` and removes it
+//! from the address bar) or type it in when the page asks. Bind to
+//! 127.0.0.1 unless a proxy in front of it authenticates users.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use crate::snapshot::{Snapshot, SnapshotError};
+use crate::{Description, ListFilter, Phase, ResultError, Runtime, SignalError, StoreError};
+
+pub use axum;
+
+mod ui;
+
+/// The largest snapshot `POST /api/import` accepts.
+const MAX_SNAPSHOT_BYTES: usize = 256 * 1024 * 1024;
+
+/// Serves [`router`] on `addr` until the task is dropped.
+pub async fn serve(
+    runtime: Arc<Runtime>,
+    addr: impl tokio::net::ToSocketAddrs,
+    token: Option<String>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, router(runtime, token)).await
+}
+
+struct App {
+    runtime: Arc<Runtime>,
+    token: Option<String>,
+}
+
+/// The API's and the UI's routes over `runtime`; `token`, if any, is
+/// required as a bearer token by every route that reads or changes data.
+pub fn router(runtime: Arc<Runtime>, token: Option<String>) -> axum::Router {
+    let app = Arc::new(App { runtime, token });
+    let api = axum::Router::new()
+        .route("/api/instances", get(list))
+        .route("/api/instances/{id}", get(describe))
+        .route("/api/instances/{id}/history", get(history))
+        .route("/api/instances/{id}/state", get(state))
+        .route("/api/instances/{id}/signal", post(signal))
+        .route("/api/instances/{id}/cancel", post(cancel))
+        .route("/api/instances/{id}/terminate", post(terminate))
+        .route("/api/instances/{id}/export", get(export))
+        .route(
+            "/api/import",
+            post(import).layer(DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES)),
+        )
+        .route("/api/stats", get(stats))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(app.clone(), auth))
+        .with_state(app);
+    // the pages hold no data: they load without a token and send it with every API call
+    api.merge(ui::routes())
+}
+
+/// Compares without an early exit, so the time taken says nothing about
+/// how much of a guessed token was right.
+fn same_token(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Whether a POST could have been sent by an HTML form or a plain `fetch`
+/// on another site, which browsers send without asking (a CSRF): those
+/// carry no content type or one of the CORS-safelisted form types. The UI
+/// and the CLI send `application/json` (or `application/octet-stream`),
+/// which a browser only sends cross-site after a preflight this service
+/// never grants.
+fn form_like_post(request: &Request) -> bool {
+    if request.method() != axum::http::Method::POST {
+        return false;
+    }
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    !(content_type.starts_with("application/json")
+        || content_type.starts_with("application/octet-stream"))
+}
+
+async fn auth(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    if form_like_post(&request) {
+        return ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a POST needs Content-Type: application/json (application/octet-stream for an import)"
+                .into(),
+        )
+        .into_response();
+    }
+    if let Some(token) = &app.token {
+        let given = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| same_token(g.as_bytes(), token.as_bytes())) {
+            return ApiError(
+                StatusCode::UNAUTHORIZED,
+                "a valid bearer token is required (Authorization: Bearer <token>)".into(),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// An error as a JSON body with a fitting status code.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<ResultError> for ApiError {
+    fn from(e: ResultError) -> Self {
+        let code = match e {
+            ResultError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ResultError::Finished { .. } | ResultError::NotRegistered { .. } => {
+                StatusCode::CONFLICT
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(code, e.to_string())
+    }
+}
+
+impl From<SignalError> for ApiError {
+    fn from(e: SignalError) -> Self {
+        let code = match e {
+            SignalError::NotFound { .. } => StatusCode::NOT_FOUND,
+            SignalError::Finished { .. } | SignalError::NotWaiting { .. } => StatusCode::CONFLICT,
+            SignalError::Payload { .. } => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(code, e.to_string())
+    }
+}
+
+impl From<SnapshotError> for ApiError {
+    fn from(e: SnapshotError) -> Self {
+        let code = match e {
+            SnapshotError::NotFound { .. } => StatusCode::NOT_FOUND,
+            SnapshotError::AlreadyExists { .. } => StatusCode::CONFLICT,
+            SnapshotError::UnknownWorkflow { .. } | SnapshotError::ShapeMismatch { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            SnapshotError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError(code, e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, e.body_text())
+    }
+}
+
+/// Parses a JSON request body, answering 400 with the parser's words.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    workflow: Option<String>,
+    prefix: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// An empty query value (`?status=`) means no filter, as an HTML form sends it.
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+async fn list(
+    State(app): State<Arc<App>>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query?;
+    let phase = given(q.status)
+        .map(|s| s.parse::<Phase>())
+        .transpose()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let filter = ListFilter {
+        workflow: given(q.workflow),
+        status: None,
+        phase,
+        id_prefix: given(q.prefix),
+        after: given(q.after),
+        limit: q.limit.unwrap_or(100),
+    };
+    let list: Vec<Description> = app.runtime.list(&filter)?;
+    Ok(Json(list).into_response())
+}
+
+async fn describe(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(app.runtime.describe(&id)?).into_response())
+}
+
+async fn history(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(app.runtime.history(&id)?).into_response())
+}
+
+async fn state(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let state = app.runtime.state_json(&id)?;
+    Ok(Json(serde_json::json!({ "id": id, "state": state })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalBody {
+    name: String,
+    #[serde(default)]
+    payload: serde_json::Value,
+}
+
+async fn signal(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: SignalBody = json_body(&body)?;
+    if body.name.is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "the signal needs a non-empty `name`".into(),
+        ));
+    }
+    app.runtime
+        .signal_json(&id, &body.name, &body.payload)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "signalled": id, "name": body.name })),
+    )
+        .into_response())
+}
+
+async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    app.runtime.cancel(&id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "cancel_requested": id })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TerminateBody {
+    reason: Option<String>,
+}
+
+async fn terminate(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        json_body::<TerminateBody>(&body)?.reason
+    };
+    let reason = reason.unwrap_or_else(|| "terminated through the HTTP API".into());
+    app.runtime.terminate(&id, &reason).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "terminate_requested": id })),
+    )
+        .into_response())
+}
+
+async fn export(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let bytes = app.runtime.export(&id)?.to_bytes()?;
+    Ok(([("content-type", "application/octet-stream")], bytes).into_response())
+}
+
+#[derive(Deserialize)]
+struct ImportQuery {
+    #[serde(default)]
+    replace: bool,
+}
+
+async fn import(
+    State(app): State<Arc<App>>,
+    query: Result<Query<ImportQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Query(q) = query?;
+    let snapshot = Snapshot::from_bytes(&body)?;
+    app.runtime.import(&snapshot, q.replace).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "imported": snapshot.id, "workflow": snapshot.workflow })),
+    )
+        .into_response())
+}
+
+async fn stats(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let counts: serde_json::Map<String, serde_json::Value> = app
+        .runtime
+        .counts_by_phase()?
+        .into_iter()
+        .map(|(p, n)| (p.as_str().to_owned(), n.into()))
+        .collect();
+    Ok(Json(counts).into_response())
+}
+
+fn status_name(s: crate::Status) -> String {
+    format!("{s:?}").to_ascii_lowercase()
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let engine = &app.runtime.engine;
+    let m = &engine.metrics;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    };
+    counter(
+        "durable_transitions_total",
+        "Checkpointed transitions.",
+        m.transitions.load(Ordering::Relaxed),
+    );
+    counter(
+        "durable_activity_attempts_total",
+        "Activity attempts run.",
+        m.attempts.load(Ordering::Relaxed),
+    );
+    counter(
+        "durable_activity_failures_total",
+        "Activity attempts that failed.",
+        m.attempt_failures.load(Ordering::Relaxed),
+    );
+    counter(
+        "durable_activity_attempt_seconds_total",
+        "Time spent in activity attempts.",
+        m.attempt_micros.load(Ordering::Relaxed) / 1_000_000,
+    );
+    if let Some(s) = engine.store.stats() {
+        counter(
+            "durable_store_commits_total",
+            "Batches committed.",
+            s.commits,
+        );
+        counter("durable_store_flushes_total", "Group flushes.", s.flushes);
+        counter(
+            "durable_store_fsyncs_total",
+            "fsync/fdatasync calls.",
+            s.fsyncs,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP durable_instances Instances by status.\n# TYPE durable_instances gauge"
+    );
+    for (status, n) in app.runtime.counts()? {
+        let _ = writeln!(
+            out,
+            "durable_instances{{status=\"{}\"}} {n}",
+            status_name(status)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP durable_instances_by_phase Instances by phase (running split into running, sleeping, waiting_for_signal).\n# TYPE durable_instances_by_phase gauge"
+    );
+    for (phase, n) in app.runtime.counts_by_phase()? {
+        let _ = writeln!(out, "durable_instances_by_phase{{phase=\"{phase}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP durable_running_tasks Instances with a task now.\n# TYPE durable_running_tasks gauge\ndurable_running_tasks {}",
+        app.runtime.running_instances()
+    );
+    Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
+}

@@ -1,0 +1,421 @@
+// The durable web UI: plain browser JavaScript over the JSON API under /api.
+// Data is only ever put into the page as text (textContent), never as HTML.
+"use strict";
+
+const PHASES = [
+  "running", "sleeping", "waiting_for_signal", "completed",
+  "failed", "cancelled", "terminated", "parked",
+];
+const REFRESH_MS = 2000;
+const TOKEN_KEY = "durable-token";
+
+// A token given as #token=... is kept for this tab and removed from the address bar.
+(function takeTokenFromFragment() {
+  const match = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+  if (match) {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+})();
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null) continue;
+    if (k === "class") node.className = v;
+    else if (k === "style") node.setAttribute("style", v);
+    else if (k.startsWith("data-")) node.setAttribute(k, v);
+    else node[k] = v;
+  }
+  for (const c of children) {
+    if (c === undefined || c === null) continue;
+    node.append(c instanceof Node ? c : String(c));
+  }
+  return node;
+}
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// Calls the API with the tab's token; a 401 shows the token form.
+async function api(path, options = {}) {
+  const headers = Object.assign({}, options.headers || {});
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers["Authorization"] = "Bearer " + token;
+  // every POST says JSON: the service refuses form-like POSTs (CSRF)
+  if (options.method === "POST") headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, Object.assign({}, options, { headers }));
+  } catch (e) {
+    throw new ApiError(0, "the service does not answer: " + e.message);
+  }
+  const text = await response.text();
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch (_) { body = text; }
+  if (response.status === 401) {
+    $("token-form").hidden = false;
+  }
+  if (!response.ok) {
+    const message = body && body.error ? body.error : (text || response.statusText);
+    throw new ApiError(response.status, message);
+  }
+  $("token-form").hidden = true;
+  return body;
+}
+
+function showError(e) {
+  const box = $("error");
+  if (!e) { box.hidden = true; box.textContent = ""; return; }
+  box.hidden = false;
+  box.textContent = e.message || String(e);
+}
+
+function setupTokenForm(reload) {
+  $("token-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, $("token-input").value);
+    $("token-input").value = "";
+    reload();
+  });
+}
+
+function fmtTime(ms) {
+  if (!ms) return "";
+  const d = new Date(ms);
+  const pad = (n, w = 2) => String(n).padStart(w, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function fmtDuration(ms) {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+  return `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
+}
+
+// "timer until <ms> ms" reads better as a date.
+function fmtWaiting(text) {
+  return (text || "").replace(/timer until (\d+) ms/g, (_, ms) => "timer until " + fmtTime(Number(ms)));
+}
+
+function phaseLabel(phase) {
+  return phase.replace(/_/g, " ");
+}
+
+function badge(phase) {
+  return el("span", { class: `badge phase-${phase}`, "data-phase": phase }, phaseLabel(phase));
+}
+
+// Runs `load` now and every REFRESH_MS while the "live" box is ticked and
+// `keepGoing()` holds; never two loads at once.
+function poll(load, keepGoing = () => true) {
+  let busy = false;
+  const tick = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      await load();
+      showError(null);
+      $("refreshed").textContent = "updated " + fmtTime(Date.now()).slice(11);
+    } catch (e) {
+      showError(e);
+    } finally {
+      busy = false;
+    }
+  };
+  tick();
+  setInterval(() => { if ($("live").checked && keepGoing()) tick(); }, REFRESH_MS);
+  return tick;
+}
+
+// ---- the instance list (/) ----
+
+function listPage() {
+  const params = new URLSearchParams(location.search);
+  const status = $("f-status");
+  for (const p of PHASES) status.append(el("option", { value: p }, phaseLabel(p)));
+  $("f-workflow").value = params.get("workflow") || "";
+  status.value = PHASES.includes(params.get("status")) ? params.get("status") : "";
+  $("f-prefix").value = params.get("prefix") || "";
+  const workflows = new Set();
+  let after = null;
+  const pageSize = 100;
+
+  const filterQuery = () => {
+    const q = new URLSearchParams();
+    if ($("f-workflow").value.trim()) q.set("workflow", $("f-workflow").value.trim());
+    if (status.value) q.set("status", status.value);
+    if ($("f-prefix").value) q.set("prefix", $("f-prefix").value);
+    return q;
+  };
+
+  const load = async () => {
+    const q = filterQuery();
+    q.set("limit", String(pageSize));
+    if (after) q.set("after", after);
+    const [counts, list] = await Promise.all([
+      api("/api/stats"),
+      api("/api/instances?" + q.toString()),
+    ]);
+    renderCounts(counts);
+    renderRows(list);
+    $("more").hidden = list.length < pageSize;
+    $("more").dataset.last = list.length ? list[list.length - 1].id : "";
+  };
+
+  const renderCounts = (counts) => {
+    const nav = $("counts");
+    nav.replaceChildren();
+    let total = 0;
+    for (const p of PHASES) total += counts[p] || 0;
+    const chip = (phase, n, label) => {
+      const a = el("a", {
+        href: "#", class: "count" + ((status.value === phase) ? " selected" : ""),
+        "data-phase": phase,
+      }, label + " ", el("b", {}, n));
+      a.addEventListener("click", (ev) => {
+        ev.preventDefault();
+        status.value = phase;
+        changed();
+      });
+      return a;
+    };
+    nav.append(chip("", total, "all"));
+    for (const p of PHASES) nav.append(chip(p, counts[p] || 0, phaseLabel(p)));
+  };
+
+  const renderRows = (list) => {
+    const body = document.querySelector("#instances tbody");
+    body.replaceChildren();
+    for (const d of list) {
+      if (!workflows.has(d.workflow)) {
+        workflows.add(d.workflow);
+        $("workflows").append(el("option", { value: d.workflow }));
+      }
+      const link = el("a", { href: "/ui/instance?id=" + encodeURIComponent(d.id) }, d.id);
+      body.append(el("tr", { "data-id": d.id },
+        el("td", { class: "id" }, link),
+        el("td", {}, d.workflow),
+        el("td", { class: "status" }, badge(d.phase)),
+        el("td", {}, fmtWaiting(d.waiting_for)),
+        el("td", { class: "num" }, d.step),
+        el("td", { class: "when" }, fmtTime(d.updated_ms)),
+        el("td", { class: "err" }, d.error || d.last_error || ""),
+      ));
+    }
+    $("empty").hidden = list.length > 0;
+  };
+
+  let tick;
+  const changed = () => {
+    after = null;
+    const q = filterQuery();
+    history.replaceState(null, "", q.toString() ? "/?" + q.toString() : "/");
+    tick();
+  };
+  let typing;
+  const debounced = () => { clearTimeout(typing); typing = setTimeout(changed, 250); };
+  $("f-workflow").addEventListener("input", debounced);
+  $("f-prefix").addEventListener("input", debounced);
+  status.addEventListener("change", changed);
+  $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); changed(); });
+  $("f-clear").addEventListener("click", () => {
+    $("f-workflow").value = "";
+    status.value = "";
+    $("f-prefix").value = "";
+    changed();
+  });
+  $("more").addEventListener("click", () => {
+    after = $("more").dataset.last || null;
+    tick();
+  });
+  tick = poll(load);
+  setupTokenForm(() => tick());
+}
+
+// ---- one instance (/ui/instance?id=...) ----
+
+const TERMINAL = new Set(["completed", "failed", "cancelled", "terminated"]);
+
+// The timeline: one row per history event; activity attempts are bars on a
+// shared time axis, as long as the attempt ran, with their error text.
+function renderTimeline(events, now) {
+  const box = $("timeline");
+  box.replaceChildren();
+  if (!events.length) {
+    box.append(el("p", { class: "muted" }, "No history recorded."));
+    return;
+  }
+  const activityAt = new Map();
+  for (const e of events) {
+    const k = e.kind;
+    if (k.Awaiting) {
+      const m = /^activity (.+)$/.exec(k.Awaiting.command);
+      if (m) activityAt.set(k.Awaiting.step, m[1]);
+    }
+    if (k.ActivityFinished) activityAt.set(k.ActivityFinished.step, k.ActivityFinished.activity);
+  }
+  const attemptStart = (e, a) => e.at_ms - a.duration_ms;
+  let start = events[0].at_ms;
+  let end = events[events.length - 1].at_ms;
+  for (const e of events) {
+    const a = e.kind.AttemptFailed || e.kind.ActivityFinished;
+    if (a) start = Math.min(start, attemptStart(e, a));
+  }
+  if (now) end = Math.max(end, now);
+  const span = Math.max(end - start, 1);
+  const pct = (ms) => ((ms - start) / span) * 100;
+
+  box.append(el("div", { class: "axis" },
+    el("span", {}, fmtTime(start)), el("span", {}, fmtDuration(end - start) + " in all"),
+    el("span", {}, fmtTime(end))));
+
+  for (const e of events) {
+    const k = e.kind;
+    const name = Object.keys(k)[0];
+    const v = k[name];
+    let label;
+    let bar = null;
+    let detail = null;
+    let cls = "event";
+    if (name === "AttemptFailed" || name === "ActivityFinished") {
+      const activity = name === "ActivityFinished" ? v.activity : (activityAt.get(v.step) || "activity");
+      const failed = name === "AttemptFailed" || v.error;
+      cls = "attempt " + (failed ? "failed" : "ok");
+      label = `step ${v.step} · ${activity} · attempt ${v.attempt}`;
+      const left = pct(attemptStart(e, v));
+      const width = Math.max(pct(e.at_ms) - left, 0);
+      bar = el("div", { class: "track" },
+        el("div", {
+          class: "bar " + (failed ? "failed" : "ok"),
+          style: `left:${left.toFixed(3)}%;width:${width.toFixed(3)}%`,
+          title: `${activity}, attempt ${v.attempt}: ${fmtDuration(v.duration_ms)}`,
+        }));
+      detail = el("span", { class: "detail" },
+        el("span", { class: "duration" }, fmtDuration(v.duration_ms)),
+        failed ? el("span", { class: "err" }, " " + (v.error || "")) : " done");
+      if (name === "AttemptFailed") detail.append(el("span", { class: "muted" }, " (retried)"));
+    } else {
+      switch (name) {
+        case "Started": label = `started ${v.workflow} (run ${v.run})`; break;
+        case "Input": label = "input recorded"; break;
+        case "Awaiting": label = `step ${v.step}: waits at ${v.variant} for ${fmtWaiting(v.command)}`; break;
+        case "CancelDelivered": label = `step ${v.step}: cancellation delivered`; break;
+        case "Upgraded": label = `upgraded at ${v.variant}`; break;
+        case "Finished":
+          label = `finished: ${v.status.toLowerCase()}`;
+          if (v.error) detail = el("span", { class: "err" }, v.error);
+          cls = "event finished";
+          break;
+        default: label = name; detail = JSON.stringify(v);
+      }
+      bar = el("div", { class: "track" },
+        el("div", { class: "tick", style: `left:${pct(e.at_ms).toFixed(3)}%` }));
+    }
+    box.append(el("div", { class: "row " + cls, "data-kind": name },
+      el("span", { class: "when" }, fmtTime(e.at_ms).slice(11)),
+      el("span", { class: "what" }, label),
+      bar,
+      el("span", { class: "info" }, detail)));
+  }
+}
+
+function instancePage() {
+  const id = new URLSearchParams(location.search).get("id") || "";
+  const path = "/api/instances/" + encodeURIComponent(id);
+  $("i-id").textContent = id;
+  document.title = "durable · " + id;
+  let phase = null;
+  let inputShown = false;
+
+  const load = async () => {
+    if (!id) throw new Error("no instance id in the address (?id=...)");
+    const [d, events] = await Promise.all([api(path), api(path + "/history")]);
+    phase = d.phase;
+    $("i-status").replaceWith(Object.assign(badge(d.phase), { id: "i-status" }));
+    const rows = [
+      ["workflow", `${d.workflow} (run ${d.run})`],
+      ["at", `${d.variant} (step ${d.step})`],
+      ["waiting for", fmtWaiting(d.waiting_for)],
+      ["created", fmtTime(d.created_ms)],
+      ["updated", fmtTime(d.updated_ms)],
+      ["error", d.error],
+      ["last attempt", d.last_error && `${d.last_error} (${d.failed_attempts} failed attempts)`],
+    ];
+    const dl = $("summary");
+    dl.replaceChildren();
+    for (const [k, v] of rows) {
+      if (v === null || v === undefined || v === "") continue;
+      dl.append(el("dt", {}, k), el("dd", { "data-field": k }, v));
+    }
+    const terminal = TERMINAL.has(d.phase);
+    for (const b of ["cancel", "terminate", "signal-send"]) $(b).disabled = terminal || d.phase === "parked";
+
+    if (!inputShown) {
+      const input = events.find((e) => e.kind.Input);
+      $("input").textContent = input
+        ? JSON.stringify(JSON.parse(input.kind.Input.json), null, 2)
+        : "(not recorded for this run)";
+      inputShown = true;
+    }
+    try {
+      const s = await api(path + "/state");
+      $("state").textContent = s.state === null
+        ? "null (the instance has ended)"
+        : JSON.stringify(s.state, null, 2);
+    } catch (e) {
+      $("state").textContent = "cannot show the state: " + e.message;
+    }
+    renderTimeline(events, terminal ? null : Date.now());
+  };
+
+  const result = (text, ok) => {
+    const p = $("action-result");
+    p.textContent = text;
+    p.className = ok ? "ok" : "err";
+  };
+  const act = async (what, request) => {
+    try {
+      await request();
+      result(what + " accepted", true);
+    } catch (e) {
+      result(what + " failed: " + e.message, false);
+    }
+    tick();
+  };
+
+  $("signal-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    let payload;
+    try {
+      payload = JSON.parse($("signal-payload").value.trim() || "null");
+    } catch (e) {
+      result("the payload is not JSON: " + e.message, false);
+      return;
+    }
+    const name = $("signal-name").value.trim();
+    act(`signal ${name}`, () => api(path + "/signal", {
+      method: "POST", body: JSON.stringify({ name, payload }),
+    }));
+  });
+  $("cancel").addEventListener("click", () =>
+    act("cancel", () => api(path + "/cancel", { method: "POST" })));
+  $("terminate").addEventListener("click", () =>
+    act("terminate", () => api(path + "/terminate", {
+      method: "POST", body: JSON.stringify({ reason: $("terminate-reason").value }),
+    })));
+
+  // an ended instance does not change: stop polling it
+  const tick = poll(load, () => !TERMINAL.has(phase));
+  setupTokenForm(() => tick());
+}
+
+if (document.body.dataset.page === "list") listPage();
+else if (document.body.dataset.page === "instance") instancePage();

@@ -1,0 +1,205 @@
+// Drives the durable web UI in Debian's Chromium with playwright-core and
+// asserts on what the pages show. Never downloads a browser.
+//
+//   node e2e.mjs http://127.0.0.1:PORT TOKEN SCREENSHOT_DIR
+//
+// Started by tests/tests/ui_browser.rs, which sets up the instances:
+// checkout-1 completed, payment-1 completed with the card's error after two
+// failed attempts, invoice-1 failed (a panic in workflow code), approval-1
+// and approval-2 waiting for the `approve` signal, reminder-1 sleeping.
+// Prints `SCREENSHOT <path>` for each screenshot it saves.
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const [base, token, shotDir] = process.argv.slice(2);
+if (!base || !token || !shotDir) {
+  console.error("usage: node e2e.mjs BASE_URL TOKEN SCREENSHOT_DIR");
+  process.exit(2);
+}
+const executablePath = process.env.DURABLE_CHROMIUM || "/usr/bin/chromium";
+// Waiting is bounded so a broken page fails the run instead of hanging it;
+// nothing asserts on how long anything took.
+const PATIENCE_MS = 30_000;
+
+async function waitUntil(what, check) {
+  const giveUp = Date.now() + PATIENCE_MS;
+  let last;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > giveUp) {
+      throw new Error(`gave up waiting until ${what}${last ? `: ${last.message}` : ""}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function rows(page) {
+  return page.$$eval("#instances tbody tr", (trs) => trs.map((tr) => ({
+    id: tr.dataset.id,
+    phase: tr.querySelector(".badge").dataset.phase,
+    error: tr.querySelector("td.err").textContent,
+  })));
+}
+
+async function rowIds(page) {
+  return (await rows(page)).map((r) => r.id).sort().join(",");
+}
+
+async function shot(page, name) {
+  const file = path.join(shotDir, name);
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`SCREENSHOT ${file}`);
+}
+
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), "durable-ui-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath,
+  headless: true,
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+  viewport: { width: 1280, height: 900 },
+});
+const pageErrors = [];
+try {
+  const page = context.pages()[0] || await context.newPage();
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+
+  // ---- the list, with the token handed over in the fragment ----
+  await page.goto(`${base}/#token=${encodeURIComponent(token)}`);
+  await waitUntil("the list shows six instances", async () => (await rows(page)).length === 6);
+  assert.equal(new URL(page.url()).hash, "", "the token is removed from the address bar");
+  const phases = Object.fromEntries((await rows(page)).map((r) => [r.id, r.phase]));
+  assert.deepEqual(phases, {
+    "approval-1": "waiting_for_signal",
+    "approval-2": "waiting_for_signal",
+    "checkout-1": "completed",
+    "invoice-1": "failed",
+    "payment-1": "completed",
+    "reminder-1": "sleeping",
+  });
+  const failedRow = (await rows(page)).find((r) => r.id === "invoice-1");
+  assert.match(failedRow.error, /a reservation is a number/);
+  const count = (phase) => page.textContent(`#counts a[data-phase="${phase}"] b`);
+  assert.equal(await count("waiting_for_signal"), "2");
+  assert.equal(await count("sleeping"), "1");
+  assert.equal(await count("failed"), "1");
+  assert.equal(await count("completed"), "2");
+  assert.equal(await count(""), "6");
+
+  // filters: status, then id prefix, then workflow
+  await page.selectOption("#f-status", "sleeping");
+  await waitUntil("the status filter leaves the sleeper", async () => (await rowIds(page)) === "reminder-1");
+  assert.match(page.url(), /status=sleeping/);
+  await page.click("#f-clear");
+  await waitUntil("clearing shows all again", async () => (await rows(page)).length === 6);
+  await page.fill("#f-prefix", "approval-");
+  await waitUntil("the prefix filter leaves the approvals",
+    async () => (await rowIds(page)) === "approval-1,approval-2");
+  await page.click("#f-clear");
+  await page.fill("#f-workflow", "payment");
+  await waitUntil("the workflow filter leaves the payment", async () => (await rowIds(page)) === "payment-1");
+  await page.click("#f-clear");
+  await waitUntil("clearing shows all again", async () => (await rows(page)).length === 6);
+  await page.click('#counts a[data-phase="failed"]');
+  await waitUntil("the failed chip filters", async () => (await rowIds(page)) === "invoice-1");
+  await page.click("#f-clear");
+  await waitUntil("clearing shows all again", async () => (await rows(page)).length === 6);
+  await shot(page, "list.png");
+
+  // ---- failed attempts: timeline bars with durations and the error ----
+  await page.click('#instances tr[data-id="payment-1"] a');
+  await page.waitForURL(/\/ui\/instance\?id=payment-1/);
+  await waitUntil("the page loads",
+    async () => (await page.getAttribute("#i-status", "data-phase")) === "completed");
+  const bars = await page.$$eval(".timeline .row.attempt", (rs) => rs.map((r) => ({
+    failed: r.classList.contains("failed"),
+    hasBar: !!r.querySelector(".bar"),
+    label: r.querySelector(".what").textContent,
+    duration: r.querySelector(".duration").textContent,
+    error: (r.querySelector(".err") || { textContent: "" }).textContent,
+  })));
+  assert.equal(bars.length, 2, `two attempts: ${JSON.stringify(bars)}`);
+  for (const [i, bar] of bars.entries()) {
+    assert.ok(bar.hasBar && bar.failed, `attempt ${i + 1} is a failed bar`);
+    assert.match(bar.label, new RegExp(`charge_card · attempt ${i + 1}`));
+    assert.match(bar.duration, /\d+(\.\d+)? (ms|s)/);
+    assert.match(bar.error, /card declined: insufficient funds for 420/);
+  }
+  assert.equal(await page.textContent("#input"), "420");
+  assert.match(await page.textContent("#state"), /^null/);
+  assert.ok(await page.isDisabled("#cancel"), "an ended instance cannot be cancelled");
+  await shot(page, "attempts-instance.png");
+
+  // ---- a failed instance shows why ----
+  await page.goto(`${base}/ui/instance?id=invoice-1`);
+  await waitUntil("the status badge says failed",
+    async () => (await page.getAttribute("#i-status", "data-phase")) === "failed");
+  assert.match(await page.textContent('#summary dd[data-field="error"]'), /a reservation is a number/);
+  await waitUntil("the timeline shows the end",
+    async () => /finished: failed/.test(await page.textContent("#timeline")));
+  assert.equal(await page.$$eval(".timeline .bar.ok", (b) => b.length), 1, "reserve succeeded once");
+
+  // ---- a waiting instance: its state, then a signal through the form ----
+  await page.goto(`${base}/ui/instance?id=approval-1`);
+  await waitUntil("the state JSON shows the request",
+    async () => /"request": "approval-1 laptop"/.test(await page.textContent("#state")));
+  assert.equal(await page.getAttribute("#i-status", "data-phase"), "waiting_for_signal");
+  assert.match(await page.textContent('#summary dd[data-field="waiting for"]'), /signal approve/);
+  await page.fill("#signal-name", "approve");
+  await page.fill("#signal-payload", "{by: dana}");
+  await page.click("#signal-send");
+  await waitUntil("a malformed payload is refused in the page",
+    async () => /not JSON/.test(await page.textContent("#action-result")));
+  await page.fill("#signal-payload", '{"by": "dana"}');
+  await page.click("#signal-send");
+  await waitUntil("a payload of the wrong shape is refused by the service",
+    async () => /failed: .*missing field `amount`/.test(await page.textContent("#action-result")));
+  await page.fill("#signal-payload", '{"by": "dana", "amount": 3}');
+  await page.click("#signal-send");
+  await waitUntil("the signal is accepted",
+    async () => /signal approve accepted/.test(await page.textContent("#action-result")));
+  await waitUntil("the instance completes",
+    async () => (await page.getAttribute("#i-status", "data-phase")) === "completed");
+  await waitUntil("the timeline shows the end",
+    async () => /finished: completed/.test(await page.textContent("#timeline")));
+  await shot(page, "signalled-instance.png");
+
+  // ---- cancel through the button ----
+  await page.goto(`${base}/ui/instance?id=approval-2`);
+  await waitUntil("the page loads",
+    async () => (await page.getAttribute("#i-status", "data-phase")) === "waiting_for_signal");
+  await page.click("#cancel");
+  await waitUntil("the instance is cancelled",
+    async () => (await page.getAttribute("#i-status", "data-phase")) === "cancelled");
+
+  // ---- a new tab has no token: the page asks for it ----
+  const fresh = await context.newPage();
+  fresh.on("pageerror", (e) => pageErrors.push(e.message));
+  await fresh.goto(`${base}/`);
+  await fresh.waitForSelector("#token-form:not([hidden])");
+  assert.match(await fresh.textContent("#error"), /bearer token/);
+  await fresh.fill("#token-input", token);
+  await fresh.click("#token-form button");
+  await waitUntil("the list loads with the typed token", async () => (await rows(fresh)).length === 6);
+  assert.ok(await fresh.isHidden("#token-form"));
+  const after = Object.fromEntries((await rows(fresh)).map((r) => [r.id, r.phase]));
+  assert.equal(after["approval-1"], "completed");
+  assert.equal(after["approval-2"], "cancelled");
+
+  assert.deepEqual(pageErrors, [], "no script errors in the pages");
+  console.log("ui e2e: all checks passed");
+} finally {
+  await context.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+}
