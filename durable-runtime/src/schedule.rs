@@ -47,7 +47,24 @@ use crate::workflow::{Workflow, WorkflowCall};
 pub(crate) const RECENT: usize = 50;
 
 /// When a schedule fires, and what it does when a run is still going.
+///
+/// Built with [`Schedule::cron`] or [`Schedule::interval`] in Rust; as JSON
+/// (the HTTP API) it is an object with `cron` (and `time_zone`) or
+/// `every_ms` (and `offset_ms`), and optionally `jitter_ms`, `start_ms`,
+/// `end_ms` (ms since the epoch), `max_runs`, `overlap` (`skip`,
+/// `buffer_one`, `buffer_all`, `cancel_other`, `terminate_other`,
+/// `allow_all`) and `catchup_window_ms`, checked as the builder checks them:
+///
+/// ```
+/// let s: durable_runtime::Schedule = serde_json::from_str(
+///     r#"{"cron": "0 2 * * *", "time_zone": "Europe/Berlin", "overlap": "buffer_one"}"#,
+/// )?;
+/// assert_eq!(s.describe(), "cron \"0 2 * * *\" in Europe/Berlin");
+/// assert!(serde_json::from_str::<durable_runtime::Schedule>(r#"{"cron": "0 2 * *"}"#).is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ScheduleSpec", into = "ScheduleSpec")]
 pub struct Schedule {
     pub(crate) calendar: Calendar,
     pub(crate) jitter_ms: u64,
@@ -56,6 +73,90 @@ pub struct Schedule {
     pub(crate) max_runs: Option<u64>,
     pub(crate) overlap: Overlap,
     pub(crate) catchup_window_ms: u64,
+}
+
+/// A [`Schedule`] as data: what it is stored and sent as.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ScheduleSpec {
+    cron: Option<String>,
+    time_zone: Option<String>,
+    every_ms: Option<u64>,
+    offset_ms: Option<u64>,
+    jitter_ms: u64,
+    start_ms: Option<u64>,
+    end_ms: Option<u64>,
+    max_runs: Option<u64>,
+    overlap: Overlap,
+    catchup_window_ms: Option<u64>,
+}
+
+impl TryFrom<ScheduleSpec> for Schedule {
+    type Error = ScheduleError;
+
+    fn try_from(spec: ScheduleSpec) -> Result<Self, Self::Error> {
+        let mut schedule = match (spec.cron, spec.every_ms) {
+            (Some(expr), None) => {
+                let schedule = Schedule::cron(&expr)?;
+                match (spec.time_zone, spec.offset_ms) {
+                    (_, Some(_)) => {
+                        return Err(ScheduleError::Invalid(
+                            "an offset applies to intervals, not cron schedules".into(),
+                        ));
+                    }
+                    (Some(zone), None) => schedule.time_zone(&zone)?,
+                    (None, None) => schedule,
+                }
+            }
+            (None, Some(every)) => {
+                if spec.time_zone.is_some() {
+                    return Err(ScheduleError::Invalid(
+                        "a time zone applies to cron schedules, not intervals".into(),
+                    ));
+                }
+                Schedule::interval(Duration::from_millis(every))?
+                    .offset(Duration::from_millis(spec.offset_ms.unwrap_or(0)))?
+            }
+            _ => {
+                return Err(ScheduleError::Invalid(
+                    "a schedule needs either `cron` or `every_ms`".into(),
+                ));
+            }
+        };
+        schedule.jitter_ms = spec.jitter_ms;
+        schedule.start_ms = spec.start_ms;
+        schedule.end_ms = spec.end_ms;
+        schedule.max_runs = spec.max_runs;
+        schedule.overlap = spec.overlap;
+        if let Some(window) = spec.catchup_window_ms {
+            schedule.catchup_window_ms = window;
+        }
+        Ok(schedule)
+    }
+}
+
+impl From<Schedule> for ScheduleSpec {
+    fn from(s: Schedule) -> Self {
+        let (cron, time_zone, every_ms, offset_ms) = match s.calendar {
+            Calendar::Cron { expr, zone } => (Some(expr), Some(zone), None, None),
+            Calendar::Interval {
+                every_ms,
+                offset_ms,
+            } => (None, None, Some(every_ms), Some(offset_ms)),
+        };
+        ScheduleSpec {
+            cron,
+            time_zone,
+            every_ms,
+            offset_ms,
+            jitter_ms: s.jitter_ms,
+            start_ms: s.start_ms,
+            end_ms: s.end_ms,
+            max_runs: s.max_runs,
+            overlap: s.overlap,
+            catchup_window_ms: Some(s.catchup_window_ms),
+        }
+    }
 }
 
 /// The times a schedule names.
@@ -452,6 +553,8 @@ pub struct ScheduleDescription {
     pub input: Option<serde_json::Value>,
     /// Its timing in short ([`Schedule::describe`]).
     pub spec: String,
+    /// Its whole definition (to edit and [update](Schedules::update)).
+    pub schedule: Schedule,
     /// The overlap policy.
     pub overlap: Overlap,
     /// The catch-up window, ms.
@@ -952,6 +1055,42 @@ mod tests {
         );
         assert!("sometimes".parse::<Overlap>().is_err());
         assert_eq!("buffer-one".parse::<Overlap>().unwrap(), Overlap::BufferOne);
+    }
+
+    #[test]
+    fn schedules_round_trip_as_json_and_postcard_and_are_checked_on_the_way_in() {
+        let cron = Schedule::cron("0 2 * * *")
+            .unwrap()
+            .time_zone("Europe/Berlin")
+            .unwrap()
+            .overlap(Overlap::CancelOther)
+            .max_runs(3);
+        let every = Schedule::interval(Duration::from_secs(60))
+            .unwrap()
+            .offset(Duration::from_secs(5))
+            .unwrap()
+            .jitter(Duration::from_secs(2));
+        for s in [cron, every] {
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Schedule>(&json).unwrap(),
+                s,
+                "{json}"
+            );
+            let bytes = crate::codec::encode(&s).unwrap();
+            assert_eq!(crate::codec::decode::<Schedule>(&bytes).unwrap(), s);
+        }
+        for bad in [
+            r#"{}"#,
+            r#"{"cron": "0 2 * * *", "every_ms": 60000}"#,
+            r#"{"every_ms": 0}"#,
+            r#"{"every_ms": 60000, "time_zone": "UTC"}"#,
+            r#"{"cron": "0 2 * * *", "time_zone": "Nowhere/Land"}"#,
+            r#"{"cron": "0 2 * * *", "overlap": "sometimes"}"#,
+            r#"{"cron": "0 2 * * *", "colour": "blue"}"#,
+        ] {
+            assert!(serde_json::from_str::<Schedule>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

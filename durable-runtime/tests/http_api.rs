@@ -411,3 +411,97 @@ async fn export_and_import_move_an_instance_between_services() {
     a.abort();
     b.abort();
 }
+
+#[tokio::test]
+async fn schedules_are_created_steered_and_deleted_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(durable_runtime::clock::TestClock::new());
+    let rt = Arc::new(
+        Runtime::builder()
+            .workflow::<doubled>()
+            .clock(clock.clone())
+            .open(dir.path())
+            .await
+            .unwrap(),
+    );
+    let (addr, _server) = serve_without_token(rt.clone()).await;
+    let create = r#"{"id": "dbl", "workflow": "doubled", "input": 4,
+        "schedule": {"every_ms": 3600000, "offset_ms": 60000, "overlap": "allow_all"}}"#;
+    let (status, body) = call(addr, "POST", "/api/schedules", None, create).await;
+    assert_eq!(status, 201, "{body}");
+    let created = json(&body);
+    assert_eq!(created["spec"], "every 1h offset 1m");
+    assert_eq!(created["input"], 4);
+    let (status, body) = call(addr, "POST", "/api/schedules", None, create).await;
+    assert_eq!(status, 409, "{body}");
+
+    // bad definitions and inputs are 400s, an unknown workflow a 409
+    for (bad, code) in [
+        (
+            r#"{"id": "x", "workflow": "doubled", "schedule": {"cron": "99 * * * *"}}"#,
+            400,
+        ),
+        (
+            r#"{"id": "x", "workflow": "doubled", "input": "four", "schedule": {"every_ms": 1000}}"#,
+            400,
+        ),
+        (
+            r#"{"id": "x", "workflow": "nope", "schedule": {"every_ms": 1000}}"#,
+            409,
+        ),
+        (r#"{"id": "x", "workflow": "doubled", "schedule": {}}"#, 400),
+        (r#"not json"#, 400),
+    ] {
+        let (status, body) = call(addr, "POST", "/api/schedules", None, bad).await;
+        assert_eq!(status, code, "{bad}: {body}");
+        assert!(json(&body)["error"].is_string(), "{body}");
+    }
+
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/schedules/dbl/pause",
+        None,
+        r#"{"note": "hold"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["paused"], true);
+    let (_, body) = call(addr, "POST", "/api/schedules/dbl/unpause", None, "").await;
+    assert_eq!(json(&body)["paused"], false);
+    let (status, body) = call(addr, "POST", "/api/schedules/dbl/trigger", None, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["runs"], 1);
+    let run = "dbl@2030-01-01T00:00:00Z";
+    rt.handle::<doubled>(run).result().await.unwrap().unwrap();
+
+    // 2029-12-31 20:00 .. 23:59 holds four hourly times at :01
+    let from = 1_893_456_000_000u64 - 4 * 3_600_000;
+    let backfill = format!(
+        r#"{{"from_ms": {from}, "to_ms": {}, "overlap": "allow_all"}}"#,
+        from + 4 * 3_600_000 - 1
+    );
+    let (status, body) = call(addr, "POST", "/api/schedules/dbl/backfill", None, &backfill).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["runs"], 5);
+
+    let update = r#"{"schedule": {"cron": "0 6 * * *", "time_zone": "Asia/Tokyo"}}"#;
+    let (status, body) = call(addr, "POST", "/api/schedules/dbl/update", None, update).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["spec"], "cron \"0 6 * * *\" in Asia/Tokyo");
+    assert_eq!(json(&body)["schedule"]["time_zone"], "Asia/Tokyo");
+
+    let (status, body) = call(addr, "GET", "/api/schedules", None, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body).as_array().map(Vec::len), Some(1));
+    let (status, _) = call(addr, "DELETE", "/api/schedules/dbl", None, "").await;
+    assert_eq!(status, 200);
+    for (method, path) in [
+        ("GET", "/api/schedules/dbl"),
+        ("POST", "/api/schedules/dbl/trigger"),
+        ("DELETE", "/api/schedules/dbl"),
+    ] {
+        let (status, body) = call(addr, method, path, None, "").await;
+        assert_eq!(status, 404, "{method} {path}: {body}");
+    }
+}

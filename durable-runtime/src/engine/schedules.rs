@@ -163,6 +163,7 @@ impl ScheduleRecord {
             workflow: self.workflow.clone(),
             input: entry.and_then(|e| (e.input_to_json)(&self.input).ok()),
             spec: self.schedule.describe(),
+            schedule: self.schedule.clone(),
             overlap: self.schedule.overlap,
             catchup_window_ms: self.schedule.catchup_window_ms,
             paused: self.paused,

@@ -23,6 +23,14 @@
 //! | `POST /api/instances/{id}/terminate` `{"reason": ".."}` | terminate |
 //! | `GET /api/instances/{id}/export` | snapshot file bytes ([`Runtime::export`]) |
 //! | `POST /api/import?replace=false` (snapshot file as body) | import ([`Runtime::import`]) |
+//! | `GET /api/schedules` | list ([`ScheduleDescription`](crate::schedule::ScheduleDescription)s) |
+//! | `POST /api/schedules` `{"id", "workflow", "input": <JSON>, "schedule": {..}}` | create ([`Schedules::create_json`](crate::Schedules::create_json); `schedule` as [`Schedule`](crate::Schedule)'s JSON) |
+//! | `GET /api/schedules/{id}` | describe |
+//! | `POST /api/schedules/{id}/update` `{"schedule": {..}}` | new timing and policies |
+//! | `POST /api/schedules/{id}/pause` / `unpause` `{"note": ".."}` | pause, unpause |
+//! | `POST /api/schedules/{id}/trigger` | a run now |
+//! | `POST /api/schedules/{id}/backfill` `{"from_ms", "to_ms", "overlap"}` | backfill |
+//! | `DELETE /api/schedules/{id}` | delete |
 //! | `GET /api/stats` | counts by [`Phase`], every phase |
 //! | `GET /metrics` | Prometheus text |
 //!
@@ -59,6 +67,7 @@ use crate::{Description, ListFilter, Phase, ResultError, Runtime, SignalError, S
 
 pub use axum;
 
+mod schedules;
 mod ui;
 
 /// The largest snapshot `POST /api/import` accepts.
@@ -96,6 +105,19 @@ pub fn router(runtime: Arc<Runtime>, token: Option<String>) -> axum::Router {
             "/api/import",
             post(import).layer(DefaultBodyLimit::max(MAX_SNAPSHOT_BYTES)),
         )
+        .route(
+            "/api/schedules",
+            get(schedules::list).post(schedules::create),
+        )
+        .route(
+            "/api/schedules/{id}",
+            get(schedules::describe).delete(schedules::delete),
+        )
+        .route("/api/schedules/{id}/update", post(schedules::update))
+        .route("/api/schedules/{id}/pause", post(schedules::pause))
+        .route("/api/schedules/{id}/unpause", post(schedules::unpause))
+        .route("/api/schedules/{id}/trigger", post(schedules::trigger))
+        .route("/api/schedules/{id}/backfill", post(schedules::backfill))
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(app.clone(), auth))
