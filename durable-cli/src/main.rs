@@ -13,6 +13,13 @@
 //! terminate ID [--reason "operator"]
 //! export ID FILE
 //! import FILE [--replace]
+//! schedule list | describe ID | pause ID [--note N] | unpause ID | update ID TIMING | delete ID
+//! schedule create ID --workflow W [--input JSON] TIMING   (--url only)
+//! schedule trigger ID | backfill ID FROM TO               (--url only)
+//!   TIMING: --cron EXPR [--tz ZONE] | --every 15m [--offset 5m], and
+//!           [--jitter 30s] [--start T] [--end T] [--max-runs N]
+//!           [--overlap skip|buffer-one|buffer-all|cancel-other|terminate-other|allow-all]
+//!           [--catchup 6h]
 //! ```
 //!
 //! With `--db` it opens the store without running anything. An embedded
@@ -36,6 +43,7 @@ use durable_runtime::snapshot::{Snapshot, SnapshotError};
 use durable_runtime::{Description, ListFilter, Phase, ResultError, Runtime, StoreError};
 
 mod remote;
+mod schedules;
 
 /// Exit code: no instance has the id.
 const EXIT_UNKNOWN: u8 = 3;
@@ -137,6 +145,11 @@ enum Command {
         /// Overwrite an instance with the same id.
         #[arg(long)]
         replace: bool,
+    },
+    /// Schedules: list, describe, create, update, pause, unpause, trigger, backfill, delete.
+    Schedule {
+        #[command(subcommand)]
+        command: schedules::ScheduleCommand,
     },
     /// Stop an instance now.
     Terminate {
@@ -523,6 +536,7 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
             source.cancel(&id).await?;
             println!("cancel requested for {id}{}", source.when());
         }
+        Command::Schedule { command } => schedules::execute(source, command, json).await?,
         Command::Terminate { id, reason } => {
             source.terminate(&id, &reason).await?;
             println!("terminate requested for {id}{}", source.when());

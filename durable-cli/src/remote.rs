@@ -116,8 +116,23 @@ impl Client {
         self.answer(request.content_type(content_type).send(body))
     }
 
-    fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+    pub(crate) fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
         decode(&self.get(path)?)
+    }
+
+    /// POSTs `body` as JSON and decodes the JSON answer.
+    pub(crate) fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, Failure> {
+        decode(&self.post(path, body.to_string().as_bytes(), "application/json")?)
+    }
+
+    /// `DELETE path`.
+    pub(crate) fn delete(&self, path: &str) -> Result<(), Failure> {
+        let request = self.authorize(self.agent.delete(self.url(path)));
+        self.answer(request.call()).map(drop)
     }
 
     fn instance(id: &str, rest: &str) -> String {
@@ -227,7 +242,7 @@ fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
 
 /// Percent-encodes everything but unreserved characters, so an id with `/`
 /// (a child's `<parent>/<step>`) or `?` stays one path segment.
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -314,3 +314,129 @@ fn a_store_or_a_service_must_be_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--db"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_are_created_and_steered_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = std::sync::Arc::new(
+        Runtime::builder()
+            .workflow::<doubler>()
+            .open(dir.path())
+            .await
+            .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = durable_runtime::http::router(rt.clone(), None);
+    let server = tokio::spawn(async move {
+        let _ = durable_runtime::http::axum::serve(listener, app).await;
+    });
+    let create = [
+        "schedule",
+        "create",
+        "nightly",
+        "--workflow",
+        "doubler",
+        "--input",
+        "21",
+        "--cron",
+        "0 2 * * *",
+        "--tz",
+        "Europe/Berlin",
+        "--overlap",
+        "buffer-one",
+    ];
+    let (code, out, err) = durable_url(&url, None, &create);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("when      cron \"0 2 * * *\" in Europe/Berlin"),
+        "{out}"
+    );
+    assert!(out.contains("input     21"), "{out}");
+    let (code, _, err) = durable_url(&url, None, &create);
+    assert_eq!(code, 1, "a duplicate id");
+    assert!(err.contains("exists already"), "{err}");
+    for (bad, what) in [
+        (vec!["--cron", "0 2 * *"], "invalid cron expression"),
+        (
+            vec!["--cron", "0 2 * * *", "--tz", "Mars/Base"],
+            "unknown time zone",
+        ),
+        (vec!["--every", "soon"], "not a duration"),
+        (
+            vec!["--every", "1h", "--overlap", "sometimes"],
+            "unknown overlap policy",
+        ),
+    ] {
+        let mut args = vec!["schedule", "create", "x", "--workflow", "doubler"];
+        args.extend(bad);
+        let (code, _, err) = durable_url(&url, None, &args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(what), "{err}");
+    }
+
+    let (code, out, _) = durable_url(
+        &url,
+        None,
+        &["schedule", "pause", "nightly", "--note", "freeze"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("paused    freeze"), "{out}");
+    let (code, out, err) = durable_url(&url, None, &["schedule", "trigger", "nightly"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("runs      1"), "{out}");
+    let (code, out, err) = durable_url(
+        &url,
+        None,
+        &[
+            "schedule",
+            "backfill",
+            "nightly",
+            "2026-01-01T00:00:00Z",
+            "2026-01-03T12:00:00Z",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("runs      4"), "{out}");
+    assert!(
+        out.contains("started nightly@2026-01-03T01:00:00Z (Backfill)"),
+        "{out}"
+    );
+    let (code, out, _) = durable_url(&url, None, &["schedule", "list", "--json"]);
+    assert_eq!(code, 0);
+    let listed: Vec<durable_runtime::schedule::ScheduleDescription> =
+        serde_json::from_str(&out).unwrap();
+    assert_eq!(listed, rt.schedules().list().unwrap());
+    let (code, out, _) = durable_url(
+        &url,
+        None,
+        &[
+            "schedule", "update", "nightly", "--every", "6h", "--offset", "30m",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("when      every 6h offset 30m"), "{out}");
+    let (code, _, err) = durable_url(&url, None, &["schedule", "describe", "nope"]);
+    assert_eq!(code, 3, "{err}");
+    server.abort();
+    let rt = std::sync::Arc::into_inner(rt).expect("the server held the only other handle");
+    rt.shutdown().await;
+
+    // on the store itself: what needs no workflow code works, the rest says where to go
+    let (code, out, err) = durable(dir.path(), &["schedule", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("nightly") && out.contains("every 6h offset 30m"),
+        "{out}"
+    );
+    let (code, out, _) = durable(dir.path(), &["schedule", "unpause", "nightly"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("paused    "), "{out}");
+    let (code, _, err) = durable(dir.path(), &["schedule", "trigger", "nightly"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--url"), "{err}");
+    let (code, _, _) = durable(dir.path(), &["schedule", "delete", "nightly"]);
+    assert_eq!(code, 0);
+    let (code, _, _) = durable(dir.path(), &["schedule", "delete", "nightly"]);
+    assert_eq!(code, 3);
+}
