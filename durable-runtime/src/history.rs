@@ -83,6 +83,27 @@ pub enum EventKind {
         /// The error or reason, when it did not complete.
         error: Option<String>,
     },
+    /// A registered migration moved the instance to another version.
+    Migrated {
+        /// The version it was stored with.
+        from: u32,
+        /// The version it runs on now.
+        to: u32,
+        /// The old fingerprint.
+        from_fingerprint: u64,
+        /// The new fingerprint.
+        to_fingerprint: u64,
+        /// The variant it waited at.
+        from_variant: String,
+        /// The variant it waits at now.
+        to_variant: String,
+    },
+    /// The registered code cannot run it (changed shape, pinned version,
+    /// missing migration): it is kept until code that can is registered.
+    Parked {
+        /// Why, as `describe` shows it.
+        reason: String,
+    },
 }
 
 /// A short description of a command for the history.

@@ -61,12 +61,14 @@
 //! [`Error`]. Messages carry a stable code such as `[DURABLE-SHAPE]`.
 //!
 //! # Feature flags
-//! - `testing`: commit hooks for crash tests and [`store::mem::MemStore`],
-//!   an in-memory store that models power loss.
+//! - `testing`: commit hooks for crash tests. ([`store::mem::MemStore`], an
+//!   in-memory store that models power loss, is always available: the CI
+//!   check [`check::check_snapshots`] runs on it.)
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod activity;
+pub mod check;
 pub mod clock;
 pub mod codec;
 pub mod command;
@@ -75,6 +77,7 @@ mod error;
 pub mod history;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod migration;
 mod runtime;
 pub mod saga;
 pub mod snapshot;
@@ -92,7 +95,7 @@ pub use command::{
     select, signal, sleep, sleep_until, uuid,
 };
 pub use engine::Status;
-pub use error::{Error, ResultError, ResumeError, SignalError, StartError};
+pub use error::{Error, OpenError, ResultError, ResumeError, SignalError, StartError};
 pub use runtime::{
     Builder, Compatibility, Description, IdPolicy, ListFilter, Runtime, WorkflowHandle,
 };

@@ -265,6 +265,7 @@ impl Engine {
                 let mut r = InstanceRecord {
                     workflow: workflow.to_owned(),
                     fingerprint: entry.fingerprint,
+                    version: entry.version,
                     status: Status::Running,
                     state: Vec::new(),
                     variant: "Start".into(),
