@@ -284,10 +284,67 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn sets_round_trip_and_read_single_files_as_a_set_of_one() {
+        let mut second = sample();
+        second.id = "order-8".into();
+        let set = SnapshotSet {
+            created_ms: 5,
+            snapshots: vec![sample(), second],
+        };
+        let bytes = set.to_bytes().unwrap();
+        assert_eq!(SnapshotSet::from_bytes(&bytes).unwrap(), set);
+        assert!(matches!(
+            Snapshot::from_bytes(&bytes),
+            Err(SnapshotError::IsASet)
+        ));
+        let one = SnapshotSet::from_bytes(&sample().to_bytes().unwrap()).unwrap();
+        assert_eq!(one.snapshots, vec![sample()]);
+        // every damage of a set file is an error too
+        assert!(matches!(
+            SnapshotSet::from_bytes(&bytes[..bytes.len() - 1]),
+            Err(SnapshotError::Truncated(_))
+        ));
+        let mut flipped = bytes.clone();
+        flipped[40] ^= 2;
+        assert!(matches!(
+            SnapshotSet::from_bytes(&flipped),
+            Err(SnapshotError::Corrupt { .. })
+        ));
+        let mut future = bytes.clone();
+        future[16] = 3;
+        assert!(matches!(
+            SnapshotSet::from_bytes(&future),
+            Err(SnapshotError::UnsupportedFormat { found: 3 })
+        ));
+        // a huge element count in a valid frame does not allocate it
+        let mut body = vec![codec::FORMAT_V1, 5];
+        body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert!(matches!(
+            SnapshotSet::from_bytes(&frame(SET_FORMAT, &body)),
+            Err(SnapshotError::Undecodable(_))
+        ));
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
             let _ = Snapshot::from_bytes(&bytes);
+            let _ = SnapshotSet::from_bytes(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_set_bodies_behind_a_valid_frame_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = SnapshotSet::from_bytes(&frame(SET_FORMAT, &body));
+        }
+
+        #[test]
+        fn any_single_byte_change_of_a_set_file_is_refused(at in 0usize..1000, bit in 0u8..8) {
+            let set = SnapshotSet { created_ms: 1, snapshots: vec![sample(), sample()] };
+            let mut bytes = set.to_bytes().unwrap();
+            let at = at % bytes.len();
+            bytes[at] ^= 1 << bit;
+            proptest::prop_assert!(SnapshotSet::from_bytes(&bytes).is_err());
         }
 
         #[test]
