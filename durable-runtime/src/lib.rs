@@ -123,9 +123,13 @@ pub use workflow::{Workflow, WorkflowCall};
 ///   per-variant fingerprints in `VARIANTS`, and the step function.
 /// - `process_order::run_inline(order)`: the original body as a plain async
 ///   fn (activities run once, inline), for tests.
+/// - `process_order::CheckFraud`, `process_order::Charge`, ...: one typed
+///   [`migration::Variant`] constant per await point whose live locals have
+///   declared types, for [typed migrations](crate::migration).
 ///
 /// Arguments: `name = "..."` (the stored name; default: the function's),
-/// `crate = "..."` (path to this crate if renamed).
+/// `version = N` (default 1: several versions of one name run side by side,
+/// see `docs/versioning.md`), `crate = "..."` (path to this crate if renamed).
 ///
 /// # Compile errors, and the fix for each
 /// - `.await` inside a closure, an `async` block, a macro call, a `while`
