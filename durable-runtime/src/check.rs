@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::runtime::Compatibility;
 use crate::snapshot::{SnapshotError, SnapshotSet};
-use crate::{Builder, ResumeError, Status};
+use crate::{Builder, ResumeError};
 
 /// Why a check could not be carried out.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -356,7 +356,7 @@ impl Manifest {
     /// `d` (from `list` or [`Snapshot::description`](crate::snapshot::Snapshot::description)),
     /// by fingerprints alone.
     pub fn verdict(&self, d: &crate::Description) -> Compatibility {
-        if d.status != Status::Parked && d.status.is_terminal() {
+        if d.status.is_terminal() {
             return Compatibility::Finished;
         }
         let id = d.id.clone();

@@ -342,11 +342,15 @@ impl Runtime {
         let id = self
             .start_entry(id.into(), entry, input, None, None, policy)
             .await?;
-        self.describe(&id).map_err(|e| match e {
-            ResultError::Store(e) => StartError::Store(e),
-            ResultError::Codec(e) => StartError::Codec(e),
-            other => StartError::Store(StoreError::Io(other.to_string())),
-        })
+        // the instance exists now (created, or kept by `UseExisting`)
+        match self.engine.load(&id)? {
+            Some(Ok(record)) => Ok(Description::of(&id, record)),
+            Some(Err(e)) => Err(StartError::Codec(e)),
+            None => Err(StartError::Store(StoreError::Corrupt {
+                key: id,
+                reason: "the instance vanished right after its start".into(),
+            })),
+        }
     }
 
     async fn start_entry(

@@ -83,9 +83,10 @@ async fn versions_side_by_side_across_a_restart_and_starts_by_name_use_the_newes
     let dir = tempfile::tempdir().unwrap();
     v1_waiting_at(dir.path(), "old", "Signal2").await;
 
+    // registered newest first: the version number, not the order, decides
     let rt = Runtime::builder()
-        .workflow::<order_v1>()
         .workflow::<order_v2>()
+        .workflow::<order_v1>()
         .open(dir.path())
         .await
         .unwrap();
@@ -151,6 +152,27 @@ async fn one_version_registered_with_two_shapes_fails_to_open() {
         "{err}"
     );
     assert!(err.to_string().contains("[DURABLE-VERSION]"), "{err}");
+}
+
+#[workflow(name = "other")]
+async fn other_workflow(id: String) -> Result<String, WorkflowError> {
+    let note: String = signal("ship").await?;
+    Ok(format!("{id} {note}"))
+}
+
+#[tokio::test]
+async fn a_migration_between_two_workflow_names_fails_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Runtime::builder()
+        .workflow::<order_v2>()
+        .migration(Migration::<other_workflow, order_v2>::new())
+        .open(dir.path())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, OpenError::MigrationAcrossWorkflows { from, to } if from == "other" && to == "order"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
