@@ -243,7 +243,11 @@ fn describe_line(d: &Description) -> String {
 
 fn event_line(e: &HistoryEvent) -> String {
     let what = match &e.kind {
-        EventKind::Started { workflow, run } => format!("started {workflow} (run {run})"),
+        EventKind::Started {
+            workflow,
+            run,
+            version,
+        } => format!("started {workflow} v{version} (run {run})"),
         EventKind::Awaiting {
             step,
             variant,

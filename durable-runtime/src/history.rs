@@ -27,6 +27,8 @@ pub enum EventKind {
         workflow: String,
         /// The run number.
         run: u32,
+        /// The version that runs it (`#[workflow(version = N)]`).
+        version: u32,
     },
     /// A transition: the workflow now waits at this await.
     Awaiting {

@@ -409,6 +409,7 @@ impl Runtime {
             new_events: vec![crate::history::EventKind::Started {
                 workflow: name.to_owned(),
                 run: 1,
+                version: entry.version,
             }],
             created_ms: now,
             updated_ms: now,

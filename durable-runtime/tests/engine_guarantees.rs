@@ -661,7 +661,7 @@ async fn history_records_every_transition_and_failed_attempt_and_list_filters() 
     h.result().await.unwrap().unwrap();
     let events: Vec<EventKind> = h.history().unwrap().into_iter().map(|e| e.kind).collect();
     assert!(
-        matches!(&events[0], EventKind::Started { workflow, run: 1 } if workflow == "retrying"),
+        matches!(&events[0], EventKind::Started { workflow, run: 1, version: 1 } if workflow == "retrying"),
         "{events:?}"
     );
     assert!(

@@ -492,3 +492,43 @@ async fn the_ci_check_says_which_snapshots_resume_migrate_or_would_park() {
             .is_err()
     );
 }
+
+// v1's shape with another body, released as version 3
+#[workflow(name = "order", version = 3)]
+async fn order_v3_same_shape(id: String) -> Result<String, WorkflowError> {
+    let cents: u64 = signal("pay").await?;
+    let note: String = signal("ship").await?;
+    Ok(format!("v3 {id} {cents} {note}"))
+}
+
+#[tokio::test]
+async fn a_new_version_with_the_same_shape_takes_over_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    v1_waiting_at(dir.path(), "same", "Signal2").await;
+    let rt = Runtime::builder()
+        .workflow::<order_v3_same_shape>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert!(rt.parked().is_empty(), "{:?}", rt.parked());
+    assert_eq!(rt.describe("same").unwrap().version, 3);
+    assert!(
+        events(&rt, "same")
+            .iter()
+            .any(|e| matches!(e, EventKind::Upgraded { from, to, .. } if from == to))
+    );
+    assert!(matches!(
+        events(&rt, "same").first(),
+        Some(EventKind::Started { version: 1, .. })
+    ));
+    rt.signal("same", "ship", &"on".to_string()).await.unwrap();
+    assert_eq!(
+        rt.handle::<order_v3_same_shape>("same")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "v3 same 250 on"
+    );
+}

@@ -284,6 +284,7 @@ impl Engine {
                     new_events: vec![crate::history::EventKind::Started {
                         workflow: workflow.to_owned(),
                         run: 1,
+                        version: entry.version,
                     }],
                     last_error: None,
                     output: None,
@@ -352,6 +353,7 @@ impl Engine {
         record.new_events.push(crate::history::EventKind::Started {
             workflow: record.workflow.clone(),
             run: record.run,
+            version: record.version,
         });
         let old_deadline = record.run_deadline_ms;
         record.run_deadline_ms = record

@@ -1352,7 +1352,18 @@ impl Engine {
                 self.workflows
                     .exact(&record.workflow, record.fingerprint, record.version)
             {
-                return self.check(id, record, entry);
+                let entry = self.check(id, record, entry)?;
+                if entry.version != record.version {
+                    // its version is gone but another has the very same
+                    // shape: it runs there, and says so
+                    record.new_events.push(crate::history::EventKind::Upgraded {
+                        from: record.fingerprint,
+                        to: entry.fingerprint,
+                        variant: record.variant.clone(),
+                    });
+                    record.version = entry.version;
+                }
+                return Ok(entry);
             }
             let Some(m) = self
                 .workflows
