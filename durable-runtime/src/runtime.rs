@@ -537,8 +537,11 @@ impl Runtime {
     }
 
     /// For every stored instance, whether the registered code can run it:
-    /// run it in CI against a copy of production data (or imported
-    /// snapshots) before deploying new workflow code. Writes nothing.
+    /// as it is, after an upgrade or a migration (each tried on a copy, with
+    /// the migration functions really running), or not at all. Run it in CI
+    /// against a copy of production data before deploying new workflow code,
+    /// or use [`check::check_snapshots`](crate::check::check_snapshots) on
+    /// exported snapshot files. Writes nothing.
     pub fn check_compatibility(&self) -> Result<Vec<(String, Compatibility)>, StoreError> {
         let mut out = Vec::new();
         for (key, bytes) in self
