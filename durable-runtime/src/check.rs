@@ -379,14 +379,18 @@ impl Manifest {
         );
         let mut migrated = false;
         for _ in 0..=self.migrations.len() {
-            if mine.iter().any(|w| w.fingerprint == fp) {
+            let same_shape = mine.iter().filter(|w| w.fingerprint == fp);
+            if let Some(w) = same_shape.clone().max_by_key(|w| w.version) {
                 return if migrated {
                     Compatibility::Migrates {
                         from: d.version,
                         to: version,
                     }
-                } else {
+                } else if same_shape.clone().any(|w| w.version == version) {
                     Compatibility::Resumes
+                } else {
+                    // its version is gone; another version has its very shape
+                    Compatibility::Upgrades { to: w.fingerprint }
                 };
             }
             let Some(m) = self

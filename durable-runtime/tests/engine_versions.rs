@@ -505,6 +505,27 @@ async fn order_v3_same_shape(id: String) -> Result<String, WorkflowError> {
 async fn a_new_version_with_the_same_shape_takes_over_and_records_it() {
     let dir = tempfile::tempdir().unwrap();
     v1_waiting_at(dir.path(), "same", "Signal2").await;
+    // both checks foresee it, with and without the code
+    let v3 = <order_v3_same_shape as durable_runtime::Workflow>::FINGERPRINT;
+    let rt = Runtime::builder()
+        .workflow::<order_v3_same_shape>()
+        .resume_on_open(false)
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert_eq!(
+        rt.check_compatibility().unwrap(),
+        [("same".to_owned(), Compatibility::Upgrades { to: v3 })]
+    );
+    let stored = rt.describe("same").unwrap();
+    rt.shutdown().await;
+    assert_eq!(
+        Runtime::builder()
+            .workflow::<order_v3_same_shape>()
+            .manifest()
+            .verdict(&stored),
+        Compatibility::Upgrades { to: v3 }
+    );
     let rt = Runtime::builder()
         .workflow::<order_v3_same_shape>()
         .open(dir.path())
