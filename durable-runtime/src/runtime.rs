@@ -706,11 +706,10 @@ impl Runtime {
         use crate::snapshot::SnapshotError;
         use crate::store::keys;
         let workflows = &self.engine.workflows;
+        let newest = workflows.newest(&snapshot.workflow);
         if checked {
-            let newest = workflows.newest(&snapshot.workflow).ok_or_else(|| {
-                SnapshotError::UnknownWorkflow {
-                    workflow: snapshot.workflow.clone(),
-                }
+            let newest = newest.ok_or_else(|| SnapshotError::UnknownWorkflow {
+                workflow: snapshot.workflow.clone(),
             })?;
             let known = workflows
                 .entries()
@@ -741,28 +740,18 @@ impl Runtime {
         }
         let mut record_bytes = snapshot.record.clone();
         let mut rewrite = false;
-        if checked {
-            let newest = self
-                .engine
-                .workflows
-                .newest(&snapshot.workflow)
-                .ok_or_else(|| SnapshotError::UnknownWorkflow {
-                    workflow: snapshot.workflow.clone(),
-                })?;
-            if !record.status.is_terminal() {
-                match self.engine.resolve(id, &mut record) {
-                    Ok(_) => {
-                        rewrite = record.status == Status::Parked || !record.new_events.is_empty()
-                    }
-                    Err(ResumeError::ShapeMismatch { .. }) => {
-                        return Err(SnapshotError::ShapeMismatch {
-                            workflow: snapshot.workflow.clone(),
-                            stored: snapshot.fingerprint,
-                            current: newest.fingerprint,
-                        });
-                    }
-                    Err(other) => return Err(SnapshotError::CannotRun(other)),
+        // a finished instance needs no code; an unfinished one, code that runs it
+        if let (true, Some(newest)) = (checked && !record.status.is_terminal(), newest) {
+            match self.engine.resolve(id, &mut record) {
+                Ok(_) => rewrite = record.status == Status::Parked || !record.new_events.is_empty(),
+                Err(ResumeError::ShapeMismatch { .. }) => {
+                    return Err(SnapshotError::ShapeMismatch {
+                        workflow: snapshot.workflow.clone(),
+                        stored: snapshot.fingerprint,
+                        current: newest.fingerprint,
+                    });
                 }
+                Err(other) => return Err(SnapshotError::CannotRun(other)),
             }
         }
         // every key must belong to this instance: a snapshot cannot write elsewhere
