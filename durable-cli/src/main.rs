@@ -11,8 +11,9 @@
 //! stats
 //! cancel ID
 //! terminate ID [--reason "operator"]
-//! export ID FILE
-//! import FILE [--replace]
+//! export ID FILE | export --all FILE | export --workflow NAME [--status S] FILE
+//! import FILE [--replace]   (a single snapshot or a set)
+//! check --manifest FILE [--snapshots DIR_OR_FILE]   (--db, or snapshots alone)
 //! schedule list | describe ID | pause ID [--note N] | unpause ID | update ID TIMING | delete ID
 //! schedule create ID --workflow W [--input JSON] TIMING   (--url only)
 //! schedule trigger ID | backfill ID FROM TO               (--url only)
@@ -30,16 +31,20 @@
 //! the service opens the store again. The token may come from
 //! `DURABLE_TOKEN` rather than the command line.
 //!
+//! `check` needs no workflow code: it compares stored fingerprints with the
+//! manifest the new build wrote (`Builder::manifest().write(..)`, see
+//! `durable_runtime::check`) and exits 7 if an instance would be parked.
+//!
 //! Exit codes: 0 done, 1 other error, 2 bad usage or input, 3 unknown
 //! instance, 4 store locked by another process, 5 service unreachable,
-//! 6 token refused.
+//! 6 token refused, 7 `check` found instances the new code would park.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser, Subcommand};
 use durable_runtime::history::{EventKind, HistoryEvent};
-use durable_runtime::snapshot::{Snapshot, SnapshotError};
+use durable_runtime::snapshot::{Snapshot, SnapshotError, SnapshotSet};
 use durable_runtime::{Description, ListFilter, Phase, ResultError, Runtime, StoreError};
 
 mod remote;
@@ -53,13 +58,15 @@ const EXIT_LOCKED: u8 = 4;
 const EXIT_UNREACHABLE: u8 = 5;
 /// Exit code: the service refused the token.
 const EXIT_TOKEN: u8 = 6;
+/// Exit code: `check` found instances the new build would park.
+const EXIT_WOULD_PARK: u8 = 7;
 
 #[derive(Parser)]
 #[command(
     name = "durable",
     version,
     about = "Inspect and steer durable workflow instances",
-    group(ArgGroup::new("store").required(true).args(["db", "url"]))
+    group(ArgGroup::new("store").args(["db", "url"]))
 )]
 struct Cli {
     /// The store directory (the one the service opens), when no process has it open.
@@ -131,14 +138,24 @@ enum Command {
         /// The instance id.
         id: String,
     },
-    /// Write an instance to a snapshot file (to import it into another store).
+    /// Write an instance (`export ID FILE`), or a set (`--all`, `--workflow`,
+    /// `--status`; `export --all FILE`), to a snapshot file.
     Export {
-        /// The instance id.
-        id: String,
-        /// The file to write.
-        file: PathBuf,
+        /// `ID FILE`, or `FILE` with `--all` or a filter.
+        #[arg(num_args = 1..=2, required = true)]
+        args: Vec<String>,
+        /// Every instance of the store.
+        #[arg(long)]
+        all: bool,
+        /// Only instances of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only instances with this status.
+        #[arg(long)]
+        status: Option<String>,
     },
-    /// Import a snapshot file; the instance continues when the service runs.
+    /// Import a snapshot file (one instance or a set, all or nothing); the
+    /// instances continue when the service runs.
     Import {
         /// The snapshot file.
         file: PathBuf,
@@ -150,6 +167,16 @@ enum Command {
     Schedule {
         #[command(subcommand)]
         command: schedules::ScheduleCommand,
+    },
+    /// Would the build that wrote `--manifest` park any instance of the store
+    /// (`--db`) or of a snapshot file or directory (`--snapshots`)? Exit 5 if so.
+    Check {
+        /// The manifest the new build wrote (`Builder::manifest().write(..)`).
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Snapshot files to check instead of a store: a file or a directory.
+        #[arg(long)]
+        snapshots: Option<PathBuf>,
     },
     /// Stop an instance now.
     Terminate {
@@ -224,6 +251,33 @@ impl From<SnapshotError> for Failure {
 enum Source {
     Local(Runtime),
     Remote(remote::Client),
+}
+
+impl From<durable_runtime::OpenError> for Failure {
+    fn from(e: durable_runtime::OpenError) -> Self {
+        match e {
+            durable_runtime::OpenError::Store(s) => s.into(),
+            other => Failure {
+                code: 1,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+fn snapshot_failure(e: durable_runtime::snapshot::SnapshotError) -> Failure {
+    use durable_runtime::snapshot::SnapshotError;
+    match e {
+        SnapshotError::NotFound { .. } => Failure {
+            code: 3,
+            message: e.to_string(),
+        },
+        SnapshotError::Store(s) => s.into(),
+        other => Failure {
+            code: 1,
+            message: other.to_string(),
+        },
+    }
 }
 
 impl Source {
@@ -328,15 +382,21 @@ impl Source {
     /// Imports a snapshot: unchecked into a store (this process lacks the
     /// code; the service checks the shape when it opens it), checked by a
     /// running service.
-    async fn import(
-        &self,
-        bytes: &[u8],
-        snapshot: &Snapshot,
-        replace: bool,
-    ) -> Result<(), Failure> {
+    async fn import(&self, bytes: &[u8], set: &SnapshotSet, replace: bool) -> Result<(), Failure> {
         match self {
-            Source::Local(rt) => Ok(rt.import_unchecked(snapshot, replace).await?),
-            Source::Remote(c) => c.import(bytes, replace),
+            Source::Local(rt) => {
+                rt.import_set_unchecked(set, replace).await?;
+                Ok(())
+            }
+            Source::Remote(c) => match set.snapshots.as_slice() {
+                [one] if Snapshot::from_bytes(bytes).is_ok() => c.import(bytes, replace),
+                [one] => c.import(&one.to_bytes()?, replace),
+                many => Err(Failure::usage(format!(
+                    "a set of {} instances is imported all or nothing through the store \
+                     (--db DIR with the service stopped); through --url, one snapshot at a time",
+                    many.len()
+                ))),
+            },
         }
     }
 
@@ -366,9 +426,10 @@ fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
 
 fn describe_line(d: &Description) -> String {
     format!(
-        "{:<32} {:<20} {:<18} {:<20} {:>5}  {}",
+        "{:<32} {:<20} {:>3} {:<18} {:<20} {:>5}  {}",
         d.id,
         d.workflow,
+        d.version,
         d.phase.as_str(),
         d.variant,
         d.step,
@@ -378,7 +439,11 @@ fn describe_line(d: &Description) -> String {
 
 fn event_line(e: &HistoryEvent) -> String {
     let what = match &e.kind {
-        EventKind::Started { workflow, run } => format!("started {workflow} (run {run})"),
+        EventKind::Started {
+            workflow,
+            run,
+            version,
+        } => format!("started {workflow} v{version} (run {run})"),
         EventKind::Awaiting {
             step,
             variant,
@@ -403,6 +468,17 @@ fn event_line(e: &HistoryEvent) -> String {
             ),
         },
         EventKind::CancelDelivered { step } => format!("step {step}: cancellation delivered"),
+        EventKind::Upgraded { from, to, variant } => {
+            format!("upgraded at {variant}: fingerprint {from:016x} -> {to:016x}")
+        }
+        EventKind::Migrated {
+            from,
+            to,
+            from_variant,
+            to_variant,
+            ..
+        } => format!("migrated v{from} {from_variant} -> v{to} {to_variant}"),
+        EventKind::Parked { reason } => format!("parked: {reason}"),
         EventKind::Finished { status, error } => format!(
             "finished {status:?}{}",
             error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
@@ -414,6 +490,13 @@ fn event_line(e: &HistoryEvent) -> String {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    if let Command::Check {
+        manifest,
+        snapshots: Some(path),
+    } = &cli.command
+    {
+        return check_snapshots(manifest, path, cli.json);
+    }
     let source = Source::open(&cli).await?;
     let result = execute(&source, cli.command, cli.json).await;
     source.close().await;
@@ -447,8 +530,8 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 return print_json(&list);
             }
             println!(
-                "{:<32} {:<20} {:<18} {:<20} {:>5}  error",
-                "id", "workflow", "status", "at", "step"
+                "{:<32} {:<20} {:>3} {:<18} {:<20} {:>5}  error",
+                "id", "workflow", "ver", "status", "at", "step"
             );
             for d in &list {
                 println!("{}", describe_line(d));
@@ -460,8 +543,8 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 return print_json(&d);
             }
             println!(
-                "id        {}\nworkflow  {} (run {})\nstatus    {}\nat        {} (step {})",
-                d.id, d.workflow, d.run, d.phase, d.variant, d.step
+                "id        {}\nworkflow  {} version {} (run {}, fingerprint {:016x})\nstatus    {}\nat        {} (step {})",
+                d.id, d.workflow, d.version, d.run, d.fingerprint, d.phase, d.variant, d.step
             );
             if let Some(w) = &d.waiting_for {
                 println!("waits for {w}");
@@ -505,32 +588,49 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 println!("{:<18} {n}", phase.as_str());
             }
         }
-        Command::Export { id, file } => {
-            let bytes = source.export(&id)?;
-            let snapshot = Snapshot::from_bytes(&bytes)?;
-            std::fs::write(&file, &bytes)
-                .map_err(|e| Failure::other(format!("cannot write {}: {e}", file.display())))?;
-            println!(
-                "exported {id} ({} at fingerprint {:016x}) to {}",
-                snapshot.workflow,
-                snapshot.fingerprint,
-                file.display()
-            );
-        }
+        Command::Export {
+            args,
+            all,
+            workflow,
+            status,
+        } => export(source, args, all, workflow, status)?,
         Command::Import { file, replace } => {
             let bytes = std::fs::read(&file)
                 .map_err(|e| Failure::other(format!("cannot read {}: {e}", file.display())))?;
-            let snapshot = Snapshot::from_bytes(&bytes)?;
-            source.import(&bytes, &snapshot, replace).await?;
+            let set = SnapshotSet::from_bytes(&bytes)?;
+            source.import(&bytes, &set, replace).await?;
+            for s in &set.snapshots {
+                println!("imported {} ({})", s.id, s.workflow);
+            }
             println!(
-                "imported {} ({}){}",
-                snapshot.id,
-                snapshot.workflow,
+                "{} instances imported{}",
+                set.snapshots.len(),
                 match source {
-                    Source::Local(_) => "; it continues when the service runs",
+                    Source::Local(_) => "; they continue when the service runs",
                     Source::Remote(_) => "",
                 }
             );
+        }
+        Command::Check { manifest, .. } => {
+            let Source::Local(rt) = source else {
+                return Err(Failure::usage(
+                    "check reads a store (--db DIR) or snapshot files (--snapshots PATH), \
+                     not a running service"
+                        .into(),
+                ));
+            };
+            let manifest = read_manifest(&manifest)?;
+            let mut report = durable_runtime::check::CheckReport::default();
+            let all = ListFilter {
+                limit: usize::MAX,
+                ..ListFilter::default()
+            };
+            for d in rt.list(&all)? {
+                report
+                    .entries
+                    .push(entry("store", &d, manifest.verdict(&d)));
+            }
+            finish_check(&report, json)?;
         }
         Command::Cancel { id } => {
             source.cancel(&id).await?;
@@ -541,6 +641,117 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
             source.terminate(&id, &reason).await?;
             println!("terminate requested for {id}{}", source.when());
         }
+    }
+    Ok(())
+}
+
+fn export(
+    source: &Source,
+    args: Vec<String>,
+    all: bool,
+    workflow: Option<String>,
+    status: Option<String>,
+) -> Result<(), Failure> {
+    let write = |file: &str, bytes: &[u8]| {
+        std::fs::write(file, bytes).map_err(|e| Failure::other(format!("cannot write {file}: {e}")))
+    };
+    let set = all || workflow.is_some() || status.is_some();
+    match (set, args.as_slice()) {
+        (false, [id, file]) => {
+            let bytes = source.export(id)?;
+            let snapshot = Snapshot::from_bytes(&bytes)?;
+            write(file, &bytes)?;
+            println!(
+                "exported {id} ({} v{}, fingerprint {:016x}) to {file}",
+                snapshot.workflow,
+                snapshot.description().map_or(0, |d| d.version),
+                snapshot.fingerprint,
+            );
+            Ok(())
+        }
+        (true, [file]) => {
+            let Source::Local(rt) = source else {
+                return Err(Failure::usage(
+                    "exporting a set goes through the store (--db DIR with the service stopped); \
+                     through --url, export one instance at a time"
+                        .into(),
+                ));
+            };
+            let filter = ListFilter {
+                workflow,
+                phase: status
+                    .as_deref()
+                    .map(str::parse::<Phase>)
+                    .transpose()
+                    .map_err(|e| Failure::usage(e.to_string()))?,
+                limit: usize::MAX,
+                ..ListFilter::default()
+            };
+            let set = rt.export_set(&filter)?;
+            write(file, &set.to_bytes()?)?;
+            println!("exported {} instances to {file}", set.snapshots.len());
+            Ok(())
+        }
+        (false, _) => Err(Failure::usage(
+            "export takes `ID FILE`, or `--all FILE` / `--workflow NAME FILE`".into(),
+        )),
+        (true, _) => Err(Failure::usage(
+            "with --all, --workflow or --status, export takes only the FILE to write".into(),
+        )),
+    }
+}
+
+fn read_manifest(path: &std::path::Path) -> Result<durable_runtime::check::Manifest, Failure> {
+    durable_runtime::check::Manifest::read(path).map_err(|e| Failure {
+        code: 1,
+        message: e.to_string(),
+    })
+}
+
+fn entry(
+    source: &str,
+    d: &Description,
+    verdict: durable_runtime::Compatibility,
+) -> durable_runtime::check::CheckEntry {
+    durable_runtime::check::CheckEntry::new(source, d, verdict)
+}
+
+/// `check --snapshots`: needs no store.
+fn check_snapshots(
+    manifest: &std::path::Path,
+    path: &std::path::Path,
+    json: bool,
+) -> Result<(), Failure> {
+    let manifest = read_manifest(manifest)?;
+    let files = durable_runtime::check::read_snapshots(path).map_err(|e| Failure {
+        code: 1,
+        message: e.to_string(),
+    })?;
+    let mut report = durable_runtime::check::CheckReport::default();
+    for (file, set) in files {
+        let source = file.display().to_string();
+        for snapshot in &set.snapshots {
+            let d = snapshot.description().map_err(snapshot_failure)?;
+            report
+                .entries
+                .push(entry(&source, &d, manifest.verdict(&d)));
+        }
+    }
+    finish_check(&report, json)
+}
+
+fn finish_check(report: &durable_runtime::check::CheckReport, json: bool) -> Result<(), Failure> {
+    if json {
+        print_json(report)?;
+    } else {
+        println!("{report}");
+    }
+    let parked = report.would_park().len();
+    if parked > 0 {
+        return Err(Failure {
+            code: EXIT_WOULD_PARK,
+            message: format!("{parked} instances would be parked by this build"),
+        });
     }
     Ok(())
 }

@@ -440,3 +440,145 @@ async fn schedules_are_created_and_steered_from_the_command_line() {
     let (code, _, _) = durable(dir.path(), &["schedule", "delete", "nightly"]);
     assert_eq!(code, 3);
 }
+
+// a new version whose `Signal` variant has another shape (`n` is a u64 now)
+#[workflow(name = "waiter", version = 2)]
+async fn waiter_v2(n: u64) -> Result<u64, WorkflowError> {
+    let got: u64 = signal("go").await?;
+    Ok(n + got)
+}
+
+fn durable_without_db(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_durable"))
+        .args(args)
+        .output()
+        .expect("run durable");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn exports_a_set_imports_it_all_or_nothing_and_checks_a_deploy_against_a_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let rt = Runtime::builder()
+            .workflow::<doubler>()
+            .workflow::<waiter>()
+            .open(dir.path())
+            .await
+            .unwrap();
+        rt.start("done", doubler(2), IdPolicy::Reject)
+            .await
+            .unwrap()
+            .result()
+            .await
+            .unwrap()
+            .unwrap();
+        rt.start("w1", waiter(1), IdPolicy::Reject).await.unwrap();
+        rt.start("w2", waiter(2), IdPolicy::Reject).await.unwrap();
+        rt.shutdown().await;
+    }
+    let files = tempfile::tempdir().unwrap();
+    let path = |name: &str| files.path().join(name).to_str().unwrap().to_owned();
+
+    let (code, out, err) = durable(dir.path(), &["export", "--all", &path("all.snap")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("exported 3 instances"), "{out}");
+    let (code, out, err) = durable(
+        dir.path(),
+        &["export", "--workflow", "waiter", &path("waiters.snap")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("exported 2 instances"), "{out}");
+    let (code, _, err) = durable(dir.path(), &["export", "--all", "w1", &path("x.snap")]);
+    assert_eq!(code, 2, "a set export takes only the file: {err}");
+
+    // bad files: each refused with its own message, nothing imported
+    let good = std::fs::read(path("all.snap")).unwrap();
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 1;
+    let mut future = good.clone();
+    future[16] = 9;
+    let other = tempfile::tempdir().unwrap();
+    for (name, bytes, says) in [
+        (
+            "truncated.snap",
+            good[..good.len() - 9].to_vec(),
+            "truncated",
+        ),
+        ("flipped.snap", flipped, "corrupt"),
+        ("future.snap", future, "format 9 is not supported"),
+        ("empty.snap", Vec::new(), "not a snapshot file"),
+    ] {
+        std::fs::write(path(name), bytes).unwrap();
+        let (code, _, err) = durable(other.path(), &["import", &path(name)]);
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+    }
+    let (_, out, _) = durable(other.path(), &["list", "--json"]);
+    assert_eq!(out.trim(), "[]", "nothing was imported");
+
+    // a set is all or nothing: one existing id refuses the whole set
+    let (code, _, err) = durable(other.path(), &["import", &path("waiters.snap")]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = durable(other.path(), &["import", &path("all.snap")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("[DURABLE-EXISTS]"), "{err}");
+    let (_, out, _) = durable(other.path(), &["list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(2),
+        "`done` was not written: {out}"
+    );
+    assert_eq!(list[0]["version"], 1);
+    let (code, _, err) = durable(other.path(), &["import", "--replace", &path("all.snap")]);
+    assert_eq!(code, 0, "{err}");
+
+    // the check: the same code resumes everything; v2 alone would park the waiters
+    let same = path("same.json");
+    Runtime::builder()
+        .workflow::<doubler>()
+        .workflow::<waiter>()
+        .manifest()
+        .write(&same)
+        .unwrap();
+    let changed = path("changed.json");
+    Runtime::builder()
+        .workflow::<doubler>()
+        .workflow::<waiter_v2>()
+        .manifest()
+        .write(&changed)
+        .unwrap();
+    let (code, out, err) = durable_without_db(&[
+        "check",
+        "--manifest",
+        &same,
+        "--snapshots",
+        &path("all.snap"),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("3 instances, 0 would park"), "{out}");
+    let (code, out, err) = durable_without_db(&[
+        "check",
+        "--manifest",
+        &changed,
+        "--snapshots",
+        &path("all.snap"),
+    ]);
+    assert_eq!(code, 7, "{out}{err}");
+    assert!(
+        out.contains("WOULD PARK") && out.contains("2 would park"),
+        "{out}"
+    );
+    let (code, out, err) = durable(dir.path(), &["check", "--manifest", &changed, "--json"]);
+    assert_eq!(code, 7, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["entries"].as_array().map(Vec::len), Some(3), "{out}");
+    let (code, _, err) = durable_without_db(&["check", "--manifest", &same]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--db"), "{err}");
+}

@@ -23,6 +23,9 @@ pub enum Error {
     /// Bytes did not encode or decode.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// A runtime could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
 }
 
 /// Why [`Runtime::start`](crate::Runtime::start) failed.
@@ -62,6 +65,20 @@ pub enum StartError {
     NotRegistered {
         /// The workflow.
         workflow: &'static str,
+    },
+    /// No version of the workflow named in a start by name is registered.
+    #[error("[DURABLE-UNREGISTERED] no workflow named `{workflow}` is registered on this runtime")]
+    UnknownWorkflow {
+        /// The name given.
+        workflow: String,
+    },
+    /// The JSON input of a start by name is not the workflow's input type.
+    #[error("[DURABLE-INPUT] the input is not one of workflow `{workflow}`: {reason}")]
+    BadInput {
+        /// The workflow.
+        workflow: String,
+        /// What the decoder said.
+        reason: String,
     },
     /// The input could not be encoded.
     #[error(transparent)]
@@ -243,5 +260,94 @@ pub enum ResumeError {
         instance: String,
         /// What the generated code said.
         source: StepError,
+    },
+    /// Its version is not registered, and a registered version has the
+    /// variant it waits at with the same shape, but the workflow is pinned:
+    /// upgrades are opt-in ([`Builder::workflow_upgrading`](crate::Builder::workflow_upgrading)).
+    #[error(
+        "[DURABLE-SHAPE] instance `{instance}` of `{workflow}` is pinned to version {version} (fingerprint {stored:016x}), which is not registered; its variant `{variant}` has the same shape in version {compatible}: register that version with `workflow_upgrading` to continue there, or register version {version} again; instance parked"
+    )]
+    Pinned {
+        /// The workflow.
+        workflow: String,
+        /// The instance id.
+        instance: String,
+        /// The stored fingerprint.
+        stored: u64,
+        /// The stored version.
+        version: u32,
+        /// The variant it waits at.
+        variant: String,
+        /// The version it could continue on.
+        compatible: u32,
+    },
+    /// A migration from its version is registered, but has no function for
+    /// the variant it waits at, whose shape changed.
+    #[error(
+        "[DURABLE-MIGRATION] instance `{instance}` of `{workflow}` waits at `{variant}`, and the migration from version {from} to {to} has no function for it (its shape changed): add `.variant({workflow}_v{from}::{variant}, ..)` or the like to the migration; instance parked"
+    )]
+    MigrationMissing {
+        /// The workflow.
+        workflow: String,
+        /// The instance id.
+        instance: String,
+        /// The version it is stored with.
+        from: u32,
+        /// The version the migration goes to.
+        to: u32,
+        /// The variant it waits at.
+        variant: String,
+    },
+    /// A migration function failed, or built a state the new version
+    /// cannot take.
+    #[error(
+        "[DURABLE-MIGRATION] migrating instance `{instance}` of `{workflow}` at `{variant}` from version {from} to {to} failed: {reason}; instance parked"
+    )]
+    Migration {
+        /// The workflow.
+        workflow: String,
+        /// The instance id.
+        instance: String,
+        /// The version it is stored with.
+        from: u32,
+        /// The version the migration goes to.
+        to: u32,
+        /// The variant it waits at.
+        variant: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Why [`Builder::open`](crate::Builder::open) failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Storage failed (or another process has the store open).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Two different shapes were registered as the same version.
+    #[error(
+        "[DURABLE-VERSION] workflow `{workflow}` version {version} is registered twice with different shapes (fingerprints {first:016x} and {second:016x}); give the new function `#[workflow(version = N)]` with a higher N"
+    )]
+    DuplicateVersion {
+        /// The workflow.
+        workflow: String,
+        /// The version registered twice.
+        version: u32,
+        /// The first registration's fingerprint.
+        first: u64,
+        /// The second one's.
+        second: u64,
+    },
+    /// A migration whose two ends are not versions of one workflow.
+    #[error(
+        "[DURABLE-MIGRATION] a migration goes from `{from}` to `{to}`: a migration moves instances between versions of one workflow name"
+    )]
+    MigrationAcrossWorkflows {
+        /// The old version's name.
+        from: String,
+        /// The new version's name.
+        to: String,
     },
 }

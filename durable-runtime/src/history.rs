@@ -27,6 +27,8 @@ pub enum EventKind {
         workflow: String,
         /// The run number.
         run: u32,
+        /// The version that runs it (`#[workflow(version = N)]`).
+        version: u32,
     },
     /// A transition: the workflow now waits at this await.
     Awaiting {
@@ -89,6 +91,27 @@ pub enum EventKind {
     Input {
         /// The input, as JSON.
         json: String,
+    },
+    /// A registered migration moved the instance to another version.
+    Migrated {
+        /// The version it was stored with.
+        from: u32,
+        /// The version it runs on now.
+        to: u32,
+        /// The old fingerprint.
+        from_fingerprint: u64,
+        /// The new fingerprint.
+        to_fingerprint: u64,
+        /// The variant it waited at.
+        from_variant: String,
+        /// The variant it waits at now.
+        to_variant: String,
+    },
+    /// The registered code cannot run it (changed shape, pinned version,
+    /// missing migration): it is kept until code that can is registered.
+    Parked {
+        /// Why, as `describe` shows it.
+        reason: String,
     },
 }
 

@@ -61,12 +61,14 @@
 //! [`Error`]. Messages carry a stable code such as `[DURABLE-SHAPE]`.
 //!
 //! # Feature flags
-//! - `testing`: commit hooks for crash tests and [`store::mem::MemStore`],
-//!   an in-memory store that models power loss.
+//! - `testing`: commit hooks for crash tests. ([`store::mem::MemStore`], an
+//!   in-memory store that models power loss, is always available: the CI
+//!   check [`check::check_snapshots`] runs on it.)
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
 pub mod activity;
+pub mod check;
 pub mod clock;
 pub mod codec;
 pub mod command;
@@ -75,6 +77,7 @@ mod error;
 pub mod history;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod migration;
 mod phase;
 mod runtime;
 pub mod saga;
@@ -94,7 +97,7 @@ pub use command::{
     select, signal, sleep, sleep_until, uuid,
 };
 pub use engine::Status;
-pub use error::{Error, ResultError, ResumeError, SignalError, StartError};
+pub use error::{Error, OpenError, ResultError, ResumeError, SignalError, StartError};
 pub use phase::{Phase, UnknownPhase};
 pub use runtime::{
     Builder, Compatibility, Description, IdPolicy, ListFilter, Runtime, WorkflowHandle,
@@ -124,9 +127,13 @@ pub use workflow::{Workflow, WorkflowCall};
 ///   per-variant fingerprints in `VARIANTS`, and the step function.
 /// - `process_order::run_inline(order)`: the original body as a plain async
 ///   fn (activities run once, inline), for tests.
+/// - `process_order::CheckFraud`, `process_order::Charge`, ...: one typed
+///   [`migration::Variant`] constant per await point whose live locals have
+///   declared types, for [typed migrations](crate::migration).
 ///
 /// Arguments: `name = "..."` (the stored name; default: the function's),
-/// `crate = "..."` (path to this crate if renamed).
+/// `version = N` (default 1: several versions of one name run side by side,
+/// see `docs/versioning.md`), `crate = "..."` (path to this crate if renamed).
 ///
 /// # Compile errors, and the fix for each
 /// - `.await` inside a closure, an `async` block, a macro call, a `while`

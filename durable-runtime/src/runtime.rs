@@ -10,7 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::codec;
 use crate::command::{Executor, Request};
 use crate::engine::{Engine, InstanceRecord, Status, WorkflowEntry, guarded, now_ms};
-use crate::error::{ResultError, ResumeError, SignalError, StartError};
+use crate::error::{OpenError, ResultError, ResumeError, SignalError, StartError};
 use crate::phase::Phase;
 use crate::store::sled::SledStore;
 use crate::store::{Store, StoreError};
@@ -45,42 +45,63 @@ impl std::fmt::Debug for Builder {
     }
 }
 
-fn input_from_json<W: Workflow>(json: serde_json::Value) -> Result<Vec<u8>, String> {
-    let input: W::Input = serde_json::from_value(json).map_err(|e| e.to_string())?;
-    codec::encode(&input).map_err(|e| e.to_string())
-}
-
-fn input_to_json<W: Workflow>(bytes: &[u8]) -> Result<serde_json::Value, String> {
-    let input: W::Input = codec::decode(bytes).map_err(|e| e.to_string())?;
-    serde_json::to_value(input).map_err(|e| e.to_string())
-}
-
 impl Builder {
     /// Registers a workflow, so it can be started and its unfinished
     /// instances are resumed on open. Its activities need no registration:
     /// the workflow's code knows them.
+    ///
+    /// Several versions of one workflow name (`#[workflow(name = "..",
+    /// version = N)]`) can be registered: each instance runs on the version
+    /// it was stored with, and starts by name use the highest. Registering
+    /// two shapes under the same name and version makes [`Builder::open`]
+    /// fail with [`OpenError::DuplicateVersion`].
     pub fn workflow<W: Workflow>(mut self) -> Self {
-        self.workflows.insert(
-            W::NAME,
-            WorkflowEntry {
-                fingerprint: W::FINGERPRINT,
-                drive: W::drive,
-                variants: W::VARIANTS,
-                input_from_json: input_from_json::<W>,
-                input_to_json: input_to_json::<W>,
-            },
-        );
+        self.workflows.insert(WorkflowEntry::of::<W>());
         self
     }
 
-    /// Registers `W` and lets instances of other versions of the same
-    /// workflow name continue on `W` when the variant they wait at has the
-    /// same own fingerprint in `W` (an edit elsewhere in the function, such as
-    /// a step added after it). The move is recorded in the history. Without
-    /// it such instances are parked (the default: pinned to their version).
+    /// Registers `W` and sets the upgrade policy of its workflow name to
+    /// *allow*: an instance whose version is not registered, but whose
+    /// current variant has the same own fingerprint in a registered version
+    /// (an edit elsewhere in the function, such as a step added after the
+    /// await it waits at), continues on the newest such version, recorded in
+    /// its history as `Upgraded`. The default policy (registering with
+    /// [`Builder::workflow`] only) *pins* instances to their version: they
+    /// are parked, with `Parked` and the reason in their history, until
+    /// their version is registered again.
     pub fn workflow_upgrading<W: Workflow>(mut self) -> Self {
         self = self.workflow::<W>();
         self.workflows.allow_upgrade(W::NAME);
+        self
+    }
+
+    /// Registers a typed migration from version `From` to version `To` of
+    /// one workflow (see [`crate::migration`]): instances stored with
+    /// `From`'s shape are moved to `To` when they are loaded, if `From`
+    /// itself is not registered. Registers neither version: register `To`
+    /// (or a later version a further migration leads to) to run them.
+    pub fn migration<From: Workflow, To: Workflow>(
+        mut self,
+        migration: crate::migration::Migration<From, To>,
+    ) -> Self {
+        if From::NAME != To::NAME {
+            self.workflows
+                .conflicts
+                .push(OpenError::MigrationAcrossWorkflows {
+                    from: From::NAME.to_owned(),
+                    to: To::NAME.to_owned(),
+                });
+            return self;
+        }
+        self.workflows
+            .insert_migration(crate::engine::MigrationEntry {
+                workflow: From::NAME,
+                from: From::FINGERPRINT,
+                from_version: From::VERSION,
+                from_variants: From::VARIANTS,
+                target: WorkflowEntry::of::<To>(),
+                steps: migration.steps,
+            });
         self
     }
 
@@ -118,8 +139,11 @@ impl Builder {
     /// unfinished instance in it.
     ///
     /// # Errors
-    /// [`StoreError::Locked`] if another process has `dir` open.
-    pub async fn open(self, dir: impl AsRef<Path>) -> Result<Runtime, StoreError> {
+    /// [`StoreError::Locked`] (in [`OpenError::Store`]) if another process
+    /// has `dir` open; [`OpenError::DuplicateVersion`] for two shapes
+    /// registered as one version (checked before the store is touched).
+    pub async fn open(self, dir: impl AsRef<Path>) -> Result<Runtime, OpenError> {
+        self.check_registry()?;
         let dir = dir.as_ref().to_path_buf();
         let store = tokio::task::spawn_blocking(move || SledStore::open(dir))
             .await
@@ -127,9 +151,37 @@ impl Builder {
         self.open_store(store).await
     }
 
+    /// A copy for a scratch runtime (`check::check_snapshots`).
+    pub(crate) fn scratch(&self) -> Builder {
+        Builder {
+            workflows: self.workflows.clone(),
+            max_concurrent_activities: self.max_concurrent_activities,
+            resume_on_open: self.resume_on_open,
+            clock: self.clock.clone(),
+            retention: None,
+        }
+    }
+
+    fn check_registry(&self) -> Result<(), OpenError> {
+        match self.workflows.conflicts.first() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// The registered versions and migrations, for `durable check` (see
+    /// [`crate::check::Manifest`]).
+    pub fn manifest(&self) -> crate::check::Manifest {
+        crate::check::Manifest::of(&self.workflows)
+    }
+
     /// Opens the runtime on any [`Store`] and resumes every unfinished
     /// instance in it.
-    pub async fn open_store(self, store: impl Store) -> Result<Runtime, StoreError> {
+    ///
+    /// # Errors
+    /// As [`Builder::open`].
+    pub async fn open_store(self, store: impl Store) -> Result<Runtime, OpenError> {
+        self.check_registry()?;
         let engine = Arc::new(Engine {
             store: Arc::new(store),
             workflows: self.workflows,
@@ -251,43 +303,106 @@ impl Runtime {
         call: WorkflowCall<W>,
         policy: IdPolicy,
     ) -> Result<WorkflowHandle<W>, StartError> {
-        let id = id.into();
-        if id.is_empty() || id.contains('\0') {
-            return Err(StartError::InvalidId { id });
-        }
         let entry = self
             .engine
             .workflows
-            .exact(W::NAME, W::FINGERPRINT)
+            .exact(W::NAME, W::FINGERPRINT, W::VERSION)
             .ok_or(StartError::NotRegistered { workflow: W::NAME })?;
         let input = codec::encode(&call.input)?;
+        let id = self
+            .start_entry(
+                id.into(),
+                entry,
+                input,
+                call.timeout,
+                call.run_timeout,
+                policy,
+            )
+            .await?;
+        Ok(self.handle(id))
+    }
+
+    /// Starts instance `id` of the workflow named `workflow`, on its newest
+    /// registered version, with `input` as JSON (for tools, HTTP handlers
+    /// and schedules that know the workflow by name). Returns the new
+    /// instance's description (its `version` says which version runs it).
+    ///
+    /// # Errors
+    /// [`StartError::UnknownWorkflow`] if no version is registered,
+    /// [`StartError::BadInput`] if `input` is not the workflow's input type,
+    /// and the errors of [`Runtime::start`].
+    pub async fn start_by_name(
+        &self,
+        id: impl Into<String>,
+        workflow: &str,
+        input: serde_json::Value,
+        policy: IdPolicy,
+    ) -> Result<Description, StartError> {
+        let entry =
+            self.engine
+                .workflows
+                .newest(workflow)
+                .ok_or_else(|| StartError::UnknownWorkflow {
+                    workflow: workflow.to_owned(),
+                })?;
+        let input = (entry.input_from_json)(input).map_err(|reason| StartError::BadInput {
+            workflow: workflow.to_owned(),
+            reason,
+        })?;
+        let id = self
+            .start_entry(id.into(), entry, input, None, None, policy)
+            .await?;
+        // the instance exists now (created, or kept by `UseExisting`)
+        match self.engine.load(&id)? {
+            Some(Ok(record)) => Ok(Description::of(&id, record)),
+            Some(Err(e)) => Err(StartError::Codec(e)),
+            None => Err(StartError::Store(StoreError::Corrupt {
+                key: id,
+                reason: "the instance vanished right after its start".into(),
+            })),
+        }
+    }
+
+    async fn start_entry(
+        &self,
+        id: String,
+        entry: WorkflowEntry,
+        input: Vec<u8>,
+        timeout: Option<std::time::Duration>,
+        run_timeout: Option<std::time::Duration>,
+        policy: IdPolicy,
+    ) -> Result<String, StartError> {
+        if id.is_empty() || id.contains('\0') {
+            return Err(StartError::InvalidId { id });
+        }
+        let name = entry.name;
         let _claim = Claim::take(&self.engine, &id).await;
         if let Some(existing) = self.engine.load(&id)? {
             let workflow = existing
                 .map(|r| r.workflow)
                 .unwrap_or_else(|_| "<undecodable>".to_owned());
             return match policy {
-                IdPolicy::UseExisting if workflow == W::NAME => Ok(self.handle(id)),
+                IdPolicy::UseExisting if workflow == name => Ok(id),
                 IdPolicy::UseExisting => Err(StartError::WrongWorkflow {
                     id,
-                    expected: W::NAME,
+                    expected: name,
                     found: workflow,
                 }),
                 IdPolicy::Reject => Err(StartError::AlreadyExists { id, workflow }),
             };
         }
-        let mut record =
-            self.engine
-                .first_record(W::NAME, entry, &input, None, call.timeout, call.run_timeout);
+        let mut record = self
+            .engine
+            .first_record(name, entry, &input, None, timeout, run_timeout);
         match self.engine.create(&id, &mut record).await {
             Ok(()) => {}
             // created meanwhile by another process sharing the store
             Err(StoreError::Conflict { .. }) => {
                 return match policy {
-                    IdPolicy::UseExisting => Ok(self.handle(id)),
+                    IdPolicy::UseExisting => Ok(id),
                     IdPolicy::Reject => Err(StartError::AlreadyExists {
                         id,
-                        workflow: W::NAME.to_owned(),
+                        workflow: name.to_owned(),
                     }),
                 };
             }
@@ -298,7 +413,7 @@ impl Runtime {
         } else {
             self.engine.spawn(id.clone(), record, entry);
         }
-        Ok(self.handle(id))
+        Ok(id)
     }
 
     /// The schedules: workflows started on a cron expression or an interval.
@@ -437,7 +552,7 @@ impl Runtime {
         let entry = self
             .engine
             .workflows
-            .exact(&record.workflow, record.fingerprint)
+            .exact(&record.workflow, record.fingerprint, record.version)
             .ok_or_else(not_waiting)?;
         let (Some(pending), Ok(executor)) =
             (record.pending.as_ref(), Engine::executor_of(&record, entry))
@@ -466,7 +581,7 @@ impl Runtime {
     fn entry_for(&self, id: &str, record: &InstanceRecord) -> Result<WorkflowEntry, ResultError> {
         self.engine
             .workflows
-            .exact(&record.workflow, record.fingerprint)
+            .exact(&record.workflow, record.fingerprint, record.version)
             .ok_or_else(|| ResultError::NotRegistered {
                 id: id.to_owned(),
                 workflow: record.workflow.clone(),
@@ -506,8 +621,11 @@ impl Runtime {
     }
 
     /// For every stored instance, whether the registered code can run it:
-    /// run it in CI against a copy of production data (or imported
-    /// snapshots) before deploying new workflow code. Writes nothing.
+    /// as it is, after an upgrade or a migration (each tried on a copy, with
+    /// the migration functions really running), or not at all. Run it in CI
+    /// against a copy of production data before deploying new workflow code,
+    /// or use [`check::check_snapshots`](crate::check::check_snapshots) on
+    /// exported snapshot files. Writes nothing.
     pub fn check_compatibility(&self) -> Result<Vec<(String, Compatibility)>, StoreError> {
         let mut out = Vec::new();
         for (key, bytes) in self
@@ -522,23 +640,7 @@ impl Runtime {
                     reason: e.to_string(),
                 }),
                 Ok(r) if r.status.is_terminal() => Compatibility::Finished,
-                Ok(mut r) => match self.engine.check(&id, &r) {
-                    Ok(_) => Compatibility::Resumes,
-                    Err(reason) => match self.engine.workflows.upgrade_target(
-                        &r.workflow,
-                        &r.variant,
-                        r.variant_fp,
-                    ) {
-                        // the same adoption the open would do, on a copy
-                        Some(_) => match self.engine.upgrade(&id, &mut r) {
-                            Ok(entry) => Compatibility::Upgrades {
-                                to: entry.fingerprint,
-                            },
-                            Err(why) => Compatibility::Parked(why),
-                        },
-                        None => Compatibility::Parked(reason),
-                    },
-                },
+                Ok(r) => self.engine.compatibility(&id, r),
             };
             out.push((id, verdict));
         }
@@ -581,47 +683,132 @@ impl Runtime {
         })
     }
 
-    /// Imports a snapshot: the instance continues here. The workflow must be
-    /// registered with the same shape fingerprint. An existing instance of
+    /// Exports every instance [`Runtime::list`] returns for `filter` (all of
+    /// them with `ListFilter::default()`) into one snapshot set. The
+    /// instances stay here too. Records that do not decode are skipped (they
+    /// are reported by [`Runtime::parked`]).
+    pub fn export_set(
+        &self,
+        filter: &ListFilter,
+    ) -> Result<crate::snapshot::SnapshotSet, crate::snapshot::SnapshotError> {
+        let mut snapshots = Vec::new();
+        for d in self.list(filter)? {
+            snapshots.push(self.export(&d.id)?);
+        }
+        Ok(crate::snapshot::SnapshotSet {
+            created_ms: now_ms(),
+            snapshots,
+        })
+    }
+
+    /// Imports a snapshot: the instance continues here. Its workflow must be
+    /// registered, and an unfinished instance must be runnable by the
+    /// registered code: its exact version, a registered migration from its
+    /// version (applied now, recorded in its history, written in the same
+    /// batch), or an upgrade the workflow allows. An existing instance of
     /// that id is refused unless `replace`. Nothing is written on error.
     pub async fn import(
         &self,
         snapshot: &crate::snapshot::Snapshot,
         replace: bool,
     ) -> Result<(), crate::snapshot::SnapshotError> {
+        let mut batch = crate::store::Batch::default();
+        let imported = self.prepare_import(snapshot, replace, true, &mut batch)?;
+        self.commit_import(batch, &[imported]).await
+    }
+
+    /// Imports every snapshot of a set, all or nothing: each is checked as
+    /// [`Runtime::import`] does, then all are written in one atomic batch.
+    /// One refused snapshot (unknown workflow, shape the code cannot run, an
+    /// existing id without `replace`, an id twice in the set) refuses the
+    /// whole set and writes nothing. Returns how many were imported.
+    pub async fn import_set(
+        &self,
+        set: &crate::snapshot::SnapshotSet,
+        replace: bool,
+    ) -> Result<usize, crate::snapshot::SnapshotError> {
+        self.import_many(set, replace, true).await
+    }
+
+    /// [`Runtime::import_set`] without the code check, as
+    /// [`Runtime::import_unchecked`].
+    pub async fn import_set_unchecked(
+        &self,
+        set: &crate::snapshot::SnapshotSet,
+        replace: bool,
+    ) -> Result<usize, crate::snapshot::SnapshotError> {
+        self.import_many(set, replace, false).await
+    }
+
+    async fn import_many(
+        &self,
+        set: &crate::snapshot::SnapshotSet,
+        replace: bool,
+        checked: bool,
+    ) -> Result<usize, crate::snapshot::SnapshotError> {
         use crate::snapshot::SnapshotError;
-        let newest = self
-            .engine
-            .workflows
-            .newest(&snapshot.workflow)
-            .ok_or_else(|| SnapshotError::UnknownWorkflow {
-                workflow: snapshot.workflow.clone(),
-            })?;
-        if self
-            .engine
-            .workflows
-            .exact(&snapshot.workflow, snapshot.fingerprint)
-            .is_none()
-        {
-            return Err(SnapshotError::ShapeMismatch {
-                workflow: snapshot.workflow.clone(),
-                stored: snapshot.fingerprint,
-                current: newest.fingerprint,
-            });
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = set.snapshots.iter().find(|s| !seen.insert(s.id.as_str())) {
+            return Err(SnapshotError::Undecodable(format!(
+                "instance `{}` is in the set twice",
+                dup.id
+            )));
         }
-        self.import_unchecked(snapshot, replace).await
+        let mut batch = crate::store::Batch::default();
+        let mut imported = Vec::new();
+        for snapshot in &set.snapshots {
+            imported.push(self.prepare_import(snapshot, replace, checked, &mut batch)?);
+        }
+        self.commit_import(batch, &imported).await?;
+        Ok(imported.len())
     }
 
     /// [`Runtime::import`] for tools that do not have the workflow's code
     /// (the `durable` CLI): the shape is checked when a runtime with the code
-    /// opens the store, which parks the instance if it does not match.
+    /// opens the store, which parks the instance if it does not match (or
+    /// migrates it, when a migration is registered there).
     pub async fn import_unchecked(
         &self,
         snapshot: &crate::snapshot::Snapshot,
         replace: bool,
     ) -> Result<(), crate::snapshot::SnapshotError> {
+        let mut batch = crate::store::Batch::default();
+        let imported = self.prepare_import(snapshot, replace, false, &mut batch)?;
+        self.commit_import(batch, &[imported]).await
+    }
+
+    /// Checks one snapshot and adds its writes to `batch`. With `checked`,
+    /// the registered code must be able to run it, and a migration or
+    /// upgrade it needs is applied to the written record.
+    fn prepare_import(
+        &self,
+        snapshot: &crate::snapshot::Snapshot,
+        replace: bool,
+        checked: bool,
+        batch: &mut crate::store::Batch,
+    ) -> Result<(String, bool), crate::snapshot::SnapshotError> {
         use crate::snapshot::SnapshotError;
         use crate::store::keys;
+        let workflows = &self.engine.workflows;
+        let newest = workflows.newest(&snapshot.workflow);
+        if checked {
+            let newest = newest.ok_or_else(|| SnapshotError::UnknownWorkflow {
+                workflow: snapshot.workflow.clone(),
+            })?;
+            let known = workflows
+                .entries()
+                .any(|e| e.name == snapshot.workflow && e.fingerprint == snapshot.fingerprint)
+                || workflows
+                    .migration_from(&snapshot.workflow, snapshot.fingerprint)
+                    .is_some();
+            if !known && !workflows.upgrades_allowed(&snapshot.workflow) {
+                return Err(SnapshotError::ShapeMismatch {
+                    workflow: snapshot.workflow.clone(),
+                    stored: snapshot.fingerprint,
+                    current: newest.fingerprint,
+                });
+            }
+        }
         let mut record: InstanceRecord = codec::decode(&snapshot.record)
             .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
         if record.workflow != snapshot.workflow || record.fingerprint != snapshot.fingerprint {
@@ -634,6 +821,22 @@ impl Runtime {
             return Err(SnapshotError::Undecodable(format!(
                 "invalid instance id {id:?}"
             )));
+        }
+        let mut record_bytes = snapshot.record.clone();
+        let mut rewrite = false;
+        // a finished instance needs no code; an unfinished one, code that runs it
+        if let (true, Some(newest)) = (checked && !record.status.is_terminal(), newest) {
+            match self.engine.resolve(id, &mut record) {
+                Ok(_) => rewrite = record.status == Status::Parked || !record.new_events.is_empty(),
+                Err(ResumeError::ShapeMismatch { .. }) => {
+                    return Err(SnapshotError::ShapeMismatch {
+                        workflow: snapshot.workflow.clone(),
+                        stored: snapshot.fingerprint,
+                        current: newest.fingerprint,
+                    });
+                }
+                Err(other) => return Err(SnapshotError::CannotRun(other)),
+            }
         }
         // every key must belong to this instance: a snapshot cannot write elsewhere
         let owns =
@@ -654,7 +857,6 @@ impl Runtime {
         }
         let store = &self.engine.store;
         let key = keys::instance(id);
-        let mut batch = crate::store::Batch::default();
         match store.get(&key)? {
             Some(_) if !replace => return Err(SnapshotError::AlreadyExists { id: id.to_owned() }),
             Some(existing) => {
@@ -682,6 +884,15 @@ impl Runtime {
         {
             batch.put(k.clone(), v.clone());
         }
+        if rewrite {
+            // unparked, migrated or upgraded on the way in: the new state and its
+            // history event go in the same batch as the rest
+            record.status = Status::Running;
+            record.error = None;
+            self.engine.history(id, &mut record, batch)?;
+            record_bytes =
+                codec::encode(&record).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        }
         let mut timers = Vec::new();
         if let Some(pending) = &record.pending {
             pending.timer_keys(id, &mut timers);
@@ -695,24 +906,39 @@ impl Runtime {
         for t in timers {
             batch.put(t, Vec::new());
         }
-        record.new_events.clear();
-        batch.put(key, snapshot.record.clone());
-        match store.commit(batch).await {
+        batch.put(key, record_bytes);
+        Ok((id.to_owned(), !snapshot.controls.is_empty()))
+    }
+
+    /// Commits an import's batch and wakes what it brought in.
+    async fn commit_import(
+        &self,
+        batch: crate::store::Batch,
+        imported: &[(String, bool)],
+    ) -> Result<(), crate::snapshot::SnapshotError> {
+        use crate::snapshot::SnapshotError;
+        match self.engine.store.commit(batch).await {
             Ok(()) => {}
-            Err(crate::StoreError::Conflict { .. }) => {
-                return Err(SnapshotError::AlreadyExists { id: id.to_owned() });
+            Err(crate::StoreError::Conflict { key }) => {
+                // an instance key (`i` + id) changed or appeared meanwhile
+                let id = key.get(1..).unwrap_or_default().to_owned();
+                return Err(SnapshotError::AlreadyExists { id });
             }
             Err(e) => return Err(e.into()),
         }
-        if !snapshot.controls.is_empty() {
-            self.engine
-                .controls
-                .lock()
-                .expect("controls lock poisoned")
-                .insert(id.to_owned());
+        for (id, controls) in imported {
+            if *controls {
+                self.engine
+                    .controls
+                    .lock()
+                    .expect("controls lock poisoned")
+                    .insert(id.clone());
+            }
         }
         self.engine.timers.notify_one();
-        self.engine.wake_instance(id)?;
+        for (id, _) in imported {
+            self.engine.wake_instance(id)?;
+        }
         Ok(())
     }
 
@@ -907,6 +1133,12 @@ pub struct Description {
     pub id: String,
     /// The workflow's name.
     pub workflow: String,
+    /// The version of the workflow that runs it (`#[workflow(version = N)]`).
+    pub version: u32,
+    /// The shape fingerprint of its state.
+    pub fingerprint: u64,
+    /// The own fingerprint of its current variant (0 when none).
+    pub variant_fingerprint: u64,
     /// Where it is in its life.
     pub status: Status,
     /// The status with "running" split by what it waits for (sleeping,
@@ -937,7 +1169,7 @@ pub struct Description {
 }
 
 impl Description {
-    fn of(id: &str, r: InstanceRecord) -> Description {
+    pub(crate) fn of(id: &str, r: InstanceRecord) -> Description {
         Description {
             id: id.to_owned(),
             phase: Phase::of(r.status, r.pending.as_ref()),
@@ -948,6 +1180,9 @@ impl Description {
                 .filter(|_| !r.status.is_terminal())
                 .map(crate::history::describe),
             workflow: r.workflow,
+            version: r.version,
+            fingerprint: r.fingerprint,
+            variant_fingerprint: r.variant_fp,
             status: r.status,
             variant: r.variant,
             step: r.step,
@@ -962,7 +1197,7 @@ impl Description {
 }
 
 /// Whether the code registered on a runtime can run a stored instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub enum Compatibility {
     /// A registered version has its exact shape: it resumes as it is.
@@ -973,10 +1208,29 @@ pub enum Compatibility {
         /// The fingerprint it would move to.
         to: u64,
     },
+    /// A registered migration would move it to another version (tried on a
+    /// copy: the migration functions ran and the result decodes).
+    Migrates {
+        /// The version it is stored with.
+        from: u32,
+        /// The version it would run on.
+        to: u32,
+    },
     /// It has ended; nothing will run.
     Finished,
     /// This code cannot run it: it would be parked.
-    Parked(ResumeError),
+    Parked(#[serde(serialize_with = "as_text")] ResumeError),
+}
+
+fn as_text<S: serde::Serializer>(e: &ResumeError, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(e)
+}
+
+impl Compatibility {
+    /// Whether the instance would be parked: what a CI check fails on.
+    pub fn would_park(&self) -> bool {
+        matches!(self, Compatibility::Parked(_))
+    }
 }
 
 /// Which instances [`Runtime::list`] returns.

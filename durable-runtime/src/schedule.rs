@@ -663,7 +663,7 @@ impl Schedules<'_> {
         if self
             .engine
             .workflows
-            .exact(W::NAME, W::FINGERPRINT)
+            .exact(W::NAME, W::FINGERPRINT, W::VERSION)
             .is_none()
         {
             return Err(ScheduleError::NotRegistered {

@@ -5,6 +5,9 @@ use crate::codec::{self, CodecError};
 use crate::command::{Executor, Request};
 use crate::workflow::{Op, Outcome, StepError, Workflow, WorkflowCall};
 
+/// The CI check over snapshot files, here too for test suites looking for it.
+pub use crate::check::check_snapshots;
+
 /// What [`run_stepwise`] observed.
 #[derive(Debug)]
 pub struct StepwiseRun<O> {

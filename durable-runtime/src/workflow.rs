@@ -27,6 +27,9 @@ pub trait Workflow: Send + Sync + 'static {
     /// and the workflow name): a stored state with another fingerprint is not
     /// resumed by this code.
     const FINGERPRINT: u64;
+    /// `#[workflow(version = N)]` (default 1): several versions of one name
+    /// run side by side, starts by name use the highest.
+    const VERSION: u32 = 1;
     /// Each variant's name and its own fingerprint.
     const VARIANTS: &'static [VariantInfo];
 
@@ -47,6 +50,8 @@ pub struct VariantInfo {
     pub name: &'static str,
     /// Hash of this variant's fields (names and type tokens).
     pub fingerprint: u64,
+    /// The awaited command as written (`charge`); empty for `Start`.
+    pub command: &'static str,
 }
 
 /// An operation the runtime asks the generated code to perform.

@@ -156,7 +156,7 @@ async fn versioned_v1(key: String) -> Result<String, WorkflowError> {
     Ok(released)
 }
 
-#[workflow(name = "versioned")]
+#[workflow(name = "versioned", version = 2)]
 async fn versioned_v2(key: String) -> Result<String, WorkflowError> {
     let first = step(key.clone(), 1).await?;
     let released = blocked(key).await?;
@@ -661,7 +661,7 @@ async fn history_records_every_transition_and_failed_attempt_and_list_filters() 
     h.result().await.unwrap().unwrap();
     let events: Vec<EventKind> = h.history().unwrap().into_iter().map(|e| e.kind).collect();
     assert!(
-        matches!(&events[0], EventKind::Started { workflow, run: 1 } if workflow == "retrying"),
+        matches!(&events[0], EventKind::Started { workflow, run: 1, version: 1 } if workflow == "retrying"),
         "{events:?}"
     );
     assert!(
@@ -853,7 +853,7 @@ async fn upgradable_v1(key: String) -> Result<String, WorkflowError> {
 }
 
 // a step added after the signal: the variant the v1 instance waits at is unchanged
-#[workflow(name = "upgradable")]
+#[workflow(name = "upgradable", version = 2)]
 async fn upgradable_v2(key: String) -> Result<String, WorkflowError> {
     let a = step(key.clone(), 1).await?;
     let go: String = signal("go").await?;
@@ -965,7 +965,7 @@ async fn a_compatibility_check_says_which_instances_new_code_can_run() {
     assert!(
         matches!(
             pinned["c-up"],
-            Compatibility::Parked(ResumeError::ShapeMismatch { .. })
+            Compatibility::Parked(ResumeError::Pinned { .. })
         ),
         "{pinned:?}"
     );

@@ -197,3 +197,32 @@ pub async fn tick() -> Result<String, WorkflowError> {
 pub fn tick_run(i: usize) -> String {
     format!("tick@2030-01-01T00:{:02}:00Z", i + 1)
 }
+
+/// Version 1 of a workflow that waits for one signal: the crash suite parks
+/// instances of it, then migrates them while being killed.
+#[workflow(name = "ledger")]
+pub async fn ledger_v1(i: u32) -> Result<String, WorkflowError> {
+    let amount: u64 = signal("post").await?;
+    Ok(format!("v1 {i} {amount}"))
+}
+
+/// Version 2: the state at the signal also holds a currency.
+#[workflow(name = "ledger", version = 2)]
+pub async fn ledger_v2(i: u32) -> Result<String, WorkflowError> {
+    let currency: String = "EUR".to_owned();
+    let amount: u64 = signal("post").await?;
+    Ok(format!("v2 {i} {amount} {currency}"))
+}
+
+/// The migration of a v1 instance waiting at the signal: its currency was
+/// never recorded.
+pub fn ledger_migration() -> durable_runtime::migration::Migration<ledger_v1, ledger_v2> {
+    durable_runtime::migration::Migration::new().variant(ledger_v1::Signal, |(i,)| {
+        ledger_v2::Signal.state(("migrated".to_owned(), i))
+    })
+}
+
+/// What a migrated ledger instance `i` returns.
+pub fn ledger_expected(i: usize) -> String {
+    format!("v2 {i} {} migrated", i * 10)
+}

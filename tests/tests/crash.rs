@@ -14,10 +14,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use durable_runtime::history::EventKind;
 use durable_runtime::store::StoreError;
 use durable_runtime::store::sled::SledStore;
 use durable_runtime::{ResultError, Runtime, Workflow};
-use durable_tests::{expected, guard, journey, journey_expected, process_order, tick, tick_run};
+use durable_tests::{
+    expected, guard, journey, journey_expected, ledger_expected, process_order, tick, tick_run,
+};
 use rand::Rng;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_crash-worker");
@@ -113,8 +116,12 @@ const SCHEDULE_WORKLOAD: Workload = Workload {
 };
 
 fn spawn(w: Workload, dir: &Path, incarnation: u32, crash: Option<(&str, u64)>) -> Child {
+    spawn_named(w.name, dir, incarnation, crash)
+}
+
+fn spawn_named(name: &str, dir: &Path, incarnation: u32, crash: Option<(&str, u64)>) -> Child {
     let mut cmd = Command::new(WORKER);
-    cmd.env("CRASH_WORKLOAD", w.name);
+    cmd.env("CRASH_WORKLOAD", name);
     cmd.arg(dir)
         .arg(ORDERS.to_string())
         .arg(incarnation.to_string());
@@ -413,4 +420,80 @@ fn schedule_runs_start_once_across_kills_at_every_checkpoint() {
 #[test]
 fn schedule_runs_start_once_across_kills_at_random_times() {
     kill_at_random_times(SCHEDULE_WORKLOAD, &tokio_rt(), 8);
+}
+
+/// Per ledger instance: its version and how many `Migrated` events it has.
+fn ledger_state(rt: &tokio::runtime::Runtime, dir: &Path) -> Vec<(u32, usize)> {
+    rt.block_on(async {
+        let runtime = Runtime::builder()
+            .resume_on_open(false)
+            .open(dir.join("store"))
+            .await
+            .expect("open after kill");
+        let out = (0..ORDERS)
+            .map(|i| {
+                let id = format!("ledger-{i}");
+                let version = runtime.describe(&id).expect("describe").version;
+                let migrated = runtime
+                    .history(&id)
+                    .expect("history")
+                    .iter()
+                    .filter(|e| matches!(e.kind, EventKind::Migrated { .. }))
+                    .count();
+                (version, migrated)
+            })
+            .collect();
+        runtime.shutdown().await;
+        out
+    })
+}
+
+#[test]
+fn a_migration_on_open_is_all_or_nothing_when_killed_at_every_commit() {
+    let rt = tokio_rt();
+    let mut points = 0;
+    for phase in ["before", "after"] {
+        // group commits count from 0; on open, commit k migrates ledger-k
+        for k in 0..ORDERS as u64 {
+            let dir = tempfile::tempdir().unwrap();
+            let mut v1 = spawn_named("ledger_v1", dir.path(), 1, None);
+            let (hit, _) = wait_marker(&mut v1);
+            assert!(!hit);
+            v1.wait().expect("reap v1");
+
+            let mut v2 = spawn_named("ledger_v2", dir.path(), 2, Some((phase, k)));
+            let (hit, lines) = wait_marker(&mut v2);
+            assert!(hit, "{phase} {k}: no such commit: {lines:?}");
+            kill(&mut v2);
+            points += 1;
+            // each instance holds the old state or the migrated one with its event, never half
+            let state = ledger_state(&rt, dir.path());
+            for (i, (version, migrated)) in state.iter().enumerate() {
+                assert!(
+                    matches!((version, migrated), (1, 0) | (2, 1)),
+                    "{phase} {k}: ledger-{i} is at version {version} with {migrated} Migrated events"
+                );
+            }
+            let done = state.iter().filter(|(v, _)| *v == 2).count() as u64;
+            let want = if phase == "before" { k } else { k + 1 };
+            assert_eq!(done, want, "{phase} {k}: migrated instances {state:?}");
+
+            let mut again = spawn_named("ledger_v2", dir.path(), 3, None);
+            let (hit, lines) = wait_marker(&mut again);
+            assert!(!hit);
+            again.wait().expect("reap");
+            for i in 0..ORDERS {
+                let want = format!("RESULT ledger-{i} {}", ledger_expected(i));
+                assert!(
+                    lines.contains(&want),
+                    "{phase} {k}: missing {want:?} in {lines:?}"
+                );
+            }
+            assert!(
+                ledger_state(&rt, dir.path()).iter().all(|s| *s == (2, 1)),
+                "migrated exactly once each"
+            );
+        }
+    }
+    assert_eq!(points, 2 * ORDERS);
 }

@@ -11,15 +11,18 @@ pub(crate) struct WorkflowFn {
     pub(crate) sig: Signature,
     pub(crate) name: String,
     pub(crate) krate: syn::Path,
+    /// `version = N` (default 1): which version of the workflow name this is.
+    pub(crate) version: u32,
 }
 
-const ACCEPTED: &[&str] = &["name", "crate"];
+const ACCEPTED: &[&str] = &["name", "version", "crate"];
 
 pub(crate) fn parse(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> WorkflowFn {
     let args: Vec<Arg> = attr::parse_args(cx, args);
     attr::reject_duplicates(cx, &args);
     let mut name = item.sig.ident.to_string();
     let mut krate: syn::Path = syn::parse_quote!(::durable_runtime);
+    let mut version = 1;
     for arg in &args {
         match arg.key.to_string().as_str() {
             "name" => {
@@ -28,6 +31,21 @@ pub(crate) fn parse(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> 
                         cx.error_at(span, "`name` cannot be empty");
                     }
                     name = n;
+                }
+            }
+            "version" => {
+                if let Some(v) = attr::integer(cx, arg) {
+                    match u32::try_from(v) {
+                        Ok(0) => cx.error_spanned_by(
+                            arg.value.as_ref(),
+                            "`version` starts at 1 (the default); a new version of a workflow counts up from 2",
+                        ),
+                        Ok(v) => version = v,
+                        Err(_) => cx.error_spanned_by(
+                            arg.value.as_ref(),
+                            format!("`version` must fit in a u32, not {v}"),
+                        ),
+                    }
                 }
             }
             "crate" => {
@@ -44,5 +62,6 @@ pub(crate) fn parse(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> 
         sig,
         name,
         krate,
+        version,
     }
 }

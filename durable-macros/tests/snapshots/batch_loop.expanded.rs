@@ -257,14 +257,17 @@ const _: () = {
         type Output = Result<u64, WorkflowError>;
         const NAME: &'static str = "batch";
         const FINGERPRINT: u64 = 8124700482677600240u64;
+        const VERSION: u32 = 1u32;
         const VARIANTS: &'static [::durable_runtime::__private::VariantInfo] = &[
             ::durable_runtime::__private::VariantInfo {
                 name: "Start",
                 fingerprint: 16501305603304279429u64,
+                command: "",
             },
             ::durable_runtime::__private::VariantInfo {
                 name: "Import",
                 fingerprint: 17459672272669914606u64,
+                command: "import",
             },
         ];
         fn inline(

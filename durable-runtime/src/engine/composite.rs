@@ -328,6 +328,7 @@ impl Engine {
         record.new_events.push(crate::history::EventKind::Started {
             workflow: record.workflow.clone(),
             run: record.run,
+            version: record.version,
         });
         let old_deadline = record.run_deadline_ms;
         record.run_deadline_ms = record

@@ -100,6 +100,8 @@ pub(crate) struct InstanceRecord {
     pub(crate) cancel_delivered: bool,
     /// The own fingerprint of the current variant (for upgrades).
     pub(crate) variant_fp: u64,
+    /// The version (`#[workflow(version = N)]`) that runs it.
+    pub(crate) version: u32,
     /// History events recorded so far.
     pub(crate) events: u64,
     /// Events to append with the next save.
@@ -128,14 +130,36 @@ impl InstanceRecord {
 /// A registered workflow, type-erased.
 #[derive(Clone, Copy)]
 pub(crate) struct WorkflowEntry {
+    pub(crate) name: &'static str,
+    pub(crate) version: u32,
     pub(crate) fingerprint: u64,
     pub(crate) drive: fn(Op<'_>) -> Result<Outcome, StepError>,
     pub(crate) variants: &'static [VariantInfo],
-    /// Encodes the workflow's input from JSON (starts by name: schedules,
-    /// tools).
+    /// Encodes a JSON input as the workflow's `Input` (starts by name:
+    /// schedules, tools).
     pub(crate) input_from_json: fn(serde_json::Value) -> Result<Vec<u8>, String>,
     /// Renders an encoded input as JSON.
     pub(crate) input_to_json: fn(&[u8]) -> Result<serde_json::Value, String>,
+}
+
+impl WorkflowEntry {
+    pub(crate) fn of<W: crate::workflow::Workflow>() -> WorkflowEntry {
+        WorkflowEntry {
+            name: W::NAME,
+            version: W::VERSION,
+            fingerprint: W::FINGERPRINT,
+            drive: W::drive,
+            variants: W::VARIANTS,
+            input_from_json: |json| {
+                let input: W::Input = serde_json::from_value(json).map_err(|e| e.to_string())?;
+                codec::encode(&input).map_err(|e| e.to_string())
+            },
+            input_to_json: |bytes| {
+                let input: W::Input = codec::decode(bytes).map_err(|e| e.to_string())?;
+                serde_json::to_value(input).map_err(|e| e.to_string())
+            },
+        }
+    }
 }
 
 /// Counters of what the engine did since it opened.
@@ -147,68 +171,135 @@ pub(crate) struct Metrics {
     pub(crate) attempt_micros: std::sync::atomic::AtomicU64,
 }
 
+/// A registered migration, type-erased.
+#[derive(Clone)]
+pub(crate) struct MigrationEntry {
+    pub(crate) workflow: &'static str,
+    pub(crate) from: u64,
+    pub(crate) from_version: u32,
+    pub(crate) from_variants: &'static [VariantInfo],
+    /// The version it migrates to (registered or not: a chain may pass through it).
+    pub(crate) target: WorkflowEntry,
+    pub(crate) steps: Vec<(&'static str, crate::migration::Step)>,
+}
+
 /// The registered workflows: several versions (shapes) of one name can be
 /// registered side by side; an instance runs on the version whose
-/// fingerprint it was stored with, new starts on the one the caller names.
-#[derive(Default)]
-pub(crate) struct Registry(
-    HashMap<&'static str, Vec<WorkflowEntry>>,
-    std::collections::HashSet<&'static str>,
-);
+/// fingerprint it was stored with, new starts by name on the newest.
+#[derive(Default, Clone)]
+pub(crate) struct Registry {
+    versions: HashMap<&'static str, Vec<WorkflowEntry>>,
+    upgrading: std::collections::HashSet<&'static str>,
+    migrations: Vec<MigrationEntry>,
+    /// Registration mistakes, reported by `Builder::open`.
+    pub(crate) conflicts: Vec<crate::error::OpenError>,
+}
 
 impl Registry {
-    pub(crate) fn insert(&mut self, name: &'static str, entry: WorkflowEntry) {
-        let versions = self.0.entry(name).or_default();
-        versions.retain(|v| v.fingerprint != entry.fingerprint);
-        versions.push(entry);
-    }
-
-    /// The version with exactly this shape.
-    pub(crate) fn exact(&self, name: &str, fingerprint: u64) -> Option<WorkflowEntry> {
-        self.0
-            .get(name)?
+    pub(crate) fn insert(&mut self, entry: WorkflowEntry) {
+        let versions = self.versions.entry(entry.name).or_default();
+        if let Some(other) = versions
             .iter()
-            .find(|v| v.fingerprint == fingerprint)
-            .copied()
+            .find(|v| v.version == entry.version && v.fingerprint != entry.fingerprint)
+        {
+            self.conflicts
+                .push(crate::error::OpenError::DuplicateVersion {
+                    workflow: entry.name.to_owned(),
+                    version: entry.version,
+                    first: other.fingerprint,
+                    second: entry.fingerprint,
+                });
+            return;
+        }
+        versions.retain(|v| !(v.fingerprint == entry.fingerprint && v.version == entry.version));
+        versions.push(entry);
+        // newest last; registration order breaks ties
+        versions.sort_by_key(|v| v.version);
     }
 
-    /// The version registered last (children started by name run on it).
+    pub(crate) fn insert_migration(&mut self, m: MigrationEntry) {
+        self.migrations
+            .retain(|o| !(o.workflow == m.workflow && o.from == m.from));
+        self.migrations.push(m);
+    }
+
+    /// The version with exactly this shape (the stored version preferred
+    /// when two versions share a shape).
+    pub(crate) fn exact(
+        &self,
+        name: &str,
+        fingerprint: u64,
+        version: u32,
+    ) -> Option<WorkflowEntry> {
+        let versions = self.versions.get(name)?;
+        let mut same = versions.iter().filter(|v| v.fingerprint == fingerprint);
+        let first = same.clone().next_back().copied();
+        same.find(|v| v.version == version).copied().or(first)
+    }
+
+    /// The version with the highest number (starts by name and children run on it).
     pub(crate) fn newest(&self, name: &str) -> Option<WorkflowEntry> {
-        self.0.get(name)?.last().copied()
+        self.versions.get(name)?.last().copied()
     }
 
     pub(crate) fn names(&self) -> impl Iterator<Item = &&'static str> {
-        self.0.keys()
+        self.versions.keys()
     }
 
-    /// Lets instances of other versions of `name` continue on the newest
+    /// Every registered version, for manifests.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &WorkflowEntry> {
+        self.versions.values().flatten()
+    }
+
+    pub(crate) fn migrations(&self) -> &[MigrationEntry] {
+        &self.migrations
+    }
+
+    pub(crate) fn upgrades_allowed(&self, name: &str) -> bool {
+        self.upgrading.contains(name)
+    }
+
+    /// Lets instances of other versions of `name` continue on a registered
     /// version when their current variant has the same shape there.
     pub(crate) fn allow_upgrade(&mut self, name: &'static str) {
-        self.1.insert(name);
+        self.upgrading.insert(name);
     }
 
-    /// The newest version, if upgrades are allowed for `name` and its
-    /// variant `variant` has own fingerprint `fp`.
-    pub(crate) fn upgrade_target(
+    /// The newest version whose variant `variant` has own fingerprint `fp`,
+    /// whether or not upgrades are allowed for `name`.
+    pub(crate) fn compatible_version(
         &self,
         name: &str,
         variant: &str,
         fp: u64,
     ) -> Option<WorkflowEntry> {
-        if !self.1.contains(name) || fp == 0 {
+        if fp == 0 {
             return None;
         }
-        self.newest(name).filter(|e| e.variant_fp(variant) == fp)
+        self.versions
+            .get(name)?
+            .iter()
+            .rev()
+            .find(|e| e.variant_fp(variant) == fp)
+            .copied()
+    }
+
+    /// The migration that takes shape `from` of `name` elsewhere.
+    pub(crate) fn migration_from(&self, name: &str, from: u64) -> Option<&MigrationEntry> {
+        self.migrations
+            .iter()
+            .find(|m| m.workflow == name && m.from == from)
     }
 }
 
 impl WorkflowEntry {
     /// The own fingerprint of variant `name` in this version (0 if none).
     pub(crate) fn variant_fp(&self, name: &str) -> u64 {
-        self.variants
-            .iter()
-            .find(|v| v.name == name)
-            .map_or(0, |v| v.fingerprint)
+        self.variant(name).map_or(0, |v| v.fingerprint)
+    }
+
+    pub(crate) fn variant(&self, name: &str) -> Option<&'static VariantInfo> {
+        self.variants.iter().find(|v| v.name == name)
     }
 }
 
@@ -318,7 +409,7 @@ impl Engine {
     }
 
     /// Appends the record's new history events to `batch`.
-    fn history(
+    pub(crate) fn history(
         &self,
         id: &str,
         record: &mut InstanceRecord,
@@ -436,6 +527,7 @@ impl Engine {
             InstanceRecord {
                 workflow: workflow.to_owned(),
                 fingerprint: entry.fingerprint,
+                version: entry.version,
                 status: Status::Running,
                 state: Vec::new(),
                 variant: "Start".to_owned(),
@@ -454,6 +546,7 @@ impl Engine {
                 new_events: std::iter::once(crate::history::EventKind::Started {
                     workflow: workflow.to_owned(),
                     run: 1,
+                    version: entry.version,
                 })
                 // an input JSON cannot express (a map with non-string keys) is not shown
                 .chain((entry.input_to_json)(input).ok().map(|json| {
@@ -658,7 +751,10 @@ impl Engine {
             }
             return Ok(());
         }
-        if let Some(entry) = self.workflows.exact(&record.workflow, record.fingerprint) {
+        if let Some(entry) =
+            self.workflows
+                .exact(&record.workflow, record.fingerprint, record.version)
+        {
             self.spawn(id.to_owned(), record, entry);
         }
         Ok(())
@@ -1291,9 +1387,14 @@ impl Engine {
             if record.status.is_terminal() {
                 continue;
             }
-            match self.check(&id, &record) {
+            let mut moved = record.clone();
+            match self.resolve(&id, &mut moved) {
                 Ok(entry) => {
-                    if record.status == Status::Parked {
+                    // a migration or upgrade is written (state, version and
+                    // history event) in one batch before anything runs
+                    let changed = !moved.new_events.is_empty();
+                    record = moved;
+                    if record.status == Status::Parked || changed {
                         record.status = Status::Running;
                         record.error = None;
                         self.save(&id, &mut record).await?;
@@ -1305,43 +1406,14 @@ impl Engine {
                     }
                     self.spawn(id, record, entry);
                 }
-                Err(reason @ ResumeError::ShapeMismatch { .. })
-                    if self
-                        .workflows
-                        .upgrade_target(&record.workflow, &record.variant, record.variant_fp)
-                        .is_some() =>
-                {
-                    let _ = reason;
-                    match self.upgrade(&id, &mut record) {
-                        Ok(entry) => {
-                            record.status = Status::Running;
-                            record.error = None;
-                            self.save(&id, &mut record).await?;
-                            resumed += 1;
-                            if !matches!(record.pending, Some(Request::Timer { .. }))
-                                || self.has_control(&id)
-                            {
-                                self.spawn(id, record, entry);
-                            }
-                        }
-                        Err(why) => {
-                            let text = why.to_string();
-                            if record.status != Status::Parked
-                                || record.error.as_deref() != Some(&text)
-                            {
-                                record.status = Status::Parked;
-                                record.error = Some(text);
-                                self.save(&id, &mut record).await?;
-                            }
-                            self.park_report(why);
-                        }
-                    }
-                }
                 Err(reason) => {
                     let text = reason.to_string();
                     if record.status != Status::Parked || record.error.as_deref() != Some(&text) {
                         record.status = Status::Parked;
-                        record.error = Some(text);
+                        record.error = Some(text.clone());
+                        record
+                            .new_events
+                            .push(crate::history::EventKind::Parked { reason: text });
                         self.save(&id, &mut record).await?;
                     }
                     self.park_report(reason);
@@ -1351,50 +1423,198 @@ impl Engine {
         Ok(resumed)
     }
 
-    /// Moves `record` onto the newest version of its workflow, whose variant
-    /// at the current await has the same shape: decodes that variant's fields
-    /// and encodes them under the new enum (variant indexes may differ).
-    pub(crate) fn upgrade(
+    /// Finds the code that runs `record`, moving it to another version when
+    /// the registered code asks for it: its exact version; else a migration
+    /// from its shape (chained); else, when the workflow allows upgrades, the
+    /// newest version whose current variant has the same own shape. Changes
+    /// `record` in memory only (state, fingerprint, version, history events):
+    /// the caller writes it, or drops it to only look.
+    pub(crate) fn resolve(
         &self,
         id: &str,
         record: &mut InstanceRecord,
     ) -> Result<WorkflowEntry, ResumeError> {
+        let newest =
+            self.workflows
+                .newest(&record.workflow)
+                .ok_or_else(|| ResumeError::NotRegistered {
+                    workflow: record.workflow.clone(),
+                    instance: id.to_owned(),
+                })?;
+        // each migration at most once: a cycle ends here
+        for _ in 0..=self.workflows.migrations().len() {
+            if let Some(entry) =
+                self.workflows
+                    .exact(&record.workflow, record.fingerprint, record.version)
+            {
+                let entry = self.check(id, record, entry)?;
+                if entry.version != record.version {
+                    // its version is gone but another has the very same
+                    // shape: it runs there, and says so
+                    record.new_events.push(crate::history::EventKind::Upgraded {
+                        from: record.fingerprint,
+                        to: entry.fingerprint,
+                        variant: record.variant.clone(),
+                    });
+                    record.version = entry.version;
+                }
+                return Ok(entry);
+            }
+            let Some(m) = self
+                .workflows
+                .migration_from(&record.workflow, record.fingerprint)
+            else {
+                break;
+            };
+            self.migrate(id, record, m)?;
+        }
+        let mismatch = ResumeError::ShapeMismatch {
+            workflow: record.workflow.clone(),
+            stored: record.fingerprint,
+            current: newest.fingerprint,
+            instance: id.to_owned(),
+        };
+        let Some(target) =
+            self.workflows
+                .compatible_version(&record.workflow, &record.variant, record.variant_fp)
+        else {
+            return Err(mismatch);
+        };
+        if !self.workflows.upgrades_allowed(&record.workflow) {
+            return Err(ResumeError::Pinned {
+                workflow: record.workflow.clone(),
+                instance: id.to_owned(),
+                stored: record.fingerprint,
+                version: record.version,
+                variant: record.variant.clone(),
+                compatible: target.version,
+            });
+        }
+        self.upgrade(id, record, target)?;
+        self.check(id, record, target)
+    }
+
+    /// What [`Engine::resolve`] would do with `record`, done on a copy.
+    pub(crate) fn compatibility(
+        &self,
+        id: &str,
+        record: InstanceRecord,
+    ) -> crate::runtime::Compatibility {
+        use crate::runtime::Compatibility;
+        let mut moved = record.clone();
+        match self.resolve(id, &mut moved) {
+            Err(why) => Compatibility::Parked(why),
+            Ok(entry)
+                if moved.version != record.version || moved.fingerprint != record.fingerprint =>
+            {
+                if moved
+                    .new_events
+                    .iter()
+                    .any(|e| matches!(e, crate::history::EventKind::Migrated { .. }))
+                {
+                    Compatibility::Migrates {
+                        from: record.version,
+                        to: entry.version,
+                    }
+                } else {
+                    Compatibility::Upgrades {
+                        to: entry.fingerprint,
+                    }
+                }
+            }
+            Ok(_) => Compatibility::Resumes,
+        }
+    }
+
+    /// Applies migration `m` to `record` (in memory).
+    fn migrate(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        m: &MigrationEntry,
+    ) -> Result<(), ResumeError> {
+        let failed = |reason: String| ResumeError::Migration {
+            workflow: record.workflow.clone(),
+            instance: id.to_owned(),
+            from: m.from_version,
+            to: m.target.version,
+            variant: record.variant.clone(),
+            reason,
+        };
+        let target = m.target;
+        let fields = variant_fields(&record.state).map_err(&failed)?;
+        let (variant, new_fields) = match m.steps.iter().find(|(n, _)| *n == record.variant) {
+            Some((_, step)) => match guarded(|| step(fields)) {
+                Ok(Ok(done)) => done,
+                Ok(Err(e)) => return Err(failed(e)),
+                Err(panic) => return Err(failed(panic)),
+            },
+            // unchanged variants are carried over as they are
+            None if record.variant_fp != 0
+                && target.variant_fp(&record.variant) == record.variant_fp =>
+            {
+                let name = target
+                    .variant(&record.variant)
+                    .map(|v| v.name)
+                    .unwrap_or_default();
+                (name, fields.to_vec())
+            }
+            None => {
+                return Err(ResumeError::MigrationMissing {
+                    workflow: record.workflow.clone(),
+                    instance: id.to_owned(),
+                    from: m.from_version,
+                    to: target.version,
+                    variant: record.variant.clone(),
+                });
+            }
+        };
+        let old_command = m
+            .from_variants
+            .iter()
+            .find(|v| v.name == record.variant)
+            .map(|v| v.command);
+        let new_command = target.variant(variant).map(|v| v.command);
+        if record.pending.is_some() && old_command != new_command {
+            return Err(failed(format!(
+                "variant `{variant}` of version {} awaits `{}`, the instance awaits `{}`; a migrated instance keeps the command it waits for",
+                target.version,
+                new_command.unwrap_or("?"),
+                old_command.unwrap_or("?"),
+            )));
+        }
+        let state = adopt(target, variant, &new_fields).map_err(&failed)?;
+        record.new_events.push(crate::history::EventKind::Migrated {
+            from: m.from_version,
+            to: target.version,
+            from_fingerprint: record.fingerprint,
+            to_fingerprint: target.fingerprint,
+            from_variant: record.variant.clone(),
+            to_variant: variant.to_owned(),
+        });
+        record.state = state;
+        record.variant = variant.to_owned();
+        record.variant_fp = target.variant_fp(variant);
+        record.fingerprint = target.fingerprint;
+        record.version = target.version;
+        Ok(())
+    }
+
+    /// Moves `record` onto version `entry`, whose variant at the current
+    /// await has the same shape: decodes that variant's fields and encodes
+    /// them under the new enum (variant indexes may differ).
+    pub(crate) fn upgrade(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        entry: WorkflowEntry,
+    ) -> Result<(), ResumeError> {
         let undecodable = |reason: String| ResumeError::Undecodable {
             instance: id.to_owned(),
             reason,
         };
-        let entry = self
-            .workflows
-            .upgrade_target(&record.workflow, &record.variant, record.variant_fp)
-            .ok_or_else(|| undecodable("no compatible version".into()))?;
-        // skip the envelope byte and the variant index (a postcard varint)
-        let body = record
-            .state
-            .get(1..)
-            .ok_or_else(|| undecodable("empty state".into()))?;
-        let (_, fields) =
-            postcard::take_from_bytes::<u32>(body).map_err(|e| undecodable(e.to_string()))?;
-        let adopted = guarded(|| {
-            (entry.drive)(Op::Adopt {
-                variant: &record.variant,
-                fields,
-            })
-        });
-        let state = match adopted {
-            Ok(Ok(Outcome::Adopted(state))) => state,
-            Ok(Ok(_)) => {
-                return Err(undecodable(
-                    "the new version did not adopt the state".into(),
-                ));
-            }
-            Ok(Err(e)) => {
-                return Err(ResumeError::Step {
-                    instance: id.to_owned(),
-                    source: e,
-                });
-            }
-            Err(panic) => return Err(undecodable(panic)),
-        };
+        let fields = variant_fields(&record.state).map_err(undecodable)?;
+        let state = adopt(entry, &record.variant, fields).map_err(undecodable)?;
         record.new_events.push(crate::history::EventKind::Upgraded {
             from: record.fingerprint,
             to: entry.fingerprint,
@@ -1402,7 +1622,8 @@ impl Engine {
         });
         record.state = state;
         record.fingerprint = entry.fingerprint;
-        Ok(entry)
+        record.version = entry.version;
+        Ok(())
     }
 
     fn park_report(&self, reason: ResumeError) {
@@ -1413,29 +1634,13 @@ impl Engine {
             .push(reason);
     }
 
-    /// Whether this code can resume `record`.
-    pub(crate) fn check(
+    /// Whether `entry` (the record's exact shape) can decode its state.
+    fn check(
         &self,
         id: &str,
         record: &InstanceRecord,
+        entry: WorkflowEntry,
     ) -> Result<WorkflowEntry, ResumeError> {
-        let newest =
-            self.workflows
-                .newest(&record.workflow)
-                .ok_or_else(|| ResumeError::NotRegistered {
-                    workflow: record.workflow.clone(),
-                    instance: id.to_owned(),
-                })?;
-        let entry = self
-            .workflows
-            .exact(&record.workflow, record.fingerprint)
-            .ok_or_else(|| ResumeError::ShapeMismatch {
-                workflow: record.workflow.clone(),
-                stored: record.fingerprint,
-                current: newest.fingerprint,
-                instance: id.to_owned(),
-            })?;
-        let entry = &entry;
         // the state must decode under this code, or the instance would fail mid-way
         if record.pending.is_some() {
             match guarded(|| {
@@ -1458,6 +1663,24 @@ impl Engine {
                 }
             }
         }
-        Ok(*entry)
+        Ok(entry)
+    }
+}
+
+/// The fields of an encoded state: without the envelope byte and the
+/// variant index (a postcard varint), as `Op::Adopt` takes them.
+fn variant_fields(state: &[u8]) -> Result<&[u8], String> {
+    let body = state.get(1..).ok_or_else(|| "empty state".to_owned())?;
+    let (_, fields) = postcard::take_from_bytes::<u32>(body).map_err(|e| e.to_string())?;
+    Ok(fields)
+}
+
+/// Has `entry` build its variant `variant` from encoded `fields`.
+fn adopt(entry: WorkflowEntry, variant: &str, fields: &[u8]) -> Result<Vec<u8>, String> {
+    match guarded(|| (entry.drive)(Op::Adopt { variant, fields })) {
+        Ok(Ok(Outcome::Adopted(state))) => Ok(state),
+        Ok(Ok(_)) => Err("the new version did not adopt the state".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => Err(panic),
     }
 }

@@ -6,7 +6,6 @@
 //! share one flush (group commit). Key layout is described in `docs/storage-format.md`.
 
 pub(crate) mod keys;
-#[cfg(any(test, feature = "testing"))]
 pub mod mem;
 pub mod sled;
 

@@ -12,7 +12,8 @@ use durable_runtime::store::sled::{CommitPoint, SledStore};
 use durable_runtime::{IdPolicy, Runtime};
 use durable_runtime::{Overlap, Schedule, ScheduleError};
 use durable_tests::{
-    EFFECTS, EffectsLog, guard, journey, order, process_order, side_trip, tick, tick_run,
+    EFFECTS, EffectsLog, guard, journey, ledger_migration, ledger_v1, ledger_v2, order,
+    process_order, side_trip, tick, tick_run,
 };
 
 #[tokio::main]
@@ -50,6 +51,58 @@ async fn main() {
                 }
             }
         });
+    }
+    let workload = std::env::var("CRASH_WORKLOAD").unwrap_or_default();
+    if workload == "ledger_v1" {
+        // v1 instances waiting at their signal, then a clean exit
+        let rt = Runtime::builder()
+            .workflow::<ledger_v1>()
+            .open_store(store)
+            .await
+            .expect("open runtime");
+        for i in 0..orders {
+            let h = rt
+                .start(
+                    format!("ledger-{i}"),
+                    ledger_v1(i as u32),
+                    IdPolicy::UseExisting,
+                )
+                .await
+                .expect("start");
+            while h.describe().expect("describe").variant != "Signal" {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        }
+        println!("DONE");
+        let _ = std::io::stdout().flush();
+        rt.shutdown().await;
+        return;
+    }
+    if workload == "ledger_v2" {
+        // the migration runs inside open: one commit per instance
+        let rt = Runtime::builder()
+            .workflow::<ledger_v2>()
+            .migration(ledger_migration())
+            .open_store(store)
+            .await
+            .expect("open runtime");
+        println!("OPEN resumed={}", rt.resumed_on_open());
+        let mut handles = Vec::new();
+        for i in 0..orders {
+            let id = format!("ledger-{i}");
+            let _ = rt.signal(&id, "post", &(i as u64 * 10)).await;
+            handles.push(rt.handle::<ledger_v2>(id));
+        }
+        for h in handles {
+            match h.result().await {
+                Ok(Ok(out)) => println!("RESULT {} {out}", h.id()),
+                other => println!("FAILED {} {other:?}", h.id()),
+            }
+        }
+        println!("DONE");
+        let _ = std::io::stdout().flush();
+        rt.shutdown().await;
+        return;
     }
     // every incarnation's clock starts at 2030-01-01T00:00:00Z
     let clock = std::sync::Arc::new(TestClock::new());

@@ -1,0 +1,555 @@
+//! Versions of one workflow name: side by side across restarts, starts by
+//! name on the newest, typed migrations on open and on import, parking when
+//! a migration is missing, the upgrade policy's record in history, and the
+//! CI check over snapshot files.
+
+mod common;
+use common::{Within, until};
+
+use durable_runtime::check::check_snapshots;
+use durable_runtime::history::EventKind;
+use durable_runtime::migration::{Migrated, Migration};
+use durable_runtime::prelude::*;
+use durable_runtime::snapshot::{SnapshotError, SnapshotSet};
+use durable_runtime::{Compatibility, ListFilter, OpenError, ResumeError, Status};
+
+#[activity]
+async fn receipt(id: String, cents: u64) -> Result<String, ActivityError> {
+    Ok(format!("receipt {id} {cents}"))
+}
+
+// v1: paid, then shipped; each waits for a signal
+#[workflow(name = "order")]
+async fn order_v1(id: String) -> Result<String, WorkflowError> {
+    let cents: u64 = signal("pay").await?;
+    let note: String = signal("ship").await?;
+    Ok(format!("v1 {id} {cents} {note}"))
+}
+
+// v2: a receipt step between paying and shipping, kept until the end
+#[workflow(name = "order", version = 2)]
+async fn order_v2(id: String) -> Result<String, WorkflowError> {
+    let cents: u64 = signal("pay").await?;
+    let slip: String = receipt(id.clone(), cents).await?;
+    let note: String = signal("ship").await?;
+    Ok(format!("v2 {id} {cents} {note} [{slip}]"))
+}
+
+// same name and version as v1, another shape: a registration mistake
+#[workflow(name = "order")]
+async fn order_v1_again(id: String) -> Result<String, WorkflowError> {
+    let note: String = signal("ship").await?;
+    Ok(format!("{id} {note}"))
+}
+
+/// v1 at `Signal2` (shipping) holds `(cents, id)` (fields in name order);
+/// v2 also keeps the receipt, as `slip`.
+fn shipping_v1_to_v2((cents, id): (u64, String)) -> Migrated<order_v2> {
+    order_v2::Signal2.state((cents, id, "no receipt (v1)".to_owned()))
+}
+
+fn migration() -> Migration<order_v1, order_v2> {
+    Migration::new().variant(order_v1::Signal2, shipping_v1_to_v2)
+}
+
+/// Starts `id` on v1 and waits until it waits at `variant` (signals sent on the way).
+async fn v1_waiting_at(dir: &std::path::Path, id: &str, variant: &str) {
+    let rt = Runtime::builder()
+        .workflow::<order_v1>()
+        .open(dir)
+        .await
+        .unwrap();
+    let h = rt
+        .start(id, order_v1(id.into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    if variant == "Signal2" {
+        rt.signal(id, "pay", &250u64).await.unwrap();
+    }
+    until(variant, || h.describe().unwrap().variant == variant).await;
+    rt.shutdown().await;
+}
+
+fn events(rt: &Runtime, id: &str) -> Vec<EventKind> {
+    rt.history(id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+#[tokio::test]
+async fn versions_side_by_side_across_a_restart_and_starts_by_name_use_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    v1_waiting_at(dir.path(), "old", "Signal2").await;
+
+    // registered newest first: the version number, not the order, decides
+    let rt = Runtime::builder()
+        .workflow::<order_v2>()
+        .workflow::<order_v1>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert!(rt.parked().is_empty(), "{:?}", rt.parked());
+    assert_eq!(rt.describe("old").unwrap().version, 1);
+    let new = rt
+        .start_by_name("new", "order", serde_json::json!("new"), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(new.version, 2, "a start by name runs the newest version");
+    assert_eq!(
+        rt.list(&ListFilter::default())
+            .unwrap()
+            .iter()
+            .map(|d| (d.id.as_str(), d.version))
+            .collect::<Vec<_>>(),
+        [("new", 2), ("old", 1)]
+    );
+    assert!(matches!(
+        rt.start_by_name("x", "order", serde_json::json!(7), IdPolicy::Reject)
+            .await,
+        Err(durable_runtime::StartError::BadInput { .. })
+    ));
+    assert!(matches!(
+        rt.start_by_name("x", "nope", serde_json::json!("x"), IdPolicy::Reject)
+            .await,
+        Err(durable_runtime::StartError::UnknownWorkflow { .. })
+    ));
+    rt.signal("old", "ship", &"fast".to_string()).await.unwrap();
+    rt.signal("new", "pay", &3u64).await.unwrap();
+    rt.signal("new", "ship", &"slow".to_string()).await.unwrap();
+    assert_eq!(
+        rt.handle::<order_v1>("old")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "v1 old 250 fast"
+    );
+    assert_eq!(
+        rt.handle::<order_v2>("new")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "v2 new 3 slow [receipt new 3]"
+    );
+}
+
+#[tokio::test]
+async fn one_version_registered_with_two_shapes_fails_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Runtime::builder()
+        .workflow::<order_v1>()
+        .workflow::<order_v1_again>()
+        .open(dir.path())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, OpenError::DuplicateVersion { workflow, version: 1, .. } if workflow == "order"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("[DURABLE-VERSION]"), "{err}");
+}
+
+#[workflow(name = "other")]
+async fn other_workflow(id: String) -> Result<String, WorkflowError> {
+    let note: String = signal("ship").await?;
+    Ok(format!("{id} {note}"))
+}
+
+#[tokio::test]
+async fn a_migration_between_two_workflow_names_fails_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Runtime::builder()
+        .workflow::<order_v2>()
+        .migration(Migration::<other_workflow, order_v2>::new())
+        .open(dir.path())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, OpenError::MigrationAcrossWorkflows { from, to } if from == "other" && to == "order"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_migration_moves_an_instance_on_open_and_is_in_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    v1_waiting_at(dir.path(), "m-ship", "Signal2").await;
+    v1_waiting_at(dir.path(), "m-pay", "Signal").await;
+
+    let rt = Runtime::builder()
+        .workflow::<order_v2>()
+        .migration(migration())
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert!(rt.parked().is_empty(), "{:?}", rt.parked());
+    for id in ["m-ship", "m-pay"] {
+        let d = rt.describe(id).unwrap();
+        assert_eq!((d.version, d.status), (2, Status::Running), "{id}");
+        assert!(
+            events(&rt, id)
+                .iter()
+                .any(|e| matches!(e, EventKind::Migrated { from: 1, to: 2, .. })),
+            "{id}: {:?}",
+            events(&rt, id)
+        );
+    }
+    // `Signal2` went through the function; `Signal` was carried over as is
+    rt.signal("m-ship", "ship", &"now".to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        rt.handle::<order_v2>("m-ship")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "v2 m-ship 250 now [no receipt (v1)]"
+    );
+    rt.signal("m-pay", "pay", &9u64).await.unwrap();
+    rt.signal("m-pay", "ship", &"later".to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        rt.handle::<order_v2>("m-pay")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "v2 m-pay 9 later [receipt m-pay 9]"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_migration_parks_and_registering_it_unparks_on_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    v1_waiting_at(dir.path(), "late", "Signal2").await;
+
+    // a migration without a function for `Signal2`, whose shape changed
+    let rt = Runtime::builder()
+        .workflow::<order_v2>()
+        .migration(Migration::<order_v1, order_v2>::new())
+        .open(dir.path())
+        .await
+        .unwrap();
+    let d = rt.describe("late").unwrap();
+    assert_eq!((d.status, d.version), (Status::Parked, 1));
+    assert!(
+        d.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("[DURABLE-MIGRATION]"),
+        "{d:?}"
+    );
+    assert!(matches!(
+        rt.parked().as_slice(),
+        [ResumeError::MigrationMissing { variant, .. }] if variant == "Signal2"
+    ));
+    assert!(
+        events(&rt, "late")
+            .iter()
+            .any(|e| matches!(e, EventKind::Parked { .. }))
+    );
+    rt.shutdown().await;
+
+    let rt = Runtime::builder()
+        .workflow::<order_v2>()
+        .migration(migration())
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert!(rt.parked().is_empty(), "{:?}", rt.parked());
+    assert_eq!(rt.describe("late").unwrap().version, 2);
+    rt.signal("late", "ship", &"done".to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        rt.handle::<order_v2>("late")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "v2 late 250 done [no receipt (v1)]"
+    );
+}
+
+#[tokio::test]
+async fn a_migration_to_a_variant_awaiting_another_command_parks_instead_of_misfeeding() {
+    let dir = tempfile::tempdir().unwrap();
+    v1_waiting_at(dir.path(), "wrong", "Signal2").await;
+    let rt = Runtime::builder()
+        .workflow::<order_v2>()
+        .migration(Migration::<order_v1, order_v2>::new().variant(
+            order_v1::Signal2,
+            |(cents, id)| {
+                // `Receipt` awaits the receipt activity, not the ship signal
+                order_v2::Receipt.state((cents, id))
+            },
+        ))
+        .open(dir.path())
+        .await
+        .unwrap();
+    let d = rt.describe("wrong").unwrap();
+    assert_eq!(
+        (d.status, d.version, d.variant.as_str()),
+        (Status::Parked, 1, "Signal2")
+    );
+    assert!(
+        matches!(rt.parked().as_slice(), [ResumeError::Migration { reason, .. }] if reason.contains("keeps the command")),
+        "{:?}",
+        rt.parked()
+    );
+}
+
+#[tokio::test]
+async fn pinning_and_parking_are_recorded_in_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    v1_waiting_at(dir.path(), "pin", "Signal").await;
+    // v2 has `Signal` with the same shape, but upgrades were not allowed
+    let rt = Runtime::builder()
+        .workflow::<order_v2>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert!(matches!(
+        rt.parked().as_slice(),
+        [ResumeError::Pinned {
+            compatible: 2,
+            version: 1,
+            ..
+        }]
+    ));
+    assert!(
+        events(&rt, "pin")
+            .iter()
+            .any(|e| matches!(e, EventKind::Parked { reason } if reason.contains("pinned"))),
+        "{:?}",
+        events(&rt, "pin")
+    );
+    rt.shutdown().await;
+    let rt = Runtime::builder()
+        .workflow_upgrading::<order_v2>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert_eq!(rt.describe("pin").unwrap().version, 2);
+    assert!(
+        events(&rt, "pin")
+            .iter()
+            .any(|e| matches!(e, EventKind::Upgraded { variant, .. } if variant == "Signal"))
+    );
+}
+
+#[tokio::test]
+async fn importing_an_old_version_migrates_it_in_the_same_write() {
+    let a = tempfile::tempdir().unwrap();
+    v1_waiting_at(a.path(), "moved", "Signal2").await;
+    let rt = Runtime::builder()
+        .workflow::<order_v1>()
+        .resume_on_open(false)
+        .open(a.path())
+        .await
+        .unwrap();
+    let set = rt.export_set(&ListFilter::default()).unwrap();
+    rt.shutdown().await;
+
+    let b = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<order_v2>()
+        .open(b.path())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            rt.import_set(&set, false).await,
+            Err(SnapshotError::ShapeMismatch { .. })
+        ),
+        "without the migration the v1 state is refused"
+    );
+    assert!(rt.list(&ListFilter::default()).unwrap().is_empty());
+    rt.shutdown().await;
+
+    let rt = Runtime::builder()
+        .workflow::<order_v2>()
+        .migration(migration())
+        .open(b.path())
+        .await
+        .unwrap();
+    assert_eq!(rt.import_set(&set, false).await.unwrap(), 1);
+    assert_eq!(rt.describe("moved").unwrap().version, 2);
+    assert!(
+        events(&rt, "moved")
+            .iter()
+            .any(|e| matches!(e, EventKind::Migrated { .. }))
+    );
+    rt.signal("moved", "ship", &"there".to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        rt.handle::<order_v2>("moved")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "v2 moved 250 there [no receipt (v1)]"
+    );
+}
+
+#[tokio::test]
+async fn the_ci_check_says_which_snapshots_resume_migrate_or_would_park() {
+    let store = tempfile::tempdir().unwrap();
+    v1_waiting_at(store.path(), "at-pay", "Signal").await;
+    v1_waiting_at(store.path(), "at-ship", "Signal2").await;
+    let rt = Runtime::builder()
+        .workflow::<order_v1>()
+        .resume_on_open(false)
+        .open(store.path())
+        .await
+        .unwrap();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(
+        files.path().join("all.snap"),
+        rt.export_set(&ListFilter::default())
+            .unwrap()
+            .to_bytes()
+            .unwrap(),
+    )
+    .unwrap();
+    rt.shutdown().await;
+
+    let verdicts = |r: &durable_runtime::check::CheckReport| {
+        r.entries
+            .iter()
+            .map(|e| (e.id.clone(), e.verdict.clone()))
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let same = check_snapshots(Runtime::builder().workflow::<order_v1>(), files.path())
+        .await
+        .unwrap();
+    assert!(same.would_park().is_empty(), "{same}");
+    assert_eq!(verdicts(&same)["at-ship"], Compatibility::Resumes);
+
+    let only_v2 = check_snapshots(Runtime::builder().workflow::<order_v2>(), files.path())
+        .await
+        .unwrap();
+    assert_eq!(only_v2.would_park().len(), 2, "{only_v2}");
+
+    let migrating = check_snapshots(
+        Runtime::builder()
+            .workflow::<order_v2>()
+            .migration(migration()),
+        files.path(),
+    )
+    .await
+    .unwrap();
+    assert!(migrating.would_park().is_empty(), "{migrating}");
+    assert_eq!(
+        verdicts(&migrating)["at-ship"],
+        Compatibility::Migrates { from: 1, to: 2 }
+    );
+
+    // the code-free check agrees, from the manifest alone
+    let manifest = Runtime::builder()
+        .workflow::<order_v2>()
+        .migration(Migration::<order_v1, order_v2>::new())
+        .manifest();
+    let set =
+        SnapshotSet::from_bytes(&std::fs::read(files.path().join("all.snap")).unwrap()).unwrap();
+    let by_manifest: std::collections::HashMap<String, Compatibility> = set
+        .snapshots
+        .iter()
+        .map(|s| {
+            let d = s.description().unwrap();
+            (d.id.clone(), manifest.verdict(&d))
+        })
+        .collect();
+    assert_eq!(
+        by_manifest["at-pay"],
+        Compatibility::Migrates { from: 1, to: 2 }
+    );
+    assert!(
+        matches!(
+            by_manifest["at-ship"],
+            Compatibility::Parked(ResumeError::MigrationMissing { .. })
+        ),
+        "{by_manifest:?}"
+    );
+
+    // a damaged file fails the check instead of passing it
+    std::fs::write(files.path().join("bad.snap"), b"DURABLE-SNAPSHOT\x02\x00").unwrap();
+    assert!(
+        check_snapshots(Runtime::builder().workflow::<order_v1>(), files.path())
+            .await
+            .is_err()
+    );
+}
+
+// v1's shape with another body, released as version 3
+#[workflow(name = "order", version = 3)]
+async fn order_v3_same_shape(id: String) -> Result<String, WorkflowError> {
+    let cents: u64 = signal("pay").await?;
+    let note: String = signal("ship").await?;
+    Ok(format!("v3 {id} {cents} {note}"))
+}
+
+#[tokio::test]
+async fn a_new_version_with_the_same_shape_takes_over_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    v1_waiting_at(dir.path(), "same", "Signal2").await;
+    // both checks foresee it, with and without the code
+    let v3 = <order_v3_same_shape as durable_runtime::Workflow>::FINGERPRINT;
+    let rt = Runtime::builder()
+        .workflow::<order_v3_same_shape>()
+        .resume_on_open(false)
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert_eq!(
+        rt.check_compatibility().unwrap(),
+        [("same".to_owned(), Compatibility::Upgrades { to: v3 })]
+    );
+    let stored = rt.describe("same").unwrap();
+    rt.shutdown().await;
+    assert_eq!(
+        Runtime::builder()
+            .workflow::<order_v3_same_shape>()
+            .manifest()
+            .verdict(&stored),
+        Compatibility::Upgrades { to: v3 }
+    );
+    let rt = Runtime::builder()
+        .workflow::<order_v3_same_shape>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert!(rt.parked().is_empty(), "{:?}", rt.parked());
+    assert_eq!(rt.describe("same").unwrap().version, 3);
+    assert!(
+        events(&rt, "same")
+            .iter()
+            .any(|e| matches!(e, EventKind::Upgraded { from, to, .. } if from == to))
+    );
+    assert!(matches!(
+        events(&rt, "same").first(),
+        Some(EventKind::Started { version: 1, .. })
+    ));
+    rt.signal("same", "ship", &"on".to_string()).await.unwrap();
+    assert_eq!(
+        rt.handle::<order_v3_same_shape>("same")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "v3 same 250 on"
+    );
+}
