@@ -6,7 +6,8 @@
 //! API and UI behind a bearer token on an ephemeral port, and runs the
 //! Playwright driver in `tests/ui/e2e.mjs`. The driver checks what the pages
 //! show, filters the list, sends a signal and a cancel through the buttons,
-//! and saves screenshots (their paths are printed). Afterwards the test
+//! pauses a schedule and runs it now from the schedules page, and saves
+//! screenshots (their paths are printed). Afterwards the test
 //! checks through the runtime that the signal and the cancel took effect.
 //!
 //! Needs `/usr/bin/chromium` (or `DURABLE_CHROMIUM`), `node`, and
@@ -159,6 +160,17 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
         Phase::WaitingForSignal
     );
 
+    rt.schedules()
+        .create(
+            "nightly-checkout",
+            durable_runtime::Schedule::cron("0 2 * * *")
+                .and_then(|s| s.time_zone("Europe/Berlin"))
+                .unwrap(),
+            checkout("nightly".into()),
+        )
+        .await
+        .unwrap();
+
     let token = "e2e-token";
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -199,7 +211,7 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
         .lines()
         .filter_map(|l| l.strip_prefix("SCREENSHOT "))
         .collect();
-    assert_eq!(screenshots.len(), 3, "{stdout}");
+    assert_eq!(screenshots.len(), 4, "{stdout}");
     for shot in &screenshots {
         let size = std::fs::metadata(shot).map(|m| m.len()).unwrap_or(0);
         assert!(size > 1000, "screenshot {shot} is missing or empty");
@@ -219,5 +231,9 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
         Phase::Sleeping,
         "the filters and pages changed nothing else"
     );
+    let schedule = rt.schedules().describe("nightly-checkout").unwrap();
+    assert!(schedule.paused, "paused from the page: {schedule:?}");
+    assert_eq!(schedule.note, "holiday freeze");
+    assert_eq!(schedule.runs, 1, "run once from the page: {schedule:?}");
     server.abort();
 }

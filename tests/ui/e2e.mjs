@@ -7,6 +7,7 @@
 // checkout-1 completed, payment-1 completed with the card's error after two
 // failed attempts, invoice-1 failed (a panic in workflow code), approval-1
 // and approval-2 waiting for the `approve` signal, reminder-1 sleeping.
+// A schedule `nightly-checkout` (02:00 Berlin) is paused and run from its page.
 // Prints `SCREENSHOT <path>` for each screenshot it saves.
 
 import assert from "node:assert/strict";
@@ -196,6 +197,25 @@ try {
   const after = Object.fromEntries((await rows(fresh)).map((r) => [r.id, r.phase]));
   assert.equal(after["approval-1"], "completed");
   assert.equal(after["approval-2"], "cancelled");
+
+  // ---- schedules: listed, paused with a note, run now, its events ----
+  page.on("dialog", (d) => d.accept("holiday freeze"));
+  await page.goto(`${base}/ui/schedules`);
+  const srow = '#schedules tr[data-id="nightly-checkout"]';
+  await waitUntil("the schedule is listed", async () => (await page.$$(srow)).length === 1);
+  assert.match(await page.textContent(`${srow} td:nth-child(3)`), /cron "0 2 \* \* \*" in Europe\/Berlin/);
+  assert.equal(await page.textContent(`${srow} td.state`), "active");
+  assert.notEqual(await page.textContent(`${srow} td.next`), "none");
+  await page.click(`${srow} button.pause`);
+  await waitUntil("it shows paused with the note",
+    async () => /paused: holiday freeze/.test(await page.textContent(`${srow} td.state`)));
+  await page.click(`${srow} button.trigger`);
+  await waitUntil("the run is counted", async () => (await page.textContent(`${srow} td.runs`)) === "1");
+  await page.click(`${srow} button.events`);
+  await waitUntil("the events show the manual run",
+    async () => /started nightly-checkout@\S+ \(manual\)/.test(await page.textContent("#events")));
+  assert.match(await page.textContent("#events"), /paused: holiday freeze/);
+  await shot(page, "schedules.png");
 
   assert.deepEqual(pageErrors, [], "no script errors in the pages");
   console.log("ui e2e: all checks passed");

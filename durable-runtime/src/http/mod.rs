@@ -14,6 +14,7 @@
 //! |---|---|
 //! | `GET /` | the web UI: instance list, counts, filters |
 //! | `GET /ui/instance?id=ID` | the web UI: one instance, its state, history timeline and buttons |
+//! | `GET /ui/schedules` | the web UI: schedules, next runs, recent events, pause/unpause/run-now buttons |
 //! | `GET /api/instances?status=&workflow=&prefix=&after=&limit=` | list ([`Description`]s) |
 //! | `GET /api/instances/{id}` | describe |
 //! | `GET /api/instances/{id}/history` | history ([`HistoryEvent`](crate::history::HistoryEvent)s) |

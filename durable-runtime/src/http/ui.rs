@@ -1,4 +1,4 @@
-//! The web UI: two static pages, a script and a style sheet, compiled into
+//! The web UI: three static pages, a script and a style sheet, compiled into
 //! the binary with `include_str!` (no build step, nothing fetched from
 //! elsewhere). The pages hold no data; their script reads the JSON API with
 //! the bearer token the user gave (see the module docs of [`super`]).
@@ -9,6 +9,7 @@ use axum::routing::get;
 
 const INDEX: &str = include_str!("ui/index.html");
 const INSTANCE: &str = include_str!("ui/instance.html");
+const SCHEDULES: &str = include_str!("ui/schedules.html");
 const SCRIPT: &str = include_str!("ui/durable.js");
 const STYLE: &str = include_str!("ui/durable.css");
 
@@ -35,6 +36,10 @@ pub(super) fn routes() -> axum::Router {
         .route(
             "/ui/instance",
             get(|| async { asset("text/html; charset=utf-8", INSTANCE) }),
+        )
+        .route(
+            "/ui/schedules",
+            get(|| async { asset("text/html; charset=utf-8", SCHEDULES) }),
         )
         .route(
             "/ui/durable.js",

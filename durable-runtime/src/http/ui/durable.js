@@ -417,5 +417,88 @@ function instancePage() {
   setupTokenForm(() => tick());
 }
 
+// One line for a schedule event (`{"started": {...}}`, `"created"`).
+function scheduleEvent(kind) {
+  if (typeof kind === "string") return kind.replace(/_/g, " ");
+  const [name, f] = Object.entries(kind)[0];
+  switch (name) {
+    case "started":
+      return `started ${f.workflow_id} (${f.trigger})`;
+    case "skipped":
+      return `skipped ${f.count} (${f.reason.replace(/_/g, " ")}): ` +
+        (f.first_ms === f.last_ms ? fmtTime(f.first_ms) : `${fmtTime(f.first_ms)} .. ${fmtTime(f.last_ms)}`);
+    case "buffered":
+      return `buffered the run of ${fmtTime(f.nominal_ms)}`;
+    case "paused":
+    case "unpaused":
+      return `${name}${f.note ? ": " + f.note : ""}`;
+    default:
+      return `${name.replace(/_/g, " ")} ${f.workflow_id || ""}`.trim();
+  }
+}
+
+function schedulesPage() {
+  let shown = null;
+  const result = (text, ok) => {
+    $("action-result").textContent = text;
+    $("action-result").className = ok ? "ok" : "err";
+  };
+  const act = async (what, call) => {
+    try {
+      await call();
+      result(`${what}: done`, true);
+    } catch (e) {
+      result(`${what} failed: ${e.message}`, false);
+    }
+    await tick();
+  };
+  const path = (id) => "/api/schedules/" + encodeURIComponent(id);
+
+  const load = async () => {
+    const list = await api("/api/schedules");
+    const body = $("schedules").querySelector("tbody");
+    body.replaceChildren(...list.map((s) => {
+      const pause = s.paused
+        ? el("button", { type: "button", class: "unpause" }, "unpause")
+        : el("button", { type: "button", class: "pause" }, "pause");
+      pause.addEventListener("click", () => {
+        const verb = s.paused ? "unpause" : "pause";
+        const note = s.paused ? "" : (prompt(`Why pause ${s.id}?`, "") || "");
+        act(`${verb} ${s.id}`, () => api(path(s.id) + "/" + verb, {
+          method: "POST", body: JSON.stringify({ note }),
+        }));
+      });
+      const trigger = el("button", { type: "button", class: "trigger" }, "run now");
+      trigger.addEventListener("click", () =>
+        act(`trigger ${s.id}`, () => api(path(s.id) + "/trigger", { method: "POST", body: "{}" })));
+      const events = el("button", { type: "button", class: "events" }, "events");
+      events.addEventListener("click", () => { shown = s.id; render(list); });
+      return el("tr", { "data-id": s.id },
+        el("td", { class: "id" }, s.id),
+        el("td", {}, s.workflow),
+        el("td", {}, s.spec, el("div", { class: "muted" }, `overlap ${s.overlap.replace(/_/g, " ")}`)),
+        el("td", { class: "state" }, s.paused ? `paused${s.note ? ": " + s.note : ""}` : "active"),
+        el("td", { class: "num runs" }, s.runs),
+        el("td", { class: "when next" }, s.next_ms.length ? fmtTime(s.next_ms[0]) : "none"),
+        el("td", { class: "running" }, ...s.running.map((id) =>
+          el("div", {}, el("a", { href: "/ui/instance?id=" + encodeURIComponent(id) }, id)))),
+        el("td", {}, pause, " ", trigger, " ", events));
+    }));
+    $("empty").hidden = list.length > 0;
+    render(list);
+  };
+  const render = (list) => {
+    const s = list.find((x) => x.id === shown);
+    $("detail").hidden = !s;
+    if (!s) return;
+    $("detail-id").textContent = s.id;
+    $("events").querySelector("tbody").replaceChildren(...s.recent.slice().reverse().map((e) =>
+      el("tr", {}, el("td", { class: "when" }, fmtTime(e.at_ms)), el("td", {}, scheduleEvent(e.kind)))));
+  };
+  const tick = poll(load);
+  setupTokenForm(() => tick());
+}
+
 if (document.body.dataset.page === "list") listPage();
 else if (document.body.dataset.page === "instance") instancePage();
+else if (document.body.dataset.page === "schedules") schedulesPage();
