@@ -226,3 +226,11 @@ pub fn ledger_migration() -> durable_runtime::migration::Migration<ledger_v1, le
 pub fn ledger_expected(i: usize) -> String {
     format!("v2 {i} {} migrated", i * 10)
 }
+
+/// A scheduled run that holds until signalled `finish` (or cancelled):
+/// lets the crash suite make runs overlap on purpose.
+#[workflow]
+pub async fn held() -> Result<String, WorkflowError> {
+    let _: () = signal("finish").await?;
+    Ok("finished".to_owned())
+}

@@ -497,3 +497,70 @@ fn a_migration_on_open_is_all_or_nothing_when_killed_at_every_commit() {
     }
     assert_eq!(points, 2 * ORDERS);
 }
+
+/// Each overlap policy, killed at every group commit of a schedule whose
+/// second run comes due while the first still holds: each run starts at
+/// most once, and the policy's outcome is the same as without a kill.
+#[test]
+fn every_overlap_policy_keeps_its_outcome_across_kills_at_every_checkpoint() {
+    // (policy, end of the 00:01 run, end of the 00:02 run)
+    let outcomes = [
+        ("skip", "finished", "absent"),
+        ("buffer_one", "finished", "finished"),
+        ("buffer_all", "finished", "finished"),
+        ("cancel_other", "cancelled", "finished"),
+        ("terminate_other", "terminated", "finished"),
+        ("allow_all", "finished", "finished"),
+    ];
+    let mut points = 0;
+    for (policy, first, second) in outcomes {
+        let name = format!("overlap:{policy}");
+        let want = [
+            format!("RESULT job@2030-01-01T00:01:00Z {first}"),
+            format!("RESULT job@2030-01-01T00:02:00Z {second}"),
+        ];
+        let runs = if second == "absent" { 1 } else { 2 };
+        let check = |lines: &[String], when: &str| {
+            for w in &want {
+                assert!(
+                    lines.contains(w),
+                    "{policy} {when}: missing {w:?} in {lines:?}"
+                );
+            }
+            let counted = format!("STARTED {runs} RUNS {runs}");
+            assert!(
+                lines.contains(&counted),
+                "{policy} {when}: want {counted:?} in {lines:?}"
+            );
+        };
+        // without a kill
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = spawn_named(&name, dir.path(), 1, None);
+        let (_, lines) = wait_marker(&mut child);
+        child.wait().unwrap();
+        check(&lines, "uncrashed");
+        for phase in ["before", "after"] {
+            for k in 0.. {
+                let dir = tempfile::tempdir().unwrap();
+                let mut child = spawn_named(&name, dir.path(), 1, Some((phase, k)));
+                let (hit, _) = wait_marker(&mut child);
+                if !hit {
+                    child.wait().unwrap();
+                    break;
+                }
+                kill(&mut child);
+                points += 1;
+                let mut again = spawn_named(&name, dir.path(), 2, None);
+                let (hit, lines) = wait_marker(&mut again);
+                assert!(!hit);
+                again.wait().unwrap();
+                check(&lines, &format!("killed {phase} commit {k}"));
+            }
+        }
+    }
+    println!("{points} kill points");
+    assert!(
+        points >= 2 * 6 * 3,
+        "a few commits per policy, got {points}"
+    );
+}

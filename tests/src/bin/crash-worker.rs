@@ -12,7 +12,7 @@ use durable_runtime::store::sled::{CommitPoint, SledStore};
 use durable_runtime::{IdPolicy, Runtime};
 use durable_runtime::{Overlap, Schedule, ScheduleError};
 use durable_tests::{
-    EFFECTS, EffectsLog, guard, journey, ledger_migration, ledger_v1, ledger_v2, order,
+    EFFECTS, EffectsLog, guard, held, journey, ledger_migration, ledger_v1, ledger_v2, order,
     process_order, side_trip, tick, tick_run,
 };
 
@@ -111,12 +111,21 @@ async fn main() {
         .workflow::<journey>()
         .workflow::<side_trip>()
         .workflow::<guard>()
-        .workflow::<tick>();
-    if std::env::var("CRASH_WORKLOAD").as_deref() == Ok("schedule") {
+        .workflow::<tick>()
+        .workflow::<held>();
+    let overlap = std::env::var("CRASH_WORKLOAD")
+        .ok()
+        .and_then(|w| w.strip_prefix("overlap:").map(str::to_owned));
+    if std::env::var("CRASH_WORKLOAD").as_deref() == Ok("schedule") || overlap.is_some() {
         builder = builder.clock(clock.clone());
     }
     let rt = builder.open_store(store).await.expect("open runtime");
     println!("OPEN resumed={}", rt.resumed_on_open());
+    if let Some(policy) = overlap {
+        run_overlap(&rt, &clock, &policy).await;
+        rt.shutdown().await;
+        return;
+    }
     if std::env::var("CRASH_WORKLOAD").as_deref() == Ok("schedule") {
         run_schedule(&rt, &clock, orders).await;
         rt.shutdown().await;
@@ -251,6 +260,91 @@ async fn run_schedule(rt: &Runtime, clock: &TestClock, runs: usize) {
         eprintln!("schedule started {} runs, expected {runs}: {d:?}", d.runs);
         std::process::exit(3);
     }
+    println!("DONE");
+    let _ = std::io::stdout().flush();
+}
+
+/// Waits until schedule `id` has acted on everything due at the clock's time.
+async fn acted(rt: &Runtime, clock: &TestClock, id: &str) {
+    let now = clock.now();
+    loop {
+        let d = rt.schedules().describe(id).expect("describe");
+        let due = d
+            .next_ms
+            .first()
+            .map(|t| std::time::UNIX_EPOCH + std::time::Duration::from_millis(*t));
+        if due.is_none_or(|t| t > now) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// Schedule `job` (every minute, `policy`) starts `held` at 00:01 and again
+/// at 00:02 while the first still holds; then every run the schedule keeps
+/// is let finish. Prints each run's end (`absent` if it never started).
+async fn run_overlap(rt: &Runtime, clock: &TestClock, policy: &str) {
+    let start = clock.now();
+    let schedule = Schedule::interval(std::time::Duration::from_secs(60))
+        .expect("interval")
+        .starting_at(start + std::time::Duration::from_secs(60))
+        .overlap(policy.parse().expect("an overlap policy"));
+    match rt.schedules().create("job", schedule, held()).await {
+        Ok(_) | Err(ScheduleError::AlreadyExists { .. }) => {}
+        Err(e) => panic!("create schedule: {e}"),
+    }
+    for _ in 0..2 {
+        clock.advance(std::time::Duration::from_secs(60));
+        acted(rt, clock, "job").await;
+    }
+    // let every run finish, except one the schedule asked to cancel
+    loop {
+        let d = rt.schedules().describe("job").expect("describe");
+        if d.running.is_empty() && d.buffered_ms.is_empty() {
+            break;
+        }
+        let cancelled: Vec<&str> = d
+            .recent
+            .iter()
+            .filter_map(|e| match &e.kind {
+                durable_runtime::schedule::ScheduleEventKind::CancelRequested { workflow_id } => {
+                    Some(workflow_id.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        for run in d
+            .running
+            .iter()
+            .filter(|r| !cancelled.contains(&r.as_str()))
+        {
+            let _ = rt.signal(run, "finish", &()).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    for minute in 1..=2 {
+        let id = format!("job@2030-01-01T00:{minute:02}:00Z");
+        let end = match rt.handle::<held>(id.clone()).result().await {
+            Ok(Ok(out)) => out,
+            Ok(Err(_)) => "cancelled".to_owned(),
+            Err(durable_runtime::ResultError::NotFound { .. }) => "absent".to_owned(),
+            Err(durable_runtime::ResultError::Terminated { .. }) => "terminated".to_owned(),
+            Err(e) => format!("error {e}"),
+        };
+        println!("RESULT {id} {end}");
+    }
+    let d = rt.schedules().describe("job").expect("describe");
+    let started = d
+        .recent
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                durable_runtime::schedule::ScheduleEventKind::Started { .. }
+            )
+        })
+        .count();
+    println!("STARTED {started} RUNS {}", d.runs);
     println!("DONE");
     let _ = std::io::stdout().flush();
 }
