@@ -115,13 +115,15 @@ async fn lists_describes_and_steers_instances_with_exit_codes_scripts_can_trust(
     let (code, out, _) = durable(dir.path(), &["stats", "--json"]);
     assert_eq!(code, 0);
     let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // `bad` returned an `Err`: it failed
     assert_eq!(
         (
             stats["completed"].as_u64(),
+            stats["failed"].as_u64(),
             stats["waiting_for_signal"].as_u64(),
             stats["running"].as_u64()
         ),
-        (Some(2), Some(1), Some(0)),
+        (Some(1), Some(1), Some(1), Some(0)),
         "{out}"
     );
 

@@ -1409,7 +1409,12 @@ impl<W: Workflow> WorkflowHandle<W> {
             }
             let record = self.record()?;
             match record.status {
+                // a failure the workflow returned (`Err`) comes back typed
                 Status::Completed | Status::Cancelled => {
+                    let bytes = record.output.unwrap_or_default();
+                    return Ok(codec::decode(&bytes)?);
+                }
+                Status::Failed if record.output.is_some() => {
                     let bytes = record.output.unwrap_or_default();
                     return Ok(codec::decode(&bytes)?);
                 }

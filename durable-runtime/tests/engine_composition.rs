@@ -322,3 +322,58 @@ async fn first_of_takes_the_fastest_and_drops_the_rest() {
         "the slow attempt was aborted"
     );
 }
+
+#[workflow]
+async fn refuses(amount: u32) -> Result<u32, WorkflowError> {
+    if amount > 100 {
+        return Err(WorkflowError(format!("{amount} is over the limit")));
+    }
+    Ok(amount)
+}
+
+#[workflow]
+async fn asks_child(amount: u32) -> Result<String, WorkflowError> {
+    let answer = refuses(amount).await;
+    Ok(match answer {
+        Ok(Ok(n)) => format!("child allowed {n}"),
+        Ok(Err(e)) => format!("child refused: {e}"),
+        Err(e) => format!("child broke: {e}"),
+    })
+}
+
+#[tokio::test]
+async fn a_workflow_that_returns_err_has_failed_and_keeps_its_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<refuses>()
+        .workflow::<asks_child>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("big", refuses(500), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let out = h.result().await.unwrap();
+    assert_eq!(out.unwrap_err().to_string(), "500 is over the limit");
+    let d = h.describe().unwrap();
+    assert_eq!(d.status, Status::Failed);
+    assert_eq!(d.error.as_deref(), Some("500 is over the limit"));
+    let ok = rt
+        .start("small", refuses(5), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(ok.result().await.unwrap().unwrap(), 5);
+    assert_eq!(ok.describe().unwrap().status, Status::Completed);
+    // a parent gets its child's typed error, not a broken child
+    let parent = rt
+        .start("parent", asks_child(700), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(
+        parent.result().await.unwrap().unwrap(),
+        "child refused: 700 is over the limit"
+    );
+    assert_eq!(rt.describe("parent/1").unwrap().status, Status::Failed);
+    assert_eq!(parent.describe().unwrap().status, Status::Completed);
+}

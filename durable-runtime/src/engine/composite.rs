@@ -291,6 +291,10 @@ impl Engine {
             Status::Completed | Status::Cancelled => {
                 codec::ok_variant(&child_record.output.unwrap_or_default())
             }
+            // a child that returned `Err` failed, and its typed output says why
+            Status::Failed if child_record.output.is_some() => {
+                codec::ok_variant(&child_record.output.unwrap_or_default())
+            }
             Status::Failed | Status::Terminated => codec::encode(&ChildError {
                 id: child_id.clone(),
                 reason: child_record
@@ -334,7 +338,7 @@ impl Engine {
         record.run_deadline_ms = record
             .run_timeout_ms
             .map(|t| clock_ms(&*self.clock).saturating_add(t));
-        Engine::apply(record, outcome, clock_ms(&*self.clock));
+        Engine::apply(record, outcome, clock_ms(&*self.clock), &entry);
         record.variant_fp = entry.variant_fp(&record.variant);
         let mut batch = Batch::default();
         if let Some(old) = old_deadline {

@@ -140,6 +140,8 @@ pub(crate) struct WorkflowEntry {
     pub(crate) input_from_json: fn(serde_json::Value) -> Result<Vec<u8>, String>,
     /// Renders an encoded input as JSON.
     pub(crate) input_to_json: fn(&[u8]) -> Result<serde_json::Value, String>,
+    /// The error text of an encoded output that is an `Err` (the instance failed).
+    pub(crate) output_error: fn(&[u8]) -> Option<String>,
 }
 
 impl WorkflowEntry {
@@ -154,6 +156,7 @@ impl WorkflowEntry {
                 let input: W::Input = serde_json::from_value(json).map_err(|e| e.to_string())?;
                 codec::encode(&input).map_err(|e| e.to_string())
             },
+            output_error: W::output_error,
             input_to_json: |bytes| {
                 let input: W::Input = codec::decode(bytes).map_err(|e| e.to_string())?;
                 serde_json::to_value(input).map_err(|e| e.to_string())
@@ -563,7 +566,7 @@ impl Engine {
                 updated_ms: now,
             };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
-        Engine::apply(&mut record, outcome, clock_ms(&*self.clock));
+        Engine::apply(&mut record, outcome, clock_ms(&*self.clock), &entry);
         record.variant_fp = entry.variant_fp(&record.variant);
         record
     }
@@ -574,6 +577,7 @@ impl Engine {
         record: &mut InstanceRecord,
         outcome: Result<Result<Outcome, StepError>, String>,
         now: u64,
+        entry: &WorkflowEntry,
     ) {
         record.step += 1;
         record.failed_attempts = 0;
@@ -592,11 +596,16 @@ impl Engine {
                 record.pending = Some(request);
             }
             Ok(Ok(Outcome::Done(output))) => {
-                record.status = if record.cancel_delivered {
-                    Status::Cancelled
-                } else {
-                    Status::Completed
+                // a workflow that returns `Err` failed (its typed output is kept)
+                let failure = (entry.output_error)(&output);
+                record.status = match (&failure, record.cancel_delivered) {
+                    (_, true) => Status::Cancelled,
+                    (Some(_), false) => Status::Failed,
+                    (None, false) => Status::Completed,
                 };
+                if !record.cancel_delivered {
+                    record.error = failure;
+                }
                 record.output = Some(output);
                 record.state.clear();
                 record.variant = "Finished".to_owned();
@@ -788,7 +797,7 @@ impl Engine {
                 })
             });
             record.state = state;
-            Self::apply(record, outcome, clock_ms(&*self.clock));
+            Self::apply(record, outcome, clock_ms(&*self.clock), &entry);
             record.variant_fp = entry.variant_fp(&record.variant);
             tracing::debug!(instance = %id, step = record.step, variant = %record.variant, "transition");
             // the wake source consumed and the one scheduled change with the state
