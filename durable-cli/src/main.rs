@@ -484,6 +484,10 @@ fn event_line(e: &HistoryEvent) -> String {
             error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
         ),
         EventKind::Input { json } => format!("input {json}"),
+        EventKind::TimerFired { step } => format!("step {step}: timer fired"),
+        EventKind::SignalReceived { step, name } => {
+            format!("step {step}: signal {name} received")
+        }
         other => format!("{other:?}"),
     };
     format!("{:>4}  {:>13}  {what}", e.seq, e.at_ms)

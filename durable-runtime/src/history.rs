@@ -113,6 +113,18 @@ pub enum EventKind {
         /// Why, as `describe` shows it.
         reason: String,
     },
+    /// The durable timer the instance waited for came due.
+    TimerFired {
+        /// The step that waited.
+        step: u64,
+    },
+    /// A buffered signal was delivered to the await that waited for it.
+    SignalReceived {
+        /// The step that waited.
+        step: u64,
+        /// The signal's name.
+        name: String,
+    },
 }
 
 /// A short description of a command for the history.

@@ -867,6 +867,21 @@ impl Engine {
         })
     }
 
+    /// Records in the history that the timer or signal `request` waited
+    /// for has come (saved with the transition it resumes).
+    fn note_arrival(record: &mut InstanceRecord, request: &Request) {
+        let step = record.step;
+        let event = match request {
+            Request::Timer { .. } => crate::history::EventKind::TimerFired { step },
+            Request::Signal { name } => crate::history::EventKind::SignalReceived {
+                step,
+                name: name.clone(),
+            },
+            _ => return,
+        };
+        record.new_events.push(event);
+    }
+
     /// What a command evaluates to when the instance is cancelled at it.
     fn cancelled_output(
         request: &Request,
@@ -1105,6 +1120,7 @@ impl Engine {
             Request::Select(branches) => {
                 for (i, branch) in branches.iter().enumerate() {
                     if let Some((bytes, key)) = self.ready(id, branch)? {
+                        Self::note_arrival(record, branch);
                         let wrapped = match codec::variant(i as u32, &bytes) {
                             Ok(w) => w,
                             Err(e) => return self.fail(id, record, e.to_string()).await,
@@ -1201,6 +1217,7 @@ impl Engine {
             }
             other => match self.ready(id, other)? {
                 Some((bytes, key)) => {
+                    Self::note_arrival(record, other);
                     timers.extend(key);
                     Ok(Some((bytes, timers)))
                 }
