@@ -77,6 +77,7 @@ mod error;
 pub mod history;
 #[cfg(feature = "http")]
 pub mod http;
+mod metrics;
 pub mod migration;
 mod phase;
 mod runtime;

@@ -166,12 +166,28 @@ impl WorkflowEntry {
 }
 
 /// Counters of what the engine did since it opened.
-#[derive(Default)]
 pub(crate) struct Metrics {
+    /// Activity attempt durations.
+    pub(crate) attempt_seconds: crate::metrics::Histogram,
+    /// From a transition's save to its durable acknowledgement.
+    pub(crate) checkpoint_seconds: crate::metrics::Histogram,
     pub(crate) transitions: std::sync::atomic::AtomicU64,
     pub(crate) attempts: std::sync::atomic::AtomicU64,
     pub(crate) attempt_failures: std::sync::atomic::AtomicU64,
     pub(crate) attempt_micros: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            attempt_seconds: crate::metrics::Histogram::new(crate::metrics::SECONDS),
+            checkpoint_seconds: crate::metrics::Histogram::new(crate::metrics::SECONDS),
+            transitions: Default::default(),
+            attempts: Default::default(),
+            attempt_failures: Default::default(),
+            attempt_micros: Default::default(),
+        }
+    }
 }
 
 /// A registered migration, type-erased.
@@ -806,9 +822,14 @@ impl Engine {
                 batch.delete(key);
             }
             let timer = Self::schedule(id, record, &mut batch);
-            if let Err(e) = self.save_with(id, record, batch).await {
+            let saving = std::time::Instant::now();
+            let span = tracing::debug_span!("transition", instance = %id, step = record.step, variant = %record.variant);
+            let saved =
+                tracing::Instrument::instrument(self.save_with(id, record, batch), span).await;
+            if let Err(e) = saved {
                 return Halt::Store(e);
             }
+            self.metrics.checkpoint_seconds.since(saving);
             self.metrics
                 .transitions
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1317,6 +1338,7 @@ impl Engine {
                 started.elapsed().as_micros() as u64,
                 std::sync::atomic::Ordering::Relaxed,
             );
+            self.metrics.attempt_seconds.since(started);
             if !matches!(outcome, Ok((_, None))) {
                 self.metrics
                     .attempt_failures

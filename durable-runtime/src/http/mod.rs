@@ -439,19 +439,17 @@ async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
         "Time spent in activity attempts.",
         m.attempt_micros.load(Ordering::Relaxed) / 1_000_000,
     );
-    if let Some(s) = engine.store.stats() {
-        counter(
-            "durable_store_commits_total",
-            "Batches committed.",
-            s.commits,
-        );
-        counter("durable_store_flushes_total", "Group flushes.", s.flushes);
-        counter(
-            "durable_store_fsyncs_total",
-            "fsync/fdatasync calls.",
-            s.fsyncs,
-        );
-    }
+    m.attempt_seconds.render(
+        "durable_activity_attempt_duration_seconds",
+        "Activity attempt durations.",
+        &mut out,
+    );
+    m.checkpoint_seconds.render(
+        "durable_checkpoint_seconds",
+        "From a transition's save to its durable acknowledgement (group commit and fsync included).",
+        &mut out,
+    );
+    engine.store.render_metrics(&mut out);
     let _ = writeln!(
         out,
         "# HELP durable_instances Instances by status.\n# TYPE durable_instances gauge"
