@@ -408,7 +408,13 @@ async fn schedules_are_created_and_steered_from_the_command_line() {
     assert_eq!(code, 0);
     let listed: Vec<durable_runtime::schedule::ScheduleDescription> =
         serde_json::from_str(&out).unwrap();
-    assert_eq!(listed, rt.schedules().list().unwrap());
+    // runs end meanwhile (the schedule then updates its running list): compare what stays
+    let brief = |l: &[durable_runtime::schedule::ScheduleDescription]| {
+        l.iter()
+            .map(|d| (d.id.clone(), d.spec.clone(), d.runs, d.paused))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(brief(&listed), brief(&rt.schedules().list().unwrap()));
     let (code, out, _) = durable_url(
         &url,
         None,

@@ -445,6 +445,81 @@ impl Runtime {
     /// workflow are future work).
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
         use crate::store::keys;
+        // the narrowest index that answers the filter; records are read by id
+        let phases: Vec<Phase> = match (filter.phase, filter.status) {
+            (Some(p), _) => vec![p],
+            (None, Some(status)) => Phase::ALL
+                .into_iter()
+                .filter(|p| p.status() == status)
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+        let sources: Vec<Vec<u8>> = match (&phases[..], &filter.workflow) {
+            ([], None) => return self.list_scan(filter),
+            ([], Some(workflow)) => vec![keys::workflow_index_prefix(workflow)],
+            (phases, _) => phases
+                .iter()
+                .map(|p| keys::phase_index_prefix(p.tag()))
+                .collect(),
+        };
+        let limit = if filter.limit == 0 {
+            usize::MAX
+        } else {
+            filter.limit
+        };
+        let id_prefix = filter.id_prefix.as_deref().unwrap_or("");
+        let mut ids: Vec<String> = Vec::new();
+        for source in &sources {
+            // from the id prefix, or after the last id of the previous page
+            let start = keys::index_entry(source.clone(), id_prefix);
+            let mut from = match &filter.after {
+                Some(after) => {
+                    keys::after(&keys::index_entry(source.clone(), after)).max(start.clone())
+                }
+                None => start.clone(),
+            };
+            let mut found = 0;
+            'pages: loop {
+                let page = self.engine.store.scan_from(&start, &from, 1024)?;
+                let Some((last, _)) = page.last() else { break };
+                from = keys::after(last);
+                for (key, _) in page {
+                    let id = String::from_utf8_lossy(&key[source.len()..]).into_owned();
+                    let Some(Ok(r)) = self.engine.load(&id)? else {
+                        continue;
+                    };
+                    // an entry is current when its record agrees (same batch)
+                    let phase = Phase::of(r.status, r.pending.as_ref());
+                    if !r.indexed.contains(&key)
+                        || filter.workflow.as_ref().is_some_and(|w| *w != r.workflow)
+                        || !phases.is_empty() && !phases.contains(&phase)
+                    {
+                        continue;
+                    }
+                    ids.push(id);
+                    found += 1;
+                    if found >= limit {
+                        break 'pages;
+                    }
+                }
+            }
+        }
+        // several sources (the phases of one status) merge in id order
+        ids.sort();
+        ids.dedup();
+        ids.truncate(limit);
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(Ok(r)) = self.engine.load(&id)? {
+                out.push(Description::of(&id, r));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `list` without a status or workflow filter: a scan of the records in id order.
+    fn list_scan(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
+        use crate::store::keys;
         let prefix = keys::instance(filter.id_prefix.as_deref().unwrap_or(""));
         let mut from = match &filter.after {
             Some(after) => keys::after(&keys::instance(after)).max(prefix.clone()),
@@ -459,14 +534,6 @@ impl Runtime {
                 let Ok(r) = codec::decode::<InstanceRecord>(&bytes) else {
                     continue;
                 };
-                if filter.workflow.as_ref().is_some_and(|w| *w != r.workflow)
-                    || filter.status.is_some_and(|s| s != r.status)
-                    || filter
-                        .phase
-                        .is_some_and(|p| p != Phase::of(r.status, r.pending.as_ref()))
-                {
-                    continue;
-                }
                 out.push(Description::of(&keys::instance_id(&key), r));
                 if filter.limit > 0 && out.len() >= filter.limit {
                     return Ok(out);
@@ -479,10 +546,11 @@ impl Runtime {
     /// How many instances have each status.
     pub fn counts(&self) -> Result<Vec<(Status, usize)>, StoreError> {
         let mut counts: Vec<(Status, usize)> = Vec::new();
-        for d in self.list(&ListFilter::default())? {
-            match counts.iter_mut().find(|(s, _)| *s == d.status) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((d.status, 1)),
+        for (phase, n) in self.counts_by_phase()? {
+            match counts.iter_mut().find(|(s, _)| *s == phase.status()) {
+                Some((_, total)) => *total += n,
+                None if n > 0 => counts.push((phase.status(), n)),
+                None => {}
             }
         }
         Ok(counts)
@@ -491,13 +559,14 @@ impl Runtime {
     /// How many instances are in each [`Phase`], every phase listed (zeros
     /// too) in the order of [`Phase::ALL`]: what a dashboard shows.
     pub fn counts_by_phase(&self) -> Result<Vec<(Phase, usize)>, StoreError> {
-        let mut counts: Vec<(Phase, usize)> = Phase::ALL.iter().map(|p| (*p, 0)).collect();
-        for d in self.list(&ListFilter::default())? {
-            if let Some((_, n)) = counts.iter_mut().find(|(p, _)| *p == d.phase) {
-                *n += 1;
-            }
-        }
-        Ok(counts)
+        // counted from the phase index: keys only, no record decoded
+        Phase::ALL
+            .into_iter()
+            .map(|p| {
+                let prefix = crate::store::keys::phase_index_prefix(p.tag());
+                Ok((p, self.engine.store.scan_prefix(&prefix)?.len()))
+            })
+            .collect()
     }
 
     /// The current state enum of instance `id` as JSON (`null` once it has
@@ -822,7 +891,6 @@ impl Runtime {
                 "invalid instance id {id:?}"
             )));
         }
-        let mut record_bytes = snapshot.record.clone();
         let mut rewrite = false;
         // a finished instance needs no code; an unfinished one, code that runs it
         if let (true, Some(newest)) = (checked && !record.status.is_terminal(), newest) {
@@ -860,6 +928,12 @@ impl Runtime {
         match store.get(&key)? {
             Some(_) if !replace => return Err(SnapshotError::AlreadyExists { id: id.to_owned() }),
             Some(existing) => {
+                // the replaced instance's index entries go with it
+                if let Ok(old) = codec::decode::<InstanceRecord>(&existing) {
+                    for entry in old.indexed {
+                        batch.delete(entry);
+                    }
+                }
                 batch.expect(key.clone(), Some(existing));
                 for (k, _) in store
                     .scan_prefix(&signals)?
@@ -890,9 +964,12 @@ impl Runtime {
             record.status = Status::Running;
             record.error = None;
             self.engine.history(id, &mut record, batch)?;
-            record_bytes =
-                codec::encode(&record).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
         }
+        // index entries are this store's: written anew
+        record.indexed.clear();
+        record.reindex(id, batch);
+        let record_bytes =
+            codec::encode(&record).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
         let mut timers = Vec::new();
         if let Some(pending) = &record.pending {
             pending.timer_keys(id, &mut timers);

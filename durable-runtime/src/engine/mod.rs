@@ -109,6 +109,9 @@ pub(crate) struct InstanceRecord {
     pub(crate) new_events: Vec<crate::history::EventKind>,
     pub(crate) created_ms: u64,
     pub(crate) updated_ms: u64,
+    /// The index entries written for this instance (phase, workflow), so
+    /// a save replaces exactly the stale ones.
+    pub(crate) indexed: Vec<Vec<u8>>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -118,6 +121,28 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 impl InstanceRecord {
+    /// The index entries this record should have.
+    fn index_keys(&self, id: &str) -> Vec<Vec<u8>> {
+        let phase = crate::phase::Phase::of(self.status, self.pending.as_ref());
+        vec![
+            keys::index_entry(keys::phase_index_prefix(phase.tag()), id),
+            keys::index_entry(keys::workflow_index_prefix(&self.workflow), id),
+        ]
+    }
+
+    /// Adds to `batch` what brings instance `id`'s index entries in line
+    /// with this record (saved in the same batch as the record).
+    pub(crate) fn reindex(&mut self, id: &str, batch: &mut Batch) {
+        let want = self.index_keys(id);
+        for stale in self.indexed.iter().filter(|k| !want.contains(k)) {
+            batch.delete(stale.clone());
+        }
+        for new in want.iter().filter(|k| !self.indexed.contains(k)) {
+            batch.put(new.clone(), Vec::new());
+        }
+        self.indexed = want;
+    }
+
     /// The earliest of the execution and run deadlines.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         match (self.deadline_ms, self.run_deadline_ms) {
@@ -457,6 +482,7 @@ impl Engine {
         mut batch: Batch,
     ) -> Result<(), StoreError> {
         self.history(id, record, &mut batch)?;
+        record.reindex(id, &mut batch);
         let bytes = codec::encode(&*record).map_err(|e| StoreError::Io(e.to_string()))?;
         batch.put(keys::instance(id), bytes);
         self.store.commit(batch).await
@@ -486,6 +512,7 @@ impl Engine {
         batch: &mut Batch,
     ) -> Result<bool, StoreError> {
         self.history(id, record, batch)?;
+        record.reindex(id, batch);
         let bytes = codec::encode(&*record).map_err(|e| StoreError::Io(e.to_string()))?;
         let key = keys::instance(id);
         batch.expect(key.clone(), None).put(key, bytes);
@@ -580,6 +607,7 @@ impl Engine {
                 cancel_delivered: false,
                 created_ms: now,
                 updated_ms: now,
+                indexed: Vec::new(),
             };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         Engine::apply(&mut record, outcome, clock_ms(&*self.clock), &entry);
