@@ -3,7 +3,8 @@
 //! ```text
 //! durable (--db DIR | --url URL [--token T]) <command> [--json]
 //!
-//! list [--status sleeping] [--workflow process_order] [--prefix order-] [--after ID] [--limit 50]
+//! list [--status sleeping] [--workflow process_order] [--prefix order-] [--attr customer=acme]
+//!      [--after ID] [--limit 50]
 //! describe ID
 //! history ID
 //! state ID                  (--url only: rendering needs the workflow's code)
@@ -99,6 +100,10 @@ enum Command {
         /// Only ids that start with this.
         #[arg(long)]
         prefix: Option<String>,
+        /// Only instances with this search attribute: NAME=VALUE (the
+        /// value matches as text, and as the number or flag it spells).
+        #[arg(long, value_name = "NAME=VALUE")]
+        attr: Option<String>,
         /// Only ids after this one (paging).
         #[arg(long)]
         after: Option<String>,
@@ -291,13 +296,15 @@ impl Source {
         }
     }
 
-    fn list(&self, filter: &ListFilter) -> Result<Vec<Description>, Failure> {
+    /// `attr` is the search-attribute filter as typed (`NAME=VALUE`).
+    fn list(&self, filter: &ListFilter, attr: Option<&str>) -> Result<Vec<Description>, Failure> {
         match self {
             Source::Local(rt) => Ok(rt.list(filter)?),
             Source::Remote(c) => c.list(
                 filter.phase,
                 filter.workflow.as_deref(),
                 filter.id_prefix.as_deref(),
+                attr,
                 filter.after.as_deref(),
                 filter.limit,
             ),
@@ -513,6 +520,7 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
             status,
             workflow,
             prefix,
+            attr,
             after,
             limit,
         } => {
@@ -521,6 +529,18 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 .map(str::parse::<Phase>)
                 .transpose()
                 .map_err(|e| Failure::usage(e.to_string()))?;
+            let search_attribute = match &attr {
+                Some(text) => {
+                    let (name, value) = text.split_once('=').ok_or_else(|| {
+                        Failure::usage(format!("--attr takes NAME=VALUE, not `{text}`"))
+                    })?;
+                    Some((
+                        name.to_owned(),
+                        durable_runtime::SearchValue::parse_all(value),
+                    ))
+                }
+                None => None,
+            };
             let filter = ListFilter {
                 workflow,
                 status: None,
@@ -528,8 +548,9 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 id_prefix: prefix,
                 after,
                 limit,
+                search_attribute,
             };
-            let list = source.list(&filter)?;
+            let list = source.list(&filter, attr.as_deref())?;
             if json {
                 return print_json(&list);
             }

@@ -145,6 +145,7 @@ impl Client {
         phase: Option<Phase>,
         workflow: Option<&str>,
         prefix: Option<&str>,
+        attr: Option<&str>,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Description>, Failure> {
@@ -153,6 +154,7 @@ impl Client {
             ("status", phase.map(Phase::as_str)),
             ("workflow", workflow),
             ("prefix", prefix),
+            ("attr", attr),
             ("after", after),
         ] {
             if let Some(v) = value {

@@ -91,6 +91,15 @@ async fn lists_describes_and_steers_instances_with_exit_codes_scripts_can_trust(
     assert_eq!(list[0]["phase"], "waiting_for_signal");
     let (_, out, _) = durable(dir.path(), &["list", "--status", "running", "--json"]);
     assert_eq!(out.trim(), "[]", "waiting for a signal is not running");
+    let (code, _, err) = durable(dir.path(), &["list", "--attr", "customer"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("NAME=VALUE"), "{err}");
+    let (code, out, _) = durable(dir.path(), &["list", "--attr", "customer=acme", "--json"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "[]"),
+        "no instance set the attribute"
+    );
     let (_, out, _) = durable(dir.path(), &["list", "--prefix", "wa", "--json"]);
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list.as_array().map(|a| a.len()), Some(1), "{out}");

@@ -134,6 +134,14 @@ pub(crate) fn describe(request: &Request) -> String {
         Request::Now => "now".into(),
         Request::RandomU64 => "random".into(),
         Request::Uuid => "uuid".into(),
+        Request::SetAttributes(attrs) => format!(
+            "search attributes {}",
+            attrs
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Request::Timer { at_ms, after_ms } => match at_ms {
             Some(at) => format!("timer until {at} ms"),
             None => format!("timer for {after_ms} ms"),

@@ -454,10 +454,15 @@ impl Runtime {
                 .collect(),
             (None, None) => Vec::new(),
         };
-        let sources: Vec<Vec<u8>> = match (&phases[..], &filter.workflow) {
-            ([], None) => return self.list_scan(filter),
-            ([], Some(workflow)) => vec![keys::workflow_index_prefix(workflow)],
-            (phases, _) => phases
+        let sources: Vec<Vec<u8>> = match (&filter.search_attribute, &phases[..], &filter.workflow)
+        {
+            (Some((name, values)), _, _) => values
+                .iter()
+                .filter_map(|v| keys::attribute_index_prefix(name, v))
+                .collect(),
+            (None, [], None) => return self.list_scan(filter),
+            (None, [], Some(workflow)) => vec![keys::workflow_index_prefix(workflow)],
+            (None, phases, _) => phases
                 .iter()
                 .map(|p| keys::phase_index_prefix(p.tag()))
                 .collect(),
@@ -1243,11 +1248,19 @@ pub struct Description {
     pub created_ms: u64,
     /// When it last changed, ms since the Unix epoch.
     pub updated_ms: u64,
+    /// Its search attributes, as JSON values.
+    #[serde(default)]
+    pub search_attributes: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Description {
     pub(crate) fn of(id: &str, r: InstanceRecord) -> Description {
         Description {
+            search_attributes: r
+                .search_attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
             id: id.to_owned(),
             phase: Phase::of(r.status, r.pending.as_ref()),
             parts_done: r.partial.iter().map(Option::is_some).collect(),
@@ -1326,6 +1339,9 @@ pub struct ListFilter {
     pub after: Option<String>,
     /// At most this many (0: no limit).
     pub limit: usize,
+    /// Only instances whose search attribute `.0` has one of the values
+    /// `.1` (set by [`upsert_search_attributes`](crate::upsert_search_attributes)).
+    pub search_attribute: Option<(String, Vec<crate::SearchValue>)>,
 }
 
 /// A handle to one workflow instance.

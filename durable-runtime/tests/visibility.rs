@@ -158,3 +158,82 @@ async fn the_indexes_follow_transitions_and_page_without_gaps_or_repeats() {
         .is_empty()
     );
 }
+
+#[workflow]
+async fn tagged(customer: String, cents: i64) -> Result<i64, WorkflowError> {
+    durable_runtime::upsert_search_attributes([
+        ("customer", durable_runtime::SearchValue::from(customer)),
+        ("cents", durable_runtime::SearchValue::from(cents)),
+        ("vip", durable_runtime::SearchValue::from(cents > 1000)),
+    ])
+    .await;
+    let _: () = signal("paid").await?;
+    // a value set again replaces the old one, in the index too
+    durable_runtime::upsert_search_attributes([(
+        "cents",
+        durable_runtime::SearchValue::from(0i64),
+    )])
+    .await;
+    Ok(cents)
+}
+
+#[tokio::test]
+async fn search_attributes_set_by_the_workflow_are_indexed_and_listable() {
+    use durable_runtime::SearchValue;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<tagged>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    for (id, customer, cents) in [
+        ("o1", "acme", 500),
+        ("o2", "acme", 4200),
+        ("o3", "globex", 4200),
+    ] {
+        rt.start(id, tagged(customer.into(), cents), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    until("all wait for payment", || {
+        rt.list(&ListFilter {
+            phase: Some(Phase::WaitingForSignal),
+            ..ListFilter::default()
+        })
+        .unwrap()
+        .len()
+            == 3
+    })
+    .await;
+    let by = |name: &str, text: &str| -> Vec<String> {
+        ids(&rt
+            .list(&ListFilter {
+                search_attribute: Some((name.into(), SearchValue::parse_all(text))),
+                ..ListFilter::default()
+            })
+            .unwrap())
+    };
+    assert_eq!(by("customer", "acme"), ["o1", "o2"]);
+    assert_eq!(by("cents", "4200"), ["o2", "o3"]);
+    assert_eq!(by("vip", "true"), ["o2", "o3"]);
+    assert!(by("customer", "initech").is_empty());
+    let d = rt.describe("o2").unwrap();
+    assert_eq!(d.search_attributes["customer"], "acme");
+    assert_eq!(d.search_attributes["cents"], 4200);
+    assert_eq!(d.search_attributes["vip"], true);
+
+    rt.signal("o2", "paid", &()).await.unwrap();
+    rt.handle::<tagged>("o2")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by("cents", "4200"), ["o3"], "the old value's entry is gone");
+    assert_eq!(by("cents", "0"), ["o2"]);
+    assert_eq!(
+        by("customer", "acme"),
+        ["o1", "o2"],
+        "untouched attributes stay"
+    );
+}

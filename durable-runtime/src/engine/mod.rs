@@ -112,6 +112,8 @@ pub(crate) struct InstanceRecord {
     /// The index entries written for this instance (phase, workflow), so
     /// a save replaces exactly the stale ones.
     pub(crate) indexed: Vec<Vec<u8>>,
+    /// Set by `upsert_search_attributes`; indexed.
+    pub(crate) search_attributes: Vec<(String, crate::command::SearchValue)>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -124,10 +126,16 @@ impl InstanceRecord {
     /// The index entries this record should have.
     fn index_keys(&self, id: &str) -> Vec<Vec<u8>> {
         let phase = crate::phase::Phase::of(self.status, self.pending.as_ref());
-        vec![
+        let mut want = vec![
             keys::index_entry(keys::phase_index_prefix(phase.tag()), id),
             keys::index_entry(keys::workflow_index_prefix(&self.workflow), id),
-        ]
+        ];
+        for (name, value) in &self.search_attributes {
+            if let Some(prefix) = keys::attribute_index_prefix(name, value) {
+                want.push(keys::index_entry(prefix, id));
+            }
+        }
+        want
     }
 
     /// Adds to `batch` what brings instance `id`'s index entries in line
@@ -608,6 +616,7 @@ impl Engine {
                 created_ms: now,
                 updated_ms: now,
                 indexed: Vec::new(),
+                search_attributes: Vec::new(),
             };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         Engine::apply(&mut record, outcome, clock_ms(&*self.clock), &entry);
@@ -892,6 +901,7 @@ impl Engine {
             Request::Now => Some((codec::encode(&self.clock.now()).map_err(io)?, None)),
             Request::RandomU64 => Some((codec::encode(&rand::random::<u64>()).map_err(io)?, None)),
             Request::Uuid => Some((codec::encode(&uuid::Uuid::new_v4()).map_err(io)?, None)),
+            Request::SetAttributes(_) => Some((codec::encode(&()).map_err(io)?, None)),
             Request::Timer { at_ms, .. } => {
                 let at = at_ms.unwrap_or(0);
                 if clock_ms(&*self.clock) < at {
@@ -917,7 +927,8 @@ impl Engine {
     }
 
     /// Records in the history that the timer or signal `request` waited
-    /// for has come (saved with the transition it resumes).
+    /// for has come, or sets the search attributes it names (saved with the
+    /// transition it resumes).
     fn note_arrival(record: &mut InstanceRecord, request: &Request) {
         let step = record.step;
         let event = match request {
@@ -926,6 +937,15 @@ impl Engine {
                 step,
                 name: name.clone(),
             },
+            Request::SetAttributes(attrs) => {
+                for (name, value) in attrs {
+                    match record.search_attributes.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, v)) => *v = value.clone(),
+                        None => record.search_attributes.push((name.clone(), value.clone())),
+                    }
+                }
+                return;
+            }
             _ => return,
         };
         record.new_events.push(event);
@@ -958,6 +978,7 @@ impl Engine {
             (Request::Now, _) => codec::encode(&std::time::SystemTime::now()),
             (Request::RandomU64, _) => codec::encode(&rand::random::<u64>()),
             (Request::Uuid, _) => codec::encode(&uuid::Uuid::new_v4()),
+            (Request::SetAttributes(_), _) => codec::encode(&()),
             (Request::All { requests, .. }, Some(Executor::Each(each))) => {
                 let parts = requests
                     .iter()

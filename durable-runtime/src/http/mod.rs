@@ -15,7 +15,7 @@
 //! | `GET /` | the web UI: instance list, counts, filters |
 //! | `GET /ui/instance?id=ID` | the web UI: one instance, its state, history timeline and buttons |
 //! | `GET /ui/schedules` | the web UI: schedules, next runs, recent events, pause/unpause/run-now buttons |
-//! | `GET /api/instances?status=&workflow=&prefix=&after=&limit=` | list ([`Description`]s) |
+//! | `GET /api/instances?status=&workflow=&prefix=&attr=name=value&after=&limit=` | list ([`Description`]s) |
 //! | `GET /api/instances/{id}` | describe |
 //! | `GET /api/instances/{id}/history` | history ([`HistoryEvent`](crate::history::HistoryEvent)s) |
 //! | `GET /api/instances/{id}/state` | `{"id": .., "state": <state enum as JSON>}` |
@@ -253,6 +253,8 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
 
 #[derive(Deserialize)]
 struct ListQuery {
+    /// `name=value`: a search attribute (the value as text, number or flag).
+    attr: Option<String>,
     status: Option<String>,
     workflow: Option<String>,
     prefix: Option<String>,
@@ -263,6 +265,17 @@ struct ListQuery {
 /// An empty query value (`?status=`) means no filter, as an HTML form sends it.
 fn given(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
+}
+
+/// `name=value` as a search-attribute filter.
+fn attribute_filter(text: &str) -> Result<(String, Vec<crate::SearchValue>), ApiError> {
+    let (name, value) = text.split_once('=').ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("`attr` takes name=value, not `{text}`"),
+        )
+    })?;
+    Ok((name.to_owned(), crate::SearchValue::parse_all(value)))
 }
 
 async fn list(
@@ -281,6 +294,7 @@ async fn list(
         id_prefix: given(q.prefix),
         after: given(q.after),
         limit: q.limit.unwrap_or(100),
+        search_attribute: given(q.attr).map(|a| attribute_filter(&a)).transpose()?,
     };
     let list: Vec<Description> = app.runtime.list(&filter)?;
     Ok(Json(list).into_response())

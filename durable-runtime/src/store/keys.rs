@@ -11,6 +11,7 @@
 //! | `s` + schedule id                     | the schedule record           |
 //! | `p` + phase tag + instance id         | empty: the phase index        |
 //! | `w` + workflow + `0` + instance id    | empty: the workflow index     |
+//! | `a` + name + `0` + value + `0` + id   | empty: search-attribute index |
 //!
 //! Instance ids never contain a NUL byte, so `id + 0` bounds one instance's
 //! signals. A store shared by processes adds a lease per instance and an
@@ -44,6 +45,26 @@ pub(crate) fn workflow_index_prefix(workflow: &str) -> Vec<u8> {
     key.extend_from_slice(workflow.as_bytes());
     key.push(0);
     key
+}
+
+/// Tag of the search-attribute index.
+pub(crate) const ATTRIBUTE_INDEX: u8 = b'a';
+
+/// The prefix of the search-attribute index's entries for `name` = `value`
+/// (`None` for a name or value that cannot be indexed: a NUL byte).
+pub(crate) fn attribute_index_prefix(
+    name: &str,
+    value: &crate::command::SearchValue,
+) -> Option<Vec<u8>> {
+    if name.contains('\0') {
+        return None;
+    }
+    let mut key = vec![ATTRIBUTE_INDEX];
+    key.extend_from_slice(name.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&value.index_bytes()?);
+    key.push(0);
+    Some(key)
 }
 
 /// `prefix` + instance id: an index entry.
