@@ -4,6 +4,7 @@
 //! durable (--db DIR | --url URL [--token T]) <command> [--json]
 //!
 //! list [--status sleeping] [--workflow process_order] [--prefix order-] [--attr customer=acme]
+//!      [--started-after T] [--started-before T] [--closed-after T] [--closed-before T]
 //!      [--after ID] [--limit 50]
 //! describe ID
 //! history ID
@@ -104,6 +105,18 @@ enum Command {
         /// value matches as text, and as the number or flag it spells).
         #[arg(long, value_name = "NAME=VALUE")]
         attr: Option<String>,
+        /// Only instances started at or after this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        started_after: Option<String>,
+        /// Only instances started at or before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        started_before: Option<String>,
+        /// Only instances that ended at or after this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        closed_after: Option<String>,
+        /// Only instances that ended at or before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        closed_before: Option<String>,
         /// Only ids after this one (paging).
         #[arg(long)]
         after: Option<String>,
@@ -300,14 +313,7 @@ impl Source {
     fn list(&self, filter: &ListFilter, attr: Option<&str>) -> Result<Vec<Description>, Failure> {
         match self {
             Source::Local(rt) => Ok(rt.list(filter)?),
-            Source::Remote(c) => c.list(
-                filter.phase,
-                filter.workflow.as_deref(),
-                filter.id_prefix.as_deref(),
-                attr,
-                filter.after.as_deref(),
-                filter.limit,
-            ),
+            Source::Remote(c) => c.list(filter, attr),
         }
     }
 
@@ -422,6 +428,22 @@ impl Source {
     }
 }
 
+/// A time range from optional RFC 3339 ends, in ms since the epoch.
+fn time_range(from: Option<&str>, to: Option<&str>) -> Result<Option<(u64, u64)>, Failure> {
+    let ms = |t: &str| -> Result<u64, Failure> {
+        let t = schedules::time(t)?;
+        Ok(t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64))
+    };
+    Ok(match (from, to) {
+        (None, None) => None,
+        (a, b) => Some((
+            a.map(ms).transpose()?.unwrap_or(0),
+            b.map(ms).transpose()?.unwrap_or(u64::MAX),
+        )),
+    })
+}
+
 fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
         code: 1,
@@ -521,6 +543,10 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
             workflow,
             prefix,
             attr,
+            started_after,
+            started_before,
+            closed_after,
+            closed_before,
             after,
             limit,
         } => {
@@ -549,6 +575,8 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 after,
                 limit,
                 search_attribute,
+                started: time_range(started_after.as_deref(), started_before.as_deref())?,
+                closed: time_range(closed_after.as_deref(), closed_before.as_deref())?,
             };
             let list = source.list(&filter, attr.as_deref())?;
             if json {

@@ -496,6 +496,7 @@ impl Runtime {
                     // an entry is current when its record agrees (same batch)
                     let phase = Phase::of(r.status, r.pending.as_ref());
                     if !r.indexed.contains(&key)
+                        || !filter.in_time(&r)
                         || filter.workflow.as_ref().is_some_and(|w| *w != r.workflow)
                         || !phases.is_empty() && !phases.contains(&phase)
                     {
@@ -539,6 +540,9 @@ impl Runtime {
                 let Ok(r) = codec::decode::<InstanceRecord>(&bytes) else {
                     continue;
                 };
+                if !filter.in_time(&r) {
+                    continue;
+                }
                 out.push(Description::of(&keys::instance_id(&key), r));
                 if filter.limit > 0 && out.len() >= filter.limit {
                     return Ok(out);
@@ -1342,6 +1346,24 @@ pub struct ListFilter {
     /// Only instances whose search attribute `.0` has one of the values
     /// `.1` (set by [`upsert_search_attributes`](crate::upsert_search_attributes)).
     pub search_attribute: Option<(String, Vec<crate::SearchValue>)>,
+    /// Only instances started in this range (ms since the epoch, both ends
+    /// included).
+    pub started: Option<(u64, u64)>,
+    /// Only instances that ended in this range (ms since the epoch, both
+    /// ends included); a running instance has not ended.
+    pub closed: Option<(u64, u64)>,
+}
+
+impl ListFilter {
+    /// Whether `r` is within the time ranges (the other filters are the
+    /// indexes' or checked by `list`).
+    fn in_time(&self, r: &InstanceRecord) -> bool {
+        let within =
+            |range: Option<(u64, u64)>, t: u64| range.is_none_or(|(a, b)| a <= t && t <= b);
+        within(self.started, r.created_ms)
+            && (self.closed.is_none()
+                || r.status.is_terminal() && within(self.closed, r.updated_ms))
+    }
 }
 
 /// A handle to one workflow instance.

@@ -237,3 +237,68 @@ async fn search_attributes_set_by_the_workflow_are_indexed_and_listable() {
         "untouched attributes stay"
     );
 }
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test]
+async fn lists_filter_by_start_and_end_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .workflow::<gate>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    rt.start("early", quick(1), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    rt.start("open-early", gate(1), IdPolicy::Reject)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let cut = wall_ms();
+    rt.start("late", quick(2), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    let list = |started, closed| {
+        ids(&rt
+            .list(&ListFilter {
+                started,
+                closed,
+                ..ListFilter::default()
+            })
+            .unwrap())
+    };
+    assert_eq!(list(Some((cut, u64::MAX)), None), ["late"]);
+    assert_eq!(list(Some((0, cut - 1)), None), ["early", "open-early"]);
+    assert_eq!(
+        list(None, Some((0, u64::MAX))),
+        ["early", "late"],
+        "still open: not closed"
+    );
+    assert_eq!(list(None, Some((cut, u64::MAX))), ["late"]);
+    // with an index filter too
+    let late_done = rt
+        .list(&ListFilter {
+            phase: Some(Phase::Completed),
+            started: Some((cut, u64::MAX)),
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(ids(&late_done), ["late"]);
+}
