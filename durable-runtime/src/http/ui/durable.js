@@ -350,6 +350,9 @@ function instancePage() {
       ["updated", fmtTime(d.updated_ms)],
       ["error", d.error],
       ["last attempt", d.last_error && `${d.last_error} (${d.failed_attempts} failed attempts)`],
+      ["version", d.version > 1 ? String(d.version) : ""],
+      ["search attributes", Object.entries(d.search_attributes || {})
+        .map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ")],
     ];
     const dl = $("summary");
     dl.replaceChildren();
