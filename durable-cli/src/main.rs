@@ -39,7 +39,8 @@
 //!
 //! Exit codes: 0 done, 1 other error, 2 bad usage or input, 3 unknown
 //! instance, 4 store locked by another process, 5 service unreachable,
-//! 6 token refused, 7 `check` found instances the new code would park.
+//! 6 token refused, 7 `check` found instances the new code would park,
+//! 8 `--db` names no store.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +63,8 @@ const EXIT_UNREACHABLE: u8 = 5;
 const EXIT_TOKEN: u8 = 6;
 /// Exit code: `check` found instances the new build would park.
 const EXIT_WOULD_PARK: u8 = 7;
+/// Exit code: `--db` names no store.
+const EXIT_NO_STORE: u8 = 8;
 
 #[derive(Parser)]
 #[command(
@@ -302,9 +305,24 @@ impl Source {
     async fn open(cli: &Cli) -> Result<Source, Failure> {
         match (&cli.db, &cli.url) {
             (_, Some(url)) => Ok(Source::Remote(remote::Client::new(url, cli.token.clone())?)),
-            (Some(db), None) => Ok(Source::Local(
-                Runtime::builder().resume_on_open(false).open(db).await?,
-            )),
+            (Some(db), None) => {
+                // opening would create a store: only `import` may (to fill a new
+                // one), not a command given a mistyped path
+                let is_store = db.join("conf").is_file() && db.join("db").is_file();
+                let creates = matches!(cli.command, Command::Import { .. }) && !db.exists();
+                if !is_store && !creates {
+                    return Err(Failure {
+                        code: EXIT_NO_STORE,
+                        message: format!(
+                            "{} is not a durable store (no sled `conf` and `db` files there)",
+                            db.display()
+                        ),
+                    });
+                }
+                Ok(Source::Local(
+                    Runtime::builder().resume_on_open(false).open(db).await?,
+                ))
+            }
             (None, None) => Err(Failure::usage("give --db DIR or --url URL".into())),
         }
     }
