@@ -271,13 +271,23 @@ impl Engine {
                     timeout,
                     run_timeout,
                 );
-                match self.create(&child_id, &mut r).await {
-                    Ok(()) | Err(StoreError::Conflict { .. }) => {}
-                    Err(e) => return Err(Halt::Store(e)),
-                }
+                // the child and the parent's list of children it must cancel
+                // are one batch: a crash cannot leave a child its parent forgot
+                let mut batch = Batch::default();
+                let timer = self
+                    .stage_create(&child_id, &mut r, &mut batch)
+                    .map_err(Halt::Store)?;
                 if cancel_on_close && !record.children.contains(&child_id) {
                     record.children.push(child_id.clone());
-                    self.save(id, record).await.map_err(Halt::Store)?;
+                    self.save_with(id, record, batch).await
+                } else {
+                    self.store.commit(batch).await
+                }
+                // a conflict means another process created it: this one stops
+                // and resumes from the store
+                .map_err(Halt::Store)?;
+                if timer {
+                    self.timers.notify_one();
                 }
                 if !r.status.is_terminal()
                     && let Some(me) = self.me()
