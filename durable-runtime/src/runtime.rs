@@ -1070,6 +1070,16 @@ impl Runtime {
         let mut batch = crate::store::Batch::default();
         batch.put(crate::store::keys::signal(id, seq), value);
         self.engine.store.commit(batch).await?;
+        // a select racing activities against this signal is interrupted now,
+        // not when its running attempt ends
+        if let Ok(Some(Ok(record))) = self.engine.load(id)
+            && let Some(crate::command::Request::Select(branches)) = &record.pending
+            && branches
+                .iter()
+                .any(|b| matches!(b, crate::command::Request::Signal { name: n } if n == name))
+        {
+            self.engine.interrupt(id).notify_waiters();
+        }
         self.engine.wake_instance(id)?;
         Ok(())
     }

@@ -377,3 +377,41 @@ async fn a_workflow_that_returns_err_has_failed_and_keeps_its_typed_error() {
     assert_eq!(rt.describe("parent/1").unwrap().status, Status::Failed);
     assert_eq!(parent.describe().unwrap().status, Status::Completed);
 }
+
+#[activity]
+async fn slow_lookup(key: String) -> Result<String, ActivityError> {
+    log(format!("lookup-start {key}"));
+    gate(&key).notified().await;
+    Ok(format!("looked up {key}"))
+}
+
+#[workflow]
+async fn lookup_or_override(key: String) -> Result<String, WorkflowError> {
+    use durable_runtime::command::Either;
+    let won = durable_runtime::select(slow_lookup(key), signal::<String>("override")).await;
+    Ok(match won {
+        Either::Left(found) => found?,
+        Either::Right(given) => format!("overridden with {}", given?),
+    })
+}
+
+#[tokio::test]
+async fn a_signal_wins_a_select_while_the_raced_activity_is_still_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<lookup_or_override>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("lo", lookup_or_override("lo-key".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the lookup runs", || count("lookup-start lo-key") == 1).await;
+    rt.signal("lo", "override", &"42".to_owned()).await.unwrap();
+    // the lookup is never let through: only the signal can end the select
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "overridden with 42"
+    );
+}

@@ -951,6 +951,16 @@ impl Engine {
         record.new_events.push(event);
     }
 
+    /// Whether a buffered signal answers `request` (a `Signal`), without
+    /// taking it.
+    fn peek_signal(&self, id: &str, request: &Request) -> Result<bool, Halt> {
+        let Request::Signal { name } = request else {
+            return Ok(false);
+        };
+        // finding it takes nothing: the key is deleted by the transition
+        Ok(self.take_signal(id, name).map_err(Halt::Store)?.is_some())
+    }
+
     /// What a command evaluates to when the instance is cancelled at it.
     fn cancelled_output(
         request: &Request,
@@ -1257,6 +1267,13 @@ impl Engine {
                 notified.as_mut().enable();
                 if self.has_control(id) {
                     return Err(Halt::Interrupted);
+                }
+                // a signal that came after the first look: look again, now that
+                // a later one interrupts the race (see `Runtime::signal`)
+                for branch in branches {
+                    if matches!(branch, Request::Signal { .. }) && self.peek_signal(id, branch)? {
+                        return Err(Halt::Interrupted);
+                    }
                 }
                 let run_deadline = async {
                     match record.next_deadline() {
