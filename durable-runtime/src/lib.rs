@@ -61,8 +61,13 @@
 //! [`Error`]. Messages carry a stable code such as `[DURABLE-SHAPE]`.
 //!
 //! # Feature flags
-//! - `testing`: commit hooks for crash tests and [`store::mem::MemStore`],
-//!   an in-memory store that models power loss.
+//! - `http` (default): the HTTP JSON API, web UI and `/metrics`.
+//! - `postgres`: a PostgreSQL store, chosen with
+//!   [`Builder::open_url`]`("postgres://...")`; one runtime process per
+//!   database (see `docs/deployment.md`).
+//! - `testing`: commit hooks for crash tests, [`store::mem::MemStore`],
+//!   an in-memory store that models power loss, and fresh stores on every
+//!   backend for shared test suites (`testing::backends`).
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 

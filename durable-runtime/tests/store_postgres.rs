@@ -103,3 +103,38 @@ async fn bad_urls_and_missing_servers_are_clear_errors() {
         other => panic!("expected Unreachable, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_store_that_lost_its_database_lock_stops_committing() {
+    use durable_runtime::store::{Batch, Store, StoreError};
+    let db = BACKEND.store();
+    let store = PgStore::connect(db.url()).await.unwrap();
+    let mut b = Batch::default();
+    b.put(b"before".to_vec(), vec![1]);
+    store.commit(b).await.unwrap();
+    // as if the server dropped the lock's session: another process could now take the database
+    sql(
+        db.url(),
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'",
+    )
+    .await;
+    let mut refused = None;
+    for _ in 0..500 {
+        let mut b = Batch::default();
+        b.put(b"after".to_vec(), vec![1]);
+        match store.commit(b).await {
+            Ok(()) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    match refused {
+        Some(e @ StoreError::Io(_)) => assert!(e.to_string().contains("lock"), "{e}"),
+        other => panic!("expected the store to refuse commits, got {other:?}"),
+    }
+    // and the database is free for a new owner
+    let next = PgStore::connect(db.url()).await.unwrap();
+    assert_eq!(next.get(b"before").unwrap(), Some(vec![1]));
+}
