@@ -368,8 +368,20 @@ fn chown_to_postgres(path: &Path) -> Result<(), ClusterError> {
 /// `DURABLE_PG_BINDIR`, else the newest `/usr/lib/postgresql/*/bin`, else
 /// the directory of `initdb` on `PATH`.
 fn find_bindir() -> Result<PathBuf, ClusterError> {
+    find_bindir_in(
+        std::env::var_os("DURABLE_PG_BINDIR"),
+        Path::new("/usr/lib/postgresql"),
+        std::env::var_os("PATH"),
+    )
+}
+
+fn find_bindir_in(
+    configured: Option<std::ffi::OsString>,
+    debian: &Path,
+    path: Option<std::ffi::OsString>,
+) -> Result<PathBuf, ClusterError> {
     let has_server = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
-    if let Some(dir) = std::env::var_os("DURABLE_PG_BINDIR") {
+    if let Some(dir) = configured {
         let dir = PathBuf::from(dir);
         return if has_server(&dir) {
             Ok(dir)
@@ -380,7 +392,7 @@ fn find_bindir() -> Result<PathBuf, ClusterError> {
             )))
         };
     }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(debian)
         .into_iter()
         .flatten()
         .flatten()
@@ -394,7 +406,7 @@ fn find_bindir() -> Result<PathBuf, ClusterError> {
     if let Some((_, bin)) = versions.pop() {
         return Ok(bin);
     }
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+    for dir in std::env::split_paths(&path.unwrap_or_default()) {
         if has_server(&dir) {
             return Ok(dir);
         }
@@ -449,4 +461,37 @@ fn free_port() -> Result<u16, ClusterError> {
         .local_addr()
         .map(|a| a.port())
         .map_err(|e| fail(format!("find a free port: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_server_binaries_are_a_clear_failure() {
+        let empty = TempDir::new("durable-no-pg");
+        let none = Some(empty.path.clone().into_os_string());
+        let e = find_bindir_in(None, &empty.path, none.clone()).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("postgresql") && text.contains(".ci/run"),
+            "{text}"
+        );
+        let e = find_bindir_in(none.clone(), &empty.path, none).unwrap_err();
+        assert!(e.to_string().contains("DURABLE_PG_BINDIR"), "{e}");
+    }
+
+    #[test]
+    fn the_newest_installed_version_is_chosen() {
+        let root = TempDir::new("durable-pg-versions");
+        for version in ["9", "15", "13"] {
+            let bin = root.path.join(version).join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            for exe in ["initdb", "postgres"] {
+                std::fs::write(bin.join(exe), b"").unwrap();
+            }
+        }
+        let found = find_bindir_in(None, &root.path, None).unwrap();
+        assert_eq!(found, root.path.join("15").join("bin"));
+    }
 }
