@@ -74,6 +74,18 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[(
     "CREATE TABLE durable_kv (key bytea PRIMARY KEY, value bytea NOT NULL)",
 )];
 
+/// The statements of the hot paths, prepared once per connection.
+const LOCK_ROWS: &str =
+    "SELECT key, value FROM durable_kv WHERE key = ANY($1) ORDER BY key FOR UPDATE";
+const DELETE_KEYS: &str = "DELETE FROM durable_kv WHERE key = ANY($1)";
+const UPSERT: &str = "INSERT INTO durable_kv (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+const GET: &str = "SELECT value FROM durable_kv WHERE key = $1";
+const SCAN: &str = "SELECT key, value FROM durable_kv \
+     WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key";
+const SCAN_LIMIT: &str = "SELECT key, value FROM durable_kv \
+     WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3";
+
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
@@ -515,12 +527,11 @@ impl Committer {
         watched.dedup();
         let mut current: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
         if !watched.is_empty() {
-            let rows = match tx
-                .query(
-                    "SELECT key, value FROM durable_kv WHERE key = ANY($1) ORDER BY key FOR UPDATE",
-                    &[&watched],
-                )
-                .await
+            let rows = match async {
+                let stmt = tx.prepare_cached(LOCK_ROWS).await?;
+                tx.query(&stmt, &[&watched]).await
+            }
+            .await
             {
                 Ok(rows) => rows,
                 Err(e) => return fail_all(pg_err(&e)),
@@ -557,24 +568,22 @@ impl Committer {
         let (deleted, put): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_none());
         if !deleted.is_empty() {
             let keys: Vec<&[u8]> = deleted.iter().map(|(k, _)| k.as_slice()).collect();
-            if let Err(e) = tx
-                .execute("DELETE FROM durable_kv WHERE key = ANY($1)", &[&keys])
-                .await
-            {
+            let deleted = async {
+                let stmt = tx.prepare_cached(DELETE_KEYS).await?;
+                tx.execute(&stmt, &[&keys]).await
+            };
+            if let Err(e) = deleted.await {
                 return fail_all(pg_err(&e));
             }
         }
         if !put.is_empty() {
             let keys: Vec<&[u8]> = put.iter().map(|(k, _)| k.as_slice()).collect();
             let values: Vec<&[u8]> = put.iter().filter_map(|(_, v)| v.as_deref()).collect();
-            if let Err(e) = tx
-                .execute(
-                    "INSERT INTO durable_kv (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    &[&keys, &values],
-                )
-                .await
-            {
+            let upserted = async {
+                let stmt = tx.prepare_cached(UPSERT).await?;
+                tx.execute(&stmt, &[&keys, &values]).await
+            };
+            if let Err(e) = upserted.await {
                 return fail_all(pg_err(&e));
             }
         }
@@ -611,8 +620,9 @@ impl Store for PgStore {
         let key = key.to_vec();
         self.read(move |pool| async move {
             let client = pool.get().await.map_err(db_err)?;
+            let stmt = client.prepare_cached(GET).await.map_err(|e| pg_err(&e))?;
             let row = client
-                .query_opt("SELECT value FROM durable_kv WHERE key = $1", &[&key])
+                .query_opt(&stmt, &[&key])
                 .await
                 .map_err(|e| pg_err(&e))?;
             Ok(row.map(|r| r.get(0)))
@@ -630,12 +640,12 @@ impl Store for PgStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |pool| async move {
             let client = pool.get().await.map_err(db_err)?;
+            let stmt = client
+                .prepare_cached(SCAN_LIMIT)
+                .await
+                .map_err(|e| pg_err(&e))?;
             let rows = client
-                .query(
-                    "SELECT key, value FROM durable_kv \
-                     WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3",
-                    &[&from, &end, &limit],
-                )
+                .query(&stmt, &[&from, &end, &limit])
                 .await
                 .map_err(|e| pg_err(&e))?;
             Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
@@ -647,12 +657,9 @@ impl Store for PgStore {
         let end = prefix_end(prefix);
         self.read(move |pool| async move {
             let client = pool.get().await.map_err(db_err)?;
+            let stmt = client.prepare_cached(SCAN).await.map_err(|e| pg_err(&e))?;
             let rows = client
-                .query(
-                    "SELECT key, value FROM durable_kv \
-                     WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key",
-                    &[&from, &end],
-                )
+                .query(&stmt, &[&from, &end])
                 .await
                 .map_err(|e| pg_err(&e))?;
             Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
