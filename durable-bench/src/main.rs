@@ -1,4 +1,4 @@
-//! `cargo run --release -p durable-bench -- [--quick] [--json FILE]`
+//! `cargo run --release -p durable-bench -- [--quick] [--json FILE] [--postgres URL]`
 //!
 //! The order workflow (4 sequential no-op activities) on the default sled
 //! store with full durability, at 1, 100 and 10,000 workflows in flight:
@@ -6,6 +6,10 @@
 //! transitions per fsync (group-commit size) and CPU time per workflow;
 //! then the latency of one workflow at a time against the raw fsync of the
 //! same disk. Figures, not assertions: the machine is noisy.
+//!
+//! With `--postgres URL` (an empty database, or one used only by this
+//! benchmark) the throughput table runs on that PostgreSQL store instead,
+//! and the sled-only parts are skipped.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -81,16 +85,52 @@ struct Throughput {
     cpu_ms_per_workflow: f64,
 }
 
-async fn throughput(in_flight: usize, workflows: usize) -> Throughput {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SledStore::open(dir.path()).expect("open store");
-    let rt = Arc::new(
-        Runtime::builder()
-            .workflow::<process_order>()
-            .open_store(store.clone())
-            .await
-            .expect("open runtime"),
-    );
+/// A store to measure: sled in a temp directory, or PostgreSQL at a URL.
+enum BenchStore {
+    Sled {
+        /// Removed with the store.
+        _dir: tempfile::TempDir,
+        store: SledStore,
+    },
+    Postgres(durable_runtime::store::postgres::PgStore),
+}
+
+impl BenchStore {
+    async fn open(postgres: Option<&str>) -> BenchStore {
+        match postgres {
+            None => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let store = SledStore::open(dir.path()).expect("open store");
+                BenchStore::Sled { _dir: dir, store }
+            }
+            Some(url) => BenchStore::Postgres(
+                durable_runtime::store::postgres::PgStore::connect(url)
+                    .await
+                    .expect("open postgres store"),
+            ),
+        }
+    }
+
+    fn stats(&self) -> durable_runtime::store::sled::StoreStats {
+        match self {
+            BenchStore::Sled { store, .. } => store.stats(),
+            BenchStore::Postgres(store) => store.stats(),
+        }
+    }
+
+    async fn runtime(&self) -> Runtime {
+        let builder = Runtime::builder().workflow::<process_order>();
+        match self {
+            BenchStore::Sled { store, .. } => builder.open_store(store.clone()).await,
+            BenchStore::Postgres(store) => builder.open_store(store.clone()).await,
+        }
+        .expect("open runtime")
+    }
+}
+
+async fn throughput(in_flight: usize, workflows: usize, postgres: Option<&str>) -> Throughput {
+    let store = BenchStore::open(postgres).await;
+    let rt = Arc::new(store.runtime().await);
     let before = store.stats();
     let cpu = cpu_seconds();
     let started = Instant::now();
@@ -100,12 +140,14 @@ async fn throughput(in_flight: usize, workflows: usize) -> Throughput {
         let permit = slots.clone().acquire_owned().await.expect("semaphore");
         let rt = rt.clone();
         tasks.push(tokio::spawn(async move {
+            // ids unique per row: a PostgreSQL database is shared by the rows
+            let id = format!("order-{in_flight}-{i}");
             let order = Order {
-                order_id: format!("order-{i}"),
+                order_id: id.clone(),
                 cents: i as u64,
             };
             let h = rt
-                .start(format!("order-{i}"), process_order(order), IdPolicy::Reject)
+                .start(id, process_order(order), IdPolicy::Reject)
                 .await
                 .expect("start");
             let out = h.result().await.expect("result").expect("workflow ok");
@@ -344,39 +386,29 @@ async fn main() {
         .position(|a| a == "--json")
         .and_then(|i| args.get(i + 1))
         .cloned();
+    let postgres = args
+        .iter()
+        .position(|a| a == "--postgres")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let scale = if quick { 10 } else { 1 };
     let mut rows = Vec::new();
     for (in_flight, workflows) in [(1, 500), (100, 10_000), (10_000, 20_000)] {
-        rows.push(throughput(in_flight, (workflows / scale).max(in_flight.min(workflows))).await);
+        let n = (workflows / scale).max(in_flight.min(workflows));
+        rows.push(throughput(in_flight, n, postgres.as_deref()).await);
+    }
+    if let Some(url) = &postgres {
+        println!(
+            "order workflow, 4 activities, PostgreSQL ({url}), one transaction per group commit"
+        );
+        print_rows(&rows);
+        return;
     }
     let lat = latency(if quick { 50 } else { 500 }).await;
     let sleep = sleepers(if quick { 10_000 } else { 100_000 }).await;
 
     println!("order workflow, 4 activities, sled + fdatasync per group commit");
-    println!(
-        "{:>9} {:>9} {:>10} {:>12} {:>14} {:>10} {:>12} {:>12}",
-        "in flight",
-        "workflows",
-        "wf/s",
-        "steps/s",
-        "checkpoints/s",
-        "fsyncs/s",
-        "ckpt/flush",
-        "cpu ms/wf"
-    );
-    for r in &rows {
-        println!(
-            "{:>9} {:>9} {:>10.0} {:>12.0} {:>14.0} {:>10.0} {:>12.1} {:>12.3}",
-            r.in_flight,
-            r.workflows,
-            r.workflows_per_s,
-            r.activity_steps_per_s,
-            r.transitions_per_s,
-            r.fsyncs_per_s,
-            r.transitions_per_flush,
-            r.cpu_ms_per_workflow
-        );
-    }
+    print_rows(&rows);
     println!(
         "latency, one at a time ({}): p50 {:.2} ms, p99 {:.2} ms; raw fsync p50 {:.3} ms; per checkpoint {:.3} ms = {:.2}x the raw fsync",
         lat.workflows,
@@ -398,18 +430,51 @@ async fn main() {
         sleep.fire_all_seconds
     );
     if let Some(path) = json {
-        let report = Report {
-            throughput: rows,
-            latency: lat,
-            sleepers: sleep,
-        };
-        match serde_json::to_string_pretty(&report) {
-            Ok(text) => {
-                if let Err(e) = std::fs::write(&path, text) {
-                    eprintln!("cannot write {path}: {e}");
-                }
+        write_json(
+            &path,
+            Report {
+                throughput: rows,
+                latency: lat,
+                sleepers: sleep,
+            },
+        );
+    }
+}
+
+fn write_json(path: &str, report: Report) {
+    match serde_json::to_string_pretty(&report) {
+        Ok(text) => {
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("cannot write {path}: {e}");
             }
-            Err(e) => eprintln!("cannot encode report: {e}"),
         }
+        Err(e) => eprintln!("cannot encode report: {e}"),
+    }
+}
+
+fn print_rows(rows: &[Throughput]) {
+    println!(
+        "{:>9} {:>9} {:>10} {:>12} {:>14} {:>10} {:>12} {:>12}",
+        "in flight",
+        "workflows",
+        "wf/s",
+        "steps/s",
+        "checkpoints/s",
+        "fsyncs/s",
+        "ckpt/flush",
+        "cpu ms/wf"
+    );
+    for r in rows {
+        println!(
+            "{:>9} {:>9} {:>10.0} {:>12.0} {:>14.0} {:>10.0} {:>12.1} {:>12.3}",
+            r.in_flight,
+            r.workflows,
+            r.workflows_per_s,
+            r.activity_steps_per_s,
+            r.transitions_per_s,
+            r.fsyncs_per_s,
+            r.transitions_per_flush,
+            r.cpu_ms_per_workflow
+        );
     }
 }

@@ -25,9 +25,10 @@
 //!           [--catchup 6h]
 //! ```
 //!
-//! With `--db` it opens the store without running anything. An embedded
-//! sled store is open in one process at a time, so a store a service has
-//! open is a clear error (exit code 4): use `--url` with that service's
+//! With `--db` it opens the store without running anything: a sled
+//! directory, or a store URL (`postgres://...`, `sled:DIR`). A store is open
+//! in one process at a time, so a store a service has open is a clear error
+//! (exit code 4): use `--url` with that service's
 //! HTTP API (`durable_runtime::http`) instead, which gives the same output.
 //! Cancel and terminate requests written with `--db` are carried out when
 //! the service opens the store again. The token may come from
@@ -74,8 +75,9 @@ const EXIT_NO_STORE: u8 = 8;
     group(ArgGroup::new("store").args(["db", "url"]))
 )]
 struct Cli {
-    /// The store directory (the one the service opens), when no process has it open.
-    #[arg(long, value_name = "DIR")]
+    /// The store (the one the service opens), when no process has it open:
+    /// a sled directory, or a URL (`postgres://user@host:5432/db`, `sled:DIR`).
+    #[arg(long, value_name = "DIR|URL")]
     db: Option<PathBuf>,
     /// The running service's HTTP API, such as http://127.0.0.1:7233 (for a live store).
     #[arg(long, value_name = "URL")]
@@ -226,12 +228,19 @@ impl Failure {
     }
 }
 
+/// Whether `--db` names a store by URL rather than by directory.
+fn is_store_url(db: &str) -> bool {
+    ["postgres://", "postgresql://", "sled:"]
+        .iter()
+        .any(|scheme| db.starts_with(scheme))
+}
+
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        let code = if matches!(e, StoreError::Locked { .. }) {
-            EXIT_LOCKED
-        } else {
-            1
+        let code = match e {
+            StoreError::Locked { .. } => EXIT_LOCKED,
+            StoreError::BadUrl { .. } => 2,
+            _ => 1,
         };
         Failure {
             code,
@@ -306,22 +315,28 @@ impl Source {
         match (&cli.db, &cli.url) {
             (_, Some(url)) => Ok(Source::Remote(remote::Client::new(url, cli.token.clone())?)),
             (Some(db), None) => {
-                // opening would create a store: only `import` may (to fill a new
-                // one), not a command given a mistyped path
-                let is_store = db.join("conf").is_file() && db.join("db").is_file();
-                let creates = matches!(cli.command, Command::Import { .. }) && !db.exists();
-                if !is_store && !creates {
-                    return Err(Failure {
-                        code: EXIT_NO_STORE,
-                        message: format!(
-                            "{} is not a durable store (no sled `conf` and `db` files there)",
-                            db.display()
-                        ),
-                    });
-                }
-                Ok(Source::Local(
-                    Runtime::builder().resume_on_open(false).open(db).await?,
-                ))
+                let builder = Runtime::builder().resume_on_open(false);
+                // a store URL (postgres://..., sled:DIR) or a sled directory
+                let rt = match db.to_str().filter(|d| is_store_url(d)) {
+                    Some(url) => builder.open_url(url).await?,
+                    None => {
+                        // opening would create a store: only `import` may (to fill a
+                        // new one), not a command given a mistyped path
+                        let is_store = db.join("conf").is_file() && db.join("db").is_file();
+                        let creates = matches!(cli.command, Command::Import { .. }) && !db.exists();
+                        if !is_store && !creates {
+                            return Err(Failure {
+                                code: EXIT_NO_STORE,
+                                message: format!(
+                                    "{} is not a durable store (no sled `conf` and `db` files there)",
+                                    db.display()
+                                ),
+                            });
+                        }
+                        builder.open(db).await?
+                    }
+                };
+                Ok(Source::Local(rt))
             }
             (None, None) => Err(Failure::usage("give --db DIR or --url URL".into())),
         }

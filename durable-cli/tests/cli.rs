@@ -629,3 +629,39 @@ fn a_missing_or_foreign_directory_is_a_clear_error_and_stays_untouched() {
     assert_eq!(code, 8, "{err}");
     assert_eq!(std::fs::read(foreign.join("db")).unwrap(), b"not sled");
 }
+
+#[tokio::test]
+async fn a_postgres_store_is_named_by_its_url() {
+    use durable_runtime::testing::backends::Backend;
+    let db = Backend::Postgres.store();
+    let url = std::path::Path::new(db.url());
+    {
+        let rt = Runtime::builder()
+            .workflow::<doubler>()
+            .open_url(db.url())
+            .await
+            .unwrap();
+        rt.start("pg-ok", doubler(4), IdPolicy::Reject)
+            .await
+            .unwrap()
+            .result()
+            .await
+            .unwrap()
+            .unwrap();
+        // the service has the database: a second process is refused
+        let (code, _, err) = durable(url, &["list"]);
+        assert_eq!(code, 4, "{err}");
+        assert!(err.contains("[DURABLE-LOCKED]"), "{err}");
+        rt.shutdown().await;
+    }
+    let (code, out, err) = durable(url, &["describe", "pg-ok"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("completed"), "{out}");
+    let bad = std::path::Path::new("postgres://durable:secret@127.0.0.1:notaport/db");
+    let (code, _, err) = durable(bad, &["list"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("[DURABLE-URL]") && !err.contains("secret"),
+        "{err}"
+    );
+}

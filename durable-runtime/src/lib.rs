@@ -61,9 +61,14 @@
 //! [`Error`]. Messages carry a stable code such as `[DURABLE-SHAPE]`.
 //!
 //! # Feature flags
-//! - `testing`: commit hooks for crash tests. ([`store::mem::MemStore`], an
-//!   in-memory store that models power loss, is always available: the CI
-//!   check [`check::check_snapshots`] runs on it.)
+//! - `http` (default): the HTTP JSON API, web UI and `/metrics`.
+//! - `postgres`: a PostgreSQL store, chosen with
+//!   [`Builder::open_url`]`("postgres://...")`; one runtime process per
+//!   database (see `docs/deployment.md`).
+//! - `testing`: commit hooks for crash tests and fresh stores on every
+//!   backend for shared test suites (`testing::backends`).
+//!   ([`store::mem::MemStore`], an in-memory store that models power loss,
+//!   is always available: the CI check [`check::check_snapshots`] runs on it.)
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 

@@ -175,6 +175,37 @@ impl Builder {
         crate::check::Manifest::of(&self.workflows)
     }
 
+    /// Opens the store that `url` names and resumes every unfinished
+    /// instance in it: the backend is one line of configuration.
+    ///
+    /// - `sled:DIR` (or `sled://DIR`): the sled store in directory `DIR`,
+    ///   as [`open`](Self::open).
+    /// - `postgres://user:password@host:port/db` (or `postgresql://`): a
+    ///   PostgreSQL database (feature `postgres`), see
+    ///   [`PgStore`](crate::store::postgres::PgStore). One runtime process
+    ///   per database.
+    ///
+    /// # Errors
+    /// [`StoreError::BadUrl`] (in [`OpenError::Store`]) for another scheme, or `postgres://` in a
+    /// build without the `postgres` feature; otherwise those of the store.
+    pub async fn open_url(self, url: &str) -> Result<Runtime, OpenError> {
+        match Backend::of(url)? {
+            Backend::Sled(dir) => self.open(dir).await,
+            Backend::Postgres => {
+                #[cfg(feature = "postgres")]
+                {
+                    let store = crate::store::postgres::PgStore::connect(url).await?;
+                    self.open_store(store).await
+                }
+                #[cfg(not(feature = "postgres"))]
+                Err(OpenError::Store(StoreError::BadUrl {
+                    url: url.split('@').next_back().unwrap_or_default().to_owned(),
+                    reason: "this build has no PostgreSQL store: enable durable-runtime's `postgres` feature".into(),
+                }))
+            }
+        }
+    }
+
     /// Opens the runtime on any [`Store`] and resumes every unfinished
     /// instance in it.
     ///
@@ -233,6 +264,43 @@ impl Builder {
         };
         tracing::info!(resumed, "runtime open");
         Ok(Runtime { engine, resumed })
+    }
+}
+
+/// The backend a store URL names.
+enum Backend<'a> {
+    Sled(&'a str),
+    Postgres,
+}
+
+impl<'a> Backend<'a> {
+    fn of(url: &'a str) -> Result<Backend<'a>, StoreError> {
+        if let Some(dir) = url
+            .strip_prefix("sled://")
+            .or_else(|| url.strip_prefix("sled:"))
+        {
+            if dir.is_empty() {
+                return Err(StoreError::BadUrl {
+                    url: url.to_owned(),
+                    reason: "no directory: write sled:/var/lib/my-service/durable".into(),
+                });
+            }
+            return Ok(Backend::Sled(dir));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Backend::Postgres);
+        }
+        let scheme = url.split_once(':').map_or("(none)", |(s, _)| s);
+        Err(StoreError::BadUrl {
+            url: if scheme == "(none)" {
+                url.to_owned()
+            } else {
+                format!("{scheme}:...")
+            },
+            reason: format!(
+                "unknown scheme {scheme}: use sled:DIR or postgres://user@host:port/db"
+            ),
+        })
     }
 }
 

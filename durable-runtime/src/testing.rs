@@ -1,4 +1,8 @@
-//! Helpers for testing workflows without a store.
+//! Helpers for testing workflows without a store, and (feature `testing`)
+//! fresh stores on every backend.
+
+#[cfg(feature = "testing")]
+pub mod backends;
 
 use crate::activity::ActivityContext;
 use crate::codec::{self, CodecError};

@@ -1,8 +1,9 @@
-//! SIGKILL crash tests on the real sled store.
+//! SIGKILL crash tests on the real sled store and on PostgreSQL.
 //!
-//! A worker process runs the order workflow on a temp directory and is
+//! A worker process runs the order workflow on a fresh store and is
 //! killed with SIGKILL at each group-commit point in turn (just before a
-//! group is written, and just after it is durable), at random times, and
+//! group is written, and just after it is durable; on PostgreSQL also with
+//! the group's transaction open), at random times, and
 //! sometimes again while it recovers. After each kill the supervisor reads
 //! what was checkpointed, restarts the worker, and checks: every order
 //! completes with the result of an uncrashed run, every activity ran at
@@ -16,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use durable_runtime::history::EventKind;
 use durable_runtime::store::StoreError;
+use durable_runtime::store::postgres::PgStore;
 use durable_runtime::store::sled::SledStore;
+use durable_runtime::testing::backends::{Backend, TestStore};
 use durable_runtime::{ResultError, Runtime, Workflow};
 use durable_tests::{
     expected, guard, journey, journey_expected, ledger_expected, process_order, tick, tick_run,
@@ -46,7 +49,31 @@ struct Workload {
     /// The step of a finished instance (anything below is mid-workflow).
     last_step: u64,
     /// Checkpointed (step, parts done) per instance, read without running anything.
-    inspect: fn(&tokio::runtime::Runtime, &Path, IdOf) -> Checkpointed,
+    inspect: fn(&tokio::runtime::Runtime, &str, IdOf) -> Checkpointed,
+}
+
+/// Where one scenario keeps its store and the worker's effects log.
+struct Site {
+    dir: tempfile::TempDir,
+    store: TestStore,
+}
+
+impl Site {
+    fn new(backend: Backend) -> Site {
+        Site {
+            dir: tempfile::tempdir().unwrap(),
+            store: backend.store(),
+        }
+    }
+}
+
+/// The commit points a kill can land on: PostgreSQL also has an open
+/// transaction to kill the worker in.
+fn phases(backend: Backend) -> &'static [&'static str] {
+    match backend {
+        Backend::Sled => &["before", "after"],
+        Backend::Postgres => &["before", "applied", "after"],
+    }
 }
 
 const ORDER_EFFECTS: &[(&str, u64, Option<u64>)] = &[
@@ -115,13 +142,33 @@ const SCHEDULE_WORKLOAD: Workload = Workload {
     inspect: inspect::<tick>,
 };
 
-fn spawn(w: Workload, dir: &Path, incarnation: u32, crash: Option<(&str, u64)>) -> Child {
-    spawn_named(w.name, dir, incarnation, crash)
+fn spawn(w: Workload, site: &Site, incarnation: u32, crash: Option<(&str, u64)>) -> Child {
+    spawn_at(
+        w.name,
+        site.dir.path(),
+        Some(site.store.url()),
+        incarnation,
+        crash,
+    )
 }
 
+/// A worker on the sled store in `dir` (workloads that need no other backend).
 fn spawn_named(name: &str, dir: &Path, incarnation: u32, crash: Option<(&str, u64)>) -> Child {
+    spawn_at(name, dir, None, incarnation, crash)
+}
+
+fn spawn_at(
+    name: &str,
+    dir: &Path,
+    store_url: Option<&str>,
+    incarnation: u32,
+    crash: Option<(&str, u64)>,
+) -> Child {
     let mut cmd = Command::new(WORKER);
     cmd.env("CRASH_WORKLOAD", name);
+    if let Some(url) = store_url {
+        cmd.env("CRASH_STORE_URL", url);
+    }
     cmd.arg(dir)
         .arg(ORDERS.to_string())
         .arg(incarnation.to_string());
@@ -152,19 +199,31 @@ fn wait_marker(child: &mut Child) -> (bool, Vec<String>) {
     panic!("worker exited without DONE: {lines:?}");
 }
 
+/// Reads the worker's stdout until it has opened its store; a thread
+/// drains the rest, so the worker never writes to a closed pipe.
+fn wait_open(child: &mut Child) {
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    for line in lines.by_ref() {
+        if line.expect("worker stdout").starts_with("OPEN") {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+}
+
 fn kill(child: &mut Child) {
     child.kill().expect("SIGKILL the worker");
     child.wait().expect("reap the worker");
 }
 
 /// The checkpointed step and finished parts of every instance (0 when not started).
-fn inspect<W: Workflow>(rt: &tokio::runtime::Runtime, dir: &Path, id_of: IdOf) -> Checkpointed {
+fn inspect<W: Workflow>(rt: &tokio::runtime::Runtime, url: &str, id_of: IdOf) -> Checkpointed {
     rt.block_on(async {
         // read what was checkpointed without running anything
         let runtime = Runtime::builder()
             .workflow::<W>()
             .resume_on_open(false)
-            .open(dir.join("store"))
+            .open_url(url)
             .await
             .expect("open after kill");
         let mut steps = HashMap::new();
@@ -266,13 +325,13 @@ fn verify(w: Workload, dir: &Path, final_lines: &[String], seen: &[(u32, Checkpo
     }
 }
 
-fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime) -> usize {
+fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime, backend: Backend) -> usize {
     let mut points = 0;
     let mut mid_workflow = 0;
-    for phase in ["before", "after"] {
+    for phase in phases(backend) {
         for k in 0.. {
-            let dir = tempfile::tempdir().unwrap();
-            let mut child = spawn(w, dir.path(), 1, Some((phase, k)));
+            let site = Site::new(backend);
+            let mut child = spawn(w, &site, 1, Some((phase, k)));
             let (hit, _) = wait_marker(&mut child);
             if !hit {
                 child.wait().unwrap();
@@ -280,7 +339,7 @@ fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime) -> usize 
             }
             kill(&mut child);
             points += 1;
-            let mut seen = vec![(2, (w.inspect)(rt, dir.path(), w.id))];
+            let mut seen = vec![(2, (w.inspect)(rt, site.store.url(), w.id))];
             let steps: Vec<u64> = seen[0].1.values().map(|(s, _)| *s).collect();
             // inside an instance, or between instances that start one after another
             let inside = steps.iter().any(|s| (1..w.last_step).contains(s));
@@ -291,17 +350,17 @@ fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime) -> usize 
             let mut incarnation = 2;
             if k % 5 == 2 {
                 // killed again while recovering
-                let mut again = spawn(w, dir.path(), incarnation, None);
+                let mut again = spawn(w, &site, incarnation, None);
                 std::thread::sleep(Duration::from_millis(rand::rng().random_range(0..30)));
                 kill(&mut again);
                 incarnation += 1;
-                seen.push((incarnation, (w.inspect)(rt, dir.path(), w.id)));
+                seen.push((incarnation, (w.inspect)(rt, site.store.url(), w.id)));
             }
-            let mut last = spawn(w, dir.path(), incarnation, None);
+            let mut last = spawn(w, &site, incarnation, None);
             let (hit, lines) = wait_marker(&mut last);
             assert!(!hit);
             last.wait().unwrap();
-            verify(w, dir.path(), &lines, &seen);
+            verify(w, site.dir.path(), &lines, &seen);
         }
     }
     assert!(
@@ -311,29 +370,54 @@ fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime) -> usize 
     points
 }
 
-fn kill_at_random_times(w: Workload, rt: &tokio::runtime::Runtime, kills: u32) {
-    let dir = tempfile::tempdir().unwrap();
+fn kill_at_random_times(w: Workload, rt: &tokio::runtime::Runtime, kills: u32, backend: Backend) {
+    let site = Site::new(backend);
     let mut seen = Vec::new();
     let mut rng = rand::rng();
     for incarnation in 1..=kills {
-        let mut child = spawn(w, dir.path(), incarnation, None);
-        std::thread::sleep(Duration::from_millis(rng.random_range(5..60)));
+        let mut child = spawn(w, &site, incarnation, None);
+        match backend {
+            Backend::Sled => {
+                std::thread::sleep(Duration::from_millis(rng.random_range(5..60)));
+            }
+            // connecting takes a varying while, and the workflows then finish
+            // within milliseconds (no fsync here): count from the open
+            Backend::Postgres => {
+                wait_open(&mut child);
+                std::thread::sleep(Duration::from_micros(rng.random_range(0..8_000)));
+            }
+        }
         kill(&mut child);
-        seen.push((incarnation + 1, (w.inspect)(rt, dir.path(), w.id)));
+        seen.push((incarnation + 1, (w.inspect)(rt, site.store.url(), w.id)));
     }
-    let mut last = spawn(w, dir.path(), kills + 1, None);
+    let mut last = spawn(w, &site, kills + 1, None);
     let (_, lines) = wait_marker(&mut last);
     last.wait().unwrap();
-    verify(w, dir.path(), &lines, &seen);
+    verify(w, site.dir.path(), &lines, &seen);
+    let mid: usize = seen
+        .iter()
+        .filter(|(_, c)| {
+            let steps: Vec<u64> = c.values().map(|(s, _)| *s).collect();
+            steps.iter().any(|s| (1..w.last_step).contains(s))
+                || (steps.contains(&0) && steps.contains(&w.last_step))
+        })
+        .count();
+    println!("{backend:?}: {mid} of {kills} kills landed mid-workflow");
 }
 
-fn second_process_gets_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = spawn(ORDERS_WORKLOAD, dir.path(), 1, Some(("after", 1)));
+fn second_process_gets_a_clear_error(backend: Backend) {
+    let site = Site::new(backend);
+    let mut child = spawn(ORDERS_WORKLOAD, &site, 1, Some(("after", 1)));
     let (hit, _) = wait_marker(&mut child);
     assert!(hit);
     let started = Instant::now();
-    match SledStore::open(dir.path().join("store")) {
+    let second = match backend {
+        Backend::Sled => SledStore::open(site.store.url().trim_start_matches("sled:")).map(|_| ()),
+        Backend::Postgres => tokio_rt()
+            .block_on(PgStore::connect(site.store.url()))
+            .map(|_| ()),
+    };
+    match second {
         Err(StoreError::Locked { .. }) => {}
         other => panic!("expected Locked while another process has the store, got {other:?}"),
     }
@@ -353,12 +437,12 @@ fn tokio_rt() -> tokio::runtime::Runtime {
 
 #[test]
 fn a_second_process_opening_the_store_gets_a_clear_error() {
-    second_process_gets_a_clear_error();
+    second_process_gets_a_clear_error(Backend::Sled);
 }
 
 #[test]
 fn nothing_is_lost_or_repeated_when_killed_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(ORDERS_WORKLOAD, &tokio_rt());
+    let points = kill_at_every_checkpoint(ORDERS_WORKLOAD, &tokio_rt(), Backend::Sled);
     assert!(
         points >= 2 * (ORDERS + 4),
         "expected a kill point per group commit, got {points}"
@@ -368,12 +452,12 @@ fn nothing_is_lost_or_repeated_when_killed_at_every_checkpoint() {
 
 #[test]
 fn nothing_is_lost_or_repeated_when_killed_at_random_times() {
-    kill_at_random_times(ORDERS_WORKLOAD, &tokio_rt(), 8);
+    kill_at_random_times(ORDERS_WORKLOAD, &tokio_rt(), 8, Backend::Sled);
 }
 
 #[test]
 fn timers_signals_joins_and_sagas_survive_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(JOURNEY_WORKLOAD, &tokio_rt());
+    let points = kill_at_every_checkpoint(JOURNEY_WORKLOAD, &tokio_rt(), Backend::Sled);
     assert!(
         points >= 2 * (ORDERS + 6),
         "expected a kill point per group commit, got {points}"
@@ -383,12 +467,12 @@ fn timers_signals_joins_and_sagas_survive_kills_at_every_checkpoint() {
 
 #[test]
 fn timers_signals_joins_and_sagas_survive_kills_at_random_times() {
-    kill_at_random_times(JOURNEY_WORKLOAD, &tokio_rt(), 8);
+    kill_at_random_times(JOURNEY_WORKLOAD, &tokio_rt(), 8, Backend::Sled);
 }
 
 #[test]
 fn a_cancellation_and_its_compensation_survive_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(GUARD_WORKLOAD, &tokio_rt());
+    let points = kill_at_every_checkpoint(GUARD_WORKLOAD, &tokio_rt(), Backend::Sled);
     assert!(
         points >= 2 * 3,
         "expected a kill point per group commit, got {points}"
@@ -398,7 +482,7 @@ fn a_cancellation_and_its_compensation_survive_kills_at_every_checkpoint() {
 
 #[test]
 fn a_termination_survives_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(HALT_WORKLOAD, &tokio_rt());
+    let points = kill_at_every_checkpoint(HALT_WORKLOAD, &tokio_rt(), Backend::Sled);
     assert!(
         points >= 2 * 2,
         "expected a kill point per group commit, got {points}"
@@ -409,7 +493,7 @@ fn a_termination_survives_kills_at_every_checkpoint() {
 
 #[test]
 fn schedule_runs_start_once_across_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(SCHEDULE_WORKLOAD, &tokio_rt());
+    let points = kill_at_every_checkpoint(SCHEDULE_WORKLOAD, &tokio_rt(), Backend::Sled);
     assert!(
         points >= 2 * (ORDERS + 2),
         "expected a kill point per group commit, got {points}"
@@ -419,7 +503,42 @@ fn schedule_runs_start_once_across_kills_at_every_checkpoint() {
 
 #[test]
 fn schedule_runs_start_once_across_kills_at_random_times() {
-    kill_at_random_times(SCHEDULE_WORKLOAD, &tokio_rt(), 8);
+    kill_at_random_times(SCHEDULE_WORKLOAD, &tokio_rt(), 8, Backend::Sled);
+}
+
+#[test]
+fn postgres_a_second_process_opening_the_database_gets_a_clear_error() {
+    second_process_gets_a_clear_error(Backend::Postgres);
+}
+
+#[test]
+fn postgres_nothing_is_lost_or_repeated_when_killed_at_every_checkpoint() {
+    let points = kill_at_every_checkpoint(ORDERS_WORKLOAD, &tokio_rt(), Backend::Postgres);
+    assert!(
+        points >= 3 * (ORDERS + 4),
+        "expected a kill point per group commit and phase, got {points}"
+    );
+    println!("{points} kill points");
+}
+
+#[test]
+fn postgres_nothing_is_lost_or_repeated_when_killed_at_random_times() {
+    kill_at_random_times(ORDERS_WORKLOAD, &tokio_rt(), 8, Backend::Postgres);
+}
+
+#[test]
+fn postgres_timers_signals_joins_and_sagas_survive_kills_at_random_times() {
+    kill_at_random_times(JOURNEY_WORKLOAD, &tokio_rt(), 8, Backend::Postgres);
+}
+
+#[test]
+fn postgres_timers_signals_joins_and_sagas_survive_kills_at_every_checkpoint() {
+    let points = kill_at_every_checkpoint(JOURNEY_WORKLOAD, &tokio_rt(), Backend::Postgres);
+    assert!(
+        points >= 3 * (ORDERS + 6),
+        "expected a kill point per group commit and phase, got {points}"
+    );
+    println!("{points} kill points");
 }
 
 /// Per ledger instance: its version and how many `Migrated` events it has.

@@ -133,7 +133,7 @@ impl Store for MemStore {
         let state = self.state.lock().map_err(|_| StoreError::Closed)?;
         Ok(state
             .synced
-            .range(from.to_vec()..)
+            .range(from.max(prefix).to_vec()..)
             .take_while(|(k, _)| k.starts_with(prefix))
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))

@@ -1,4 +1,5 @@
-//! Where checkpoints live: the [`Store`] trait and its sled implementation.
+//! Where checkpoints live: the [`Store`] trait, its sled implementation and
+//! (feature `postgres`) its PostgreSQL one.
 //!
 //! The engine speaks to storage through one narrow seam: read a key, scan a
 //! prefix, and commit a [`Batch`] of writes atomically *and durably* (the
@@ -7,6 +8,8 @@
 
 pub(crate) mod keys;
 pub mod mem;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sled;
 
 use std::path::PathBuf;
@@ -96,8 +99,36 @@ pub enum StoreError {
         "[DURABLE-LOCKED] the store at {path} is open in another process; stop it or use its HTTP API"
     )]
     Locked {
-        /// The store's directory.
+        /// The store's directory, or its URL without the password.
         path: PathBuf,
+    },
+    /// A store URL that does not parse or asks for something unsupported.
+    #[error("[DURABLE-URL] bad store URL {url}: {reason}")]
+    BadUrl {
+        /// The URL, without its password.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database server did not answer or refused the login.
+    #[error(
+        "[DURABLE-CONNECT] cannot connect to {url}: {reason}; is the server running and the URL right?"
+    )]
+    Unreachable {
+        /// The server, without the password.
+        url: String,
+        /// The driver's or the server's reason.
+        reason: String,
+    },
+    /// The database was migrated by a newer build; this one would misread it.
+    #[error(
+        "[DURABLE-SCHEMA] the database schema is version {found}, this build knows versions up to {supported}; upgrade durable-runtime or use another database"
+    )]
+    SchemaVersion {
+        /// The version in the database.
+        found: i32,
+        /// The newest version this build knows.
+        supported: i32,
     },
     /// An I/O error (disk full, permissions, ...). Nothing was acknowledged.
     #[error("[DURABLE-IO] store I/O failed: {0}")]

@@ -430,6 +430,8 @@ impl Store for SledStore {
         from: &[u8],
         limit: usize,
     ) -> Result<Vec<super::KeyValue>, StoreError> {
+        // keys before the prefix are outside the scan, whatever `from` says
+        let from = from.max(prefix);
         // as in `get`: the lock keeps a group from being applied mid-scan
         let pending = self.inner.pending.lock().map_err(|_| StoreError::Closed)?;
         // fetch enough to fill `limit` after masking drops pending new keys

@@ -1,13 +1,18 @@
-//! Runs order workflows on a sled directory; the crash supervisor kills it.
+//! Runs order workflows on a store; the crash supervisor kills it.
 //!
-//! `crash-worker DIR ORDERS INCARNATION [before|after K]`: with a crash
-//! point, the commit thread prints `CHECKPOINT <phase> <K>` when group
-//! commit `K` is about to be written (`before`) or is durable (`after`),
-//! then blocks until the supervisor's SIGKILL arrives.
+//! `crash-worker DIR ORDERS INCARNATION [before|applied|after K]`: the store
+//! is `CRASH_STORE_URL` (`sled:PATH` or `postgres://...`; default the sled
+//! directory `DIR/store`), the effects log `DIR/effects.log`. With a crash
+//! point, the committer prints `CHECKPOINT <phase> <K>` when group commit
+//! `K` is about to be written (`before`), is written but not yet durable
+//! (`applied`: in sled's tree before the fsync, or in an open PostgreSQL
+//! transaction) or is durable (`after`), then blocks until the supervisor's
+//! SIGKILL arrives.
 
 use std::io::Write;
 
 use durable_runtime::clock::{Clock, TestClock};
+use durable_runtime::store::postgres::PgStore;
 use durable_runtime::store::sled::{CommitPoint, SledStore};
 use durable_runtime::{IdPolicy, Runtime};
 use durable_runtime::{Overlap, Schedule, ScheduleError};
@@ -20,7 +25,7 @@ use durable_tests::{
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
-        eprintln!("usage: crash-worker DIR ORDERS INCARNATION [before|after K]");
+        eprintln!("usage: crash-worker DIR ORDERS INCARNATION [before|applied|after K]");
         std::process::exit(2);
     }
     let dir = std::path::PathBuf::from(&args[1]);
@@ -35,31 +40,29 @@ async fn main() {
         path: dir.join("effects.log"),
         incarnation,
     });
-    let store = SledStore::open(dir.join("store")).expect("open store");
-    if let Some((phase, k)) = crash {
-        store.set_commit_hook(move |point| {
-            let hit = match point {
-                CommitPoint::BeforeWrite(i) => phase == "before" && i == k,
-                CommitPoint::AfterSync(i) => phase == "after" && i == k,
-                CommitPoint::Applied(_) => false,
-            };
-            if hit {
-                println!("CHECKPOINT {phase} {k}");
-                let _ = std::io::stdout().flush();
-                loop {
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                }
+    let url = std::env::var("CRASH_STORE_URL")
+        .unwrap_or_else(|_| format!("sled:{}", dir.join("store").display()));
+    let hook = move |point| {
+        let Some((phase, k)) = &crash else {
+            return;
+        };
+        let hit = match point {
+            CommitPoint::BeforeWrite(i) => phase == "before" && i == *k,
+            CommitPoint::Applied(i) => phase == "applied" && i == *k,
+            CommitPoint::AfterSync(i) => phase == "after" && i == *k,
+        };
+        if hit {
+            println!("CHECKPOINT {phase} {k}");
+            let _ = std::io::stdout().flush();
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
             }
-        });
-    }
+        }
+    };
     let workload = std::env::var("CRASH_WORKLOAD").unwrap_or_default();
     if workload == "ledger_v1" {
         // v1 instances waiting at their signal, then a clean exit
-        let rt = Runtime::builder()
-            .workflow::<ledger_v1>()
-            .open_store(store)
-            .await
-            .expect("open runtime");
+        let rt = open_with_hook(Runtime::builder().workflow::<ledger_v1>(), &url, hook).await;
         for i in 0..orders {
             let h = rt
                 .start(
@@ -80,12 +83,10 @@ async fn main() {
     }
     if workload == "ledger_v2" {
         // the migration runs inside open: one commit per instance
-        let rt = Runtime::builder()
+        let builder = Runtime::builder()
             .workflow::<ledger_v2>()
-            .migration(ledger_migration())
-            .open_store(store)
-            .await
-            .expect("open runtime");
+            .migration(ledger_migration());
+        let rt = open_with_hook(builder, &url, hook).await;
         println!("OPEN resumed={}", rt.resumed_on_open());
         let mut handles = Vec::new();
         for i in 0..orders {
@@ -119,7 +120,7 @@ async fn main() {
     if std::env::var("CRASH_WORKLOAD").as_deref() == Ok("schedule") || overlap.is_some() {
         builder = builder.clock(clock.clone());
     }
-    let rt = builder.open_store(store).await.expect("open runtime");
+    let rt = open_with_hook(builder, &url, hook).await;
     println!("OPEN resumed={}", rt.resumed_on_open());
     if let Some(policy) = overlap {
         run_overlap(&rt, &clock, &policy).await;
@@ -347,4 +348,26 @@ async fn run_overlap(rt: &Runtime, clock: &TestClock, policy: &str) {
     println!("STARTED {started} RUNS {}", d.runs);
     println!("DONE");
     let _ = std::io::stdout().flush();
+}
+
+/// Opens the store `url` names (`sled:DIR` or `postgres://...`) with the
+/// crash hook on its commit path.
+async fn open_with_hook(
+    builder: durable_runtime::Builder,
+    url: &str,
+    hook: impl Fn(CommitPoint) + Send + Sync + 'static,
+) -> Runtime {
+    match url.strip_prefix("sled:") {
+        Some(path) => {
+            let store = SledStore::open(path).expect("open store");
+            store.set_commit_hook(hook);
+            builder.open_store(store).await
+        }
+        None => {
+            let store = PgStore::connect(url).await.expect("open store");
+            store.set_commit_hook(hook);
+            builder.open_store(store).await
+        }
+    }
+    .expect("open runtime")
 }

@@ -1,0 +1,706 @@
+//! A store on PostgreSQL (feature `postgres`), for services whose
+//! checkpoints should live in a database they already run, back up and
+//! replicate.
+//!
+//! The data model is the sled one, a table of byte keys and byte values
+//! (`durable_kv`): the keys already say which table a row belongs to (see
+//! `docs/storage-format.md`), so every engine guarantee carries over
+//! unchanged. The schema is created and migrated on open; its version is in
+//! `durable_schema_version`.
+//!
+//! # Guarantees
+//!
+//! - One transaction per group of concurrent [`Batch`]es (group commit): the
+//!   rows named by the batches' conditions are locked (`SELECT ... FOR
+//!   UPDATE`), each batch's conditions are checked against the rows and the
+//!   writes of the batches before it, and the writes of the batches whose
+//!   conditions held are applied. A failed condition fails only its own
+//!   batch, with [`StoreError::Conflict`].
+//! - A commit is acknowledged after `COMMIT` returned with
+//!   `synchronous_commit = on` (set on every connection of the store): the
+//!   transaction is in the server's flushed WAL.
+//! - Readers use other connections, so they see committed data only.
+//! - One runtime process per database: the store holds a session advisory
+//!   lock for its lifetime, and a second process gets
+//!   [`StoreError::Locked`]. If the lock's connection is lost, the store
+//!   stops committing (another process may have taken over).
+//!
+//! # Threads
+//!
+//! The store runs its connections on its own small tokio runtime. The
+//! [`Store`] read methods are synchronous, as sled's are: they block the
+//! calling thread for one round trip to the server.
+//!
+//! # TLS
+//!
+//! Connections are plain TCP (or a Unix socket): use a server on the same
+//! host or a trusted network. TLS is not supported yet; a URL asking for it
+//! (`sslmode=require`) is refused.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
+
+use super::sled::{CommitPoint, StoreStats};
+use super::{Batch, KeyValue, Store, StoreError};
+use crate::activity::BoxFuture;
+
+/// Commits taken into one transaction at most.
+const MAX_GROUP: usize = 1024;
+
+/// Connections in the pool (readers and the committer share them).
+const POOL_SIZE: usize = 8;
+
+/// Key of the session advisory lock that marks the owning process
+/// (the bytes of `"durable"`).
+const LOCK_KEY: i64 = 0x0064_7572_6162_6c65;
+
+/// How long open waits for the lock of a process that just died (the
+/// server notices the closed connection a moment later).
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// The schema, one step per version; a step runs once, in one transaction
+/// with its row in `durable_schema_version`. Never edit a released step:
+/// add one.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "key/value table",
+    "CREATE TABLE durable_kv (key bytea PRIMARY KEY, value bytea NOT NULL)",
+)];
+
+/// The statements of the hot paths, prepared once per connection.
+const LOCK_ROWS: &str =
+    "SELECT key, value FROM durable_kv WHERE key = ANY($1) ORDER BY key FOR UPDATE";
+const DELETE_KEYS: &str = "DELETE FROM durable_kv WHERE key = ANY($1)";
+const UPSERT: &str = "INSERT INTO durable_kv (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+const GET: &str = "SELECT value FROM durable_kv WHERE key = $1";
+const SCAN: &str = "SELECT key, value FROM durable_kv \
+     WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key";
+const SCAN_LIMIT: &str = "SELECT key, value FROM durable_kv \
+     WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3";
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+type Hook = Arc<dyn Fn(CommitPoint) + Send + Sync>;
+
+struct Request {
+    batch: Batch,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    transactions: AtomicU64,
+}
+
+struct Inner {
+    /// The store's own runtime; shut down in the background on drop, so a
+    /// store may be dropped inside any async context.
+    rt: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+    tx: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Request>>>,
+    counters: Arc<Counters>,
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    hook: Arc<Mutex<Option<Hook>>>,
+    /// Where the store is, without the password, for messages.
+    location: String,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A [`Store`] in a PostgreSQL database. Cheap to clone.
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("location", &self.inner.location)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(format!("postgres: {e}"))
+}
+
+/// The full text of a driver error (its `Display` omits the server's message).
+fn pg_err(e: &tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => StoreError::Io(format!("postgres: {}: {}", db.code().code(), db.message())),
+        None => db_err(e),
+    }
+}
+
+/// `url` without its password: `user@host:port/dbname`.
+fn location(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        hosts.join(","),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// Parses a `postgres://` or `postgresql://` URL (or a `key=value`
+/// connection string) and refuses what this store cannot honour.
+fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    let bad = |reason: String| StoreError::BadUrl {
+        url: redact(url),
+        reason,
+    };
+    let config: tokio_postgres::Config = url.parse().map_err(|e| bad(format!("{e}")))?;
+    if config.get_hosts().is_empty() {
+        return Err(bad(
+            "no host: write postgres://user@127.0.0.1:5432/db".into()
+        ));
+    }
+    if config.get_ssl_mode() == SslMode::Require {
+        return Err(bad(
+            "sslmode=require is not supported yet: connections are plain TCP".into(),
+        ));
+    }
+    Ok(config)
+}
+
+/// `url` with any password replaced by `***`, for messages.
+fn redact(url: &str) -> String {
+    // postgres://user:password@host/...: mask between the first ':' after
+    // the scheme and the '@'
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_owned()
+}
+
+/// `prefix`'s exclusive upper bound: the smallest key greater than every key
+/// starting with `prefix` (`None`: no bound, the prefix is all `0xff`).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+impl PgStore {
+    /// Connects to the database at `url`, creates or migrates the schema and
+    /// takes the database for this process.
+    ///
+    /// `url` is a libpq-style URL, `postgres://user:password@host:port/db`
+    /// (`postgresql://` too, and libpq's `key=value` form).
+    ///
+    /// # Errors
+    /// [`StoreError::BadUrl`] for a URL that does not parse or asks for TLS,
+    /// [`StoreError::Unreachable`] when no server answers or it refuses the
+    /// login, [`StoreError::Locked`] when another process has the database,
+    /// [`StoreError::SchemaVersion`] when the database was migrated by a
+    /// newer build.
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let config = parse_url(url)?;
+        let location = location(&config);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("durable-postgres")
+            .enable_all()
+            .build()
+            .map_err(db_err)?;
+        let setup = rt.spawn(setup(config, location.clone()));
+        let (pool, lock_lost) = match setup.await {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                rt.shutdown_background();
+                return Err(e);
+            }
+            Err(e) => {
+                rt.shutdown_background();
+                return Err(db_err(e));
+            }
+        };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        let hook: Arc<Mutex<Option<Hook>>> = Arc::default();
+        let committer = Committer {
+            pool: pool.clone(),
+            lock_lost,
+            counters: counters.clone(),
+            hook: hook.clone(),
+        };
+        rt.spawn(committer.run(rx));
+        Ok(PgStore {
+            inner: Arc::new(Inner {
+                rt: Some(rt),
+                pool,
+                tx: Mutex::new(Some(tx)),
+                counters,
+                hook,
+                location,
+            }),
+        })
+    }
+
+    /// Counters of the commit path: `flushes` counts transactions, and so
+    /// does `fsyncs` (each `COMMIT` waits for the server's WAL flush).
+    pub fn stats(&self) -> StoreStats {
+        let c = &self.inner.counters;
+        let transactions = c.transactions.load(Ordering::Relaxed);
+        StoreStats {
+            commits: c.commits.load(Ordering::Relaxed),
+            flushes: transactions,
+            fsyncs: transactions,
+        }
+    }
+
+    /// Calls `hook` on the committer before each transaction starts
+    /// (`BeforeWrite`), when its writes are made but not committed
+    /// (`Applied`) and after `COMMIT` returned (`AfterSync`): crash tests use
+    /// it to stop the process at an exact point.
+    #[cfg(feature = "testing")]
+    pub fn set_commit_hook(&self, hook: impl Fn(CommitPoint) + Send + Sync + 'static) {
+        if let Ok(mut slot) = self.inner.hook.lock() {
+            *slot = Some(Arc::new(hook));
+        }
+    }
+
+    /// Runs `query` on the store's runtime and blocks until it answers.
+    fn read<T, F>(&self, query: impl FnOnce(Pool) -> F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let rt = self.inner.rt.as_ref().ok_or(StoreError::Closed)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let query = query(self.inner.pool.clone());
+        rt.spawn(async move {
+            let _ = tx.send(query.await);
+        });
+        rx.recv().unwrap_or(Err(StoreError::Closed))
+    }
+}
+
+/// Connects, takes the advisory lock on a connection of its own (kept open
+/// by a task until the runtime stops), migrates, and builds the pool.
+async fn setup(
+    config: tokio_postgres::Config,
+    location: String,
+) -> Result<(Pool, Arc<AtomicBool>), StoreError> {
+    let unreachable = |e: &tokio_postgres::Error| StoreError::Unreachable {
+        url: location.clone(),
+        reason: match e.as_db_error() {
+            Some(db) => db.message().to_owned(),
+            None => {
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    text = format!("{text}: {s}");
+                    source = s.source();
+                }
+                text
+            }
+        },
+    };
+    let (lock_client, connection) = config.connect(NoTls).await.map_err(|e| unreachable(&e))?;
+    let lock_lost = Arc::new(AtomicBool::new(false));
+    let lost = lock_lost.clone();
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::error!(error = %e, "postgres: the connection holding the store lock failed");
+        }
+        lost.store(true, Ordering::SeqCst);
+    });
+    let started = std::time::Instant::now();
+    loop {
+        let row = lock_client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
+            .await
+            .map_err(|e| pg_err(&e))?;
+        if row.get::<_, bool>(0) {
+            break;
+        }
+        if started.elapsed() >= LOCK_WAIT {
+            return Err(StoreError::Locked {
+                path: PathBuf::from(location),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // the lock lives as long as this connection: keep the client with the task
+    let mut lock_client = lock_client;
+    migrate(&mut lock_client).await?;
+    warn_if_not_durable(&lock_client).await;
+    tokio::spawn(async move {
+        // holds the session (and its lock) until the store's runtime stops
+        std::future::pending::<()>().await;
+        drop(lock_client);
+    });
+
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
+            Box::pin(async move {
+                client
+                    .batch_execute("SET synchronous_commit = on")
+                    .await
+                    .map_err(deadpool_postgres::HookError::Backend)
+            })
+        }))
+        .build()
+        .map_err(db_err)?;
+    // fail now rather than at the first commit
+    let _first = pool.get().await.map_err(|e| match e {
+        deadpool_postgres::PoolError::Backend(e) => unreachable(&e),
+        other => db_err(other),
+    })?;
+    Ok((pool, lock_lost))
+}
+
+/// Creates `durable_schema_version` and runs the migrations it does not
+/// list yet, each in its own transaction.
+async fn migrate(client: &mut tokio_postgres::Client) -> Result<(), StoreError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS durable_schema_version (
+                 version integer PRIMARY KEY,
+                 description text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )
+        .await
+        .map_err(|e| pg_err(&e))?;
+    let found: i32 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM durable_schema_version",
+            &[],
+        )
+        .await
+        .map_err(|e| pg_err(&e))?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaVersion {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > found) {
+        let tx = client.transaction().await.map_err(|e| pg_err(&e))?;
+        tx.batch_execute(sql).await.map_err(|e| pg_err(&e))?;
+        tx.execute(
+            "INSERT INTO durable_schema_version (version, description) VALUES ($1, $2)",
+            &[version, description],
+        )
+        .await
+        .map_err(|e| pg_err(&e))?;
+        tx.commit().await.map_err(|e| pg_err(&e))?;
+        tracing::info!(version, description, "postgres: schema migrated");
+    }
+    Ok(())
+}
+
+/// A server with `fsync = off` acknowledges commits that a power cut can
+/// undo; the store cannot change that, so it says so.
+async fn warn_if_not_durable(client: &tokio_postgres::Client) {
+    if let Ok(row) = client.query_one("SHOW fsync", &[]).await
+        && row.get::<_, &str>(0) != "on"
+    {
+        tracing::warn!(
+            "postgres: the server runs with fsync = off; commits do not survive a power cut"
+        );
+    }
+}
+
+struct Committer {
+    pool: Pool,
+    lock_lost: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    hook: Arc<Mutex<Option<Hook>>>,
+}
+
+impl Committer {
+    async fn run(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Request>) {
+        let mut index = 0u64;
+        while let Some(first) = rx.recv().await {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            self.call_hook(CommitPoint::BeforeWrite(index));
+            let (checks, result) = self.write(&mut group, index).await;
+            if result.is_ok() {
+                self.call_hook(CommitPoint::AfterSync(index));
+                self.counters.transactions.fetch_add(1, Ordering::Relaxed);
+            }
+            // counted before acknowledging, so a caller that was acknowledged sees its commit
+            self.counters
+                .commits
+                .fetch_add(group.len() as u64, Ordering::Relaxed);
+            for (request, check) in group.into_iter().zip(checks) {
+                let _ = request.done.send(check.and(result.clone()));
+            }
+            index += 1;
+        }
+    }
+
+    fn call_hook(&self, point: CommitPoint) {
+        let hook = self.hook.lock().ok().and_then(|h| h.clone());
+        if let Some(hook) = hook {
+            // a hook may block (crash tests park here); let the runtime's
+            // other tasks, readers among them, go on meanwhile
+            tokio::task::block_in_place(|| hook(point));
+        }
+    }
+
+    /// Runs the group in one transaction; per request, whether its
+    /// conditions held, and for all, whether the transaction committed.
+    async fn write(
+        &self,
+        group: &mut [Request],
+        index: u64,
+    ) -> (Vec<Result<(), StoreError>>, Result<(), StoreError>) {
+        let n = group.len();
+        let fail_all = |e: StoreError| ((0..n).map(|_| Err(e.clone())).collect(), Err(e));
+        if self.lock_lost.load(Ordering::SeqCst) {
+            return fail_all(StoreError::Io(
+                "postgres: the connection holding the store lock was lost; reopen the store".into(),
+            ));
+        }
+        let mut client = match self.pool.get().await {
+            Ok(client) => client,
+            Err(e) => return fail_all(db_err(e)),
+        };
+        let tx = match client.transaction().await {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(pg_err(&e)),
+        };
+        // lock every row a condition names, in key order (no deadlock
+        // between two writers locking the same rows)
+        let mut watched: Vec<&[u8]> = group
+            .iter()
+            .flat_map(|r| r.batch.expect.iter().map(|(k, _)| k.as_slice()))
+            .collect();
+        watched.sort_unstable();
+        watched.dedup();
+        let mut current: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
+        if !watched.is_empty() {
+            let rows = match async {
+                let stmt = tx.prepare_cached(LOCK_ROWS).await?;
+                tx.query(&stmt, &[&watched]).await
+            }
+            .await
+            {
+                Ok(rows) => rows,
+                Err(e) => return fail_all(pg_err(&e)),
+            };
+            for key in watched {
+                current.insert(key.to_vec(), None);
+            }
+            for row in rows {
+                current.insert(row.get(0), Some(row.get(1)));
+            }
+        }
+        // the group's writes so far, in the order later conditions must see them
+        let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let mut checks = Vec::with_capacity(n);
+        for request in group.iter_mut() {
+            let failed = request.batch.expect.iter().find(|(key, expected)| {
+                let now = writes
+                    .get(key)
+                    .or_else(|| current.get(key))
+                    .and_then(|v| v.as_ref());
+                now != expected.as_ref()
+            });
+            if let Some((key, _)) = failed {
+                checks.push(Err(StoreError::Conflict {
+                    key: super::printable(key),
+                }));
+                continue;
+            }
+            for (key, value) in request.batch.writes.drain(..) {
+                writes.insert(key, value);
+            }
+            checks.push(Ok(()));
+        }
+        let (deleted, put): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_none());
+        if !deleted.is_empty() {
+            let keys: Vec<&[u8]> = deleted.iter().map(|(k, _)| k.as_slice()).collect();
+            let deleted = async {
+                let stmt = tx.prepare_cached(DELETE_KEYS).await?;
+                tx.execute(&stmt, &[&keys]).await
+            };
+            if let Err(e) = deleted.await {
+                return fail_all(pg_err(&e));
+            }
+        }
+        if !put.is_empty() {
+            let keys: Vec<&[u8]> = put.iter().map(|(k, _)| k.as_slice()).collect();
+            let values: Vec<&[u8]> = put.iter().filter_map(|(_, v)| v.as_deref()).collect();
+            let upserted = async {
+                let stmt = tx.prepare_cached(UPSERT).await?;
+                tx.execute(&stmt, &[&keys, &values]).await
+            };
+            if let Err(e) = upserted.await {
+                return fail_all(pg_err(&e));
+            }
+        }
+        self.call_hook(CommitPoint::Applied(index));
+        match tx.commit().await {
+            Ok(()) => (checks, Ok(())),
+            Err(e) => fail_all(pg_err(&e)),
+        }
+    }
+}
+
+impl Store for PgStore {
+    fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let sent = match self.inner.tx.lock() {
+            Ok(tx) => tx
+                .as_ref()
+                .is_some_and(|tx| tx.send(Request { batch, done }).is_ok()),
+            Err(_) => false,
+        };
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            wait.await.unwrap_or(Err(StoreError::Closed))
+        })
+    }
+
+    fn stats(&self) -> Option<StoreStats> {
+        Some(PgStore::stats(self))
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.to_vec();
+        self.read(move |pool| async move {
+            let client = pool.get().await.map_err(db_err)?;
+            let stmt = client.prepare_cached(GET).await.map_err(|e| pg_err(&e))?;
+            let row = client
+                .query_opt(&stmt, &[&key])
+                .await
+                .map_err(|e| pg_err(&e))?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let from = from.max(prefix).to_vec();
+        let end = prefix_end(prefix);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |pool| async move {
+            let client = pool.get().await.map_err(db_err)?;
+            let stmt = client
+                .prepare_cached(SCAN_LIMIT)
+                .await
+                .map_err(|e| pg_err(&e))?;
+            let rows = client
+                .query(&stmt, &[&from, &end, &limit])
+                .await
+                .map_err(|e| pg_err(&e))?;
+            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let from = prefix.to_vec();
+        let end = prefix_end(prefix);
+        self.read(move |pool| async move {
+            let client = pool.get().await.map_err(db_err)?;
+            let stmt = client.prepare_cached(SCAN).await.map_err(|e| pg_err(&e))?;
+            let rows = client
+                .query(&stmt, &[&from, &end])
+                .await
+                .map_err(|e| pg_err(&e))?;
+            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_first_key_past_the_prefix() {
+        assert_eq!(prefix_end(b"i"), Some(b"j".to_vec()));
+        assert_eq!(prefix_end(&[b'g', 0xff]), Some(vec![b'h']));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://ann:s3cret@db:5432/x"),
+            "postgres://ann:***@db:5432/x"
+        );
+        let config = parse_url("postgres://ann:s3cret@db:5433/x").unwrap();
+        assert_eq!(location(&config), "postgres://ann@db:5433/x");
+    }
+
+    #[test]
+    fn bad_urls_are_refused_with_the_reason() {
+        for url in [
+            "postgres://ann:pw@db:notaport/x",
+            "postgres://db/x?sslmode=require",
+        ] {
+            match parse_url(url) {
+                Err(e @ StoreError::BadUrl { .. }) => {
+                    assert!(!e.to_string().contains("pw@"), "{e}")
+                }
+                other => panic!("{url}: expected BadUrl, got {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The runtime's guarantees and error paths.
+//!
+//! On the PostgreSQL store; the suite is `suites/engine_guarantees.rs`, shared by every backend.
+
+use durable_runtime::testing::backends::Backend;
+
+const BACKEND: Backend = Backend::Postgres;
+
+include!("suites/engine_guarantees.rs");

@@ -1,0 +1,140 @@
+//! The `Store` contract on the PostgreSQL store (the suite is
+//! `suites/store.rs`), then what only PostgreSQL has: URLs, connection
+//! errors and schema migrations.
+
+use durable_runtime::testing::backends::{Backend, PgCluster};
+
+const BACKEND: Backend = Backend::Postgres;
+
+include!("suites/store.rs");
+
+use durable_runtime::store::postgres::{PgStore, SCHEMA_VERSION};
+
+/// Runs `sql` on the database at `url` with a plain client.
+async fn sql(url: &str, sql: &str) -> Vec<tokio_postgres::Row> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client.simple_query(sql).await.unwrap();
+    client.query("SELECT 1", &[]).await.unwrap()
+}
+
+#[tokio::test]
+async fn open_creates_the_schema_once_and_records_its_version() {
+    let db = BACKEND.store();
+    for _ in 0..2 {
+        let store = PgStore::connect(db.url()).await.unwrap();
+        drop(store);
+    }
+    let (client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let versions: Vec<i32> = client
+        .query(
+            "SELECT version FROM durable_schema_version ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_build_is_refused() {
+    let db = BACKEND.store();
+    drop(PgStore::connect(db.url()).await.unwrap());
+    sql(
+        db.url(),
+        "INSERT INTO durable_schema_version (version, description) VALUES (999, 'from the future')",
+    )
+    .await;
+    match PgStore::connect(db.url()).await {
+        Err(e @ durable_runtime::store::StoreError::SchemaVersion { found: 999, .. }) => {
+            assert!(e.to_string().contains("DURABLE-SCHEMA"), "{e}")
+        }
+        other => panic!("expected SchemaVersion, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_urls_and_missing_servers_are_clear_errors() {
+    use durable_runtime::store::StoreError;
+    for url in [
+        "postgres://durable:secret@127.0.0.1:notaport/db",
+        "postgres://127.0.0.1/db?sslmode=require",
+        "mysql://127.0.0.1/db",
+        "sled:",
+    ] {
+        match durable_runtime::Runtime::builder().open_url(url).await {
+            Err(durable_runtime::OpenError::Store(e @ StoreError::BadUrl { .. })) => {
+                assert!(!e.to_string().contains("secret"), "{e}");
+                println!("{url}: {e}");
+            }
+            other => panic!("{url}: expected BadUrl, got {other:?}"),
+        }
+    }
+    // a port nobody listens on
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://durable:secret@127.0.0.1:{port}/db");
+    match durable_runtime::Runtime::builder().open_url(&url).await {
+        Err(durable_runtime::OpenError::Store(e @ StoreError::Unreachable { .. })) => {
+            assert!(!e.to_string().contains("secret"), "{e}");
+            println!("{e}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    // a server that is there, but a database that is not
+    let cluster = PgCluster::shared().unwrap();
+    let url = format!("postgres://durable@127.0.0.1:{}/no_such_db", cluster.port());
+    match durable_runtime::Runtime::builder().open_url(&url).await {
+        Err(durable_runtime::OpenError::Store(e @ StoreError::Unreachable { .. })) => {
+            assert!(e.to_string().contains("no_such_db"), "{e}");
+            println!("{e}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_lost_its_database_lock_stops_committing() {
+    use durable_runtime::store::{Batch, Store, StoreError};
+    let db = BACKEND.store();
+    let store = PgStore::connect(db.url()).await.unwrap();
+    let mut b = Batch::default();
+    b.put(b"before".to_vec(), vec![1]);
+    store.commit(b).await.unwrap();
+    // as if the server dropped the lock's session: another process could now take the database
+    sql(
+        db.url(),
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'",
+    )
+    .await;
+    let mut refused = None;
+    for _ in 0..500 {
+        let mut b = Batch::default();
+        b.put(b"after".to_vec(), vec![1]);
+        match store.commit(b).await {
+            Ok(()) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    match refused {
+        Some(e @ StoreError::Io(_)) => assert!(e.to_string().contains("lock"), "{e}"),
+        other => panic!("expected the store to refuse commits, got {other:?}"),
+    }
+    // and the database is free for a new owner
+    let next = PgStore::connect(db.url()).await.unwrap();
+    assert_eq!(next.get(b"before").unwrap(), Some(vec![1]));
+}

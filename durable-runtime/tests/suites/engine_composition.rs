@@ -1,0 +1,416 @@
+// Included by `engine_composition.rs` (sled) and `engine_composition_postgres.rs`, which set `BACKEND`.
+
+use common::{Within, until};
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use durable_runtime::prelude::*;
+use durable_runtime::{ChildError, Status};
+
+static LOG: LazyLock<Mutex<Vec<String>>> = LazyLock::new(Default::default);
+static GATES: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Notify>>>> =
+    LazyLock::new(Default::default);
+
+fn log(line: String) {
+    LOG.lock().unwrap().push(line);
+}
+
+fn count(prefix: &str) -> usize {
+    LOG.lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with(prefix))
+        .count()
+}
+
+fn lines(prefix: &str) -> Vec<String> {
+    LOG.lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with(prefix))
+        .cloned()
+        .collect()
+}
+
+fn gate(key: &str) -> Arc<tokio::sync::Notify> {
+    GATES
+        .lock()
+        .unwrap()
+        .entry(key.to_owned())
+        .or_default()
+        .clone()
+}
+
+#[activity(max_attempts = 3, initial_interval_ms = 1)]
+async fn import(batch: String, item: u32) -> Result<u32, ActivityError> {
+    log(format!("import {batch} {item}"));
+    if item % 10 == 9 {
+        // every tenth item waits until the test lets it go
+        gate(&format!("{batch}/{item}")).notified().await;
+    }
+    Ok(item * 2)
+}
+
+#[workflow]
+async fn batch_import(batch: String, items: u32) -> Result<u32, WorkflowError> {
+    let calls: Vec<_> = (0..items).map(|i| import(batch.clone(), i)).collect();
+    let results = join_all(calls).limit(4).await;
+    let mut total = 0;
+    for r in results {
+        total += r?;
+    }
+    Ok(total)
+}
+
+#[activity]
+async fn book(trip: String, what: String) -> Result<String, ActivityError> {
+    log(format!("book {trip} {what}"));
+    if what == "car" {
+        return Err(ActivityError::terminal(format!("no {what} for {trip}")));
+    }
+    Ok(format!("{what}-{trip}"))
+}
+
+#[activity]
+async fn unbook(trip: String, booking: String) -> Result<(), ActivityError> {
+    log(format!("unbook {trip} {booking}"));
+    Ok(())
+}
+
+#[workflow]
+async fn trip(trip: String) -> Result<String, WorkflowError> {
+    let mut saga = Saga::new();
+    let mut booked = Vec::new();
+    for what in ["flight", "hotel", "car"].map(String::from) {
+        match book(trip.clone(), what).await {
+            Ok(b) => {
+                saga.add(unbook(trip.clone(), b.clone()));
+                booked.push(b);
+            }
+            Err(e) => {
+                let undone = saga.compensate().await;
+                assert!(undone.iter().all(Option::is_none));
+                return Err(WorkflowError(format!("{e}; compensated {}", undone.len())));
+            }
+        }
+    }
+    Ok(booked.join(","))
+}
+
+#[workflow]
+async fn child(n: u32) -> Result<u32, WorkflowError> {
+    let doubled = import("child".into(), n).await?;
+    Ok(doubled + 1)
+}
+
+#[workflow]
+async fn parent(n: u32) -> Result<u32, WorkflowError> {
+    let a = child(n).await??;
+    let b = child(n + 1).with_id(format!("named-child-{n}")).await??;
+    Ok(a + b)
+}
+
+#[workflow]
+async fn countdown(n: u32, seen: Vec<u32>) -> Result<Vec<u32>, WorkflowError> {
+    let mut seen = seen;
+    seen.push(n);
+    if n == 0 {
+        return Ok(seen);
+    }
+    sleep(Duration::from_millis(1)).await?;
+    // keep only the last three: constant-size state across runs
+    let keep = seen.split_off(seen.len().saturating_sub(3));
+    continue_as_new(countdown(n - 1, keep)).await
+}
+
+#[tokio::test]
+async fn join_all_runs_in_parallel_with_a_bound_and_keeps_partial_results_across_restarts() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<batch_import>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    rt.start("b1", batch_import("b1".into(), 20), IdPolicy::Reject)
+        .await
+        .unwrap();
+    // items 9 and 19 block; the other 18 finish and are checkpointed
+    until("18 items done", || count("import b1 ") >= 20).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    rt.shutdown().await;
+    let before = count("import b1 ");
+    let rt = Runtime::builder()
+        .workflow::<batch_import>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    until("re-dispatched", || count("import b1 ") >= before + 2).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let rerun: Vec<String> = lines("import b1 ").into_iter().skip(before).collect();
+    assert_eq!(
+        rerun.len(),
+        2,
+        "only the two unfinished items run again: {rerun:?}"
+    );
+    gate("b1/9").notify_one();
+    gate("b1/19").notify_one();
+    let total = rt
+        .handle::<batch_import>("b1")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(total, (0..20).map(|i| i * 2).sum::<u32>());
+}
+
+#[tokio::test]
+async fn a_failed_saga_compensates_in_reverse_order() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<trip>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("t1", trip("t1".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let err = h.result().within().await.unwrap().unwrap_err();
+    assert_eq!(err.0, "error: no car for t1; compensated 2");
+    assert_eq!(
+        lines("unbook t1"),
+        vec!["unbook t1 hotel-t1", "unbook t1 flight-t1"]
+    );
+}
+
+#[tokio::test]
+async fn a_parent_awaits_its_child_workflows() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<parent>()
+        .workflow::<child>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt.start("p", parent(3), IdPolicy::Reject).await.unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        (3 * 2 + 1) + (4 * 2 + 1)
+    );
+    assert_eq!(
+        rt.handle::<child>("p/1").describe().unwrap().status,
+        Status::Completed
+    );
+    assert_eq!(
+        rt.handle::<child>("named-child-3")
+            .result()
+            .await
+            .unwrap()
+            .unwrap(),
+        9
+    );
+    let _unused: Option<ChildError> = None;
+}
+
+#[tokio::test]
+async fn continue_as_new_keeps_the_state_small() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<countdown>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("cd", countdown(10, Vec::new()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        vec![3, 2, 1, 0]
+    );
+}
+
+#[activity]
+async fn slow_undo(trip: String) -> Result<(), ActivityError> {
+    log(format!("slow_undo {trip}"));
+    gate(&format!("undo/{trip}")).notified().await;
+    log(format!("slow_undo done {trip}"));
+    Ok(())
+}
+
+#[workflow]
+async fn compensating(trip: String) -> Result<String, WorkflowError> {
+    let mut saga = Saga::new();
+    let flight = book(trip.clone(), "flight".to_string()).await?;
+    saga.add(unbook(trip.clone(), flight));
+    saga.add(slow_undo(trip.clone()));
+    let undone = saga.compensate().await;
+    // the cancellation waits for the compensation, then arrives here
+    match sleep(Duration::from_secs(3600)).await {
+        Ok(()) => Ok(format!("compensated {} without a cancel", undone.len())),
+        Err(_) => Ok(format!("compensated {} then saw the cancel", undone.len())),
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_during_compensation_lets_the_compensation_finish() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<compensating>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("cdc", compensating("cdc".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("compensation running", || count("slow_undo cdc") == 1).await;
+    h.cancel().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(
+        count("unbook cdc"),
+        0,
+        "compensations run last first; the first waits"
+    );
+    gate("undo/cdc").notify_one();
+    let out = h.result().within().await.unwrap().unwrap();
+    assert_eq!(out, "compensated 2 then saw the cancel");
+    assert_eq!(lines("unbook cdc").len(), 1);
+    assert_eq!(h.describe().unwrap().status, Status::Cancelled);
+}
+
+#[activity(max_attempts = 1)]
+async fn provider(name: String, wait_ms: u64) -> Result<String, ActivityError> {
+    log(format!("provider start {name}"));
+    tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+    log(format!("provider done {name}"));
+    Ok(name)
+}
+
+#[workflow]
+async fn hedged(key: String) -> Result<String, WorkflowError> {
+    let calls = vec![
+        provider(format!("{key}-slow"), 5_000),
+        provider(format!("{key}-fast"), 1),
+    ];
+    let (index, answer) = first_of(calls).await;
+    Ok(format!("{index}:{}", answer?))
+}
+
+#[tokio::test]
+async fn first_of_takes_the_fastest_and_drops_the_rest() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<hedged>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("h", hedged("h".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), "1:h-fast");
+    assert_eq!(count("provider start h-slow"), 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        count("provider done h-slow"),
+        0,
+        "the slow attempt was aborted"
+    );
+}
+
+#[workflow]
+async fn refuses(amount: u32) -> Result<u32, WorkflowError> {
+    if amount > 100 {
+        return Err(WorkflowError(format!("{amount} is over the limit")));
+    }
+    Ok(amount)
+}
+
+#[workflow]
+async fn asks_child(amount: u32) -> Result<String, WorkflowError> {
+    let answer = refuses(amount).await;
+    Ok(match answer {
+        Ok(Ok(n)) => format!("child allowed {n}"),
+        Ok(Err(e)) => format!("child refused: {e}"),
+        Err(e) => format!("child broke: {e}"),
+    })
+}
+
+#[tokio::test]
+async fn a_workflow_that_returns_err_has_failed_and_keeps_its_typed_error() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<refuses>()
+        .workflow::<asks_child>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("big", refuses(500), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let out = h.result().await.unwrap();
+    assert_eq!(out.unwrap_err().to_string(), "500 is over the limit");
+    let d = h.describe().unwrap();
+    assert_eq!(d.status, Status::Failed);
+    assert_eq!(d.error.as_deref(), Some("500 is over the limit"));
+    let ok = rt
+        .start("small", refuses(5), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(ok.result().await.unwrap().unwrap(), 5);
+    assert_eq!(ok.describe().unwrap().status, Status::Completed);
+    // a parent gets its child's typed error, not a broken child
+    let parent = rt
+        .start("parent", asks_child(700), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(
+        parent.result().await.unwrap().unwrap(),
+        "child refused: 700 is over the limit"
+    );
+    assert_eq!(rt.describe("parent/1").unwrap().status, Status::Failed);
+    assert_eq!(parent.describe().unwrap().status, Status::Completed);
+}
+
+#[activity]
+async fn slow_lookup(key: String) -> Result<String, ActivityError> {
+    log(format!("lookup-start {key}"));
+    gate(&key).notified().await;
+    Ok(format!("looked up {key}"))
+}
+
+#[workflow]
+async fn lookup_or_override(key: String) -> Result<String, WorkflowError> {
+    use durable_runtime::command::Either;
+    let won = durable_runtime::select(slow_lookup(key), signal::<String>("override")).await;
+    Ok(match won {
+        Either::Left(found) => found?,
+        Either::Right(given) => format!("overridden with {}", given?),
+    })
+}
+
+#[tokio::test]
+async fn a_signal_wins_a_select_while_the_raced_activity_is_still_running() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<lookup_or_override>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("lo", lookup_or_override("lo-key".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the lookup runs", || count("lookup-start lo-key") == 1).await;
+    rt.signal("lo", "override", &"42".to_owned()).await.unwrap();
+    // the lookup is never let through: only the signal can end the select
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "overridden with 42"
+    );
+}

@@ -1,0 +1,801 @@
+// Included by `engine_timers_signals.rs` (sled) and `engine_timers_signals_postgres.rs`, which set `BACKEND`.
+
+use common::{Within, until};
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use durable_runtime::clock::TestClock;
+use durable_runtime::prelude::*;
+use durable_runtime::{SignalError, Status};
+
+static RUNS: LazyLock<Mutex<HashMap<String, u32>>> = LazyLock::new(Default::default);
+
+fn runs(key: &str) -> u32 {
+    RUNS.lock().unwrap().get(key).copied().unwrap_or(0)
+}
+
+#[activity]
+async fn remind(key: String) -> Result<String, ActivityError> {
+    *RUNS.lock().unwrap().entry(key.clone()).or_default() += 1;
+    Ok(format!("reminded {key}"))
+}
+
+#[workflow]
+async fn monthly(key: String) -> Result<String, WorkflowError> {
+    sleep(Duration::from_secs(30 * 86_400)).await?;
+    let done = remind(key).await?;
+    Ok(done)
+}
+
+#[workflow]
+async fn collect(n: u32) -> Result<Vec<String>, WorkflowError> {
+    let mut got = Vec::new();
+    while (got.len() as u32) < n {
+        let next: String = signal("item").await?;
+        got.push(next);
+    }
+    Ok(got)
+}
+
+#[workflow]
+async fn approval(key: String) -> Result<String, WorkflowError> {
+    let who: String = signal("approve").await?;
+    let note = remind(key).await?;
+    Ok(format!("approved by {who}; {note}"))
+}
+
+#[tokio::test]
+async fn a_month_long_timer_fires_when_the_test_clock_gets_there() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<monthly>()
+        .clock(clock.clone())
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("m", monthly("month".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the instance to go to sleep", || {
+        rt.running_instances() == 0
+    })
+    .await;
+    assert_eq!(h.describe().unwrap().variant, "Sleep");
+    clock.advance(Duration::from_secs(29 * 86_400));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(runs("month"), 0, "not due yet");
+    assert_eq!(h.describe().unwrap().status, Status::Running);
+    clock.advance(Duration::from_secs(2 * 86_400));
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "reminded month"
+    );
+    assert_eq!(runs("month"), 1);
+}
+
+#[tokio::test]
+async fn a_timer_due_while_the_process_was_down_fires_on_open() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<monthly>()
+        .clock(clock.clone())
+        .open_url(db.url())
+        .await
+        .unwrap();
+    rt.start("down", monthly("downtime".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("sleep", || rt.running_instances() == 0).await;
+    rt.shutdown().await;
+    clock.advance(Duration::from_secs(40 * 86_400)); // "down" for 40 days
+    let rt = Runtime::builder()
+        .workflow::<monthly>()
+        .clock(clock.clone())
+        .open_url(db.url())
+        .await
+        .unwrap();
+    assert_eq!(
+        rt.handle::<monthly>("down")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "reminded downtime"
+    );
+}
+
+#[tokio::test]
+async fn many_sleeping_workflows_hold_no_tasks() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<monthly>()
+        .clock(clock.clone())
+        .open_url(db.url())
+        .await
+        .unwrap();
+    for i in 0..300 {
+        rt.start(
+            format!("s{i}"),
+            monthly(format!("many-{i}")),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    }
+    until("all asleep", || rt.running_instances() == 0).await;
+    clock.advance(Duration::from_secs(31 * 86_400));
+    for i in 0..300 {
+        assert_eq!(
+            rt.handle::<monthly>(format!("s{i}"))
+                .result()
+                .within()
+                .await
+                .unwrap()
+                .unwrap(),
+            format!("reminded many-{i}")
+        );
+    }
+}
+
+#[tokio::test]
+async fn signals_are_buffered_and_delivered_in_order() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<collect>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt.start("c", collect(3), IdPolicy::Reject).await.unwrap();
+    for item in ["a", "b", "c", "extra"] {
+        rt.signal("c", "item", &item.to_string()).await.unwrap();
+    }
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        vec!["a", "b", "c"]
+    );
+    match rt.signal("c", "item", &"late".to_string()).await {
+        Err(SignalError::Finished { id, status }) => {
+            assert_eq!((id.as_str(), status), ("c", Status::Completed))
+        }
+        other => panic!("expected Finished, got {other:?}"),
+    }
+    assert!(matches!(
+        rt.signal("nobody", "item", &1).await,
+        Err(SignalError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_signal_sent_before_a_restart_is_delivered_after_it() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<approval>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    rt.start("ap", approval("restart-signal".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("waiting", || rt.running_instances() == 0).await;
+    rt.shutdown().await;
+    // a second runtime, not running the workflow yet, takes the signal durably
+    let rt = Runtime::builder()
+        .workflow::<approval>()
+        .resume_on_open(false)
+        .open_url(db.url())
+        .await
+        .unwrap();
+    rt.signal("ap", "approve", &"ada".to_string())
+        .await
+        .unwrap();
+    rt.shutdown().await;
+    let rt = Runtime::builder()
+        .workflow::<approval>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let out = rt
+        .handle::<approval>("ap")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, "approved by ada; reminded restart-signal");
+}
+
+#[tokio::test]
+async fn signal_with_start_creates_then_signals() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<approval>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .signal_with_start(
+            "sws",
+            approval("sws".into()),
+            "approve",
+            &"grace".to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "approved by grace; reminded sws"
+    );
+    // again: the instance exists and has ended
+    assert!(matches!(
+        rt.signal_with_start("sws", approval("sws".into()), "approve", &"x".to_string())
+            .await,
+        Err(SignalError::Finished { .. })
+    ));
+}
+
+use durable_runtime::command::{Either, select};
+use durable_runtime::{Cancelled, ResultError};
+
+static GATES: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Notify>>>> =
+    LazyLock::new(Default::default);
+
+fn gate(key: &str) -> Arc<tokio::sync::Notify> {
+    GATES
+        .lock()
+        .unwrap()
+        .entry(key.to_owned())
+        .or_default()
+        .clone()
+}
+
+#[activity(max_attempts = 1)]
+async fn slow_call(key: String) -> Result<String, ActivityError> {
+    *RUNS
+        .lock()
+        .unwrap()
+        .entry(format!("slow:{key}"))
+        .or_default() += 1;
+    gate(&key).notified().await;
+    Ok(format!("answered {key}"))
+}
+
+#[activity]
+async fn undo(key: String) -> Result<(), ActivityError> {
+    *RUNS
+        .lock()
+        .unwrap()
+        .entry(format!("undo:{key}"))
+        .or_default() += 1;
+    Ok(())
+}
+
+#[workflow]
+async fn approve_or_expire(key: String) -> Result<String, WorkflowError> {
+    match select(
+        signal::<String>("approve"),
+        sleep(Duration::from_secs(3 * 86_400)),
+    )
+    .await
+    {
+        Either::Left(by) => Ok(format!("{key} approved by {}", by?)),
+        Either::Right(_) => Ok(format!("{key} expired")),
+    }
+}
+
+#[workflow]
+async fn call_with_deadline(key: String) -> Result<String, WorkflowError> {
+    match select(slow_call(key.clone()), sleep(Duration::from_secs(60))).await {
+        Either::Left(answer) => Ok(answer?),
+        Either::Right(_) => Ok(format!("{key} timed out")),
+    }
+}
+
+#[workflow]
+async fn cancellable(key: String) -> Result<String, WorkflowError> {
+    match sleep(Duration::from_secs(86_400)).await {
+        Ok(()) => Ok("slept".into()),
+        Err(Cancelled) => {
+            undo(key).await?;
+            Ok("cancelled and compensated".into())
+        }
+    }
+}
+
+#[workflow]
+async fn cancellable_call(key: String) -> Result<String, WorkflowError> {
+    match slow_call(key.clone()).await {
+        Ok(answer) => Ok(answer),
+        Err(e) if e.kind() == "cancelled" => {
+            undo(key).await?;
+            Ok("call cancelled".into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[tokio::test]
+async fn a_signal_or_a_deadline_whichever_comes_first() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<approve_or_expire>()
+        .clock(clock.clone())
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let a = rt
+        .start("a", approve_or_expire("a".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let b = rt
+        .start("b", approve_or_expire("b".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("both waiting", || rt.running_instances() == 0).await;
+    rt.signal("a", "approve", &"ada".to_string()).await.unwrap();
+    assert_eq!(
+        a.result().within().await.unwrap().unwrap(),
+        "a approved by ada"
+    );
+    clock.advance(Duration::from_secs(4 * 86_400));
+    assert_eq!(b.result().within().await.unwrap().unwrap(), "b expired");
+}
+
+#[tokio::test]
+async fn an_activity_or_a_timeout() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<call_with_deadline>()
+        .clock(clock.clone())
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let fast = rt
+        .start("fast", call_with_deadline("fast".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let late = rt
+        .start("late", call_with_deadline("late".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("both calls running", || {
+        runs("slow:fast") == 1 && runs("slow:late") == 1
+    })
+    .await;
+    gate("fast").notify_one();
+    assert_eq!(
+        fast.result().within().await.unwrap().unwrap(),
+        "answered fast"
+    );
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        late.result().within().await.unwrap().unwrap(),
+        "late timed out"
+    );
+}
+
+#[tokio::test]
+async fn cancel_reaches_a_sleeping_workflow_which_compensates() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<cancellable>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("cz", cancellable("cz".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("asleep", || rt.running_instances() == 0).await;
+    h.cancel().await.unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "cancelled and compensated"
+    );
+    assert_eq!(h.describe().unwrap().status, Status::Cancelled);
+    assert_eq!(runs("undo:cz"), 1);
+    assert!(matches!(
+        h.cancel().await,
+        Err(ResultError::Finished { .. })
+    ));
+}
+
+#[tokio::test]
+async fn cancel_aborts_a_running_activity_and_the_workflow_sees_it() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<cancellable_call>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("cc", cancellable_call("cc".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("call running", || runs("slow:cc") == 1).await;
+    h.cancel().await.unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "call cancelled"
+    );
+    assert_eq!(runs("undo:cc"), 1);
+}
+
+#[tokio::test]
+async fn a_cancel_request_survives_a_restart() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<cancellable>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    rt.start("cr", cancellable("cr".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("asleep", || rt.running_instances() == 0).await;
+    rt.shutdown().await;
+    let rt = Runtime::builder()
+        .workflow::<cancellable>()
+        .resume_on_open(false)
+        .open_url(db.url())
+        .await
+        .unwrap();
+    rt.handle::<cancellable>("cr").cancel().await.unwrap();
+    rt.shutdown().await;
+    let rt = Runtime::builder()
+        .workflow::<cancellable>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    assert_eq!(
+        rt.handle::<cancellable>("cr")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "cancelled and compensated"
+    );
+}
+
+#[tokio::test]
+async fn terminate_stops_now_and_queries_read_the_state() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<cancellable_call>()
+        .workflow::<collect>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let c = rt.start("q", collect(5), IdPolicy::Reject).await.unwrap();
+    rt.signal("q", "item", &"first".to_string()).await.unwrap();
+    until("one item in", || {
+        c.query(|s| s.to_string().contains("first"))
+            .unwrap_or(false)
+    })
+    .await;
+    let count = c
+        .query(|s| s["Signal"]["got"].as_array().map(|a| a.len()))
+        .unwrap();
+    assert_eq!(count, Some(1), "{}", c.state_json().unwrap());
+
+    let h = rt
+        .start("t", cancellable_call("term".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("call running", || runs("slow:term") == 1).await;
+    h.terminate("operator said so").await.unwrap();
+    match h.result().within().await {
+        Err(ResultError::Terminated { reason, .. }) => assert_eq!(reason, "operator said so"),
+        other => panic!("expected Terminated, got {other:?}"),
+    }
+    assert_eq!(h.describe().unwrap().status, Status::Terminated);
+    assert_eq!(runs("undo:term"), 0, "terminate runs no cleanup");
+}
+
+#[workflow]
+async fn race_twice(key: String) -> Result<Vec<String>, WorkflowError> {
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        match select(signal::<String>("ping"), sleep(Duration::from_secs(10))).await {
+            Either::Left(s) => seen.push(format!("signal {}", s?)),
+            Either::Right(t) => {
+                t?;
+                seen.push("timer".to_string());
+            }
+        }
+    }
+    let _ = key;
+    Ok(seen)
+}
+
+#[tokio::test]
+async fn a_signal_racing_a_timer_is_never_lost_nor_delivered_twice() {
+    for round in 0..20 {
+        let db = BACKEND.store();
+        let clock = Arc::new(TestClock::new());
+        let rt = Runtime::builder()
+            .workflow::<race_twice>()
+            .clock(clock.clone())
+            .open_url(db.url())
+            .await
+            .unwrap();
+        let h = rt
+            .start("r", race_twice(format!("r{round}")), IdPolicy::Reject)
+            .await
+            .unwrap();
+        until("waiting", || rt.running_instances() == 0).await;
+        // both wake sources at once: timer due and a signal buffered
+        let payload = format!("p{round}");
+        let (sent, ()) = tokio::join!(rt.signal("r", "ping", &payload), async {
+            clock.advance(Duration::from_secs(11))
+        });
+        sent.unwrap();
+        // the second round waits (or is done) before time moves on again
+        until("the second round", || {
+            h.describe().unwrap().step >= 2 && rt.running_instances() == 0
+        })
+        .await;
+        clock.advance(Duration::from_secs(11));
+        let seen = h.result().within().await.unwrap().unwrap();
+        // whichever won the first round, the other wins the second: the
+        // signal is delivered exactly once, and the timer fires once per round
+        let signals = seen.iter().filter(|s| s.starts_with("signal")).count();
+        assert_eq!((seen.len(), signals), (2, 1), "{seen:?}");
+        rt.shutdown().await;
+    }
+}
+
+#[workflow]
+async fn long_child(key: String) -> Result<String, WorkflowError> {
+    match sleep(Duration::from_secs(86_400)).await {
+        Ok(()) => Ok(format!("{key} slept")),
+        Err(Cancelled) => Ok(format!("{key} cancelled with its parent")),
+    }
+}
+
+#[workflow]
+async fn parent_of(key: String, abandon: bool) -> Result<String, WorkflowError> {
+    let call = long_child(key.clone()).with_id(format!("child-of-{key}"));
+    let call = if abandon {
+        call.with_parent_close(durable_runtime::ParentClose::Abandon)
+    } else {
+        call
+    };
+    match call.await {
+        Ok(out) => Ok(out?),
+        Err(e) => Ok(format!("parent stopped: {}", e.reason)),
+    }
+}
+
+#[workflow]
+async fn slow_trip(key: String) -> Result<String, WorkflowError> {
+    sleep(Duration::from_secs(2 * 86_400)).await?;
+    Ok(key)
+}
+
+#[tokio::test]
+async fn a_cancelled_parent_cancels_its_child_unless_abandoned() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<parent_of>()
+        .workflow::<long_child>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let p = rt
+        .start("pc", parent_of("pc".into(), false), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let q = rt
+        .start("pa", parent_of("pa".into(), true), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("children asleep", || {
+        rt.handle::<long_child>("child-of-pc").describe().is_ok()
+            && rt.handle::<long_child>("child-of-pa").describe().is_ok()
+            && rt.running_instances() == 0
+    })
+    .await;
+    p.cancel().await.unwrap();
+    q.cancel().await.unwrap();
+    assert_eq!(
+        p.result().within().await.unwrap().unwrap(),
+        "parent stopped: the parent was cancelled"
+    );
+    assert_eq!(
+        q.result().within().await.unwrap().unwrap(),
+        "parent stopped: the parent was cancelled"
+    );
+    let child = rt.handle::<long_child>("child-of-pc");
+    assert_eq!(
+        child.result().within().await.unwrap().unwrap(),
+        "child-of-pc cancelled with its parent".replace("child-of-", "")
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        rt.handle::<long_child>("child-of-pa")
+            .describe()
+            .unwrap()
+            .status,
+        Status::Running,
+        "abandoned: runs on"
+    );
+}
+
+#[tokio::test]
+async fn an_execution_timeout_ends_the_instance() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<slow_trip>()
+        .clock(clock.clone())
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start(
+            "to",
+            slow_trip("to".into()).with_timeout(Duration::from_secs(86_400)),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    until("asleep", || rt.running_instances() == 0).await;
+    clock.advance(Duration::from_secs(86_400 + 1));
+    match h.result().within().await {
+        Err(ResultError::Terminated { reason, .. }) => {
+            assert!(reason.contains("[DURABLE-TIMEOUT]"), "{reason}")
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[workflow]
+async fn polling(round: u32) -> Result<u32, WorkflowError> {
+    sleep(Duration::from_secs(3600)).await?;
+    if round == 5 {
+        return Ok(round);
+    }
+    continue_as_new(polling(round + 1).with_run_timeout(Duration::from_secs(2 * 3600))).await
+}
+
+#[tokio::test]
+async fn a_run_timeout_restarts_with_each_run_and_catches_a_slow_one() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<polling>()
+        .workflow::<slow_trip>()
+        .clock(clock.clone())
+        .open_url(db.url())
+        .await
+        .unwrap();
+    // five runs of one hour each fit a two-hour run timeout
+    let h = rt
+        .start(
+            "p",
+            polling(1).with_run_timeout(Duration::from_secs(2 * 3600)),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        until("asleep", || rt.running_instances() == 0).await;
+        let step = h.describe().unwrap().step;
+        clock.advance(Duration::from_secs(3600));
+        // the next run has started (and sleeps again) before time moves on
+        until("next run", || h.describe().unwrap().step > step + 1).await;
+    }
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(h.result().within().await.unwrap().unwrap(), 5);
+    // a run that sleeps longer than its timeout is ended
+    let slow = rt
+        .start(
+            "s",
+            slow_trip("s".into()).with_run_timeout(Duration::from_secs(3600)),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    until("asleep", || rt.running_instances() == 0).await;
+    clock.advance(Duration::from_secs(3601));
+    assert!(matches!(
+        slow.result().within().await,
+        Err(ResultError::Terminated { .. })
+    ));
+}
+
+#[workflow]
+async fn waits_for_slow_child(key: String) -> Result<String, WorkflowError> {
+    let child = slow_trip(key).with_timeout(Duration::from_secs(3600)).await;
+    Ok(match child {
+        Ok(done) => format!("child finished: {done:?}"),
+        Err(e) => format!("child ended early: {e}"),
+    })
+}
+
+#[tokio::test]
+async fn a_child_gets_its_own_execution_timeout() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<waits_for_slow_child>()
+        .workflow::<slow_trip>()
+        .clock(clock.clone())
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("ct", waits_for_slow_child("ct".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("parent and child asleep", || {
+        rt.describe("ct/1").is_ok() && rt.running_instances() == 0
+    })
+    .await;
+    clock.advance(Duration::from_secs(3601));
+    let out = h.result().within().await.unwrap().unwrap();
+    assert!(
+        out.starts_with("child ended early") && out.contains("[DURABLE-TIMEOUT]"),
+        "{out}"
+    );
+    assert_eq!(rt.describe("ct/1").unwrap().status, Status::Terminated);
+}
+
+#[tokio::test]
+async fn the_history_records_timers_firing_and_signals_arriving() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<monthly>()
+        .workflow::<approval>()
+        .clock(clock.clone())
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let m = rt
+        .start("hm", monthly("hist".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let a = rt
+        .start("ha", approval("hist".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("both wait", || rt.running_instances() == 0).await;
+    rt.signal("ha", "approve", &"erin".to_owned())
+        .await
+        .unwrap();
+    a.result().within().await.unwrap().unwrap();
+    clock.advance(Duration::from_secs(31 * 86_400));
+    m.result().within().await.unwrap().unwrap();
+    use durable_runtime::history::EventKind;
+    let kinds = |id: &str| -> Vec<EventKind> {
+        rt.history(id)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    };
+    assert!(
+        kinds("hm").contains(&EventKind::TimerFired { step: 1 }),
+        "{:?}",
+        kinds("hm")
+    );
+    assert!(
+        kinds("ha").contains(&EventKind::SignalReceived {
+            step: 1,
+            name: "approve".into()
+        }),
+        "{:?}",
+        kinds("ha")
+    );
+}

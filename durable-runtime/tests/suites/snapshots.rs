@@ -1,0 +1,212 @@
+// Included by `snapshots.rs` (sled to sled) and `snapshots_postgres.rs`
+// (sled to PostgreSQL), which set `FROM` and `TO`.
+
+use common::until;
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use durable_runtime::prelude::*;
+use durable_runtime::snapshot::{Snapshot, SnapshotError};
+
+static RUNS: LazyLock<Mutex<Vec<String>>> = LazyLock::new(Default::default);
+static HOLD: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Notify>>>> =
+    LazyLock::new(Default::default);
+
+/// Activities block while the test holds `<order>/<activity>`.
+async fn effect(order: &str, activity: &str) {
+    RUNS.lock().unwrap().push(format!("{order} {activity}"));
+    let gate = HOLD
+        .lock()
+        .unwrap()
+        .get(&format!("{order}/{activity}"))
+        .cloned();
+    if let Some(gate) = gate {
+        gate.notified().await;
+    }
+}
+
+fn runs(order: &str) -> Vec<String> {
+    RUNS.lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with(&format!("{order} ")))
+        .cloned()
+        .collect()
+}
+
+#[activity]
+async fn check_fraud(order: String) -> Result<(), ActivityError> {
+    effect(&order, "check_fraud").await;
+    Ok(())
+}
+
+#[activity]
+async fn prepare_shipment(order: String) -> Result<(), ActivityError> {
+    effect(&order, "prepare_shipment").await;
+    Ok(())
+}
+
+#[activity]
+async fn charge(order: String) -> Result<String, ActivityError> {
+    effect(&order, "charge").await;
+    Ok(format!("ch-{order}"))
+}
+
+#[activity]
+async fn ship(order: String, charge_id: String) -> Result<String, ActivityError> {
+    effect(&order, "ship").await;
+    Ok(format!("shipped {order} ({charge_id})"))
+}
+
+#[workflow]
+async fn process_order(order: String) -> Result<String, WorkflowError> {
+    check_fraud(order.clone()).await?;
+    prepare_shipment(order.clone()).await?;
+    let charge_id = charge(order.clone()).await?;
+    let confirmation = ship(order, charge_id).await?;
+    Ok(confirmation)
+}
+
+const STEPS: [&str; 4] = ["check_fraud", "prepare_shipment", "charge", "ship"];
+
+#[tokio::test]
+async fn an_instance_exported_at_each_await_finishes_in_another_store() {
+    for (k, held) in STEPS.iter().enumerate() {
+        let order = format!("o{k}");
+        let gate = Arc::new(tokio::sync::Notify::new());
+        HOLD.lock()
+            .unwrap()
+            .insert(format!("{order}/{held}"), gate.clone());
+        let a = FROM.store();
+        let rt = Runtime::builder()
+            .workflow::<process_order>()
+            .open_url(a.url())
+            .await
+            .unwrap();
+        rt.start(
+            order.clone(),
+            process_order(order.clone()),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+        until("the held step", || runs(&order).len() == k + 1).await;
+        let file = rt.export(&order).unwrap().to_bytes().unwrap();
+        rt.shutdown().await;
+        HOLD.lock().unwrap().remove(&format!("{order}/{held}"));
+
+        let b = TO.store();
+        let rt = Runtime::builder()
+            .workflow::<process_order>()
+            .open_url(b.url())
+            .await
+            .unwrap();
+        let snapshot = Snapshot::from_bytes(&file).unwrap();
+        assert_eq!(
+            (snapshot.workflow.as_str(), snapshot.id.as_str()),
+            ("process_order", order.as_str())
+        );
+        rt.import(&snapshot, false).await.unwrap();
+        let out = rt
+            .handle::<process_order>(&order)
+            .result()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, format!("shipped {order} (ch-{order})"));
+        // the held step ran again in store B (it never completed in A); the earlier ones did not
+        let ran: Vec<String> = runs(&order);
+        let expected: Vec<String> = STEPS[..k]
+            .iter()
+            .chain(STEPS[k..].iter().take(1))
+            .chain(STEPS[k..].iter())
+            .map(|s| format!("{order} {s}"))
+            .collect();
+        assert_eq!(ran, expected, "step {k}");
+        // importing again is refused unless replacing
+        assert!(matches!(
+            rt.import(&snapshot, false).await,
+            Err(SnapshotError::AlreadyExists { .. })
+        ));
+        let history = rt.handle::<process_order>(&order).history().unwrap();
+        assert!(
+            history.len() >= 6,
+            "the history came along and went on: {history:?}"
+        );
+        rt.shutdown().await;
+        let _ = gate;
+    }
+}
+
+#[tokio::test]
+async fn bad_snapshots_are_refused_and_change_nothing() {
+    let a = FROM.store();
+    let rt = Runtime::builder()
+        .workflow::<process_order>()
+        .open_url(a.url())
+        .await
+        .unwrap();
+    rt.start("good", process_order("good".into()), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    let file = rt.export("good").unwrap().to_bytes().unwrap();
+    assert!(matches!(
+        rt.export("missing"),
+        Err(SnapshotError::NotFound { .. })
+    ));
+    rt.shutdown().await;
+
+    let b = TO.store();
+    let rt = Runtime::builder().open_url(b.url()).await.unwrap();
+    // a store without the workflow registered refuses it
+    let snapshot = Snapshot::from_bytes(&file).unwrap();
+    assert!(matches!(
+        rt.import(&snapshot, false).await,
+        Err(SnapshotError::UnknownWorkflow { .. })
+    ));
+    // damaged files never decode
+    assert!(matches!(
+        Snapshot::from_bytes(&file[..file.len() / 2]),
+        Err(SnapshotError::Truncated(_))
+    ));
+    let mut flipped = file.clone();
+    let mid = file.len() / 2;
+    flipped[mid] ^= 1;
+    assert!(matches!(
+        Snapshot::from_bytes(&flipped),
+        Err(SnapshotError::Corrupt { .. })
+    ));
+    // a changed fingerprint is refused
+    let mut other = snapshot.clone();
+    other.fingerprint ^= 1;
+    rt.shutdown().await;
+    let rt = Runtime::builder()
+        .workflow::<process_order>()
+        .open_url(b.url())
+        .await
+        .unwrap();
+    assert!(matches!(
+        rt.import(&other, false).await,
+        Err(SnapshotError::ShapeMismatch { .. })
+    ));
+    assert!(
+        rt.list(&durable_runtime::ListFilter::default())
+            .unwrap()
+            .is_empty(),
+        "nothing was written"
+    );
+    rt.import(&snapshot, false).await.unwrap();
+    assert_eq!(
+        rt.handle::<process_order>("good")
+            .result()
+            .await
+            .unwrap()
+            .unwrap(),
+        "shipped good (ch-good)"
+    );
+}
