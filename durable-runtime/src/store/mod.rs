@@ -153,3 +153,26 @@ pub enum StoreError {
     #[error("[DURABLE-CLOSED] the store is closed")]
     Closed,
 }
+
+/// A batch on its way to a store's commit loop, and where to report once
+/// it is durable (or refused).
+pub(crate) struct CommitRequest {
+    pub(crate) batch: Batch,
+    pub(crate) done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Hands `batch` to a commit loop through `send` (`false`: the loop has
+/// stopped); resolves when the loop reports.
+pub(crate) fn submit(
+    batch: Batch,
+    send: impl FnOnce(CommitRequest) -> bool,
+) -> crate::activity::BoxFuture<Result<(), StoreError>> {
+    let (done, wait) = tokio::sync::oneshot::channel();
+    let sent = send(CommitRequest { batch, done });
+    Box::pin(async move {
+        if !sent {
+            return Err(StoreError::Closed);
+        }
+        wait.await.unwrap_or(Err(StoreError::Closed))
+    })
+}

@@ -48,7 +48,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 
 use super::sled::{CommitPoint, StoreStats};
-use super::{Batch, KeyValue, Store, StoreError};
+use super::{Batch, CommitRequest as Request, KeyValue, Store, StoreError};
 use crate::activity::BoxFuture;
 
 /// Commits taken into one transaction at most.
@@ -90,11 +90,6 @@ const SCAN_LIMIT: &str = "SELECT key, value FROM durable_kv \
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 type Hook = Arc<dyn Fn(CommitPoint) + Send + Sync>;
-
-struct Request {
-    batch: Batch,
-    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
-}
 
 #[derive(Default)]
 struct Counters {
@@ -597,18 +592,9 @@ impl Committer {
 
 impl Store for PgStore {
     fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        let sent = match self.inner.tx.lock() {
-            Ok(tx) => tx
-                .as_ref()
-                .is_some_and(|tx| tx.send(Request { batch, done }).is_ok()),
+        super::submit(batch, |request| match self.inner.tx.lock() {
+            Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(request).is_ok()),
             Err(_) => false,
-        };
-        Box::pin(async move {
-            if !sent {
-                return Err(StoreError::Closed);
-            }
-            wait.await.unwrap_or(Err(StoreError::Closed))
         })
     }
 

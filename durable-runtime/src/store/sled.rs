@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-use super::{Batch, Store, StoreError};
+use super::{Batch, CommitRequest as Request, Store, StoreError};
 use crate::activity::BoxFuture;
 
 /// Commits taken into one flush at most.
@@ -50,11 +50,6 @@ type Hook = Arc<dyn Fn(CommitPoint) + Send + Sync>;
 
 /// Keys of the group being made durable, with their previous values.
 type Pending = Arc<Mutex<std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>>>;
-
-struct Request {
-    batch: Batch,
-    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
-}
 
 struct Counters {
     commits: AtomicU64,
@@ -362,18 +357,9 @@ impl Committer {
 
 impl Store for SledStore {
     fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        let sent = match self.inner.tx.lock() {
-            Ok(tx) => tx
-                .as_ref()
-                .is_some_and(|tx| tx.send(Request { batch, done }).is_ok()),
+        super::submit(batch, |request| match self.inner.tx.lock() {
+            Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(request).is_ok()),
             Err(_) => false,
-        };
-        Box::pin(async move {
-            if !sent {
-                return Err(StoreError::Closed);
-            }
-            wait.await.unwrap_or(Err(StoreError::Closed))
         })
     }
 
