@@ -32,6 +32,11 @@ pub struct StoreStats {
     pub flushes: u64,
     /// `fsync`/`fdatasync` calls made after flushes.
     pub fsyncs: u64,
+    /// Key writes (puts and deletes) in the committed batches.
+    pub writes: u64,
+    /// Bytes of keys and values in the committed batches (what a benchmark
+    /// of the raw store writes to compare like with like).
+    pub bytes: u64,
 }
 
 /// Where the commit thread is, reported to a [commit hook](SledStore::set_commit_hook).
@@ -61,6 +66,8 @@ struct Counters {
     commits: AtomicU64,
     flushes: AtomicU64,
     fsyncs: AtomicU64,
+    writes: AtomicU64,
+    bytes: AtomicU64,
 }
 
 struct Inner {
@@ -167,6 +174,8 @@ impl SledStore {
             commits: c.commits.load(Ordering::Relaxed),
             flushes: c.flushes.load(Ordering::Relaxed),
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
+            writes: c.writes.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -265,6 +274,13 @@ impl Committer {
                 }
             }
             if ok.is_ok() {
+                let (writes, bytes) = request.batch.writes.iter().fold((0, 0), |(n, b), (k, v)| {
+                    (n + 1, b + k.len() + v.as_ref().map_or(0, Vec::len))
+                });
+                self.counters.writes.fetch_add(writes, Ordering::Relaxed);
+                self.counters
+                    .bytes
+                    .fetch_add(bytes as u64, Ordering::Relaxed);
                 for (key, value) in request.batch.writes.drain(..) {
                     if !pending.contains_key(&key) {
                         match self.db.get(&key) {
