@@ -10,7 +10,7 @@
 //! and its fsync, [`Store::get`] answers the keys it writes with their
 //! previous values, so nobody observes a state a power cut could still undo.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,7 +54,7 @@ pub enum CommitPoint {
 type Hook = Arc<dyn Fn(CommitPoint) + Send + Sync>;
 
 /// Keys of the group being made durable, with their previous values.
-type Pending = Arc<Mutex<std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>>>;
+type Pending = Arc<Mutex<HashMap<sled::IVec, Option<sled::IVec>>>>;
 
 struct Request {
     batch: Batch,
@@ -150,6 +150,7 @@ impl SledStore {
             synced_blobs: HashSet::new(),
             counters: counters.clone(),
             hook: hook.clone(),
+            spare: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("durable-commit".into())
@@ -198,6 +199,8 @@ struct Committer {
     synced_blobs: HashSet<std::ffi::OsString>,
     counters: Arc<Counters>,
     hook: Arc<Mutex<Option<Hook>>>,
+    /// The last group's pending map, kept for its capacity.
+    spare: HashMap<sled::IVec, Option<sled::IVec>>,
 }
 
 impl Committer {
@@ -244,33 +247,37 @@ impl Committer {
         let n = group.len();
         let mut checks = Vec::with_capacity(n);
         let mut batch = sled::Batch::default();
-        // the group's own writes so far: later conditions must see them
-        let mut overlay: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>> =
-            std::collections::HashMap::new();
-        let Ok(mut pending) = self.pending.lock() else {
-            return (
-                (0..n).map(|_| Err(StoreError::Closed)).collect(),
-                Err(StoreError::Closed),
-            );
-        };
-        for request in group.iter_mut() {
+        // keys some request of the group makes a condition on: only these need
+        // the group's own earlier writes kept for the check
+        let conditioned: HashSet<&[u8]> = group
+            .iter()
+            .flat_map(|r| r.batch.expect.iter().map(|(k, _)| k.as_slice()))
+            .collect();
+        let mut overlay: HashMap<sled::IVec, Option<sled::IVec>> = HashMap::new();
+        // the previous value of every key the group writes, for readers until
+        // the group is durable; built without the lock (only this thread
+        // changes the tree), handed over before the tree changes
+        let mut pending = std::mem::take(&mut self.spare);
+        pending.clear();
+        for request in group.iter() {
             let mut ok = Ok(());
             for (key, expected) in &request.batch.expect {
-                let current = match overlay.get(key) {
-                    Some(v) => v.clone(),
-                    None => match self.db.get(key) {
-                        Ok(v) => v.map(|v| v.to_vec()),
-                        Err(e) => {
-                            ok = Err(io_err(e));
-                            break;
-                        }
-                    },
+                let current = match overlay.get(key.as_slice()) {
+                    Some(v) => Ok(v.clone()),
+                    None => self.db.get(key).map_err(io_err),
                 };
-                if current != *expected {
-                    ok = Err(StoreError::Conflict {
-                        key: super::printable(key),
-                    });
-                    break;
+                match current {
+                    Ok(current) if current.as_deref() == expected.as_deref() => {}
+                    Ok(_) => {
+                        ok = Err(StoreError::Conflict {
+                            key: super::printable(key),
+                        });
+                        break;
+                    }
+                    Err(e) => {
+                        ok = Err(e);
+                        break;
+                    }
                 }
             }
             if ok.is_ok() {
@@ -281,18 +288,23 @@ impl Committer {
                 self.counters
                     .bytes
                     .fetch_add(bytes as u64, Ordering::Relaxed);
-                for (key, value) in request.batch.writes.drain(..) {
+                for (key, value) in &request.batch.writes {
+                    let key = sled::IVec::from(key.as_slice());
                     if !pending.contains_key(&key) {
-                        match self.db.get(&key) {
+                        match self.db.get(&key).map_err(io_err) {
                             Ok(previous) => {
-                                pending.insert(key.clone(), previous.map(|v| v.to_vec()));
+                                pending.insert(key.clone(), previous);
                             }
                             Err(e) => {
-                                return ((0..n).map(|_| Err(io_err(&e))).collect(), Err(io_err(e)));
+                                return ((0..n).map(|_| Err(e.clone())).collect(), Err(e));
                             }
                         }
                     }
-                    overlay.insert(key.clone(), value.clone());
+                    // shared (reference-counted), not copied, by the batch and the maps
+                    let value = value.as_deref().map(sled::IVec::from);
+                    if conditioned.contains(key.as_ref()) {
+                        overlay.insert(key.clone(), value.clone());
+                    }
                     match value {
                         Some(value) => batch.insert(key, value),
                         None => batch.remove(key),
@@ -301,11 +313,20 @@ impl Committer {
             }
             checks.push(ok);
         }
-        drop(pending);
+        match self.pending.lock() {
+            Ok(mut shared) => *shared = pending,
+            Err(_) => {
+                return (
+                    (0..n).map(|_| Err(StoreError::Closed)).collect(),
+                    Err(StoreError::Closed),
+                );
+            }
+        }
         let result = self.apply(batch, index);
-        // durable (or failed and never acknowledged): readers may see the new values
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.clear();
+        // durable (or failed and never acknowledged): readers may see the new
+        // values; the map is kept (cleared outside the lock) for the next group
+        if let Ok(mut shared) = self.pending.lock() {
+            self.spare = std::mem::take(&mut *shared);
         }
         (checks, result)
     }
@@ -383,7 +404,7 @@ impl Store for SledStore {
         // holding the lock while reading keeps a group from being applied in between
         let pending = self.inner.pending.lock().map_err(|_| StoreError::Closed)?;
         if let Some(previous) = pending.get(key) {
-            return Ok(previous.clone());
+            return Ok(previous.as_deref().map(<[u8]>::to_vec));
         }
         Ok(self.inner.db.get(key).map_err(io_err)?.map(|v| v.to_vec()))
     }
@@ -435,7 +456,7 @@ impl Store for SledStore {
 /// durable yet show their previous value (or are absent if they were new);
 /// `in_range` says which pending keys the scan covers.
 fn mask(
-    pending: &std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
+    pending: &HashMap<sled::IVec, Option<sled::IVec>>,
     scanned: Vec<super::KeyValue>,
     in_range: impl Fn(&[u8]) -> bool,
 ) -> Vec<super::KeyValue> {
@@ -448,8 +469,8 @@ fn mask(
             continue;
         }
         match previous {
-            Some(value) => items.insert(key.clone(), value.clone()),
-            None => items.remove(key),
+            Some(value) => items.insert(key.to_vec(), value.to_vec()),
+            None => items.remove(key.as_ref()),
         };
     }
     items.into_iter().collect()
