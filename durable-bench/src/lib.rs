@@ -112,14 +112,16 @@ pub fn dir_bytes(dir: &std::path::Path) -> (u64, u64) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return (0, 0);
     };
-    entries.flatten().fold((0, 0), |(a, b), e| match e.metadata() {
-        Ok(m) if m.is_dir() => {
-            let (x, y) = dir_bytes(&e.path());
-            (a + x, b + y)
-        }
-        Ok(m) => (a + m.len(), b + m.blocks() * 512),
-        Err(_) => (a, b),
-    })
+    entries
+        .flatten()
+        .fold((0, 0), |(a, b), e| match e.metadata() {
+            Ok(m) if m.is_dir() => {
+                let (x, y) = dir_bytes(&e.path());
+                (a + x, b + y)
+            }
+            Ok(m) => (a + m.len(), b + m.blocks() * 512),
+            Err(_) => (a, b),
+        })
 }
 
 /// The value at quantile `p` (0..=1) of ascending `sorted`.

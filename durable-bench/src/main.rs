@@ -27,8 +27,8 @@ use durable_bench::{
     HOLD_CHARGE, Order, ProcessOrderState, TRANSITIONS_PER_ORDER, cpu_seconds, dir_bytes, median,
     percentile, process_order, sleeper, status_mib,
 };
-use durable_runtime::clock::TestClock;
 use durable_runtime::ListFilter;
+use durable_runtime::clock::TestClock;
 use durable_runtime::prelude::*;
 use durable_runtime::store::sled::{SledStore, StoreStats};
 use serde::Serialize;
@@ -311,7 +311,9 @@ fn raw_limit(t: &Throughput) -> Limit {
         .open(dir.path().join("db"))
         .expect("sled data file");
     let commits = t.commits.max(1);
-    let group = (t.commits as f64 / t.flushes.max(1) as f64).round().max(1.0) as u64;
+    let group = (t.commits as f64 / t.flushes.max(1) as f64)
+        .round()
+        .max(1.0) as u64;
     let per_commit = t.writes as f64 / commits as f64;
     let per_write = t.bytes as f64 / t.writes.max(1) as f64;
     let started = Instant::now();
@@ -516,14 +518,15 @@ async fn sleepers_child(dir: &str, fire: usize) {
     rt.shutdown().await;
 }
 
-async fn sleepers(n: usize, fire: usize) -> Sleepers {
-    let fire = fire.min(n);
-    let dir = tempfile::tempdir().expect("temp dir");
+/// Creates `n` sleepers in `dir`, the first `fire` due in 30 days, the
+/// others in 60: the creation time, the tasks left running once all are
+/// asleep, and this process's RSS then.
+async fn create_sleepers(dir: &std::path::Path, n: usize, fire: usize) -> (f64, usize, f64) {
     let rt = Arc::new(
         Runtime::builder()
             .workflow::<sleeper>()
             .clock(sleeper_clock())
-            .open(dir.path())
+            .open(dir)
             .await
             .expect("open runtime"),
     );
@@ -551,6 +554,14 @@ async fn sleepers(n: usize, fire: usize) -> Sleepers {
     let tasks_while_asleep = rt.running_instances();
     let rss_mib_creator = status_mib("VmRSS");
     shutdown(rt).await;
+    (start_seconds, tasks_while_asleep, rss_mib_creator)
+}
+
+async fn sleepers(n: usize, fire: usize) -> Sleepers {
+    let fire = fire.min(n);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (start_seconds, tasks_while_asleep, rss_mib_creator) =
+        create_sleepers(dir.path(), n, fire).await;
     let (apparent, _) = dir_bytes(dir.path());
     let exe = std::env::current_exe().expect("own path");
     let out = std::process::Command::new(exe)
@@ -948,6 +959,15 @@ async fn main() {
         sleepers_child(dir, fire).await;
         return;
     }
+    if let Some(i) = argv.iter().position(|a| a == "--sleepers-create") {
+        // a store of sleepers kept for repeated `--sleepers-child` runs
+        let dir = argv.get(i + 1).expect("DIR");
+        let n = argv.get(i + 2).and_then(|n| n.parse().ok()).expect("N");
+        let fire = argv.get(i + 3).and_then(|n| n.parse().ok()).expect("FIRE");
+        let (secs, _, rss) = create_sleepers(std::path::Path::new(dir), n, fire).await;
+        println!("created {n} sleepers in {secs:.1} s (RSS {rss:.0} MiB)");
+        return;
+    }
     if argv.iter().any(|a| a == "--help" || a == "-h") {
         println!(
             "durable-bench [--quick] [--json FILE] [--only throughput,latency,limit,recovery,sleepers,storage,compiler]\n  [--workflows N] [--in-flight 1,100,1000] [--latency N] [--recovery N] [--sleepers N] [--fire N] [--storage N] [--repeat R]"
@@ -956,7 +976,11 @@ async fn main() {
     }
     let args = parse_args(&argv);
     let sz = args.sizes.clone();
-    let wanted = |name: &str| args.only.as_ref().is_none_or(|o| o.iter().any(|s| s == name));
+    let wanted = |name: &str| {
+        args.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == name))
+    };
     let mut report = Report {
         machine: machine(),
         sizes: Some(sz.clone()),
