@@ -427,7 +427,9 @@ impl Engine {
                 kind,
             };
             let bytes = codec::encode(&event).map_err(|e| StoreError::Io(e.to_string()))?;
-            batch.put(keys::history(id, record.events), bytes);
+            // past every stored event of this id: history keys are written
+            // only here, with the record's count, in the record's own batch
+            batch.put_new(keys::history(id, record.events), bytes);
         }
         Ok(())
     }

@@ -288,10 +288,18 @@ impl Committer {
                 self.counters
                     .bytes
                     .fetch_add(bytes as u64, Ordering::Relaxed);
-                for (key, value) in &request.batch.writes {
+                for (i, (key, value)) in request.batch.writes.iter().enumerate() {
                     let key = sled::IVec::from(key.as_slice());
                     if !pending.contains_key(&key) {
-                        match self.db.get(&key).map_err(io_err) {
+                        // a key the writer vouches is new has no previous value to
+                        // look up (the tree lookup is a fifth of this thread's work)
+                        let fresh = value.is_some() && request.batch.fresh.contains(&i);
+                        let previous = if fresh {
+                            Ok(None)
+                        } else {
+                            self.db.get(&key).map_err(io_err)
+                        };
+                        match previous {
                             Ok(previous) => {
                                 pending.insert(key.clone(), previous);
                             }
