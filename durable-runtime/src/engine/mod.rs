@@ -690,8 +690,12 @@ impl Engine {
                 match halt {
                     Halt::Finished => {
                         engine.wake(&id);
-                        // a schedule may wait for this run to end
-                        engine.schedule_wake.notify_one();
+                        // a schedule may wait for this run to end; schedules start
+                        // runs as `<schedule>@<nominal time>`
+                        // (`schedule::run_id`), so other ids need no look at them
+                        if id.contains('@') {
+                            engine.schedule_wake.notify_one();
+                        }
                         for child in std::mem::take(&mut record.children) {
                             let engine = engine.clone();
                             // parent-close policy: cancel what is still running
