@@ -1383,6 +1383,7 @@ impl Engine {
         // paged, so that opening a store of a million sleeping instances does
         // not hold all their records in memory at once
         let mut from = vec![keys::INSTANCE];
+        let mut runnable = Vec::new();
         loop {
             let page = self
                 .store
@@ -1392,17 +1393,26 @@ impl Engine {
             };
             from = keys::after(last);
             for (key, bytes) in page {
-                resumed += self.recover_one(key, bytes).await?;
+                resumed += self.recover_one(key, bytes, &mut runnable).await?;
             }
+        }
+        // started once all are read, as before paging: tasks started early
+        // would compete with the reading for the CPU (100k in flight: all
+        // resumed in 7.6 s instead of 2.9 s)
+        for (id, record, entry) in runnable {
+            self.spawn(id, record, entry);
         }
         Ok(resumed)
     }
 
     /// Resumes (or parks) the instance stored under `key`: 1 if resumed.
+    /// One that has work to do now (not asleep on a timer) is added to
+    /// `runnable`, to be spawned by the caller.
     async fn recover_one(
         self: &Arc<Self>,
         key: Vec<u8>,
         bytes: Vec<u8>,
+        runnable: &mut Vec<(String, InstanceRecord, WorkflowEntry)>,
     ) -> Result<usize, StoreError> {
         let id = keys::instance_id(&key);
         let mut record: InstanceRecord = match codec::decode(&bytes) {
@@ -1435,7 +1445,7 @@ impl Engine {
                 if matches!(record.pending, Some(Request::Timer { .. })) && !controlled {
                     return Ok(1); // the timer service wakes it when due
                 }
-                self.spawn(id, record, entry);
+                runnable.push((id, record, entry));
                 Ok(1)
             }
             Err(reason) => {
