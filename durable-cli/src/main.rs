@@ -3,7 +3,9 @@
 //! ```text
 //! durable (--db DIR | --url URL [--token T]) <command> [--json]
 //!
-//! list [--status sleeping] [--workflow process_order] [--prefix order-] [--after ID] [--limit 50]
+//! list [--status sleeping] [--workflow process_order] [--prefix order-] [--attr customer=acme]
+//!      [--started-after T] [--started-before T] [--closed-after T] [--closed-before T]
+//!      [--after ID] [--limit 50]
 //! describe ID
 //! history ID
 //! state ID                  (--url only: rendering needs the workflow's code)
@@ -37,7 +39,8 @@
 //!
 //! Exit codes: 0 done, 1 other error, 2 bad usage or input, 3 unknown
 //! instance, 4 store locked by another process, 5 service unreachable,
-//! 6 token refused, 7 `check` found instances the new code would park.
+//! 6 token refused, 7 `check` found instances the new code would park,
+//! 8 `--db` names no store.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +63,8 @@ const EXIT_UNREACHABLE: u8 = 5;
 const EXIT_TOKEN: u8 = 6;
 /// Exit code: `check` found instances the new build would park.
 const EXIT_WOULD_PARK: u8 = 7;
+/// Exit code: `--db` names no store.
+const EXIT_NO_STORE: u8 = 8;
 
 #[derive(Parser)]
 #[command(
@@ -99,6 +104,22 @@ enum Command {
         /// Only ids that start with this.
         #[arg(long)]
         prefix: Option<String>,
+        /// Only instances with this search attribute: NAME=VALUE (the
+        /// value matches as text, and as the number or flag it spells).
+        #[arg(long, value_name = "NAME=VALUE")]
+        attr: Option<String>,
+        /// Only instances started at or after this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        started_after: Option<String>,
+        /// Only instances started at or before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        started_before: Option<String>,
+        /// Only instances that ended at or after this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        closed_after: Option<String>,
+        /// Only instances that ended at or before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        closed_before: Option<String>,
         /// Only ids after this one (paging).
         #[arg(long)]
         after: Option<String>,
@@ -284,23 +305,33 @@ impl Source {
     async fn open(cli: &Cli) -> Result<Source, Failure> {
         match (&cli.db, &cli.url) {
             (_, Some(url)) => Ok(Source::Remote(remote::Client::new(url, cli.token.clone())?)),
-            (Some(db), None) => Ok(Source::Local(
-                Runtime::builder().resume_on_open(false).open(db).await?,
-            )),
+            (Some(db), None) => {
+                // opening would create a store: only `import` may (to fill a new
+                // one), not a command given a mistyped path
+                let is_store = db.join("conf").is_file() && db.join("db").is_file();
+                let creates = matches!(cli.command, Command::Import { .. }) && !db.exists();
+                if !is_store && !creates {
+                    return Err(Failure {
+                        code: EXIT_NO_STORE,
+                        message: format!(
+                            "{} is not a durable store (no sled `conf` and `db` files there)",
+                            db.display()
+                        ),
+                    });
+                }
+                Ok(Source::Local(
+                    Runtime::builder().resume_on_open(false).open(db).await?,
+                ))
+            }
             (None, None) => Err(Failure::usage("give --db DIR or --url URL".into())),
         }
     }
 
-    fn list(&self, filter: &ListFilter) -> Result<Vec<Description>, Failure> {
+    /// `attr` is the search-attribute filter as typed (`NAME=VALUE`).
+    fn list(&self, filter: &ListFilter, attr: Option<&str>) -> Result<Vec<Description>, Failure> {
         match self {
             Source::Local(rt) => Ok(rt.list(filter)?),
-            Source::Remote(c) => c.list(
-                filter.phase,
-                filter.workflow.as_deref(),
-                filter.id_prefix.as_deref(),
-                filter.after.as_deref(),
-                filter.limit,
-            ),
+            Source::Remote(c) => c.list(filter, attr),
         }
     }
 
@@ -415,6 +446,22 @@ impl Source {
     }
 }
 
+/// A time range from optional RFC 3339 ends, in ms since the epoch.
+fn time_range(from: Option<&str>, to: Option<&str>) -> Result<Option<(u64, u64)>, Failure> {
+    let ms = |t: &str| -> Result<u64, Failure> {
+        let t = schedules::time(t)?;
+        Ok(t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64))
+    };
+    Ok(match (from, to) {
+        (None, None) => None,
+        (a, b) => Some((
+            a.map(ms).transpose()?.unwrap_or(0),
+            b.map(ms).transpose()?.unwrap_or(u64::MAX),
+        )),
+    })
+}
+
 fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
         code: 1,
@@ -484,6 +531,10 @@ fn event_line(e: &HistoryEvent) -> String {
             error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
         ),
         EventKind::Input { json } => format!("input {json}"),
+        EventKind::TimerFired { step } => format!("step {step}: timer fired"),
+        EventKind::SignalReceived { step, name } => {
+            format!("step {step}: signal {name} received")
+        }
         other => format!("{other:?}"),
     };
     format!("{:>4}  {:>13}  {what}", e.seq, e.at_ms)
@@ -509,6 +560,11 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
             status,
             workflow,
             prefix,
+            attr,
+            started_after,
+            started_before,
+            closed_after,
+            closed_before,
             after,
             limit,
         } => {
@@ -517,6 +573,18 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 .map(str::parse::<Phase>)
                 .transpose()
                 .map_err(|e| Failure::usage(e.to_string()))?;
+            let search_attribute = match &attr {
+                Some(text) => {
+                    let (name, value) = text.split_once('=').ok_or_else(|| {
+                        Failure::usage(format!("--attr takes NAME=VALUE, not `{text}`"))
+                    })?;
+                    Some((
+                        name.to_owned(),
+                        durable_runtime::SearchValue::parse_all(value),
+                    ))
+                }
+                None => None,
+            };
             let filter = ListFilter {
                 workflow,
                 status: None,
@@ -524,8 +592,11 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 id_prefix: prefix,
                 after,
                 limit,
+                search_attribute,
+                started: time_range(started_after.as_deref(), started_before.as_deref())?,
+                closed: time_range(closed_after.as_deref(), closed_before.as_deref())?,
             };
-            let list = source.list(&filter)?;
+            let list = source.list(&filter, attr.as_deref())?;
             if json {
                 return print_json(&list);
             }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use durable_runtime::history::HistoryEvent;
-use durable_runtime::{Description, Phase};
+use durable_runtime::{Description, ListFilter, Phase};
 use serde::de::DeserializeOwned;
 
 use crate::Failure;
@@ -140,23 +140,28 @@ impl Client {
     }
 
     /// `GET /api/instances` with the filter as query parameters.
+    /// `GET /api/instances` with the filter as query parameters (`attr`
+    /// as typed: `NAME=VALUE`).
     pub(crate) fn list(
         &self,
-        phase: Option<Phase>,
-        workflow: Option<&str>,
-        prefix: Option<&str>,
-        after: Option<&str>,
-        limit: usize,
+        filter: &ListFilter,
+        attr: Option<&str>,
     ) -> Result<Vec<Description>, Failure> {
-        let mut query = format!("limit={limit}");
+        let mut query = format!("limit={}", filter.limit);
         for (key, value) in [
-            ("status", phase.map(Phase::as_str)),
-            ("workflow", workflow),
-            ("prefix", prefix),
-            ("after", after),
+            ("status", filter.phase.map(Phase::as_str)),
+            ("workflow", filter.workflow.as_deref()),
+            ("prefix", filter.id_prefix.as_deref()),
+            ("attr", attr),
+            ("after", filter.after.as_deref()),
         ] {
             if let Some(v) = value {
                 query.push_str(&format!("&{key}={}", encode(v)));
+            }
+        }
+        for (name, range) in [("started", filter.started), ("closed", filter.closed)] {
+            if let Some((from, to)) = range {
+                query.push_str(&format!("&{name}_from={from}&{name}_to={to}"));
             }
         }
         self.get_json(&format!("/api/instances?{query}"))

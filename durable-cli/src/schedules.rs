@@ -173,7 +173,7 @@ fn duration(text: &str) -> Result<Duration, Failure> {
 }
 
 /// An RFC 3339 time.
-fn time(text: &str) -> Result<SystemTime, Failure> {
+pub(crate) fn time(text: &str) -> Result<SystemTime, Failure> {
     let t = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
         Failure::usage(format!(
             "`{text}` is not an RFC 3339 time such as 2026-11-01T02:00:00Z ({e})"

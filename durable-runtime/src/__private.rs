@@ -10,8 +10,9 @@ pub use crate::codec::{CodecError, decode, encode};
 pub use crate::command::Command;
 pub use crate::migration::Variant;
 pub use crate::workflow::{
-    FromResidual, Marker, Op, Outcome, QuestionMark, Remaining, Step, StepError, VariantInfo,
-    Workflow, WorkflowCall, decode_fields, decode_result, executor_of, finish, suspend, to_json,
+    FromResidual, Marker, Op, Outcome, OutputIsPlain, OutputIsResult, QuestionMark, Remaining,
+    Step, StepError, VariantInfo, Workflow, WorkflowCall, decode_fields, decode_result,
+    executor_of, finish, suspend, to_json,
 };
 pub use std::ops::ControlFlow;
 pub use std::time::Duration;

@@ -93,6 +93,127 @@ pub enum Request {
         /// The new run's encoded input.
         input: Vec<u8>,
     },
+    /// Set (or replace) search attributes of this instance.
+    SetAttributes(Vec<(String, SearchValue)>),
+}
+
+/// The value of a search attribute: what lists can filter instances by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SearchValue {
+    /// Text (without NUL bytes, to be indexed).
+    Str(String),
+    /// A whole number.
+    Int(i64),
+    /// A flag.
+    Bool(bool),
+}
+
+impl From<&str> for SearchValue {
+    fn from(v: &str) -> Self {
+        SearchValue::Str(v.to_owned())
+    }
+}
+
+impl From<String> for SearchValue {
+    fn from(v: String) -> Self {
+        SearchValue::Str(v)
+    }
+}
+
+impl From<i64> for SearchValue {
+    fn from(v: i64) -> Self {
+        SearchValue::Int(v)
+    }
+}
+
+impl From<bool> for SearchValue {
+    fn from(v: bool) -> Self {
+        SearchValue::Bool(v)
+    }
+}
+
+impl SearchValue {
+    /// Its index form: a type tag, then bytes that sort as the values do;
+    /// `None` for text with a NUL byte (kept, not indexed).
+    pub(crate) fn index_bytes(&self) -> Option<Vec<u8>> {
+        Some(match self {
+            SearchValue::Str(s) if s.contains('\0') => return None,
+            SearchValue::Str(s) => [b"s".as_slice(), s.as_bytes()].concat(),
+            SearchValue::Int(i) => {
+                [b"i".as_slice(), &((*i as u64) ^ (1 << 63)).to_be_bytes()].concat()
+            }
+            SearchValue::Bool(b) => vec![b'b', u8::from(*b)],
+        })
+    }
+
+    /// As JSON: a string, a number or a boolean.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            SearchValue::Str(s) => s.clone().into(),
+            SearchValue::Int(i) => (*i).into(),
+            SearchValue::Bool(b) => (*b).into(),
+        }
+    }
+
+    /// The values a text typed by a person may mean: the text itself, and
+    /// the number or flag it spells.
+    pub fn parse_all(text: &str) -> Vec<SearchValue> {
+        let mut all = vec![SearchValue::Str(text.to_owned())];
+        if let Ok(i) = text.parse::<i64>() {
+            all.push(SearchValue::Int(i));
+        }
+        if let Ok(b) = text.parse::<bool>() {
+            all.push(SearchValue::Bool(b));
+        }
+        all
+    }
+}
+
+/// The command behind [`upsert_search_attributes`].
+#[derive(Debug, Clone)]
+pub struct UpsertSearchAttributes(Vec<(String, SearchValue)>);
+
+impl Command for UpsertSearchAttributes {
+    type Output = ();
+    fn into_request(self) -> Result<Request, CodecError> {
+        Ok(Request::SetAttributes(self.0))
+    }
+    fn executor() -> Executor {
+        Executor::Builtin
+    }
+}
+
+impl std::future::IntoFuture for UpsertSearchAttributes {
+    type Output = ();
+    type IntoFuture = std::future::Ready<()>;
+    /// Outside a workflow (in `run_inline`), nothing to record.
+    fn into_future(self) -> Self::IntoFuture {
+        std::future::ready(())
+    }
+}
+
+/// Sets search attributes of the running instance (a name set again is
+/// replaced), checkpointed with the step: lists filter by them
+/// (`ListFilter::search_attribute`, `durable list --attr name=value`).
+///
+/// ```
+/// use durable_runtime::prelude::*;
+/// use durable_runtime::{SearchValue, upsert_search_attributes};
+///
+/// #[workflow]
+/// async fn invoice(customer: String, cents: i64) -> Result<(), WorkflowError> {
+///     upsert_search_attributes([
+///         ("customer", SearchValue::from(customer)),
+///         ("cents", SearchValue::from(cents)),
+///     ])
+///     .await;
+///     Ok(())
+/// }
+/// ```
+pub fn upsert_search_attributes<K: Into<String>>(
+    attributes: impl IntoIterator<Item = (K, SearchValue)>,
+) -> UpsertSearchAttributes {
+    UpsertSearchAttributes(attributes.into_iter().map(|(k, v)| (k.into(), v)).collect())
 }
 
 impl Request {

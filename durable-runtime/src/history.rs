@@ -113,6 +113,18 @@ pub enum EventKind {
         /// Why, as `describe` shows it.
         reason: String,
     },
+    /// The durable timer the instance waited for came due.
+    TimerFired {
+        /// The step that waited.
+        step: u64,
+    },
+    /// A buffered signal was delivered to the await that waited for it.
+    SignalReceived {
+        /// The step that waited.
+        step: u64,
+        /// The signal's name.
+        name: String,
+    },
 }
 
 /// A short description of a command for the history.
@@ -122,6 +134,14 @@ pub(crate) fn describe(request: &Request) -> String {
         Request::Now => "now".into(),
         Request::RandomU64 => "random".into(),
         Request::Uuid => "uuid".into(),
+        Request::SetAttributes(attrs) => format!(
+            "search attributes {}",
+            attrs
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Request::Timer { at_ms, after_ms } => match at_ms {
             Some(at) => format!("timer until {at} ms"),
             None => format!("timer for {after_ms} ms"),

@@ -77,6 +77,7 @@ mod error;
 pub mod history;
 #[cfg(feature = "http")]
 pub mod http;
+mod metrics;
 pub mod migration;
 mod phase;
 mod runtime;
@@ -93,8 +94,8 @@ pub mod __private;
 pub use activity::{ActivityContext, ActivityError, ActivityFailure, ActivityOptions, RetryPolicy};
 pub use codec::CodecError;
 pub use command::{
-    Cancelled, ChildError, ParentClose, continue_as_new, first_of, join_all, now, random_u64,
-    select, signal, sleep, sleep_until, uuid,
+    Cancelled, ChildError, ParentClose, SearchValue, continue_as_new, first_of, join_all, now,
+    random_u64, select, signal, sleep, sleep_until, upsert_search_attributes, uuid,
 };
 pub use engine::Status;
 pub use error::{Error, OpenError, ResultError, ResumeError, SignalError, StartError};

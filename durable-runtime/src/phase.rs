@@ -36,6 +36,20 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// This phase's byte in the phase index (stored: never renumber).
+    pub(crate) fn tag(self) -> u8 {
+        match self {
+            Phase::Running => b'r',
+            Phase::Sleeping => b's',
+            Phase::WaitingForSignal => b'w',
+            Phase::Completed => b'c',
+            Phase::Failed => b'f',
+            Phase::Cancelled => b'x',
+            Phase::Terminated => b't',
+            Phase::Parked => b'p',
+        }
+    }
+
     /// Every phase, in the order lists and counts show them.
     pub const ALL: [Phase; 8] = [
         Phase::Running,

@@ -445,6 +445,87 @@ impl Runtime {
     /// workflow are future work).
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
         use crate::store::keys;
+        // the narrowest index that answers the filter; records are read by id
+        let phases: Vec<Phase> = match (filter.phase, filter.status) {
+            (Some(p), _) => vec![p],
+            (None, Some(status)) => Phase::ALL
+                .into_iter()
+                .filter(|p| p.status() == status)
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+        let sources: Vec<Vec<u8>> = match (&filter.search_attribute, &phases[..], &filter.workflow)
+        {
+            (Some((name, values)), _, _) => values
+                .iter()
+                .filter_map(|v| keys::attribute_index_prefix(name, v))
+                .collect(),
+            (None, [], None) => return self.list_scan(filter),
+            (None, [], Some(workflow)) => vec![keys::workflow_index_prefix(workflow)],
+            (None, phases, _) => phases
+                .iter()
+                .map(|p| keys::phase_index_prefix(p.tag()))
+                .collect(),
+        };
+        let limit = if filter.limit == 0 {
+            usize::MAX
+        } else {
+            filter.limit
+        };
+        let id_prefix = filter.id_prefix.as_deref().unwrap_or("");
+        let mut ids: Vec<String> = Vec::new();
+        for source in &sources {
+            // from the id prefix, or after the last id of the previous page
+            let start = keys::index_entry(source.clone(), id_prefix);
+            let mut from = match &filter.after {
+                Some(after) => {
+                    keys::after(&keys::index_entry(source.clone(), after)).max(start.clone())
+                }
+                None => start.clone(),
+            };
+            let mut found = 0;
+            'pages: loop {
+                let page = self.engine.store.scan_from(&start, &from, 1024)?;
+                let Some((last, _)) = page.last() else { break };
+                from = keys::after(last);
+                for (key, _) in page {
+                    let id = String::from_utf8_lossy(&key[source.len()..]).into_owned();
+                    let Some(Ok(r)) = self.engine.load(&id)? else {
+                        continue;
+                    };
+                    // an entry is current when its record agrees (same batch)
+                    let phase = Phase::of(r.status, r.pending.as_ref());
+                    if !r.indexed.contains(&key)
+                        || !filter.in_time(&r)
+                        || filter.workflow.as_ref().is_some_and(|w| *w != r.workflow)
+                        || !phases.is_empty() && !phases.contains(&phase)
+                    {
+                        continue;
+                    }
+                    ids.push(id);
+                    found += 1;
+                    if found >= limit {
+                        break 'pages;
+                    }
+                }
+            }
+        }
+        // several sources (the phases of one status) merge in id order
+        ids.sort();
+        ids.dedup();
+        ids.truncate(limit);
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(Ok(r)) = self.engine.load(&id)? {
+                out.push(Description::of(&id, r));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `list` without a status or workflow filter: a scan of the records in id order.
+    fn list_scan(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
+        use crate::store::keys;
         let prefix = keys::instance(filter.id_prefix.as_deref().unwrap_or(""));
         let mut from = match &filter.after {
             Some(after) => keys::after(&keys::instance(after)).max(prefix.clone()),
@@ -459,12 +540,7 @@ impl Runtime {
                 let Ok(r) = codec::decode::<InstanceRecord>(&bytes) else {
                     continue;
                 };
-                if filter.workflow.as_ref().is_some_and(|w| *w != r.workflow)
-                    || filter.status.is_some_and(|s| s != r.status)
-                    || filter
-                        .phase
-                        .is_some_and(|p| p != Phase::of(r.status, r.pending.as_ref()))
-                {
+                if !filter.in_time(&r) {
                     continue;
                 }
                 out.push(Description::of(&keys::instance_id(&key), r));
@@ -479,10 +555,11 @@ impl Runtime {
     /// How many instances have each status.
     pub fn counts(&self) -> Result<Vec<(Status, usize)>, StoreError> {
         let mut counts: Vec<(Status, usize)> = Vec::new();
-        for d in self.list(&ListFilter::default())? {
-            match counts.iter_mut().find(|(s, _)| *s == d.status) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((d.status, 1)),
+        for (phase, n) in self.counts_by_phase()? {
+            match counts.iter_mut().find(|(s, _)| *s == phase.status()) {
+                Some((_, total)) => *total += n,
+                None if n > 0 => counts.push((phase.status(), n)),
+                None => {}
             }
         }
         Ok(counts)
@@ -491,13 +568,14 @@ impl Runtime {
     /// How many instances are in each [`Phase`], every phase listed (zeros
     /// too) in the order of [`Phase::ALL`]: what a dashboard shows.
     pub fn counts_by_phase(&self) -> Result<Vec<(Phase, usize)>, StoreError> {
-        let mut counts: Vec<(Phase, usize)> = Phase::ALL.iter().map(|p| (*p, 0)).collect();
-        for d in self.list(&ListFilter::default())? {
-            if let Some((_, n)) = counts.iter_mut().find(|(p, _)| *p == d.phase) {
-                *n += 1;
-            }
-        }
-        Ok(counts)
+        // counted from the phase index: keys only, no record decoded
+        Phase::ALL
+            .into_iter()
+            .map(|p| {
+                let prefix = crate::store::keys::phase_index_prefix(p.tag());
+                Ok((p, self.engine.store.scan_prefix(&prefix)?.len()))
+            })
+            .collect()
     }
 
     /// The current state enum of instance `id` as JSON (`null` once it has
@@ -822,7 +900,6 @@ impl Runtime {
                 "invalid instance id {id:?}"
             )));
         }
-        let mut record_bytes = snapshot.record.clone();
         let mut rewrite = false;
         // a finished instance needs no code; an unfinished one, code that runs it
         if let (true, Some(newest)) = (checked && !record.status.is_terminal(), newest) {
@@ -860,6 +937,12 @@ impl Runtime {
         match store.get(&key)? {
             Some(_) if !replace => return Err(SnapshotError::AlreadyExists { id: id.to_owned() }),
             Some(existing) => {
+                // the replaced instance's index entries go with it
+                if let Ok(old) = codec::decode::<InstanceRecord>(&existing) {
+                    for entry in old.indexed {
+                        batch.delete(entry);
+                    }
+                }
                 batch.expect(key.clone(), Some(existing));
                 for (k, _) in store
                     .scan_prefix(&signals)?
@@ -890,9 +973,12 @@ impl Runtime {
             record.status = Status::Running;
             record.error = None;
             self.engine.history(id, &mut record, batch)?;
-            record_bytes =
-                codec::encode(&record).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
         }
+        // index entries are this store's: written anew
+        record.indexed.clear();
+        record.reindex(id, batch);
+        let record_bytes =
+            codec::encode(&record).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
         let mut timers = Vec::new();
         if let Some(pending) = &record.pending {
             pending.timer_keys(id, &mut timers);
@@ -984,6 +1070,16 @@ impl Runtime {
         let mut batch = crate::store::Batch::default();
         batch.put(crate::store::keys::signal(id, seq), value);
         self.engine.store.commit(batch).await?;
+        // a select racing activities against this signal is interrupted now,
+        // not when its running attempt ends
+        if let Ok(Some(Ok(record))) = self.engine.load(id)
+            && let Some(crate::command::Request::Select(branches)) = &record.pending
+            && branches
+                .iter()
+                .any(|b| matches!(b, crate::command::Request::Signal { name: n } if n == name))
+        {
+            self.engine.interrupt(id).notify_waiters();
+        }
         self.engine.wake_instance(id)?;
         Ok(())
     }
@@ -1166,11 +1262,19 @@ pub struct Description {
     pub created_ms: u64,
     /// When it last changed, ms since the Unix epoch.
     pub updated_ms: u64,
+    /// Its search attributes, as JSON values.
+    #[serde(default)]
+    pub search_attributes: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Description {
     pub(crate) fn of(id: &str, r: InstanceRecord) -> Description {
         Description {
+            search_attributes: r
+                .search_attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
             id: id.to_owned(),
             phase: Phase::of(r.status, r.pending.as_ref()),
             parts_done: r.partial.iter().map(Option::is_some).collect(),
@@ -1249,6 +1353,27 @@ pub struct ListFilter {
     pub after: Option<String>,
     /// At most this many (0: no limit).
     pub limit: usize,
+    /// Only instances whose search attribute `.0` has one of the values
+    /// `.1` (set by [`upsert_search_attributes`](crate::upsert_search_attributes)).
+    pub search_attribute: Option<(String, Vec<crate::SearchValue>)>,
+    /// Only instances started in this range (ms since the epoch, both ends
+    /// included).
+    pub started: Option<(u64, u64)>,
+    /// Only instances that ended in this range (ms since the epoch, both
+    /// ends included); a running instance has not ended.
+    pub closed: Option<(u64, u64)>,
+}
+
+impl ListFilter {
+    /// Whether `r` is within the time ranges (the other filters are the
+    /// indexes' or checked by `list`).
+    fn in_time(&self, r: &InstanceRecord) -> bool {
+        let within =
+            |range: Option<(u64, u64)>, t: u64| range.is_none_or(|(a, b)| a <= t && t <= b);
+        within(self.started, r.created_ms)
+            && (self.closed.is_none()
+                || r.status.is_terminal() && within(self.closed, r.updated_ms))
+    }
 }
 
 /// A handle to one workflow instance.
@@ -1409,7 +1534,12 @@ impl<W: Workflow> WorkflowHandle<W> {
             }
             let record = self.record()?;
             match record.status {
+                // a failure the workflow returned (`Err`) comes back typed
                 Status::Completed | Status::Cancelled => {
+                    let bytes = record.output.unwrap_or_default();
+                    return Ok(codec::decode(&bytes)?);
+                }
+                Status::Failed if record.output.is_some() => {
                     let bytes = record.output.unwrap_or_default();
                     return Ok(codec::decode(&bytes)?);
                 }

@@ -70,6 +70,7 @@ pub async fn run_stepwise<W: Workflow>(
                     Request::Now => codec::encode(&std::time::SystemTime::now())?,
                     Request::RandomU64 => codec::encode(&rand::random::<u64>())?,
                     Request::Uuid => codec::encode(&uuid::Uuid::new_v4())?,
+                    Request::SetAttributes(_) => codec::encode(&())?,
                     // no time passes in a stepwise run: timers are due at once
                     Request::Timer { .. } => codec::encode(&Ok::<(), crate::Cancelled>(()))?,
                     Request::Signal { name } => return Err(StepwiseError::Signal(name.clone())),

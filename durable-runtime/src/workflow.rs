@@ -41,6 +41,13 @@ pub trait Workflow: Send + Sync + 'static {
     /// Runs the body as a plain async fn (the generated `run_inline`).
     #[doc(hidden)]
     fn inline(input: Self::Input) -> crate::activity::BoxFuture<Self::Output>;
+
+    /// The error text if an encoded output is an `Err`: the instance then
+    /// counts as failed. Generated for `Result` outputs.
+    #[doc(hidden)]
+    fn output_error(_output: &[u8]) -> Option<String> {
+        None
+    }
 }
 
 /// The name and fingerprint of one variant of a state enum.
@@ -365,5 +372,32 @@ impl<T> Remaining<T> {
     /// The next item, if any.
     pub fn next_item(&mut self) -> Option<T> {
         self.0.pop_front()
+    }
+}
+
+/// Picks the `Err` of an output that is a `Result` (generated code calls
+/// `(&output).__durable_output_error()`; a `Result` matches here first).
+#[doc(hidden)]
+pub trait OutputIsResult {
+    /// The error's text, if the output is an `Err`.
+    fn __durable_output_error(&self) -> Option<String>;
+}
+
+impl<T, E: std::fmt::Display> OutputIsResult for Result<T, E> {
+    fn __durable_output_error(&self) -> Option<String> {
+        self.as_ref().err().map(ToString::to_string)
+    }
+}
+
+/// Any other output never counts as a failure.
+#[doc(hidden)]
+pub trait OutputIsPlain {
+    /// Always `None`.
+    fn __durable_output_error(&self) -> Option<String>;
+}
+
+impl<T> OutputIsPlain for &T {
+    fn __durable_output_error(&self) -> Option<String> {
+        None
     }
 }

@@ -322,3 +322,96 @@ async fn first_of_takes_the_fastest_and_drops_the_rest() {
         "the slow attempt was aborted"
     );
 }
+
+#[workflow]
+async fn refuses(amount: u32) -> Result<u32, WorkflowError> {
+    if amount > 100 {
+        return Err(WorkflowError(format!("{amount} is over the limit")));
+    }
+    Ok(amount)
+}
+
+#[workflow]
+async fn asks_child(amount: u32) -> Result<String, WorkflowError> {
+    let answer = refuses(amount).await;
+    Ok(match answer {
+        Ok(Ok(n)) => format!("child allowed {n}"),
+        Ok(Err(e)) => format!("child refused: {e}"),
+        Err(e) => format!("child broke: {e}"),
+    })
+}
+
+#[tokio::test]
+async fn a_workflow_that_returns_err_has_failed_and_keeps_its_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<refuses>()
+        .workflow::<asks_child>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("big", refuses(500), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let out = h.result().await.unwrap();
+    assert_eq!(out.unwrap_err().to_string(), "500 is over the limit");
+    let d = h.describe().unwrap();
+    assert_eq!(d.status, Status::Failed);
+    assert_eq!(d.error.as_deref(), Some("500 is over the limit"));
+    let ok = rt
+        .start("small", refuses(5), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(ok.result().await.unwrap().unwrap(), 5);
+    assert_eq!(ok.describe().unwrap().status, Status::Completed);
+    // a parent gets its child's typed error, not a broken child
+    let parent = rt
+        .start("parent", asks_child(700), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(
+        parent.result().await.unwrap().unwrap(),
+        "child refused: 700 is over the limit"
+    );
+    assert_eq!(rt.describe("parent/1").unwrap().status, Status::Failed);
+    assert_eq!(parent.describe().unwrap().status, Status::Completed);
+}
+
+#[activity]
+async fn slow_lookup(key: String) -> Result<String, ActivityError> {
+    log(format!("lookup-start {key}"));
+    gate(&key).notified().await;
+    Ok(format!("looked up {key}"))
+}
+
+#[workflow]
+async fn lookup_or_override(key: String) -> Result<String, WorkflowError> {
+    use durable_runtime::command::Either;
+    let won = durable_runtime::select(slow_lookup(key), signal::<String>("override")).await;
+    Ok(match won {
+        Either::Left(found) => found?,
+        Either::Right(given) => format!("overridden with {}", given?),
+    })
+}
+
+#[tokio::test]
+async fn a_signal_wins_a_select_while_the_raced_activity_is_still_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<lookup_or_override>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("lo", lookup_or_override("lo-key".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the lookup runs", || count("lookup-start lo-key") == 1).await;
+    rt.signal("lo", "override", &"42".to_owned()).await.unwrap();
+    // the lookup is never let through: only the signal can end the select
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "overridden with 42"
+    );
+}

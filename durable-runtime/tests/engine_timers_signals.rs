@@ -751,3 +751,52 @@ async fn a_child_gets_its_own_execution_timeout() {
     );
     assert_eq!(rt.describe("ct/1").unwrap().status, Status::Terminated);
 }
+
+#[tokio::test]
+async fn the_history_records_timers_firing_and_signals_arriving() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<monthly>()
+        .workflow::<approval>()
+        .clock(clock.clone())
+        .open(dir.path())
+        .await
+        .unwrap();
+    let m = rt
+        .start("hm", monthly("hist".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let a = rt
+        .start("ha", approval("hist".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("both wait", || rt.running_instances() == 0).await;
+    rt.signal("ha", "approve", &"erin".to_owned())
+        .await
+        .unwrap();
+    a.result().within().await.unwrap().unwrap();
+    clock.advance(Duration::from_secs(31 * 86_400));
+    m.result().within().await.unwrap().unwrap();
+    use durable_runtime::history::EventKind;
+    let kinds = |id: &str| -> Vec<EventKind> {
+        rt.history(id)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    };
+    assert!(
+        kinds("hm").contains(&EventKind::TimerFired { step: 1 }),
+        "{:?}",
+        kinds("hm")
+    );
+    assert!(
+        kinds("ha").contains(&EventKind::SignalReceived {
+            step: 1,
+            name: "approve".into()
+        }),
+        "{:?}",
+        kinds("ha")
+    );
+}

@@ -144,9 +144,27 @@ async fn the_api_lists_describes_steers_and_reports_metrics_behind_a_token() {
         "durable_instances{status=\"terminated\"} 1",
         "durable_instances_by_phase{phase=\"waiting_for_signal\"} 0",
         "durable_instances_by_phase{phase=\"completed\"} 1",
+        "durable_activity_attempt_duration_seconds_bucket{le=\"+Inf\"} 1",
+        "durable_activity_attempt_duration_seconds_count 1",
+        "# TYPE durable_checkpoint_seconds histogram",
+        "# TYPE durable_store_group_commits histogram",
+        "# TYPE durable_store_flush_seconds histogram",
     ] {
         assert!(body.contains(needle), "missing {needle} in\n{body}");
     }
+    // every transition's checkpoint and every group flush was timed
+    let count = |name: &str| -> u64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}_count ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}_count in\n{body}"))
+    };
+    assert!(count("durable_checkpoint_seconds") >= 1, "{body}");
+    assert!(count("durable_store_flush_seconds") >= 3, "{body}");
+    assert_eq!(
+        count("durable_store_group_commits"),
+        count("durable_store_flush_seconds")
+    );
     server.abort();
 }
 

@@ -39,7 +39,7 @@ async fn checkout(order: String) -> Result<String, WorkflowError> {
     Ok(r)
 }
 
-/// Returns the card's error: the instance completes, with an `Err` output.
+/// Returns the card's error: the instance fails, its `Err` output kept.
 #[workflow]
 async fn payment(amount: u32) -> Result<u32, WorkflowError> {
     let paid = charge_card(amount).await?;

@@ -4,8 +4,8 @@
 //   node e2e.mjs http://127.0.0.1:PORT TOKEN SCREENSHOT_DIR
 //
 // Started by tests/tests/ui_browser.rs, which sets up the instances:
-// checkout-1 completed, payment-1 completed with the card's error after two
-// failed attempts, invoice-1 failed (a panic in workflow code), approval-1
+// checkout-1 completed, payment-1 failed: it returned the card's error after
+// two failed attempts, invoice-1 failed (a panic in workflow code), approval-1
 // and approval-2 waiting for the `approve` signal, reminder-1 sleeping.
 // A schedule `nightly-checkout` (02:00 Berlin) is paused and run from its page.
 // Prints `SCREENSHOT <path>` for each screenshot it saves.
@@ -86,7 +86,7 @@ try {
     "approval-2": "waiting_for_signal",
     "checkout-1": "completed",
     "invoice-1": "failed",
-    "payment-1": "completed",
+    "payment-1": "failed",
     "reminder-1": "sleeping",
   });
   const failedRow = (await rows(page)).find((r) => r.id === "invoice-1");
@@ -94,8 +94,8 @@ try {
   const count = (phase) => page.textContent(`#counts a[data-phase="${phase}"] b`);
   assert.equal(await count("waiting_for_signal"), "2");
   assert.equal(await count("sleeping"), "1");
-  assert.equal(await count("failed"), "1");
-  assert.equal(await count("completed"), "2");
+  assert.equal(await count("failed"), "2");
+  assert.equal(await count("completed"), "1");
   assert.equal(await count(""), "6");
 
   // filters: status, then id prefix, then workflow
@@ -113,7 +113,10 @@ try {
   await page.click("#f-clear");
   await waitUntil("clearing shows all again", async () => (await rows(page)).length === 6);
   await page.click('#counts a[data-phase="failed"]');
-  await waitUntil("the failed chip filters", async () => (await rowIds(page)) === "invoice-1");
+  await waitUntil("the failed chip filters",
+    async () => (await rowIds(page)) === "invoice-1,payment-1");
+  const returned = (await rows(page)).find((r) => r.id === "payment-1");
+  assert.match(returned.error, /card declined/, "a returned error shows as the failure");
   await page.click("#f-clear");
   await waitUntil("clearing shows all again", async () => (await rows(page)).length === 6);
   await shot(page, "list.png");
@@ -122,7 +125,7 @@ try {
   await page.click('#instances tr[data-id="payment-1"] a');
   await page.waitForURL(/\/ui\/instance\?id=payment-1/);
   await waitUntil("the page loads",
-    async () => (await page.getAttribute("#i-status", "data-phase")) === "completed");
+    async () => (await page.getAttribute("#i-status", "data-phase")) === "failed");
   const bars = await page.$$eval(".timeline .row.attempt", (rs) => rs.map((r) => ({
     failed: r.classList.contains("failed"),
     hasBar: !!r.querySelector(".bar"),

@@ -490,6 +490,13 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
                     ::std::boxed::Box::pin(#ident::run_inline(#(#param_names),*))
                 }
 
+                fn output_error(__output: &[u8]) -> ::core::option::Option<::std::string::String> {
+                    #[allow(unused_imports)]
+                    use #p::{OutputIsPlain as _, OutputIsResult as _};
+                    let __output: Self::Output = #p::decode(__output).ok()?;
+                    (&__output).__durable_output_error()
+                }
+
                 #[allow(unreachable_code, unused_mut, unused_variables, unused_braces, unused_parens, unused_labels, non_snake_case, path_statements, clippy::all, clippy::pedantic)]
                 fn drive(__op: #p::Op<'_>) -> ::core::result::Result<#p::Outcome, #p::StepError> {
                     #(#items)*

@@ -446,6 +446,15 @@ const _: () = {
             let order = __input;
             ::std::boxed::Box::pin(process_order::run_inline(order))
         }
+        fn output_error(
+            __output: &[u8],
+        ) -> ::core::option::Option<::std::string::String> {
+            #[allow(unused_imports)]
+            use ::durable_runtime::__private::{OutputIsPlain as _, OutputIsResult as _};
+            let __output: Self::Output = ::durable_runtime::__private::decode(__output)
+                .ok()?;
+            (&__output).__durable_output_error()
+        }
         #[allow(
             unreachable_code,
             unused_mut,

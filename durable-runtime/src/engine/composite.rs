@@ -271,13 +271,23 @@ impl Engine {
                     timeout,
                     run_timeout,
                 );
-                match self.create(&child_id, &mut r).await {
-                    Ok(()) | Err(StoreError::Conflict { .. }) => {}
-                    Err(e) => return Err(Halt::Store(e)),
-                }
+                // the child and the parent's list of children it must cancel
+                // are one batch: a crash cannot leave a child its parent forgot
+                let mut batch = Batch::default();
+                let timer = self
+                    .stage_create(&child_id, &mut r, &mut batch)
+                    .map_err(Halt::Store)?;
                 if cancel_on_close && !record.children.contains(&child_id) {
                     record.children.push(child_id.clone());
-                    self.save(id, record).await.map_err(Halt::Store)?;
+                    self.save_with(id, record, batch).await
+                } else {
+                    self.store.commit(batch).await
+                }
+                // a conflict means another process created it: this one stops
+                // and resumes from the store
+                .map_err(Halt::Store)?;
+                if timer {
+                    self.timers.notify_one();
                 }
                 if !r.status.is_terminal()
                     && let Some(me) = self.me()
@@ -289,6 +299,10 @@ impl Engine {
         };
         let result = match child_record.status {
             Status::Completed | Status::Cancelled => {
+                codec::ok_variant(&child_record.output.unwrap_or_default())
+            }
+            // a child that returned `Err` failed, and its typed output says why
+            Status::Failed if child_record.output.is_some() => {
                 codec::ok_variant(&child_record.output.unwrap_or_default())
             }
             Status::Failed | Status::Terminated => codec::encode(&ChildError {
@@ -334,7 +348,7 @@ impl Engine {
         record.run_deadline_ms = record
             .run_timeout_ms
             .map(|t| clock_ms(&*self.clock).saturating_add(t));
-        Engine::apply(record, outcome, clock_ms(&*self.clock));
+        Engine::apply(record, outcome, clock_ms(&*self.clock), &entry);
         record.variant_fp = entry.variant_fp(&record.variant);
         let mut batch = Batch::default();
         if let Some(old) = old_deadline {

@@ -109,6 +109,11 @@ pub(crate) struct InstanceRecord {
     pub(crate) new_events: Vec<crate::history::EventKind>,
     pub(crate) created_ms: u64,
     pub(crate) updated_ms: u64,
+    /// The index entries written for this instance (phase, workflow), so
+    /// a save replaces exactly the stale ones.
+    pub(crate) indexed: Vec<Vec<u8>>,
+    /// Set by `upsert_search_attributes`; indexed.
+    pub(crate) search_attributes: Vec<(String, crate::command::SearchValue)>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -118,6 +123,34 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 impl InstanceRecord {
+    /// The index entries this record should have.
+    fn index_keys(&self, id: &str) -> Vec<Vec<u8>> {
+        let phase = crate::phase::Phase::of(self.status, self.pending.as_ref());
+        let mut want = vec![
+            keys::index_entry(keys::phase_index_prefix(phase.tag()), id),
+            keys::index_entry(keys::workflow_index_prefix(&self.workflow), id),
+        ];
+        for (name, value) in &self.search_attributes {
+            if let Some(prefix) = keys::attribute_index_prefix(name, value) {
+                want.push(keys::index_entry(prefix, id));
+            }
+        }
+        want
+    }
+
+    /// Adds to `batch` what brings instance `id`'s index entries in line
+    /// with this record (saved in the same batch as the record).
+    pub(crate) fn reindex(&mut self, id: &str, batch: &mut Batch) {
+        let want = self.index_keys(id);
+        for stale in self.indexed.iter().filter(|k| !want.contains(k)) {
+            batch.delete(stale.clone());
+        }
+        for new in want.iter().filter(|k| !self.indexed.contains(k)) {
+            batch.put(new.clone(), Vec::new());
+        }
+        self.indexed = want;
+    }
+
     /// The earliest of the execution and run deadlines.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         match (self.deadline_ms, self.run_deadline_ms) {
@@ -140,6 +173,8 @@ pub(crate) struct WorkflowEntry {
     pub(crate) input_from_json: fn(serde_json::Value) -> Result<Vec<u8>, String>,
     /// Renders an encoded input as JSON.
     pub(crate) input_to_json: fn(&[u8]) -> Result<serde_json::Value, String>,
+    /// The error text of an encoded output that is an `Err` (the instance failed).
+    pub(crate) output_error: fn(&[u8]) -> Option<String>,
 }
 
 impl WorkflowEntry {
@@ -154,6 +189,7 @@ impl WorkflowEntry {
                 let input: W::Input = serde_json::from_value(json).map_err(|e| e.to_string())?;
                 codec::encode(&input).map_err(|e| e.to_string())
             },
+            output_error: W::output_error,
             input_to_json: |bytes| {
                 let input: W::Input = codec::decode(bytes).map_err(|e| e.to_string())?;
                 serde_json::to_value(input).map_err(|e| e.to_string())
@@ -163,12 +199,28 @@ impl WorkflowEntry {
 }
 
 /// Counters of what the engine did since it opened.
-#[derive(Default)]
 pub(crate) struct Metrics {
+    /// Activity attempt durations.
+    pub(crate) attempt_seconds: crate::metrics::Histogram,
+    /// From a transition's save to its durable acknowledgement.
+    pub(crate) checkpoint_seconds: crate::metrics::Histogram,
     pub(crate) transitions: std::sync::atomic::AtomicU64,
     pub(crate) attempts: std::sync::atomic::AtomicU64,
     pub(crate) attempt_failures: std::sync::atomic::AtomicU64,
     pub(crate) attempt_micros: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            attempt_seconds: crate::metrics::Histogram::new(crate::metrics::SECONDS),
+            checkpoint_seconds: crate::metrics::Histogram::new(crate::metrics::SECONDS),
+            transitions: Default::default(),
+            attempts: Default::default(),
+            attempt_failures: Default::default(),
+            attempt_micros: Default::default(),
+        }
+    }
 }
 
 /// A registered migration, type-erased.
@@ -443,6 +495,7 @@ impl Engine {
         mut batch: Batch,
     ) -> Result<(), StoreError> {
         self.history(id, record, &mut batch)?;
+        record.reindex(id, &mut batch);
         let bytes = codec::encode(&*record).map_err(|e| StoreError::Io(e.to_string()))?;
         batch.put(keys::instance(id), bytes);
         self.store.commit(batch).await
@@ -472,6 +525,7 @@ impl Engine {
         batch: &mut Batch,
     ) -> Result<bool, StoreError> {
         self.history(id, record, batch)?;
+        record.reindex(id, batch);
         let bytes = codec::encode(&*record).map_err(|e| StoreError::Io(e.to_string()))?;
         let key = keys::instance(id);
         batch.expect(key.clone(), None).put(key, bytes);
@@ -566,9 +620,11 @@ impl Engine {
                 cancel_delivered: false,
                 created_ms: now,
                 updated_ms: now,
+                indexed: Vec::new(),
+                search_attributes: Vec::new(),
             };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
-        Engine::apply(&mut record, outcome, clock_ms(&*self.clock));
+        Engine::apply(&mut record, outcome, clock_ms(&*self.clock), &entry);
         record.variant_fp = entry.variant_fp(&record.variant);
         record
     }
@@ -579,6 +635,7 @@ impl Engine {
         record: &mut InstanceRecord,
         outcome: Result<Result<Outcome, StepError>, String>,
         now: u64,
+        entry: &WorkflowEntry,
     ) {
         record.step += 1;
         record.failed_attempts = 0;
@@ -597,11 +654,16 @@ impl Engine {
                 record.pending = Some(request);
             }
             Ok(Ok(Outcome::Done(output))) => {
-                record.status = if record.cancel_delivered {
-                    Status::Cancelled
-                } else {
-                    Status::Completed
+                // a workflow that returns `Err` failed (its typed output is kept)
+                let failure = (entry.output_error)(&output);
+                record.status = match (&failure, record.cancel_delivered) {
+                    (_, true) => Status::Cancelled,
+                    (Some(_), false) => Status::Failed,
+                    (None, false) => Status::Completed,
                 };
+                if !record.cancel_delivered {
+                    record.error = failure;
+                }
                 record.output = Some(output);
                 record.state.clear();
                 record.variant = "Finished".to_owned();
@@ -797,7 +859,7 @@ impl Engine {
                 })
             });
             record.state = state;
-            Self::apply(record, outcome, clock_ms(&*self.clock));
+            Self::apply(record, outcome, clock_ms(&*self.clock), &entry);
             record.variant_fp = entry.variant_fp(&record.variant);
             tracing::debug!(instance = %id, step = record.step, variant = %record.variant, "transition");
             // the wake source consumed and the one scheduled change with the state
@@ -806,9 +868,14 @@ impl Engine {
                 batch.delete(key);
             }
             let timer = Self::schedule(id, record, &mut batch);
-            if let Err(e) = self.save_with(id, record, batch).await {
+            let saving = std::time::Instant::now();
+            let span = tracing::debug_span!("transition", instance = %id, step = record.step, variant = %record.variant);
+            let saved =
+                tracing::Instrument::instrument(self.save_with(id, record, batch), span).await;
+            if let Err(e) = saved {
                 return Halt::Store(e);
             }
+            self.metrics.checkpoint_seconds.since(saving);
             self.metrics
                 .transitions
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -843,6 +910,7 @@ impl Engine {
             Request::Now => Some((codec::encode(&self.clock.now()).map_err(io)?, None)),
             Request::RandomU64 => Some((codec::encode(&rand::random::<u64>()).map_err(io)?, None)),
             Request::Uuid => Some((codec::encode(&uuid::Uuid::new_v4()).map_err(io)?, None)),
+            Request::SetAttributes(_) => Some((codec::encode(&()).map_err(io)?, None)),
             Request::Timer { at_ms, .. } => {
                 let at = at_ms.unwrap_or(0);
                 if clock_ms(&*self.clock) < at {
@@ -865,6 +933,41 @@ impl Engine {
             | Request::Child { .. }
             | Request::ContinueAsNew { .. } => None,
         })
+    }
+
+    /// Records in the history that the timer or signal `request` waited
+    /// for has come, or sets the search attributes it names (saved with the
+    /// transition it resumes).
+    fn note_arrival(record: &mut InstanceRecord, request: &Request) {
+        let step = record.step;
+        let event = match request {
+            Request::Timer { .. } => crate::history::EventKind::TimerFired { step },
+            Request::Signal { name } => crate::history::EventKind::SignalReceived {
+                step,
+                name: name.clone(),
+            },
+            Request::SetAttributes(attrs) => {
+                for (name, value) in attrs {
+                    match record.search_attributes.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, v)) => *v = value.clone(),
+                        None => record.search_attributes.push((name.clone(), value.clone())),
+                    }
+                }
+                return;
+            }
+            _ => return,
+        };
+        record.new_events.push(event);
+    }
+
+    /// Whether a buffered signal answers `request` (a `Signal`), without
+    /// taking it.
+    fn peek_signal(&self, id: &str, request: &Request) -> Result<bool, Halt> {
+        let Request::Signal { name } = request else {
+            return Ok(false);
+        };
+        // finding it takes nothing: the key is deleted by the transition
+        Ok(self.take_signal(id, name).map_err(Halt::Store)?.is_some())
     }
 
     /// What a command evaluates to when the instance is cancelled at it.
@@ -894,6 +997,7 @@ impl Engine {
             (Request::Now, _) => codec::encode(&std::time::SystemTime::now()),
             (Request::RandomU64, _) => codec::encode(&rand::random::<u64>()),
             (Request::Uuid, _) => codec::encode(&uuid::Uuid::new_v4()),
+            (Request::SetAttributes(_), _) => codec::encode(&()),
             (Request::All { requests, .. }, Some(Executor::Each(each))) => {
                 let parts = requests
                     .iter()
@@ -1105,6 +1209,7 @@ impl Engine {
             Request::Select(branches) => {
                 for (i, branch) in branches.iter().enumerate() {
                     if let Some((bytes, key)) = self.ready(id, branch)? {
+                        Self::note_arrival(record, branch);
                         let wrapped = match codec::variant(i as u32, &bytes) {
                             Ok(w) => w,
                             Err(e) => return self.fail(id, record, e.to_string()).await,
@@ -1172,6 +1277,13 @@ impl Engine {
                 if self.has_control(id) {
                     return Err(Halt::Interrupted);
                 }
+                // a signal that came after the first look: look again, now that
+                // a later one interrupts the race (see `Runtime::signal`)
+                for branch in branches {
+                    if matches!(branch, Request::Signal { .. }) && self.peek_signal(id, branch)? {
+                        return Err(Halt::Interrupted);
+                    }
+                }
                 let run_deadline = async {
                     match record.next_deadline() {
                         Some(d) => self.clock.sleep_until(crate::clock::from_ms(d)).await,
@@ -1201,6 +1313,7 @@ impl Engine {
             }
             other => match self.ready(id, other)? {
                 Some((bytes, key)) => {
+                    Self::note_arrival(record, other);
                     timers.extend(key);
                     Ok(Some((bytes, timers)))
                 }
@@ -1300,6 +1413,7 @@ impl Engine {
                 started.elapsed().as_micros() as u64,
                 std::sync::atomic::Ordering::Relaxed,
             );
+            self.metrics.attempt_seconds.since(started);
             if !matches!(outcome, Ok((_, None))) {
                 self.metrics
                     .attempt_failures

@@ -32,7 +32,22 @@ impl Engine {
         let cutoff =
             super::now_ms().saturating_sub(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX));
         let mut deleted = 0;
-        for (key, bytes) in self.store.scan_prefix(&[keys::INSTANCE])? {
+        // only finished instances are candidates: read from the phase index
+        let finished = crate::phase::Phase::ALL
+            .into_iter()
+            .filter(|p| p.status().is_terminal());
+        let mut entries = Vec::new();
+        for phase in finished {
+            let prefix = keys::phase_index_prefix(phase.tag());
+            for (entry, _) in self.store.scan_prefix(&prefix)? {
+                entries.push(String::from_utf8_lossy(&entry[prefix.len()..]).into_owned());
+            }
+        }
+        for id in entries {
+            let key = keys::instance(&id);
+            let Some(bytes) = self.store.get(&key)? else {
+                continue;
+            };
             // an undecodable record is parked, not expired
             let Ok(record) = codec::decode::<InstanceRecord>(&bytes) else {
                 continue;
@@ -40,10 +55,12 @@ impl Engine {
             if !record.status.is_terminal() || record.updated_ms > cutoff {
                 continue;
             }
-            let id = keys::instance_id(&key);
             let mut batch = Batch::default();
             // deleted only if unchanged since it was read
             batch.expect(key.clone(), Some(bytes)).delete(key);
+            for entry in &record.indexed {
+                batch.delete(entry.clone());
+            }
             for (k, _) in self
                 .store
                 .scan_prefix(&keys::history_prefix(&id))?

@@ -15,7 +15,7 @@
 //! | `GET /` | the web UI: instance list, counts, filters |
 //! | `GET /ui/instance?id=ID` | the web UI: one instance, its state, history timeline and buttons |
 //! | `GET /ui/schedules` | the web UI: schedules, next runs, recent events, pause/unpause/run-now buttons |
-//! | `GET /api/instances?status=&workflow=&prefix=&after=&limit=` | list ([`Description`]s) |
+//! | `GET /api/instances?status=&workflow=&prefix=&attr=name=value&started_from=&started_to=&closed_from=&closed_to=&after=&limit=` | list ([`Description`]s; times in ms since the epoch) |
 //! | `GET /api/instances/{id}` | describe |
 //! | `GET /api/instances/{id}/history` | history ([`HistoryEvent`](crate::history::HistoryEvent)s) |
 //! | `GET /api/instances/{id}/state` | `{"id": .., "state": <state enum as JSON>}` |
@@ -253,6 +253,13 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
 
 #[derive(Deserialize)]
 struct ListQuery {
+    /// `name=value`: a search attribute (the value as text, number or flag).
+    attr: Option<String>,
+    /// Start and end times, ms since the epoch, both included.
+    started_from: Option<u64>,
+    started_to: Option<u64>,
+    closed_from: Option<u64>,
+    closed_to: Option<u64>,
     status: Option<String>,
     workflow: Option<String>,
     prefix: Option<String>,
@@ -263,6 +270,22 @@ struct ListQuery {
 /// An empty query value (`?status=`) means no filter, as an HTML form sends it.
 fn given(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
+}
+
+/// A time range from optional ends.
+fn range(from: Option<u64>, to: Option<u64>) -> Option<(u64, u64)> {
+    (from.is_some() || to.is_some()).then(|| (from.unwrap_or(0), to.unwrap_or(u64::MAX)))
+}
+
+/// `name=value` as a search-attribute filter.
+fn attribute_filter(text: &str) -> Result<(String, Vec<crate::SearchValue>), ApiError> {
+    let (name, value) = text.split_once('=').ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("`attr` takes name=value, not `{text}`"),
+        )
+    })?;
+    Ok((name.to_owned(), crate::SearchValue::parse_all(value)))
 }
 
 async fn list(
@@ -281,6 +304,9 @@ async fn list(
         id_prefix: given(q.prefix),
         after: given(q.after),
         limit: q.limit.unwrap_or(100),
+        search_attribute: given(q.attr).map(|a| attribute_filter(&a)).transpose()?,
+        started: range(q.started_from, q.started_to),
+        closed: range(q.closed_from, q.closed_to),
     };
     let list: Vec<Description> = app.runtime.list(&filter)?;
     Ok(Json(list).into_response())
@@ -439,19 +465,17 @@ async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
         "Time spent in activity attempts.",
         m.attempt_micros.load(Ordering::Relaxed) / 1_000_000,
     );
-    if let Some(s) = engine.store.stats() {
-        counter(
-            "durable_store_commits_total",
-            "Batches committed.",
-            s.commits,
-        );
-        counter("durable_store_flushes_total", "Group flushes.", s.flushes);
-        counter(
-            "durable_store_fsyncs_total",
-            "fsync/fdatasync calls.",
-            s.fsyncs,
-        );
-    }
+    m.attempt_seconds.render(
+        "durable_activity_attempt_duration_seconds",
+        "Activity attempt durations.",
+        &mut out,
+    );
+    m.checkpoint_seconds.render(
+        "durable_checkpoint_seconds",
+        "From a transition's save to its durable acknowledgement (group commit and fsync included).",
+        &mut out,
+    );
+    engine.store.render_metrics(&mut out);
     let _ = writeln!(
         out,
         "# HELP durable_instances Instances by status.\n# TYPE durable_instances gauge"

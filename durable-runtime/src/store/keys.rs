@@ -9,6 +9,9 @@
 //! | `c` + instance id                     | empty: cancel requested       |
 //! | `x` + instance id                     | terminate requested (reason)  |
 //! | `s` + schedule id                     | the schedule record           |
+//! | `p` + phase tag + instance id         | empty: the phase index        |
+//! | `w` + workflow + `0` + instance id    | empty: the workflow index     |
+//! | `a` + name + `0` + value + `0` + id   | empty: search-attribute index |
 //!
 //! Instance ids never contain a NUL byte, so `id + 0` bounds one instance's
 //! signals. A store shared by processes adds a lease per instance and an
@@ -24,6 +27,51 @@ pub(crate) const SIGNAL: u8 = b'g';
 pub(crate) const CANCEL: u8 = b'c';
 /// Tag of pending terminate requests.
 pub(crate) const TERMINATE: u8 = b'x';
+
+/// Tag of the phase index.
+pub(crate) const PHASE_INDEX: u8 = b'p';
+/// Tag of the workflow index.
+pub(crate) const WORKFLOW_INDEX: u8 = b'w';
+
+/// The prefix of the phase index's entries for phase `tag`.
+pub(crate) fn phase_index_prefix(tag: u8) -> Vec<u8> {
+    vec![PHASE_INDEX, tag]
+}
+
+/// The prefix of the workflow index's entries for `workflow`.
+pub(crate) fn workflow_index_prefix(workflow: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(workflow.len() + 2);
+    key.push(WORKFLOW_INDEX);
+    key.extend_from_slice(workflow.as_bytes());
+    key.push(0);
+    key
+}
+
+/// Tag of the search-attribute index.
+pub(crate) const ATTRIBUTE_INDEX: u8 = b'a';
+
+/// The prefix of the search-attribute index's entries for `name` = `value`
+/// (`None` for a name or value that cannot be indexed: a NUL byte).
+pub(crate) fn attribute_index_prefix(
+    name: &str,
+    value: &crate::command::SearchValue,
+) -> Option<Vec<u8>> {
+    if name.contains('\0') {
+        return None;
+    }
+    let mut key = vec![ATTRIBUTE_INDEX];
+    key.extend_from_slice(name.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&value.index_bytes()?);
+    key.push(0);
+    Some(key)
+}
+
+/// `prefix` + instance id: an index entry.
+pub(crate) fn index_entry(mut prefix: Vec<u8>, id: &str) -> Vec<u8> {
+    prefix.extend_from_slice(id.as_bytes());
+    prefix
+}
 
 /// Tag of schedules.
 pub(crate) const SCHEDULE: u8 = b's';

@@ -83,6 +83,10 @@ pub trait Store: Send + Sync + 'static {
     fn stats(&self) -> Option<self::sled::StoreStats> {
         None
     }
+    /// Appends the store's own metrics (Prometheus text) to `out`.
+    fn render_metrics(&self, out: &mut String) {
+        let _ = out;
+    }
     /// Reads every key starting with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
     /// Reads at most `limit` keys starting with `prefix` that are `>= from`,

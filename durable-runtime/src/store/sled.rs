@@ -61,13 +61,30 @@ struct Request {
     done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
 }
 
-#[derive(Default)]
 struct Counters {
     commits: AtomicU64,
     flushes: AtomicU64,
     fsyncs: AtomicU64,
     writes: AtomicU64,
     bytes: AtomicU64,
+    /// Commits per group flush.
+    group_size: crate::metrics::Histogram,
+    /// Writing a group: apply, flush and fsync.
+    flush_seconds: crate::metrics::Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            commits: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            group_size: crate::metrics::Histogram::new(crate::metrics::COUNTS),
+            flush_seconds: crate::metrics::Histogram::new(crate::metrics::SECONDS),
+        }
+    }
 }
 
 struct Inner {
@@ -215,7 +232,10 @@ impl Committer {
                 }
             }
             self.call_hook(CommitPoint::BeforeWrite(index));
+            let writing = std::time::Instant::now();
             let (checks, result) = self.write(&mut group, index);
+            self.counters.flush_seconds.since(writing);
+            self.counters.group_size.observe(group.len() as f64);
             if result.is_ok() {
                 self.call_hook(CommitPoint::AfterSync(index));
             }
@@ -406,6 +426,40 @@ impl Store for SledStore {
 
     fn stats(&self) -> Option<StoreStats> {
         Some(SledStore::stats(self))
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let s = self.stats();
+        for (name, help, value) in [
+            (
+                "durable_store_commits_total",
+                "Batches committed.",
+                s.commits,
+            ),
+            ("durable_store_flushes_total", "Group flushes.", s.flushes),
+            (
+                "durable_store_fsyncs_total",
+                "fsync/fdatasync calls.",
+                s.fsyncs,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let c = &self.inner.counters;
+        c.group_size.render(
+            "durable_store_group_commits",
+            "Commits written by one group flush (group-commit batch size).",
+            out,
+        );
+        c.flush_seconds.render(
+            "durable_store_flush_seconds",
+            "Writing one group: apply, flush and fsync.",
+            out,
+        );
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

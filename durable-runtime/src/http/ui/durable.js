@@ -309,6 +309,8 @@ function renderTimeline(events, now) {
         case "Awaiting": label = `step ${v.step}: waits at ${v.variant} for ${fmtWaiting(v.command)}`; break;
         case "CancelDelivered": label = `step ${v.step}: cancellation delivered`; break;
         case "Upgraded": label = `upgraded at ${v.variant}`; break;
+        case "TimerFired": label = `step ${v.step}: timer fired`; break;
+        case "SignalReceived": label = `step ${v.step}: signal ${v.name} received`; break;
         case "Finished":
           label = `finished: ${v.status.toLowerCase()}`;
           if (v.error) detail = el("span", { class: "err" }, v.error);
@@ -348,6 +350,9 @@ function instancePage() {
       ["updated", fmtTime(d.updated_ms)],
       ["error", d.error],
       ["last attempt", d.last_error && `${d.last_error} (${d.failed_attempts} failed attempts)`],
+      ["version", d.version > 1 ? String(d.version) : ""],
+      ["search attributes", Object.entries(d.search_attributes || {})
+        .map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ")],
     ];
     const dl = $("summary");
     dl.replaceChildren();

@@ -1,0 +1,304 @@
+//! Lists and counts are served from the phase and workflow indexes, kept in
+//! the same batch as each record: they follow every transition, page
+//! through many instances, and lose nothing and keep nothing stale.
+
+mod common;
+use common::{Within, until};
+
+use durable_runtime::prelude::*;
+use durable_runtime::{ListFilter, Phase};
+
+#[activity]
+async fn note(n: u32) -> Result<u32, ActivityError> {
+    Ok(n)
+}
+
+#[workflow]
+async fn quick(n: u32) -> Result<u32, WorkflowError> {
+    let m = note(n).await?;
+    Ok(m)
+}
+
+#[workflow]
+async fn gate(n: u32) -> Result<u32, WorkflowError> {
+    let add: u32 = signal("open").await?;
+    Ok(n + add)
+}
+
+fn ids(list: &[durable_runtime::Description]) -> Vec<String> {
+    list.iter().map(|d| d.id.clone()).collect()
+}
+
+fn count(rt: &Runtime, phase: Phase) -> usize {
+    rt.counts_by_phase()
+        .unwrap()
+        .into_iter()
+        .find(|(p, _)| *p == phase)
+        .map_or(0, |(_, n)| n)
+}
+
+#[tokio::test]
+async fn the_indexes_follow_transitions_and_page_without_gaps_or_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .workflow::<gate>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    // more than one scan page of each kind
+    let n = 1500;
+    for i in 0..n {
+        rt.start(format!("g-{i:05}"), gate(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    let mut done = Vec::new();
+    for i in 0..300 {
+        done.push(
+            rt.start(format!("q-{i:05}"), quick(i), IdPolicy::Reject)
+                .await
+                .unwrap(),
+        );
+    }
+    for h in done {
+        h.result().within().await.unwrap().unwrap();
+    }
+    until("all gates wait", || {
+        count(&rt, Phase::WaitingForSignal) == n as usize
+    })
+    .await;
+    assert_eq!(count(&rt, Phase::Completed), 300);
+
+    // page through one phase 400 at a time: every id once, in order
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = rt
+            .list(&ListFilter {
+                phase: Some(Phase::WaitingForSignal),
+                after: after.clone(),
+                limit: 400,
+                ..ListFilter::default()
+            })
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|d| d.id.clone());
+        seen.extend(ids(&page));
+    }
+    let want: Vec<String> = (0..n).map(|i| format!("g-{i:05}")).collect();
+    assert_eq!(seen, want);
+
+    // a transition moves an instance from one phase's index to another's
+    rt.signal("g-00007", "open", &1u32).await.unwrap();
+    rt.handle::<gate>("g-00007")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    let waiting = rt
+        .list(&ListFilter {
+            phase: Some(Phase::WaitingForSignal),
+            id_prefix: Some("g-0000".into()),
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(waiting.len(), 9, "{:?}", ids(&waiting));
+    assert!(!ids(&waiting).contains(&"g-00007".to_owned()));
+    assert_eq!(count(&rt, Phase::WaitingForSignal), n as usize - 1);
+    assert_eq!(count(&rt, Phase::Completed), 301);
+
+    // the workflow index, and a status that spans several phases
+    let quick_ones = rt
+        .list(&ListFilter {
+            workflow: Some("quick".into()),
+            limit: 0,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(quick_ones.len(), 300);
+    let running = rt
+        .list(&ListFilter {
+            status: Some(durable_runtime::Status::Running),
+            limit: 5,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(
+        ids(&running),
+        ["g-00000", "g-00001", "g-00002", "g-00003", "g-00004"]
+    );
+    let counts = rt.counts().unwrap();
+    assert!(
+        counts.contains(&(durable_runtime::Status::Running, n as usize - 1)),
+        "{counts:?}"
+    );
+    rt.shutdown().await;
+
+    // the indexes are in the store: the same answers after a restart
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .workflow::<gate>()
+        .retention(std::time::Duration::ZERO)
+        .open(dir.path())
+        .await
+        .unwrap();
+    // retention deleted the finished ones, with their index entries
+    until("retention ran", || count(&rt, Phase::Completed) == 0).await;
+    assert_eq!(count(&rt, Phase::WaitingForSignal), n as usize - 1);
+    assert!(
+        rt.list(&ListFilter {
+            workflow: Some("quick".into()),
+            ..ListFilter::default()
+        })
+        .unwrap()
+        .is_empty()
+    );
+}
+
+#[workflow]
+async fn tagged(customer: String, cents: i64) -> Result<i64, WorkflowError> {
+    durable_runtime::upsert_search_attributes([
+        ("customer", durable_runtime::SearchValue::from(customer)),
+        ("cents", durable_runtime::SearchValue::from(cents)),
+        ("vip", durable_runtime::SearchValue::from(cents > 1000)),
+    ])
+    .await;
+    let _: () = signal("paid").await?;
+    // a value set again replaces the old one, in the index too
+    durable_runtime::upsert_search_attributes([(
+        "cents",
+        durable_runtime::SearchValue::from(0i64),
+    )])
+    .await;
+    Ok(cents)
+}
+
+#[tokio::test]
+async fn search_attributes_set_by_the_workflow_are_indexed_and_listable() {
+    use durable_runtime::SearchValue;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<tagged>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    for (id, customer, cents) in [
+        ("o1", "acme", 500),
+        ("o2", "acme", 4200),
+        ("o3", "globex", 4200),
+    ] {
+        rt.start(id, tagged(customer.into(), cents), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    until("all wait for payment", || {
+        rt.list(&ListFilter {
+            phase: Some(Phase::WaitingForSignal),
+            ..ListFilter::default()
+        })
+        .unwrap()
+        .len()
+            == 3
+    })
+    .await;
+    let by = |name: &str, text: &str| -> Vec<String> {
+        ids(&rt
+            .list(&ListFilter {
+                search_attribute: Some((name.into(), SearchValue::parse_all(text))),
+                ..ListFilter::default()
+            })
+            .unwrap())
+    };
+    assert_eq!(by("customer", "acme"), ["o1", "o2"]);
+    assert_eq!(by("cents", "4200"), ["o2", "o3"]);
+    assert_eq!(by("vip", "true"), ["o2", "o3"]);
+    assert!(by("customer", "initech").is_empty());
+    let d = rt.describe("o2").unwrap();
+    assert_eq!(d.search_attributes["customer"], "acme");
+    assert_eq!(d.search_attributes["cents"], 4200);
+    assert_eq!(d.search_attributes["vip"], true);
+
+    rt.signal("o2", "paid", &()).await.unwrap();
+    rt.handle::<tagged>("o2")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by("cents", "4200"), ["o3"], "the old value's entry is gone");
+    assert_eq!(by("cents", "0"), ["o2"]);
+    assert_eq!(
+        by("customer", "acme"),
+        ["o1", "o2"],
+        "untouched attributes stay"
+    );
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test]
+async fn lists_filter_by_start_and_end_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .workflow::<gate>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    rt.start("early", quick(1), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    rt.start("open-early", gate(1), IdPolicy::Reject)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let cut = wall_ms();
+    rt.start("late", quick(2), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    let list = |started, closed| {
+        ids(&rt
+            .list(&ListFilter {
+                started,
+                closed,
+                ..ListFilter::default()
+            })
+            .unwrap())
+    };
+    assert_eq!(list(Some((cut, u64::MAX)), None), ["late"]);
+    assert_eq!(list(Some((0, cut - 1)), None), ["early", "open-early"]);
+    assert_eq!(
+        list(None, Some((0, u64::MAX))),
+        ["early", "late"],
+        "still open: not closed"
+    );
+    assert_eq!(list(None, Some((cut, u64::MAX))), ["late"]);
+    // with an index filter too
+    let late_done = rt
+        .list(&ListFilter {
+            phase: Some(Phase::Completed),
+            started: Some((cut, u64::MAX)),
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(ids(&late_done), ["late"]);
+}
