@@ -1,78 +1,128 @@
-//! `cargo run --release -p durable-bench -- [--quick] [--json FILE] [--postgres URL]`
+//! `cargo run --release -p durable-bench -- [--quick] [--json FILE] [--only LIST] [--postgres URL] [sizes]`
 //!
-//! The order workflow (4 sequential no-op activities) on the default sled
-//! store with full durability, at 1, 100 and 10,000 workflows in flight:
-//! workflows/s, activity steps/s, checkpoints (transitions)/s, fsyncs/s,
-//! transitions per fsync (group-commit size) and CPU time per workflow;
-//! then the latency of one workflow at a time against the raw fsync of the
-//! same disk. Figures, not assertions: the machine is noisy.
+//! The scenarios of issue #8, on the default sled store with full durability
+//! (every transition fdatasync'd before it is acknowledged):
+//!
+//! 1. `throughput`: the order workflow (4 no-op activities) with 1, 100 and
+//!    1,000 in flight;
+//! 2. `latency`: one workflow at a time against the raw fsync of the disk;
+//! 3. `limit`: the raw sled store (batch + flush + fdatasync, no runtime)
+//!    writing the same bytes with the same group-commit sizes as scenario 1;
+//! 4. `recovery`: a child process with many workflows in flight is SIGKILLed,
+//!    then the time to reopen (all resumed) and to finish them all;
+//! 5. `sleepers`: workflows asleep on durable timers: memory, disk, open time
+//!    (in a fresh process) and the time to fire many timers due at once;
+//! 6. `storage`: bytes per completed instance with its history, and the disk
+//!    after retention deleted them;
+//! 7. `compiler`: encoded size and encode/decode time of the state enum.
+//!
+//! Figures, not assertions: the machine is shared and noisy, so every figure
+//! is printed with the load average at the time.
 //!
 //! With `--postgres URL` (an empty database, or one used only by this
-//! benchmark) the throughput table runs on that PostgreSQL store instead,
-//! and the sled-only parts are skipped.
+//! benchmark) scenario 1 runs on that PostgreSQL store instead, and the
+//! sled-only scenarios are skipped.
 
+use std::io::{BufRead, BufReader};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use durable_bench::{
+    HOLD_CHARGE, Order, ProcessOrderState, TRANSITIONS_PER_ORDER, cpu_seconds, dir_bytes, median,
+    percentile, process_order, sleeper, status_mib,
+};
+use durable_runtime::ListFilter;
+use durable_runtime::clock::TestClock;
 use durable_runtime::prelude::*;
-use durable_runtime::store::sled::SledStore;
-use serde::{Deserialize, Serialize};
+use durable_runtime::store::sled::{SledStore, StoreStats};
+use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Order {
-    order_id: String,
-    cents: u64,
+/// Sizes of every scenario, from the defaults, `--quick` and the flags.
+#[derive(Debug, Clone, Serialize)]
+struct Sizes {
+    workflows: usize,
+    in_flight: Vec<usize>,
+    latency: usize,
+    recovery: usize,
+    sleepers: usize,
+    fire: usize,
+    storage: usize,
+    codec_iterations: usize,
+    repeat: usize,
 }
 
-#[activity]
-async fn check_fraud(order_id: String, cents: u64) -> Result<(), ActivityError> {
-    let _ = (order_id, cents);
-    Ok(())
+struct Args {
+    sizes: Sizes,
+    json: Option<String>,
+    only: Option<Vec<String>>,
+    quick: bool,
+    /// Scenario 1 on this PostgreSQL database instead of sled.
+    postgres: Option<String>,
 }
 
-#[activity]
-async fn prepare_shipment(order: Order) -> Result<(), ActivityError> {
-    let _ = order;
-    Ok(())
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
-#[activity]
-async fn charge(order_id: String, cents: u64) -> Result<u64, ActivityError> {
-    let _ = order_id;
-    Ok(cents)
+fn number(args: &[String], name: &str, default: usize) -> usize {
+    match flag(args, name) {
+        Some(v) => v.replace('_', "").parse().unwrap_or_else(|_| {
+            eprintln!("{name} takes a number, not {v:?}");
+            std::process::exit(2)
+        }),
+        None => default,
+    }
 }
 
-#[activity]
-async fn ship(order: Order, charged: u64) -> Result<u64, ActivityError> {
-    let _ = order;
-    Ok(charged)
-}
-
-#[workflow]
-async fn process_order(order: Order) -> Result<u64, WorkflowError> {
-    check_fraud(order.order_id.clone(), order.cents).await?;
-    prepare_shipment(order.clone()).await?;
-    let charged = charge(order.order_id.clone(), order.cents).await?;
-    let shipped = ship(order, charged).await?;
-    Ok(shipped)
-}
-
-/// User + system CPU seconds of this process (Linux `/proc/self/stat`).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
+fn parse_args(args: &[String]) -> Args {
+    let quick = args.iter().any(|a| a == "--quick");
+    let d = |full: usize, small: usize| if quick { small } else { full };
+    let sizes = Sizes {
+        workflows: number(args, "--workflows", d(10_000, 300)),
+        in_flight: flag(args, "--in-flight")
+            .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![1, 100, 1000]),
+        latency: number(args, "--latency", d(500, 30)),
+        recovery: number(args, "--recovery", d(100_000, 1_000)),
+        sleepers: number(args, "--sleepers", d(100_000, 1_000)),
+        fire: number(args, "--fire", d(100_000, 500)),
+        storage: number(args, "--storage", d(10_000, 200)),
+        codec_iterations: d(200_000, 2_000),
+        repeat: number(args, "--repeat", 1).max(1),
     };
-    // fields after the command: state is 0, utime is 11, stime is 12
-    (ticks(11) + ticks(12)) / 100.0
+    Args {
+        sizes,
+        json: flag(args, "--json"),
+        only: flag(args, "--only").map(|v| v.split(',').map(str::to_owned).collect()),
+        postgres: flag(args, "--postgres"),
+        quick,
+    }
 }
 
-#[derive(Serialize)]
+/// The 1-minute load average, to print beside each figure.
+fn load() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn delta(after: StoreStats, before: StoreStats) -> StoreStats {
+    StoreStats {
+        commits: after.commits - before.commits,
+        flushes: after.flushes - before.flushes,
+        fsyncs: after.fsyncs - before.fsyncs,
+        writes: after.writes - before.writes,
+        bytes: after.bytes - before.bytes,
+    }
+}
+
+// ---------------------------------------------------------------- 1. throughput
+
+#[derive(Debug, Clone, Serialize)]
 struct Throughput {
     in_flight: usize,
     workflows: usize,
@@ -81,92 +131,101 @@ struct Throughput {
     activity_steps_per_s: f64,
     transitions_per_s: f64,
     fsyncs_per_s: f64,
-    transitions_per_flush: f64,
+    transitions_per_fsync: f64,
     cpu_ms_per_workflow: f64,
+    /// Commit-path counters of the run, what scenario 3 replays.
+    commits: u64,
+    flushes: u64,
+    writes: u64,
+    bytes: u64,
+    load: f64,
 }
 
-/// A store to measure: sled in a temp directory, or PostgreSQL at a URL.
+async fn open_orders(dir: &std::path::Path) -> (Arc<Runtime>, SledStore) {
+    let store = SledStore::open(dir).expect("open store");
+    let rt = Runtime::builder()
+        .workflow::<process_order>()
+        .open_store(store.clone())
+        .await
+        .expect("open runtime");
+    (Arc::new(rt), store)
+}
+
+/// Runs orders `first..first + n` with at most `in_flight` at once.
+async fn run_orders(rt: &Arc<Runtime>, first: usize, n: usize, in_flight: usize) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(in_flight.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in first..first + n {
+        let permit = slots.clone().acquire_owned().await.expect("semaphore");
+        let rt = rt.clone();
+        tasks.spawn(async move {
+            let h = rt
+                .start(
+                    format!("order-{i}"),
+                    process_order(Order::numbered(i)),
+                    IdPolicy::Reject,
+                )
+                .await
+                .expect("start");
+            h.result().await.expect("result").expect("workflow ok");
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.expect("task");
+    }
+}
+
+async fn shutdown(rt: Arc<Runtime>) {
+    match Arc::try_unwrap(rt) {
+        Ok(rt) => rt.shutdown().await,
+        Err(_) => eprintln!("runtime still shared at shutdown"),
+    }
+}
+
+/// The store scenario 1 measures: sled in a temp directory, or PostgreSQL.
 enum BenchStore {
-    Sled {
-        /// Removed with the store.
-        _dir: tempfile::TempDir,
-        store: SledStore,
-    },
+    Sled(SledStore),
     Postgres(durable_runtime::store::postgres::PgStore),
 }
 
 impl BenchStore {
-    async fn open(postgres: Option<&str>) -> BenchStore {
-        match postgres {
-            None => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let store = SledStore::open(dir.path()).expect("open store");
-                BenchStore::Sled { _dir: dir, store }
-            }
-            Some(url) => BenchStore::Postgres(
-                durable_runtime::store::postgres::PgStore::connect(url)
-                    .await
-                    .expect("open postgres store"),
-            ),
-        }
-    }
-
-    fn stats(&self) -> durable_runtime::store::sled::StoreStats {
+    fn stats(&self) -> StoreStats {
         match self {
-            BenchStore::Sled { store, .. } => store.stats(),
-            BenchStore::Postgres(store) => store.stats(),
+            BenchStore::Sled(s) => s.stats(),
+            BenchStore::Postgres(s) => s.stats(),
         }
-    }
-
-    async fn runtime(&self) -> Runtime {
-        let builder = Runtime::builder().workflow::<process_order>();
-        match self {
-            BenchStore::Sled { store, .. } => builder.open_store(store.clone()).await,
-            BenchStore::Postgres(store) => builder.open_store(store.clone()).await,
-        }
-        .expect("open runtime")
     }
 }
 
 async fn throughput(in_flight: usize, workflows: usize, postgres: Option<&str>) -> Throughput {
-    let store = BenchStore::open(postgres).await;
-    let rt = Arc::new(store.runtime().await);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (rt, store) = match postgres {
+        None => {
+            let (rt, store) = open_orders(dir.path()).await;
+            (rt, BenchStore::Sled(store))
+        }
+        Some(url) => {
+            let store = durable_runtime::store::postgres::PgStore::connect(url)
+                .await
+                .expect("open postgres store");
+            let rt = Runtime::builder()
+                .workflow::<process_order>()
+                .open_store(store.clone())
+                .await
+                .expect("open runtime");
+            (Arc::new(rt), BenchStore::Postgres(store))
+        }
+    };
     let before = store.stats();
     let cpu = cpu_seconds();
     let started = Instant::now();
-    let slots = Arc::new(tokio::sync::Semaphore::new(in_flight));
-    let mut tasks = Vec::with_capacity(workflows);
-    for i in 0..workflows {
-        let permit = slots.clone().acquire_owned().await.expect("semaphore");
-        let rt = rt.clone();
-        tasks.push(tokio::spawn(async move {
-            // ids unique per row: a PostgreSQL database is shared by the rows
-            let id = format!("order-{in_flight}-{i}");
-            let order = Order {
-                order_id: id.clone(),
-                cents: i as u64,
-            };
-            let h = rt
-                .start(id, process_order(order), IdPolicy::Reject)
-                .await
-                .expect("start");
-            let out = h.result().await.expect("result").expect("workflow ok");
-            drop(permit);
-            out
-        }));
-    }
-    for t in tasks {
-        t.await.expect("task");
-    }
+    run_orders(&rt, 0, workflows, in_flight).await;
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu;
-    let after = store.stats();
-    let commits = (after.commits - before.commits) as f64;
-    let flushes = (after.flushes - before.flushes).max(1) as f64;
-    let fsyncs = (after.fsyncs - before.fsyncs) as f64;
-    if let Ok(rt) = Arc::try_unwrap(rt) {
-        rt.shutdown().await;
-    }
+    let s = delta(store.stats(), before);
+    shutdown(rt).await;
     let w = workflows as f64;
     Throughput {
         in_flight,
@@ -174,307 +233,854 @@ async fn throughput(in_flight: usize, workflows: usize, postgres: Option<&str>) 
         seconds,
         workflows_per_s: w / seconds,
         activity_steps_per_s: 4.0 * w / seconds,
-        transitions_per_s: commits / seconds,
-        fsyncs_per_s: fsyncs / seconds,
-        transitions_per_flush: commits / flushes,
+        transitions_per_s: s.commits as f64 / seconds,
+        fsyncs_per_s: s.fsyncs as f64 / seconds,
+        transitions_per_fsync: s.commits as f64 / s.fsyncs.max(1) as f64,
         cpu_ms_per_workflow: cpu * 1000.0 / w,
+        commits: s.commits,
+        flushes: s.flushes,
+        writes: s.writes,
+        bytes: s.bytes,
+        load: load(),
     }
 }
 
-#[derive(Serialize)]
+// ---------------------------------------------------------------- 2. latency
+
+#[derive(Debug, Clone, Serialize)]
 struct Latency {
     workflows: usize,
     p50_ms: f64,
     p99_ms: f64,
     raw_fsync_p50_ms: f64,
+    per_step_ms: f64,
     per_step_overhead_ms: f64,
     ratio_step_to_fsync: f64,
+    load: f64,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or(0.0)
-}
-
-/// The disk's own fsync latency for a small append, in ms.
-fn raw_fsync_ms(samples: usize) -> f64 {
+/// The disk's own fsync latency for a small append (median, ms).
+fn raw_fsync_ms(dir: &std::path::Path, samples: usize) -> f64 {
     use std::io::Write;
-    let dir = tempfile::tempdir().expect("temp dir");
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(dir.path().join("raw"))
+        .open(dir.join("raw-fsync"))
         .expect("file");
-    let mut times: Vec<f64> = (0..samples)
+    let times: Vec<f64> = (0..samples)
         .map(|_| {
             let t = Instant::now();
-            f.write_all(&[7u8; 128]).expect("write");
+            f.write_all(&[7u8; 256]).expect("write");
             f.sync_data().expect("fsync");
             t.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    percentile(&times, 0.5)
+    median(&times)
 }
 
 async fn latency(workflows: usize) -> Latency {
     let dir = tempfile::tempdir().expect("temp dir");
-    let rt = Runtime::builder()
-        .workflow::<process_order>()
-        .open(dir.path())
-        .await
-        .expect("open runtime");
+    let (rt, _store) = open_orders(&dir.path().join("db")).await;
     let mut times = Vec::with_capacity(workflows);
+    let mut raw = Vec::new();
+    // the raw fsync is sampled between workflows, so both see the same disk and load
     for i in 0..workflows {
-        let order = Order {
-            order_id: format!("order-{i}"),
-            cents: i as u64,
-        };
         let t = Instant::now();
         let h = rt
-            .start(format!("order-{i}"), process_order(order), IdPolicy::Reject)
+            .start(
+                format!("order-{i}"),
+                process_order(Order::numbered(i)),
+                IdPolicy::Reject,
+            )
             .await
             .expect("start");
         h.result().await.expect("result").expect("ok");
         times.push(t.elapsed().as_secs_f64() * 1000.0);
+        if i % 10 == 0 {
+            raw.push(raw_fsync_ms(dir.path(), 10));
+        }
     }
-    rt.shutdown().await;
+    shutdown(rt).await;
     times.sort_by(f64::total_cmp);
-    let raw = raw_fsync_ms(500);
+    let raw = median(&raw);
     let p50 = percentile(&times, 0.5);
-    // 5 checkpoints per workflow: the start and one per activity
-    let per_step = p50 / 5.0;
+    let per_step = p50 / TRANSITIONS_PER_ORDER as f64;
     Latency {
         workflows,
         p50_ms: p50,
         p99_ms: percentile(&times, 0.99),
         raw_fsync_p50_ms: raw,
+        per_step_ms: per_step,
         per_step_overhead_ms: per_step - raw,
         ratio_step_to_fsync: per_step / raw.max(1e-9),
+        load: load(),
     }
 }
 
-#[workflow]
-async fn sleeper(n: u64) -> Result<u64, WorkflowError> {
-    sleep(std::time::Duration::from_secs(30 * 86_400)).await?;
-    Ok(n)
+// ---------------------------------------------------------------- 3. the limit
+
+#[derive(Debug, Clone, Serialize)]
+struct Limit {
+    in_flight: usize,
+    commits: u64,
+    commits_per_flush: f64,
+    writes_per_commit: f64,
+    bytes_per_write: f64,
+    raw_seconds: f64,
+    raw_commits_per_s: f64,
+    runtime_transitions_per_s: f64,
+    runtime_pct_of_raw: f64,
+    load: f64,
 }
 
-/// Resident memory of this process, from `/proc/self/status`.
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-#[derive(Serialize)]
-struct Sleepers {
-    workflows: usize,
-    start_seconds: f64,
-    rss_mib_before: f64,
-    rss_mib_asleep: f64,
-    running_tasks_asleep: usize,
-    disk_bytes_per_instance: f64,
-    reopen_seconds: f64,
-    fire_all_seconds: f64,
-}
-
-/// `n` workflows asleep on a 30-day durable timer: memory and tasks while
-/// they sleep, disk per instance, reopen time, and the time to fire them all
-/// when a test clock jumps past their due time.
-async fn sleepers(n: usize) -> Sleepers {
+/// sled alone, as the store's commit thread drives it but without the
+/// runtime: the same number of commits, writes and bytes as run `t`, in
+/// groups of the same mean size; each group one `apply_batch`, `flush` and
+/// `fdatasync`. A commit's first write overwrites its workflow's record key
+/// (5 commits per workflow), the others add new keys (history events).
+fn raw_limit(t: &Throughput) -> Limit {
     let dir = tempfile::tempdir().expect("temp dir");
-    let clock = Arc::new(durable_runtime::clock::TestClock::new());
-    let rss_mib_before = rss_mib();
-    let rt = Arc::new(
-        Runtime::builder()
-            .workflow::<sleeper>()
-            .clock(clock.clone())
-            .open(dir.path())
-            .await
-            .expect("open runtime"),
-    );
+    let db = sled::Config::new()
+        .path(dir.path())
+        .open()
+        .expect("open sled");
+    let data = std::fs::File::options()
+        .read(true)
+        .open(dir.path().join("db"))
+        .expect("sled data file");
+    let commits = t.commits.max(1);
+    let group = (t.commits as f64 / t.flushes.max(1) as f64)
+        .round()
+        .max(1.0) as u64;
+    let per_commit = t.writes as f64 / commits as f64;
+    let per_write = t.bytes as f64 / t.writes.max(1) as f64;
+    let started = Instant::now();
+    let mut c = 0u64;
+    let mut seq = 0u64;
+    while c < commits {
+        let mut batch = sled::Batch::default();
+        let end = (c + group).min(commits);
+        for commit in c..end {
+            let wf = commit / TRANSITIONS_PER_ORDER;
+            let key = format!("i{wf:012}").into_bytes();
+            let value = vec![0x5a; (per_write as usize).saturating_sub(key.len()).max(1)];
+            batch.insert(key, value);
+            // the writes spread over the commits as evenly as the run's were
+            let writes = ((commit + 1) as f64 * per_commit).round() as u64
+                - (commit as f64 * per_commit).round() as u64;
+            for _ in 1..writes.max(1) {
+                seq += 1;
+                let key = format!("h{wf:012}{seq:016}").into_bytes();
+                let value = vec![0xa5; (per_write as usize).saturating_sub(key.len()).max(1)];
+                batch.insert(key, value);
+            }
+        }
+        db.apply_batch(batch).expect("apply");
+        db.flush().expect("flush");
+        data.sync_data().expect("fdatasync");
+        c = end;
+    }
+    let raw_seconds = started.elapsed().as_secs_f64();
+    let raw = commits as f64 / raw_seconds;
+    Limit {
+        in_flight: t.in_flight,
+        commits,
+        commits_per_flush: group as f64,
+        writes_per_commit: per_commit,
+        bytes_per_write: per_write,
+        raw_seconds,
+        raw_commits_per_s: raw,
+        runtime_transitions_per_s: t.transitions_per_s,
+        runtime_pct_of_raw: 100.0 * t.transitions_per_s / raw,
+        load: load(),
+    }
+}
+
+// ---------------------------------------------------------------- 4. recovery
+
+#[derive(Debug, Clone, Serialize)]
+struct Recovery {
+    workflows: usize,
+    child_start_seconds: f64,
+    resumed: usize,
+    open_seconds: f64,
+    all_completed_seconds: f64,
+    rss_mib_after_open: f64,
+    load: f64,
+}
+
+/// The child: starts `n` orders that stop in `charge`, says so, and waits
+/// for its SIGKILL.
+async fn recovery_child(dir: &str, n: usize) {
+    HOLD_CHARGE.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (rt, _store) = open_orders(std::path::Path::new(dir)).await;
     let started = Instant::now();
     let slots = Arc::new(tokio::sync::Semaphore::new(1000));
-    let mut tasks = Vec::with_capacity(n);
+    let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
         let permit = slots.clone().acquire_owned().await.expect("semaphore");
         let rt = rt.clone();
-        tasks.push(tokio::spawn(async move {
-            rt.start(format!("s{i}"), sleeper(i as u64), IdPolicy::Reject)
-                .await
-                .expect("start");
+        tasks.spawn(async move {
+            rt.start(
+                format!("order-{i}"),
+                process_order(Order::numbered(i)),
+                IdPolicy::Reject,
+            )
+            .await
+            .expect("start");
             drop(permit);
-        }));
+        });
+        while tasks.try_join_next().is_some() {}
     }
-    for t in tasks {
-        t.await.expect("task");
+    while tasks.join_next().await.is_some() {}
+    // a moment for some to reach later steps
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    println!("READY {}", started.elapsed().as_secs_f64());
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
     }
-    let start_seconds = started.elapsed().as_secs_f64();
-    while rt.running_instances() > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+}
+
+async fn recovery(n: usize) -> Recovery {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exe = std::env::current_exe().expect("own path");
+    let mut child = std::process::Command::new(exe)
+        .arg("--recovery-child")
+        .arg(dir.path())
+        .arg(n.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the child");
+    let mut child_start_seconds = f64::NAN;
+    let out = child.stdout.take().expect("child stdout");
+    for line in BufReader::new(out).lines() {
+        let line = line.expect("child output");
+        if let Some(s) = line.strip_prefix("READY ") {
+            child_start_seconds = s.parse().unwrap_or(f64::NAN);
+            break;
+        }
     }
-    let rss_mib_asleep = rss_mib();
-    let running_tasks_asleep = rt.running_instances();
-    if let Ok(rt) = Arc::try_unwrap(rt) {
-        rt.shutdown().await;
-    }
-    let disk_bytes_per_instance = dir_bytes(dir.path()) as f64 / n as f64;
-    let reopened = Instant::now();
+    child.kill().expect("SIGKILL the child"); // std's kill is SIGKILL
+    child.wait().expect("reap the child");
+    let opened = Instant::now();
     let rt = Runtime::builder()
-        .workflow::<sleeper>()
-        .clock(clock.clone())
+        .workflow::<process_order>()
         .open(dir.path())
         .await
         .expect("reopen");
-    let reopen_seconds = reopened.elapsed().as_secs_f64();
-    let fired = Instant::now();
-    clock.advance(std::time::Duration::from_secs(31 * 86_400));
+    let open_seconds = opened.elapsed().as_secs_f64();
+    let rss_mib_after_open = status_mib("VmRSS");
+    let resumed = rt.resumed_on_open();
     for i in 0..n {
+        rt.handle::<process_order>(format!("order-{i}"))
+            .result()
+            .await
+            .expect("result")
+            .expect("ok");
+    }
+    let all_completed_seconds = opened.elapsed().as_secs_f64();
+    rt.shutdown().await;
+    Recovery {
+        workflows: n,
+        child_start_seconds,
+        resumed,
+        open_seconds,
+        all_completed_seconds,
+        rss_mib_after_open,
+        load: load(),
+    }
+}
+
+// ---------------------------------------------------------------- 5. sleepers
+
+#[derive(Debug, Clone, Serialize)]
+struct Sleepers {
+    workflows: usize,
+    fired: usize,
+    start_seconds: f64,
+    tasks_while_asleep: usize,
+    rss_mib_creator: f64,
+    disk_bytes_per_instance: f64,
+    /// Measured in a fresh process that opens the store.
+    open_seconds: f64,
+    rss_mib_after_open: f64,
+    peak_rss_mib: f64,
+    fire_seconds: f64,
+    load: f64,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct OpenReport {
+    open_seconds: f64,
+    rss_mib_after_open: f64,
+    peak_rss_mib: f64,
+    fire_seconds: f64,
+}
+
+fn sleeper_clock() -> Arc<TestClock> {
+    Arc::new(TestClock::new())
+}
+
+/// The child: opens a store of sleepers, then fires the first `fire`.
+async fn sleepers_child(dir: &str, fire: usize) {
+    let clock = sleeper_clock();
+    let opened = Instant::now();
+    let rt = Runtime::builder()
+        .workflow::<sleeper>()
+        .clock(clock.clone())
+        .open(dir)
+        .await
+        .expect("open");
+    let open_seconds = opened.elapsed().as_secs_f64();
+    let rss_mib_after_open = status_mib("VmRSS");
+    let fired = Instant::now();
+    clock.advance(Duration::from_secs(31 * 86_400));
+    for i in 0..fire {
         rt.handle::<sleeper>(format!("s{i}"))
             .result()
             .await
             .expect("result")
             .expect("ok");
     }
-    let fire_all_seconds = fired.elapsed().as_secs_f64();
+    let fire_seconds = fired.elapsed().as_secs_f64();
+    let report = OpenReport {
+        open_seconds,
+        rss_mib_after_open,
+        peak_rss_mib: status_mib("VmHWM"),
+        fire_seconds,
+    };
+    println!(
+        "{}",
+        serde_json::to_string(&report).expect("encode the report")
+    );
     rt.shutdown().await;
+}
+
+/// Creates `n` sleepers in `dir`, the first `fire` due in 30 days, the
+/// others in 60: the creation time, the tasks left running once all are
+/// asleep, and this process's RSS then.
+async fn create_sleepers(dir: &std::path::Path, n: usize, fire: usize) -> (f64, usize, f64) {
+    let rt = Arc::new(
+        Runtime::builder()
+            .workflow::<sleeper>()
+            .clock(sleeper_clock())
+            .open(dir)
+            .await
+            .expect("open runtime"),
+    );
+    let started = Instant::now();
+    let slots = Arc::new(tokio::sync::Semaphore::new(1000));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let permit = slots.clone().acquire_owned().await.expect("semaphore");
+        let rt = rt.clone();
+        // the first `fire` sleep 30 days, the others 60: a 31-day jump fires `fire`
+        let days = if i < fire { 30 } else { 60 };
+        tasks.spawn(async move {
+            rt.start(format!("s{i}"), sleeper(i as u64, days), IdPolicy::Reject)
+                .await
+                .expect("start");
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let start_seconds = started.elapsed().as_secs_f64();
+    while rt.running_instances() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let tasks_while_asleep = rt.running_instances();
+    let rss_mib_creator = status_mib("VmRSS");
+    shutdown(rt).await;
+    (start_seconds, tasks_while_asleep, rss_mib_creator)
+}
+
+async fn sleepers(n: usize, fire: usize) -> Sleepers {
+    let fire = fire.min(n);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (start_seconds, tasks_while_asleep, rss_mib_creator) =
+        create_sleepers(dir.path(), n, fire).await;
+    let (apparent, _) = dir_bytes(dir.path());
+    let exe = std::env::current_exe().expect("own path");
+    let out = std::process::Command::new(exe)
+        .arg("--sleepers-child")
+        .arg(dir.path())
+        .arg(fire.to_string())
+        .output()
+        .expect("run the child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: OpenReport = text
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("the child reported nothing: {text}"));
     Sleepers {
         workflows: n,
+        fired: fire,
         start_seconds,
-        rss_mib_before,
-        rss_mib_asleep,
-        running_tasks_asleep,
-        disk_bytes_per_instance,
-        reopen_seconds,
-        fire_all_seconds,
+        tasks_while_asleep,
+        rss_mib_creator,
+        disk_bytes_per_instance: apparent as f64 / n as f64,
+        open_seconds: report.open_seconds,
+        rss_mib_after_open: report.rss_mib_after_open,
+        peak_rss_mib: report.peak_rss_mib,
+        fire_seconds: report.fire_seconds,
+        load: load(),
     }
 }
 
-#[derive(Serialize)]
+// ---------------------------------------------------------------- 6. storage
+
+#[derive(Debug, Clone, Serialize)]
+struct Storage {
+    workflows: usize,
+    history_events_per_instance: f64,
+    bytes_written_per_instance: f64,
+    disk_empty: (u64, u64),
+    disk_after_run: (u64, u64),
+    disk_bytes_per_instance: f64,
+    deleted_by_retention: usize,
+    retention_seconds: f64,
+    disk_after_retention: (u64, u64),
+    disk_after_reopen: (u64, u64),
+    disk_after_second_run: (u64, u64),
+    load: f64,
+}
+
+async fn storage(n: usize) -> Storage {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (rt, store) = open_orders(dir.path()).await;
+    let disk_empty = dir_bytes(dir.path());
+    let before = store.stats();
+    run_orders(&rt, 0, n, 100).await;
+    let s = delta(store.stats(), before);
+    let events = rt
+        .history("order-0")
+        .map(|h| h.len() as f64)
+        .unwrap_or(f64::NAN);
+    shutdown(rt).await;
+    drop(store);
+    let disk_after_run = dir_bytes(dir.path());
+    // retention with nothing kept: every completed instance goes, with its history
+    let pruned = Instant::now();
+    let rt = Runtime::builder()
+        .workflow::<process_order>()
+        .retention(Duration::ZERO)
+        .open(dir.path())
+        .await
+        .expect("reopen with retention");
+    let deleted = loop {
+        let left = rt.list(&ListFilter::default()).expect("list").len();
+        if left == 0 || pruned.elapsed() > Duration::from_secs(600) {
+            break n - left;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let retention_seconds = pruned.elapsed().as_secs_f64();
+    rt.shutdown().await;
+    let disk_after_retention = dir_bytes(dir.path());
+    let rt = Runtime::builder()
+        .workflow::<process_order>()
+        .open(dir.path())
+        .await
+        .expect("reopen");
+    rt.shutdown().await;
+    let disk_after_reopen = dir_bytes(dir.path());
+    // the same number again: is the freed space reused?
+    let (rt, _store) = open_orders(dir.path()).await;
+    run_orders(&rt, n, n, 100).await;
+    shutdown(rt).await;
+    let disk_after_second_run = dir_bytes(dir.path());
+    Storage {
+        workflows: n,
+        history_events_per_instance: events,
+        bytes_written_per_instance: s.bytes as f64 / n as f64,
+        disk_empty,
+        disk_after_run,
+        disk_bytes_per_instance: disk_after_run.0.saturating_sub(disk_empty.0) as f64 / n as f64,
+        deleted_by_retention: deleted,
+        retention_seconds,
+        disk_after_retention,
+        disk_after_reopen,
+        disk_after_second_run,
+        load: load(),
+    }
+}
+
+// ---------------------------------------------------------------- 7. compiler cost
+
+#[derive(Debug, Clone, Serialize)]
+struct Compiler {
+    variant: &'static str,
+    postcard_bytes: usize,
+    json_bytes: usize,
+    encode_ns: f64,
+    decode_ns: f64,
+}
+
+/// The state enum as the driver stores it (markers store nothing, so the
+/// command types do not change the bytes).
+type State = ProcessOrderState<(), (), (), ()>;
+
+fn compiler(iterations: usize) -> Vec<Compiler> {
+    use durable_runtime::codec;
+    let order = Order::numbered(123_456);
+    let states: Vec<(&'static str, State)> = vec![
+        (
+            "Start",
+            ProcessOrderState::Start {
+                order: order.clone(),
+            },
+        ),
+        (
+            "CheckFraud",
+            ProcessOrderState::CheckFraud {
+                order: order.clone(),
+                __await: Default::default(),
+            },
+        ),
+        (
+            "Charge",
+            ProcessOrderState::Charge {
+                order,
+                __await: Default::default(),
+            },
+        ),
+        (
+            "Ship",
+            ProcessOrderState::Ship {
+                __await: Default::default(),
+            },
+        ),
+    ];
+    states
+        .into_iter()
+        .map(|(variant, state)| {
+            let bytes = codec::encode(&state).expect("encode");
+            let json_bytes = serde_json::to_vec(&state).expect("json").len();
+            let t = Instant::now();
+            for _ in 0..iterations {
+                std::hint::black_box(codec::encode(std::hint::black_box(&state)).expect("encode"));
+            }
+            let encode_ns = t.elapsed().as_nanos() as f64 / iterations as f64;
+            let t = Instant::now();
+            for _ in 0..iterations {
+                std::hint::black_box(
+                    codec::decode::<State>(std::hint::black_box(&bytes)).expect("decode"),
+                );
+            }
+            let decode_ns = t.elapsed().as_nanos() as f64 / iterations as f64;
+            Compiler {
+                variant,
+                postcard_bytes: bytes.len(),
+                json_bytes,
+                encode_ns,
+                decode_ns,
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- report
+
+#[derive(Debug, Default, Serialize)]
 struct Report {
+    machine: Machine,
+    sizes: Option<Sizes>,
     throughput: Vec<Throughput>,
-    latency: Latency,
-    sleepers: Sleepers,
+    latency: Vec<Latency>,
+    limit: Vec<Limit>,
+    recovery: Option<Recovery>,
+    sleepers: Option<Sleepers>,
+    storage: Option<Storage>,
+    compiler: Vec<Compiler>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Machine {
+    cpus: usize,
+    kernel: String,
+    mem_total_mib: f64,
+    load_at_start: f64,
+    load_at_end: f64,
+}
+
+fn machine() -> Machine {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    Machine {
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        mem_total_mib: mem_kib / 1024.0,
+        load_at_start: load(),
+        load_at_end: 0.0,
+    }
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+fn print_report(r: &Report) {
+    let m = &r.machine;
+    println!(
+        "machine: {} cpus, {:.1} GiB, Linux {}; load average {:.2} at start, {:.2} at end",
+        m.cpus,
+        m.mem_total_mib / 1024.0,
+        m.kernel,
+        m.load_at_start,
+        m.load_at_end
+    );
+    if !r.throughput.is_empty() {
+        println!(
+            "\n1. throughput: order workflow (4 no-op activities), sled + fdatasync per group commit"
+        );
+        println!(
+            "{:>9} {:>9} {:>9} {:>10} {:>13} {:>9} {:>11} {:>10} {:>5}",
+            "in flight",
+            "workflows",
+            "wf/s",
+            "steps/s",
+            "transitions/s",
+            "fsyncs/s",
+            "trans/fsync",
+            "cpu ms/wf",
+            "load"
+        );
+        for t in &r.throughput {
+            println!(
+                "{:>9} {:>9} {:>9.0} {:>10.0} {:>13.0} {:>9.0} {:>11.1} {:>10.3} {:>5.2}",
+                t.in_flight,
+                t.workflows,
+                t.workflows_per_s,
+                t.activity_steps_per_s,
+                t.transitions_per_s,
+                t.fsyncs_per_s,
+                t.transitions_per_fsync,
+                t.cpu_ms_per_workflow,
+                t.load
+            );
+        }
+    }
+    for l in &r.latency {
+        println!(
+            "\n2. latency, {} workflows one at a time: p50 {:.2} ms, p99 {:.2} ms; per transition {:.3} ms; raw fsync p50 {:.3} ms (same run); overhead {:.3} ms per step = {:.2}x the raw fsync (load {:.2})",
+            l.workflows,
+            l.p50_ms,
+            l.p99_ms,
+            l.per_step_ms,
+            l.raw_fsync_p50_ms,
+            l.per_step_overhead_ms,
+            l.ratio_step_to_fsync,
+            l.load
+        );
+    }
+    if !r.limit.is_empty() {
+        println!(
+            "\n3. the limit: raw sled (apply_batch + flush + fdatasync, no runtime), same commits, writes, bytes and group sizes"
+        );
+        println!(
+            "{:>9} {:>10} {:>11} {:>10} {:>11} {:>14} {:>13} {:>10} {:>5}",
+            "in flight",
+            "commits",
+            "per flush",
+            "writes/c",
+            "bytes/write",
+            "raw commits/s",
+            "runtime tr/s",
+            "runtime %",
+            "load"
+        );
+        for l in &r.limit {
+            println!(
+                "{:>9} {:>10} {:>11.1} {:>10.1} {:>11.0} {:>14.0} {:>13.0} {:>9.1}% {:>5.2}",
+                l.in_flight,
+                l.commits,
+                l.commits_per_flush,
+                l.writes_per_commit,
+                l.bytes_per_write,
+                l.raw_commits_per_s,
+                l.runtime_transitions_per_s,
+                l.runtime_pct_of_raw,
+                l.load
+            );
+        }
+    }
+    if let Some(x) = &r.recovery {
+        println!(
+            "\n4. recovery: {} in flight (started by the child in {:.1} s), SIGKILL; reopen resumed {} in {:.2} s; all completed {:.2} s after open; RSS after open {:.0} MiB (load {:.2})",
+            x.workflows,
+            x.child_start_seconds,
+            x.resumed,
+            x.open_seconds,
+            x.all_completed_seconds,
+            x.rss_mib_after_open,
+            x.load
+        );
+    }
+    if let Some(s) = &r.sleepers {
+        println!(
+            "\n5. idle: {} asleep on durable timers (started in {:.1} s, {} tasks while asleep, creator RSS {:.0} MiB); {:.0} disk bytes each; fresh process: open {:.2} s, RSS {:.0} MiB after open, peak {:.0} MiB; {} timers due at once fired and finished in {:.2} s (load {:.2})",
+            s.workflows,
+            s.start_seconds,
+            s.tasks_while_asleep,
+            s.rss_mib_creator,
+            s.disk_bytes_per_instance,
+            s.open_seconds,
+            s.rss_mib_after_open,
+            s.peak_rss_mib,
+            s.fired,
+            s.fire_seconds,
+            s.load
+        );
+    }
+    if let Some(s) = &r.storage {
+        println!(
+            "\n6. storage: {} completed orders, {:.0} history events each, {:.0} bytes written each (keys + values, all checkpoints)",
+            s.workflows, s.history_events_per_instance, s.bytes_written_per_instance
+        );
+        println!(
+            "   disk (apparent / allocated MiB): empty {:.1} / {:.1}; after the run {:.1} / {:.1} = {:.0} bytes per instance",
+            mib(s.disk_empty.0),
+            mib(s.disk_empty.1),
+            mib(s.disk_after_run.0),
+            mib(s.disk_after_run.1),
+            s.disk_bytes_per_instance
+        );
+        println!(
+            "   retention deleted {} in {:.2} s; after it {:.1} / {:.1}; after a reopen {:.1} / {:.1}; after {} more orders {:.1} / {:.1} (load {:.2})",
+            s.deleted_by_retention,
+            s.retention_seconds,
+            mib(s.disk_after_retention.0),
+            mib(s.disk_after_retention.1),
+            mib(s.disk_after_reopen.0),
+            mib(s.disk_after_reopen.1),
+            s.workflows,
+            mib(s.disk_after_second_run.0),
+            mib(s.disk_after_second_run.1),
+            s.load
+        );
+    }
+    if !r.compiler.is_empty() {
+        println!("\n7. compiler cost: process_order's state enum (codec envelope + postcard)");
+        println!(
+            "{:>11} {:>7} {:>10} {:>10} {:>10}",
+            "variant", "bytes", "json bytes", "encode ns", "decode ns"
+        );
+        for c in &r.compiler {
+            println!(
+                "{:>11} {:>7} {:>10} {:>10.0} {:>10.0}",
+                c.variant, c.postcard_bytes, c.json_bytes, c.encode_ns, c.decode_ns
+            );
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let json = args
-        .iter()
-        .position(|a| a == "--json")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
-    let postgres = args
-        .iter()
-        .position(|a| a == "--postgres")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
-    let scale = if quick { 10 } else { 1 };
-    let mut rows = Vec::new();
-    for (in_flight, workflows) in [(1, 500), (100, 10_000), (10_000, 20_000)] {
-        let n = (workflows / scale).max(in_flight.min(workflows));
-        rows.push(throughput(in_flight, n, postgres.as_deref()).await);
-    }
-    if let Some(url) = &postgres {
-        println!(
-            "order workflow, 4 activities, PostgreSQL ({url}), one transaction per group commit"
-        );
-        print_rows(&rows);
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some(i) = argv.iter().position(|a| a == "--recovery-child") {
+        let dir = argv.get(i + 1).expect("DIR");
+        let n = argv.get(i + 2).and_then(|n| n.parse().ok()).expect("N");
+        recovery_child(dir, n).await;
         return;
     }
-    let lat = latency(if quick { 50 } else { 500 }).await;
-    let sleep = sleepers(if quick { 10_000 } else { 100_000 }).await;
-
-    println!("order workflow, 4 activities, sled + fdatasync per group commit");
-    print_rows(&rows);
-    println!(
-        "latency, one at a time ({}): p50 {:.2} ms, p99 {:.2} ms; raw fsync p50 {:.3} ms; per checkpoint {:.3} ms = {:.2}x the raw fsync",
-        lat.workflows,
-        lat.p50_ms,
-        lat.p99_ms,
-        lat.raw_fsync_p50_ms,
-        lat.p50_ms / 5.0,
-        lat.ratio_step_to_fsync
-    );
-    println!(
-        "{} workflows asleep on durable timers: started in {:.1}s; RSS {:.0} MiB before, {:.0} MiB asleep, {} tasks; {:.0} disk bytes each; reopen {:.2}s; all fired and finished in {:.1}s",
-        sleep.workflows,
-        sleep.start_seconds,
-        sleep.rss_mib_before,
-        sleep.rss_mib_asleep,
-        sleep.running_tasks_asleep,
-        sleep.disk_bytes_per_instance,
-        sleep.reopen_seconds,
-        sleep.fire_all_seconds
-    );
-    if let Some(path) = json {
-        write_json(
-            &path,
-            Report {
-                throughput: rows,
-                latency: lat,
-                sleepers: sleep,
-            },
-        );
+    if let Some(i) = argv.iter().position(|a| a == "--sleepers-child") {
+        let dir = argv.get(i + 1).expect("DIR");
+        let fire = argv.get(i + 2).and_then(|n| n.parse().ok()).expect("FIRE");
+        sleepers_child(dir, fire).await;
+        return;
     }
-}
-
-fn write_json(path: &str, report: Report) {
-    match serde_json::to_string_pretty(&report) {
-        Ok(text) => {
-            if let Err(e) = std::fs::write(path, text) {
-                eprintln!("cannot write {path}: {e}");
+    if let Some(i) = argv.iter().position(|a| a == "--sleepers-create") {
+        // a store of sleepers kept for repeated `--sleepers-child` runs
+        let dir = argv.get(i + 1).expect("DIR");
+        let n = argv.get(i + 2).and_then(|n| n.parse().ok()).expect("N");
+        let fire = argv.get(i + 3).and_then(|n| n.parse().ok()).expect("FIRE");
+        let (secs, _, rss) = create_sleepers(std::path::Path::new(dir), n, fire).await;
+        println!("created {n} sleepers in {secs:.1} s (RSS {rss:.0} MiB)");
+        return;
+    }
+    if argv.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "durable-bench [--quick] [--json FILE] [--postgres URL] [--only throughput,latency,limit,recovery,sleepers,storage,compiler]\n  [--workflows N] [--in-flight 1,100,1000] [--latency N] [--recovery N] [--sleepers N] [--fire N] [--storage N] [--repeat R]"
+        );
+        return;
+    }
+    let args = parse_args(&argv);
+    let sz = args.sizes.clone();
+    let wanted = |name: &str| {
+        args.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == name))
+    };
+    let mut report = Report {
+        machine: machine(),
+        sizes: Some(sz.clone()),
+        ..Report::default()
+    };
+    if args.quick {
+        eprintln!("--quick: small sizes, a smoke run; the figures mean little");
+    }
+    for _ in 0..sz.repeat {
+        if args.postgres.is_some() {
+            // on PostgreSQL: the throughput table only (the rest is sled's)
+            for &k in &sz.in_flight {
+                eprintln!(
+                    "throughput on PostgreSQL: {} workflows, {k} in flight",
+                    sz.workflows
+                );
+                let t = throughput(k, sz.workflows, args.postgres.as_deref()).await;
+                report.throughput.push(t);
+            }
+            continue;
+        }
+        if wanted("throughput") || wanted("limit") {
+            for &k in &sz.in_flight {
+                eprintln!("throughput: {} workflows, {k} in flight", sz.workflows);
+                let t = throughput(k, sz.workflows, args.postgres.as_deref()).await;
+                if wanted("limit") {
+                    report.limit.push(raw_limit(&t));
+                }
+                report.throughput.push(t);
             }
         }
-        Err(e) => eprintln!("cannot encode report: {e}"),
+        if wanted("latency") {
+            eprintln!("latency: {} workflows one at a time", sz.latency);
+            report.latency.push(latency(sz.latency).await);
+        }
     }
-}
-
-fn print_rows(rows: &[Throughput]) {
-    println!(
-        "{:>9} {:>9} {:>10} {:>12} {:>14} {:>10} {:>12} {:>12}",
-        "in flight",
-        "workflows",
-        "wf/s",
-        "steps/s",
-        "checkpoints/s",
-        "fsyncs/s",
-        "ckpt/flush",
-        "cpu ms/wf"
-    );
-    for r in rows {
-        println!(
-            "{:>9} {:>9} {:>10.0} {:>12.0} {:>14.0} {:>10.0} {:>12.1} {:>12.3}",
-            r.in_flight,
-            r.workflows,
-            r.workflows_per_s,
-            r.activity_steps_per_s,
-            r.transitions_per_s,
-            r.fsyncs_per_s,
-            r.transitions_per_flush,
-            r.cpu_ms_per_workflow
-        );
+    if wanted("recovery") {
+        eprintln!("recovery: {} in flight, SIGKILL, reopen", sz.recovery);
+        report.recovery = Some(recovery(sz.recovery).await);
+    }
+    if wanted("sleepers") {
+        eprintln!("sleepers: {} asleep, {} fired", sz.sleepers, sz.fire);
+        report.sleepers = Some(sleepers(sz.sleepers, sz.fire).await);
+    }
+    if wanted("storage") {
+        eprintln!("storage: {} orders, then retention", sz.storage);
+        report.storage = Some(storage(sz.storage).await);
+    }
+    if wanted("compiler") {
+        report.compiler = compiler(sz.codec_iterations);
+    }
+    report.machine.load_at_end = load();
+    print_report(&report);
+    if let Some(path) = &args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => {
+                if let Err(e) = std::fs::write(path, text) {
+                    eprintln!("cannot write {path}: {e}");
+                    std::process::exit(1);
+                }
+            }
+            Err(e) => eprintln!("cannot encode the report: {e}"),
+        }
     }
 }

@@ -45,3 +45,23 @@ impl<T: serde::Serialize + ?Sized> std::fmt::Debug for DebugJson<'_, T> {
         }
     }
 }
+
+/// Decodes a stored instance record (the value under `i` + id): the
+/// micro-benchmarks of `durable-bench` time the engine's record codec
+/// through it.
+///
+/// # Errors
+/// The record does not decode.
+pub fn decode_record(bytes: &[u8]) -> Result<(), CodecError> {
+    crate::codec::decode::<crate::engine::InstanceRecord>(bytes).map(drop)
+}
+
+/// Decodes a stored instance record and encodes it again, as a checkpoint
+/// does (for the micro-benchmarks of `durable-bench`).
+///
+/// # Errors
+/// The record does not decode.
+pub fn reencode_record(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let record = crate::codec::decode::<crate::engine::InstanceRecord>(bytes)?;
+    crate::codec::encode(&record)
+}

@@ -45,12 +45,36 @@ pub enum CodecError {
 
 /// Encodes `value` into a versioned envelope.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = vec![FORMAT_V1];
-    postcard::to_io(value, &mut out).map_err(|e| CodecError::Encode {
-        type_name: std::any::type_name::<T>(),
-        reason: e.to_string(),
-    })?;
-    Ok(out)
+    thread_local! {
+        /// Reused across encodes: a value is written into it and copied out
+        /// at its exact size, instead of growing a new buffer step by step.
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let write = |out: &mut Vec<u8>| {
+        out.push(FORMAT_V1);
+        postcard::to_io(value, &mut *out)
+            .map(drop)
+            .map_err(|e| CodecError::Encode {
+                type_name: std::any::type_name::<T>(),
+                reason: e.to_string(),
+            })
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let written = write(&mut buf).map(|_| buf.to_vec());
+            // a rare huge value does not stay allocated for the thread's life
+            if buf.capacity() > 1 << 16 {
+                *buf = Vec::new();
+            }
+            written
+        }
+        // an encode from inside a `Serialize` impl: a buffer of its own
+        Err(_) => {
+            let mut out = Vec::new();
+            write(&mut out).map(|_| out)
+        }
+    })
 }
 
 /// Decodes an envelope written by [`encode`]. Trailing bytes are an error:

@@ -426,6 +426,9 @@ impl<T> std::future::Future for AbortOnDrop<T> {
     }
 }
 
+/// Instance records read per page when a store is opened.
+const RECOVER_PAGE: usize = 1024;
+
 /// A command's encoded output and the wake-source key it used up.
 type Ready = (Vec<u8>, Option<Vec<u8>>);
 
@@ -476,7 +479,9 @@ impl Engine {
                 kind,
             };
             let bytes = codec::encode(&event).map_err(|e| StoreError::Io(e.to_string()))?;
-            batch.put(keys::history(id, record.events), bytes);
+            // past every stored event of this id: history keys are written
+            // only here, with the record's count, in the record's own batch
+            batch.put_new(keys::history(id, record.events), bytes);
         }
         Ok(())
     }
@@ -747,8 +752,12 @@ impl Engine {
                 match halt {
                     Halt::Finished => {
                         engine.wake(&id);
-                        // a schedule may wait for this run to end
-                        engine.schedule_wake.notify_one();
+                        // a schedule may wait for this run to end; schedules start
+                        // runs as `<schedule>@<nominal time>`
+                        // (`schedule::run_id`), so other ids need no look at them
+                        if id.contains('@') {
+                            engine.schedule_wake.notify_one();
+                        }
                         for child in std::mem::take(&mut record.children) {
                             let engine = engine.clone();
                             // parent-close policy: cancel what is still running
@@ -1485,56 +1494,88 @@ impl Engine {
                     .insert(id);
             }
         }
-        for (key, bytes) in self.store.scan_prefix(&[keys::INSTANCE])? {
-            let id = keys::instance_id(&key);
-            let mut record: InstanceRecord = match codec::decode(&bytes) {
-                Ok(record) => record,
-                Err(e) => {
-                    // the bytes are left untouched: never drop what cannot be read
-                    self.park_report(ResumeError::Undecodable {
-                        instance: id,
-                        reason: e.to_string(),
-                    });
-                    continue;
-                }
+        // paged, so that opening a store of a million sleeping instances does
+        // not hold all their records in memory at once
+        let mut from = vec![keys::INSTANCE];
+        let mut runnable = Vec::new();
+        loop {
+            let page = self
+                .store
+                .scan_from(&[keys::INSTANCE], &from, RECOVER_PAGE)?;
+            let Some((last, _)) = page.last() else {
+                break;
             };
-            if record.status.is_terminal() {
-                continue;
-            }
-            let mut moved = record.clone();
-            match self.resolve(&id, &mut moved) {
-                Ok(entry) => {
-                    // a migration or upgrade is written (state, version and
-                    // history event) in one batch before anything runs
-                    let changed = !moved.new_events.is_empty();
-                    record = moved;
-                    if record.status == Status::Parked || changed {
-                        record.status = Status::Running;
-                        record.error = None;
-                        self.save(&id, &mut record).await?;
-                    }
-                    resumed += 1;
-                    let controlled = self.has_control(&id);
-                    if matches!(record.pending, Some(Request::Timer { .. })) && !controlled {
-                        continue; // the timer service wakes it when due
-                    }
-                    self.spawn(id, record, entry);
-                }
-                Err(reason) => {
-                    let text = reason.to_string();
-                    if record.status != Status::Parked || record.error.as_deref() != Some(&text) {
-                        record.status = Status::Parked;
-                        record.error = Some(text.clone());
-                        record
-                            .new_events
-                            .push(crate::history::EventKind::Parked { reason: text });
-                        self.save(&id, &mut record).await?;
-                    }
-                    self.park_report(reason);
-                }
+            from = keys::after(last);
+            for (key, bytes) in page {
+                resumed += self.recover_one(key, bytes, &mut runnable).await?;
             }
         }
+        // started once all are read, as before paging: tasks started early
+        // would compete with the reading for the CPU (100k in flight: all
+        // resumed in 7.6 s instead of 2.9 s)
+        for (id, record, entry) in runnable {
+            self.spawn(id, record, entry);
+        }
         Ok(resumed)
+    }
+
+    /// Resumes (or parks) the instance stored under `key`: 1 if resumed.
+    /// One that has work to do now (not asleep on a timer) is added to
+    /// `runnable`, to be spawned by the caller.
+    async fn recover_one(
+        self: &Arc<Self>,
+        key: Vec<u8>,
+        bytes: Vec<u8>,
+        runnable: &mut Vec<(String, InstanceRecord, WorkflowEntry)>,
+    ) -> Result<usize, StoreError> {
+        let id = keys::instance_id(&key);
+        let mut record: InstanceRecord = match codec::decode(&bytes) {
+            Ok(record) => record,
+            Err(e) => {
+                // the bytes are left untouched: never drop what cannot be read
+                self.park_report(ResumeError::Undecodable {
+                    instance: id,
+                    reason: e.to_string(),
+                });
+                return Ok(0);
+            }
+        };
+        if record.status.is_terminal() {
+            return Ok(0);
+        }
+        let mut moved = record.clone();
+        match self.resolve(&id, &mut moved) {
+            Ok(entry) => {
+                // a migration or upgrade is written (state, version and
+                // history event) in one batch before anything runs
+                let changed = !moved.new_events.is_empty();
+                record = moved;
+                if record.status == Status::Parked || changed {
+                    record.status = Status::Running;
+                    record.error = None;
+                    self.save(&id, &mut record).await?;
+                }
+                let controlled = self.has_control(&id);
+                if matches!(record.pending, Some(Request::Timer { .. })) && !controlled {
+                    return Ok(1); // the timer service wakes it when due
+                }
+                runnable.push((id, record, entry));
+                Ok(1)
+            }
+            Err(reason) => {
+                let text = reason.to_string();
+                if record.status != Status::Parked || record.error.as_deref() != Some(&text) {
+                    record.status = Status::Parked;
+                    record.error = Some(text.clone());
+                    record
+                        .new_events
+                        .push(crate::history::EventKind::Parked { reason: text });
+                    self.save(&id, &mut record).await?;
+                }
+                self.park_report(reason);
+                Ok(0)
+            }
+        }
     }
 
     /// Finds the code that runs `record`, moving it to another version when

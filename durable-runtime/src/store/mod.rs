@@ -33,6 +33,11 @@ pub struct Batch {
     /// batch is applied; otherwise nothing is written and the commit fails
     /// with [`StoreError::Conflict`].
     pub expect: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Indexes into `writes` of puts whose key the writer knows to be absent
+    /// before this batch (a history event's key: its sequence number is past
+    /// every stored one). A store may skip reading such a key's previous
+    /// value; nothing written or made durable changes.
+    pub fresh: Vec<usize>,
 }
 
 impl Batch {
@@ -46,6 +51,13 @@ impl Batch {
     pub fn put(&mut self, key: impl Into<Vec<u8>>, value: Vec<u8>) -> &mut Self {
         self.writes.push((key.into(), Some(value)));
         self
+    }
+
+    /// Sets `key`, which the caller knows to be absent before this batch
+    /// (see [`Batch::fresh`]).
+    pub fn put_new(&mut self, key: impl Into<Vec<u8>>, value: Vec<u8>) -> &mut Self {
+        self.fresh.push(self.writes.len());
+        self.put(key, value)
     }
 
     /// Removes `key`.

@@ -279,6 +279,7 @@ impl PgStore {
             commits: c.commits.load(Ordering::Relaxed),
             flushes: transactions,
             fsyncs: transactions,
+            ..StoreStats::default()
         }
     }
 

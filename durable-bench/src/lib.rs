@@ -1,0 +1,138 @@
+//! The workload and measuring helpers shared by the `durable-bench` binary
+//! and its micro-benchmarks (`cargo bench -p durable-bench`).
+//!
+//! The workload is the order workflow of issue #8: four sequential no-op
+//! activities (`check_fraud`, `prepare_shipment`, `charge`, `ship`), so a
+//! workflow makes five checkpoints (its start and one per activity).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use durable_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Checkpoints one order workflow makes: its start and one per activity.
+pub const TRANSITIONS_PER_ORDER: u64 = 5;
+
+/// While set, `charge` never finishes: the recovery scenario's child process
+/// holds its workflows in flight this way until it is killed.
+pub static HOLD_CHARGE: AtomicBool = AtomicBool::new(false);
+
+/// An order to process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Order {
+    /// Its id.
+    pub order_id: String,
+    /// Amount in cents.
+    pub cents: u64,
+}
+
+impl Order {
+    /// Order number `i`.
+    pub fn numbered(i: usize) -> Order {
+        Order {
+            order_id: format!("order-{i}"),
+            cents: i as u64,
+        }
+    }
+}
+
+#[activity]
+async fn check_fraud(order_id: String, cents: u64) -> Result<(), ActivityError> {
+    let _ = (order_id, cents);
+    Ok(())
+}
+
+#[activity]
+async fn prepare_shipment(order: Order) -> Result<(), ActivityError> {
+    let _ = order;
+    Ok(())
+}
+
+#[activity]
+async fn charge(order_id: String, cents: u64) -> Result<u64, ActivityError> {
+    let _ = order_id;
+    if HOLD_CHARGE.load(Ordering::Relaxed) {
+        std::future::pending::<()>().await;
+    }
+    Ok(cents)
+}
+
+#[activity]
+async fn ship(order: Order, charged: u64) -> Result<u64, ActivityError> {
+    let _ = order;
+    Ok(charged)
+}
+
+/// The order workflow: four sequential activities.
+#[workflow]
+pub async fn process_order(order: Order) -> Result<u64, WorkflowError> {
+    check_fraud(order.order_id.clone(), order.cents).await?;
+    prepare_shipment(order.clone()).await?;
+    let charged = charge(order.order_id.clone(), order.cents).await?;
+    let shipped = ship(order, charged).await?;
+    Ok(shipped)
+}
+
+/// Sleeps `days` on a durable timer, then returns `n`.
+#[workflow]
+pub async fn sleeper(n: u64, days: u64) -> Result<u64, WorkflowError> {
+    sleep(std::time::Duration::from_secs(days * 86_400)).await?;
+    Ok(n)
+}
+
+/// User + system CPU seconds of this process (Linux `/proc/self/stat`).
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // fields after the command: state is 0, utime is 11, stime is 12 (USER_HZ = 100)
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A `/proc/self/status` field in MiB (`VmRSS`, `VmHWM`).
+pub fn status_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// Bytes under `dir`: apparent (file lengths) and allocated (blocks on disk).
+pub fn dir_bytes(dir: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    entries
+        .flatten()
+        .fold((0, 0), |(a, b), e| match e.metadata() {
+            Ok(m) if m.is_dir() => {
+                let (x, y) = dir_bytes(&e.path());
+                (a + x, b + y)
+            }
+            Ok(m) => (a + m.len(), b + m.blocks() * 512),
+            Err(_) => (a, b),
+        })
+}
+
+/// The value at quantile `p` (0..=1) of ascending `sorted`.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(0.0)
+}
+
+/// The median of `values` (any order).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    percentile(&v, 0.5)
+}
