@@ -523,3 +523,58 @@ async fn schedules_are_created_steered_and_deleted_over_http() {
         assert_eq!(status, 404, "{method} {path}: {body}");
     }
 }
+
+#[tokio::test]
+async fn instances_start_by_name_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(
+        Runtime::builder()
+            .workflow::<doubled>()
+            .open(dir.path())
+            .await
+            .unwrap(),
+    );
+    let (addr, _server) = serve_without_token(rt.clone()).await;
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/instances",
+        None,
+        r#"{"id": "by-name", "workflow": "doubled", "input": 21}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(json(&body)["id"], "by-name");
+    assert_eq!(
+        rt.handle::<doubled>("by-name")
+            .result()
+            .await
+            .unwrap()
+            .unwrap(),
+        42
+    );
+    for (bad, code) in [
+        (
+            r#"{"id": "by-name", "workflow": "doubled", "input": 1}"#,
+            409,
+        ),
+        (r#"{"id": "x", "workflow": "doubled", "input": "one"}"#, 400),
+        (r#"{"id": "x", "workflow": "nope", "input": 1}"#, 422),
+        (r#"{"id": "", "workflow": "doubled", "input": 1}"#, 400),
+        (r#"{"workflow": "doubled"}"#, 400),
+    ] {
+        let (status, body) = call(addr, "POST", "/api/instances", None, bad).await;
+        assert_eq!(status, code, "{bad}: {body}");
+        assert!(json(&body)["error"].is_string(), "{body}");
+    }
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/instances",
+        None,
+        r#"{"id": "by-name", "workflow": "doubled", "input": 1, "use_existing": true}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "the existing one: {body}");
+    assert_eq!(json(&body)["status"], "Completed");
+}

@@ -16,6 +16,7 @@
 //! | `GET /ui/instance?id=ID` | the web UI: one instance, its state, history timeline and buttons |
 //! | `GET /ui/schedules` | the web UI: schedules, next runs, recent events, pause/unpause/run-now buttons |
 //! | `GET /api/instances?status=&workflow=&prefix=&attr=name=value&started_from=&started_to=&closed_from=&closed_to=&after=&limit=` | list ([`Description`]s; times in ms since the epoch) |
+//! | `POST /api/instances` `{"id", "workflow", "input": <JSON>, "use_existing": false}` | start by name on the newest version ([`Runtime::start_by_name`]); 201 with the [`Description`] |
 //! | `GET /api/instances/{id}` | describe |
 //! | `GET /api/instances/{id}/history` | history ([`HistoryEvent`](crate::history::HistoryEvent)s) |
 //! | `GET /api/instances/{id}/state` | `{"id": .., "state": <state enum as JSON>}` |
@@ -94,7 +95,7 @@ struct App {
 pub fn router(runtime: Arc<Runtime>, token: Option<String>) -> axum::Router {
     let app = Arc::new(App { runtime, token });
     let api = axum::Router::new()
-        .route("/api/instances", get(list))
+        .route("/api/instances", get(list).post(start))
         .route("/api/instances/{id}", get(describe))
         .route("/api/instances/{id}/history", get(history))
         .route("/api/instances/{id}/state", get(state))
@@ -206,6 +207,23 @@ impl From<ResultError> for ApiError {
     }
 }
 
+impl From<crate::StartError> for ApiError {
+    fn from(e: crate::StartError) -> Self {
+        use crate::StartError;
+        let code = match e {
+            StartError::AlreadyExists { .. } | StartError::WrongWorkflow { .. } => {
+                StatusCode::CONFLICT
+            }
+            StartError::InvalidId { .. } | StartError::BadInput { .. } => StatusCode::BAD_REQUEST,
+            StartError::UnknownWorkflow { .. } | StartError::NotRegistered { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(code, e.to_string())
+    }
+}
+
 impl From<SignalError> for ApiError {
     fn from(e: SignalError) -> Self {
         let code = match e {
@@ -310,6 +328,32 @@ async fn list(
     };
     let list: Vec<Description> = app.runtime.list(&filter)?;
     Ok(Json(list).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    id: String,
+    workflow: String,
+    #[serde(default)]
+    input: serde_json::Value,
+    /// Answer with the existing instance instead of 409 when the id is taken.
+    #[serde(default)]
+    use_existing: bool,
+}
+
+async fn start(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
+    let body: StartBody = json_body(&body)?;
+    let policy = if body.use_existing {
+        crate::IdPolicy::UseExisting
+    } else {
+        crate::IdPolicy::Reject
+    };
+    let started = app
+        .runtime
+        .start_by_name(body.id, &body.workflow, body.input, policy)
+        .await?;
+    Ok((StatusCode::CREATED, Json(started)).into_response())
 }
 
 async fn describe(
