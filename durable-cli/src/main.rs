@@ -463,16 +463,11 @@ impl Source {
 
 /// A time range from optional RFC 3339 ends, in ms since the epoch.
 fn time_range(from: Option<&str>, to: Option<&str>) -> Result<Option<(u64, u64)>, Failure> {
-    let ms = |t: &str| -> Result<u64, Failure> {
-        let t = schedules::time(t)?;
-        Ok(t.duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64))
-    };
     Ok(match (from, to) {
         (None, None) => None,
         (a, b) => Some((
-            a.map(ms).transpose()?.unwrap_or(0),
-            b.map(ms).transpose()?.unwrap_or(u64::MAX),
+            a.map(schedules::time_ms).transpose()?.unwrap_or(0),
+            b.map(schedules::time_ms).transpose()?.unwrap_or(u64::MAX),
         )),
     })
 }

@@ -172,6 +172,13 @@ fn duration(text: &str) -> Result<Duration, Failure> {
     Ok(Duration::from_millis(n.checked_mul(unit).ok_or_else(bad)?))
 }
 
+/// An RFC 3339 time, in ms since the epoch.
+pub(crate) fn time_ms(text: &str) -> Result<u64, Failure> {
+    Ok(time(text)?
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64))
+}
+
 /// An RFC 3339 time.
 pub(crate) fn time(text: &str) -> Result<SystemTime, Failure> {
     let t = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
@@ -282,13 +289,9 @@ fn remote(c: &Client, command: ScheduleCommand) -> Result<Output, Failure> {
             to,
             overlap,
         } => {
-            let ms = |t: SystemTime| {
-                t.duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64)
-            };
             let overlap: Overlap = overlap.parse()?;
             let body = serde_json::json!({
-                "from_ms": ms(time(&from)?), "to_ms": ms(time(&to)?), "overlap": overlap,
+                "from_ms": time_ms(&from)?, "to_ms": time_ms(&to)?, "overlap": overlap,
             });
             c.post_json(&path(&id, "/backfill"), &body)?
         }

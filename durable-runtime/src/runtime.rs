@@ -541,7 +541,7 @@ impl Runtime {
             filter.limit
         };
         let id_prefix = filter.id_prefix.as_deref().unwrap_or("");
-        let mut ids: Vec<String> = Vec::new();
+        let mut matched: Vec<Description> = Vec::new();
         for source in &sources {
             // from the id prefix, or after the last id of the previous page
             let start = keys::index_entry(source.clone(), id_prefix);
@@ -570,7 +570,7 @@ impl Runtime {
                     {
                         continue;
                     }
-                    ids.push(id);
+                    matched.push(Description::of(&id, r));
                     found += 1;
                     if found >= limit {
                         break 'pages;
@@ -579,16 +579,10 @@ impl Runtime {
             }
         }
         // several sources (the phases of one status) merge in id order
-        ids.sort();
-        ids.dedup();
-        ids.truncate(limit);
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(Ok(r)) = self.engine.load(&id)? {
-                out.push(Description::of(&id, r));
-            }
-        }
-        Ok(out)
+        matched.sort_by(|a, b| a.id.cmp(&b.id));
+        matched.dedup_by(|a, b| a.id == b.id);
+        matched.truncate(limit);
+        Ok(matched)
     }
 
     /// `list` without a status or workflow filter: a scan of the records in id order.
@@ -1140,7 +1134,14 @@ impl Runtime {
         self.engine.store.commit(batch).await?;
         // a select racing activities against this signal is interrupted now,
         // not when its running attempt ends
-        if let Ok(Some(Ok(record))) = self.engine.load(id)
+        let racing = self
+            .engine
+            .running
+            .lock()
+            .expect("running lock poisoned")
+            .contains_key(id);
+        if racing
+            && let Ok(Some(Ok(record))) = self.engine.load(id)
             && let Some(crate::command::Request::Select(branches)) = &record.pending
             && branches
                 .iter()

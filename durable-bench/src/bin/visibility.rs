@@ -41,21 +41,6 @@ struct Report {
     queries: Vec<Query>,
 }
 
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            match entry.metadata() {
-                Ok(m) if m.is_dir() => stack.push(entry.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
 /// Runs `f` three times and keeps the best time (the others warm caches).
 fn timed(query: &'static str, mut f: impl FnMut() -> usize) -> Query {
     let mut best = f64::MAX;
@@ -157,7 +142,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let report = Report {
         instances: n,
         fill_seconds,
-        disk_bytes: dir_bytes(dir.path()),
+        // apparent size: what the files hold
+        disk_bytes: durable_bench::dir_bytes(dir.path()).0,
         queries,
     };
     println!(
