@@ -106,7 +106,7 @@ pub use engine::Status;
 pub use error::{Error, OpenError, ResultError, ResumeError, SignalError, StartError};
 pub use phase::{Phase, UnknownPhase};
 pub use runtime::{
-    Builder, Compatibility, Description, IdPolicy, ListFilter, Runtime, WorkflowHandle,
+    Builder, Compatibility, Description, IdPolicy, ListFilter, Runtime, WorkerInfo, WorkflowHandle,
 };
 pub use saga::Saga;
 pub use schedule::{Overlap, Schedule, ScheduleError, Schedules};

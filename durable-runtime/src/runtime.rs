@@ -33,6 +33,8 @@ pub struct Builder {
     resume_on_open: bool,
     clock: Arc<dyn Clock>,
     retention: Option<std::time::Duration>,
+    worker_name: Option<String>,
+    lease: std::time::Duration,
 }
 
 impl std::fmt::Debug for Builder {
@@ -128,6 +130,27 @@ impl Builder {
         self
     }
 
+    /// This process's name among the workers sharing a PostgreSQL store
+    /// (default: host name and process id). Names must be unique among
+    /// live processes; a process that starts under the name of one that
+    /// died takes its instances over at once instead of after its lease.
+    /// Give each replica a stable name (a StatefulSet pod name, a host name)
+    /// for the fastest restart. Ignored by sled, which one process owns.
+    pub fn worker_name(mut self, name: impl Into<String>) -> Self {
+        self.worker_name = Some(name.into());
+        self
+    }
+
+    /// How long a worker sharing a PostgreSQL store holds its instances
+    /// without renewing (default 5 s): when a worker dies, the others take
+    /// its instances over after this time (plus up to a quarter of it). A
+    /// worker that cannot renew within 4/5 of it stops committing on its
+    /// own. Ignored by sled.
+    pub fn lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = lease.max(std::time::Duration::from_millis(200));
+        self
+    }
+
     /// Whether opening resumes unfinished instances (default `true`). Turn it
     /// off to inspect a store (tools, tests) without running anything.
     pub fn resume_on_open(mut self, resume: bool) -> Self {
@@ -159,6 +182,8 @@ impl Builder {
             resume_on_open: self.resume_on_open,
             clock: self.clock.clone(),
             retention: None,
+            worker_name: None,
+            lease: self.lease,
         }
     }
 
@@ -213,7 +238,24 @@ impl Builder {
     /// As [`Builder::open`].
     pub async fn open_store(self, store: impl Store) -> Result<Runtime, OpenError> {
         self.check_registry()?;
+        let member = if store.shared() && self.resume_on_open {
+            let name = match self.worker_name {
+                Some(name) => name,
+                None => default_worker_name(),
+            };
+            if name.is_empty() || name.contains('\0') || name.contains('#') {
+                return Err(OpenError::Store(StoreError::BadUrl {
+                    url: name,
+                    reason: "a worker name must be non-empty, without NUL or '#'".into(),
+                }));
+            }
+            Some(crate::engine::Member::new(name, self.lease))
+        } else {
+            None
+        };
+        let notices = store.subscribe();
         let engine = Arc::new(Engine {
+            member,
             store: Arc::new(store),
             workflows: self.workflows,
             activity_slots: Semaphore::new(self.max_concurrent_activities),
@@ -236,6 +278,14 @@ impl Builder {
         });
         let _ = engine.this.set(Arc::downgrade(&engine));
         engine.init_signal_seq()?;
+        if let Some(notices) = notices {
+            let listener = engine.clone().notice_service(notices);
+            engine
+                .tasks
+                .lock()
+                .expect("tasks lock poisoned")
+                .spawn(listener);
+        }
         let resumed = if self.resume_on_open {
             let resumed = engine.recover().await?;
             if let Some(keep) = self.retention {
@@ -258,6 +308,14 @@ impl Builder {
                 .lock()
                 .expect("tasks lock poisoned")
                 .spawn(timers);
+            if engine.member.is_some() {
+                let member = engine.clone().member_service();
+                engine
+                    .tasks
+                    .lock()
+                    .expect("tasks lock poisoned")
+                    .spawn(member);
+            }
             resumed
         } else {
             0
@@ -265,6 +323,38 @@ impl Builder {
         tracing::info!(resumed, "runtime open");
         Ok(Runtime { engine, resumed })
     }
+}
+
+/// A worker process sharing a PostgreSQL store ([`Runtime::workers`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct WorkerInfo {
+    /// Its name ([`Builder::worker_name`]).
+    pub name: String,
+    /// How many processes have started under this name.
+    pub incarnation: u64,
+    /// When this incarnation started.
+    pub started: std::time::SystemTime,
+    /// When the others may take its instances over, unless it renews.
+    pub lease_expires: std::time::SystemTime,
+    /// Whether the lease has lapsed (by this process's clock): its
+    /// instances are being taken over.
+    pub lapsed: bool,
+    /// Unfinished instances it owns.
+    pub instances: usize,
+    /// Whether it is this process.
+    pub this_process: bool,
+}
+
+/// `host:pid`, unique among the live processes of a cluster.
+fn default_worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}:{}", std::process::id())
 }
 
 /// The backend a store URL names.
@@ -330,12 +420,47 @@ impl Runtime {
             resume_on_open: true,
             clock: Arc::new(SystemClock),
             retention: None,
+            worker_name: None,
+            lease: std::time::Duration::from_secs(5),
         }
     }
 
     /// How many unfinished instances were resumed when the runtime opened.
     pub fn resumed_on_open(&self) -> usize {
         self.resumed
+    }
+
+    /// The workers sharing this store (PostgreSQL), as their leases say,
+    /// with how many unfinished instances each owns; empty on sled.
+    pub fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
+        use crate::store::keys;
+        let this = self.engine.member.as_ref().map(|m| m.name.as_str());
+        let now = std::time::SystemTime::now();
+        let at = |ms: u64| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        let mut workers = Vec::new();
+        for (key, bytes) in self.engine.store.scan_prefix(&[keys::LEASE])? {
+            let name = keys::instance_id(&key);
+            let lease: crate::engine::LeaseRecord =
+                codec::decode(&bytes).map_err(|e| StoreError::Corrupt {
+                    key: name.clone(),
+                    reason: e.to_string(),
+                })?;
+            let instances = self
+                .engine
+                .store
+                .scan_prefix(&keys::owned_prefix(&name))?
+                .len();
+            workers.push(WorkerInfo {
+                this_process: this == Some(name.as_str()),
+                name,
+                incarnation: lease.incarnation,
+                started: at(lease.started_ms),
+                lease_expires: at(lease.expires_ms),
+                lapsed: at(lease.expires_ms) < now,
+                instances,
+            });
+        }
+        Ok(workers)
     }
 
     /// Instances that have a task in this process now. Instances sleeping on
@@ -1036,6 +1161,8 @@ impl Runtime {
             record.error = None;
             self.engine.history(id, &mut record, batch)?;
         }
+        self.engine
+            .stage_import_owner(id, !record.status.is_terminal(), batch)?;
         // index entries are this store's: written anew
         record.indexed.clear();
         record.reindex(id, batch);
@@ -1085,6 +1212,13 @@ impl Runtime {
         }
         self.engine.timers.notify_one();
         for (id, _) in imported {
+            if self
+                .engine
+                .load(id)?
+                .is_some_and(|r| r.is_ok_and(|r| !r.status.is_terminal()))
+            {
+                self.engine.owned_now(id);
+            }
             self.engine.wake_instance(id)?;
         }
         Ok(())
@@ -1125,13 +1259,35 @@ impl Runtime {
         payload: Vec<u8>,
     ) -> Result<(), SignalError> {
         let value = codec::encode(&(name, payload))?;
-        let seq = self
-            .engine
-            .signal_seq
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut batch = crate::store::Batch::default();
-        batch.put(crate::store::keys::signal(id, seq), value);
-        self.engine.store.commit(batch).await?;
+        let shared = self.engine.store.shared();
+        let mut tries = 0;
+        loop {
+            let seq = if shared {
+                // senders in several processes: ordered by the time sent
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                let seq = &self.engine.signal_seq;
+                seq.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            } else {
+                self.engine
+                    .signal_seq
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            };
+            let key = crate::store::keys::signal(id, seq);
+            let mut batch = crate::store::Batch::default();
+            batch.put(key.clone(), value.clone());
+            if shared {
+                // another process may have used the same number; the owner
+                // elsewhere hears of it
+                batch.expect(key, None).notify(format!("w{id}"));
+            }
+            match self.engine.store.commit(batch).await {
+                Err(StoreError::Conflict { .. }) if tries < 3 => tries += 1,
+                other => break other?,
+            }
+        }
         // a select racing activities against this signal is interrupted now,
         // not when its running attempt ends
         let racing = self
@@ -1192,6 +1348,11 @@ impl Runtime {
             }
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
+        }
+        // a worker sharing the store hands its instances to the others now
+        // rather than after its lease
+        if let Err(e) = self.engine.leave().await {
+            tracing::warn!(error = %e, "could not hand instances over; they are taken over when the lease lapses");
         }
         // short-lived helpers (a child's cancel, a stale timer's removal) hold
         // the engine for a moment; the store closes when the last one ends
@@ -1629,6 +1790,11 @@ impl<W: Workflow> WorkflowHandle<W> {
                         id: self.id.clone(),
                         reason: record.error.unwrap_or_default(),
                     });
+                }
+                // on a shared store the finish is announced by a message;
+                // a lost one delays this by at most a second
+                Status::Running if self.engine()?.store.shared() => {
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), notified).await;
                 }
                 Status::Running => notified.await,
             }

@@ -105,36 +105,46 @@ async fn bad_urls_and_missing_servers_are_clear_errors() {
 }
 
 #[tokio::test]
-async fn a_store_that_lost_its_database_lock_stops_committing() {
-    use durable_runtime::store::{Batch, Store, StoreError};
+async fn messages_of_applied_batches_reach_the_other_processes() {
+    use durable_runtime::store::{Batch, Notice, Store, StoreError};
     let db = BACKEND.store();
-    let store = PgStore::connect(db.url()).await.unwrap();
-    let mut b = Batch::default();
-    b.put(b"before".to_vec(), vec![1]);
-    store.commit(b).await.unwrap();
-    // as if the server dropped the lock's session: another process could now take the database
-    sql(
-        db.url(),
-        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'",
-    )
-    .await;
-    let mut refused = None;
-    for _ in 0..500 {
+    let writer = PgStore::connect(db.url()).await.unwrap();
+    let reader = PgStore::connect(db.url()).await.unwrap();
+    let mut heard = reader.subscribe().expect("a shared store has messages");
+    assert!(reader.subscribe().is_none(), "one subscriber per store");
+    assert!(writer.shared());
+    // the listener connects in the background: publish until it hears
+    let mut first = None;
+    for i in 0..500 {
         let mut b = Batch::default();
-        b.put(b"after".to_vec(), vec![1]);
-        match store.commit(b).await {
-            Ok(()) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
-            Err(e) => {
-                refused = Some(e);
-                break;
-            }
+        b.put(b"k".to_vec(), vec![1]).notify(format!("hello {i}"));
+        writer.commit(b).await.unwrap();
+        if let Ok(Some(n)) =
+            tokio::time::timeout(std::time::Duration::from_millis(20), heard.recv()).await
+        {
+            first = Some(n);
+            break;
         }
     }
-    match refused {
-        Some(e @ StoreError::Io(_)) => assert!(e.to_string().contains("lock"), "{e}"),
-        other => panic!("expected the store to refuse commits, got {other:?}"),
-    }
-    // and the database is free for a new owner
-    let next = PgStore::connect(db.url()).await.unwrap();
-    assert_eq!(next.get(b"before").unwrap(), Some(vec![1]));
+    assert!(matches!(first, Some(Notice::Message(m)) if m.starts_with("hello")));
+    while let Ok(Some(_)) =
+        tokio::time::timeout(std::time::Duration::from_millis(200), heard.recv()).await
+    {}
+    // a batch whose condition fails publishes nothing; the next one does
+    let mut refused = Batch::default();
+    refused
+        .expect(b"k".to_vec(), None)
+        .put(b"k".to_vec(), vec![2])
+        .notify("refused");
+    assert!(matches!(
+        writer.commit(refused).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let mut applied = Batch::default();
+    applied.put(b"j".to_vec(), vec![3]).notify("applied");
+    writer.commit(applied).await.unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), heard.recv())
+        .await
+        .expect("heard within 5 s");
+    assert_eq!(next, Some(Notice::Message("applied".into())));
 }

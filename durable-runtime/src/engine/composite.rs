@@ -286,6 +286,9 @@ impl Engine {
                 // a conflict means another process created it: this one stops
                 // and resumes from the store
                 .map_err(Halt::Store)?;
+                if !r.status.is_terminal() {
+                    self.owned_now(&child_id);
+                }
                 if timer {
                     self.timers.notify_one();
                 }

@@ -16,6 +16,8 @@ use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore};
 
+mod cluster;
+pub(crate) use cluster::{LeaseRecord, Member};
 mod composite;
 mod retention;
 mod schedules;
@@ -208,6 +210,8 @@ pub(crate) struct Metrics {
     pub(crate) attempts: std::sync::atomic::AtomicU64,
     pub(crate) attempt_failures: std::sync::atomic::AtomicU64,
     pub(crate) attempt_micros: std::sync::atomic::AtomicU64,
+    /// Instances this process took over from lapsed workers.
+    pub(crate) taken_over: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Metrics {
@@ -219,6 +223,7 @@ impl Default for Metrics {
             attempts: Default::default(),
             attempt_failures: Default::default(),
             attempt_micros: Default::default(),
+            taken_over: Default::default(),
         }
     }
 }
@@ -390,6 +395,9 @@ pub(crate) struct Engine {
     pub(crate) schedule_lock: tokio::sync::Mutex<()>,
     /// Wakes the schedule service: a schedule changed or a run ended.
     pub(crate) schedule_wake: Notify,
+    /// This process's membership of the workers sharing the store (a
+    /// shared store opened to run instances); `None` otherwise.
+    pub(crate) member: Option<Member>,
 }
 
 /// Runs generated code, turning a panic into an error message.
@@ -494,11 +502,18 @@ impl Engine {
         record: &mut InstanceRecord,
         mut batch: Batch,
     ) -> Result<(), StoreError> {
+        self.fence(id, record, &mut batch)?;
         self.history(id, record, &mut batch)?;
         record.reindex(id, &mut batch);
         let bytes = codec::encode(&*record).map_err(|e| StoreError::Io(e.to_string()))?;
         batch.put(keys::instance(id), bytes);
-        self.store.commit(batch).await
+        self.store.commit(batch).await?;
+        if record.status.is_terminal()
+            && let Some(m) = &self.member
+        {
+            m.remove(id);
+        }
+        Ok(())
     }
 
     /// Saves the first record of an instance, only if the id is still free.
@@ -510,6 +525,7 @@ impl Engine {
         let mut batch = Batch::default();
         let timer = self.stage_create(id, record, &mut batch)?;
         self.store.commit(batch).await?;
+        self.owned_now(id);
         if timer {
             self.timers.notify_one();
         }
@@ -529,6 +545,11 @@ impl Engine {
         let bytes = codec::encode(&*record).map_err(|e| StoreError::Io(e.to_string()))?;
         let key = keys::instance(id);
         batch.expect(key.clone(), None).put(key, bytes);
+        if !record.status.is_terminal() {
+            self.stage_owner(id, batch);
+        } else if self.store.shared() {
+            batch.notify(format!("w{id}"));
+        }
         Ok(Self::schedule(id, record, batch))
     }
 
@@ -714,7 +735,7 @@ impl Engine {
         record: InstanceRecord,
         entry: WorkflowEntry,
     ) {
-        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) || !self.runs_here(&id) {
             return;
         }
         {
@@ -774,6 +795,30 @@ impl Engine {
                             tracing::error!(instance = %id, parent = %parent, error = %e, "cannot wake the parent");
                         }
                     }
+                    Halt::Store(e) if cluster::lost_ownership(&e, &id) => {
+                        // another worker owns it now (or this one's lease may
+                        // have lapsed): it resumes there from the store
+                        tracing::info!(instance = %id, "instance no longer owned here");
+                        if let Some(m) = &engine.member {
+                            m.remove(&id);
+                        }
+                    }
+                    Halt::Store(e) if engine.member.is_some() => {
+                        // the database may come back: look again from the last
+                        // checkpoint (an in-doubt commit is read back)
+                        tracing::warn!(instance = %id, error = %e, "instance paused: store failed; retrying in 1 s");
+                        let engine = engine.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            if !engine.closing.load(std::sync::atomic::Ordering::SeqCst)
+                                && let Err(e) = engine.wake_instance(&id)
+                            {
+                                tracing::error!(instance = %id, error = %e, "instance stopped: store failed");
+                                engine.halted.lock().expect("halted lock poisoned").insert(id.clone(), e);
+                                engine.wake(&id);
+                            }
+                        });
+                    }
                     Halt::Store(e) => {
                         tracing::error!(instance = %id, error = %e, "instance stopped: store failed");
                         engine.halted.lock().expect("halted lock poisoned").insert(id.clone(), e);
@@ -789,6 +834,10 @@ impl Engine {
     /// Wakes instance `id` if it waits for something that may have come
     /// (a due timer, a signal): loads it and spawns its task.
     pub(crate) fn wake_instance(self: &Arc<Self>, id: &str) -> Result<(), StoreError> {
+        if !self.runs_here(id) {
+            // another process runs it; the batch that changed it told that one
+            return Ok(());
+        }
         if let Some(rewake) = self
             .running
             .lock()
@@ -1484,6 +1533,10 @@ impl Engine {
     /// Finds every unfinished instance and resumes it, parking the ones this
     /// code cannot run. Returns how many were resumed.
     pub(crate) async fn recover(self: &Arc<Self>) -> Result<usize, StoreError> {
+        if self.store.shared() {
+            // workers share the store: this one runs what it claims
+            return self.join().await;
+        }
         let mut resumed = 0;
         for tag in [keys::CANCEL, keys::TERMINATE] {
             for (key, _) in self.store.scan_prefix(&[tag])? {

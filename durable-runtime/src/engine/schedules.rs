@@ -334,7 +334,10 @@ impl Engine {
             for (run, r) in pass.started {
                 if r.status.is_terminal() {
                     self.wake(&run);
-                } else if let Some(entry) = entry {
+                    continue;
+                }
+                self.owned_now(&run);
+                if let Some(entry) = entry {
                     self.spawn(run, r, entry);
                 }
             }

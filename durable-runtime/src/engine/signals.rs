@@ -91,6 +91,9 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let mut batch = crate::store::Batch::default();
         batch.put(keys::control(tag, id), value);
+        if self.store.shared() {
+            batch.notify(format!("c{id}"));
+        }
         self.store.commit(batch).await?;
         self.control_requested(id)
     }

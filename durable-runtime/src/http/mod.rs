@@ -509,6 +509,11 @@ async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
         "Time spent in activity attempts.",
         m.attempt_micros.load(Ordering::Relaxed) / 1_000_000,
     );
+    counter(
+        "durable_taken_over_total",
+        "Instances this worker took over from workers whose lease lapsed (PostgreSQL).",
+        m.taken_over.load(Ordering::Relaxed),
+    );
     m.attempt_seconds.render(
         "durable_activity_attempt_duration_seconds",
         "Activity attempt durations.",
@@ -543,5 +548,12 @@ async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
         "# HELP durable_running_tasks Instances with a task now.\n# TYPE durable_running_tasks gauge\ndurable_running_tasks {}",
         app.runtime.running_instances()
     );
+    if let Some(member) = &engine.member {
+        let _ = writeln!(
+            out,
+            "# HELP durable_owned_instances Unfinished instances this worker owns (PostgreSQL).\n# TYPE durable_owned_instances gauge\ndurable_owned_instances {}",
+            member.owned_count()
+        );
+    }
     Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
 }

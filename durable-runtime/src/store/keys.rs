@@ -13,9 +13,17 @@
 //! | `w` + workflow + `0` + instance id    | empty: the workflow index     |
 //! | `a` + name + `0` + value + `0` + id   | empty: search-attribute index |
 //!
+//! A store shared by several processes (PostgreSQL) adds:
+//!
+//! | key                                   | value                         |
+//! |---------------------------------------|-------------------------------|
+//! | `L` + worker                          | the worker's lease            |
+//! | `o` + instance id                     | the owning worker (fencing)   |
+//! | `W` + worker + `0` + instance id      | empty: the worker's instances |
+//! | `u` + instance id                     | empty: waits for an owner     |
+//!
 //! Instance ids never contain a NUL byte, so `id + 0` bounds one instance's
-//! signals. A store shared by processes adds a lease per instance and an
-//! activity task queue under their own tags.
+//! signals.
 
 /// Tag of instance records.
 pub(crate) const INSTANCE: u8 = b'i';
@@ -119,6 +127,43 @@ pub(crate) fn instance(id: &str) -> Vec<u8> {
     key.push(INSTANCE);
     key.extend_from_slice(id.as_bytes());
     key
+}
+
+/// Tag of worker leases.
+pub(crate) const LEASE: u8 = b'L';
+/// Tag of instance owners.
+pub(crate) const OWNER: u8 = b'o';
+/// Tag of the by-worker index of owners.
+pub(crate) const OWNED: u8 = b'W';
+/// Tag of instances waiting for an owner.
+pub(crate) const UNASSIGNED: u8 = b'u';
+
+/// The key of `worker`'s lease.
+pub(crate) fn lease(worker: &str) -> Vec<u8> {
+    control(LEASE, worker)
+}
+
+/// The key of instance `id`'s owner.
+pub(crate) fn owner(id: &str) -> Vec<u8> {
+    control(OWNER, id)
+}
+
+/// The prefix of `worker`'s entries in the by-worker index.
+pub(crate) fn owned_prefix(worker: &str) -> Vec<u8> {
+    let mut key = vec![OWNED];
+    key.extend_from_slice(worker.as_bytes());
+    key.push(0);
+    key
+}
+
+/// `worker`'s entry for instance `id` in the by-worker index.
+pub(crate) fn owned(worker: &str, id: &str) -> Vec<u8> {
+    index_entry(owned_prefix(worker), id)
+}
+
+/// The key marking instance `id` as waiting for an owner.
+pub(crate) fn unassigned(id: &str) -> Vec<u8> {
+    control(UNASSIGNED, id)
 }
 
 /// The instance id in an instance key.

@@ -38,6 +38,10 @@ pub struct Batch {
     /// every stored one). A store may skip reading such a key's previous
     /// value; nothing written or made durable changes.
     pub fresh: Vec<usize>,
+    /// Messages for the other processes sharing the store, published once
+    /// the batch is durable and only if it is applied (see
+    /// [`Store::subscribe`]); a store used by one process drops them.
+    pub notify: Vec<String>,
 }
 
 impl Batch {
@@ -65,6 +69,25 @@ impl Batch {
         self.writes.push((key.into(), None));
         self
     }
+
+    /// Publishes `message` to the processes sharing the store once the
+    /// batch is durable (see [`Batch::notify`]).
+    pub fn notify(&mut self, message: impl Into<String>) -> &mut Self {
+        self.notify.push(message.into());
+        self
+    }
+}
+
+/// What a process sharing a store hears from the others (see
+/// [`Store::subscribe`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// A message another process's applied batch published.
+    Message(String),
+    /// Messages may have been missed (the listening connection was lost and
+    /// is back): look again at everything they could have announced.
+    Resync,
 }
 
 /// A key for messages: printable when it is text.
@@ -89,6 +112,18 @@ pub trait Store: Send + Sync + 'static {
     /// Appends the store's own metrics (Prometheus text) to `out`.
     fn render_metrics(&self, out: &mut String) {
         let _ = out;
+    }
+    /// Whether several runtime processes may use the store at once. The
+    /// engine then keeps an owner per instance, leases and fencing (see
+    /// `docs/deployment.md`); a store for one process (sled) answers `false`.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// The messages that other processes' batches publish ([`Batch::notify`]),
+    /// for a [`shared`](Store::shared) store; `None` otherwise, or when
+    /// taken already (one subscriber per store).
+    fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Notice>> {
+        None
     }
     /// Reads every key starting with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;

@@ -20,10 +20,12 @@
 //!   `synchronous_commit = on` (set on every connection of the store): the
 //!   transaction is in the server's flushed WAL.
 //! - Readers use other connections, so they see committed data only.
-//! - One runtime process per database: the store holds a session advisory
-//!   lock for its lifetime, and a second process gets
-//!   [`StoreError::Locked`]. If the lock's connection is lost, the store
-//!   stops committing (another process may have taken over).
+//! - Any number of runtime processes share one database: the store is
+//!   [`shared`](Store::shared), so the engine keeps an owner per instance
+//!   under a lease, and every transition is conditional on its owner key
+//!   (fencing; see `docs/deployment.md`). A batch's messages
+//!   ([`Batch::notify`]) are `NOTIFY durable` in its transaction, delivered
+//!   to the other processes' `LISTEN` only if it commits.
 //!
 //! # Threads
 //!
@@ -38,8 +40,7 @@
 //! (`sslmode=require`) is refused.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,7 +49,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 
 use super::sled::{CommitPoint, StoreStats};
-use super::{Batch, CommitRequest as Request, KeyValue, Store, StoreError};
+use super::{Batch, CommitRequest as Request, KeyValue, Notice, Store, StoreError};
 use crate::activity::BoxFuture;
 
 /// Commits taken into one transaction at most.
@@ -57,22 +58,36 @@ const MAX_GROUP: usize = 1024;
 /// Connections in the pool (readers and the committer share them).
 const POOL_SIZE: usize = 8;
 
-/// Key of the session advisory lock that marks the owning process
-/// (the bytes of `"durable"`).
-const LOCK_KEY: i64 = 0x0064_7572_6162_6c65;
+/// Key of the advisory lock held while the schema is migrated, so that
+/// processes starting together migrate one after the other (the bytes of
+/// `"durable"`).
+const MIGRATION_LOCK: i64 = 0x0064_7572_6162_6c65;
 
-/// How long open waits for the lock of a process that just died (the
-/// server notices the closed connection a moment later).
-const LOCK_WAIT: Duration = Duration::from_secs(2);
+/// The channel of [`Batch::notify`] messages.
+const CHANNEL: &str = "durable";
+
+/// How long sent data may stay unacknowledged before a connection is
+/// dropped (a host cut off from the network): commits fail instead of
+/// hanging, and the server releases the row locks of a transaction whose
+/// client is gone.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema, one step per version; a step runs once, in one transaction
 /// with its row in `durable_schema_version`. Never edit a released step:
 /// add one.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "key/value table",
-    "CREATE TABLE durable_kv (key bytea PRIMARY KEY, value bytea NOT NULL)",
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "key/value table",
+        "CREATE TABLE durable_kv (key bytea PRIMARY KEY, value bytea NOT NULL)",
+    ),
+    (
+        2,
+        "instances get an owner worker (keys L, o, W, u): builds that run one process per database must not open it",
+        // the data is unchanged; the version keeps older builds away
+        "SELECT 1",
+    ),
+];
 
 /// The statements of the hot paths, prepared once per connection.
 const LOCK_ROWS: &str =
@@ -85,6 +100,7 @@ const SCAN: &str = "SELECT key, value FROM durable_kv \
      WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key";
 const SCAN_LIMIT: &str = "SELECT key, value FROM durable_kv \
      WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3";
+const NOTIFY: &str = "SELECT pg_notify('durable', m) FROM unnest($1::text[]) AS m";
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -108,6 +124,8 @@ struct Inner {
     hook: Arc<Mutex<Option<Hook>>>,
     /// Where the store is, without the password, for messages.
     location: String,
+    /// For the listening connection, taken by the first subscriber.
+    listen: Mutex<Option<tokio_postgres::Config>>,
 }
 
 impl Drop for Inner {
@@ -228,7 +246,10 @@ impl PgStore {
     /// [`StoreError::SchemaVersion`] when the database was migrated by a
     /// newer build.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let config = parse_url(url)?;
+        let mut config = parse_url(url)?;
+        config
+            .tcp_user_timeout(TCP_USER_TIMEOUT)
+            .keepalives_idle(Duration::from_secs(5));
         let location = location(&config);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -236,8 +257,8 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(db_err)?;
-        let setup = rt.spawn(setup(config, location.clone()));
-        let (pool, lock_lost) = match setup.await {
+        let setup = rt.spawn(setup(config.clone(), location.clone()));
+        let pool = match setup.await {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => {
                 rt.shutdown_background();
@@ -253,7 +274,6 @@ impl PgStore {
         let hook: Arc<Mutex<Option<Hook>>> = Arc::default();
         let committer = Committer {
             pool: pool.clone(),
-            lock_lost,
             counters: counters.clone(),
             hook: hook.clone(),
         };
@@ -266,6 +286,7 @@ impl PgStore {
                 counters,
                 hook,
                 location,
+                listen: Mutex::new(Some(config)),
             }),
         })
     }
@@ -310,12 +331,9 @@ impl PgStore {
     }
 }
 
-/// Connects, takes the advisory lock on a connection of its own (kept open
-/// by a task until the runtime stops), migrates, and builds the pool.
-async fn setup(
-    config: tokio_postgres::Config,
-    location: String,
-) -> Result<(Pool, Arc<AtomicBool>), StoreError> {
+/// Connects, migrates the schema (one process at a time), and builds the
+/// pool.
+async fn setup(config: tokio_postgres::Config, location: String) -> Result<Pool, StoreError> {
     let unreachable = |e: &tokio_postgres::Error| StoreError::Unreachable {
         url: location.clone(),
         reason: match e.as_db_error() {
@@ -331,40 +349,17 @@ async fn setup(
             }
         },
     };
-    let (lock_client, connection) = config.connect(NoTls).await.map_err(|e| unreachable(&e))?;
-    let lock_lost = Arc::new(AtomicBool::new(false));
-    let lost = lock_lost.clone();
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::error!(error = %e, "postgres: the connection holding the store lock failed");
-        }
-        lost.store(true, Ordering::SeqCst);
-    });
-    let started = std::time::Instant::now();
-    loop {
-        let row = lock_client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
-            .await
-            .map_err(|e| pg_err(&e))?;
-        if row.get::<_, bool>(0) {
-            break;
-        }
-        if started.elapsed() >= LOCK_WAIT {
-            return Err(StoreError::Locked {
-                path: PathBuf::from(location),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // the lock lives as long as this connection: keep the client with the task
-    let mut lock_client = lock_client;
-    migrate(&mut lock_client).await?;
-    warn_if_not_durable(&lock_client).await;
-    tokio::spawn(async move {
-        // holds the session (and its lock) until the store's runtime stops
-        std::future::pending::<()>().await;
-        drop(lock_client);
-    });
+    let (mut client, connection) = config.connect(NoTls).await.map_err(|e| unreachable(&e))?;
+    let driver = tokio::spawn(connection);
+    // the lock ends with the session, so a process dying mid-migration frees it
+    client
+        .query_one("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|e| pg_err(&e))?;
+    migrate(&mut client).await?;
+    warn_if_not_durable(&client).await;
+    drop(client);
+    let _ = driver.await;
 
     let manager = Manager::from_config(
         config,
@@ -390,7 +385,62 @@ async fn setup(
         deadpool_postgres::PoolError::Backend(e) => unreachable(&e),
         other => db_err(other),
     })?;
-    Ok((pool, lock_lost))
+    Ok(pool)
+}
+
+/// Forwards the channel's notifications to `tx` for as long as it is open,
+/// reconnecting when the listening connection is lost; after a reconnect it
+/// sends [`Notice::Resync`] (what was published meanwhile is not replayed).
+async fn listen(config: tokio_postgres::Config, tx: tokio::sync::mpsc::UnboundedSender<Notice>) {
+    use futures::StreamExt;
+    let mut first = true;
+    let mut backoff = Duration::from_millis(100);
+    while !tx.is_closed() {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let (payloads, mut received) = tokio::sync::mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    let mut messages =
+                        futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                    while let Some(message) = messages.next().await {
+                        match message {
+                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                                if payloads.send(n.payload().to_owned()).is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "postgres: the listening connection failed");
+                                return;
+                            }
+                        }
+                    }
+                });
+                match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+                    Ok(()) => {
+                        backoff = Duration::from_millis(100);
+                        if !first && tx.send(Notice::Resync).is_err() {
+                            driver.abort();
+                            return;
+                        }
+                        while let Some(payload) = received.recv().await {
+                            if tx.send(Notice::Message(payload)).is_err() {
+                                driver.abort();
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "postgres: LISTEN failed"),
+                }
+                driver.abort();
+            }
+            Err(e) => tracing::warn!(error = %e, "postgres: cannot connect to listen; retrying"),
+        }
+        first = false;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
 }
 
 /// Creates `durable_schema_version` and runs the migrations it does not
@@ -449,7 +499,6 @@ async fn warn_if_not_durable(client: &tokio_postgres::Client) {
 
 struct Committer {
     pool: Pool,
-    lock_lost: Arc<AtomicBool>,
     counters: Arc<Counters>,
     hook: Arc<Mutex<Option<Hook>>>,
 }
@@ -500,11 +549,6 @@ impl Committer {
     ) -> (Vec<Result<(), StoreError>>, Result<(), StoreError>) {
         let n = group.len();
         let fail_all = |e: StoreError| ((0..n).map(|_| Err(e.clone())).collect(), Err(e));
-        if self.lock_lost.load(Ordering::SeqCst) {
-            return fail_all(StoreError::Io(
-                "postgres: the connection holding the store lock was lost; reopen the store".into(),
-            ));
-        }
         let mut client = match self.pool.get().await {
             Ok(client) => client,
             Err(e) => return fail_all(db_err(e)),
@@ -541,6 +585,7 @@ impl Committer {
         }
         // the group's writes so far, in the order later conditions must see them
         let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let mut messages: Vec<String> = Vec::new();
         let mut checks = Vec::with_capacity(n);
         for request in group.iter_mut() {
             let failed = request.batch.expect.iter().find(|(key, expected)| {
@@ -559,6 +604,7 @@ impl Committer {
             for (key, value) in request.batch.writes.drain(..) {
                 writes.insert(key, value);
             }
+            messages.append(&mut request.batch.notify);
             checks.push(Ok(()));
         }
         let (deleted, put): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_none());
@@ -583,6 +629,17 @@ impl Committer {
                 return fail_all(pg_err(&e));
             }
         }
+        if !messages.is_empty() {
+            messages.sort_unstable();
+            messages.dedup();
+            let notified = async {
+                let stmt = tx.prepare_cached(NOTIFY).await?;
+                tx.execute(&stmt, &[&messages]).await
+            };
+            if let Err(e) = notified.await {
+                return fail_all(pg_err(&e));
+            }
+        }
         self.call_hook(CommitPoint::Applied(index));
         match tx.commit().await {
             Ok(()) => (checks, Ok(())),
@@ -601,6 +658,18 @@ impl Store for PgStore {
 
     fn stats(&self) -> Option<StoreStats> {
         Some(PgStore::stats(self))
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Notice>> {
+        let config = self.inner.listen.lock().ok()?.take()?;
+        let rt = self.inner.rt.as_ref()?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        rt.spawn(listen(config, tx));
+        Some(rx)
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

@@ -357,6 +357,8 @@ async fn open_with_hook(
     url: &str,
     hook: impl Fn(CommitPoint) + Send + Sync + 'static,
 ) -> Runtime {
+    // a restarted worker takes over what its killed predecessor owned at once
+    let builder = builder.worker_name("crash-worker");
     match url.strip_prefix("sled:") {
         Some(path) => {
             let store = SledStore::open(path).expect("open store");

@@ -1,0 +1,819 @@
+//! Many runtime processes (workers) on one shared store (PostgreSQL).
+//!
+//! Each unfinished instance has one owner, a worker incarnation, in its
+//! `o` key; only the owner runs it, and every checkpoint of it carries the
+//! condition "`o` + id still names me" (fencing): once another worker took
+//! the instance over, the old owner's writes fail with a conflict, whatever
+//! it believes. A worker holds a lease (`L` + name) that it renews; when a
+//! lease lapses, the others move the worker's instances (found through the
+//! `W` index) to themselves, conditional on the lease being the lapsed one,
+//! and resume them from their last checkpoint. A worker that cannot renew
+//! in time stops committing on its own (self-fencing) before anyone may
+//! take over. Other processes learn of signals, cancel requests, finished
+//! instances and instances waiting for an owner through the store's
+//! messages ([`Batch::notify`]).
+//!
+//! Message kinds: `w` + id (look again at the instance), `c` + id (a cancel
+//! or terminate request), `u` + id (an instance waits for an owner).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Engine, InstanceRecord, RECOVER_PAGE};
+use crate::codec;
+use crate::store::{Batch, Notice, StoreError, keys};
+
+/// Instances moved in one takeover or release batch.
+const CLAIM_PAGE: usize = 128;
+
+/// A worker's lease, the value of `L` + name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LeaseRecord {
+    /// Bumped by every process that starts under this name.
+    pub(crate) incarnation: u64,
+    /// Wall-clock time (ms) after which the others may take over.
+    pub(crate) expires_ms: u64,
+    /// The lease time, for tools.
+    pub(crate) lease_ms: u64,
+    /// When this incarnation started (ms).
+    pub(crate) started_ms: u64,
+}
+
+/// This process's membership of the workers sharing the store.
+pub(crate) struct Member {
+    /// The worker's name (unique among live processes).
+    pub(crate) name: String,
+    /// `name#incarnation`: the owner value of this process's instances.
+    token: RwLock<String>,
+    /// The stored lease as last written, for conditional renewal.
+    lease_bytes: Mutex<Vec<u8>>,
+    pub(crate) lease: Duration,
+    /// Instances this process owns.
+    owned: Mutex<HashSet<String>>,
+    /// Set when the lease may have lapsed: nothing is committed until it is
+    /// renewed again.
+    fenced: AtomicBool,
+    /// When the last successful renewal was sent (monotonic).
+    renewed: Mutex<Instant>,
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Member {
+    pub(crate) fn new(name: String, lease: Duration) -> Member {
+        Member {
+            name,
+            token: RwLock::new(String::new()),
+            lease_bytes: Mutex::new(Vec::new()),
+            lease,
+            owned: Mutex::default(),
+            fenced: AtomicBool::new(true),
+            renewed: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// The owner value of this incarnation's instances.
+    pub(crate) fn token(&self) -> String {
+        self.token.read().expect("token lock poisoned").clone()
+    }
+
+    pub(crate) fn owns(&self, id: &str) -> bool {
+        self.owned.lock().expect("owned lock poisoned").contains(id)
+    }
+
+    pub(crate) fn owned_count(&self) -> usize {
+        self.owned.lock().expect("owned lock poisoned").len()
+    }
+
+    fn insert(&self, id: &str) {
+        self.owned
+            .lock()
+            .expect("owned lock poisoned")
+            .insert(id.to_owned());
+    }
+
+    pub(crate) fn remove(&self, id: &str) {
+        self.owned.lock().expect("owned lock poisoned").remove(id);
+    }
+
+    pub(crate) fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::SeqCst)
+    }
+
+    /// Fences this process when its last renewal is too old, whether or
+    /// not the renewal task has run since (a process paused, then woken):
+    /// a margin below the lease, since the others wait for all of it.
+    fn check_lease(&self) -> bool {
+        let since = self
+            .renewed
+            .lock()
+            .expect("renewed lock poisoned")
+            .elapsed();
+        if since >= self.lease * 4 / 5 && !self.fenced.swap(true, Ordering::SeqCst) {
+            tracing::error!(worker = %self.name, "lease not renewed in time: this worker stops committing until it is");
+        }
+        self.is_fenced()
+    }
+
+    fn lease_record(&self, incarnation: u64, started_ms: u64) -> LeaseRecord {
+        LeaseRecord {
+            incarnation,
+            expires_ms: wall_ms().saturating_add(self.lease.as_millis() as u64),
+            lease_ms: self.lease.as_millis() as u64,
+            started_ms,
+        }
+    }
+}
+
+/// Whether `e` says that instance `id` has another owner now.
+pub(crate) fn lost_ownership(e: &StoreError, id: &str) -> bool {
+    matches!(e, StoreError::Conflict { key } if *key == crate::store::printable(&keys::owner(id)))
+}
+
+impl Engine {
+    /// Whether this process runs instance `id`: always on a store of its
+    /// own; on a shared store only when it owns it (a tool that opened the
+    /// store without resuming runs nothing).
+    pub(crate) fn runs_here(&self, id: &str) -> bool {
+        if !self.store.shared() {
+            return true;
+        }
+        self.member.as_ref().is_some_and(|m| m.owns(id))
+    }
+
+    /// Adds to the creation batch of instance `id` who runs it: this worker,
+    /// or (a tool on a shared store) whichever worker claims it first.
+    pub(crate) fn stage_owner(&self, id: &str, batch: &mut Batch) {
+        if !self.store.shared() {
+            return;
+        }
+        match &self.member {
+            Some(m) => {
+                let token = m.token();
+                batch
+                    .expect(keys::owner(id), None)
+                    .put(keys::owner(id), token.into_bytes())
+                    .put(keys::owned(&m.name, id), Vec::new());
+            }
+            None => {
+                batch
+                    .put(keys::unassigned(id), Vec::new())
+                    .notify(format!("u{id}"));
+            }
+        }
+    }
+
+    /// Adds to an import's batch of instance `id` who runs it from now on
+    /// (as [`stage_owner`](Self::stage_owner)); a replaced instance's owner
+    /// loses it (its next checkpoint fails the fencing condition).
+    pub(crate) fn stage_import_owner(
+        &self,
+        id: &str,
+        unfinished: bool,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        if !self.store.shared() {
+            return Ok(());
+        }
+        let key = keys::owner(id);
+        let current = self.store.get(&key)?;
+        if let Some(token) = &current {
+            let token = String::from_utf8_lossy(token);
+            if let Some((name, _)) = token.rsplit_once('#') {
+                batch.delete(keys::owned(name, id));
+            }
+            batch.delete(key.clone());
+        }
+        batch.expect(key.clone(), current);
+        batch.notify(format!("w{id}"));
+        if !unfinished {
+            return Ok(());
+        }
+        match &self.member {
+            Some(m) => {
+                batch
+                    .put(key, m.token().into_bytes())
+                    .put(keys::owned(&m.name, id), Vec::new());
+            }
+            None => {
+                batch
+                    .put(keys::unassigned(id), Vec::new())
+                    .notify(format!("u{id}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// After the batch of [`stage_owner`](Self::stage_owner) committed.
+    pub(crate) fn owned_now(&self, id: &str) {
+        if let Some(m) = &self.member {
+            m.insert(id);
+        }
+    }
+
+    /// Adds the fencing condition (and, when the instance has finished, the
+    /// release of its owner keys) to a checkpoint of instance `id`.
+    pub(crate) fn fence(
+        &self,
+        id: &str,
+        record: &InstanceRecord,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        if !self.store.shared() {
+            return Ok(());
+        }
+        let finished = record.status.is_terminal();
+        if finished {
+            // result waiters and a parent elsewhere look again
+            batch.notify(format!("w{id}"));
+            if let Some(parent) = &record.parent {
+                batch.notify(format!("w{parent}"));
+            }
+        }
+        if let Some(m) = &self.member {
+            if m.check_lease() {
+                // the lease may have lapsed: as if taken over already
+                return Err(StoreError::Conflict {
+                    key: crate::store::printable(&keys::owner(id)),
+                });
+            }
+            let token = m.token();
+            batch.expect(keys::owner(id), Some(token.into_bytes()));
+            if finished {
+                batch
+                    .delete(keys::owner(id))
+                    .delete(keys::owned(&m.name, id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers this worker (a new incarnation of its name), takes over
+    /// what an earlier incarnation of the name left, and claims instances
+    /// waiting for an owner. How many instances it resumed.
+    pub(crate) async fn join(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let Some(m) = &self.member else {
+            return Ok(0);
+        };
+        let key = keys::lease(&m.name);
+        let previous = self.store.get(&key)?;
+        let (incarnation, old_token) = match &previous {
+            Some(bytes) => {
+                let old: LeaseRecord = codec::decode(bytes).map_err(|e| StoreError::Corrupt {
+                    key: crate::store::printable(&key),
+                    reason: e.to_string(),
+                })?;
+                if old.expires_ms > wall_ms() {
+                    tracing::warn!(worker = %m.name, "a worker of this name held a live lease: two processes must not share a worker name; taking its instances over");
+                }
+                (
+                    old.incarnation + 1,
+                    Some(format!("{}#{}", m.name, old.incarnation)),
+                )
+            }
+            None => (1, None),
+        };
+        let record = m.lease_record(incarnation, wall_ms());
+        let bytes = codec::encode(&record).map_err(|e| StoreError::Io(e.to_string()))?;
+        let mut batch = Batch::default();
+        batch.expect(key.clone(), previous).put(key, bytes.clone());
+        let sent = Instant::now();
+        self.store.commit(batch).await?;
+        *m.token.write().expect("token lock poisoned") = format!("{}#{incarnation}", m.name);
+        *m.lease_bytes.lock().expect("lease lock poisoned") = bytes.clone();
+        *m.renewed.lock().expect("renewed lock poisoned") = sent;
+        m.fenced.store(false, Ordering::SeqCst);
+        tracing::info!(worker = %m.name, incarnation, "worker joined");
+        let mut resumed = 0;
+        if let Some(old) = old_token {
+            // this name's earlier process is gone: its instances are ours now
+            let lease_key = keys::lease(&m.name);
+            let mut from = keys::owned_prefix(&m.name);
+            while let Some((n, next)) = self
+                .claim_page(&m.name, &old, &lease_key, &bytes, &from)
+                .await?
+            {
+                resumed += n;
+                from = next;
+            }
+        }
+        let alone = self
+            .store
+            .scan_prefix(&[keys::LEASE])?
+            .iter()
+            .all(|(k, _)| keys::instance_id(k) == m.name);
+        if alone {
+            resumed += self.adopt_orphans().await?;
+        }
+        resumed += self.claim_unassigned().await?;
+        resumed += self.take_over_lapsed().await?;
+        Ok(resumed)
+    }
+
+    /// The first worker of a cold cluster claims every unfinished instance
+    /// that has no owner: written by a one-process build or straight into
+    /// the store. Pages through records and owners side by side (both in
+    /// id order).
+    async fn adopt_orphans(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let Some(m) = &self.member else {
+            return Ok(0);
+        };
+        let mut resumed = 0;
+        let mut from = vec![keys::INSTANCE];
+        loop {
+            let page = self
+                .store
+                .scan_from(&[keys::INSTANCE], &from, RECOVER_PAGE)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(resumed);
+            };
+            from = keys::after(last);
+            let first = keys::owner(&keys::instance_id(&page[0].0));
+            let upto = keys::owner(&keys::instance_id(last));
+            let owned: HashSet<String> = self
+                .store
+                .scan_from(&[keys::OWNER], &first, RECOVER_PAGE)?
+                .into_iter()
+                .take_while(|(k, _)| *k <= upto)
+                .map(|(k, _)| keys::instance_id(&k))
+                .collect();
+            let orphans: Vec<String> = page
+                .iter()
+                .filter(|(k, bytes)| {
+                    let unfinished = codec::decode::<InstanceRecord>(bytes)
+                        .map_or(true, |r| !r.status.is_terminal());
+                    unfinished && !owned.contains(&keys::instance_id(k))
+                })
+                .map(|(k, _)| keys::instance_id(k))
+                .collect();
+            for chunk in orphans.chunks(CLAIM_PAGE) {
+                let token = m.token();
+                let mut batch = Batch::default();
+                for id in chunk {
+                    batch
+                        .expect(keys::owner(id), None)
+                        .put(keys::owner(id), token.clone().into_bytes())
+                        .put(keys::owned(&m.name, id), Vec::new());
+                }
+                match self.store.commit(batch).await {
+                    Ok(()) => resumed += self.resume_claimed(chunk.to_vec()).await?,
+                    // another worker started at the same time: one by one
+                    Err(StoreError::Conflict { .. }) => {
+                        for id in chunk {
+                            let mut batch = Batch::default();
+                            batch
+                                .expect(keys::owner(id), None)
+                                .put(keys::owner(id), token.clone().into_bytes())
+                                .put(keys::owned(&m.name, id), Vec::new());
+                            match self.store.commit(batch).await {
+                                Ok(()) => resumed += self.resume_claimed(vec![id.clone()]).await?,
+                                Err(StoreError::Conflict { .. }) => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    /// Moves one page of `from`'s instances (owner value `old`), starting
+    /// at key `start` of the by-worker index, to this worker, conditional on
+    /// `lease_key` holding `lease`; resumes them. How many it resumed and
+    /// where the next page starts; `None` when nothing is left from `start`
+    /// (or the lease changed: the other worker renewed, or another worker
+    /// took the page).
+    async fn claim_page(
+        self: &Arc<Self>,
+        from: &str,
+        old: &str,
+        lease_key: &[u8],
+        lease: &[u8],
+        start: &[u8],
+    ) -> Result<Option<(usize, Vec<u8>)>, StoreError> {
+        let Some(m) = &self.member else {
+            return Ok(None);
+        };
+        let prefix = keys::owned_prefix(from);
+        let page = self.store.scan_from(&prefix, start, CLAIM_PAGE)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(None);
+        };
+        let next = keys::after(last);
+        let token = m.token();
+        let mut batch = Batch::default();
+        batch.expect(lease_key.to_vec(), Some(lease.to_vec()));
+        let mut ids = Vec::with_capacity(page.len());
+        for (key, _) in page {
+            let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            batch
+                .expect(keys::owner(&id), Some(old.as_bytes().to_vec()))
+                .put(keys::owner(&id), token.clone().into_bytes())
+                .delete(key)
+                .put(keys::owned(&m.name, &id), Vec::new());
+            ids.push(id);
+        }
+        match self.store.commit(batch).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        tracing::info!(from = %old, to = %token, instances = ids.len(), "took instances over");
+        self.metrics
+            .taken_over
+            .fetch_add(ids.len() as u64, Ordering::Relaxed);
+        Ok(Some((self.resume_claimed(ids).await?, next)))
+    }
+
+    /// Loads instances just claimed and resumes the unfinished ones.
+    async fn resume_claimed(self: &Arc<Self>, ids: Vec<String>) -> Result<usize, StoreError> {
+        let Some(m) = &self.member else {
+            return Ok(0);
+        };
+        for id in &ids {
+            m.insert(id);
+        }
+        for tag in [keys::CANCEL, keys::TERMINATE] {
+            for id in &ids {
+                if self.store.get(&keys::control(tag, id))?.is_some() {
+                    self.controls
+                        .lock()
+                        .expect("controls lock poisoned")
+                        .insert(id.clone());
+                }
+            }
+        }
+        let mut resumed = 0;
+        let mut runnable = Vec::new();
+        for id in ids {
+            let key = keys::instance(&id);
+            match self.store.get(&key)? {
+                Some(bytes) => resumed += self.recover_one(key, bytes, &mut runnable).await?,
+                None => m.remove(&id),
+            }
+        }
+        for (id, record, entry) in runnable {
+            self.spawn(id, record, entry);
+        }
+        self.timers.notify_one();
+        Ok(resumed)
+    }
+
+    /// Claims every instance waiting for an owner (`u` keys); how many it
+    /// resumed.
+    pub(crate) async fn claim_unassigned(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let mut resumed = 0;
+        let mut from = vec![keys::UNASSIGNED];
+        loop {
+            let page = self
+                .store
+                .scan_from(&[keys::UNASSIGNED], &from, RECOVER_PAGE)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(resumed);
+            };
+            from = keys::after(last);
+            for (key, _) in page {
+                resumed += self.claim_one(&keys::instance_id(&key)).await?;
+            }
+        }
+    }
+
+    /// Claims instance `id` if it waits for an owner: 1 if resumed here.
+    async fn claim_one(self: &Arc<Self>, id: &str) -> Result<usize, StoreError> {
+        let Some(m) = &self.member else {
+            return Ok(0);
+        };
+        if m.is_fenced() {
+            return Ok(0);
+        }
+        let mark = keys::unassigned(id);
+        let mut batch = Batch::default();
+        batch.expect(mark.clone(), Some(Vec::new())).delete(mark);
+        let unfinished = match self.load(id)? {
+            Some(Ok(r)) => !r.status.is_terminal(),
+            // undecodable: owned, so that it is reported as parked here
+            Some(Err(_)) => true,
+            None => false,
+        };
+        if unfinished {
+            batch
+                .expect(keys::owner(id), None)
+                .put(keys::owner(id), m.token().into_bytes())
+                .put(keys::owned(&m.name, id), Vec::new());
+        }
+        match self.store.commit(batch).await {
+            Ok(()) if unfinished => self.resume_claimed(vec![id.to_owned()]).await,
+            Ok(()) | Err(StoreError::Conflict { .. }) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes over the instances of every other worker whose lease lapsed.
+    async fn take_over_lapsed(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let Some(m) = &self.member else {
+            return Ok(0);
+        };
+        let mut resumed = 0;
+        for (key, bytes) in self.store.scan_prefix(&[keys::LEASE])? {
+            let name = keys::instance_id(&key);
+            if name == m.name || m.is_fenced() {
+                continue;
+            }
+            let Ok(lease) = codec::decode::<LeaseRecord>(&bytes) else {
+                tracing::error!(worker = %name, "a worker lease does not decode; left alone");
+                continue;
+            };
+            if lease.expires_ms > wall_ms() {
+                continue;
+            }
+            let old = format!("{name}#{}", lease.incarnation);
+            // a few pages per pass, from a random place: the other
+            // survivors start elsewhere and take the rest
+            let prefix = keys::owned_prefix(&name);
+            let mut from = prefix.clone();
+            from.push(rand::random::<u8>());
+            let mut wrapped = false;
+            for _ in 0..4 {
+                match self.claim_page(&name, &old, &key, &bytes, &from).await? {
+                    Some((n, next)) => {
+                        resumed += n;
+                        from = next;
+                    }
+                    None if !wrapped => {
+                        // past the end (or taken by another): once more from the start
+                        wrapped = true;
+                        from = prefix.clone();
+                    }
+                    None => break,
+                }
+            }
+            if self
+                .store
+                .scan_from(&keys::owned_prefix(&name), &keys::owned_prefix(&name), 1)?
+                .is_empty()
+            {
+                // nothing left: the lapsed lease goes (unless renewed meanwhile)
+                let mut batch = Batch::default();
+                batch.expect(key.clone(), Some(bytes.clone())).delete(key);
+                match self.store.commit(batch).await {
+                    Ok(()) => tracing::info!(worker = %name, "lapsed worker removed"),
+                    Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Renews the lease, fences this process when it could not in time,
+    /// and takes over lapsed workers; runs until the runtime stops.
+    pub(crate) async fn member_service(self: Arc<Self>) {
+        let Some(m) = &self.member else {
+            return;
+        };
+        let tick = (m.lease / 4).max(Duration::from_millis(50));
+        loop {
+            tokio::time::sleep(tick).await;
+            match tokio::time::timeout(m.lease / 2, self.renew()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(worker = %m.name, error = %e, "lease renewal failed"),
+                Err(_) => tracing::warn!(worker = %m.name, "lease renewal timed out"),
+            }
+            if !m.check_lease() {
+                if let Err(e) = self.take_over_lapsed().await {
+                    tracing::warn!(error = %e, "takeover pass failed");
+                }
+                if let Err(e) = self.claim_unassigned().await {
+                    tracing::warn!(error = %e, "claiming unassigned instances failed");
+                }
+                if let Err(e) = self.sweep() {
+                    tracing::warn!(error = %e, "looking for missed requests failed");
+                }
+            }
+        }
+    }
+
+    /// The bound on a lost message: wakes every owned instance that has a
+    /// buffered signal or a cancel or terminate request and no task.
+    fn sweep(self: &Arc<Self>) -> Result<(), StoreError> {
+        let Some(m) = &self.member else {
+            return Ok(());
+        };
+        for tag in [keys::CANCEL, keys::TERMINATE] {
+            for (key, _) in self.store.scan_prefix(&[tag])? {
+                let id = keys::instance_id(&key);
+                if m.owns(&id) && !self.has_control(&id) {
+                    self.control_requested(&id)?;
+                }
+            }
+        }
+        let mut last = String::new();
+        for (key, _) in self.store.scan_prefix(&[keys::SIGNAL])? {
+            let Some(end) = key.iter().position(|b| *b == 0) else {
+                continue;
+            };
+            let id = String::from_utf8_lossy(&key[1..end]).into_owned();
+            if id == last {
+                continue;
+            }
+            let idle = !self
+                .running
+                .lock()
+                .expect("running lock poisoned")
+                .contains_key(&id);
+            if idle && m.owns(&id) {
+                self.wake_instance(&id)?;
+            }
+            last = id;
+        }
+        Ok(())
+    }
+
+    /// Writes the lease anew (conditional on the last written one). When
+    /// the lease was taken (the others moved everything away), joins again
+    /// as a new incarnation; when it comes back after a fence, resumes what
+    /// this incarnation still owns.
+    async fn renew(self: &Arc<Self>) -> Result<(), StoreError> {
+        let Some(m) = &self.member else {
+            return Ok(());
+        };
+        let key = keys::lease(&m.name);
+        let old = m.lease_bytes.lock().expect("lease lock poisoned").clone();
+        let current: LeaseRecord =
+            codec::decode(&old).map_err(|e| StoreError::Io(e.to_string()))?;
+        let record = m.lease_record(current.incarnation, current.started_ms);
+        let bytes = codec::encode(&record).map_err(|e| StoreError::Io(e.to_string()))?;
+        let mut batch = Batch::default();
+        batch.expect(key.clone(), Some(old)).put(key, bytes.clone());
+        let sent = Instant::now();
+        match self.store.commit(batch).await {
+            Ok(()) => {
+                *m.lease_bytes.lock().expect("lease lock poisoned") = bytes;
+                *m.renewed.lock().expect("renewed lock poisoned") = sent;
+                if m.fenced.swap(false, Ordering::SeqCst) {
+                    tracing::warn!(worker = %m.name, "lease renewed again: resuming what this worker still owns");
+                    self.resync_owned().await?;
+                }
+                Ok(())
+            }
+            Err(StoreError::Conflict { .. }) => {
+                m.fenced.store(true, Ordering::SeqCst);
+                tracing::error!(worker = %m.name, "this worker's lease was taken over: joining again");
+                m.owned.lock().expect("owned lock poisoned").clear();
+                self.join().await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Rebuilds the owned set from the store (what was not taken over while
+    /// fenced) and wakes each instance.
+    async fn resync_owned(self: &Arc<Self>) -> Result<(), StoreError> {
+        let Some(m) = &self.member else {
+            return Ok(());
+        };
+        let prefix = keys::owned_prefix(&m.name);
+        let token = m.token();
+        let mut mine = HashSet::new();
+        for (key, _) in self.store.scan_prefix(&prefix)? {
+            let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            if self.store.get(&keys::owner(&id))?.as_deref() == Some(token.as_bytes()) {
+                mine.insert(id);
+            }
+        }
+        let ids: Vec<String> = mine.iter().cloned().collect();
+        *m.owned.lock().expect("owned lock poisoned") = mine;
+        self.resume_claimed(ids).await.map(|_| ())
+    }
+
+    /// Acts on the other processes' messages; runs until the runtime stops.
+    pub(crate) async fn notice_service(
+        self: Arc<Self>,
+        mut notices: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    ) {
+        while let Some(notice) = notices.recv().await {
+            let result = match notice {
+                Notice::Message(message) => self.on_message(&message).await,
+                Notice::Resync => self.resync().await,
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "acting on another process's message failed");
+            }
+        }
+    }
+
+    async fn on_message(self: &Arc<Self>, message: &str) -> Result<(), StoreError> {
+        let Some(kind) = message.chars().next() else {
+            return Ok(());
+        };
+        let id = &message[1..];
+        match kind {
+            'w' => {
+                self.wake(id);
+                if self.member.is_some() && self.runs_here(id) {
+                    self.interrupt_if_signalled(id)?;
+                    self.wake_instance(id)?;
+                }
+            }
+            'c' if self.member.is_some() && self.runs_here(id) => self.control_requested(id)?,
+            'u' if self.member.is_some() => {
+                self.claim_one(id).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A signal sent from another process ends a `select` racing an
+    /// activity at once, as one sent here does (see `Runtime::signal`).
+    fn interrupt_if_signalled(&self, id: &str) -> Result<(), StoreError> {
+        let running = self
+            .running
+            .lock()
+            .expect("running lock poisoned")
+            .contains_key(id);
+        if !running {
+            return Ok(());
+        }
+        if let Some(Ok(record)) = self.load(id)?
+            && let Some(crate::command::Request::Select(branches)) = &record.pending
+        {
+            for branch in branches {
+                if matches!(branch, crate::command::Request::Signal { .. })
+                    && self.peek_signal(id, branch).unwrap_or(false)
+                {
+                    self.interrupt(id).notify_waiters();
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After messages may have been lost: every local waiter looks again,
+    /// and a worker re-reads the requests of its instances and wakes them.
+    async fn resync(self: &Arc<Self>) -> Result<(), StoreError> {
+        let waiting: Vec<_> = self
+            .waiters
+            .lock()
+            .expect("waiters lock poisoned")
+            .drain()
+            .collect();
+        for (_, notify) in waiting {
+            notify.notify_waiters();
+        }
+        if self.member.is_some() {
+            self.resync_owned().await?;
+            self.claim_unassigned().await?;
+        }
+        Ok(())
+    }
+
+    /// On a clean stop: hands every instance this worker owns back to the
+    /// pool (the others, or the next process, claim them at once) and
+    /// removes the lease.
+    pub(crate) async fn leave(&self) -> Result<(), StoreError> {
+        let Some(m) = &self.member else {
+            return Ok(());
+        };
+        if m.is_fenced() {
+            return Ok(());
+        }
+        let token = m.token();
+        let prefix = keys::owned_prefix(&m.name);
+        loop {
+            let page = self.store.scan_from(&prefix, &prefix, CLAIM_PAGE)?;
+            if page.is_empty() {
+                break;
+            }
+            let mut batch = Batch::default();
+            for (key, _) in page {
+                let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                batch
+                    .expect(keys::owner(&id), Some(token.clone().into_bytes()))
+                    .delete(keys::owner(&id))
+                    .delete(key)
+                    .put(keys::unassigned(&id), Vec::new())
+                    .notify(format!("u{id}"));
+            }
+            self.store.commit(batch).await?;
+        }
+        let lease = m.lease_bytes.lock().expect("lease lock poisoned").clone();
+        let key = keys::lease(&m.name);
+        let mut batch = Batch::default();
+        batch.expect(key.clone(), Some(lease)).delete(key);
+        self.store.commit(batch).await?;
+        m.fenced.store(true, Ordering::SeqCst);
+        tracing::info!(worker = %m.name, "worker left");
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! One of several worker processes on one PostgreSQL database.
+//!
+//! `cluster-worker URL DIR NAME INDEX ORDERS STARTS`: joins the database
+//! as worker `NAME` (lease `CLUSTER_LEASE_MS`, default 2,000 ms), logs
+//! activity executions to `DIR/effects.log` as incarnation `INDEX`, starts
+//! the orders `i < ORDERS` with `i % STARTS == INDEX` (none when
+//! `INDEX >= STARTS`), then waits until all `ORDERS` orders have finished,
+//! wherever they ran, and prints `RESULT <id> <output>` for each, then
+//! `DONE`. It prints `OPEN` once joined.
+
+use std::io::Write;
+
+use durable_runtime::{IdPolicy, Runtime};
+use durable_tests::{EFFECTS, EffectsLog, order, process_order};
+
+#[tokio::main]
+async fn main() {
+    // RUST_LOG=durable_runtime=info shows joins and takeovers
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 7 {
+        eprintln!("usage: cluster-worker URL DIR NAME INDEX ORDERS STARTS");
+        std::process::exit(2);
+    }
+    let (url, dir, name) = (&args[1], std::path::PathBuf::from(&args[2]), &args[3]);
+    let number = |i: usize| -> usize { args[i].parse().expect("a number") };
+    let (index, orders, starts) = (number(4), number(5), number(6));
+    let lease = std::env::var("CLUSTER_LEASE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let _ = EFFECTS.set(EffectsLog {
+        path: dir.join("effects.log"),
+        incarnation: index as u32,
+    });
+    let rt = Runtime::builder()
+        .workflow::<process_order>()
+        .worker_name(name.clone())
+        .lease(std::time::Duration::from_millis(lease))
+        .open_url(url)
+        .await
+        .expect("join the cluster");
+    println!("OPEN {name} resumed={}", rt.resumed_on_open());
+    let _ = std::io::stdout().flush();
+    // all at once, so that many are in flight when a worker is killed
+    let rt = std::sync::Arc::new(rt);
+    let mut starting = tokio::task::JoinSet::new();
+    for i in (0..orders).filter(|i| index < starts && i % starts == index) {
+        let rt = rt.clone();
+        starting.spawn(async move {
+            rt.start(
+                format!("order-{i}"),
+                process_order(order(i)),
+                IdPolicy::UseExisting,
+            )
+            .await
+            .map(|_| ())
+        });
+    }
+    while let Some(started) = starting.join_next().await {
+        started.expect("start task").expect("start");
+    }
+    for i in 0..orders {
+        let handle = rt.handle::<process_order>(format!("order-{i}"));
+        // started by another worker, perhaps not yet
+        let out = loop {
+            match handle.result().await {
+                Err(durable_runtime::ResultError::NotFound { .. }) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                other => break other,
+            }
+        };
+        match out {
+            Ok(Ok(out)) => println!("RESULT {} {out}", handle.id()),
+            other => println!("FAILED {} {other:?}", handle.id()),
+        }
+    }
+    println!("DONE");
+    let _ = std::io::stdout().flush();
+    if let Ok(rt) = std::sync::Arc::try_unwrap(rt) {
+        rt.shutdown().await;
+    }
+}
