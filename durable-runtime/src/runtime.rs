@@ -136,7 +136,8 @@ impl Builder {
     }
 
     /// Opens the sled store in `dir` (created if missing) and resumes every
-    /// unfinished instance in it.
+    /// unfinished instance in it (sleepers when their timers fire, see
+    /// [`Runtime::resumed_on_open`]).
     ///
     /// # Errors
     /// [`StoreError::Locked`] (in [`OpenError::Store`]) if another process
@@ -233,6 +234,7 @@ impl Builder {
             signal_seq: std::sync::atomic::AtomicU64::new(0),
             schedule_lock: tokio::sync::Mutex::new(()),
             schedule_wake: tokio::sync::Notify::new(),
+            resolve_on_wake: self.resume_on_open,
         });
         let _ = engine.this.set(Arc::downgrade(&engine));
         engine.init_signal_seq()?;
@@ -333,7 +335,12 @@ impl Runtime {
         }
     }
 
-    /// How many unfinished instances were resumed when the runtime opened.
+    /// How many unfinished instances were read and resumed when the runtime
+    /// opened: those with something to do now (running, waiting for a
+    /// signal or a child, unparked, asleep with a cancel or terminate
+    /// request). Instances asleep on a timer are not read on open and not
+    /// counted: each is loaded, and checked against the code, when its
+    /// timer fires or something else wakes it.
     pub fn resumed_on_open(&self) -> usize {
         self.resumed
     }
@@ -348,8 +355,13 @@ impl Runtime {
             .len()
     }
 
-    /// Instances found on open that this code cannot run, with the reason
-    /// for each. They are kept in the store, marked [`Status::Parked`].
+    /// Instances this code cannot run, with the reason for each, in the
+    /// order found: on open (those read then, see
+    /// [`Runtime::resumed_on_open`]), then sleepers as they are woken. They
+    /// are kept in the store, marked [`Status::Parked`]. A sleeper whose
+    /// code changed shows up here only when its timer fires (or a signal,
+    /// cancel or terminate wakes it); to know beforehand, ask
+    /// [`Runtime::check_compatibility`], which reads every record.
     pub fn parked(&self) -> Vec<ResumeError> {
         self.engine
             .parked
@@ -905,8 +917,9 @@ impl Runtime {
 
     /// [`Runtime::import`] for tools that do not have the workflow's code
     /// (the `durable` CLI): the shape is checked when a runtime with the code
-    /// opens the store, which parks the instance if it does not match (or
-    /// migrates it, when a migration is registered there).
+    /// loads the instance (on open, or for a sleeper when it is woken), which
+    /// parks it if it does not match (or migrates it, when a migration is
+    /// registered there).
     pub async fn import_unchecked(
         &self,
         snapshot: &crate::snapshot::Snapshot,
