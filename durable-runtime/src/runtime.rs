@@ -33,6 +33,7 @@ pub struct Builder {
     resume_on_open: bool,
     clock: Arc<dyn Clock>,
     retention: Option<std::time::Duration>,
+    sled_cache: Option<u64>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -41,6 +42,7 @@ impl std::fmt::Debug for Builder {
             .field("workflows", &self.workflows.names().collect::<Vec<_>>())
             .field("max_concurrent_activities", &self.max_concurrent_activities)
             .field("resume_on_open", &self.resume_on_open)
+            .field("sled_cache", &self.sled_cache)
             .finish()
     }
 }
@@ -135,6 +137,18 @@ impl Builder {
         self
     }
 
+    /// Bounds sled's page cache to `bytes` for stores opened by
+    /// [`Builder::open`] (and `sled:` URLs); other stores ignore it. Default:
+    /// sled's own, 1 GiB. sled keeps every page it reads or writes cached up
+    /// to this size, so a large store grows the process by up to that much:
+    /// a smaller cache caps the RSS, and costs disk reads (and CPU to
+    /// rebuild pages) when instances are loaded again, so firing or resuming
+    /// many instances at once gets slower. `docs/performance.md` has figures.
+    pub fn sled_cache_capacity(mut self, bytes: u64) -> Self {
+        self.sled_cache = Some(bytes);
+        self
+    }
+
     /// Opens the sled store in `dir` (created if missing) and resumes every
     /// unfinished instance in it (sleepers when their timers fire, see
     /// [`Runtime::resumed_on_open`]).
@@ -146,7 +160,8 @@ impl Builder {
     pub async fn open(self, dir: impl AsRef<Path>) -> Result<Runtime, OpenError> {
         self.check_registry()?;
         let dir = dir.as_ref().to_path_buf();
-        let store = tokio::task::spawn_blocking(move || SledStore::open(dir))
+        let cache = self.sled_cache;
+        let store = tokio::task::spawn_blocking(move || SledStore::open_with_cache(dir, cache))
             .await
             .map_err(|e| StoreError::Io(e.to_string()))??;
         self.open_store(store).await
@@ -160,6 +175,7 @@ impl Builder {
             resume_on_open: self.resume_on_open,
             clock: self.clock.clone(),
             retention: None,
+            sled_cache: self.sled_cache,
         }
     }
 
@@ -332,6 +348,7 @@ impl Runtime {
             resume_on_open: true,
             clock: Arc::new(SystemClock),
             retention: None,
+            sled_cache: None,
         }
     }
 
