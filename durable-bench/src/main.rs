@@ -533,7 +533,9 @@ fn sleeper_clock() -> Arc<TestClock> {
 async fn sleepers_child(dir: &str, fire: usize, cache_mib: Option<u64>) {
     let clock = sleeper_clock();
     let opened = Instant::now();
-    let mut builder = Runtime::builder().workflow::<sleeper>().clock(clock.clone());
+    let mut builder = Runtime::builder()
+        .workflow::<sleeper>()
+        .clock(clock.clone());
     if let Some(mib) = cache_mib {
         builder = builder.sled_cache_capacity(mib << 20);
     }

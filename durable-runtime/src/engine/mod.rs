@@ -775,7 +775,11 @@ impl Engine {
                 running.remove(&id);
                 return;
             }
-            engine.running.lock().expect("running lock poisoned").remove(&id);
+            engine
+                .running
+                .lock()
+                .expect("running lock poisoned")
+                .remove(&id);
             match halt {
                 Halt::Finished => {
                     engine.wake(&id);
@@ -790,7 +794,11 @@ impl Engine {
                         // parent-close policy: cancel what is still running
                         tokio::spawn(async move {
                             let running = matches!(engine.load(&child), Ok(Some(Ok(r))) if !r.status.is_terminal());
-                            if running && let Err(e) = engine.request_control(&child, keys::CANCEL, Vec::new()).await {
+                            if running
+                                && let Err(e) = engine
+                                    .request_control(&child, keys::CANCEL, Vec::new())
+                                    .await
+                            {
                                 tracing::error!(child = %child, error = %e, "cannot cancel the child");
                             }
                         });
@@ -908,14 +916,22 @@ impl Engine {
                 Err(e) => Err(e),
             };
             match settled {
-                Ok(Some((record, entry))) => engine.clone().run(id, record, entry).await,
+                Ok(Some((record, entry))) => engine.run(id, record, entry).await,
                 Ok(None) => {
-                    engine.running.lock().expect("running lock poisoned").remove(&id);
+                    engine
+                        .running
+                        .lock()
+                        .expect("running lock poisoned")
+                        .remove(&id);
                     // a `result()` waiting for it hears that it is parked
                     engine.wake(&id);
                 }
                 Err(e) => {
-                    engine.running.lock().expect("running lock poisoned").remove(&id);
+                    engine
+                        .running
+                        .lock()
+                        .expect("running lock poisoned")
+                        .remove(&id);
                     engine.halt(&id, e);
                 }
             }
