@@ -46,6 +46,8 @@ struct Sizes {
     recovery: usize,
     sleepers: usize,
     fire: usize,
+    /// sled's cache for the process that opens the sleepers (MiB; `None`: sled's default).
+    sleeper_cache_mib: Option<u64>,
     storage: usize,
     codec_iterations: usize,
     repeat: usize,
@@ -89,6 +91,8 @@ fn parse_args(args: &[String]) -> Args {
         recovery: number(args, "--recovery", d(100_000, 1_000)),
         sleepers: number(args, "--sleepers", d(100_000, 1_000)),
         fire: number(args, "--fire", d(100_000, 500)),
+        sleeper_cache_mib: flag(args, "--sleeper-cache-mib")
+            .map(|_| number(args, "--sleeper-cache-mib", 0) as u64),
         storage: number(args, "--storage", d(10_000, 200)),
         codec_iterations: d(200_000, 2_000),
         repeat: number(args, "--repeat", 1).max(1),
@@ -506,6 +510,8 @@ struct Sleepers {
     rss_mib_after_open: f64,
     peak_rss_mib: f64,
     fire_seconds: f64,
+    rss_mib_after_fire: f64,
+    cache_mib: Option<u64>,
     load: f64,
 }
 
@@ -515,22 +521,25 @@ struct OpenReport {
     rss_mib_after_open: f64,
     peak_rss_mib: f64,
     fire_seconds: f64,
+    rss_mib_after_fire: f64,
 }
 
 fn sleeper_clock() -> Arc<TestClock> {
     Arc::new(TestClock::new())
 }
 
-/// The child: opens a store of sleepers, then fires the first `fire`.
-async fn sleepers_child(dir: &str, fire: usize) {
+/// The child: opens a store of sleepers (with sled's cache bounded to
+/// `cache_mib`, if given), then fires the first `fire`.
+async fn sleepers_child(dir: &str, fire: usize, cache_mib: Option<u64>) {
     let clock = sleeper_clock();
     let opened = Instant::now();
-    let rt = Runtime::builder()
+    let mut builder = Runtime::builder()
         .workflow::<sleeper>()
-        .clock(clock.clone())
-        .open(dir)
-        .await
-        .expect("open");
+        .clock(clock.clone());
+    if let Some(mib) = cache_mib {
+        builder = builder.sled_cache_capacity(mib << 20);
+    }
+    let rt = builder.open(dir).await.expect("open");
     let open_seconds = opened.elapsed().as_secs_f64();
     let rss_mib_after_open = status_mib("VmRSS");
     let fired = Instant::now();
@@ -548,6 +557,7 @@ async fn sleepers_child(dir: &str, fire: usize) {
         rss_mib_after_open,
         peak_rss_mib: status_mib("VmHWM"),
         fire_seconds,
+        rss_mib_after_fire: status_mib("VmRSS"),
     };
     println!(
         "{}",
@@ -595,19 +605,22 @@ async fn create_sleepers(dir: &std::path::Path, n: usize, fire: usize) -> (f64, 
     (start_seconds, tasks_while_asleep, rss_mib_creator)
 }
 
-async fn sleepers(n: usize, fire: usize) -> Sleepers {
+async fn sleepers(n: usize, fire: usize, cache_mib: Option<u64>) -> Sleepers {
     let fire = fire.min(n);
     let dir = tempfile::tempdir().expect("temp dir");
     let (start_seconds, tasks_while_asleep, rss_mib_creator) =
         create_sleepers(dir.path(), n, fire).await;
     let (apparent, _) = dir_bytes(dir.path());
     let exe = std::env::current_exe().expect("own path");
-    let out = std::process::Command::new(exe)
+    let mut child = std::process::Command::new(exe);
+    child
         .arg("--sleepers-child")
         .arg(dir.path())
-        .arg(fire.to_string())
-        .output()
-        .expect("run the child");
+        .arg(fire.to_string());
+    if let Some(mib) = cache_mib {
+        child.arg(mib.to_string());
+    }
+    let out = child.output().expect("run the child");
     let text = String::from_utf8_lossy(&out.stdout);
     let report: OpenReport = text
         .lines()
@@ -624,6 +637,8 @@ async fn sleepers(n: usize, fire: usize) -> Sleepers {
         rss_mib_after_open: report.rss_mib_after_open,
         peak_rss_mib: report.peak_rss_mib,
         fire_seconds: report.fire_seconds,
+        rss_mib_after_fire: report.rss_mib_after_fire,
+        cache_mib,
         load: load(),
     }
 }
@@ -926,17 +941,20 @@ fn print_report(r: &Report) {
     }
     if let Some(s) = &r.sleepers {
         println!(
-            "\n5. idle: {} asleep on durable timers (started in {:.1} s, {} tasks while asleep, creator RSS {:.0} MiB); {:.0} disk bytes each; fresh process: open {:.2} s, RSS {:.0} MiB after open, peak {:.0} MiB; {} timers due at once fired and finished in {:.2} s (load {:.2})",
+            "\n5. idle: {} asleep on durable timers (started in {:.1} s, {} tasks while asleep, creator RSS {:.0} MiB); {:.0} disk bytes each; fresh process (sled cache {}): open {:.2} s, RSS {:.0} MiB after open, peak {:.0} MiB; {} timers due at once fired and finished in {:.2} s, RSS {:.0} MiB then (load {:.2})",
             s.workflows,
             s.start_seconds,
             s.tasks_while_asleep,
             s.rss_mib_creator,
             s.disk_bytes_per_instance,
+            s.cache_mib
+                .map_or_else(|| "default".to_owned(), |m| format!("{m} MiB")),
             s.open_seconds,
             s.rss_mib_after_open,
             s.peak_rss_mib,
             s.fired,
             s.fire_seconds,
+            s.rss_mib_after_fire,
             s.load
         );
     }
@@ -994,7 +1012,8 @@ async fn main() {
     if let Some(i) = argv.iter().position(|a| a == "--sleepers-child") {
         let dir = argv.get(i + 1).expect("DIR");
         let fire = argv.get(i + 2).and_then(|n| n.parse().ok()).expect("FIRE");
-        sleepers_child(dir, fire).await;
+        let cache_mib = argv.get(i + 3).and_then(|n| n.parse().ok());
+        sleepers_child(dir, fire, cache_mib).await;
         return;
     }
     if let Some(i) = argv.iter().position(|a| a == "--sleepers-create") {
@@ -1008,7 +1027,7 @@ async fn main() {
     }
     if argv.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "durable-bench [--quick] [--json FILE] [--postgres URL] [--only throughput,latency,limit,recovery,sleepers,storage,compiler]\n  [--workflows N] [--in-flight 1,100,1000] [--latency N] [--recovery N] [--sleepers N] [--fire N] [--storage N] [--repeat R]"
+            "durable-bench [--quick] [--json FILE] [--postgres URL] [--only throughput,latency,limit,recovery,sleepers,storage,compiler]\n  [--workflows N] [--in-flight 1,100,1000] [--latency N] [--recovery N] [--sleepers N] [--fire N] [--sleeper-cache-mib MIB] [--storage N] [--repeat R]\n  --sleepers-create DIR N FIRE | --sleepers-child DIR FIRE [CACHE_MIB]: keep a store of sleepers and time its opening"
         );
         return;
     }
@@ -1061,7 +1080,7 @@ async fn main() {
     }
     if wanted("sleepers") {
         eprintln!("sleepers: {} asleep, {} fired", sz.sleepers, sz.fire);
-        report.sleepers = Some(sleepers(sz.sleepers, sz.fire).await);
+        report.sleepers = Some(sleepers(sz.sleepers, sz.fire, sz.sleeper_cache_mib).await);
     }
     if wanted("storage") {
         eprintln!("storage: {} orders, then retention", sz.storage);

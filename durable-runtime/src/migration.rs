@@ -68,8 +68,9 @@
 //! names (each handle's doc lists them): two fields of the same type can be
 //! swapped unnoticed.
 //!
-//! When an instance of `From`'s shape is loaded (on open, on import) and
-//! `From` itself is not registered, the migration runs: the listed function
+//! When an instance of `From`'s shape is loaded (on open, on import, or for
+//! one asleep on a timer, which open does not read, when it is first woken)
+//! and `From` itself is not registered, the migration runs: the listed function
 //! for the variant the instance waits at, or, for a variant not listed that
 //! has the same own fingerprint in `To`, the variant carried over as it is.
 //! The new state, its version and a [`Migrated`](crate::history::EventKind::Migrated)

@@ -35,6 +35,7 @@ pub struct Builder {
     retention: Option<std::time::Duration>,
     worker_name: Option<String>,
     lease: std::time::Duration,
+    sled_cache: Option<u64>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -43,6 +44,7 @@ impl std::fmt::Debug for Builder {
             .field("workflows", &self.workflows.names().collect::<Vec<_>>())
             .field("max_concurrent_activities", &self.max_concurrent_activities)
             .field("resume_on_open", &self.resume_on_open)
+            .field("sled_cache", &self.sled_cache)
             .finish()
     }
 }
@@ -158,8 +160,21 @@ impl Builder {
         self
     }
 
+    /// Bounds sled's page cache to `bytes` for stores opened by
+    /// [`Builder::open`] (and `sled:` URLs); other stores ignore it. Default:
+    /// sled's own, 1 GiB. sled keeps every page it reads or writes cached up
+    /// to this size, so a large store grows the process by up to that much:
+    /// a smaller cache caps the RSS, and costs disk reads (and CPU to
+    /// rebuild pages) when instances are loaded again, so firing or resuming
+    /// many instances at once gets slower. `docs/performance.md` has figures.
+    pub fn sled_cache_capacity(mut self, bytes: u64) -> Self {
+        self.sled_cache = Some(bytes);
+        self
+    }
+
     /// Opens the sled store in `dir` (created if missing) and resumes every
-    /// unfinished instance in it.
+    /// unfinished instance in it (sleepers when their timers fire, see
+    /// [`Runtime::resumed_on_open`]).
     ///
     /// # Errors
     /// [`StoreError::Locked`] (in [`OpenError::Store`]) if another process
@@ -168,7 +183,8 @@ impl Builder {
     pub async fn open(self, dir: impl AsRef<Path>) -> Result<Runtime, OpenError> {
         self.check_registry()?;
         let dir = dir.as_ref().to_path_buf();
-        let store = tokio::task::spawn_blocking(move || SledStore::open(dir))
+        let cache = self.sled_cache;
+        let store = tokio::task::spawn_blocking(move || SledStore::open_with_cache(dir, cache))
             .await
             .map_err(|e| StoreError::Io(e.to_string()))??;
         self.open_store(store).await
@@ -184,6 +200,7 @@ impl Builder {
             retention: None,
             worker_name: None,
             lease: self.lease,
+            sled_cache: self.sled_cache,
         }
     }
 
@@ -275,6 +292,7 @@ impl Builder {
             signal_seq: std::sync::atomic::AtomicU64::new(0),
             schedule_lock: tokio::sync::Mutex::new(()),
             schedule_wake: tokio::sync::Notify::new(),
+            resolve_on_wake: self.resume_on_open,
         });
         let _ = engine.this.set(Arc::downgrade(&engine));
         engine.init_signal_seq()?;
@@ -422,10 +440,16 @@ impl Runtime {
             retention: None,
             worker_name: None,
             lease: std::time::Duration::from_secs(5),
+            sled_cache: None,
         }
     }
 
-    /// How many unfinished instances were resumed when the runtime opened.
+    /// How many unfinished instances were read and resumed when the runtime
+    /// opened: those with something to do now (running, waiting for a
+    /// signal or a child, unparked, asleep with a cancel or terminate
+    /// request). Instances asleep on a timer are not read on open and not
+    /// counted: each is loaded, and checked against the code, when its
+    /// timer fires or something else wakes it.
     pub fn resumed_on_open(&self) -> usize {
         self.resumed
     }
@@ -473,8 +497,13 @@ impl Runtime {
             .len()
     }
 
-    /// Instances found on open that this code cannot run, with the reason
-    /// for each. They are kept in the store, marked [`Status::Parked`].
+    /// Instances this code cannot run, with the reason for each, in the
+    /// order found: on open (those read then, see
+    /// [`Runtime::resumed_on_open`]), then sleepers as they are woken. They
+    /// are kept in the store, marked [`Status::Parked`]. A sleeper whose
+    /// code changed shows up here only when its timer fires (or a signal,
+    /// cancel or terminate wakes it); to know beforehand, ask
+    /// [`Runtime::check_compatibility`], which reads every record.
     pub fn parked(&self) -> Vec<ResumeError> {
         self.engine
             .parked
@@ -1030,8 +1059,9 @@ impl Runtime {
 
     /// [`Runtime::import`] for tools that do not have the workflow's code
     /// (the `durable` CLI): the shape is checked when a runtime with the code
-    /// opens the store, which parks the instance if it does not match (or
-    /// migrates it, when a migration is registered there).
+    /// loads the instance (on open, or for a sleeper when it is woken), which
+    /// parks it if it does not match (or migrates it, when a migration is
+    /// registered there).
     pub async fn import_unchecked(
         &self,
         snapshot: &crate::snapshot::Snapshot,

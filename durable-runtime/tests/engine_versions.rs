@@ -7,6 +7,7 @@ mod common;
 use common::{Within, until};
 
 use durable_runtime::check::check_snapshots;
+use durable_runtime::clock::TestClock;
 use durable_runtime::history::EventKind;
 use durable_runtime::migration::{Migrated, Migration};
 use durable_runtime::prelude::*;
@@ -552,4 +553,161 @@ async fn a_new_version_with_the_same_shape_takes_over_and_records_it() {
             .unwrap(),
         "v3 same 250 on"
     );
+}
+
+// a nap: v1 holds the id across a day's sleep; v2 holds a count too (another shape)
+#[workflow(name = "nap")]
+async fn nap_v1(id: String) -> Result<String, WorkflowError> {
+    sleep(std::time::Duration::from_secs(86_400)).await?;
+    Ok(format!("v1 {id}"))
+}
+
+#[workflow(name = "nap", version = 2)]
+async fn nap_v2(id: String) -> Result<String, WorkflowError> {
+    let count: u64 = id.len() as u64;
+    sleep(std::time::Duration::from_secs(86_400)).await?;
+    Ok(format!("v2 {id} {count}"))
+}
+
+/// v2 at `Sleep` holds `(count, id)` (fields in name order).
+fn nap_v1_to_v2((id,): (String,)) -> Migrated<nap_v2> {
+    nap_v2::Sleep.state((7, id))
+}
+
+/// Puts `ids` to sleep on v1 under `clock` and closes the store.
+async fn v1_asleep(dir: &std::path::Path, clock: &std::sync::Arc<TestClock>, ids: &[&str]) {
+    let rt = Runtime::builder()
+        .workflow::<nap_v1>()
+        .clock(clock.clone())
+        .open(dir)
+        .await
+        .unwrap();
+    for id in ids {
+        rt.start(*id, nap_v1((*id).into()), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    until("asleep", || rt.running_instances() == 0).await;
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_sleeper_whose_shape_changed_while_down_is_parked_when_its_timer_fires() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(TestClock::new());
+    v1_asleep(dir.path(), &clock, &["nap"]).await;
+
+    // only v2, no migration: open does not read the sleeper
+    let rt = Runtime::builder()
+        .workflow::<nap_v2>()
+        .clock(clock.clone())
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert!(rt.parked().is_empty(), "{:?}", rt.parked());
+    assert_eq!(rt.resumed_on_open(), 0);
+    let d = rt.describe("nap").unwrap();
+    assert_eq!((d.status, d.version), (Status::Running, 1));
+    // due: loaded, checked, parked; never run with v2's state
+    clock.advance(std::time::Duration::from_secs(2 * 86_400));
+    assert!(matches!(
+        rt.handle::<nap_v2>("nap").result().within().await,
+        Err(durable_runtime::ResultError::Parked { .. })
+    ));
+    assert!(
+        matches!(rt.parked().as_slice(), [ResumeError::ShapeMismatch { instance, .. }] if instance == "nap"),
+        "{:?}",
+        rt.parked()
+    );
+    let d = rt.describe("nap").unwrap();
+    assert_eq!(
+        (d.status, d.version, d.variant.as_str()),
+        (Status::Parked, 1, "Sleep")
+    );
+    let history = events(&rt, "nap");
+    assert!(
+        matches!(history.last(), Some(EventKind::Parked { reason }) if reason.contains("[DURABLE-SHAPE]")),
+        "{history:?}"
+    );
+    assert!(
+        !history
+            .iter()
+            .any(|e| matches!(e, EventKind::TimerFired { .. })),
+        "{history:?}"
+    );
+    rt.shutdown().await;
+
+    // v1 deployed again: open reads the parked one, and its due timer fires
+    let rt = Runtime::builder()
+        .workflow::<nap_v1>()
+        .clock(clock.clone())
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert!(rt.parked().is_empty(), "{:?}", rt.parked());
+    assert_eq!(
+        rt.handle::<nap_v1>("nap")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "v1 nap"
+    );
+}
+
+#[tokio::test]
+async fn a_sleeper_is_migrated_when_its_timer_fires_or_a_cancel_wakes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(TestClock::new());
+    v1_asleep(dir.path(), &clock, &["fired", "cancelled"]).await;
+
+    let rt = Runtime::builder()
+        .workflow::<nap_v2>()
+        .migration(Migration::<nap_v1, nap_v2>::new().variant(nap_v1::Sleep, nap_v1_to_v2))
+        .clock(clock.clone())
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert!(rt.parked().is_empty(), "{:?}", rt.parked());
+    assert_eq!(rt.describe("fired").unwrap().version, 1, "not read on open");
+
+    // a cancel wakes one: migrated first, then cancelled on v2
+    rt.cancel("cancelled").await.unwrap();
+    let out = rt.handle::<nap_v2>("cancelled").result().within().await;
+    assert!(
+        matches!(out, Ok(Err(ref e)) if e.to_string().contains("cancel")),
+        "{out:?}"
+    );
+    let d = rt.describe("cancelled").unwrap();
+    assert_eq!((d.status, d.version), (Status::Cancelled, 2));
+
+    // the other's timer fires: migrated in one write with its event, then run on v2
+    clock.advance(std::time::Duration::from_secs(2 * 86_400));
+    assert_eq!(
+        rt.handle::<nap_v2>("fired")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "v2 fired 7"
+    );
+    for id in ["fired", "cancelled"] {
+        let history = events(&rt, id);
+        let migrated = history
+            .iter()
+            .position(|e| matches!(e, EventKind::Migrated { from: 1, to: 2, .. }));
+        let woke = history.iter().position(|e| {
+            matches!(
+                e,
+                EventKind::TimerFired { .. } | EventKind::CancelDelivered { .. }
+            )
+        });
+        assert!(
+            matches!((migrated, woke), (Some(m), Some(w)) if m < w),
+            "{id}: {history:?}"
+        );
+    }
+    assert!(rt.parked().is_empty(), "{:?}", rt.parked());
 }

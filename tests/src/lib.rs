@@ -227,6 +227,35 @@ pub fn ledger_expected(i: usize) -> String {
     format!("v2 {i} {} migrated", i * 10)
 }
 
+/// Version 1 of a workflow asleep on a timer: the crash suite migrates
+/// instances of it when their timers fire (open does not read sleepers),
+/// while being killed.
+#[workflow(name = "nap")]
+pub async fn nap_v1(i: u32) -> Result<String, WorkflowError> {
+    sleep(std::time::Duration::from_secs(86_400)).await?;
+    Ok(format!("v1 {i}"))
+}
+
+/// Version 2: the state at the sleep also holds a note.
+#[workflow(name = "nap", version = 2)]
+pub async fn nap_v2(i: u32) -> Result<String, WorkflowError> {
+    let note: String = "kept".to_owned();
+    sleep(std::time::Duration::from_secs(86_400)).await?;
+    Ok(format!("v2 {i} {note}"))
+}
+
+/// The migration of a v1 instance asleep: its note was never recorded.
+pub fn nap_migration() -> durable_runtime::migration::Migration<nap_v1, nap_v2> {
+    durable_runtime::migration::Migration::new().variant(nap_v1::Sleep, |(i,)| {
+        nap_v2::Sleep.state((i, "migrated".to_owned()))
+    })
+}
+
+/// What a nap instance `i` migrated while asleep returns.
+pub fn nap_expected(i: usize) -> String {
+    format!("v2 {i} migrated")
+}
+
 /// A scheduled run that holds until signalled `finish` (or cancelled):
 /// lets the crash suite make runs overlap on purpose.
 #[workflow]

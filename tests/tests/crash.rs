@@ -22,7 +22,8 @@ use durable_runtime::store::sled::SledStore;
 use durable_runtime::testing::backends::{Backend, TestStore};
 use durable_runtime::{ResultError, Runtime, Workflow};
 use durable_tests::{
-    expected, guard, journey, journey_expected, ledger_expected, process_order, tick, tick_run,
+    expected, guard, journey, journey_expected, ledger_expected, nap_expected, process_order, tick,
+    tick_run,
 };
 use rand::Rng;
 
@@ -543,6 +544,16 @@ fn postgres_timers_signals_joins_and_sagas_survive_kills_at_every_checkpoint() {
 
 /// Per ledger instance: its version and how many `Migrated` events it has.
 fn ledger_state(rt: &tokio::runtime::Runtime, dir: &Path) -> Vec<(u32, usize)> {
+    versions_and_migrations(rt, dir, "ledger")
+}
+
+/// (version, `Migrated` events) of instances `<workload>-0..ORDERS`, read
+/// without running anything.
+fn versions_and_migrations(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    workload: &str,
+) -> Vec<(u32, usize)> {
     rt.block_on(async {
         let runtime = Runtime::builder()
             .resume_on_open(false)
@@ -551,7 +562,7 @@ fn ledger_state(rt: &tokio::runtime::Runtime, dir: &Path) -> Vec<(u32, usize)> {
             .expect("open after kill");
         let out = (0..ORDERS)
             .map(|i| {
-                let id = format!("ledger-{i}");
+                let id = format!("{workload}-{i}");
                 let version = runtime.describe(&id).expect("describe").version;
                 let migrated = runtime
                     .history(&id)
@@ -615,6 +626,73 @@ fn a_migration_on_open_is_all_or_nothing_when_killed_at_every_commit() {
         }
     }
     assert_eq!(points, 2 * ORDERS);
+}
+
+/// Sleepers are not read on open: each is migrated when its timer fires, by
+/// its own task. Killed at every group commit of that (migrations and the
+/// transitions after them, in whatever groups they fall), every instance
+/// holds the old state or the migrated one with its event, never half, and
+/// the next run migrates each exactly once and finishes it.
+#[test]
+fn a_migration_at_wake_up_is_all_or_nothing_when_killed_at_every_commit() {
+    let rt = tokio_rt();
+    let mut points = 0;
+    for phase in ["before", "after"] {
+        for k in 0.. {
+            let dir = tempfile::tempdir().unwrap();
+            let mut v1 = spawn_named("nap_v1", dir.path(), 1, None);
+            let (hit, _) = wait_marker(&mut v1);
+            assert!(!hit);
+            v1.wait().expect("reap v1");
+
+            let mut v2 = spawn_named("nap_v2", dir.path(), 2, Some((phase, k)));
+            let (hit, _) = wait_marker(&mut v2);
+            if !hit {
+                // the run ended before group commit `k`: every one was tried;
+                // an instance's migration is durable before its transition
+                // runs, so there are two groups at least
+                v2.wait().expect("reap v2");
+                assert!(k >= 2, "{phase}: only {k} commits");
+                break;
+            }
+            kill(&mut v2);
+            points += 1;
+            for (i, state) in versions_and_migrations(&rt, dir.path(), "nap")
+                .iter()
+                .enumerate()
+            {
+                assert!(
+                    matches!(state, (1, 0) | (2, 1)),
+                    "{phase} {k}: nap-{i} is at version {} with {} Migrated events",
+                    state.0,
+                    state.1
+                );
+            }
+
+            let mut again = spawn_named("nap_v2", dir.path(), 3, None);
+            let (hit, lines) = wait_marker(&mut again);
+            assert!(!hit);
+            again.wait().expect("reap");
+            assert!(
+                lines.iter().any(|l| l == "OPEN resumed=0"),
+                "{phase} {k}: open read a sleeper: {lines:?}"
+            );
+            for i in 0..ORDERS {
+                let want = format!("RESULT nap-{i} {}", nap_expected(i));
+                assert!(
+                    lines.contains(&want),
+                    "{phase} {k}: missing {want:?} in {lines:?}"
+                );
+            }
+            assert!(
+                versions_and_migrations(&rt, dir.path(), "nap")
+                    .iter()
+                    .all(|s| *s == (2, 1)),
+                "migrated exactly once each"
+            );
+        }
+    }
+    assert!(points >= 4, "{points} kill points");
 }
 
 /// Each overlap policy, killed at every group commit of a schedule whose

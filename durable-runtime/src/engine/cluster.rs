@@ -455,11 +455,7 @@ impl Engine {
         let mut resumed = 0;
         let mut runnable = Vec::new();
         for id in ids {
-            let key = keys::instance(&id);
-            match self.store.get(&key)? {
-                Some(bytes) => resumed += self.recover_one(key, bytes, &mut runnable).await?,
-                None => m.remove(&id),
-            }
+            resumed += self.recover_one(&id, &mut runnable).await?;
         }
         for (id, record, entry) in runnable {
             self.spawn(id, record, entry);

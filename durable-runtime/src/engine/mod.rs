@@ -398,6 +398,11 @@ pub(crate) struct Engine {
     /// This process's membership of the workers sharing the store (a
     /// shared store opened to run instances); `None` otherwise.
     pub(crate) member: Option<Member>,
+    /// Whether a woken instance is checked against the code (and migrated
+    /// or parked) first: set when the runtime resumes instances, since open
+    /// leaves sleepers unread. A runtime that resumes nothing (tools) runs
+    /// only what fits as stored, and changes nothing else.
+    pub(crate) resolve_on_wake: bool,
 }
 
 /// Runs generated code, turning a panic into an error message.
@@ -727,6 +732,21 @@ impl Engine {
         record.new_events.extend(event);
     }
 
+    /// Claims instance `id` for a task in this process: `false` if one runs
+    /// already (it is told to look for work again) or the runtime is closing.
+    fn claim(&self, id: &str) -> bool {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) || !self.runs_here(id) {
+            return false;
+        }
+        let mut running = self.running.lock().expect("running lock poisoned");
+        if let Some(rewake) = running.get_mut(id) {
+            *rewake = true;
+            return false;
+        }
+        running.insert(id.to_owned(), false);
+        true
+    }
+
     /// Spawns the task that drives instance `id` from `record`, unless one
     /// is running already (then that one looks for work again).
     pub(crate) fn spawn(
@@ -735,100 +755,119 @@ impl Engine {
         record: InstanceRecord,
         entry: WorkflowEntry,
     ) {
-        if self.closing.load(std::sync::atomic::Ordering::SeqCst) || !self.runs_here(&id) {
+        if !self.claim(&id) {
             return;
         }
-        {
-            let mut running = self.running.lock().expect("running lock poisoned");
-            if let Some(rewake) = running.get_mut(&id) {
-                *rewake = true;
-                return;
-            }
-            running.insert(id.clone(), false);
-        }
-        let engine = self.clone();
+        let workflow = record.workflow.clone();
+        self.spawn_task(&id, &workflow, self.clone().run(id.clone(), record, entry));
+    }
+
+    /// Adds an instance task (claimed by [`Engine::claim`]) to the task set.
+    fn spawn_task(
+        &self,
+        id: &str,
+        workflow: &str,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
         // reap finished tasks so the set does not grow without bound
         while tasks.try_join_next().is_some() {}
         // one span per instance task: every event inside carries the ids
-        let span = tracing::info_span!("instance", id = %id, workflow = %record.workflow);
-        tasks.spawn(tracing::Instrument::instrument(async move {
-            let mut record = record;
-            loop {
-                let halt = engine.drive(&id, &mut record, entry).await;
-                if matches!(halt, Halt::Interrupted) {
+        let span = tracing::info_span!("instance", id = %id, workflow = %workflow);
+        tasks.spawn(tracing::Instrument::instrument(task, span));
+    }
+
+    /// The task of a claimed instance: drives it until it finishes, waits
+    /// or storage fails, then releases the claim.
+    async fn run(self: Arc<Self>, id: String, mut record: InstanceRecord, entry: WorkflowEntry) {
+        let engine = self;
+        loop {
+            let halt = engine.drive(&id, &mut record, entry).await;
+            if matches!(halt, Halt::Interrupted) {
+                continue;
+            }
+            if matches!(halt, Halt::Waiting) {
+                let mut running = engine.running.lock().expect("running lock poisoned");
+                if running.get(&id) == Some(&true) {
+                    // woken while deciding to wait: look again
+                    running.insert(id.clone(), false);
                     continue;
                 }
-                if matches!(halt, Halt::Waiting) {
-                    let mut running = engine.running.lock().expect("running lock poisoned");
-                    if running.get(&id) == Some(&true) {
-                        // woken while deciding to wait: look again
-                        running.insert(id.clone(), false);
-                        continue;
+                running.remove(&id);
+                return;
+            }
+            engine
+                .running
+                .lock()
+                .expect("running lock poisoned")
+                .remove(&id);
+            match halt {
+                Halt::Finished => {
+                    engine.wake(&id);
+                    // a schedule may wait for this run to end; schedules start
+                    // runs as `<schedule>@<nominal time>`
+                    // (`schedule::run_id`), so other ids need no look at them
+                    if id.contains('@') {
+                        engine.schedule_wake.notify_one();
                     }
-                    running.remove(&id);
-                    return;
-                }
-                engine.running.lock().expect("running lock poisoned").remove(&id);
-                match halt {
-                    Halt::Finished => {
-                        engine.wake(&id);
-                        // a schedule may wait for this run to end; schedules start
-                        // runs as `<schedule>@<nominal time>`
-                        // (`schedule::run_id`), so other ids need no look at them
-                        if id.contains('@') {
-                            engine.schedule_wake.notify_one();
-                        }
-                        for child in std::mem::take(&mut record.children) {
-                            let engine = engine.clone();
-                            // parent-close policy: cancel what is still running
-                            tokio::spawn(async move {
-                                let running = matches!(engine.load(&child), Ok(Some(Ok(r))) if !r.status.is_terminal());
-                                if running && let Err(e) = engine.request_control(&child, keys::CANCEL, Vec::new()).await {
-                                    tracing::error!(child = %child, error = %e, "cannot cancel the child");
-                                }
-                            });
-                        }
-                        if let Some(parent) = &record.parent
-                            && let Err(e) = engine.wake_instance(parent)
-                        {
-                            tracing::error!(instance = %id, parent = %parent, error = %e, "cannot wake the parent");
-                        }
-                    }
-                    Halt::Store(e) if cluster::lost_ownership(&e, &id) => {
-                        // another worker owns it now (or this one's lease may
-                        // have lapsed): it resumes there from the store
-                        tracing::info!(instance = %id, "instance no longer owned here");
-                        if let Some(m) = &engine.member {
-                            m.remove(&id);
-                        }
-                    }
-                    Halt::Store(e) if engine.member.is_some() => {
-                        // the database may come back: look again from the last
-                        // checkpoint (an in-doubt commit is read back)
-                        tracing::warn!(instance = %id, error = %e, "instance paused: store failed; retrying in 1 s");
+                    for child in std::mem::take(&mut record.children) {
                         let engine = engine.clone();
+                        // parent-close policy: cancel what is still running
                         tokio::spawn(async move {
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                            if !engine.closing.load(std::sync::atomic::Ordering::SeqCst)
-                                && let Err(e) = engine.wake_instance(&id)
+                            let running = matches!(engine.load(&child), Ok(Some(Ok(r))) if !r.status.is_terminal());
+                            if running
+                                && let Err(e) = engine
+                                    .request_control(&child, keys::CANCEL, Vec::new())
+                                    .await
                             {
-                                tracing::error!(instance = %id, error = %e, "instance stopped: store failed");
-                                engine.halted.lock().expect("halted lock poisoned").insert(id.clone(), e);
-                                engine.wake(&id);
+                                tracing::error!(child = %child, error = %e, "cannot cancel the child");
                             }
                         });
                     }
-                    Halt::Store(e) => {
-                        tracing::error!(instance = %id, error = %e, "instance stopped: store failed");
-                        engine.halted.lock().expect("halted lock poisoned").insert(id.clone(), e);
-                        engine.wake(&id);
+                    if let Some(parent) = &record.parent
+                        && let Err(e) = engine.wake_instance(parent)
+                    {
+                        tracing::error!(instance = %id, parent = %parent, error = %e, "cannot wake the parent");
                     }
-                    Halt::Waiting | Halt::Interrupted => {}
                 }
-                return;
+                Halt::Store(e) if cluster::lost_ownership(&e, &id) => {
+                    // another worker owns it now (or this one's lease may
+                    // have lapsed): it resumes there from the store
+                    tracing::info!(instance = %id, "instance no longer owned here");
+                    if let Some(m) = &engine.member {
+                        m.remove(&id);
+                    }
+                }
+                Halt::Store(e) if engine.member.is_some() => {
+                    // the database may come back: look again from the last
+                    // checkpoint (an in-doubt commit is read back)
+                    tracing::warn!(instance = %id, error = %e, "instance paused: store failed; retrying in 1 s");
+                    let engine = engine.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        if !engine.closing.load(std::sync::atomic::Ordering::SeqCst)
+                            && let Err(e) = engine.wake_instance(&id)
+                        {
+                            engine.halt(&id, e);
+                        }
+                    });
+                }
+                Halt::Store(e) => engine.halt(&id, e),
+                Halt::Waiting | Halt::Interrupted => {}
             }
-        }, span));
+            return;
+        }
+    }
+
+    /// Stops instance `id` in this process because storage failed (its
+    /// claim already released): its last durable checkpoint stands.
+    fn halt(&self, id: &str, e: StoreError) {
+        tracing::error!(instance = %id, error = %e, "instance stopped: store failed");
+        self.halted
+            .lock()
+            .expect("halted lock poisoned")
+            .insert(id.to_owned(), e);
+        self.wake(id);
     }
 
     /// Wakes instance `id` if it waits for something that may have come
@@ -847,8 +886,20 @@ impl Engine {
             *rewake = true;
             return Ok(());
         }
-        let Some(Ok(record)) = self.load(id)? else {
-            return Ok(());
+        let record = match self.load(id)? {
+            None => return Ok(()),
+            Some(Ok(record)) => record,
+            Some(Err(e)) => {
+                // a sleeper is read for the first time when woken (see
+                // `recover`): report it as open would have, once
+                if self.resolve_on_wake {
+                    self.park_report_once(ResumeError::Undecodable {
+                        instance: id.to_owned(),
+                        reason: e.to_string(),
+                    });
+                }
+                return Ok(());
+            }
         };
         if record.status != Status::Running {
             if record.status.is_terminal() {
@@ -871,13 +922,67 @@ impl Engine {
             }
             return Ok(());
         }
-        if let Some(entry) =
-            self.workflows
-                .exact(&record.workflow, record.fingerprint, record.version)
-        {
-            self.spawn(id.to_owned(), record, entry);
+        if !self.resolve_on_wake {
+            // a runtime that resumes nothing (a tool) only runs what fits as stored
+            if let Some(entry) =
+                self.workflows
+                    .exact(&record.workflow, record.fingerprint, record.version)
+            {
+                self.spawn(id.to_owned(), record, entry);
+            }
+            return Ok(());
+        }
+        // sleepers were not checked on open: each load is checked as open
+        // checks the others (this costs a state decode)
+        let mut moved = record.clone();
+        match self.resolve(id, &mut moved) {
+            Ok(entry) if moved.new_events.is_empty() => self.spawn(id.to_owned(), moved, entry),
+            // a migration, upgrade or parking is written before anything runs
+            _ => self.spawn_settling(id, &record.workflow),
         }
         Ok(())
+    }
+
+    /// Claims instance `id` and, in its task, loads it again, resolves it
+    /// (as [`Engine::recover`] does on open: migration or upgrade written
+    /// with its history event, or parked and reported) and drives it.
+    fn spawn_settling(self: &Arc<Self>, id: &str, workflow: &str) {
+        if !self.claim(id) {
+            return;
+        }
+        let engine = self.clone();
+        let owned = id.to_owned();
+        self.spawn_task(id, workflow, async move {
+            let id = owned;
+            // read again under the claim: no other task writes it meanwhile
+            let settled = match engine.load(&id) {
+                Ok(Some(Ok(record))) if record.status == Status::Running => {
+                    engine.settle(&id, record).await
+                }
+                Ok(_) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match settled {
+                Ok(Some((record, entry))) => engine.run(id, record, entry).await,
+                Ok(None) => {
+                    engine
+                        .running
+                        .lock()
+                        .expect("running lock poisoned")
+                        .remove(&id);
+                    // a `result()` waiting for it hears that it is parked
+                    engine.wake(&id);
+                }
+                Err(e) => {
+                    engine
+                        .running
+                        .lock()
+                        .expect("running lock poisoned")
+                        .remove(&id);
+                    engine.halt(&id, e);
+                }
+            }
+        });
     }
 
     /// Steps the instance until it finishes, waits, or storage fails.
@@ -1530,37 +1635,68 @@ impl Engine {
         }
     }
 
-    /// Finds every unfinished instance and resumes it, parking the ones this
-    /// code cannot run. Returns how many were resumed.
+    /// Resumes the unfinished instances that have something to do now and
+    /// parks the ones of those this code cannot run. Returns how many were
+    /// resumed.
+    ///
+    /// Only instances that are not asleep on a timer are read (found by the
+    /// phase index: running, waiting for a signal, parked), and sleepers
+    /// with a cancel or terminate request. A sleeper is left to the timer
+    /// service and checked against the code when it is first loaded
+    /// ([`Engine::wake_instance`]): opening a store of a million sleepers
+    /// reads none of their records, which would stay in sled's cache.
     pub(crate) async fn recover(self: &Arc<Self>) -> Result<usize, StoreError> {
         if self.store.shared() {
             // workers share the store: this one runs what it claims
             return self.join().await;
         }
         let mut resumed = 0;
+        let mut controlled = Vec::new();
         for tag in [keys::CANCEL, keys::TERMINATE] {
             for (key, _) in self.store.scan_prefix(&[tag])? {
                 let id = keys::instance_id(&key);
                 self.controls
                     .lock()
                     .expect("controls lock poisoned")
-                    .insert(id);
+                    .insert(id.clone());
+                controlled.push(id);
             }
         }
-        // paged, so that opening a store of a million sleeping instances does
-        // not hold all their records in memory at once
-        let mut from = vec![keys::INSTANCE];
         let mut runnable = Vec::new();
-        loop {
-            let page = self
+        // ids read already, so that one whose phase changes as it is
+        // recovered (parked, unparked) is not read again under its new tag
+        let mut seen = std::collections::HashSet::new();
+        let sleeping = keys::phase_index_prefix(crate::phase::Phase::Sleeping.tag());
+        for id in controlled {
+            let asleep = self
                 .store
-                .scan_from(&[keys::INSTANCE], &from, RECOVER_PAGE)?;
-            let Some((last, _)) = page.last() else {
-                break;
-            };
-            from = keys::after(last);
-            for (key, bytes) in page {
-                resumed += self.recover_one(key, bytes, &mut runnable).await?;
+                .get(&keys::index_entry(sleeping.clone(), &id))?
+                .is_some();
+            if asleep && seen.insert(id.clone()) {
+                resumed += self.recover_one(&id, &mut runnable).await?;
+            }
+        }
+        // parked first: one unparked moves to a tag read later, and is skipped there
+        for phase in [
+            crate::phase::Phase::Parked,
+            crate::phase::Phase::Running,
+            crate::phase::Phase::WaitingForSignal,
+        ] {
+            let prefix = keys::phase_index_prefix(phase.tag());
+            // paged, so that a large store is not held in memory at once
+            let mut from = prefix.clone();
+            loop {
+                let page = self.store.scan_from(&prefix, &from, RECOVER_PAGE)?;
+                let Some((last, _)) = page.last() else {
+                    break;
+                };
+                from = keys::after(last);
+                for (key, _) in page {
+                    let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                    if seen.insert(id.clone()) {
+                        resumed += self.recover_one(&id, &mut runnable).await?;
+                    }
+                }
             }
         }
         // started once all are read, as before paging: tasks started early
@@ -1572,22 +1708,21 @@ impl Engine {
         Ok(resumed)
     }
 
-    /// Resumes (or parks) the instance stored under `key`: 1 if resumed.
-    /// One that has work to do now (not asleep on a timer) is added to
-    /// `runnable`, to be spawned by the caller.
+    /// Resumes (or parks) instance `id`: 1 if resumed. One that has work to
+    /// do now (not asleep on a timer) is added to `runnable`, to be spawned
+    /// by the caller.
     async fn recover_one(
         self: &Arc<Self>,
-        key: Vec<u8>,
-        bytes: Vec<u8>,
+        id: &str,
         runnable: &mut Vec<(String, InstanceRecord, WorkflowEntry)>,
     ) -> Result<usize, StoreError> {
-        let id = keys::instance_id(&key);
-        let mut record: InstanceRecord = match codec::decode(&bytes) {
-            Ok(record) => record,
-            Err(e) => {
+        let record = match self.load(id)? {
+            None => return Ok(0),
+            Some(Ok(record)) => record,
+            Some(Err(e)) => {
                 // the bytes are left untouched: never drop what cannot be read
                 self.park_report(ResumeError::Undecodable {
-                    instance: id,
+                    instance: id.to_owned(),
                     reason: e.to_string(),
                 });
                 return Ok(0);
@@ -1596,24 +1731,38 @@ impl Engine {
         if record.status.is_terminal() {
             return Ok(0);
         }
+        let Some((record, entry)) = self.settle(id, record).await? else {
+            return Ok(0);
+        };
+        let controlled = self.has_control(id);
+        if matches!(record.pending, Some(Request::Timer { .. })) && !controlled {
+            return Ok(1); // the timer service wakes it when due
+        }
+        runnable.push((id.to_owned(), record, entry));
+        Ok(1)
+    }
+
+    /// Checks an unfinished `record` against the registered code before it
+    /// runs: the code that runs it, with a migration or upgrade (state,
+    /// version and history event) or an unparking written in one batch; or
+    /// `None` once it is parked (saved as such, with a `Parked` event, and
+    /// reported by `Runtime::parked`).
+    async fn settle(
+        &self,
+        id: &str,
+        mut record: InstanceRecord,
+    ) -> Result<Option<(InstanceRecord, WorkflowEntry)>, StoreError> {
         let mut moved = record.clone();
-        match self.resolve(&id, &mut moved) {
+        match self.resolve(id, &mut moved) {
             Ok(entry) => {
-                // a migration or upgrade is written (state, version and
-                // history event) in one batch before anything runs
                 let changed = !moved.new_events.is_empty();
                 record = moved;
                 if record.status == Status::Parked || changed {
                     record.status = Status::Running;
                     record.error = None;
-                    self.save(&id, &mut record).await?;
+                    self.save(id, &mut record).await?;
                 }
-                let controlled = self.has_control(&id);
-                if matches!(record.pending, Some(Request::Timer { .. })) && !controlled {
-                    return Ok(1); // the timer service wakes it when due
-                }
-                runnable.push((id, record, entry));
-                Ok(1)
+                Ok(Some((record, entry)))
             }
             Err(reason) => {
                 let text = reason.to_string();
@@ -1623,10 +1772,10 @@ impl Engine {
                     record
                         .new_events
                         .push(crate::history::EventKind::Parked { reason: text });
-                    self.save(&id, &mut record).await?;
+                    self.save(id, &mut record).await?;
                 }
                 self.park_report(reason);
-                Ok(0)
+                Ok(None)
             }
         }
     }
@@ -1832,6 +1981,20 @@ impl Engine {
         record.fingerprint = entry.fingerprint;
         record.version = entry.version;
         Ok(())
+    }
+
+    /// [`Engine::park_report`] unless `reason` was reported already (a
+    /// record that does not decode cannot be marked parked, and its due
+    /// timer wakes it again on each pass of the timer service).
+    fn park_report_once(&self, reason: ResumeError) {
+        let known = self
+            .parked
+            .lock()
+            .expect("parked lock poisoned")
+            .contains(&reason);
+        if !known {
+            self.park_report(reason);
+        }
     }
 
     fn park_report(&self, reason: ResumeError) {

@@ -128,13 +128,31 @@ impl SledStore {
     /// [`StoreError::Locked`] if another process has it open,
     /// [`StoreError::Io`] for anything else sled reports.
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
+        SledStore::open_with_cache(path, None)
+    }
+
+    /// [`SledStore::open`] with sled's page cache bounded to `cache_bytes`
+    /// (`None`: sled's default, 1 GiB). See
+    /// [`Builder::sled_cache_capacity`](crate::Builder::sled_cache_capacity)
+    /// for the trade-off.
+    ///
+    /// # Errors
+    /// As [`SledStore::open`].
+    pub fn open_with_cache(
+        path: impl AsRef<Path>,
+        cache_bytes: Option<u64>,
+    ) -> Result<SledStore, StoreError> {
         let path = path.as_ref().to_path_buf();
+        let mut config = sled::Config::new().path(&path);
+        if let Some(bytes) = cache_bytes {
+            config = config.cache_capacity(bytes);
+        }
         // sled's helper threads release the file lock a moment after the last
         // handle in this process is dropped: a reopen waits that out; another
         // process holding the lock gets `Locked` after the wait
         let mut attempts = 0;
         let db = loop {
-            match sled::Config::new().path(&path).open() {
+            match config.open() {
                 Ok(db) => break db,
                 Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
                     attempts += 1;

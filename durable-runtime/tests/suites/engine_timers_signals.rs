@@ -472,6 +472,77 @@ async fn a_cancel_request_survives_a_restart() {
 }
 
 #[tokio::test]
+async fn a_cancel_reaches_a_sleeper_that_open_did_not_read() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<cancellable>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    rt.start("cw", cancellable("cw".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("asleep", || rt.running_instances() == 0).await;
+    rt.shutdown().await;
+    let rt = Runtime::builder()
+        .workflow::<cancellable>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    assert_eq!(rt.resumed_on_open(), 0, "a sleeper is left to its timer");
+    rt.cancel("cw").await.unwrap();
+    assert_eq!(
+        rt.handle::<cancellable>("cw")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "cancelled and compensated"
+    );
+    assert_eq!(runs("undo:cw"), 1);
+}
+
+#[tokio::test]
+async fn a_cancel_stored_while_down_is_acted_on_at_open() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<cancellable>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    rt.start("cd", cancellable("cd".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("asleep", || rt.running_instances() == 0).await;
+    rt.shutdown().await;
+    // a tool without the workflow's code stores the request and runs nothing
+    let tool = Runtime::builder()
+        .resume_on_open(false)
+        .open_url(db.url())
+        .await
+        .unwrap();
+    tool.cancel("cd").await.unwrap();
+    assert_eq!(tool.describe("cd").unwrap().status, Status::Running);
+    tool.shutdown().await;
+    let rt = Runtime::builder()
+        .workflow::<cancellable>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    assert_eq!(rt.resumed_on_open(), 1, "a sleeper with a cancel is read on open");
+    assert_eq!(
+        rt.handle::<cancellable>("cd")
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap(),
+        "cancelled and compensated"
+    );
+}
+
+#[tokio::test]
 async fn terminate_stops_now_and_queries_read_the_state() {
     let db = BACKEND.store();
     let rt = Runtime::builder()

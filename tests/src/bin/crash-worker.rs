@@ -17,8 +17,8 @@ use durable_runtime::store::sled::{CommitPoint, SledStore};
 use durable_runtime::{IdPolicy, Runtime};
 use durable_runtime::{Overlap, Schedule, ScheduleError};
 use durable_tests::{
-    EFFECTS, EffectsLog, guard, held, journey, ledger_migration, ledger_v1, ledger_v2, order,
-    process_order, side_trip, tick, tick_run,
+    EFFECTS, EffectsLog, guard, held, journey, ledger_migration, ledger_v1, ledger_v2,
+    nap_migration, nap_v1, nap_v2, order, process_order, side_trip, tick, tick_run,
 };
 
 #[tokio::main]
@@ -107,6 +107,44 @@ async fn main() {
     }
     // every incarnation's clock starts at 2030-01-01T00:00:00Z
     let clock = std::sync::Arc::new(TestClock::new());
+    if workload == "nap_v1" {
+        // v1 instances asleep for a day, then a clean exit
+        let builder = Runtime::builder().workflow::<nap_v1>().clock(clock.clone());
+        let rt = open_with_hook(builder, &url, hook).await;
+        for i in 0..orders {
+            rt.start(format!("nap-{i}"), nap_v1(i as u32), IdPolicy::UseExisting)
+                .await
+                .expect("start");
+        }
+        while rt.running_instances() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        println!("DONE");
+        let _ = std::io::stdout().flush();
+        rt.shutdown().await;
+        return;
+    }
+    if workload == "nap_v2" {
+        // open reads no sleeper; two days on, each is migrated as its timer fires
+        let builder = Runtime::builder()
+            .workflow::<nap_v2>()
+            .migration(nap_migration())
+            .clock(clock.clone());
+        let rt = open_with_hook(builder, &url, hook).await;
+        println!("OPEN resumed={}", rt.resumed_on_open());
+        clock.advance(std::time::Duration::from_secs(2 * 86_400));
+        for i in 0..orders {
+            let h = rt.handle::<nap_v2>(format!("nap-{i}"));
+            match h.result().await {
+                Ok(Ok(out)) => println!("RESULT {} {out}", h.id()),
+                other => println!("FAILED {} {other:?}", h.id()),
+            }
+        }
+        println!("DONE");
+        let _ = std::io::stdout().flush();
+        rt.shutdown().await;
+        return;
+    }
     let mut builder = Runtime::builder()
         .workflow::<process_order>()
         .workflow::<journey>()
