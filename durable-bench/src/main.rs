@@ -21,7 +21,11 @@
 //!
 //! With `--postgres URL` (an empty database, or one used only by this
 //! benchmark) scenario 1 runs on that PostgreSQL store instead, and the
-//! sled-only scenarios are skipped.
+//! sled-only scenarios are skipped; `--only cluster` then runs the orders
+//! on 1, 2 and 4 worker processes sharing the database
+//! (`--cluster-workers 1,2,4`).
+
+mod cluster;
 
 use std::io::{BufRead, BufReader};
 use std::sync::Arc;
@@ -808,6 +812,7 @@ struct Report {
     sleepers: Option<Sleepers>,
     storage: Option<Storage>,
     compiler: Vec<Compiler>,
+    cluster: Vec<cluster::ClusterRun>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -998,6 +1003,7 @@ fn print_report(r: &Report) {
             );
         }
     }
+    cluster::print(&r.cluster);
 }
 
 #[tokio::main]
@@ -1007,6 +1013,12 @@ async fn main() {
         let dir = argv.get(i + 1).expect("DIR");
         let n = argv.get(i + 2).and_then(|n| n.parse().ok()).expect("N");
         recovery_child(dir, n).await;
+        return;
+    }
+    if let Some(i) = argv.iter().position(|a| a == "--cluster-worker") {
+        let arg = |k: usize| argv.get(i + k).cloned().expect("URL NAME RUN N");
+        let n = arg(4).parse().expect("N");
+        cluster::worker(&arg(1), &arg(2), &arg(3), n).await;
         return;
     }
     if let Some(i) = argv.iter().position(|a| a == "--sleepers-child") {
@@ -1046,7 +1058,31 @@ async fn main() {
     if args.quick {
         eprintln!("--quick: small sizes, a smoke run; the figures mean little");
     }
+    if let (Some(url), true) = (
+        &args.postgres,
+        args.only
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|s| s == "cluster")),
+    ) {
+        let counts: Vec<usize> = flag(&argv, "--cluster-workers")
+            .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect())
+            .unwrap_or_else(|| vec![1, 2, 4]);
+        for _ in 0..sz.repeat {
+            for &k in &counts {
+                eprintln!(
+                    "cluster: {} workflows on {k} worker processes",
+                    sz.workflows
+                );
+                report
+                    .cluster
+                    .push(cluster::run(url, sz.workflows, k, load));
+            }
+        }
+    }
     for _ in 0..sz.repeat {
+        if args.postgres.is_some() && !wanted("throughput") {
+            continue;
+        }
         if args.postgres.is_some() {
             // on PostgreSQL: the throughput table only (the rest is sled's)
             for &k in &sz.in_flight {

@@ -156,6 +156,8 @@ enum Command {
     },
     /// Count instances by status.
     Stats,
+    /// The workers sharing a PostgreSQL store: lease, instances owned.
+    Workers,
     /// Ask an instance to cancel (it runs its cleanup).
     Cancel {
         /// The instance id.
@@ -410,6 +412,13 @@ impl Source {
         }
     }
 
+    fn workers(&self) -> Result<Vec<durable_runtime::WorkerInfo>, Failure> {
+        match self {
+            Source::Local(rt) => Ok(rt.workers()?),
+            Source::Remote(c) => c.get_json("/api/workers"),
+        }
+    }
+
     fn counts(&self) -> Result<Vec<(Phase, usize)>, Failure> {
         match self {
             Source::Local(rt) => Ok(rt.counts_by_phase()?),
@@ -655,6 +664,25 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 .map_err(|e| Failure::usage(format!("the payload is not JSON ({e}): {payload}")))?;
             source.signal(&id, &name, &payload).await?;
             println!("signal {name} sent to {id}");
+        }
+        Command::Workers => {
+            let workers = source.workers()?;
+            if json {
+                return print_json(&workers);
+            }
+            if workers.is_empty() {
+                println!("no worker holds a lease (a sled store, or no worker runs)");
+            }
+            for w in &workers {
+                println!(
+                    "{:<24} #{:<4} {:>8} instances  lease {} {}",
+                    w.name,
+                    w.incarnation,
+                    w.instances,
+                    if w.lapsed { "lapsed" } else { "until" },
+                    schedules::rfc3339(w.lease_expires_ms)
+                );
+            }
         }
         Command::Stats => {
             let counts = source.counts()?;

@@ -191,7 +191,7 @@ pub(crate) fn time(text: &str) -> Result<SystemTime, Failure> {
     Ok(SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
-fn rfc3339(ms: u64) -> String {
+pub(crate) fn rfc3339(ms: u64) -> String {
     chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX)).map_or_else(
         || ms.to_string(),
         |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),

@@ -648,11 +648,19 @@ async fn a_postgres_store_is_named_by_its_url() {
             .await
             .unwrap()
             .unwrap();
-        // the service has the database: a second process is refused
-        let (code, _, err) = durable(url, &["list"]);
-        assert_eq!(code, 4, "{err}");
-        assert!(err.contains("[DURABLE-LOCKED]"), "{err}");
+        // the database is shared: the tool reads it while the service runs
+        let (code, out, err) = durable(url, &["list"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("pg-ok"), "{out}");
+        let (code, out, err) = durable(url, &["workers"]);
+        assert_eq!(code, 0, "{err}");
+        let me = &rt.workers().unwrap()[0];
+        assert!(me.this_process && out.contains(&me.name), "{out}");
         rt.shutdown().await;
+        // a clean stop removes the worker's lease
+        let (code, out, err) = durable(url, &["workers"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("no worker holds a lease"), "{out}");
     }
     let (code, out, err) = durable(url, &["describe", "pg-ok"]);
     assert_eq!(code, 0, "{err}");

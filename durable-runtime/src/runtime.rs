@@ -224,8 +224,9 @@ impl Builder {
     ///   as [`open`](Self::open).
     /// - `postgres://user:password@host:port/db` (or `postgresql://`): a
     ///   PostgreSQL database (feature `postgres`), see
-    ///   [`PgStore`](crate::store::postgres::PgStore). One runtime process
-    ///   per database.
+    ///   [`PgStore`](crate::store::postgres::PgStore). Any number of
+    ///   processes share one database as workers (see
+    ///   [`Builder::worker_name`] and [`Builder::lease`]).
     ///
     /// # Errors
     /// [`StoreError::BadUrl`] (in [`OpenError::Store`]) for another scheme, or `postgres://` in a
@@ -344,17 +345,18 @@ impl Builder {
 }
 
 /// A worker process sharing a PostgreSQL store ([`Runtime::workers`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct WorkerInfo {
     /// Its name ([`Builder::worker_name`]).
     pub name: String,
     /// How many processes have started under this name.
     pub incarnation: u64,
-    /// When this incarnation started.
-    pub started: std::time::SystemTime,
-    /// When the others may take its instances over, unless it renews.
-    pub lease_expires: std::time::SystemTime,
+    /// When this incarnation started (Unix ms).
+    pub started_ms: u64,
+    /// When the others may take its instances over, unless it renews
+    /// (Unix ms, by its clock).
+    pub lease_expires_ms: u64,
     /// Whether the lease has lapsed (by this process's clock): its
     /// instances are being taken over.
     pub lapsed: bool,
@@ -459,8 +461,7 @@ impl Runtime {
     pub fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
         use crate::store::keys;
         let this = self.engine.member.as_ref().map(|m| m.name.as_str());
-        let now = std::time::SystemTime::now();
-        let at = |ms: u64| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        let now = now_ms();
         let mut workers = Vec::new();
         for (key, bytes) in self.engine.store.scan_prefix(&[keys::LEASE])? {
             let name = keys::instance_id(&key);
@@ -478,9 +479,9 @@ impl Runtime {
                 this_process: this == Some(name.as_str()),
                 name,
                 incarnation: lease.incarnation,
-                started: at(lease.started_ms),
-                lease_expires: at(lease.expires_ms),
-                lapsed: at(lease.expires_ms) < now,
+                started_ms: lease.started_ms,
+                lease_expires_ms: lease.expires_ms,
+                lapsed: lease.expires_ms < now,
                 instances,
             });
         }

@@ -32,14 +32,20 @@ struct Worker {
 }
 
 fn spawn(url: &str, dir: &Path, index: usize) -> Worker {
+    spawn_with(url, dir, index, ORDERS, 3)
+}
+
+/// Worker `worker-<index>` on `orders` orders, starting those `i` with
+/// `i % starts == index`.
+fn spawn_with(url: &str, dir: &Path, index: usize, orders: usize, starts: usize) -> Worker {
     let mut child = Command::new(WORKER)
         .env("CLUSTER_LEASE_MS", LEASE_MS.to_string())
         .arg(url)
         .arg(dir)
         .arg(format!("worker-{index}"))
         .arg(index.to_string())
-        .arg(ORDERS.to_string())
-        .arg("3")
+        .arg(orders.to_string())
+        .arg(starts.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -53,6 +59,19 @@ fn spawn(url: &str, dir: &Path, index: usize) -> Worker {
         }
     });
     Worker { child, lines }
+}
+
+/// Waits until `worker` has created its orders (a worker killed before
+/// would leave orders that never exist).
+fn wait_started(worker: &Worker) {
+    let started = Instant::now();
+    while !worker.lines.lock().unwrap().iter().any(|l| l == "STARTED") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "orders not started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -190,6 +209,9 @@ fn three_workers_finish_every_order_when_two_are_killed() {
     let mut workers: Vec<Option<Worker>> =
         (0..3).map(|i| Some(spawn(&url, dir.path(), i))).collect();
 
+    for w in workers.iter().flatten() {
+        wait_started(w);
+    }
     // about 4,500 effects in all (4 activities, a retry of every other charge)
     wait_for_effects(dir.path(), 900);
     let (first, killed_at) = kill_one(&rt, &observer, dir.path(), &mut workers, 0);
@@ -244,13 +266,7 @@ fn three_workers_finish_every_order_when_two_are_killed() {
     }
     let all = checkpointed(&rt, &observer);
     assert_eq!(all.len(), ORDERS);
-    for i in 0..ORDERS {
-        let d = observer
-            .handle::<process_order>(format!("order-{i}"))
-            .describe()
-            .unwrap();
-        assert_eq!(d.status, Status::Completed, "order-{i}");
-    }
+    assert_single_history(&observer, ORDERS);
 
     // every activity ran; none ran again once its completion was checkpointed
     let log = effects(dir.path());
@@ -282,6 +298,356 @@ fn three_workers_finish_every_order_when_two_are_killed() {
     println!(
         "{ORDERS} orders done by 3 workers with 2 killed; {} activity executions, {reruns} repeated (in flight at a kill, never checkpointed); takeover {delay0:?} and {delay1:?}",
         log.len()
+    );
+    rt.block_on(observer.shutdown());
+}
+
+/// Waits until `worker` prints `DONE`, then checks every order's result.
+fn wait_done(worker: &mut Worker, orders: usize) {
+    let started = Instant::now();
+    while !worker.lines.lock().unwrap().iter().any(|l| l == "DONE") {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no DONE; last lines {:?}",
+            worker
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+        );
+        if let Ok(Some(status)) = worker.child.try_wait() {
+            panic!("the worker exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    worker.child.wait().expect("worker exits");
+    let lines = worker.lines.lock().unwrap().clone();
+    for i in 0..orders {
+        let want = format!("RESULT order-{i} {}", expected(i));
+        assert!(lines.contains(&want), "missing `{want}`");
+    }
+}
+
+/// No step of any order was committed twice: its history's transitions
+/// have strictly increasing step numbers (a worker that lost an instance
+/// and still committed would repeat one).
+fn assert_single_history(observer: &Runtime, orders: usize) {
+    for i in 0..orders {
+        let id = format!("order-{i}");
+        let steps: Vec<u64> = observer
+            .history(&id)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                durable_runtime::history::EventKind::Awaiting { step, .. } => Some(step),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            steps.windows(2).all(|w| w[0] < w[1]),
+            "{id}: transitions {steps:?}"
+        );
+        assert_eq!(
+            observer
+                .handle::<process_order>(id.clone())
+                .describe()
+                .unwrap()
+                .status,
+            Status::Completed,
+            "{id}"
+        );
+    }
+}
+
+/// A worker paused (SIGSTOP) for three lease times, as a long GC pause or
+/// a frozen VM would: the other takes its instances over, and when it
+/// wakes up it must not commit anything for them.
+#[test]
+fn a_paused_worker_loses_its_instances_and_cannot_commit_when_it_wakes() {
+    const PAUSED_ORDERS: usize = 300;
+    let store = Backend::Postgres.store();
+    let url = store.url().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let observer = rt
+        .block_on(
+            Runtime::builder()
+                .workflow::<process_order>()
+                .resume_on_open(false)
+                .open_url(&url),
+        )
+        .expect("observer");
+    let _enter = rt.enter();
+    // worker-0 starts every order; worker-1 starts none
+    let mut paused = spawn_with(&url, dir.path(), 0, PAUSED_ORDERS, 1);
+    let mut other = spawn_with(&url, dir.path(), 1, PAUSED_ORDERS, 1);
+    wait_started(&paused);
+    wait_for_effects(dir.path(), 200);
+    signal(&paused.child, "STOP");
+    let stopped_at = Instant::now();
+    let (offset, steps) = (effects(dir.path()).len(), checkpointed(&rt, &observer));
+    assert!(steps.values().any(|s| *s < 5), "paused mid-way");
+    let delay = report_takeover(&observer, "worker-0", stopped_at);
+    // the other finishes everything while the paused one sleeps on
+    wait_done(&mut other, PAUSED_ORDERS);
+    std::thread::sleep(Duration::from_millis(LEASE_MS));
+    signal(&paused.child, "CONT");
+    wait_done(&mut paused, PAUSED_ORDERS);
+    assert_single_history(&observer, PAUSED_ORDERS);
+    let log = effects(dir.path());
+    for (activity, id, step, attempt) in &log[offset..] {
+        let done = steps.get(id).copied().unwrap_or(0);
+        assert!(
+            *step >= done,
+            "{activity} of {id} (step {step}, attempt {attempt}) ran again after its completion was checkpointed (step {done})"
+        );
+    }
+    println!(
+        "worker paused {:?}: its instances taken over {delay:?} after the pause; after waking it committed nothing for them",
+        stopped_at.elapsed()
+    );
+    rt.block_on(observer.shutdown());
+}
+
+/// Network namespaces for workers, each with its own address, reaching the
+/// database through a proxy on the host; removed on drop.
+struct Namespaces {
+    names: Vec<String>,
+}
+
+impl Namespaces {
+    /// Creates namespace `k` (`10.<net>.<k>.2`, host end `.1`) for each `k`;
+    /// `None` when this machine does not allow it (not root, no `ip`).
+    fn create(count: usize) -> Option<Namespaces> {
+        let pid = std::process::id();
+        let ns = Namespaces {
+            names: (0..count)
+                .map(|k| format!("dur{}n{k}", pid % 100_000))
+                .collect(),
+        };
+        for (k, name) in ns.names.iter().enumerate() {
+            let (host, inside) = (
+                format!("vh{}x{k}", pid % 100_000),
+                format!("vn{}x{k}", pid % 100_000),
+            );
+            let net = ns.net();
+            let steps: Vec<Vec<String>> = vec![
+                vec!["netns".into(), "add".into(), name.clone()],
+                vec![
+                    "link".into(),
+                    "add".into(),
+                    host.clone(),
+                    "type".into(),
+                    "veth".into(),
+                    "peer".into(),
+                    "name".into(),
+                    inside.clone(),
+                ],
+                vec![
+                    "link".into(),
+                    "set".into(),
+                    inside.clone(),
+                    "netns".into(),
+                    name.clone(),
+                ],
+                vec![
+                    "addr".into(),
+                    "add".into(),
+                    format!("10.{net}.{k}.1/24"),
+                    "dev".into(),
+                    host.clone(),
+                ],
+                vec!["link".into(), "set".into(), host, "up".into()],
+                vec![
+                    "-n".into(),
+                    name.clone(),
+                    "addr".into(),
+                    "add".into(),
+                    format!("10.{net}.{k}.2/24"),
+                    "dev".into(),
+                    inside.clone(),
+                ],
+                vec![
+                    "-n".into(),
+                    name.clone(),
+                    "link".into(),
+                    "set".into(),
+                    inside,
+                    "up".into(),
+                ],
+                vec![
+                    "-n".into(),
+                    name.clone(),
+                    "link".into(),
+                    "set".into(),
+                    "lo".into(),
+                    "up".into(),
+                ],
+            ];
+            for step in steps {
+                let ok = Command::new("ip")
+                    .args(&step)
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !ok {
+                    println!(
+                        "network namespaces unavailable here (`ip {}` failed)",
+                        step.join(" ")
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(ns)
+    }
+
+    fn net(&self) -> u32 {
+        200 + std::process::id() % 50
+    }
+
+    /// The host end of namespace `k`'s link.
+    fn host_addr(&self, k: usize) -> String {
+        format!("10.{}.{k}.1", self.net())
+    }
+
+    /// Cuts (or restores) namespace `k`'s only link.
+    fn set_link(&self, k: usize, up: bool) {
+        let inside = format!("vn{}x{k}", std::process::id() % 100_000);
+        let ok = Command::new("ip")
+            .args([
+                "-n",
+                &self.names[k],
+                "link",
+                "set",
+                &inside,
+                if up { "up" } else { "down" },
+            ])
+            .status()
+            .expect("ip")
+            .success();
+        assert!(ok, "ip link set failed");
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for name in &self.names {
+            // the veth pair goes with the namespace
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
+/// Forwards connections to `listen` on to `target` (the database on the
+/// host's loopback), for as long as the test runs.
+fn proxy(rt: &tokio::runtime::Runtime, listen: String, target: String) {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(&listen))
+        .expect("bind the proxy");
+    rt.spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}
+
+/// A worker in network namespace `ns`, reaching the database at `url`.
+fn spawn_in(ns: &str, url: &str, dir: &Path, index: usize, orders: usize) -> Worker {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, WORKER])
+        .env("CLUSTER_LEASE_MS", LEASE_MS.to_string())
+        .arg(url)
+        .arg(dir)
+        .arg(format!("worker-{index}"))
+        .arg(index.to_string())
+        .arg(orders.to_string())
+        .arg("1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn cluster-worker in a namespace");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let out = child.stdout.take().expect("piped stdout");
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Worker { child, lines }
+}
+
+/// Two workers, each in its own network namespace with its own address;
+/// the one that owns every order is cut off from the network mid-way. Its
+/// lease lapses, the other takes over and finishes; when the link comes
+/// back, the cut-off worker's transactions (some were open when the link
+/// went down) cannot commit anything for the instances it lost.
+#[test]
+fn a_worker_cut_off_from_the_network_loses_its_instances_and_cannot_commit_when_it_returns() {
+    const CUT_ORDERS: usize = 300;
+    let Some(ns) = Namespaces::create(2) else {
+        return;
+    };
+    let store = Backend::Postgres.store();
+    let url = store.url().to_owned();
+    let (server, db) = url
+        .strip_prefix("postgres://durable@")
+        .and_then(|rest| rest.split_once('/'))
+        .expect("a test database URL");
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let observer = rt
+        .block_on(
+            Runtime::builder()
+                .workflow::<process_order>()
+                .resume_on_open(false)
+                .open_url(&url),
+        )
+        .expect("observer");
+    let mut urls = Vec::new();
+    for k in 0..2 {
+        let listen = format!("{}:{}", ns.host_addr(k), 15_432);
+        proxy(&rt, listen.clone(), server.to_owned());
+        urls.push(format!("postgres://durable@{listen}/{db}"));
+    }
+    let _enter = rt.enter();
+    let mut cut = spawn_in(&ns.names[0], &urls[0], dir.path(), 0, CUT_ORDERS);
+    wait_for_effects(dir.path(), 150);
+    let mut other = spawn_in(&ns.names[1], &urls[1], dir.path(), 1, CUT_ORDERS);
+    wait_started(&cut);
+    wait_for_effects(dir.path(), 250);
+    ns.set_link(0, false);
+    let cut_at = Instant::now();
+    // nothing the cut-off worker does from here on reaches the database
+    let (offset, steps) = (effects(dir.path()).len(), checkpointed(&rt, &observer));
+    assert!(steps.values().any(|s| *s < 5), "cut mid-way");
+    let delay = report_takeover(&observer, "worker-0", cut_at);
+    wait_done(&mut other, CUT_ORDERS);
+    std::thread::sleep(Duration::from_millis(LEASE_MS));
+    ns.set_link(0, true);
+    let cut_for = cut_at.elapsed();
+    wait_done(&mut cut, CUT_ORDERS);
+    assert_single_history(&observer, CUT_ORDERS);
+    let log = effects(dir.path());
+    for (activity, id, step, attempt) in &log[offset..] {
+        let done = steps.get(id).copied().unwrap_or(0);
+        assert!(
+            *step >= done,
+            "{activity} of {id} (step {step}, attempt {attempt}) ran again after its completion was checkpointed (step {done})"
+        );
+    }
+    let rejoined = observer.workers().unwrap();
+    println!(
+        "worker-0 cut off for {cut_for:?}: taken over {delay:?} after the cut; back on the network it committed nothing for the lost instances; workers now {rejoined:?}"
     );
     rt.block_on(observer.shutdown());
 }

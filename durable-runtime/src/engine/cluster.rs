@@ -35,6 +35,10 @@ const CLAIM_PAGE: usize = 128;
 pub(crate) struct LeaseRecord {
     /// Bumped by every process that starts under this name.
     pub(crate) incarnation: u64,
+    /// The owner value of this incarnation's instances:
+    /// `name#incarnation.nonce`, never used twice (a name whose lease was
+    /// removed starts its count again; the random nonce still differs).
+    pub(crate) token: String,
     /// Wall-clock time (ms) after which the others may take over.
     pub(crate) expires_ms: u64,
     /// The lease time, for tools.
@@ -123,14 +127,24 @@ impl Member {
         self.is_fenced()
     }
 
-    fn lease_record(&self, incarnation: u64, started_ms: u64) -> LeaseRecord {
+    fn lease_record(&self, incarnation: u64, token: String, started_ms: u64) -> LeaseRecord {
         LeaseRecord {
             incarnation,
+            token,
             expires_ms: wall_ms().saturating_add(self.lease.as_millis() as u64),
             lease_ms: self.lease.as_millis() as u64,
             started_ms,
         }
     }
+}
+
+/// What a lease renewal found.
+enum Renewal {
+    Renewed,
+    /// Renewed after this worker had fenced itself: resume what it owns.
+    Back,
+    /// The lease is gone (the others took everything over): join again.
+    Lost,
 }
 
 /// Whether `e` says that instance `id` has another owner now.
@@ -274,20 +288,18 @@ impl Engine {
                 if old.expires_ms > wall_ms() {
                     tracing::warn!(worker = %m.name, "a worker of this name held a live lease: two processes must not share a worker name; taking its instances over");
                 }
-                (
-                    old.incarnation + 1,
-                    Some(format!("{}#{}", m.name, old.incarnation)),
-                )
+                (old.incarnation + 1, Some(old.token))
             }
             None => (1, None),
         };
-        let record = m.lease_record(incarnation, wall_ms());
+        let token = format!("{}#{incarnation}.{:016x}", m.name, rand::random::<u64>());
+        let record = m.lease_record(incarnation, token.clone(), wall_ms());
         let bytes = codec::encode(&record).map_err(|e| StoreError::Io(e.to_string()))?;
         let mut batch = Batch::default();
         batch.expect(key.clone(), previous).put(key, bytes.clone());
         let sent = Instant::now();
         self.store.commit(batch).await?;
-        *m.token.write().expect("token lock poisoned") = format!("{}#{incarnation}", m.name);
+        *m.token.write().expect("token lock poisoned") = token;
         *m.lease_bytes.lock().expect("lease lock poisoned") = bytes.clone();
         *m.renewed.lock().expect("renewed lock poisoned") = sent;
         m.fenced.store(false, Ordering::SeqCst);
@@ -452,11 +464,22 @@ impl Engine {
                 }
             }
         }
-        let mut resumed = 0;
         let mut runnable = Vec::new();
         for id in ids {
-            resumed += self.recover_one(&id, &mut runnable).await?;
+            if let Err(e) = self.recover_one(&id, &mut runnable).await {
+                // owned here: look again once the store answers
+                tracing::warn!(instance = %id, error = %e, "cannot resume a claimed instance yet; retrying in 1 s");
+                let engine = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Err(e) = engine.wake_instance(&id) {
+                        tracing::error!(instance = %id, error = %e, "cannot resume a claimed instance");
+                    }
+                });
+            }
         }
+        // as on open: sleepers are left to their timers and not counted
+        let resumed = runnable.len();
         for (id, record, entry) in runnable {
             self.spawn(id, record, entry);
         }
@@ -531,7 +554,7 @@ impl Engine {
             if lease.expires_ms > wall_ms() {
                 continue;
             }
-            let old = format!("{name}#{}", lease.incarnation);
+            let old = lease.token.clone();
             // a few pages per pass, from a random place: the other
             // survivors start elsewhere and take the rest
             let prefix = keys::owned_prefix(&name);
@@ -580,7 +603,20 @@ impl Engine {
         loop {
             tokio::time::sleep(tick).await;
             match tokio::time::timeout(m.lease / 2, self.renew()).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(Renewal::Renewed)) => {}
+                Ok(Ok(Renewal::Back)) => {
+                    tracing::warn!(worker = %m.name, "lease renewed again: resuming what this worker still owns");
+                    if let Err(e) = self.resync_owned().await {
+                        tracing::warn!(error = %e, "resuming owned instances failed");
+                    }
+                }
+                Ok(Ok(Renewal::Lost)) => {
+                    tracing::error!(worker = %m.name, "this worker's lease was taken over: joining again");
+                    m.owned.lock().expect("owned lock poisoned").clear();
+                    if let Err(e) = self.join().await {
+                        tracing::warn!(error = %e, "joining again failed; retrying");
+                    }
+                }
                 Ok(Err(e)) => tracing::warn!(worker = %m.name, error = %e, "lease renewal failed"),
                 Err(_) => tracing::warn!(worker = %m.name, "lease renewal timed out"),
             }
@@ -634,38 +670,46 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes the lease anew (conditional on the last written one). When
-    /// the lease was taken (the others moved everything away), joins again
-    /// as a new incarnation; when it comes back after a fence, resumes what
-    /// this incarnation still owns.
-    async fn renew(self: &Arc<Self>) -> Result<(), StoreError> {
+    /// Writes the lease anew, conditional on the last written one.
+    async fn renew(&self) -> Result<Renewal, StoreError> {
         let Some(m) = &self.member else {
-            return Ok(());
+            return Ok(Renewal::Renewed);
         };
         let key = keys::lease(&m.name);
         let old = m.lease_bytes.lock().expect("lease lock poisoned").clone();
         let current: LeaseRecord =
             codec::decode(&old).map_err(|e| StoreError::Io(e.to_string()))?;
-        let record = m.lease_record(current.incarnation, current.started_ms);
+        let record = m.lease_record(
+            current.incarnation,
+            current.token.clone(),
+            current.started_ms,
+        );
         let bytes = codec::encode(&record).map_err(|e| StoreError::Io(e.to_string()))?;
         let mut batch = Batch::default();
-        batch.expect(key.clone(), Some(old)).put(key, bytes.clone());
+        batch
+            .expect(key.clone(), Some(old))
+            .put(key.clone(), bytes.clone());
         let sent = Instant::now();
         match self.store.commit(batch).await {
             Ok(()) => {
                 *m.lease_bytes.lock().expect("lease lock poisoned") = bytes;
                 *m.renewed.lock().expect("renewed lock poisoned") = sent;
                 if m.fenced.swap(false, Ordering::SeqCst) {
-                    tracing::warn!(worker = %m.name, "lease renewed again: resuming what this worker still owns");
-                    self.resync_owned().await?;
+                    return Ok(Renewal::Back);
                 }
-                Ok(())
+                Ok(Renewal::Renewed)
             }
             Err(StoreError::Conflict { .. }) => {
+                // a renewal that timed out here may have been applied late:
+                // the stored lease is still this incarnation's
+                if let Some(stored) = self.store.get(&key)?
+                    && codec::decode::<LeaseRecord>(&stored).is_ok_and(|l| l.token == current.token)
+                {
+                    *m.lease_bytes.lock().expect("lease lock poisoned") = stored;
+                    return Ok(Renewal::Renewed);
+                }
                 m.fenced.store(true, Ordering::SeqCst);
-                tracing::error!(worker = %m.name, "this worker's lease was taken over: joining again");
-                m.owned.lock().expect("owned lock poisoned").clear();
-                self.join().await.map(|_| ())
+                Ok(Renewal::Lost)
             }
             Err(e) => Err(e),
         }

@@ -34,6 +34,7 @@
 //! | `POST /api/schedules/{id}/backfill` `{"from_ms", "to_ms", "overlap"}` | backfill |
 //! | `DELETE /api/schedules/{id}` | delete |
 //! | `GET /api/stats` | counts by [`Phase`], every phase |
+//! | `GET /api/workers` | the workers sharing a PostgreSQL store ([`WorkerInfo`](crate::WorkerInfo)) |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! `status` takes a [`Phase`] name: `running`, `sleeping`,
@@ -95,6 +96,7 @@ struct App {
 pub fn router(runtime: Arc<Runtime>, token: Option<String>) -> axum::Router {
     let app = Arc::new(App { runtime, token });
     let api = axum::Router::new()
+        .route("/api/workers", get(workers))
         .route("/api/instances", get(list).post(start))
         .route("/api/instances/{id}", get(describe))
         .route("/api/instances/{id}/history", get(history))
@@ -477,6 +479,10 @@ async fn stats(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
 
 fn status_name(s: crate::Status) -> String {
     format!("{s:?}").to_ascii_lowercase()
+}
+
+async fn workers(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    Ok(Json(app.runtime.workers()?).into_response())
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {

@@ -233,8 +233,7 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl PgStore {
-    /// Connects to the database at `url`, creates or migrates the schema and
-    /// takes the database for this process.
+    /// Connects to the database at `url` and creates or migrates the schema.
     ///
     /// `url` is a libpq-style URL, `postgres://user:password@host:port/db`
     /// (`postgresql://` too, and libpq's `key=value` form).
@@ -242,7 +241,7 @@ impl PgStore {
     /// # Errors
     /// [`StoreError::BadUrl`] for a URL that does not parse or asks for TLS,
     /// [`StoreError::Unreachable`] when no server answers or it refuses the
-    /// login, [`StoreError::Locked`] when another process has the database,
+    /// login,
     /// [`StoreError::SchemaVersion`] when the database was migrated by a
     /// newer build.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
@@ -373,7 +372,11 @@ async fn setup(config: tokio_postgres::Config, location: String) -> Result<Pool,
         .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
             Box::pin(async move {
                 client
-                    .batch_execute("SET synchronous_commit = on")
+                    // a transaction left open by a paused or cut-off process
+                    // ends on the server, freeing its row locks for the others
+                    .batch_execute(
+                        "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = '5s'",
+                    )
                     .await
                     .map_err(deadpool_postgres::HookError::Backend)
             })

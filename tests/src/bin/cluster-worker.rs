@@ -6,7 +6,7 @@
 //! the orders `i < ORDERS` with `i % STARTS == INDEX` (none when
 //! `INDEX >= STARTS`), then waits until all `ORDERS` orders have finished,
 //! wherever they ran, and prints `RESULT <id> <output>` for each, then
-//! `DONE`. It prints `OPEN` once joined.
+//! `DONE`. It prints `OPEN` once joined and `STARTED` once its orders exist.
 
 use std::io::Write;
 
@@ -66,6 +66,8 @@ async fn main() {
     while let Some(started) = starting.join_next().await {
         started.expect("start task").expect("start");
     }
+    println!("STARTED");
+    let _ = std::io::stdout().flush();
     for i in 0..orders {
         let handle = rt.handle::<process_order>(format!("order-{i}"));
         // started by another worker, perhaps not yet
