@@ -73,7 +73,7 @@ pub trait ActivityFailure:
 }
 
 /// How one attempt failed, as the retry logic sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     /// The error's kind.
     pub kind: String,
@@ -216,6 +216,9 @@ pub struct ActivityContext {
     /// Stable across retries and restarts (`<workflow id>/<step>`): pass it to
     /// external services to deduplicate calls.
     pub idempotency_key: String,
+    /// The worker running the attempt, on a store shared by workers
+    /// (PostgreSQL; see `Builder::worker_name`); `None` otherwise.
+    pub worker: Option<String>,
 }
 
 tokio::task_local! {
@@ -258,9 +261,19 @@ pub struct Registration {
     pub name: &'static str,
     /// Its runner.
     pub vtable: fn() -> ActivityVTable,
+    /// The named task queue that runs it (`#[activity(queue = "..")]`).
+    pub queue: Option<&'static str>,
 }
 
 inventory::collect!(Registration);
+
+/// The named task queue of the activity registered as `name`, if any.
+pub(crate) fn queue_of(name: &str) -> Option<&'static str> {
+    inventory::iter::<Registration>
+        .into_iter()
+        .find(|r| r.name == name)
+        .and_then(|r| r.queue)
+}
 
 /// The runner of the activity registered as `name`.
 pub(crate) fn registered(name: &str) -> Option<ActivityVTable> {

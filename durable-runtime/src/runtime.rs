@@ -35,6 +35,7 @@ pub struct Builder {
     retention: Option<std::time::Duration>,
     worker_name: Option<String>,
     lease: std::time::Duration,
+    task_queues: Vec<String>,
     sled_cache: Option<u64>,
 }
 
@@ -153,6 +154,22 @@ impl Builder {
         self
     }
 
+    /// Runs the activities of named task queue `queue`
+    /// (`#[activity(queue = "..")]`) on this worker, besides its own
+    /// instances' other activities; call once per queue. On a store shared
+    /// by workers (PostgreSQL), such an activity runs only on workers that
+    /// declared its queue, whichever worker owns the instance, at most
+    /// [`max_concurrent_activities`](Self::max_concurrent_activities) at
+    /// once per worker. On sled (one process) queues are not used: the
+    /// process runs every activity.
+    pub fn task_queue(mut self, queue: impl Into<String>) -> Self {
+        let queue = queue.into();
+        if !self.task_queues.contains(&queue) {
+            self.task_queues.push(queue);
+        }
+        self
+    }
+
     /// Whether opening resumes unfinished instances (default `true`). Turn it
     /// off to inspect a store (tools, tests) without running anything.
     pub fn resume_on_open(mut self, resume: bool) -> Self {
@@ -200,6 +217,7 @@ impl Builder {
             retention: None,
             worker_name: None,
             lease: self.lease,
+            task_queues: Vec::new(),
             sled_cache: self.sled_cache,
         }
     }
@@ -267,13 +285,20 @@ impl Builder {
                     reason: "a worker name must be non-empty, without NUL or '#'".into(),
                 }));
             }
-            Some(crate::engine::Member::new(name, self.lease))
+            Some(crate::engine::Member::new(
+                name,
+                self.lease,
+                self.task_queues.clone(),
+            ))
         } else {
             None
         };
         let notices = store.subscribe();
         let engine = Arc::new(Engine {
             member,
+            taken_results: Mutex::default(),
+            queue_claims: std::sync::atomic::AtomicUsize::new(0),
+            activity_limit: self.max_concurrent_activities,
             store: Arc::new(store),
             workflows: self.workflows,
             activity_slots: Semaphore::new(self.max_concurrent_activities),
@@ -329,11 +354,11 @@ impl Builder {
                 .spawn(timers);
             if engine.member.is_some() {
                 let member = engine.clone().member_service();
-                engine
-                    .tasks
-                    .lock()
-                    .expect("tasks lock poisoned")
-                    .spawn(member);
+                let mut tasks = engine.tasks.lock().expect("tasks lock poisoned");
+                tasks.spawn(member);
+                for queue in &self.task_queues {
+                    tasks.spawn(engine.clone().queue_service(queue.clone()));
+                }
             }
             resumed
         } else {
@@ -362,6 +387,8 @@ pub struct WorkerInfo {
     pub lapsed: bool,
     /// Unfinished instances it owns.
     pub instances: usize,
+    /// The named task queues it runs ([`Builder::task_queue`]).
+    pub queues: Vec<String>,
     /// Whether it is this process.
     pub this_process: bool,
 }
@@ -442,6 +469,7 @@ impl Runtime {
             retention: None,
             worker_name: None,
             lease: std::time::Duration::from_secs(5),
+            task_queues: Vec::new(),
             sled_cache: None,
         }
     }
@@ -483,6 +511,7 @@ impl Runtime {
                 lease_expires_ms: lease.expires_ms,
                 lapsed: lease.expires_ms < now,
                 instances,
+                queues: lease.queues,
             });
         }
         Ok(workers)

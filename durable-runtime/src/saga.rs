@@ -132,6 +132,7 @@ async fn run_once(step: &Request) -> Result<(), String> {
         activity: vtable.name,
         attempt: 1,
         idempotency_key: format!("inline/{name}"),
+        worker: None,
     };
     let (_, failure) = (vtable.run)(input, ctx)
         .map_err(|e| e.to_string())?

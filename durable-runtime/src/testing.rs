@@ -101,6 +101,7 @@ pub async fn run_stepwise<W: Workflow>(
                             activity: vtable.name,
                             attempt: 1,
                             idempotency_key: format!("stepwise/{step}"),
+                            worker: None,
                         };
                         (vtable.run)(input, ctx)?.await?.0
                     }

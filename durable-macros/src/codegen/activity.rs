@@ -50,6 +50,10 @@ pub(crate) fn generate(a: &ActivityFn) -> TokenStream {
     if let Some(kinds) = &o.non_retryable {
         sets.push(quote!(o.retry.non_retryable_kinds = ::std::vec![#(::std::string::String::from(#kinds)),*];));
     }
+    let queue = match &o.queue {
+        Some(q) => quote!(::core::option::Option::Some(#q)),
+        None => quote!(::core::option::Option::None),
+    };
     let output_span = match &item.sig.output {
         syn::ReturnType::Type(_, t) => t.span(),
         syn::ReturnType::Default => item.sig.ident.span(),
@@ -70,7 +74,7 @@ pub(crate) fn generate(a: &ActivityFn) -> TokenStream {
 
         const _: () = {
             #p::inventory::submit! {
-                #p::Registration { name: #name, vtable: #p::ActivityVTable::of::<#ident> }
+                #p::Registration { name: #name, vtable: #p::ActivityVTable::of::<#ident>, queue: #queue }
             }
 
             #[automatically_derived]

@@ -15,6 +15,8 @@ pub(crate) struct Options {
     pub(crate) backoff: Option<f64>,
     pub(crate) timeout_ms: Option<u64>,
     pub(crate) non_retryable: Option<Vec<String>>,
+    /// The named task queue that runs it (workers sharing PostgreSQL).
+    pub(crate) queue: Option<String>,
 }
 
 pub(crate) struct ActivityFn {
@@ -33,6 +35,7 @@ const ACCEPTED: &[&str] = &[
     "backoff",
     "timeout_ms",
     "non_retryable",
+    "queue",
     "crate",
 ];
 
@@ -60,6 +63,23 @@ pub(crate) fn parse(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> 
                 }
             }
             "non_retryable" => options.non_retryable = attr::string_list(cx, arg),
+            "queue" => {
+                if let Some((q, _)) = attr::string(cx, arg) {
+                    // a key segment and a NOTIFY payload: plain characters only
+                    let plain = !q.is_empty()
+                        && q.len() <= 64
+                        && q.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                    if plain {
+                        options.queue = Some(q);
+                    } else {
+                        cx.error_spanned_by(
+                            &arg.value,
+                            "`queue` must be 1 to 64 characters among A-Z, a-z, 0-9, `-`, `_` and `.`",
+                        );
+                    }
+                }
+            }
             "crate" => {
                 if let Some(p) = attr::crate_path(cx, arg) {
                     krate = p;

@@ -45,6 +45,8 @@ pub(crate) struct LeaseRecord {
     pub(crate) lease_ms: u64,
     /// When this incarnation started (ms).
     pub(crate) started_ms: u64,
+    /// The named task queues it runs.
+    pub(crate) queues: Vec<String>,
 }
 
 /// This process's membership of the workers sharing the store.
@@ -63,17 +65,20 @@ pub(crate) struct Member {
     fenced: AtomicBool,
     /// When the last successful renewal was sent (monotonic).
     renewed: Mutex<Instant>,
+    /// The named task queues this worker runs.
+    pub(crate) queues: Vec<String>,
 }
 
-fn wall_ms() -> u64 {
+pub(crate) fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Member {
-    pub(crate) fn new(name: String, lease: Duration) -> Member {
+    pub(crate) fn new(name: String, lease: Duration, queues: Vec<String>) -> Member {
         Member {
+            queues,
             name,
             token: RwLock::new(String::new()),
             lease_bytes: Mutex::new(Vec::new()),
@@ -115,7 +120,7 @@ impl Member {
     /// Fences this process when its last renewal is too old, whether or
     /// not the renewal task has run since (a process paused, then woken):
     /// a margin below the lease, since the others wait for all of it.
-    fn check_lease(&self) -> bool {
+    pub(crate) fn check_lease(&self) -> bool {
         let since = self
             .renewed
             .lock()
@@ -134,6 +139,7 @@ impl Member {
             expires_ms: wall_ms().saturating_add(self.lease.as_millis() as u64),
             lease_ms: self.lease.as_millis() as u64,
             started_ms,
+            queues: self.queues.clone(),
         }
     }
 }
@@ -765,6 +771,9 @@ impl Engine {
                 }
             }
             'c' if self.member.is_some() && self.runs_here(id) => self.control_requested(id)?,
+            // a queued call's result, or a new task of a queue
+            'r' => self.wake(&format!("\0r{id}")),
+            'q' => self.wake(&format!("\0q{id}")),
             'u' if self.member.is_some() => {
                 self.claim_one(id).await?;
             }

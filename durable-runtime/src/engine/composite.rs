@@ -24,6 +24,29 @@ pub(super) async fn attempts(
     input: &[u8],
     options: &ActivityOptions,
 ) -> Result<(Vec<u8>, Option<Failure>), String> {
+    if let Some(queue) = engine.queue_for(vtable.name) {
+        // a part of a select or join_all on a named queue: run there
+        return match engine
+            .remote_attempts(queue, &key, workflow_id, vtable.name, input, options)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(e) => Err(e.to_string()),
+        };
+    }
+    local_attempts(engine, key, workflow_id, vtable, input, options).await
+}
+
+/// [`attempts`] in this process, whatever the activity's queue (the queue
+/// service runs its tasks so).
+pub(super) async fn local_attempts(
+    engine: &Engine,
+    key: String,
+    workflow_id: &str,
+    vtable: ActivityVTable,
+    input: &[u8],
+    options: &ActivityOptions,
+) -> Result<(Vec<u8>, Option<Failure>), String> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -32,6 +55,7 @@ pub(super) async fn attempts(
             activity: vtable.name,
             attempt,
             idempotency_key: key.clone(),
+            worker: engine.member.as_ref().map(|m| m.name.clone()),
         };
         let outcome = {
             let _permit = engine

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, Semaphore};
 mod cluster;
 pub(crate) use cluster::{LeaseRecord, Member};
 mod composite;
+mod queues;
 mod retention;
 mod schedules;
 pub(crate) use schedules::{RunRequest, ScheduleRecord};
@@ -398,6 +399,14 @@ pub(crate) struct Engine {
     /// This process's membership of the workers sharing the store (a
     /// shared store opened to run instances); `None` otherwise.
     pub(crate) member: Option<Member>,
+    /// Tasks of named queues this process has claimed and not finished;
+    /// at most `activity_limit`.
+    pub(crate) queue_claims: std::sync::atomic::AtomicUsize,
+    /// `max_concurrent_activities`.
+    pub(crate) activity_limit: usize,
+    /// Keys of queued results instances have taken, removed with their
+    /// next checkpoint.
+    pub(crate) taken_results: Mutex<HashMap<String, Vec<Vec<u8>>>>,
     /// Whether a woken instance is checked against the code (and migrated
     /// or parked) first: set when the runtime resumes instances, since open
     /// leaves sleepers unread. A runtime that resumes nothing (tools) runs
@@ -508,6 +517,7 @@ impl Engine {
         mut batch: Batch,
     ) -> Result<(), StoreError> {
         self.fence(id, record, &mut batch)?;
+        self.drop_taken_results(id, &mut batch);
         self.history(id, record, &mut batch)?;
         record.reindex(id, &mut batch);
         let bytes = codec::encode(&*record).map_err(|e| StoreError::Io(e.to_string()))?;
@@ -1355,6 +1365,12 @@ impl Engine {
                             .await;
                     }
                 };
+                if let Some(queue) = self.queue_for(vtable.name) {
+                    return self
+                        .run_queued(id, record, queue, vtable.name, input, options)
+                        .await
+                        .map(|bytes| Some((bytes, timers)));
+                }
                 let bytes = self
                     .run_activity(id, record, vtable, input, options)
                     .await?;
@@ -1493,6 +1509,7 @@ impl Engine {
                 activity: vtable.name,
                 attempt,
                 idempotency_key: format!("{id}/{}", record.step),
+                worker: self.member.as_ref().map(|m| m.name.clone()),
             };
             let started = std::time::Instant::now();
             let outcome = {
@@ -1616,6 +1633,55 @@ impl Engine {
             self.save(id, record).await.map_err(Halt::Store)?;
             let backoff = options.retry.backoff(attempt + 1);
             self.clock.sleep_until(self.clock.now() + backoff).await;
+        }
+    }
+
+    /// Runs an activity of a named task queue on a worker that serves it
+    /// (see `queues`): waits for its result as for a local attempt, ended
+    /// early by a cancel, a terminate or a deadline.
+    async fn run_queued(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        queue: &str,
+        name: &str,
+        input: &[u8],
+        options: &crate::activity::ActivityOptions,
+    ) -> Result<Vec<u8>, Halt> {
+        let started = std::time::Instant::now();
+        let call = format!("{id}/{}", record.step);
+        let interrupt = self.interrupt(id);
+        let notified = interrupt.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.has_control(id) {
+            return Err(Halt::Interrupted);
+        }
+        let deadline = async {
+            match record.next_deadline() {
+                Some(d) => self.clock.sleep_until(crate::clock::from_ms(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let outcome = tokio::select! {
+            done = self.remote_attempts(queue, &call, id, name, input, options) => done.map_err(Halt::Store)?,
+            () = deadline => return Err(Halt::Interrupted),
+            () = &mut notified => return Err(Halt::Interrupted),
+        };
+        match outcome {
+            Ok((bytes, failure)) => {
+                record
+                    .new_events
+                    .push(crate::history::EventKind::ActivityFinished {
+                        step: record.step,
+                        activity: name.to_owned(),
+                        attempt: 1,
+                        duration_ms: started.elapsed().as_millis() as u64,
+                        error: failure.map(|f| format!("{}: {}", f.kind, f.message)),
+                    });
+                Ok(bytes)
+            }
+            Err(why) => self.fail(id, record, why).await,
         }
     }
 

@@ -21,6 +21,8 @@
 //! | `o` + instance id                     | the owning worker (fencing)   |
 //! | `W` + worker + `0` + instance id      | empty: the worker's instances |
 //! | `u` + instance id                     | empty: waits for an owner     |
+//! | `q` + queue + `0` + call key          | a queued activity call        |
+//! | `r` + instance id + `0` + call key    | a queued call's result        |
 //!
 //! Instance ids never contain a NUL byte, so `id + 0` bounds one instance's
 //! signals.
@@ -137,6 +139,35 @@ pub(crate) const OWNER: u8 = b'o';
 pub(crate) const OWNED: u8 = b'W';
 /// Tag of instances waiting for an owner.
 pub(crate) const UNASSIGNED: u8 = b'u';
+
+/// Tag of queued activity calls.
+pub(crate) const TASK: u8 = b'q';
+/// Tag of queued calls' results.
+pub(crate) const RESULT: u8 = b'r';
+
+/// The prefix of `queue`'s tasks.
+pub(crate) fn task_prefix(queue: &str) -> Vec<u8> {
+    let mut key = vec![TASK];
+    key.extend_from_slice(queue.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The task of call `call` (an idempotency key) on `queue`.
+pub(crate) fn task(queue: &str, call: &str) -> Vec<u8> {
+    let mut key = task_prefix(queue);
+    key.extend_from_slice(call.as_bytes());
+    key
+}
+
+/// The result of call `call` of instance `id`.
+pub(crate) fn result(id: &str, call: &str) -> Vec<u8> {
+    let mut key = vec![RESULT];
+    key.extend_from_slice(id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(call.as_bytes());
+    key
+}
 
 /// The key of `worker`'s lease.
 pub(crate) fn lease(worker: &str) -> Vec<u8> {

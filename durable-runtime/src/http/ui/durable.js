@@ -160,14 +160,28 @@ function listPage() {
     const q = filterQuery();
     q.set("limit", String(pageSize));
     if (after) q.set("after", after);
-    const [counts, list] = await Promise.all([
+    const [counts, list, workers] = await Promise.all([
       api("/api/stats"),
       api("/api/instances?" + q.toString()),
+      api("/api/workers"),
     ]);
     renderCounts(counts);
+    renderWorkers(workers);
     renderRows(list);
     $("more").hidden = list.length < pageSize;
     $("more").dataset.last = list.length ? list[list.length - 1].id : "";
+  };
+
+  // workers sharing a PostgreSQL store (none on sled)
+  const renderWorkers = (workers) => {
+    const p = $("workers");
+    p.hidden = workers.length === 0;
+    p.replaceChildren("workers: ", ...workers.flatMap((w, i) => [
+      i ? " · " : "",
+      el("b", {}, w.name),
+      ` ${w.instances} instances` + (w.queues.length ? `, queues ${w.queues.join(", ")}` : "") +
+        (w.lapsed ? ", lease lapsed" : "") + (w.this_process ? " (this process)" : ""),
+    ]));
   };
 
   const renderCounts = (counts) => {

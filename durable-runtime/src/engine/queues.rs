@@ -1,0 +1,309 @@
+//! Named task queues: activities that only some workers run.
+//!
+//! An activity declared `#[activity(queue = "gpu")]`, awaited by an
+//! instance on a store shared by workers, is not run by the instance's
+//! owner but written as a task (`q` + queue + key) in a transaction
+//! conditional on the owner key (fencing). Every worker that declared the
+//! queue (`Builder::task_queue`) claims tasks with a conditional write (one
+//! claim wins; a worker claims only while it has a free activity slot, so
+//! `max_concurrent_activities` bounds what it runs), runs the attempts with
+//! the activity's retry policy, and writes the result (`r` + id + key) in
+//! the transaction that removes the task. The owner, waiting for it, takes
+//! the result into its next checkpoint. A task claimed by a worker whose
+//! lease lapsed is claimed again. Workers hear of new tasks and results by
+//! `q` + queue and `r` + key messages, and look again every quarter lease.
+//!
+//! On a store of one process (sled) the queue is not used: the process runs
+//! every activity itself.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Engine;
+use crate::activity::{ActivityOptions, Failure};
+use crate::codec;
+use crate::store::{Batch, StoreError, keys};
+
+/// A queued activity call, the value of its task key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TaskRecord {
+    workflow_id: String,
+    activity: String,
+    input: Vec<u8>,
+    options: ActivityOptions,
+    /// The token of the worker running it, if claimed.
+    claimed: Option<String>,
+}
+
+/// What the attempts of a queued call came to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ResultRecord {
+    outcome: Result<(Vec<u8>, Option<Failure>), String>,
+    worker: String,
+    duration_ms: u64,
+}
+
+/// A queued call's outcome, as the local attempts give it.
+pub(crate) type Remote = Result<(Vec<u8>, Option<Failure>), String>;
+
+/// Tasks looked at per pass.
+const PAGE: usize = 256;
+
+impl Engine {
+    /// The task queue that runs activity `name` here: its declared queue on
+    /// a shared store; `None` (run it locally) otherwise.
+    pub(crate) fn queue_for(&self, name: &str) -> Option<&'static str> {
+        if !self.store.shared() {
+            return None;
+        }
+        crate::activity::queue_of(name)
+    }
+
+    /// Adds the removal of the queued results instance `id` has taken to
+    /// the batch of its next checkpoint.
+    pub(crate) fn drop_taken_results(&self, id: &str, batch: &mut Batch) {
+        if let Some(keys) = self
+            .taken_results
+            .lock()
+            .expect("results lock poisoned")
+            .remove(id)
+        {
+            for key in keys {
+                batch.delete(key);
+            }
+        }
+    }
+
+    /// How often waiters and queue services look again without a message.
+    fn poll_interval(&self) -> Duration {
+        self.member
+            .as_ref()
+            .map_or(Duration::from_secs(1), |m| m.lease / 4)
+    }
+
+    /// Runs activity `name` of instance `id` through `queue`: enqueues it
+    /// (once: a task or result already there is reused, after a restart
+    /// too) and waits for its result.
+    pub(crate) async fn remote_attempts(
+        &self,
+        queue: &str,
+        key: &str,
+        id: &str,
+        name: &str,
+        input: &[u8],
+        options: &ActivityOptions,
+    ) -> Result<Remote, StoreError> {
+        let result_key = keys::result(id, key);
+        let task_key = keys::task(queue, key);
+        let decode = |bytes: &[u8]| -> Result<Remote, StoreError> {
+            let r: ResultRecord = codec::decode(bytes).map_err(|e| StoreError::Corrupt {
+                key: crate::store::printable(&result_key),
+                reason: e.to_string(),
+            })?;
+            // removed by the instance's next checkpoint (kept until then: a
+            // restart before it finds the result again)
+            self.taken_results
+                .lock()
+                .expect("results lock poisoned")
+                .entry(id.to_owned())
+                .or_default()
+                .push(result_key.clone());
+            Ok(r.outcome)
+        };
+        if let Some(bytes) = self.store.get(&result_key)? {
+            return decode(&bytes);
+        }
+        if self.store.get(&task_key)?.is_none() {
+            let task = TaskRecord {
+                workflow_id: id.to_owned(),
+                activity: name.to_owned(),
+                input: input.to_vec(),
+                options: options.clone(),
+                claimed: None,
+            };
+            let mut batch = Batch::default();
+            self.owner_condition(id, &mut batch)?;
+            batch
+                .put(
+                    task_key,
+                    codec::encode(&task).map_err(|e| StoreError::Io(e.to_string()))?,
+                )
+                .notify(format!("q{queue}"));
+            self.store.commit(batch).await?;
+        }
+        let waiter = format!("\0r{key}");
+        loop {
+            let notify = self.waiter(&waiter);
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(bytes) = self.store.get(&result_key)? {
+                return decode(&bytes);
+            }
+            let _ = tokio::time::timeout(self.poll_interval(), notified).await;
+        }
+    }
+
+    /// Adds "instance `id` is still this worker's" to `batch` (nothing on a
+    /// store of one process).
+    fn owner_condition(&self, id: &str, batch: &mut Batch) -> Result<(), StoreError> {
+        if let Some(m) = &self.member {
+            if m.check_lease() {
+                return Err(StoreError::Conflict {
+                    key: crate::store::printable(&keys::owner(id)),
+                });
+            }
+            batch.expect(keys::owner(id), Some(m.token().into_bytes()));
+        }
+        Ok(())
+    }
+
+    /// Claims and runs the tasks of `queue` while this worker has free
+    /// activity slots; runs until the runtime stops.
+    pub(crate) async fn queue_service(self: Arc<Self>, queue: String) {
+        let waiter = format!("\0q{queue}");
+        loop {
+            let notify = self.waiter(&waiter);
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Err(e) = self.claim_tasks(&queue).await {
+                tracing::warn!(queue = %queue, error = %e, "claiming tasks failed");
+            }
+            let _ = tokio::time::timeout(self.poll_interval(), notified).await;
+        }
+    }
+
+    /// One pass over `queue`'s tasks: claims those nobody live runs.
+    async fn claim_tasks(self: &Arc<Self>, queue: &str) -> Result<(), StoreError> {
+        let Some(m) = &self.member else {
+            return Ok(());
+        };
+        let prefix = keys::task_prefix(queue);
+        let mut alive = std::collections::HashMap::new();
+        let mut from = prefix.clone();
+        loop {
+            let page = self.store.scan_from(&prefix, &from, PAGE)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            from = keys::after(last);
+            for (key, bytes) in page {
+                let claims = self.queue_claims.load(Ordering::SeqCst);
+                if claims >= self.activity_limit
+                    || self.activity_slots.available_permits() == 0
+                    || m.is_fenced()
+                {
+                    return Ok(());
+                }
+                let Ok(mut task) = codec::decode::<TaskRecord>(&bytes) else {
+                    tracing::error!(key = %crate::store::printable(&key), "a task does not decode; left alone");
+                    continue;
+                };
+                if let Some(token) = &task.claimed {
+                    let live = match alive.get(token) {
+                        Some(live) => *live,
+                        None => {
+                            let live = self.lease_alive(token)?;
+                            alive.insert(token.clone(), live);
+                            live
+                        }
+                    };
+                    if live {
+                        continue;
+                    }
+                }
+                // the call's instance ended meanwhile (cancelled): the task goes
+                let unfinished =
+                    matches!(self.load(&task.workflow_id)?, Some(Ok(r)) if !r.status.is_terminal());
+                if !unfinished {
+                    let mut batch = Batch::default();
+                    batch.expect(key.clone(), Some(bytes)).delete(key);
+                    let _ = self.store.commit(batch).await;
+                    continue;
+                }
+                let Some(vtable) = crate::activity::registered(&task.activity) else {
+                    tracing::error!(activity = %task.activity, queue = %queue, "this worker serves the queue but does not link the activity; left to others");
+                    continue;
+                };
+                task.claimed = Some(m.token());
+                let claimed = codec::encode(&task).map_err(|e| StoreError::Io(e.to_string()))?;
+                let mut batch = Batch::default();
+                batch
+                    .expect(key.clone(), Some(bytes))
+                    .put(key.clone(), claimed.clone());
+                match self.store.commit(batch).await {
+                    Ok(()) => {}
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+                self.queue_claims.fetch_add(1, Ordering::SeqCst);
+                let engine = self.clone();
+                let call = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                let queue_name = queue.to_owned();
+                let run = async move {
+                    let started = std::time::Instant::now();
+                    let outcome = super::composite::local_attempts(
+                        &engine,
+                        call.clone(),
+                        &task.workflow_id,
+                        vtable,
+                        &task.input,
+                        &task.options,
+                    )
+                    .await;
+                    let result = ResultRecord {
+                        outcome,
+                        worker: engine
+                            .member
+                            .as_ref()
+                            .map_or_else(String::new, |m| m.name.clone()),
+                        duration_ms: started.elapsed().as_millis() as u64,
+                    };
+                    let bytes = match codec::encode(&result) {
+                        Ok(bytes) => bytes,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot encode a task's result");
+                            return;
+                        }
+                    };
+                    // only while the claim stands: a task taken back (this
+                    // worker lapsed) or dropped (its instance ended) keeps nothing
+                    let mut batch = Batch::default();
+                    batch
+                        .expect(key.clone(), Some(claimed))
+                        .delete(key)
+                        .put(keys::result(&task.workflow_id, &call), bytes)
+                        .notify(format!("r{call}"));
+                    if let Err(e) = engine.store.commit(batch).await {
+                        tracing::warn!(call = %call, error = %e, "a task's result was not kept; it runs again");
+                    }
+                    engine.queue_claims.fetch_sub(1, Ordering::SeqCst);
+                    // a slot is free: look for more
+                    engine.wake(&format!("\0q{queue_name}"));
+                };
+                self.tasks.lock().expect("tasks lock poisoned").spawn(
+                    tracing::Instrument::instrument(
+                        run,
+                        tracing::info_span!("task", queue = %queue),
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Whether the worker whose token is `token` holds a live lease.
+    fn lease_alive(&self, token: &str) -> Result<bool, StoreError> {
+        let Some((name, _)) = token.rsplit_once('#') else {
+            return Ok(false);
+        };
+        Ok(match self.store.get(&keys::lease(name))? {
+            Some(bytes) => codec::decode::<super::LeaseRecord>(&bytes)
+                .is_ok_and(|l| l.token == token && l.expires_ms > super::cluster::wall_ms()),
+            None => false,
+        })
+    }
+}
