@@ -1,0 +1,205 @@
+//! Several runtimes (workers) and a client that runs nothing, sharing one
+//! PostgreSQL database in one test process: what a client sends reaches the
+//! owner, results reach the client, timers and schedules fire once.
+//! (Processes killed, paused and cut off: `tests/tests/cluster.rs`.)
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Within, until};
+use durable_runtime::clock::{Clock, TestClock};
+use durable_runtime::prelude::*;
+use durable_runtime::testing::backends::Backend;
+use durable_runtime::{Schedule, Status};
+
+/// Executions per idempotency key.
+static RAN: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+
+fn count() {
+    let key = ActivityContext::current()
+        .map(|c| c.idempotency_key)
+        .unwrap_or_default();
+    *RAN.lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .entry(key)
+        .or_default() += 1;
+}
+
+fn ran_for(prefix: &str) -> Vec<u32> {
+    RAN.lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+#[activity]
+async fn note(item: String) -> Result<String, ActivityError> {
+    count();
+    Ok(item)
+}
+
+#[workflow]
+async fn gather(n: u32) -> Result<Vec<String>, WorkflowError> {
+    let mut got = Vec::new();
+    while (got.len() as u32) < n {
+        let item: String = signal("item").await?;
+        let kept = note(item).await?;
+        got.push(kept);
+    }
+    Ok(got)
+}
+
+#[workflow]
+async fn nap(tag: String) -> Result<String, WorkflowError> {
+    sleep(Duration::from_secs(3600)).await;
+    let done = note(tag).await?;
+    Ok(done)
+}
+
+async fn worker(url: &str, name: &str, clock: &Arc<TestClock>) -> Runtime {
+    Runtime::builder()
+        .workflow::<gather>()
+        .workflow::<nap>()
+        .worker_name(name)
+        .lease(Duration::from_millis(800))
+        .clock(clock.clone())
+        .open_url(url)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_runs_nothing_starts_signals_cancels_and_reads_results() {
+    let db = Backend::Postgres.store();
+    let clock = Arc::new(TestClock::new());
+    let w = worker(db.url(), "w", &clock).await;
+    let client = Runtime::builder()
+        .workflow::<gather>()
+        .resume_on_open(false)
+        .open_url(db.url())
+        .await
+        .unwrap();
+    assert!(client.workers().unwrap().iter().all(|x| !x.this_process));
+    // started by the client: it waits for a worker, which claims it
+    let h = client
+        .start("g1", gather(2), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("claimed by w", || {
+        w.workers()
+            .unwrap()
+            .iter()
+            .any(|x| x.name == "w" && x.instances == 1)
+    })
+    .await;
+    assert_eq!(client.running_instances(), 0, "the client runs nothing");
+    client.signal("g1", "item", &"a".to_string()).await.unwrap();
+    client.signal("g1", "item", &"b".to_string()).await.unwrap();
+    // the result reaches the client from the worker's commit
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        vec!["a".to_string(), "b".to_string()]
+    );
+    // a cancel from the client reaches the worker's instance
+    let g2 = w.start("g2", gather(5), IdPolicy::Reject).await.unwrap();
+    client.cancel("g2").await.unwrap();
+    until("g2 cancelled", || {
+        g2.describe().is_ok_and(|d| d.status == Status::Cancelled)
+    })
+    .await;
+    client.shutdown().await;
+    w.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_fire_once_across_workers() {
+    let db = Backend::Postgres.store();
+    let clock = Arc::new(TestClock::new());
+    let a = worker(db.url(), "a", &clock).await;
+    let b = worker(db.url(), "b", &clock).await;
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        let rt = if i % 2 == 0 { &a } else { &b };
+        handles.push(
+            rt.start(format!("nap-{i}"), nap(format!("t{i}")), IdPolicy::Reject)
+                .await
+                .unwrap(),
+        );
+    }
+    until("all asleep", || {
+        a.running_instances() + b.running_instances() == 0
+    })
+    .await;
+    clock.advance(Duration::from_secs(3601));
+    for (i, h) in handles.iter().enumerate() {
+        assert_eq!(h.result().within().await.unwrap().unwrap(), format!("t{i}"));
+    }
+    let ran = ran_for("nap-");
+    assert_eq!(ran.len(), 20);
+    assert!(ran.iter().all(|n| *n == 1), "each woke once: {ran:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_fires_once_across_workers() {
+    let db = Backend::Postgres.store();
+    let clock = Arc::new(TestClock::new());
+    let a = worker(db.url(), "a", &clock).await;
+    let b = worker(db.url(), "b", &clock).await;
+    let minute = Duration::from_secs(60);
+    let start = clock.now();
+    a.schedules()
+        .create(
+            "every-minute",
+            Schedule::interval(minute)
+                .unwrap()
+                .starting_at(start + minute)
+                .max_runs(5),
+            gather(0),
+        )
+        .await
+        .unwrap();
+    for k in 1..=5u32 {
+        clock.advance(minute);
+        // both workers' schedule services look; one starts the run
+        until("the run started", || {
+            a.schedules()
+                .describe("every-minute")
+                .is_ok_and(|d| d.runs >= u64::from(k))
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d = b.schedules().describe("every-minute").unwrap();
+    assert_eq!(d.runs, 5);
+    let started: Vec<_> = d
+        .recent
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                durable_runtime::schedule::ScheduleEventKind::Started { .. }
+            )
+        })
+        .collect();
+    assert_eq!(started.len(), 5, "{:?}", d.recent);
+    let runs = a
+        .list(&durable_runtime::ListFilter {
+            id_prefix: Some("every-minute@".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(runs.len(), 5);
+    assert!(runs.iter().all(|r| r.status == Status::Completed));
+    a.shutdown().await;
+    b.shutdown().await;
+}
