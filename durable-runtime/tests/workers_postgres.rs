@@ -58,7 +58,7 @@ async fn gather(n: u32) -> Result<Vec<String>, WorkflowError> {
 
 #[workflow]
 async fn nap(tag: String) -> Result<String, WorkflowError> {
-    sleep(Duration::from_secs(3600)).await;
+    sleep(Duration::from_secs(3600)).await?;
     let done = note(tag).await?;
     Ok(done)
 }
