@@ -144,6 +144,16 @@ impl Member {
     }
 }
 
+/// A batch of the coordination between workers (leases, claims,
+/// hand-overs): committed in its own transaction, so that a row lock a
+/// paused process holds delays only it, never the checkpoints of others.
+fn solo() -> Batch {
+    Batch {
+        solo: true,
+        ..Batch::default()
+    }
+}
+
 /// What a lease renewal found.
 enum Renewal {
     Renewed,
@@ -285,23 +295,23 @@ impl Engine {
         };
         let key = keys::lease(&m.name);
         let previous = self.store.get(&key)?;
-        let (incarnation, old_token) = match &previous {
+        let incarnation = match &previous {
             Some(bytes) => {
                 let old: LeaseRecord = codec::decode(bytes).map_err(|e| StoreError::Corrupt {
                     key: crate::store::printable(&key),
                     reason: e.to_string(),
                 })?;
                 if old.expires_ms > wall_ms() {
-                    tracing::warn!(worker = %m.name, "a worker of this name held a live lease: two processes must not share a worker name; taking its instances over");
+                    tracing::info!(worker = %m.name, "taking over the instances of this name's previous process before its lease lapsed (if that process still runs, two processes share a name: give each its own)");
                 }
-                (old.incarnation + 1, Some(old.token))
+                old.incarnation + 1
             }
-            None => (1, None),
+            None => 1,
         };
         let token = format!("{}#{incarnation}.{:016x}", m.name, rand::random::<u64>());
         let record = m.lease_record(incarnation, token.clone(), wall_ms());
         let bytes = codec::encode(&record).map_err(|e| StoreError::Io(e.to_string()))?;
-        let mut batch = Batch::default();
+        let mut batch = solo();
         batch.expect(key.clone(), previous).put(key, bytes.clone());
         let sent = Instant::now();
         self.store.commit(batch).await?;
@@ -311,17 +321,12 @@ impl Engine {
         m.fenced.store(false, Ordering::SeqCst);
         tracing::info!(worker = %m.name, incarnation, "worker joined");
         let mut resumed = 0;
-        if let Some(old) = old_token {
-            // this name's earlier process is gone: its instances are ours now
-            let lease_key = keys::lease(&m.name);
-            let mut from = keys::owned_prefix(&m.name);
-            while let Some((n, next)) = self
-                .claim_page(&m.name, &old, &lease_key, &bytes, &from)
-                .await?
-            {
-                resumed += n;
-                from = next;
-            }
+        // this name's earlier processes are gone: their instances are ours now
+        let lease_key = keys::lease(&m.name);
+        let mut from = keys::owned_prefix(&m.name);
+        while let Some((n, next)) = self.claim_page(&m.name, &lease_key, &bytes, &from).await? {
+            resumed += n;
+            from = next;
         }
         let alone = self
             .store
@@ -374,7 +379,7 @@ impl Engine {
                 .collect();
             for chunk in orphans.chunks(CLAIM_PAGE) {
                 let token = m.token();
-                let mut batch = Batch::default();
+                let mut batch = solo();
                 for id in chunk {
                     batch
                         .expect(keys::owner(id), None)
@@ -386,7 +391,7 @@ impl Engine {
                     // another worker started at the same time: one by one
                     Err(StoreError::Conflict { .. }) => {
                         for id in chunk {
-                            let mut batch = Batch::default();
+                            let mut batch = solo();
                             batch
                                 .expect(keys::owner(id), None)
                                 .put(keys::owner(id), token.clone().into_bytes())
@@ -404,16 +409,17 @@ impl Engine {
         }
     }
 
-    /// Moves one page of `from`'s instances (owner value `old`), starting
-    /// at key `start` of the by-worker index, to this worker, conditional on
-    /// `lease_key` holding `lease`; resumes them. How many it resumed and
-    /// where the next page starts; `None` when nothing is left from `start`
-    /// (or the lease changed: the other worker renewed, or another worker
-    /// took the page).
+    /// Moves one page of worker `from`'s instances, starting at key `start`
+    /// of its by-worker index, to this worker, conditional on `lease_key`
+    /// holding `lease` and on each instance's owner key still holding what
+    /// was read (an incarnation of `from`: one killed while it took over
+    /// its own predecessor's instances leaves some under an older token);
+    /// resumes them. How many it resumed and where the next page starts;
+    /// `None` when nothing is left from `start` (or the lease or an owner
+    /// changed: the other worker renewed, or another worker took the page).
     async fn claim_page(
         self: &Arc<Self>,
         from: &str,
-        old: &str,
         lease_key: &[u8],
         lease: &[u8],
         start: &[u8],
@@ -428,24 +434,38 @@ impl Engine {
         };
         let next = keys::after(last);
         let token = m.token();
-        let mut batch = Batch::default();
+        let theirs = format!("{from}#");
+        let mut batch = solo();
         batch.expect(lease_key.to_vec(), Some(lease.to_vec()));
         let mut ids = Vec::with_capacity(page.len());
         for (key, _) in page {
             let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-            batch
-                .expect(keys::owner(&id), Some(old.as_bytes().to_vec()))
-                .put(keys::owner(&id), token.clone().into_bytes())
-                .delete(key)
-                .put(keys::owned(&m.name, &id), Vec::new());
-            ids.push(id);
+            let owner = self.store.get(&keys::owner(&id))?;
+            match owner {
+                Some(o) if o == token.as_bytes() => {} // this incarnation's already
+                Some(o) if o.starts_with(theirs.as_bytes()) => {
+                    batch
+                        .expect(keys::owner(&id), Some(o))
+                        .put(keys::owner(&id), token.clone().into_bytes())
+                        .delete(key)
+                        .put(keys::owned(&m.name, &id), Vec::new());
+                    ids.push(id);
+                }
+                // finished or owned elsewhere: the index entry is stale
+                _ => {
+                    batch.expect(keys::owner(&id), owner).delete(key);
+                }
+            }
         }
         match self.store.commit(batch).await {
             Ok(()) => {}
             Err(StoreError::Conflict { .. }) => return Ok(None),
             Err(e) => return Err(e),
         }
-        tracing::info!(from = %old, to = %token, instances = ids.len(), "took instances over");
+        if ids.is_empty() {
+            return Ok(Some((0, next)));
+        }
+        tracing::info!(from = %from, to = %token, instances = ids.len(), "took instances over");
         self.metrics
             .taken_over
             .fetch_add(ids.len() as u64, Ordering::Relaxed);
@@ -521,7 +541,7 @@ impl Engine {
             return Ok(0);
         }
         let mark = keys::unassigned(id);
-        let mut batch = Batch::default();
+        let mut batch = solo();
         batch.expect(mark.clone(), Some(Vec::new())).delete(mark);
         let unfinished = match self.load(id)? {
             Some(Ok(r)) => !r.status.is_terminal(),
@@ -560,7 +580,6 @@ impl Engine {
             if lease.expires_ms > wall_ms() {
                 continue;
             }
-            let old = lease.token.clone();
             // a few pages per pass, from a random place: the other
             // survivors start elsewhere and take the rest
             let prefix = keys::owned_prefix(&name);
@@ -568,7 +587,7 @@ impl Engine {
             from.push(rand::random::<u8>());
             let mut wrapped = false;
             for _ in 0..4 {
-                match self.claim_page(&name, &old, &key, &bytes, &from).await? {
+                match self.claim_page(&name, &key, &bytes, &from).await? {
                     Some((n, next)) => {
                         resumed += n;
                         from = next;
@@ -587,7 +606,7 @@ impl Engine {
                 .is_empty()
             {
                 // nothing left: the lapsed lease goes (unless renewed meanwhile)
-                let mut batch = Batch::default();
+                let mut batch = solo();
                 batch.expect(key.clone(), Some(bytes.clone())).delete(key);
                 match self.store.commit(batch).await {
                     Ok(()) => tracing::info!(worker = %name, "lapsed worker removed"),
@@ -691,7 +710,7 @@ impl Engine {
             current.started_ms,
         );
         let bytes = codec::encode(&record).map_err(|e| StoreError::Io(e.to_string()))?;
-        let mut batch = Batch::default();
+        let mut batch = solo();
         batch
             .expect(key.clone(), Some(old))
             .put(key.clone(), bytes.clone());
@@ -844,7 +863,7 @@ impl Engine {
             if page.is_empty() {
                 break;
             }
-            let mut batch = Batch::default();
+            let mut batch = solo();
             for (key, _) in page {
                 let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
                 batch
@@ -858,7 +877,7 @@ impl Engine {
         }
         let lease = m.lease_bytes.lock().expect("lease lock poisoned").clone();
         let key = keys::lease(&m.name);
-        let mut batch = Batch::default();
+        let mut batch = solo();
         batch.expect(key.clone(), Some(lease)).delete(key);
         self.store.commit(batch).await?;
         m.fenced.store(true, Ordering::SeqCst);

@@ -42,6 +42,11 @@ pub struct Batch {
     /// the batch is durable and only if it is applied (see
     /// [`Store::subscribe`]); a store used by one process drops them.
     pub notify: Vec<String>,
+    /// Commit this batch in a transaction of its own rather than in a group
+    /// (lease renewals and takeovers on a store shared by processes: a row
+    /// lock another process holds must not hold up the others' commits, nor
+    /// theirs this one). A store of one process may ignore it.
+    pub solo: bool,
 }
 
 impl Batch {

@@ -653,6 +653,30 @@ impl Committer {
 
 impl Store for PgStore {
     fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
+        if batch.solo {
+            // its own transaction on its own connection, beside the group
+            let Some(rt) = self.inner.rt.as_ref() else {
+                return Box::pin(async { Err(StoreError::Closed) });
+            };
+            let alone = Committer {
+                pool: self.inner.pool.clone(),
+                counters: self.inner.counters.clone(),
+                hook: Arc::default(),
+            };
+            let (done, wait) = tokio::sync::oneshot::channel();
+            rt.spawn(async move {
+                let mut group = [Request { batch, done }];
+                let (mut checks, result) = alone.write(&mut group, 0).await;
+                if result.is_ok() {
+                    alone.counters.transactions.fetch_add(1, Ordering::Relaxed);
+                }
+                alone.counters.commits.fetch_add(1, Ordering::Relaxed);
+                let [request] = group;
+                let check = checks.pop().unwrap_or(Ok(()));
+                let _ = request.done.send(check.and(result));
+            });
+            return Box::pin(async move { wait.await.unwrap_or(Err(StoreError::Closed)) });
+        }
         super::submit(batch, |request| match self.inner.tx.lock() {
             Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(request).is_ok()),
             Err(_) => false,
