@@ -231,9 +231,11 @@ impl Engine {
                 };
                 task.claimed = Some(m.token());
                 let claimed = codec::encode(&task).map_err(|e| StoreError::Io(e.to_string()))?;
-                let mut batch = Batch::default();
                 // beside the group: a lock another worker holds delays only this
-                batch.solo = true;
+                let mut batch = Batch {
+                    solo: true,
+                    ..Batch::default()
+                };
                 batch
                     .expect(key.clone(), Some(bytes))
                     .put(key.clone(), claimed.clone());
