@@ -6,6 +6,21 @@ use serde::{Deserialize, Serialize};
 use crate::command::Request;
 use crate::engine::Status;
 
+/// The events stored under one history key of an instance whose history
+/// prefix is `prefix_len` bytes long: one event (`prefix` + seq), or the
+/// events of one checkpoint (`prefix` + first seq + `*`).
+pub(crate) fn decode_stored(
+    prefix_len: usize,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<Vec<HistoryEvent>, crate::CodecError> {
+    if key.len() == prefix_len + 9 && key.last() == Some(&crate::store::keys::HISTORY_BATCH) {
+        crate::codec::decode(bytes)
+    } else {
+        crate::codec::decode(bytes).map(|event| vec![event])
+    }
+}
+
 /// One entry of an instance's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEvent {

@@ -1165,6 +1165,13 @@ impl Runtime {
         // every key must belong to this instance: a snapshot cannot write elsewhere
         let owns =
             |key: &[u8], prefix: &[u8]| key.starts_with(prefix) && key.len() == prefix.len() + 8;
+        // an event's key, or one checkpoint's events' (one byte longer)
+        let owns_history = |key: &[u8], prefix: &[u8]| {
+            owns(key, prefix)
+                || (key.starts_with(prefix)
+                    && key.len() == prefix.len() + 9
+                    && key.last() == Some(&keys::HISTORY_BATCH))
+        };
         let signals = keys::signals(id);
         let history = keys::history_prefix(id);
         let controls = [
@@ -1172,7 +1179,10 @@ impl Runtime {
             keys::control(keys::TERMINATE, id),
         ];
         if !snapshot.signals.iter().all(|(k, _)| owns(k, &signals))
-            || !snapshot.history.iter().all(|(k, _)| owns(k, &history))
+            || !snapshot
+                .history
+                .iter()
+                .all(|(k, _)| owns_history(k, &history))
             || !snapshot.controls.iter().all(|(k, _)| controls.contains(k))
         {
             return Err(SnapshotError::Undecodable(
@@ -1426,12 +1436,12 @@ impl Runtime {
 }
 
 fn history_of(engine: &Engine, id: &str) -> Result<Vec<crate::history::HistoryEvent>, ResultError> {
-    engine
-        .store
-        .scan_prefix(&crate::store::keys::history_prefix(id))?
-        .into_iter()
-        .map(|(_, bytes)| codec::decode(&bytes).map_err(ResultError::Codec))
-        .collect()
+    let prefix = crate::store::keys::history_prefix(id);
+    let mut events = Vec::new();
+    for (key, bytes) in engine.store.scan_prefix(&prefix)? {
+        events.extend(crate::history::decode_stored(prefix.len(), &key, &bytes)?);
+    }
+    Ok(events)
 }
 
 /// Renders an encoded state of `entry`'s workflow as JSON.

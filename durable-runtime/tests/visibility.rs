@@ -302,3 +302,70 @@ async fn lists_filter_by_start_and_end_time() {
         .unwrap();
     assert_eq!(ids(&late_done), ["late"]);
 }
+
+/// The events of one checkpoint share one history key (three at the
+/// start: started, input, awaiting), and a history written one event per key
+/// (by earlier builds) reads alongside.
+#[tokio::test]
+async fn a_checkpoints_events_share_one_key_and_older_single_event_keys_still_read() {
+    use durable_runtime::history::{EventKind, HistoryEvent};
+    use durable_runtime::store::{Batch, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt.start("one", quick(7), IdPolicy::Reject).await.unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), 7);
+    let events = rt.history("one").unwrap();
+    assert!(events.len() >= 5, "{events:?}");
+    assert!(
+        events.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "{events:?}"
+    );
+    rt.shutdown().await;
+
+    let store = durable_runtime::store::sled::SledStore::open(dir.path()).unwrap();
+    let mut prefix = b"hone".to_vec();
+    prefix.push(0);
+    let keys = store.scan_prefix(&prefix).unwrap();
+    assert!(
+        keys.len() < events.len(),
+        "{} keys for {} events",
+        keys.len(),
+        events.len()
+    );
+    // one event under its own key, as earlier builds wrote every event
+    let seq = events.len() as u64 + 1;
+    let mut key = prefix.clone();
+    key.extend_from_slice(&seq.to_be_bytes());
+    let old = HistoryEvent {
+        seq,
+        at_ms: 1,
+        kind: EventKind::TimerFired { step: 99 },
+    };
+    let mut b = Batch::default();
+    b.put(key, durable_runtime::codec::encode(&old).unwrap());
+    store.commit(b).await.unwrap();
+    drop(store);
+
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let again = rt.history("one").unwrap();
+    assert_eq!(&again[..events.len()], &events[..]);
+    assert_eq!(again.last(), Some(&old));
+    // a snapshot carries the shared keys, and imports elsewhere
+    let snapshot = rt.export("one").unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let rt2 = Runtime::builder()
+        .workflow::<quick>()
+        .open(other.path())
+        .await
+        .unwrap();
+    rt2.import(&snapshot, false).await.unwrap();
+    assert_eq!(rt2.history("one").unwrap(), again);
+}

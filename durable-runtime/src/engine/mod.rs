@@ -493,18 +493,25 @@ impl Engine {
         batch: &mut Batch,
     ) -> Result<(), StoreError> {
         let at_ms = clock_ms(&*self.clock);
-        for kind in record.new_events.drain(..) {
-            record.events += 1;
-            let event = crate::history::HistoryEvent {
-                seq: record.events,
-                at_ms,
-                kind,
-            };
-            let bytes = codec::encode(&event).map_err(|e| StoreError::Io(e.to_string()))?;
-            // past every stored event of this id: history keys are written
-            // only here, with the record's count, in the record's own batch
-            batch.put_new(keys::history(id, record.events), bytes);
-        }
+        let first = record.events + 1;
+        let events: Vec<crate::history::HistoryEvent> = record
+            .new_events
+            .drain(..)
+            .zip(first..)
+            .map(|(kind, seq)| crate::history::HistoryEvent { seq, at_ms, kind })
+            .collect();
+        record.events += events.len() as u64;
+        // past every stored event of this id: history keys are written only
+        // here, with the record's count, in the record's own batch. The
+        // events of one checkpoint share one key (fewer keys: less of
+        // sled's per-page memory, fewer writes per transition).
+        let (key, bytes) = match events.as_slice() {
+            [] => return Ok(()),
+            [one] => (keys::history(id, first), codec::encode(one)),
+            many => (keys::history_batch(id, first), codec::encode(many)),
+        };
+        let bytes = bytes.map_err(|e| StoreError::Io(e.to_string()))?;
+        batch.put_new(key, bytes);
         Ok(())
     }
 

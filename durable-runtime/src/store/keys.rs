@@ -115,6 +115,17 @@ pub(crate) fn history(id: &str, seq: u64) -> Vec<u8> {
     key
 }
 
+/// The key of the events of one checkpoint of instance `id`, the first
+/// numbered `seq`: one byte longer than an event's own key.
+pub(crate) fn history_batch(id: &str, seq: u64) -> Vec<u8> {
+    let mut key = history(id, seq);
+    key.push(HISTORY_BATCH);
+    key
+}
+
+/// Last byte of a [`history_batch`] key.
+pub(crate) const HISTORY_BATCH: u8 = b'*';
+
 /// The key of a cancel or terminate request of instance `id`.
 pub(crate) fn control(tag: u8, id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(id.len() + 1);

@@ -70,10 +70,14 @@ async fn main() {
     let _ = std::io::stdout().flush();
     for i in 0..orders {
         let handle = rt.handle::<process_order>(format!("order-{i}"));
-        // started by another worker, perhaps not yet
+        // started by another worker, perhaps not yet; the database may be
+        // out of reach for a while (a worker cut off from the network)
         let out = loop {
             match handle.result().await {
-                Err(durable_runtime::ResultError::NotFound { .. }) => {
+                Err(
+                    durable_runtime::ResultError::NotFound { .. }
+                    | durable_runtime::ResultError::Store(_),
+                ) => {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 other => break other,
