@@ -674,8 +674,13 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 println!("no worker holds a lease (a sled store, or no worker runs)");
             }
             for w in &workers {
+                let queues = if w.queues.is_empty() {
+                    String::new()
+                } else {
+                    format!("  queues {}", w.queues.join(","))
+                };
                 println!(
-                    "{:<24} #{:<4} {:>8} instances  lease {} {}",
+                    "{:<24} #{:<4} {:>8} instances  lease {} {}{queues}",
                     w.name,
                     w.incarnation,
                     w.instances,
