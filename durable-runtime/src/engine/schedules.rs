@@ -201,8 +201,11 @@ impl Engine {
             let next = match self.tick_schedules().await {
                 Ok(next) => next,
                 Err(e) => {
+                    // a second of real time: a test clock may stand still
+                    // until the schedules have acted
                     tracing::error!(error = %e, "schedules unreadable; retrying in 1 s");
-                    Some(clock_ms(&*self.clock).saturating_add(1000))
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
                 }
             };
             let until_due = async {
