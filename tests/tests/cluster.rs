@@ -38,7 +38,20 @@ fn spawn(url: &str, dir: &Path, index: usize) -> Worker {
 /// Worker `worker-<index>` on `orders` orders, starting those `i` with
 /// `i % starts == index`.
 fn spawn_with(url: &str, dir: &Path, index: usize, orders: usize, starts: usize) -> Worker {
-    let mut child = Command::new(WORKER)
+    launch(Command::new(WORKER), url, dir, index, orders, starts)
+}
+
+/// Runs `command` (the worker binary, or a wrapper that runs it) with the
+/// worker's arguments, collecting what it prints.
+fn launch(
+    mut command: Command,
+    url: &str,
+    dir: &Path,
+    index: usize,
+    orders: usize,
+    starts: usize,
+) -> Worker {
+    let mut child = command
         .env("CLUSTER_LEASE_MS", LEASE_MS.to_string())
         .arg(url)
         .arg(dir)
@@ -225,45 +238,7 @@ fn three_workers_finish_every_order_when_two_are_killed() {
     );
 
     // the survivor finishes everything
-    let survivor = workers[2].as_mut().unwrap();
-    let started = Instant::now();
-    while !survivor.lines.lock().unwrap().iter().any(|l| l == "DONE") {
-        if started.elapsed() > Duration::from_secs(60) {
-            let unfinished: Vec<_> = observer
-                .list(&ListFilter {
-                    id_prefix: Some("order-".into()),
-                    status: Some(Status::Running),
-                    limit: 20,
-                    ..ListFilter::default()
-                })
-                .unwrap()
-                .into_iter()
-                .map(|d| (d.id, d.variant, d.step))
-                .collect();
-            panic!(
-                "the survivor did not finish: workers {:?}, unfinished {unfinished:?}, last lines {:?}",
-                observer.workers().unwrap(),
-                survivor
-                    .lines
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .rev()
-                    .take(3)
-                    .collect::<Vec<_>>()
-            );
-        }
-        if let Ok(Some(status)) = survivor.child.try_wait() {
-            panic!("the survivor exited early: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    survivor.child.wait().expect("survivor exits");
-    let lines = survivor.lines.lock().unwrap().clone();
-    for i in 0..ORDERS {
-        let want = format!("RESULT order-{i} {}", expected(i));
-        assert!(lines.contains(&want), "missing `{want}`");
-    }
+    wait_done(workers[2].as_mut().unwrap(), ORDERS);
     let all = checkpointed(&rt, &observer);
     assert_eq!(all.len(), ORDERS);
     assert_single_history(&observer, ORDERS);
@@ -281,13 +256,7 @@ fn three_workers_finish_every_order_when_two_are_killed() {
     }
     let mut reruns = 0;
     for (offset, steps) in [&first, &second] {
-        for (activity, id, step, attempt) in &log[*offset..] {
-            let done = steps.get(id).copied().unwrap_or(0);
-            assert!(
-                *step >= done,
-                "{activity} of {id} (step {step}, attempt {attempt}) ran again after its completion was checkpointed (step {done})"
-            );
-        }
+        assert_no_rerun(&log, *offset, steps);
     }
     // runs repeated across the kills (never checkpointed before the kill)
     let mut seen = HashMap::new();
@@ -300,6 +269,22 @@ fn three_workers_finish_every_order_when_two_are_killed() {
         log.len()
     );
     rt.block_on(observer.shutdown());
+}
+
+/// No effect logged after `offset` (what had run when the state `steps`
+/// was read) is of a step whose completion was checkpointed then.
+fn assert_no_rerun(
+    log: &[(String, String, u64, u32)],
+    offset: usize,
+    steps: &HashMap<String, u64>,
+) {
+    for (activity, id, step, attempt) in &log[offset..] {
+        let done = steps.get(id).copied().unwrap_or(0);
+        assert!(
+            *step >= done,
+            "{activity} of {id} (step {step}, attempt {attempt}) ran again after its completion was checkpointed (step {done})"
+        );
+    }
 }
 
 /// Waits until `worker` prints `DONE`, then checks every order's result.
@@ -398,13 +383,7 @@ fn a_paused_worker_loses_its_instances_and_cannot_commit_when_it_wakes() {
     wait_done(&mut paused, PAUSED_ORDERS);
     assert_single_history(&observer, PAUSED_ORDERS);
     let log = effects(dir.path());
-    for (activity, id, step, attempt) in &log[offset..] {
-        let done = steps.get(id).copied().unwrap_or(0);
-        assert!(
-            *step >= done,
-            "{activity} of {id} (step {step}, attempt {attempt}) ran again after its completion was checkpointed (step {done})"
-        );
-    }
+    assert_no_rerun(&log, offset, &steps);
     println!(
         "worker paused {:?}: its instances taken over {delay:?} after the pause; after waking it committed nothing for them",
         stopped_at.elapsed()
@@ -562,28 +541,9 @@ fn proxy(rt: &tokio::runtime::Runtime, listen: String, target: String) {
 
 /// A worker in network namespace `ns`, reaching the database at `url`.
 fn spawn_in(ns: &str, url: &str, dir: &Path, index: usize, orders: usize) -> Worker {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, WORKER])
-        .env("CLUSTER_LEASE_MS", LEASE_MS.to_string())
-        .arg(url)
-        .arg(dir)
-        .arg(format!("worker-{index}"))
-        .arg(index.to_string())
-        .arg(orders.to_string())
-        .arg("1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn cluster-worker in a namespace");
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let out = child.stdout.take().expect("piped stdout");
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    Worker { child, lines }
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", ns, WORKER]);
+    launch(command, url, dir, index, orders, 1)
 }
 
 /// Two workers, each in its own network namespace with its own address;
@@ -638,13 +598,7 @@ fn a_worker_cut_off_from_the_network_loses_its_instances_and_cannot_commit_when_
     wait_done(&mut cut, CUT_ORDERS);
     assert_single_history(&observer, CUT_ORDERS);
     let log = effects(dir.path());
-    for (activity, id, step, attempt) in &log[offset..] {
-        let done = steps.get(id).copied().unwrap_or(0);
-        assert!(
-            *step >= done,
-            "{activity} of {id} (step {step}, attempt {attempt}) ran again after its completion was checkpointed (step {done})"
-        );
-    }
+    assert_no_rerun(&log, offset, &steps);
     let rejoined = observer.workers().unwrap();
     println!(
         "worker-0 cut off for {cut_for:?}: taken over {delay:?} after the cut; back on the network it committed nothing for the lost instances; workers now {rejoined:?}"

@@ -346,9 +346,9 @@ impl Engine {
     /// the store. Pages through records and owners side by side (both in
     /// id order).
     async fn adopt_orphans(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let Some(m) = &self.member else {
+        if self.member.is_none() {
             return Ok(0);
-        };
+        }
         let mut resumed = 0;
         let mut from = vec![keys::INSTANCE];
         loop {
@@ -378,13 +378,9 @@ impl Engine {
                 .map(|(k, _)| keys::instance_id(k))
                 .collect();
             for chunk in orphans.chunks(CLAIM_PAGE) {
-                let token = m.token();
                 let mut batch = solo();
                 for id in chunk {
-                    batch
-                        .expect(keys::owner(id), None)
-                        .put(keys::owner(id), token.clone().into_bytes())
-                        .put(keys::owned(&m.name, id), Vec::new());
+                    self.stage_owner(id, &mut batch);
                 }
                 match self.store.commit(batch).await {
                     Ok(()) => resumed += self.resume_claimed(chunk.to_vec()).await?,
@@ -392,10 +388,7 @@ impl Engine {
                     Err(StoreError::Conflict { .. }) => {
                         for id in chunk {
                             let mut batch = solo();
-                            batch
-                                .expect(keys::owner(id), None)
-                                .put(keys::owner(id), token.clone().into_bytes())
-                                .put(keys::owned(&m.name, id), Vec::new());
+                            self.stage_owner(id, &mut batch);
                             match self.store.commit(batch).await {
                                 Ok(()) => resumed += self.resume_claimed(vec![id.clone()]).await?,
                                 Err(StoreError::Conflict { .. }) => {}
@@ -550,10 +543,7 @@ impl Engine {
             None => false,
         };
         if unfinished {
-            batch
-                .expect(keys::owner(id), None)
-                .put(keys::owner(id), m.token().into_bytes())
-                .put(keys::owned(&m.name, id), Vec::new());
+            self.stage_owner(id, &mut batch);
         }
         match self.store.commit(batch).await {
             Ok(()) if unfinished => self.resume_claimed(vec![id.to_owned()]).await,

@@ -65,6 +65,11 @@ impl Engine {
     /// Adds the removal of the queued results instance `id` has taken to
     /// the batch of its next checkpoint.
     pub(crate) fn drop_taken_results(&self, id: &str, batch: &mut Batch) {
+        // queued calls exist only on a shared store: no lock on sled's
+        // checkpoint path
+        if !self.store.shared() {
+            return;
+        }
         if let Some(keys) = self
             .taken_results
             .lock()
