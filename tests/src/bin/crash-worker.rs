@@ -21,6 +21,18 @@ use durable_tests::{
     nap_migration, nap_v1, nap_v2, order, process_order, side_trip, tick, tick_run,
 };
 
+/// Set when `DONE` is printed; the crash hook and `done` print under it, so
+/// the supervisor reads either `CHECKPOINT` before `DONE` or no `CHECKPOINT`.
+static FINISHED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+
+/// Tells the supervisor the workload is complete.
+fn done() {
+    let mut finished = FINISHED.lock().unwrap_or_else(|e| e.into_inner());
+    *finished = true;
+    println!("DONE");
+    let _ = std::io::stdout().flush();
+}
+
 #[tokio::main]
 async fn main() {
     // errors the engine logs show in the supervisor's output
@@ -60,8 +72,16 @@ async fn main() {
             CommitPoint::AfterSync(i) => phase == "after" && i == *k,
         };
         if hit {
-            println!("CHECKPOINT {phase} {k}");
-            let _ = std::io::stdout().flush();
+            {
+                let finished = FINISHED.lock().unwrap_or_else(|e| e.into_inner());
+                if *finished {
+                    // a commit after DONE (shutdown's last writes): the
+                    // supervisor no longer reads, so nothing to stop for
+                    return;
+                }
+                println!("CHECKPOINT {phase} {k}");
+                let _ = std::io::stdout().flush();
+            }
             loop {
                 std::thread::sleep(std::time::Duration::from_secs(1));
             }
@@ -84,8 +104,7 @@ async fn main() {
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
             }
         }
-        println!("DONE");
-        let _ = std::io::stdout().flush();
+        done();
         rt.shutdown().await;
         return;
     }
@@ -108,8 +127,7 @@ async fn main() {
                 other => println!("FAILED {} {other:?}", h.id()),
             }
         }
-        println!("DONE");
-        let _ = std::io::stdout().flush();
+        done();
         rt.shutdown().await;
         return;
     }
@@ -127,8 +145,7 @@ async fn main() {
         while rt.running_instances() > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
-        println!("DONE");
-        let _ = std::io::stdout().flush();
+        done();
         rt.shutdown().await;
         return;
     }
@@ -148,8 +165,7 @@ async fn main() {
                 other => println!("FAILED {} {other:?}", h.id()),
             }
         }
-        println!("DONE");
-        let _ = std::io::stdout().flush();
+        done();
         rt.shutdown().await;
         return;
     }
@@ -206,8 +222,7 @@ async fn main() {
                 other => println!("FAILED {} {other:?}", h.id()),
             }
         }
-        println!("DONE");
-        let _ = std::io::stdout().flush();
+        done();
         rt.shutdown().await;
         return;
     }
@@ -229,8 +244,7 @@ async fn main() {
                 other => println!("FAILED {} {other:?}", h.id()),
             }
         }
-        println!("DONE");
-        let _ = std::io::stdout().flush();
+        done();
         rt.shutdown().await;
         return;
     }
@@ -252,14 +266,32 @@ async fn main() {
             other => println!("FAILED {} {other:?}", h.id()),
         }
     }
-    println!("DONE");
-    let _ = std::io::stdout().flush();
+    done();
     rt.shutdown().await;
 }
 
 /// Creates (once) a schedule that runs `tick` every minute, walks the test
 /// clock over `runs` minutes and prints each run's result.
 async fn run_schedule(rt: &Runtime, clock: &TestClock, runs: usize) {
+    // a run that hangs says where, instead of running into the test's timeout
+    let limit = std::time::Duration::from_secs(60);
+    if tokio::time::timeout(limit, schedule_runs(rt, clock, runs))
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "schedule workload stuck: {:?}",
+            rt.schedules().describe("tick")
+        );
+        eprintln!(
+            "instances: {:?}",
+            rt.list(&durable_runtime::ListFilter::default())
+        );
+        std::process::exit(4);
+    }
+}
+
+async fn schedule_runs(rt: &Runtime, clock: &TestClock, runs: usize) {
     let start = clock.now();
     let schedule = Schedule::interval(std::time::Duration::from_secs(60))
         .expect("interval")
@@ -307,8 +339,7 @@ async fn run_schedule(rt: &Runtime, clock: &TestClock, runs: usize) {
         eprintln!("schedule started {} runs, expected {runs}: {d:?}", d.runs);
         std::process::exit(3);
     }
-    println!("DONE");
-    let _ = std::io::stdout().flush();
+    done();
 }
 
 /// Waits until schedule `id` has acted on everything due at the clock's time.
@@ -392,8 +423,7 @@ async fn run_overlap(rt: &Runtime, clock: &TestClock, policy: &str) {
         })
         .count();
     println!("STARTED {started} RUNS {}", d.runs);
-    println!("DONE");
-    let _ = std::io::stdout().flush();
+    done();
 }
 
 /// Opens the store `url` names (`sled:DIR` or `postgres://...`) with the
