@@ -25,6 +25,11 @@
 //! on 1, 2 and 4 worker processes sharing the database
 //! (`--cluster-workers 1,2,4`).
 
+/// `--features mimalloc`: the runtime and the raw replays on mimalloc.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cluster;
 
 use std::io::{BufRead, BufReader};
@@ -36,9 +41,11 @@ use durable_bench::{
     percentile, process_order, sleeper, status_mib,
 };
 use durable_runtime::ListFilter;
+use durable_runtime::activity::BoxFuture;
 use durable_runtime::clock::TestClock;
 use durable_runtime::prelude::*;
 use durable_runtime::store::sled::{SledStore, StoreStats};
+use durable_runtime::store::{Batch, KeyValue, Store, StoreError};
 use serde::Serialize;
 
 /// Sizes of every scenario, from the defaults, `--quick` and the flags.
@@ -147,6 +154,53 @@ struct Throughput {
     writes: u64,
     bytes: u64,
     load: f64,
+    /// Every commit's writes (sled runs), for scenario 3 to replay.
+    #[serde(skip)]
+    recorded: Vec<Writes>,
+}
+
+/// One commit's writes: keys set (`Some`) or removed (`None`).
+type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// The writes of each commit, in commit order, as the runtime sent them.
+type Recorded = Arc<std::sync::Mutex<Vec<Writes>>>;
+
+/// sled, with every commit's writes kept aside so scenario 3 can replay the
+/// very keys and values of scenario 1's run (the copy is made on the
+/// runtime's side: it counts against the runtime, never for it).
+#[derive(Clone)]
+struct Recorder {
+    inner: SledStore,
+    log: Recorded,
+}
+
+impl Store for Recorder {
+    fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
+        if let Ok(mut log) = self.log.lock() {
+            log.push(batch.writes.clone());
+        }
+        self.inner.commit(batch)
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn stats(&self) -> Option<StoreStats> {
+        Some(self.inner.stats())
+    }
+    fn render_metrics(&self, out: &mut String) {
+        self.inner.render_metrics(out)
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.inner.scan_prefix(prefix)
+    }
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.inner.scan_from(prefix, from, limit)
+    }
 }
 
 async fn open_orders(dir: &std::path::Path) -> (Arc<Runtime>, SledStore) {
@@ -209,10 +263,20 @@ impl BenchStore {
 
 async fn throughput(in_flight: usize, workflows: usize, postgres: Option<&str>) -> Throughput {
     let dir = tempfile::tempdir().expect("temp dir");
+    let recorded: Recorded = Arc::default();
     let (rt, store) = match postgres {
         None => {
-            let (rt, store) = open_orders(dir.path()).await;
-            (rt, BenchStore::Sled(store))
+            let store = SledStore::open(dir.path()).expect("open store");
+            let recorder = Recorder {
+                inner: store.clone(),
+                log: recorded.clone(),
+            };
+            let rt = Runtime::builder()
+                .workflow::<process_order>()
+                .open_store(recorder)
+                .await
+                .expect("open runtime");
+            (Arc::new(rt), BenchStore::Sled(store))
         }
         Some(url) => {
             let store = durable_runtime::store::postgres::PgStore::connect(url)
@@ -227,12 +291,15 @@ async fn throughput(in_flight: usize, workflows: usize, postgres: Option<&str>) 
         }
     };
     let before = store.stats();
+    // what opening wrote is not part of the run
+    recorded.lock().expect("recorder").clear();
     let cpu = cpu_seconds();
     let started = Instant::now();
     run_orders(&rt, 0, workflows, in_flight).await;
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu;
     let s = delta(store.stats(), before);
+    let recorded = std::mem::take(&mut *recorded.lock().expect("recorder"));
     shutdown(rt).await;
     let w = workflows as f64;
     Throughput {
@@ -250,6 +317,7 @@ async fn throughput(in_flight: usize, workflows: usize, postgres: Option<&str>) 
         writes: s.writes,
         bytes: s.bytes,
         load: load(),
+        recorded,
     }
 }
 
@@ -336,17 +404,17 @@ struct Limit {
     bytes_per_write: f64,
     raw_seconds: f64,
     raw_commits_per_s: f64,
+    /// sled replaying the run's own commits (its keys, values and order)
+    /// in groups of the same size: what sled does for exactly this work.
+    same_keys_commits_per_s: f64,
     runtime_transitions_per_s: f64,
     runtime_pct_of_raw: f64,
+    runtime_pct_of_same_keys: f64,
     load: f64,
 }
 
-/// sled alone, as the store's commit thread drives it but without the
-/// runtime: the same number of commits, writes and bytes as run `t`, in
-/// groups of the same mean size; each group one `apply_batch`, `flush` and
-/// `fdatasync`. A commit's first write overwrites its workflow's record key
-/// (5 commits per workflow), the others add new keys (history events).
-fn raw_limit(t: &Throughput) -> Limit {
+/// A fresh sled store and a second handle of its data file, for fdatasync.
+fn raw_sled() -> (tempfile::TempDir, sled::Db, std::fs::File) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = sled::Config::new()
         .path(dir.path())
@@ -356,6 +424,41 @@ fn raw_limit(t: &Throughput) -> Limit {
         .read(true)
         .open(dir.path().join("db"))
         .expect("sled data file");
+    (dir, db, data)
+}
+
+/// Applies `batch`, then makes it durable as the store's commit thread does.
+fn raw_commit(db: &sled::Db, data: &std::fs::File, batch: sled::Batch) {
+    db.apply_batch(batch).expect("apply");
+    db.flush().expect("flush");
+    data.sync_data().expect("fdatasync");
+}
+
+/// sled alone replaying run `t`'s commits as they were sent, `group` per
+/// `apply_batch`: commits per second.
+fn replay_run(t: &Throughput, group: usize) -> f64 {
+    let (_dir, db, data) = raw_sled();
+    let started = Instant::now();
+    for commits in t.recorded.chunks(group.max(1)) {
+        let mut batch = sled::Batch::default();
+        for (key, value) in commits.iter().flatten() {
+            match value {
+                Some(v) => batch.insert(key.as_slice(), v.as_slice()),
+                None => batch.remove(key.as_slice()),
+            }
+        }
+        raw_commit(&db, &data, batch);
+    }
+    t.recorded.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+/// sled alone, as the store's commit thread drives it but without the
+/// runtime: the same number of commits, writes and bytes as run `t`, in
+/// groups of the same mean size; each group one `apply_batch`, `flush` and
+/// `fdatasync`. A commit's first write overwrites its workflow's record key
+/// (5 commits per workflow), the others add new keys (history events).
+fn raw_limit(t: &Throughput) -> Limit {
+    let (_dir, db, data) = raw_sled();
     let commits = t.commits.max(1);
     let group = (t.commits as f64 / t.flushes.max(1) as f64)
         .round()
@@ -383,13 +486,12 @@ fn raw_limit(t: &Throughput) -> Limit {
                 batch.insert(key, value);
             }
         }
-        db.apply_batch(batch).expect("apply");
-        db.flush().expect("flush");
-        data.sync_data().expect("fdatasync");
+        raw_commit(&db, &data, batch);
         c = end;
     }
     let raw_seconds = started.elapsed().as_secs_f64();
     let raw = commits as f64 / raw_seconds;
+    let same_keys = replay_run(t, group as usize);
     Limit {
         in_flight: t.in_flight,
         commits,
@@ -399,7 +501,9 @@ fn raw_limit(t: &Throughput) -> Limit {
         raw_seconds,
         raw_commits_per_s: raw,
         runtime_transitions_per_s: t.transitions_per_s,
+        same_keys_commits_per_s: same_keys,
         runtime_pct_of_raw: 100.0 * t.transitions_per_s / raw,
+        runtime_pct_of_same_keys: 100.0 * t.transitions_per_s / same_keys,
         load: load(),
     }
 }
@@ -822,6 +926,8 @@ struct Machine {
     mem_total_mib: f64,
     load_at_start: f64,
     load_at_end: f64,
+    /// The process's allocator: `system` (glibc) or `mimalloc`.
+    allocator: &'static str,
 }
 
 fn machine() -> Machine {
@@ -840,6 +946,11 @@ fn machine() -> Machine {
         mem_total_mib: mem_kib / 1024.0,
         load_at_start: load(),
         load_at_end: 0.0,
+        allocator: if cfg!(feature = "mimalloc") {
+            "mimalloc"
+        } else {
+            "system"
+        },
     }
 }
 
@@ -850,10 +961,11 @@ fn mib(b: u64) -> f64 {
 fn print_report(r: &Report) {
     let m = &r.machine;
     println!(
-        "machine: {} cpus, {:.1} GiB, Linux {}; load average {:.2} at start, {:.2} at end",
+        "machine: {} cpus, {:.1} GiB, Linux {}; {} allocator; load average {:.2} at start, {:.2} at end",
         m.cpus,
         m.mem_total_mib / 1024.0,
         m.kernel,
+        m.allocator,
         m.load_at_start,
         m.load_at_end
     );
@@ -906,28 +1018,35 @@ fn print_report(r: &Report) {
             "\n3. the limit: raw sled (apply_batch + flush + fdatasync, no runtime), same commits, writes, bytes and group sizes"
         );
         println!(
-            "{:>9} {:>10} {:>11} {:>10} {:>11} {:>14} {:>13} {:>10} {:>5}",
+            "   appending: synthetic keys that only ever append (sled's cheapest case); same keys: the run's own commits replayed"
+        );
+        println!(
+            "{:>9} {:>10} {:>11} {:>10} {:>11} {:>14} {:>15} {:>13} {:>12} {:>12} {:>5}",
             "in flight",
             "commits",
             "per flush",
             "writes/c",
             "bytes/write",
-            "raw commits/s",
+            "appending c/s",
+            "same keys c/s",
             "runtime tr/s",
-            "runtime %",
+            "% appending",
+            "% same keys",
             "load"
         );
         for l in &r.limit {
             println!(
-                "{:>9} {:>10} {:>11.1} {:>10.1} {:>11.0} {:>14.0} {:>13.0} {:>9.1}% {:>5.2}",
+                "{:>9} {:>10} {:>11.1} {:>10.1} {:>11.0} {:>14.0} {:>15.0} {:>13.0} {:>11.1}% {:>11.1}% {:>5.2}",
                 l.in_flight,
                 l.commits,
                 l.commits_per_flush,
                 l.writes_per_commit,
                 l.bytes_per_write,
                 l.raw_commits_per_s,
+                l.same_keys_commits_per_s,
                 l.runtime_transitions_per_s,
                 l.runtime_pct_of_raw,
+                l.runtime_pct_of_same_keys,
                 l.load
             );
         }
