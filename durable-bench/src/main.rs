@@ -130,6 +130,7 @@ fn delta(after: StoreStats, before: StoreStats) -> StoreStats {
         commits: after.commits - before.commits,
         flushes: after.flushes - before.flushes,
         fsyncs: after.fsyncs - before.fsyncs,
+        checkpoints: after.checkpoints - before.checkpoints,
         writes: after.writes - before.writes,
         bytes: after.bytes - before.bytes,
     }

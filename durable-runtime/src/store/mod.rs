@@ -11,6 +11,7 @@ pub mod mem;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod sled;
+mod wal;
 
 use std::path::PathBuf;
 

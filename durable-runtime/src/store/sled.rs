@@ -1,13 +1,17 @@
 //! The embedded default store: sled on local disk, with real fsyncs.
 //!
-//! sled 0.34's `flush()` writes with `sync_file_range`, which does not make
-//! data durable across power loss (sled issue #1452). After each group flush
-//! this store therefore calls `fdatasync` on sled's data file itself, and
-//! `fsync` on every new file sled wrote under `blobs/` (large values), before
-//! any commit of the group is acknowledged.
+//! sled 0.34's `flush()` hands the write to sled's I/O threads and ends in
+//! `sync_file_range`, which does not make data durable across power loss
+//! (sled issue #1452). This store therefore makes a group of commits durable
+//! itself: the group is applied to sled's tree, appended to a write-ahead log
+//! of its own (`durable.wal`, layout in `docs/storage-format.md`) and
+//! `fdatasync`'d, before any commit of it is acknowledged. Checkpoints (sled
+//! `flush`, `fdatasync` of sled's data file and `fsync` of every new file
+//! under `blobs/`) empty the log every few MiB and on close; opening
+//! replays what the log holds.
 //!
 //! Readers see only durable data: while a group is between `apply_batch`
-//! and its fsync, [`Store::get`] answers the keys it writes with their
+//! and the log's fsync, [`Store::get`] answers the keys it writes with their
 //! previous values, so nobody observes a state a power cut could still undo.
 
 use std::collections::{HashMap, HashSet};
@@ -17,21 +21,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
+use super::wal::{self, Wal};
 use super::{Batch, CommitRequest as Request, Store, StoreError};
 use crate::activity::BoxFuture;
 
 /// Commits taken into one flush at most.
 const MAX_GROUP: usize = 4096;
 
+/// A group this large means many writers: the next one waits [`GATHER`]
+/// for more of them (a lone writer's commit never waits).
+const GATHER_AFTER: usize = 8;
+
+/// How long a busy commit thread lets the next group gather.
+const GATHER: std::time::Duration = std::time::Duration::from_micros(100);
+
 /// Counters of the commit path, for tests and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreStats {
     /// Batches committed.
     pub commits: u64,
-    /// Group flushes (each covers one or more commits).
+    /// Group writes to the log (each covers one or more commits).
     pub flushes: u64,
-    /// `fsync`/`fdatasync` calls made after flushes.
+    /// `fsync`/`fdatasync` calls: one per group write, more per checkpoint.
     pub fsyncs: u64,
+    /// Checkpoints: sled flushed and synced, the log emptied.
+    pub checkpoints: u64,
     /// Key writes (puts and deletes) in the committed batches.
     pub writes: u64,
     /// Bytes of keys and values in the committed batches (what a benchmark
@@ -60,6 +74,7 @@ struct Counters {
     commits: AtomicU64,
     flushes: AtomicU64,
     fsyncs: AtomicU64,
+    checkpoints: AtomicU64,
     writes: AtomicU64,
     bytes: AtomicU64,
     /// Commits per group flush.
@@ -74,6 +89,7 @@ impl Default for Counters {
             commits: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             group_size: crate::metrics::Histogram::new(crate::metrics::COUNTS),
@@ -168,11 +184,12 @@ impl SledStore {
             .read(true)
             .open(path.join("db"))
             .map_err(io_err)?;
+        let (wal, contents) = Wal::open(&path)?;
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let hook: Arc<Mutex<Option<Hook>>> = Arc::default();
         let pending: Pending = Arc::default();
-        let committer = Committer {
+        let mut committer = Committer {
             db: db.clone(),
             pending: pending.clone(),
             data_file,
@@ -181,7 +198,11 @@ impl SledStore {
             counters: counters.clone(),
             hook: hook.clone(),
             spare: HashMap::new(),
+            wal,
+            record: wal::Record::default(),
+            broken: None,
         };
+        committer.recover(contents.records)?;
         let thread = std::thread::Builder::new()
             .name("durable-commit".into())
             .spawn(move || committer.run(rx))
@@ -205,6 +226,7 @@ impl SledStore {
             commits: c.commits.load(Ordering::Relaxed),
             flushes: c.flushes.load(Ordering::Relaxed),
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
+            checkpoints: c.checkpoints.load(Ordering::Relaxed),
             writes: c.writes.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
         }
@@ -231,12 +253,26 @@ struct Committer {
     hook: Arc<Mutex<Option<Hook>>>,
     /// The last group's pending map, kept for its capacity.
     spare: HashMap<sled::IVec, Option<sled::IVec>>,
+    /// Where groups become durable.
+    wal: Wal,
+    /// The group being assembled, as a log record.
+    record: wal::Record,
+    /// Set when appending to the log failed: the log may end in a torn
+    /// record, after which nothing appended could be read back, so every
+    /// later group fails until the store is opened again.
+    broken: Option<StoreError>,
 }
 
 impl Committer {
     fn run(mut self, rx: mpsc::Receiver<Request>) {
         let mut index = 0u64;
+        let mut last_group = 0usize;
         while let Ok(first) = rx.recv() {
+            if last_group >= GATHER_AFTER {
+                // busy: the commits of the many waiting writers come in a
+                // moment later; one larger group costs less than several
+                std::thread::sleep(GATHER);
+            }
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
                 match rx.try_recv() {
@@ -249,6 +285,7 @@ impl Committer {
             let (checks, result) = self.write(&mut group, index);
             self.counters.flush_seconds.since(writing);
             self.counters.group_size.observe(group.len() as f64);
+            last_group = group.len();
             if result.is_ok() {
                 self.call_hook(CommitPoint::AfterSync(index));
             }
@@ -261,6 +298,45 @@ impl Committer {
             }
             index += 1;
         }
+        // closed: what the log holds goes into sled, so a reopen replays nothing
+        if self.broken.is_none()
+            && let Err(e) = self.checkpoint()
+        {
+            tracing::error!(error = %e, "checkpoint on close failed; the log is replayed on the next open");
+        }
+    }
+
+    /// Applies the records the log holds (sled may have lost any part of
+    /// them) and checkpoints, before the store serves anything.
+    fn recover(&mut self, records: Vec<wal::Writes>) -> Result<(), StoreError> {
+        if records.is_empty() && self.wal.len() == 0 {
+            return Ok(());
+        }
+        let n = records.len();
+        for writes in records {
+            let mut batch = sled::Batch::default();
+            for (key, value) in writes {
+                match value {
+                    Some(value) => batch.insert(key, value),
+                    None => batch.remove(key),
+                }
+            }
+            self.db.apply_batch(batch).map_err(io_err)?;
+        }
+        self.checkpoint()?;
+        tracing::info!(records = n, "replayed the write-ahead log");
+        Ok(())
+    }
+
+    /// Makes everything applied so far durable in sled's own files, then
+    /// empties the log.
+    fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.db.flush().map_err(io_err)?;
+        self.sync()?;
+        self.wal.reset()?;
+        self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     fn call_hook(&self, point: CommitPoint) {
@@ -278,8 +354,12 @@ impl Committer {
         index: u64,
     ) -> (Vec<Result<(), StoreError>>, Result<(), StoreError>) {
         let n = group.len();
+        if let Some(e) = &self.broken {
+            return ((0..n).map(|_| Err(e.clone())).collect(), Err(e.clone()));
+        }
         let mut checks = Vec::with_capacity(n);
         let mut batch = sled::Batch::default();
+        self.record.clear();
         // keys some request of the group makes a condition on: only these need
         // the group's own earlier writes kept for the check
         let conditioned: HashSet<&[u8]> = group
@@ -294,7 +374,17 @@ impl Committer {
         pending.clear();
         for request in group.iter() {
             let mut ok = Ok(());
-            for (key, expected) in &request.batch.expect {
+            if !request
+                .batch
+                .writes
+                .iter()
+                .all(|(k, v)| wal::fits(k, v.as_deref()))
+            {
+                ok = Err(StoreError::Io(
+                    "a key or value of 4 GiB or more cannot be stored".into(),
+                ));
+            }
+            for (key, expected) in request.batch.expect.iter().filter(|_| ok.is_ok()) {
                 let current = match overlay.get(key.as_slice()) {
                     Some(v) => Ok(v.clone()),
                     None => self.db.get(key).map_err(io_err),
@@ -341,6 +431,7 @@ impl Committer {
                             }
                         }
                     }
+                    self.record.push(&key, value.as_deref());
                     // shared (reference-counted), not copied, by the batch and the maps
                     let value = value.as_deref().map(sled::IVec::from);
                     if conditioned.contains(key.as_ref()) {
@@ -373,15 +464,34 @@ impl Committer {
     }
 
     fn apply(&mut self, batch: sled::Batch, index: u64) -> Result<(), StoreError> {
+        let empty = self.record.is_empty();
+        self.record.seal()?;
         self.db.apply_batch(batch).map_err(io_err)?;
         self.call_hook(CommitPoint::Applied(index));
-        self.db.flush().map_err(io_err)?;
-        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
-        self.sync()
+        if !empty {
+            if let Err(e) = self.wal.append(self.record.bytes()) {
+                self.broken = Some(e.clone());
+                tracing::error!(error = %e, "appending to the write-ahead log failed; the store takes no more commits until it is opened again");
+                return Err(e);
+            }
+            self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+            self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.wal.len() >= wal::CHECKPOINT_BYTES
+            && let Err(e) = self.checkpoint()
+        {
+            // the log still holds everything: nothing is lost, it only grows
+            tracing::error!(error = %e, "checkpoint failed; retried after the next group");
+        }
+        // a group of large values leaves a large buffer: do not keep it
+        if self.record.capacity() > wal::CHECKPOINT_BYTES as usize {
+            self.record = wal::Record::default();
+        }
+        Ok(())
     }
 
-    /// Makes what `flush` wrote durable: fdatasync of the data file, fsync of
-    /// new blob files and of the blob directory that names them.
+    /// Makes what sled's `flush` wrote durable: fdatasync of the data file,
+    /// fsync of new blob files and of the blob directory that names them.
     fn sync(&mut self) -> Result<(), StoreError> {
         self.data_file.sync_data().map_err(io_err)?;
         self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -650,21 +760,79 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn large_values_in_blob_files_are_fsynced_too() {
+    async fn large_values_in_blob_files_are_fsynced_at_checkpoints() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        let mut b = Batch::default();
-        b.put(b"big".to_vec(), vec![7; 4 << 20]);
-        store.commit(b).await.unwrap();
+        // each value is durable through the log at once; the second fills
+        // the log past its checkpoint size
+        for i in 0..2u8 {
+            let mut b = Batch::default();
+            b.put(vec![b'b', i], vec![7; 4 << 20]);
+            store.commit(b).await.unwrap();
+        }
+        let s = store.stats();
+        assert_eq!(s.checkpoints, 1, "{s:?}");
         let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
         assert!(blobs > 0, "a 4 MiB value should live in a blob file");
-        // one fdatasync for the data file, one per blob, one for the blob directory
+        // per group one log fdatasync; the checkpoint: sled's data file, every
+        // blob, the blob directory and the emptied log
         assert!(
-            store.stats().fsyncs >= 2 + blobs as u64,
-            "{:?}",
-            store.stats()
+            s.fsyncs >= s.flushes + 3 + blobs as u64,
+            "{s:?}, {blobs} blobs"
         );
-        assert_eq!(store.get(b"big").unwrap().map(|v| v.len()), Some(4 << 20));
+        assert_eq!(
+            std::fs::metadata(dir.path().join(wal::FILE)).unwrap().len(),
+            0,
+            "a checkpoint empties the log"
+        );
+        assert_eq!(
+            store.get(&[b'b', 1]).unwrap().map(|v| v.len()),
+            Some(4 << 20)
+        );
+    }
+
+    #[tokio::test]
+    async fn what_only_the_log_holds_is_replayed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            let mut b = Batch::default();
+            b.put(b"kept".to_vec(), vec![1])
+                .put(b"gone".to_vec(), vec![1]);
+            store.commit(b).await.unwrap();
+        }
+        // as if sled had lost its unflushed tail: two groups only in the log
+        let mut log = Vec::new();
+        for writes in [
+            &[(&b"gone"[..], None), (&b"new"[..], Some(&b"1"[..]))][..],
+            &[
+                (&b"new"[..], Some(&b"2"[..])),
+                (&b"kept"[..], Some(&b"3"[..])),
+            ][..],
+        ] {
+            let mut r = wal::Record::default();
+            r.clear();
+            for (k, v) in writes {
+                r.push(k, *v);
+            }
+            r.seal().unwrap();
+            log.extend_from_slice(r.bytes());
+        }
+        std::fs::write(dir.path().join(wal::FILE), &log).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.scan_prefix(b"").unwrap(),
+            [
+                (b"kept".to_vec(), b"3".to_vec()),
+                (b"new".to_vec(), b"2".to_vec())
+            ]
+        );
+        // replayed into sled and checkpointed: the log is empty again
+        assert_eq!(store.stats().checkpoints, 1);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(wal::FILE)).unwrap().len(),
+            0
+        );
     }
 
     #[tokio::test]
