@@ -40,6 +40,11 @@ const IDLE_CHECKPOINT: std::time::Duration = std::time::Duration::from_secs(1);
 /// modification time younger than this may hide a later write.
 const MTIME_TICK: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// sled writes a little to its data file with every batch (its batch
+/// marker) and more when a log buffer fills; after a group, what it wrote is
+/// synced at most this often.
+const SLED_SYNC_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// How long ago `time` was (zero if it is in the future).
 fn age(time: std::time::SystemTime) -> std::time::Duration {
     std::time::SystemTime::now()
@@ -217,6 +222,9 @@ impl SledStore {
             record: wal::Record::default(),
             broken: None,
             synced_mtime: None,
+            synced_at: std::time::Instant::now()
+                .checked_sub(SLED_SYNC_EVERY)
+                .unwrap_or_else(std::time::Instant::now),
         };
         committer.recover(contents.records)?;
         let thread = std::thread::Builder::new()
@@ -281,6 +289,8 @@ struct Committer {
     /// whether it was older than a clock tick then (no write can hide
     /// behind it).
     synced_mtime: Option<(std::time::SystemTime, bool)>,
+    /// When sled's data file was last synced.
+    synced_at: std::time::Instant,
 }
 
 impl Committer {
@@ -335,19 +345,20 @@ impl Committer {
     }
 
     /// Upkeep once a group is answered: a checkpoint when the log is large;
-    /// otherwise, if sled wrote to its files meanwhile, those writes are
-    /// made durable now. sled reuses the space of pages it has rewritten
-    /// once it believes the rewrites stable, and its belief rests on
-    /// `sync_file_range`: syncing promptly after sled writes keeps an
-    /// overwrite of older pages from reaching the disk ahead of their new
-    /// copies, as the sync after every flush did before the log.
+    /// otherwise, if sled wrote to its files and the last sync of them is
+    /// [`SLED_SYNC_EVERY`] old, those writes are made durable now. sled
+    /// reuses the space of pages it has rewritten once it believes the
+    /// rewrites stable, and its belief rests on `sync_file_range`: syncing
+    /// soon after sled writes keeps an overwrite of older pages from
+    /// reaching the disk ahead of their new copies for long.
     fn after_group(&mut self) {
         if self.broken.is_some() {
             return;
         }
         if self.wal.len() >= wal::CHECKPOINT_BYTES {
             self.checkpoint_or_log();
-        } else if self.sled_wrote()
+        } else if self.synced_at.elapsed() >= SLED_SYNC_EVERY
+            && self.sled_wrote()
             && let Err(e) = self.sync()
         {
             tracing::error!(error = %e, "syncing sled's files failed; retried after the next group");
@@ -564,6 +575,7 @@ impl Committer {
         let modified = self.data_file.metadata().and_then(|m| m.modified()).ok();
         self.data_file.sync_data().map_err(io_err)?;
         self.synced_mtime = modified.map(|time| (time, age(time) >= MTIME_TICK));
+        self.synced_at = std::time::Instant::now();
         self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         let entries = match std::fs::read_dir(&self.blobs) {
             Ok(entries) => entries,
