@@ -458,6 +458,9 @@ function scheduleEvent(kind) {
 
 function schedulesPage() {
   let shown = null;
+  // the rows are rebuilt only when a schedule changed: rebuilding them on
+  // every refresh could swallow a click on one of their buttons
+  let drawn = null;
   const result = (text, ok) => {
     $("action-result").textContent = text;
     $("action-result").className = ok ? "ok" : "err";
@@ -475,6 +478,9 @@ function schedulesPage() {
 
   const load = async () => {
     const list = await api("/api/schedules");
+    const key = JSON.stringify(list);
+    if (key === drawn) return;
+    drawn = key;
     const body = $("schedules").querySelector("tbody");
     body.replaceChildren(...list.map((s) => {
       const pause = s.paused
