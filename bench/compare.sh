@@ -111,8 +111,9 @@ for p in peers:
 print()
 print("durable vs its own limits:")
 for l in ours.get("limit", []):
-    print("  %4d in flight: runtime %.0f transitions/s = %.1f%% of raw sled at the same group size (target ≥ 50%%: %s)"
-          % (l["in_flight"], l["runtime_transitions_per_s"], l["runtime_pct_of_raw"], "met" if l["runtime_pct_of_raw"] >= 50 else "MISSED"))
+    same = l["runtime_pct_of_same_keys"]
+    print("  %4d in flight: runtime %.0f transitions/s = %.1f%% of raw sled replaying the run's own commits (target ≥ 50%%: %s), %.1f%% of raw sled appending synthetic keys"
+          % (l["in_flight"], l["runtime_transitions_per_s"], same, "met" if same >= 50 else "MISSED", l["runtime_pct_of_raw"]))
 over = lat["per_step_overhead_ms"]
 print("  per-step overhead alone: %.3f ms above the raw fsync (%.3f ms) (target ≤ 0.2 ms: %s)"
       % (over, lat["raw_fsync_p50_ms"], "met" if over <= 0.2 else "MISSED"))
