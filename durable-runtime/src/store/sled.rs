@@ -446,7 +446,8 @@ impl Committer {
             return ((0..n).map(|_| Err(e.clone())).collect(), Err(e.clone()));
         }
         let mut checks = Vec::with_capacity(n);
-        let mut batch = sled::Batch::default();
+        // the group's writes in order; applied one by one (see `apply`)
+        let mut batch: Vec<(sled::IVec, Option<sled::IVec>)> = Vec::new();
         self.record.clear();
         // keys some request of the group makes a condition on: only these need
         // the group's own earlier writes kept for the check
@@ -525,10 +526,7 @@ impl Committer {
                     if conditioned.contains(key.as_ref()) {
                         overlay.insert(key.clone(), value.clone());
                     }
-                    match value {
-                        Some(value) => batch.insert(key, value),
-                        None => batch.remove(key),
-                    }
+                    batch.push((key, value));
                 }
             }
             checks.push(ok);
@@ -551,10 +549,33 @@ impl Committer {
         (checks, result)
     }
 
-    fn apply(&mut self, batch: sled::Batch, index: u64) -> Result<(), StoreError> {
+    /// Applies the group to sled's tree key by key, not as a sled batch:
+    /// sled writes its log buffer out (and `sync_file_range`s it) twice for
+    /// every batch, on its I/O threads, while single writes stay in memory
+    /// until a buffer fills. The group's atomicity comes from the log: a
+    /// crash leaves sled with any part of the groups since the last
+    /// checkpoint, and opening replays every one of them in order.
+    fn apply(
+        &mut self,
+        batch: Vec<(sled::IVec, Option<sled::IVec>)>,
+        index: u64,
+    ) -> Result<(), StoreError> {
         let empty = self.record.is_empty();
         self.record.seal()?;
-        self.db.apply_batch(batch).map_err(io_err)?;
+        for (key, value) in batch {
+            let applied = match value {
+                Some(value) => self.db.insert(key, value),
+                None => self.db.remove(key),
+            };
+            if let Err(e) = applied {
+                // part of the group is in sled's memory and none in the log:
+                // later groups must not build on it
+                let e = io_err(e);
+                self.broken = Some(e.clone());
+                tracing::error!(error = %e, "sled failed mid-group; the store takes no more commits until it is opened again");
+                return Err(e);
+            }
+        }
         self.call_hook(CommitPoint::Applied(index));
         if !empty {
             if let Err(e) = self.wal.append(self.record.bytes()) {
