@@ -10,7 +10,7 @@
 //! under `blobs/`) empty the log every few MiB and on close; opening
 //! replays what the log holds.
 //!
-//! Readers see only durable data: while a group is between `apply_batch`
+//! Readers see only durable data: while a group is between its first write
 //! and the log's fsync, [`Store::get`] answers the keys it writes with their
 //! previous values, so nobody observes a state a power cut could still undo.
 

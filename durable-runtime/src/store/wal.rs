@@ -10,12 +10,11 @@
 //! log from time to time and on close; opening replays what the log holds
 //! on top of whatever sled recovered.
 //!
-//! Replay is correct from any state sled recovered to: every record holds
-//! whole values (sets and removes, no read-modify-write), sled's state is
-//! the checkpoint's plus a prefix of the records since (sled applies a batch
-//! atomically and recovers a prefix of its log), and applying all the
-//! records since the checkpoint in order over such a state gives the state
-//! after the last one.
+//! Replay is correct from any state sled recovered to, as long as sled kept
+//! the checkpoint's values of the keys no later record writes: every record
+//! holds whole values (sets and removes, no read-modify-write), so applying
+//! all the records since the checkpoint in order leaves each key they write
+//! at its last value, whatever part of them sled held before.
 //!
 //! Layout: records back to back, each `len: u32 LE | crc32(payload): u32 LE
 //! | payload`; the payload is the group's writes in order, each `op: u8`
