@@ -40,9 +40,9 @@ const IDLE_CHECKPOINT: std::time::Duration = std::time::Duration::from_secs(1);
 /// modification time younger than this may hide a later write.
 const MTIME_TICK: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// sled writes a little to its data file with every batch (its batch
-/// marker) and more when a log buffer fills; after a group, what it wrote is
-/// synced at most this often.
+/// sled writes its data file in the background (a log buffer that filled,
+/// its flusher every 500 ms); after a group, what it wrote is synced at
+/// most this often.
 const SLED_SYNC_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// How long ago `time` was (zero if it is in the future).
