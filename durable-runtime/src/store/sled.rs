@@ -3,9 +3,9 @@
 //! sled 0.34's `flush()` hands the write to sled's I/O threads and ends in
 //! `sync_file_range`, which does not make data durable across power loss
 //! (sled issue #1452). This store therefore makes a group of commits durable
-//! itself: the group is applied to sled's tree, appended to a write-ahead log
-//! of its own (`durable.wal`, layout in `docs/storage-format.md`) and
-//! `fdatasync`'d, before any commit of it is acknowledged. Checkpoints (sled
+//! itself: the group is appended to a write-ahead log of its own
+//! (`durable.wal`, layout in `docs/storage-format.md`) and `fdatasync`'d,
+//! then applied to sled's tree, before any commit of it is acknowledged. Checkpoints (sled
 //! `flush`, `fdatasync` of sled's data file and `fsync` of every new file
 //! under `blobs/`) empty the log every few MiB and on close; opening
 //! replays what the log holds.
@@ -78,8 +78,8 @@ pub struct StoreStats {
 pub enum CommitPoint {
     /// Group `index` (from 0) is about to be written; nothing of it is on disk.
     BeforeWrite(u64),
-    /// Group `index` is in sled's tree but not yet fsync'd: readers must
-    /// not see it yet.
+    /// Group `index` is written to the log but not yet fsync'd (nor in
+    /// sled's tree): readers must not see it yet.
     Applied(u64),
     /// Group `index` is durable and not yet acknowledged.
     AfterSync(u64),
@@ -281,9 +281,8 @@ struct Committer {
     wal: Wal,
     /// The group being assembled, as a log record.
     record: wal::Record,
-    /// Set when appending to the log failed: the log may end in a torn
-    /// record, after which nothing appended could be read back, so every
-    /// later group fails until the store is opened again.
+    /// Set by [`Committer::break_off`]: every later group fails until the
+    /// store is opened again.
     broken: Option<StoreError>,
     /// sled's data file's modification time when it was last synced, and
     /// whether it was older than a clock tick then (no write can hide
@@ -562,31 +561,42 @@ impl Committer {
     ) -> Result<(), StoreError> {
         let empty = self.record.is_empty();
         self.record.seal()?;
+        // the log first, and durable: sled may write any key it holds to its
+        // files at any moment, so every group sled holds a part of must be
+        // one the log replays whole
+        if !empty && let Err(e) = self.wal.append(self.record.bytes()) {
+            return Err(self.break_off(e, "appending to the write-ahead log failed"));
+        }
+        self.call_hook(CommitPoint::Applied(index));
+        if !empty {
+            if let Err(e) = self.wal.sync() {
+                return Err(self.break_off(e, "syncing the write-ahead log failed"));
+            }
+            self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+            self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
         for (key, value) in batch {
             let applied = match value {
                 Some(value) => self.db.insert(key, value),
                 None => self.db.remove(key),
             };
             if let Err(e) = applied {
-                // part of the group is in sled's memory and none in the log:
-                // later groups must not build on it
-                let e = io_err(e);
-                self.broken = Some(e.clone());
-                tracing::error!(error = %e, "sled failed mid-group; the store takes no more commits until it is opened again");
-                return Err(e);
+                // durable in the log, partly in sled's memory: later groups
+                // must not build on it; opening again replays it
+                return Err(self.break_off(io_err(e), "sled failed mid-group"));
             }
-        }
-        self.call_hook(CommitPoint::Applied(index));
-        if !empty {
-            if let Err(e) = self.wal.append(self.record.bytes()) {
-                self.broken = Some(e.clone());
-                tracing::error!(error = %e, "appending to the write-ahead log failed; the store takes no more commits until it is opened again");
-                return Err(e);
-            }
-            self.counters.flushes.fetch_add(1, Ordering::Relaxed);
-            self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Refuses every later group: after a failed append the log may end in
+    /// a torn record (nothing appended after it could be read back), after
+    /// a failed sync or apply sled's memory and the log may disagree.
+    /// Opening the store again recovers from the log.
+    fn break_off(&mut self, e: StoreError, what: &str) -> StoreError {
+        tracing::error!(error = %e, "{what}; the store takes no more commits until it is opened again");
+        self.broken = Some(e.clone());
+        e
     }
 
     /// Makes what sled's `flush` wrote durable: fdatasync of the data file,

@@ -4,9 +4,9 @@
 //! write to sled's I/O thread pool, waits for it on a condition variable and
 //! ends in `sync_file_range` (not durable: sled issue #1452), so a group
 //! paid sled's flush and then our `fdatasync` of sled's file. Now a group is
-//! applied to sled's tree in memory and made durable by appending its writes
-//! to this log and `fdatasync`ing it, on the commit thread: one write and one
-//! sync. A checkpoint (sled `flush` + `fdatasync` of its files) empties the
+//! made durable by appending its writes to this log and `fdatasync`ing it,
+//! on the commit thread (one write and one sync), and only then applied to
+//! sled's tree in memory. A checkpoint (sled `flush` + `fdatasync` of its files) empties the
 //! log from time to time and on close; opening replays what the log holds
 //! on top of whatever sled recovered.
 //!
@@ -214,10 +214,15 @@ impl Wal {
         Ok((Wal { file, len }, contents))
     }
 
-    /// Appends a sealed record and makes it durable (`fdatasync`).
+    /// Appends a sealed record; [`sync`](Wal::sync) makes it durable.
     pub(crate) fn append(&mut self, record: &[u8]) -> Result<(), StoreError> {
         self.file.write_all(record).map_err(io_err)?;
         self.len += record.len() as u64;
+        Ok(())
+    }
+
+    /// Makes what was appended durable (`fdatasync`).
+    pub(crate) fn sync(&mut self) -> Result<(), StoreError> {
         self.file.sync_data().map_err(io_err)
     }
 
@@ -306,6 +311,7 @@ mod tests {
         assert_eq!(c, Contents::default());
         wal.append(&record(&[(b"a", Some(b"1"))])).unwrap();
         wal.append(&record(&[(b"a", None)])).unwrap();
+        wal.sync().unwrap();
         drop(wal);
         let (mut wal, c) = Wal::open(dir.path()).unwrap();
         assert_eq!(c.records.len(), 2);
