@@ -126,6 +126,8 @@ try {
   await page.waitForURL(/\/ui\/instance\?id=payment-1/);
   await waitUntil("the page loads",
     async () => (await page.getAttribute("#i-status", "data-phase")) === "failed");
+  await waitUntil("the timeline shows the attempts",
+    async () => (await page.$$(".timeline .row.attempt")).length > 0);
   const bars = await page.$$eval(".timeline .row.attempt", (rs) => rs.map((r) => ({
     failed: r.classList.contains("failed"),
     hasBar: !!r.querySelector(".bar"),
@@ -141,7 +143,8 @@ try {
     assert.match(bar.error, /card declined: insufficient funds for 420/);
   }
   assert.equal(await page.textContent("#input"), "420");
-  assert.match(await page.textContent("#state"), /^null/);
+  await waitUntil("the state shows the instance ended",
+    async () => /^null/.test(await page.textContent("#state")));
   assert.ok(await page.isDisabled("#cancel"), "an ended instance cannot be cancelled");
   await shot(page, "attempts-instance.png");
 

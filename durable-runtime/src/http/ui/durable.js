@@ -384,6 +384,9 @@ function instancePage() {
         : "(not recorded for this run)";
       inputShown = true;
     }
+    // drawn with the status, before the next request: a reader never sees
+    // a new status beside an old timeline
+    renderTimeline(events, terminal ? null : Date.now());
     try {
       const s = await api(path + "/state");
       $("state").textContent = s.state === null
@@ -392,7 +395,6 @@ function instancePage() {
     } catch (e) {
       $("state").textContent = "cannot show the state: " + e.message;
     }
-    renderTimeline(events, terminal ? null : Date.now());
   };
 
   const result = (text, ok) => {
