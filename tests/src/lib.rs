@@ -263,3 +263,15 @@ pub async fn held() -> Result<String, WorkflowError> {
     let _: () = signal("finish").await?;
     Ok("finished".to_owned())
 }
+
+/// Sends the engine's logs to stderr for a worker process the tests
+/// supervise, at `default` level unless `RUST_LOG` says otherwise.
+pub fn log_to_stderr(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -16,13 +16,7 @@ use durable_tests::{EFFECTS, EffectsLog, order, process_order};
 #[tokio::main]
 async fn main() {
     // RUST_LOG=durable_runtime=info shows joins and takeovers
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    durable_tests::log_to_stderr("warn");
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 7 {
         eprintln!("usage: cluster-worker URL DIR NAME INDEX ORDERS STARTS");

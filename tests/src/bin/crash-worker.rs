@@ -36,13 +36,7 @@ fn done() {
 #[tokio::main]
 async fn main() {
     // errors the engine logs show in the supervisor's output
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    durable_tests::log_to_stderr("error");
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
         eprintln!("usage: crash-worker DIR ORDERS INCARNATION [before|applied|after K]");
