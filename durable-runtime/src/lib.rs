@@ -5,7 +5,8 @@
 //! `#[activity]`. The workflow macro compiles the function into a
 //! serializable state enum, one variant per `.await`, holding the locals
 //! that live across it. The [`Runtime`] checkpoints every transition to
-//! sled on local disk (fsync'd, group-committed) before the step it
+//! an embedded store on local disk (redb under a write-ahead log; fsync'd,
+//! group-committed) or PostgreSQL before the step it
 //! schedules starts; after a crash it loads the enum and steps on. Nothing
 //! is replayed, so there are no determinism rules to follow.
 //!

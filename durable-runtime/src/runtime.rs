@@ -12,7 +12,8 @@ use crate::command::{Executor, Request};
 use crate::engine::{Engine, InstanceRecord, Status, WorkflowEntry, guarded, now_ms};
 use crate::error::{OpenError, ResultError, ResumeError, SignalError, StartError};
 use crate::phase::Phase;
-use crate::store::sled::SledStore;
+use crate::store::fs::RealFs;
+use crate::store::kind::{self, Kind};
 use crate::store::{Store, StoreError};
 use crate::workflow::{Op, Outcome, Workflow, WorkflowCall};
 
@@ -177,34 +178,74 @@ impl Builder {
         self
     }
 
-    /// Bounds sled's page cache to `bytes` for stores opened by
-    /// [`Builder::open`] (and `sled:` URLs); other stores ignore it. Default:
-    /// sled's own, 1 GiB. sled keeps every page it reads or writes cached up
-    /// to this size, so a large store grows the process by up to that much:
-    /// a smaller cache caps the RSS, and costs disk reads (and CPU to
-    /// rebuild pages) when instances are loaded again, so firing or resuming
-    /// many instances at once gets slower. `docs/performance.md` has figures.
-    pub fn sled_cache_capacity(mut self, bytes: u64) -> Self {
+    /// Bounds the embedded store's page cache to `bytes` for stores opened
+    /// by [`Builder::open`] (and `redb:`/`sled:` URLs); PostgreSQL ignores
+    /// it. Default: 256 MiB for redb, sled's own 1 GiB for sled. The cache
+    /// keeps pages read or written up to this size, so a large store grows
+    /// the process by up to that much: a smaller cache caps the RSS, and
+    /// costs disk reads when instances are loaded again, so firing or
+    /// resuming many instances at once gets slower. `docs/performance.md`
+    /// has figures.
+    pub fn cache_capacity(mut self, bytes: u64) -> Self {
         self.sled_cache = Some(bytes);
         self
     }
 
-    /// Opens the sled store in `dir` (created if missing) and resumes every
-    /// unfinished instance in it (sleepers when their timers fire, see
-    /// [`Runtime::resumed_on_open`]).
+    /// Opens the embedded store in `dir` (created if missing) and resumes
+    /// every unfinished instance in it (sleepers when their timers fire,
+    /// see [`Runtime::resumed_on_open`]). A new directory gets the default
+    /// store, redb ([`RedbStore`](crate::store::redb::RedbStore)); a
+    /// directory is opened with the kind it holds (a sled directory needs
+    /// the `sled` feature).
     ///
     /// # Errors
     /// [`StoreError::Locked`] (in [`OpenError::Store`]) if another process
     /// has `dir` open; [`OpenError::DuplicateVersion`] for two shapes
     /// registered as one version (checked before the store is touched).
     pub async fn open(self, dir: impl AsRef<Path>) -> Result<Runtime, OpenError> {
+        self.open_dir(dir.as_ref(), None).await
+    }
+
+    async fn open_dir(self, dir: &Path, kind: Option<Kind>) -> Result<Runtime, OpenError> {
         self.check_registry()?;
-        let dir = dir.as_ref().to_path_buf();
+        let dir = dir.to_path_buf();
         let cache = self.sled_cache;
-        let store = tokio::task::spawn_blocking(move || SledStore::open_with_cache(dir, cache))
-            .await
-            .map_err(|e| StoreError::Io(e.to_string()))??;
-        self.open_store(store).await
+        let joined = |e: tokio::task::JoinError| {
+            StoreError::Backend(format!("the task opening the store failed: {e}"))
+        };
+        let detected = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || kind::detect(&RealFs, &dir))
+                .await
+                .map_err(joined)??
+        };
+        match kind.or(detected).unwrap_or(Kind::Redb) {
+            Kind::Redb => {
+                let store = tokio::task::spawn_blocking(move || {
+                    crate::store::redb::RedbStore::open_with_cache(dir, cache)
+                })
+                .await
+                .map_err(joined)??;
+                self.open_store(store).await
+            }
+            #[cfg(feature = "sled")]
+            Kind::Sled => {
+                let store = tokio::task::spawn_blocking(move || {
+                    crate::store::sled::SledStore::open_with_cache(dir, cache)
+                })
+                .await
+                .map_err(joined)??;
+                self.open_store(store).await
+            }
+            #[cfg(not(feature = "sled"))]
+            Kind::Sled => Err(StoreError::BadUrl {
+                url: format!("sled:{}", dir.display()),
+                reason: "this directory holds a sled store and this build has no `sled` feature: \
+                         enable durable-runtime's `sled` feature to open it"
+                    .into(),
+            }
+            .into()),
+        }
     }
 
     /// A copy for a scratch runtime (`check::check_snapshots`).
@@ -238,7 +279,9 @@ impl Builder {
     /// Opens the store that `url` names and resumes every unfinished
     /// instance in it: the backend is one line of configuration.
     ///
-    /// - `sled:DIR` (or `sled://DIR`): the sled store in directory `DIR`,
+    /// - `redb:DIR` (or `redb://DIR`): the default embedded store in
+    ///   directory `DIR`; `sled:DIR`: the sled store (feature `sled`);
+    ///   each refuses a directory that holds the other kind,
     ///   as [`open`](Self::open).
     /// - `postgres://user:password@host:port/db` (or `postgresql://`): a
     ///   PostgreSQL database (feature `postgres`), see
@@ -251,7 +294,7 @@ impl Builder {
     /// build without the `postgres` feature; otherwise those of the store.
     pub async fn open_url(self, url: &str) -> Result<Runtime, OpenError> {
         match Backend::of(url)? {
-            Backend::Sled(dir) => self.open(dir).await,
+            Backend::Dir(dir, kind) => self.open_dir(Path::new(dir), Some(kind)).await,
             Backend::Postgres => {
                 #[cfg(feature = "postgres")]
                 {
@@ -406,23 +449,27 @@ fn default_worker_name() -> String {
 
 /// The backend a store URL names.
 enum Backend<'a> {
-    Sled(&'a str),
+    Dir(&'a str, Kind),
     Postgres,
 }
 
 impl<'a> Backend<'a> {
     fn of(url: &'a str) -> Result<Backend<'a>, StoreError> {
-        if let Some(dir) = url
-            .strip_prefix("sled://")
-            .or_else(|| url.strip_prefix("sled:"))
-        {
+        for kind in [Kind::Redb, Kind::Sled] {
+            let name = kind.name();
+            let Some(dir) = url
+                .strip_prefix(&format!("{name}://"))
+                .or_else(|| url.strip_prefix(&format!("{name}:")))
+            else {
+                continue;
+            };
             if dir.is_empty() {
                 return Err(StoreError::BadUrl {
                     url: url.to_owned(),
-                    reason: "no directory: write sled:/var/lib/my-service/durable".into(),
+                    reason: format!("no directory: write {name}:/var/lib/my-service/durable"),
                 });
             }
-            return Ok(Backend::Sled(dir));
+            return Ok(Backend::Dir(dir, kind));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(Backend::Postgres);
@@ -435,7 +482,7 @@ impl<'a> Backend<'a> {
                 format!("{scheme}:...")
             },
             reason: format!(
-                "unknown scheme {scheme}: use sled:DIR or postgres://user@host:port/db"
+                "unknown scheme {scheme}: use redb:DIR, sled:DIR or postgres://user@host:port/db"
             ),
         })
     }

@@ -310,7 +310,7 @@ impl Engine {
         };
         let token = format!("{}#{incarnation}.{:016x}", m.name, rand::random::<u64>());
         let record = m.lease_record(incarnation, token.clone(), wall_ms());
-        let bytes = codec::encode(&record).map_err(|e| StoreError::Io(e.to_string()))?;
+        let bytes = codec::encode(&record).map_err(|e| StoreError::Codec(e.to_string()))?;
         let mut batch = solo();
         batch.expect(key.clone(), previous).put(key, bytes.clone());
         let sent = Instant::now();
@@ -693,13 +693,13 @@ impl Engine {
         let key = keys::lease(&m.name);
         let old = m.lease_bytes.lock().expect("lease lock poisoned").clone();
         let current: LeaseRecord =
-            codec::decode(&old).map_err(|e| StoreError::Io(e.to_string()))?;
+            codec::decode(&old).map_err(|e| StoreError::Codec(e.to_string()))?;
         let record = m.lease_record(
             current.incarnation,
             current.token.clone(),
             current.started_ms,
         );
-        let bytes = codec::encode(&record).map_err(|e| StoreError::Io(e.to_string()))?;
+        let bytes = codec::encode(&record).map_err(|e| StoreError::Codec(e.to_string()))?;
         let mut batch = solo();
         batch
             .expect(key.clone(), Some(old))

@@ -237,8 +237,8 @@ impl Engine {
                 },
                 other => Some(format!("not an activity: {other:?}")),
             };
-            let encoded =
-                codec::encode(&outcome).map_err(|e| Halt::Store(StoreError::Io(e.to_string())))?;
+            let encoded = codec::encode(&outcome)
+                .map_err(|e| Halt::Store(StoreError::Codec(e.to_string())))?;
             record.partial[i] = Some(encoded);
             record.updated_ms = now_ms();
             self.save(id, record).await.map_err(Halt::Store)?;
@@ -248,7 +248,7 @@ impl Engine {
             .iter()
             .map(|p| p.clone().unwrap_or_default())
             .collect();
-        codec::seq(&parts).map_err(|e| Halt::Store(StoreError::Io(e.to_string())))
+        codec::seq(&parts).map_err(|e| Halt::Store(StoreError::Codec(e.to_string())))
     }
 
     /// A child workflow: created on first execution, then awaited; its end

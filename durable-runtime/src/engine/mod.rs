@@ -510,7 +510,7 @@ impl Engine {
             [one] => (keys::history(id, first), codec::encode(one)),
             many => (keys::history_batch(id, first), codec::encode(many)),
         };
-        let bytes = bytes.map_err(|e| StoreError::Io(e.to_string()))?;
+        let bytes = bytes.map_err(|e| StoreError::Codec(e.to_string()))?;
         batch.put_new(key, bytes);
         Ok(())
     }
@@ -527,7 +527,7 @@ impl Engine {
         self.drop_taken_results(id, &mut batch);
         self.history(id, record, &mut batch)?;
         record.reindex(id, &mut batch);
-        let bytes = codec::encode(&*record).map_err(|e| StoreError::Io(e.to_string()))?;
+        let bytes = codec::encode(&*record).map_err(|e| StoreError::Codec(e.to_string()))?;
         batch.put(keys::instance(id), bytes);
         self.store.commit(batch).await?;
         if record.status.is_terminal()
@@ -564,7 +564,7 @@ impl Engine {
     ) -> Result<bool, StoreError> {
         self.history(id, record, batch)?;
         record.reindex(id, batch);
-        let bytes = codec::encode(&*record).map_err(|e| StoreError::Io(e.to_string()))?;
+        let bytes = codec::encode(&*record).map_err(|e| StoreError::Codec(e.to_string()))?;
         let key = keys::instance(id);
         batch.expect(key.clone(), None).put(key, bytes);
         if !record.status.is_terminal() {
@@ -1076,7 +1076,7 @@ impl Engine {
     /// A command that completes without running anything: its output and
     /// the wake-source key it uses up, or `None` if not ready.
     fn ready(&self, id: &str, request: &Request) -> Result<Option<Ready>, Halt> {
-        let io = |e: CodecError| Halt::Store(StoreError::Io(e.to_string()));
+        let io = |e: CodecError| Halt::Store(StoreError::Codec(e.to_string()));
         Ok(match request {
             Request::Now => Some((codec::encode(&self.clock.now()).map_err(io)?, None)),
             Request::RandomU64 => Some((codec::encode(&rand::random::<u64>()).map_err(io)?, None)),

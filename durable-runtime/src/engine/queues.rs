@@ -134,7 +134,7 @@ impl Engine {
             batch
                 .put(
                     task_key,
-                    codec::encode(&task).map_err(|e| StoreError::Io(e.to_string()))?,
+                    codec::encode(&task).map_err(|e| StoreError::Codec(e.to_string()))?,
                 )
                 .notify(format!("q{queue}"));
             self.store.commit(batch).await?;
@@ -235,7 +235,7 @@ impl Engine {
                     continue;
                 };
                 task.claimed = Some(m.token());
-                let claimed = codec::encode(&task).map_err(|e| StoreError::Io(e.to_string()))?;
+                let claimed = codec::encode(&task).map_err(|e| StoreError::Codec(e.to_string()))?;
                 // beside the group: a lock another worker holds delays only this
                 let mut batch = Batch {
                     solo: true,

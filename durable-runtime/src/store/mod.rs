@@ -1,17 +1,27 @@
-//! Where checkpoints live: the [`Store`] trait, its sled implementation and
-//! (feature `postgres`) its PostgreSQL one.
+//! Where checkpoints live: the [`Store`] trait, its embedded implementations
+//! (redb, the default; sled, feature `sled`) and (feature `postgres`) its
+//! PostgreSQL one.
 //!
 //! The engine speaks to storage through one narrow seam: read a key, scan a
 //! prefix, and commit a [`Batch`] of writes atomically *and durably* (the
 //! future resolves only after the bytes reached the disk). Concurrent commits
 //! share one flush (group commit). Key layout is described in `docs/storage-format.md`.
 
+mod commit;
+#[cfg(feature = "testing")]
+pub mod faults;
+pub mod fs;
 pub(crate) mod keys;
+pub(crate) mod kind;
 pub mod mem;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod redb;
+#[cfg(feature = "sled")]
 pub mod sled;
 mod wal;
+
+pub use commit::{CommitPoint, StoreStats, Unsafe};
 
 use std::path::PathBuf;
 
@@ -103,7 +113,7 @@ pub(crate) fn printable(key: &[u8]) -> String {
 
 /// Durable, ordered key-value storage with atomic batches.
 ///
-/// sled ([`SledStore`](self::sled::SledStore)) is the embedded default. A
+/// redb ([`RedbStore`](self::redb::RedbStore)) is the embedded default. A
 /// store shared by several processes (PostgreSQL) adds instance ownership on
 /// top of this seam; a single-process store owns every instance.
 pub trait Store: Send + Sync + 'static {
@@ -112,7 +122,7 @@ pub trait Store: Send + Sync + 'static {
     /// Reads one key.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Commit-path counters, if the store keeps them (for `/metrics`).
-    fn stats(&self) -> Option<self::sled::StoreStats> {
+    fn stats(&self) -> Option<StoreStats> {
         None
     }
     /// Appends the store's own metrics (Prometheus text) to `out`.
@@ -184,8 +194,64 @@ pub enum StoreError {
         supported: i32,
     },
     /// An I/O error (disk full, permissions, ...). Nothing was acknowledged.
-    #[error("[DURABLE-IO] store I/O failed: {0}")]
-    Io(String),
+    #[error("[DURABLE-IO] store I/O failed: {context}: {source}")]
+    Io {
+        /// What the store was doing, and on which file.
+        context: String,
+        /// The operating system's error.
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
+    },
+    /// The storage engine (sled, redb, the PostgreSQL server) reported an
+    /// error that is not an operating-system one.
+    #[error("[DURABLE-BACKEND] the storage engine failed: {0}")]
+    Backend(String),
+    /// A value could not be encoded or decoded; nothing was written.
+    #[error("[DURABLE-CODEC] {0}")]
+    Codec(String),
+    /// An earlier write or sync failed, so the store takes no more commits:
+    /// what that failure left on disk is unknown until the store is opened
+    /// again, which recovers from what is durable. Nothing was written.
+    #[error(
+        "[DURABLE-FAILED] the store takes no more commits after an earlier failure ({cause}); nothing was written; open the store again to recover from what is durable"
+    )]
+    Failed {
+        /// The failure that stopped the store.
+        cause: String,
+    },
+    /// A value or a group of writes over a size the store can hold.
+    #[error("[DURABLE-TOO-LARGE] {what} is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A store file is damaged where valid data follows: refused rather than
+    /// truncated, so nothing acknowledged is dropped silently.
+    #[error("[DURABLE-CORRUPT] {path} is damaged at offset {offset}: {reason}")]
+    CorruptFile {
+        /// The file.
+        path: PathBuf,
+        /// Where the damage starts.
+        offset: u64,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+    /// The directory holds a store of another kind than the one asked for.
+    #[error(
+        "[DURABLE-STORE-KIND] {path} holds a {found} store, not a {expected} one; open it as {found} (URL `{found}:DIR`) or use another directory"
+    )]
+    WrongKind {
+        /// The store's directory.
+        path: PathBuf,
+        /// The kind the directory holds.
+        found: String,
+        /// The kind asked for.
+        expected: String,
+    },
     /// A record could not be read.
     #[error("[DURABLE-CORRUPT] corrupt record {key}: {reason}")]
     Corrupt {
@@ -205,6 +271,25 @@ pub enum StoreError {
     /// The store was shut down.
     #[error("[DURABLE-CLOSED] the store is closed")]
     Closed,
+}
+
+impl StoreError {
+    /// An I/O error while doing `context`.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            context: context.into(),
+            source: std::sync::Arc::new(source),
+        }
+    }
+
+    /// The operating system's error code behind this error, if any (`EIO`,
+    /// `ENOSPC`, ...).
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            StoreError::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
 }
 
 /// A batch on its way to a store's commit loop, and where to report once

@@ -48,8 +48,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 
-use super::sled::{CommitPoint, StoreStats};
-use super::{Batch, CommitRequest as Request, KeyValue, Notice, Store, StoreError};
+use super::{
+    Batch, CommitPoint, CommitRequest as Request, KeyValue, Notice, Store, StoreError, StoreStats,
+};
 use crate::activity::BoxFuture;
 
 /// Commits taken into one transaction at most.
@@ -155,13 +156,15 @@ impl std::fmt::Debug for PgStore {
 }
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Io(format!("postgres: {e}"))
+    StoreError::Backend(format!("postgres: {e}"))
 }
 
 /// The full text of a driver error (its `Display` omits the server's message).
 fn pg_err(e: &tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
-        Some(db) => StoreError::Io(format!("postgres: {}: {}", db.code().code(), db.message())),
+        Some(db) => {
+            StoreError::Backend(format!("postgres: {}: {}", db.code().code(), db.message()))
+        }
         None => db_err(e),
     }
 }

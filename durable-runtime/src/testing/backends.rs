@@ -22,12 +22,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::store::Store;
+use crate::store::redb::RedbStore;
+#[cfg(feature = "sled")]
 use crate::store::sled::SledStore;
 
 /// A storage backend the shared suites run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// The embedded sled store, in a temporary directory.
+    /// The default embedded store (redb), in a temporary directory.
+    Redb,
+    /// The embedded sled store (feature `sled`), in a temporary directory.
     Sled,
     /// PostgreSQL, a new database on this process's test cluster.
     Postgres,
@@ -41,10 +45,15 @@ impl Backend {
     /// the module docs).
     pub fn store(self) -> TestStore {
         match self {
-            Backend::Sled => {
-                let dir = TempDir::new("durable-sled");
+            Backend::Redb | Backend::Sled => {
+                let name = if self == Backend::Redb {
+                    "redb"
+                } else {
+                    "sled"
+                };
+                let dir = TempDir::new(&format!("durable-{name}"));
                 TestStore {
-                    url: format!("sled:{}", dir.path.display()),
+                    url: format!("{name}:{}", dir.path.display()),
                     backend: self,
                     _dir: Some(dir),
                 }
@@ -74,7 +83,7 @@ pub struct TestStore {
 }
 
 impl TestStore {
-    /// `sled:DIR` or `postgres://...`.
+    /// `redb:DIR`, `sled:DIR` or `postgres://...`.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -86,6 +95,14 @@ impl TestStore {
     /// If the store does not open: this is test set-up.
     pub async fn open(&self) -> Arc<dyn Store> {
         match self.backend {
+            Backend::Redb => {
+                let dir = self.url.trim_start_matches("redb:").to_owned();
+                let store = tokio::task::spawn_blocking(move || RedbStore::open(dir))
+                    .await
+                    .expect("redb open task");
+                Arc::new(store.expect("open the redb test store"))
+            }
+            #[cfg(feature = "sled")]
             Backend::Sled => {
                 let dir = self.url.trim_start_matches("sled:").to_owned();
                 let store = tokio::task::spawn_blocking(move || SledStore::open(dir))
@@ -93,6 +110,8 @@ impl TestStore {
                     .expect("sled open task");
                 Arc::new(store.expect("open the sled test store"))
             }
+            #[cfg(not(feature = "sled"))]
+            Backend::Sled => panic!("the sled test store needs the `sled` feature"),
             #[cfg(feature = "postgres")]
             Backend::Postgres => Arc::new(
                 crate::store::postgres::PgStore::connect(&self.url)
@@ -114,9 +133,21 @@ impl TestStore {
     /// If the store does not open: this is test set-up.
     pub async fn open_with_commit_hook(
         &self,
-        hook: impl Fn(crate::store::sled::CommitPoint) + Send + Sync + 'static,
+        hook: impl Fn(crate::store::CommitPoint) + Send + Sync + 'static,
     ) -> Arc<dyn Store> {
         match self.backend {
+            Backend::Redb => {
+                let dir = self.url.trim_start_matches("redb:").to_owned();
+                let store = tokio::task::spawn_blocking(move || RedbStore::open(dir))
+                    .await
+                    .expect("redb open task")
+                    .expect("open the redb test store");
+                store.set_commit_hook(hook);
+                Arc::new(store)
+            }
+            #[cfg(not(feature = "sled"))]
+            Backend::Sled => panic!("the sled test store needs the `sled` feature"),
+            #[cfg(feature = "sled")]
             Backend::Sled => {
                 let dir = self.url.trim_start_matches("sled:").to_owned();
                 let store = tokio::task::spawn_blocking(move || SledStore::open(dir))
