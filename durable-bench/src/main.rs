@@ -44,7 +44,72 @@ use durable_runtime::ListFilter;
 use durable_runtime::activity::BoxFuture;
 use durable_runtime::clock::TestClock;
 use durable_runtime::prelude::*;
-use durable_runtime::store::sled::{SledStore, StoreStats};
+use durable_runtime::store::StoreStats;
+use durable_runtime::store::redb::RedbStore;
+use durable_runtime::store::sled::SledStore;
+
+/// The embedded store the runs measure (`--store redb|sled`; default redb).
+static STORE_KIND: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn store_kind() -> &'static str {
+    STORE_KIND.get().map_or("redb", String::as_str)
+}
+
+/// An embedded store of the kind under measurement.
+#[derive(Clone)]
+enum Embedded {
+    Redb(RedbStore),
+    Sled(SledStore),
+}
+
+impl Embedded {
+    fn open(dir: &std::path::Path) -> Embedded {
+        match store_kind() {
+            "sled" => Embedded::Sled(SledStore::open(dir).expect("open sled store")),
+            _ => Embedded::Redb(RedbStore::open(dir).expect("open redb store")),
+        }
+    }
+
+    fn stats(&self) -> StoreStats {
+        match self {
+            Embedded::Redb(s) => s.stats(),
+            Embedded::Sled(s) => s.stats(),
+        }
+    }
+
+    fn store(&self) -> &dyn Store {
+        match self {
+            Embedded::Redb(s) => s,
+            Embedded::Sled(s) => s,
+        }
+    }
+}
+
+impl Store for Embedded {
+    fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
+        self.store().commit(batch)
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store().get(key)
+    }
+    fn stats(&self) -> Option<StoreStats> {
+        Some(Embedded::stats(self))
+    }
+    fn render_metrics(&self, out: &mut String) {
+        self.store().render_metrics(out)
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.store().scan_prefix(prefix)
+    }
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.store().scan_from(prefix, from, limit)
+    }
+}
 use durable_runtime::store::{Batch, KeyValue, Store, StoreError};
 use serde::Serialize;
 
@@ -69,8 +134,10 @@ struct Args {
     json: Option<String>,
     only: Option<Vec<String>>,
     quick: bool,
-    /// Scenario 1 on this PostgreSQL database instead of sled.
+    /// Scenario 1 on this PostgreSQL database instead of the embedded store.
     postgres: Option<String>,
+    /// The embedded store: `redb` (the default) or `sled`.
+    store: String,
 }
 
 fn flag(args: &[String], name: &str) -> Option<String> {
@@ -113,6 +180,7 @@ fn parse_args(args: &[String]) -> Args {
         json: flag(args, "--json"),
         only: flag(args, "--only").map(|v| v.split(',').map(str::to_owned).collect()),
         postgres: flag(args, "--postgres"),
+        store: flag(args, "--store").unwrap_or_else(|| "redb".into()),
         quick,
     }
 }
@@ -171,7 +239,7 @@ type Recorded = Arc<std::sync::Mutex<Vec<Writes>>>;
 /// runtime's side: it counts against the runtime, never for it).
 #[derive(Clone)]
 struct Recorder {
-    inner: SledStore,
+    inner: Embedded,
     log: Recorded,
 }
 
@@ -204,8 +272,8 @@ impl Store for Recorder {
     }
 }
 
-async fn open_orders(dir: &std::path::Path) -> (Arc<Runtime>, SledStore) {
-    let store = SledStore::open(dir).expect("open store");
+async fn open_orders(dir: &std::path::Path) -> (Arc<Runtime>, Embedded) {
+    let store = Embedded::open(dir);
     let rt = Runtime::builder()
         .workflow::<process_order>()
         .open_store(store.clone())
@@ -249,7 +317,7 @@ async fn shutdown(rt: Arc<Runtime>) {
 
 /// The store scenario 1 measures: sled in a temp directory, or PostgreSQL.
 enum BenchStore {
-    Sled(SledStore),
+    Sled(Embedded),
     Postgres(durable_runtime::store::postgres::PgStore),
 }
 
@@ -267,7 +335,7 @@ async fn throughput(in_flight: usize, workflows: usize, postgres: Option<&str>) 
     let recorded: Recorded = Arc::default();
     let (rt, store) = match postgres {
         None => {
-            let store = SledStore::open(dir.path()).expect("open store");
+            let store = Embedded::open(dir.path());
             let recorder = Recorder {
                 inner: store.clone(),
                 log: recorded.clone(),
@@ -646,7 +714,7 @@ async fn sleepers_child(dir: &str, fire: usize, cache_mib: Option<u64>) {
         .workflow::<sleeper>()
         .clock(clock.clone());
     if let Some(mib) = cache_mib {
-        builder = builder.sled_cache_capacity(mib << 20);
+        builder = builder.cache_capacity(mib << 20);
     }
     let rt = builder.open(dir).await.expect("open");
     let open_seconds = opened.elapsed().as_secs_f64();
@@ -1159,11 +1227,13 @@ async fn main() {
     }
     if argv.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "durable-bench [--quick] [--json FILE] [--postgres URL] [--only throughput,latency,limit,recovery,sleepers,storage,compiler]\n  [--workflows N] [--in-flight 1,100,1000] [--latency N] [--recovery N] [--sleepers N] [--fire N] [--sleeper-cache-mib MIB] [--storage N] [--repeat R]\n  --sleepers-create DIR N FIRE | --sleepers-child DIR FIRE [CACHE_MIB]: keep a store of sleepers and time its opening"
+            "durable-bench [--quick] [--json FILE] [--store redb|sled] [--postgres URL] [--only throughput,latency,limit,recovery,sleepers,storage,compiler]\n  [--workflows N] [--in-flight 1,100,1000] [--latency N] [--recovery N] [--sleepers N] [--fire N] [--sleeper-cache-mib MIB] [--storage N] [--repeat R]\n  --sleepers-create DIR N FIRE | --sleepers-child DIR FIRE [CACHE_MIB]: keep a store of sleepers and time its opening"
         );
         return;
     }
     let args = parse_args(&argv);
+    let _ = STORE_KIND.set(args.store.clone());
+    println!("embedded store: {}", store_kind());
     let sz = args.sizes.clone();
     let wanted = |name: &str| {
         args.only

@@ -25,8 +25,8 @@
 //!           [--catchup 6h]
 //! ```
 //!
-//! With `--db` it opens the store without running anything: a sled
-//! directory, or a store URL (`postgres://...`, `sled:DIR`). A store is open
+//! With `--db` it opens the store without running anything: a store
+//! directory, or a store URL (`postgres://...`, `redb:DIR`, `sled:DIR`). A store is open
 //! in one process at a time, so a store a service has open is a clear error
 //! (exit code 4): use `--url` with that service's
 //! HTTP API (`durable_runtime::http`) instead, which gives the same output.
@@ -76,7 +76,7 @@ const EXIT_NO_STORE: u8 = 8;
 )]
 struct Cli {
     /// The store (the one the service opens), when no process has it open:
-    /// a sled directory, or a URL (`postgres://user@host:5432/db`, `sled:DIR`).
+    /// a store directory, or a URL (`postgres://user@host:5432/db`, `redb:DIR`, `sled:DIR`).
     #[arg(long, value_name = "DIR|URL")]
     db: Option<PathBuf>,
     /// The running service's HTTP API, such as http://127.0.0.1:7233 (for a live store).
@@ -232,7 +232,7 @@ impl Failure {
 
 /// Whether `--db` names a store by URL rather than by directory.
 fn is_store_url(db: &str) -> bool {
-    ["postgres://", "postgresql://", "sled:"]
+    ["postgres://", "postgresql://", "sled:", "redb:"]
         .iter()
         .any(|scheme| db.starts_with(scheme))
 }
@@ -318,19 +318,22 @@ impl Source {
             (_, Some(url)) => Ok(Source::Remote(remote::Client::new(url, cli.token.clone())?)),
             (Some(db), None) => {
                 let builder = Runtime::builder().resume_on_open(false);
-                // a store URL (postgres://..., sled:DIR) or a sled directory
+                // a store URL (postgres://..., redb:DIR, sled:DIR) or a store directory
                 let rt = match db.to_str().filter(|d| is_store_url(d)) {
                     Some(url) => builder.open_url(url).await?,
                     None => {
                         // opening would create a store: only `import` may (to fill a
                         // new one), not a command given a mistyped path
-                        let is_store = db.join("conf").is_file() && db.join("db").is_file();
+                        // a store's kind marker, or sled's own files (directories it
+                        // wrote before the marker existed)
+                        let is_store = db.join("durable.store").is_file()
+                            || (db.join("conf").is_file() && db.join("db").is_file());
                         let creates = matches!(cli.command, Command::Import { .. }) && !db.exists();
                         if !is_store && !creates {
                             return Err(Failure {
                                 code: EXIT_NO_STORE,
                                 message: format!(
-                                    "{} is not a durable store (no sled `conf` and `db` files there)",
+                                    "{} is not a durable store (no `durable.store` file there)",
                                     db.display()
                                 ),
                             });

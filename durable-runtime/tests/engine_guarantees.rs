@@ -1,9 +1,9 @@
 //! The runtime's guarantees and error paths.
 //!
-//! On the sled store; the suite is `suites/engine_guarantees.rs`, shared by every backend.
+//! On the default store (redb); the suite is `suites/engine_guarantees.rs`, shared by every backend.
 
 use durable_runtime::testing::backends::Backend;
 
-const BACKEND: Backend = Backend::Sled;
+const BACKEND: Backend = Backend::Redb;
 
 include!("suites/engine_guarantees.rs");

@@ -1,11 +1,11 @@
 //! Durable timers (with a test clock that skips time) and signals.
 //!
-//! On the sled store; the suite is `suites/engine_timers_signals.rs`, shared by every backend.
+//! On the default store (redb); the suite is `suites/engine_timers_signals.rs`, shared by every backend.
 
 mod common;
 
 use durable_runtime::testing::backends::Backend;
 
-const BACKEND: Backend = Backend::Sled;
+const BACKEND: Backend = Backend::Redb;
 
 include!("suites/engine_timers_signals.rs");

@@ -183,7 +183,7 @@ async fn a_worker_runs_at_most_its_limit_and_a_stopped_workers_tasks_run_elsewhe
 
 #[tokio::test]
 async fn on_sled_the_one_process_runs_a_queued_activity() {
-    let db = Backend::Sled.store();
+    let db = Backend::Redb.store();
     let rt = Runtime::builder()
         .workflow::<render_job>()
         .open_url(db.url())

@@ -326,7 +326,7 @@ async fn a_checkpoints_events_share_one_key_and_older_single_event_keys_still_re
     );
     rt.shutdown().await;
 
-    let store = durable_runtime::store::sled::SledStore::open(dir.path()).unwrap();
+    let store = durable_runtime::store::redb::RedbStore::open(dir.path()).unwrap();
     let mut prefix = b"hone".to_vec();
     prefix.push(0);
     let keys = store.scan_prefix(&prefix).unwrap();

@@ -1,4 +1,4 @@
-//! SIGKILL crash tests on the real sled store and on PostgreSQL.
+//! SIGKILL crash tests on the real default store (redb), on sled and on PostgreSQL.
 //!
 //! A worker process runs the order workflow on a fresh store and is
 //! killed with SIGKILL at each group-commit point in turn (just before a
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use durable_runtime::history::EventKind;
 use durable_runtime::store::StoreError;
-use durable_runtime::store::sled::SledStore;
+use durable_runtime::store::redb::RedbStore;
 use durable_runtime::testing::backends::{Backend, TestStore};
 use durable_runtime::{ResultError, Runtime, Workflow};
 use durable_tests::{
@@ -71,7 +71,7 @@ impl Site {
 /// transaction to kill the worker in.
 fn phases(backend: Backend) -> &'static [&'static str] {
     match backend {
-        Backend::Sled => &["before", "after"],
+        Backend::Redb | Backend::Sled => &["before", "after"],
         Backend::Postgres => &["before", "applied", "after"],
     }
 }
@@ -152,7 +152,7 @@ fn spawn(w: Workload, site: &Site, incarnation: u32, crash: Option<(&str, u64)>)
     )
 }
 
-/// A worker on the sled store in `dir` (workloads that need no other backend).
+/// A worker on the default store in `dir` (workloads that need no other backend).
 fn spawn_named(name: &str, dir: &Path, incarnation: u32, crash: Option<(&str, u64)>) -> Child {
     spawn_at(name, dir, None, incarnation, crash)
 }
@@ -377,7 +377,7 @@ fn kill_at_random_times(w: Workload, rt: &tokio::runtime::Runtime, kills: u32, b
     for incarnation in 1..=kills {
         let mut child = spawn(w, &site, incarnation, None);
         match backend {
-            Backend::Sled => {
+            Backend::Redb | Backend::Sled => {
                 std::thread::sleep(Duration::from_millis(rng.random_range(5..60)));
             }
             // connecting takes a varying while, and the workflows then finish
@@ -405,15 +405,15 @@ fn kill_at_random_times(w: Workload, rt: &tokio::runtime::Runtime, kills: u32, b
     println!("{backend:?}: {mid} of {kills} kills landed mid-workflow");
 }
 
-/// sled is one process's: a second one is refused while the first lives
+/// The embedded store is one process's: a second one is refused while the first lives
 /// (PostgreSQL is shared by workers: `tests/cluster.rs`).
 fn second_process_gets_a_clear_error() {
-    let site = Site::new(Backend::Sled);
+    let site = Site::new(Backend::Redb);
     let mut child = spawn(ORDERS_WORKLOAD, &site, 1, Some(("after", 1)));
     let (hit, _) = wait_marker(&mut child);
     assert!(hit);
     let started = Instant::now();
-    let second = SledStore::open(site.store.url().trim_start_matches("sled:")).map(|_| ());
+    let second = RedbStore::open(site.store.url().trim_start_matches("redb:")).map(|_| ());
     match second {
         Err(StoreError::Locked { .. }) => {}
         other => panic!("expected Locked while another process has the store, got {other:?}"),
@@ -439,7 +439,7 @@ fn a_second_process_opening_the_store_gets_a_clear_error() {
 
 #[test]
 fn nothing_is_lost_or_repeated_when_killed_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(ORDERS_WORKLOAD, &tokio_rt(), Backend::Sled);
+    let points = kill_at_every_checkpoint(ORDERS_WORKLOAD, &tokio_rt(), Backend::Redb);
     assert!(
         points >= 2 * (ORDERS + 4),
         "expected a kill point per group commit, got {points}"
@@ -449,12 +449,12 @@ fn nothing_is_lost_or_repeated_when_killed_at_every_checkpoint() {
 
 #[test]
 fn nothing_is_lost_or_repeated_when_killed_at_random_times() {
-    kill_at_random_times(ORDERS_WORKLOAD, &tokio_rt(), 8, Backend::Sled);
+    kill_at_random_times(ORDERS_WORKLOAD, &tokio_rt(), 8, Backend::Redb);
 }
 
 #[test]
 fn timers_signals_joins_and_sagas_survive_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(JOURNEY_WORKLOAD, &tokio_rt(), Backend::Sled);
+    let points = kill_at_every_checkpoint(JOURNEY_WORKLOAD, &tokio_rt(), Backend::Redb);
     assert!(
         points >= 2 * (ORDERS + 6),
         "expected a kill point per group commit, got {points}"
@@ -464,12 +464,12 @@ fn timers_signals_joins_and_sagas_survive_kills_at_every_checkpoint() {
 
 #[test]
 fn timers_signals_joins_and_sagas_survive_kills_at_random_times() {
-    kill_at_random_times(JOURNEY_WORKLOAD, &tokio_rt(), 8, Backend::Sled);
+    kill_at_random_times(JOURNEY_WORKLOAD, &tokio_rt(), 8, Backend::Redb);
 }
 
 #[test]
 fn a_cancellation_and_its_compensation_survive_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(GUARD_WORKLOAD, &tokio_rt(), Backend::Sled);
+    let points = kill_at_every_checkpoint(GUARD_WORKLOAD, &tokio_rt(), Backend::Redb);
     assert!(
         points >= 2 * 3,
         "expected a kill point per group commit, got {points}"
@@ -479,7 +479,7 @@ fn a_cancellation_and_its_compensation_survive_kills_at_every_checkpoint() {
 
 #[test]
 fn a_termination_survives_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(HALT_WORKLOAD, &tokio_rt(), Backend::Sled);
+    let points = kill_at_every_checkpoint(HALT_WORKLOAD, &tokio_rt(), Backend::Redb);
     assert!(
         points >= 2 * 2,
         "expected a kill point per group commit, got {points}"
@@ -490,7 +490,7 @@ fn a_termination_survives_kills_at_every_checkpoint() {
 
 #[test]
 fn schedule_runs_start_once_across_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(SCHEDULE_WORKLOAD, &tokio_rt(), Backend::Sled);
+    let points = kill_at_every_checkpoint(SCHEDULE_WORKLOAD, &tokio_rt(), Backend::Redb);
     assert!(
         points >= 2 * (ORDERS + 2),
         "expected a kill point per group commit, got {points}"
@@ -500,7 +500,17 @@ fn schedule_runs_start_once_across_kills_at_every_checkpoint() {
 
 #[test]
 fn schedule_runs_start_once_across_kills_at_random_times() {
-    kill_at_random_times(SCHEDULE_WORKLOAD, &tokio_rt(), 8, Backend::Sled);
+    kill_at_random_times(SCHEDULE_WORKLOAD, &tokio_rt(), 8, Backend::Redb);
+}
+
+#[test]
+fn sled_nothing_is_lost_or_repeated_when_killed_at_every_checkpoint() {
+    let points = kill_at_every_checkpoint(ORDERS_WORKLOAD, &tokio_rt(), Backend::Sled);
+    assert!(
+        points >= 2 * (ORDERS + 4),
+        "expected a kill point per group commit, got {points}"
+    );
+    println!("{points} kill points");
 }
 
 #[test]

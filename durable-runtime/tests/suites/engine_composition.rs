@@ -1,4 +1,4 @@
-// Included by `engine_composition.rs` (sled) and `engine_composition_postgres.rs`, which set `BACKEND`.
+// Included by `engine_composition.rs` (redb) and `engine_composition_postgres.rs`, which set `BACKEND`.
 
 use common::{Within, until};
 

@@ -1,4 +1,4 @@
-// Included by `engine_guarantees.rs` (sled) and `engine_guarantees_postgres.rs`, which set `BACKEND`.
+// Included by `engine_guarantees.rs` (redb) and `engine_guarantees_postgres.rs`, which set `BACKEND`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,4 +1,4 @@
-// Included by `engine_timers_signals.rs` (sled) and `engine_timers_signals_postgres.rs`, which set `BACKEND`.
+// Included by `engine_timers_signals.rs` (redb) and `engine_timers_signals_postgres.rs`, which set `BACKEND`.
 
 use common::{Within, until};
 

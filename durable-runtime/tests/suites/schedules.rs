@@ -1,4 +1,4 @@
-// Included by `schedules.rs` (sled) and `schedules_postgres.rs`, which set `BACKEND`.
+// Included by `schedules.rs` (redb) and `schedules_postgres.rs`, which set `BACKEND`.
 
 use common::{Within, until};
 

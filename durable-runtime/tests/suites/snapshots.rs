@@ -1,5 +1,5 @@
-// Included by `snapshots.rs` (sled to sled) and `snapshots_postgres.rs`
-// (sled to PostgreSQL), which set `FROM` and `TO`.
+// Included by `snapshots.rs` (redb to redb) and `snapshots_postgres.rs`
+// (redb to PostgreSQL), which set `FROM` and `TO`.
 
 use common::until;
 

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use durable_runtime::store::sled::CommitPoint;
+use durable_runtime::store::CommitPoint;
 use durable_runtime::store::{Batch, KeyValue, Store, StoreError};
 
 fn kv(k: &[u8], v: &[u8]) -> KeyValue {
@@ -261,10 +261,18 @@ async fn concurrent_commits_share_transactions() {
 }
 
 #[tokio::test]
-async fn a_second_process_is_refused_by_sled_and_joins_postgres() {
+async fn a_second_process_is_refused_by_an_embedded_store_and_joins_postgres() {
     let db = BACKEND.store();
     let _first = db.open().await;
     let second = match BACKEND {
+        Backend::Redb => {
+            let dir = db.url().trim_start_matches("redb:").to_owned();
+            tokio::task::spawn_blocking(move || {
+                durable_runtime::store::redb::RedbStore::open(dir).map(|_| ())
+            })
+            .await
+            .unwrap()
+        }
         Backend::Sled => {
             let dir = db.url().trim_start_matches("sled:").to_owned();
             tokio::task::spawn_blocking(move || {

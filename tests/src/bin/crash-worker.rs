@@ -1,19 +1,21 @@
 //! Runs order workflows on a store; the crash supervisor kills it.
 //!
 //! `crash-worker DIR ORDERS INCARNATION [before|applied|after K]`: the store
-//! is `CRASH_STORE_URL` (`sled:PATH` or `postgres://...`; default the sled
-//! directory `DIR/store`), the effects log `DIR/effects.log`. With a crash
+//! is `CRASH_STORE_URL` (`redb:PATH`, `sled:PATH` or `postgres://...`;
+//! default the redb directory `DIR/store`), the effects log `DIR/effects.log`. With a crash
 //! point, the committer prints `CHECKPOINT <phase> <K>` when group commit
 //! `K` is about to be written (`before`), is written but not yet durable
-//! (`applied`: in sled's tree before the fsync, or in an open PostgreSQL
+//! (`applied`: in the log before its fsync, or in an open PostgreSQL
 //! transaction) or is durable (`after`), then blocks until the supervisor's
 //! SIGKILL arrives.
 
 use std::io::Write;
 
 use durable_runtime::clock::{Clock, TestClock};
+use durable_runtime::store::CommitPoint;
 use durable_runtime::store::postgres::PgStore;
-use durable_runtime::store::sled::{CommitPoint, SledStore};
+use durable_runtime::store::redb::RedbStore;
+use durable_runtime::store::sled::SledStore;
 use durable_runtime::{IdPolicy, Runtime};
 use durable_runtime::{Overlap, Schedule, ScheduleError};
 use durable_tests::{
@@ -55,7 +57,7 @@ async fn main() {
         incarnation,
     });
     let url = std::env::var("CRASH_STORE_URL")
-        .unwrap_or_else(|_| format!("sled:{}", dir.join("store").display()));
+        .unwrap_or_else(|_| format!("redb:{}", dir.join("store").display()));
     let hook = move |point| {
         let Some((phase, k)) = &crash else {
             return;
@@ -420,7 +422,7 @@ async fn run_overlap(rt: &Runtime, clock: &TestClock, policy: &str) {
     done();
 }
 
-/// Opens the store `url` names (`sled:DIR` or `postgres://...`) with the
+/// Opens the store `url` names (`redb:DIR`, `sled:DIR` or `postgres://...`) with the
 /// crash hook on its commit path.
 async fn open_with_hook(
     builder: durable_runtime::Builder,
@@ -429,17 +431,18 @@ async fn open_with_hook(
 ) -> Runtime {
     // a restarted worker takes over what its killed predecessor owned at once
     let builder = builder.worker_name("crash-worker");
-    match url.strip_prefix("sled:") {
-        Some(path) => {
-            let store = SledStore::open(path).expect("open store");
-            store.set_commit_hook(hook);
-            builder.open_store(store).await
-        }
-        None => {
-            let store = PgStore::connect(url).await.expect("open store");
-            store.set_commit_hook(hook);
-            builder.open_store(store).await
-        }
+    if let Some(path) = url.strip_prefix("redb:") {
+        let store = RedbStore::open(path).expect("open store");
+        store.set_commit_hook(hook);
+        builder.open_store(store).await
+    } else if let Some(path) = url.strip_prefix("sled:") {
+        let store = SledStore::open(path).expect("open store");
+        store.set_commit_hook(hook);
+        builder.open_store(store).await
+    } else {
+        let store = PgStore::connect(url).await.expect("open store");
+        store.set_commit_hook(hook);
+        builder.open_store(store).await
     }
     .expect("open runtime")
 }
