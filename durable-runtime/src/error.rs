@@ -58,6 +58,21 @@ pub enum StartError {
         /// The id given.
         id: String,
     },
+    /// The id is longer than [`MAX_ID_BYTES`](crate::MAX_ID_BYTES): it must
+    /// fit the stores' keys, indexes and messages (PostgreSQL refuses an
+    /// index entry over about 2.7 KB and a `NOTIFY` payload over 8,000
+    /// bytes).
+    #[error(
+        "[DURABLE-ID] instance id {prefix:?}... is {len} bytes, over the limit of {limit} bytes; use a shorter id (a hash of a long natural key, say)"
+    )]
+    IdTooLong {
+        /// The id's first 64 characters.
+        prefix: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The workflow was not registered on the runtime's builder.
     #[error(
         "[DURABLE-UNREGISTERED] workflow `{workflow}` is not registered; add `.workflow::<{workflow}>()` to the runtime builder"

@@ -97,6 +97,12 @@ pub mod workflow;
 #[doc(hidden)]
 pub mod __private;
 
+/// The longest instance id accepted, in bytes (Temporal's default limit):
+/// an id must fit the stores' keys, indexes and cross-process messages.
+/// A longer one is refused by `start` with
+/// [`StartError::IdTooLong`].
+pub const MAX_ID_BYTES: usize = 1_000;
+
 pub use activity::{ActivityContext, ActivityError, ActivityFailure, ActivityOptions, RetryPolicy};
 pub use codec::CodecError;
 pub use command::{

@@ -674,6 +674,13 @@ impl Runtime {
         if id.is_empty() || id.contains('\0') {
             return Err(StartError::InvalidId { id });
         }
+        if id.len() > crate::MAX_ID_BYTES {
+            return Err(StartError::IdTooLong {
+                prefix: id.chars().take(64).collect(),
+                len: id.len(),
+                limit: crate::MAX_ID_BYTES,
+            });
+        }
         let name = entry.name;
         let _claim = Claim::take(&self.engine, &id).await;
         if let Some(existing) = self.engine.load(&id)? {

@@ -148,3 +148,85 @@ async fn messages_of_applied_batches_reach_the_other_processes() {
         .expect("heard within 5 s");
     assert_eq!(next, Some(Notice::Message("applied".into())));
 }
+
+/// Several processes (here: stores with their own connections) requiring
+/// the same keys to be absent: PostgreSQL's `FOR UPDATE` locks no row that
+/// does not exist, so before the per-key advisory lock two of them could
+/// both find a key absent and both write it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_required_absent_is_created_by_exactly_one_of_several_processes() {
+    const STORES: u8 = 4;
+    const KEYS: u32 = 60;
+    let db = BACKEND.store();
+    let mut stores = Vec::new();
+    for _ in 0..STORES {
+        stores.push(PgStore::connect(db.url()).await.unwrap());
+    }
+    let mut attempts = Vec::new();
+    for key in 0..KEYS {
+        for (s, store) in stores.iter().enumerate() {
+            let mut b = Batch::default();
+            let k = format!("create-{key}").into_bytes();
+            b.expect(k.clone(), None).put(k, vec![s as u8]);
+            attempts.push((key, s as u8, store.commit(b)));
+        }
+    }
+    let mut winners: std::collections::HashMap<u32, Vec<u8>> = Default::default();
+    for (key, s, attempt) in attempts {
+        match attempt.await {
+            Ok(()) => winners.entry(key).or_default().push(s),
+            Err(StoreError::Conflict { .. }) => {}
+            Err(e) => panic!("create-{key} from store {s}: {e}"),
+        }
+    }
+    for key in 0..KEYS {
+        let won = winners.get(&key).cloned().unwrap_or_default();
+        assert_eq!(won.len(), 1, "create-{key} acknowledged to stores {won:?}");
+        let stored = stores[0].get(format!("create-{key}").as_bytes()).unwrap();
+        assert_eq!(stored, Some(won.clone()), "create-{key}");
+    }
+}
+
+/// A key over the server's index limit makes the whole transaction fail:
+/// before, every batch grouped with it failed too (and an engine retrying
+/// such a batch failed its neighbours again and again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_member_fails_alone_and_the_rest_of_its_group_commits() {
+    let db = BACKEND.store();
+    let store = PgStore::connect(db.url()).await.unwrap();
+    // incompressible, past the btree entry limit (about 2.7 KB)
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let huge: Vec<u8> = (0..6_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    for round in 0..5 {
+        let mut commits = Vec::new();
+        for i in 0..20u32 {
+            let mut b = Batch::default();
+            if i == 7 {
+                b.put(huge.clone(), vec![1]);
+            } else {
+                b.put(format!("fine-{round}-{i}").into_bytes(), vec![2]);
+            }
+            commits.push((i, store.commit(b)));
+        }
+        for (i, commit) in commits {
+            let result = commit.await;
+            if i == 7 {
+                assert!(result.is_err(), "the oversized key was accepted");
+            } else {
+                result
+                    .unwrap_or_else(|e| panic!("fine-{round}-{i} failed with its neighbour: {e}"));
+                assert_eq!(
+                    store.get(format!("fine-{round}-{i}").as_bytes()).unwrap(),
+                    Some(vec![2])
+                );
+            }
+        }
+    }
+}

@@ -271,6 +271,59 @@ fn three_workers_finish_every_order_when_two_are_killed() {
     rt.block_on(observer.shutdown());
 }
 
+/// Three workers start the same 300 ids at the same moment (a client
+/// retrying through a load balancer): each instance is created once, runs
+/// each activity attempt once, and completes. Before creates held across
+/// transactions, two workers could both find an id absent and both run
+/// its first activity.
+#[test]
+fn workers_starting_the_same_ids_at_once_run_every_activity_once() {
+    const SAME: usize = 300;
+    let store = Backend::Postgres.store();
+    let url = store.url().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let observer = rt
+        .block_on(
+            Runtime::builder()
+                .workflow::<process_order>()
+                .resume_on_open(false)
+                .open_url(&url),
+        )
+        .expect("observer");
+    let _enter = rt.enter();
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|i| {
+            let mut command = Command::new(WORKER);
+            command.env("CLUSTER_START_ALL", "1");
+            launch(command, &url, dir.path(), i, SAME, 3)
+        })
+        .collect();
+    for w in &mut workers {
+        wait_done(w, SAME);
+    }
+    assert_single_history(&observer, SAME);
+    let log = effects(dir.path());
+    let mut seen: HashMap<(&String, &String, &u64, &u32), u32> = HashMap::new();
+    for (activity, id, step, attempt) in &log {
+        *seen.entry((activity, id, step, attempt)).or_insert(0) += 1;
+    }
+    let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "activities ran twice: {repeated:?}");
+    for i in 0..SAME {
+        let id = format!("order-{i}");
+        assert!(
+            log.iter().any(|(_, e, s, _)| *e == id && *s == 4),
+            "{id} never reached its last activity"
+        );
+    }
+    println!(
+        "{SAME} ids started by 3 workers at once: {} activity executions, none repeated",
+        log.len()
+    );
+    rt.block_on(observer.shutdown());
+}
+
 /// No effect logged after `offset` (what had run when the state `steps`
 /// was read) is of a step whose completion was checkpointed then.
 fn assert_no_rerun(

@@ -767,10 +767,9 @@ impl Engine {
     }
 
     async fn on_message(self: &Arc<Self>, message: &str) -> Result<(), StoreError> {
-        let Some(kind) = message.chars().next() else {
+        let Some((kind, id)) = parse_message(message) else {
             return Ok(());
         };
-        let id = &message[1..];
         match kind {
             'w' => {
                 self.wake(id);
@@ -873,5 +872,35 @@ impl Engine {
         m.fenced.store(true, Ordering::SeqCst);
         tracing::info!(worker = %m.name, "worker left");
         Ok(())
+    }
+}
+
+/// A message of another process: its kind (the first character) and the
+/// instance id or key after it; `None` for an empty one. Any text parses:
+/// the payload comes from outside this process.
+fn parse_message(message: &str) -> Option<(char, &str)> {
+    let kind = message.chars().next()?;
+    Some((kind, &message[kind.len_utf8()..]))
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::parse_message;
+
+    #[test]
+    fn a_message_starting_with_a_multibyte_character_parses() {
+        // sliced at byte 1, this panicked and killed the notice task
+        assert_eq!(parse_message("éorder-1"), Some(('é', "order-1")));
+        assert_eq!(parse_message("w"), Some(('w', "")));
+        assert_eq!(parse_message(""), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_message_parses_without_panicking(message in ".*") {
+            if let Some((kind, rest)) = parse_message(&message) {
+                proptest::prop_assert_eq!(format!("{kind}{rest}"), message);
+            }
+        }
     }
 }

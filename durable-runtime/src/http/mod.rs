@@ -216,7 +216,9 @@ impl From<crate::StartError> for ApiError {
             StartError::AlreadyExists { .. } | StartError::WrongWorkflow { .. } => {
                 StatusCode::CONFLICT
             }
-            StartError::InvalidId { .. } | StartError::BadInput { .. } => StatusCode::BAD_REQUEST,
+            StartError::InvalidId { .. }
+            | StartError::IdTooLong { .. }
+            | StartError::BadInput { .. } => StatusCode::BAD_REQUEST,
             StartError::UnknownWorkflow { .. } | StartError::NotRegistered { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }

@@ -11,11 +11,17 @@
 //! # Guarantees
 //!
 //! - One transaction per group of concurrent [`Batch`]es (group commit): the
-//!   rows named by the batches' conditions are locked (`SELECT ... FOR
-//!   UPDATE`), each batch's conditions are checked against the rows and the
-//!   writes of the batches before it, and the writes of the batches whose
-//!   conditions held are applied. A failed condition fails only its own
-//!   batch, with [`StoreError::Conflict`].
+//!   keys named by the batches' conditions are locked (a transaction-level
+//!   advisory lock per key, so that a key that does not exist yet is locked
+//!   too, then `SELECT ... FOR UPDATE`), each batch's conditions are checked
+//!   against the rows and the writes of the batches before it, and the
+//!   writes of the batches whose conditions held are applied. A failed
+//!   condition fails only its own batch, with [`StoreError::Conflict`]. A
+//!   condition holds across processes: two transactions that both require
+//!   a key to be absent are serialized, and the second sees the first's row.
+//! - A group whose transaction fails (a value the server refuses, say) is
+//!   tried again member by member, each in a transaction of its own, so
+//!   only the bad member fails.
 //! - A commit is acknowledged after `COMMIT` returned with
 //!   `synchronous_commit = on` (set on every connection of the store): the
 //!   transaction is in the server's flushed WAL.
@@ -91,6 +97,14 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
 ];
 
 /// The statements of the hot paths, prepared once per connection.
+///
+/// A condition's key is first locked by a transaction-level advisory lock
+/// (on a 64-bit hash of the key, in sorted order): `FOR UPDATE` locks only
+/// rows that exist, so without it two transactions could both find a key
+/// absent and both write it. The rows are read after the lock is held, in
+/// a statement of their own, so they include what the previous holder
+/// committed.
+const LOCK_KEYS: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k";
 const LOCK_ROWS: &str =
     "SELECT key, value FROM durable_kv WHERE key = ANY($1) ORDER BY key FOR UPDATE";
 const DELETE_KEYS: &str = "DELETE FROM durable_kv WHERE key = ANY($1)";
@@ -102,6 +116,17 @@ const SCAN: &str = "SELECT key, value FROM durable_kv \
 const SCAN_LIMIT: &str = "SELECT key, value FROM durable_kv \
      WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3";
 const NOTIFY: &str = "SELECT pg_notify('durable', m) FROM unnest($1::text[]) AS m";
+
+/// A stable 64-bit hash of `key` (FNV-1a) for its advisory lock; every
+/// build and process must agree on it.
+fn lock_id(key: &[u8]) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in key {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
+}
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -521,17 +546,32 @@ impl Committer {
                 }
             }
             self.call_hook(CommitPoint::BeforeWrite(index));
-            let (checks, result) = self.write(&mut group, index).await;
+            let (checks, result) = self.write(&group, index).await;
             if result.is_ok() {
                 self.call_hook(CommitPoint::AfterSync(index));
                 self.counters.transactions.fetch_add(1, Ordering::Relaxed);
             }
+            let answers: Vec<Result<(), StoreError>> = if result.is_err() && group.len() > 1 {
+                // one bad member (a key over the server's limits, say) must
+                // not fail the others: each is tried once more, alone
+                let mut answers = Vec::with_capacity(group.len());
+                for request in &group {
+                    let (mut check, alone) = self.write(std::slice::from_ref(request), index).await;
+                    if alone.is_ok() {
+                        self.counters.transactions.fetch_add(1, Ordering::Relaxed);
+                    }
+                    answers.push(check.pop().unwrap_or(Ok(())).and(alone));
+                }
+                answers
+            } else {
+                checks.into_iter().map(|c| c.and(result.clone())).collect()
+            };
             // counted before acknowledging, so a caller that was acknowledged sees its commit
             self.counters
                 .commits
                 .fetch_add(group.len() as u64, Ordering::Relaxed);
-            for (request, check) in group.into_iter().zip(checks) {
-                let _ = request.done.send(check.and(result.clone()));
+            for (request, answer) in group.into_iter().zip(answers) {
+                let _ = request.done.send(answer);
             }
             index += 1;
         }
@@ -550,7 +590,7 @@ impl Committer {
     /// conditions held, and for all, whether the transaction committed.
     async fn write(
         &self,
-        group: &mut [Request],
+        group: &[Request],
         index: u64,
     ) -> (Vec<Result<(), StoreError>>, Result<(), StoreError>) {
         let n = group.len();
@@ -573,7 +613,12 @@ impl Committer {
         watched.dedup();
         let mut current: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
         if !watched.is_empty() {
+            let mut locks: Vec<i64> = watched.iter().map(|k| lock_id(k)).collect();
+            locks.sort_unstable();
+            locks.dedup();
             let rows = match async {
+                let stmt = tx.prepare_cached(LOCK_KEYS).await?;
+                tx.execute(&stmt, &[&locks]).await?;
                 let stmt = tx.prepare_cached(LOCK_ROWS).await?;
                 tx.query(&stmt, &[&watched]).await
             }
@@ -593,7 +638,7 @@ impl Committer {
         let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         let mut messages: Vec<String> = Vec::new();
         let mut checks = Vec::with_capacity(n);
-        for request in group.iter_mut() {
+        for request in group {
             let failed = request.batch.expect.iter().find(|(key, expected)| {
                 let now = writes
                     .get(key)
@@ -607,10 +652,10 @@ impl Committer {
                 }));
                 continue;
             }
-            for (key, value) in request.batch.writes.drain(..) {
-                writes.insert(key, value);
+            for (key, value) in &request.batch.writes {
+                writes.insert(key.clone(), value.clone());
             }
-            messages.append(&mut request.batch.notify);
+            messages.extend(request.batch.notify.iter().cloned());
             checks.push(Ok(()));
         }
         let (deleted, put): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_none());
@@ -668,8 +713,8 @@ impl Store for PgStore {
             };
             let (done, wait) = tokio::sync::oneshot::channel();
             rt.spawn(async move {
-                let mut group = [Request { batch, done }];
-                let (mut checks, result) = alone.write(&mut group, 0).await;
+                let group = [Request { batch, done }];
+                let (mut checks, result) = alone.write(&group, 0).await;
                 if result.is_ok() {
                     alone.counters.transactions.fetch_add(1, Ordering::Relaxed);
                 }

@@ -184,6 +184,38 @@ async fn wait_for_runs(name: &str, key: &str, n: usize) {
     panic!("{name}:{key} did not run {n} times");
 }
 
+/// An id over the limit is refused at the API, before anything is written:
+/// before the limit, a 3 KB random id failed every checkpoint grouped with
+/// it on PostgreSQL, and an 8 KB compressible one was created and then
+/// failed its final `NOTIFY` forever.
+#[tokio::test]
+async fn an_over_long_id_is_refused_with_the_limit_and_others_are_unharmed() {
+    let db = BACKEND.store();
+    let rt = builder().open_url(db.url()).await.unwrap();
+    let long: String = (0..durable_runtime::MAX_ID_BYTES + 1)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    match rt
+        .start(long.clone(), three_steps("long-id".into()), IdPolicy::Reject)
+        .await
+    {
+        Err(e @ StartError::IdTooLong { len, limit, .. }) => {
+            assert_eq!((len, limit), (long.len(), durable_runtime::MAX_ID_BYTES));
+            let text = e.to_string();
+            assert!(text.contains("DURABLE-ID") && text.len() < 400, "{text}");
+        }
+        other => panic!("expected IdTooLong, got {other:?}"),
+    }
+    // at the limit it is fine, and so is everything beside it
+    let at_limit = &long[..durable_runtime::MAX_ID_BYTES];
+    let h = rt
+        .start(at_limit, three_steps("at-limit".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(h.result().await.unwrap(), Ok(60));
+    rt.shutdown().await;
+}
+
 #[tokio::test]
 async fn completed_result_survives_reopen() {
     let db = BACKEND.store();

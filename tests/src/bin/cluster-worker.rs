@@ -4,7 +4,8 @@
 //! as worker `NAME` (lease `CLUSTER_LEASE_MS`, default 2,000 ms), logs
 //! activity executions to `DIR/effects.log` as incarnation `INDEX`, starts
 //! the orders `i < ORDERS` with `i % STARTS == INDEX` (none when
-//! `INDEX >= STARTS`), then waits until all `ORDERS` orders have finished,
+//! `INDEX >= STARTS`; every one of them with `CLUSTER_START_ALL=1`, so
+//! that the workers start the same ids at once), then waits until all `ORDERS` orders have finished,
 //! wherever they ran, and prints `RESULT <id> <output>` for each, then
 //! `DONE`. It prints `OPEN` once joined and `STARTED` once its orders exist.
 
@@ -44,8 +45,9 @@ async fn main() {
     let _ = std::io::stdout().flush();
     // all at once, so that many are in flight when a worker is killed
     let rt = std::sync::Arc::new(rt);
+    let all = std::env::var("CLUSTER_START_ALL").is_ok_and(|v| v == "1");
     let mut starting = tokio::task::JoinSet::new();
-    for i in (0..orders).filter(|i| index < starts && i % starts == index) {
+    for i in (0..orders).filter(|i| all || (index < starts && i % starts == index)) {
         let rt = rt.clone();
         starting.spawn(async move {
             rt.start(
