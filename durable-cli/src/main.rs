@@ -769,8 +769,15 @@ fn export(
     workflow: Option<String>,
     status: Option<String>,
 ) -> Result<(), Failure> {
+    // durable before success is reported: moving an instance by export
+    // then terminate must not lose it in a power cut
     let write = |file: &str, bytes: &[u8]| {
-        std::fs::write(file, bytes).map_err(|e| Failure::other(format!("cannot write {file}: {e}")))
+        durable_runtime::store::fs::write_durably(
+            &durable_runtime::store::fs::RealFs,
+            std::path::Path::new(file),
+            bytes,
+        )
+        .map_err(|e| Failure::other(format!("cannot write {file}: {e}")))
     };
     let set = all || workflow.is_some() || status.is_some();
     match (set, args.as_slice()) {

@@ -578,3 +578,58 @@ async fn instances_start_by_name_over_http() {
     assert_eq!(status, 201, "the existing one: {body}");
     assert_eq!(json(&body)["status"], "Completed");
 }
+
+/// `serve` without a token refuses a non-loopback address; on loopback it
+/// answers only requests for a loopback host (a DNS name rebound to
+/// 127.0.0.1 by a web page gets 421), and every response forbids framing.
+#[tokio::test]
+async fn serve_refuses_exposure_without_a_token_and_requests_for_other_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(
+        Runtime::builder()
+            .workflow::<doubled>()
+            .open(dir.path())
+            .await
+            .unwrap(),
+    );
+    match durable_runtime::http::serve(rt.clone(), "0.0.0.0:0", None).await {
+        Err(e) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
+            assert!(e.to_string().contains("without a token"), "{e}");
+        }
+        Ok(()) => panic!("served on every interface without a token"),
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = tokio::spawn(durable_runtime::http::serve(
+        rt.clone(),
+        ("127.0.0.1", port),
+        None,
+    ));
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let raw = |host: &'static str| async move {
+        for _ in 0..100 {
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
+                let request =
+                    format!("GET /api/stats HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+                stream.write_all(request.as_bytes()).await.unwrap();
+                let mut response = String::new();
+                stream.read_to_string(&mut response).await.unwrap();
+                return response;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the server did not come up");
+    };
+    let rebound = raw("evil.example:7233").await;
+    assert!(rebound.starts_with("HTTP/1.1 421"), "{rebound}");
+    let local = raw("localhost:7233").await;
+    assert!(local.starts_with("HTTP/1.1 200"), "{local}");
+    let lower = local.to_ascii_lowercase();
+    assert!(lower.contains("x-frame-options: deny"), "{local}");
+    assert!(lower.contains("frame-ancestors 'none'"), "{local}");
+    server.abort();
+}

@@ -230,3 +230,39 @@ async fn one_bad_member_fails_alone_and_the_rest_of_its_group_commits() {
         }
     }
 }
+
+/// A row lock held by someone else (an operator's open session) fails a
+/// commit that needs the row after `lock_timeout`, with the server's reason,
+/// instead of stalling the worker for as long as the session lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_locked_elsewhere_fails_the_commit_instead_of_stalling_it() {
+    let db = BACKEND.store();
+    let store = PgStore::connect(db.url()).await.unwrap();
+    let mut b = Batch::default();
+    b.put(b"locked".to_vec(), vec![1]);
+    store.commit(b).await.unwrap();
+    let (mut outsider, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let tx = outsider.transaction().await.unwrap();
+    tx.query(
+        "SELECT value FROM durable_kv WHERE key = $1 FOR UPDATE",
+        &[&b"locked".as_slice()],
+    )
+    .await
+    .unwrap();
+    let mut cas = Batch::default();
+    cas.expect(b"locked".to_vec(), Some(vec![1]))
+        .put(b"locked".to_vec(), vec![2]);
+    let result = tokio::time::timeout(std::time::Duration::from_secs(30), store.commit(cas))
+        .await
+        .expect("the commit stalled behind the outside lock");
+    let e = result.expect_err("the row was locked elsewhere");
+    assert!(e.to_string().contains("lock timeout"), "{e}");
+    tx.rollback().await.unwrap();
+    // the store goes on once the lock is gone
+    let mut after = Batch::default();
+    after.put(b"other".to_vec(), vec![3]);
+    store.commit(after).await.unwrap();
+}

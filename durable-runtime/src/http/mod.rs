@@ -77,13 +77,94 @@ mod ui;
 const MAX_SNAPSHOT_BYTES: usize = 256 * 1024 * 1024;
 
 /// Serves [`router`] on `addr` until the task is dropped.
+///
+/// Without a token it serves only on a loopback address, and there it
+/// answers only requests whose `Host` is a loopback name or address: a web
+/// page elsewhere cannot reach it by pointing a DNS name at 127.0.0.1 (DNS
+/// rebinding). Every response forbids framing (`X-Frame-Options: DENY`, a
+/// `Content-Security-Policy` with `frame-ancestors 'none'`).
+///
+/// # Errors
+/// The bind's error, or [`PermissionDenied`](std::io::ErrorKind::PermissionDenied)
+/// for a non-loopback address without a token: anyone who could reach it
+/// could start, terminate and import instances.
 pub async fn serve(
     runtime: Arc<Runtime>,
     addr: impl tokio::net::ToSocketAddrs,
     token: Option<String>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, router(runtime, token)).await
+    let local = listener.local_addr()?;
+    if token.is_none() && !local.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "[DURABLE-HTTP] refusing to serve on {local} without a token: anyone who can reach it could start, terminate and import instances; pass a token, or bind 127.0.0.1"
+            ),
+        ));
+    }
+    let app = router(runtime, token).layer(middleware::from_fn_with_state(local, check_host));
+    axum::serve(listener, app).await
+}
+
+/// On a loopback address, only requests addressed to a loopback name.
+async fn check_host(
+    State(local): State<std::net::SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if local.ip().is_loopback() {
+        let host = request
+            .headers()
+            .get(axum::http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !is_loopback_host(host) {
+            return ApiError(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!(
+                    "this service answers on {local} only to requests for localhost or a loopback address, not {host:?}"
+                ),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether a `Host` header names this machine's loopback: `localhost`,
+/// `127.x.y.z`, `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Headers on every response: no framing (clickjacking), scripts, styles
+/// and requests from this origin only.
+fn security_headers(router: axum::Router) -> axum::Router {
+    use axum::http::{HeaderName, HeaderValue};
+    use tower_http::set_header::SetResponseHeaderLayer;
+    router
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("x-frame-options"),
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
 }
 
 struct App {
@@ -127,7 +208,7 @@ pub fn router(runtime: Arc<Runtime>, token: Option<String>) -> axum::Router {
         .layer(middleware::from_fn_with_state(app.clone(), auth))
         .with_state(app);
     // the pages hold no data: they load without a token and send it with every API call
-    api.merge(ui::routes())
+    security_headers(api.merge(ui::routes()))
 }
 
 /// Compares without an early exit, so the time taken says nothing about
@@ -564,4 +645,35 @@ async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
         );
     }
     Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_names_pass_the_host_check() {
+        for ok in [
+            "localhost",
+            "localhost:7233",
+            "127.0.0.1:7233",
+            "127.1.2.3",
+            "[::1]:80",
+            "[::1]",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "evil.example:7233",
+            "localhost.evil.example",
+            "10.0.0.1:7233",
+            "[::2]:80",
+            "127.0.0.1.evil.example",
+        ] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
+    }
 }

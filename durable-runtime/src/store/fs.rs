@@ -125,6 +125,26 @@ impl Fs for RealFs {
     }
 }
 
+/// Writes `bytes` to the file at `path` (created or replaced) and makes it
+/// durable: the file's data, then the directory entry that names it. Only
+/// when this returns is the file sure to survive a power cut (`durable
+/// export` reports success after it).
+///
+/// # Errors
+/// The first failed operation, with the file in its message.
+pub fn write_durably(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let file = fs.open(path, true).map_err(with_path)?;
+    file.set_len(0).map_err(with_path)?;
+    file.write_at(0, bytes).map_err(with_path)?;
+    file.sync_data().map_err(with_path)?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    fs.sync_dir(dir).map_err(with_path)
+}
+
 /// A failed file operation, with the file it was on; kept as the source of
 /// [`StoreError::Io`](super::StoreError::Io).
 pub(crate) fn at(path: &Path, what: &str, e: io::Error) -> super::StoreError {

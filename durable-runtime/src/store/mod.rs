@@ -219,6 +219,13 @@ pub enum StoreError {
         /// The failure that stopped the store.
         cause: String,
     },
+    /// The database refused this batch for one of its values (over a limit
+    /// of the server, or malformed); other batches are not affected.
+    #[error("[DURABLE-REFUSED] the database refused the batch: {reason}")]
+    Refused {
+        /// The server's reason.
+        reason: String,
+    },
     /// A value or a group of writes over a size the store can hold.
     #[error("[DURABLE-TOO-LARGE] {what} is {size} bytes, over the limit of {limit} bytes")]
     TooLarge {

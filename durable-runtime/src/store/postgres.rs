@@ -19,9 +19,13 @@
 //!   condition fails only its own batch, with [`StoreError::Conflict`]. A
 //!   condition holds across processes: two transactions that both require
 //!   a key to be absent are serialized, and the second sees the first's row.
-//! - A group whose transaction fails (a value the server refuses, say) is
-//!   tried again member by member, each in a transaction of its own, so
-//!   only the bad member fails.
+//! - A group whose transaction the server refuses for a value (over a
+//!   limit, or malformed) is tried again member by member, each in a
+//!   transaction of its own, so only the bad member fails, with
+//!   [`StoreError::Refused`].
+//! - Every connection sets `lock_timeout` (5 s) and `statement_timeout`
+//!   (60 s): a row lock held elsewhere fails a commit with an error instead
+//!   of stalling the worker.
 //! - A commit is acknowledged after `COMMIT` returned with
 //!   `synchronous_commit = on` (set on every connection of the store): the
 //!   transaction is in the server's flushed WAL.
@@ -128,6 +132,12 @@ fn lock_id(key: &[u8]) -> i64 {
     hash as i64
 }
 
+/// Set on every connection of the pool.
+const SESSION_SETTINGS: &str = "SET synchronous_commit = on; \
+     SET idle_in_transaction_session_timeout = '5s'; \
+     SET lock_timeout = '5s'; \
+     SET statement_timeout = '60s'";
+
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
@@ -185,7 +195,18 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// The full text of a driver error (its `Display` omits the server's message).
+/// A value the server refuses (SQLSTATE classes 22, data exception, and 54,
+/// over a limit: an index entry or a `NOTIFY` payload too large) is
+/// [`StoreError::Refused`]: the batch is at fault, not the connection.
 fn pg_err(e: &tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        if code.starts_with("22") || code.starts_with("54") {
+            return StoreError::Refused {
+                reason: format!("postgres: {code}: {}", db.message()),
+            };
+        }
+    }
     match e.as_db_error() {
         Some(db) => {
             StoreError::Backend(format!("postgres: {}: {}", db.code().code(), db.message()))
@@ -230,6 +251,11 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
         return Err(bad(
             "sslmode=require is not supported yet: connections are plain TCP".into(),
         ));
+    }
+    let mut config = config;
+    if config.get_connect_timeout().is_none() {
+        // an unreachable server is an error after a while, not a hang
+        config.connect_timeout(Duration::from_secs(10));
     }
     Ok(config)
 }
@@ -402,9 +428,10 @@ async fn setup(config: tokio_postgres::Config, location: String) -> Result<Pool,
                 client
                     // a transaction left open by a paused or cut-off process
                     // ends on the server, freeing its row locks for the others
-                    .batch_execute(
-                        "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = '5s'",
-                    )
+                    // and a row lock held by anyone else (an operator's open
+                    // session, say) fails a commit after a while instead of
+                    // stalling this worker while its lease stays alive
+                    .batch_execute(SESSION_SETTINGS)
                     .await
                     .map_err(deadpool_postgres::HookError::Backend)
             })
@@ -551,7 +578,8 @@ impl Committer {
                 self.call_hook(CommitPoint::AfterSync(index));
                 self.counters.transactions.fetch_add(1, Ordering::Relaxed);
             }
-            let answers: Vec<Result<(), StoreError>> = if result.is_err() && group.len() > 1 {
+            let refused = matches!(result, Err(StoreError::Refused { .. }));
+            let answers: Vec<Result<(), StoreError>> = if refused && group.len() > 1 {
                 // one bad member (a key over the server's limits, say) must
                 // not fail the others: each is tried once more, alone
                 let mut answers = Vec::with_capacity(group.len());
