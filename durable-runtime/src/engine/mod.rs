@@ -525,6 +525,16 @@ impl Engine {
     ) -> Result<(), StoreError> {
         self.fence(id, record, &mut batch)?;
         self.drop_taken_results(id, &mut batch);
+        if record.status.is_terminal() {
+            // an ended instance has no deadline left to enforce: its timer
+            // entries go with the save that ends it (they were kept forever)
+            for deadline in [record.deadline_ms, record.run_deadline_ms]
+                .into_iter()
+                .flatten()
+            {
+                batch.delete(keys::timer(deadline, id));
+            }
+        }
         self.history(id, record, &mut batch)?;
         record.reindex(id, &mut batch);
         let bytes = codec::encode(&*record).map_err(|e| StoreError::Codec(e.to_string()))?;
@@ -582,11 +592,13 @@ impl Engine {
         if let Some(pending) = &record.pending {
             pending.timer_keys(id, &mut timers);
         }
-        for deadline in [record.deadline_ms, record.run_deadline_ms]
-            .into_iter()
-            .flatten()
-        {
-            timers.push(keys::timer(deadline, id));
+        if !record.status.is_terminal() {
+            for deadline in [record.deadline_ms, record.run_deadline_ms]
+                .into_iter()
+                .flatten()
+            {
+                timers.push(keys::timer(deadline, id));
+            }
         }
         let any = !timers.is_empty();
         for key in timers {

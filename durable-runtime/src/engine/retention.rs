@@ -61,6 +61,13 @@ impl Engine {
             for entry in &record.indexed {
                 batch.delete(entry.clone());
             }
+            // deadline timers an earlier build left behind
+            for deadline in [record.deadline_ms, record.run_deadline_ms]
+                .into_iter()
+                .flatten()
+            {
+                batch.delete(keys::timer(deadline, &id));
+            }
             for (k, _) in self
                 .store
                 .scan_prefix(&keys::history_prefix(&id))?

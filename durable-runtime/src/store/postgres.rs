@@ -12,8 +12,8 @@
 //!
 //! - One transaction per group of concurrent [`Batch`]es (group commit): the
 //!   keys named by the batches' conditions are locked (a transaction-level
-//!   advisory lock per key, so that a key that does not exist yet is locked
-//!   too, then `SELECT ... FOR UPDATE`), each batch's conditions are checked
+//!   advisory lock for a key required absent, whose row does not exist to
+//!   be locked, then `SELECT ... FOR UPDATE`), each batch's conditions are checked
 //!   against the rows and the writes of the batches before it, and the
 //!   writes of the batches whose conditions held are applied. A failed
 //!   condition fails only its own batch, with [`StoreError::Conflict`]. A
@@ -102,12 +102,13 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
 
 /// The statements of the hot paths, prepared once per connection.
 ///
-/// A condition's key is first locked by a transaction-level advisory lock
-/// (on a 64-bit hash of the key, in sorted order): `FOR UPDATE` locks only
-/// rows that exist, so without it two transactions could both find a key
-/// absent and both write it. The rows are read after the lock is held, in
-/// a statement of their own, so they include what the previous holder
-/// committed.
+/// A key a condition requires to be *absent* is first locked by a
+/// transaction-level advisory lock (on one of [`LOCK_SLOTS`] slots chosen by
+/// a hash of the key, in sorted order): `FOR UPDATE` locks only rows that
+/// exist, so without it two transactions could both find a key absent and
+/// both write it. The rows are read after the lock is held, in a statement
+/// of their own, so they include what the previous holder committed. A
+/// condition on a present value needs no such lock: its row is locked.
 const LOCK_KEYS: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k";
 const LOCK_ROWS: &str =
     "SELECT key, value FROM durable_kv WHERE key = ANY($1) ORDER BY key FOR UPDATE";
@@ -121,15 +122,21 @@ const SCAN_LIMIT: &str = "SELECT key, value FROM durable_kv \
      WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3";
 const NOTIFY: &str = "SELECT pg_notify('durable', m) FROM unnest($1::text[]) AS m";
 
-/// A stable 64-bit hash of `key` (FNV-1a) for its advisory lock; every
-/// build and process must agree on it.
+/// Advisory-lock slots keys are hashed into: a group takes at most this
+/// many locks (the server's lock table is shared by every connection), and
+/// two keys in one slot only serialize their creators.
+const LOCK_SLOTS: u64 = 256;
+
+/// The advisory lock of `key`: a stable hash (FNV-1a) into
+/// [`LOCK_SLOTS`], offset so as not to meet the migration lock. Every build
+/// and process must agree on it.
 fn lock_id(key: &[u8]) -> i64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for &byte in key {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    hash as i64
+    0x6475_7261_0000 + (hash % LOCK_SLOTS) as i64
 }
 
 /// Set on every connection of the pool.
@@ -641,12 +648,20 @@ impl Committer {
         watched.dedup();
         let mut current: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
         if !watched.is_empty() {
-            let mut locks: Vec<i64> = watched.iter().map(|k| lock_id(k)).collect();
+            // keys required absent: their rows may not exist yet
+            let mut locks: Vec<i64> = group
+                .iter()
+                .flat_map(|r| r.batch.expect.iter())
+                .filter(|(_, expected)| expected.is_none())
+                .map(|(k, _)| lock_id(k))
+                .collect();
             locks.sort_unstable();
             locks.dedup();
             let rows = match async {
-                let stmt = tx.prepare_cached(LOCK_KEYS).await?;
-                tx.execute(&stmt, &[&locks]).await?;
+                if !locks.is_empty() {
+                    let stmt = tx.prepare_cached(LOCK_KEYS).await?;
+                    tx.execute(&stmt, &[&locks]).await?;
+                }
                 let stmt = tx.prepare_cached(LOCK_ROWS).await?;
                 tx.query(&stmt, &[&watched]).await
             }

@@ -736,6 +736,48 @@ async fn an_execution_timeout_ends_the_instance() {
 }
 
 #[workflow]
+async fn quick(n: u32) -> Result<u32, WorkflowError> {
+    Ok(n + 1)
+}
+
+/// The execution and run deadlines of an instance that ended leave no
+/// entry in the timer index (they were written again by the final save and
+/// never removed: every timer pass walked them forever), and retention
+/// takes every key of the instance.
+#[tokio::test]
+async fn an_ended_instance_leaves_no_deadline_timer_behind() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    for i in 0..3u32 {
+        let h = rt
+            .start(
+                format!("deadline-{i}"),
+                quick(i)
+                    .with_timeout(Duration::from_secs(86_400))
+                    .with_run_timeout(Duration::from_secs(3_600)),
+                IdPolicy::Reject,
+            )
+            .await
+            .unwrap();
+        assert_eq!(h.result().await.unwrap(), Ok(i + 1));
+    }
+    rt.shutdown().await;
+    let store = db.open().await;
+    let left: Vec<String> = store
+        .scan_prefix(b"t")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
+        .filter(|k| k.contains("deadline-"))
+        .collect();
+    assert!(left.is_empty(), "timer entries of ended instances: {left:?}");
+}
+
+#[workflow]
 async fn polling(round: u32) -> Result<u32, WorkflowError> {
     sleep(Duration::from_secs(3600)).await?;
     if round == 5 {
