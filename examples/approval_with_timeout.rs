@@ -123,6 +123,7 @@ fn print_outcome(id: &str, outcome: &Outcome) {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = parse_args()?;
+    let kept = db.is_some();
     let temp;
     let dir = match db {
         Some(dir) => dir,
@@ -132,6 +133,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     std::fs::create_dir_all(&dir)?;
+    println!(
+        "An approval that waits for a manager's signal or three days, whichever comes first; a test clock makes the days pass in milliseconds."
+    );
+    println!(
+        "  inspect its store: durable --db {} list, durable --db {} history expense-1{}",
+        dir.join("store").display(),
+        dir.join("store").display(),
+        if kept {
+            ""
+        } else {
+            " (a temporary directory: run with --db DIR to keep it)"
+        }
+    );
     let clock = Arc::new(TestClock::new());
     let start = clock.now();
     let day = |clock: &TestClock| hours_between(start, clock.now()) as f64 / 24.0;

@@ -132,6 +132,7 @@ fn parse_args() -> Result<Args, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
+    let kept = args.db.is_some();
     let temp;
     let dir = match &args.db {
         Some(dir) => dir.clone(),
@@ -141,6 +142,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     std::fs::create_dir_all(&dir)?;
+    println!(
+        "Fan-out/fan-in over 1,000 records, 32 at a time, each result checkpointed as it arrives. Press Ctrl-C or `kill -9` it mid-way and run the same command with the same --db again: no record is imported twice."
+    );
+    println!(
+        "  inspect its store: durable --db {} list, durable --db {} history import-2030-01{}",
+        dir.join("store").display(),
+        dir.join("store").display(),
+        if kept {
+            ""
+        } else {
+            " (a temporary directory: run with --db DIR to keep it)"
+        }
+    );
     let log = dir.join("imported.log");
     let _ = SETTINGS.set(Settings {
         log: log.clone(),

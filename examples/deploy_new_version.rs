@@ -74,6 +74,9 @@ async fn wait_at(rt: &Runtime, id: &str, variant: &str) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!(
+        "A new version deployed while orders are in flight: the deploy check says what would happen to each waiting order, then every order finishes on v2 (a typed migration moves those at a changed step). It runs to the end by itself in a temporary store (`durable check --manifest` does the check on a real one)."
+    );
     let dir = tempfile::tempdir()?;
     let store = dir.path().join("orders");
 

@@ -100,6 +100,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let temp = tempfile::tempdir()?;
     let snapshot: PathBuf = temp.path().join("user-7.snapshot");
+    println!(
+        "A live workflow moved between machines: it starts in one store, is exported while it waits for a signal, imported by a second process with its own store, and finishes there. It runs to the end by itself; the stores are temporary (`durable export` / `durable import` do the same by hand)."
+    );
     println!("machine A (pid {})", std::process::id());
     first_machine(temp.path(), &snapshot).await?;
     let status = Command::new(std::env::current_exe()?)

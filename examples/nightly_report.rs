@@ -134,6 +134,9 @@ fn print_recent(d: &ScheduleDescription) {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!(
+        "A nightly report on a cron schedule (02:00 Berlin): nights on time, a pause, a catch-up, a backfill and a run by hand; a test clock makes the week pass in a second. It runs to the end by itself in a temporary store (`durable schedule describe nightly` shows the same on a real one)."
+    );
     let dir = tempfile::tempdir()?;
     // 2030-01-01 00:00 UTC
     let clock = Arc::new(TestClock::new());

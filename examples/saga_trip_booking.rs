@@ -124,6 +124,7 @@ fn parse_args() -> Result<Option<PathBuf>, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = parse_args()?;
+    let kept = db.is_some();
     let temp;
     let dir = match db {
         Some(dir) => dir,
@@ -133,6 +134,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     std::fs::create_dir_all(&dir)?;
+    println!(
+        "A trip booked as a saga: flight, hotel and car; the car is sold out, so the hotel and then the flight are cancelled, each once."
+    );
+    println!(
+        "  inspect its store: durable --db {} list, durable --db {} history trip-42{}",
+        dir.join("store").display(),
+        dir.join("store").display(),
+        if kept {
+            ""
+        } else {
+            " (a temporary directory: run with --db DIR to keep it)"
+        }
+    );
     let runtime = Runtime::builder()
         .workflow::<book_trip>()
         .open(dir.join("store"))

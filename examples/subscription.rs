@@ -117,6 +117,7 @@ async fn wait_for(what: &str, done: impl Fn() -> bool) -> Result<(), String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = parse_args()?;
+    let kept = db.is_some();
     let temp;
     let dir = match db {
         Some(dir) => dir,
@@ -126,6 +127,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     std::fs::create_dir_all(&dir)?;
+    println!(
+        "A subscription that lives for months: a trial, then a charge every 30 days, or a cancel signal; a test clock makes the months pass in a second."
+    );
+    println!(
+        "  inspect its store: durable --db {} list, durable --db {} history alice{}",
+        dir.join("store").display(),
+        dir.join("store").display(),
+        if kept {
+            ""
+        } else {
+            " (a temporary directory: run with --db DIR to keep it)"
+        }
+    );
     let clock = Arc::new(TestClock::new());
     let since = clock.now();
     let runtime = Runtime::builder()
