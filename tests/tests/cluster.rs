@@ -31,6 +31,17 @@ struct Worker {
     lines: Arc<Mutex<Vec<String>>>,
 }
 
+/// A worker outliving its test (a failed assertion) would keep its network
+/// namespace, address and connections alive into the next tests.
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn spawn(url: &str, dir: &Path, index: usize) -> Worker {
     spawn_with(url, dir, index, ORDERS, 3)
 }

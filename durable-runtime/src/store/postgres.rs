@@ -197,8 +197,15 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-fn db_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("postgres: {e}"))
+fn db_err(e: impl std::error::Error) -> StoreError {
+    // the driver's and the pool's messages name the cause only in their sources
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    StoreError::Backend(format!("postgres: {text}"))
 }
 
 /// The full text of a driver error (its `Display` omits the server's message).
@@ -258,11 +265,6 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
         return Err(bad(
             "sslmode=require is not supported yet: connections are plain TCP".into(),
         ));
-    }
-    let mut config = config;
-    if config.get_connect_timeout().is_none() {
-        // an unreachable server is an error after a while, not a hang
-        config.connect_timeout(Duration::from_secs(10));
     }
     Ok(config)
 }
