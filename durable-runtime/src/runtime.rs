@@ -1877,16 +1877,19 @@ impl<W: Workflow> WorkflowHandle<W> {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(e) = self
-                .engine()?
-                .halted
-                .lock()
-                .expect("halted lock poisoned")
-                .get(&self.id)
+            let record = self.record()?;
+            // stopped here by a store failure: only while the stored record
+            // does not show it ended (elsewhere, or before the failure)
+            if !record.status.is_terminal()
+                && let Some(e) = self
+                    .engine()?
+                    .halted
+                    .lock()
+                    .expect("halted lock poisoned")
+                    .get(&self.id)
             {
                 return Err(ResultError::Store(e.clone()));
             }
-            let record = self.record()?;
             match record.status {
                 // a failure the workflow returned (`Err`) comes back typed
                 Status::Completed | Status::Cancelled => {

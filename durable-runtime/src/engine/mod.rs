@@ -873,11 +873,21 @@ impl Engine {
                     tracing::warn!(instance = %id, error = %e, "instance paused: store failed; retrying in 1 s");
                     let engine = engine.clone();
                     tokio::spawn(async move {
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        if !engine.closing.load(std::sync::atomic::Ordering::SeqCst)
-                            && let Err(e) = engine.wake_instance(&id)
-                        {
-                            engine.halt(&id, e);
+                        // until the store answers again: an instance stopped
+                        // for good here while the database was out of reach
+                        // would answer `result()` with that old error even
+                        // after another worker finished it
+                        loop {
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            if engine.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                                break;
+                            }
+                            match engine.wake_instance(&id) {
+                                Ok(_) => break,
+                                Err(e) => {
+                                    tracing::warn!(instance = %id, error = %e, "instance still paused: store failed; retrying in 1 s");
+                                }
+                            }
                         }
                     });
                 }
