@@ -595,12 +595,9 @@ fn proxy(rt: &tokio::runtime::Runtime, listen: String, target: String) {
         loop {
             // an accept can fail for one connection (a client that gave up
             // while it was queued: ECONNABORTED); the proxy goes on
-            let mut inbound = match listener.accept().await {
-                Ok((inbound, _)) => inbound,
-                Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
             };
             let target = target.clone();
             tokio::spawn(async move {
