@@ -1,6 +1,7 @@
 //! `cargo run --release -p durable-bench -- [--quick] [--json FILE] [--only LIST] [--postgres URL] [sizes]`
 //!
-//! The scenarios of issue #8, on the default sled store with full durability
+//! The scenarios of issue #8, on the default embedded store (redb; `--store
+//! sled` for sled) with full durability
 //! (every transition fdatasync'd before it is acknowledged):
 //!
 //! 1. `throughput`: the order workflow (4 no-op activities) with 1, 100 and
@@ -1040,7 +1041,8 @@ fn print_report(r: &Report) {
     );
     if !r.throughput.is_empty() {
         println!(
-            "\n1. throughput: order workflow (4 no-op activities), sled + fdatasync per group commit"
+            "\n1. throughput: order workflow (4 no-op activities), {} store, one log fdatasync per group commit",
+            store_kind()
         );
         println!(
             "{:>9} {:>9} {:>9} {:>10} {:>13} {:>9} {:>11} {:>10} {:>5}",
