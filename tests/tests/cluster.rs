@@ -25,6 +25,17 @@ const WORKER: &str = env!("CARGO_BIN_EXE_cluster-worker");
 const ORDERS: usize = 1000;
 const LEASE_MS: u64 = 2000;
 
+/// A runtime that reads the database without running anything.
+fn observe(rt: &tokio::runtime::Runtime, url: &str) -> Runtime {
+    rt.block_on(
+        Runtime::builder()
+            .workflow::<process_order>()
+            .resume_on_open(false)
+            .open_url(url),
+    )
+    .expect("observer")
+}
+
 /// A worker process and the lines it printed so far.
 struct Worker {
     child: Child,
@@ -62,8 +73,14 @@ fn launch(
     orders: usize,
     starts: usize,
 ) -> Worker {
+    // a lease the caller chose stands
+    if !command
+        .get_envs()
+        .any(|(k, _)| k == std::ffi::OsStr::new("CLUSTER_LEASE_MS"))
+    {
+        command.env("CLUSTER_LEASE_MS", LEASE_MS.to_string());
+    }
     let mut child = command
-        .env("CLUSTER_LEASE_MS", LEASE_MS.to_string())
         .arg(url)
         .arg(dir)
         .arg(format!("worker-{index}"))
@@ -220,15 +237,7 @@ fn three_workers_finish_every_order_when_two_are_killed() {
     let url = store.url().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    // reads the database without running anything
-    let observer = rt
-        .block_on(
-            Runtime::builder()
-                .workflow::<process_order>()
-                .resume_on_open(false)
-                .open_url(&url),
-        )
-        .expect("observer");
+    let observer = observe(&rt, &url);
     let _enter = rt.enter();
     let mut workers: Vec<Option<Worker>> =
         (0..3).map(|i| Some(spawn(&url, dir.path(), i))).collect();
@@ -294,19 +303,18 @@ fn workers_starting_the_same_ids_at_once_run_every_activity_once() {
     let url = store.url().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let observer = rt
-        .block_on(
-            Runtime::builder()
-                .workflow::<process_order>()
-                .resume_on_open(false)
-                .open_url(&url),
-        )
-        .expect("observer");
+    let observer = observe(&rt, &url);
     let _enter = rt.enter();
     let mut workers: Vec<Worker> = (0..3)
         .map(|i| {
             let mut command = Command::new(WORKER);
-            command.env("CLUSTER_START_ALL", "1");
+            // leases far longer than the test: no worker takes another's
+            // instances over (under CPU load a 2 s lease can lapse, and a
+            // takeover re-runs the attempts in flight), so any activity run
+            // twice comes from an id created twice
+            command
+                .env("CLUSTER_START_ALL", "1")
+                .env("CLUSTER_LEASE_MS", "60000");
             launch(command, &url, dir.path(), i, SAME, 3)
         })
         .collect();
@@ -421,14 +429,7 @@ fn a_paused_worker_loses_its_instances_and_cannot_commit_when_it_wakes() {
     let url = store.url().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let observer = rt
-        .block_on(
-            Runtime::builder()
-                .workflow::<process_order>()
-                .resume_on_open(false)
-                .open_url(&url),
-        )
-        .expect("observer");
+    let observer = observe(&rt, &url);
     let _enter = rt.enter();
     // worker-0 starts every order; worker-1 starts none
     let mut paused = spawn_with(&url, dir.path(), 0, PAUSED_ORDERS, 1);
@@ -635,14 +636,7 @@ fn a_worker_cut_off_from_the_network_loses_its_instances_and_cannot_commit_when_
         .expect("a test database URL");
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let observer = rt
-        .block_on(
-            Runtime::builder()
-                .workflow::<process_order>()
-                .resume_on_open(false)
-                .open_url(&url),
-        )
-        .expect("observer");
+    let observer = observe(&rt, &url);
     let mut urls = Vec::new();
     for k in 0..2 {
         let listen = format!("{}:{}", ns.host_addr(k), 15_432);
