@@ -8,11 +8,12 @@ pub use crate::activity::{
 };
 pub use crate::codec::{CodecError, decode, encode};
 pub use crate::command::Command;
+pub use crate::layout::Tracer;
 pub use crate::migration::Variant;
 pub use crate::workflow::{
     FromResidual, Marker, Op, Outcome, OutputIsPlain, OutputIsResult, QuestionMark, Remaining,
     Step, StepError, VariantInfo, Workflow, WorkflowCall, decode_fields, decode_result,
-    executor_of, finish, suspend, to_json,
+    executor_of, finish, suspend, to_json, transcode,
 };
 pub use std::ops::ControlFlow;
 pub use std::time::Duration;
@@ -53,7 +54,7 @@ impl<T: serde::Serialize + ?Sized> std::fmt::Debug for DebugJson<'_, T> {
 /// # Errors
 /// The record does not decode.
 pub fn decode_record(bytes: &[u8]) -> Result<(), CodecError> {
-    crate::codec::decode::<crate::engine::InstanceRecord>(bytes).map(drop)
+    crate::engine::InstanceRecord::decode(bytes).map(drop)
 }
 
 /// Decodes a stored instance record and encodes it again, as a checkpoint
@@ -62,6 +63,6 @@ pub fn decode_record(bytes: &[u8]) -> Result<(), CodecError> {
 /// # Errors
 /// The record does not decode.
 pub fn reencode_record(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
-    let record = crate::codec::decode::<crate::engine::InstanceRecord>(bytes)?;
+    let record = crate::engine::InstanceRecord::decode(bytes)?;
     crate::codec::encode(&record)
 }

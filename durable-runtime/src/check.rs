@@ -142,6 +142,9 @@ impl std::fmt::Display for CheckReport {
                 Compatibility::Resumes => "resumes".to_owned(),
                 Compatibility::Upgrades { to } => format!("upgrades to {to:016x}"),
                 Compatibility::Migrates { from, to } => format!("migrates v{from} -> v{to}"),
+                Compatibility::Transcodes { changes } => {
+                    format!("transcodes by name ({})", changes.join("; "))
+                }
                 Compatibility::Finished => "finished".to_owned(),
                 Compatibility::Parked(why) => format!("WOULD PARK: {why}"),
             };
@@ -434,12 +437,14 @@ impl Manifest {
                 version,
                 variant,
                 compatible: w.version,
+                changes: Vec::new(),
             }),
             None => Compatibility::Parked(ResumeError::ShapeMismatch {
                 workflow: d.workflow.clone(),
                 stored: fp,
                 current: newest.fingerprint,
                 instance: id,
+                changes: Vec::new(),
             }),
         }
     }

@@ -234,9 +234,39 @@ pub enum ResultError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResumeError {
+    /// The layout of the stored state differs from the code's in a way a
+    /// value cannot cross by name (a narrowed or re-signed integer, a type
+    /// of another kind, a field added without a default...).
+    #[error(
+        "[DURABLE-LAYOUT] instance `{instance}` of `{workflow}` waits at `{variant}`, stored by code whose types differ from this build's: {}; the state is not read by position. Keep the old types (register the old code as its own `#[workflow(version = N)]`), make the change compatible (add a `#[serde(default)]`, an `#[serde(alias)]`, widen instead of narrowing), or register a migration; instance parked",
+        changes.join("; ")
+    )]
+    LayoutChanged {
+        /// The workflow.
+        workflow: String,
+        /// The instance id.
+        instance: String,
+        /// The variant it waits at.
+        variant: String,
+        /// What changed, in the user's terms.
+        changes: Vec<String>,
+    },
+    /// The record names a layout the store does not hold.
+    #[error(
+        "[DURABLE-LAYOUT] instance `{instance}` of `{workflow}` was written with layout {layout:016x}, which the store does not hold; its state cannot be read by name, and is not read by position; instance parked"
+    )]
+    LayoutMissing {
+        /// The workflow.
+        workflow: String,
+        /// The instance id.
+        instance: String,
+        /// The missing layout's hash.
+        layout: u64,
+    },
     /// The stored state's shape differs from the code's state enum.
     #[error(
-        "[DURABLE-SHAPE] stored state of `{workflow}` (fingerprint {stored:016x}) does not match the code (fingerprint {current:016x}); instance `{instance}` parked"
+        "[DURABLE-SHAPE] instance `{instance}` of `{workflow}` was stored by code whose awaits differ from the registered code's (fingerprint {stored:016x}, now {current:016x}){}: keep the old code registered as its own version (give the changed function `#[workflow(version = N)]` with a higher N and register both), or register a migration; instance parked",
+        detail(changes)
     )]
     ShapeMismatch {
         /// The workflow.
@@ -247,6 +277,9 @@ pub enum ResumeError {
         current: u64,
         /// The instance id.
         instance: String,
+        /// What changed between the stored code and the newest registered
+        /// version (when the store holds the old layout).
+        changes: Vec<String>,
     },
     /// No workflow of that name is registered.
     #[error(
@@ -280,7 +313,8 @@ pub enum ResumeError {
     /// variant it waits at with the same shape, but the workflow is pinned:
     /// upgrades are opt-in ([`Builder::workflow_upgrading`](crate::Builder::workflow_upgrading)).
     #[error(
-        "[DURABLE-SHAPE] instance `{instance}` of `{workflow}` is pinned to version {version} (fingerprint {stored:016x}), which is not registered; its variant `{variant}` has the same shape in version {compatible}: register that version with `workflow_upgrading` to continue there, or register version {version} again; instance parked"
+        "[DURABLE-SHAPE] instance `{instance}` of `{workflow}` was stored by version {version} as its code was then (fingerprint {stored:016x}), and no registered code has that shape{}; it is pinned to that code, though the await it waits at, `{variant}`, has the same shape in version {compatible}: register that version with `workflow_upgrading` to continue there, or keep the old code registered as version {version} (and give the changed code a higher version); instance parked",
+        detail(changes)
     )]
     Pinned {
         /// The workflow.
@@ -295,6 +329,9 @@ pub enum ResumeError {
         variant: String,
         /// The version it could continue on.
         compatible: u32,
+        /// What changed between the stored code and the newest registered
+        /// version (when the store holds the old layout).
+        changes: Vec<String>,
     },
     /// A migration from its version is registered, but has no function for
     /// the variant it waits at, whose shape changed.
@@ -365,4 +402,13 @@ pub enum OpenError {
         /// The new version's name.
         to: String,
     },
+}
+
+/// The changes of a shape error, as a clause.
+fn detail(changes: &[String]) -> String {
+    if changes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", changes.join("; "))
+    }
 }

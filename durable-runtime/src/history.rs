@@ -140,6 +140,16 @@ pub enum EventKind {
         /// The signal's name.
         name: String,
     },
+    /// The state was written by code whose types were laid out otherwise:
+    /// it was read by the stored layout and rebuilt by name.
+    Transcoded {
+        /// The stored layout's hash.
+        from: u64,
+        /// The code's layout hash.
+        to: u64,
+        /// The edits crossed, in the user's terms.
+        changes: Vec<String>,
+    },
 }
 
 /// A short description of a command for the history.

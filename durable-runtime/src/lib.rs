@@ -83,6 +83,7 @@ mod error;
 pub mod history;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod layout;
 mod metrics;
 pub mod migration;
 mod phase;

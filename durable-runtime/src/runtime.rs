@@ -349,6 +349,9 @@ impl Builder {
             creating: Mutex::default(),
             tasks: Mutex::default(),
             parked: Mutex::default(),
+            layouts: Mutex::default(),
+            layouts_stored: std::sync::RwLock::default(),
+            value_layouts: Mutex::default(),
             halted: Mutex::default(),
             clock: self.clock,
             running: Mutex::default(),
@@ -365,6 +368,7 @@ impl Builder {
         });
         let _ = engine.this.set(Arc::downgrade(&engine));
         engine.init_signal_seq()?;
+        engine.warn_untraced();
         if let Some(notices) = notices {
             let listener = engine.clone().notice_service(notices);
             engine
@@ -837,7 +841,7 @@ impl Runtime {
             let Some((last, _)) = page.last() else { break };
             from = keys::after(last);
             for (key, bytes) in page {
-                let Ok(r) = codec::decode::<InstanceRecord>(&bytes) else {
+                let Ok(r) = InstanceRecord::decode(&bytes) else {
                     continue;
                 };
                 if !filter.in_time(&r) {
@@ -943,7 +947,9 @@ impl Runtime {
             name: name.to_owned(),
             reason,
         })?;
-        self.signal_encoded(id, name, bytes).await
+        let awaited = (vtable.layout)();
+        let layout = awaited.layout.as_ref().ok().map(|l| (awaited.hash, l));
+        self.signal_encoded(id, name, bytes, layout).await
     }
 
     /// The stored record of `id`, decoded.
@@ -1012,7 +1018,7 @@ impl Runtime {
             .scan_prefix(&[crate::store::keys::INSTANCE])?
         {
             let id = crate::store::keys::instance_id(&key);
-            let verdict = match codec::decode::<InstanceRecord>(&bytes) {
+            let verdict = match InstanceRecord::decode(&bytes) {
                 Err(e) => Compatibility::Parked(ResumeError::Undecodable {
                     instance: id.clone(),
                     reason: e.to_string(),
@@ -1040,8 +1046,8 @@ impl Runtime {
         let record_bytes = store
             .get(&keys::instance(id))?
             .ok_or_else(|| SnapshotError::NotFound { id: id.to_owned() })?;
-        let record: InstanceRecord =
-            codec::decode(&record_bytes).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        let record = InstanceRecord::decode(&record_bytes)
+            .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
         let mut controls = Vec::new();
         for tag in [keys::CANCEL, keys::TERMINATE] {
             let key = keys::control(tag, id);
@@ -1188,7 +1194,7 @@ impl Runtime {
                 });
             }
         }
-        let mut record: InstanceRecord = codec::decode(&snapshot.record)
+        let mut record = InstanceRecord::decode(&snapshot.record)
             .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
         if record.workflow != snapshot.workflow || record.fingerprint != snapshot.fingerprint {
             return Err(SnapshotError::Undecodable(
@@ -1249,7 +1255,7 @@ impl Runtime {
             Some(_) if !replace => return Err(SnapshotError::AlreadyExists { id: id.to_owned() }),
             Some(existing) => {
                 // the replaced instance's index entries go with it
-                if let Ok(old) = codec::decode::<InstanceRecord>(&existing) {
+                if let Ok(old) = InstanceRecord::decode(&existing) {
                     for entry in old.indexed {
                         batch.delete(entry);
                     }
@@ -1372,17 +1378,89 @@ impl Runtime {
                 status: record.status,
             });
         }
-        self.signal_encoded(id, name, codec::encode(payload)?).await
+        // the payload's layout as sent: read by name if the awaited type is
+        // laid out otherwise (a value serde cannot describe goes without)
+        let layout = match crate::layout::of_value(payload) {
+            Ok(layout) => Some(layout),
+            Err(why) => {
+                tracing::warn!(instance = %id, signal = %name, "the payload's layout cannot be recorded ({why}): it will be read by position");
+                None
+            }
+        };
+        if let Some(layout) = &layout {
+            self.refuse_misfit(id, name, &record, layout, std::any::type_name::<T>())?;
+        }
+        let layout = layout.map(|l| (l.hash(), l));
+        self.signal_encoded(
+            id,
+            name,
+            codec::encode(payload)?,
+            layout.as_ref().map(|(h, l)| (*h, l)),
+        )
+        .await
     }
 
-    /// Stores signal `name` with its encoded payload and wakes the instance.
+    /// Refuses a payload laid out as `sent` when instance `id` waits for
+    /// signal `name` now and awaits a type whose layout the payload cannot
+    /// cross by name: it would never be delivered as a misread (at delivery
+    /// it would park the instance), so the sender hears of it now.
+    fn refuse_misfit(
+        &self,
+        id: &str,
+        name: &str,
+        record: &InstanceRecord,
+        sent: &crate::layout::ValueLayout,
+        type_name: &str,
+    ) -> Result<(), SignalError> {
+        let Some(entry) =
+            self.engine
+                .workflows
+                .exact(&record.workflow, record.fingerprint, record.version)
+        else {
+            return Ok(());
+        };
+        let (Some(pending), Ok(executor)) =
+            (record.pending.as_ref(), Engine::executor_of(record, entry))
+        else {
+            return Ok(());
+        };
+        let Some(vtable) = signal_vtable(pending, &executor, name) else {
+            return Ok(());
+        };
+        let Ok(awaited) = &(vtable.layout)().layout else {
+            return Ok(());
+        };
+        let edits =
+            crate::layout::diff::shapes(&sent.shape, &sent.types, &awaited.shape, &awaited.types);
+        if crate::layout::diff::compatible(&edits) {
+            return Ok(());
+        }
+        Err(SignalError::Payload {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            reason: format!(
+                "the payload is a `{type_name}`, laid out otherwise than the awaited `{}`: {}",
+                vtable.type_name,
+                edits
+                    .iter()
+                    .filter(|e| !e.compatible)
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        })
+    }
+
+    /// Stores signal `name` with its encoded payload (and the payload's
+    /// layout, once per store) and wakes the instance.
     async fn signal_encoded(
         &self,
         id: &str,
         name: &str,
         payload: Vec<u8>,
+        layout: Option<(u64, &crate::layout::ValueLayout)>,
     ) -> Result<(), SignalError> {
-        let value = codec::encode(&(name, payload))?;
+        let value = codec::encode(&(name, payload, layout.map_or(0, |(hash, _)| hash)))?;
         let shared = self.engine.store.shared();
         let mut tries = 0;
         loop {
@@ -1401,6 +1479,9 @@ impl Runtime {
             };
             let key = crate::store::keys::signal(id, seq);
             let mut batch = crate::store::Batch::default();
+            if let Some((hash, layout)) = layout {
+                self.engine.store_value_layout(hash, layout, &mut batch)?;
+            }
             batch.put(key.clone(), value.clone());
             if shared {
                 // another process may have used the same number; the owner
@@ -1411,6 +1492,9 @@ impl Runtime {
                 Err(StoreError::Conflict { .. }) if tries < 3 => tries += 1,
                 other => break other?,
             }
+        }
+        if let Some((hash, _)) = layout {
+            self.engine.value_layout_stored(hash);
         }
         // a select racing activities against this signal is interrupted now,
         // not when its running attempt ends
@@ -1673,6 +1757,13 @@ pub enum Compatibility {
         from: u32,
         /// The version it would run on.
         to: u32,
+    },
+    /// Its state was written by code whose types were laid out otherwise
+    /// (fields reordered, added with a default, an integer widened...): it
+    /// would be read by the stored layout and rebuilt by name.
+    Transcodes {
+        /// The edits it crosses, in the user's terms.
+        changes: Vec<String>,
     },
     /// It has ended; nothing will run.
     Finished,

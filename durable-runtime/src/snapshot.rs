@@ -123,8 +123,8 @@ impl Snapshot {
     /// The instance as `describe` would show it (status, version,
     /// variant, fingerprints), read from the snapshot.
     pub fn description(&self) -> Result<crate::Description, SnapshotError> {
-        let record: crate::engine::InstanceRecord =
-            codec::decode(&self.record).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        let record = crate::engine::InstanceRecord::decode(&self.record)
+            .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
         Ok(crate::Description::of(&self.id, record))
     }
 

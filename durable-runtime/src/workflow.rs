@@ -98,6 +98,11 @@ pub enum Op<'a> {
         /// Its fields, postcard-encoded in declaration order.
         fields: &'a [u8],
     },
+    /// Trace the layouts of the state enum and of each awaited command's
+    /// result (types only the generated code can name).
+    Trace(&'a mut crate::layout::Tracer),
+    /// Rebuild a state, read by another layout, by field and variant name.
+    Transcode(&'a crate::layout::value::Value),
 }
 
 /// What an [`Op`] produced.
@@ -123,6 +128,8 @@ pub enum Outcome {
     Adopted(Vec<u8>),
     /// Answer to [`Op::Json`].
     Json(serde_json::Value),
+    /// Answer to [`Op::Trace`]: the tracer holds the layouts.
+    Traced,
 }
 
 /// Why the generated code could not perform an operation.
@@ -226,6 +233,16 @@ pub fn decode_fields<T: DeserializeOwned>(fields: &[u8]) -> Result<T, CodecError
         });
     }
     Ok(value)
+}
+
+/// Rebuilds a state by name from a value read by a stored layout, and
+/// encodes it under this code's layout.
+#[doc(hidden)]
+pub fn transcode<S: Serialize + DeserializeOwned>(
+    value: &crate::layout::value::Value,
+) -> Result<Outcome, StepError> {
+    let state: S = crate::layout::value::rebuild(value)?;
+    Ok(Outcome::Adopted(codec::encode(&state)?))
 }
 
 /// Renders a decoded state as JSON.

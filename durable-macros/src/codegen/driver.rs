@@ -440,6 +440,11 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
         }
     });
     let wrong_exec = wrong(quote!(other.variant_name()), "execute a command");
+    let trace_results = a.variants.iter().enumerate().map(|(k, v)| {
+        let c = command_param(k);
+        let name = v.ident.to_string();
+        quote!(__tracer.result::<#c>(#name);)
+    });
 
     quote! {
         const _: () = {
@@ -473,6 +478,12 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
                         };
                         ::core::result::Result::Ok(#p::Outcome::Adopted(#p::encode(&__state)?))
                     }
+                    #p::Op::Trace(__tracer) => {
+                        __tracer.state::<#state_ty>();
+                        #(#trace_results)*
+                        ::core::result::Result::Ok(#p::Outcome::Traced)
+                    }
+                    #p::Op::Transcode(__value) => #p::transcode::<#state_ty>(__value),
                 }
             }
 

@@ -268,6 +268,17 @@ const _: () = {
                     ),
                 )
             }
+            ::durable_runtime::__private::Op::Trace(__tracer) => {
+                __tracer.state::<ApprovalState<__C0, __C1>>();
+                __tracer.result::<__C0>("Review");
+                __tracer.result::<__C1>("Ask");
+                ::core::result::Result::Ok(::durable_runtime::__private::Outcome::Traced)
+            }
+            ::durable_runtime::__private::Op::Transcode(__value) => {
+                ::durable_runtime::__private::transcode::<
+                    ApprovalState<__C0, __C1>,
+                >(__value)
+            }
         }
     }
     #[automatically_derived]

@@ -249,6 +249,16 @@ const _: () = {
                     ),
                 )
             }
+            ::durable_runtime::__private::Op::Trace(__tracer) => {
+                __tracer.state::<BatchLoopState<__L0, __L1, __C0>>();
+                __tracer.result::<__C0>("Import");
+                ::core::result::Result::Ok(::durable_runtime::__private::Outcome::Traced)
+            }
+            ::durable_runtime::__private::Op::Transcode(__value) => {
+                ::durable_runtime::__private::transcode::<
+                    BatchLoopState<__L0, __L1, __C0>,
+                >(__value)
+            }
         }
     }
     #[automatically_derived]

@@ -404,6 +404,19 @@ const _: () = {
                     ),
                 )
             }
+            ::durable_runtime::__private::Op::Trace(__tracer) => {
+                __tracer.state::<ProcessOrderState<__C0, __C1, __C2, __C3>>();
+                __tracer.result::<__C0>("CheckFraud");
+                __tracer.result::<__C1>("PrepareShipment");
+                __tracer.result::<__C2>("Charge");
+                __tracer.result::<__C3>("Ship");
+                ::core::result::Result::Ok(::durable_runtime::__private::Outcome::Traced)
+            }
+            ::durable_runtime::__private::Op::Transcode(__value) => {
+                ::durable_runtime::__private::transcode::<
+                    ProcessOrderState<__C0, __C1, __C2, __C3>,
+                >(__value)
+            }
         }
     }
     #[automatically_derived]

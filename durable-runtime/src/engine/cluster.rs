@@ -371,8 +371,8 @@ impl Engine {
             let orphans: Vec<String> = page
                 .iter()
                 .filter(|(k, bytes)| {
-                    let unfinished = codec::decode::<InstanceRecord>(bytes)
-                        .map_or(true, |r| !r.status.is_terminal());
+                    let unfinished =
+                        InstanceRecord::decode(bytes).map_or(true, |r| !r.status.is_terminal());
                     unfinished && !owned.contains(&keys::instance_id(k))
                 })
                 .map(|(k, _)| keys::instance_id(k))

@@ -159,7 +159,7 @@ impl Engine {
                         .await
                         .map(|(b, _)| b)
                     }
-                    (other, _) => match self.ready(id, other) {
+                    (other, exec) => match self.ready(id, other, Some(exec)) {
                         Ok(Some((bytes, None))) => Ok(bytes),
                         _ => {
                             Err("join_all takes activities (and clock or random reads)".to_owned())

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, Semaphore};
 mod cluster;
 pub(crate) use cluster::{LeaseRecord, Member};
 mod composite;
+mod layouts;
 mod queues;
 mod retention;
 mod schedules;
@@ -117,6 +118,10 @@ pub(crate) struct InstanceRecord {
     pub(crate) indexed: Vec<Vec<u8>>,
     /// Set by `upsert_search_attributes`; indexed.
     pub(crate) search_attributes: Vec<(String, crate::command::SearchValue)>,
+    /// The [layout](crate::layout) hash of the code that wrote `state`;
+    /// 0: unknown (written before layouts were recorded). Last, so that a
+    /// record written without it decodes with one zero byte appended.
+    pub(crate) layout: u64,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -126,6 +131,16 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 impl InstanceRecord {
+    /// Decodes a stored record, including one written before the `layout`
+    /// field existed (it then reads as 0, "unknown").
+    pub(crate) fn decode(bytes: &[u8]) -> Result<InstanceRecord, CodecError> {
+        codec::decode(bytes).or_else(|err| {
+            let mut older = bytes.to_vec();
+            older.push(0);
+            codec::decode(&older).map_err(|_| err)
+        })
+    }
+
     /// The index entries this record should have.
     fn index_keys(&self, id: &str) -> Vec<Vec<u8>> {
         let phase = crate::phase::Phase::of(self.status, self.pending.as_ref());
@@ -178,6 +193,8 @@ pub(crate) struct WorkflowEntry {
     pub(crate) input_to_json: fn(&[u8]) -> Result<serde_json::Value, String>,
     /// The error text of an encoded output that is an `Err` (the instance failed).
     pub(crate) output_error: fn(&[u8]) -> Option<String>,
+    /// The layout of what this version stores.
+    pub(crate) layout: &'static crate::layout::Traced,
 }
 
 impl WorkflowEntry {
@@ -193,6 +210,7 @@ impl WorkflowEntry {
                 codec::encode(&input).map_err(|e| e.to_string())
             },
             output_error: W::output_error,
+            layout: crate::layout::of::<W>(),
             input_to_json: |bytes| {
                 let input: W::Input = codec::decode(bytes).map_err(|e| e.to_string())?;
                 serde_json::to_value(input).map_err(|e| e.to_string())
@@ -370,6 +388,12 @@ pub(crate) struct Engine {
     pub(crate) creating: Mutex<std::collections::HashSet<String>>,
     pub(crate) tasks: Mutex<tokio::task::JoinSet<()>>,
     pub(crate) parked: Mutex<Vec<ResumeError>>,
+    /// Layouts read from the store, by hash.
+    pub(crate) layouts: Mutex<HashMap<u64, Arc<crate::layout::WorkflowLayout>>>,
+    /// Layouts of registered versions known to be in the store.
+    pub(crate) layouts_stored: std::sync::RwLock<std::collections::HashSet<u64>>,
+    /// Signal payload layouts known to be in the store.
+    pub(crate) value_layouts: Mutex<std::collections::HashSet<u64>>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Instances with a task in this process; `true`: woken while running,
     /// so look for work again before the task ends.
@@ -464,6 +488,11 @@ enum Halt {
     Interrupted,
     /// Storage failed: stop without acknowledging anything more.
     Store(StoreError),
+    /// It was parked (already committed): nothing more runs here.
+    Parked,
+    /// A signal's payload cannot be delivered as the awaited type (its
+    /// layout differs in a way it cannot cross): the instance is parked.
+    Payload(Vec<String>),
 }
 
 impl Engine {
@@ -474,7 +503,7 @@ impl Engine {
         Ok(self
             .store
             .get(&keys::instance(id))?
-            .map(|bytes| codec::decode(&bytes)))
+            .map(|bytes| InstanceRecord::decode(&bytes)))
     }
 
     pub(crate) async fn save(
@@ -537,6 +566,7 @@ impl Engine {
         }
         self.history(id, record, &mut batch)?;
         record.reindex(id, &mut batch);
+        self.stage_layout(record.layout, &mut batch)?;
         let bytes = codec::encode(&*record).map_err(|e| StoreError::Codec(e.to_string()))?;
         batch.put(keys::instance(id), bytes);
         self.store.commit(batch).await?;
@@ -574,6 +604,7 @@ impl Engine {
     ) -> Result<bool, StoreError> {
         self.history(id, record, batch)?;
         record.reindex(id, batch);
+        self.stage_layout(record.layout, batch)?;
         let bytes = codec::encode(&*record).map_err(|e| StoreError::Codec(e.to_string()))?;
         let key = keys::instance(id);
         batch.expect(key.clone(), None).put(key, bytes);
@@ -641,6 +672,7 @@ impl Engine {
             InstanceRecord {
                 workflow: workflow.to_owned(),
                 fingerprint: entry.fingerprint,
+                layout: entry.layout.hash,
                 version: entry.version,
                 status: Status::Running,
                 state: Vec::new(),
@@ -725,7 +757,11 @@ impl Engine {
                 record.pending = None;
             }
             Ok(Ok(
-                Outcome::Executor(_) | Outcome::Json(_) | Outcome::Checked(_) | Outcome::Adopted(_),
+                Outcome::Executor(_)
+                | Outcome::Json(_)
+                | Outcome::Checked(_)
+                | Outcome::Adopted(_)
+                | Outcome::Traced,
             )) => {
                 record.status = Status::Failed;
                 record.error = Some("generated code answered a step with the wrong outcome".into());
@@ -892,6 +928,7 @@ impl Engine {
                     });
                 }
                 Halt::Store(e) => engine.halt(&id, e),
+                Halt::Parked | Halt::Payload(_) => engine.wake(&id),
                 Halt::Waiting | Halt::Interrupted => {}
             }
             return;
@@ -1042,6 +1079,18 @@ impl Engine {
             let (result, consumed) = match self.execute(id, record, &request, entry).await {
                 Ok(Some(done)) => done,
                 Ok(None) => return Halt::Waiting,
+                Err(Halt::Payload(changes)) => {
+                    let reason = ResumeError::LayoutChanged {
+                        workflow: record.workflow.clone(),
+                        instance: id.to_owned(),
+                        variant: record.variant.clone(),
+                        changes,
+                    };
+                    return match self.park(id, record, reason).await {
+                        Ok(()) => Halt::Parked,
+                        Err(e) => Halt::Store(e),
+                    };
+                }
                 Err(halt) => return halt,
             };
             let state = std::mem::take(&mut record.state);
@@ -1097,7 +1146,12 @@ impl Engine {
 
     /// A command that completes without running anything: its output and
     /// the wake-source key it uses up, or `None` if not ready.
-    fn ready(&self, id: &str, request: &Request) -> Result<Option<Ready>, Halt> {
+    fn ready(
+        &self,
+        id: &str,
+        request: &Request,
+        executor: Option<&Executor>,
+    ) -> Result<Option<Ready>, Halt> {
         let io = |e: CodecError| Halt::Store(StoreError::Codec(e.to_string()));
         Ok(match request {
             Request::Now => Some((codec::encode(&self.clock.now()).map_err(io)?, None)),
@@ -1116,7 +1170,16 @@ impl Engine {
                 }
             }
             Request::Signal { name } => match self.take_signal(id, name).map_err(Halt::Store)? {
-                Some((key, payload)) => Some((codec::ok_variant(&payload).map_err(io)?, Some(key))),
+                Some((key, payload, layout)) => {
+                    let vtable = match executor {
+                        Some(Executor::Signal(vtable)) => Some(vtable),
+                        _ => None,
+                    };
+                    let payload = self
+                        .payload_for(name, payload, layout, vtable)
+                        .map_err(Halt::Payload)?;
+                    Some((codec::ok_variant(&payload).map_err(io)?, Some(key)))
+                }
                 None => None,
             },
             Request::Activity { .. }
@@ -1233,7 +1296,11 @@ impl Engine {
         request.timer_keys(id, &mut timers);
         let needs_executor = matches!(
             request,
-            Request::Activity { .. } | Request::Select(_) | Request::All { .. }
+            Request::Activity { .. }
+                | Request::Select(_)
+                | Request::All { .. }
+                // the awaited payload type, to read a signal sent as another
+                | Request::Signal { .. }
         );
         let executor = if needs_executor {
             match Self::executor_of(record, entry) {
@@ -1407,7 +1474,12 @@ impl Engine {
             }
             Request::Select(branches) => {
                 for (i, branch) in branches.iter().enumerate() {
-                    if let Some((bytes, key)) = self.ready(id, branch)? {
+                    let exec = match &executor {
+                        Some(Executor::Select(execs)) => execs.get(i),
+                        Some(Executor::Each(each)) => Some(&**each),
+                        _ => None,
+                    };
+                    if let Some((bytes, key)) = self.ready(id, branch, exec)? {
                         Self::note_arrival(record, branch);
                         let wrapped = match codec::variant(i as u32, &bytes) {
                             Ok(w) => w,
@@ -1510,7 +1582,7 @@ impl Engine {
                     Err(e) => self.fail(id, record, e.to_string()).await,
                 }
             }
-            other => match self.ready(id, other)? {
+            other => match self.ready(id, other, executor.as_ref())? {
                 Some((bytes, key)) => {
                     Self::note_arrival(record, other);
                     timers.extend(key);
@@ -1860,19 +1932,31 @@ impl Engine {
                 Ok(Some((record, entry)))
             }
             Err(reason) => {
-                let text = reason.to_string();
-                if record.status != Status::Parked || record.error.as_deref() != Some(&text) {
-                    record.status = Status::Parked;
-                    record.error = Some(text.clone());
-                    record
-                        .new_events
-                        .push(crate::history::EventKind::Parked { reason: text });
-                    self.save(id, &mut record).await?;
-                }
-                self.park_report(reason);
+                self.park(id, &mut record, reason).await?;
                 Ok(None)
             }
         }
+    }
+
+    /// Parks `record`: saved as parked with a `Parked` event (unless it is
+    /// parked for this very reason already), and reported.
+    async fn park(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        reason: ResumeError,
+    ) -> Result<(), StoreError> {
+        let text = reason.to_string();
+        if record.status != Status::Parked || record.error.as_deref() != Some(&text) {
+            record.status = Status::Parked;
+            record.error = Some(text.clone());
+            record
+                .new_events
+                .push(crate::history::EventKind::Parked { reason: text });
+            self.save(id, record).await?;
+        }
+        self.park_report(reason);
+        Ok(())
     }
 
     /// Finds the code that runs `record`, moving it to another version when
@@ -1899,6 +1983,7 @@ impl Engine {
                 self.workflows
                     .exact(&record.workflow, record.fingerprint, record.version)
             {
+                self.align(id, record, entry)?;
                 let entry = self.check(id, record, entry)?;
                 if entry.version != record.version {
                     // its version is gone but another has the very same
@@ -1920,11 +2005,13 @@ impl Engine {
             };
             self.migrate(id, record, m)?;
         }
+        let changes = self.await_changes(record, newest);
         let mismatch = ResumeError::ShapeMismatch {
             workflow: record.workflow.clone(),
             stored: record.fingerprint,
             current: newest.fingerprint,
             instance: id.to_owned(),
+            changes: changes.clone(),
         };
         let Some(target) =
             self.workflows
@@ -1940,9 +2027,11 @@ impl Engine {
                 version: record.version,
                 variant: record.variant.clone(),
                 compatible: target.version,
+                changes,
             });
         }
         self.upgrade(id, record, target)?;
+        self.align(id, record, target)?;
         self.check(id, record, target)
     }
 
@@ -1974,7 +2063,13 @@ impl Engine {
                     }
                 }
             }
-            Ok(_) => Compatibility::Resumes,
+            Ok(_) => match moved.new_events.iter().find_map(|e| match e {
+                crate::history::EventKind::Transcoded { changes, .. } => Some(changes.clone()),
+                _ => None,
+            }) {
+                Some(changes) => Compatibility::Transcodes { changes },
+                None => Compatibility::Resumes,
+            },
         }
     }
 
@@ -2048,6 +2143,7 @@ impl Engine {
         record.variant = variant.to_owned();
         record.variant_fp = target.variant_fp(variant);
         record.fingerprint = target.fingerprint;
+        record.layout = target.layout.hash;
         record.version = target.version;
         Ok(())
     }
@@ -2074,6 +2170,7 @@ impl Engine {
         });
         record.state = state;
         record.fingerprint = entry.fingerprint;
+        record.layout = entry.layout.hash;
         record.version = entry.version;
         Ok(())
     }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Engine, InstanceRecord};
-use crate::codec;
 use crate::store::{Batch, StoreError, keys};
 
 /// How often the policy is applied after the first pass at open.
@@ -49,7 +48,7 @@ impl Engine {
                 continue;
             };
             // an undecodable record is parked, not expired
-            let Ok(record) = codec::decode::<InstanceRecord>(&bytes) else {
+            let Ok(record) = InstanceRecord::decode(&bytes) else {
                 continue;
             };
             if !record.status.is_terminal() || record.updated_ms > cutoff {

@@ -3,7 +3,9 @@
 
 use super::Engine;
 use crate::codec;
-use crate::store::{StoreError, keys};
+use crate::command::SignalVTable;
+use crate::layout::{ValueLayout, diff, value};
+use crate::store::{Batch, StoreError, keys};
 
 impl Engine {
     /// Starts the signal counter above every buffered signal, so order holds
@@ -24,25 +26,129 @@ impl Engine {
         Ok(())
     }
 
-    /// The first buffered signal of `name` for instance `id`: its key and
-    /// encoded payload.
-    pub(crate) fn take_signal(
-        &self,
-        id: &str,
-        name: &str,
-    ) -> Result<Option<crate::store::KeyValue>, StoreError> {
+    /// The first buffered signal of `name` for instance `id`: its key,
+    /// encoded payload and the payload's layout hash (0: unknown).
+    pub(crate) fn take_signal(&self, id: &str, name: &str) -> Result<Option<Buffered>, StoreError> {
         for (key, value) in self.store.scan_prefix(&keys::signals(id))? {
-            let (signal, payload): (String, Vec<u8>) =
-                codec::decode(&value).map_err(|e| StoreError::Corrupt {
+            let (signal, payload, layout) =
+                decode_signal(&value).map_err(|e| StoreError::Corrupt {
                     key: crate::store::printable(&key),
                     reason: e.to_string(),
                 })?;
             if signal == name {
-                return Ok(Some((key, payload)));
+                return Ok(Some((key, payload, layout)));
             }
         }
         Ok(None)
     }
+
+    /// `payload`, written with layout `layout`, as the awaited type of
+    /// `vtable` lays it out: as it is when the layouts are the same (or
+    /// either is unknown), else rebuilt by name; the edits that prevent it
+    /// otherwise.
+    pub(crate) fn payload_for(
+        &self,
+        name: &str,
+        payload: Vec<u8>,
+        layout: u64,
+        vtable: Option<&SignalVTable>,
+    ) -> Result<Vec<u8>, Vec<String>> {
+        let Some(vtable) = vtable else {
+            return Ok(payload);
+        };
+        let awaited = (vtable.layout)();
+        let Ok(new) = &awaited.layout else {
+            return Ok(payload);
+        };
+        if layout == 0 || layout == awaited.hash {
+            return Ok(payload);
+        }
+        let refused = |why: String| vec![format!("signal `{name}`: {why}")];
+        let old = match self.stored_value_layout(layout) {
+            Ok(Some(old)) => old,
+            Ok(None) => {
+                return Err(refused(format!(
+                    "its payload layout {layout:016x} is not in the store"
+                )));
+            }
+            Err(e) => return Err(refused(format!("its payload layout cannot be read: {e}"))),
+        };
+        let edits = diff::shapes(&old.shape, &old.types, &new.shape, &new.types);
+        if edits.is_empty() {
+            // laid out alike where it holds anything: the bytes read as they are
+            return Ok(payload);
+        }
+        if !diff::compatible(&edits) {
+            return Err(edits
+                .iter()
+                .filter(|e| !e.compatible)
+                .map(|e| format!("signal `{name}`'s payload (sent as another type than the awaited `{}`): {e}", vtable.type_name))
+                .collect());
+        }
+        let value =
+            value::read(&payload, &old.shape, &old.types).map_err(|e| refused(e.to_string()))?;
+        (vtable.rebuild)(&value).map_err(|e| refused(e.to_string()))
+    }
+
+    /// The payload layout stored under `hash`.
+    pub(crate) fn stored_value_layout(&self, hash: u64) -> Result<Option<ValueLayout>, StoreError> {
+        let Some(bytes) = self.store.get(&keys::value_layout(hash))? else {
+            return Ok(None);
+        };
+        codec::decode(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                key: crate::store::printable(&keys::value_layout(hash)),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Adds payload layout `layout` (hash `hash`) to `batch` unless the
+    /// store holds it.
+    pub(crate) fn store_value_layout(
+        &self,
+        hash: u64,
+        layout: &ValueLayout,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        if self
+            .value_layouts
+            .lock()
+            .expect("value layouts lock poisoned")
+            .contains(&hash)
+        {
+            return Ok(());
+        }
+        let key = keys::value_layout(hash);
+        if self.store.get(&key)?.is_none() {
+            batch.put(
+                key,
+                codec::encode(layout).map_err(|e| StoreError::Codec(e.to_string()))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Remembers that the store holds payload layout `hash`.
+    pub(crate) fn value_layout_stored(&self, hash: u64) {
+        self.value_layouts
+            .lock()
+            .expect("value layouts lock poisoned")
+            .insert(hash);
+    }
+}
+
+/// A buffered signal: its key, encoded payload and payload layout hash.
+pub(crate) type Buffered = (Vec<u8>, Vec<u8>, u64);
+
+/// A stored signal: its name, encoded payload and payload layout hash (a
+/// signal stored before layouts were recorded has none: 0).
+pub(crate) fn decode_signal(value: &[u8]) -> Result<(String, Vec<u8>, u64), crate::CodecError> {
+    codec::decode(value).or_else(|err| {
+        let mut older = value.to_vec();
+        older.push(0);
+        codec::decode(&older).map_err(|_| err)
+    })
 }
 
 impl Engine {

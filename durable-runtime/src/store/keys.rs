@@ -84,6 +84,26 @@ pub(crate) fn index_entry(mut prefix: Vec<u8>, id: &str) -> Vec<u8> {
 }
 
 /// Tag of schedules.
+/// `l` + layout hash (8 bytes, big-endian): a workflow version's
+/// [layout](crate::layout::WorkflowLayout), written once.
+pub(crate) const LAYOUT: u8 = b'l';
+
+pub(crate) fn layout(hash: u64) -> Vec<u8> {
+    let mut key = vec![LAYOUT];
+    key.extend_from_slice(&hash.to_be_bytes());
+    key
+}
+
+/// `v` + layout hash: the [layout](crate::layout::ValueLayout) of a
+/// signal payload type as a sender wrote it, written once.
+pub(crate) const VALUE_LAYOUT: u8 = b'v';
+
+pub(crate) fn value_layout(hash: u64) -> Vec<u8> {
+    let mut key = vec![VALUE_LAYOUT];
+    key.extend_from_slice(&hash.to_be_bytes());
+    key
+}
+
 pub(crate) const SCHEDULE: u8 = b's';
 
 /// The key of schedule `id`.

@@ -485,6 +485,7 @@ async fn changed_shape_parks_the_instance_and_keeps_it() {
             stored,
             current,
             instance,
+            ..
         } => {
             assert_eq!((workflow.as_str(), instance.as_str()), ("versioned", "old"));
             assert_ne!(stored, current);

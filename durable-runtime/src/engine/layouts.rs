@@ -1,0 +1,186 @@
+//! Stored layouts, and states brought from the layout that wrote them to
+//! the code's (see [`crate::layout`]).
+
+use std::sync::Arc;
+
+use super::{Engine, InstanceRecord, WorkflowEntry, guarded};
+use crate::codec;
+use crate::error::ResumeError;
+use crate::layout::{WorkflowLayout, diff, value};
+use crate::store::{Batch, StoreError, keys};
+use crate::workflow::{Op, Outcome};
+
+impl Engine {
+    /// Warns of registered versions whose layout could not be traced
+    /// (their states are checked by fingerprint only).
+    pub(crate) fn warn_untraced(&self) {
+        for entry in self.workflows.entries() {
+            if let Err(why) = &entry.layout.layout {
+                tracing::warn!(
+                    workflow = entry.name,
+                    version = entry.version,
+                    "{why}: its stored states are checked by fingerprint only, so a changed type definition behind an unchanged name is not detected"
+                );
+            }
+        }
+    }
+
+    /// Adds layout `hash` (of a registered version) to `batch`, the batch
+    /// of a record that refers to it, unless the store holds it: a record
+    /// is never durable without the layout that reads it.
+    pub(crate) fn stage_layout(&self, hash: u64, batch: &mut Batch) -> Result<(), StoreError> {
+        if hash == 0
+            || self
+                .layouts_stored
+                .read()
+                .expect("layouts lock poisoned")
+                .contains(&hash)
+        {
+            return Ok(());
+        }
+        let key = keys::layout(hash);
+        if self.store.get(&key)?.is_some() {
+            self.layouts_stored
+                .write()
+                .expect("layouts lock poisoned")
+                .insert(hash);
+            return Ok(());
+        }
+        let layout = self
+            .workflows
+            .entries()
+            .find(|e| e.layout.hash == hash)
+            .and_then(|e| e.layout.layout.as_ref().ok());
+        if let Some(layout) = layout {
+            let bytes = codec::encode(layout).map_err(|e| StoreError::Codec(e.to_string()))?;
+            batch.put(key, bytes);
+        }
+        Ok(())
+    }
+
+    /// The layout stored under `hash`.
+    pub(crate) fn stored_layout(
+        &self,
+        hash: u64,
+    ) -> Result<Option<Arc<WorkflowLayout>>, StoreError> {
+        if let Some(found) = self
+            .layouts
+            .lock()
+            .expect("layouts lock poisoned")
+            .get(&hash)
+        {
+            return Ok(Some(found.clone()));
+        }
+        let Some(bytes) = self.store.get(&keys::layout(hash))? else {
+            return Ok(None);
+        };
+        let layout: WorkflowLayout = codec::decode(&bytes).map_err(|e| StoreError::Corrupt {
+            key: crate::store::printable(&keys::layout(hash)),
+            reason: e.to_string(),
+        })?;
+        let layout = Arc::new(layout);
+        self.layouts
+            .lock()
+            .expect("layouts lock poisoned")
+            .insert(hash, layout.clone());
+        Ok(Some(layout))
+    }
+
+    /// How the awaits of the code that stored `record` differ from
+    /// `entry`'s, when the store holds the old layout.
+    pub(crate) fn await_changes(
+        &self,
+        record: &InstanceRecord,
+        entry: WorkflowEntry,
+    ) -> Vec<String> {
+        let (Ok(Some(old)), Ok(new)) = (self.stored_layout(record.layout), &entry.layout.layout)
+        else {
+            return Vec::new();
+        };
+        diff::awaits(&old, new)
+    }
+
+    /// Brings `record`'s state to `entry`'s layout: nothing to do when the
+    /// layouts are equal (or either is unknown); else the state is read by
+    /// the stored layout and rebuilt by name, with a `Transcoded` event, or
+    /// the edit that prevents it is returned. In memory only.
+    pub(crate) fn align(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        entry: WorkflowEntry,
+    ) -> Result<(), ResumeError> {
+        let to = entry.layout.hash;
+        if record.layout == to || record.layout == 0 || to == 0 {
+            return Ok(());
+        }
+        if record.state.is_empty() {
+            record.layout = to;
+            return Ok(());
+        }
+        let Ok(new) = &entry.layout.layout else {
+            return Ok(());
+        };
+        let parked = |changes: Vec<String>| ResumeError::LayoutChanged {
+            workflow: record.workflow.clone(),
+            instance: id.to_owned(),
+            variant: record.variant.clone(),
+            changes,
+        };
+        let old = match self.stored_layout(record.layout) {
+            Ok(Some(old)) => old,
+            Ok(None) => {
+                return Err(ResumeError::LayoutMissing {
+                    workflow: record.workflow.clone(),
+                    instance: id.to_owned(),
+                    layout: record.layout,
+                });
+            }
+            Err(e) => {
+                return Err(parked(vec![format!(
+                    "the stored layout cannot be read: {e}"
+                )]));
+            }
+        };
+        let edits = diff::state_variant(&old, new, &record.variant);
+        if !diff::compatible(&edits) {
+            return Err(parked(
+                edits
+                    .iter()
+                    .filter(|e| !e.compatible)
+                    .map(ToString::to_string)
+                    .collect(),
+            ));
+        }
+        let value = value::read(&record.state, &old.state, &old.types).map_err(|e| {
+            parked(vec![format!(
+                "the state does not read by its own layout: {e}"
+            )])
+        })?;
+        let state = match guarded(|| (entry.drive)(Op::Transcode(&value))) {
+            Ok(Ok(Outcome::Adopted(state))) => state,
+            Ok(Ok(_)) => return Err(parked(vec!["the code did not rebuild the state".into()])),
+            Ok(Err(e)) => return Err(parked(vec![rebuild_failure(&e.to_string())])),
+            Err(panic) => return Err(parked(vec![panic])),
+        };
+        record
+            .new_events
+            .push(crate::history::EventKind::Transcoded {
+                from: record.layout,
+                to,
+                changes: edits.iter().map(ToString::to_string).collect(),
+            });
+        record.state = state;
+        record.layout = to;
+        Ok(())
+    }
+}
+
+/// serde's words for why a value did not rebuild, without the codec's
+/// envelope ("missing field `cents`").
+fn rebuild_failure(error: &str) -> String {
+    match error.split_once(": ") {
+        Some((_, why)) => format!("the stored value does not fit the new types: {why}"),
+        None => error.to_owned(),
+    }
+}

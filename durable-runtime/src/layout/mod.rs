@@ -1,0 +1,445 @@
+//! Layouts: the serialized shape of every value a workflow version stores,
+//! read off its compiled types.
+//!
+//! postcard, the encoding of states, inputs and outputs, is positional: a
+//! struct is its fields in order, an enum variant its index. Bytes written by
+//! one build therefore decode as *something* under another build whose types
+//! were edited (reordered fields swap values, a reordered enum picks another
+//! variant). To never misread them, each registered workflow version knows
+//! the layout of what it stores — traced from the `Deserialize` impls of the
+//! monomorphized state enum (every inferred local included), the input, the
+//! output and each awaited command's result — and each instance record names
+//! the layout (by hash) of the code that wrote it. Layouts are stored once in
+//! the store, so a state can be read by name without the code that wrote it:
+//! when the stored layout differs from the code's, [`diff`] says which edits
+//! separate them, and a compatible state is [`value::read`] by the old layout
+//! and rebuilt by field and variant *name* under the new one; anything else
+//! is parked with the edit named.
+//!
+//! Tracing walks the `Deserialize` impls with a probing deserializer
+//! ([`trace`]), the approach of serde-reflection (which Diem/Aptos use to
+//! pin their wire formats); that crate was tried first and set aside
+//! because it cannot reach an enum nested inside one variant of another
+//! without being handed the nested type, which the runtime never has.
+
+use std::any::TypeId;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::command::Command;
+use crate::workflow::{Op, Workflow};
+
+pub mod diff;
+mod sample;
+mod trace;
+pub mod value;
+
+pub(crate) use sample::of_value;
+use trace::trace;
+
+/// The serialized shape of one value: a primitive, a combination, or a
+/// named struct or enum described in [`WorkflowLayout::types`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Shape {
+    /// `()`.
+    Unit,
+    /// `bool`.
+    Bool,
+    /// `i8`.
+    I8,
+    /// `i16`.
+    I16,
+    /// `i32`.
+    I32,
+    /// `i64` (and `isize`).
+    I64,
+    /// `i128`.
+    I128,
+    /// `u8`.
+    U8,
+    /// `u16`.
+    U16,
+    /// `u32`.
+    U32,
+    /// `u64` (and `usize`).
+    U64,
+    /// `u128`.
+    U128,
+    /// `f32`.
+    F32,
+    /// `f64`.
+    F64,
+    /// `char`.
+    Char,
+    /// A string.
+    Str,
+    /// A byte string (`serde_bytes`, or a type that serializes as bytes).
+    Bytes,
+    /// `Option<T>`.
+    Option(Box<Shape>),
+    /// A sequence: `Vec<T>`, `HashSet<T>`, `VecDeque<T>`...
+    Seq(Box<Shape>),
+    /// A map: `HashMap<K, V>`, `BTreeMap<K, V>`.
+    Map(Box<Shape>, Box<Shape>),
+    /// A tuple.
+    Tuple(Vec<Shape>),
+    /// A fixed-size array `[T; N]`.
+    Array(Box<Shape>, u64),
+    /// A struct or enum, by its Rust type name (without module paths).
+    Named(String),
+    /// Not known: the element of an empty sequence or of a `None` in a
+    /// value's layout (nothing of it is stored).
+    Unknown,
+}
+
+/// The fields of a struct or of an enum variant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Fields {
+    /// No fields: `struct A;`, `A` in `enum E { A }`.
+    Unit,
+    /// One unnamed field: `struct A(T);`.
+    Newtype(Shape),
+    /// Unnamed fields: `struct A(T, U);`.
+    Tuple(Vec<Shape>),
+    /// Named fields, in declaration (= encoding) order.
+    Struct(Vec<(String, Shape)>),
+}
+
+/// A named type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Container {
+    /// A struct.
+    Struct(Fields),
+    /// An enum: its variants in index order.
+    Enum(Vec<(String, Fields)>),
+}
+
+/// Everything one workflow version stores, as laid out on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WorkflowLayout {
+    /// The workflow's name.
+    pub workflow: String,
+    /// Its version.
+    pub version: u32,
+    /// The state enum (one variant per await).
+    pub state: Shape,
+    /// The input.
+    pub input: Shape,
+    /// The output.
+    pub output: Shape,
+    /// The result type of the command each variant awaits, by variant name.
+    pub results: Vec<(String, Shape)>,
+    /// Every named type reachable from the shapes above.
+    pub types: BTreeMap<String, Container>,
+}
+
+impl WorkflowLayout {
+    /// The layout's identity: a hash of its encoding, never 0 (0 stands
+    /// for "unknown": records written before layouts were stored).
+    pub fn hash(&self) -> u64 {
+        fnv(&codec::encode(self).unwrap_or_default())
+    }
+
+    /// The fields of variant `variant` of the state enum.
+    pub fn state_variant(&self, variant: &str) -> Option<&Fields> {
+        let Shape::Named(name) = &self.state else {
+            return None;
+        };
+        match self.types.get(name)? {
+            Container::Enum(variants) => {
+                variants.iter().find(|(n, _)| n == variant).map(|(_, f)| f)
+            }
+            Container::Struct(_) => None,
+        }
+    }
+}
+
+/// The layout of one value apart from a workflow: a signal's payload as its
+/// sender wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ValueLayout {
+    /// The value's shape.
+    pub shape: Shape,
+    /// Every named type reachable from it.
+    pub types: BTreeMap<String, Container>,
+}
+
+impl ValueLayout {
+    /// The layout's identity (as [`WorkflowLayout::hash`]).
+    pub fn hash(&self) -> u64 {
+        fnv(&codec::encode(self).unwrap_or_default())
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+/// The traced layout of a value type, or why it could not be traced.
+#[derive(Debug)]
+pub(crate) struct ValueTraced {
+    /// [`ValueLayout::hash`], or 0 when not traced.
+    pub(crate) hash: u64,
+    pub(crate) layout: Result<ValueLayout, String>,
+}
+
+/// The layout of `T`, traced once per process.
+pub(crate) fn value_of<T: DeserializeOwned + 'static>() -> &'static ValueTraced {
+    static CACHE: OnceLock<Mutex<HashMap<TypeId, &'static ValueTraced>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(found) = cache
+        .lock()
+        .expect("layout cache poisoned")
+        .get(&TypeId::of::<T>())
+    {
+        return found;
+    }
+    let layout = trace::<T>().map(|(shape, types)| ValueLayout { shape, types });
+    let traced: &'static ValueTraced = Box::leak(Box::new(ValueTraced {
+        hash: layout.as_ref().map_or(0, ValueLayout::hash),
+        layout,
+    }));
+    cache
+        .lock()
+        .expect("layout cache poisoned")
+        .entry(TypeId::of::<T>())
+        .or_insert(traced)
+}
+
+/// The traced layout of a registered workflow version, or why it could not
+/// be traced (a type with a hand-written `Deserialize` the tracer cannot
+/// walk); such a version is checked by its fingerprint only, and says so at
+/// registration.
+#[derive(Debug)]
+pub(crate) struct Traced {
+    /// [`WorkflowLayout::hash`], or 0 when not traced.
+    pub(crate) hash: u64,
+    pub(crate) layout: Result<WorkflowLayout, String>,
+}
+
+/// The layout of `W`, traced once per process.
+pub(crate) fn of<W: Workflow>() -> &'static Traced {
+    static CACHE: OnceLock<Mutex<HashMap<TypeId, &'static Traced>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(found) = cache
+        .lock()
+        .expect("layout cache poisoned")
+        .get(&TypeId::of::<W>())
+    {
+        return found;
+    }
+    let layout = trace_workflow::<W>();
+    let traced: &'static Traced = Box::leak(Box::new(Traced {
+        hash: layout.as_ref().map_or(0, WorkflowLayout::hash),
+        layout,
+    }));
+    cache
+        .lock()
+        .expect("layout cache poisoned")
+        .entry(TypeId::of::<W>())
+        .or_insert(traced)
+}
+
+fn trace_workflow<W: Workflow>() -> Result<WorkflowLayout, String> {
+    let mut tracer = Tracer::default();
+    W::drive(Op::Trace(&mut tracer)).map_err(|e| e.to_string())?;
+    let input = tracer.root::<W::Input>("the input");
+    let output = tracer.root::<W::Output>("the output");
+    if let Some(first) = tracer.errors.first() {
+        return Err(first.clone());
+    }
+    let state = tracer.state.take().ok_or("the state enum was not traced")?;
+    Ok(WorkflowLayout {
+        workflow: W::NAME.to_owned(),
+        version: W::VERSION,
+        state,
+        input,
+        output,
+        results: tracer.results,
+        types: tracer.types,
+    })
+}
+
+/// Collects the layouts of the types a workflow stores; handed by the
+/// runtime to the generated code, which names the state enum and the
+/// awaited commands (types only it can name).
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct Tracer {
+    state: Option<Shape>,
+    results: Vec<(String, Shape)>,
+    types: BTreeMap<String, Container>,
+    errors: Vec<String>,
+}
+
+impl Tracer {
+    /// Traces the state enum.
+    pub fn state<S: DeserializeOwned>(&mut self) {
+        self.state = Some(self.root::<S>("the state enum"));
+    }
+
+    /// Traces the result of the command awaited by variant `variant`.
+    pub fn result<C: Command>(&mut self, variant: &'static str) {
+        let what = format!("the result awaited by `{variant}`");
+        let shape = self.root::<C::Output>(&what);
+        self.results.push((variant.to_owned(), shape));
+    }
+
+    fn root<T: DeserializeOwned>(&mut self, what: &str) -> Shape {
+        match trace::<T>().and_then(|(shape, types)| {
+            for (name, container) in types {
+                match self.types.get(&name) {
+                    Some(known) if *known != container => {
+                        return Err(format!(
+                            "two types named `{name}` have different layouts; the layout is ambiguous"
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.types.insert(name, container);
+                    }
+                }
+            }
+            Ok(shape)
+        }) {
+            Ok(shape) => shape,
+            Err(reason) => {
+                self.errors.push(format!(
+                    "cannot trace the layout of {what} (`{}`): {reason}",
+                    std::any::type_name::<T>()
+                ));
+                Shape::Unit
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Order {
+        id: String,
+        qty: u32,
+        lines: Vec<Line>,
+        kind: Kind,
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Line(u64, Option<String>);
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Kind {
+        A,
+        B(Box<Kind>),
+        C { inner: Inner },
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Inner {
+        X,
+        Y(u8),
+    }
+
+    #[test]
+    fn traces_nested_and_recursive_enums_to_the_last_variant() {
+        let (root, types) = trace::<Order>().unwrap();
+        assert_eq!(root, Shape::Named("Order".into()), "{types:#?}");
+        assert_eq!(
+            types["Order"],
+            Container::Struct(Fields::Struct(vec![
+                ("id".into(), Shape::Str),
+                ("qty".into(), Shape::U32),
+                (
+                    "lines".into(),
+                    Shape::Seq(Box::new(Shape::Named("Line".into())))
+                ),
+                ("kind".into(), Shape::Named("Kind".into())),
+            ]))
+        );
+        assert_eq!(
+            types["Inner"],
+            Container::Enum(vec![
+                ("X".into(), Fields::Unit),
+                ("Y".into(), Fields::Newtype(Shape::U8)),
+            ])
+        );
+        let Container::Enum(kinds) = &types["Kind"] else {
+            panic!("Kind is an enum")
+        };
+        let names: Vec<_> = kinds.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["A", "B", "C"]);
+    }
+
+    #[test]
+    fn a_type_the_tracer_cannot_walk_is_reported_by_name() {
+        struct Picky;
+        impl<'de> Deserialize<'de> for Picky {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                if s == "ok" {
+                    Ok(Picky)
+                } else {
+                    Err(serde::de::Error::custom("must be `ok`"))
+                }
+            }
+        }
+        let mut tracer = Tracer::default();
+        tracer.root::<Picky>("the input");
+        assert!(
+            tracer.errors[0].contains("the input"),
+            "{}",
+            tracer.errors[0]
+        );
+        assert!(
+            tracer.errors[0].contains("must be `ok`"),
+            "{}",
+            tracer.errors[0]
+        );
+    }
+}
+
+#[cfg(test)]
+mod alias_tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Aliased {
+        #[serde(alias = "zz_id", alias = "a_id")]
+        id: String,
+        #[serde(alias = "amount")]
+        cents: u32,
+        qty: u8,
+    }
+
+    #[test]
+    fn fields_with_aliases_are_named_by_their_own_names() {
+        let (_, types) = trace::<Aliased>().unwrap();
+        assert_eq!(
+            types["Aliased"],
+            Container::Struct(Fields::Struct(vec![
+                ("id".into(), Shape::Str),
+                ("cents".into(), Shape::U32),
+                ("qty".into(), Shape::U8),
+            ]))
+        );
+    }
+}

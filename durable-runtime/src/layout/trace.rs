@@ -1,0 +1,841 @@
+//! Reads a type's layout off its `Deserialize` impl.
+//!
+//! The probe is a serde `Deserializer` that answers every request with a
+//! placeholder value and writes down what was asked for: `deserialize_struct`
+//! names the struct and its fields, `deserialize_enum` its variants,
+//! `deserialize_u32` a `u32`. One pass sees one variant of each enum, so
+//! passes repeat, each taking a variant not seen yet (or, once an enum is
+//! complete, one that leads to an enum that is not), until every variant of
+//! every reachable enum is known. A recursive type ends where it recurses: a
+//! sequence is left empty, an enum takes a variant already known to end.
+//!
+//! serde-reflection does the same for a top-level type but cannot reach an
+//! enum nested in one variant of another without tracing the nested type by
+//! hand; the runtime never has those types, so it traces this way.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
+
+use super::{Container, Fields, Shape};
+
+type Types = BTreeMap<String, Container>;
+
+/// Traces `T`: its shape and every named type it reaches.
+pub(crate) fn trace<T: de::DeserializeOwned>() -> Result<(Shape, Types), String> {
+    let mut t = Trace::default();
+    let mut root = None;
+    let mut idle = 0;
+    for _ in 0..10_000 {
+        let before = t.progress();
+        let mut slot = None;
+        match T::deserialize(Probe {
+            t: &mut t,
+            slot: &mut slot,
+        }) {
+            Ok(_) => root = slot,
+            Err(Probing::Recursion) => {}
+            Err(Probing::Failed(why)) => return Err(why),
+        }
+        if root.is_some() && t.incomplete().is_empty() {
+            break;
+        }
+        idle = if t.progress() == before { idle + 1 } else { 0 };
+        if idle > 2 {
+            let missing = t.incomplete();
+            return Err(if missing.is_empty() {
+                "the type recurses without a variant that ends".into()
+            } else {
+                format!("variants of {} cannot be reached", missing.join(", "))
+            });
+        }
+    }
+    let root = root.ok_or("the type recurses without a variant that ends")?;
+    let mut types = t.structs;
+    for (name, variants) in t.enums {
+        let variants = variants
+            .into_iter()
+            .map(|(n, f)| {
+                f.map(|f| (n.to_owned(), f))
+                    .ok_or_else(|| format!("variant `{n}` of `{name}` was not reached"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        types.insert(name.to_owned(), Container::Enum(variants));
+    }
+    Ok(rename(root, types))
+}
+
+/// A Rust type name without module paths: `Result<String, WorkflowError>`
+/// for `core::result::Result<alloc::string::String, durable_runtime::WorkflowError>`.
+pub(crate) fn short(type_name: &str) -> String {
+    let mut out = String::with_capacity(type_name.len());
+    let mut path_start = 0;
+    let mut chars = type_name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            out.truncate(path_start);
+            continue;
+        }
+        out.push(c);
+        if !(c.is_alphanumeric() || c == '_') {
+            path_start = out.len();
+        }
+    }
+    out
+}
+
+/// Names each type by its [`short`] name where that is unambiguous (the
+/// full type name otherwise): containers are keyed by their Rust type, so
+/// two instances of one generic type (`Result<u32, E>`, `Result<(), E>`)
+/// stay apart.
+pub(crate) fn rename(root: Shape, types: Types) -> (Shape, Types) {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for full in types.keys() {
+        *count.entry(short(full)).or_default() += 1;
+    }
+    let name = |full: &str| {
+        let s = short(full);
+        if count[&s] == 1 { s } else { full.to_owned() }
+    };
+    let renamed = types
+        .iter()
+        .map(|(full, c)| (name(full), rename_container(c, &name)))
+        .collect();
+    (rename_shape(&root, &name), renamed)
+}
+
+fn rename_shape(shape: &Shape, name: &dyn Fn(&str) -> String) -> Shape {
+    let boxed = |s: &Shape| Box::new(rename_shape(s, name));
+    match shape {
+        Shape::Named(n) => Shape::Named(name(n)),
+        Shape::Option(s) => Shape::Option(boxed(s)),
+        Shape::Seq(s) => Shape::Seq(boxed(s)),
+        Shape::Map(k, v) => Shape::Map(boxed(k), boxed(v)),
+        Shape::Tuple(items) => Shape::Tuple(items.iter().map(|s| rename_shape(s, name)).collect()),
+        Shape::Array(s, n) => Shape::Array(boxed(s), *n),
+        other => other.clone(),
+    }
+}
+
+fn rename_fields(fields: &Fields, name: &dyn Fn(&str) -> String) -> Fields {
+    match fields {
+        Fields::Unit => Fields::Unit,
+        Fields::Newtype(s) => Fields::Newtype(rename_shape(s, name)),
+        Fields::Tuple(items) => {
+            Fields::Tuple(items.iter().map(|s| rename_shape(s, name)).collect())
+        }
+        Fields::Struct(fields) => Fields::Struct(
+            fields
+                .iter()
+                .map(|(n, s)| (n.clone(), rename_shape(s, name)))
+                .collect(),
+        ),
+    }
+}
+
+fn rename_container(c: &Container, name: &dyn Fn(&str) -> String) -> Container {
+    match c {
+        Container::Struct(f) => Container::Struct(rename_fields(f, name)),
+        Container::Enum(variants) => Container::Enum(
+            variants
+                .iter()
+                .map(|(n, f)| (n.clone(), rename_fields(f, name)))
+                .collect(),
+        ),
+    }
+}
+
+#[derive(Default)]
+struct Trace {
+    structs: Types,
+    /// Each enum's variants in index order, with their fields once seen.
+    enums: BTreeMap<&'static str, Vec<(&'static str, Option<Fields>)>>,
+    /// Containers being traced (a recursion check).
+    stack: Vec<&'static str>,
+    /// Variants whose last visit ran into a recursion: tried after others.
+    stuck: HashSet<(&'static str, usize)>,
+    /// Structs whose field list names aliases too, while their names are
+    /// being learned.
+    aliased: BTreeMap<&'static str, Aliases>,
+}
+
+/// serde lists a field's aliases beside its name (sorted, in one run per
+/// field), so a struct with aliases lists more names than it has fields.
+/// Its fields are then offered by name, one pass at a time: a name that
+/// belongs to a field offered already is a duplicate (serde says so, naming
+/// the field), is left out from then on, and names its run.
+#[derive(Default)]
+struct Aliases {
+    /// Indexes into the field list not to offer again.
+    skip: std::collections::BTreeSet<usize>,
+    /// The field's own name, by the index of the first name of its run.
+    name: BTreeMap<usize, String>,
+}
+
+impl Trace {
+    fn progress(&self) -> (usize, usize, usize, usize) {
+        let known = self
+            .enums
+            .values()
+            .flatten()
+            .filter(|(_, f)| f.is_some())
+            .count();
+        let learned = self.aliased.values().map(|a| a.skip.len()).sum();
+        (known, self.stuck.len(), self.structs.len(), learned)
+    }
+
+    fn incomplete(&self) -> Vec<String> {
+        self.enums
+            .iter()
+            .filter(|(_, v)| v.iter().any(|(_, f)| f.is_none()))
+            .map(|(n, _)| format!("`{n}`"))
+            .collect()
+    }
+
+    /// Whether a value of `fields` can reach a type in `targets`, or (with
+    /// `incomplete`) an enum with variants still unseen.
+    fn reaches(
+        &self,
+        fields: &Fields,
+        targets: &[&str],
+        incomplete: bool,
+        seen: &mut HashSet<String>,
+    ) -> bool {
+        let shapes: Vec<&Shape> = match fields {
+            Fields::Unit => vec![],
+            Fields::Newtype(s) => vec![s],
+            Fields::Tuple(items) => items.iter().collect(),
+            Fields::Struct(fields) => fields.iter().map(|(_, s)| s).collect(),
+        };
+        shapes
+            .into_iter()
+            .any(|s| self.shape_reaches(s, targets, incomplete, seen))
+    }
+
+    fn shape_reaches(
+        &self,
+        shape: &Shape,
+        targets: &[&str],
+        incomplete: bool,
+        seen: &mut HashSet<String>,
+    ) -> bool {
+        match shape {
+            Shape::Option(s) | Shape::Seq(s) | Shape::Array(s, _) => {
+                self.shape_reaches(s, targets, incomplete, seen)
+            }
+            Shape::Map(k, v) => {
+                self.shape_reaches(k, targets, incomplete, seen)
+                    || self.shape_reaches(v, targets, incomplete, seen)
+            }
+            Shape::Tuple(items) => items
+                .iter()
+                .any(|s| self.shape_reaches(s, targets, incomplete, seen)),
+            Shape::Named(name) => {
+                if targets.contains(&name.as_str()) {
+                    return true;
+                }
+                if !seen.insert(name.clone()) {
+                    return false;
+                }
+                if let Some(Container::Struct(f)) = self.structs.get(name) {
+                    return self.reaches(f, targets, incomplete, seen);
+                }
+                match self.enums.get(name.as_str()) {
+                    Some(variants) => variants.iter().any(|(_, f)| match f {
+                        None => incomplete,
+                        Some(f) => self.reaches(f, targets, incomplete, seen),
+                    }),
+                    None => false,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// The variant of `name` to visit next.
+    fn choose(&self, name: &'static str, on_stack: bool) -> Option<usize> {
+        let variants = &self.enums[name];
+        let ends = |f: &Fields| !self.reaches(f, &self.stack, false, &mut HashSet::new());
+        if on_stack {
+            // inside itself: a variant known to end, or give up this pass
+            return variants
+                .iter()
+                .position(|(_, f)| f.as_ref().is_some_and(ends));
+        }
+        let unseen = |i: &usize| variants[*i].1.is_none();
+        let fresh = (0..variants.len()).find(|i| unseen(i) && !self.stuck.contains(&(name, *i)));
+        fresh
+            .or_else(|| (0..variants.len()).find(unseen))
+            .or_else(|| {
+                // not through itself: that visit would take a variant that ends
+                let barrier = || HashSet::from([name.to_owned()]);
+                variants.iter().position(|(_, f)| {
+                    f.as_ref()
+                        .is_some_and(|f| self.reaches(f, &[], true, &mut barrier()))
+                })
+            })
+            .or(Some(0))
+    }
+
+    fn define(&mut self, name: &'static str, container: Fields) -> Result<(), Probing> {
+        match self.structs.get(name) {
+            Some(Container::Struct(known)) if *known != container => Err(Probing::Failed(format!(
+                "two types named `{name}` have different layouts (generic instances of one type, or two types of one name)"
+            ))),
+            _ => {
+                self.structs
+                    .insert(name.to_owned(), Container::Struct(container));
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Probing {
+    /// A container was met inside itself with no way out this pass.
+    Recursion,
+    Failed(String),
+}
+
+impl fmt::Display for Probing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Probing::Recursion => f.write_str("recursion"),
+            Probing::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for Probing {}
+
+impl de::Error for Probing {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Probing::Failed(msg.to_string())
+    }
+}
+
+struct Probe<'t> {
+    t: &'t mut Trace,
+    slot: &'t mut Option<Shape>,
+}
+
+impl<'t> Probe<'t> {
+    fn shape(self, shape: Shape) -> &'t mut Trace {
+        *self.slot = Some(shape);
+        self.t
+    }
+
+    /// Enters container `name`; `Recursion` when it is already being traced
+    /// twice (once inside itself is allowed: an enum on the way may end it).
+    fn enter(self, name: &'static str) -> Result<&'t mut Trace, Probing> {
+        let t = self.shape(Shape::Named(name.to_owned()));
+        if t.stack.iter().filter(|n| **n == name).count() >= 2 {
+            return Err(Probing::Recursion);
+        }
+        t.stack.push(name);
+        Ok(t)
+    }
+}
+
+macro_rules! primitive {
+    ($($method:ident => $shape:ident, $visit:ident($value:expr);)*) => {$(
+        fn $method<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Probing> {
+            self.shape(Shape::$shape);
+            v.$visit($value)
+        }
+    )*};
+}
+
+impl<'de> de::Deserializer<'de> for Probe<'_> {
+    type Error = Probing;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _v: V) -> Result<V::Value, Probing> {
+        Err(Probing::Failed(
+            "it asks for a self-describing format (`#[serde(untagged)]`, `flatten`, an internally tagged enum, or a hand-written `Deserialize`), which postcard cannot store either".into(),
+        ))
+    }
+
+    primitive! {
+        deserialize_bool => Bool, visit_bool(false);
+        deserialize_i8 => I8, visit_i8(1);
+        deserialize_i16 => I16, visit_i16(1);
+        deserialize_i32 => I32, visit_i32(1);
+        deserialize_i64 => I64, visit_i64(1);
+        deserialize_i128 => I128, visit_i128(1);
+        deserialize_u8 => U8, visit_u8(1);
+        deserialize_u16 => U16, visit_u16(1);
+        deserialize_u32 => U32, visit_u32(1);
+        deserialize_u64 => U64, visit_u64(1);
+        deserialize_u128 => U128, visit_u128(1);
+        deserialize_f32 => F32, visit_f32(0.0);
+        deserialize_f64 => F64, visit_f64(0.0);
+        deserialize_char => Char, visit_char('a');
+        deserialize_str => Str, visit_str("");
+        deserialize_string => Str, visit_string(String::new());
+        deserialize_bytes => Bytes, visit_bytes(&[]);
+        deserialize_byte_buf => Bytes, visit_byte_buf(Vec::new());
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Probing> {
+        self.shape(Shape::Unit);
+        v.visit_unit()
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Probing> {
+        let mut inner = None;
+        let out = v.visit_some(Probe {
+            t: self.t,
+            slot: &mut inner,
+        });
+        *self.slot = inner.map(|s| Shape::Option(Box::new(s)));
+        out
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        v: V,
+    ) -> Result<V::Value, Probing> {
+        let name = std::any::type_name::<V::Value>();
+        let t = self.enter(name)?;
+        t.stack.pop();
+        t.define(name, Fields::Unit)?;
+        v.visit_unit()
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        v: V,
+    ) -> Result<V::Value, Probing> {
+        let name = std::any::type_name::<V::Value>();
+        let t = self.enter(name)?;
+        let mut inner = None;
+        let out = v.visit_newtype_struct(Probe {
+            t: &mut *t,
+            slot: &mut inner,
+        });
+        t.stack.pop();
+        let out = out?;
+        let inner = inner.ok_or_else(|| Probing::Failed(format!("`{name}` has no inner value")))?;
+        t.define(name, Fields::Newtype(inner))?;
+        Ok(out)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Probing> {
+        let mut elem = None;
+        let out = v.visit_seq(Elements {
+            t: &mut *self.t,
+            elem: &mut elem,
+            done: false,
+        });
+        *self.slot = elem.map(|s| Shape::Seq(Box::new(s)));
+        if self.slot.is_none() {
+            return Err(Probing::Failed(
+                "a sequence whose element type was not asked for".into(),
+            ));
+        }
+        out
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value, Probing> {
+        let mut shapes = Vec::with_capacity(len);
+        let out = v.visit_seq(Fixed {
+            t: &mut *self.t,
+            shapes: &mut shapes,
+            len,
+        })?;
+        *self.slot = Some(Shape::Tuple(shapes));
+        Ok(out)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        len: usize,
+        v: V,
+    ) -> Result<V::Value, Probing> {
+        let name = std::any::type_name::<V::Value>();
+        let t = self.enter(name)?;
+        let mut shapes = Vec::with_capacity(len);
+        let out = v.visit_seq(Fixed {
+            t: &mut *t,
+            shapes: &mut shapes,
+            len,
+        });
+        t.stack.pop();
+        let out = out?;
+        t.define(name, Fields::Tuple(shapes))?;
+        Ok(out)
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Probing> {
+        let (mut key, mut value) = (None, None);
+        let out = v.visit_map(Entries {
+            t: &mut *self.t,
+            key: &mut key,
+            value: &mut value,
+            done: false,
+        })?;
+        match (key, value) {
+            (Some(k), Some(v)) => *self.slot = Some(Shape::Map(Box::new(k), Box::new(v))),
+            _ => {
+                return Err(Probing::Failed(
+                    "a map whose key or value type was not asked for".into(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, Probing> {
+        let name = std::any::type_name::<V::Value>();
+        let t = self.enter(name)?;
+        if t.aliased.contains_key(name) {
+            return by_name(t, name, fields, v);
+        }
+        let mut shapes = Vec::with_capacity(fields.len());
+        let out = v.visit_seq(Fixed {
+            t: &mut *t,
+            shapes: &mut shapes,
+            len: fields.len(),
+        });
+        t.stack.pop();
+        let out = out?;
+        if shapes.len() != fields.len() {
+            // aliases among the names: learn which name is whose
+            t.aliased.insert(name, Aliases::default());
+            return Err(Probing::Recursion);
+        }
+        let named = fields.iter().map(|f| (*f).to_owned()).zip(shapes).collect();
+        t.define(name, Fields::Struct(named))?;
+        Ok(out)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        variants: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, Probing> {
+        let name = std::any::type_name::<V::Value>();
+        if variants.is_empty() {
+            return Err(Probing::Failed(format!("enum `{name}` has no variants")));
+        }
+        let t = self.shape(Shape::Named(name.to_owned()));
+        let known = t
+            .enums
+            .entry(name)
+            .or_insert_with(|| variants.iter().map(|v| (*v, None)).collect());
+        if known.len() != variants.len() || known.iter().zip(variants).any(|((a, _), b)| a != b) {
+            return Err(Probing::Failed(format!(
+                "two enums named `{name}` have different variants"
+            )));
+        }
+        let on_stack = t.stack.contains(&name);
+        let Some(index) = t.choose(name, on_stack) else {
+            return Err(Probing::Recursion);
+        };
+        t.stack.push(name);
+        let mut fields = None;
+        let out = v.visit_enum(Variant {
+            t: &mut *t,
+            index,
+            fields: &mut fields,
+        });
+        t.stack.pop();
+        match out {
+            Ok(value) => {
+                if let Some(f) = fields {
+                    t.enums.get_mut(name).expect("enum registered above")[index].1 = Some(f);
+                }
+                Ok(value)
+            }
+            Err(Probing::Recursion) => {
+                t.stuck.insert((name, index));
+                Err(Probing::Recursion)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, _v: V) -> Result<V::Value, Probing> {
+        Err(Probing::Failed("an identifier outside an enum".into()))
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Probing> {
+        v.visit_unit()
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+/// Visits struct `name` as a map, offering its names not known to be
+/// aliases of an earlier one (see [`Aliases`]).
+fn by_name<'de, V: Visitor<'de>>(
+    t: &mut Trace,
+    name: &'static str,
+    fields: &'static [&'static str],
+    v: V,
+) -> Result<V::Value, Probing> {
+    let skip = t.aliased[name].skip.clone();
+    let offer: Vec<usize> = (0..fields.len()).filter(|i| !skip.contains(i)).collect();
+    let mut got: Vec<(usize, Shape)> = Vec::new();
+    let mut offered = 0;
+    let out = v.visit_map(Named {
+        t: &mut *t,
+        fields,
+        offer: &offer,
+        offered: &mut offered,
+        got: &mut got,
+    });
+    t.stack.pop();
+    match out {
+        Ok(out) => {
+            let aliases = t.aliased.remove(name).unwrap_or_default();
+            let named = got
+                .into_iter()
+                .map(|(i, shape)| {
+                    (
+                        aliases
+                            .name
+                            .get(&i)
+                            .cloned()
+                            .unwrap_or_else(|| fields[i].to_owned()),
+                        shape,
+                    )
+                })
+                .collect();
+            t.define(name, Fields::Struct(named))?;
+            Ok(out)
+        }
+        Err(Probing::Failed(why)) if offered > got.len() => {
+            // the last name offered was refused: a duplicate of its run
+            let dup = offer[offered - 1];
+            let field = why
+                .strip_prefix("duplicate field `")
+                .and_then(|w| w.strip_suffix('`'))
+                .ok_or_else(|| Probing::Failed(why.clone()))?
+                .to_owned();
+            let aliases = t.aliased.get_mut(name).expect("being learned");
+            aliases.skip.insert(dup);
+            let start = (0..dup)
+                .rev()
+                .find(|i| !aliases.skip.contains(i))
+                .unwrap_or(0);
+            aliases.name.insert(start, field);
+            Err(Probing::Recursion)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A struct offered as a map of its names.
+struct Named<'t> {
+    t: &'t mut Trace,
+    fields: &'static [&'static str],
+    offer: &'t [usize],
+    offered: &'t mut usize,
+    got: &'t mut Vec<(usize, Shape)>,
+}
+
+impl<'de> MapAccess<'de> for Named<'_> {
+    type Error = Probing;
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Probing> {
+        let Some(&i) = self.offer.get(*self.offered) else {
+            return Ok(None);
+        };
+        *self.offered += 1;
+        seed.deserialize(de::value::BorrowedStrDeserializer::<Probing>::new(
+            self.fields[i],
+        ))
+        .map(Some)
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Probing> {
+        let i = self.offer[*self.offered - 1];
+        let mut slot = None;
+        let v = seed.deserialize(Probe {
+            t: &mut *self.t,
+            slot: &mut slot,
+        })?;
+        self.got.push((
+            i,
+            slot.ok_or_else(|| Probing::Failed("a field of unknown type".into()))?,
+        ));
+        Ok(v)
+    }
+}
+
+/// A sequence: one element is traced, then it ends (an element that
+/// recurses leaves it empty).
+struct Elements<'t> {
+    t: &'t mut Trace,
+    elem: &'t mut Option<Shape>,
+    done: bool,
+}
+
+impl<'de> SeqAccess<'de> for Elements<'_> {
+    type Error = Probing;
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Probing> {
+        if self.done {
+            return Ok(None);
+        }
+        self.done = true;
+        match seed.deserialize(Probe {
+            t: &mut *self.t,
+            slot: &mut *self.elem,
+        }) {
+            Ok(v) => Ok(Some(v)),
+            Err(Probing::Recursion) if self.elem.is_some() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A tuple or a struct's fields: exactly `len` elements.
+struct Fixed<'t> {
+    t: &'t mut Trace,
+    shapes: &'t mut Vec<Shape>,
+    len: usize,
+}
+
+impl<'de> SeqAccess<'de> for Fixed<'_> {
+    type Error = Probing;
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Probing> {
+        if self.shapes.len() == self.len {
+            return Ok(None);
+        }
+        let mut slot = None;
+        let v = seed.deserialize(Probe {
+            t: &mut *self.t,
+            slot: &mut slot,
+        })?;
+        self.shapes
+            .push(slot.ok_or_else(|| Probing::Failed("an element of unknown type".into()))?);
+        Ok(Some(v))
+    }
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.len - self.shapes.len())
+    }
+}
+
+/// A map: one entry is traced.
+struct Entries<'t> {
+    t: &'t mut Trace,
+    key: &'t mut Option<Shape>,
+    value: &'t mut Option<Shape>,
+    done: bool,
+}
+
+impl<'de> MapAccess<'de> for Entries<'_> {
+    type Error = Probing;
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Probing> {
+        if self.done {
+            return Ok(None);
+        }
+        self.done = true;
+        seed.deserialize(Probe {
+            t: &mut *self.t,
+            slot: &mut *self.key,
+        })
+        .map(Some)
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Probing> {
+        seed.deserialize(Probe {
+            t: &mut *self.t,
+            slot: &mut *self.value,
+        })
+    }
+}
+
+/// The variant chosen for this pass.
+struct Variant<'t> {
+    t: &'t mut Trace,
+    index: usize,
+    fields: &'t mut Option<Fields>,
+}
+
+impl<'de, 't> EnumAccess<'de> for Variant<'t> {
+    type Error = Probing;
+    type Variant = Variant<'t>;
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Variant<'t>), Probing> {
+        let index = de::value::U32Deserializer::<Probing>::new(self.index as u32);
+        Ok((seed.deserialize(index)?, self))
+    }
+}
+
+impl<'de> VariantAccess<'de> for Variant<'_> {
+    type Error = Probing;
+    fn unit_variant(self) -> Result<(), Probing> {
+        *self.fields = Some(Fields::Unit);
+        Ok(())
+    }
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Probing> {
+        let mut inner = None;
+        let out = seed.deserialize(Probe {
+            t: &mut *self.t,
+            slot: &mut inner,
+        })?;
+        *self.fields =
+            Some(Fields::Newtype(inner.ok_or_else(|| {
+                Probing::Failed("a variant of unknown type".into())
+            })?));
+        Ok(out)
+    }
+    fn tuple_variant<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value, Probing> {
+        let mut shapes = Vec::with_capacity(len);
+        let out = v.visit_seq(Fixed {
+            t: &mut *self.t,
+            shapes: &mut shapes,
+            len,
+        })?;
+        *self.fields = Some(Fields::Tuple(shapes));
+        Ok(out)
+    }
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        names: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, Probing> {
+        let mut shapes = Vec::with_capacity(names.len());
+        let out = v.visit_seq(Fixed {
+            t: &mut *self.t,
+            shapes: &mut shapes,
+            len: names.len(),
+        })?;
+        if shapes.len() != names.len() {
+            return Err(Probing::Failed(
+                "an enum variant's fields have `#[serde(alias)]`es, whose names cannot be told apart; move the fields into a struct".into(),
+            ));
+        }
+        *self.fields = Some(Fields::Struct(
+            names.iter().map(|n| (*n).to_owned()).zip(shapes).collect(),
+        ));
+        Ok(out)
+    }
+}

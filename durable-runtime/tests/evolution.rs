@@ -1,0 +1,902 @@
+//! Evolution of in-flight state: the matrix of type edits between two
+//! builds. Each case is two builds of one workflow (modules `a` and `b`,
+//! the same workflow name and body, the types edited): build A starts an
+//! instance that waits for a signal holding a value, closes; build B opens
+//! the same store, says what it would do (`check_compatibility`), then gets
+//! the signal. Every case either continues with the right values (rebuilt
+//! by field and variant name) or parks naming what changed. None is ever
+//! read by position. The expected outcomes are the table in
+//! `docs/versioning.md`.
+
+#![allow(unreachable_pub)]
+
+mod common;
+use common::{Within, until};
+
+use durable_runtime::prelude::*;
+use durable_runtime::{Compatibility, Status, Workflow, WorkflowCall};
+
+/// The workflow both builds of a case share: it holds `held` across a
+/// signal and returns it as its `Debug` text, so the test sees what build B
+/// read.
+macro_rules! evolve {
+    () => {
+        #[workflow(name = "evolve")]
+        pub async fn evolve(held: Held) -> Result<String, WorkflowError> {
+            let _go: () = signal("go").await?;
+            Ok(format!("{held:?}"))
+        }
+    };
+}
+
+/// A case: the items of build A, of build B.
+macro_rules! case {
+    ($name:ident { a: { $($a:item)* } b: { $($b:item)* } }) => {
+        mod $name {
+            pub mod a {
+                #![allow(dead_code)]
+                use durable_runtime::prelude::*;
+                use serde::{Deserialize, Serialize};
+                $($a)*
+                evolve!();
+            }
+            pub mod b {
+                #![allow(dead_code)]
+                use durable_runtime::prelude::*;
+                use serde::{Deserialize, Serialize};
+                $($b)*
+                evolve!();
+            }
+        }
+    };
+}
+
+/// What build B did with the instance build A left waiting.
+#[derive(Debug)]
+enum Seen {
+    /// It continued and returned this text.
+    Continued(String),
+    /// It parked, for this reason.
+    Parked(String),
+}
+
+/// Runs build A up to the signal with `input`, then build B to the end.
+async fn two_builds<A: Workflow, B: Workflow>(call: WorkflowCall<A>) -> (Compatibility, Seen) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Runtime::builder()
+        .workflow::<A>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = a.start("x", call, IdPolicy::Reject).await.unwrap();
+    until("A waits for the signal", || {
+        h.describe().unwrap().variant == "Signal"
+    })
+    .await;
+    a.shutdown().await;
+
+    // what `durable check` would say before deploying B (nothing written)
+    let look = Runtime::builder()
+        .workflow::<B>()
+        .resume_on_open(false)
+        .open(dir.path())
+        .await
+        .unwrap();
+    let verdict = look
+        .check_compatibility()
+        .unwrap()
+        .into_iter()
+        .find(|(id, _)| id == "x")
+        .map(|(_, v)| v)
+        .unwrap();
+    look.shutdown().await;
+
+    let b = Runtime::builder()
+        .workflow::<B>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    b.signal("x", "go", &()).await.unwrap();
+    let seen = {
+        let b = &b;
+        until("B ends or parks", move || {
+            matches!(
+                b.describe("x").unwrap().status,
+                Status::Completed | Status::Parked
+            )
+        })
+        .await;
+        let d = b.describe("x").unwrap();
+        if d.status == Status::Parked {
+            Seen::Parked(d.error.unwrap_or_default())
+        } else {
+            let out = b.handle::<B>("x").result().await.unwrap();
+            Seen::Continued(
+                serde_json::to_value(&out).unwrap().as_object().unwrap()["Ok"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        }
+    };
+    b.shutdown().await;
+    (verdict, seen)
+}
+
+/// Asserts the instance continued with `expected` (and that the check said
+/// it would transcode, naming `change`).
+async fn continues<A: Workflow, B: Workflow>(call: WorkflowCall<A>, expected: &str, change: &str) {
+    let (verdict, seen) = two_builds::<A, B>(call).within().await;
+    match &seen {
+        Seen::Continued(out) => assert_eq!(out, expected),
+        Seen::Parked(why) => panic!("expected to continue with {expected}, parked: {why}"),
+    }
+    match verdict {
+        Compatibility::Transcodes { changes } => assert!(
+            changes.iter().any(|c| c.contains(change)),
+            "the check should name `{change}`: {changes:?}"
+        ),
+        Compatibility::Resumes if change.is_empty() => {}
+        other => panic!("the check should say it transcodes ({change}), said {other:?}"),
+    }
+}
+
+/// Asserts the instance parked with a reason containing each of `words`,
+/// and that the check said so beforehand.
+async fn parks<A: Workflow, B: Workflow>(call: WorkflowCall<A>, words: &[&str]) {
+    let (verdict, seen) = two_builds::<A, B>(call).within().await;
+    let Seen::Parked(why) = &seen else {
+        panic!("expected to park, {seen:?}")
+    };
+    for w in words {
+        assert!(why.contains(w), "the reason should name `{w}`: {why}");
+    }
+    assert!(
+        verdict.would_park(),
+        "the check should say it parks: {verdict:?}"
+    );
+}
+
+case!(reorder { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, pub qty: u32, pub cents: u32 }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, pub cents: u32, pub qty: u32 }
+}});
+
+#[tokio::test]
+async fn reordered_fields_are_read_by_name() {
+    let input = reorder::a::Held {
+        id: "o-1".into(),
+        qty: 3,
+        cents: 1999,
+    };
+    continues::<reorder::a::evolve, reorder::b::evolve>(
+        reorder::a::evolve(input),
+        r#"Held { id: "o-1", cents: 1999, qty: 3 }"#,
+        "reordered",
+    )
+    .await;
+}
+
+case!(add_default { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, #[serde(default)] pub note: String }
+}});
+
+#[tokio::test]
+async fn a_field_added_with_a_default_takes_it() {
+    continues::<add_default::a::evolve, add_default::b::evolve>(
+        add_default::a::evolve(add_default::a::Held { id: "o".into() }),
+        r#"Held { id: "o", note: "" }"#,
+        "`note: String` of `Held` added",
+    )
+    .await;
+}
+
+case!(add_required { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, pub note: String }
+}});
+
+#[tokio::test]
+async fn a_field_added_without_a_default_parks_naming_it() {
+    parks::<add_required::a::evolve, add_required::b::evolve>(
+        add_required::a::evolve(add_required::a::Held { id: "o".into() }),
+        &["missing field `note`", "[DURABLE-LAYOUT]"],
+    )
+    .await;
+}
+
+case!(add_option { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, pub note: Option<String> }
+}});
+
+#[tokio::test]
+async fn an_optional_field_added_reads_as_none() {
+    continues::<add_option::a::evolve, add_option::b::evolve>(
+        add_option::a::evolve(add_option::a::Held { id: "o".into() }),
+        r#"Held { id: "o", note: None }"#,
+        "added",
+    )
+    .await;
+}
+
+case!(remove_field { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, pub legacy: Vec<u64>, pub cents: u32 }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, pub cents: u32 }
+}});
+
+#[tokio::test]
+async fn a_removed_field_is_dropped_and_the_others_kept() {
+    continues::<remove_field::a::evolve, remove_field::b::evolve>(
+        remove_field::a::evolve(remove_field::a::Held {
+            id: "o".into(),
+            legacy: vec![1, 2],
+            cents: 7,
+        }),
+        r#"Held { id: "o", cents: 7 }"#,
+        "`legacy` of `Held` removed",
+    )
+    .await;
+}
+
+case!(rename_alias { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, pub amount: u32 }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, #[serde(alias = "amount")] pub cents: u32 }
+}});
+
+#[tokio::test]
+async fn a_field_renamed_with_an_alias_keeps_its_value() {
+    continues::<rename_alias::a::evolve, rename_alias::b::evolve>(
+        rename_alias::a::evolve(rename_alias::a::Held {
+            id: "o".into(),
+            amount: 1999,
+        }),
+        r#"Held { id: "o", cents: 1999 }"#,
+        "`cents: u32` of `Held` added",
+    )
+    .await;
+}
+
+case!(rename_bare { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, pub amount: u32 }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, pub cents: u32 }
+}});
+
+#[tokio::test]
+async fn a_field_renamed_without_an_alias_parks() {
+    parks::<rename_bare::a::evolve, rename_bare::b::evolve>(
+        rename_bare::a::evolve(rename_bare::a::Held {
+            id: "o".into(),
+            amount: 1999,
+        }),
+        &["missing field `cents`"],
+    )
+    .await;
+}
+
+case!(widen { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub n: u32, pub d: i32 }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub n: u64, pub d: i64 }
+}});
+
+#[tokio::test]
+async fn integers_widen() {
+    continues::<widen::a::evolve, widen::b::evolve>(
+        widen::a::evolve(widen::a::Held {
+            n: 4_000_000_000,
+            d: -5,
+        }),
+        "Held { n: 4000000000, d: -5 }",
+        "u32 → u64 (widened)",
+    )
+    .await;
+}
+
+case!(narrow { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub n: u64 }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub n: u32 }
+}});
+
+#[tokio::test]
+async fn a_narrowed_integer_parks_even_when_the_value_fits() {
+    parks::<narrow::a::evolve, narrow::b::evolve>(
+        narrow::a::evolve(narrow::a::Held { n: 5 }),
+        &["`held.n`: u64 → u32 (narrowed)"],
+    )
+    .await;
+}
+
+case!(resign { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub n: i32 }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub n: u32 }
+}});
+
+#[tokio::test]
+async fn a_signed_integer_made_unsigned_parks() {
+    parks::<resign::a::evolve, resign::b::evolve>(
+        resign::a::evolve(resign::a::Held { n: 5 }),
+        &["i32 → u32 (changed sign)"],
+    )
+    .await;
+}
+
+case!(string_to_bytes { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub body: String }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub body: Vec<u8> }
+}});
+
+#[tokio::test]
+async fn a_string_that_became_bytes_parks() {
+    parks::<string_to_bytes::a::evolve, string_to_bytes::b::evolve>(
+        string_to_bytes::a::evolve(string_to_bytes::a::Held { body: "hi".into() }),
+        &["`held.body`: String → a sequence of u8"],
+    )
+    .await;
+}
+
+case!(to_option { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub cents: u32 }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub cents: Option<u32> }
+}});
+
+#[tokio::test]
+async fn a_value_made_optional_reads_as_some() {
+    continues::<to_option::a::evolve, to_option::b::evolve>(
+        to_option::a::evolve(to_option::a::Held { cents: 12 }),
+        "Held { cents: Some(12) }",
+        "now optional",
+    )
+    .await;
+}
+
+case!(variant_added_at_end { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub enum Held { Standard, Express { hours: u8 } }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub enum Held { Standard, Express { hours: u8 }, Drone }
+}});
+
+#[tokio::test]
+async fn a_variant_added_at_the_end_continues() {
+    continues::<variant_added_at_end::a::evolve, variant_added_at_end::b::evolve>(
+        variant_added_at_end::a::evolve(variant_added_at_end::a::Held::Express { hours: 4 }),
+        "Express { hours: 4 }",
+        "variant `Drone` of `Held` added",
+    )
+    .await;
+}
+
+case!(variant_added_in_middle { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub enum Held { Standard, Express { hours: u8 } }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub enum Held { Standard, Drone, Express { hours: u8 } }
+}});
+
+#[tokio::test]
+async fn a_variant_added_in_the_middle_keeps_the_stored_variant_by_name() {
+    continues::<variant_added_in_middle::a::evolve, variant_added_in_middle::b::evolve>(
+        variant_added_in_middle::a::evolve(variant_added_in_middle::a::Held::Express { hours: 4 }),
+        "Express { hours: 4 }",
+        "renumbered",
+    )
+    .await;
+}
+
+case!(variant_removed_in_use { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub enum Held { Standard, Express { hours: u8 } }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub enum Held { Standard }
+}});
+
+#[tokio::test]
+async fn a_removed_variant_the_value_is_in_parks() {
+    parks::<variant_removed_in_use::a::evolve, variant_removed_in_use::b::evolve>(
+        variant_removed_in_use::a::evolve(variant_removed_in_use::a::Held::Express { hours: 4 }),
+        &["unknown variant `Express`"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_removed_variant_the_value_is_not_in_continues() {
+    continues::<variant_removed_in_use::a::evolve, variant_removed_in_use::b::evolve>(
+        variant_removed_in_use::a::evolve(variant_removed_in_use::a::Held::Standard),
+        "Standard",
+        "variant `Express` of `Held` removed",
+    )
+    .await;
+}
+
+case!(variants_reordered { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub enum Held { Card(u32), Invoice(u32), Cash }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub enum Held { Cash, Invoice(u32), Card(u32) }
+}});
+
+#[tokio::test]
+async fn reordered_variants_are_read_by_name() {
+    continues::<variants_reordered::a::evolve, variants_reordered::b::evolve>(
+        variants_reordered::a::evolve(variants_reordered::a::Held::Card(1999)),
+        "Card(1999)",
+        "renumbered",
+    )
+    .await;
+}
+
+case!(nested_two_down { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub order: Order }
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Order { pub id: String, pub payment: Payment }
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Payment { pub qty: u32, pub cents: u32 }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub order: Order }
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Order { pub id: String, pub payment: Payment }
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Payment { pub cents: u64, pub qty: u32 }
+}});
+
+#[tokio::test]
+async fn a_struct_two_levels_down_is_read_by_name() {
+    use nested_two_down::a;
+    continues::<a::evolve, nested_two_down::b::evolve>(
+        a::evolve(a::Held {
+            order: a::Order {
+                id: "o".into(),
+                payment: a::Payment {
+                    qty: 3,
+                    cents: 1999,
+                },
+            },
+        }),
+        r#"Held { order: Order { id: "o", payment: Payment { cents: 1999, qty: 3 } } }"#,
+        "`held.order.payment.cents`: u32 → u64",
+    )
+    .await;
+}
+
+case!(nested_narrowed { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub order: Order }
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Order { pub payment: Payment }
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Payment { pub cents: u64 }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub order: Order }
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Order { pub payment: Payment }
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Payment { pub cents: u16 }
+}});
+
+#[tokio::test]
+async fn a_change_two_levels_down_that_breaks_parks_with_its_path() {
+    use nested_narrowed::a;
+    parks::<a::evolve, nested_narrowed::b::evolve>(
+        a::evolve(a::Held {
+            order: a::Order {
+                payment: a::Payment { cents: 5 },
+            },
+        }),
+        &[
+            "`held.order.payment.cents`: u64 → u16 (narrowed)",
+            "waits at `Signal`",
+        ],
+    )
+    .await;
+}
+
+case!(tuple_arity { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub at: (u8, u8) }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub at: (u8, u8, u8) }
+}});
+
+#[tokio::test]
+async fn a_tuple_of_another_arity_parks() {
+    parks::<tuple_arity::a::evolve, tuple_arity::b::evolve>(
+        tuple_arity::a::evolve(tuple_arity::a::Held { at: (1, 2) }),
+        &["`held.at`: tuple of 2 values → 3 values"],
+    )
+    .await;
+}
+
+case!(vec_to_set { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub tags: Vec<String> }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub tags: std::collections::BTreeSet<String> }
+}});
+
+#[tokio::test]
+async fn a_vec_that_became_a_set_has_the_same_layout_and_resumes() {
+    // both are "a sequence of String": the layouts are equal, nothing to
+    // transcode; duplicate elements would merge, as in any serde format
+    continues::<vec_to_set::a::evolve, vec_to_set::b::evolve>(
+        vec_to_set::a::evolve(vec_to_set::a::Held {
+            tags: vec!["b".into(), "a".into()],
+        }),
+        r#"Held { tags: {"a", "b"} }"#,
+        "",
+    )
+    .await;
+}
+
+case!(struct_to_tuple { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub qty: u32, pub cents: u32 }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held(pub u32, pub u32);
+}});
+
+#[tokio::test]
+async fn a_struct_that_became_a_tuple_struct_parks_instead_of_reading_by_position() {
+    parks::<struct_to_tuple::a::evolve, struct_to_tuple::b::evolve>(
+        struct_to_tuple::a::evolve(struct_to_tuple::a::Held {
+            qty: 3,
+            cents: 1999,
+        }),
+        &["`Held` had named fields, now has unnamed fields"],
+    )
+    .await;
+}
+
+// An inferred local (no type written) whose type changed: the fingerprint,
+// which hashes the syntax, cannot see it; the layout can.
+mod inferred {
+    pub mod a {
+        use durable_runtime::prelude::*;
+        #[workflow(name = "count")]
+        pub async fn count(id: String) -> Result<String, WorkflowError> {
+            let n = 3_000_000_000u32;
+            let _go: () = signal("go").await?;
+            Ok(format!("{id} {n}"))
+        }
+    }
+    pub mod b {
+        use durable_runtime::prelude::*;
+        #[workflow(name = "count")]
+        pub async fn count(id: String) -> Result<String, WorkflowError> {
+            let n = 3_000_000_000u64;
+            let _go: () = signal("go").await?;
+            Ok(format!("{id} {n}"))
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_inferred_local_whose_type_widened_is_read_by_name() {
+    assert_eq!(
+        <inferred::a::count as Workflow>::FINGERPRINT,
+        <inferred::b::count as Workflow>::FINGERPRINT,
+        "the syntax fingerprint does not see an inferred type"
+    );
+    continues::<inferred::a::count, inferred::b::count>(
+        inferred::a::count("c".to_owned()),
+        "c 3000000000",
+        "`n`: u32 → u64 (widened)",
+    )
+    .await;
+}
+
+// The report's example: an order waiting for approval, its struct reordered
+// by the next deploy; the charge must see 1999, not the quantity.
+mod charge_case {
+    use std::sync::Mutex;
+    pub static CHARGED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+    pub mod a {
+        use durable_runtime::prelude::*;
+        use serde::{Deserialize, Serialize};
+        #[derive(Serialize, Deserialize, Debug, Clone)]
+        pub struct Order {
+            pub id: String,
+            pub qty: u32,
+            pub cents: u32,
+        }
+        #[activity(name = "charge_a")]
+        pub async fn charge(order: Order) -> Result<u32, ActivityError> {
+            super::CHARGED.lock().unwrap().push(order.cents);
+            Ok(order.cents)
+        }
+        #[workflow(name = "order")]
+        pub async fn order(order: Order) -> Result<u32, WorkflowError> {
+            let _approved: () = signal("go").await?;
+            let charged = charge(order.clone()).await?;
+            Ok(charged)
+        }
+    }
+    pub mod b {
+        use durable_runtime::prelude::*;
+        use serde::{Deserialize, Serialize};
+        #[derive(Serialize, Deserialize, Debug, Clone)]
+        pub struct Order {
+            pub id: String,
+            pub cents: u32,
+            pub qty: u32,
+        }
+        #[activity(name = "charge_b")]
+        pub async fn charge(order: Order) -> Result<u32, ActivityError> {
+            super::CHARGED.lock().unwrap().push(order.cents);
+            Ok(order.cents)
+        }
+        #[workflow(name = "order")]
+        pub async fn order(order: Order) -> Result<u32, WorkflowError> {
+            let _approved: () = signal("go").await?;
+            let charged = charge(order.clone()).await?;
+            Ok(charged)
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_deploy_that_reorders_an_orders_fields_charges_the_right_amount() {
+    use charge_case::{CHARGED, a, b};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<a::order>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let order = a::Order {
+        id: "o-1".into(),
+        qty: 3,
+        cents: 1999,
+    };
+    let h = rt
+        .start("o-1", a::order(order), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("waiting for approval", || {
+        h.describe().unwrap().variant == "Signal"
+    })
+    .await;
+    rt.shutdown().await;
+
+    let rt = Runtime::builder()
+        .workflow::<b::order>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    rt.signal("o-1", "go", &()).await.unwrap();
+    let charged = rt
+        .handle::<b::order>("o-1")
+        .result()
+        .within()
+        .await
+        .unwrap();
+    assert_eq!(charged.unwrap(), 1999);
+    assert_eq!(*CHARGED.lock().unwrap(), [1999]);
+    let history: Vec<_> = rt
+        .history("o-1")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        history.iter().any(|e| matches!(e,
+            durable_runtime::history::EventKind::Transcoded { changes, .. }
+                if changes.iter().any(|c| c.contains("fields of `Order` reordered")))),
+        "{history:?}"
+    );
+    rt.shutdown().await;
+}
+
+// Signal payloads: the sender's type and the awaited type are two builds
+// too. The payload's layout is recorded as sent and compared with the
+// awaited type's when it is delivered.
+mod payload {
+    use durable_runtime::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    /// What an older sender still sends.
+    pub mod sender {
+        use serde::{Deserialize, Serialize};
+        #[derive(Serialize, Deserialize, Debug)]
+        pub struct Pay {
+            pub qty: u32,
+            pub cents: u32,
+        }
+        #[derive(Serialize, Deserialize, Debug)]
+        pub struct Wide {
+            pub qty: u32,
+            pub cents: u64,
+        }
+    }
+
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Pay {
+        pub cents: u32,
+        pub qty: u32,
+    }
+
+    #[workflow(name = "pay")]
+    pub async fn pay(id: String) -> Result<String, WorkflowError> {
+        let _go: () = signal("go").await?;
+        let paid: Pay = signal("pay").await?;
+        Ok(format!("{id} {paid:?}"))
+    }
+}
+
+async fn waiting_pay(dir: &std::path::Path) -> Runtime {
+    let rt = Runtime::builder()
+        .workflow::<payload::pay>()
+        .open(dir)
+        .await
+        .unwrap();
+    let h = rt
+        .start("p", payload::pay("p".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("waits for go", || h.describe().unwrap().variant == "Signal").await;
+    rt
+}
+
+#[tokio::test]
+async fn a_signal_sent_as_a_reordered_struct_is_delivered_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = waiting_pay(dir.path()).await;
+    rt.signal("p", "go", &()).await.unwrap();
+    let h = rt.handle::<payload::pay>("p");
+    until("waits for pay", || {
+        h.describe().unwrap().variant == "Signal2"
+    })
+    .await;
+    let sent = payload::sender::Pay {
+        qty: 3,
+        cents: 1999,
+    };
+    rt.signal("p", "pay", &sent).await.unwrap();
+    let out = h.result().within().await.unwrap().unwrap();
+    assert_eq!(out, "p Pay { cents: 1999, qty: 3 }");
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_signal_that_cannot_be_read_as_the_awaited_type_is_refused_when_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = waiting_pay(dir.path()).await;
+    rt.signal("p", "go", &()).await.unwrap();
+    let h = rt.handle::<payload::pay>("p");
+    until("waits for pay", || {
+        h.describe().unwrap().variant == "Signal2"
+    })
+    .await;
+    let sent = payload::sender::Wide {
+        qty: 3,
+        cents: 1999,
+    };
+    let err = rt.signal("p", "pay", &sent).await.unwrap_err().to_string();
+    assert!(err.contains("`cents`: u64 → u32 (narrowed)"), "{err}");
+    assert_eq!(h.describe().unwrap().status, Status::Running);
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_buffered_signal_that_cannot_be_read_parks_the_instance_when_it_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = waiting_pay(dir.path()).await;
+    // it waits for `go`, not `pay`: the payload is buffered as sent
+    let sent = payload::sender::Wide {
+        qty: 3,
+        cents: 1999,
+    };
+    rt.signal("p", "pay", &sent).await.unwrap();
+    rt.signal("p", "go", &()).await.unwrap();
+    let h = rt.handle::<payload::pay>("p");
+    until("parked", || h.describe().unwrap().status == Status::Parked).await;
+    let why = h.describe().unwrap().error.unwrap();
+    assert!(why.contains("signal `pay`"), "{why}");
+    assert!(why.contains("`cents`: u64 → u32 (narrowed)"), "{why}");
+    rt.shutdown().await;
+}
+
+// A deploy that adds an await: the reason says which await, in the user's
+// terms, and that version 1 *as it was then* is what is missing.
+mod added_await {
+    pub mod a {
+        use durable_runtime::prelude::*;
+        #[workflow(name = "review")]
+        pub async fn review(id: String) -> Result<String, WorkflowError> {
+            let _go: () = signal("go").await?;
+            Ok(id)
+        }
+    }
+    pub mod b {
+        use durable_runtime::prelude::*;
+        #[workflow(name = "review")]
+        pub async fn review(id: String) -> Result<String, WorkflowError> {
+            let _go: () = signal("go").await?;
+            let note: String = signal("note").await?;
+            Ok(format!("{id} {note}"))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_deploy_that_adds_an_await_says_which_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<added_await::a::review>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("r", added_await::a::review("r".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("waits", || h.describe().unwrap().variant == "Signal").await;
+    rt.shutdown().await;
+
+    let rt = Runtime::builder()
+        .workflow::<added_await::b::review>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let why = rt.describe("r").unwrap().error.unwrap();
+    for words in [
+        "stored by version 1 as its code was then",
+        "await `Signal2` added after `Signal`",
+        "`workflow_upgrading`",
+        "keep the old code registered as version 1",
+    ] {
+        assert!(
+            why.contains(words),
+            "the reason should say `{words}`: {why}"
+        );
+    }
+    rt.shutdown().await;
+}
