@@ -1055,15 +1055,33 @@ impl Runtime {
                 controls.push((key, v));
             }
         }
+        let signals = store.scan_prefix(&keys::signals(id))?;
+        // the layouts that read the state and the signals, so the store that
+        // imports it can read them by name
+        let mut layout_keys = vec![keys::layout(record.layout)];
+        for (_, value) in &signals {
+            if let Ok((_, _, hash)) = crate::engine::decode_signal(value) {
+                layout_keys.push(keys::value_layout(hash));
+            }
+        }
+        layout_keys.sort();
+        layout_keys.dedup();
+        let mut layouts = Vec::new();
+        for key in layout_keys {
+            if let Some(v) = store.get(&key)? {
+                layouts.push((key, v));
+            }
+        }
         Ok(crate::snapshot::Snapshot {
             id: id.to_owned(),
             workflow: record.workflow,
             fingerprint: record.fingerprint,
             created_ms: now_ms(),
             record: record_bytes,
-            signals: store.scan_prefix(&keys::signals(id))?,
+            signals,
             controls,
             history: store.scan_prefix(&keys::history_prefix(id))?,
+            layouts,
         })
     }
 
@@ -1193,6 +1211,13 @@ impl Runtime {
                     current: newest.fingerprint,
                 });
             }
+        }
+        // its layouts first: resolving it may read its state by name
+        for (key, value) in &snapshot.layouts {
+            self.engine
+                .learn_layout(key, value)
+                .map_err(SnapshotError::Undecodable)?;
+            batch.put(key.clone(), value.clone());
         }
         let mut record = InstanceRecord::decode(&snapshot.record)
             .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;

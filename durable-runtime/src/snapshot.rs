@@ -9,7 +9,10 @@
 //! signals, pending cancel/terminate requests and history, with a header
 //! naming the workflow and its shape fingerprint. Format 2 ([`SnapshotSet`],
 //! `durable export --all FILE`) holds a creation time and a list of such
-//! instances under one checksum.
+//! instances under one checksum. Formats 3 and 4, written since, are 1 and 2
+//! with the [layouts](crate::layout) the instance's state and signals were
+//! written with, so the importing store can read them by name; 1 and 2 are
+//! still read.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,9 +21,12 @@ use crate::codec;
 /// The file's first bytes.
 pub const MAGIC: &[u8; 16] = b"DURABLE-SNAPSHOT";
 /// The format of a one-instance snapshot.
-pub const FORMAT: u16 = 1;
+pub const FORMAT: u16 = 3;
 /// The format of a snapshot set (several instances in one file).
-pub const SET_FORMAT: u16 = 2;
+pub const SET_FORMAT: u16 = 4;
+/// The formats written before snapshots carried layouts (still read).
+const OLD_FORMAT: u16 = 1;
+const OLD_SET_FORMAT: u16 = 2;
 
 /// Why a snapshot could not be read or imported. Nothing was written.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -42,7 +48,7 @@ pub enum SnapshotError {
     },
     /// A format this build does not read.
     #[error(
-        "[DURABLE-SNAPSHOT] snapshot format {found} is not supported (this build reads formats {FORMAT} and {SET_FORMAT})"
+        "[DURABLE-SNAPSHOT] snapshot format {found} is not supported (this build reads formats 1 to 4)"
     )]
     UnsupportedFormat {
         /// The format found.
@@ -117,6 +123,43 @@ pub struct Snapshot {
     pub(crate) signals: Vec<(Vec<u8>, Vec<u8>)>,
     pub(crate) controls: Vec<(Vec<u8>, Vec<u8>)>,
     pub(crate) history: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The layout entries (`l` and `v` keys) the record and signals refer to.
+    pub(crate) layouts: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A snapshot as formats 1 and 2 hold it (no layouts).
+#[derive(Deserialize)]
+struct OldSnapshot {
+    id: String,
+    workflow: String,
+    fingerprint: u64,
+    created_ms: u64,
+    record: Vec<u8>,
+    signals: Vec<(Vec<u8>, Vec<u8>)>,
+    controls: Vec<(Vec<u8>, Vec<u8>)>,
+    history: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl From<OldSnapshot> for Snapshot {
+    fn from(o: OldSnapshot) -> Snapshot {
+        Snapshot {
+            id: o.id,
+            workflow: o.workflow,
+            fingerprint: o.fingerprint,
+            created_ms: o.created_ms,
+            record: o.record,
+            signals: o.signals,
+            controls: o.controls,
+            history: o.history,
+            layouts: Vec::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct OldSet {
+    created_ms: u64,
+    snapshots: Vec<OldSnapshot>,
 }
 
 impl Snapshot {
@@ -137,10 +180,12 @@ impl Snapshot {
     /// Reads file bytes; every damage is an error, never a panic, and no
     /// length field can make it allocate more than the file holds.
     pub fn from_bytes(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+        let undecodable = |e: crate::CodecError| SnapshotError::Undecodable(e.to_string());
         match read_frame(bytes)? {
-            (FORMAT, body) => {
-                codec::decode(body).map_err(|e| SnapshotError::Undecodable(e.to_string()))
-            }
+            (FORMAT, body) => codec::decode(body).map_err(undecodable),
+            (OLD_FORMAT, body) => codec::decode::<OldSnapshot>(body)
+                .map(Snapshot::from)
+                .map_err(undecodable),
             _ => Err(SnapshotError::IsASet),
         }
     }
@@ -166,16 +211,23 @@ impl SnapshotSet {
     /// Reads a set file, or a one-instance file as a set of one; every damage
     /// is an error, never a panic.
     pub fn from_bytes(bytes: &[u8]) -> Result<SnapshotSet, SnapshotError> {
+        let undecodable = |e: crate::CodecError| SnapshotError::Undecodable(e.to_string());
         match read_frame(bytes)? {
-            (FORMAT, body) => {
-                let one: Snapshot =
-                    codec::decode(body).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+            (FORMAT | OLD_FORMAT, _) => {
+                let one = Snapshot::from_bytes(bytes)?;
                 Ok(SnapshotSet {
                     created_ms: one.created_ms,
                     snapshots: vec![one],
                 })
             }
-            (_, body) => codec::decode(body).map_err(|e| SnapshotError::Undecodable(e.to_string())),
+            (OLD_SET_FORMAT, body) => {
+                let old: OldSet = codec::decode(body).map_err(undecodable)?;
+                Ok(SnapshotSet {
+                    created_ms: old.created_ms,
+                    snapshots: old.snapshots.into_iter().map(Snapshot::from).collect(),
+                })
+            }
+            (_, body) => codec::decode(body).map_err(undecodable),
         }
     }
 }
@@ -201,7 +253,7 @@ fn read_frame(bytes: &[u8]) -> Result<(u16, &[u8]), SnapshotError> {
         .split_first_chunk::<2>()
         .ok_or_else(|| SnapshotError::Truncated("no format".into()))?;
     let format = u16::from_le_bytes(*format);
-    if format != FORMAT && format != SET_FORMAT {
+    if !matches!(format, FORMAT | SET_FORMAT | OLD_FORMAT | OLD_SET_FORMAT) {
         return Err(SnapshotError::UnsupportedFormat { found: format });
     }
     let (len, rest) = rest
@@ -249,6 +301,7 @@ mod tests {
             signals: vec![(b"g".to_vec(), vec![9])],
             controls: Vec::new(),
             history: vec![(b"h".to_vec(), vec![4, 5])],
+            layouts: Vec::new(),
         }
     }
 
@@ -285,6 +338,41 @@ mod tests {
     }
 
     #[test]
+    fn files_of_the_formats_before_layouts_still_read() {
+        #[derive(Serialize)]
+        struct Before<'a> {
+            id: &'a str,
+            workflow: &'a str,
+            fingerprint: u64,
+            created_ms: u64,
+            record: Vec<u8>,
+            signals: Vec<(Vec<u8>, Vec<u8>)>,
+            controls: Vec<(Vec<u8>, Vec<u8>)>,
+            history: Vec<(Vec<u8>, Vec<u8>)>,
+        }
+        let s = sample();
+        let before = Before {
+            id: &s.id,
+            workflow: &s.workflow,
+            fingerprint: s.fingerprint,
+            created_ms: s.created_ms,
+            record: s.record.clone(),
+            signals: s.signals.clone(),
+            controls: s.controls.clone(),
+            history: s.history.clone(),
+        };
+        let one = frame(OLD_FORMAT, &codec::encode(&before).unwrap());
+        assert_eq!(Snapshot::from_bytes(&one).unwrap(), s);
+        let set = frame(
+            OLD_SET_FORMAT,
+            &codec::encode(&(7u64, vec![&before, &before])).unwrap(),
+        );
+        let set = SnapshotSet::from_bytes(&set).unwrap();
+        assert_eq!((set.created_ms, set.snapshots.len()), (7, 2));
+        assert_eq!(set.snapshots[1], s);
+    }
+
+    #[test]
     fn sets_round_trip_and_read_single_files_as_a_set_of_one() {
         let mut second = sample();
         second.id = "order-8".into();
@@ -312,10 +400,10 @@ mod tests {
             Err(SnapshotError::Corrupt { .. })
         ));
         let mut future = bytes.clone();
-        future[16] = 3;
+        future[16] = 5;
         assert!(matches!(
             SnapshotSet::from_bytes(&future),
-            Err(SnapshotError::UnsupportedFormat { found: 3 })
+            Err(SnapshotError::UnsupportedFormat { found: 5 })
         ));
         // a huge element count in a valid frame does not allocate it
         let mut body = vec![codec::FORMAT_V1, 5];

@@ -900,3 +900,49 @@ async fn a_deploy_that_adds_an_await_says_which_and_what_to_do() {
     }
     rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_snapshot_carries_its_layouts_to_a_store_that_never_saw_the_old_build() {
+    use reorder::{a, b};
+    let from = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<a::evolve>()
+        .open(from.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start(
+            "m",
+            a::evolve(a::Held {
+                id: "m".into(),
+                qty: 3,
+                cents: 1999,
+            }),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    until("waits", || h.describe().unwrap().variant == "Signal").await;
+    let file = rt.export("m").unwrap().to_bytes().unwrap();
+    rt.shutdown().await;
+
+    // another machine, only build B ever ran there
+    let to = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<b::evolve>()
+        .open(to.path())
+        .await
+        .unwrap();
+    let snapshot = durable_runtime::snapshot::Snapshot::from_bytes(&file).unwrap();
+    rt.import(&snapshot, false).await.unwrap();
+    rt.signal("m", "go", &()).await.unwrap();
+    let out = rt
+        .handle::<b::evolve>("m")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, r#"Held { id: "m", cents: 1999, qty: 3 }"#);
+    rt.shutdown().await;
+}

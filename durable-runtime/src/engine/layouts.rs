@@ -86,6 +86,40 @@ impl Engine {
         Ok(Some(layout))
     }
 
+    /// Checks a layout entry brought by a snapshot (an `l` or `v` key whose
+    /// hash is its value's) and remembers a workflow layout for this
+    /// process, so an import can read the state by name before the entry
+    /// is written.
+    pub(crate) fn learn_layout(&self, key: &[u8], value: &[u8]) -> Result<(), String> {
+        let (&tag, hash) = key.split_first().ok_or("an empty layout key")?;
+        let hash: [u8; 8] = hash
+            .try_into()
+            .map_err(|_| "a layout key of the wrong length")?;
+        let hash = u64::from_be_bytes(hash);
+        let wrong = || format!("the layout under {hash:016x} does not hash to it");
+        match tag {
+            keys::LAYOUT => {
+                let layout: WorkflowLayout = codec::decode(value).map_err(|e| e.to_string())?;
+                if layout.hash() != hash {
+                    return Err(wrong());
+                }
+                self.layouts
+                    .lock()
+                    .expect("layouts lock poisoned")
+                    .insert(hash, Arc::new(layout));
+            }
+            keys::VALUE_LAYOUT => {
+                let layout: crate::layout::ValueLayout =
+                    codec::decode(value).map_err(|e| e.to_string())?;
+                if layout.hash() != hash {
+                    return Err(wrong());
+                }
+            }
+            _ => return Err("a key that is not a layout's in the snapshot's layouts".into()),
+        }
+        Ok(())
+    }
+
     /// How the awaits of the code that stored `record` differ from
     /// `entry`'s, when the store holds the old layout.
     pub(crate) fn await_changes(

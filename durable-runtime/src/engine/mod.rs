@@ -25,6 +25,7 @@ mod retention;
 mod schedules;
 pub(crate) use schedules::{RunRequest, ScheduleRecord};
 mod signals;
+pub(crate) use signals::decode_signal;
 mod timers;
 
 use crate::activity::{ActivityContext, ActivityError, Failure};
