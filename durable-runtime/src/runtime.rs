@@ -883,20 +883,37 @@ impl Runtime {
     }
 
     /// The current state enum of instance `id` as JSON (`null` once it has
-    /// ended), whatever its workflow: what tools show. Rendering needs the
-    /// workflow's code, so the version the instance runs must be registered.
+    /// ended), whatever its workflow: what tools show. A state is rendered
+    /// by the [layout](crate::layout) that wrote it, stored with it, so the
+    /// workflow's code is not needed (`durable --db DIR state ID`); a record
+    /// written before layouts were stored needs its version registered.
     ///
     /// # Errors
     /// [`ResultError::NotFound`] for an unknown id,
-    /// [`ResultError::NotRegistered`] if this runtime lacks the workflow's
-    /// code for that version.
+    /// [`ResultError::NotRegistered`] if neither the layout nor the
+    /// workflow's code for that version is at hand.
     pub fn state_json(&self, id: &str) -> Result<serde_json::Value, ResultError> {
         let r = self.load_decoded(id)?;
         if r.state.is_empty() {
             return Ok(serde_json::Value::Null);
         }
-        let entry = self.entry_for(id, &r)?;
-        render_state(id, entry, &r.state)
+        let entry = self.entry_for(id, &r);
+        if let Ok(entry) = entry
+            && (r.layout == 0 || r.layout == entry.layout.hash)
+        {
+            return render_state(id, entry, &r.state);
+        }
+        // another build's layout (or no code at all): by the stored layout,
+        // never by this code's positions
+        match self.engine.stored_layout(r.layout)? {
+            Some(layout) => crate::layout::value::read(&r.state, &layout.state, &layout.types)
+                .map(|v| v.to_json())
+                .map_err(|e| ResultError::Failed {
+                    id: id.to_owned(),
+                    message: e.to_string(),
+                }),
+            None => entry.and_then(|entry| render_state(id, entry, &r.state)),
+        }
     }
 
     /// Sends signal `name` to instance `id` with a JSON payload, for tools

@@ -946,3 +946,49 @@ async fn a_snapshot_carries_its_layouts_to_a_store_that_never_saw_the_old_build(
     assert_eq!(out, r#"Held { id: "m", cents: 1999, qty: 3 }"#);
     rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_state_is_shown_by_its_stored_layout_without_the_code_and_after_a_deploy() {
+    use reorder::{a, b};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<a::evolve>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start(
+            "s",
+            a::evolve(a::Held {
+                id: "s".into(),
+                qty: 3,
+                cents: 1999,
+            }),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    until("waits", || h.describe().unwrap().variant == "Signal").await;
+    rt.shutdown().await;
+    let expected = serde_json::json!({"Signal": {"held": {"id": "s", "qty": 3, "cents": 1999}}});
+
+    // a tool with no workflow registered (`durable --db DIR state s`)
+    let tool = Runtime::builder()
+        .resume_on_open(false)
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert_eq!(tool.state_json("s").unwrap(), expected);
+    tool.shutdown().await;
+
+    // build B before it has run the instance: its own positions would swap
+    // qty and cents, the stored layout does not
+    let look = Runtime::builder()
+        .workflow::<b::evolve>()
+        .resume_on_open(false)
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert_eq!(look.state_json("s").unwrap(), expected);
+    look.shutdown().await;
+}

@@ -26,9 +26,12 @@ impl Engine {
     }
 
     /// Adds layout `hash` (of a registered version) to `batch`, the batch
-    /// of a record that refers to it, unless the store holds it: a record
-    /// is never durable without the layout that reads it.
-    pub(crate) fn stage_layout(&self, hash: u64, batch: &mut Batch) -> Result<(), StoreError> {
+    /// of a record that refers to it, until a batch holding it is known to
+    /// have committed ([`Engine::layout_stored`]) or the store is seen to
+    /// hold it: a record is never durable without the layout that reads it,
+    /// and a row every process would rewrite is not written once there.
+    /// Whether it was added.
+    pub(crate) fn stage_layout(&self, hash: u64, batch: &mut Batch) -> Result<bool, StoreError> {
         if hash == 0
             || self
                 .layouts_stored
@@ -36,26 +39,42 @@ impl Engine {
                 .expect("layouts lock poisoned")
                 .contains(&hash)
         {
-            return Ok(());
+            return Ok(false);
         }
         let key = keys::layout(hash);
         if self.store.get(&key)?.is_some() {
-            self.layouts_stored
-                .write()
-                .expect("layouts lock poisoned")
-                .insert(hash);
-            return Ok(());
+            // another process (or an earlier run) stored it
+            self.layout_stored(hash);
+            return Ok(false);
         }
         let layout = self
             .workflows
             .entries()
             .find(|e| e.layout.hash == hash)
             .and_then(|e| e.layout.layout.as_ref().ok());
-        if let Some(layout) = layout {
-            let bytes = codec::encode(layout).map_err(|e| StoreError::Codec(e.to_string()))?;
-            batch.put(key, bytes);
+        let Some(layout) = layout else {
+            return Ok(false);
+        };
+        let bytes = codec::encode(layout).map_err(|e| StoreError::Codec(e.to_string()))?;
+        batch.put(key, bytes);
+        Ok(true)
+    }
+
+    /// Remembers that a batch holding layout `hash` committed.
+    pub(crate) fn layout_stored(&self, hash: u64) {
+        if hash == 0
+            || self
+                .layouts_stored
+                .read()
+                .expect("layouts lock poisoned")
+                .contains(&hash)
+        {
+            return;
         }
-        Ok(())
+        self.layouts_stored
+            .write()
+            .expect("layouts lock poisoned")
+            .insert(hash);
     }
 
     /// The layout stored under `hash`.

@@ -567,10 +567,13 @@ impl Engine {
         }
         self.history(id, record, &mut batch)?;
         record.reindex(id, &mut batch);
-        self.stage_layout(record.layout, &mut batch)?;
+        let layout = self.stage_layout(record.layout, &mut batch)?;
         let bytes = codec::encode(&*record).map_err(|e| StoreError::Codec(e.to_string()))?;
         batch.put(keys::instance(id), bytes);
         self.store.commit(batch).await?;
+        if layout {
+            self.layout_stored(record.layout);
+        }
         if record.status.is_terminal()
             && let Some(m) = &self.member
         {
@@ -588,6 +591,8 @@ impl Engine {
         let mut batch = Batch::default();
         let timer = self.stage_create(id, record, &mut batch)?;
         self.store.commit(batch).await?;
+        // the batch held the record's layout unless it was known stored
+        self.layout_stored(record.layout);
         self.owned_now(id);
         if timer {
             self.timers.notify_one();
@@ -605,6 +610,7 @@ impl Engine {
     ) -> Result<bool, StoreError> {
         self.history(id, record, batch)?;
         record.reindex(id, batch);
+        // until a save of it commits, every creation carries the layout
         self.stage_layout(record.layout, batch)?;
         let bytes = codec::encode(&*record).map_err(|e| StoreError::Codec(e.to_string()))?;
         let key = keys::instance(id);
