@@ -24,6 +24,8 @@ use durable_tests::{expected, process_order};
 const WORKER: &str = env!("CARGO_BIN_EXE_cluster-worker");
 const ORDERS: usize = 1000;
 const LEASE_MS: u64 = 2000;
+/// The lease of the test whose last survivor runs every instance.
+const BUSY_LEASE_MS: u64 = 5000;
 
 /// A runtime that reads the database without running anything.
 fn observe(rt: &tokio::runtime::Runtime, url: &str) -> Runtime {
@@ -51,10 +53,6 @@ impl Drop for Worker {
             let _ = self.child.wait();
         }
     }
-}
-
-fn spawn(url: &str, dir: &Path, index: usize) -> Worker {
-    spawn_with(url, dir, index, ORDERS, 3)
 }
 
 /// Worker `worker-<index>` on `orders` orders, starting those `i` with
@@ -198,7 +196,12 @@ fn kill_one(
 
 /// Prints how long after the kill the first and the last of `victim`'s
 /// instances were owned by another worker.
-fn report_takeover(observer: &Runtime, victim: &str, killed_at: Instant) -> Duration {
+fn report_takeover(
+    observer: &Runtime,
+    victim: &str,
+    killed_at: Instant,
+    lease_ms: u64,
+) -> Duration {
     let owned = |name: &str| {
         observer
             .workers()
@@ -225,7 +228,7 @@ fn report_takeover(observer: &Runtime, victim: &str, killed_at: Instant) -> Dura
     }
     let all = killed_at.elapsed();
     println!(
-        "takeover of {victim}: {at_kill} instances; first taken {:?} after the kill, all {all:?} after (lease {LEASE_MS} ms)",
+        "takeover of {victim}: {at_kill} instances; first taken {:?} after the kill, all {all:?} after (lease {lease_ms} ms)",
         first.unwrap_or(all)
     );
     all
@@ -239,8 +242,16 @@ fn three_workers_finish_every_order_when_two_are_killed() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let observer = observe(&rt, &url);
     let _enter = rt.enter();
-    let mut workers: Vec<Option<Worker>> =
-        (0..3).map(|i| Some(spawn(&url, dir.path(), i))).collect();
+    // the last survivor runs ~600 instances on two cores: with a 2 s lease
+    // it missed renewals under load (a starved worker stops committing
+    // until it renews) and the takeover overran the test's bound
+    let mut workers: Vec<Option<Worker>> = (0..3)
+        .map(|i| {
+            let mut command = Command::new(WORKER);
+            command.env("CLUSTER_LEASE_MS", BUSY_LEASE_MS.to_string());
+            Some(launch(command, &url, dir.path(), i, ORDERS, 3))
+        })
+        .collect();
 
     for w in workers.iter().flatten() {
         wait_started(w);
@@ -248,10 +259,10 @@ fn three_workers_finish_every_order_when_two_are_killed() {
     // about 4,500 effects in all (4 activities, a retry of every other charge)
     wait_for_effects(dir.path(), 900);
     let (first, killed_at) = kill_one(&rt, &observer, dir.path(), &mut workers, 0);
-    let delay0 = report_takeover(&observer, "worker-0", killed_at);
+    let delay0 = report_takeover(&observer, "worker-0", killed_at, BUSY_LEASE_MS);
     wait_for_effects(dir.path(), first.0 + 900);
     let (second, killed_at) = kill_one(&rt, &observer, dir.path(), &mut workers, 1);
-    let delay1 = report_takeover(&observer, "worker-1", killed_at);
+    let delay1 = report_takeover(&observer, "worker-1", killed_at, BUSY_LEASE_MS);
     assert!(
         first.1.values().any(|s| *s < 5) && second.1.values().any(|s| *s < 5),
         "the kills must land mid-way"
@@ -440,7 +451,7 @@ fn a_paused_worker_loses_its_instances_and_cannot_commit_when_it_wakes() {
     let stopped_at = Instant::now();
     let (offset, steps) = (effects(dir.path()).len(), checkpointed(&rt, &observer));
     assert!(steps.values().any(|s| *s < 5), "paused mid-way");
-    let delay = report_takeover(&observer, "worker-0", stopped_at);
+    let delay = report_takeover(&observer, "worker-0", stopped_at, LEASE_MS);
     // the other finishes everything while the paused one sleeps on
     wait_done(&mut other, PAUSED_ORDERS);
     std::thread::sleep(Duration::from_millis(LEASE_MS));
@@ -654,7 +665,7 @@ fn a_worker_cut_off_from_the_network_loses_its_instances_and_cannot_commit_when_
     // nothing the cut-off worker does from here on reaches the database
     let (offset, steps) = (effects(dir.path()).len(), checkpointed(&rt, &observer));
     assert!(steps.values().any(|s| *s < 5), "cut mid-way");
-    let delay = report_takeover(&observer, "worker-0", cut_at);
+    let delay = report_takeover(&observer, "worker-0", cut_at, LEASE_MS);
     wait_done(&mut other, CUT_ORDERS);
     std::thread::sleep(Duration::from_millis(LEASE_MS));
     ns.set_link(0, true);

@@ -17,7 +17,7 @@
 //! is parked with the edit named.
 //!
 //! Tracing walks the `Deserialize` impls with a probing deserializer
-//! ([`trace`]), the approach of serde-reflection (which Diem/Aptos use to
+//! (`layout/trace.rs`), the approach of serde-reflection (which Diem/Aptos use to
 //! pin their wire formats); that crate was tried first and set aside
 //! because it cannot reach an enum nested inside one variant of another
 //! without being handed the nested type, which the runtime never has.
