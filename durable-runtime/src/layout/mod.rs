@@ -34,6 +34,7 @@ use crate::command::Command;
 use crate::workflow::{Op, Workflow};
 
 pub mod diff;
+mod names;
 mod sample;
 mod trace;
 pub mod value;

@@ -14,7 +14,7 @@ use std::fmt;
 
 use serde::ser::{self, Serialize};
 
-use super::trace::rename;
+use super::names::rename;
 use super::{Container, Fields, Shape, ValueLayout};
 
 /// The layout of `value`.
