@@ -32,13 +32,7 @@ impl Engine {
     /// and a row every process would rewrite is not written once there.
     /// Whether it was added.
     pub(crate) fn stage_layout(&self, hash: u64, batch: &mut Batch) -> Result<bool, StoreError> {
-        if hash == 0
-            || self
-                .layouts_stored
-                .read()
-                .expect("layouts lock poisoned")
-                .contains(&hash)
-        {
+        if self.layout_known(hash) {
             return Ok(false);
         }
         let key = keys::layout(hash);
@@ -60,15 +54,19 @@ impl Engine {
         Ok(true)
     }
 
-    /// Remembers that a batch holding layout `hash` committed.
-    pub(crate) fn layout_stored(&self, hash: u64) {
-        if hash == 0
+    /// Whether layout `hash` needs no writing: unknown (0), or known stored.
+    fn layout_known(&self, hash: u64) -> bool {
+        hash == 0
             || self
                 .layouts_stored
                 .read()
                 .expect("layouts lock poisoned")
                 .contains(&hash)
-        {
+    }
+
+    /// Remembers that a batch holding layout `hash` committed.
+    pub(crate) fn layout_stored(&self, hash: u64) {
+        if self.layout_known(hash) {
             return;
         }
         self.layouts_stored
