@@ -738,14 +738,9 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
             };
             let manifest = read_manifest(&manifest)?;
             let mut report = durable_runtime::check::CheckReport::default();
-            let all = ListFilter {
-                limit: usize::MAX,
-                ..ListFilter::default()
-            };
-            for d in rt.list(&all)? {
-                report
-                    .entries
-                    .push(entry("store", &d, manifest.verdict(&d)));
+            for (id, verdict) in manifest.check_store(rt)? {
+                let d = rt.describe(&id)?;
+                report.entries.push(entry("store", &d, verdict));
             }
             finish_check(&report, json)?;
         }
@@ -856,9 +851,10 @@ fn check_snapshots(
         let source = file.display().to_string();
         for snapshot in &set.snapshots {
             let d = snapshot.description().map_err(snapshot_failure)?;
-            report
-                .entries
-                .push(entry(&source, &d, manifest.verdict(&d)));
+            let verdict = manifest
+                .check_snapshot(snapshot)
+                .map_err(snapshot_failure)?;
+            report.entries.push(entry(&source, &d, verdict));
         }
     }
     finish_check(&report, json)

@@ -8,13 +8,17 @@
 //!   migration functions really run, on copies), or park it. Fail the job on
 //!   [`CheckReport::would_park`].
 //! - Without the code (the `durable` CLI): your service writes its
-//!   [`Manifest`] (registered versions, their fingerprints, upgrade policies
-//!   and migrations) as a build artefact (`Builder::manifest().write(..)`),
-//!   and `durable check --manifest FILE --snapshots DIR` (or `--db DIR`)
-//!   compares the stored fingerprints with it. It cannot run migration
-//!   functions or decode states, so it trusts a listed migration function
-//!   and treats a state that decodes as decodable: [`check_snapshots`] is the
-//!   stronger check.
+//!   [`Manifest`] (registered versions, their fingerprints and
+//!   [layouts](crate::layout), upgrade policies and migrations) as a build
+//!   artefact (`Builder::manifest().write(..)`), and `durable check
+//!   --manifest FILE --snapshots DIR` (or `--db DIR`) compares the stored
+//!   instances with it: fingerprints decide which version would run each,
+//!   and a state stored under another layout is read by its stored layout
+//!   and checked field by field against the new one (the edits it crosses,
+//!   whether every field the new types need is there or has a default,
+//!   every variant still exists, every integer fits). It cannot run
+//!   migration functions, so it trusts a listed one: [`check_snapshots`] is
+//!   the stronger check for migrations.
 //!
 //! ```
 //! use durable_runtime::prelude::*;
@@ -44,9 +48,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::InstanceRecord;
+use crate::layout::{WorkflowLayout, value};
 use crate::runtime::Compatibility;
-use crate::snapshot::{SnapshotError, SnapshotSet};
-use crate::{Builder, ResumeError};
+use crate::snapshot::{Snapshot, SnapshotError, SnapshotSet};
+use crate::store::keys;
+use crate::{Builder, ResumeError, Runtime, StoreError};
 
 /// Why a check could not be carried out.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -276,6 +283,10 @@ pub struct ManifestWorkflow {
     pub upgrading: bool,
     /// Its variants' names and own fingerprints.
     pub variants: Vec<(String, u64)>,
+    /// The layout of what it stores (`None` when its types could not be
+    /// traced, or in a manifest written before layouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<WorkflowLayout>,
 }
 
 /// One registered migration in a [`Manifest`].
@@ -309,6 +320,7 @@ impl Manifest {
                 fingerprint: e.fingerprint,
                 upgrading: registry.upgrades_allowed(e.name),
                 variants: variants(e.variants),
+                layout: e.layout.layout.as_ref().ok().cloned(),
             })
             .collect();
         workflows.sort_by(|a, b| (&a.name, a.version).cmp(&(&b.name, b.version)));
@@ -355,10 +367,113 @@ impl Manifest {
         })
     }
 
+    /// What code with this manifest would do with each instance of the
+    /// store `runtime` opened (by id, as [`Runtime::check_compatibility`]
+    /// answers for the code it has).
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn check_store(
+        &self,
+        runtime: &Runtime,
+    ) -> Result<Vec<(String, Compatibility)>, StoreError> {
+        let engine = &runtime.engine;
+        let mut out = Vec::new();
+        for (key, bytes) in engine.store.scan_prefix(&[keys::INSTANCE])? {
+            let id = keys::instance_id(&key);
+            let verdict = match InstanceRecord::decode(&bytes) {
+                Err(e) => Compatibility::Parked(ResumeError::Undecodable {
+                    instance: id.clone(),
+                    reason: e.to_string(),
+                }),
+                Ok(record) => self.judge(&id, record, |hash| {
+                    engine
+                        .stored_layout(hash)
+                        .ok()
+                        .flatten()
+                        .map(|l| (*l).clone())
+                }),
+            };
+            out.push((id, verdict));
+        }
+        Ok(out)
+    }
+
+    /// What code with this manifest would do with the instance in
+    /// `snapshot`.
+    ///
+    /// # Errors
+    /// The snapshot's record does not decode.
+    pub fn check_snapshot(&self, snapshot: &Snapshot) -> Result<Compatibility, SnapshotError> {
+        let record = InstanceRecord::decode(&snapshot.record)
+            .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        Ok(self.judge(&snapshot.id, record, |hash| {
+            let key = keys::layout(hash);
+            let (_, bytes) = snapshot.layouts.iter().find(|(k, _)| *k == key)?;
+            crate::layout::decode::<WorkflowLayout>(bytes)
+                .ok()
+                .filter(|l| l.hash() == hash)
+        }))
+    }
+
+    /// The verdict on `record`: which version would run it (by
+    /// fingerprints), then whether its state reads under that version's
+    /// layout (`stored` finds a stored layout by hash).
+    fn judge(
+        &self,
+        id: &str,
+        record: InstanceRecord,
+        stored: impl Fn(u64) -> Option<WorkflowLayout>,
+    ) -> Compatibility {
+        let d = crate::Description::of(id, record.clone());
+        let verdict = self.by_fingerprints(&d);
+        let target = match &verdict {
+            Compatibility::Resumes => self.workflows.iter().find(|w| {
+                w.name == d.workflow && w.fingerprint == d.fingerprint && w.version == d.version
+            }),
+            Compatibility::Upgrades { to } => self
+                .workflows
+                .iter()
+                .filter(|w| w.name == d.workflow && w.fingerprint == *to)
+                .max_by_key(|w| w.version),
+            _ => None,
+        };
+        let Some(new) = target.and_then(|w| w.layout.as_ref()) else {
+            return verdict;
+        };
+        if record.layout == 0 || record.state.is_empty() || record.layout == new.hash() {
+            return verdict;
+        }
+        let parked = |changes: Vec<String>| {
+            Compatibility::Parked(ResumeError::LayoutChanged {
+                workflow: record.workflow.clone(),
+                instance: id.to_owned(),
+                variant: record.variant.clone(),
+                changes,
+            })
+        };
+        let Some(old) = stored(record.layout) else {
+            return Compatibility::Parked(ResumeError::LayoutMissing {
+                workflow: record.workflow.clone(),
+                instance: id.to_owned(),
+                layout: record.layout,
+            });
+        };
+        match crate::layout::read_across(&record.state, &old, new, &record.variant) {
+            Err(changes) => parked(changes),
+            Ok((edits, value)) => match value::fits(&value, &new.state, &new.types) {
+                Err(why) => parked(vec![why]),
+                Ok(()) if matches!(verdict, Compatibility::Resumes) => Compatibility::Transcodes {
+                    changes: edits.iter().map(ToString::to_string).collect(),
+                },
+                Ok(()) => verdict,
+            },
+        }
+    }
+
     /// What code with this manifest would do with an instance described by
-    /// `d` (from `list` or [`Snapshot::description`](crate::snapshot::Snapshot::description)),
-    /// by fingerprints alone.
-    pub fn verdict(&self, d: &crate::Description) -> Compatibility {
+    /// `d`, by fingerprints alone.
+    fn by_fingerprints(&self, d: &crate::Description) -> Compatibility {
         if d.status.is_terminal() {
             return Compatibility::Finished;
         }

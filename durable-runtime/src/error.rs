@@ -200,6 +200,18 @@ pub enum ResultError {
         /// How it ended.
         status: crate::Status,
     },
+    /// The output was written by code whose output type was laid out
+    /// otherwise, and cannot be read by name as this code's type.
+    #[error(
+        "[DURABLE-LAYOUT] the output of `{id}` was written by code whose output type differs from this build's: {}; it is not read by position",
+        changes.join("; ")
+    )]
+    OutputLayout {
+        /// The instance id.
+        id: String,
+        /// The edits that cannot be crossed, in the user's terms.
+        changes: Vec<String>,
+    },
     /// The instance is parked: its stored state cannot run on this code.
     #[error("{reason}")]
     Parked {
@@ -401,6 +413,19 @@ pub enum OpenError {
         from: String,
         /// The new version's name.
         to: String,
+    },
+    /// The layout of what a registered version stores cannot be traced, so
+    /// its stored states could not be read by name after a change.
+    #[error(
+        "[DURABLE-UNTRACED] workflow `{workflow}` version {version}: {reason}; a state written by one build would be read by position by the next. Give the type a derived `Deserialize`, or open with `Builder::allow_untraced_layouts()` to accept fingerprint-only checks for it"
+    )]
+    Untraced {
+        /// The workflow.
+        workflow: String,
+        /// Its version.
+        version: u32,
+        /// Which type, and why it cannot be traced.
+        reason: String,
     },
 }
 

@@ -468,10 +468,7 @@ async fn the_ci_check_says_which_snapshots_resume_migrate_or_would_park() {
     let by_manifest: std::collections::HashMap<String, Compatibility> = set
         .snapshots
         .iter()
-        .map(|s| {
-            let d = s.description().unwrap();
-            (d.id.clone(), manifest.verdict(&d))
-        })
+        .map(|s| (s.id.clone(), manifest.check_snapshot(s).unwrap()))
         .collect();
     assert_eq!(
         by_manifest["at-pay"],
@@ -518,15 +515,15 @@ async fn a_new_version_with_the_same_shape_takes_over_and_records_it() {
         rt.check_compatibility().unwrap(),
         [("same".to_owned(), Compatibility::Upgrades { to: v3 })]
     );
-    let stored = rt.describe("same").unwrap();
-    rt.shutdown().await;
     assert_eq!(
         Runtime::builder()
             .workflow::<order_v3_same_shape>()
             .manifest()
-            .verdict(&stored),
-        Compatibility::Upgrades { to: v3 }
+            .check_store(&rt)
+            .unwrap(),
+        [("same".to_owned(), Compatibility::Upgrades { to: v3 })]
     );
+    rt.shutdown().await;
     let rt = Runtime::builder()
         .workflow::<order_v3_same_shape>()
         .open(dir.path())

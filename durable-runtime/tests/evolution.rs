@@ -91,6 +91,28 @@ async fn two_builds<A: Workflow, B: Workflow>(call: WorkflowCall<A>) -> (Compati
         .unwrap();
     look.shutdown().await;
 
+    // what `durable check --manifest` says without B's code: from the store
+    // and from an exported snapshot, each agreeing with the check above
+    let manifest_file = dir.path().join("manifest.json");
+    Runtime::builder()
+        .workflow::<B>()
+        .manifest()
+        .write(&manifest_file)
+        .unwrap();
+    let manifest = durable_runtime::check::Manifest::read(&manifest_file).unwrap();
+    let codeless = Runtime::builder()
+        .resume_on_open(false)
+        .open(dir.path())
+        .await
+        .unwrap();
+    let from_store = manifest.check_store(&codeless).unwrap();
+    let from_snapshot = manifest
+        .check_snapshot(&codeless.export("x").unwrap())
+        .unwrap();
+    codeless.shutdown().await;
+    assert_eq!(from_store, [("x".to_owned(), from_snapshot.clone())]);
+    agree(&verdict, &from_snapshot);
+
     let b = Runtime::builder()
         .workflow::<B>()
         .open(dir.path())
@@ -121,6 +143,19 @@ async fn two_builds<A: Workflow, B: Workflow>(call: WorkflowCall<A>) -> (Compati
     };
     b.shutdown().await;
     (verdict, seen)
+}
+
+/// Asserts that the check without the code (`manifest`) reached the same
+/// verdict as the check with it: the same edits when it transcodes.
+fn agree(with_code: &Compatibility, manifest: &Compatibility) {
+    let same = match (with_code, manifest) {
+        (Compatibility::Parked(_), Compatibility::Parked(_)) => true,
+        (a, b) => a == b,
+    };
+    assert!(
+        same,
+        "with the code: {with_code:?}\nfrom the manifest: {manifest:?}"
+    );
 }
 
 /// Asserts the instance continued with `expected` (and that the check said
@@ -193,7 +228,7 @@ async fn a_field_added_with_a_default_takes_it() {
     continues::<add_default::a::evolve, add_default::b::evolve>(
         add_default::a::evolve(add_default::a::Held { id: "o".into() }),
         r#"Held { id: "o", note: "" }"#,
-        "`note: String` of `Held` added",
+        "`note: String` of `Held` added (stored values take its default)",
     )
     .await;
 }
@@ -210,7 +245,10 @@ case!(add_required { a: {
 async fn a_field_added_without_a_default_parks_naming_it() {
     parks::<add_required::a::evolve, add_required::b::evolve>(
         add_required::a::evolve(add_required::a::Held { id: "o".into() }),
-        &["missing field `note`", "[DURABLE-LAYOUT]"],
+        &[
+            "`note: String` of `Held` added without a default",
+            "[DURABLE-LAYOUT]",
+        ],
     )
     .await;
 }
@@ -271,7 +309,7 @@ async fn a_field_renamed_with_an_alias_keeps_its_value() {
             amount: 1999,
         }),
         r#"Held { id: "o", cents: 1999 }"#,
-        "`cents: u32` of `Held` added",
+        "`amount` of `Held` renamed to `cents`",
     )
     .await;
 }
@@ -291,7 +329,10 @@ async fn a_field_renamed_without_an_alias_parks() {
             id: "o".into(),
             amount: 1999,
         }),
-        &["missing field `cents`"],
+        &[
+            "`cents: u32` of `Held` added without a default",
+            "if it is `amount` renamed, give it `#[serde(alias = \"amount\")]`",
+        ],
     )
     .await;
 }
@@ -991,4 +1032,165 @@ async fn a_state_is_shown_by_its_stored_layout_without_the_code_and_after_a_depl
         .unwrap();
     assert_eq!(look.state_json("s").unwrap(), expected);
     look.shutdown().await;
+}
+
+// A type whose hand-written `Deserialize` refuses the tracer's placeholder.
+mod picky {
+    use durable_runtime::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Debug, Clone)]
+    pub struct Sku(pub String);
+    impl<'de> Deserialize<'de> for Sku {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let s = String::deserialize(d)?;
+            if s.starts_with("SKU-") {
+                Ok(Sku(s))
+            } else {
+                Err(serde::de::Error::custom("a SKU starts with `SKU-`"))
+            }
+        }
+    }
+
+    #[workflow(name = "picky")]
+    pub async fn picky(sku: Sku) -> Result<String, WorkflowError> {
+        let _go: () = signal("go").await?;
+        Ok(sku.0)
+    }
+}
+
+#[tokio::test]
+async fn a_version_whose_layout_cannot_be_traced_is_refused_at_open_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Runtime::builder()
+        .workflow::<picky::picky>()
+        .open(dir.path())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, durable_runtime::OpenError::Untraced { ref workflow, version: 1, .. } if workflow == "picky"),
+        "{err:?}"
+    );
+    assert!(text.contains("a SKU starts with `SKU-`"), "{text}");
+    assert!(text.contains("allow_untraced_layouts"), "{text}");
+
+    let rt = Runtime::builder()
+        .workflow::<picky::picky>()
+        .allow_untraced_layouts()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start(
+            "p",
+            picky::picky(picky::Sku("SKU-1".into())),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    rt.signal("p", "go", &()).await.unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), "SKU-1");
+    rt.shutdown().await;
+}
+
+// The output of a finished instance, read by a build whose output type was
+// edited.
+mod receipt {
+    macro_rules! receipt {
+        ($($field:ident: $ty:ty),*) => {
+            use durable_runtime::prelude::*;
+            use serde::{Deserialize, Serialize};
+            #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+            pub struct Receipt { $(pub $field: $ty),* }
+            #[workflow(name = "receipt")]
+            #[allow(dead_code)]
+            pub async fn receipt(id: String) -> Result<Receipt, WorkflowError> {
+                let _go: () = signal("go").await?;
+                Ok(Receipt { $($field: receipt!(@value $field id)),* })
+            }
+        };
+        (@value id $id:ident) => { $id.clone() };
+        (@value qty $id:ident) => { 3 };
+        (@value cents $id:ident) => { 1999 };
+    }
+    pub mod a {
+        receipt!(id: String, qty: u32, cents: u32);
+    }
+    pub mod reordered {
+        receipt!(id: String, cents: u32, qty: u32);
+    }
+    pub mod narrowed {
+        receipt!(id: String, qty: u32, cents: u16);
+    }
+}
+
+/// Build A finishes instance `x`; the store is then opened by build `B`.
+async fn finished_by_a(dir: &std::path::Path) {
+    let a = Runtime::builder()
+        .workflow::<receipt::a::receipt>()
+        .open(dir)
+        .await
+        .unwrap();
+    let h = a
+        .start("x", receipt::a::receipt("r-1".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    a.signal("x", "go", &()).await.unwrap();
+    h.result().within().await.unwrap().unwrap();
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_output_written_before_its_fields_were_reordered_is_read_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    finished_by_a(dir.path()).await;
+    let b = Runtime::builder()
+        .workflow::<receipt::reordered::receipt>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let out = b
+        .handle::<receipt::reordered::receipt>("x")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out,
+        receipt::reordered::Receipt {
+            id: "r-1".into(),
+            cents: 1999,
+            qty: 3
+        }
+    );
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_output_whose_type_was_narrowed_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    finished_by_a(dir.path()).await;
+    let b = Runtime::builder()
+        .workflow::<receipt::narrowed::receipt>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let err = b
+        .handle::<receipt::narrowed::receipt>("x")
+        .result()
+        .within()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, durable_runtime::ResultError::OutputLayout { .. }),
+        "{err:?}"
+    );
+    assert!(
+        text.contains("cents") && text.contains("narrowed"),
+        "{text}"
+    );
+    b.shutdown().await;
 }

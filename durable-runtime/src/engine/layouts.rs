@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use super::{Engine, InstanceRecord, WorkflowEntry, guarded};
 use crate::codec;
+use crate::error::ResultError;
 use crate::error::ResumeError;
-use crate::layout::{WorkflowLayout, diff, value};
+use crate::layout::{Traced, WorkflowLayout, diff, value};
 use crate::store::{Batch, StoreError, keys};
 use crate::workflow::{Op, Outcome};
 
@@ -49,8 +50,7 @@ impl Engine {
         let Some(layout) = layout else {
             return Ok(false);
         };
-        let bytes = codec::encode(layout).map_err(|e| StoreError::Codec(e.to_string()))?;
-        batch.put(key, bytes);
+        batch.put(key, crate::layout::encode(layout));
         Ok(true)
     }
 
@@ -91,16 +91,63 @@ impl Engine {
         let Some(bytes) = self.store.get(&keys::layout(hash))? else {
             return Ok(None);
         };
-        let layout: WorkflowLayout = codec::decode(&bytes).map_err(|e| StoreError::Corrupt {
-            key: crate::store::printable(&keys::layout(hash)),
-            reason: e.to_string(),
-        })?;
+        let layout: WorkflowLayout =
+            crate::layout::decode(&bytes).map_err(|reason| StoreError::Corrupt {
+                key: crate::store::printable(&keys::layout(hash)),
+                reason,
+            })?;
         let layout = Arc::new(layout);
         self.layouts
             .lock()
             .expect("layouts lock poisoned")
             .insert(hash, layout.clone());
         Ok(Some(layout))
+    }
+
+    /// Reads output `bytes` of instance `id`, written by the code whose
+    /// layout is `stored`, as `T`, the output type of the code traced as
+    /// `current`: decoded as it is when the output's layout is unchanged
+    /// (or unknown); else read by the stored layout and rebuilt by name, or
+    /// refused naming the edit — never read by position.
+    pub(crate) fn read_output<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &str,
+        stored: u64,
+        current: &Traced,
+        bytes: &[u8],
+    ) -> Result<T, ResultError> {
+        let plain = || codec::decode(bytes).map_err(ResultError::from);
+        let Ok(new) = &current.layout else {
+            return plain();
+        };
+        if stored == 0 || stored == current.hash {
+            return plain();
+        }
+        let refused = |changes: Vec<String>| ResultError::OutputLayout {
+            id: id.to_owned(),
+            changes,
+        };
+        let Some(old) = self.stored_layout(stored)? else {
+            return Err(refused(vec![format!(
+                "the layout it was written with ({stored:016x}) is not in the store"
+            )]));
+        };
+        let edits = diff::shapes(&old.output, &old.types, &new.output, &new.types);
+        if edits.is_empty() {
+            return plain();
+        }
+        if !diff::compatible(&edits) {
+            return Err(refused(
+                edits
+                    .iter()
+                    .filter(|e| !e.compatible)
+                    .map(ToString::to_string)
+                    .collect(),
+            ));
+        }
+        let value = value::read(bytes, &old.output, &old.types)
+            .map_err(|e| refused(vec![format!("it does not read by its own layout: {e}")]))?;
+        value::rebuild(&value).map_err(|e| refused(vec![rebuild_failure(&e.to_string())]))
     }
 
     /// Checks a layout entry brought by a snapshot (an `l` or `v` key whose
@@ -116,7 +163,7 @@ impl Engine {
         let wrong = || format!("the layout under {hash:016x} does not hash to it");
         match tag {
             keys::LAYOUT => {
-                let layout: WorkflowLayout = codec::decode(value).map_err(|e| e.to_string())?;
+                let layout: WorkflowLayout = crate::layout::decode(value)?;
                 if layout.hash() != hash {
                     return Err(wrong());
                 }
@@ -126,8 +173,7 @@ impl Engine {
                     .insert(hash, Arc::new(layout));
             }
             keys::VALUE_LAYOUT => {
-                let layout: crate::layout::ValueLayout =
-                    codec::decode(value).map_err(|e| e.to_string())?;
+                let layout: crate::layout::ValueLayout = crate::layout::decode(value)?;
                 if layout.hash() != hash {
                     return Err(wrong());
                 }
@@ -193,21 +239,8 @@ impl Engine {
                 )]));
             }
         };
-        let edits = diff::state_variant(&old, new, &record.variant);
-        if !diff::compatible(&edits) {
-            return Err(parked(
-                edits
-                    .iter()
-                    .filter(|e| !e.compatible)
-                    .map(ToString::to_string)
-                    .collect(),
-            ));
-        }
-        let value = value::read(&record.state, &old.state, &old.types).map_err(|e| {
-            parked(vec![format!(
-                "the state does not read by its own layout: {e}"
-            )])
-        })?;
+        let (edits, value) = crate::layout::read_across(&record.state, &old, new, &record.variant)
+            .map_err(parked)?;
         let state = match guarded(|| (entry.drive)(Op::Transcode(&value))) {
             Ok(Ok(Outcome::Adopted(state))) => state,
             Ok(Ok(_)) => return Err(parked(vec!["the code did not rebuild the state".into()])),

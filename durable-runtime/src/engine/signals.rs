@@ -95,11 +95,11 @@ impl Engine {
         let Some(bytes) = self.store.get(&keys::value_layout(hash))? else {
             return Ok(None);
         };
-        codec::decode(&bytes)
+        crate::layout::decode(&bytes)
             .map(Some)
-            .map_err(|e| StoreError::Corrupt {
+            .map_err(|reason| StoreError::Corrupt {
                 key: crate::store::printable(&keys::value_layout(hash)),
-                reason: e.to_string(),
+                reason,
             })
     }
 
@@ -121,10 +121,7 @@ impl Engine {
         }
         let key = keys::value_layout(hash);
         if self.store.get(&key)?.is_none() {
-            batch.put(
-                key,
-                codec::encode(layout).map_err(|e| StoreError::Codec(e.to_string()))?,
-            );
+            batch.put(key, crate::layout::encode(layout));
         }
         Ok(())
     }

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
-use super::{Container, Fields, Shape, WorkflowLayout};
+use super::{Container, Field, Fields, Shape, WorkflowLayout};
 
 /// One difference between a stored layout and the code's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +86,7 @@ pub fn awaits(old: &WorkflowLayout, new: &WorkflowLayout) -> Vec<String> {
     let locals = |f: &Fields| match f {
         Fields::Struct(fields) if !fields.is_empty() => fields
             .iter()
-            .map(|(n, s)| format!("{n}: {}", show(s)))
+            .map(|f| format!("{}: {}", f.name, show(&f.shape)))
             .collect::<Vec<_>>()
             .join(", "),
         Fields::Unit | Fields::Struct(_) => "nothing".into(),
@@ -313,49 +313,89 @@ impl<'a> Diff<'a> {
             (Fields::Unit, Fields::Unit) => {}
             (Fields::Newtype(a), Fields::Newtype(b)) => self.shape(a, b, path),
             (Fields::Tuple(a), Fields::Tuple(b)) => self.positional(a, b, path, "tuple"),
-            (Fields::Struct(a), Fields::Struct(b)) => {
-                let names =
-                    |f: &[(String, Shape)]| f.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-                for (name, shape) in a {
-                    match b.iter().find(|(n, _)| n == name) {
-                        Some((_, new_shape)) => self.shape(shape, new_shape, &join(path, name)),
-                        None => self.push(
-                            &join(path, name),
-                            format!(
-                                "field `{name}` of `{ty}` removed (its stored value is dropped)"
-                            ),
-                            true,
-                        ),
-                    }
-                }
-                for (name, shape) in b {
-                    if !a.iter().any(|(n, _)| n == name) {
-                        self.push(
-                            &join(path, name),
-                            format!(
-                                "field `{name}: {}` of `{ty}` added (stored values need a `#[serde(default)]` or an alias for it)",
-                                show(shape)
-                            ),
-                            true,
-                        );
-                    }
-                }
-                let (mut ao, mut bo) = (names(a), names(b));
-                ao.retain(|n| bo.contains(n));
-                bo.retain(|n| ao.contains(n));
-                if ao != bo {
-                    self.push(
-                        path,
-                        format!("fields of `{ty}` reordered (matched by name)"),
-                        true,
-                    );
-                }
-            }
+            (Fields::Struct(a), Fields::Struct(b)) => self.named_fields(a, b, path, ty),
             (a, b) => self.push(
                 path,
                 format!("`{ty}` had {}, now has {}", show_fields(a), show_fields(b)),
                 false,
             ),
+        }
+    }
+
+    /// Named fields: matched by name or by a new field's alias; a field
+    /// removed drops its value; a field added needs a value when a stored
+    /// one lacks it (a default, an `Option`).
+    fn named_fields(&mut self, old: &[Field], new: &[Field], path: &str, ty: &str) {
+        let mut pairs = Vec::new();
+        for f in old {
+            let exact = new.iter().position(|n| n.name == f.name);
+            let Some(j) = exact.or_else(|| new.iter().position(|n| n.answers_to(&f.name))) else {
+                self.push(
+                    &join(path, &f.name),
+                    format!(
+                        "field `{}` of `{ty}` removed (its stored value is dropped)",
+                        f.name
+                    ),
+                    true,
+                );
+                continue;
+            };
+            let to = &new[j];
+            if exact.is_none() {
+                self.push(
+                    &join(path, &to.name),
+                    format!(
+                        "field `{}` of `{ty}` renamed to `{}` (its alias)",
+                        f.name, to.name
+                    ),
+                    true,
+                );
+            }
+            self.shape(&f.shape, &to.shape, &join(path, &to.name));
+            pairs.push(j);
+        }
+        for (j, f) in new.iter().enumerate() {
+            if pairs.contains(&j) {
+                continue;
+            }
+            let what = format!("field `{}: {}` of `{ty}` added", f.name, show(&f.shape));
+            let removed: Vec<&str> = old
+                .iter()
+                .filter(|o| !new.iter().any(|n| n.answers_to(&o.name)))
+                .map(|o| o.name.as_str())
+                .collect();
+            let renamed = match removed.as_slice() {
+                [] => String::new(),
+                [one] => {
+                    format!("; if it is `{one}` renamed, give it `#[serde(alias = \"{one}\")]`")
+                }
+                many => format!(
+                    "; if it is one of `{}` renamed, give it that name as a `#[serde(alias)]`",
+                    many.join("`, `")
+                ),
+            };
+            if f.optional {
+                self.push(
+                    &join(path, &f.name),
+                    format!("{what} (stored values take its default)"),
+                    true,
+                );
+            } else {
+                self.push(
+                    &join(path, &f.name),
+                    format!(
+                        "{what} without a default: stored values have none (give it `#[serde(default)]`, make it an `Option`, or an alias of the field it replaces){renamed}"
+                    ),
+                    false,
+                );
+            }
+        }
+        if !pairs.is_sorted() {
+            self.push(
+                path,
+                format!("fields of `{ty}` reordered (matched by name)"),
+                true,
+            );
         }
     }
 
@@ -407,20 +447,57 @@ impl<'a> Diff<'a> {
 mod tests {
     use super::*;
 
-    fn layout(fields: Vec<(&str, Shape)>) -> BTreeMap<String, Container> {
+    fn layout(fields: Vec<Field>) -> BTreeMap<String, Container> {
         let mut types = BTreeMap::new();
         types.insert(
             "Order".to_owned(),
-            Container::Struct(Fields::Struct(
-                fields.into_iter().map(|(n, s)| (n.to_owned(), s)).collect(),
-            )),
+            Container::Struct(Fields::Struct(fields)),
         );
         types
     }
 
+    fn fields(fields: Vec<(&str, Shape)>) -> Vec<Field> {
+        fields.into_iter().map(|(n, s)| Field::new(n, s)).collect()
+    }
+
     fn edits(a: Vec<(&str, Shape)>, b: Vec<(&str, Shape)>) -> Vec<Edit> {
+        edits_of(fields(a), fields(b))
+    }
+
+    fn edits_of(a: Vec<Field>, b: Vec<Field>) -> Vec<Edit> {
         let order = Shape::Named("Order".into());
         shapes(&order, &layout(a), &order, &layout(b))
+    }
+
+    #[test]
+    fn a_field_added_needs_a_default_and_an_alias_carries_a_rename() {
+        let mut note = Field::new("note", Shape::Str);
+        let e = edits_of(
+            fields(vec![("id", Shape::Str)]),
+            vec![Field::new("id", Shape::Str), note.clone()],
+        );
+        assert!(!compatible(&e), "{e:?}");
+        assert!(e[0].change.contains("without a default"), "{e:?}");
+        note.optional = true;
+        let e = edits_of(
+            fields(vec![("id", Shape::Str)]),
+            vec![Field::new("id", Shape::Str), note],
+        );
+        assert!(compatible(&e), "{e:?}");
+        let mut cents = Field::new("cents", Shape::U64);
+        cents.aliases = vec!["amount".into()];
+        let e = edits_of(fields(vec![("amount", Shape::U32)]), vec![cents]);
+        assert!(compatible(&e), "{e:?}");
+        let text: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains("`amount` of `Order` renamed to `cents`")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("u64")),
+            "the shapes are compared too: {text:?}"
+        );
     }
 
     #[test]
@@ -443,19 +520,21 @@ mod tests {
 
     #[test]
     fn reorders_additions_and_removals_are_compatible_and_named() {
-        let e = edits(
-            vec![
+        let mut new = fields(vec![
+            ("id", Shape::Str),
+            ("cents", Shape::U32),
+            ("note", Shape::Str),
+        ]);
+        new[2].optional = true;
+        let e = edits_of(
+            fields(vec![
                 ("id", Shape::Str),
                 ("qty", Shape::U32),
                 ("cents", Shape::U32),
-            ],
-            vec![
-                ("id", Shape::Str),
-                ("cents", Shape::U32),
-                ("note", Shape::Str),
-            ],
+            ]),
+            new,
         );
-        assert!(compatible(&e));
+        assert!(compatible(&e), "{e:?}");
         let text: Vec<String> = e.iter().map(ToString::to_string).collect();
         assert!(
             text.iter().any(|t| t.contains("`qty` of `Order` removed")),

@@ -29,7 +29,6 @@ use std::sync::{Mutex, OnceLock};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
 use crate::command::Command;
 use crate::workflow::{Op, Workflow};
 
@@ -109,7 +108,42 @@ pub enum Fields {
     /// Unnamed fields: `struct A(T, U);`.
     Tuple(Vec<Shape>),
     /// Named fields, in declaration (= encoding) order.
-    Struct(Vec<(String, Shape)>),
+    Struct(Vec<Field>),
+}
+
+/// A named field.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Field {
+    /// Its name.
+    pub name: String,
+    /// Its shape.
+    pub shape: Shape,
+    /// The other names a stored value may give it (`#[serde(alias)]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Whether a value that lacks it still reads (`#[serde(default)]`, an
+    /// `Option`). Known for the fields of structs; `false` (not known) for
+    /// enum variants' fields and for values seen from their sender's side.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+impl Field {
+    /// A field that has no aliases and must be present.
+    pub fn new(name: impl Into<String>, shape: Shape) -> Field {
+        Field {
+            name: name.into(),
+            shape,
+            aliases: Vec::new(),
+            optional: false,
+        }
+    }
+
+    /// Whether a stored field named `name` is this one.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name == name || self.aliases.iter().any(|a| a == name)
+    }
 }
 
 /// A named type.
@@ -143,10 +177,10 @@ pub struct WorkflowLayout {
 }
 
 impl WorkflowLayout {
-    /// The layout's identity: a hash of its encoding, never 0 (0 stands
-    /// for "unknown": records written before layouts were stored).
+    /// The layout's identity: a hash of its stored encoding, never 0 (0
+    /// stands for "unknown": records written before layouts were stored).
     pub fn hash(&self) -> u64 {
-        fnv(&codec::encode(self).unwrap_or_default())
+        fnv(&encode(self))
     }
 
     /// The fields of variant `variant` of the state enum.
@@ -177,8 +211,45 @@ pub struct ValueLayout {
 impl ValueLayout {
     /// The layout's identity (as [`WorkflowLayout::hash`]).
     pub fn hash(&self) -> u64 {
-        fnv(&codec::encode(self).unwrap_or_default())
+        fnv(&encode(self))
     }
+}
+
+/// Reads a state stored under layout `old` (its variant `variant`) for
+/// code laid out as `new`: the edits it crosses and the state read by
+/// name, or — when an edit cannot be crossed or the bytes do not read by
+/// their own layout — why not, in the user's terms. What the runtime does
+/// before rebuilding a state with the code, and `durable check` before
+/// asking whether it would rebuild ([`value::fits`]).
+pub(crate) fn read_across(
+    state: &[u8],
+    old: &WorkflowLayout,
+    new: &WorkflowLayout,
+    variant: &str,
+) -> Result<(Vec<diff::Edit>, value::Value), Vec<String>> {
+    let edits = diff::state_variant(old, new, variant);
+    if !diff::compatible(&edits) {
+        return Err(edits
+            .iter()
+            .filter(|e| !e.compatible)
+            .map(ToString::to_string)
+            .collect());
+    }
+    let value = value::read(state, &old.state, &old.types)
+        .map_err(|e| vec![format!("the state does not read by its own layout: {e}")])?;
+    Ok((edits, value))
+}
+
+/// A layout as it is stored: JSON, which names every field, so that the
+/// layout format itself can gain fields without a stored layout ever being
+/// read by position.
+pub(crate) fn encode<T: Serialize>(layout: &T) -> Vec<u8> {
+    serde_json::to_vec(layout).expect("a layout always serializes")
+}
+
+/// A stored layout ([`encode`]).
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("not a layout: {e}"))
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -366,13 +437,10 @@ mod tests {
         assert_eq!(
             types["Order"],
             Container::Struct(Fields::Struct(vec![
-                ("id".into(), Shape::Str),
-                ("qty".into(), Shape::U32),
-                (
-                    "lines".into(),
-                    Shape::Seq(Box::new(Shape::Named("Line".into())))
-                ),
-                ("kind".into(), Shape::Named("Kind".into())),
+                Field::new("id", Shape::Str),
+                Field::new("qty", Shape::U32),
+                Field::new("lines", Shape::Seq(Box::new(Shape::Named("Line".into())))),
+                Field::new("kind", Shape::Named("Kind".into())),
             ]))
         );
         assert_eq!(
@@ -432,15 +500,86 @@ mod alias_tests {
     }
 
     #[test]
-    fn fields_with_aliases_are_named_by_their_own_names() {
+    fn fields_with_aliases_are_named_by_their_own_names_and_keep_their_aliases() {
         let (_, types) = trace::<Aliased>().unwrap();
+        let field = |name: &str, shape, aliases: &[&str]| Field {
+            aliases: aliases.iter().map(|a| (*a).to_owned()).collect(),
+            ..Field::new(name, shape)
+        };
         assert_eq!(
             types["Aliased"],
             Container::Struct(Fields::Struct(vec![
-                ("id".into(), Shape::Str),
-                ("cents".into(), Shape::U32),
-                ("qty".into(), Shape::U8),
+                field("id", Shape::Str, &["a_id", "zz_id"]),
+                field("cents", Shape::U32, &["amount"]),
+                field("qty", Shape::U8, &[]),
             ]))
         );
+    }
+
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Defaults {
+        id: String,
+        #[serde(default)]
+        note: String,
+        tip: Option<u32>,
+        inner: Inner2,
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    #[serde(default)]
+    struct Inner2 {
+        a: u8,
+        b: Vec<u8>,
+    }
+    impl Default for Inner2 {
+        fn default() -> Self {
+            Inner2 { a: 1, b: vec![] }
+        }
+    }
+
+    #[test]
+    fn types_that_parse_their_strings_or_bytes_are_traced() {
+        let (shape, _) = trace::<uuid::Uuid>().unwrap();
+        assert_eq!(shape, Shape::Bytes);
+        let (shape, _) = trace::<chrono::DateTime<chrono::Utc>>().unwrap();
+        assert_eq!(shape, Shape::Str);
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Stamped {
+            id: uuid::Uuid,
+            at: chrono::DateTime<chrono::Utc>,
+            day: chrono::NaiveDate,
+        }
+        let (_, types) = trace::<Stamped>().unwrap();
+        assert!(matches!(&types["Stamped"], Container::Struct(Fields::Struct(f)) if f.len() == 3));
+    }
+
+    #[test]
+    fn fields_a_value_may_lack_are_known() {
+        let (_, types) = trace::<Defaults>().unwrap();
+        let optional = |ty: &str| match &types[ty] {
+            Container::Struct(Fields::Struct(fields)) => fields
+                .iter()
+                .map(|f| (f.name.clone(), f.optional))
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        let own = |pairs: &[(&str, bool)]| {
+            pairs
+                .iter()
+                .map(|(n, o)| ((*n).to_owned(), *o))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            optional("Defaults"),
+            own(&[
+                ("id", false),
+                ("note", true),
+                ("tip", true),
+                ("inner", false)
+            ])
+        );
+        assert_eq!(optional("Inner2"), own(&[("a", true), ("b", true)]));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Container, Fields, Shape};
+use super::{Container, Field, Fields, Shape};
 
 type Types = BTreeMap<String, Container>;
 
@@ -70,7 +70,10 @@ fn rename_fields(fields: &Fields, name: &dyn Fn(&str) -> String) -> Fields {
         Fields::Struct(fields) => Fields::Struct(
             fields
                 .iter()
-                .map(|(n, s)| (n.clone(), rename_shape(s, name)))
+                .map(|f| Field {
+                    shape: rename_shape(&f.shape, name),
+                    ..f.clone()
+                })
                 .collect(),
         ),
     }

@@ -15,7 +15,7 @@ use std::fmt;
 use serde::ser::{self, Serialize};
 
 use super::names::rename;
-use super::{Container, Fields, Shape, ValueLayout};
+use super::{Container, Field, Fields, Shape, ValueLayout};
 
 /// The layout of `value`.
 pub(crate) fn of_value<T: Serialize + ?Sized>(value: &T) -> Result<ValueLayout, String> {
@@ -377,14 +377,14 @@ impl ser::SerializeMap for Entries<'_> {
 
 struct Named<'t> {
     types: &'t mut Types,
-    fields: Vec<(String, Shape)>,
+    fields: Vec<Field>,
     done: Done,
 }
 
 impl Named<'_> {
     fn push<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Failed> {
         let shape = shape_of(value, self.types)?;
-        self.fields.push((key.to_owned(), shape));
+        self.fields.push(Field::new(key, shape));
         Ok(())
     }
 }

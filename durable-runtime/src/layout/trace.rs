@@ -19,7 +19,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
 
 use super::names::rename;
-use super::{Container, Fields, Shape};
+use super::{Container, Field, Fields, Shape};
 
 type Types = BTreeMap<String, Container>;
 
@@ -38,6 +38,7 @@ pub(crate) fn trace<T: de::DeserializeOwned>() -> Result<(Shape, Types), String>
             Ok(_) => root = slot,
             Err(Probing::Recursion) => {}
             Err(Probing::Failed(why)) => return Err(why),
+            Err(Probing::Missing(field)) => return Err(format!("missing field `{field}`")),
         }
         if root.is_some() && t.incomplete().is_empty() {
             break;
@@ -48,7 +49,10 @@ pub(crate) fn trace<T: de::DeserializeOwned>() -> Result<(Shape, Types), String>
             return Err(if missing.is_empty() {
                 "the type recurses without a variant that ends".into()
             } else {
-                format!("variants of {} cannot be reached", missing.join(", "))
+                format!(
+                    "the variants or fields of {} cannot be reached",
+                    missing.join(", ")
+                )
             });
         }
     }
@@ -76,46 +80,139 @@ struct Trace {
     stack: Vec<&'static str>,
     /// Variants whose last visit ran into a recursion: tried after others.
     stuck: HashSet<(&'static str, usize)>,
-    /// Structs whose field list names aliases too, while their names are
-    /// being learned.
-    aliased: BTreeMap<&'static str, Aliases>,
+    /// What is known of each struct's fields so far.
+    learning: BTreeMap<&'static str, Learning>,
+    /// For a type that refused the placeholder string or bytes offered
+    /// it (a UUID wants 16 bytes, a date a date), the next one to offer.
+    placeholder: BTreeMap<&'static str, usize>,
 }
 
-/// serde lists a field's aliases beside its name (sorted, in one run per
-/// field), so a struct with aliases lists more names than it has fields.
-/// Its fields are then offered by name, one pass at a time: a name that
-/// belongs to a field offered already is a duplicate (serde says so, naming
-/// the field), is left out from then on, and names its run.
+/// Strings offered, in turn, to a type that parses its string.
+const STRINGS: &[&str] = &[
+    "",
+    "a",
+    "0",
+    "1970-01-01T00:00:00Z",
+    "00000000-0000-0000-0000-000000000000",
+    "1970-01-01",
+    "00:00:00",
+    "PT0S",
+];
+
+/// Byte strings offered, in turn, to a type that checks its bytes' length.
+const BYTES: &[&[u8]] = &[
+    &[],
+    &[0; 16],
+    &[0; 32],
+    &[0; 8],
+    &[0; 4],
+    &[0; 12],
+    &[0; 20],
+    &[0; 64],
+];
+
+/// A struct's fields are learned by offering them by name, one pass at a
+/// time. serde lists a field's aliases beside its name (sorted, in one run
+/// per field): a name that belongs to a field offered already is a
+/// duplicate (serde says so, naming the field), is left out from then on,
+/// and names its run. Once a pass takes every name offered, the fields are
+/// known; then each pass leaves one field out, and whether the value still
+/// reads says whether a stored value may lack it (`#[serde(default)]`, an
+/// `Option`).
 #[derive(Default)]
-struct Aliases {
-    /// Indexes into the field list not to offer again.
+struct Learning {
+    /// Indexes into the field list not to offer again (aliases).
     skip: std::collections::BTreeSet<usize>,
     /// The field's own name, by the index of the first name of its run.
     name: BTreeMap<usize, String>,
+    /// Each field's shape, by the index of its run, once a pass took them all.
+    shapes: BTreeMap<usize, Shape>,
+    /// Whether a value without the field reads, by the index of its run.
+    optional: BTreeMap<usize, bool>,
+    /// Whether the struct is in [`Trace::structs`] with all of the above.
+    defined: bool,
+}
+
+impl Learning {
+    /// The index of each field's run of names (its first name).
+    fn runs(&self, names: usize) -> Vec<usize> {
+        (0..names).filter(|i| !self.skip.contains(i)).collect()
+    }
+
+    /// The field to leave out this pass, once every field is known.
+    fn omit(&self, runs: &[usize]) -> Option<usize> {
+        if self.shapes.is_empty() && !runs.is_empty() {
+            return None;
+        }
+        runs.iter()
+            .copied()
+            .find(|r| !self.optional.contains_key(r))
+    }
+
+    /// The fields as far as they are known.
+    fn fields(&self, names: &[&'static str]) -> Vec<Field> {
+        let runs = self.runs(names.len());
+        runs.iter()
+            .enumerate()
+            .filter_map(|(k, &r)| {
+                let end = runs.get(k + 1).copied().unwrap_or(names.len());
+                let own = self
+                    .name
+                    .get(&r)
+                    .cloned()
+                    .unwrap_or_else(|| names[r].to_owned());
+                let shape = self.shapes.get(&r)?.clone();
+                Some(Field {
+                    aliases: names[r..end]
+                        .iter()
+                        .filter(|n| **n != own)
+                        .map(|n| (*n).to_owned())
+                        .collect(),
+                    optional: self.optional.get(&r).copied().unwrap_or(false),
+                    name: own,
+                    shape,
+                })
+            })
+            .collect()
+    }
 }
 
 impl Trace {
-    fn progress(&self) -> (usize, usize, usize, usize) {
+    fn progress(&self) -> (usize, usize, usize, usize, usize) {
         let known = self
             .enums
             .values()
             .flatten()
             .filter(|(_, f)| f.is_some())
             .count();
-        let learned = self.aliased.values().map(|a| a.skip.len()).sum();
-        (known, self.stuck.len(), self.structs.len(), learned)
+        let learned = self
+            .learning
+            .values()
+            .map(|l| l.skip.len() + l.optional.len() + usize::from(!l.shapes.is_empty()))
+            .sum();
+        let tried = self.placeholder.values().sum();
+        (known, self.stuck.len(), self.structs.len(), learned, tried)
     }
 
+    /// The enums with variants not seen yet and the structs whose fields
+    /// are not all learned.
     fn incomplete(&self) -> Vec<String> {
-        self.enums
+        let enums = self
+            .enums
             .iter()
             .filter(|(_, v)| v.iter().any(|(_, f)| f.is_none()))
-            .map(|(n, _)| format!("`{n}`"))
-            .collect()
+            .map(|(n, _)| *n);
+        let structs = self
+            .learning
+            .iter()
+            .filter(|(_, l)| !l.defined)
+            .map(|(n, _)| *n);
+        enums.chain(structs).map(|n| format!("`{n}`")).collect()
     }
 
     /// Whether a value of `fields` can reach a type in `targets`, or (with
-    /// `incomplete`) an enum with variants still unseen.
+    /// `incomplete`) an enum with variants still unseen or a struct whose
+    /// fields are still being learned.
     fn reaches(
         &self,
         fields: &Fields,
@@ -127,7 +224,7 @@ impl Trace {
             Fields::Unit => vec![],
             Fields::Newtype(s) => vec![s],
             Fields::Tuple(items) => items.iter().collect(),
-            Fields::Struct(fields) => fields.iter().map(|(_, s)| s).collect(),
+            Fields::Struct(fields) => fields.iter().map(|f| &f.shape).collect(),
         };
         shapes
             .into_iter()
@@ -154,6 +251,9 @@ impl Trace {
                 .any(|s| self.shape_reaches(s, targets, incomplete, seen)),
             Shape::Named(name) => {
                 if targets.contains(&name.as_str()) {
+                    return true;
+                }
+                if incomplete && self.learning.get(name.as_str()).is_some_and(|l| !l.defined) {
                     return true;
                 }
                 if !seen.insert(name.clone()) {
@@ -199,6 +299,25 @@ impl Trace {
             .or(Some(0))
     }
 
+    /// Offers visitor `V` this pass's placeholder of `candidates`: one it
+    /// refuses moves it to the next (from the next pass on), until none is
+    /// left and its refusal is the answer.
+    fn offer<'de, V: Visitor<'de>, T>(
+        &mut self,
+        candidates: &[T],
+        visit: impl FnOnce(&T) -> Result<V::Value, Probing>,
+    ) -> Result<V::Value, Probing> {
+        let key = std::any::type_name::<V::Value>();
+        let k = self.placeholder.get(key).copied().unwrap_or(0);
+        match visit(&candidates[k.min(candidates.len() - 1)]) {
+            Err(Probing::Failed(_)) if k + 1 < candidates.len() => {
+                self.placeholder.insert(key, k + 1);
+                Err(Probing::Recursion)
+            }
+            other => other,
+        }
+    }
+
     fn define(&mut self, name: &'static str, container: Fields) -> Result<(), Probing> {
         match self.structs.get(name) {
             Some(Container::Struct(known)) if *known != container => Err(Probing::Failed(format!(
@@ -217,6 +336,8 @@ impl Trace {
 enum Probing {
     /// A container was met inside itself with no way out this pass.
     Recursion,
+    /// serde found no value for a field (one left out on purpose).
+    Missing(&'static str),
     Failed(String),
 }
 
@@ -224,6 +345,7 @@ impl fmt::Display for Probing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Probing::Recursion => f.write_str("recursion"),
+            Probing::Missing(field) => write!(f, "missing field `{field}`"),
             Probing::Failed(why) => f.write_str(why),
         }
     }
@@ -234,6 +356,9 @@ impl std::error::Error for Probing {}
 impl de::Error for Probing {
     fn custom<T: fmt::Display>(msg: T) -> Self {
         Probing::Failed(msg.to_string())
+    }
+    fn missing_field(field: &'static str) -> Self {
+        Probing::Missing(field)
     }
 }
 
@@ -293,10 +418,26 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
         deserialize_f32 => F32, visit_f32(0.0);
         deserialize_f64 => F64, visit_f64(0.0);
         deserialize_char => Char, visit_char('a');
-        deserialize_str => Str, visit_str("");
-        deserialize_string => Str, visit_string(String::new());
-        deserialize_bytes => Bytes, visit_bytes(&[]);
-        deserialize_byte_buf => Bytes, visit_byte_buf(Vec::new());
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Probing> {
+        let t = self.shape(Shape::Str);
+        t.offer::<V, _>(STRINGS, |s| v.visit_str(s))
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Probing> {
+        let t = self.shape(Shape::Str);
+        t.offer::<V, _>(STRINGS, |s| v.visit_string((*s).to_owned()))
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Probing> {
+        let t = self.shape(Shape::Bytes);
+        t.offer::<V, _>(BYTES, |b| v.visit_bytes(b))
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Probing> {
+        let t = self.shape(Shape::Bytes);
+        t.offer::<V, _>(BYTES, |b| v.visit_byte_buf(b.to_vec()))
     }
 
     fn deserialize_unit<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Probing> {
@@ -419,25 +560,7 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
     ) -> Result<V::Value, Probing> {
         let name = std::any::type_name::<V::Value>();
         let t = self.enter(name)?;
-        if t.aliased.contains_key(name) {
-            return by_name(t, name, fields, v);
-        }
-        let mut shapes = Vec::with_capacity(fields.len());
-        let out = v.visit_seq(Fixed {
-            t: &mut *t,
-            shapes: &mut shapes,
-            len: fields.len(),
-        });
-        t.stack.pop();
-        let out = out?;
-        if shapes.len() != fields.len() {
-            // aliases among the names: learn which name is whose
-            t.aliased.insert(name, Aliases::default());
-            return Err(Probing::Recursion);
-        }
-        let named = fields.iter().map(|f| (*f).to_owned()).zip(shapes).collect();
-        t.define(name, Fields::Struct(named))?;
-        Ok(out)
+        by_name(t, name, fields, v)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -500,16 +623,19 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
     }
 }
 
-/// Visits struct `name` as a map, offering its names not known to be
-/// aliases of an earlier one (see [`Aliases`]).
+/// Visits struct `name` as a map of the names not known to be aliases of
+/// an earlier one, less the field being left out this pass (see
+/// [`Learning`]).
 fn by_name<'de, V: Visitor<'de>>(
     t: &mut Trace,
     name: &'static str,
     fields: &'static [&'static str],
     v: V,
 ) -> Result<V::Value, Probing> {
-    let skip = t.aliased[name].skip.clone();
-    let offer: Vec<usize> = (0..fields.len()).filter(|i| !skip.contains(i)).collect();
+    let learning = t.learning.entry(name).or_default();
+    let runs = learning.runs(fields.len());
+    let omit = learning.omit(&runs);
+    let offer: Vec<usize> = runs.iter().copied().filter(|r| Some(*r) != omit).collect();
     let mut got: Vec<(usize, Shape)> = Vec::new();
     let mut offered = 0;
     let out = v.visit_map(Named {
@@ -520,40 +646,43 @@ fn by_name<'de, V: Visitor<'de>>(
         got: &mut got,
     });
     t.stack.pop();
+    let learning = t.learning.get_mut(name).expect("being learned");
     match out {
         Ok(out) => {
-            let aliases = t.aliased.remove(name).unwrap_or_default();
-            let named = got
-                .into_iter()
-                .map(|(i, shape)| {
-                    (
-                        aliases
-                            .name
-                            .get(&i)
-                            .cloned()
-                            .unwrap_or_else(|| fields[i].to_owned()),
-                        shape,
-                    )
-                })
-                .collect();
-            t.define(name, Fields::Struct(named))?;
+            learning.shapes.extend(got);
+            if let Some(left_out) = omit {
+                learning.optional.insert(left_out, true);
+            }
+            let complete = learning.optional.len() == runs.len();
+            let known = Fields::Struct(learning.fields(fields));
+            if complete && learning.defined {
+                t.define(name, known)?;
+            } else {
+                learning.defined = complete;
+                t.structs.insert(name.to_owned(), Container::Struct(known));
+            }
             Ok(out)
         }
-        Err(Probing::Failed(why)) if offered > got.len() => {
-            // the last name offered was refused: a duplicate of its run
+        Err(Probing::Missing(_)) if omit.is_some() => {
+            learning.optional.extend(omit.map(|r| (r, false)));
+            Err(Probing::Recursion)
+        }
+        Err(Probing::Failed(why))
+            if offered > got.len() && why.starts_with("duplicate field `") =>
+        {
+            // the last name offered was refused: an alias of a field offered before it
             let dup = offer[offered - 1];
             let field = why
                 .strip_prefix("duplicate field `")
                 .and_then(|w| w.strip_suffix('`'))
                 .ok_or_else(|| Probing::Failed(why.clone()))?
                 .to_owned();
-            let aliases = t.aliased.get_mut(name).expect("being learned");
-            aliases.skip.insert(dup);
+            learning.skip.insert(dup);
             let start = (0..dup)
                 .rev()
-                .find(|i| !aliases.skip.contains(i))
+                .find(|i| !learning.skip.contains(i))
                 .unwrap_or(0);
-            aliases.name.insert(start, field);
+            learning.name.insert(start, field);
             Err(Probing::Recursion)
         }
         Err(e) => Err(e),
@@ -754,7 +883,11 @@ impl<'de> VariantAccess<'de> for Variant<'_> {
             ));
         }
         *self.fields = Some(Fields::Struct(
-            names.iter().map(|n| (*n).to_owned()).zip(shapes).collect(),
+            names
+                .iter()
+                .zip(shapes)
+                .map(|(n, shape)| Field::new(*n, shape))
+                .collect(),
         ));
         Ok(out)
     }

@@ -1,0 +1,445 @@
+//! Reading what is stored: [`Description`], [`ListFilter`], states as
+//! JSON, histories, and [`Compatibility`] of stored instances with the
+//! registered code.
+
+use super::Runtime;
+use crate::engine::{Engine, InstanceRecord, Status, WorkflowEntry, guarded};
+use crate::error::{ResultError, ResumeError};
+use crate::phase::Phase;
+use crate::store::StoreError;
+use crate::workflow::{Op, Outcome};
+
+impl Runtime {
+    /// The stored status and position of instance `id`, whatever its workflow.
+    pub fn describe(&self, id: &str) -> Result<Description, ResultError> {
+        match self.engine.load(id)? {
+            None => Err(ResultError::NotFound { id: id.to_owned() }),
+            Some(Err(e)) => Err(ResultError::Codec(e)),
+            Some(Ok(r)) => Ok(Description::of(id, r)),
+        }
+    }
+
+    /// The history of instance `id`, oldest first.
+    pub fn history(&self, id: &str) -> Result<Vec<crate::history::HistoryEvent>, ResultError> {
+        self.describe(id)?;
+        history_of(&self.engine, id)
+    }
+
+    /// Instances in id order, filtered; page with [`ListFilter::after`].
+    /// Records that do not decode are skipped here and reported by
+    /// [`Runtime::parked`]. An id prefix narrows the scan to that key range;
+    /// the other filters scan it all (secondary indexes by status and
+    /// workflow are future work).
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
+        use crate::store::keys;
+        // the narrowest index that answers the filter; records are read by id
+        let phases: Vec<Phase> = match (filter.phase, filter.status) {
+            (Some(p), _) => vec![p],
+            (None, Some(status)) => Phase::ALL
+                .into_iter()
+                .filter(|p| p.status() == status)
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+        let sources: Vec<Vec<u8>> = match (&filter.search_attribute, &phases[..], &filter.workflow)
+        {
+            (Some((name, values)), _, _) => values
+                .iter()
+                .filter_map(|v| keys::attribute_index_prefix(name, v))
+                .collect(),
+            (None, [], None) => return self.list_scan(filter),
+            (None, [], Some(workflow)) => vec![keys::workflow_index_prefix(workflow)],
+            (None, phases, _) => phases
+                .iter()
+                .map(|p| keys::phase_index_prefix(p.tag()))
+                .collect(),
+        };
+        let limit = if filter.limit == 0 {
+            usize::MAX
+        } else {
+            filter.limit
+        };
+        let id_prefix = filter.id_prefix.as_deref().unwrap_or("");
+        let mut matched: Vec<Description> = Vec::new();
+        for source in &sources {
+            // from the id prefix, or after the last id of the previous page
+            let start = keys::index_entry(source.clone(), id_prefix);
+            let mut from = match &filter.after {
+                Some(after) => {
+                    keys::after(&keys::index_entry(source.clone(), after)).max(start.clone())
+                }
+                None => start.clone(),
+            };
+            let mut found = 0;
+            'pages: loop {
+                let page = self.engine.store.scan_from(&start, &from, 1024)?;
+                let Some((last, _)) = page.last() else { break };
+                from = keys::after(last);
+                for (key, _) in page {
+                    let id = String::from_utf8_lossy(&key[source.len()..]).into_owned();
+                    let Some(Ok(r)) = self.engine.load(&id)? else {
+                        continue;
+                    };
+                    // an entry is current when its record agrees (same batch)
+                    let phase = Phase::of(r.status, r.pending.as_ref());
+                    if !r.indexed.contains(&key)
+                        || !filter.in_time(&r)
+                        || filter.workflow.as_ref().is_some_and(|w| *w != r.workflow)
+                        || !phases.is_empty() && !phases.contains(&phase)
+                    {
+                        continue;
+                    }
+                    matched.push(Description::of(&id, r));
+                    found += 1;
+                    if found >= limit {
+                        break 'pages;
+                    }
+                }
+            }
+        }
+        // several sources (the phases of one status) merge in id order
+        matched.sort_by(|a, b| a.id.cmp(&b.id));
+        matched.dedup_by(|a, b| a.id == b.id);
+        matched.truncate(limit);
+        Ok(matched)
+    }
+
+    /// `list` without a status or workflow filter: a scan of the records in id order.
+    pub(super) fn list_scan(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
+        use crate::store::keys;
+        let prefix = keys::instance(filter.id_prefix.as_deref().unwrap_or(""));
+        let mut from = match &filter.after {
+            Some(after) => keys::after(&keys::instance(after)).max(prefix.clone()),
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        loop {
+            let page = self.engine.store.scan_from(&prefix, &from, 1024)?;
+            let Some((last, _)) = page.last() else { break };
+            from = keys::after(last);
+            for (key, bytes) in page {
+                let Ok(r) = InstanceRecord::decode(&bytes) else {
+                    continue;
+                };
+                if !filter.in_time(&r) {
+                    continue;
+                }
+                out.push(Description::of(&keys::instance_id(&key), r));
+                if filter.limit > 0 && out.len() >= filter.limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many instances have each status.
+    pub fn counts(&self) -> Result<Vec<(Status, usize)>, StoreError> {
+        let mut counts: Vec<(Status, usize)> = Vec::new();
+        for (phase, n) in self.counts_by_phase()? {
+            match counts.iter_mut().find(|(s, _)| *s == phase.status()) {
+                Some((_, total)) => *total += n,
+                None if n > 0 => counts.push((phase.status(), n)),
+                None => {}
+            }
+        }
+        Ok(counts)
+    }
+
+    /// How many instances are in each [`Phase`], every phase listed (zeros
+    /// too) in the order of [`Phase::ALL`]: what a dashboard shows.
+    pub fn counts_by_phase(&self) -> Result<Vec<(Phase, usize)>, StoreError> {
+        // counted from the phase index: keys only, no record decoded
+        Phase::ALL
+            .into_iter()
+            .map(|p| {
+                let prefix = crate::store::keys::phase_index_prefix(p.tag());
+                Ok((p, self.engine.store.scan_prefix(&prefix)?.len()))
+            })
+            .collect()
+    }
+
+    /// The current state enum of instance `id` as JSON (`null` once it has
+    /// ended), whatever its workflow: what tools show. A state is rendered
+    /// by the [layout](crate::layout) that wrote it, stored with it, so the
+    /// workflow's code is not needed (`durable --db DIR state ID`); a record
+    /// written before layouts were stored needs its version registered.
+    ///
+    /// # Errors
+    /// [`ResultError::NotFound`] for an unknown id,
+    /// [`ResultError::NotRegistered`] if neither the layout nor the
+    /// workflow's code for that version is at hand.
+    pub fn state_json(&self, id: &str) -> Result<serde_json::Value, ResultError> {
+        let r = self.load_decoded(id)?;
+        if r.state.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        let entry = self.entry_for(id, &r);
+        if let Ok(entry) = entry
+            && (r.layout == 0 || r.layout == entry.layout.hash)
+        {
+            return render_state(id, entry, &r.state);
+        }
+        // another build's layout (or no code at all): by the stored layout,
+        // never by this code's positions
+        match self.engine.stored_layout(r.layout)? {
+            Some(layout) => crate::layout::value::read(&r.state, &layout.state, &layout.types)
+                .map(|v| v.to_json())
+                .map_err(|e| ResultError::Failed {
+                    id: id.to_owned(),
+                    message: e.to_string(),
+                }),
+            None => entry.and_then(|entry| render_state(id, entry, &r.state)),
+        }
+    }
+
+    /// The stored record of `id`, decoded.
+    pub(super) fn load_decoded(&self, id: &str) -> Result<InstanceRecord, ResultError> {
+        match self.engine.load(id)? {
+            None => Err(ResultError::NotFound { id: id.to_owned() }),
+            Some(Err(e)) => Err(ResultError::Codec(e)),
+            Some(Ok(r)) => Ok(r),
+        }
+    }
+
+    /// The registered code that runs `record`'s version.
+    pub(super) fn entry_for(
+        &self,
+        id: &str,
+        record: &InstanceRecord,
+    ) -> Result<WorkflowEntry, ResultError> {
+        self.engine
+            .workflows
+            .exact(&record.workflow, record.fingerprint, record.version)
+            .ok_or_else(|| ResultError::NotRegistered {
+                id: id.to_owned(),
+                workflow: record.workflow.clone(),
+                fingerprint: record.fingerprint,
+            })
+    }
+
+    /// For every stored instance, whether the registered code can run it:
+    /// as it is, after an upgrade or a migration (each tried on a copy, with
+    /// the migration functions really running), or not at all. Run it in CI
+    /// against a copy of production data before deploying new workflow code,
+    /// or use [`check::check_snapshots`](crate::check::check_snapshots) on
+    /// exported snapshot files. Writes nothing.
+    pub fn check_compatibility(&self) -> Result<Vec<(String, Compatibility)>, StoreError> {
+        let mut out = Vec::new();
+        for (key, bytes) in self
+            .engine
+            .store
+            .scan_prefix(&[crate::store::keys::INSTANCE])?
+        {
+            let id = crate::store::keys::instance_id(&key);
+            let verdict = match InstanceRecord::decode(&bytes) {
+                Err(e) => Compatibility::Parked(ResumeError::Undecodable {
+                    instance: id.clone(),
+                    reason: e.to_string(),
+                }),
+                Ok(r) if r.status.is_terminal() => Compatibility::Finished,
+                Ok(r) => self.engine.compatibility(&id, r),
+            };
+            out.push((id, verdict));
+        }
+        Ok(out)
+    }
+}
+
+pub(super) fn history_of(
+    engine: &Engine,
+    id: &str,
+) -> Result<Vec<crate::history::HistoryEvent>, ResultError> {
+    let prefix = crate::store::keys::history_prefix(id);
+    let mut events = Vec::new();
+    for (key, bytes) in engine.store.scan_prefix(&prefix)? {
+        events.extend(crate::history::decode_stored(prefix.len(), &key, &bytes)?);
+    }
+    Ok(events)
+}
+
+/// Renders an encoded state of `entry`'s workflow as JSON.
+pub(super) fn render_state(
+    id: &str,
+    entry: WorkflowEntry,
+    state: &[u8],
+) -> Result<serde_json::Value, ResultError> {
+    match guarded(|| (entry.drive)(Op::Json { state })) {
+        Ok(Ok(Outcome::Json(json))) => Ok(json),
+        Ok(Ok(_)) => Err(ResultError::Failed {
+            id: id.to_owned(),
+            message: "generated code did not render JSON".into(),
+        }),
+        Ok(Err(e)) => Err(ResultError::Failed {
+            id: id.to_owned(),
+            message: e.to_string(),
+        }),
+        Err(panic) => Err(ResultError::Failed {
+            id: id.to_owned(),
+            message: panic,
+        }),
+    }
+}
+
+/// A stored instance as seen from outside (also what the HTTP API sends,
+/// so remote tools read it back as the same type).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Description {
+    /// The instance id.
+    pub id: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// The version of the workflow that runs it (`#[workflow(version = N)]`).
+    pub version: u32,
+    /// The shape fingerprint of its state.
+    pub fingerprint: u64,
+    /// The own fingerprint of its current variant (0 when none).
+    pub variant_fingerprint: u64,
+    /// Where it is in its life.
+    pub status: Status,
+    /// The status with "running" split by what it waits for (sleeping,
+    /// waiting for a signal).
+    pub phase: Phase,
+    /// The state enum's current variant (`Finished` once done).
+    pub variant: String,
+    /// Transitions made so far.
+    pub step: u64,
+    /// Failed attempts of the pending activity, and the last error.
+    pub failed_attempts: u32,
+    /// The last attempt's error, if it failed.
+    pub last_error: Option<String>,
+    /// Why it failed or is parked.
+    pub error: Option<String>,
+    /// For a pending `join_all` or saga compensation: which parts are
+    /// finished and checkpointed (they will not run again).
+    pub parts_done: Vec<bool>,
+    /// What it waits for now, in short (`activity charge`, `timer until …`,
+    /// `signal approve`); `None` once it has ended.
+    pub waiting_for: Option<String>,
+    /// The run number (continue-as-new starts the next).
+    pub run: u32,
+    /// When it was created, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// When it last changed, ms since the Unix epoch.
+    pub updated_ms: u64,
+    /// Its search attributes, as JSON values.
+    #[serde(default)]
+    pub search_attributes: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Description {
+    pub(crate) fn of(id: &str, r: InstanceRecord) -> Description {
+        Description {
+            search_attributes: r
+                .search_attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
+            id: id.to_owned(),
+            phase: Phase::of(r.status, r.pending.as_ref()),
+            parts_done: r.partial.iter().map(Option::is_some).collect(),
+            waiting_for: r
+                .pending
+                .as_ref()
+                .filter(|_| !r.status.is_terminal())
+                .map(crate::history::describe),
+            workflow: r.workflow,
+            version: r.version,
+            fingerprint: r.fingerprint,
+            variant_fingerprint: r.variant_fp,
+            status: r.status,
+            variant: r.variant,
+            step: r.step,
+            failed_attempts: r.failed_attempts,
+            last_error: r.last_error,
+            error: r.error,
+            run: r.run,
+            created_ms: r.created_ms,
+            updated_ms: r.updated_ms,
+        }
+    }
+}
+
+/// Whether the code registered on a runtime can run a stored instance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub enum Compatibility {
+    /// A registered version has its exact shape: it resumes as it is.
+    Resumes,
+    /// It would continue on a newer version (`Builder::workflow_upgrading`):
+    /// the variant it waits at has the same shape there and decodes.
+    Upgrades {
+        /// The fingerprint it would move to.
+        to: u64,
+    },
+    /// A registered migration would move it to another version (tried on a
+    /// copy: the migration functions ran and the result decodes).
+    Migrates {
+        /// The version it is stored with.
+        from: u32,
+        /// The version it would run on.
+        to: u32,
+    },
+    /// Its state was written by code whose types were laid out otherwise
+    /// (fields reordered, added with a default, an integer widened...): it
+    /// would be read by the stored layout and rebuilt by name.
+    Transcodes {
+        /// The edits it crosses, in the user's terms.
+        changes: Vec<String>,
+    },
+    /// It has ended; nothing will run.
+    Finished,
+    /// This code cannot run it: it would be parked.
+    Parked(#[serde(serialize_with = "as_text")] ResumeError),
+}
+
+fn as_text<S: serde::Serializer>(e: &ResumeError, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(e)
+}
+
+impl Compatibility {
+    /// Whether the instance would be parked: what a CI check fails on.
+    pub fn would_park(&self) -> bool {
+        matches!(self, Compatibility::Parked(_))
+    }
+}
+
+/// Which instances [`Runtime::list`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only this workflow.
+    pub workflow: Option<String>,
+    /// Only this stored status ([`Status::Running`] includes sleeping and
+    /// signal-waiting instances).
+    pub status: Option<Status>,
+    /// Only this phase (finer than `status`: `Phase::Sleeping` only).
+    pub phase: Option<Phase>,
+    /// Only ids that start with this (a key-range scan, so cheap).
+    pub id_prefix: Option<String>,
+    /// Only ids after this one (paging: pass the last id of the previous page).
+    pub after: Option<String>,
+    /// At most this many (0: no limit).
+    pub limit: usize,
+    /// Only instances whose search attribute `.0` has one of the values
+    /// `.1` (set by [`upsert_search_attributes`](crate::upsert_search_attributes)).
+    pub search_attribute: Option<(String, Vec<crate::SearchValue>)>,
+    /// Only instances started in this range (ms since the epoch, both ends
+    /// included).
+    pub started: Option<(u64, u64)>,
+    /// Only instances that ended in this range (ms since the epoch, both
+    /// ends included); a running instance has not ended.
+    pub closed: Option<(u64, u64)>,
+}
+
+impl ListFilter {
+    /// Whether `r` is within the time ranges (the other filters are the
+    /// indexes' or checked by `list`).
+    fn in_time(&self, r: &InstanceRecord) -> bool {
+        let within =
+            |range: Option<(u64, u64)>, t: u64| range.is_none_or(|(a, b)| a <= t && t <= b);
+        within(self.started, r.created_ms)
+            && (self.closed.is_none()
+                || r.status.is_terminal() && within(self.closed, r.updated_ms))
+    }
+}

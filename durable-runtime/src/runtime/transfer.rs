@@ -1,0 +1,357 @@
+//! Moving instances between stores: export to and import from
+//! snapshots.
+
+use super::{ListFilter, Runtime};
+use crate::codec;
+use crate::engine::{InstanceRecord, Status, now_ms};
+use crate::error::ResumeError;
+
+impl Runtime {
+    /// Exports instance `id` (state, pending command, buffered signals,
+    /// pending cancel/terminate requests, history) as a portable snapshot.
+    /// The instance stays here too: terminate it (or drop the store) if it
+    /// moves for good. Export an instance while it waits (a timer, a signal)
+    /// or the store is not running it, so the copy is of one checkpoint.
+    pub fn export(
+        &self,
+        id: &str,
+    ) -> Result<crate::snapshot::Snapshot, crate::snapshot::SnapshotError> {
+        use crate::snapshot::SnapshotError;
+        use crate::store::keys;
+        let store = &self.engine.store;
+        let record_bytes = store
+            .get(&keys::instance(id))?
+            .ok_or_else(|| SnapshotError::NotFound { id: id.to_owned() })?;
+        let record = InstanceRecord::decode(&record_bytes)
+            .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        let mut controls = Vec::new();
+        for tag in [keys::CANCEL, keys::TERMINATE] {
+            let key = keys::control(tag, id);
+            if let Some(v) = store.get(&key)? {
+                controls.push((key, v));
+            }
+        }
+        let signals = store.scan_prefix(&keys::signals(id))?;
+        // the layouts that read the state and the signals, so the store that
+        // imports it can read them by name
+        let mut layout_keys = vec![keys::layout(record.layout)];
+        for (_, value) in &signals {
+            if let Ok((_, _, hash)) = crate::engine::decode_signal(value) {
+                layout_keys.push(keys::value_layout(hash));
+            }
+        }
+        layout_keys.sort();
+        layout_keys.dedup();
+        let mut layouts = Vec::new();
+        for key in layout_keys {
+            if let Some(v) = store.get(&key)? {
+                layouts.push((key, v));
+            }
+        }
+        Ok(crate::snapshot::Snapshot {
+            id: id.to_owned(),
+            workflow: record.workflow,
+            fingerprint: record.fingerprint,
+            created_ms: now_ms(),
+            record: record_bytes,
+            signals,
+            controls,
+            history: store.scan_prefix(&keys::history_prefix(id))?,
+            layouts,
+        })
+    }
+
+    /// Exports every instance [`Runtime::list`] returns for `filter` (all of
+    /// them with `ListFilter::default()`) into one snapshot set. The
+    /// instances stay here too. Records that do not decode are skipped (they
+    /// are reported by [`Runtime::parked`]).
+    pub fn export_set(
+        &self,
+        filter: &ListFilter,
+    ) -> Result<crate::snapshot::SnapshotSet, crate::snapshot::SnapshotError> {
+        let mut snapshots = Vec::new();
+        for d in self.list(filter)? {
+            snapshots.push(self.export(&d.id)?);
+        }
+        Ok(crate::snapshot::SnapshotSet {
+            created_ms: now_ms(),
+            snapshots,
+        })
+    }
+
+    /// Imports a snapshot: the instance continues here. Its workflow must be
+    /// registered, and an unfinished instance must be runnable by the
+    /// registered code: its exact version, a registered migration from its
+    /// version (applied now, recorded in its history, written in the same
+    /// batch), or an upgrade the workflow allows. An existing instance of
+    /// that id is refused unless `replace`. Nothing is written on error.
+    pub async fn import(
+        &self,
+        snapshot: &crate::snapshot::Snapshot,
+        replace: bool,
+    ) -> Result<(), crate::snapshot::SnapshotError> {
+        let mut batch = crate::store::Batch::default();
+        let imported = self.prepare_import(snapshot, replace, true, &mut batch)?;
+        self.commit_import(batch, &[imported]).await
+    }
+
+    /// Imports every snapshot of a set, all or nothing: each is checked as
+    /// [`Runtime::import`] does, then all are written in one atomic batch.
+    /// One refused snapshot (unknown workflow, shape the code cannot run, an
+    /// existing id without `replace`, an id twice in the set) refuses the
+    /// whole set and writes nothing. Returns how many were imported.
+    pub async fn import_set(
+        &self,
+        set: &crate::snapshot::SnapshotSet,
+        replace: bool,
+    ) -> Result<usize, crate::snapshot::SnapshotError> {
+        self.import_many(set, replace, true).await
+    }
+
+    /// [`Runtime::import_set`] without the code check, as
+    /// [`Runtime::import_unchecked`].
+    pub async fn import_set_unchecked(
+        &self,
+        set: &crate::snapshot::SnapshotSet,
+        replace: bool,
+    ) -> Result<usize, crate::snapshot::SnapshotError> {
+        self.import_many(set, replace, false).await
+    }
+
+    pub(super) async fn import_many(
+        &self,
+        set: &crate::snapshot::SnapshotSet,
+        replace: bool,
+        checked: bool,
+    ) -> Result<usize, crate::snapshot::SnapshotError> {
+        use crate::snapshot::SnapshotError;
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = set.snapshots.iter().find(|s| !seen.insert(s.id.as_str())) {
+            return Err(SnapshotError::Undecodable(format!(
+                "instance `{}` is in the set twice",
+                dup.id
+            )));
+        }
+        let mut batch = crate::store::Batch::default();
+        let mut imported = Vec::new();
+        for snapshot in &set.snapshots {
+            imported.push(self.prepare_import(snapshot, replace, checked, &mut batch)?);
+        }
+        self.commit_import(batch, &imported).await?;
+        Ok(imported.len())
+    }
+
+    /// [`Runtime::import`] for tools that do not have the workflow's code
+    /// (the `durable` CLI): the shape is checked when a runtime with the code
+    /// loads the instance (on open, or for a sleeper when it is woken), which
+    /// parks it if it does not match (or migrates it, when a migration is
+    /// registered there).
+    pub async fn import_unchecked(
+        &self,
+        snapshot: &crate::snapshot::Snapshot,
+        replace: bool,
+    ) -> Result<(), crate::snapshot::SnapshotError> {
+        let mut batch = crate::store::Batch::default();
+        let imported = self.prepare_import(snapshot, replace, false, &mut batch)?;
+        self.commit_import(batch, &[imported]).await
+    }
+
+    /// Checks one snapshot and adds its writes to `batch`. With `checked`,
+    /// the registered code must be able to run it, and a migration or
+    /// upgrade it needs is applied to the written record.
+    pub(super) fn prepare_import(
+        &self,
+        snapshot: &crate::snapshot::Snapshot,
+        replace: bool,
+        checked: bool,
+        batch: &mut crate::store::Batch,
+    ) -> Result<(String, bool), crate::snapshot::SnapshotError> {
+        use crate::snapshot::SnapshotError;
+        use crate::store::keys;
+        let workflows = &self.engine.workflows;
+        let newest = workflows.newest(&snapshot.workflow);
+        if checked {
+            let newest = newest.ok_or_else(|| SnapshotError::UnknownWorkflow {
+                workflow: snapshot.workflow.clone(),
+            })?;
+            let known = workflows
+                .entries()
+                .any(|e| e.name == snapshot.workflow && e.fingerprint == snapshot.fingerprint)
+                || workflows
+                    .migration_from(&snapshot.workflow, snapshot.fingerprint)
+                    .is_some();
+            if !known && !workflows.upgrades_allowed(&snapshot.workflow) {
+                return Err(SnapshotError::ShapeMismatch {
+                    workflow: snapshot.workflow.clone(),
+                    stored: snapshot.fingerprint,
+                    current: newest.fingerprint,
+                });
+            }
+        }
+        // its layouts first: resolving it may read its state by name
+        for (key, value) in &snapshot.layouts {
+            self.engine
+                .learn_layout(key, value)
+                .map_err(SnapshotError::Undecodable)?;
+            batch.put(key.clone(), value.clone());
+        }
+        let mut record = InstanceRecord::decode(&snapshot.record)
+            .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        if record.workflow != snapshot.workflow || record.fingerprint != snapshot.fingerprint {
+            return Err(SnapshotError::Undecodable(
+                "the header does not match the record".into(),
+            ));
+        }
+        let id = snapshot.id.as_str();
+        if id.is_empty() || id.contains('\0') {
+            return Err(SnapshotError::Undecodable(format!(
+                "invalid instance id {id:?}"
+            )));
+        }
+        let mut rewrite = false;
+        // a finished instance needs no code; an unfinished one, code that runs it
+        if let (true, Some(newest)) = (checked && !record.status.is_terminal(), newest) {
+            match self.engine.resolve(id, &mut record) {
+                Ok(_) => rewrite = record.status == Status::Parked || !record.new_events.is_empty(),
+                Err(ResumeError::ShapeMismatch { .. }) => {
+                    return Err(SnapshotError::ShapeMismatch {
+                        workflow: snapshot.workflow.clone(),
+                        stored: snapshot.fingerprint,
+                        current: newest.fingerprint,
+                    });
+                }
+                Err(other) => return Err(SnapshotError::CannotRun(other)),
+            }
+        }
+        // every key must belong to this instance: a snapshot cannot write elsewhere
+        let owns =
+            |key: &[u8], prefix: &[u8]| key.starts_with(prefix) && key.len() == prefix.len() + 8;
+        // an event's key, or one checkpoint's events' (one byte longer)
+        let owns_history = |key: &[u8], prefix: &[u8]| {
+            owns(key, prefix)
+                || (key.starts_with(prefix)
+                    && key.len() == prefix.len() + 9
+                    && key.last() == Some(&keys::HISTORY_BATCH))
+        };
+        let signals = keys::signals(id);
+        let history = keys::history_prefix(id);
+        let controls = [
+            keys::control(keys::CANCEL, id),
+            keys::control(keys::TERMINATE, id),
+        ];
+        if !snapshot.signals.iter().all(|(k, _)| owns(k, &signals))
+            || !snapshot
+                .history
+                .iter()
+                .all(|(k, _)| owns_history(k, &history))
+            || !snapshot.controls.iter().all(|(k, _)| controls.contains(k))
+        {
+            return Err(SnapshotError::Undecodable(
+                "a key does not belong to the instance".into(),
+            ));
+        }
+        let store = &self.engine.store;
+        let key = keys::instance(id);
+        match store.get(&key)? {
+            Some(_) if !replace => return Err(SnapshotError::AlreadyExists { id: id.to_owned() }),
+            Some(existing) => {
+                // the replaced instance's index entries go with it
+                if let Ok(old) = InstanceRecord::decode(&existing) {
+                    for entry in old.indexed {
+                        batch.delete(entry);
+                    }
+                }
+                batch.expect(key.clone(), Some(existing));
+                for (k, _) in store
+                    .scan_prefix(&signals)?
+                    .into_iter()
+                    .chain(store.scan_prefix(&history)?)
+                {
+                    batch.delete(k);
+                }
+                for k in &controls {
+                    batch.delete(k.clone());
+                }
+            }
+            None => {
+                batch.expect(key.clone(), None);
+            }
+        }
+        for (k, v) in snapshot
+            .signals
+            .iter()
+            .chain(&snapshot.history)
+            .chain(&snapshot.controls)
+        {
+            batch.put(k.clone(), v.clone());
+        }
+        if rewrite {
+            // unparked, migrated or upgraded on the way in: the new state and its
+            // history event go in the same batch as the rest
+            record.status = Status::Running;
+            record.error = None;
+            self.engine.history(id, &mut record, batch)?;
+        }
+        self.engine
+            .stage_import_owner(id, !record.status.is_terminal(), batch)?;
+        // index entries are this store's: written anew
+        record.indexed.clear();
+        record.reindex(id, batch);
+        let record_bytes =
+            codec::encode(&record).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        let mut timers = Vec::new();
+        if let Some(pending) = &record.pending {
+            pending.timer_keys(id, &mut timers);
+        }
+        timers.extend(
+            [record.deadline_ms, record.run_deadline_ms]
+                .into_iter()
+                .flatten()
+                .map(|d| keys::timer(d, id)),
+        );
+        for t in timers {
+            batch.put(t, Vec::new());
+        }
+        batch.put(key, record_bytes);
+        Ok((id.to_owned(), !snapshot.controls.is_empty()))
+    }
+
+    /// Commits an import's batch and wakes what it brought in.
+    pub(super) async fn commit_import(
+        &self,
+        batch: crate::store::Batch,
+        imported: &[(String, bool)],
+    ) -> Result<(), crate::snapshot::SnapshotError> {
+        use crate::snapshot::SnapshotError;
+        match self.engine.store.commit(batch).await {
+            Ok(()) => {}
+            Err(crate::StoreError::Conflict { key }) => {
+                // an instance key (`i` + id) changed or appeared meanwhile
+                let id = key.get(1..).unwrap_or_default().to_owned();
+                return Err(SnapshotError::AlreadyExists { id });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        for (id, controls) in imported {
+            if *controls {
+                self.engine
+                    .controls
+                    .lock()
+                    .expect("controls lock poisoned")
+                    .insert(id.clone());
+            }
+        }
+        self.engine.timers.notify_one();
+        for (id, _) in imported {
+            if self
+                .engine
+                .load(id)?
+                .is_some_and(|r| r.is_ok_and(|r| !r.status.is_terminal()))
+            {
+                self.engine.owned_now(id);
+            }
+            self.engine.wake_instance(id)?;
+        }
+        Ok(())
+    }
+}
