@@ -1194,3 +1194,113 @@ async fn an_output_whose_type_was_narrowed_is_refused_naming_the_field() {
     );
     b.shutdown().await;
 }
+
+// Upgrades and migrations move a state to another version's code; the
+// types behind it may have been edited too (an order reordered).
+mod moved {
+    macro_rules! order {
+        ($($field:ident),*) => {
+            #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+            pub struct Order { $(pub $field: u32),* }
+        };
+    }
+    /// The store's writer: version 1, `Order { qty, cents }`.
+    pub mod v1 {
+        use durable_runtime::prelude::*;
+        order!(qty, cents);
+        #[workflow(name = "moved")]
+        pub async fn moved(order: Order) -> Result<u32, WorkflowError> {
+            let _go: () = signal("go").await?;
+            Ok(order.cents)
+        }
+    }
+    /// Version 1 as a later build declares it: `Order { cents, qty }`.
+    pub mod v1_reordered {
+        use durable_runtime::prelude::*;
+        order!(cents, qty);
+        #[workflow(name = "moved")]
+        #[allow(dead_code)]
+        pub async fn moved(order: Order) -> Result<u32, WorkflowError> {
+            let _go: () = signal("go").await?;
+            Ok(order.cents)
+        }
+    }
+    /// Version 2: one more await, `Order { cents, qty }`.
+    pub mod v2 {
+        use durable_runtime::prelude::*;
+        order!(cents, qty);
+        #[workflow(name = "moved", version = 2)]
+        #[allow(dead_code)]
+        pub async fn moved(order: Order) -> Result<u32, WorkflowError> {
+            let _go: () = signal("go").await?;
+            let _audit: () = signal("audit").await?;
+            Ok(order.cents)
+        }
+    }
+}
+
+/// Version 1 (build A) waits at `go` holding an order of 1999 cents; the
+/// store is then opened by `builder`, which gets `go` and `audit`.
+async fn moved_by(builder: durable_runtime::Builder) -> u32 {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Runtime::builder()
+        .workflow::<moved::v1::moved>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let order = moved::v1::Order {
+        qty: 3,
+        cents: 1999,
+    };
+    let h = a
+        .start("m", moved::v1::moved(order), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("v1 waits", || h.describe().unwrap().variant == "Signal").await;
+    a.shutdown().await;
+    let b = builder.open(dir.path()).await.unwrap();
+    assert!(b.parked().is_empty(), "{:?}", b.parked());
+    assert_eq!(b.describe("m").unwrap().version, 2);
+    b.signal("m", "go", &()).await.unwrap();
+    b.signal("m", "audit", &()).await.unwrap();
+    let out = b.handle::<moved::v2::moved>("m").result().within().await;
+    b.shutdown().await;
+    out.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn an_upgrade_to_a_version_whose_types_were_reordered_reads_the_state_by_name() {
+    let cents = moved_by(Runtime::builder().workflow_upgrading::<moved::v2::moved>()).await;
+    assert_eq!(cents, 1999);
+}
+
+#[tokio::test]
+async fn a_migration_reads_the_old_state_by_name_and_carries_a_variant_over_by_name() {
+    use durable_runtime::migration::Migration;
+    // the migration's view of version 1 is the reordered one
+    let cents = moved_by(
+        Runtime::builder()
+            .workflow::<moved::v2::moved>()
+            .migration(Migration::<moved::v1_reordered::moved, moved::v2::moved>::new()),
+    )
+    .await;
+    assert_eq!(cents, 1999);
+}
+
+#[tokio::test]
+async fn a_migration_function_is_handed_the_old_state_by_name() {
+    use durable_runtime::migration::Migration;
+    let cents = moved_by(Runtime::builder().workflow::<moved::v2::moved>().migration(
+        Migration::<moved::v1_reordered::moved, moved::v2::moved>::new().variant(
+            moved::v1_reordered::moved::Signal,
+            |(order,): (moved::v1_reordered::Order,)| {
+                moved::v2::moved::Signal.state((moved::v2::Order {
+                    cents: order.cents,
+                    qty: order.qty,
+                },))
+            },
+        ),
+    ))
+    .await;
+    assert_eq!(cents, 1999);
+}

@@ -98,6 +98,7 @@ impl Member {
         self.owned.lock().expect("owned lock poisoned").contains(id)
     }
 
+    #[cfg(feature = "http")]
     pub(crate) fn owned_count(&self) -> usize {
         self.owned.lock().expect("owned lock poisoned").len()
     }

@@ -150,6 +150,17 @@ impl Engine {
         value::rebuild(&value).map_err(|e| refused(vec![rebuild_failure(&e.to_string())]))
     }
 
+    /// Keeps `layout` (hash `hash`) for this process, so a state laid out
+    /// by code that is not registered (a migration's source) can be read
+    /// by it.
+    pub(crate) fn remember_layout(&self, hash: u64, layout: &WorkflowLayout) {
+        self.layouts
+            .lock()
+            .expect("layouts lock poisoned")
+            .entry(hash)
+            .or_insert_with(|| Arc::new(layout.clone()));
+    }
+
     /// Checks a layout entry brought by a snapshot (an `l` or `v` key whose
     /// hash is its value's) and remembers a workflow layout for this
     /// process, so an import can read the state by name before the entry

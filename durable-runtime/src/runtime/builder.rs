@@ -104,6 +104,7 @@ impl Builder {
                 from: From::FINGERPRINT,
                 from_version: From::VERSION,
                 from_variants: From::VARIANTS,
+                source: WorkflowEntry::of::<From>(),
                 target: WorkflowEntry::of::<To>(),
                 steps: migration.steps,
             });

@@ -1,0 +1,163 @@
+//! Recovery at open: every unfinished instance resolved to the code
+//! that runs it, then resumed, settled or parked.
+
+use super::*;
+
+impl Engine {
+    /// Resumes the unfinished instances that have something to do now and
+    /// parks the ones of those this code cannot run. Returns how many were
+    /// resumed.
+    ///
+    /// Only instances that are not asleep on a timer are read (found by the
+    /// phase index: running, waiting for a signal, parked), and sleepers
+    /// with a cancel or terminate request. A sleeper is left to the timer
+    /// service and checked against the code when it is first loaded
+    /// ([`Engine::wake_instance`]): opening a store of a million sleepers
+    /// reads none of their records, which would stay in sled's cache.
+    pub(crate) async fn recover(self: &Arc<Self>) -> Result<usize, StoreError> {
+        if self.store.shared() {
+            // workers share the store: this one runs what it claims
+            return self.join().await;
+        }
+        let mut resumed = 0;
+        let mut controlled = Vec::new();
+        for tag in [keys::CANCEL, keys::TERMINATE] {
+            for (key, _) in self.store.scan_prefix(&[tag])? {
+                let id = keys::instance_id(&key);
+                self.controls
+                    .lock()
+                    .expect("controls lock poisoned")
+                    .insert(id.clone());
+                controlled.push(id);
+            }
+        }
+        let mut runnable = Vec::new();
+        // ids read already, so that one whose phase changes as it is
+        // recovered (parked, unparked) is not read again under its new tag
+        let mut seen = std::collections::HashSet::new();
+        let sleeping = keys::phase_index_prefix(crate::phase::Phase::Sleeping.tag());
+        for id in controlled {
+            let asleep = self
+                .store
+                .get(&keys::index_entry(sleeping.clone(), &id))?
+                .is_some();
+            if asleep && seen.insert(id.clone()) {
+                resumed += self.recover_one(&id, &mut runnable).await?;
+            }
+        }
+        // parked first: one unparked moves to a tag read later, and is skipped there
+        for phase in [
+            crate::phase::Phase::Parked,
+            crate::phase::Phase::Running,
+            crate::phase::Phase::WaitingForSignal,
+        ] {
+            let prefix = keys::phase_index_prefix(phase.tag());
+            // paged, so that a large store is not held in memory at once
+            let mut from = prefix.clone();
+            loop {
+                let page = self.store.scan_from(&prefix, &from, RECOVER_PAGE)?;
+                let Some((last, _)) = page.last() else {
+                    break;
+                };
+                from = keys::after(last);
+                for (key, _) in page {
+                    let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                    if seen.insert(id.clone()) {
+                        resumed += self.recover_one(&id, &mut runnable).await?;
+                    }
+                }
+            }
+        }
+        // started once all are read, as before paging: tasks started early
+        // would compete with the reading for the CPU (100k in flight: all
+        // resumed in 7.6 s instead of 2.9 s)
+        for (id, record, entry) in runnable {
+            self.spawn(id, record, entry);
+        }
+        Ok(resumed)
+    }
+
+    /// Resumes (or parks) instance `id`: 1 if resumed. One that has work to
+    /// do now (not asleep on a timer) is added to `runnable`, to be spawned
+    /// by the caller.
+    pub(super) async fn recover_one(
+        self: &Arc<Self>,
+        id: &str,
+        runnable: &mut Vec<(String, InstanceRecord, WorkflowEntry)>,
+    ) -> Result<usize, StoreError> {
+        let record = match self.load(id)? {
+            None => return Ok(0),
+            Some(Ok(record)) => record,
+            Some(Err(e)) => {
+                // the bytes are left untouched: never drop what cannot be read
+                self.park_report(ResumeError::Undecodable {
+                    instance: id.to_owned(),
+                    reason: e.to_string(),
+                });
+                return Ok(0);
+            }
+        };
+        if record.status.is_terminal() {
+            return Ok(0);
+        }
+        let Some((record, entry)) = self.settle(id, record).await? else {
+            return Ok(0);
+        };
+        let controlled = self.has_control(id);
+        if matches!(record.pending, Some(Request::Timer { .. })) && !controlled {
+            return Ok(1); // the timer service wakes it when due
+        }
+        runnable.push((id.to_owned(), record, entry));
+        Ok(1)
+    }
+
+    /// Checks an unfinished `record` against the registered code before it
+    /// runs: the code that runs it, with a migration or upgrade (state,
+    /// version and history event) or an unparking written in one batch; or
+    /// `None` once it is parked (saved as such, with a `Parked` event, and
+    /// reported by `Runtime::parked`).
+    pub(super) async fn settle(
+        &self,
+        id: &str,
+        mut record: InstanceRecord,
+    ) -> Result<Option<(InstanceRecord, WorkflowEntry)>, StoreError> {
+        let mut moved = record.clone();
+        match self.resolve(id, &mut moved) {
+            Ok(entry) => {
+                let changed = !moved.new_events.is_empty();
+                record = moved;
+                if record.status == Status::Parked || changed {
+                    record.status = Status::Running;
+                    record.error = None;
+                    self.save(id, &mut record).await?;
+                }
+                Ok(Some((record, entry)))
+            }
+            Err(reason) => {
+                self.park(id, &mut record, reason).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Parks `record`: saved as parked with a `Parked` event (unless it is
+    /// parked for this very reason already), and reported.
+    pub(super) async fn park(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        reason: ResumeError,
+    ) -> Result<(), StoreError> {
+        let text = reason.to_string();
+        if record.status != Status::Parked || record.error.as_deref() != Some(&text) {
+            record.status = Status::Parked;
+            record.error = Some(text.clone());
+            record
+                .new_events
+                .push(crate::history::EventKind::Parked { reason: text });
+            self.save(id, record).await?;
+        }
+        self.park_report(reason);
+        Ok(())
+    }
+}

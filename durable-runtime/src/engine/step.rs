@@ -1,0 +1,494 @@
+//! One step of an instance: the command its state awaits, carried out.
+//! `execute` is the step read top to bottom; the readiness checks, the
+//! signal bookkeeping and the output of a cancelled instance beside it.
+
+use super::*;
+
+impl Engine {
+    /// The executor of the command `record` waits for.
+    pub(crate) fn executor_of(
+        record: &InstanceRecord,
+        entry: WorkflowEntry,
+    ) -> Result<Executor, String> {
+        match guarded(|| {
+            (entry.drive)(Op::Executor {
+                state: &record.state,
+            })
+        }) {
+            Ok(Ok(Outcome::Executor(executor))) => Ok(executor),
+            Ok(Ok(_)) => Err(format!("state `{}` answered no executor", record.variant)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(panic) => Err(panic),
+        }
+    }
+
+    /// A command that completes without running anything: its output and
+    /// the wake-source key it uses up, or `None` if not ready.
+    pub(super) fn ready(
+        &self,
+        id: &str,
+        request: &Request,
+        executor: Option<&Executor>,
+    ) -> Result<Option<Ready>, Halt> {
+        let io = |e: CodecError| Halt::Store(StoreError::Codec(e.to_string()));
+        Ok(match request {
+            Request::Now => Some((codec::encode(&self.clock.now()).map_err(io)?, None)),
+            Request::RandomU64 => Some((codec::encode(&rand::random::<u64>()).map_err(io)?, None)),
+            Request::Uuid => Some((codec::encode(&uuid::Uuid::new_v4()).map_err(io)?, None)),
+            Request::SetAttributes(_) => Some((codec::encode(&()).map_err(io)?, None)),
+            Request::Timer { at_ms, .. } => {
+                let at = at_ms.unwrap_or(0);
+                if clock_ms(&*self.clock) < at {
+                    None
+                } else {
+                    Some((
+                        codec::encode(&Ok::<(), Cancelled>(())).map_err(io)?,
+                        Some(keys::timer(at, id)),
+                    ))
+                }
+            }
+            Request::Signal { name } => match self.take_signal(id, name).map_err(Halt::Store)? {
+                Some((key, payload, layout)) => {
+                    let vtable = match executor {
+                        Some(Executor::Signal(vtable)) => Some(vtable),
+                        _ => None,
+                    };
+                    let payload = self
+                        .payload_for(name, payload, layout, vtable)
+                        .map_err(Halt::Payload)?;
+                    Some((codec::ok_variant(&payload).map_err(io)?, Some(key)))
+                }
+                None => None,
+            },
+            Request::Activity { .. }
+            | Request::Select(_)
+            | Request::All { .. }
+            | Request::Compensate(_)
+            | Request::Child { .. }
+            | Request::ContinueAsNew { .. } => None,
+        })
+    }
+
+    /// Records in the history that the timer or signal `request` waited
+    /// for has come, or sets the search attributes it names (saved with the
+    /// transition it resumes).
+    pub(super) fn note_arrival(record: &mut InstanceRecord, request: &Request) {
+        let step = record.step;
+        let event = match request {
+            Request::Timer { .. } => crate::history::EventKind::TimerFired { step },
+            Request::Signal { name } => crate::history::EventKind::SignalReceived {
+                step,
+                name: name.clone(),
+            },
+            Request::SetAttributes(attrs) => {
+                for (name, value) in attrs {
+                    match record.search_attributes.iter_mut().find(|(n, _)| n == name) {
+                        Some((_, v)) => *v = value.clone(),
+                        None => record.search_attributes.push((name.clone(), value.clone())),
+                    }
+                }
+                return;
+            }
+            _ => return,
+        };
+        record.new_events.push(event);
+    }
+
+    /// Whether a buffered signal answers `request` (a `Signal`), without
+    /// taking it.
+    pub(super) fn peek_signal(&self, id: &str, request: &Request) -> Result<bool, Halt> {
+        let Request::Signal { name } = request else {
+            return Ok(false);
+        };
+        // finding it takes nothing: the key is deleted by the transition
+        Ok(self.take_signal(id, name).map_err(Halt::Store)?.is_some())
+    }
+
+    /// What a command evaluates to when the instance is cancelled at it.
+    pub(super) fn cancelled_output(
+        request: &Request,
+        executor: Option<&Executor>,
+    ) -> Result<Vec<u8>, CodecError> {
+        match (request, executor) {
+            (Request::Activity { .. }, Some(Executor::Activity(vtable))) => {
+                (vtable.fail)(ActivityError::cancelled())
+            }
+            (Request::Select(reqs), Some(Executor::Each(each))) => match reqs.first() {
+                Some(first) => codec::variant(0, &Self::cancelled_output(first, Some(each))?),
+                None => codec::encode(&()),
+            },
+            (Request::Select(reqs), Some(Executor::Select(execs))) => {
+                match (reqs.first(), execs.first()) {
+                    (Some(first), first_exec) => {
+                        codec::variant(0, &Self::cancelled_output(first, first_exec)?)
+                    }
+                    (None, _) => codec::encode(&()),
+                }
+            }
+            (Request::Timer { .. } | Request::Signal { .. }, _) => {
+                codec::encode(&Err::<(), Cancelled>(Cancelled))
+            }
+            (Request::Now, _) => codec::encode(&std::time::SystemTime::now()),
+            (Request::RandomU64, _) => codec::encode(&rand::random::<u64>()),
+            (Request::Uuid, _) => codec::encode(&uuid::Uuid::new_v4()),
+            (Request::SetAttributes(_), _) => codec::encode(&()),
+            (Request::All { requests, .. }, Some(Executor::Each(each))) => {
+                let parts = requests
+                    .iter()
+                    .map(|r| Self::cancelled_output(r, Some(each)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                codec::seq(&parts)
+            }
+            (Request::Child { id, .. }, _) => codec::variant(
+                1,
+                &codec::encode(&crate::ChildError {
+                    id: id.clone().unwrap_or_default(),
+                    reason: "the parent was cancelled".into(),
+                })?,
+            ),
+            (Request::Compensate(_) | Request::ContinueAsNew { .. }, _) => {
+                Err(CodecError::Encode {
+                    type_name: "command output",
+                    reason: "not cancellable".into(),
+                })
+            }
+            (Request::Activity { .. } | Request::Select(_) | Request::All { .. }, _) => {
+                Err(CodecError::Encode {
+                    type_name: "command output",
+                    reason: "no executor for the command".into(),
+                })
+            }
+        }
+    }
+
+    /// Carries out `request`: the encoded output of its command and the keys
+    /// of the wake sources it used up, or `None` if it must wait.
+    pub(super) async fn execute(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        request: &Request,
+        entry: WorkflowEntry,
+    ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, Halt> {
+        let mut timers = Vec::new();
+        request.timer_keys(id, &mut timers);
+        let needs_executor = matches!(
+            request,
+            Request::Activity { .. }
+                | Request::Select(_)
+                | Request::All { .. }
+                // the awaited payload type, to read a signal sent as another
+                | Request::Signal { .. }
+        );
+        let executor = if needs_executor {
+            match Self::executor_of(record, entry) {
+                Ok(e) => Some(e),
+                Err(why) => return self.fail(id, record, why).await,
+            }
+        } else {
+            None
+        };
+        if let Some(deadline) = record.next_deadline()
+            && clock_ms(&*self.clock) >= deadline
+        {
+            record.status = Status::Terminated;
+            record.error = Some(format!(
+                "[DURABLE-TIMEOUT] the execution timeout ran out at {deadline} ms"
+            ));
+            record.new_events.push(crate::history::EventKind::Finished {
+                status: Status::Terminated,
+                error: record.error.clone(),
+            });
+            record.pending = None;
+            record.updated_ms = now_ms();
+            let mut batch = Batch::default();
+            for t in timers {
+                batch.delete(t);
+            }
+            batch.delete(keys::timer(deadline, id));
+            self.save_with(id, record, batch)
+                .await
+                .map_err(Halt::Store)?;
+            return Err(Halt::Finished);
+        }
+        // cancel and terminate requests are durable keys, consumed here
+        if self.has_control(id) {
+            if let Some((key, reason)) = self
+                .take_control(id, keys::TERMINATE)
+                .map_err(Halt::Store)?
+            {
+                let reason: String = codec::decode(&reason).unwrap_or_else(|_| "terminated".into());
+                record.status = Status::Terminated;
+                record.error = Some(reason);
+                record.new_events.push(crate::history::EventKind::Finished {
+                    status: Status::Terminated,
+                    error: record.error.clone(),
+                });
+                record.pending = None;
+                record.updated_ms = now_ms();
+                let mut batch = Batch::default();
+                batch.delete(key);
+                for t in timers {
+                    batch.delete(t);
+                }
+                if let Some((cancel, _)) =
+                    self.take_control(id, keys::CANCEL).map_err(Halt::Store)?
+                {
+                    batch.delete(cancel);
+                }
+                self.save_with(id, record, batch)
+                    .await
+                    .map_err(Halt::Store)?;
+                self.clear_control(id);
+                return Err(Halt::Finished);
+            }
+            // compensations and continue-as-new run on; the cancel waits for the next await
+            let cancellable = !matches!(
+                request,
+                Request::Compensate(_) | Request::ContinueAsNew { .. }
+            );
+            let cancel = if cancellable {
+                self.take_control(id, keys::CANCEL).map_err(Halt::Store)?
+            } else {
+                None
+            };
+            if let Some((key, _)) = cancel {
+                self.clear_control(id);
+                if !record.cancel_delivered {
+                    // delivered once, at the await the workflow is at
+                    record.cancel_delivered = true;
+                    record
+                        .new_events
+                        .push(crate::history::EventKind::CancelDelivered { step: record.step });
+                    timers.push(key);
+                    return match Self::cancelled_output(request, executor.as_ref()) {
+                        Ok(bytes) => Ok(Some((bytes, timers))),
+                        Err(e) => self.fail(id, record, e.to_string()).await,
+                    };
+                }
+                self.store
+                    .commit({
+                        let mut b = Batch::default();
+                        b.delete(key);
+                        b
+                    })
+                    .await
+                    .map_err(Halt::Store)?;
+            } else if cancellable {
+                // the flag outlived its key (a repeated cancel, consumed with the
+                // first one): nothing is pending, so stop looking
+                self.clear_control(id);
+            }
+        }
+        match request {
+            Request::All { requests, limit } => {
+                let Some(Executor::Each(each)) = executor else {
+                    return self
+                        .fail(id, record, "join_all without its executor".into())
+                        .await;
+                };
+                self.run_all(id, record, requests, *limit, &each)
+                    .await
+                    .map(|bytes| Some((bytes, timers)))
+            }
+            Request::Compensate(steps) => self
+                .run_compensations(id, record, steps)
+                .await
+                .map(|bytes| Some((bytes, timers))),
+            Request::Child {
+                workflow,
+                input,
+                id: child,
+                parent_close,
+                timeout_ms,
+                run_timeout_ms,
+            } => {
+                let cancel_on_close = *parent_close == ParentClose::Cancel;
+                let limits = (
+                    timeout_ms.map(std::time::Duration::from_millis),
+                    run_timeout_ms.map(std::time::Duration::from_millis),
+                );
+                self.run_child(
+                    id,
+                    record,
+                    workflow,
+                    input,
+                    child.as_deref(),
+                    cancel_on_close,
+                    limits,
+                )
+                .await
+            }
+            Request::Activity {
+                name,
+                input,
+                options,
+            } => {
+                let vtable = match executor {
+                    Some(Executor::Activity(v)) if v.name == name => v,
+                    _ => {
+                        return self
+                            .fail(
+                                id,
+                                record,
+                                format!(
+                                    "state `{}` does not await activity `{name}`",
+                                    record.variant
+                                ),
+                            )
+                            .await;
+                    }
+                };
+                if let Some(queue) = self.queue_for(vtable.name) {
+                    return self
+                        .run_queued(id, record, queue, vtable.name, input, options)
+                        .await
+                        .map(|bytes| Some((bytes, timers)));
+                }
+                let bytes = self
+                    .run_activity(id, record, vtable, input, options)
+                    .await?;
+                Ok(Some((bytes, timers)))
+            }
+            Request::Select(branches) => {
+                for (i, branch) in branches.iter().enumerate() {
+                    let exec = match &executor {
+                        Some(Executor::Select(execs)) => execs.get(i),
+                        Some(Executor::Each(each)) => Some(&**each),
+                        _ => None,
+                    };
+                    if let Some((bytes, key)) = self.ready(id, branch, exec)? {
+                        Self::note_arrival(record, branch);
+                        let wrapped = match codec::variant(i as u32, &bytes) {
+                            Ok(w) => w,
+                            Err(e) => return self.fail(id, record, e.to_string()).await,
+                        };
+                        timers.extend(key);
+                        return Ok(Some((wrapped, timers)));
+                    }
+                }
+                let execs = match executor {
+                    Some(Executor::Each(each)) => vec![(*each).clone(); branches.len()],
+                    other => other.map_or_else(Vec::new, |e| match e {
+                        Executor::Select(execs) => execs,
+                        _ => Vec::new(),
+                    }),
+                };
+                let Some(()) = (execs.len() == branches.len()).then_some(()) else {
+                    return self
+                        .fail(id, record, "select without its executors".into())
+                        .await;
+                };
+                // every activity branch runs at once; the first to finish wins and
+                // the others' attempts are dropped (aborted), as is a losing timer
+                let step = record.step;
+                let mut racers: futures::stream::FuturesUnordered<_> = branches
+                    .iter()
+                    .zip(&execs)
+                    .enumerate()
+                    .filter_map(|(i, (b, e))| match (b, e) {
+                        (Request::Activity { input, options, .. }, Executor::Activity(v)) => {
+                            let key = format!("{id}/{step}/{i}");
+                            Some(async move {
+                                (
+                                    i,
+                                    composite::attempts(self, key, id, *v, input, options).await,
+                                )
+                            })
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if racers.is_empty() {
+                    return Ok(None);
+                }
+                let deadline = branches
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, b)| match b {
+                        Request::Timer {
+                            at_ms: Some(at), ..
+                        } => Some((*at, j)),
+                        _ => None,
+                    })
+                    .min();
+                let timer = async {
+                    match deadline {
+                        Some((at, _)) => self.clock.sleep_until(crate::clock::from_ms(at)).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                // listen before looking, so a request arriving in between is not missed
+                let interrupt = self.interrupt(id);
+                let notified = interrupt.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.has_control(id) {
+                    return Err(Halt::Interrupted);
+                }
+                // a signal that came after the first look: look again, now that
+                // a later one interrupts the race (see `Runtime::signal`)
+                for branch in branches {
+                    if matches!(branch, Request::Signal { .. }) && self.peek_signal(id, branch)? {
+                        return Err(Halt::Interrupted);
+                    }
+                }
+                let run_deadline = async {
+                    match record.next_deadline() {
+                        Some(d) => self.clock.sleep_until(crate::clock::from_ms(d)).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let (index, bytes) = tokio::select! {
+                    () = run_deadline => return Err(Halt::Interrupted),
+                    Some((i, out)) = futures::StreamExt::next(&mut racers) => match out {
+                        Ok((bytes, _)) => (i, bytes),
+                        Err(why) => return self.fail(id, record, why).await,
+                    },
+                    () = timer => {
+                        let j = deadline.map_or(0, |(_, j)| j);
+                        match codec::encode(&Ok::<(), Cancelled>(())) {
+                            Ok(b) => (j, b),
+                            Err(e) => return self.fail(id, record, e.to_string()).await,
+                        }
+                    }
+                    () = &mut notified => return Err(Halt::Interrupted),
+                };
+                drop(racers);
+                match codec::variant(index as u32, &bytes) {
+                    Ok(wrapped) => Ok(Some((wrapped, timers))),
+                    Err(e) => self.fail(id, record, e.to_string()).await,
+                }
+            }
+            other => match self.ready(id, other, executor.as_ref())? {
+                Some((bytes, key)) => {
+                    Self::note_arrival(record, other);
+                    timers.extend(key);
+                    Ok(Some((bytes, timers)))
+                }
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// Records `record` as failed with `why`.
+    pub(super) async fn fail<T>(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        why: String,
+    ) -> Result<T, Halt> {
+        record.new_events.push(crate::history::EventKind::Finished {
+            status: Status::Failed,
+            error: Some(why.clone()),
+        });
+        record.status = Status::Failed;
+        record.error = Some(why);
+        record.pending = None;
+        record.updated_ms = now_ms();
+        match self.save(id, record).await {
+            Ok(()) => Err(Halt::Finished),
+            Err(e) => Err(Halt::Store(e)),
+        }
+    }
+}
