@@ -236,7 +236,9 @@ impl ActivityContext {
 pub(crate) type Attempt = Result<(Vec<u8>, Option<Failure>), CodecError>;
 
 /// Decodes the input and starts one attempt.
-pub(crate) type RunFn = fn(&[u8], ActivityContext) -> Result<BoxFuture<Attempt>, CodecError>;
+/// Runs one attempt of an activity on its encoded input; a result over
+/// `result_limit` bytes is a failure of kind `limit`, not retried.
+pub(crate) type RunFn = fn(&[u8], ActivityContext, usize) -> Result<BoxFuture<Attempt>, CodecError>;
 
 /// The type-erased runner of one activity type.
 #[derive(Clone, Copy)]
@@ -289,7 +291,7 @@ impl ActivityVTable {
     pub fn of<A: Activity>() -> Self {
         ActivityVTable {
             name: A::NAME,
-            run: |input, ctx| {
+            run: |input, ctx, result_limit| {
                 let input: A::Input = codec::decode(input)?;
                 // one span per attempt, with the ids a log search needs
                 let span = tracing::info_span!(
@@ -300,9 +302,22 @@ impl ActivityVTable {
                     instance = %ctx.workflow_id
                 );
                 let fut = tracing::Instrument::instrument(CONTEXT.scope(ctx, A::run(input)), span);
-                Ok(Box::pin(fut.map(|out| {
+                Ok(Box::pin(fut.map(move |out| {
                     let failure = out.failure();
-                    codec::encode(&out).map(|bytes| (bytes, failure))
+                    let bytes = codec::encode(&out)?;
+                    if failure.is_none() && bytes.len() > result_limit {
+                        let why = crate::limits::over(
+                            "activity's result",
+                            bytes.len(),
+                            result_limit,
+                            "result_bytes",
+                        );
+                        let error = ActivityError::terminal(why).with_kind("limit");
+                        let failed = A::Output::from_error(error);
+                        let failure = failed.failure();
+                        return codec::encode(&failed).map(|bytes| (bytes, failure));
+                    }
+                    Ok((bytes, failure))
                 })))
             },
             fail: |error| codec::encode(&A::Output::from_error(error)),

@@ -73,6 +73,14 @@ pub enum StartError {
         /// The limit.
         limit: usize,
     },
+    /// The input is larger than [`Limits::input_bytes`](crate::Limits).
+    #[error("{}", crate::limits::over("input", *size, *limit, "input_bytes"))]
+    TooLarge {
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The workflow was not registered on the runtime's builder.
     #[error(
         "[DURABLE-UNREGISTERED] workflow `{workflow}` is not registered; add `.workflow::<{workflow}>()` to the runtime builder"
@@ -124,6 +132,14 @@ pub enum SignalError {
     /// Starting the instance (signal with start) failed.
     #[error(transparent)]
     Start(#[from] StartError),
+    /// The payload is larger than [`Limits::signal_bytes`](crate::Limits).
+    #[error("{}", crate::limits::over("signal's payload", *size, *limit, "signal_bytes"))]
+    TooLarge {
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A JSON signal ([`Runtime::signal_json`](crate::Runtime::signal_json))
     /// was sent to an instance that does not wait for a signal of that name
     /// now, so there is no type to convert the JSON to.

@@ -84,6 +84,7 @@ pub mod history;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod layout;
+mod limits;
 mod metrics;
 pub mod migration;
 mod phase;
@@ -112,6 +113,7 @@ pub use command::{
 };
 pub use engine::Status;
 pub use error::{Error, OpenError, ResultError, ResumeError, SignalError, StartError};
+pub use limits::Limits;
 pub use phase::{Phase, UnknownPhase};
 pub use runtime::{
     Builder, Compatibility, Description, IdPolicy, ListFilter, Runtime, WorkerInfo, WorkflowHandle,

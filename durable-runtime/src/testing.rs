@@ -103,7 +103,9 @@ pub async fn run_stepwise<W: Workflow>(
                             idempotency_key: format!("stepwise/{step}"),
                             worker: None,
                         };
-                        (vtable.run)(input, ctx)?.await?.0
+                        (vtable.run)(input, ctx, crate::Limits::default().result_bytes)?
+                            .await?
+                            .0
                     }
                 };
                 requests.push(request);

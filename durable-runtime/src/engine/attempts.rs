@@ -30,7 +30,7 @@ impl Engine {
                     .acquire()
                     .await
                     .map_err(|_| Halt::Store(StoreError::Closed))?;
-                let future = match (vtable.run)(input, ctx) {
+                let future = match (vtable.run)(input, ctx, self.limits.result_bytes) {
                     Ok(future) => future,
                     Err(e) => return self.fail(id, record, e.to_string()).await,
                 };

@@ -63,7 +63,8 @@ pub(super) async fn local_attempts(
                 .acquire()
                 .await
                 .map_err(|e| e.to_string())?;
-            let future = (vtable.run)(input, ctx).map_err(|e| e.to_string())?;
+            let future =
+                (vtable.run)(input, ctx, engine.limits.result_bytes).map_err(|e| e.to_string())?;
             let task = super::AbortOnDrop(tokio::spawn(futures::FutureExt::catch_unwind(
                 std::panic::AssertUnwindSafe(future),
             )));
@@ -375,7 +376,7 @@ impl Engine {
         record.run_deadline_ms = record
             .run_timeout_ms
             .map(|t| clock_ms(&*self.clock).saturating_add(t));
-        Engine::apply(record, outcome, clock_ms(&*self.clock), &entry);
+        self.apply(record, outcome, &entry);
         record.variant_fp = entry.variant_fp(&record.variant);
         let mut batch = Batch::default();
         if let Some(old) = old_deadline {

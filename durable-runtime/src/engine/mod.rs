@@ -75,6 +75,8 @@ impl Default for Metrics {
 
 /// The engine shared by the runtime and every instance task.
 pub(crate) struct Engine {
+    /// The size limits (`Builder::limits`).
+    pub(crate) limits: crate::Limits,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) workflows: Registry,
     pub(crate) activity_slots: Semaphore,
@@ -411,7 +413,7 @@ impl Engine {
                 search_attributes: Vec::new(),
             };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
-        Engine::apply(&mut record, outcome, clock_ms(&*self.clock), &entry);
+        self.apply(&mut record, outcome, &entry);
         record.variant_fp = entry.variant_fp(&record.variant);
         record
     }
@@ -419,17 +421,28 @@ impl Engine {
     /// Applies the outcome of the generated code to `record` (not yet saved).
     /// `now` (ms) resolves a relative timer to its due time.
     pub(crate) fn apply(
+        &self,
         record: &mut InstanceRecord,
         outcome: Result<Result<Outcome, StepError>, String>,
-        now: u64,
         entry: &WorkflowEntry,
     ) {
+        let now = clock_ms(&*self.clock);
         record.step += 1;
         record.failed_attempts = 0;
         record.partial.clear();
         record.last_error = None;
         record.updated_ms = now_ms();
         match outcome {
+            Ok(Ok(Outcome::Await { state, .. })) if state.len() > self.limits.state_bytes => {
+                record.status = Status::Failed;
+                record.error = Some(crate::limits::over(
+                    &format!("state after step {}", record.step),
+                    state.len(),
+                    self.limits.state_bytes,
+                    "state_bytes",
+                ));
+                record.pending = None;
+            }
             Ok(Ok(Outcome::Await {
                 state,
                 variant,
@@ -801,7 +814,7 @@ impl Engine {
                 })
             });
             record.state = state;
-            Self::apply(record, outcome, clock_ms(&*self.clock), &entry);
+            self.apply(record, outcome, &entry);
             record.variant_fp = entry.variant_fp(&record.variant);
             tracing::debug!(instance = %id, step = record.step, variant = %record.variant, "transition");
             // the wake source consumed and the one scheduled change with the state

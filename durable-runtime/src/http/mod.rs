@@ -303,6 +303,7 @@ impl From<crate::StartError> for ApiError {
             StartError::UnknownWorkflow { .. } | StartError::NotRegistered { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
+            StartError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(code, e.to_string())
@@ -315,6 +316,8 @@ impl From<SignalError> for ApiError {
             SignalError::NotFound { .. } => StatusCode::NOT_FOUND,
             SignalError::Finished { .. } | SignalError::NotWaiting { .. } => StatusCode::CONFLICT,
             SignalError::Payload { .. } => StatusCode::BAD_REQUEST,
+            SignalError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            SignalError::Start(e) => return e.into(),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(code, e.to_string())

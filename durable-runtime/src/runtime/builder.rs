@@ -37,6 +37,7 @@ pub struct Builder {
     task_queues: Vec<String>,
     sled_cache: Option<u64>,
     allow_untraced: bool,
+    limits: crate::Limits,
 }
 
 impl std::fmt::Debug for Builder {
@@ -261,7 +262,16 @@ impl Builder {
             task_queues: Vec::new(),
             sled_cache: self.sled_cache,
             allow_untraced: self.allow_untraced,
+            limits: self.limits,
         }
+    }
+
+    /// The largest ids, inputs, signal payloads, activity results and
+    /// states accepted (see [`Limits`](crate::Limits) for the defaults and
+    /// what happens over each).
+    pub fn limits(mut self, limits: crate::Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Opens even when the [layout](crate::layout) of a registered
@@ -364,6 +374,7 @@ impl Builder {
         };
         let notices = store.subscribe();
         let engine = Arc::new(Engine {
+            limits: self.limits,
             member,
             taken_results: Mutex::default(),
             queue_claims: std::sync::atomic::AtomicUsize::new(0),
@@ -532,6 +543,7 @@ impl Runtime {
             task_queues: Vec::new(),
             sled_cache: None,
             allow_untraced: false,
+            limits: crate::Limits::default(),
         }
     }
 }

@@ -194,11 +194,18 @@ impl Runtime {
         if id.is_empty() || id.contains('\0') {
             return Err(StartError::InvalidId { id });
         }
-        if id.len() > crate::MAX_ID_BYTES {
+        let limits = &self.engine.limits;
+        if id.len() > limits.id() {
             return Err(StartError::IdTooLong {
                 prefix: id.chars().take(64).collect(),
                 len: id.len(),
-                limit: crate::MAX_ID_BYTES,
+                limit: limits.id(),
+            });
+        }
+        if input.len() > limits.input_bytes {
+            return Err(StartError::TooLarge {
+                size: input.len(),
+                limit: limits.input_bytes,
             });
         }
         let name = entry.name;
@@ -346,6 +353,8 @@ impl Runtime {
         name: &str,
         payload: &T,
     ) -> Result<(), SignalError> {
+        let bytes = codec::encode(payload)?;
+        self.check_signal_size(&bytes)?;
         let record = match self.engine.load(id)? {
             None => return Err(SignalError::NotFound { id: id.to_owned() }),
             Some(Err(e)) => return Err(SignalError::Codec(e)),
@@ -370,13 +379,20 @@ impl Runtime {
             self.refuse_misfit(id, name, &record, layout, std::any::type_name::<T>())?;
         }
         let layout = layout.map(|l| (l.hash(), l));
-        self.signal_encoded(
-            id,
-            name,
-            codec::encode(payload)?,
-            layout.as_ref().map(|(h, l)| (*h, l)),
-        )
-        .await
+        self.signal_encoded(id, name, bytes, layout.as_ref().map(|(h, l)| (*h, l)))
+            .await
+    }
+
+    /// Refuses a payload over [`Limits::signal_bytes`](crate::Limits).
+    fn check_signal_size(&self, payload: &[u8]) -> Result<(), SignalError> {
+        let limit = self.engine.limits.signal_bytes;
+        if payload.len() > limit {
+            return Err(SignalError::TooLarge {
+                size: payload.len(),
+                limit,
+            });
+        }
+        Ok(())
     }
 
     /// Refuses a payload laid out as `sent` when instance `id` waits for
@@ -439,6 +455,7 @@ impl Runtime {
         payload: Vec<u8>,
         layout: Option<(u64, &crate::layout::ValueLayout)>,
     ) -> Result<(), SignalError> {
+        self.check_signal_size(&payload)?;
         let value = codec::encode(&(name, payload, layout.map_or(0, |(hash, _)| hash)))?;
         let shared = self.engine.store.shared();
         let mut tries = 0;

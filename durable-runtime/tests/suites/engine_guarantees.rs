@@ -216,6 +216,121 @@ async fn an_over_long_id_is_refused_with_the_limit_and_others_are_unharmed() {
     rt.shutdown().await;
 }
 
+#[activity(max_attempts = 5, initial_interval_ms = 1)]
+async fn sized(key: String, bytes: usize) -> Result<Vec<u8>, ActivityError> {
+    ran("sized", &key);
+    Ok(vec![7; bytes])
+}
+
+/// Returns the length of a result of `bytes` bytes, or the error the
+/// workflow saw; then waits for a signal holding a state of `keep` bytes.
+#[workflow]
+async fn sizes(key: String, bytes: usize, keep: usize) -> Result<String, WorkflowError> {
+    let seen = match sized(key.clone(), bytes).await {
+        Ok(v) => format!("got {}", v.len()),
+        Err(e) => format!("refused: {e}"),
+    };
+    let held = vec![1u8; keep];
+    let _go: () = signal("go").await?;
+    Ok(format!("{seen}; held {}", held.len()))
+}
+
+/// Values over the limits are refused where they enter, naming the limit
+/// and the size: an input or a signal at the API, an activity result as a
+/// failure the workflow sees (not retried), a state by failing that
+/// instance only. Before, each was simply written.
+#[tokio::test]
+async fn values_over_the_limits_are_refused_naming_the_limit_and_others_are_unharmed() {
+    let db = BACKEND.store();
+    let mut limits = durable_runtime::Limits::default();
+    limits.input_bytes = 2_000;
+    limits.signal_bytes = 1_000;
+    limits.result_bytes = 3_000;
+    limits.state_bytes = 6_000;
+    let rt = builder()
+        .workflow::<sizes>()
+        .limits(limits)
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let limit_text = |e: &dyn std::fmt::Display, field: &str| {
+        let text = e.to_string();
+        assert!(
+            text.contains("[DURABLE-LIMIT]") && text.contains(field),
+            "{text}"
+        );
+    };
+    // an input over the limit: refused, nothing written
+    let big = "x".repeat(2_500);
+    match rt.start("in", sizes(big, 1, 1), IdPolicy::Reject).await {
+        Err(e @ StartError::TooLarge { size, limit: 2_000 }) => {
+            assert!(size > 2_500, "{size}");
+            limit_text(&e, "Limits::input_bytes");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(rt.describe("in").is_err(), "nothing was written");
+
+    // a result over the limit: one attempt, an error the workflow sees
+    let h = rt
+        .start("res", sizes("res".into(), 4_000, 10), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let fine = rt
+        .start("ok", sizes("ok".into(), 2_000, 10), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until_waiting(&rt, "res").await;
+    until_waiting(&rt, "ok").await;
+    assert_eq!(runs("sized", "res").len(), 1, "not retried");
+
+    // a signal over the limit: refused, the instance still waits
+    let err = rt
+        .signal("res", "go", &vec![0u8; 1_500])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, durable_runtime::SignalError::TooLarge { limit: 1_000, .. }),
+        "{err:?}"
+    );
+    limit_text(&err, "Limits::signal_bytes");
+    rt.signal("res", "go", &()).await.unwrap();
+    rt.signal("ok", "go", &()).await.unwrap();
+    let out = h.result().await.unwrap().unwrap();
+    assert!(
+        out.starts_with("refused: ") && out.contains("Limits::result_bytes") && out.ends_with("held 10"),
+        "{out}"
+    );
+    assert_eq!(fine.result().await.unwrap(), Ok("got 2000; held 10".into()));
+
+    // a state over the limit fails that instance at that step
+    let h = rt
+        .start("state", sizes("state".into(), 1, 7_000), IdPolicy::Reject)
+        .await
+        .unwrap();
+    match h.result().await {
+        Err(ResultError::Failed { message, .. }) => {
+            assert!(
+                message.contains("Limits::state_bytes") && message.contains("state after step"),
+                "{message}"
+            );
+        }
+        other => panic!("expected the instance to fail, got {other:?}"),
+    }
+    assert_eq!(rt.describe("state").unwrap().status, Status::Failed);
+    rt.shutdown().await;
+}
+
+async fn until_waiting(rt: &Runtime, id: &str) {
+    for _ in 0..2000 {
+        if rt.describe(id).is_ok_and(|d| d.variant == "Signal") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{id} never waited for its signal");
+}
+
 #[tokio::test]
 async fn completed_result_survives_reopen() {
     let db = BACKEND.store();
