@@ -1304,3 +1304,73 @@ async fn a_migration_function_is_handed_the_old_state_by_name() {
     .await;
     assert_eq!(cents, 1999);
 }
+
+// A `join_all` whose first part finished under build A (its result stored
+// as A's type) when build B, whose result type is reordered, takes over.
+mod parts {
+    pub static RELEASE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+    macro_rules! parts {
+        ($activity:literal, $($field:ident),*) => {
+            use durable_runtime::prelude::*;
+            #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+            pub struct Line { $(pub $field: u32),* }
+            #[activity(name = $activity)]
+            pub async fn price(n: u32) -> Result<Line, ActivityError> {
+                if n == 1 {
+                    super::RELEASE.notified().await;
+                }
+                Ok(Line { qty: 3, cents: 1999 })
+            }
+            #[workflow(name = "parts")]
+            #[allow(dead_code)]
+            pub async fn parts(n: u32) -> Result<u32, WorkflowError> {
+                let lines = join_all((0..n).map(price).collect::<Vec<_>>()).await;
+                let mut cents = 0;
+                for line in lines {
+                    cents += line?.cents;
+                }
+                Ok(cents)
+            }
+        };
+    }
+    pub mod a {
+        parts!("price_a", qty, cents);
+    }
+    pub mod b {
+        parts!("price_b", cents, qty);
+    }
+}
+
+#[tokio::test]
+async fn results_recorded_before_the_deploy_in_another_layout_park_instead_of_being_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Runtime::builder()
+        .workflow::<parts::a::parts>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = a
+        .start("p", parts::a::parts(2), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("part 0 recorded", || {
+        h.describe().unwrap().parts_done == [true, false]
+    })
+    .await;
+    a.shutdown().await;
+
+    let b = Runtime::builder()
+        .workflow::<parts::b::parts>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    parts::RELEASE.notify_waiters();
+    let d = b.describe("p").unwrap();
+    let why = d.error.clone().unwrap_or_default();
+    assert_eq!(d.status, Status::Parked, "{d:?}");
+    assert!(
+        why.contains("results already recorded") && why.contains("reordered"),
+        "{why}"
+    );
+    b.shutdown().await;
+}

@@ -65,7 +65,7 @@ pub(crate) fn unknown(cx: &Ctxt, arg: &Arg, accepted: &[&str]) {
 }
 
 fn value<'a>(cx: &Ctxt, arg: &'a Arg, what: &str) -> Option<&'a Lit> {
-    match &arg.value {
+    match arg.value.as_ref().map(ungroup) {
         Some(Expr::Lit(lit)) => Some(&lit.lit),
         Some(other) => {
             cx.error_spanned_by(other, format!("`{}` expects {what}", arg.key));
@@ -78,6 +78,15 @@ fn value<'a>(cx: &Ctxt, arg: &'a Arg, what: &str) -> Option<&'a Lit> {
             );
             None
         }
+    }
+}
+
+/// A value passed through a `macro_rules!` fragment (`$name:literal`) comes
+/// wrapped in an invisible group: the literal inside it is meant.
+fn ungroup(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Group(g) => ungroup(&g.expr),
+        other => other,
     }
 }
 

@@ -252,6 +252,15 @@ impl Engine {
         };
         let (edits, value) = crate::layout::read_across(&record.state, &old, new, &record.variant)
             .map_err(parked)?;
+        if record.partial.iter().any(Option::is_some) {
+            // parts of the awaited `join_all` finished under the old code:
+            // their results were written as its types, and this code would
+            // read them as its own
+            let changed = recorded_results_changed(&old, new, &record.variant);
+            if !changed.is_empty() {
+                return Err(parked(changed));
+            }
+        }
         let state = match guarded(|| (entry.drive)(Op::Transcode(&value))) {
             Ok(Ok(Outcome::Adopted(state))) => state,
             Ok(Ok(_)) => return Err(parked(vec!["the code did not rebuild the state".into()])),
@@ -278,4 +287,31 @@ fn rebuild_failure(error: &str) -> String {
         Some((_, why)) => format!("the stored value does not fit the new types: {why}"),
         None => error.to_owned(),
     }
+}
+
+/// How the result type awaited at `variant` changed between `old` and
+/// `new`, as reasons to park an instance holding results recorded by the
+/// old code (empty when it did not).
+fn recorded_results_changed(
+    old: &WorkflowLayout,
+    new: &WorkflowLayout,
+    variant: &str,
+) -> Vec<String> {
+    let result = |l: &WorkflowLayout| {
+        l.results
+            .iter()
+            .find(|(v, _)| v == variant)
+            .map(|(_, shape)| shape.clone())
+    };
+    let (Some(a), Some(b)) = (result(old), result(new)) else {
+        return Vec::new();
+    };
+    diff::shapes(&a, &old.types, &b, &new.types)
+        .iter()
+        .map(|e| {
+            format!(
+                "results already recorded at `{variant}` (parts finished before the deploy) were written as another type: {e}"
+            )
+        })
+        .collect()
 }
