@@ -12,7 +12,9 @@
 //! (the runtime shut down while the clock moves on) is caught up on the next
 //! open. Each run's workflow id is the schedule id plus the night's nominal
 //! time (`nightly@2030-01-02T01:00:00Z`), so no night runs twice, whatever
-//! crashes in between.
+//! crashes in between; the workflow reads that nominal time with
+//! `scheduled()`, so a backfilled or caught-up night reports its own day's
+//! figures, and says how it was started.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use durable_runtime::clock::{Clock, TestClock};
 use durable_runtime::prelude::*;
-use durable_runtime::schedule::{ScheduleDescription, ScheduleEventKind};
+use durable_runtime::schedule::{ScheduleDescription, ScheduleEventKind, Trigger, scheduled};
 use durable_runtime::{Overlap, Schedule};
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -42,16 +44,31 @@ async fn email_report(team: String, day: u64, sales: u64) -> Result<String, Acti
 
 #[workflow]
 async fn nightly_report(team: String) -> Result<String, WorkflowError> {
-    // the time is recorded in the state: the same value after a restart
-    let at = now().await;
-    let day = at
+    // the night this run stands for: its nominal time, not the time it
+    // happens to run (a backfill, a catch-up, a late start); both recorded
+    // in the state, the same values after a restart
+    let ran = now().await;
+    let (night, how): (SystemTime, String) = match scheduled().await {
+        Some(run) => {
+            let how = match run.trigger {
+                Trigger::Backfill => "backfilled",
+                Trigger::Manual => "triggered by hand",
+                // a calendar run started well after its time was caught up
+                Trigger::Calendar if ran > run.nominal + Duration::from_secs(3600) => "caught up",
+                Trigger::Calendar => "on time",
+            };
+            (run.nominal, how.to_owned())
+        }
+        None => (ran, "started by hand".to_owned()),
+    };
+    let day = night
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs()
         / 86_400;
     let sales = gather_sales(team.clone(), day).await?;
     let sent = email_report(team, day, sales).await?;
-    Ok(sent)
+    Ok(format!("{sent} [{how}]"))
 }
 
 /// Polls `done` until it holds (the demo's way to let the runtime catch up).

@@ -642,6 +642,24 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
             if let Some(w) = &d.waiting_for {
                 println!("waits for {w}");
             }
+            let attr = |name: &str| d.search_attributes.get(name);
+            if let (Some(schedule), Some(nominal)) = (
+                attr(durable_runtime::schedule::SCHEDULE_ID).and_then(|v| v.as_str()),
+                attr(durable_runtime::schedule::SCHEDULED_START_MS).and_then(|v| v.as_u64()),
+            ) {
+                println!(
+                    "scheduled by `{schedule}` for {}",
+                    schedules::rfc3339(nominal)
+                );
+            }
+            if !d.search_attributes.is_empty() {
+                let attrs: Vec<String> = d
+                    .search_attributes
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                println!("attrs     {}", attrs.join(", "));
+            }
             if let Some(e) = &d.error {
                 println!("error     {e}");
             }

@@ -414,6 +414,13 @@ async fn schedules_are_created_and_steered_from_the_command_line() {
         out.contains("started nightly@2026-01-03T01:00:00Z (Backfill)"),
         "{out}"
     );
+    // a run says which schedule started it, for which night
+    let (code, out, err) = durable_url(&url, None, &["describe", "nightly@2026-01-03T01:00:00Z"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("scheduled by `nightly` for 2026-01-03T01:00:00"),
+        "{out}"
+    );
     let (code, out, _) = durable_url(&url, None, &["schedule", "list", "--json"]);
     assert_eq!(code, 0);
     let listed: Vec<durable_runtime::schedule::ScheduleDescription> =

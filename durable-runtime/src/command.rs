@@ -95,6 +95,9 @@ pub enum Request {
     },
     /// Set (or replace) search attributes of this instance.
     SetAttributes(Vec<(String, SearchValue)>),
+    /// Read which schedule started this instance, for which nominal time
+    /// ([`scheduled`](crate::schedule::scheduled)); the value is recorded.
+    Scheduled,
 }
 
 /// The value of a search attribute: what lists can filter instances by.

@@ -75,6 +75,8 @@ pub async fn run_stepwise<W: Workflow>(
                     Request::RandomU64 => codec::encode(&rand::random::<u64>())?,
                     Request::Uuid => codec::encode(&uuid::Uuid::new_v4())?,
                     Request::SetAttributes(_) => codec::encode(&())?,
+                    // a stepwise run is not started by a schedule
+                    Request::Scheduled => codec::encode(&None::<crate::schedule::ScheduledRun>)?,
                     // no time passes in a stepwise run: timers are due at once
                     Request::Timer { .. } => codec::encode(&Ok::<(), crate::Cancelled>(()))?,
                     Request::Signal { name } => return Err(StepwiseError::Signal(name.clone())),

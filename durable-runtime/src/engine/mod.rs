@@ -34,7 +34,7 @@ mod step;
 mod timers;
 mod versions;
 pub use record::Status;
-pub(crate) use record::{InstanceRecord, now_ms};
+pub(crate) use record::{InstanceRecord, ScheduledBy, now_ms};
 pub(crate) use registry::{MigrationEntry, Registry, WorkflowEntry};
 
 use crate::activity::{ActivityContext, ActivityError, Failure};
@@ -411,6 +411,7 @@ impl Engine {
                 updated_ms: now,
                 indexed: Vec::new(),
                 search_attributes: Vec::new(),
+                scheduled: None,
             };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         self.apply(&mut record, outcome, &entry);

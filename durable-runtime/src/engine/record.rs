@@ -87,9 +87,20 @@ pub(crate) struct InstanceRecord {
     /// Set by `upsert_search_attributes`; indexed.
     pub(crate) search_attributes: Vec<(String, crate::command::SearchValue)>,
     /// The [layout](crate::layout) hash of the code that wrote `state`;
-    /// 0: unknown (written before layouts were recorded). Last, so that a
-    /// record written without it decodes with one zero byte appended.
+    /// 0: unknown (written before layouts were recorded).
     pub(crate) layout: u64,
+    /// The schedule that started it, for which nominal time. Last, so
+    /// that a record written without it (and without `layout`) decodes
+    /// with zero bytes appended.
+    pub(crate) scheduled: Option<ScheduledBy>,
+}
+
+/// Which schedule started an instance, for which nominal time and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ScheduledBy {
+    pub(crate) schedule: String,
+    pub(crate) nominal_ms: u64,
+    pub(crate) trigger: crate::schedule::Trigger,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -102,10 +113,15 @@ impl InstanceRecord {
     /// Decodes a stored record, including one written before the `layout`
     /// field existed (it then reads as 0, "unknown").
     pub(crate) fn decode(bytes: &[u8]) -> Result<InstanceRecord, CodecError> {
+        // records of older builds lack the last fields: each missing one
+        // reads as zero (`layout` 0, `scheduled` None)
         codec::decode(bytes).or_else(|err| {
-            let mut older = bytes.to_vec();
-            older.push(0);
-            codec::decode(&older).map_err(|_| err)
+            (1..=2)
+                .find_map(|missing| {
+                    let older = [bytes, &[0; 2][..missing]].concat();
+                    codec::decode(&older).ok()
+                })
+                .ok_or(err)
         })
     }
 
@@ -143,5 +159,68 @@ impl InstanceRecord {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(layout: u64, scheduled: Option<ScheduledBy>) -> InstanceRecord {
+        InstanceRecord {
+            workflow: "w".into(),
+            fingerprint: 7,
+            status: Status::Running,
+            state: vec![1, 2],
+            variant: "Signal".into(),
+            step: 3,
+            pending: Some(Request::Now),
+            failed_attempts: 0,
+            partial: Vec::new(),
+            parent: None,
+            run: 1,
+            children: Vec::new(),
+            deadline_ms: None,
+            run_timeout_ms: None,
+            run_deadline_ms: None,
+            last_error: None,
+            output: None,
+            error: None,
+            cancel_delivered: false,
+            variant_fp: 9,
+            version: 1,
+            events: 4,
+            new_events: Vec::new(),
+            created_ms: 5,
+            updated_ms: 6,
+            indexed: Vec::new(),
+            search_attributes: Vec::new(),
+            layout,
+            scheduled,
+        }
+    }
+
+    #[test]
+    fn records_of_older_builds_decode_with_their_missing_last_fields_empty() {
+        let by = ScheduledBy {
+            schedule: "nightly".into(),
+            nominal_ms: 1_893_459_600_000,
+            trigger: crate::schedule::Trigger::Backfill,
+        };
+        let now = codec::encode(&record(0x1234, Some(by.clone()))).unwrap();
+        let back = InstanceRecord::decode(&now).unwrap();
+        assert_eq!((back.layout, back.scheduled), (0x1234, Some(by)));
+        // written before `scheduled`: its bytes end after `layout`
+        let full = codec::encode(&record(0x1234, None)).unwrap();
+        let before_scheduled = &full[..full.len() - 1];
+        let back = InstanceRecord::decode(before_scheduled).unwrap();
+        assert_eq!((back.layout, back.scheduled), (0x1234, None));
+        // written before `layout` too
+        let full = codec::encode(&record(0, None)).unwrap();
+        let before_layout = &full[..full.len() - 2];
+        let back = InstanceRecord::decode(before_layout).unwrap();
+        assert_eq!((back.layout, back.scheduled, back.step), (0, None, 3));
+        // a truncated record is still an error
+        assert!(InstanceRecord::decode(&full[..full.len() - 6]).is_err());
     }
 }

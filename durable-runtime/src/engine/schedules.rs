@@ -460,6 +460,23 @@ impl Engine {
         }
         let mut instance =
             self.first_record(&record.workflow, entry, &record.input, None, None, None);
+        // the run knows its nominal time (`scheduled()`), and lists can
+        // find the runs of one schedule by it
+        instance.scheduled = Some(super::ScheduledBy {
+            schedule: id.to_owned(),
+            nominal_ms: nominal,
+            trigger,
+        });
+        instance.search_attributes.extend([
+            (
+                crate::schedule::SCHEDULE_ID.to_owned(),
+                crate::SearchValue::Str(id.to_owned()),
+            ),
+            (
+                crate::schedule::SCHEDULED_START_MS.to_owned(),
+                crate::SearchValue::Int(i64::try_from(nominal).unwrap_or(i64::MAX)),
+            ),
+        ]);
         pass.timer |= self.stage_create(&run, &mut instance, &mut pass.batch)?;
         if !instance.status.is_terminal() {
             record.running.push(run.clone());

@@ -36,6 +36,8 @@ impl Engine {
             Request::RandomU64 => Some((codec::encode(&rand::random::<u64>()).map_err(io)?, None)),
             Request::Uuid => Some((codec::encode(&uuid::Uuid::new_v4()).map_err(io)?, None)),
             Request::SetAttributes(_) => Some((codec::encode(&()).map_err(io)?, None)),
+            // answered from the record by `execute`: awaited on its own
+            Request::Scheduled => None,
             Request::Timer { at_ms, .. } => {
                 let at = at_ms.unwrap_or(0);
                 if clock_ms(&*self.clock) < at {
@@ -132,6 +134,7 @@ impl Engine {
             (Request::RandomU64, _) => codec::encode(&rand::random::<u64>()),
             (Request::Uuid, _) => codec::encode(&uuid::Uuid::new_v4()),
             (Request::SetAttributes(_), _) => codec::encode(&()),
+            (Request::Scheduled, _) => codec::encode(&None::<crate::schedule::ScheduledRun>),
             (Request::All { requests, .. }, Some(Executor::Each(each))) => {
                 let parts = requests
                     .iter()
@@ -457,6 +460,16 @@ impl Engine {
                 drop(racers);
                 match codec::variant(index as u32, &bytes) {
                     Ok(wrapped) => Ok(Some((wrapped, timers))),
+                    Err(e) => self.fail(id, record, e.to_string()).await,
+                }
+            }
+            Request::Scheduled => {
+                let run = record
+                    .scheduled
+                    .clone()
+                    .map(crate::schedule::ScheduledRun::from);
+                match codec::encode(&run) {
+                    Ok(bytes) => Ok(Some((bytes, timers))),
                     Err(e) => self.fail(id, record, e.to_string()).await,
                 }
             }

@@ -30,6 +30,51 @@ async fn long_job(name: String) -> Result<String, WorkflowError> {
     Ok(name)
 }
 
+/// Says which schedule started it, for which time, how, and when it
+/// really ran (the clock at its first step).
+#[workflow]
+async fn stamped(name: String) -> Result<String, WorkflowError> {
+    let ran = now().await;
+    let run = durable_runtime::schedule::scheduled().await;
+    Ok(match run {
+        Some(r) => format!(
+            "{name}: {} {:?} nominal {} ran {}",
+            r.schedule,
+            r.trigger,
+            ms(r.nominal),
+            ms(ran)
+        ),
+        None => format!("{name}: not scheduled"),
+    })
+}
+
+/// [`stamped`] once signalled `finish`.
+#[workflow]
+async fn held_stamp(name: String) -> Result<String, WorkflowError> {
+    let _: () = signal("finish").await?;
+    let ran = now().await;
+    let run = durable_runtime::schedule::scheduled().await;
+    Ok(match run {
+        Some(r) => format!(
+            "{name}: {} {:?} nominal {} ran {}",
+            r.schedule,
+            r.trigger,
+            ms(r.nominal),
+            ms(ran)
+        ),
+        None => format!("{name}: not scheduled"),
+    })
+}
+
+async fn stamp(rt: &Runtime, id: &str) -> String {
+    rt.handle::<stamped>(id)
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 const MIN: Duration = Duration::from_secs(60);
 
 /// 2030-01-01T00:00:00Z, where `TestClock::new` stands.
@@ -53,6 +98,8 @@ async fn open(db: &durable_runtime::testing::backends::TestStore, clock: &Arc<Te
     Runtime::builder()
         .workflow::<report>()
         .workflow::<long_job>()
+        .workflow::<stamped>()
+        .workflow::<held_stamp>()
         .clock(clock.clone())
         .open_url(db.url())
         .await
@@ -546,4 +593,194 @@ async fn bad_requests_get_clear_errors() {
         .await
         .unwrap_err();
     assert!(matches!(e, ScheduleError::Invalid(_)), "{e}");
+}
+
+/// Each run sees the time it stands for, not the time it ran: backfilled
+/// days, hours caught up after downtime, a buffered run, a jittered run and
+/// a manual trigger; an instance started by hand sees none. Before,
+/// the nominal time existed only inside the run's id.
+#[tokio::test]
+async fn each_scheduled_run_sees_its_own_nominal_time() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    clock.advance(24 * 60 * MIN);
+    let rt = open(&db, &clock).await;
+    let now0 = ms(clock.now());
+    // backfilled: three past days at 06:00
+    rt.schedules()
+        .create("daily", Schedule::cron("0 6 * * *").unwrap(), stamped("d".into()))
+        .await
+        .unwrap();
+    let from = t0() - Duration::from_secs(3 * 86_400);
+    rt.schedules()
+        .backfill("daily", from, t0(), Overlap::AllowAll)
+        .await
+        .unwrap();
+    for day in 1..=3u64 {
+        let nominal = t0() - Duration::from_secs(day * 86_400) + 6 * 60 * MIN;
+        let id = format!("daily@{}", rfc3339(nominal));
+        let seen = stamp(&rt, &id).await;
+        assert_eq!(
+            seen,
+            format!("d: daily Backfill nominal {} ran {now0}", ms(nominal))
+        );
+    }
+    // triggered by hand: its nominal time is the trigger's moment
+    let d = rt.schedules().trigger("daily").await.unwrap();
+    let triggered = started(&d).last().unwrap().clone();
+    assert_eq!(
+        stamp(&rt, &triggered).await,
+        format!("d: daily Manual nominal {now0} ran {now0}")
+    );
+    // a plain instance: none
+    let h = rt
+        .start("plain", stamped("p".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), "p: not scheduled");
+    // the runs of a schedule are listed by its id and nominal time
+    let listed = rt
+        .list(&durable_runtime::ListFilter {
+            search_attribute: Some((
+                durable_runtime::schedule::SCHEDULE_ID.to_owned(),
+                vec![durable_runtime::SearchValue::Str("daily".into())],
+            )),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert!(listed.iter().all(|d| d.search_attributes.contains_key(
+        durable_runtime::schedule::SCHEDULED_START_MS
+    )));
+    rt.shutdown().await;
+
+    // caught up after three hours down: each hour sees its own hour
+    let rt = open(&db, &clock).await;
+    rt.schedules()
+        .create(
+            "hourly",
+            Schedule::interval(60 * MIN)
+                .unwrap()
+                .starting_at(clock.now() + 60 * MIN)
+                .overlap(Overlap::AllowAll)
+                .catchup_window(10 * 60 * MIN),
+            stamped("h".into()),
+        )
+        .await
+        .unwrap();
+    rt.shutdown().await;
+    clock.advance(3 * 60 * MIN);
+    let rt = open(&db, &clock).await;
+    let d = settled(&rt, &clock, "hourly").await;
+    let up = ms(clock.now());
+    assert_eq!(started(&d).len(), 3, "{d:?}");
+    for (k, id) in started(&d).iter().enumerate() {
+        let nominal = now0 + (k as u64 + 1) * 3_600_000;
+        assert_eq!(
+            stamp(&rt, id).await,
+            format!("h: hourly Calendar nominal {nominal} ran {up}")
+        );
+    }
+    rt.shutdown().await;
+
+    // buffered behind a long run: it starts minutes later, for its minute
+    let rt = open(&db, &clock).await;
+    let first_at = ms(clock.now()) + 60_000;
+    rt.schedules()
+        .create(
+            "buffered",
+            Schedule::interval(MIN)
+                .unwrap()
+                .starting_at(clock.now() + MIN)
+                .overlap(Overlap::BufferOne),
+            held_stamp("b".into()),
+        )
+        .await
+        .unwrap();
+    clock.advance(MIN);
+    settled(&rt, &clock, "buffered").await;
+    clock.advance(5 * MIN);
+    let d = settled(&rt, &clock, "buffered").await;
+    assert_eq!(d.buffered_ms, [first_at + 60_000], "{d:?}");
+    let first = d.running[0].clone();
+    rt.signal(&first, "finish", &()).await.unwrap();
+    let later = ms(clock.now());
+    let second = format!("buffered@{}", rfc3339(UNIX_EPOCH + Duration::from_millis(first_at + 60_000)));
+    until("the buffered run to start", || rt.describe(&second).is_ok()).await;
+    rt.signal(&second, "finish", &()).await.unwrap();
+    let out = rt
+        .handle::<held_stamp>(&second)
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        out,
+        format!("b: buffered Calendar nominal {} ran {later}", first_at + 60_000)
+    );
+    rt.shutdown().await;
+
+    // jittered: started up to a minute late, for its own nominal time
+    let rt = open(&db, &clock).await;
+    let start = clock.now() + 60 * MIN;
+    rt.schedules()
+        .create(
+            "jittered",
+            Schedule::interval(60 * MIN)
+                .unwrap()
+                .starting_at(start)
+                .jitter(MIN),
+            stamped("j".into()),
+        )
+        .await
+        .unwrap();
+    clock.advance(2 * 60 * MIN + 2 * MIN);
+    until("the jittered run to start", || {
+        !started(&rt.schedules().describe("jittered").unwrap()).is_empty()
+    })
+    .await;
+    let d = rt.schedules().describe("jittered").unwrap();
+    let (id, nominal) = d
+        .recent
+        .iter()
+        .find_map(|e| match &e.kind {
+            ScheduleEventKind::Started {
+                workflow_id,
+                nominal_ms,
+                ..
+            } => Some((workflow_id.clone(), *nominal_ms)),
+            _ => None,
+        })
+        .unwrap();
+    assert!(nominal >= ms(start), "{nominal}");
+    let seen = stamp(&rt, &id).await;
+    assert!(
+        seen.starts_with(&format!("j: jittered Calendar nominal {nominal} ran ")),
+        "{seen}"
+    );
+    rt.shutdown().await;
+}
+
+/// RFC 3339 UTC (whole seconds) of any time, as run ids spell it.
+fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // days since 1970-01-01 to a civil date (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
