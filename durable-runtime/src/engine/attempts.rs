@@ -24,84 +24,26 @@ impl Engine {
                 worker: self.member.as_ref().map(|m| m.name.clone()),
             };
             let started = std::time::Instant::now();
-            let outcome = {
-                let _permit = self
-                    .activity_slots
-                    .acquire()
-                    .await
-                    .map_err(|_| Halt::Store(StoreError::Closed))?;
-                let future = match (vtable.run)(input, ctx, self.limits.result_bytes) {
-                    Ok(future) => future,
-                    Err(e) => return self.fail(id, record, e.to_string()).await,
-                };
-                // a task of its own so that a panic is caught and reported, not
-                // propagated; aborted with the instance task (shutdown, terminate)
-                let task = AbortOnDrop(tokio::spawn(AssertUnwindSafe(future).catch_unwind()));
-                let attempt_run = async {
-                    match options.start_to_close_timeout {
-                        Some(limit) => tokio::time::timeout(limit, task).await.ok(),
-                        None => Some(task.await),
-                    }
-                };
-                // listen before looking, so a request arriving in between is not missed
-                let interrupt = self.interrupt(id);
-                let notified = interrupt.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if self.has_control(id) {
-                    return Err(Halt::Interrupted);
-                }
-                let deadline = async {
-                    match record.next_deadline() {
-                        Some(d) => self.clock.sleep_until(crate::clock::from_ms(d)).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                let joined = tokio::select! {
-                    () = deadline => return Err(Halt::Interrupted),
-                    joined = attempt_run => joined,
-                    // cancel or terminate: drop (abort) the attempt, look at the request
-                    () = &mut notified => return Err(Halt::Interrupted),
-                };
-                match joined {
-                    Some(Ok(Ok(Ok((bytes, failure))))) => Ok((bytes, failure)),
-                    Some(Ok(Ok(Err(codec_error)))) => {
-                        return self.fail(id, record, codec_error.to_string()).await;
-                    }
-                    Some(Ok(Err(panic))) => Err(Failure {
-                        kind: "panic".into(),
-                        message: panic_message(panic.as_ref()),
-                        retryable: true,
-                    }),
-                    Some(Err(join_error)) => Err(Failure {
-                        kind: "panic".into(),
-                        message: join_error.to_string(),
-                        retryable: true,
-                    }),
-                    None => Err(Failure {
-                        kind: "timeout".into(),
-                        message: format!(
-                            "attempt exceeded its start-to-close timeout of {:?}",
-                            options.start_to_close_timeout.unwrap_or_default()
-                        ),
-                        retryable: true,
-                    }),
+            // listen before looking, so a request arriving in between is not missed
+            let interrupt = self.interrupt(id);
+            let notified = interrupt.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.has_control(id) {
+                return Err(Halt::Interrupted);
+            }
+            let deadline = async {
+                match record.next_deadline() {
+                    Some(d) => self.clock.sleep_until(crate::clock::from_ms(d)).await,
+                    None => std::future::pending().await,
                 }
             };
-            tracing::debug!(instance = %id, activity = vtable.name, attempt, elapsed_us = started.elapsed().as_micros() as u64, "activity attempt");
-            self.metrics
-                .attempts
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.metrics.attempt_micros.fetch_add(
-                started.elapsed().as_micros() as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
-            self.metrics.attempt_seconds.since(started);
-            if !matches!(outcome, Ok((_, None))) {
-                self.metrics
-                    .attempt_failures
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+            // a cancel, a terminate or the deadline drops (aborts) the attempt
+            let attempted = tokio::select! {
+                () = deadline => return Err(Halt::Interrupted),
+                attempted = self.attempt(vtable, input, ctx, options) => attempted,
+                () = &mut notified => return Err(Halt::Interrupted),
+            };
             let finished = |error: Option<String>| crate::history::EventKind::ActivityFinished {
                 step: record.step,
                 activity: vtable.name.to_owned(),
@@ -109,26 +51,24 @@ impl Engine {
                 duration_ms: started.elapsed().as_millis() as u64,
                 error,
             };
-            let (bytes, failure) = match outcome {
-                Ok((bytes, None)) => {
-                    let event = finished(None);
-                    record.new_events.push(event);
+            let (bytes, failure) = match attempted {
+                Ok((Some(bytes), None)) => {
+                    record.new_events.push(finished(None));
                     return Ok(bytes);
                 }
-                Ok((bytes, Some(failure))) => (Some(bytes), failure),
-                Err(failure) => (None, failure),
+                Ok((bytes, Some(failure))) => (bytes, failure),
+                Ok((None, None)) => {
+                    let why = "an attempt ended with neither output nor failure";
+                    return self.fail(id, record, why.into()).await;
+                }
+                Err(codec_error) => return self.fail(id, record, codec_error).await,
             };
             if !options.retry.allows_retry(attempt, &failure) {
                 let event = finished(Some(format!("{}: {}", failure.kind, failure.message)));
                 record.new_events.push(event);
-                return match bytes {
-                    Some(bytes) => Ok(bytes),
-                    None => match (vtable.fail)(
-                        ActivityError::retryable(failure.message).with_kind(failure.kind),
-                    ) {
-                        Ok(bytes) => Ok(bytes),
-                        Err(e) => self.fail(id, record, e.to_string()).await,
-                    },
+                return match last_output(vtable, bytes, &failure) {
+                    Ok(bytes) => Ok(bytes),
+                    Err(e) => self.fail(id, record, e.to_string()).await,
                 };
             }
             record.failed_attempts = attempt;
@@ -146,6 +86,78 @@ impl Engine {
             let backoff = options.retry.backoff(attempt + 1);
             self.clock.sleep_until(self.clock.now() + backoff).await;
         }
+    }
+
+    /// One attempt of an activity in this process, with a slot of
+    /// `max_concurrent_activities`: a task of its own, so a panic is caught
+    /// and reported rather than propagated, aborted when dropped (a cancel,
+    /// a terminate, shutdown), bounded by the start-to-close timeout, and
+    /// counted in the metrics. Its output and its failure (a panic or a
+    /// timeout has no output); `Err` when the input or output does not
+    /// encode. The retry loops of a step ([`Engine::run_activity`]) and of
+    /// a step's parts (`composite::local_attempts`) both run attempts so.
+    pub(super) async fn attempt(
+        &self,
+        vtable: crate::activity::ActivityVTable,
+        input: &[u8],
+        ctx: ActivityContext,
+        options: &crate::activity::ActivityOptions,
+    ) -> Result<(Option<Vec<u8>>, Option<Failure>), String> {
+        let started = std::time::Instant::now();
+        let (activity, attempt) = (ctx.activity, ctx.attempt);
+        let _permit = self
+            .activity_slots
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed.to_string())?;
+        let future =
+            (vtable.run)(input, ctx, self.limits.result_bytes).map_err(|e| e.to_string())?;
+        let task = AbortOnDrop(tokio::spawn(AssertUnwindSafe(future).catch_unwind()));
+        let joined = match options.start_to_close_timeout {
+            Some(limit) => tokio::time::timeout(limit, task).await.ok(),
+            None => Some(task.await),
+        };
+        let panic = |message: String| Failure {
+            kind: "panic".into(),
+            message,
+            retryable: true,
+        };
+        let outcome = match joined {
+            Some(Ok(Ok(Ok((bytes, failure))))) => (Some(bytes), failure),
+            Some(Ok(Ok(Err(codec_error)))) => return Err(codec_error.to_string()),
+            Some(Ok(Err(payload))) => (None, Some(panic(panic_message(payload.as_ref())))),
+            Some(Err(join_error)) => (None, Some(panic(join_error.to_string()))),
+            None => (
+                None,
+                Some(Failure {
+                    kind: "timeout".into(),
+                    message: format!(
+                        "attempt exceeded its start-to-close timeout of {:?}",
+                        options.start_to_close_timeout.unwrap_or_default()
+                    ),
+                    retryable: true,
+                }),
+            ),
+        };
+        tracing::debug!(
+            activity,
+            attempt,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "activity attempt"
+        );
+        let m = &self.metrics;
+        m.attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        m.attempt_micros.fetch_add(
+            started.elapsed().as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        m.attempt_seconds.since(started);
+        if outcome.1.is_some() {
+            m.attempt_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(outcome)
     }
 
     /// Runs an activity of a named task queue on a worker that serves it
@@ -195,5 +207,21 @@ impl Engine {
             }
             Err(why) => self.fail(id, record, why).await,
         }
+    }
+}
+
+/// What the workflow sees of an activity whose last allowed attempt
+/// failed: the activity's own error, or for a panic or a timeout (no
+/// output) an `ActivityError` of that kind.
+pub(super) fn last_output(
+    vtable: crate::activity::ActivityVTable,
+    bytes: Option<Vec<u8>>,
+    failure: &Failure,
+) -> Result<Vec<u8>, CodecError> {
+    match bytes {
+        Some(bytes) => Ok(bytes),
+        None => (vtable.fail)(
+            ActivityError::retryable(failure.message.clone()).with_kind(failure.kind.clone()),
+        ),
     }
 }

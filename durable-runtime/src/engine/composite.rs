@@ -7,7 +7,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use super::{Engine, Halt, InstanceRecord, Status, WorkflowEntry, guarded, now_ms};
-use crate::activity::{ActivityContext, ActivityError, ActivityOptions, ActivityVTable, Failure};
+use crate::activity::{ActivityContext, ActivityOptions, ActivityVTable, Failure};
 use crate::clock::now_ms as clock_ms;
 use crate::codec;
 use crate::command::{ChildError, Executor, Request};
@@ -57,62 +57,12 @@ pub(super) async fn local_attempts(
             idempotency_key: key.clone(),
             worker: engine.member.as_ref().map(|m| m.name.clone()),
         };
-        let outcome = {
-            let _permit = engine
-                .activity_slots
-                .acquire()
-                .await
-                .map_err(|e| e.to_string())?;
-            let future =
-                (vtable.run)(input, ctx, engine.limits.result_bytes).map_err(|e| e.to_string())?;
-            let task = super::AbortOnDrop(tokio::spawn(futures::FutureExt::catch_unwind(
-                std::panic::AssertUnwindSafe(future),
-            )));
-            match options.start_to_close_timeout {
-                Some(limit) => tokio::time::timeout(limit, task).await.ok(),
-                None => Some(task.await),
-            }
-        };
-        let (bytes, failure) = match outcome {
-            Some(Ok(Ok(Ok((bytes, failure))))) => (Some(bytes), failure),
-            Some(Ok(Ok(Err(codec_error)))) => return Err(codec_error.to_string()),
-            Some(Ok(Err(panic))) => (
-                None,
-                Some(Failure {
-                    kind: "panic".into(),
-                    message: super::panic_message(panic.as_ref()),
-                    retryable: true,
-                }),
-            ),
-            Some(Err(join)) => (
-                None,
-                Some(Failure {
-                    kind: "panic".into(),
-                    message: join.to_string(),
-                    retryable: true,
-                }),
-            ),
-            None => (
-                None,
-                Some(Failure {
-                    kind: "timeout".into(),
-                    message: "attempt exceeded its start-to-close timeout".into(),
-                    retryable: true,
-                }),
-            ),
-        };
-        match (bytes, failure) {
+        match engine.attempt(vtable, input, ctx, options).await? {
             (Some(bytes), None) => return Ok((bytes, None)),
             (bytes, Some(failure)) => {
                 if !options.retry.allows_retry(attempt, &failure) {
-                    let bytes = match bytes {
-                        Some(b) => b,
-                        None => (vtable.fail)(
-                            ActivityError::retryable(failure.message.clone())
-                                .with_kind(failure.kind.clone()),
-                        )
-                        .map_err(|e| e.to_string())?,
-                    };
+                    let bytes = super::attempts::last_output(vtable, bytes, &failure)
+                        .map_err(|e| e.to_string())?;
                     return Ok((bytes, Some(failure)));
                 }
                 let backoff = options.retry.backoff(attempt + 1);
