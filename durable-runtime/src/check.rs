@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::InstanceRecord;
-use crate::layout::{WorkflowLayout, value};
+use crate::layout::WorkflowLayout;
 use crate::runtime::Compatibility;
 use crate::snapshot::{Snapshot, SnapshotError, SnapshotSet};
 use crate::store::keys;
@@ -461,7 +461,7 @@ impl Manifest {
         };
         match crate::layout::read_across(&record.state, &old, new, &record.variant) {
             Err(changes) => parked(changes),
-            Ok((edits, value)) => match value::fits(&value, &new.state, &new.types) {
+            Ok((edits, value)) => match crate::layout::fits(&value, &new.state, &new.types) {
                 Err(why) => parked(vec![why]),
                 Ok(()) if matches!(verdict, Compatibility::Resumes) => Compatibility::Transcodes {
                     changes: edits.iter().map(ToString::to_string).collect(),

@@ -33,10 +33,13 @@ use crate::command::Command;
 use crate::workflow::{Op, Workflow};
 
 pub mod diff;
+mod fit;
 mod names;
 mod sample;
 mod trace;
 pub mod value;
+
+pub use fit::fits;
 
 pub(crate) use sample::of_value;
 use trace::trace;
@@ -220,7 +223,7 @@ impl ValueLayout {
 /// name, or — when an edit cannot be crossed or the bytes do not read by
 /// their own layout — why not, in the user's terms. What the runtime does
 /// before rebuilding a state with the code, and `durable check` before
-/// asking whether it would rebuild ([`value::fits`]).
+/// asking whether it would rebuild ([`fits`]).
 pub(crate) fn read_across(
     state: &[u8],
     old: &WorkflowLayout,

@@ -18,7 +18,7 @@ use crate::workflow::Workflow;
 /// What [`Runtime::start`] does when the id is already taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdPolicy {
-    /// Fail with [`StartError::AlreadyExists`].
+    /// Fail with [`StartError::AlreadyExists`](crate::StartError::AlreadyExists).
     Reject,
     /// Return a handle to the existing instance (its input is kept; the new
     /// one is ignored). Running the same start twice never runs it twice.

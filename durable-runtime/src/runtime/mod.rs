@@ -97,7 +97,7 @@ impl Runtime {
     /// Instances this code cannot run, with the reason for each, in the
     /// order found: on open (those read then, see
     /// [`Runtime::resumed_on_open`]), then sleepers as they are woken. They
-    /// are kept in the store, marked [`Status::Parked`]. A sleeper whose
+    /// are kept in the store, marked [`Status::Parked`](crate::Status::Parked). A sleeper whose
     /// code changed shows up here only when its timer fires (or a signal,
     /// cancel or terminate wakes it); to know beforehand, ask
     /// [`Runtime::check_compatibility`], which reads every record.
@@ -273,17 +273,7 @@ impl Runtime {
         name: &str,
         payload: &serde_json::Value,
     ) -> Result<(), SignalError> {
-        let record = match self.engine.load(id)? {
-            None => return Err(SignalError::NotFound { id: id.to_owned() }),
-            Some(Err(e)) => return Err(SignalError::Codec(e)),
-            Some(Ok(record)) => record,
-        };
-        if record.status.is_terminal() {
-            return Err(SignalError::Finished {
-                id: id.to_owned(),
-                status: record.status,
-            });
-        }
+        let record = self.receiver(id)?;
         let not_waiting = || SignalError::NotWaiting {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -355,17 +345,7 @@ impl Runtime {
     ) -> Result<(), SignalError> {
         let bytes = codec::encode(payload)?;
         self.check_signal_size(&bytes)?;
-        let record = match self.engine.load(id)? {
-            None => return Err(SignalError::NotFound { id: id.to_owned() }),
-            Some(Err(e)) => return Err(SignalError::Codec(e)),
-            Some(Ok(record)) => record,
-        };
-        if record.status.is_terminal() {
-            return Err(SignalError::Finished {
-                id: id.to_owned(),
-                status: record.status,
-            });
-        }
+        let record = self.receiver(id)?;
         // the payload's layout as sent: read by name if the awaited type is
         // laid out otherwise (a value serde cannot describe goes without)
         let layout = match crate::layout::of_value(payload) {
@@ -381,6 +361,23 @@ impl Runtime {
         let layout = layout.map(|l| (l.hash(), l));
         self.signal_encoded(id, name, bytes, layout.as_ref().map(|(h, l)| (*h, l)))
             .await
+    }
+
+    /// The record of instance `id`, which a signal is sent to: it must
+    /// exist, decode and not have ended.
+    fn receiver(&self, id: &str) -> Result<InstanceRecord, SignalError> {
+        let record = match self.engine.load(id)? {
+            None => return Err(SignalError::NotFound { id: id.to_owned() }),
+            Some(Err(e)) => return Err(SignalError::Codec(e)),
+            Some(Ok(record)) => record,
+        };
+        if record.status.is_terminal() {
+            return Err(SignalError::Finished {
+                id: id.to_owned(),
+                status: record.status,
+            });
+        }
+        Ok(record)
     }
 
     /// Refuses a payload over [`Limits::signal_bytes`](crate::Limits).

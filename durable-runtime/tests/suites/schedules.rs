@@ -36,16 +36,7 @@ async fn long_job(name: String) -> Result<String, WorkflowError> {
 async fn stamped(name: String) -> Result<String, WorkflowError> {
     let ran = now().await;
     let run = durable_runtime::schedule::scheduled().await;
-    Ok(match run {
-        Some(r) => format!(
-            "{name}: {} {:?} nominal {} ran {}",
-            r.schedule,
-            r.trigger,
-            ms(r.nominal),
-            ms(ran)
-        ),
-        None => format!("{name}: not scheduled"),
-    })
+    Ok(stamp_text(&name, run, ran))
 }
 
 /// [`stamped`] once signalled `finish`.
@@ -54,7 +45,16 @@ async fn held_stamp(name: String) -> Result<String, WorkflowError> {
     let _: () = signal("finish").await?;
     let ran = now().await;
     let run = durable_runtime::schedule::scheduled().await;
-    Ok(match run {
+    Ok(stamp_text(&name, run, ran))
+}
+
+/// What [`stamped`] and [`held_stamp`] return.
+fn stamp_text(
+    name: &str,
+    run: Option<durable_runtime::schedule::ScheduledRun>,
+    ran: SystemTime,
+) -> String {
+    match run {
         Some(r) => format!(
             "{name}: {} {:?} nominal {} ran {}",
             r.schedule,
@@ -63,7 +63,7 @@ async fn held_stamp(name: String) -> Result<String, WorkflowError> {
             ms(ran)
         ),
         None => format!("{name}: not scheduled"),
-    })
+    }
 }
 
 async fn stamp(rt: &Runtime, id: &str) -> String {
