@@ -266,3 +266,112 @@ async fn a_row_locked_elsewhere_fails_the_commit_instead_of_stalling_it() {
     after.put(b"other".to_vec(), vec![3]);
     store.commit(after).await.unwrap();
 }
+
+/// Two processes whose transactions touch the same rows in crossing orders
+/// (one deletes a key and writes another, the second the reverse, as a
+/// status index moves): PostgreSQL detects the deadlock and aborts one of
+/// them. Before, that abort reached the caller as a failed commit (a
+/// worker's `start` failed with `40P01: deadlock detected`); the store
+/// locks every row it writes in key order up front and runs a transaction
+/// the server aborted as a deadlock or serialization failure again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossing_writers_never_see_a_deadlock() {
+    const PAIRS: u32 = 40;
+    const ROUNDS: u32 = 15;
+    let db = BACKEND.store();
+    let one = PgStore::connect(db.url()).await.unwrap();
+    let two = PgStore::connect(db.url()).await.unwrap();
+    let key = |side: &str, pair: u32| format!("cross-{pair}-{side}").into_bytes();
+    let mut seed = Batch::default();
+    for pair in 0..PAIRS {
+        seed.put(key("a", pair), vec![0])
+            .put(key("b", pair), vec![0]);
+    }
+    one.commit(seed).await.unwrap();
+    for round in 0..ROUNDS {
+        let mut commits = Vec::new();
+        for pair in 0..PAIRS {
+            // each store deletes one side and rewrites the other
+            let mut forward = Batch::default();
+            forward
+                .delete(key("a", pair))
+                .put(key("b", pair), vec![round as u8, 1]);
+            let mut backward = Batch::default();
+            backward
+                .delete(key("b", pair))
+                .put(key("a", pair), vec![round as u8, 2]);
+            commits.push((pair, one.commit(forward)));
+            commits.push((pair, two.commit(backward)));
+        }
+        for (pair, commit) in commits {
+            commit
+                .await
+                .unwrap_or_else(|e| panic!("round {round}, pair {pair}: a commit failed: {e}"));
+        }
+    }
+}
+
+/// A deadlock the store cannot avoid by its own lock order (an outside
+/// session locks a row the commit holds after taking one the commit waits
+/// for): the server aborts the commit's transaction, which applied nothing,
+/// and the store runs it again instead of failing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_aborted_as_a_deadlock_is_run_again() {
+    let db = BACKEND.store();
+    let store = PgStore::connect(db.url()).await.unwrap();
+    let mut seed = Batch::default();
+    seed.put(b"dl-1".to_vec(), vec![0])
+        .put(b"dl-2".to_vec(), vec![0]);
+    store.commit(seed).await.unwrap();
+    let deadlocks = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()";
+    let (mut outsider, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let before: i64 = outsider.query_one(deadlocks, &[]).await.unwrap().get(0);
+    // the store's backend, not this session, is the one the server aborts
+    outsider
+        .batch_execute("SET deadlock_timeout = '60s'")
+        .await
+        .unwrap();
+    let tx = outsider.transaction().await.unwrap();
+    let lock = "SELECT value FROM durable_kv WHERE key = $1 FOR UPDATE";
+    tx.query(lock, &[&b"dl-2".as_slice()]).await.unwrap();
+    let mut both = Batch::default();
+    both.put(b"dl-1".to_vec(), vec![1])
+        .put(b"dl-2".to_vec(), vec![1]);
+    let commit = tokio::spawn(store.commit(both));
+    // once the commit holds dl-1 and waits for dl-2, ask for dl-1
+    loop {
+        let waiting: i64 = tx
+            .query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tx.query(lock, &[&b"dl-1".as_slice()]).await.unwrap();
+    tx.commit().await.unwrap();
+    commit
+        .await
+        .unwrap()
+        .expect("the aborted transaction was not run again");
+    assert_eq!(store.get(b"dl-1").unwrap(), Some(vec![1]));
+    assert_eq!(store.get(b"dl-2").unwrap(), Some(vec![1]));
+    // the stats are the server's, sent after the transaction ended
+    let mut after = before;
+    for _ in 0..100 {
+        after = outsider.query_one(deadlocks, &[]).await.unwrap().get(0);
+        if after > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        after > before,
+        "the server saw no deadlock: the test proved nothing"
+    );
+}

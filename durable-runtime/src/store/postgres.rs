@@ -11,9 +11,10 @@
 //! # Guarantees
 //!
 //! - One transaction per group of concurrent [`Batch`]es (group commit): the
-//!   keys named by the batches' conditions are locked (a transaction-level
-//!   advisory lock for a key required absent, whose row does not exist to
-//!   be locked, then `SELECT ... FOR UPDATE`), each batch's conditions are checked
+//!   keys named by the batches' conditions or written by them are locked in
+//!   key order before anything is written (a transaction-level advisory lock
+//!   for a key required absent, whose row does not exist to be locked, then
+//!   `SELECT ... FOR UPDATE`), each batch's conditions are checked
 //!   against the rows and the writes of the batches before it, and the
 //!   writes of the batches whose conditions held are applied. A failed
 //!   condition fails only its own batch, with [`StoreError::Conflict`]. A
@@ -23,6 +24,11 @@
 //!   limit, or malformed) is tried again member by member, each in a
 //!   transaction of its own, so only the bad member fails, with
 //!   [`StoreError::Refused`].
+//! - A transaction the server aborts as a deadlock or a serialization
+//!   failure applied nothing; it is run again (up to 8 times, apart by a few
+//!   milliseconds), so such an abort never reaches a caller as a failed
+//!   commit. An error at `COMMIT` itself is never retried: its outcome may
+//!   be unknown.
 //! - Every connection sets `lock_timeout` (5 s) and `statement_timeout`
 //!   (60 s): a row lock held elsewhere fails a commit with an error instead
 //!   of stalling the worker.
@@ -57,6 +63,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
 
 use super::{
     Batch, CommitPoint, CommitRequest as Request, KeyValue, Notice, Store, StoreError, StoreStats,
@@ -65,6 +72,10 @@ use crate::activity::BoxFuture;
 
 /// Commits taken into one transaction at most.
 const MAX_GROUP: usize = 1024;
+
+/// How often a transaction the server aborted (deadlock, serialization
+/// failure) is run again before its requests fail with the server's error.
+const ABORTED_RETRIES: u32 = 8;
 
 /// Connections in the pool (readers and the committer share them).
 const POOL_SIZE: usize = 8;
@@ -625,13 +636,51 @@ impl Committer {
 
     /// Runs the group in one transaction; per request, whether its
     /// conditions held, and for all, whether the transaction committed.
+    ///
+    /// A transaction the server aborted as a deadlock or a serialization
+    /// failure applied nothing and is run again (PostgreSQL's advice for
+    /// these two errors); the rows are locked in key order, so a deadlock
+    /// needs rows created between two transactions' locking and is rare.
     async fn write(
         &self,
         group: &[Request],
         index: u64,
     ) -> (Vec<Result<(), StoreError>>, Result<(), StoreError>) {
+        let mut aborted = 0u32;
+        loop {
+            match self.write_once(group, index).await {
+                Attempt::Done(checks, result) => return (checks, result),
+                Attempt::Aborted(e) if aborted < ABORTED_RETRIES => {
+                    aborted += 1;
+                    tracing::debug!(error = %e, aborted, "postgres: transaction aborted by the server; running it again");
+                    // apart from the transaction that won, by a little more each time
+                    let jitter = rand::random::<u64>() % 8;
+                    tokio::time::sleep(Duration::from_millis(u64::from(aborted) * 5 + jitter))
+                        .await;
+                }
+                Attempt::Aborted(e) => {
+                    let n = group.len();
+                    return ((0..n).map(|_| Err(e.clone())).collect(), Err(e));
+                }
+            }
+        }
+    }
+
+    /// One try of [`write`](Self::write).
+    async fn write_once(&self, group: &[Request], index: u64) -> Attempt {
         let n = group.len();
-        let fail_all = |e: StoreError| ((0..n).map(|_| Err(e.clone())).collect(), Err(e));
+        let fail_all =
+            |e: StoreError| Attempt::Done((0..n).map(|_| Err(e.clone())).collect(), Err(e));
+        // a statement's error: an abort the transaction may retry, or final
+        let failed = |e: &tokio_postgres::Error| match e.code() {
+            Some(code)
+                if *code == SqlState::T_R_DEADLOCK_DETECTED
+                    || *code == SqlState::T_R_SERIALIZATION_FAILURE =>
+            {
+                Attempt::Aborted(pg_err(e))
+            }
+            _ => fail_all(pg_err(e)),
+        };
         let mut client = match self.pool.get().await {
             Ok(client) => client,
             Err(e) => return fail_all(db_err(e)),
@@ -640,11 +689,15 @@ impl Committer {
             Ok(tx) => tx,
             Err(e) => return fail_all(pg_err(&e)),
         };
-        // lock every row a condition names, in key order (no deadlock
-        // between two writers locking the same rows)
+        // lock every row a condition names or a write touches, in key
+        // order, before writing any (two writers then wait for each other
+        // in one order: no deadlock over rows that exist)
         let mut watched: Vec<&[u8]> = group
             .iter()
-            .flat_map(|r| r.batch.expect.iter().map(|(k, _)| k.as_slice()))
+            .flat_map(|r| {
+                let named = r.batch.expect.iter().map(|(k, _)| k.as_slice());
+                named.chain(r.batch.writes.iter().map(|(k, _)| k.as_slice()))
+            })
             .collect();
         watched.sort_unstable();
         watched.dedup();
@@ -670,7 +723,7 @@ impl Committer {
             .await
             {
                 Ok(rows) => rows,
-                Err(e) => return fail_all(pg_err(&e)),
+                Err(e) => return failed(&e),
             };
             for key in watched {
                 current.insert(key.to_vec(), None);
@@ -711,7 +764,7 @@ impl Committer {
                 tx.execute(&stmt, &[&keys]).await
             };
             if let Err(e) = deleted.await {
-                return fail_all(pg_err(&e));
+                return failed(&e);
             }
         }
         if !put.is_empty() {
@@ -722,7 +775,7 @@ impl Committer {
                 tx.execute(&stmt, &[&keys, &values]).await
             };
             if let Err(e) = upserted.await {
-                return fail_all(pg_err(&e));
+                return failed(&e);
             }
         }
         if !messages.is_empty() {
@@ -733,15 +786,25 @@ impl Committer {
                 tx.execute(&stmt, &[&messages]).await
             };
             if let Err(e) = notified.await {
-                return fail_all(pg_err(&e));
+                return failed(&e);
             }
         }
         self.call_hook(CommitPoint::Applied(index));
         match tx.commit().await {
-            Ok(()) => (checks, Ok(())),
+            Ok(()) => Attempt::Done(checks, Ok(())),
+            // the commit's outcome may be unknown: never run it again
             Err(e) => fail_all(pg_err(&e)),
         }
     }
+}
+
+/// How one try of a group's transaction ended.
+enum Attempt {
+    /// Per request, whether its conditions held; for all, the outcome.
+    Done(Vec<Result<(), StoreError>>, Result<(), StoreError>),
+    /// The server aborted the transaction before its commit (deadlock or
+    /// serialization failure): nothing was applied.
+    Aborted(StoreError),
 }
 
 impl Store for PgStore {
