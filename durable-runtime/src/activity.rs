@@ -213,8 +213,13 @@ pub struct ActivityContext {
     pub activity: &'static str,
     /// 1 for the first attempt.
     pub attempt: u32,
-    /// Stable across retries and restarts (`<workflow id>/<step>`): pass it to
-    /// external services to deduplicate calls.
+    /// Stable across retries and restarts, and never used by another call:
+    /// `<workflow id>/<incarnation>/<step>` (the incarnation, 16 hex digits,
+    /// is drawn when the instance is created, so an id started again after
+    /// retention does not repeat its keys; an instance created by a build
+    /// before incarnations keeps `<workflow id>/<step>`). A part of a
+    /// `join_all` appends `/<index>`. Pass it to external services to
+    /// deduplicate calls.
     pub idempotency_key: String,
     /// The worker running the attempt, on a store shared by workers
     /// (PostgreSQL; see `Builder::worker_name`); `None` otherwise.

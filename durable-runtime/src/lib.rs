@@ -51,7 +51,9 @@
 //!   starts; concurrent instances share one fsync (group commit).
 //! - Transitions happen exactly once. Activities run at least once; an
 //!   activity whose result was checkpointed never runs again. Each call gets
-//!   an idempotency key (`<instance id>/<step>`, see [`ActivityContext`]).
+//!   an idempotency key (`<instance id>/<incarnation>/<step>`, see
+//!   [`ActivityContext`]), unique to the call: an id started again after
+//!   retention gets a new incarnation, so no key is ever reused.
 //! - On open every unfinished instance resumes from its last checkpoint. One
 //!   whose stored shape differs from the code, or that does not decode, is
 //!   parked (kept, reported by [`Runtime::parked`]), never dropped.

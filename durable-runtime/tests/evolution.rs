@@ -1374,3 +1374,87 @@ async fn results_recorded_before_the_deploy_in_another_layout_park_instead_of_be
     );
     b.shutdown().await;
 }
+
+// A parent awaiting a child whose output was written by another build of
+// the child: the parent's code expects the output type it was built with.
+mod kid {
+    macro_rules! parent {
+        ($receipt:ident) => {
+            use durable_runtime::prelude::*;
+            #[workflow(name = "kid_parent")]
+            #[allow(dead_code)]
+            pub async fn kid_parent(kid: String) -> Result<String, WorkflowError> {
+                let r = crate::receipt::$receipt::receipt(kid.clone())
+                    .with_id(kid)
+                    .await??;
+                Ok(format!("charge {} cents for {} items", r.cents, r.qty))
+            }
+        };
+    }
+    pub mod reordered {
+        parent!(reordered);
+    }
+    pub mod narrowed {
+        parent!(narrowed);
+    }
+}
+
+/// In both tests the parent of build B reaches its child-await when the
+/// child has finished under build A (the state a crash leaves between a
+/// child's end and its parent's next checkpoint; here the parent names the
+/// instance build A finished, `x`).
+#[tokio::test]
+async fn a_child_output_written_before_its_fields_were_reordered_reaches_the_parent_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    finished_by_a(dir.path()).await;
+    let b = Runtime::builder()
+        .workflow::<receipt::reordered::receipt>()
+        .workflow::<kid::reordered::kid_parent>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let out = b
+        .start(
+            "p",
+            kid::reordered::kid_parent("x".into()),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap()
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    // read by position, `qty: 3` was the charge and 1999 the count
+    assert_eq!(out, "charge 1999 cents for 3 items");
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_child_output_the_parent_cannot_read_parks_the_parent_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    finished_by_a(dir.path()).await;
+    let b = Runtime::builder()
+        .workflow::<receipt::narrowed::receipt>()
+        .workflow::<kid::narrowed::kid_parent>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = b
+        .start("p", kid::narrowed::kid_parent("x".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let err = h.result().within().await.unwrap_err();
+    assert!(
+        matches!(err, durable_runtime::ResultError::Parked { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("child `x`") && text.contains("cents") && text.contains("narrowed"),
+        "{text}"
+    );
+    assert_eq!(b.describe("p").unwrap().status, Status::Parked);
+    b.shutdown().await;
+}

@@ -135,8 +135,13 @@ async fn crash_at(k: u64, skip_sync: bool) -> Result<bool, String> {
         .cloned()
         .collect();
     for (_, key) in after {
+        // `<id>/<incarnation>/<step>`
         let (id, step) = key.split_once('/').ok_or("bad key")?;
-        let step: u64 = step.parse().map_err(|_| "bad step")?;
+        let step: u64 = step
+            .rsplit('/')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or("bad step")?;
         if durable_steps.get(id).is_some_and(|d| step < *d) {
             return Err(format!(
                 "{id}: activity of step {step} ran again though step {} was durable",

@@ -181,7 +181,13 @@ async fn tock() -> Result<String, ActivityError> {
     effect("tock")?;
     let ctx =
         ActivityContext::current().ok_or_else(|| ActivityError::terminal("no activity context"))?;
-    Ok(ctx.idempotency_key)
+    // `<id>/<incarnation>/<step>`: the incarnation is random, `<id>/<step>`
+    // is what names the run
+    let key = ctx.idempotency_key;
+    let named = key
+        .rsplit_once('/')
+        .and_then(|(run, step)| Some(format!("{}/{step}", run.rsplit_once('/')?.0)));
+    named.ok_or_else(|| ActivityError::terminal(format!("unexpected idempotency key {key}")))
 }
 
 /// One scheduled run: a single activity, whose result names its run.

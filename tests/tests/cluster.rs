@@ -129,7 +129,9 @@ fn effects(dir: &Path) -> Vec<(String, String, u64, u32)> {
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
-            let (id, step) = f.get(2)?.split_once('/')?;
+            // `<id>/<incarnation>/<step>`
+            let (id, rest) = f.get(2)?.split_once('/')?;
+            let (_, step) = rest.split_once('/')?;
             Some((
                 f[1].to_owned(),
                 id.to_owned(),

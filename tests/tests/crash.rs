@@ -250,19 +250,25 @@ struct Effect {
     attempt: u32,
 }
 
-/// Effects log lines; keys are `<id>/<step>` or `<id>/<step>/<part>`.
+/// Effects log lines; keys are `<id>/<incarnation>/<step>` or
+/// `<id>/<incarnation>/<step>/<part>`.
 fn effects(dir: &Path) -> Vec<Effect> {
     let text = std::fs::read_to_string(dir.join("effects.log")).unwrap_or_default();
     text.lines()
         .map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
+            // read from the incarnation (16 hex digits): a child's id holds `/`s
             let key: Vec<&str> = f[2].split('/').collect();
+            let at = (1..key.len().saturating_sub(1))
+                .rev()
+                .find(|&i| key[i].len() == 16 && key[i].chars().all(|c| c.is_ascii_hexdigit()))
+                .unwrap_or_else(|| panic!("no incarnation in {}", f[2]));
             Effect {
                 incarnation: f[0].parse().unwrap(),
                 activity: f[1].to_owned(),
-                id: key[0].to_owned(),
-                step: key[1].parse().unwrap(),
-                part: key.get(2).map(|p| p.parse().unwrap()),
+                id: key[..at].join("/"),
+                step: key[at + 1].parse().unwrap(),
+                part: key.get(at + 2).map(|p| p.parse().unwrap()),
                 attempt: f[3].parse().unwrap(),
             }
         })

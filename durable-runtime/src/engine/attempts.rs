@@ -20,7 +20,7 @@ impl Engine {
                 workflow_id: id.to_owned(),
                 activity: vtable.name,
                 attempt,
-                idempotency_key: format!("{id}/{}", record.step),
+                idempotency_key: record.activity_key(id),
                 worker: self.member.as_ref().map(|m| m.name.clone()),
             };
             let started = std::time::Instant::now();

@@ -87,7 +87,7 @@ impl Engine {
         if record.partial.len() != requests.len() {
             record.partial = vec![None; requests.len()];
         }
-        let step = record.step;
+        let key = record.activity_key(id);
         let todo: Vec<usize> = (0..requests.len())
             .filter(|i| record.partial[*i].is_none())
             .collect();
@@ -96,19 +96,13 @@ impl Engine {
         let start_one = |i: usize| {
             let request = requests[i].clone();
             let each = each.clone();
+            let key = format!("{key}/{i}");
             async move {
                 let out = match (&request, &each) {
                     (Request::Activity { input, options, .. }, Executor::Activity(vtable)) => {
-                        attempts(
-                            self,
-                            format!("{id}/{step}/{i}"),
-                            id,
-                            *vtable,
-                            input,
-                            options,
-                        )
-                        .await
-                        .map(|(b, _)| b)
+                        attempts(self, key, id, *vtable, input, options)
+                            .await
+                            .map(|(b, _)| b)
                     }
                     (other, exec) => match self.ready(id, other, Some(exec)) {
                         Ok(Some((bytes, None))) => Ok(bytes),
@@ -164,7 +158,7 @@ impl Engine {
         if record.partial.len() != steps.len() {
             record.partial = vec![None; steps.len()];
         }
-        let step = record.step;
+        let key = record.activity_key(id);
         for i in (0..steps.len()).rev() {
             if record.partial[i].is_some() {
                 continue;
@@ -176,8 +170,7 @@ impl Engine {
                     options,
                 } => match crate::activity::registered(name) {
                     Some(vtable) => {
-                        match attempts(self, format!("{id}/{step}/{i}"), id, vtable, input, options)
-                            .await
+                        match attempts(self, format!("{key}/{i}"), id, vtable, input, options).await
                         {
                             Ok((_, None)) => None,
                             Ok((_, Some(f))) => Some(format!("{}: {}", f.kind, f.message)),
@@ -209,6 +202,7 @@ impl Engine {
         self: &Engine,
         id: &str,
         record: &mut InstanceRecord,
+        entry: &WorkflowEntry,
         workflow: &str,
         input: &[u8],
         child: Option<&str>,
@@ -275,13 +269,15 @@ impl Engine {
                 r
             }
         };
+        let output = |child: &InstanceRecord| {
+            self.child_output(entry, &record.variant, &child_id, child)
+                .map_err(Halt::Payload)
+        };
         let result = match child_record.status {
-            Status::Completed | Status::Cancelled => {
-                codec::ok_variant(&child_record.output.unwrap_or_default())
-            }
+            Status::Completed | Status::Cancelled => codec::ok_variant(&output(&child_record)?),
             // a child that returned `Err` failed, and its typed output says why
             Status::Failed if child_record.output.is_some() => {
-                codec::ok_variant(&child_record.output.unwrap_or_default())
+                codec::ok_variant(&output(&child_record)?)
             }
             Status::Failed | Status::Terminated => codec::encode(&ChildError {
                 id: child_id.clone(),

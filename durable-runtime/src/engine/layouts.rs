@@ -150,6 +150,76 @@ impl Engine {
         value::rebuild(&value).map_err(|e| refused(vec![rebuild_failure(&e.to_string())]))
     }
 
+    /// The output of child `child_id` (its record `child`) as the parent
+    /// awaiting it reads it: the parent's code (`parent`, awaiting at
+    /// `variant`) expects the child's output type as it was when the parent
+    /// was built; an output written by a build of the child whose output
+    /// type is laid out otherwise is read by its stored layout and rebuilt
+    /// by name in the expected type, or refused naming the edit — never
+    /// read by position. Unknown layouts (untraced code, records of older
+    /// builds) are passed on as they are.
+    pub(crate) fn child_output(
+        &self,
+        parent: &WorkflowEntry,
+        variant: &str,
+        child_id: &str,
+        child: &InstanceRecord,
+    ) -> Result<Vec<u8>, Vec<String>> {
+        let bytes = child.output.clone().unwrap_or_default();
+        let Ok(awaiting) = &parent.layout.layout else {
+            return Ok(bytes);
+        };
+        let Some(expected) = awaited_output(awaiting, variant) else {
+            return Ok(bytes);
+        };
+        if child.layout == 0 {
+            return Ok(bytes);
+        }
+        let refused = |why: String| vec![format!("the output of child `{child_id}`: {why}")];
+        let old = match self.stored_layout(child.layout) {
+            Ok(Some(old)) => old,
+            Ok(None) => {
+                return Err(refused(format!(
+                    "the layout it was written with ({:016x}) is not in the store",
+                    child.layout
+                )));
+            }
+            Err(e) => return Err(refused(format!("its layout cannot be read: {e}"))),
+        };
+        let edits = diff::shapes(&old.output, &old.types, expected, &awaiting.types);
+        if edits.is_empty() {
+            return Ok(bytes);
+        }
+        if !diff::compatible(&edits) {
+            return Err(edits
+                .iter()
+                .filter(|e| !e.compatible)
+                .map(|e| {
+                    format!(
+                        "the output of child `{child_id}` (written by another build of `{}`): {e}",
+                        child.workflow
+                    )
+                })
+                .collect());
+        }
+        // the registered version of the child whose output type is the one awaited
+        let target = self.workflows.entries().find(|e| {
+            e.name == child.workflow
+                && e.layout.layout.as_ref().is_ok_and(|l| {
+                    diff::shapes(&l.output, &l.types, expected, &awaiting.types).is_empty()
+                })
+        });
+        let Some(target) = target else {
+            return Err(refused(format!(
+                "no registered version of `{}` has the output type this await expects, to rebuild it in",
+                child.workflow
+            )));
+        };
+        let value = value::read(&bytes, &old.output, &old.types)
+            .map_err(|e| refused(format!("it does not read by its own layout: {e}")))?;
+        (target.rebuild_output)(&value).map_err(|e| refused(rebuild_failure(&e)))
+    }
+
     /// Keeps `layout` (hash `hash`) for this process, so a state laid out
     /// by code that is not registered (a migration's source) can be read
     /// by it.
@@ -314,4 +384,24 @@ fn recorded_results_changed(
             )
         })
         .collect()
+}
+
+/// The output type a state awaiting a child at `variant` expects: the `Ok`
+/// of the `Result<Output, ChildError>` its command returns.
+fn awaited_output<'a>(
+    layout: &'a WorkflowLayout,
+    variant: &str,
+) -> Option<&'a crate::layout::Shape> {
+    use crate::layout::{Container, Fields, Shape};
+    let (_, result) = layout.results.iter().find(|(v, _)| v == variant)?;
+    let Shape::Named(name) = result else {
+        return None;
+    };
+    let Some(Container::Enum(variants)) = layout.types.get(name) else {
+        return None;
+    };
+    match variants.iter().find(|(v, _)| v == "Ok")? {
+        (_, Fields::Newtype(shape)) => Some(shape),
+        _ => None,
+    }
 }

@@ -412,6 +412,7 @@ impl Engine {
                 indexed: Vec::new(),
                 search_attributes: Vec::new(),
                 scheduled: None,
+                incarnation: InstanceRecord::new_incarnation(),
             };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         self.apply(&mut record, outcome, &entry);

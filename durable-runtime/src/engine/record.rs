@@ -93,6 +93,11 @@ pub(crate) struct InstanceRecord {
     /// that a record written without it (and without `layout`) decodes
     /// with zero bytes appended.
     pub(crate) scheduled: Option<ScheduledBy>,
+    /// Random, drawn when the instance is created (never 0): its activities'
+    /// idempotency keys carry it, so an id started again after retention
+    /// gets keys no earlier incarnation used. 0: created by a build before
+    /// incarnations (its keys stay `<id>/<step>`, as its in-flight calls had).
+    pub(crate) incarnation: u64,
 }
 
 /// Which schedule started an instance, for which nominal time and how.
@@ -114,15 +119,31 @@ impl InstanceRecord {
     /// field existed (it then reads as 0, "unknown").
     pub(crate) fn decode(bytes: &[u8]) -> Result<InstanceRecord, CodecError> {
         // records of older builds lack the last fields: each missing one
-        // reads as zero (`layout` 0, `scheduled` None)
+        // reads as zero (`layout` 0, `scheduled` None, `incarnation` 0)
         codec::decode(bytes).or_else(|err| {
-            (1..=2)
+            (1..=3)
                 .find_map(|missing| {
-                    let older = [bytes, &[0; 2][..missing]].concat();
+                    let older = [bytes, &[0; 3][..missing]].concat();
                     codec::decode(&older).ok()
                 })
                 .ok_or(err)
         })
+    }
+
+    /// The idempotency key of the call the current step makes:
+    /// `<id>/<incarnation>/<step>` (16 hex digits), `<id>/<step>` for an
+    /// instance created before incarnations. A part of a `join_all` or
+    /// saga appends `/<index>`.
+    pub(crate) fn activity_key(&self, id: &str) -> String {
+        match self.incarnation {
+            0 => format!("{id}/{}", self.step),
+            n => format!("{id}/{n:016x}/{}", self.step),
+        }
+    }
+
+    /// A new incarnation number (never 0).
+    pub(crate) fn new_incarnation() -> u64 {
+        rand::random::<u64>().max(1)
     }
 
     /// The index entries this record should have.
@@ -197,6 +218,7 @@ mod tests {
             search_attributes: Vec::new(),
             layout,
             scheduled,
+            incarnation: 0xabc,
         }
     }
 
@@ -209,18 +231,34 @@ mod tests {
         };
         let now = codec::encode(&record(0x1234, Some(by.clone()))).unwrap();
         let back = InstanceRecord::decode(&now).unwrap();
-        assert_eq!((back.layout, back.scheduled), (0x1234, Some(by)));
-        // written before `scheduled`: its bytes end after `layout`
-        let full = codec::encode(&record(0x1234, None)).unwrap();
-        let before_scheduled = &full[..full.len() - 1];
+        assert_eq!(
+            (back.layout, back.scheduled.clone(), back.incarnation),
+            (0x1234, Some(by), 0xabc)
+        );
+        assert_eq!(back.activity_key("order-7"), "order-7/0000000000000abc/3");
+        // written before `incarnation`: its bytes end after `scheduled`
+        let mut legacy = record(0x1234, None);
+        legacy.incarnation = 0;
+        let full = codec::encode(&legacy).unwrap();
+        let before_incarnation = &full[..full.len() - 1];
+        let back = InstanceRecord::decode(before_incarnation).unwrap();
+        assert_eq!(
+            (back.layout, back.scheduled.clone(), back.incarnation),
+            (0x1234, None, 0)
+        );
+        // its keys stay as its in-flight calls had them
+        assert_eq!(back.activity_key("order-7"), "order-7/3");
+        // written before `scheduled` too
+        let before_scheduled = &full[..full.len() - 2];
         let back = InstanceRecord::decode(before_scheduled).unwrap();
         assert_eq!((back.layout, back.scheduled), (0x1234, None));
         // written before `layout` too
-        let full = codec::encode(&record(0, None)).unwrap();
-        let before_layout = &full[..full.len() - 2];
+        legacy.layout = 0;
+        let full = codec::encode(&legacy).unwrap();
+        let before_layout = &full[..full.len() - 3];
         let back = InstanceRecord::decode(before_layout).unwrap();
         assert_eq!((back.layout, back.scheduled, back.step), (0, None, 3));
         // a truncated record is still an error
-        assert!(InstanceRecord::decode(&full[..full.len() - 6]).is_err());
+        assert!(InstanceRecord::decode(&full[..full.len() - 7]).is_err());
     }
 }

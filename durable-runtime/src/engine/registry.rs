@@ -20,6 +20,10 @@ pub(crate) struct WorkflowEntry {
     pub(crate) output_error: fn(&[u8]) -> Option<String>,
     /// The layout of what this version stores.
     pub(crate) layout: &'static crate::layout::Traced,
+    /// Rebuilds an output read by another layout, by field and variant
+    /// name, and encodes it as this version's `Output` (a child's output
+    /// for a parent built with this version's types).
+    pub(crate) rebuild_output: fn(&crate::layout::value::Value) -> Result<Vec<u8>, String>,
 }
 
 impl WorkflowEntry {
@@ -39,6 +43,11 @@ impl WorkflowEntry {
             input_to_json: |bytes| {
                 let input: W::Input = codec::decode(bytes).map_err(|e| e.to_string())?;
                 serde_json::to_value(input).map_err(|e| e.to_string())
+            },
+            rebuild_output: |value| {
+                let output: W::Output =
+                    crate::layout::value::rebuild(value).map_err(|e| e.to_string())?;
+                codec::encode(&output).map_err(|e| e.to_string())
             },
         }
     }

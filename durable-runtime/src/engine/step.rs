@@ -314,6 +314,7 @@ impl Engine {
                 self.run_child(
                     id,
                     record,
+                    &entry,
                     workflow,
                     input,
                     child.as_deref(),

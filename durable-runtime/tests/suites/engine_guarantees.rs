@@ -448,9 +448,14 @@ async fn unfinished_instance_resumes_after_restart_without_rerunning_recorded_st
         keys[0], keys[1],
         "the idempotency key is stable across restarts"
     );
-    assert_eq!(
-        keys[0], "gate/2",
-        "<instance id>/<step>: `blocked` is the second step"
+    // <instance id>/<incarnation>/<step>: `blocked` is the second step
+    let parts: Vec<&str> = keys[0].split('/').collect();
+    assert_eq!(parts.len(), 3, "{}", keys[0]);
+    assert_eq!((parts[0], parts[2]), ("gate", "2"), "{}", keys[0]);
+    assert!(
+        parts[1].len() == 16 && parts[1].chars().all(|c| c.is_ascii_hexdigit()),
+        "{}",
+        keys[0]
     );
 }
 
@@ -1008,6 +1013,26 @@ async fn retention_deletes_finished_instances_and_their_history_but_never_runnin
         rt.history("done"),
         Err(ResultError::NotFound { .. })
     ));
+    // the id started again is a new incarnation: an external service
+    // deduplicating by key must not take its calls for the first one's
+    // (retention may delete it again as soon as it ends: its activities tell)
+    rt.start(
+        "done",
+        three_steps("retention-again".into()),
+        IdPolicy::Reject,
+    )
+    .await
+    .unwrap();
+    wait_for_runs("step", "retention-again/3", 1).await;
+    for n in 1..=3 {
+        let first = runs("step", &format!("retention-done/{n}"));
+        let again = runs("step", &format!("retention-again/{n}"));
+        assert_eq!((first.len(), again.len()), (1, 1), "step {n}");
+        assert_ne!(
+            first[0].idempotency_key, again[0].idempotency_key,
+            "an id started again after retention reused an idempotency key"
+        );
+    }
     assert_eq!(
         rt.describe("live").unwrap().status,
         Status::Running,
