@@ -271,9 +271,10 @@ async fn a_row_locked_elsewhere_fails_the_commit_instead_of_stalling_it() {
 /// (one deletes a key and writes another, the second the reverse, as a
 /// status index moves): PostgreSQL detects the deadlock and aborts one of
 /// them. Before, that abort reached the caller as a failed commit (a
-/// worker's `start` failed with `40P01: deadlock detected`); the store
-/// locks every row it writes in key order up front and runs a transaction
-/// the server aborted as a deadlock or serialization failure again.
+/// worker's `start` failed with `40P01: deadlock detected`); the store runs
+/// a transaction the server aborted as a deadlock or serialization failure
+/// again, so no commit fails (each deadlock costs the server's
+/// `deadlock_timeout`, so the test takes a few seconds).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crossing_writers_never_see_a_deadlock() {
     const PAIRS: u32 = 40;

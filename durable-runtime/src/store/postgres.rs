@@ -11,10 +11,10 @@
 //! # Guarantees
 //!
 //! - One transaction per group of concurrent [`Batch`]es (group commit): the
-//!   keys named by the batches' conditions or written by them are locked in
-//!   key order before anything is written (a transaction-level advisory lock
-//!   for a key required absent, whose row does not exist to be locked, then
-//!   `SELECT ... FOR UPDATE`), each batch's conditions are checked
+//!   keys named by the batches' conditions are locked in key order (a
+//!   transaction-level advisory lock for a key required absent, whose row
+//!   does not exist to be locked, then `SELECT ... FOR UPDATE`), each
+//!   batch's conditions are checked
 //!   against the rows and the writes of the batches before it, and the
 //!   writes of the batches whose conditions held are applied. A failed
 //!   condition fails only its own batch, with [`StoreError::Conflict`]. A
@@ -639,8 +639,12 @@ impl Committer {
     ///
     /// A transaction the server aborted as a deadlock or a serialization
     /// failure applied nothing and is run again (PostgreSQL's advice for
-    /// these two errors); the rows are locked in key order, so a deadlock
-    /// needs rows created between two transactions' locking and is rare.
+    /// these two errors). The rows a group checks are locked in key order;
+    /// those it only writes are not (locking them too up front avoided the
+    /// deadlock, at 25–40% of the throughput: see `docs/deployment.md`), so
+    /// two groups writing the same rows in crossing orders can still
+    /// deadlock, and the server's detector (`deadlock_timeout`, 1 s by
+    /// default) picks one to run again.
     async fn write(
         &self,
         group: &[Request],
@@ -689,15 +693,11 @@ impl Committer {
             Ok(tx) => tx,
             Err(e) => return fail_all(pg_err(&e)),
         };
-        // lock every row a condition names or a write touches, in key
-        // order, before writing any (two writers then wait for each other
-        // in one order: no deadlock over rows that exist)
+        // lock every row a condition names, in key order (two groups that
+        // check the same rows wait for each other in one order)
         let mut watched: Vec<&[u8]> = group
             .iter()
-            .flat_map(|r| {
-                let named = r.batch.expect.iter().map(|(k, _)| k.as_slice());
-                named.chain(r.batch.writes.iter().map(|(k, _)| k.as_slice()))
-            })
+            .flat_map(|r| r.batch.expect.iter().map(|(k, _)| k.as_slice()))
             .collect();
         watched.sort_unstable();
         watched.dedup();
