@@ -40,7 +40,8 @@
 //!
 //! Exit codes: 0 done, 1 other error, 2 bad usage or input, 3 unknown
 //! instance, 4 store locked by another process, 5 service unreachable,
-//! 6 token refused, 7 `check` found instances the new code would park,
+//! 6 token refused (or read-only for a command that changes something), 7
+//! `check` found instances the new code would park,
 //! 8 `--db` names no store.
 
 use std::path::PathBuf;

@@ -90,6 +90,13 @@ impl Client {
                     self.base
                 ),
             },
+            403 => Failure {
+                code: crate::EXIT_TOKEN,
+                message: format!(
+                    "the service at {} took the token as read-only ({message}); this command needs its admin token",
+                    self.base
+                ),
+            },
             404 if message.is_empty() => Failure {
                 code: 1,
                 message: format!("{} has no such route: is it a durable service?", self.base),

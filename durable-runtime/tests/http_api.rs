@@ -633,3 +633,89 @@ async fn serve_refuses_exposure_without_a_token_and_requests_for_other_hosts() {
     assert!(lower.contains("frame-ancestors 'none'"), "{local}");
     server.abort();
 }
+
+/// A dashboard's token reads everything and changes nothing: before, one
+/// token granted both reading `/metrics` and terminating instances. A list
+/// asking for more than the cap is refused instead of reading the store
+/// without bound.
+#[tokio::test]
+async fn a_read_only_token_reads_but_cannot_act_and_lists_are_capped() {
+    use durable_runtime::http::{Access, MAX_LIST_LIMIT};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(
+        Runtime::builder()
+            .workflow::<parked_on_signal>()
+            .open(dir.path())
+            .await
+            .unwrap(),
+    );
+    rt.start("w", parked_on_signal(1), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let access = Access::token("admin").with_read_token("viewer");
+    assert!(!format!("{access:?}").contains("viewer"), "{access:?}");
+    let app = durable_runtime::http::router(rt.clone(), access);
+    let server =
+        tokio::spawn(async move { durable_runtime::http::axum::serve(listener, app).await });
+
+    for path in [
+        "/api/instances",
+        "/api/instances/w",
+        "/api/instances/w/history",
+        "/api/instances/w/state",
+        "/api/stats",
+        "/api/schedules",
+        "/metrics",
+    ] {
+        let (code, body) = call(addr, "GET", path, Some("viewer"), "").await;
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    for (path, body) in [
+        ("/api/instances/w/terminate", r#"{"reason":"viewer"}"#),
+        ("/api/instances/w/cancel", ""),
+        ("/api/instances/w/signal", r#"{"name":"x","payload":2}"#),
+        (
+            "/api/instances",
+            r#"{"id":"new","workflow":"parked_on_signal","input":1}"#,
+        ),
+    ] {
+        let (code, answer) = call(addr, "POST", path, Some("viewer"), body).await;
+        assert_eq!(code, 403, "{path}: {answer}");
+        assert!(answer.contains("read"), "{answer}");
+    }
+    assert_eq!(
+        rt.describe("w").unwrap().status,
+        durable_runtime::Status::Running,
+        "nothing the read-only token asked for happened"
+    );
+    assert!(rt.describe("new").is_err());
+    let (code, _) = call(addr, "GET", "/api/stats", Some("guess"), "").await;
+    assert_eq!(code, 401);
+    // the admin token still does everything
+    let (code, body) = call(
+        addr,
+        "POST",
+        "/api/instances/w/signal",
+        Some("admin"),
+        r#"{"name":"x","payload":2}"#,
+    )
+    .await;
+    assert_eq!(code, 202, "{body}");
+
+    let over = format!("/api/instances?limit={}", MAX_LIST_LIMIT + 1);
+    let (code, body) = call(addr, "GET", &over, Some("viewer"), "").await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("after"), "{body}");
+    let (code, _) = call(
+        addr,
+        "GET",
+        &format!("/api/instances?limit={MAX_LIST_LIMIT}"),
+        Some("viewer"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    server.abort();
+}

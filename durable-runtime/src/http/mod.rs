@@ -15,7 +15,7 @@
 //! | `GET /` | the web UI: instance list, counts, filters |
 //! | `GET /ui/instance?id=ID` | the web UI: one instance, its state, history timeline and buttons |
 //! | `GET /ui/schedules` | the web UI: schedules, next runs, recent events, pause/unpause/run-now buttons |
-//! | `GET /api/instances?status=&workflow=&prefix=&attr=name=value&started_from=&started_to=&closed_from=&closed_to=&after=&limit=` | list ([`Description`]s; times in ms since the epoch) |
+//! | `GET /api/instances?status=&workflow=&prefix=&attr=name=value&started_from=&started_to=&closed_from=&closed_to=&after=&limit=` | list ([`Description`]s; times in ms since the epoch; `limit` 100 by default, at most [`MAX_LIST_LIMIT`]) |
 //! | `POST /api/instances` `{"id", "workflow", "input": <JSON>, "use_existing": false}` | start by name on the newest version ([`Runtime::start_by_name`]); 201 with the [`Description`] |
 //! | `GET /api/instances/{id}` | describe |
 //! | `GET /api/instances/{id}/history` | history ([`HistoryEvent`](crate::history::HistoryEvent)s) |
@@ -40,16 +40,29 @@
 //! `status` takes a [`Phase`] name: `running`, `sleeping`,
 //! `waiting_for_signal`, `completed`, `failed`, `cancelled`, `terminated`,
 //! `parked`. Errors are JSON `{"error": ".."}` with a fitting code (400 bad
-//! input, 401 token, 404 unknown id, 409 the instance cannot take it, 415 a
+//! input, 401 token, 403 a read-only token asking to change something, 404 unknown id, 409 the instance cannot take it, 415 a
 //! POST without a JSON content type, refused so that other web sites cannot
 //! steer instances through a browser on this machine).
 //!
 //! With a token, every `/api` route and `/metrics` want
-//! `Authorization: Bearer <token>`. The UI's pages hold no data and load
-//! without it; open them once as `http://127.0.0.1:7233/#token=<token>`
-//! (the page keeps the token in the tab's `sessionStorage` and removes it
-//! from the address bar) or type it in when the page asks. Bind to
-//! 127.0.0.1 unless a proxy in front of it authenticates users.
+//! `Authorization: Bearer <token>`. An [`Access`] can add a second,
+//! read-only token for dashboards and metrics scrapers: it may call the
+//! `GET` routes only (403 for anything that changes an instance or a
+//! schedule). The UI's pages hold no data and load without a token; open
+//! them once as `http://127.0.0.1:7233/#token=<token>` (the page keeps the
+//! token in the tab's `sessionStorage` and removes it from the address bar)
+//! or type it in when the page asks. Bind to 127.0.0.1 unless a proxy in
+//! front of it authenticates users.
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let runtime = std::sync::Arc::new(durable_runtime::Runtime::builder().open("orders-db").await?);
+//! use durable_runtime::http::Access;
+//! let access = Access::token("admin-secret").with_read_token("dashboard-secret");
+//! durable_runtime::http::serve(runtime, "0.0.0.0:7233", access).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -76,9 +89,99 @@ mod ui;
 /// The largest snapshot `POST /api/import` accepts.
 const MAX_SNAPSHOT_BYTES: usize = 256 * 1024 * 1024;
 
+/// The most instances one `GET /api/instances` returns (`limit`; page on
+/// with `after`).
+pub const MAX_LIST_LIMIT: usize = 1_000;
+
+/// Who may call the API: nobody needs a token ([`Access::open`], served on
+/// loopback only), or an admin token for every route, optionally with a
+/// read-only token for the `GET` routes (dashboards, metrics scrapers).
+/// `Some(token)` converts to an admin token, `None` to open access.
+#[derive(Clone, Default)]
+pub struct Access {
+    admin: Option<String>,
+    reader: Option<String>,
+}
+
+impl Access {
+    /// No token: [`serve`] then binds loopback addresses only.
+    pub fn open() -> Access {
+        Access::default()
+    }
+
+    /// One token for every route.
+    pub fn token(admin: impl Into<String>) -> Access {
+        Access {
+            admin: Some(admin.into()),
+            reader: None,
+        }
+    }
+
+    /// Adds a token that may call the `GET` routes only: lists, details,
+    /// histories, states, exports, schedules, stats and `/metrics`. On an
+    /// [`open`](Access::open) access it makes the whole API read-only.
+    pub fn with_read_token(mut self, reader: impl Into<String>) -> Access {
+        self.reader = Some(reader.into());
+        self
+    }
+
+    /// Whether any route needs a token.
+    fn guarded(&self) -> bool {
+        self.admin.is_some() || self.reader.is_some()
+    }
+
+    /// What a request bearing `given` may do; `None`: nothing (401).
+    fn role(&self, given: Option<&str>) -> Option<Role> {
+        let given = given?.as_bytes();
+        // both compared, so the time taken says nothing about which matched
+        let admin = self
+            .admin
+            .as_ref()
+            .is_some_and(|t| same_token(given, t.as_bytes()));
+        let reader = self
+            .reader
+            .as_ref()
+            .is_some_and(|t| same_token(given, t.as_bytes()));
+        if admin {
+            Some(Role::Admin)
+        } else if reader {
+            Some(Role::Reader)
+        } else {
+            None
+        }
+    }
+}
+
+impl From<Option<String>> for Access {
+    fn from(token: Option<String>) -> Access {
+        Access {
+            admin: token,
+            reader: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // never the tokens themselves
+        f.debug_struct("Access")
+            .field("admin_token", &self.admin.is_some())
+            .field("read_token", &self.reader.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Admin,
+    Reader,
+}
+
 /// Serves [`router`] on `addr` until the task is dropped.
 ///
-/// Without a token it serves only on a loopback address, and there it
+/// `access` says which bearer tokens it wants ([`Access`]; `Some(token)`
+/// is one admin token). Without a token it serves only on a loopback
+/// address, and there it
 /// answers only requests whose `Host` is a loopback name or address: a web
 /// page elsewhere cannot reach it by pointing a DNS name at 127.0.0.1 (DNS
 /// rebinding). Every response forbids framing (`X-Frame-Options: DENY`, a
@@ -91,11 +194,12 @@ const MAX_SNAPSHOT_BYTES: usize = 256 * 1024 * 1024;
 pub async fn serve(
     runtime: Arc<Runtime>,
     addr: impl tokio::net::ToSocketAddrs,
-    token: Option<String>,
+    access: impl Into<Access>,
 ) -> std::io::Result<()> {
+    let access = access.into();
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    if token.is_none() && !local.ip().is_loopback() {
+    if !access.guarded() && !local.ip().is_loopback() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
             format!(
@@ -103,7 +207,7 @@ pub async fn serve(
             ),
         ));
     }
-    let app = router(runtime, token).layer(middleware::from_fn_with_state(local, check_host));
+    let app = router(runtime, access).layer(middleware::from_fn_with_state(local, check_host));
     axum::serve(listener, app).await
 }
 
@@ -169,13 +273,17 @@ fn security_headers(router: axum::Router) -> axum::Router {
 
 struct App {
     runtime: Arc<Runtime>,
-    token: Option<String>,
+    access: Access,
 }
 
-/// The API's and the UI's routes over `runtime`; `token`, if any, is
-/// required as a bearer token by every route that reads or changes data.
-pub fn router(runtime: Arc<Runtime>, token: Option<String>) -> axum::Router {
-    let app = Arc::new(App { runtime, token });
+/// The API's and the UI's routes over `runtime`; `access` says which
+/// bearer tokens every route that reads or changes data wants ([`Access`];
+/// `Some(token)` is one admin token, `None` none).
+pub fn router(runtime: Arc<Runtime>, access: impl Into<Access>) -> axum::Router {
+    let app = Arc::new(App {
+        runtime,
+        access: access.into(),
+    });
     let api = axum::Router::new()
         .route("/api/workers", get(workers))
         .route("/api/instances", get(list).post(start))
@@ -251,18 +359,32 @@ async fn auth(State(app): State<Arc<App>>, request: Request, next: Next) -> Resp
         )
         .into_response();
     }
-    if let Some(token) = &app.token {
+    if app.access.guarded() {
         let given = request
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| same_token(g.as_bytes(), token.as_bytes())) {
-            return ApiError(
-                StatusCode::UNAUTHORIZED,
-                "a valid bearer token is required (Authorization: Bearer <token>)".into(),
-            )
-            .into_response();
+        let reads = matches!(
+            *request.method(),
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
+        match app.access.role(given) {
+            None => {
+                return ApiError(
+                    StatusCode::UNAUTHORIZED,
+                    "a valid bearer token is required (Authorization: Bearer <token>)".into(),
+                )
+                .into_response();
+            }
+            Some(Role::Reader) if !reads => {
+                return ApiError(
+                    StatusCode::FORBIDDEN,
+                    "this token may only read (GET routes); changing instances or schedules needs the admin token".into(),
+                )
+                .into_response();
+            }
+            Some(_) => {}
         }
     }
     next.run(request).await
@@ -399,6 +521,15 @@ async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
+    let limit = q.limit.unwrap_or(100);
+    if limit > MAX_LIST_LIMIT {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`limit` is at most {MAX_LIST_LIMIT}, not {limit}: page on with `after` (the last id of a page)"
+            ),
+        ));
+    }
     let phase = given(q.status)
         .map(|s| s.parse::<Phase>())
         .transpose()
@@ -409,7 +540,7 @@ async fn list(
         phase,
         id_prefix: given(q.prefix),
         after: given(q.after),
-        limit: q.limit.unwrap_or(100),
+        limit,
         search_attribute: given(q.attr).map(|a| attribute_filter(&a)).transpose()?,
         started: range(q.started_from, q.started_to),
         closed: range(q.closed_from, q.closed_to),
