@@ -93,6 +93,7 @@ mod phase;
 mod runtime;
 pub mod saga;
 pub mod schedule;
+mod search;
 pub mod snapshot;
 pub mod store;
 pub mod testing;

@@ -85,7 +85,7 @@ pub(crate) struct InstanceRecord {
     /// a save replaces exactly the stale ones.
     pub(crate) indexed: Vec<Vec<u8>>,
     /// Set by `upsert_search_attributes`; indexed.
-    pub(crate) search_attributes: Vec<(String, crate::command::SearchValue)>,
+    pub(crate) search_attributes: Vec<(String, crate::search::SearchValue)>,
     /// The [layout](crate::layout) hash of the code that wrote `state`;
     /// 0: unknown (written before layouts were recorded).
     pub(crate) layout: u64,

@@ -64,7 +64,7 @@ pub(crate) const ATTRIBUTE_INDEX: u8 = b'a';
 /// (`None` for a name or value that cannot be indexed: a NUL byte).
 pub(crate) fn attribute_index_prefix(
     name: &str,
-    value: &crate::command::SearchValue,
+    value: &crate::search::SearchValue,
 ) -> Option<Vec<u8>> {
     if name.contains('\0') {
         return None;
