@@ -1,10 +1,82 @@
-//! One step of an instance: the command its state awaits, carried out.
-//! `execute` is the step read top to bottom; the readiness checks, the
-//! signal bookkeeping and the output of a cancelled instance beside it.
+//! The step loop and one step of an instance: `drive` steps until the
+//! instance finishes, waits or fails; `execute` carries out the command its
+//! state awaits, read top to bottom; the readiness checks, the signal
+//! bookkeeping and the output of a cancelled instance beside it.
 
 use super::*;
 
 impl Engine {
+    /// Steps the instance until it finishes, waits, or storage fails.
+    pub(super) async fn drive(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        entry: WorkflowEntry,
+    ) -> Halt {
+        loop {
+            let Some(request) = record.pending.clone() else {
+                return Halt::Finished;
+            };
+            if let Request::ContinueAsNew { workflow, input } = &request {
+                if let Err(halt) = self
+                    .continue_as_new(id, record, entry, workflow, input)
+                    .await
+                {
+                    return halt;
+                }
+                continue;
+            }
+            let (result, consumed) = match self.execute(id, record, &request, entry).await {
+                Ok(Some(done)) => done,
+                Ok(None) => return Halt::Waiting,
+                Err(Halt::Payload(changes)) => {
+                    let reason = ResumeError::LayoutChanged {
+                        workflow: record.workflow.clone(),
+                        instance: id.to_owned(),
+                        variant: record.variant.clone(),
+                        changes,
+                    };
+                    return match self.park(id, record, reason).await {
+                        Ok(()) => Halt::Parked,
+                        Err(e) => Halt::Store(e),
+                    };
+                }
+                Err(halt) => return halt,
+            };
+            let state = std::mem::take(&mut record.state);
+            let outcome = guarded(|| {
+                (entry.drive)(Op::Resume {
+                    state: &state,
+                    result: &result,
+                })
+            });
+            record.state = state;
+            self.apply(record, outcome, &entry);
+            record.variant_fp = entry.variant_fp(&record.variant);
+            tracing::debug!(instance = %id, step = record.step, variant = %record.variant, "transition");
+            // the wake source consumed and the one scheduled change with the state
+            let mut batch = Batch::default();
+            for key in consumed {
+                batch.delete(key);
+            }
+            let timer = Self::schedule(id, record, &mut batch);
+            let saving = std::time::Instant::now();
+            let span = tracing::debug_span!("transition", instance = %id, step = record.step, variant = %record.variant);
+            let saved =
+                tracing::Instrument::instrument(self.save_with(id, record, batch), span).await;
+            if let Err(e) = saved {
+                return Halt::Store(e);
+            }
+            self.metrics.checkpoint_seconds.since(saving);
+            self.metrics
+                .transitions
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if timer {
+                self.timers.notify_one();
+            }
+        }
+    }
+
     /// The executor of the command `record` waits for.
     pub(crate) fn executor_of(
         record: &InstanceRecord,

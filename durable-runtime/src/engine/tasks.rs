@@ -1,0 +1,271 @@
+//! The instances' tasks: claimed for this process, spawned, run until
+//! they finish, wait or fail, woken again, and stopped when a store
+//! failure halts them.
+
+use super::*;
+
+impl Engine {
+    /// Claims instance `id` for a task in this process: `false` if one runs
+    /// already (it is told to look for work again) or the runtime is closing.
+    fn claim(&self, id: &str) -> bool {
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) || !self.runs_here(id) {
+            return false;
+        }
+        let mut running = self.running.lock().expect("running lock poisoned");
+        if let Some(rewake) = running.get_mut(id) {
+            *rewake = true;
+            return false;
+        }
+        running.insert(id.to_owned(), false);
+        true
+    }
+
+    /// Spawns the task that drives instance `id` from `record`, unless one
+    /// is running already (then that one looks for work again).
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        id: String,
+        record: InstanceRecord,
+        entry: WorkflowEntry,
+    ) {
+        if !self.claim(&id) {
+            return;
+        }
+        let workflow = record.workflow.clone();
+        self.spawn_task(&id, &workflow, self.clone().run(id.clone(), record, entry));
+    }
+
+    /// Adds an instance task (claimed by [`Engine::claim`]) to the task set.
+    fn spawn_task(
+        &self,
+        id: &str,
+        workflow: &str,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
+        // reap finished tasks so the set does not grow without bound
+        while tasks.try_join_next().is_some() {}
+        // one span per instance task: every event inside carries the ids
+        let span = tracing::info_span!("instance", id = %id, workflow = %workflow);
+        tasks.spawn(tracing::Instrument::instrument(task, span));
+    }
+
+    /// The task of a claimed instance: drives it until it finishes, waits
+    /// or storage fails, then releases the claim.
+    async fn run(self: Arc<Self>, id: String, mut record: InstanceRecord, entry: WorkflowEntry) {
+        let engine = self;
+        loop {
+            let halt = engine.drive(&id, &mut record, entry).await;
+            if matches!(halt, Halt::Interrupted) {
+                continue;
+            }
+            if matches!(halt, Halt::Waiting) {
+                let mut running = engine.running.lock().expect("running lock poisoned");
+                if running.get(&id) == Some(&true) {
+                    // woken while deciding to wait: look again
+                    running.insert(id.clone(), false);
+                    continue;
+                }
+                running.remove(&id);
+                return;
+            }
+            engine
+                .running
+                .lock()
+                .expect("running lock poisoned")
+                .remove(&id);
+            match halt {
+                Halt::Finished => {
+                    engine.wake(&id);
+                    // a schedule may wait for this run to end; schedules start
+                    // runs as `<schedule>@<nominal time>`
+                    // (`schedule::run_id`), so other ids need no look at them
+                    if id.contains('@') {
+                        engine.schedule_wake.notify_one();
+                    }
+                    for child in std::mem::take(&mut record.children) {
+                        let engine = engine.clone();
+                        // parent-close policy: cancel what is still running
+                        tokio::spawn(async move {
+                            let running = matches!(engine.load(&child), Ok(Some(Ok(r))) if !r.status.is_terminal());
+                            if running
+                                && let Err(e) = engine
+                                    .request_control(&child, keys::CANCEL, Vec::new())
+                                    .await
+                            {
+                                tracing::error!(child = %child, error = %e, "cannot cancel the child");
+                            }
+                        });
+                    }
+                    if let Some(parent) = &record.parent
+                        && let Err(e) = engine.wake_instance(parent)
+                    {
+                        tracing::error!(instance = %id, parent = %parent, error = %e, "cannot wake the parent");
+                    }
+                }
+                Halt::Store(e) if cluster::lost_ownership(&e, &id) => {
+                    // another worker owns it now (or this one's lease may
+                    // have lapsed): it resumes there from the store
+                    tracing::info!(instance = %id, "instance no longer owned here");
+                    if let Some(m) = &engine.member {
+                        m.remove(&id);
+                    }
+                }
+                Halt::Store(e) if engine.member.is_some() => {
+                    // the database may come back: look again from the last
+                    // checkpoint (an in-doubt commit is read back)
+                    tracing::warn!(instance = %id, error = %e, "instance paused: store failed; retrying in 1 s");
+                    let engine = engine.clone();
+                    tokio::spawn(async move {
+                        // until the store answers again: an instance stopped
+                        // for good here while the database was out of reach
+                        // would answer `result()` with that old error even
+                        // after another worker finished it
+                        loop {
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            if engine.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                                break;
+                            }
+                            match engine.wake_instance(&id) {
+                                Ok(_) => break,
+                                Err(e) => {
+                                    tracing::warn!(instance = %id, error = %e, "instance still paused: store failed; retrying in 1 s");
+                                }
+                            }
+                        }
+                    });
+                }
+                Halt::Store(e) => engine.halt(&id, e),
+                Halt::Parked | Halt::Payload(_) => engine.wake(&id),
+                Halt::Waiting | Halt::Interrupted => {}
+            }
+            return;
+        }
+    }
+
+    /// Stops instance `id` in this process because storage failed (its
+    /// claim already released): its last durable checkpoint stands.
+    fn halt(&self, id: &str, e: StoreError) {
+        tracing::error!(instance = %id, error = %e, "instance stopped: store failed");
+        self.halted
+            .lock()
+            .expect("halted lock poisoned")
+            .insert(id.to_owned(), e);
+        self.wake(id);
+    }
+
+    /// Wakes instance `id` if it waits for something that may have come
+    /// (a due timer, a signal): loads it and spawns its task.
+    pub(crate) fn wake_instance(self: &Arc<Self>, id: &str) -> Result<(), StoreError> {
+        if !self.runs_here(id) {
+            // another process runs it; the batch that changed it told that one
+            return Ok(());
+        }
+        if let Some(rewake) = self
+            .running
+            .lock()
+            .expect("running lock poisoned")
+            .get_mut(id)
+        {
+            *rewake = true;
+            return Ok(());
+        }
+        let record = match self.load(id)? {
+            None => return Ok(()),
+            Some(Ok(record)) => record,
+            Some(Err(e)) => {
+                // a sleeper is read for the first time when woken (see
+                // `recover`): report it as open would have, once
+                if self.resolve_on_wake {
+                    self.park_report_once(ResumeError::Undecodable {
+                        instance: id.to_owned(),
+                        reason: e.to_string(),
+                    });
+                }
+                return Ok(());
+            }
+        };
+        if record.status != Status::Running {
+            if record.status.is_terminal() {
+                // what it waited for no longer matters: drop its timers
+                let mut batch = Batch::default();
+                for (key, _) in self
+                    .store
+                    .scan_from(&[keys::TIMER], &[keys::TIMER], usize::MAX)?
+                {
+                    if keys::parse_timer(&key).is_some_and(|(_, owner)| owner == id) {
+                        batch.delete(key);
+                    }
+                }
+                if !batch.writes.is_empty() {
+                    let store = self.store.clone();
+                    tokio::spawn(async move {
+                        let _ = store.commit(batch).await;
+                    });
+                }
+            }
+            return Ok(());
+        }
+        if !self.resolve_on_wake {
+            // a runtime that resumes nothing (a tool) only runs what fits as stored
+            if let Some(entry) =
+                self.workflows
+                    .exact(&record.workflow, record.fingerprint, record.version)
+            {
+                self.spawn(id.to_owned(), record, entry);
+            }
+            return Ok(());
+        }
+        // sleepers were not checked on open: each load is checked as open
+        // checks the others (this costs a state decode)
+        let mut moved = record.clone();
+        match self.resolve(id, &mut moved) {
+            Ok(entry) if moved.new_events.is_empty() => self.spawn(id.to_owned(), moved, entry),
+            // a migration, upgrade or parking is written before anything runs
+            _ => self.spawn_settling(id, &record.workflow),
+        }
+        Ok(())
+    }
+
+    /// Claims instance `id` and, in its task, loads it again, resolves it
+    /// (as [`Engine::recover`] does on open: migration or upgrade written
+    /// with its history event, or parked and reported) and drives it.
+    fn spawn_settling(self: &Arc<Self>, id: &str, workflow: &str) {
+        if !self.claim(id) {
+            return;
+        }
+        let engine = self.clone();
+        let owned = id.to_owned();
+        self.spawn_task(id, workflow, async move {
+            let id = owned;
+            // read again under the claim: no other task writes it meanwhile
+            let settled = match engine.load(&id) {
+                Ok(Some(Ok(record))) if record.status == Status::Running => {
+                    engine.settle(&id, record).await
+                }
+                Ok(_) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match settled {
+                Ok(Some((record, entry))) => engine.run(id, record, entry).await,
+                Ok(None) => {
+                    engine
+                        .running
+                        .lock()
+                        .expect("running lock poisoned")
+                        .remove(&id);
+                    // a `result()` waiting for it hears that it is parked
+                    engine.wake(&id);
+                }
+                Err(e) => {
+                    engine
+                        .running
+                        .lock()
+                        .expect("running lock poisoned")
+                        .remove(&id);
+                    engine.halt(&id, e);
+                }
+            }
+        });
+    }
+}
