@@ -116,7 +116,7 @@ pub use command::{
 };
 pub use engine::Status;
 pub use error::{Error, OpenError, ResultError, ResumeError, SignalError, StartError};
-pub use limits::Limits;
+pub use limits::{Limits, MAX_ATTRIBUTE_BYTES};
 pub use phase::{Phase, UnknownPhase};
 pub use runtime::{
     Builder, Compatibility, Description, IdPolicy, ListFilter, Runtime, WorkerInfo, WorkflowHandle,

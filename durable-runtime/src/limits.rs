@@ -13,6 +13,12 @@
 /// | `signal_bytes` | 2 MiB | `signal` fails: [`SignalError::TooLarge`](crate::SignalError::TooLarge) |
 /// | `result_bytes` | 2 MiB | the activity fails, not retried (kind `limit`): the workflow sees the error |
 /// | `state_bytes` | 8 MiB | the instance fails at that step, naming the limit |
+/// | `attribute_bytes` | 1,024 (at most 1,500: it is an index key) | the instance fails at the `upsert_search_attributes` that sets it |
+///
+/// A child workflow's input and id, started by a workflow rather than at
+/// the API, are held to `input_bytes` and `id_bytes`: the child is not
+/// created, and the parent's await returns a
+/// [`ChildError`](crate::command::ChildError) naming the limit.
 ///
 /// ```
 /// use durable_runtime::{Limits, Runtime};
@@ -37,7 +43,15 @@ pub struct Limits {
     /// An instance's state after a step, encoded (it holds every local
     /// live across the await: the input, the results kept).
     pub state_bytes: usize,
+    /// One search attribute: its name and its value as text (a number
+    /// counts 8 bytes, a flag 1). Values over [`MAX_ATTRIBUTE_BYTES`]
+    /// count as that: each attribute is an index key, and PostgreSQL
+    /// refuses index entries over about 2.7 KB.
+    pub attribute_bytes: usize,
 }
+
+/// The most [`Limits::attribute_bytes`] can allow.
+pub const MAX_ATTRIBUTE_BYTES: usize = 1_500;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -47,6 +61,7 @@ impl Default for Limits {
             signal_bytes: 2 << 20,
             result_bytes: 2 << 20,
             state_bytes: 8 << 20,
+            attribute_bytes: 1_024,
         }
     }
 }
@@ -55,6 +70,11 @@ impl Limits {
     /// The id limit in force.
     pub(crate) fn id(&self) -> usize {
         self.id_bytes.min(crate::MAX_ID_BYTES)
+    }
+
+    /// The search-attribute limit in force.
+    pub(crate) fn attribute(&self) -> usize {
+        self.attribute_bytes.min(MAX_ATTRIBUTE_BYTES)
     }
 }
 

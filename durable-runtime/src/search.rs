@@ -52,6 +52,16 @@ impl SearchValue {
         })
     }
 
+    /// Its size as [`Limits::attribute_bytes`](crate::Limits::attribute_bytes)
+    /// counts it: text by its bytes, a number 8, a flag 1.
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            SearchValue::Str(s) => s.len(),
+            SearchValue::Int(_) => 8,
+            SearchValue::Bool(_) => 1,
+        }
+    }
+
     /// As JSON: a string, a number or a boolean.
     pub fn to_json(&self) -> serde_json::Value {
         match self {

@@ -223,6 +223,37 @@ impl Engine {
                     .await;
             }
             None => {
+                // held to the limits a start at the API is: not created,
+                // and the parent's await says why
+                let limits = &self.limits;
+                let over = if child_id.len() > limits.id() {
+                    Some(crate::limits::over(
+                        &format!("id of child `{child_id:.40}…`"),
+                        child_id.len(),
+                        limits.id(),
+                        "id_bytes",
+                    ))
+                } else if input.len() > limits.input_bytes {
+                    Some(crate::limits::over(
+                        &format!("input of child `{child_id}`"),
+                        input.len(),
+                        limits.input_bytes,
+                        "input_bytes",
+                    ))
+                } else {
+                    None
+                };
+                if let Some(reason) = over {
+                    let refused = codec::encode(&ChildError {
+                        id: child_id.clone(),
+                        reason,
+                    })
+                    .and_then(|e| codec::variant(1, &e));
+                    return match refused {
+                        Ok(bytes) => Ok(Some((bytes, Vec::new()))),
+                        Err(e) => self.fail(id, record, e.to_string()).await,
+                    };
+                }
                 let Some(entry) = self.workflows.newest(workflow) else {
                     return self
                         .fail(

@@ -546,6 +546,17 @@ impl Engine {
                     Err(e) => self.fail(id, record, e.to_string()).await,
                 }
             }
+            Request::SetAttributes(attrs)
+                if let Some((name, size)) = attrs
+                    .iter()
+                    .map(|(name, value)| (name, name.len() + value.size()))
+                    .find(|(_, size)| *size > self.limits.attribute()) =>
+            {
+                let what = format!("search attribute `{name}` (name and value)");
+                let why =
+                    crate::limits::over(&what, size, self.limits.attribute(), "attribute_bytes");
+                self.fail(id, record, why).await
+            }
             other => match self.ready(id, other, executor.as_ref())? {
                 Some((bytes, key)) => {
                     Self::note_arrival(record, other);

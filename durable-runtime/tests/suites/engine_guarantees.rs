@@ -321,6 +321,104 @@ async fn values_over_the_limits_are_refused_naming_the_limit_and_others_are_unha
     rt.shutdown().await;
 }
 
+#[workflow]
+async fn echo_len(text: String) -> Result<usize, WorkflowError> {
+    Ok(text.len())
+}
+
+/// Starts a child whose input is `n` bytes of text; what the parent saw.
+#[workflow]
+async fn parent_of_sized(n: usize) -> Result<String, WorkflowError> {
+    Ok(match echo_len("c".repeat(n)).await {
+        Ok(Ok(len)) => format!("child saw {len}"),
+        Ok(Err(e)) => format!("child failed: {e}"),
+        Err(e) => format!("refused: {e}"),
+    })
+}
+
+/// Sets a search attribute of `n` bytes of text that does not compress.
+#[workflow]
+async fn tagged(n: usize) -> Result<String, WorkflowError> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ n as u64;
+    let note: String = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect();
+    durable_runtime::upsert_search_attributes([("note", durable_runtime::SearchValue::from(note))]).await;
+    Ok("tagged".into())
+}
+
+/// A child's input (started by a workflow, not at the API) and a search
+/// attribute (an index key: PostgreSQL refuses one over ~2.7 KB) are held
+/// to the limits too. Before, a child's input was not checked at all, and
+/// a long attribute value was written into an index key as it was.
+#[tokio::test]
+async fn a_childs_input_and_a_search_attribute_over_the_limits_are_refused() {
+    let db = BACKEND.store();
+    let mut limits = durable_runtime::Limits::default();
+    limits.input_bytes = 2_000;
+    let rt = builder()
+        .workflow::<echo_len>()
+        .workflow::<parent_of_sized>()
+        .workflow::<tagged>()
+        .limits(limits)
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let out = rt
+        .start("big-child", parent_of_sized(2_500), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.starts_with("refused: ") && out.contains("Limits::input_bytes"),
+        "{out}"
+    );
+    let out = rt
+        .start("small-child", parent_of_sized(100), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, "child saw 100");
+
+    let long = rt
+        .start("long-tag", tagged(3_000), IdPolicy::Reject)
+        .await
+        .unwrap();
+    match long.result().await {
+        Err(ResultError::Failed { message, .. }) => {
+            assert!(
+                message.contains("[DURABLE-LIMIT]") && message.contains("Limits::attribute_bytes"),
+                "{message}"
+            );
+        }
+        other => panic!("expected the instance to fail, got {other:?}"),
+    }
+    let short = rt
+        .start("short-tag", tagged(200), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(short.result().await.unwrap(), Ok("tagged".into()));
+    assert!(
+        rt.describe("short-tag")
+            .unwrap()
+            .search_attributes
+            .iter()
+            .any(|(name, _)| name == "note")
+    );
+    rt.shutdown().await;
+}
+
 async fn until_waiting(rt: &Runtime, id: &str) {
     for _ in 0..2000 {
         if rt.describe(id).is_ok_and(|d| d.variant == "Signal") {
