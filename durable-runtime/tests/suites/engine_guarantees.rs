@@ -308,15 +308,11 @@ async fn values_over_the_limits_are_refused_naming_the_limit_and_others_are_unha
         .start("state", sizes("state".into(), 1, 7_000), IdPolicy::Reject)
         .await
         .unwrap();
-    match h.result().await {
-        Err(ResultError::Failed { message, .. }) => {
-            assert!(
-                message.contains("Limits::state_bytes") && message.contains("state after step"),
-                "{message}"
-            );
-        }
-        other => panic!("expected the instance to fail, got {other:?}"),
-    }
+    let message = failure(h.result().await);
+    assert!(
+        message.contains("Limits::state_bytes") && message.contains("state after step"),
+        "{message}"
+    );
     assert_eq!(rt.describe("state").unwrap().status, Status::Failed);
     rt.shutdown().await;
 }
@@ -395,15 +391,11 @@ async fn a_childs_input_and_a_search_attribute_over_the_limits_are_refused() {
         .start("long-tag", tagged(3_000), IdPolicy::Reject)
         .await
         .unwrap();
-    match long.result().await {
-        Err(ResultError::Failed { message, .. }) => {
-            assert!(
-                message.contains("[DURABLE-LIMIT]") && message.contains("Limits::attribute_bytes"),
-                "{message}"
-            );
-        }
-        other => panic!("expected the instance to fail, got {other:?}"),
-    }
+    let message = failure(long.result().await);
+    assert!(
+        message.contains("[DURABLE-LIMIT]") && message.contains("Limits::attribute_bytes"),
+        "{message}"
+    );
     let short = rt
         .start("short-tag", tagged(200), IdPolicy::Reject)
         .await
@@ -417,6 +409,14 @@ async fn a_childs_input_and_a_search_attribute_over_the_limits_are_refused() {
             .any(|(name, _)| name == "note")
     );
     rt.shutdown().await;
+}
+
+/// The message of an instance that failed; panics on any other outcome.
+fn failure<T: std::fmt::Debug>(result: Result<T, ResultError>) -> String {
+    match result {
+        Err(ResultError::Failed { message, .. }) => message,
+        other => panic!("expected the instance to fail, got {other:?}"),
+    }
 }
 
 async fn until_waiting(rt: &Runtime, id: &str) {
@@ -629,12 +629,8 @@ async fn panics_and_timeouts_are_failed_attempts_and_a_workflow_panic_fails_the_
         .start("wp", workflow_panics("wp".into()), IdPolicy::Reject)
         .await
         .unwrap();
-    match h.result().await {
-        Err(ResultError::Failed { message, .. }) => {
-            assert!(message.contains("workflow bug"), "{message}")
-        }
-        other => panic!("expected Failed, got {other:?}"),
-    }
+    let message = failure(h.result().await);
+    assert!(message.contains("workflow bug"), "{message}");
     assert_eq!(h.describe().unwrap().status, Status::Failed);
     // the runtime keeps serving others
     let ok = rt
