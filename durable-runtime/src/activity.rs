@@ -252,6 +252,10 @@ pub struct ActivityVTable {
     pub name: &'static str,
     pub(crate) run: RunFn,
     pub(crate) fail: fn(ActivityError) -> Result<Vec<u8>, CodecError>,
+    /// The input type's layout, to read an input queued by another build.
+    pub(crate) input: crate::layout::Reader,
+    /// The output type's layout, to read a result of another build's worker.
+    pub(crate) output: crate::layout::Reader,
 }
 
 impl std::fmt::Debug for ActivityVTable {
@@ -326,6 +330,8 @@ impl ActivityVTable {
                 })))
             },
             fail: |error| codec::encode(&A::Output::from_error(error)),
+            input: crate::layout::Reader::of::<A::Input>(),
+            output: crate::layout::Reader::of::<A::Output>(),
         }
     }
 }

@@ -197,10 +197,8 @@ pub struct SignalVTable {
     /// The payload's Rust type, for messages.
     pub type_name: &'static str,
     pub(crate) from_json: fn(&serde_json::Value) -> Result<Vec<u8>, String>,
-    /// The payload type's layout.
-    pub(crate) layout: fn() -> &'static crate::layout::ValueTraced,
-    /// Rebuilds a payload read by another layout, by name.
-    pub(crate) rebuild: fn(&crate::layout::value::Value) -> Result<Vec<u8>, CodecError>,
+    /// The payload type's layout, to read a payload sent by another build.
+    pub(crate) payload: crate::layout::Reader,
 }
 
 impl std::fmt::Debug for SignalVTable {
@@ -214,11 +212,7 @@ impl SignalVTable {
     pub fn of<T: Serialize + DeserializeOwned + 'static>() -> SignalVTable {
         SignalVTable {
             type_name: std::any::type_name::<T>(),
-            layout: crate::layout::value_of::<T>,
-            rebuild: |value| {
-                let payload: T = crate::layout::value::rebuild(value)?;
-                crate::codec::encode(&payload)
-            },
+            payload: crate::layout::Reader::of::<T>(),
             from_json: |json| {
                 let value = T::deserialize(json)
                     .map_err(|e| format!("expected {}: {e}", std::any::type_name::<T>()))?;

@@ -168,10 +168,11 @@ impl Engine {
         id: &str,
         record: &mut InstanceRecord,
         queue: &str,
-        name: &str,
+        vtable: crate::activity::ActivityVTable,
         input: &[u8],
         options: &crate::activity::ActivityOptions,
     ) -> Result<Vec<u8>, Halt> {
+        let name = vtable.name;
         let started = std::time::Instant::now();
         let call = format!("{id}/{}", record.step);
         let interrupt = self.interrupt(id);
@@ -188,7 +189,7 @@ impl Engine {
             }
         };
         let outcome = tokio::select! {
-            done = self.remote_attempts(queue, &call, id, name, input, options) => done.map_err(Halt::Store)?,
+            done = self.remote_attempts(queue, &call, id, vtable, input, options) => done?,
             () = deadline => return Err(Halt::Interrupted),
             () = &mut notified => return Err(Halt::Interrupted),
         };

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
+use super::queues::Remote;
 use super::{Engine, Halt, InstanceRecord, Status, WorkflowEntry, guarded, now_ms};
 use crate::activity::{ActivityContext, ActivityOptions, ActivityVTable, Failure};
 use crate::clock::now_ms as clock_ms;
@@ -15,7 +16,9 @@ use crate::store::{Batch, StoreError};
 use crate::workflow::Op;
 
 /// Runs one activity until it succeeds or its policy allows no more
-/// attempts, without checkpointing the failures (parts of a larger step).
+/// attempts, without checkpointing the failures (parts of a larger step):
+/// its output and last failure, or why it could not run (which fails the
+/// instance); a halt when the store fails or a queued result must park it.
 pub(super) async fn attempts(
     engine: &Engine,
     key: String,
@@ -23,18 +26,14 @@ pub(super) async fn attempts(
     vtable: ActivityVTable,
     input: &[u8],
     options: &ActivityOptions,
-) -> Result<(Vec<u8>, Option<Failure>), String> {
+) -> Result<Remote, Halt> {
     if let Some(queue) = engine.queue_for(vtable.name) {
         // a part of a select or join_all on a named queue: run there
-        return match engine
-            .remote_attempts(queue, &key, workflow_id, vtable.name, input, options)
-            .await
-        {
-            Ok(outcome) => outcome,
-            Err(e) => Err(e.to_string()),
-        };
+        return engine
+            .remote_attempts(queue, &key, workflow_id, vtable, input, options)
+            .await;
     }
-    local_attempts(engine, key, workflow_id, vtable, input, options).await
+    Ok(local_attempts(engine, key, workflow_id, vtable, input, options).await)
 }
 
 /// [`attempts`] in this process, whatever the activity's queue (the queue
@@ -102,13 +101,13 @@ impl Engine {
                     (Request::Activity { input, options, .. }, Executor::Activity(vtable)) => {
                         attempts(self, key, id, *vtable, input, options)
                             .await
-                            .map(|(b, _)| b)
+                            .map(|done| done.map(|(b, _)| b))
                     }
                     (other, exec) => match self.ready(id, other, Some(exec)) {
-                        Ok(Some((bytes, None))) => Ok(bytes),
-                        _ => {
-                            Err("join_all takes activities (and clock or random reads)".to_owned())
-                        }
+                        Ok(Some((bytes, None))) => Ok(Ok(bytes)),
+                        _ => Ok(Err(
+                            "join_all takes activities (and clock or random reads)".to_owned()
+                        )),
                     },
                 };
                 (i, out)
@@ -124,7 +123,7 @@ impl Engine {
                 done.push(more);
             }
             for (i, out) in done {
-                let bytes = match out {
+                let bytes = match out? {
                     Ok(bytes) => bytes,
                     Err(why) => return self.fail(id, record, why).await,
                 };
@@ -170,7 +169,8 @@ impl Engine {
                     options,
                 } => match crate::activity::registered(name) {
                     Some(vtable) => {
-                        match attempts(self, format!("{key}/{i}"), id, vtable, input, options).await
+                        match attempts(self, format!("{key}/{i}"), id, vtable, input, options)
+                            .await?
                         {
                             Ok((_, None)) => None,
                             Ok((_, Some(f))) => Some(format!("{}: {}", f.kind, f.message)),

@@ -7,7 +7,7 @@ use super::{Engine, InstanceRecord, WorkflowEntry, guarded};
 use crate::codec;
 use crate::error::ResultError;
 use crate::error::ResumeError;
-use crate::layout::{Traced, WorkflowLayout, diff, value};
+use crate::layout::{Reader, Traced, WorkflowLayout, diff, value};
 use crate::store::{Batch, StoreError, keys};
 use crate::workflow::{Op, Outcome};
 
@@ -218,6 +218,57 @@ impl Engine {
         let value = value::read(&bytes, &old.output, &old.types)
             .map_err(|e| refused(format!("it does not read by its own layout: {e}")))?;
         (target.rebuild_output)(&value).map_err(|e| refused(rebuild_failure(&e)))
+    }
+
+    /// `bytes` of one value, written by code that laid it out as value
+    /// layout `stored` (0: unknown), as `reader`'s type lays it out: as they
+    /// are when the layouts are the same where the value holds anything (or
+    /// either is unknown); else read by the stored layout and rebuilt by
+    /// name; else the edits that prevent it, each saying it is `what` —
+    /// never read by position.
+    pub(crate) fn cross(
+        &self,
+        what: &str,
+        bytes: Vec<u8>,
+        stored: u64,
+        reader: &Reader,
+    ) -> Result<Vec<u8>, Vec<String>> {
+        let current = (reader.layout)();
+        let Ok(new) = &current.layout else {
+            return Ok(bytes);
+        };
+        if stored == 0 || stored == current.hash {
+            return Ok(bytes);
+        }
+        let refused = |why: String| vec![format!("{what}: {why}")];
+        let old = match self.stored_value_layout(stored) {
+            Ok(Some(old)) => old,
+            Ok(None) => {
+                return Err(refused(format!(
+                    "the layout it was written with ({stored:016x}) is not in the store"
+                )));
+            }
+            Err(e) => return Err(refused(format!("its layout cannot be read: {e}"))),
+        };
+        let edits = diff::shapes(&old.shape, &old.types, &new.shape, &new.types);
+        if edits.is_empty() {
+            return Ok(bytes);
+        }
+        if !diff::compatible(&edits) {
+            return Err(edits
+                .iter()
+                .filter(|e| !e.compatible)
+                .map(|e| {
+                    format!(
+                        "{what} (written as another type than `{}`): {e}",
+                        reader.type_name
+                    )
+                })
+                .collect());
+        }
+        let value =
+            value::read(&bytes, &old.shape, &old.types).map_err(|e| refused(e.to_string()))?;
+        (reader.rebuild)(&value).map_err(|e| refused(rebuild_failure(&e.to_string())))
     }
 
     /// Keeps `layout` (hash `hash`) for this process, so a state laid out

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Engine;
-use crate::activity::{ActivityOptions, Failure};
+use super::{Engine, Halt};
+use crate::activity::{ActivityOptions, ActivityVTable, Failure};
 use crate::codec;
 use crate::store::{Batch, StoreError, keys};
 
@@ -36,6 +36,10 @@ struct TaskRecord {
     options: ActivityOptions,
     /// The token of the worker running it, if claimed.
     claimed: Option<String>,
+    /// The value layout the input was written with (0: unknown, a task
+    /// queued before layouts were recorded): the worker may be another
+    /// build, and reads it by name.
+    input_layout: u64,
 }
 
 /// What the attempts of a queued call came to.
@@ -44,6 +48,26 @@ struct ResultRecord {
     outcome: Result<(Vec<u8>, Option<Failure>), String>,
     worker: String,
     duration_ms: u64,
+    /// The value layout the output was written with (0: unknown); the
+    /// instance may be another build, and reads it by name.
+    layout: u64,
+    /// Why the worker could not read the input by name (the call did not
+    /// run): the instance is parked with these reasons.
+    refused: Vec<String>,
+}
+
+/// Decodes a stored task or result, one written before its trailing
+/// fields existed included (they read as 0 and empty: postcard writes
+/// both as one zero byte).
+fn decode_tolerant<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    trailing: usize,
+) -> Result<T, crate::CodecError> {
+    codec::decode(bytes).or_else(|err| {
+        let mut older = bytes.to_vec();
+        older.extend(std::iter::repeat_n(0, trailing));
+        codec::decode(&older).map_err(|_| err)
+    })
 }
 
 /// A queued call's outcome, as the local attempts give it.
@@ -89,24 +113,28 @@ impl Engine {
             .map_or(Duration::from_secs(1), |m| m.lease / 4)
     }
 
-    /// Runs activity `name` of instance `id` through `queue`: enqueues it
+    /// Runs activity `vtable` of instance `id` through `queue`: enqueues it
     /// (once: a task or result already there is reused, after a restart
-    /// too) and waits for its result.
-    pub(crate) async fn remote_attempts(
+    /// too) and waits for its result, read by name when the worker that ran
+    /// it was another build; a result that cannot be read so parks the
+    /// instance (`Halt::Payload`).
+    pub(super) async fn remote_attempts(
         &self,
         queue: &str,
         key: &str,
         id: &str,
-        name: &str,
+        vtable: ActivityVTable,
         input: &[u8],
         options: &ActivityOptions,
-    ) -> Result<Remote, StoreError> {
+    ) -> Result<Remote, Halt> {
         let result_key = keys::result(id, key);
         let task_key = keys::task(queue, key);
-        let decode = |bytes: &[u8]| -> Result<Remote, StoreError> {
-            let r: ResultRecord = codec::decode(bytes).map_err(|e| StoreError::Corrupt {
-                key: crate::store::printable(&result_key),
-                reason: e.to_string(),
+        let take = |bytes: &[u8]| -> Result<Remote, Halt> {
+            let r: ResultRecord = decode_tolerant(bytes, 2).map_err(|e| {
+                Halt::Store(StoreError::Corrupt {
+                    key: crate::store::printable(&result_key),
+                    reason: e.to_string(),
+                })
             })?;
             // removed by the instance's next checkpoint (kept until then: a
             // restart before it finds the result again)
@@ -116,28 +144,47 @@ impl Engine {
                 .entry(id.to_owned())
                 .or_default()
                 .push(result_key.clone());
-            Ok(r.outcome)
+            if !r.refused.is_empty() {
+                return Err(Halt::Payload(r.refused));
+            }
+            let (bytes, failure) = match r.outcome {
+                Ok(outcome) => outcome,
+                Err(why) => return Ok(Err(why)),
+            };
+            let what = format!(
+                "the result of activity `{}` (run by worker `{}`)",
+                vtable.name, r.worker
+            );
+            let bytes = self
+                .cross(&what, bytes, r.layout, &vtable.output)
+                .map_err(Halt::Payload)?;
+            Ok(Ok((bytes, failure)))
         };
-        if let Some(bytes) = self.store.get(&result_key)? {
-            return decode(&bytes);
+        let found = |key: &[u8]| self.store.get(key).map_err(Halt::Store);
+        if let Some(bytes) = found(&result_key)? {
+            return take(&bytes);
         }
-        if self.store.get(&task_key)?.is_none() {
+        if found(&task_key)?.is_none() {
+            let traced = (vtable.input.layout)();
             let task = TaskRecord {
                 workflow_id: id.to_owned(),
-                activity: name.to_owned(),
+                activity: vtable.name.to_owned(),
                 input: input.to_vec(),
                 options: options.clone(),
                 claimed: None,
+                input_layout: traced.hash,
             };
             let mut batch = Batch::default();
-            self.owner_condition(id, &mut batch)?;
-            batch
-                .put(
-                    task_key,
-                    codec::encode(&task).map_err(|e| StoreError::Codec(e.to_string()))?,
-                )
-                .notify(format!("q{queue}"));
-            self.store.commit(batch).await?;
+            self.owner_condition(id, &mut batch).map_err(Halt::Store)?;
+            if let Ok(layout) = &traced.layout {
+                self.store_value_layout(traced.hash, layout, &mut batch)
+                    .map_err(Halt::Store)?;
+            }
+            let task =
+                codec::encode(&task).map_err(|e| Halt::Store(StoreError::Codec(e.to_string())))?;
+            batch.put(task_key, task).notify(format!("q{queue}"));
+            self.store.commit(batch).await.map_err(Halt::Store)?;
+            self.value_layout_stored(traced.hash);
         }
         let waiter = format!("\0r{key}");
         loop {
@@ -145,8 +192,8 @@ impl Engine {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(bytes) = self.store.get(&result_key)? {
-                return decode(&bytes);
+            if let Some(bytes) = found(&result_key)? {
+                return take(&bytes);
             }
             let _ = tokio::time::timeout(self.poll_interval(), notified).await;
         }
@@ -204,7 +251,7 @@ impl Engine {
                 {
                     return Ok(());
                 }
-                let Ok(mut task) = codec::decode::<TaskRecord>(&bytes) else {
+                let Ok(mut task) = decode_tolerant::<TaskRecord>(&bytes, 1) else {
                     tracing::error!(key = %crate::store::printable(&key), "a task does not decode; left alone");
                     continue;
                 };
@@ -255,22 +302,51 @@ impl Engine {
                 let queue_name = queue.to_owned();
                 let run = async move {
                     let started = std::time::Instant::now();
-                    let outcome = super::composite::local_attempts(
-                        &engine,
-                        call.clone(),
-                        &task.workflow_id,
-                        vtable,
-                        &task.input,
-                        &task.options,
-                    )
-                    .await;
+                    let worker = engine
+                        .member
+                        .as_ref()
+                        .map_or_else(String::new, |m| m.name.clone());
+                    let output = (vtable.output.layout)();
+                    let mut batch = Batch::default();
+                    // the instance may be another build: the input is read
+                    // by the layout it was queued with, the result carries its own
+                    let what = format!(
+                        "the input of activity `{}` (queued by another build; worker `{worker}`)",
+                        task.activity
+                    );
+                    let (outcome, refused) = match engine.cross(
+                        &what,
+                        std::mem::take(&mut task.input),
+                        task.input_layout,
+                        &vtable.input,
+                    ) {
+                        Ok(input) => {
+                            let outcome = super::composite::local_attempts(
+                                &engine,
+                                call.clone(),
+                                &task.workflow_id,
+                                vtable,
+                                &input,
+                                &task.options,
+                            )
+                            .await;
+                            (outcome, Vec::new())
+                        }
+                        Err(refused) => (Err(refused.join("; ")), refused),
+                    };
+                    if let Ok(layout) = &output.layout
+                        && let Err(e) = engine.store_value_layout(output.hash, layout, &mut batch)
+                    {
+                        tracing::warn!(call = %call, error = %e, "a task's result was not kept; it runs again");
+                        engine.queue_claims.fetch_sub(1, Ordering::SeqCst);
+                        return;
+                    }
                     let result = ResultRecord {
                         outcome,
-                        worker: engine
-                            .member
-                            .as_ref()
-                            .map_or_else(String::new, |m| m.name.clone()),
+                        worker,
                         duration_ms: started.elapsed().as_millis() as u64,
+                        layout: output.hash,
+                        refused,
                     };
                     let bytes = match codec::encode(&result) {
                         Ok(bytes) => bytes,
@@ -281,14 +357,16 @@ impl Engine {
                     };
                     // only while the claim stands: a task taken back (this
                     // worker lapsed) or dropped (its instance ended) keeps nothing
-                    let mut batch = Batch::default();
                     batch
                         .expect(key.clone(), Some(claimed))
                         .delete(key)
                         .put(keys::result(&task.workflow_id, &call), bytes)
                         .notify(format!("r{call}"));
-                    if let Err(e) = engine.store.commit(batch).await {
-                        tracing::warn!(call = %call, error = %e, "a task's result was not kept; it runs again");
+                    match engine.store.commit(batch).await {
+                        Ok(()) => engine.value_layout_stored(output.hash),
+                        Err(e) => {
+                            tracing::warn!(call = %call, error = %e, "a task's result was not kept; it runs again");
+                        }
                     }
                     engine.queue_claims.fetch_sub(1, Ordering::SeqCst);
                     // a slot is free: look for more

@@ -4,7 +4,7 @@
 use super::Engine;
 use crate::codec;
 use crate::command::SignalVTable;
-use crate::layout::{ValueLayout, diff, value};
+use crate::layout::ValueLayout;
 use crate::store::{Batch, StoreError, keys};
 
 impl Engine {
@@ -43,9 +43,7 @@ impl Engine {
     }
 
     /// `payload`, written with layout `layout`, as the awaited type of
-    /// `vtable` lays it out: as it is when the layouts are the same (or
-    /// either is unknown), else rebuilt by name; the edits that prevent it
-    /// otherwise.
+    /// `vtable` lays it out (see [`Engine::cross`]).
     pub(crate) fn payload_for(
         &self,
         name: &str,
@@ -53,41 +51,15 @@ impl Engine {
         layout: u64,
         vtable: Option<&SignalVTable>,
     ) -> Result<Vec<u8>, Vec<String>> {
-        let Some(vtable) = vtable else {
-            return Ok(payload);
-        };
-        let awaited = (vtable.layout)();
-        let Ok(new) = &awaited.layout else {
-            return Ok(payload);
-        };
-        if layout == 0 || layout == awaited.hash {
-            return Ok(payload);
+        match vtable {
+            Some(vtable) => self.cross(
+                &format!("signal `{name}`'s payload"),
+                payload,
+                layout,
+                &vtable.payload,
+            ),
+            None => Ok(payload),
         }
-        let refused = |why: String| vec![format!("signal `{name}`: {why}")];
-        let old = match self.stored_value_layout(layout) {
-            Ok(Some(old)) => old,
-            Ok(None) => {
-                return Err(refused(format!(
-                    "its payload layout {layout:016x} is not in the store"
-                )));
-            }
-            Err(e) => return Err(refused(format!("its payload layout cannot be read: {e}"))),
-        };
-        let edits = diff::shapes(&old.shape, &old.types, &new.shape, &new.types);
-        if edits.is_empty() {
-            // laid out alike where it holds anything: the bytes read as they are
-            return Ok(payload);
-        }
-        if !diff::compatible(&edits) {
-            return Err(edits
-                .iter()
-                .filter(|e| !e.compatible)
-                .map(|e| format!("signal `{name}`'s payload (sent as another type than the awaited `{}`): {e}", vtable.type_name))
-                .collect());
-        }
-        let value =
-            value::read(&payload, &old.shape, &old.types).map_err(|e| refused(e.to_string()))?;
-        (vtable.rebuild)(&value).map_err(|e| refused(e.to_string()))
     }
 
     /// The payload layout stored under `hash`.

@@ -417,7 +417,7 @@ impl Engine {
                 };
                 if let Some(queue) = self.queue_for(vtable.name) {
                     return self
-                        .run_queued(id, record, queue, vtable.name, input, options)
+                        .run_queued(id, record, queue, vtable, input, options)
                         .await
                         .map(|bytes| Some((bytes, timers)));
                 }
@@ -517,7 +517,7 @@ impl Engine {
                 };
                 let (index, bytes) = tokio::select! {
                     () = run_deadline => return Err(Halt::Interrupted),
-                    Some((i, out)) = futures::StreamExt::next(&mut racers) => match out {
+                    Some((i, out)) = futures::StreamExt::next(&mut racers) => match out? {
                         Ok((bytes, _)) => (i, bytes),
                         Err(why) => return self.fail(id, record, why).await,
                     },

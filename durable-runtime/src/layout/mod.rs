@@ -273,6 +273,33 @@ pub(crate) struct ValueTraced {
     pub(crate) layout: Result<ValueLayout, String>,
 }
 
+/// What a value of one type, written by another build, is read with: the
+/// type's layout and its rebuilding from a value read by name (a signal's
+/// payload, a queued activity's input and result).
+#[derive(Clone, Copy)]
+pub(crate) struct Reader {
+    /// The type's Rust name, for messages.
+    pub(crate) type_name: &'static str,
+    /// Its layout, traced once per process.
+    pub(crate) layout: fn() -> &'static ValueTraced,
+    /// Encodes a value read by another layout as this type, by name.
+    pub(crate) rebuild: fn(&value::Value) -> Result<Vec<u8>, crate::CodecError>,
+}
+
+impl Reader {
+    /// The reader of `T`.
+    pub(crate) fn of<T: Serialize + DeserializeOwned + 'static>() -> Reader {
+        Reader {
+            type_name: std::any::type_name::<T>(),
+            layout: value_of::<T>,
+            rebuild: |value| {
+                let rebuilt: T = value::rebuild(value)?;
+                crate::codec::encode(&rebuilt)
+            },
+        }
+    }
+}
+
 /// The layout of `T`, traced once per process.
 pub(crate) fn value_of<T: DeserializeOwned + 'static>() -> &'static ValueTraced {
     static CACHE: OnceLock<Mutex<HashMap<TypeId, &'static ValueTraced>>> = OnceLock::new();

@@ -294,7 +294,7 @@ impl Runtime {
             name: name.to_owned(),
             reason,
         })?;
-        let awaited = (vtable.layout)();
+        let awaited = (vtable.payload.layout)();
         let layout = awaited.layout.as_ref().ok().map(|l| (awaited.hash, l));
         self.signal_encoded(id, name, bytes, layout).await
     }
@@ -419,7 +419,7 @@ impl Runtime {
         let Some(vtable) = signal_vtable(pending, &executor, name) else {
             return Ok(());
         };
-        let Ok(awaited) = &(vtable.layout)().layout else {
+        let Ok(awaited) = &(vtable.payload.layout)().layout else {
             return Ok(());
         };
         let edits =
