@@ -52,6 +52,7 @@ async fn prepare_shipment(order: Order) -> Result<(), ActivityError> {
 async fn charge(order_id: String, cents: u64) -> Result<u64, ActivityError> {
     let _ = order_id;
     if HOLD_CHARGE.load(Ordering::Relaxed) {
+        CHARGING.fetch_add(1, Ordering::Relaxed);
         std::future::pending::<()>().await;
     }
     Ok(cents)
@@ -71,6 +72,50 @@ pub async fn process_order(order: Order) -> Result<u64, WorkflowError> {
     let charged = charge(order.order_id.clone(), order.cents).await?;
     let shipped = ship(order, charged).await?;
     Ok(shipped)
+}
+
+/// An order that carries a document (`blob`: line items, a PDF...) the
+/// workflow holds across every await: the state-size scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldOrder {
+    /// Its id.
+    pub order_id: String,
+    /// Amount in cents.
+    pub cents: u64,
+    /// What it carries.
+    pub blob: String,
+}
+
+impl HeldOrder {
+    /// Order number `i` carrying `kib` KiB.
+    pub fn numbered(i: usize, kib: usize) -> HeldOrder {
+        HeldOrder {
+            order_id: format!("order-{i}"),
+            cents: i as u64,
+            blob: "x".repeat(kib * 1024),
+        }
+    }
+}
+
+/// Instances that entered `charge` (the state-size scenario counts the
+/// instances it holds in flight by it).
+pub static CHARGING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The order workflow on a [`HeldOrder`]: the same four activities, which
+/// take only the order's id and amount, while the order (and its blob)
+/// stays live across every await. Returns the amount shipped and the
+/// length of the blob it still holds at the end.
+#[workflow]
+pub async fn hold_order(order: HeldOrder) -> Result<(u64, u64), WorkflowError> {
+    check_fraud(order.order_id.clone(), order.cents).await?;
+    let small = Order {
+        order_id: order.order_id.clone(),
+        cents: order.cents,
+    };
+    prepare_shipment(small.clone()).await?;
+    let charged = charge(order.order_id.clone(), order.cents).await?;
+    let shipped = ship(small, charged).await?;
+    Ok((shipped, order.blob.len() as u64))
 }
 
 /// Sleeps `days` on a durable timer, then returns `n`.

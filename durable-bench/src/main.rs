@@ -15,7 +15,9 @@
 //!    (in a fresh process) and the time to fire many timers due at once;
 //! 6. `storage`: bytes per completed instance with its history, and the disk
 //!    after retention deleted them;
-//! 7. `compiler`: encoded size and encode/decode time of the state enum.
+//! 7. `compiler`: encoded size and encode/decode time of the state enum;
+//! 8. `state` (only with `--only state`): the order holding a blob of
+//!    `--state-kib` KiB across its awaits (see `state_size`).
 //!
 //! Figures, not assertions: the machine is shared and noisy, so every figure
 //! is printed with the load average at the time.
@@ -32,6 +34,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cluster;
+mod state_size;
 
 use std::io::{BufRead, BufReader};
 use std::sync::Arc;
@@ -128,6 +131,8 @@ struct Sizes {
     storage: usize,
     codec_iterations: usize,
     repeat: usize,
+    /// The blob sizes of scenario 8 (KiB).
+    state_kib: Vec<usize>,
 }
 
 struct Args {
@@ -175,6 +180,9 @@ fn parse_args(args: &[String]) -> Args {
         storage: number(args, "--storage", d(10_000, 200)),
         codec_iterations: d(200_000, 2_000),
         repeat: number(args, "--repeat", 1).max(1),
+        state_kib: flag(args, "--state-kib")
+            .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![0, 1, 4, 16, 64, 256]),
     };
     Args {
         sizes,
@@ -987,6 +995,7 @@ struct Report {
     storage: Option<Storage>,
     compiler: Vec<Compiler>,
     cluster: Vec<cluster::ClusterRun>,
+    state: Vec<state_size::StateSize>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -1194,6 +1203,7 @@ fn print_report(r: &Report) {
         }
     }
     cluster::print(&r.cluster);
+    state_size::print(&r.state);
 }
 
 #[tokio::main]
@@ -1229,7 +1239,7 @@ async fn main() {
     }
     if argv.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "durable-bench [--quick] [--json FILE] [--store redb|sled] [--postgres URL] [--only throughput,latency,limit,recovery,sleepers,storage,compiler]\n  [--workflows N] [--in-flight 1,100,1000] [--latency N] [--recovery N] [--sleepers N] [--fire N] [--sleeper-cache-mib MIB] [--storage N] [--repeat R]\n  --sleepers-create DIR N FIRE | --sleepers-child DIR FIRE [CACHE_MIB]: keep a store of sleepers and time its opening"
+            "durable-bench [--quick] [--json FILE] [--store redb|sled] [--postgres URL] [--only throughput,latency,limit,recovery,sleepers,storage,compiler,state]\n  [--workflows N] [--in-flight 1,100,1000] [--latency N] [--recovery N] [--sleepers N] [--fire N] [--sleeper-cache-mib MIB] [--storage N] [--repeat R] [--state-kib 0,1,4,16,64,256]\n  --sleepers-create DIR N FIRE | --sleepers-child DIR FIRE [CACHE_MIB]: keep a store of sleepers and time its opening"
         );
         return;
     }
@@ -1316,6 +1326,24 @@ async fn main() {
     }
     if wanted("compiler") {
         report.compiler = compiler(sz.codec_iterations);
+    }
+    // opt-in: large blobs take a while
+    if args
+        .only
+        .as_ref()
+        .is_some_and(|o| o.iter().any(|s| s == "state"))
+    {
+        for _ in 0..sz.repeat {
+            for &kib in &sz.state_kib {
+                for &k in &sz.in_flight {
+                    let n = state_size::count(kib, sz.workflows);
+                    eprintln!("state: {n} orders holding {kib} KiB, {k} in flight");
+                    report
+                        .state
+                        .push(state_size::state_size(kib, k, sz.workflows).await);
+                }
+            }
+        }
     }
     report.machine.load_at_end = load();
     print_report(&report);

@@ -381,7 +381,10 @@ impl Manifest {
         let mut out = Vec::new();
         for (key, bytes) in engine.store.scan_prefix(&[keys::INSTANCE])? {
             let id = keys::instance_id(&key);
-            let verdict = match InstanceRecord::decode(&bytes) {
+            let Some(record) = engine.decode_whole(&id, &bytes)? else {
+                continue;
+            };
+            let verdict = match record {
                 Err(e) => Compatibility::Parked(ResumeError::Undecodable {
                     instance: id.clone(),
                     reason: e.to_string(),
@@ -407,6 +410,11 @@ impl Manifest {
     pub fn check_snapshot(&self, snapshot: &Snapshot) -> Result<Compatibility, SnapshotError> {
         let record = InstanceRecord::decode(&snapshot.record)
             .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        if !record.parts.is_empty() {
+            return Err(SnapshotError::Undecodable(
+                "the record refers to stored fields instead of holding its state".into(),
+            ));
+        }
         Ok(self.judge(&snapshot.id, record, |hash| {
             let key = keys::layout(hash);
             let (_, bytes) = snapshot.layouts.iter().find(|(k, _)| *k == key)?;

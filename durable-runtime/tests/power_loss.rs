@@ -24,12 +24,20 @@ async fn work(run: String, n: u32) -> Result<u32, ActivityError> {
     Ok(n + 1)
 }
 
+/// Three activities; `ballast` is held across them (4 KiB for `w1`, whose
+/// state is then stored field by field: written once, referred to by the
+/// later checkpoints, deleted with the last) and counted in the result.
 #[workflow]
-async fn chain(run: String, start: u32) -> Result<u32, WorkflowError> {
+async fn chain(run: String, start: u32, ballast: String) -> Result<u32, WorkflowError> {
     let a = work(run.clone(), start).await?;
     let b = work(run.clone(), a).await?;
     let c = work(run, b).await?;
-    Ok(c)
+    Ok(c + ballast.len() as u32)
+}
+
+/// The ballast of workflow `i`.
+fn ballast(i: u32) -> String {
+    "b".repeat(if i == 1 { 4096 } else { 0 })
 }
 
 const WORKFLOWS: u32 = 3;
@@ -51,7 +59,7 @@ async fn crash_at(k: u64, skip_sync: bool) -> Result<bool, String> {
         if let Ok(h) = rt
             .start(
                 format!("w{i}"),
-                chain(run.clone(), i * 10),
+                chain(run.clone(), i * 10, ballast(i)),
                 IdPolicy::UseExisting,
             )
             .await
@@ -115,13 +123,13 @@ async fn crash_at(k: u64, skip_sync: bool) -> Result<bool, String> {
         let h = rt
             .start(
                 format!("w{i}"),
-                chain(run.clone(), i * 10),
+                chain(run.clone(), i * 10, ballast(i)),
                 IdPolicy::UseExisting,
             )
             .await
             .map_err(|e| e.to_string())?;
         let out = h.result().await.map_err(|e| e.to_string())?;
-        if out != Ok(i * 10 + 3) {
+        if out != Ok(i * 10 + 3 + ballast(i).len() as u32) {
             return Err(format!("w{i}: {out:?}"));
         }
     }
@@ -195,7 +203,11 @@ async fn a_failing_store_stops_the_instance_with_an_error_not_a_hang() {
     // the start is acknowledged; the next checkpoint fails (a full disk, say)
     store.crash_after(1);
     let h = rt
-        .start("halts", chain("halts".into(), 0), IdPolicy::Reject)
+        .start(
+            "halts",
+            chain("halts".into(), 0, ballast(1)),
+            IdPolicy::Reject,
+        )
         .await
         .unwrap();
     match tokio::time::timeout(Duration::from_secs(10), h.result()).await {
@@ -209,5 +221,8 @@ async fn a_failing_store_stops_the_instance_with_an_error_not_a_hang() {
         .open_store(store.reboot())
         .await
         .unwrap();
-    assert_eq!(rt.handle::<chain>("halts").result().await.unwrap(), Ok(3));
+    assert_eq!(
+        rt.handle::<chain>("halts").result().await.unwrap(),
+        Ok(3 + 4096)
+    );
 }

@@ -51,6 +51,10 @@ pub struct Order {
     pub order_id: String,
     /// Amount in cents.
     pub cents: u64,
+    /// A note held across every await: 4 KiB on every other order, so the
+    /// sweeps cover states stored field by field (the note written once,
+    /// referred to by later checkpoints, deleted with the last).
+    pub note: String,
 }
 
 #[activity(max_attempts = 5, initial_interval_ms = 1)]
@@ -84,7 +88,11 @@ async fn charge(order_id: String, cents: u64) -> Result<String, ActivityError> {
 #[activity(max_attempts = 5, initial_interval_ms = 1)]
 async fn ship(order: Order, charge_id: String) -> Result<String, ActivityError> {
     effect("ship")?;
-    Ok(format!("shipped {} ({charge_id})", order.order_id))
+    Ok(format!(
+        "shipped {} ({charge_id}) note {}",
+        order.order_id,
+        order.note.len()
+    ))
 }
 
 /// The seed's order workflow.
@@ -102,13 +110,20 @@ pub fn order(i: usize) -> Order {
     Order {
         order_id: format!("order-{i}"),
         cents: 100 + i as u64,
+        note: "n".repeat(if i % 2 == 1 { 4096 } else { 0 }),
     }
 }
 
 /// What an uncrashed run returns for order `i`.
 pub fn expected(i: usize) -> String {
     let o = order(i);
-    format!("shipped {} (ch-{}-{})", o.order_id, o.order_id, o.cents)
+    format!(
+        "shipped {} (ch-{}-{}) note {}",
+        o.order_id,
+        o.order_id,
+        o.cents,
+        o.note.len()
+    )
 }
 
 #[activity(max_attempts = 5, initial_interval_ms = 1)]

@@ -20,6 +20,7 @@ use tokio::sync::{Notify, Semaphore};
 mod cluster;
 pub(crate) use cluster::{LeaseRecord, Member};
 mod composite;
+mod fields;
 mod layouts;
 mod queues;
 mod retention;
@@ -194,14 +195,29 @@ enum Halt {
 }
 
 impl Engine {
+    /// The record of instance `id`, its state whole (see `fields`).
     pub(crate) fn load(
         &self,
         id: &str,
     ) -> Result<Option<Result<InstanceRecord, CodecError>>, StoreError> {
-        Ok(self
-            .store
-            .get(&keys::instance(id))?
-            .map(|bytes| InstanceRecord::decode(&bytes)))
+        let key = keys::instance(id);
+        for _ in 0..8 {
+            let Some(bytes) = self.store.get(&key)? else {
+                return Ok(None);
+            };
+            let mut record = match InstanceRecord::decode(&bytes) {
+                Ok(record) => record,
+                Err(e) => return Ok(Some(Err(e))),
+            };
+            if self.assemble(id, &mut record)? {
+                return Ok(Some(Ok(record)));
+            }
+            // a checkpoint replaced a field between the two reads: again
+        }
+        Err(StoreError::Corrupt {
+            key: crate::store::printable(&key),
+            reason: "a field of its state is not stored".into(),
+        })
     }
 
     pub(crate) async fn save(
@@ -265,9 +281,13 @@ impl Engine {
         self.history(id, record, &mut batch)?;
         record.reindex(id, &mut batch);
         let layout = self.stage_layout(record.layout, &mut batch)?;
-        let bytes = codec::encode(&*record).map_err(|e| StoreError::Codec(e.to_string()))?;
+        let bytes = self.encode_record(id, record, &mut batch)?;
         batch.put(keys::instance(id), bytes);
-        self.store.commit(batch).await?;
+        if let Err(e) = self.store.commit(batch).await {
+            // what the store holds of its fields is not known now
+            record.stored_fields = None;
+            return Err(e);
+        }
         if layout {
             self.layout_stored(record.layout);
         }
@@ -309,7 +329,7 @@ impl Engine {
         record.reindex(id, batch);
         // until a save of it commits, every creation carries the layout
         self.stage_layout(record.layout, batch)?;
-        let bytes = codec::encode(&*record).map_err(|e| StoreError::Codec(e.to_string()))?;
+        let bytes = self.encode_record(id, record, batch)?;
         let key = keys::instance(id);
         batch.expect(key.clone(), None).put(key, bytes);
         if !record.status.is_terminal() {
@@ -415,6 +435,9 @@ impl Engine {
                 search_attributes: Vec::new(),
                 scheduled: None,
                 incarnation: InstanceRecord::new_incarnation(),
+                parts: Vec::new(),
+                field_seq: 0,
+                stored_fields: Some(Vec::new()),
             };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         self.apply(&mut record, outcome, &entry);

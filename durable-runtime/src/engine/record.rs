@@ -98,6 +98,18 @@ pub(crate) struct InstanceRecord {
     /// gets keys no earlier incarnation used. 0: created by a build before
     /// incarnations (its keys stay `<id>/<step>`, as its in-flight calls had).
     pub(crate) incarnation: u64,
+    /// The state as stored when its large fields are kept under their own
+    /// keys (`engine/fields.rs`): the pieces that, put back together in
+    /// order, are the state. Empty when `state` is stored whole (always in
+    /// memory: a loaded record is put back together).
+    pub(crate) parts: Vec<super::fields::Part>,
+    /// The number of the last field value stored under its own key.
+    pub(crate) field_seq: u64,
+    /// The large fields as the store holds them, with their bytes, to
+    /// compare the next checkpoint's with (in memory only; `None`: not
+    /// known, the next checkpoint looks at the stored record).
+    #[serde(skip)]
+    pub(crate) stored_fields: Option<Vec<super::fields::StoredField>>,
 }
 
 /// Which schedule started an instance, for which nominal time and how.
@@ -119,11 +131,12 @@ impl InstanceRecord {
     /// field existed (it then reads as 0, "unknown").
     pub(crate) fn decode(bytes: &[u8]) -> Result<InstanceRecord, CodecError> {
         // records of older builds lack the last fields: each missing one
-        // reads as zero (`layout` 0, `scheduled` None, `incarnation` 0)
+        // reads as zero (`layout` 0, `scheduled` None, `incarnation` 0,
+        // `parts` empty, `field_seq` 0)
         codec::decode(bytes).or_else(|err| {
-            (1..=3)
+            (1..=5)
                 .find_map(|missing| {
-                    let older = [bytes, &[0; 3][..missing]].concat();
+                    let older = [bytes, &[0; 5][..missing]].concat();
                     codec::decode(&older).ok()
                 })
                 .ok_or(err)
@@ -219,6 +232,9 @@ mod tests {
             layout,
             scheduled,
             incarnation: 0xabc,
+            parts: Vec::new(),
+            field_seq: 0,
+            stored_fields: None,
         }
     }
 
@@ -236,11 +252,18 @@ mod tests {
             (0x1234, Some(by), 0xabc)
         );
         assert_eq!(back.activity_key("order-7"), "order-7/0000000000000abc/3");
-        // written before `incarnation`: its bytes end after `scheduled`
+        // written before `parts`: its bytes end after `incarnation`
         let mut legacy = record(0x1234, None);
+        let full = codec::encode(&legacy).unwrap();
+        let back = InstanceRecord::decode(&full[..full.len() - 2]).unwrap();
+        assert_eq!(
+            (back.incarnation, back.parts.len(), back.field_seq),
+            (0xabc, 0, 0)
+        );
+        // written before `incarnation`: its bytes end after `scheduled`
         legacy.incarnation = 0;
         let full = codec::encode(&legacy).unwrap();
-        let before_incarnation = &full[..full.len() - 1];
+        let before_incarnation = &full[..full.len() - 3];
         let back = InstanceRecord::decode(before_incarnation).unwrap();
         assert_eq!(
             (back.layout, back.scheduled.clone(), back.incarnation),
@@ -249,16 +272,16 @@ mod tests {
         // its keys stay as its in-flight calls had them
         assert_eq!(back.activity_key("order-7"), "order-7/3");
         // written before `scheduled` too
-        let before_scheduled = &full[..full.len() - 2];
+        let before_scheduled = &full[..full.len() - 4];
         let back = InstanceRecord::decode(before_scheduled).unwrap();
         assert_eq!((back.layout, back.scheduled), (0x1234, None));
         // written before `layout` too
         legacy.layout = 0;
         let full = codec::encode(&legacy).unwrap();
-        let before_layout = &full[..full.len() - 3];
+        let before_layout = &full[..full.len() - 5];
         let back = InstanceRecord::decode(before_layout).unwrap();
         assert_eq!((back.layout, back.scheduled, back.step), (0, None, 3));
         // a truncated record is still an error
-        assert!(InstanceRecord::decode(&full[..full.len() - 7]).is_err());
+        assert!(InstanceRecord::decode(&full[..full.len() - 9]).is_err());
     }
 }

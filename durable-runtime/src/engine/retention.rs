@@ -72,6 +72,7 @@ impl Engine {
                 .scan_prefix(&keys::history_prefix(&id))?
                 .into_iter()
                 .chain(self.store.scan_prefix(&keys::signals(&id))?)
+                .chain(self.store.scan_prefix(&keys::fields_prefix(&id))?)
             {
                 batch.delete(k);
             }

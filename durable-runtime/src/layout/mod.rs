@@ -36,6 +36,7 @@ pub mod diff;
 mod fit;
 mod names;
 mod sample;
+pub(crate) mod spans;
 mod trace;
 pub mod value;
 

@@ -232,7 +232,10 @@ impl Runtime {
             .scan_prefix(&[crate::store::keys::INSTANCE])?
         {
             let id = crate::store::keys::instance_id(&key);
-            let verdict = match InstanceRecord::decode(&bytes) {
+            let Some(record) = self.engine.decode_whole(&id, &bytes)? else {
+                continue;
+            };
+            let verdict = match record {
                 Err(e) => Compatibility::Parked(ResumeError::Undecodable {
                     instance: id.clone(),
                     reason: e.to_string(),

@@ -19,11 +19,14 @@ impl Runtime {
         use crate::snapshot::SnapshotError;
         use crate::store::keys;
         let store = &self.engine.store;
-        let record_bytes = store
-            .get(&keys::instance(id))?
-            .ok_or_else(|| SnapshotError::NotFound { id: id.to_owned() })?;
-        let record = InstanceRecord::decode(&record_bytes)
+        // the state whole: a snapshot holds no references into this store
+        let record = self
+            .engine
+            .load(id)?
+            .ok_or_else(|| SnapshotError::NotFound { id: id.to_owned() })?
             .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        let record_bytes =
+            codec::encode(&record).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
         let mut controls = Vec::new();
         for tag in [keys::CANCEL, keys::TERMINATE] {
             let key = keys::control(tag, id);
@@ -197,6 +200,12 @@ impl Runtime {
         }
         let mut record = InstanceRecord::decode(&snapshot.record)
             .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        if !record.parts.is_empty() {
+            // a snapshot's state is whole; pieces would refer into another store
+            return Err(SnapshotError::Undecodable(
+                "the record refers to stored fields instead of holding its state".into(),
+            ));
+        }
         if record.workflow != snapshot.workflow || record.fingerprint != snapshot.fingerprint {
             return Err(SnapshotError::Undecodable(
                 "the header does not match the record".into(),
@@ -297,8 +306,10 @@ impl Runtime {
         // index entries are this store's: written anew
         record.indexed.clear();
         record.reindex(id, batch);
-        let record_bytes =
-            codec::encode(&record).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        // large fields under their own keys, and the replaced instance's
+        // stored fields deleted (read from the record it replaces)
+        record.stored_fields = None;
+        let record_bytes = self.engine.encode_record(id, &mut record, batch)?;
         let mut timers = Vec::new();
         if let Some(pending) = &record.pending {
             pending.timer_keys(id, &mut timers);

@@ -12,6 +12,7 @@
 //! | `p` + phase tag + instance id         | empty: the phase index        |
 //! | `w` + workflow + `0` + instance id    | empty: the workflow index     |
 //! | `a` + name + `0` + value + `0` + id   | empty: search-attribute index |
+//! | `f` + instance id + `0` + seq (u64 BE)| a large field of its state     |
 //!
 //! A store shared by several processes (PostgreSQL) adds:
 //!
@@ -145,6 +146,26 @@ pub(crate) fn history_batch(id: &str, seq: u64) -> Vec<u8> {
 
 /// Last byte of a [`history_batch`] key.
 pub(crate) const HISTORY_BATCH: u8 = b'*';
+
+/// Tag of the large fields of a state stored under their own keys.
+pub(crate) const FIELD: u8 = b'f';
+
+/// The prefix of instance `id`'s stored fields.
+pub(crate) fn fields_prefix(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 10);
+    key.push(FIELD);
+    key.extend_from_slice(id.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The key of stored field value number `seq` of instance `id` (written
+/// once, never changed: a changed field is stored under a new number).
+pub(crate) fn field(id: &str, seq: u64) -> Vec<u8> {
+    let mut key = fields_prefix(id);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
 
 /// The key of a cancel or terminate request of instance `id`.
 pub(crate) fn control(tag: u8, id: &str) -> Vec<u8> {

@@ -1,0 +1,236 @@
+// Included by `large_states.rs` (redb) and `large_states_postgres.rs`,
+// which set `BACKEND`.
+//
+// A state with large fields is stored field by field: a checkpoint writes
+// the large fields that changed and refers to the others, deletes the
+// values it supersedes in the same batch, and everything above the store
+// (results, describe, the state's JSON, snapshots, a restart) sees the
+// state whole.
+
+use std::sync::{Arc, Mutex};
+
+use common::{Within, until};
+use durable_runtime::activity::BoxFuture;
+use durable_runtime::prelude::*;
+use durable_runtime::store::{Batch, KeyValue, Notice, Store, StoreError, StoreStats};
+use durable_runtime::{Runtime, Status};
+use serde::{Deserialize, Serialize};
+
+/// A store that keeps the size of every batch committed through it.
+#[derive(Clone)]
+struct Counting {
+    inner: Arc<dyn Store>,
+    batches: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Counting {
+    fn new(inner: Arc<dyn Store>) -> Counting {
+        Counting {
+            inner,
+            batches: Arc::default(),
+        }
+    }
+
+    /// The bytes (keys and values) of the batches committed since the last call.
+    fn take(&self) -> Vec<usize> {
+        std::mem::take(&mut *self.batches.lock().unwrap())
+    }
+
+    /// How many stored field values instance `id` has.
+    fn fields(&self, id: &str) -> usize {
+        let mut prefix = vec![b'f'];
+        prefix.extend_from_slice(id.as_bytes());
+        prefix.push(0);
+        self.inner.scan_prefix(&prefix).unwrap().len()
+    }
+}
+
+impl Store for Counting {
+    fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
+        let bytes = batch
+            .writes
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        self.batches.lock().unwrap().push(bytes);
+        self.inner.commit(batch)
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn stats(&self) -> Option<StoreStats> {
+        self.inner.stats()
+    }
+    fn shared(&self) -> bool {
+        self.inner.shared()
+    }
+    fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Notice>> {
+        self.inner.subscribe()
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.inner.scan_prefix(prefix)
+    }
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.inner.scan_from(prefix, from, limit)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Document {
+    id: String,
+    text: String,
+}
+
+fn document(id: &str, kib: usize) -> Document {
+    Document {
+        id: id.to_owned(),
+        text: (0..kib * 1024).map(|i| (b'a' + (i % 26) as u8) as char).collect(),
+    }
+}
+
+#[activity]
+async fn stamp(id: String, n: u32) -> Result<u32, ActivityError> {
+    let _ = id;
+    Ok(n + 1)
+}
+
+/// Holds a 64 KiB document across four activities; a small counter changes
+/// at each step.
+#[workflow]
+async fn carry(doc: Document) -> Result<String, WorkflowError> {
+    let mut n = 0;
+    for _ in 0..4 {
+        n = stamp(doc.id.clone(), n).await?;
+    }
+    Ok(format!("{} {} {}", doc.id, doc.text.len(), n))
+}
+
+/// Grows a large log at each signal: each checkpoint stores the log anew
+/// (and refers to the unchanged document).
+#[workflow]
+async fn grow(doc: Document) -> Result<usize, WorkflowError> {
+    let mut log = doc.text.clone();
+    for round in 0..3 {
+        let _next: () = signal("next").await?;
+        log.push_str(&"#".repeat(600 + round));
+    }
+    Ok(log.len() + doc.text.len())
+}
+
+/// Waits for a signal while holding the document.
+#[workflow]
+async fn hold(doc: Document) -> Result<String, WorkflowError> {
+    let suffix: String = signal("go").await?;
+    Ok(format!("{}{suffix}", &doc.text[..3]))
+}
+
+async fn open(store: Counting) -> Runtime {
+    Runtime::builder()
+        .workflow::<carry>()
+        .workflow::<grow>()
+        .workflow::<hold>()
+        .open_store(store)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_unchanged_large_field_is_written_once_and_deleted_with_the_last_checkpoint() {
+    let test_store = BACKEND.store();
+    let store = Counting::new(test_store.open().await);
+    let rt = open(store.clone()).await;
+    store.take();
+    let out = rt
+        .start("c", carry(document("c", 64)), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .within()
+        .await
+        .unwrap();
+    assert_eq!(out.unwrap(), "c 65536 4");
+    let batches = store.take();
+    // the first checkpoint stores the document (and the history its
+    // input); each later one a small record: what changed
+    let (first, later) = batches.split_first().unwrap();
+    assert!(*first > 64 * 1024, "{batches:?}");
+    assert!(later.len() >= 4, "{batches:?}");
+    assert!(later.iter().all(|b| *b < 2048), "{batches:?}");
+    // the finished instance holds no stored field
+    assert_eq!(store.fields("c"), 0);
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_changed_large_field_is_stored_anew_and_the_value_it_replaces_deleted() {
+    let test_store = BACKEND.store();
+    let store = Counting::new(test_store.open().await);
+    let rt = open(store.clone()).await;
+    let h = rt
+        .start("g", grow(document("g", 4)), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let mut step = 0;
+    for _ in 0..3 {
+        until("waiting for the next signal", || {
+            h.describe()
+                .is_ok_and(|d| d.variant == "Signal" && d.step > step)
+        })
+        .await;
+        step = h.describe().unwrap().step;
+        // the document and the log, each once: the log's earlier values are gone
+        assert_eq!(store.fields("g"), 2);
+        rt.signal("g", "next", &()).await.unwrap();
+    }
+    let out = h.result().within().await.unwrap();
+    assert_eq!(out.unwrap(), 2 * 4 * 1024 + 600 + 601 + 602);
+    assert_eq!(store.fields("g"), 0);
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_state_stored_by_fields_reads_whole_after_a_restart_in_describe_and_in_a_snapshot() {
+    let test_store = BACKEND.store();
+    let store = Counting::new(test_store.open().await);
+    let rt = open(store.clone()).await;
+    let doc = document("h", 16);
+    rt.start("h", hold(doc.clone()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("waiting for the signal", || {
+        rt.describe("h").is_ok_and(|d| d.variant == "Signal")
+    })
+    .await;
+    assert_eq!(store.fields("h"), 1, "the document is stored once, apart");
+    rt.shutdown().await;
+
+    // a new process reads it whole
+    let rt = open(store.clone()).await;
+    let state = rt.state_json("h").unwrap();
+    assert!(
+        state.to_string().contains(&doc.text),
+        "the state shows the whole document"
+    );
+    let snapshot = rt.export("h").unwrap();
+    assert_eq!(snapshot.description().unwrap().status, Status::Running);
+
+    // the snapshot carries the whole state to a store that never had it
+    let other_store = BACKEND.store();
+    let other = open(Counting::new(other_store.open().await)).await;
+    other.import(&snapshot, false).await.unwrap();
+    other.signal("h", "go", &"!".to_owned()).await.unwrap();
+    let moved = other.handle::<hold>("h").result().within().await.unwrap();
+    assert_eq!(moved.unwrap(), "abc!");
+    other.shutdown().await;
+
+    rt.signal("h", "go", &"?".to_owned()).await.unwrap();
+    let here = rt.handle::<hold>("h").result().within().await.unwrap();
+    assert_eq!(here.unwrap(), "abc?");
+    assert_eq!(store.fields("h"), 0);
+    rt.shutdown().await;
+}
