@@ -150,6 +150,17 @@ pub enum EventKind {
         /// The edits crossed, in the user's terms.
         changes: Vec<String>,
     },
+    /// A large input, kept once as the instance's stored field 0 rather
+    /// than copied into the history; the history is read (and exported)
+    /// with an [`EventKind::Input`] in its place. (Last, so older
+    /// histories keep decoding.)
+    #[doc(hidden)]
+    InputKept {
+        /// The input's encoded size.
+        bytes: u64,
+        /// The layout hash of the code that wrote it (0: unknown).
+        layout: u64,
+    },
 }
 
 /// A short description of a command for the history.

@@ -47,6 +47,29 @@ pub(crate) struct StoredField {
     pub(crate) seq: u64,
     /// Its bytes; empty when known only by number (never matched then).
     pub(crate) bytes: Vec<u8>,
+    /// Not written yet: the instance's input, written with its creation.
+    pub(crate) unwritten: bool,
+}
+
+/// Number 0 is the instance's input when it is large: stored once with the
+/// creation, referred to by the history (`EventKind::InputKept`) and by
+/// every state field equal to it, kept until the instance is deleted.
+pub(crate) const INPUT: u64 = 0;
+
+/// The stored fields of a new instance started with `input` (an envelope),
+/// and whether the input is kept as field [`INPUT`] (large enough).
+pub(crate) fn first_fields(input: &[u8]) -> (Vec<StoredField>, bool) {
+    match input.split_first() {
+        Some((&codec::FORMAT_V1, payload)) if payload.len() >= FIELD_AT => (
+            vec![StoredField {
+                seq: INPUT,
+                bytes: payload.to_vec(),
+                unwritten: true,
+            }],
+            true,
+        ),
+        _ => (Vec::new(), false),
+    }
 }
 
 fn codec_error(e: crate::CodecError) -> StoreError {
@@ -68,10 +91,14 @@ impl Engine {
             // the common case: a small state, stored whole as ever
             return codec::encode(&*record).map_err(codec_error);
         }
-        let old = match record.stored_fields.take() {
+        let mut old = match record.stored_fields.take() {
             Some(old) => old,
             None => self.stored_fields_of(id)?,
         };
+        for input in old.iter_mut().filter(|f| f.unwritten) {
+            batch.put(keys::field(id, input.seq), input.bytes.clone());
+            input.unwritten = false;
+        }
         let mut old: Vec<Option<StoredField>> = old.into_iter().map(Some).collect();
         let spans = if record.state.len() >= SPLIT_AT {
             self.spans_of(record)
@@ -101,6 +128,7 @@ impl Engine {
                     StoredField {
                         seq: record.field_seq,
                         bytes: bytes.to_vec(),
+                        unwritten: false,
                     }
                 }
             };
@@ -111,8 +139,9 @@ impl Engine {
             now.push(field);
             at = span.end;
         }
-        // superseded values go with the checkpoint that supersedes them
-        for gone in old.into_iter().flatten() {
+        // superseded values go with the checkpoint that supersedes them (the
+        // input stays: the history refers to it)
+        for gone in old.into_iter().flatten().filter(|f| f.seq != INPUT) {
             batch.delete(keys::field(id, gone.seq));
         }
         record.stored_fields = Some(now);
@@ -164,7 +193,11 @@ impl Engine {
                         });
                     }
                     state.extend_from_slice(&bytes);
-                    fields.push(StoredField { seq: *seq, bytes });
+                    fields.push(StoredField {
+                        seq: *seq,
+                        bytes,
+                        unwritten: false,
+                    });
                 }
             }
         }
@@ -192,6 +225,28 @@ impl Engine {
         self.load(id)
     }
 
+    /// The input instance `id` keeps as field [`INPUT`], as JSON text, read
+    /// by the code that wrote it (layout `layout`): the registered version
+    /// with that layout, else the stored layout. A description of why when
+    /// it cannot be read.
+    pub(crate) fn kept_input_json(&self, id: &str, layout: u64) -> String {
+        let Ok(Some(payload)) = self.store.get(&keys::field(id, INPUT)) else {
+            return "\"(the input is no longer stored)\"".into();
+        };
+        let envelope = [&[codec::FORMAT_V1][..], &payload].concat();
+        let entry = self.workflows.entries().find(|e| e.layout.hash == layout);
+        if let Some(json) = entry.and_then(|e| (e.input_to_json)(&envelope).ok()) {
+            return json.to_string();
+        }
+        let by_layout = self.stored_layout(layout).ok().flatten().and_then(|l| {
+            crate::layout::value::read(&envelope, &l.input, &l.types).ok()
+        });
+        match by_layout {
+            Some(value) => value.to_json().to_string(),
+            None => "\"(the input's layout is not at hand)\"".into(),
+        }
+    }
+
     /// The field values the store holds for instance `id`, by number only
     /// (when the record in memory does not know them: all are replaced).
     fn stored_fields_of(&self, id: &str) -> Result<Vec<StoredField>, StoreError> {
@@ -205,6 +260,7 @@ impl Engine {
                 Some(StoredField {
                     seq: u64::from_be_bytes(seq),
                     bytes: Vec::new(),
+                    unwritten: false,
                 })
             })
             .collect())

@@ -392,6 +392,7 @@ impl Engine {
         let now = now_ms();
         let now_clock = clock_ms(&*self.clock);
         let after = |t: std::time::Duration| now_clock.saturating_add(t.as_millis() as u64);
+        let (input_field, kept) = fields::first_fields(input);
         let mut record =
             InstanceRecord {
                 workflow: workflow.to_owned(),
@@ -418,12 +419,20 @@ impl Engine {
                     run: 1,
                     version: entry.version,
                 })
-                // an input JSON cannot express (a map with non-string keys) is not shown
-                .chain((entry.input_to_json)(input).ok().map(|json| {
-                    crate::history::EventKind::Input {
-                        json: json.to_string(),
-                    }
-                }))
+                .chain(if kept {
+                    // a large input is stored once, apart (`fields`)
+                    Some(crate::history::EventKind::InputKept {
+                        bytes: input.len() as u64,
+                        layout: entry.layout.hash,
+                    })
+                } else {
+                    // an input JSON cannot express (a map with non-string keys) is not shown
+                    (entry.input_to_json)(input).ok().map(|json| {
+                        crate::history::EventKind::Input {
+                            json: json.to_string(),
+                        }
+                    })
+                })
                 .collect(),
                 last_error: None,
                 output: None,
@@ -437,7 +446,7 @@ impl Engine {
                 incarnation: InstanceRecord::new_incarnation(),
                 parts: Vec::new(),
                 field_seq: 0,
-                stored_fields: Some(Vec::new()),
+                stored_fields: Some(input_field),
             };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         self.apply(&mut record, outcome, &entry);

@@ -256,9 +256,31 @@ pub(super) fn history_of(
     let prefix = crate::store::keys::history_prefix(id);
     let mut events = Vec::new();
     for (key, bytes) in engine.store.scan_prefix(&prefix)? {
-        events.extend(crate::history::decode_stored(prefix.len(), &key, &bytes)?);
+        let mut stored = crate::history::decode_stored(prefix.len(), &key, &bytes)?;
+        resolve_inputs(engine, id, &mut stored);
+        events.extend(stored);
     }
     Ok(events)
+}
+
+/// Puts the input an instance keeps apart back in its history: every
+/// [`EventKind::InputKept`](crate::history::EventKind::InputKept) becomes
+/// the `Input` event it stands for. Whether there was one.
+pub(super) fn resolve_inputs(
+    engine: &Engine,
+    id: &str,
+    events: &mut [crate::history::HistoryEvent],
+) -> bool {
+    let mut any = false;
+    for event in events {
+        if let crate::history::EventKind::InputKept { layout, .. } = event.kind {
+            event.kind = crate::history::EventKind::Input {
+                json: engine.kept_input_json(id, layout),
+            };
+            any = true;
+        }
+    }
+    any
 }
 
 /// Renders an encoded state of `entry`'s workflow as JSON.

@@ -59,9 +59,35 @@ impl Runtime {
             record: record_bytes,
             signals,
             controls,
-            history: store.scan_prefix(&keys::history_prefix(id))?,
+            history: self.portable_history(id)?,
             layouts,
         })
+    }
+
+    /// The stored history of `id`, each key with its value, an input kept
+    /// apart put back into it (a snapshot refers into no store).
+    fn portable_history(
+        &self,
+        id: &str,
+    ) -> Result<Vec<crate::store::KeyValue>, crate::snapshot::SnapshotError> {
+        use crate::snapshot::SnapshotError;
+        let prefix = crate::store::keys::history_prefix(id);
+        let mut out = Vec::new();
+        for (key, bytes) in self.engine.store.scan_prefix(&prefix)? {
+            let mut events = crate::history::decode_stored(prefix.len(), &key, &bytes)
+                .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+            if !super::inspect::resolve_inputs(&self.engine, id, &mut events) {
+                out.push((key, bytes));
+                continue;
+            }
+            let encoded = match events.as_slice() {
+                [one] if key.len() == prefix.len() + 8 => codec::encode(one),
+                many => codec::encode(many),
+            }
+            .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+            out.push((key, encoded));
+        }
+        Ok(out)
     }
 
     /// Exports every instance [`Runtime::list`] returns for `filter` (all of

@@ -129,6 +129,18 @@ async fn hold(doc: Document) -> Result<String, WorkflowError> {
     Ok(format!("{}{suffix}", &doc.text[..3]))
 }
 
+/// The input JSON in `id`'s history.
+fn input_json(rt: &Runtime, id: &str) -> String {
+    rt.history(id)
+        .unwrap()
+        .into_iter()
+        .find_map(|e| match e.kind {
+            durable_runtime::history::EventKind::Input { json } => Some(json),
+            _ => None,
+        })
+        .expect("an input event")
+}
+
 async fn open(store: Counting) -> Runtime {
     Runtime::builder()
         .workflow::<carry>()
@@ -155,14 +167,18 @@ async fn an_unchanged_large_field_is_written_once_and_deleted_with_the_last_chec
         .unwrap();
     assert_eq!(out.unwrap(), "c 65536 4");
     let batches = store.take();
-    // the first checkpoint stores the document (and the history its
-    // input); each later one a small record: what changed
+    // the first checkpoint stores the document once (the input, which the
+    // state's field and the history both refer to); each later one a
+    // small record: what changed
     let (first, later) = batches.split_first().unwrap();
-    assert!(*first > 64 * 1024, "{batches:?}");
+    assert!(*first > 64 * 1024 && *first < 68 * 1024, "{batches:?}");
     assert!(later.len() >= 4, "{batches:?}");
     assert!(later.iter().all(|b| *b < 2048), "{batches:?}");
-    // the finished instance holds no stored field
-    assert_eq!(store.fields("c"), 0);
+    // the history shows the input, read from where it is kept
+    let input = input_json(&rt, "c");
+    assert!(input.contains(&document("c", 64).text), "{input:.80}");
+    // the finished instance keeps its input (for the history), nothing more
+    assert_eq!(store.fields("c"), 1);
     rt.shutdown().await;
 }
 
@@ -183,13 +199,14 @@ async fn a_changed_large_field_is_stored_anew_and_the_value_it_replaces_deleted(
         })
         .await;
         step = h.describe().unwrap().step;
-        // the document and the log, each once: the log's earlier values are gone
+        // the document (the input) and the log, each once: the log's earlier
+        // values are gone
         assert_eq!(store.fields("g"), 2);
         rt.signal("g", "next", &()).await.unwrap();
     }
     let out = h.result().within().await.unwrap();
     assert_eq!(out.unwrap(), 2 * 4 * 1024 + 600 + 601 + 602);
-    assert_eq!(store.fields("g"), 0);
+    assert_eq!(store.fields("g"), 1, "the input, for the history");
     rt.shutdown().await;
 }
 
@@ -206,7 +223,11 @@ async fn a_state_stored_by_fields_reads_whole_after_a_restart_in_describe_and_in
         rt.describe("h").is_ok_and(|d| d.variant == "Signal")
     })
     .await;
-    assert_eq!(store.fields("h"), 1, "the document is stored once, apart");
+    assert_eq!(
+        store.fields("h"),
+        1,
+        "the document is stored once, apart: the input the state refers to"
+    );
     rt.shutdown().await;
 
     // a new process reads it whole
@@ -223,6 +244,7 @@ async fn a_state_stored_by_fields_reads_whole_after_a_restart_in_describe_and_in
     let other_store = BACKEND.store();
     let other = open(Counting::new(other_store.open().await)).await;
     other.import(&snapshot, false).await.unwrap();
+    assert!(input_json(&other, "h").contains(&doc.text));
     other.signal("h", "go", &"!".to_owned()).await.unwrap();
     let moved = other.handle::<hold>("h").result().within().await.unwrap();
     assert_eq!(moved.unwrap(), "abc!");
@@ -231,6 +253,6 @@ async fn a_state_stored_by_fields_reads_whole_after_a_restart_in_describe_and_in
     rt.signal("h", "go", &"?".to_owned()).await.unwrap();
     let here = rt.handle::<hold>("h").result().within().await.unwrap();
     assert_eq!(here.unwrap(), "abc?");
-    assert_eq!(store.fields("h"), 0);
+    assert_eq!(store.fields("h"), 1, "the input, for the history");
     rt.shutdown().await;
 }
