@@ -13,7 +13,7 @@ pub use crate::migration::Variant;
 pub use crate::workflow::{
     FromResidual, Marker, Op, Outcome, OutputIsPlain, OutputIsResult, QuestionMark, Remaining,
     Step, StepError, VariantInfo, Workflow, WorkflowCall, decode_fields, decode_result,
-    executor_of, finish, suspend, to_json, transcode,
+    executor_of, finish, suspend, to_json, transcode, variant_index,
 };
 pub use std::ops::ControlFlow;
 pub use std::time::Duration;

@@ -197,10 +197,26 @@ pub fn decode_result<C: Command>(_: &Marker<C>, bytes: &[u8]) -> Result<C::Outpu
     codec::decode(bytes)
 }
 
-/// The executor of the command a state waits for.
+/// The executor of command `C` (the command a state waits for).
 #[doc(hidden)]
-pub fn executor_of<C: Command>(_: &Marker<C>) -> Executor {
+pub fn executor_of<C: Command>() -> Executor {
     C::executor()
+}
+
+/// The variant index of an encoded state enum, read without decoding the
+/// state (its fields may be large).
+#[doc(hidden)]
+pub fn variant_index(state: &[u8]) -> Result<u32, CodecError> {
+    let (&format, payload) = state.split_first().ok_or(CodecError::Empty)?;
+    if format != codec::FORMAT_V1 {
+        return Err(CodecError::UnknownFormat { found: format });
+    }
+    postcard::take_from_bytes::<u32>(payload)
+        .map(|(index, _)| index)
+        .map_err(|e| CodecError::Decode {
+            type_name: "the variant index of a state",
+            reason: e.to_string(),
+        })
 }
 
 /// Encodes a segment's result for the runtime.

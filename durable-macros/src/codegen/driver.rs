@@ -407,9 +407,12 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
             }
         }
     });
-    let executor_arms = a.variants.iter().map(|v| {
-        let vi = &v.ident;
-        quote!(#state::#vi { __await, .. } => ::core::result::Result::Ok(#p::Outcome::Executor(#p::executor_of(&__await))))
+    // by the variant's index alone: the state's fields (perhaps large) are
+    // not decoded to learn what it waits for (`Start` is index 0)
+    let executor_arms = a.variants.iter().enumerate().map(|(k, _)| {
+        let index = k as u32 + 1;
+        let c = command_param(k);
+        quote!(#index => ::core::result::Result::Ok(#p::Outcome::Executor(#p::executor_of::<#c>())))
     });
     let variant_infos = std::iter::once(
         quote!(#p::VariantInfo { name: "Start", fingerprint: #start_fp, command: "" }),
@@ -465,9 +468,12 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
                         #(#resume_arms)*
                         #state::Finished => #wrong_finished,
                     },
-                    #p::Op::Executor { state: __state } => match #p::decode::<#state_ty>(__state)? {
+                    #p::Op::Executor { state: __state } => match #p::variant_index(__state)? {
                         #(#executor_arms,)*
-                        other => #wrong_exec,
+                        _ => {
+                            let other = #p::decode::<#state_ty>(__state)?;
+                            #wrong_exec
+                        }
                     },
                     #p::Op::Check { state: __state } => ::core::result::Result::Ok(#p::Outcome::Checked(#p::decode::<#state_ty>(__state)?.variant_name())),
                     #p::Op::Json { state: __state } => #p::to_json(&#p::decode::<#state_ty>(__state)?),

@@ -190,24 +190,25 @@ const _: () = {
                 }
             }
             ::durable_runtime::__private::Op::Executor { state: __state } => {
-                match ::durable_runtime::__private::decode::<
-                    ApprovalState<__C0, __C1>,
-                >(__state)? {
-                    ApprovalState::Review { __await, .. } => {
+                match ::durable_runtime::__private::variant_index(__state)? {
+                    1u32 => {
                         ::core::result::Result::Ok(
                             ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of(&__await),
+                                ::durable_runtime::__private::executor_of::<__C0>(),
                             ),
                         )
                     }
-                    ApprovalState::Ask { __await, .. } => {
+                    2u32 => {
                         ::core::result::Result::Ok(
                             ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of(&__await),
+                                ::durable_runtime::__private::executor_of::<__C1>(),
                             ),
                         )
                     }
-                    other => {
+                    _ => {
+                        let other = ::durable_runtime::__private::decode::<
+                            ApprovalState<__C0, __C1>,
+                        >(__state)?;
                         ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
                             workflow: "approval",
                             variant: other.variant_name(),

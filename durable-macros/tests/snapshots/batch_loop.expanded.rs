@@ -184,17 +184,18 @@ const _: () = {
                 }
             }
             ::durable_runtime::__private::Op::Executor { state: __state } => {
-                match ::durable_runtime::__private::decode::<
-                    BatchLoopState<__L0, __L1, __C0>,
-                >(__state)? {
-                    BatchLoopState::Import { __await, .. } => {
+                match ::durable_runtime::__private::variant_index(__state)? {
+                    1u32 => {
                         ::core::result::Result::Ok(
                             ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of(&__await),
+                                ::durable_runtime::__private::executor_of::<__C0>(),
                             ),
                         )
                     }
-                    other => {
+                    _ => {
+                        let other = ::durable_runtime::__private::decode::<
+                            BatchLoopState<__L0, __L1, __C0>,
+                        >(__state)?;
                         ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
                             workflow: "batch",
                             variant: other.variant_name(),

@@ -293,38 +293,39 @@ const _: () = {
                 }
             }
             ::durable_runtime::__private::Op::Executor { state: __state } => {
-                match ::durable_runtime::__private::decode::<
-                    ProcessOrderState<__C0, __C1, __C2, __C3>,
-                >(__state)? {
-                    ProcessOrderState::CheckFraud { __await, .. } => {
+                match ::durable_runtime::__private::variant_index(__state)? {
+                    1u32 => {
                         ::core::result::Result::Ok(
                             ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of(&__await),
+                                ::durable_runtime::__private::executor_of::<__C0>(),
                             ),
                         )
                     }
-                    ProcessOrderState::PrepareShipment { __await, .. } => {
+                    2u32 => {
                         ::core::result::Result::Ok(
                             ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of(&__await),
+                                ::durable_runtime::__private::executor_of::<__C1>(),
                             ),
                         )
                     }
-                    ProcessOrderState::Charge { __await, .. } => {
+                    3u32 => {
                         ::core::result::Result::Ok(
                             ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of(&__await),
+                                ::durable_runtime::__private::executor_of::<__C2>(),
                             ),
                         )
                     }
-                    ProcessOrderState::Ship { __await, .. } => {
+                    4u32 => {
                         ::core::result::Result::Ok(
                             ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of(&__await),
+                                ::durable_runtime::__private::executor_of::<__C3>(),
                             ),
                         )
                     }
-                    other => {
+                    _ => {
+                        let other = ::durable_runtime::__private::decode::<
+                            ProcessOrderState<__C0, __C1, __C2, __C3>,
+                        >(__state)?;
                         ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
                             workflow: "process_order",
                             variant: other.variant_name(),

@@ -238,9 +238,11 @@ impl Engine {
         if let Some(json) = entry.and_then(|e| (e.input_to_json)(&envelope).ok()) {
             return json.to_string();
         }
-        let by_layout = self.stored_layout(layout).ok().flatten().and_then(|l| {
-            crate::layout::value::read(&envelope, &l.input, &l.types).ok()
-        });
+        let by_layout = self
+            .stored_layout(layout)
+            .ok()
+            .flatten()
+            .and_then(|l| crate::layout::value::read(&envelope, &l.input, &l.types).ok());
         match by_layout {
             Some(value) => value.to_json().to_string(),
             None => "\"(the input's layout is not at hand)\"".into(),

@@ -393,61 +393,60 @@ impl Engine {
         let now_clock = clock_ms(&*self.clock);
         let after = |t: std::time::Duration| now_clock.saturating_add(t.as_millis() as u64);
         let (input_field, kept) = fields::first_fields(input);
-        let mut record =
-            InstanceRecord {
+        let mut record = InstanceRecord {
+            workflow: workflow.to_owned(),
+            fingerprint: entry.fingerprint,
+            layout: entry.layout.hash,
+            version: entry.version,
+            status: Status::Running,
+            state: Vec::new(),
+            variant: "Start".to_owned(),
+            step: 0,
+            pending: None,
+            failed_attempts: 0,
+            partial: Vec::new(),
+            parent,
+            run: 1,
+            children: Vec::new(),
+            deadline_ms: timeout.map(after),
+            run_timeout_ms: run_timeout.map(|t| t.as_millis() as u64),
+            run_deadline_ms: run_timeout.map(after),
+            variant_fp: 0,
+            events: 0,
+            new_events: std::iter::once(crate::history::EventKind::Started {
                 workflow: workflow.to_owned(),
-                fingerprint: entry.fingerprint,
-                layout: entry.layout.hash,
-                version: entry.version,
-                status: Status::Running,
-                state: Vec::new(),
-                variant: "Start".to_owned(),
-                step: 0,
-                pending: None,
-                failed_attempts: 0,
-                partial: Vec::new(),
-                parent,
                 run: 1,
-                children: Vec::new(),
-                deadline_ms: timeout.map(after),
-                run_timeout_ms: run_timeout.map(|t| t.as_millis() as u64),
-                run_deadline_ms: run_timeout.map(after),
-                variant_fp: 0,
-                events: 0,
-                new_events: std::iter::once(crate::history::EventKind::Started {
-                    workflow: workflow.to_owned(),
-                    run: 1,
-                    version: entry.version,
+                version: entry.version,
+            })
+            .chain(if kept {
+                // a large input is stored once, apart (`fields`)
+                Some(crate::history::EventKind::InputKept {
+                    bytes: input.len() as u64,
+                    layout: entry.layout.hash,
                 })
-                .chain(if kept {
-                    // a large input is stored once, apart (`fields`)
-                    Some(crate::history::EventKind::InputKept {
-                        bytes: input.len() as u64,
-                        layout: entry.layout.hash,
+            } else {
+                // an input JSON cannot express (a map with non-string keys) is not shown
+                (entry.input_to_json)(input)
+                    .ok()
+                    .map(|json| crate::history::EventKind::Input {
+                        json: json.to_string(),
                     })
-                } else {
-                    // an input JSON cannot express (a map with non-string keys) is not shown
-                    (entry.input_to_json)(input).ok().map(|json| {
-                        crate::history::EventKind::Input {
-                            json: json.to_string(),
-                        }
-                    })
-                })
-                .collect(),
-                last_error: None,
-                output: None,
-                error: None,
-                cancel_delivered: false,
-                created_ms: now,
-                updated_ms: now,
-                indexed: Vec::new(),
-                search_attributes: Vec::new(),
-                scheduled: None,
-                incarnation: InstanceRecord::new_incarnation(),
-                parts: Vec::new(),
-                field_seq: 0,
-                stored_fields: Some(input_field),
-            };
+            })
+            .collect(),
+            last_error: None,
+            output: None,
+            error: None,
+            cancel_delivered: false,
+            created_ms: now,
+            updated_ms: now,
+            indexed: Vec::new(),
+            search_attributes: Vec::new(),
+            scheduled: None,
+            incarnation: InstanceRecord::new_incarnation(),
+            parts: Vec::new(),
+            field_seq: 0,
+            stored_fields: Some(input_field),
+        };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         self.apply(&mut record, outcome, &entry);
         record.variant_fp = entry.variant_fp(&record.variant);

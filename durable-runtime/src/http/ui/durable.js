@@ -353,7 +353,10 @@ function instancePage() {
 
   const load = async () => {
     if (!id) throw new Error("no instance id in the address (?id=...)");
-    const [d, events] = await Promise.all([api(path), api(path + "/history")]);
+    // the history read after the status: an ended status's last poll
+    // always has the events of the checkpoint that ended it
+    const d = await api(path);
+    const events = await api(path + "/history");
     phase = d.phase;
     $("i-status").replaceWith(Object.assign(badge(d.phase), { id: "i-status" }));
     const rows = [
