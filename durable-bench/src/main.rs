@@ -1221,6 +1221,11 @@ async fn main() {
         cluster::worker(&arg(1), &arg(2), &arg(3), n).await;
         return;
     }
+    if let Some(i) = argv.iter().position(|a| a == "--state-rss-child") {
+        let arg = |k: usize| argv.get(i + k).and_then(|n| n.parse().ok()).expect("KIB HELD");
+        state_size::rss_child(arg(1), arg(2)).await;
+        return;
+    }
     if let Some(i) = argv.iter().position(|a| a == "--sleepers-child") {
         let dir = argv.get(i + 1).expect("DIR");
         let fire = argv.get(i + 2).and_then(|n| n.parse().ok()).expect("FIRE");

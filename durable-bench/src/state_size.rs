@@ -77,9 +77,29 @@ async fn run(rt: &Arc<Runtime>, n: usize, kib: usize, in_flight: usize) {
     }
 }
 
+/// Resident KiB per instance held at `charge`, measured in a fresh
+/// process (`--state-rss-child KIB HELD`): in this one, memory the earlier
+/// runs freed would hide the growth.
+fn rss_per_running(kib: usize, held: usize) -> f64 {
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let out = std::process::Command::new(exe)
+        .args(["--state-rss-child", &kib.to_string(), &held.to_string()])
+        .output()
+        .expect("run the RSS child");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("RSS_KIB_PER_RUNNING ")?.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// The child of [`rss_per_running`]: prints `RSS_KIB_PER_RUNNING <KiB>`.
+pub(super) async fn rss_child(kib: usize, held: usize) {
+    println!("RSS_KIB_PER_RUNNING {:.1}", rss_held(kib, held).await);
+}
+
 /// Resident KiB per instance held at `charge`: `held` instances are
 /// started and left there.
-async fn rss_per_running(kib: usize, held: usize) -> f64 {
+async fn rss_held(kib: usize, held: usize) -> f64 {
     let dir = tempfile::tempdir().expect("temp dir");
     let (rt, _store) = open(dir.path()).await;
     HOLD_CHARGE.store(true, Ordering::SeqCst);
@@ -125,7 +145,7 @@ pub(super) async fn state_size(kib: usize, in_flight: usize, workflows: usize) -
         workflows_per_s: n as f64 / seconds,
         bytes_per_transition: s.bytes as f64 / transitions as f64,
         disk_bytes_per_instance: disk as f64 / n as f64,
-        rss_kib_per_running: rss_per_running(kib, 100).await,
+        rss_kib_per_running: rss_per_running(kib, 100),
         load: load(),
     }
 }
