@@ -286,6 +286,7 @@ impl Engine {
                 // a conflict means another process created it: this one stops
                 // and resumes from the store
                 .map_err(Halt::Store)?;
+                r.committed();
                 if !r.status.is_terminal() {
                     self.owned_now(&child_id);
                 }

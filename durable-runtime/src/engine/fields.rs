@@ -76,10 +76,24 @@ fn codec_error(e: crate::CodecError) -> StoreError {
     StoreError::Codec(e.to_string())
 }
 
+impl InstanceRecord {
+    /// The batch of the last [`Engine::encode_record`] committed: its
+    /// fields are what the store holds.
+    pub(crate) fn committed(&mut self) {
+        if let Some(fields) = self.pending_fields.take() {
+            self.stored_fields = Some(fields);
+        }
+    }
+}
+
 impl Engine {
     /// Encodes `record` as the store keeps it, adding to `batch` the large
     /// fields stored for the first time and the deletion of the stored
-    /// values it no longer refers to.
+    /// values it no longer refers to. What the store will hold once the
+    /// batch commits is kept aside in `record.pending_fields`, and becomes
+    /// the record's `stored_fields` only by [`InstanceRecord::committed`]:
+    /// until then they are unknown (a failed or abandoned commit leaves
+    /// them so, and the next checkpoint looks at the store).
     pub(crate) fn encode_record(
         &self,
         id: &str,
@@ -144,7 +158,7 @@ impl Engine {
         for gone in old.into_iter().flatten().filter(|f| f.seq != INPUT) {
             batch.delete(keys::field(id, gone.seq));
         }
-        record.stored_fields = Some(now);
+        record.pending_fields = Some(now);
         if parts.is_empty() {
             return codec::encode(&*record).map_err(codec_error);
         }

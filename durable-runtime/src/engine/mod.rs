@@ -283,11 +283,8 @@ impl Engine {
         let layout = self.stage_layout(record.layout, &mut batch)?;
         let bytes = self.encode_record(id, record, &mut batch)?;
         batch.put(keys::instance(id), bytes);
-        if let Err(e) = self.store.commit(batch).await {
-            // what the store holds of its fields is not known now
-            record.stored_fields = None;
-            return Err(e);
-        }
+        self.store.commit(batch).await?;
+        record.committed();
         if layout {
             self.layout_stored(record.layout);
         }
@@ -308,6 +305,7 @@ impl Engine {
         let mut batch = Batch::default();
         let timer = self.stage_create(id, record, &mut batch)?;
         self.store.commit(batch).await?;
+        record.committed();
         // the batch held the record's layout unless it was known stored
         self.layout_stored(record.layout);
         self.owned_now(id);
@@ -446,6 +444,7 @@ impl Engine {
             parts: Vec::new(),
             field_seq: 0,
             stored_fields: Some(input_field),
+            pending_fields: None,
         };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         self.apply(&mut record, outcome, &entry);

@@ -110,6 +110,9 @@ pub(crate) struct InstanceRecord {
     /// known, the next checkpoint looks at the stored record).
     #[serde(skip)]
     pub(crate) stored_fields: Option<Vec<super::fields::StoredField>>,
+    /// What `stored_fields` becomes when the batch being committed lands.
+    #[serde(skip)]
+    pub(crate) pending_fields: Option<Vec<super::fields::StoredField>>,
 }
 
 /// Which schedule started an instance, for which nominal time and how.
@@ -235,6 +238,7 @@ mod tests {
             parts: Vec::new(),
             field_seq: 0,
             stored_fields: None,
+            pending_fields: None,
         }
     }
 
