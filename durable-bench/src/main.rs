@@ -1222,7 +1222,11 @@ async fn main() {
         return;
     }
     if let Some(i) = argv.iter().position(|a| a == "--state-rss-child") {
-        let arg = |k: usize| argv.get(i + k).and_then(|n| n.parse().ok()).expect("KIB HELD");
+        let arg = |k: usize| {
+            argv.get(i + k)
+                .and_then(|n| n.parse().ok())
+                .expect("KIB HELD")
+        };
         state_size::rss_child(arg(1), arg(2)).await;
         return;
     }

@@ -30,6 +30,15 @@ pub(crate) fn from_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 
+/// Resolves once `clock` has reached `at_ms` (ms since the Unix epoch);
+/// never when there is no such time.
+pub(crate) async fn sleep_until_ms(clock: &dyn Clock, at_ms: Option<u64>) {
+    match at_ms {
+        Some(at) => clock.sleep_until(from_ms(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The real time of the machine.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;

@@ -3,9 +3,147 @@
 
 use super::*;
 
+/// What happens between the attempts of one activity call that the retry
+/// policy retries: a step checkpoints each failed attempt (a crash then
+/// does not forget it), the parts of a larger step keep them in memory.
+pub(super) trait Between: Send {
+    /// Attempt `attempt` failed with `failure` after `took`; it is retried.
+    fn retrying<'a>(
+        &'a mut self,
+        attempt: u32,
+        failure: &'a Failure,
+        took: std::time::Duration,
+    ) -> futures::future::BoxFuture<'a, Result<(), Halt>>;
+}
+
+/// Failed attempts kept in memory only (the parts of a larger step).
+pub(super) struct InMemory;
+
+impl Between for InMemory {
+    fn retrying<'a>(
+        &'a mut self,
+        _: u32,
+        _: &'a Failure,
+        _: std::time::Duration,
+    ) -> futures::future::BoxFuture<'a, Result<(), Halt>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// Each failed attempt of a step's activity checkpointed with the record.
+struct Checkpointed<'r> {
+    engine: &'r Engine,
+    id: &'r str,
+    record: &'r mut InstanceRecord,
+}
+
+impl Between for Checkpointed<'_> {
+    fn retrying<'a>(
+        &'a mut self,
+        attempt: u32,
+        failure: &'a Failure,
+        took: std::time::Duration,
+    ) -> futures::future::BoxFuture<'a, Result<(), Halt>> {
+        Box::pin(async move {
+            let error = format!("{}: {}", failure.kind, failure.message);
+            let record = &mut *self.record;
+            record.failed_attempts = attempt;
+            record.last_error = Some(error.clone());
+            record
+                .new_events
+                .push(crate::history::EventKind::AttemptFailed {
+                    step: record.step,
+                    attempt,
+                    error,
+                    duration_ms: took.as_millis() as u64,
+                });
+            record.updated_ms = now_ms();
+            self.engine.save(self.id, record).await.map_err(Halt::Store)
+        })
+    }
+}
+
+/// The last attempt of an activity call: its output (the activity's own,
+/// or for a failure without one an `ActivityError` of its kind), its
+/// failure if it failed, its number and how long it took.
+pub(super) struct LastAttempt {
+    pub(super) bytes: Vec<u8>,
+    pub(super) failure: Option<Failure>,
+    pub(super) attempt: u32,
+    pub(super) took: std::time::Duration,
+}
+
 impl Engine {
-    /// Runs an activity's attempts until one succeeds or the policy allows
-    /// no more; its encoded output either way.
+    /// The retry loop, the one every activity call in this process runs:
+    /// attempts numbered from `first`, each with idempotency key `key`,
+    /// until one succeeds or the policy allows no more; between two,
+    /// `between` hears of the failure, then the policy's backoff passes on
+    /// the runtime's clock. `Ok(Err(why))` when the call cannot be carried
+    /// out (an input or output that does not encode); `Err` when `between`
+    /// halts the instance.
+    #[allow(clippy::too_many_arguments)] // one call's parts
+    pub(super) async fn retry(
+        &self,
+        vtable: crate::activity::ActivityVTable,
+        input: &[u8],
+        options: &crate::activity::ActivityOptions,
+        key: &str,
+        workflow_id: &str,
+        first: u32,
+        between: &mut dyn Between,
+    ) -> Result<Result<LastAttempt, String>, Halt> {
+        let mut attempt = first;
+        loop {
+            let ctx = ActivityContext {
+                workflow_id: workflow_id.to_owned(),
+                activity: vtable.name,
+                attempt,
+                idempotency_key: key.to_owned(),
+                worker: self.member.as_ref().map(|m| m.name.clone()),
+            };
+            let started = std::time::Instant::now();
+            let attempted = match self.attempt(vtable, input, ctx, options).await {
+                Ok(attempted) => attempted,
+                Err(why) => return Ok(Err(why)),
+            };
+            let took = started.elapsed();
+            let (bytes, failure) = match attempted {
+                (Some(bytes), None) => {
+                    return Ok(Ok(LastAttempt {
+                        bytes,
+                        failure: None,
+                        attempt,
+                        took,
+                    }));
+                }
+                (bytes, Some(failure)) => (bytes, failure),
+                (None, None) => {
+                    return Ok(Err(
+                        "an attempt ended with neither output nor failure".into()
+                    ));
+                }
+            };
+            if !options.retry.allows_retry(attempt, &failure) {
+                return Ok(last_output(vtable, bytes, &failure)
+                    .map(|bytes| LastAttempt {
+                        bytes,
+                        failure: Some(failure),
+                        attempt,
+                        took,
+                    })
+                    .map_err(|e| e.to_string()));
+            }
+            between.retrying(attempt, &failure, took).await?;
+            let backoff = options.retry.backoff(attempt + 1);
+            self.clock.sleep_until(self.clock.now() + backoff).await;
+            attempt += 1;
+        }
+    }
+
+    /// Runs the activity a step awaits ([`Engine::retry`], each failed
+    /// attempt checkpointed); its encoded output. A cancel, a terminate or
+    /// the deadline ends it at once, in an attempt or in a backoff (the
+    /// attempt is aborted).
     pub(super) async fn run_activity(
         &self,
         id: &str,
@@ -14,78 +152,44 @@ impl Engine {
         input: &[u8],
         options: &crate::activity::ActivityOptions,
     ) -> Result<Vec<u8>, Halt> {
-        loop {
-            let attempt = record.failed_attempts + 1;
-            let ctx = ActivityContext {
-                workflow_id: id.to_owned(),
-                activity: vtable.name,
-                attempt,
-                idempotency_key: record.activity_key(id),
-                worker: self.member.as_ref().map(|m| m.name.clone()),
-            };
-            let started = std::time::Instant::now();
-            // listen before looking, so a request arriving in between is not missed
-            let interrupt = self.interrupt(id);
-            let notified = interrupt.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.has_control(id) {
-                return Err(Halt::Interrupted);
-            }
-            let deadline = async {
-                match record.next_deadline() {
-                    Some(d) => self.clock.sleep_until(crate::clock::from_ms(d)).await,
-                    None => std::future::pending().await,
-                }
-            };
-            // a cancel, a terminate or the deadline drops (aborts) the attempt
-            let attempted = tokio::select! {
-                () = deadline => return Err(Halt::Interrupted),
-                attempted = self.attempt(vtable, input, ctx, options) => attempted,
-                () = &mut notified => return Err(Halt::Interrupted),
-            };
-            let finished = |error: Option<String>| crate::history::EventKind::ActivityFinished {
-                step: record.step,
-                activity: vtable.name.to_owned(),
-                attempt,
-                duration_ms: started.elapsed().as_millis() as u64,
-                error,
-            };
-            let (bytes, failure) = match attempted {
-                Ok((Some(bytes), None)) => {
-                    record.new_events.push(finished(None));
-                    return Ok(bytes);
-                }
-                Ok((bytes, Some(failure))) => (bytes, failure),
-                Ok((None, None)) => {
-                    let why = "an attempt ended with neither output nor failure";
-                    return self.fail(id, record, why.into()).await;
-                }
-                Err(codec_error) => return self.fail(id, record, codec_error).await,
-            };
-            if !options.retry.allows_retry(attempt, &failure) {
-                let event = finished(Some(format!("{}: {}", failure.kind, failure.message)));
-                record.new_events.push(event);
-                return match last_output(vtable, bytes, &failure) {
-                    Ok(bytes) => Ok(bytes),
-                    Err(e) => self.fail(id, record, e.to_string()).await,
-                };
-            }
-            record.failed_attempts = attempt;
-            record.last_error = Some(format!("{}: {}", failure.kind, failure.message));
-            record
-                .new_events
-                .push(crate::history::EventKind::AttemptFailed {
-                    step: record.step,
-                    attempt,
-                    error: format!("{}: {}", failure.kind, failure.message),
-                    duration_ms: started.elapsed().as_millis() as u64,
-                });
-            record.updated_ms = now_ms();
-            self.save(id, record).await.map_err(Halt::Store)?;
-            let backoff = options.retry.backoff(attempt + 1);
-            self.clock.sleep_until(self.clock.now() + backoff).await;
+        let key = record.activity_key(id);
+        let (first, step, deadline) = (
+            record.failed_attempts + 1,
+            record.step,
+            record.next_deadline(),
+        );
+        // listen before looking, so a request arriving in between is not missed
+        let interrupt = self.interrupt(id);
+        let notified = interrupt.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.has_control(id) {
+            return Err(Halt::Interrupted);
         }
+        let mut checkpointed = Checkpointed {
+            engine: self,
+            id,
+            record: &mut *record,
+        };
+        let done = tokio::select! {
+            () = crate::clock::sleep_until_ms(&*self.clock, deadline) => return Err(Halt::Interrupted),
+            done = self.retry(vtable, input, options, &key, id, first, &mut checkpointed) => done?,
+            () = &mut notified => return Err(Halt::Interrupted),
+        };
+        let last = match done {
+            Ok(last) => last,
+            Err(why) => return self.fail(id, record, why).await,
+        };
+        record
+            .new_events
+            .push(crate::history::EventKind::ActivityFinished {
+                step,
+                activity: vtable.name.to_owned(),
+                attempt: last.attempt,
+                duration_ms: last.took.as_millis() as u64,
+                error: last.failure.map(|f| format!("{}: {}", f.kind, f.message)),
+            });
+        Ok(last.bytes)
     }
 
     /// One attempt of an activity in this process, with a slot of
@@ -94,8 +198,7 @@ impl Engine {
     /// a terminate, shutdown), bounded by the start-to-close timeout, and
     /// counted in the metrics. Its output and its failure (a panic or a
     /// timeout has no output); `Err` when the input or output does not
-    /// encode. The retry loops of a step ([`Engine::run_activity`]) and of
-    /// a step's parts (`composite::local_attempts`) both run attempts so.
+    /// encode. [`Engine::retry`] runs every attempt so.
     pub(super) async fn attempt(
         &self,
         vtable: crate::activity::ActivityVTable,
@@ -182,12 +285,7 @@ impl Engine {
         if self.has_control(id) {
             return Err(Halt::Interrupted);
         }
-        let deadline = async {
-            match record.next_deadline() {
-                Some(d) => self.clock.sleep_until(crate::clock::from_ms(d)).await,
-                None => std::future::pending().await,
-            }
-        };
+        let deadline = crate::clock::sleep_until_ms(&*self.clock, record.next_deadline());
         let outcome = tokio::select! {
             done = self.remote_attempts(queue, &call, id, vtable, input, options) => done?,
             () = deadline => return Err(Halt::Interrupted),

@@ -8,7 +8,7 @@ use futures::stream::FuturesUnordered;
 
 use super::queues::Remote;
 use super::{Engine, Halt, InstanceRecord, Status, WorkflowEntry, guarded, now_ms};
-use crate::activity::{ActivityContext, ActivityOptions, ActivityVTable, Failure};
+use crate::activity::{ActivityOptions, ActivityVTable, Failure};
 use crate::clock::now_ms as clock_ms;
 use crate::codec;
 use crate::command::{ChildError, Executor, Request};
@@ -37,7 +37,8 @@ pub(super) async fn attempts(
 }
 
 /// [`attempts`] in this process, whatever the activity's queue (the queue
-/// service runs its tasks so).
+/// service runs its tasks so): [`Engine::retry`], failed attempts kept in
+/// memory.
 pub(super) async fn local_attempts(
     engine: &Engine,
     key: String,
@@ -46,29 +47,15 @@ pub(super) async fn local_attempts(
     input: &[u8],
     options: &ActivityOptions,
 ) -> Result<(Vec<u8>, Option<Failure>), String> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let ctx = ActivityContext {
-            workflow_id: workflow_id.to_owned(),
-            activity: vtable.name,
-            attempt,
-            idempotency_key: key.clone(),
-            worker: engine.member.as_ref().map(|m| m.name.clone()),
-        };
-        match engine.attempt(vtable, input, ctx, options).await? {
-            (Some(bytes), None) => return Ok((bytes, None)),
-            (bytes, Some(failure)) => {
-                if !options.retry.allows_retry(attempt, &failure) {
-                    let bytes = super::attempts::last_output(vtable, bytes, &failure)
-                        .map_err(|e| e.to_string())?;
-                    return Ok((bytes, Some(failure)));
-                }
-                let backoff = options.retry.backoff(attempt + 1);
-                engine.clock.sleep_until(engine.clock.now() + backoff).await;
-            }
-            (None, None) => return Err("an attempt ended with neither output nor failure".into()),
-        }
+    let mut between = super::attempts::InMemory;
+    match engine
+        .retry(vtable, input, options, &key, workflow_id, 1, &mut between)
+        .await
+    {
+        Ok(Ok(last)) => Ok((last.bytes, last.failure)),
+        Ok(Err(why)) => Err(why),
+        // kept in memory: nothing between the attempts halts
+        Err(_) => Err("the attempts were stopped".into()),
     }
 }
 

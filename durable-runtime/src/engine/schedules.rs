@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, InstanceRecord, WorkflowEntry};
-use crate::clock::{from_ms, now_ms as clock_ms};
+use crate::clock::now_ms as clock_ms;
 use crate::codec;
 use crate::schedule::{
     Overlap, RECENT, Schedule, ScheduleDescription, ScheduleError, ScheduleEvent,
@@ -208,14 +208,8 @@ impl Engine {
                     continue;
                 }
             };
-            let until_due = async {
-                match next {
-                    Some(at) => self.clock.sleep_until(from_ms(at)).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                () = until_due => {}
+                () = crate::clock::sleep_until_ms(&*self.clock, next) => {}
                 () = self.schedule_wake.notified() => {}
             }
         }

@@ -488,12 +488,7 @@ impl Engine {
                         _ => None,
                     })
                     .min();
-                let timer = async {
-                    match deadline {
-                        Some((at, _)) => self.clock.sleep_until(crate::clock::from_ms(at)).await,
-                        None => std::future::pending().await,
-                    }
-                };
+                let timer = crate::clock::sleep_until_ms(&*self.clock, deadline.map(|(at, _)| at));
                 // listen before looking, so a request arriving in between is not missed
                 let interrupt = self.interrupt(id);
                 let notified = interrupt.notified();
@@ -509,12 +504,8 @@ impl Engine {
                         return Err(Halt::Interrupted);
                     }
                 }
-                let run_deadline = async {
-                    match record.next_deadline() {
-                        Some(d) => self.clock.sleep_until(crate::clock::from_ms(d)).await,
-                        None => std::future::pending().await,
-                    }
-                };
+                let run_deadline =
+                    crate::clock::sleep_until_ms(&*self.clock, record.next_deadline());
                 let (index, bytes) = tokio::select! {
                     () = run_deadline => return Err(Halt::Interrupted),
                     Some((i, out)) = futures::StreamExt::next(&mut racers) => match out? {

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::Engine;
-use crate::clock::{from_ms, now_ms};
+use crate::clock::now_ms;
 use crate::store::keys;
 
 /// Index entries read per page.
@@ -27,14 +27,8 @@ impl Engine {
                     continue;
                 }
             };
-            let until_due = async {
-                match next {
-                    Some(at) => self.clock.sleep_until(from_ms(at)).await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                () = until_due => {}
+                () = crate::clock::sleep_until_ms(&*self.clock, next) => {}
                 () = self.timers.notified() => {}
             }
         }

@@ -271,6 +271,29 @@ async fn slow_call(key: String) -> Result<String, ActivityError> {
     Ok(format!("answered {key}"))
 }
 
+/// Always fails, and waits an hour before it is tried again.
+#[activity(max_attempts = 3, initial_interval_ms = 3_600_000)]
+async fn refused_call(key: String) -> Result<String, ActivityError> {
+    *RUNS
+        .lock()
+        .unwrap()
+        .entry(format!("refused:{key}"))
+        .or_default() += 1;
+    Err(ActivityError::retryable("the service is down"))
+}
+
+#[workflow]
+async fn patient_call(key: String) -> Result<String, WorkflowError> {
+    match refused_call(key.clone()).await {
+        Ok(answer) => Ok(answer),
+        Err(e) if e.kind() == "cancelled" => {
+            undo(key).await?;
+            Ok("call cancelled".into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[activity]
 async fn undo(key: String) -> Result<(), ActivityError> {
     *RUNS
@@ -432,6 +455,31 @@ async fn cancel_aborts_a_running_activity_and_the_workflow_sees_it() {
         "call cancelled"
     );
     assert_eq!(runs("undo:cc"), 1);
+}
+
+#[tokio::test]
+async fn a_cancel_reaches_an_activity_waiting_out_its_retry_backoff() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<patient_call>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("pc", patient_call("pc".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    // the first attempt failed and is checkpointed: an hour's backoff begins
+    until("the failed attempt recorded", || {
+        h.describe().is_ok_and(|d| d.failed_attempts == 1)
+    })
+    .await;
+    h.cancel().await.unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "call cancelled"
+    );
+    assert_eq!((runs("refused:pc"), runs("undo:pc")), (1, 1));
 }
 
 #[tokio::test]
