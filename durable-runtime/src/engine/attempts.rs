@@ -74,6 +74,34 @@ pub(super) struct LastAttempt {
 }
 
 impl Engine {
+    /// Runs `work` (an activity's attempts, a queued call, a race) for
+    /// instance `id` unless a cancel or terminate request for it, or its
+    /// deadline `deadline_ms`, comes first: then `work` is dropped (an
+    /// attempt it runs is aborted) and the instance is `Halt::Interrupted`.
+    /// The listener is armed before anything is looked at, so a request
+    /// arriving in between is not missed; `seen` then looks for what
+    /// arrived before it (`true`: interrupted already).
+    pub(super) async fn interruptible<T>(
+        &self,
+        id: &str,
+        deadline_ms: Option<u64>,
+        seen: impl FnOnce() -> Result<bool, Halt>,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, Halt> {
+        let interrupt = self.interrupt(id);
+        let notified = interrupt.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.has_control(id) || seen()? {
+            return Err(Halt::Interrupted);
+        }
+        tokio::select! {
+            () = crate::clock::sleep_until_ms(&*self.clock, deadline_ms) => Err(Halt::Interrupted),
+            done = work => Ok(done),
+            () = &mut notified => Err(Halt::Interrupted),
+        }
+    }
+
     /// The retry loop, the one every activity call in this process runs:
     /// attempts numbered from `first`, each with idempotency key `key`,
     /// until one succeeds or the policy allows no more; between two,
@@ -158,24 +186,15 @@ impl Engine {
             record.step,
             record.next_deadline(),
         );
-        // listen before looking, so a request arriving in between is not missed
-        let interrupt = self.interrupt(id);
-        let notified = interrupt.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if self.has_control(id) {
-            return Err(Halt::Interrupted);
-        }
         let mut checkpointed = Checkpointed {
             engine: self,
             id,
             record: &mut *record,
         };
-        let done = tokio::select! {
-            () = crate::clock::sleep_until_ms(&*self.clock, deadline) => return Err(Halt::Interrupted),
-            done = self.retry(vtable, input, options, &key, id, first, &mut checkpointed) => done?,
-            () = &mut notified => return Err(Halt::Interrupted),
-        };
+        let retried = self.retry(vtable, input, options, &key, id, first, &mut checkpointed);
+        let done = self
+            .interruptible(id, deadline, || Ok(false), retried)
+            .await??;
         let last = match done {
             Ok(last) => last,
             Err(why) => return self.fail(id, record, why).await,
@@ -278,19 +297,10 @@ impl Engine {
         let name = vtable.name;
         let started = std::time::Instant::now();
         let call = format!("{id}/{}", record.step);
-        let interrupt = self.interrupt(id);
-        let notified = interrupt.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if self.has_control(id) {
-            return Err(Halt::Interrupted);
-        }
-        let deadline = crate::clock::sleep_until_ms(&*self.clock, record.next_deadline());
-        let outcome = tokio::select! {
-            done = self.remote_attempts(queue, &call, id, vtable, input, options) => done?,
-            () = deadline => return Err(Halt::Interrupted),
-            () = &mut notified => return Err(Halt::Interrupted),
-        };
+        let remote = self.remote_attempts(queue, &call, id, vtable, input, options);
+        let outcome = self
+            .interruptible(id, record.next_deadline(), || Ok(false), remote)
+            .await??;
         match outcome {
             Ok((bytes, failure)) => {
                 record

@@ -489,37 +489,38 @@ impl Engine {
                     })
                     .min();
                 let timer = crate::clock::sleep_until_ms(&*self.clock, deadline.map(|(at, _)| at));
-                // listen before looking, so a request arriving in between is not missed
-                let interrupt = self.interrupt(id);
-                let notified = interrupt.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if self.has_control(id) {
-                    return Err(Halt::Interrupted);
-                }
+                // the first to finish: an activity branch (its index and
+                // outcome), or the timer (`Err` with its index)
+                let race = async {
+                    tokio::select! {
+                        Some((i, out)) = futures::StreamExt::next(&mut racers) => Ok((i, out)),
+                        () = timer => Err(deadline.map_or(0, |(_, j)| j)),
+                    }
+                };
                 // a signal that came after the first look: look again, now that
                 // a later one interrupts the race (see `Runtime::signal`)
-                for branch in branches {
-                    if matches!(branch, Request::Signal { .. }) && self.peek_signal(id, branch)? {
-                        return Err(Halt::Interrupted);
+                let seen = || {
+                    for branch in branches {
+                        if matches!(branch, Request::Signal { .. })
+                            && self.peek_signal(id, branch)?
+                        {
+                            return Ok(true);
+                        }
                     }
-                }
-                let run_deadline =
-                    crate::clock::sleep_until_ms(&*self.clock, record.next_deadline());
-                let (index, bytes) = tokio::select! {
-                    () = run_deadline => return Err(Halt::Interrupted),
-                    Some((i, out)) = futures::StreamExt::next(&mut racers) => match out? {
+                    Ok(false)
+                };
+                let won = self
+                    .interruptible(id, record.next_deadline(), seen, race)
+                    .await?;
+                let (index, bytes) = match won {
+                    Ok((i, out)) => match out? {
                         Ok((bytes, _)) => (i, bytes),
                         Err(why) => return self.fail(id, record, why).await,
                     },
-                    () = timer => {
-                        let j = deadline.map_or(0, |(_, j)| j);
-                        match codec::encode(&Ok::<(), Cancelled>(())) {
-                            Ok(b) => (j, b),
-                            Err(e) => return self.fail(id, record, e.to_string()).await,
-                        }
-                    }
-                    () = &mut notified => return Err(Halt::Interrupted),
+                    Err(j) => match codec::encode(&Ok::<(), Cancelled>(())) {
+                        Ok(b) => (j, b),
+                        Err(e) => return self.fail(id, record, e.to_string()).await,
+                    },
                 };
                 drop(racers);
                 match codec::variant(index as u32, &bytes) {
