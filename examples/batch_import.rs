@@ -21,7 +21,6 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use durable_runtime::prelude::*;
@@ -41,13 +40,9 @@ struct Settings {
     latency: Duration,
 }
 
-static SETTINGS: OnceLock<Settings> = OnceLock::new();
-
 #[activity(max_attempts = 10, initial_interval_ms = 10, max_interval_ms = 200)]
 async fn import_record(record: Record) -> Result<(), ActivityError> {
-    let s = SETTINGS
-        .get()
-        .ok_or_else(|| ActivityError::terminal("settings not set"))?;
+    let s = dependency::<Settings>()?;
     let attempt = ActivityContext::current().map_or(1, |c| c.attempt);
     // the "remote system" takes a moment per record
     tokio::time::sleep(s.latency).await;
@@ -156,10 +151,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     );
     let log = dir.join("imported.log");
-    let _ = SETTINGS.set(Settings {
+    let settings = Settings {
         log: log.clone(),
         latency: Duration::from_millis(args.latency_ms),
-    });
+    };
 
     let started = Instant::now();
     let (done_on_start, _) = read_log(&log);
@@ -169,6 +164,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let runtime = Runtime::builder()
         .workflow::<import_batch>()
+        .dependency(settings)
         .open(dir.join("store"))
         .await?;
     println!("resumed {} unfinished batch", runtime.resumed_on_open());

@@ -23,7 +23,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -53,14 +52,15 @@ struct ShipmentConfirmation {
     tracking: String,
 }
 
+/// What the activities are given by the runtime (`Builder::dependency`):
+/// where their effects go and how the simulated service behaves. A real
+/// service registers its database pool or HTTP client the same way.
 struct Settings {
     effects: PathBuf,
     failure_rate: f64,
     /// Each call waits between these (ms).
     latency: (u64, u64),
 }
-
-static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
 /// Activity executions that succeeded, and failed attempts (retried).
 static RUN: AtomicU64 = AtomicU64::new(0);
@@ -72,9 +72,7 @@ const STEPS: [&str; 4] = ["check_fraud", "prepare_shipment", "charge", "ship"];
 /// The side effect every activity has: a line in the effects log, after a
 /// little latency, failing now and then like a real service.
 async fn effect(activity: &str, order_id: &str) -> Result<(), ActivityError> {
-    let s = SETTINGS
-        .get()
-        .ok_or_else(|| ActivityError::terminal("settings not set"))?;
+    let s = dependency::<Settings>()?;
     let attempt = ActivityContext::current().map_or(1, |c| c.attempt);
     let (low, high) = s.latency;
     if high > 0 {
@@ -220,17 +218,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     std::fs::create_dir_all(&dir)?;
     let effects_path = dir.join("effects.log");
-    let _ = SETTINGS.set(Settings {
+    let settings = Settings {
         effects: effects_path.clone(),
         failure_rate: args.failure_rate,
         latency: if args.fast { (0, 0) } else { (50, 150) },
-    });
+    };
     // what ran before this run: an activity run again now must not be one
     // whose completion was checkpointed then
     let before = effects(&effects_path);
 
     let started = Instant::now();
-    let mut builder = Runtime::builder().workflow::<process_order>();
+    // the activities resumed while it opens read the settings too
+    let mut builder = Runtime::builder()
+        .workflow::<process_order>()
+        .dependency(settings);
     if !args.fast {
         // ten calls at once: a real service's rate limit, and a run long
         // enough to interrupt

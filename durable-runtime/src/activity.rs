@@ -2,6 +2,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -228,6 +229,85 @@ pub struct ActivityContext {
 
 tokio::task_local! {
     static CONTEXT: ActivityContext;
+    static DEPENDENCIES: Arc<Dependencies>;
+}
+
+/// The values activities need — a database pool, an HTTP client, a mailer
+/// — registered with [`Builder::dependency`](crate::Builder::dependency),
+/// one per type, and read inside an activity with [`dependency`].
+#[derive(Default, Clone)]
+pub(crate) struct Dependencies(
+    std::collections::HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>,
+);
+
+impl Dependencies {
+    /// Registers `value` as the dependency of type `T` (replacing one).
+    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.0.insert(std::any::TypeId::of::<T>(), Arc::new(value));
+    }
+
+    fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.0
+            .get(&std::any::TypeId::of::<T>())
+            .and_then(|v| v.clone().downcast::<T>().ok())
+    }
+}
+
+impl std::fmt::Debug for Dependencies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dependencies({} registered)", self.0.len())
+    }
+}
+
+/// The dependency of type `T` that the runtime running this activity was
+/// given with [`Builder::dependency`](crate::Builder::dependency): how an
+/// activity reaches a database pool, an HTTP client or a mailer. Set before
+/// the runtime opens, it is there for the activities that recovery resumes
+/// during `open()` too; a test gives its runtime fakes.
+///
+/// ```
+/// use std::sync::Arc;
+/// use durable_runtime::prelude::*;
+///
+/// /// What sends mail: the real one in the service, a fake in tests.
+/// trait Mailer: Send + Sync {
+///     fn send(&self, to: &str, body: &str) -> Result<(), String>;
+/// }
+///
+/// #[activity]
+/// async fn welcome(email: String) -> Result<(), ActivityError> {
+///     let mailer = dependency::<Arc<dyn Mailer>>()?;
+///     mailer
+///         .send(&email, "welcome!")
+///         .map_err(ActivityError::retryable)
+/// }
+///
+/// struct Fake;
+/// impl Mailer for Fake {
+///     fn send(&self, _: &str, _: &str) -> Result<(), String> {
+///         Ok(())
+///     }
+/// }
+///
+/// let builder = Runtime::builder().dependency::<Arc<dyn Mailer>>(Arc::new(Fake));
+/// # drop(builder);
+/// ```
+///
+/// # Errors
+/// A terminal [`ActivityError`] of kind `dependency` naming `T` when the
+/// runtime was given none of that type, or when called outside an activity.
+pub fn dependency<T: Send + Sync + 'static>() -> Result<Arc<T>, ActivityError> {
+    let missing = |why: &str| {
+        ActivityError::terminal(format!(
+            "no dependency of type `{}` {why}: register it with `Builder::dependency`",
+            std::any::type_name::<T>()
+        ))
+        .with_kind("dependency")
+    };
+    DEPENDENCIES
+        .try_with(|deps| deps.get::<T>())
+        .map_err(|_| missing("here (not inside an activity)"))?
+        .ok_or_else(|| missing("was registered"))
 }
 
 impl ActivityContext {
@@ -243,7 +323,12 @@ pub(crate) type Attempt = Result<(Vec<u8>, Option<Failure>), CodecError>;
 /// Decodes the input and starts one attempt.
 /// Runs one attempt of an activity on its encoded input; a result over
 /// `result_limit` bytes is a failure of kind `limit`, not retried.
-pub(crate) type RunFn = fn(&[u8], ActivityContext, usize) -> Result<BoxFuture<Attempt>, CodecError>;
+pub(crate) type RunFn = fn(
+    &[u8],
+    ActivityContext,
+    Arc<Dependencies>,
+    usize,
+) -> Result<BoxFuture<Attempt>, CodecError>;
 
 /// The type-erased runner of one activity type.
 #[derive(Clone, Copy)]
@@ -300,7 +385,7 @@ impl ActivityVTable {
     pub fn of<A: Activity>() -> Self {
         ActivityVTable {
             name: A::NAME,
-            run: |input, ctx, result_limit| {
+            run: |input, ctx, dependencies, result_limit| {
                 let input: A::Input = codec::decode(input)?;
                 // one span per attempt, with the ids a log search needs
                 let span = tracing::info_span!(
@@ -310,7 +395,10 @@ impl ActivityVTable {
                     key = %ctx.idempotency_key,
                     instance = %ctx.workflow_id
                 );
-                let fut = tracing::Instrument::instrument(CONTEXT.scope(ctx, A::run(input)), span);
+                let fut = tracing::Instrument::instrument(
+                    CONTEXT.scope(ctx, DEPENDENCIES.scope(dependencies, A::run(input))),
+                    span,
+                );
                 Ok(Box::pin(fut.map(move |out| {
                     let failure = out.failure();
                     let bytes = codec::encode(&out)?;

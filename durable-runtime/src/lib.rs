@@ -254,4 +254,5 @@ pub mod prelude {
         WorkflowError, WorkflowHandle, activity, continue_as_new, first_of, join_all, now,
         random_u64, select, signal, sleep, sleep_until, uuid, workflow,
     };
+    pub use crate::activity::dependency;
 }

@@ -134,7 +134,12 @@ async fn run_once(step: &Request) -> Result<(), String> {
         idempotency_key: format!("inline/{name}"),
         worker: None,
     };
-    let (_, failure) = (vtable.run)(input, ctx, crate::Limits::default().result_bytes)
+    let (_, failure) = (vtable.run)(
+        input,
+        ctx,
+        std::sync::Arc::default(),
+        crate::Limits::default().result_bytes,
+    )
         .map_err(|e| e.to_string())?
         .await
         .map_err(|e| e.to_string())?;

@@ -105,7 +105,12 @@ pub async fn run_stepwise<W: Workflow>(
                             idempotency_key: format!("stepwise/{step}"),
                             worker: None,
                         };
-                        (vtable.run)(input, ctx, crate::Limits::default().result_bytes)?
+                        (vtable.run)(
+                            input,
+                            ctx,
+                            std::sync::Arc::default(),
+                            crate::Limits::default().result_bytes,
+                        )?
                             .await?
                             .0
                     }

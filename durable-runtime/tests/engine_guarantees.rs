@@ -2,6 +2,8 @@
 //!
 //! On the default store (redb); the suite is `suites/engine_guarantees.rs`, shared by every backend.
 
+mod common;
+
 use durable_runtime::testing::backends::Backend;
 
 const BACKEND: Backend = Backend::Redb;

@@ -232,8 +232,13 @@ impl Engine {
             .acquire()
             .await
             .map_err(|_| StoreError::Closed.to_string())?;
-        let future =
-            (vtable.run)(input, ctx, self.limits.result_bytes).map_err(|e| e.to_string())?;
+        let future = (vtable.run)(
+            input,
+            ctx,
+            self.dependencies.clone(),
+            self.limits.result_bytes,
+        )
+        .map_err(|e| e.to_string())?;
         let task = AbortOnDrop(tokio::spawn(AssertUnwindSafe(future).catch_unwind()));
         let joined = match options.start_to_close_timeout {
             Some(limit) => tokio::time::timeout(limit, task).await.ok(),

@@ -94,6 +94,8 @@ pub(crate) struct Engine {
     /// Signal payload layouts known to be in the store.
     pub(crate) value_layouts: Mutex<std::collections::HashSet<u64>>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// What activities read with `activity::dependency`.
+    pub(crate) dependencies: Arc<crate::activity::Dependencies>,
     /// Instances with a task in this process; `true`: woken while running,
     /// so look for work again before the task ends.
     pub(crate) running: Mutex<HashMap<String, bool>>,

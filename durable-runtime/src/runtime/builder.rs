@@ -38,6 +38,7 @@ pub struct Builder {
     sled_cache: Option<u64>,
     allow_untraced: bool,
     limits: crate::Limits,
+    dependencies: crate::activity::Dependencies,
 }
 
 impl std::fmt::Debug for Builder {
@@ -123,6 +124,17 @@ impl Builder {
     /// [`TestClock`](crate::clock::TestClock) to skip time.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Gives the activities `value`, read inside them with
+    /// [`dependency::<T>()`](crate::activity::dependency): a database
+    /// pool, an HTTP client, a mailer (a trait object, so that a test gives
+    /// its runtime a fake). One value per type; registering a type again
+    /// replaces it. The activities that recovery resumes while the runtime
+    /// opens see them too.
+    pub fn dependency<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.dependencies.insert(value);
         self
     }
 
@@ -263,6 +275,7 @@ impl Builder {
             sled_cache: self.sled_cache,
             allow_untraced: self.allow_untraced,
             limits: self.limits,
+            dependencies: self.dependencies.clone(),
         }
     }
 
@@ -375,6 +388,7 @@ impl Builder {
         let notices = store.subscribe();
         let engine = Arc::new(Engine {
             limits: self.limits,
+            dependencies: Arc::new(self.dependencies),
             member,
             taken_results: Mutex::default(),
             queue_claims: std::sync::atomic::AtomicUsize::new(0),
@@ -544,6 +558,7 @@ impl Runtime {
             sled_cache: None,
             allow_untraced: false,
             limits: crate::Limits::default(),
+            dependencies: crate::activity::Dependencies::default(),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
+use common::{Within, until};
 use durable_runtime::prelude::*;
 use durable_runtime::store::Batch;
 use durable_runtime::{ResultError, ResumeError, StartError, Status};
@@ -1289,4 +1290,125 @@ async fn a_compatibility_check_says_which_instances_new_code_can_run() {
             .unwrap(),
         "10 ok 20"
     );
+}
+
+// ---- dependencies: what activities are given by their runtime ----
+
+/// What prices an order: the real service in production, a fake in tests.
+trait Pricing: Send + Sync {
+    fn price(&self, sku: &str) -> Result<u64, String>;
+}
+
+struct Catalog;
+
+impl Pricing for Catalog {
+    fn price(&self, sku: &str) -> Result<u64, String> {
+        Ok(sku.len() as u64 * 100)
+    }
+}
+
+/// A fake that is down until the test says otherwise.
+struct Flaky(bool);
+
+impl Pricing for Flaky {
+    fn price(&self, _: &str) -> Result<u64, String> {
+        if self.0 { Ok(7) } else { Err("pricing is down".into()) }
+    }
+}
+
+#[activity(max_attempts = 5, initial_interval_ms = 3_600_000)]
+async fn price_of(sku: String) -> Result<u64, ActivityError> {
+    ran("price_of", &sku);
+    let pricing = dependency::<Arc<dyn Pricing>>()?;
+    pricing.price(&sku).map_err(ActivityError::retryable)
+}
+
+#[workflow]
+async fn quote(sku: String) -> Result<u64, WorkflowError> {
+    Ok(price_of(sku).await?)
+}
+
+#[tokio::test]
+async fn activities_read_the_dependencies_their_runtime_was_given() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<quote>()
+        .dependency::<Arc<dyn Pricing>>(Arc::new(Catalog))
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("dep-real", quote("book".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), 400);
+    rt.shutdown().await;
+    // a test gives its runtime a fake instead
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<quote>()
+        .dependency::<Arc<dyn Pricing>>(Arc::new(Flaky(true)))
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("dep-fake", quote("book".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), 7);
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_activity_without_its_dependency_fails_at_once_naming_the_type() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<quote>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("dep-missing", quote("pen".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let err = h.result().within().await.unwrap().unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("dyn") && text.contains("Pricing") && text.contains("Builder::dependency"),
+        "{text}"
+    );
+    // terminal: not retried for an hour's backoff
+    assert_eq!(runs("price_of", "pen").len(), 1);
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_activity_resumed_while_the_runtime_opens_reads_its_dependencies() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<quote>()
+        .dependency::<Arc<dyn Pricing>>(Arc::new(Flaky(false)))
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("dep-resume", quote("lamp".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the failed attempt recorded", || {
+        h.describe().is_ok_and(|d| d.failed_attempts == 1)
+    })
+    .await;
+    rt.shutdown().await;
+    // the next process resumes the call during open, with its own dependency
+    let rt = Runtime::builder()
+        .workflow::<quote>()
+        .dependency::<Arc<dyn Pricing>>(Arc::new(Flaky(true)))
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let out = rt.handle::<quote>("dep-resume").result().within().await;
+    assert_eq!(out.unwrap().unwrap(), 7);
+    assert_eq!(runs("price_of", "lamp").len(), 2);
+    rt.shutdown().await;
 }
