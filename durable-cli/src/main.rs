@@ -50,7 +50,7 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Parser, Subcommand};
 use durable_runtime::history::{EventKind, HistoryEvent};
 use durable_runtime::snapshot::{Snapshot, SnapshotError, SnapshotSet};
-use durable_runtime::{Description, ListFilter, Phase, ResultError, Runtime, StoreError};
+use durable_runtime::{Description, ListFilter, Phase, ResultError, Runtime, Status, StoreError};
 
 mod remote;
 mod schedules;
@@ -67,6 +67,11 @@ const EXIT_TOKEN: u8 = 6;
 const EXIT_WOULD_PARK: u8 = 7;
 /// Exit code: `--db` names no store.
 const EXIT_NO_STORE: u8 = 8;
+/// Exit code: `result` found the instance ended without completing
+/// (failed, cancelled, terminated; the error is printed).
+const EXIT_NOT_COMPLETED: u8 = 9;
+/// Exit code: `result --wait` waited and the instance still runs.
+const EXIT_STILL_RUNNING: u8 = 10;
 
 #[derive(Parser)]
 #[command(
@@ -140,7 +145,33 @@ enum Command {
         /// The instance id.
         id: String,
     },
-    /// Show an instance's current state as JSON (needs --url).
+    /// Show a finished instance's output (or error), waiting for it to end
+    /// with --wait.
+    Result {
+        /// The instance id.
+        id: String,
+        /// Seconds to wait for the instance to end (0: look once).
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+    /// Start a workflow by name on the newest version (needs --url: the
+    /// service has the workflow's code).
+    Start {
+        /// The workflow's name.
+        workflow: String,
+        /// The new instance's id.
+        id: String,
+        /// The input as JSON.
+        #[arg(long, default_value = "null")]
+        input: String,
+        /// An instance with this id already: return it instead of failing.
+        #[arg(long)]
+        use_existing: bool,
+        /// Seconds to wait for it to end, then show its output.
+        #[arg(long)]
+        wait: Option<u64>,
+    },
+    /// Show an instance's current state as JSON.
     State {
         /// The instance id.
         id: String,
@@ -372,15 +403,19 @@ impl Source {
 
     fn state(&self, id: &str) -> Result<serde_json::Value, Failure> {
         match self {
-            Source::Local(rt) => {
-                // the id must exist before the missing code is the problem
-                rt.describe(id)?;
-                Err(Failure::other(format!(
-                    "the state of `{id}` can only be rendered by a process with its workflow's code: \
-                     run `durable --url <service> state {id}` against the service"
-                )))
-            }
+            // by the layout stored with it: no workflow code needed
+            Source::Local(rt) => Ok(rt.state_json(id)?),
             Source::Remote(c) => c.state(id),
+        }
+    }
+
+    async fn result(&self, id: &str, wait: std::time::Duration) -> Result<Description, Failure> {
+        match self {
+            Source::Local(rt) => Ok(match rt.result_json(id, wait).await? {
+                Some(ended) => ended,
+                None => rt.describe(id)?,
+            }),
+            Source::Remote(c) => c.result(id, wait),
         }
     }
 
@@ -492,6 +527,38 @@ fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
     })?;
     println!("{text}");
     Ok(())
+}
+
+/// Prints a finished instance's output (JSON) or its error; the exit code
+/// says whether it completed, ended otherwise or still runs.
+fn show_result(d: &Description, json: bool) -> Result<(), Failure> {
+    if json {
+        print_json(d)?;
+    } else if let Some(output) = &d.output {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(output).map_err(|e| Failure::other(e.to_string()))?
+        );
+    }
+    match d.status {
+        Status::Completed => Ok(()),
+        status if status.is_terminal() => Err(Failure {
+            code: EXIT_NOT_COMPLETED,
+            message: format!(
+                "{} {}: {}",
+                d.id,
+                d.phase,
+                d.error.as_deref().unwrap_or("(no error recorded)")
+            ),
+        }),
+        _ => Err(Failure {
+            code: EXIT_STILL_RUNNING,
+            message: format!(
+                "{} is still {} at {} (step {})",
+                d.id, d.phase, d.variant, d.step
+            ),
+        }),
+    }
 }
 
 fn describe_line(d: &Description) -> String {
@@ -676,6 +743,41 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
             for e in &events {
                 println!("{}", event_line(e));
             }
+        }
+        Command::Result { id, wait } => {
+            let d = source
+                .result(&id, std::time::Duration::from_secs(wait))
+                .await?;
+            return show_result(&d, json);
+        }
+        Command::Start {
+            workflow,
+            id,
+            input,
+            use_existing,
+            wait,
+        } => {
+            let input: serde_json::Value = serde_json::from_str(&input)
+                .map_err(|e| Failure::usage(format!("the input is not JSON ({e}): {input}")))?;
+            let Source::Remote(client) = &source else {
+                return Err(Failure::usage(format!(
+                    "an input is encoded as the type `{workflow}` takes, which only the service's \
+                     code knows: run `durable --url <service> start {workflow} {id} ..`"
+                )));
+            };
+            let started = client.start(&id, &workflow, &input, use_existing)?;
+            let Some(wait) = wait else {
+                if json {
+                    return print_json(&started);
+                }
+                println!(
+                    "started {} ({}, {})",
+                    started.id, started.workflow, started.phase
+                );
+                return Ok(());
+            };
+            let d = client.result(&id, std::time::Duration::from_secs(wait))?;
+            return show_result(&d, json);
         }
         Command::State { id } => {
             // JSON either way: the state is JSON

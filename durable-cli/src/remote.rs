@@ -190,6 +190,40 @@ impl Client {
             .unwrap_or_default())
     }
 
+    /// Instance `id`, waiting up to `wait` for it to end (in requests of
+    /// at most 30 s, under the client's timeout).
+    pub(crate) fn result(&self, id: &str, wait: Duration) -> Result<Description, Failure> {
+        let until = std::time::Instant::now() + wait;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            let chunk = left.min(Duration::from_secs(30)).as_secs();
+            let d: Description =
+                self.get_json(&Self::instance(id, &format!("/result?wait={chunk}")))?;
+            if d.status.is_terminal() || left.is_zero() || chunk == 0 {
+                return Ok(d);
+            }
+        }
+    }
+
+    /// Starts `workflow` as `id` with `input` (`POST /api/instances`).
+    pub(crate) fn start(
+        &self,
+        id: &str,
+        workflow: &str,
+        input: &serde_json::Value,
+        use_existing: bool,
+    ) -> Result<Description, Failure> {
+        self.post_json(
+            "/api/instances",
+            &serde_json::json!({
+                "id": id,
+                "workflow": workflow,
+                "input": input,
+                "use_existing": use_existing,
+            }),
+        )
+    }
+
     pub(crate) fn counts(&self) -> Result<Vec<(Phase, usize)>, Failure> {
         let map: std::collections::HashMap<String, usize> = self.get_json("/api/stats")?;
         Ok(Phase::ALL

@@ -141,9 +141,25 @@ async fn lists_describes_and_steers_instances_with_exit_codes_scripts_can_trust(
     let (code, _, err) = durable(dir.path(), &["list", "--status", "sleepy"]);
     assert_eq!(code, 2, "{err}");
 
-    // a store's file holds no code to render a state or type a signal with
-    let (code, _, err) = durable(dir.path(), &["state", "waiting"]);
-    assert_eq!(code, 1, "{err}");
+    // the store's layouts render a state without the code
+    let (code, out, err) = durable(dir.path(), &["state", "waiting"]);
+    assert_eq!(code, 0, "{err}");
+    let state: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(state["Signal"]["n"], 1, "{out}");
+    // results: the output, the error (its own exit code), still running
+    let (code, out, err) = durable(dir.path(), &["result", "ok"]);
+    assert_eq!((code, out.trim()), (0, "{\n  \"Ok\": 42\n}"), "{err}");
+    let (code, _, err) = durable(dir.path(), &["result", "bad"]);
+    assert_eq!(code, 9, "{err}");
+    assert!(err.contains("zero is not allowed"), "{err}");
+    let (code, _, err) = durable(dir.path(), &["result", "waiting"]);
+    assert_eq!(code, 10, "{err}");
+    assert!(err.contains("still waiting_for_signal"), "{err}");
+    let (code, _, err) = durable(dir.path(), &["result", "nobody"]);
+    assert_eq!(code, 3, "{err}");
+    // but no code to type a signal or an input with
+    let (code, _, err) = durable(dir.path(), &["start", "doubler", "new", "--input", "2"]);
+    assert_eq!(code, 2, "{err}");
     assert!(err.contains("--url"), "{err}");
     let (code, _, err) = durable(dir.path(), &["signal", "waiting", "go", "1"]);
     assert_eq!(code, 1, "{err}");
@@ -257,6 +273,21 @@ async fn with_url_the_commands_steer_a_live_service_and_print_the_same() {
         out.contains("input 21") && out.contains("finished Completed"),
         "{out}"
     );
+    // start by name and wait for the output
+    let (code, out, err) = durable_url(
+        &url,
+        token,
+        &[
+            "start", "doubler", "cli-1", "--input", "5", "--wait", "30", "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let ended: durable_runtime::Description = serde_json::from_str(&out).unwrap();
+    assert_eq!(ended.output, Some(serde_json::json!({ "Ok": 10 })));
+    let (code, out, _) = durable_url(&url, token, &["result", "cli-1"]);
+    assert_eq!((code, out.trim()), (0, "{\n  \"Ok\": 10\n}"));
+    let (code, _, err) = durable_url(&url, token, &["result", "w-2", "--wait", "1"]);
+    assert_eq!(code, 10, "{err}");
     let (code, out, _) = durable_url(&url, token, &["state", "w/1"]);
     assert_eq!(code, 0);
     let state: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -264,7 +295,7 @@ async fn with_url_the_commands_steer_a_live_service_and_print_the_same() {
     let (_, out, _) = durable_url(&url, token, &["stats", "--json"]);
     let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stats["waiting_for_signal"], 2, "{out}");
-    assert_eq!(stats["completed"], 1, "{out}");
+    assert_eq!(stats["completed"], 2, "`ok` and `cli-1`: {out}");
 
     // signals take the awaited type; bad input and unknown ids have their codes
     let (code, _, err) = durable_url(&url, token, &["signal", "w/1", "go", "\"five\""]);

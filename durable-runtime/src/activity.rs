@@ -323,12 +323,8 @@ pub(crate) type Attempt = Result<(Vec<u8>, Option<Failure>), CodecError>;
 /// Decodes the input and starts one attempt.
 /// Runs one attempt of an activity on its encoded input; a result over
 /// `result_limit` bytes is a failure of kind `limit`, not retried.
-pub(crate) type RunFn = fn(
-    &[u8],
-    ActivityContext,
-    Arc<Dependencies>,
-    usize,
-) -> Result<BoxFuture<Attempt>, CodecError>;
+pub(crate) type RunFn =
+    fn(&[u8], ActivityContext, Arc<Dependencies>, usize) -> Result<BoxFuture<Attempt>, CodecError>;
 
 /// The type-erased runner of one activity type.
 #[derive(Clone, Copy)]

@@ -249,10 +249,10 @@ impl From<ActivityError> for WorkflowError {
 
 /// Everything a workflow file needs: `use durable_runtime::prelude::*;`.
 pub mod prelude {
+    pub use crate::activity::dependency;
     pub use crate::{
         ActivityContext, ActivityError, Cancelled, IdPolicy, RetryPolicy, Runtime, Saga,
         WorkflowError, WorkflowHandle, activity, continue_as_new, first_of, join_all, now,
         random_u64, select, signal, sleep, sleep_until, uuid, workflow,
     };
-    pub use crate::activity::dependency;
 }

@@ -140,9 +140,9 @@ async fn run_once(step: &Request) -> Result<(), String> {
         std::sync::Arc::default(),
         crate::Limits::default().result_bytes,
     )
-        .map_err(|e| e.to_string())?
-        .await
-        .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?
+    .await
+    .map_err(|e| e.to_string())?;
     match failure {
         None => Ok(()),
         Some(f) => Err(format!("{}: {}", f.kind, f.message)),

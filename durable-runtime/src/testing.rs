@@ -111,8 +111,8 @@ pub async fn run_stepwise<W: Workflow>(
                             std::sync::Arc::default(),
                             crate::Limits::default().result_bytes,
                         )?
-                            .await?
-                            .0
+                        .await?
+                        .0
                     }
                 };
                 requests.push(request);

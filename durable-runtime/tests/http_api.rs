@@ -719,3 +719,52 @@ async fn a_read_only_token_reads_but_cannot_act_and_lists_are_capped() {
     assert_eq!(code, 200);
     server.abort();
 }
+
+/// A caller without the workflow's types reads a result over HTTP: at
+/// once (202 while it runs), or by waiting for it to end.
+#[tokio::test]
+async fn a_result_is_read_over_http_waiting_for_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(
+        Runtime::builder()
+            .workflow::<approve>()
+            .open(dir.path())
+            .await
+            .unwrap(),
+    );
+    let (addr, _server) = serve_without_token(rt.clone()).await;
+    rt.start("r-1", approve("laptop".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let (status, body) = call(addr, "GET", "/api/instances/r-1/result", None, "").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(json(&body)["output"], serde_json::Value::Null);
+    // a caller waits; the signal ends the instance meanwhile
+    let waiting = tokio::spawn(async move {
+        call(addr, "GET", "/api/instances/r-1/result?wait=30", None, "").await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "it waits for the end");
+    rt.signal(
+        "r-1",
+        "approve",
+        &Approval {
+            by: "dana".into(),
+            amount: 3,
+        },
+    )
+    .await
+    .unwrap();
+    let (status, body) = waiting.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let ended = json(&body);
+    assert_eq!(ended["status"], "Completed");
+    assert_eq!(ended["output"]["Ok"], "laptop: dana approved 3");
+    // describe carries it too; unknown ids and bad queries are refused
+    let (_, body) = call(addr, "GET", "/api/instances/r-1", None, "").await;
+    assert_eq!(json(&body)["output"]["Ok"], "laptop: dana approved 3");
+    let (status, _) = call(addr, "GET", "/api/instances/nope/result", None, "").await;
+    assert_eq!(status, 404);
+    let (status, _) = call(addr, "GET", "/api/instances/r-1/result?wait=soon", None, "").await;
+    assert_eq!(status, 400);
+}

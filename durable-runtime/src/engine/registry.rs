@@ -16,6 +16,8 @@ pub(crate) struct WorkflowEntry {
     pub(crate) input_from_json: fn(serde_json::Value) -> Result<Vec<u8>, String>,
     /// Renders an encoded input as JSON.
     pub(crate) input_to_json: fn(&[u8]) -> Result<serde_json::Value, String>,
+    /// Renders an encoded output as JSON.
+    pub(crate) output_to_json: fn(&[u8]) -> Result<serde_json::Value, String>,
     /// The error text of an encoded output that is an `Err` (the instance failed).
     pub(crate) output_error: fn(&[u8]) -> Option<String>,
     /// The layout of what this version stores.
@@ -43,6 +45,10 @@ impl WorkflowEntry {
             input_to_json: |bytes| {
                 let input: W::Input = codec::decode(bytes).map_err(|e| e.to_string())?;
                 serde_json::to_value(input).map_err(|e| e.to_string())
+            },
+            output_to_json: |bytes| {
+                let output: W::Output = codec::decode(bytes).map_err(|e| e.to_string())?;
+                serde_json::to_value(output).map_err(|e| e.to_string())
             },
             rebuild_output: |value| {
                 let output: W::Output =

@@ -17,7 +17,8 @@
 //! | `GET /ui/schedules` | the web UI: schedules, next runs, recent events, pause/unpause/run-now buttons |
 //! | `GET /api/instances?status=&workflow=&prefix=&attr=name=value&started_from=&started_to=&closed_from=&closed_to=&after=&limit=` | list ([`Description`]s; times in ms since the epoch; `limit` 100 by default, at most [`MAX_LIST_LIMIT`]) |
 //! | `POST /api/instances` `{"id", "workflow", "input": <JSON>, "use_existing": false}` | start by name on the newest version ([`Runtime::start_by_name`]); 201 with the [`Description`] |
-//! | `GET /api/instances/{id}` | describe |
+//! | `GET /api/instances/{id}` | describe (a finished instance's `output` as JSON) |
+//! | `GET /api/instances/{id}/result?wait=SECONDS` | the instance once it has ended, waiting up to `wait` (at most [`MAX_RESULT_WAIT_S`]; default 0) for it: 200 with its [`Description`] (`output`, `error`), or 202 with it still running ([`Runtime::result_json`]) |
 //! | `GET /api/instances/{id}/history` | history ([`HistoryEvent`](crate::history::HistoryEvent)s) |
 //! | `GET /api/instances/{id}/state` | `{"id": .., "state": <state enum as JSON>}` |
 //! | `POST /api/instances/{id}/signal` `{"name": "..", "payload": <JSON>}` | signal ([`Runtime::signal_json`]) |
@@ -149,6 +150,7 @@ pub fn router(runtime: Arc<Runtime>, access: impl Into<Access>) -> axum::Router 
         .route("/api/instances", get(list).post(start))
         .route("/api/instances/{id}", get(describe))
         .route("/api/instances/{id}/history", get(history))
+        .route("/api/instances/{id}/result", get(result))
         .route("/api/instances/{id}/state", get(state))
         .route("/api/instances/{id}/signal", post(signal))
         .route("/api/instances/{id}/cancel", post(cancel))
@@ -369,6 +371,29 @@ async fn describe(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     Ok(Json(app.runtime.describe(&id)?).into_response())
+}
+
+/// The longest `GET /api/instances/{id}/result?wait=` waits (seconds).
+pub const MAX_RESULT_WAIT_S: u64 = 60;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResultQuery {
+    /// Seconds to wait for the instance to end.
+    wait: Option<u64>,
+}
+
+async fn result(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    query: Result<Query<ResultQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let wait = std::time::Duration::from_secs(query.wait.unwrap_or(0).min(MAX_RESULT_WAIT_S));
+    Ok(match app.runtime.result_json(&id, wait).await? {
+        Some(ended) => Json(ended).into_response(),
+        None => (StatusCode::ACCEPTED, Json(app.runtime.describe(&id)?)).into_response(),
+    })
 }
 
 async fn history(

@@ -15,8 +15,63 @@ impl Runtime {
         match self.engine.load(id)? {
             None => Err(ResultError::NotFound { id: id.to_owned() }),
             Some(Err(e)) => Err(ResultError::Codec(e)),
-            Some(Ok(r)) => Ok(Description::of(id, r)),
+            Some(Ok(r)) => {
+                let output = self.output_json(id, &r);
+                Ok(Description {
+                    output,
+                    ..Description::of(id, r)
+                })
+            }
         }
+    }
+
+    /// Instance `id` once it has ended, waiting up to `wait` for it to end
+    /// (its [`Description`] then carries the output or the error): for
+    /// callers without the workflow's types (the HTTP API, the CLI, other
+    /// languages). `None` if it is still running when `wait` has passed.
+    ///
+    /// # Errors
+    /// [`ResultError::NotFound`] for an unknown id; the store failed.
+    pub async fn result_json(
+        &self,
+        id: &str,
+        wait: std::time::Duration,
+    ) -> Result<Option<Description>, ResultError> {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            // listen before looking: an end in between is not missed
+            let ended = self.engine.waiter(id);
+            let notified = ended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let d = self.describe(id)?;
+            if d.status.is_terminal() {
+                return Ok(Some(d));
+            }
+            // another process may end it: look again now and then
+            let next =
+                (tokio::time::Instant::now() + std::time::Duration::from_millis(250)).min(until);
+            if tokio::time::Instant::now() >= until {
+                return Ok(None);
+            }
+            let _ = tokio::time::timeout_at(next, notified).await;
+        }
+    }
+
+    /// The output of a finished instance as JSON: rendered by the registered
+    /// version that wrote it, else by the layout stored with it; `None`
+    /// without an output (running, or failed without one) or either.
+    fn output_json(&self, id: &str, r: &InstanceRecord) -> Option<serde_json::Value> {
+        let bytes = r.output.as_deref()?;
+        if let Ok(entry) = self.entry_for(id, r)
+            && (r.layout == 0 || r.layout == entry.layout.hash)
+        {
+            return (entry.output_to_json)(bytes).ok();
+        }
+        let layout = self.engine.stored_layout(r.layout).ok()??;
+        crate::layout::value::read(bytes, &layout.output, &layout.types)
+            .ok()
+            .map(|v| v.to_json())
     }
 
     /// The history of instance `id`, oldest first.
@@ -351,6 +406,12 @@ pub struct Description {
     /// Its search attributes, as JSON values.
     #[serde(default)]
     pub search_attributes: std::collections::BTreeMap<String, serde_json::Value>,
+    /// A finished instance's return value as JSON (`{"Ok": ..}` or
+    /// `{"Err": ..}` for a workflow returning a `Result`), filled by
+    /// [`Runtime::describe`] and [`Runtime::result_json`]; `None` while it
+    /// runs, when it ended without one, and in [`Runtime::list`].
+    #[serde(default)]
+    pub output: Option<serde_json::Value>,
 }
 
 impl Description {
@@ -382,6 +443,7 @@ impl Description {
             run: r.run,
             created_ms: r.created_ms,
             updated_ms: r.updated_ms,
+            output: None,
         }
     }
 }
