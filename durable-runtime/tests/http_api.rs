@@ -768,3 +768,56 @@ async fn a_result_is_read_over_http_waiting_for_the_end() {
     let (status, _) = call(addr, "GET", "/api/instances/r-1/result?wait=soon", None, "").await;
     assert_eq!(status, 400);
 }
+
+/// A runtime's clones share it: each handler holds one, and a bind error
+/// reaches the caller of `bind` instead of a spawned task.
+#[tokio::test]
+async fn clones_share_one_runtime_and_a_taken_port_is_an_error_at_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<doubled>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let server = durable_runtime::http::bind(rt.clone(), "127.0.0.1:0", None)
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let taken = durable_runtime::http::bind(rt.clone(), addr, None).await;
+    assert_eq!(
+        taken.map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::AddrInUse
+    );
+    tokio::spawn(server.run());
+    // started through one clone, read through another and over HTTP
+    let other = rt.clone();
+    other
+        .start("c-1", doubled(4), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(
+        rt.handle::<doubled>("c-1").result().await.unwrap().unwrap(),
+        8
+    );
+    // (a server without a token answers loopback hosts only)
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /api/instances/c-1/result HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert_eq!(json(body)["output"]["Ok"], 8);
+    // one clone's shutdown stops them all
+    other.shutdown().await;
+    assert!(matches!(
+        rt.start("c-2", doubled(1), IdPolicy::Reject).await,
+        Err(durable_runtime::StartError::Store(
+            durable_runtime::StoreError::Closed
+        ))
+    ));
+}

@@ -81,6 +81,9 @@ pub(crate) struct Engine {
     /// The size limits (`Builder::limits`).
     pub(crate) limits: crate::Limits,
     pub(crate) store: Arc<dyn Store>,
+    /// Set at the end of `Runtime::shutdown`: the store then answers
+    /// `Closed` to every clone of the runtime.
+    pub(crate) store_closed: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) workflows: Registry,
     pub(crate) activity_slots: Semaphore,
     pub(crate) waiters: Mutex<HashMap<String, Arc<Notify>>>,

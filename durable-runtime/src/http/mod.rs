@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let runtime = std::sync::Arc::new(durable_runtime::Runtime::builder().open("orders-db").await?);
+//! # let runtime = durable_runtime::Runtime::builder().open("orders-db").await?;
 //! // in your service, beside its own work:
 //! durable_runtime::http::serve(runtime, "127.0.0.1:7233", Some("secret-token".into())).await?;
 //! # Ok(())
@@ -57,7 +57,7 @@
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let runtime = std::sync::Arc::new(durable_runtime::Runtime::builder().open("orders-db").await?);
+//! # let runtime = durable_runtime::Runtime::builder().open("orders-db").await?;
 //! use durable_runtime::http::Access;
 //! let access = Access::token("admin-secret").with_read_token("dashboard-secret");
 //! durable_runtime::http::serve(runtime, "0.0.0.0:7233", access).await?;
@@ -113,10 +113,34 @@ pub const MAX_LIST_LIMIT: usize = 1_000;
 /// for a non-loopback address without a token: anyone who could reach it
 /// could start, terminate and import instances.
 pub async fn serve(
-    runtime: Arc<Runtime>,
+    runtime: impl Into<Runtime>,
     addr: impl tokio::net::ToSocketAddrs,
     access: impl Into<Access>,
 ) -> std::io::Result<()> {
+    bind(runtime, addr, access).await?.run().await
+}
+
+/// Binds `addr` for [`serve`] and returns the server ready to run: a bind
+/// error (the port taken) or a refused exposure reaches the caller before
+/// anything is spawned.
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let runtime = durable_runtime::Runtime::builder().open("orders-db").await?;
+/// let server = durable_runtime::http::bind(runtime.clone(), "127.0.0.1:7233", Some("t0ken".into())).await?;
+/// println!("the UI is at http://{}/", server.local_addr());
+/// tokio::spawn(server.run());
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// As [`serve`]'s, at once.
+pub async fn bind(
+    runtime: impl Into<Runtime>,
+    addr: impl tokio::net::ToSocketAddrs,
+    access: impl Into<Access>,
+) -> std::io::Result<Server> {
     let access = access.into();
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -129,20 +153,48 @@ pub async fn serve(
         ));
     }
     let app = router(runtime, access).layer(middleware::from_fn_with_state(local, check_host));
-    axum::serve(listener, app).await
+    Ok(Server {
+        listener,
+        app,
+        local,
+    })
+}
+
+/// A bound server ([`bind`]): [`Server::run`] serves until the task is
+/// dropped.
+#[derive(Debug)]
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    local: std::net::SocketAddr,
+}
+
+impl Server {
+    /// The address it is bound to (the port the system chose for port 0).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.local
+    }
+
+    /// Serves requests until the task is dropped.
+    ///
+    /// # Errors
+    /// An I/O error of the listener.
+    pub async fn run(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.app).await
+    }
 }
 
 struct App {
-    runtime: Arc<Runtime>,
+    runtime: Runtime,
     access: Access,
 }
 
 /// The API's and the UI's routes over `runtime`; `access` says which
 /// bearer tokens every route that reads or changes data wants ([`Access`];
 /// `Some(token)` is one admin token, `None` none).
-pub fn router(runtime: Arc<Runtime>, access: impl Into<Access>) -> axum::Router {
+pub fn router(runtime: impl Into<Runtime>, access: impl Into<Access>) -> axum::Router {
     let app = Arc::new(App {
-        runtime,
+        runtime: runtime.into(),
         access: access.into(),
     });
     let api = axum::Router::new()

@@ -386,6 +386,7 @@ impl Builder {
             None
         };
         let notices = store.subscribe();
+        let store_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let engine = Arc::new(Engine {
             limits: self.limits,
             dependencies: Arc::new(self.dependencies),
@@ -393,7 +394,8 @@ impl Builder {
             taken_results: Mutex::default(),
             queue_claims: std::sync::atomic::AtomicUsize::new(0),
             activity_limit: self.max_concurrent_activities,
-            store: Arc::new(store),
+            store: Arc::new(crate::store::Closable::new(store, store_closed.clone())),
+            store_closed,
             workflows: self.workflows,
             activity_slots: Semaphore::new(self.max_concurrent_activities),
             waiters: Mutex::default(),
@@ -463,7 +465,11 @@ impl Builder {
             0
         };
         tracing::info!(resumed, "runtime open");
-        Ok(Runtime { engine, resumed })
+        Ok(Runtime {
+            engine,
+            resumed,
+            clones: Arc::new(()),
+        })
     }
 }
 

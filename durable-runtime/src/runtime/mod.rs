@@ -26,10 +26,24 @@ pub use inspect::{Compatibility, Description, ListFilter};
 /// The durable-execution runtime embedded in your tokio service.
 ///
 /// Opening it resumes every unfinished workflow instance it finds; starting
-/// a workflow returns once its first checkpoint is durable.
+/// a workflow returns once its first checkpoint is durable. Clones are
+/// cheap and share everything (hand one to each handler, to
+/// [`http::router`](crate::http::router)...); [`Runtime::shutdown`] of any
+/// clone stops them all.
+#[derive(Clone)]
 pub struct Runtime {
     pub(crate) engine: Arc<Engine>,
     resumed: usize,
+    /// One per clone: the engine references that are clones of this
+    /// runtime rather than helpers still finishing (see `shutdown`).
+    clones: Arc<()>,
+}
+
+/// The runtime an `Arc` holds (a clone of it: they share everything).
+impl From<Arc<Runtime>> for Runtime {
+    fn from(runtime: Arc<Runtime>) -> Runtime {
+        (*runtime).clone()
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -533,9 +547,11 @@ impl Runtime {
         }
     }
 
-    /// Stops every instance task and closes the store. Instances not finished
-    /// resume when a runtime opens the store again. Handles of this runtime
-    /// answer [`StoreError::Closed`] afterwards.
+    /// Stops every instance task and closes the store, for every clone of
+    /// this runtime (the store's file is released when the last clone is
+    /// dropped). Instances not finished resume when a runtime opens the
+    /// store again. Handles and clones answer [`StoreError::Closed`]
+    /// afterwards.
     pub async fn shutdown(self) {
         self.engine
             .closing
@@ -558,11 +574,14 @@ impl Runtime {
         // short-lived helpers (a child's cancel, a stale timer's removal) hold
         // the engine for a moment; the store closes when the last one ends
         for _ in 0..1000 {
-            if Arc::strong_count(&self.engine) == 1 {
+            if Arc::strong_count(&self.engine) <= Arc::strong_count(&self.clones) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
+        self.engine
+            .store_closed
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 }
 

@@ -153,6 +153,67 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<KeyValue>, StoreError>;
 }
 
+/// The store a runtime uses, closed by its `shutdown`: from then on every
+/// operation of every clone of the runtime answers [`StoreError::Closed`]
+/// (the store itself is released when the last clone is dropped).
+pub(crate) struct Closable<S> {
+    inner: S,
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<S: Store> Closable<S> {
+    /// `inner`, open until `closed` is set.
+    pub(crate) fn new(inner: S, closed: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        Closable { inner, closed }
+    }
+
+    fn open(&self) -> Result<(), StoreError> {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<S: Store> Store for Closable<S> {
+    fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
+        match self.open() {
+            Ok(()) => self.inner.commit(batch),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.open()?;
+        self.inner.get(key)
+    }
+    fn stats(&self) -> Option<StoreStats> {
+        self.inner.stats()
+    }
+    fn render_metrics(&self, out: &mut String) {
+        self.inner.render_metrics(out);
+    }
+    fn shared(&self) -> bool {
+        self.inner.shared()
+    }
+    fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Notice>> {
+        self.inner.subscribe()
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.open()?;
+        self.inner.scan_prefix(prefix)
+    }
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        self.open()?;
+        self.inner.scan_from(prefix, from, limit)
+    }
+}
+
 /// A storage failure.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
