@@ -821,3 +821,32 @@ async fn clones_share_one_runtime_and_a_taken_port_is_an_error_at_bind() {
         ))
     ));
 }
+
+/// Probes answer without a token; readiness ends with the runtime.
+#[tokio::test]
+async fn health_and_readiness_probes_answer_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<doubled>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = durable_runtime::http::router(rt.clone(), Some("t0ken".into()));
+    tokio::spawn(async move {
+        let _ = durable_runtime::http::axum::serve(listener, app).await;
+    });
+    let (status, body) = call(addr, "GET", "/healthz", None, "").await;
+    assert_eq!((status, json(&body)["status"].clone()), (200, "ok".into()));
+    let (status, body) = call(addr, "GET", "/readyz", None, "").await;
+    assert_eq!((status, json(&body)["status"].clone()), (200, "ready".into()));
+    // the data still wants the token
+    let (status, _) = call(addr, "GET", "/api/stats", None, "").await;
+    assert_eq!(status, 401);
+    rt.clone().shutdown().await;
+    let (status, body) = call(addr, "GET", "/readyz", None, "").await;
+    assert_eq!(status, 503, "{body}");
+    let (status, _) = call(addr, "GET", "/healthz", None, "").await;
+    assert_eq!(status, 200);
+}

@@ -180,6 +180,8 @@ try {
     async () => (await page.getAttribute("#i-status", "data-phase")) === "completed");
   await waitUntil("the timeline shows the end",
     async () => /finished: completed/.test(await page.textContent("#timeline")));
+  await waitUntil("the output is shown",
+    async () => /"Ok": "approval-1 laptop approved by dana for 3"/.test(await page.textContent("#output")));
   await shot(page, "signalled-instance.png");
 
   // ---- cancel through the button ----

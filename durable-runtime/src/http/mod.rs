@@ -37,6 +37,8 @@
 //! | `GET /api/stats` | counts by [`Phase`], every phase |
 //! | `GET /api/workers` | the workers sharing a PostgreSQL store ([`WorkerInfo`](crate::WorkerInfo)) |
 //! | `GET /metrics` | Prometheus text |
+//! | `GET /healthz` | liveness, no token: `{"status": "ok"}` |
+//! | `GET /readyz` | readiness, no token: 200 while the runtime is open and its store answers a read, else 503 ([`Runtime::ready`]) |
 //!
 //! `status` takes a [`Phase`] name: `running`, `sleeping`,
 //! `waiting_for_signal`, `completed`, `failed`, `cancelled`, `terminated`,
@@ -228,9 +230,27 @@ pub fn router(runtime: impl Into<Runtime>, access: impl Into<Access>) -> axum::R
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(app.clone(), auth))
+        .with_state(app.clone());
+    // probes say nothing but up or not: no token, as orchestrators call them
+    let probes = axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .with_state(app);
     // the pages hold no data: they load without a token and send it with every API call
-    security_headers(api.merge(ui::routes()))
+    security_headers(api.merge(probes).merge(ui::routes()))
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> Response {
+    Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+/// Readiness: the runtime is open and its store answers a read.
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.runtime.ready() {
+        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(e) => ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
 }
 
 /// An error as a JSON body with a fitting status code.

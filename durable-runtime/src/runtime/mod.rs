@@ -538,6 +538,25 @@ impl Runtime {
         Ok(handle)
     }
 
+    /// Whether the runtime can serve: open (not shut down) and its store
+    /// answering a read. What a readiness probe asks (`GET /readyz`).
+    ///
+    /// # Errors
+    /// [`StoreError::Closed`] after shutdown; the store's error otherwise.
+    pub fn ready(&self) -> Result<(), StoreError> {
+        if self
+            .engine
+            .closing
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::Closed);
+        }
+        self.engine
+            .store
+            .get(&crate::store::keys::instance("\u{1}ready"))
+            .map(drop)
+    }
+
     /// A handle to instance `id` of workflow `W` (whether or not it exists).
     pub fn handle<W: Workflow>(&self, id: impl Into<String>) -> WorkflowHandle<W> {
         WorkflowHandle {

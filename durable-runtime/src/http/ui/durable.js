@@ -387,6 +387,10 @@ function instancePage() {
         : "(not recorded for this run)";
       inputShown = true;
     }
+    // a finished instance's return value (`{"Ok": ..}` / `{"Err": ..}`)
+    const hasOutput = d.output !== null && d.output !== undefined;
+    $("output-section").hidden = !hasOutput;
+    $("output").textContent = hasOutput ? JSON.stringify(d.output, null, 2) : "";
     // drawn with the status, before the next request: a reader never sees
     // a new status beside an old timeline
     renderTimeline(events, terminal ? null : Date.now());
