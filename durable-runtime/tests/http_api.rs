@@ -840,7 +840,10 @@ async fn health_and_readiness_probes_answer_without_a_token() {
     let (status, body) = call(addr, "GET", "/healthz", None, "").await;
     assert_eq!((status, json(&body)["status"].clone()), (200, "ok".into()));
     let (status, body) = call(addr, "GET", "/readyz", None, "").await;
-    assert_eq!((status, json(&body)["status"].clone()), (200, "ready".into()));
+    assert_eq!(
+        (status, json(&body)["status"].clone()),
+        (200, "ready".into())
+    );
     // the data still wants the token
     let (status, _) = call(addr, "GET", "/api/stats", None, "").await;
     assert_eq!(status, 401);

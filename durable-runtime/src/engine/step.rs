@@ -427,6 +427,12 @@ impl Engine {
                 Ok(Some((bytes, timers)))
             }
             Request::Select(branches) => {
+                if let Some(what) = branches.iter().find_map(not_raced) {
+                    let why = format!(
+                        "a select (or first_of) races activities, timers and signals; {what} in one is not supported: await it on its own, or race it inside a child workflow"
+                    );
+                    return self.fail(id, record, why).await;
+                }
                 for (i, branch) in branches.iter().enumerate() {
                     let exec = match &executor {
                         Some(Executor::Select(execs)) => execs.get(i),
@@ -579,5 +585,25 @@ impl Engine {
             Ok(()) => Err(Halt::Finished),
             Err(e) => Err(Halt::Store(e)),
         }
+    }
+}
+
+/// What a select cannot race (it would never finish it), named for the
+/// message; `None` for what it can.
+fn not_raced(request: &Request) -> Option<&'static str> {
+    match request {
+        Request::Child { .. } => Some("a child workflow"),
+        Request::All { .. } => Some("a join_all"),
+        Request::Compensate(_) => Some("a saga's compensation"),
+        Request::ContinueAsNew { .. } => Some("continue-as-new"),
+        Request::Select(_) => Some("a nested select"),
+        Request::Activity { .. }
+        | Request::Timer { .. }
+        | Request::Signal { .. }
+        | Request::Now
+        | Request::RandomU64
+        | Request::Uuid
+        | Request::SetAttributes(_)
+        | Request::Scheduled => None,
     }
 }

@@ -414,3 +414,34 @@ async fn a_signal_wins_a_select_while_the_raced_activity_is_still_running() {
         "overridden with 42"
     );
 }
+
+/// A child raced against a timer: not something a select runs (yet).
+#[workflow]
+async fn child_or_timeout(n: u32) -> Result<u32, WorkflowError> {
+    match select(child(n), sleep(Duration::from_secs(3_600))).await {
+        durable_runtime::command::Either::Left(done) => Ok(done??),
+        durable_runtime::command::Either::Right(_) => Ok(0),
+    }
+}
+
+#[tokio::test]
+async fn a_select_over_a_child_workflow_fails_clearly_instead_of_never_starting_it() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<child_or_timeout>()
+        .workflow::<child>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("race-child", child_or_timeout(2), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let err = h.result().within().await.unwrap_err().to_string();
+    assert!(
+        err.contains("select") && err.contains("child workflow"),
+        "{err}"
+    );
+    assert_eq!(h.describe().unwrap().status, Status::Failed);
+    rt.shutdown().await;
+}
