@@ -351,6 +351,50 @@ async fn the_ui_loads_without_the_token_and_the_data_does_not() {
         let (code, _) = call(addr, "GET", path, Some("wrong"), "").await;
         assert_eq!(code, 401, "{path} with a wrong token");
     }
+    // at the root, the pages' links start at `/`
+    let (_, body) = call(addr, "GET", "/ui/instance?id=x", None, "").await;
+    assert!(body.contains(r#"<base href="/">"#) && body.contains(r#"href="/">durable"#));
+    server.abort();
+}
+
+/// Nested under a prefix of the user's app, the pages, their script and
+/// their API calls stay under it, and the app keeps its own root.
+#[tokio::test]
+async fn the_ui_and_api_nest_under_a_prefix_of_the_users_app() {
+    use durable_runtime::http::axum;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder().open(dir.path()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "my app" }))
+        .nest("/ops/durable", durable_runtime::http::router(rt, None));
+    let server =
+        tokio::spawn(async move { durable_runtime::http::axum::serve(listener, app).await });
+    let (code, body) = call(addr, "GET", "/", None, "").await;
+    assert_eq!((code, body.as_str()), (200, "my app"));
+    for (path, needles) in [
+        (
+            "/ops/durable",
+            &[r#"<base href="/ops/durable/">"#, r#"src="ui/durable.js""#][..],
+        ),
+        (
+            "/ops/durable/ui/instance?id=x",
+            &[
+                r#"<base href="/ops/durable/">"#,
+                r#"href="/ops/durable">durable"#,
+            ][..],
+        ),
+        ("/ops/durable/ui/durable.js", &["document.baseURI"][..]),
+        ("/ops/durable/api/stats", &["\"running\""][..]),
+        ("/ops/durable/healthz", &["ok"][..]),
+    ] {
+        let (code, body) = call(addr, "GET", path, None, "").await;
+        assert_eq!(code, 200, "{path}: {body}");
+        for needle in needles {
+            assert!(body.contains(needle), "{path} lacks {needle}: {body:.300}");
+        }
+    }
     server.abort();
 }
 

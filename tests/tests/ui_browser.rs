@@ -174,7 +174,14 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
     let token = "e2e-token";
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = durable_runtime::http::router(rt.clone(), Some(token.into()));
+    // mounted under a prefix of the user's own app, which keeps its root
+    let durable = durable_runtime::http::router(rt.clone(), Some(token.into()));
+    let app = durable_runtime::http::axum::Router::new()
+        .route(
+            "/",
+            durable_runtime::http::axum::routing::get(|| async { "the user's own page" }),
+        )
+        .nest("/durable", durable);
     let server = tokio::spawn(async move {
         let _ = durable_runtime::http::axum::serve(listener, app).await;
     });
@@ -187,7 +194,7 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
         move || {
             std::process::Command::new("node")
                 .arg(&script)
-                .arg(format!("http://{addr}"))
+                .arg(format!("http://{addr}/durable"))
                 .arg(token)
                 .arg(&shots)
                 .env("DURABLE_CHROMIUM", &chromium)

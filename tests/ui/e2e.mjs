@@ -77,7 +77,7 @@ try {
   page.on("pageerror", (e) => pageErrors.push(e.message));
 
   // ---- the list, with the token handed over in the fragment ----
-  await page.goto(`${base}/#token=${encodeURIComponent(token)}`);
+  await page.goto(`${base}#token=${encodeURIComponent(token)}`);
   await waitUntil("the list shows six instances", async () => (await rows(page)).length === 6);
   assert.equal(new URL(page.url()).hash, "", "the token is removed from the address bar");
   const phases = Object.fromEntries((await rows(page)).map((r) => [r.id, r.phase]));
@@ -195,7 +195,7 @@ try {
   // ---- a new tab has no token: the page asks for it ----
   const fresh = await context.newPage();
   fresh.on("pageerror", (e) => pageErrors.push(e.message));
-  await fresh.goto(`${base}/`);
+  await fresh.goto(`${base}`);
   await fresh.waitForSelector("#token-form:not([hidden])");
   assert.match(await fresh.textContent("#error"), /bearer token/);
   await fresh.fill("#token-input", token);

@@ -146,7 +146,7 @@ pub(super) fn security_headers(router: axum::Router) -> axum::Router {
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("content-security-policy"),
             HeaderValue::from_static(
-                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
             ),
         ))
         .layer(SetResponseHeaderLayer::overriding(

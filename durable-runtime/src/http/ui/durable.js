@@ -1,4 +1,5 @@
-// The durable web UI: plain browser JavaScript over the JSON API under /api.
+// The durable web UI: plain browser JavaScript over the JSON API under
+// <prefix>/api (every path relative to where the UI is mounted).
 // Data is only ever put into the page as text (textContent), never as HTML.
 "use strict";
 
@@ -8,6 +9,9 @@ const PHASES = [
 ];
 const REFRESH_MS = 2000;
 const TOKEN_KEY = "durable-token";
+// Where the UI and the API are mounted: the page's <base>, which the
+// server sets to the prefix the routes are nested under (`/` at the root).
+const BASE = new URL(document.baseURI).pathname;
 
 // A token given as #token=... is kept for this tab and removed from the address bar.
 (function takeTokenFromFragment() {
@@ -161,9 +165,9 @@ function listPage() {
     q.set("limit", String(pageSize));
     if (after) q.set("after", after);
     const [counts, list, workers] = await Promise.all([
-      api("/api/stats"),
-      api("/api/instances?" + q.toString()),
-      api("/api/workers"),
+      api(BASE + "api/stats"),
+      api(BASE + "api/instances?" + q.toString()),
+      api(BASE + "api/workers"),
     ]);
     renderCounts(counts);
     renderWorkers(workers);
@@ -213,7 +217,7 @@ function listPage() {
         workflows.add(d.workflow);
         $("workflows").append(el("option", { value: d.workflow }));
       }
-      const link = el("a", { href: "/ui/instance?id=" + encodeURIComponent(d.id) }, d.id);
+      const link = el("a", { href: BASE + "ui/instance?id=" + encodeURIComponent(d.id) }, d.id);
       body.append(el("tr", { "data-id": d.id },
         el("td", { class: "id" }, link),
         el("td", {}, d.workflow),
@@ -231,7 +235,7 @@ function listPage() {
   const changed = () => {
     after = null;
     const q = filterQuery();
-    history.replaceState(null, "", q.toString() ? "/?" + q.toString() : "/");
+    history.replaceState(null, "", location.pathname + (q.toString() ? "?" + q.toString() : ""));
     tick();
   };
   let typing;
@@ -345,7 +349,7 @@ function renderTimeline(events, now) {
 
 function instancePage() {
   const id = new URLSearchParams(location.search).get("id") || "";
-  const path = "/api/instances/" + encodeURIComponent(id);
+  const path = BASE + "api/instances/" + encodeURIComponent(id);
   $("i-id").textContent = id;
   document.title = "durable · " + id;
   let phase = null;
@@ -483,10 +487,10 @@ function schedulesPage() {
     }
     await tick();
   };
-  const path = (id) => "/api/schedules/" + encodeURIComponent(id);
+  const path = (id) => BASE + "api/schedules/" + encodeURIComponent(id);
 
   const load = async () => {
-    const list = await api("/api/schedules");
+    const list = await api(BASE + "api/schedules");
     const key = JSON.stringify(list);
     if (key === drawn) return;
     drawn = key;
@@ -515,7 +519,7 @@ function schedulesPage() {
         el("td", { class: "num runs" }, s.runs),
         el("td", { class: "when next" }, s.next_ms.length ? fmtTime(s.next_ms[0]) : "none"),
         el("td", { class: "running" }, ...s.running.map((id) =>
-          el("div", {}, el("a", { href: "/ui/instance?id=" + encodeURIComponent(id) }, id)))),
+          el("div", {}, el("a", { href: BASE + "ui/instance?id=" + encodeURIComponent(id) }, id)))),
         el("td", {}, pause, " ", trigger, " ", events));
     }));
     $("empty").hidden = list.length > 0;
