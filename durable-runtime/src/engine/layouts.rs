@@ -7,7 +7,10 @@ use super::{Engine, InstanceRecord, WorkflowEntry, guarded};
 use crate::codec;
 use crate::error::ResultError;
 use crate::error::ResumeError;
-use crate::layout::{Reader, Traced, WorkflowLayout, diff, value};
+use crate::layout::{Container, Reader, Shape, Traced, WorkflowLayout, diff, value};
+
+/// Named types by name, as a layout holds them.
+type Types = std::collections::BTreeMap<String, Container>;
 use crate::store::{Batch, StoreError, keys};
 use crate::workflow::{Op, Outcome};
 
@@ -132,22 +135,20 @@ impl Engine {
                 "the layout it was written with ({stored:016x}) is not in the store"
             )]));
         };
-        let edits = diff::shapes(&old.output, &old.types, &new.output, &new.types);
-        if edits.is_empty() {
-            return plain();
+        let crossed = by_name(
+            bytes,
+            (&old.output, &old.types),
+            (&new.output, &new.types),
+            ToString::to_string,
+        );
+        match crossed {
+            Ok(None) => plain(),
+            Ok(Some(value)) => {
+                value::rebuild(&value).map_err(|e| refused(vec![rebuild_failure(&e.to_string())]))
+            }
+            Err(Refused::Edits(edits)) => Err(refused(edits)),
+            Err(Refused::Unreadable(why)) => Err(refused(vec![why])),
         }
-        if !diff::compatible(&edits) {
-            return Err(refused(
-                edits
-                    .iter()
-                    .filter(|e| !e.compatible)
-                    .map(ToString::to_string)
-                    .collect(),
-            ));
-        }
-        let value = value::read(bytes, &old.output, &old.types)
-            .map_err(|e| refused(vec![format!("it does not read by its own layout: {e}")]))?;
-        value::rebuild(&value).map_err(|e| refused(vec![rebuild_failure(&e.to_string())]))
     }
 
     /// The output of child `child_id` (its record `child`) as the parent
@@ -186,22 +187,23 @@ impl Engine {
             }
             Err(e) => return Err(refused(format!("its layout cannot be read: {e}"))),
         };
-        let edits = diff::shapes(&old.output, &old.types, expected, &awaiting.types);
-        if edits.is_empty() {
-            return Ok(bytes);
-        }
-        if !diff::compatible(&edits) {
-            return Err(edits
-                .iter()
-                .filter(|e| !e.compatible)
-                .map(|e| {
-                    format!(
-                        "the output of child `{child_id}` (written by another build of `{}`): {e}",
-                        child.workflow
-                    )
-                })
-                .collect());
-        }
+        let crossed = by_name(
+            &bytes,
+            (&old.output, &old.types),
+            (expected, &awaiting.types),
+            |e| {
+                format!(
+                    "the output of child `{child_id}` (written by another build of `{}`): {e}",
+                    child.workflow
+                )
+            },
+        );
+        let value = match crossed {
+            Ok(None) => return Ok(bytes),
+            Ok(Some(value)) => value,
+            Err(Refused::Edits(edits)) => return Err(edits),
+            Err(Refused::Unreadable(why)) => return Err(refused(why)),
+        };
         // the registered version of the child whose output type is the one awaited
         let target = self.workflows.entries().find(|e| {
             e.name == child.workflow
@@ -215,8 +217,6 @@ impl Engine {
                 child.workflow
             )));
         };
-        let value = value::read(&bytes, &old.output, &old.types)
-            .map_err(|e| refused(format!("it does not read by its own layout: {e}")))?;
         (target.rebuild_output)(&value).map_err(|e| refused(rebuild_failure(&e)))
     }
 
@@ -250,25 +250,25 @@ impl Engine {
             }
             Err(e) => return Err(refused(format!("its layout cannot be read: {e}"))),
         };
-        let edits = diff::shapes(&old.shape, &old.types, &new.shape, &new.types);
-        if edits.is_empty() {
-            return Ok(bytes);
+        let crossed = by_name(
+            &bytes,
+            (&old.shape, &old.types),
+            (&new.shape, &new.types),
+            |e| {
+                format!(
+                    "{what} (written as another type than `{}`): {e}",
+                    reader.type_name
+                )
+            },
+        );
+        match crossed {
+            Ok(None) => Ok(bytes),
+            Ok(Some(value)) => {
+                (reader.rebuild)(&value).map_err(|e| refused(rebuild_failure(&e.to_string())))
+            }
+            Err(Refused::Edits(edits)) => Err(edits),
+            Err(Refused::Unreadable(why)) => Err(refused(why)),
         }
-        if !diff::compatible(&edits) {
-            return Err(edits
-                .iter()
-                .filter(|e| !e.compatible)
-                .map(|e| {
-                    format!(
-                        "{what} (written as another type than `{}`): {e}",
-                        reader.type_name
-                    )
-                })
-                .collect());
-        }
-        let value =
-            value::read(&bytes, &old.shape, &old.types).map_err(|e| refused(e.to_string()))?;
-        (reader.rebuild)(&value).map_err(|e| refused(rebuild_failure(&e.to_string())))
     }
 
     /// Keeps `layout` (hash `hash`) for this process, so a state laid out
@@ -399,6 +399,44 @@ impl Engine {
         record.layout = to;
         Ok(())
     }
+}
+
+/// Why a value laid out one way cannot be read another.
+enum Refused {
+    /// Edits no reading by name can cross, each described.
+    Edits(Vec<String>),
+    /// The value does not read by its own (stored) layout.
+    Unreadable(String),
+}
+
+/// How `bytes`, laid out as `old`, are read as `new` — the one rule for
+/// states' outputs, children's outputs, signal payloads and queued calls:
+/// `None` when the two are laid out alike wherever the value holds anything
+/// (the bytes read as they are); the value read by the old layout, to be
+/// rebuilt by name, when every edit between them can be crossed; else the
+/// edits that cannot, each described by `describe` — never by position.
+fn by_name(
+    bytes: &[u8],
+    (old, old_types): (&Shape, &Types),
+    (new, new_types): (&Shape, &Types),
+    describe: impl Fn(&diff::Edit) -> String,
+) -> Result<Option<value::Value>, Refused> {
+    let edits = diff::shapes(old, old_types, new, new_types);
+    if edits.is_empty() {
+        return Ok(None);
+    }
+    if !diff::compatible(&edits) {
+        return Err(Refused::Edits(
+            edits
+                .iter()
+                .filter(|e| !e.compatible)
+                .map(describe)
+                .collect(),
+        ));
+    }
+    value::read(bytes, old, old_types)
+        .map(Some)
+        .map_err(|e| Refused::Unreadable(format!("it does not read by its own layout: {e}")))
 }
 
 /// serde's words for why a value did not rebuild, without the codec's
