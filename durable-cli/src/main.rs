@@ -15,7 +15,7 @@
 //! terminate ID [--reason "operator"]
 //! export ID FILE | export --all FILE | export --workflow NAME [--status S] FILE
 //! import FILE [--replace]   (a single snapshot or a set)
-//! check --manifest FILE [--snapshots DIR_OR_FILE]   (--db, or snapshots alone)
+//! check --manifest FILE [--snapshots DIR_OR_FILE]   (--db, --url, or snapshots alone)
 //! schedule list | describe ID | pause ID [--note N] | unpause ID | update ID TIMING | delete ID
 //! schedule create ID --workflow W [--input JSON] TIMING   (--url only)
 //! schedule trigger ID | backfill ID FROM TO               (--url only)
@@ -37,6 +37,9 @@
 //! `check` needs no workflow code: it compares stored fingerprints with the
 //! manifest the new build wrote (`Builder::manifest().write(..)`, see
 //! `durable_runtime::check`) and exits 7 if an instance would be parked.
+//! With `--url` it checks a running service's unfinished instances (running,
+//! sleeping, waiting, parked: a build cannot park a finished one), each
+//! exported through the HTTP API and read by its stored layouts.
 //!
 //! Exit codes: 0 done, 1 other error, 2 bad usage or input, 3 unknown
 //! instance, 4 store locked by another process, 5 service unreachable,
@@ -226,7 +229,8 @@ enum Command {
         command: schedules::ScheduleCommand,
     },
     /// Would the build that wrote `--manifest` park any instance of the store
-    /// (`--db`) or of a snapshot file or directory (`--snapshots`)? Exit 5 if so.
+    /// (`--db`), of a running service (`--url`: its unfinished instances) or
+    /// of a snapshot file or directory (`--snapshots`)? Exit 7 if so.
     Check {
         /// The manifest the new build wrote (`Builder::manifest().write(..)`).
         #[arg(long)]
@@ -850,18 +854,16 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
             );
         }
         Command::Check { manifest, .. } => {
-            let Source::Local(rt) = source else {
-                return Err(Failure::usage(
-                    "check reads a store (--db DIR) or snapshot files (--snapshots PATH), \
-                     not a running service"
-                        .into(),
-                ));
-            };
             let manifest = read_manifest(&manifest)?;
             let mut report = durable_runtime::check::CheckReport::default();
-            for (id, verdict) in manifest.check_store(rt)? {
-                let d = rt.describe(&id)?;
-                report.entries.push(entry("store", &d, verdict));
+            match source {
+                Source::Local(rt) => {
+                    for (id, verdict) in manifest.check_store(rt)? {
+                        let d = rt.describe(&id)?;
+                        report.entries.push(entry("store", &d, verdict));
+                    }
+                }
+                Source::Remote(client) => check_service(&manifest, client, &mut report)?,
             }
             finish_check(&report, json)?;
         }
@@ -979,6 +981,52 @@ fn check_snapshots(
         }
     }
     finish_check(&report, json)
+}
+
+/// `check --url`: the service's unfinished instances, page by page, each
+/// exported (its record with its layouts) and checked like a snapshot. An
+/// instance that ends between the listing and its export is skipped.
+fn check_service(
+    manifest: &durable_runtime::check::Manifest,
+    client: &remote::Client,
+    report: &mut durable_runtime::check::CheckReport,
+) -> Result<(), Failure> {
+    const PAGE: usize = 500;
+    let unfinished = [
+        Phase::Running,
+        Phase::Sleeping,
+        Phase::WaitingForSignal,
+        Phase::Parked,
+    ];
+    for phase in unfinished {
+        let mut after = None;
+        loop {
+            let filter = ListFilter {
+                phase: Some(phase),
+                after: after.take(),
+                limit: PAGE,
+                ..ListFilter::default()
+            };
+            let page = client.list(&filter, None)?;
+            for d in &page {
+                let bytes = match client.export(&d.id) {
+                    Ok(bytes) => bytes,
+                    Err(e) if e.code == EXIT_UNKNOWN => continue,
+                    Err(e) => return Err(e),
+                };
+                let snapshot = Snapshot::from_bytes(&bytes).map_err(snapshot_failure)?;
+                let verdict = manifest
+                    .check_snapshot(&snapshot)
+                    .map_err(snapshot_failure)?;
+                report.entries.push(entry("service", d, verdict));
+            }
+            if page.len() < PAGE {
+                break;
+            }
+            after = page.last().map(|d| d.id.clone());
+        }
+    }
+    Ok(())
 }
 
 fn finish_check(report: &durable_runtime::check::CheckReport, json: bool) -> Result<(), Failure> {

@@ -711,3 +711,66 @@ async fn a_postgres_store_is_named_by_its_url() {
         "{err}"
     );
 }
+
+// multi-threaded: the service answers while the command runs
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_with_url_judges_a_live_services_unfinished_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<doubler>()
+        .workflow::<waiter>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    rt.start("done", doubler(2), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    for id in ["w1", "w/2"] {
+        rt.start(id, waiter(1), IdPolicy::Reject).await.unwrap();
+    }
+    let server = durable_runtime::http::bind(rt.clone(), "127.0.0.1:0", Some("t0ken".to_owned()))
+        .await
+        .unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let serving = tokio::spawn(server.run());
+    let files = tempfile::tempdir().unwrap();
+    let path = |name: &str| files.path().join(name).to_str().unwrap().to_owned();
+    let same = path("same.json");
+    Runtime::builder()
+        .workflow::<doubler>()
+        .workflow::<waiter>()
+        .manifest()
+        .write(&same)
+        .unwrap();
+    let changed = path("changed.json");
+    Runtime::builder()
+        .workflow::<doubler>()
+        .workflow::<waiter_v2>()
+        .manifest()
+        .write(&changed)
+        .unwrap();
+
+    // the finished instance is not judged: no build can park it
+    let check = |manifest: &str| {
+        let url = url.clone();
+        let manifest = manifest.to_owned();
+        tokio::task::spawn_blocking(move || {
+            durable_url(&url, Some("t0ken"), &["check", "--manifest", &manifest])
+        })
+    };
+    let (code, out, err) = check(&same).await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 instances, 0 would park"), "{out}");
+    let (code, out, err) = check(&changed).await.unwrap();
+    assert_eq!(code, 7, "{out}{err}");
+    assert!(
+        out.contains("WOULD PARK") && out.contains("w/2") && out.contains("2 would park"),
+        "{out}"
+    );
+    serving.abort();
+    rt.shutdown().await;
+}

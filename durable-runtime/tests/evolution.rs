@@ -445,6 +445,45 @@ async fn a_variant_added_at_the_end_continues() {
     .await;
 }
 
+case!(variant_field_default { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub enum Held { Standard, Express { hours: u8 } }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub enum Held { Standard, Express { hours: u8, #[serde(default)] courier: String } }
+}});
+
+#[tokio::test]
+async fn a_field_added_with_a_default_to_a_struct_variant_takes_it() {
+    continues::<variant_field_default::a::evolve, variant_field_default::b::evolve>(
+        variant_field_default::a::evolve(variant_field_default::a::Held::Express { hours: 4 }),
+        r#"Express { hours: 4, courier: "" }"#,
+        "`courier: String` of `Held` added (stored values take its default)",
+    )
+    .await;
+}
+
+case!(variant_field_alias { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub enum Held { Standard, Card { amount: u32, qty: u8 } }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub enum Held { Standard, Card { qty: u8, #[serde(alias = "amount")] cents: u32 } }
+}});
+
+#[tokio::test]
+async fn a_struct_variant_field_renamed_with_an_alias_and_moved_keeps_its_value() {
+    continues::<variant_field_alias::a::evolve, variant_field_alias::b::evolve>(
+        variant_field_alias::a::evolve(variant_field_alias::a::Held::Card {
+            amount: 1999,
+            qty: 3,
+        }),
+        "Card { qty: 3, cents: 1999 }",
+        "`amount` of `Held` renamed to `cents`",
+    )
+    .await;
+}
+
 case!(variant_added_in_middle { a: {
     #[derive(Serialize, Deserialize, Debug)]
     pub enum Held { Standard, Express { hours: u8 } }

@@ -613,4 +613,50 @@ mod alias_tests {
         );
         assert_eq!(optional("Inner2"), own(&[("a", true), ("b", true)]));
     }
+
+    /// A state enum's waiting variants are struct variants: their fields
+    /// are learned like a struct's (defaults and aliases), or a field added
+    /// with a default would park every stored instance.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Waiting {
+        Start,
+        Charged {
+            order: String,
+            #[serde(default)]
+            note: String,
+            #[serde(alias = "amount", alias = "sum")]
+            cents: u64,
+            tip: Option<u32>,
+        },
+        Shipped {
+            #[serde(alias = "parcel")]
+            tracking: Vec<Waiting>,
+        },
+    }
+
+    #[test]
+    fn struct_variant_fields_carry_their_defaults_and_aliases() {
+        let (_, types) = trace::<Waiting>().unwrap();
+        let Container::Enum(variants) = &types["Waiting"] else {
+            panic!("{:?}", types["Waiting"]);
+        };
+        let fields = |v: usize| match &variants[v].1 {
+            Fields::Struct(fields) => fields
+                .iter()
+                .map(|f| (f.name.as_str(), f.optional, f.aliases.join(",")))
+                .collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            fields(1),
+            vec![
+                ("order", false, String::new()),
+                ("note", true, String::new()),
+                ("cents", false, "amount,sum".to_owned()),
+                ("tip", true, String::new()),
+            ]
+        );
+        assert_eq!(fields(2), vec![("tracking", false, "parcel".to_owned())]);
+    }
 }

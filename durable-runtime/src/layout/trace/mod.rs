@@ -80,8 +80,8 @@ struct Trace {
     stack: Vec<&'static str>,
     /// Variants whose last visit ran into a recursion: tried after others.
     stuck: HashSet<(&'static str, usize)>,
-    /// What is known of each struct's fields so far.
-    learning: BTreeMap<&'static str, Learning>,
+    /// What is known of each struct's (and struct variant's) fields so far.
+    learning: BTreeMap<Learner, Learning>,
     /// For a type that refused the placeholder string or bytes offered
     /// it (a UUID wants 16 bytes, a date a date), the next one to offer.
     placeholder: BTreeMap<&'static str, usize>,
@@ -110,6 +110,14 @@ const BYTES: &[&[u8]] = &[
     &[0; 20],
     &[0; 64],
 ];
+
+/// Whose fields are being learned: a struct, or a struct variant of an
+/// enum (by index).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Learner {
+    Struct(&'static str),
+    Variant(&'static str, usize),
+}
 
 /// A struct's fields are learned by offering them by name, one pass at a
 /// time. serde lists a field's aliases beside its name (sorted, in one run
@@ -202,11 +210,11 @@ impl Trace {
             .iter()
             .filter(|(_, v)| v.iter().any(|(_, f)| f.is_none()))
             .map(|(n, _)| *n);
-        let structs = self
-            .learning
-            .iter()
-            .filter(|(_, l)| !l.defined)
-            .map(|(n, _)| *n);
+        // a struct variant being learned leaves its enum incomplete
+        let structs = self.learning.iter().filter_map(|(k, l)| match k {
+            Learner::Struct(n) if !l.defined => Some(*n),
+            _ => None,
+        });
         enums.chain(structs).map(|n| format!("`{n}`")).collect()
     }
 
@@ -253,7 +261,11 @@ impl Trace {
                 if targets.contains(&name.as_str()) {
                     return true;
                 }
-                if incomplete && self.learning.get(name.as_str()).is_some_and(|l| !l.defined) {
+                let learning = self.learning.iter().find_map(|(k, l)| match k {
+                    Learner::Struct(n) if n == name => Some(l),
+                    _ => None,
+                });
+                if incomplete && learning.is_some_and(|l| !l.defined) {
                     return true;
                 }
                 if !seen.insert(name.clone()) {

@@ -3,7 +3,7 @@
 
 use serde::de::{self, DeserializeSeed, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
 
-use super::{BYTES, Probing, STRINGS, Trace};
+use super::{BYTES, Learner, Probing, STRINGS, Trace};
 use crate::layout::{Container, Field, Fields, Shape};
 
 /// The deserializer handed to a type's `Deserialize`: it answers with
@@ -207,7 +207,21 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
     ) -> Result<V::Value, Probing> {
         let name = std::any::type_name::<V::Value>();
         let t = self.enter(name)?;
-        by_name(t, name, fields, v)
+        let out = by_name(t, Learner::Struct(name), fields, v);
+        t.stack.pop();
+        let (out, known, complete) = out?;
+        let learning = t
+            .learning
+            .get_mut(&Learner::Struct(name))
+            .expect("being learned");
+        let known = Fields::Struct(known);
+        if complete && learning.defined {
+            t.define(name, known)?;
+        } else {
+            learning.defined = complete;
+            t.structs.insert(name.to_owned(), Container::Struct(known));
+        }
+        Ok(out)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -238,6 +252,7 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
         let mut fields = None;
         let out = v.visit_enum(Variant {
             t: &mut *t,
+            name,
             index,
             fields: &mut fields,
         });
@@ -270,16 +285,17 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
     }
 }
 
-/// Visits struct `name` as a map of the names not known to be aliases of
-/// an earlier one, less the field being left out this pass (see
-/// [`Learning`]).
+/// Offers the fields of a struct or a struct variant by name: the names
+/// not known to be aliases of an earlier one, less the field being left
+/// out this pass (see [`Learning`]). Gives the value, the fields known so
+/// far, and whether they are all learned.
 fn by_name<'de, V: Visitor<'de>>(
     t: &mut Trace,
-    name: &'static str,
+    key: Learner,
     fields: &'static [&'static str],
     v: V,
-) -> Result<V::Value, Probing> {
-    let learning = t.learning.entry(name).or_default();
+) -> Result<(V::Value, Vec<Field>, bool), Probing> {
+    let learning = t.learning.entry(key).or_default();
     let runs = learning.runs(fields.len());
     let omit = learning.omit(&runs);
     let offer: Vec<usize> = runs.iter().copied().filter(|r| Some(*r) != omit).collect();
@@ -292,8 +308,7 @@ fn by_name<'de, V: Visitor<'de>>(
         offered: &mut offered,
         got: &mut got,
     });
-    t.stack.pop();
-    let learning = t.learning.get_mut(name).expect("being learned");
+    let learning = t.learning.get_mut(&key).expect("being learned");
     match out {
         Ok(out) => {
             learning.shapes.extend(got);
@@ -301,14 +316,7 @@ fn by_name<'de, V: Visitor<'de>>(
                 learning.optional.insert(left_out, true);
             }
             let complete = learning.optional.len() == runs.len();
-            let known = Fields::Struct(learning.fields(fields));
-            if complete && learning.defined {
-                t.define(name, known)?;
-            } else {
-                learning.defined = complete;
-                t.structs.insert(name.to_owned(), Container::Struct(known));
-            }
-            Ok(out)
+            Ok((out, learning.fields(fields), complete))
         }
         Err(Probing::Missing(_)) if omit.is_some() => {
             learning.optional.extend(omit.map(|r| (r, false)));
@@ -404,7 +412,7 @@ impl<'de> SeqAccess<'de> for Elements<'_> {
     }
 }
 
-/// A tuple or a struct's fields: exactly `len` elements.
+/// A tuple's elements: exactly `len`.
 struct Fixed<'t> {
     t: &'t mut Trace,
     shapes: &'t mut Vec<Shape>,
@@ -469,6 +477,8 @@ impl<'de> MapAccess<'de> for Entries<'_> {
 /// The variant chosen for this pass.
 struct Variant<'t> {
     t: &'t mut Trace,
+    /// The enum's name.
+    name: &'static str,
     index: usize,
     fields: &'t mut Option<Fields>,
 }
@@ -518,24 +528,12 @@ impl<'de> VariantAccess<'de> for Variant<'_> {
         names: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, Probing> {
-        let mut shapes = Vec::with_capacity(names.len());
-        let out = v.visit_seq(Fixed {
-            t: &mut *self.t,
-            shapes: &mut shapes,
-            len: names.len(),
-        })?;
-        if shapes.len() != names.len() {
-            return Err(Probing::Failed(
-                "an enum variant's fields have `#[serde(alias)]`es, whose names cannot be told apart; move the fields into a struct".into(),
-            ));
+        let key = Learner::Variant(self.name, self.index);
+        let (out, known, complete) = by_name(self.t, key, names, v)?;
+        // the variant counts as seen once its fields are all learned
+        if complete {
+            *self.fields = Some(Fields::Struct(known));
         }
-        *self.fields = Some(Fields::Struct(
-            names
-                .iter()
-                .zip(shapes)
-                .map(|(n, shape)| Field::new(*n, shape))
-                .collect(),
-        ));
         Ok(out)
     }
 }
