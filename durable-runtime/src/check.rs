@@ -305,6 +305,25 @@ pub struct ManifestMigration {
     pub to_variants: Vec<(String, u64)>,
 }
 
+/// Whether the results of the awaited `join_all`'s parts that `record`
+/// holds, recorded by the code of layout `old`, would be read by the code
+/// of layout `new` (by name: every field present or defaulted).
+fn parts_fit(
+    record: &InstanceRecord,
+    old: &WorkflowLayout,
+    new: &WorkflowLayout,
+) -> Result<(), String> {
+    let values = crate::layout::parts_across(&record.partial, old, new, &record.variant)
+        .map_err(|why| why.join("; "))?;
+    let Some(part) = crate::layout::part_shape(new, &record.variant) else {
+        return Ok(());
+    };
+    values.iter().flatten().try_for_each(|value| {
+        crate::layout::fits(value, part, &new.types)
+            .map_err(|why| crate::layout::parts_changed(&record.variant, &why))
+    })
+}
+
 impl Manifest {
     pub(crate) fn of(registry: &crate::engine::Registry) -> Manifest {
         let variants = |v: &[crate::workflow::VariantInfo]| {
@@ -469,7 +488,9 @@ impl Manifest {
         };
         match crate::layout::read_across(&record.state, &old, new, &record.variant) {
             Err(changes) => parked(changes),
-            Ok((edits, value)) => match crate::layout::fits(&value, &new.state, &new.types) {
+            Ok((edits, value)) => match crate::layout::fits(&value, &new.state, &new.types)
+                .and_then(|()| parts_fit(&record, &old, new))
+            {
                 Err(why) => parked(vec![why]),
                 Ok(()) if matches!(verdict, Compatibility::Resumes) => Compatibility::Transcodes {
                     changes: edits.iter().map(ToString::to_string).collect(),

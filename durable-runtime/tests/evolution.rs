@@ -75,43 +75,7 @@ async fn two_builds<A: Workflow, B: Workflow>(call: WorkflowCall<A>) -> (Compati
     .await;
     a.shutdown().await;
 
-    // what `durable check` would say before deploying B (nothing written)
-    let look = Runtime::builder()
-        .workflow::<B>()
-        .resume_on_open(false)
-        .open(dir.path())
-        .await
-        .unwrap();
-    let verdict = look
-        .check_compatibility()
-        .unwrap()
-        .into_iter()
-        .find(|(id, _)| id == "x")
-        .map(|(_, v)| v)
-        .unwrap();
-    look.shutdown().await;
-
-    // what `durable check --manifest` says without B's code: from the store
-    // and from an exported snapshot, each agreeing with the check above
-    let manifest_file = dir.path().join("manifest.json");
-    Runtime::builder()
-        .workflow::<B>()
-        .manifest()
-        .write(&manifest_file)
-        .unwrap();
-    let manifest = durable_runtime::check::Manifest::read(&manifest_file).unwrap();
-    let codeless = Runtime::builder()
-        .resume_on_open(false)
-        .open(dir.path())
-        .await
-        .unwrap();
-    let from_store = manifest.check_store(&codeless).unwrap();
-    let from_snapshot = manifest
-        .check_snapshot(&codeless.export("x").unwrap())
-        .unwrap();
-    codeless.shutdown().await;
-    assert_eq!(from_store, [("x".to_owned(), from_snapshot.clone())]);
-    agree(&verdict, &from_snapshot);
+    let verdict = checked_before_deploy::<B>(dir.path(), "x").await;
 
     let b = Runtime::builder()
         .workflow::<B>()
@@ -143,6 +107,51 @@ async fn two_builds<A: Workflow, B: Workflow>(call: WorkflowCall<A>) -> (Compati
     };
     b.shutdown().await;
     (verdict, seen)
+}
+
+/// What `durable check` says of instance `id` in the store at `dir` before
+/// build B is deployed (nothing written): with B's code, and without it
+/// from B's manifest — from the store and from an exported snapshot, each
+/// agreeing with the check with the code.
+async fn checked_before_deploy<B: Workflow>(dir: &std::path::Path, id: &str) -> Compatibility {
+    // what `durable check` would say before deploying B (nothing written)
+    let look = Runtime::builder()
+        .workflow::<B>()
+        .resume_on_open(false)
+        .open(dir)
+        .await
+        .unwrap();
+    let verdict = look
+        .check_compatibility()
+        .unwrap()
+        .into_iter()
+        .find(|(i, _)| i == id)
+        .map(|(_, v)| v)
+        .unwrap();
+    look.shutdown().await;
+
+    // what `durable check --manifest` says without B's code: from the store
+    // and from an exported snapshot, each agreeing with the check above
+    let manifest_file = dir.join("manifest.json");
+    Runtime::builder()
+        .workflow::<B>()
+        .manifest()
+        .write(&manifest_file)
+        .unwrap();
+    let manifest = durable_runtime::check::Manifest::read(&manifest_file).unwrap();
+    let codeless = Runtime::builder()
+        .resume_on_open(false)
+        .open(dir)
+        .await
+        .unwrap();
+    let from_store = manifest.check_store(&codeless).unwrap();
+    let from_snapshot = manifest
+        .check_snapshot(&codeless.export(id).unwrap())
+        .unwrap();
+    codeless.shutdown().await;
+    assert_eq!(from_store, [(id.to_owned(), from_snapshot.clone())]);
+    agree(&verdict, &from_snapshot);
+    verdict
 }
 
 /// Asserts that the check without the code (`manifest`) reached the same
@@ -1345,18 +1354,18 @@ async fn a_migration_function_is_handed_the_old_state_by_name() {
 }
 
 // A `join_all` whose first part finished under build A (its result stored
-// as A's type) when build B, whose result type is reordered, takes over.
+// as A's type) when build B, whose result type is edited, takes over.
 mod parts {
-    pub static RELEASE: tokio::sync::Notify = tokio::sync::Notify::const_new();
     macro_rules! parts {
-        ($activity:literal, $($field:ident),*) => {
+        ($activity:literal, $blocks:literal, $($field:ident: $ty:ty),*) => {
             use durable_runtime::prelude::*;
             #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
-            pub struct Line { $(pub $field: u32),* }
+            pub struct Line { $(pub $field: $ty),* }
             #[activity(name = $activity)]
             pub async fn price(n: u32) -> Result<Line, ActivityError> {
-                if n == 1 {
-                    super::RELEASE.notified().await;
+                if $blocks && n == 1 {
+                    // build A's part 1 never ends: A stops with part 0 recorded
+                    std::future::pending::<()>().await;
                 }
                 Ok(Line { qty: 3, cents: 1999 })
             }
@@ -1366,26 +1375,28 @@ mod parts {
                 let lines = join_all((0..n).map(price).collect::<Vec<_>>()).await;
                 let mut cents = 0;
                 for line in lines {
-                    cents += line?.cents;
+                    cents += u32::from(line?.cents);
                 }
                 Ok(cents)
             }
         };
     }
     pub mod a {
-        parts!("price_a", qty, cents);
+        parts!("price_a", true, qty: u32, cents: u32);
     }
-    pub mod b {
-        parts!("price_b", cents, qty);
+    pub mod reordered {
+        parts!("price_reordered", false, cents: u32, qty: u32);
+    }
+    pub mod narrowed {
+        parts!("price_narrowed", false, cents: u16, qty: u32);
     }
 }
 
-#[tokio::test]
-async fn results_recorded_before_the_deploy_in_another_layout_park_instead_of_being_misread() {
-    let dir = tempfile::tempdir().unwrap();
+/// Build A runs part 0 of `p` (two parts) and stops while part 1 waits.
+async fn part_recorded_by_a(dir: &std::path::Path) {
     let a = Runtime::builder()
         .workflow::<parts::a::parts>()
-        .open(dir.path())
+        .open(dir)
         .await
         .unwrap();
     let h = a
@@ -1397,18 +1408,45 @@ async fn results_recorded_before_the_deploy_in_another_layout_park_instead_of_be
     })
     .await;
     a.shutdown().await;
+}
 
+#[tokio::test]
+async fn results_recorded_before_the_deploy_are_read_by_name_not_by_position() {
+    let dir = tempfile::tempdir().unwrap();
+    part_recorded_by_a(dir.path()).await;
+    let verdict = checked_before_deploy::<parts::reordered::parts>(dir.path(), "p").await;
+    assert!(
+        matches!(verdict, Compatibility::Transcodes { .. }),
+        "{verdict:?}"
+    );
     let b = Runtime::builder()
-        .workflow::<parts::b::parts>()
+        .workflow::<parts::reordered::parts>()
         .open(dir.path())
         .await
         .unwrap();
-    parts::RELEASE.notify_waiters();
+    // part 0 (A's `{ qty: 3, cents: 1999 }`) read by position would add 3
+    let h = b.handle::<parts::reordered::parts>("p");
+    let out = h.result().within().await.unwrap().unwrap();
+    assert_eq!(out, 2 * 1999);
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn results_recorded_before_the_deploy_that_no_longer_fit_park_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    part_recorded_by_a(dir.path()).await;
+    let verdict = checked_before_deploy::<parts::narrowed::parts>(dir.path(), "p").await;
+    assert!(matches!(verdict, Compatibility::Parked(_)), "{verdict:?}");
+    let b = Runtime::builder()
+        .workflow::<parts::narrowed::parts>()
+        .open(dir.path())
+        .await
+        .unwrap();
     let d = b.describe("p").unwrap();
     let why = d.error.clone().unwrap_or_default();
     assert_eq!(d.status, Status::Parked, "{d:?}");
     assert!(
-        why.contains("results already recorded") && why.contains("reordered"),
+        why.contains("results already recorded") && why.contains("cents"),
         "{why}"
     );
     b.shutdown().await;

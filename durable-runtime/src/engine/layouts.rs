@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::{Engine, InstanceRecord, WorkflowEntry, guarded};
 use crate::codec;
+use crate::command::Executor;
 use crate::error::ResultError;
 use crate::error::ResumeError;
 use crate::layout::{Container, Reader, Shape, Traced, WorkflowLayout, diff, value};
@@ -373,21 +374,25 @@ impl Engine {
         };
         let (edits, value) = crate::layout::read_across(&record.state, &old, new, &record.variant)
             .map_err(parked)?;
-        if record.partial.iter().any(Option::is_some) {
-            // parts of the awaited `join_all` finished under the old code:
-            // their results were written as its types, and this code would
-            // read them as its own
-            let changed = recorded_results_changed(&old, new, &record.variant);
-            if !changed.is_empty() {
-                return Err(parked(changed));
-            }
-        }
         let state = match guarded(|| (entry.drive)(Op::Transcode(&value))) {
             Ok(Ok(Outcome::Adopted(state))) => state,
             Ok(Ok(_)) => return Err(parked(vec!["the code did not rebuild the state".into()])),
             Ok(Err(e)) => return Err(parked(vec![rebuild_failure(&e.to_string())])),
             Err(panic) => return Err(parked(vec![panic])),
         };
+        if record.partial.iter().any(Option::is_some) {
+            // parts of the awaited `join_all` finished under the old code:
+            // their results were written as its types
+            let parts = recorded_parts_by_name(
+                &record.partial,
+                &state,
+                (&old, new),
+                &record.variant,
+                entry,
+            )
+            .map_err(parked)?;
+            record.partial = parts;
+        }
         record
             .new_events
             .push(crate::history::EventKind::Transcoded {
@@ -448,29 +453,38 @@ fn rebuild_failure(error: &str) -> String {
     }
 }
 
-/// How the result type awaited at `variant` changed between `old` and
-/// `new`, as reasons to park an instance holding results recorded by the
-/// old code (empty when it did not).
-fn recorded_results_changed(
-    old: &WorkflowLayout,
-    new: &WorkflowLayout,
+/// The results of a `join_all`'s parts recorded by the code of layout
+/// `old`, as the code of layout `new` (awaiting at `variant` with `state`)
+/// wants them: as they are when the part's type is laid out alike, rebuilt
+/// by name through the part's own type (the activity's output) when every
+/// edit can be crossed; else why not ([`crate::layout::parts_across`]).
+fn recorded_parts_by_name(
+    parts: &[Option<Vec<u8>>],
+    state: &[u8],
+    (old, new): (&WorkflowLayout, &WorkflowLayout),
     variant: &str,
-) -> Vec<String> {
-    let result = |l: &WorkflowLayout| {
-        l.results
-            .iter()
-            .find(|(v, _)| v == variant)
-            .map(|(_, shape)| shape.clone())
+    entry: WorkflowEntry,
+) -> Result<Vec<Option<Vec<u8>>>, Vec<String>> {
+    let values = crate::layout::parts_across(parts, old, new, variant)?;
+    if values.iter().all(Option::is_none) {
+        return Ok(parts.to_vec());
+    }
+    let reason = |what: String| vec![crate::layout::parts_changed(variant, &what)];
+    let reader = match guarded(|| (entry.drive)(Op::Executor { state })) {
+        Ok(Ok(Outcome::Executor(Executor::Each(each)))) => match *each {
+            Executor::Activity(vtable) => vtable.output,
+            _ => return Err(reason("the parts are not activities".into())),
+        },
+        _ => return Err(reason("the awaited command names no activity".into())),
     };
-    let (Some(a), Some(b)) = (result(old), result(new)) else {
-        return Vec::new();
-    };
-    diff::shapes(&a, &old.types, &b, &new.types)
+    parts
         .iter()
-        .map(|e| {
-            format!(
-                "results already recorded at `{variant}` (parts finished before the deploy) were written as another type: {e}"
-            )
+        .zip(values)
+        .map(|(bytes, value)| match value {
+            None => Ok(bytes.clone()),
+            Some(value) => (reader.rebuild)(&value)
+                .map(Some)
+                .map_err(|e| reason(rebuild_failure(&e.to_string()))),
         })
         .collect()
 }

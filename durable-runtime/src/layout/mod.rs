@@ -244,6 +244,61 @@ pub(crate) fn read_across(
     Ok((edits, value))
 }
 
+/// The type of each part of the `join_all` a state of `layout` awaits at
+/// `variant` (the element of its result, a sequence), if it awaits one.
+pub(crate) fn part_shape<'l>(layout: &'l WorkflowLayout, variant: &str) -> Option<&'l Shape> {
+    match layout.results.iter().find(|(v, _)| v == variant) {
+        Some((_, Shape::Seq(part))) => Some(part),
+        _ => None,
+    }
+}
+
+/// Why results recorded at `variant` by another build cannot be read.
+pub(crate) fn parts_changed(variant: &str, what: &dyn std::fmt::Display) -> String {
+    format!(
+        "results already recorded at `{variant}` (parts finished before the deploy) were written as another type: {what}"
+    )
+}
+
+/// The results of a `join_all`'s parts recorded by the code of layout
+/// `old` (awaiting at `variant`), for code laid out as `new`: per part, the
+/// value read by name when its type was edited, `None` when it was not
+/// recorded or its bytes read as they are — or, when an edit cannot be
+/// crossed or the bytes do not read by their own layout, why not. Never
+/// read by position.
+pub(crate) fn parts_across(
+    parts: &[Option<Vec<u8>>],
+    old: &WorkflowLayout,
+    new: &WorkflowLayout,
+    variant: &str,
+) -> Result<Vec<Option<value::Value>>, Vec<String>> {
+    let unchanged = || parts.iter().map(|_| None).collect();
+    let (Some(a), Some(b)) = (part_shape(old, variant), part_shape(new, variant)) else {
+        return Ok(unchanged());
+    };
+    let reason = |what: &dyn std::fmt::Display| parts_changed(variant, what);
+    let edits = diff::shapes(a, &old.types, b, &new.types);
+    if edits.is_empty() {
+        return Ok(unchanged());
+    }
+    if !diff::compatible(&edits) {
+        return Err(edits
+            .iter()
+            .filter(|e| !e.compatible)
+            .map(|e| reason(e))
+            .collect());
+    }
+    parts
+        .iter()
+        .map(|p| match p {
+            None => Ok(None),
+            Some(bytes) => value::read(bytes, a, &old.types)
+                .map(Some)
+                .map_err(|e| vec![reason(&format!("one does not read by its own layout: {e}"))]),
+        })
+        .collect()
+}
+
 /// A layout as it is stored: JSON, which names every field, so that the
 /// layout format itself can gain fields without a stored layout ever being
 /// read by position.
