@@ -241,6 +241,15 @@ impl PgCluster {
     /// # Errors
     /// As [`PgCluster::shared`].
     pub fn start() -> Result<PgCluster, ClusterError> {
+        PgCluster::start_with(&[])
+    }
+
+    /// Starts a new cluster with these server settings besides the test
+    /// defaults (`("ssl", "on")`: each is passed as `-c NAME=VALUE`).
+    ///
+    /// # Errors
+    /// As [`PgCluster::shared`].
+    pub fn start_with(settings: &[(&str, &str)]) -> Result<PgCluster, ClusterError> {
         let bindir = find_bindir()?;
         let as_root = is_root();
         let template = template(&bindir, as_root)?;
@@ -259,17 +268,23 @@ impl PgCluster {
             cmd.arg("sh")
                 .arg("-c")
                 .arg(
-                    "\"$1/postgres\" -D \"$2\" -p \"$3\" -c listen_addresses=127.0.0.1 \
+                    "bin=$1; data=$2; port=$3; work=$4; shift 4; \
+                     \"$bin/postgres\" -D \"$data\" -p \"$port\" -c listen_addresses=127.0.0.1 \
                      -c unix_socket_directories= -c fsync=off -c full_page_writes=off \
                      -c shared_buffers=16MB -c max_connections=300 -c min_wal_size=4MB \
-                     -c max_wal_size=64MB >\"$4/server.log\" 2>&1 & \
-                     pid=$!; read _; kill -INT $pid; wait $pid; rm -rf \"$4\"",
+                     -c max_wal_size=64MB \"$@\" >\"$work/server.log\" 2>&1 & \
+                     pid=$!; read _; kill -INT $pid; wait $pid; rm -rf \"$work\"",
                 )
                 .arg("watchdog")
                 .arg(&bindir)
                 .arg(&data)
                 .arg(port.to_string())
                 .arg(&work_path)
+                .args(
+                    settings
+                        .iter()
+                        .flat_map(|(k, v)| ["-c".to_owned(), format!("{k}={v}")]),
+                )
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());

@@ -51,17 +51,24 @@
 //!
 //! # TLS
 //!
-//! Connections are plain TCP (or a Unix socket): use a server on the same
-//! host or a trusted network. TLS is not supported yet; a URL asking for it
-//! (`sslmode=require`) is refused.
+//! `sslmode` in the URL asks for TLS (rustls): `require` and `verify-full`
+//! verify the server's certificate chain and host name, `verify-ca` the
+//! chain only, `prefer` uses TLS when the server offers it (verified);
+//! without `sslmode` connections are plain. The trusted roots are the
+//! PEM file `sslrootcert` names, or the system's:
+//! `postgres://app@db.example.com/orders?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem`.
+//!
+//! # Pool
+//!
+//! Readers and the committer share a pool of [`PgOptions::pool_size`]
+//! connections (8 by default), plus one that listens for notifications:
+//! [`PgStore::connect_with`] sets it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
-use tokio_postgres::config::SslMode;
 
 use super::{
     Batch, CommitPoint, CommitRequest as Request, KeyValue, Notice, Store, StoreError, StoreStats,
@@ -69,11 +76,33 @@ use super::{
 use crate::activity::BoxFuture;
 
 mod commit;
+mod tls;
 
 use commit::Committer;
+use tls::Connector;
 
-/// Connections in the pool (readers and the committer share them).
-const POOL_SIZE: usize = 8;
+/// How a [`PgStore`] connects beyond what its URL says.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    pool_size: usize,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions { pool_size: 8 }
+    }
+}
+
+impl PgOptions {
+    /// Connections in the pool that readers and the committer share (at
+    /// least 2, so a read never waits for a whole group commit; 8 by
+    /// default). Each process holds this many plus one that listens.
+    #[must_use]
+    pub fn pool_size(mut self, connections: usize) -> Self {
+        self.pool_size = connections.max(2);
+        self
+    }
+}
 
 /// Key of the advisory lock held while the schema is migrated, so that
 /// processes starting together migrate one after the other (the bytes of
@@ -141,7 +170,7 @@ struct Inner {
     /// Where the store is, without the password, for messages.
     location: String,
     /// For the listening connection, taken by the first subscriber.
-    listen: Mutex<Option<tokio_postgres::Config>>,
+    listen: Mutex<Option<(tokio_postgres::Config, Connector)>>,
 }
 
 impl Drop for Inner {
@@ -222,24 +251,23 @@ fn location(config: &tokio_postgres::Config) -> String {
 }
 
 /// Parses a `postgres://` or `postgresql://` URL (or a `key=value`
-/// connection string) and refuses what this store cannot honour.
-fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+/// connection string), with the connector for the TLS it asks for, and
+/// refuses what this store cannot honour.
+fn parse_url(url: &str) -> Result<(tokio_postgres::Config, Connector), StoreError> {
     let bad = |reason: String| StoreError::BadUrl {
         url: redact(url),
         reason,
     };
-    let config: tokio_postgres::Config = url.parse().map_err(|e| bad(format!("{e}")))?;
+    let (rest, asked) = tls::split(url).map_err(bad)?;
+    let mut config: tokio_postgres::Config = rest.parse().map_err(|e| bad(format!("{e}")))?;
     if config.get_hosts().is_empty() {
         return Err(bad(
             "no host: write postgres://user@127.0.0.1:5432/db".into()
         ));
     }
-    if config.get_ssl_mode() == SslMode::Require {
-        return Err(bad(
-            "sslmode=require is not supported yet: connections are plain TCP".into(),
-        ));
-    }
-    Ok(config)
+    config.ssl_mode(asked.mode.ssl_mode());
+    let connector = tls::connector(&asked).map_err(bad)?;
+    Ok((config, connector))
 }
 
 /// `url` with any password replaced by `***`, for messages.
@@ -275,13 +303,36 @@ impl PgStore {
     /// (`postgresql://` too, and libpq's `key=value` form).
     ///
     /// # Errors
-    /// [`StoreError::BadUrl`] for a URL that does not parse or asks for TLS,
-    /// [`StoreError::Unreachable`] when no server answers or it refuses the
-    /// login,
+    /// [`StoreError::BadUrl`] for a URL that does not parse, an `sslmode`
+    /// it cannot honour or an `sslrootcert` it cannot read,
+    /// [`StoreError::Unreachable`] when no server answers, it refuses the
+    /// login or its certificate does not verify,
     /// [`StoreError::SchemaVersion`] when the database was migrated by a
     /// newer build.
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let mut config = parse_url(url)?;
+        PgStore::connect_with(url, PgOptions::default()).await
+    }
+
+    /// As [`PgStore::connect`], with `options` (the pool's size).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use durable_runtime::Runtime;
+    /// use durable_runtime::store::postgres::{PgOptions, PgStore};
+    ///
+    /// let store = PgStore::connect_with(
+    ///     "postgres://app@db.example.com/orders?sslmode=verify-full",
+    ///     PgOptions::default().pool_size(16),
+    /// )
+    /// .await?;
+    /// let runtime = Runtime::builder().open_store(store).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`PgStore::connect`].
+    pub async fn connect_with(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
+        let (mut config, connector) = parse_url(url)?;
         config
             .tcp_user_timeout(TCP_USER_TIMEOUT)
             .keepalives_idle(Duration::from_secs(5));
@@ -292,7 +343,12 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(db_err)?;
-        let setup = rt.spawn(setup(config.clone(), location.clone()));
+        let setup = rt.spawn(setup(
+            config.clone(),
+            connector.clone(),
+            location.clone(),
+            options.pool_size,
+        ));
         let pool = match setup.await {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => {
@@ -321,7 +377,7 @@ impl PgStore {
                 counters,
                 hook,
                 location,
-                listen: Mutex::new(Some(config)),
+                listen: Mutex::new(Some((config, connector))),
             }),
         })
     }
@@ -368,7 +424,12 @@ impl PgStore {
 
 /// Connects, migrates the schema (one process at a time), and builds the
 /// pool.
-async fn setup(config: tokio_postgres::Config, location: String) -> Result<Pool, StoreError> {
+async fn setup(
+    config: tokio_postgres::Config,
+    connector: Connector,
+    location: String,
+    pool_size: usize,
+) -> Result<Pool, StoreError> {
     let unreachable = |e: &tokio_postgres::Error| StoreError::Unreachable {
         url: location.clone(),
         reason: match e.as_db_error() {
@@ -384,7 +445,10 @@ async fn setup(config: tokio_postgres::Config, location: String) -> Result<Pool,
             }
         },
     };
-    let (mut client, connection) = config.connect(NoTls).await.map_err(|e| unreachable(&e))?;
+    let (mut client, connection) = config
+        .connect(connector.clone())
+        .await
+        .map_err(|e| unreachable(&e))?;
     let driver = tokio::spawn(connection);
     // the lock ends with the session, so a process dying mid-migration frees it
     client
@@ -398,13 +462,13 @@ async fn setup(config: tokio_postgres::Config, location: String) -> Result<Pool,
 
     let manager = Manager::from_config(
         config,
-        NoTls,
+        connector,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
     );
     let pool = Pool::builder(manager)
-        .max_size(POOL_SIZE)
+        .max_size(pool_size)
         .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
             Box::pin(async move {
                 client
@@ -431,12 +495,15 @@ async fn setup(config: tokio_postgres::Config, location: String) -> Result<Pool,
 /// Forwards the channel's notifications to `tx` for as long as it is open,
 /// reconnecting when the listening connection is lost; after a reconnect it
 /// sends [`Notice::Resync`] (what was published meanwhile is not replayed).
-async fn listen(config: tokio_postgres::Config, tx: tokio::sync::mpsc::UnboundedSender<Notice>) {
+async fn listen(
+    (config, connector): (tokio_postgres::Config, Connector),
+    tx: tokio::sync::mpsc::UnboundedSender<Notice>,
+) {
     use futures::StreamExt;
     let mut first = true;
     let mut backoff = Duration::from_millis(100);
     while !tx.is_closed() {
-        match config.connect(NoTls).await {
+        match config.connect(connector.clone()).await {
             Ok((client, mut connection)) => {
                 let (payloads, mut received) = tokio::sync::mpsc::unbounded_channel();
                 let driver = tokio::spawn(async move {
@@ -644,7 +711,7 @@ mod tests {
             redact("postgres://ann:s3cret@db:5432/x"),
             "postgres://ann:***@db:5432/x"
         );
-        let config = parse_url("postgres://ann:s3cret@db:5433/x").unwrap();
+        let (config, _) = parse_url("postgres://ann:s3cret@db:5433/x").unwrap();
         assert_eq!(location(&config), "postgres://ann@db:5433/x");
     }
 
@@ -652,13 +719,14 @@ mod tests {
     fn bad_urls_are_refused_with_the_reason() {
         for url in [
             "postgres://ann:pw@db:notaport/x",
-            "postgres://db/x?sslmode=require",
+            "postgres://ann:pw@db/x?sslmode=allow",
         ] {
             match parse_url(url) {
                 Err(e @ StoreError::BadUrl { .. }) => {
                     assert!(!e.to_string().contains("pw@"), "{e}")
                 }
-                other => panic!("{url}: expected BadUrl, got {other:?}"),
+                Err(other) => panic!("{url}: expected BadUrl, got {other:?}"),
+                Ok((config, _)) => panic!("{url}: expected BadUrl, got {config:?}"),
             }
         }
     }
