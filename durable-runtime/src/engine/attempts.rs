@@ -88,7 +88,7 @@ impl Engine {
         seen: impl FnOnce() -> Result<bool, Halt>,
         work: impl std::future::Future<Output = T>,
     ) -> Result<T, Halt> {
-        let interrupt = self.interrupt(id);
+        let interrupt = self.interrupts.listen(id);
         let notified = interrupt.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();

@@ -22,6 +22,9 @@ pub(crate) use cluster::{LeaseRecord, Member};
 mod composite;
 mod fields;
 mod layouts;
+mod listeners;
+
+pub(crate) use listeners::Listeners;
 mod queues;
 mod retention;
 mod schedules;
@@ -86,7 +89,7 @@ pub(crate) struct Engine {
     pub(crate) store_closed: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) workflows: Registry,
     pub(crate) activity_slots: Semaphore,
-    pub(crate) waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    pub(crate) waiters: Listeners,
     pub(crate) creating: Mutex<std::collections::HashSet<String>>,
     pub(crate) tasks: Mutex<tokio::task::JoinSet<()>>,
     pub(crate) parked: Mutex<Vec<ResumeError>>,
@@ -107,7 +110,7 @@ pub(crate) struct Engine {
     /// Instances with a cancel or terminate request not yet consumed.
     pub(crate) controls: Mutex<std::collections::HashSet<String>>,
     /// Interrupts a running activity attempt of an instance.
-    pub(crate) interrupts: Mutex<HashMap<String, Arc<Notify>>>,
+    pub(crate) interrupts: Listeners,
     /// Counters for `/metrics`.
     pub(crate) metrics: Metrics,
     /// Set by `Runtime::shutdown`: no new instance tasks.
@@ -293,10 +296,12 @@ impl Engine {
         if layout {
             self.layout_stored(record.layout);
         }
-        if record.status.is_terminal()
-            && let Some(m) = &self.member
-        {
-            m.remove(id);
+        if record.status.is_terminal() {
+            if let Some(m) = &self.member {
+                m.remove(id);
+            }
+            // a request that arrived too late to be acted on
+            self.clear_control(id);
         }
         Ok(())
     }
@@ -365,20 +370,34 @@ impl Engine {
         any
     }
 
-    pub(crate) fn waiter(&self, id: &str) -> Arc<Notify> {
-        let mut waiters = self.waiters.lock().expect("waiters lock poisoned");
-        waiters.entry(id.to_owned()).or_default().clone()
+    /// How many entries each per-instance map holds, for those that hold any.
+    #[cfg(feature = "testing")]
+    pub(crate) fn resident(&self) -> Vec<(&'static str, usize)> {
+        fn len<T>(m: &Mutex<T>, f: impl Fn(&T) -> usize) -> usize {
+            f(&m.lock().expect("a lock poisoned"))
+        }
+        [
+            ("waiters", self.waiters.len()),
+            (
+                "creating",
+                len(&self.creating, std::collections::HashSet::len),
+            ),
+            ("running", len(&self.running, HashMap::len)),
+            (
+                "controls",
+                len(&self.controls, std::collections::HashSet::len),
+            ),
+            ("interrupts", self.interrupts.len()),
+            ("halted", len(&self.halted, HashMap::len)),
+            ("taken_results", len(&self.taken_results, HashMap::len)),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
     }
 
     fn wake(&self, id: &str) {
-        let notify = self
-            .waiters
-            .lock()
-            .expect("waiters lock poisoned")
-            .remove(id);
-        if let Some(notify) = notify {
-            notify.notify_waiters();
-        }
+        self.waiters.notify(id);
     }
 
     /// The first record of a new instance of `workflow`: its start segment

@@ -188,7 +188,7 @@ impl Engine {
         }
         let waiter = format!("\0r{key}");
         loop {
-            let notify = self.waiter(&waiter);
+            let notify = self.waiters.listen(&waiter);
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -218,7 +218,7 @@ impl Engine {
     pub(crate) async fn queue_service(self: Arc<Self>, queue: String) {
         let waiter = format!("\0q{queue}");
         loop {
-            let notify = self.waiter(&waiter);
+            let notify = self.waiters.listen(&waiter);
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();

@@ -146,16 +146,6 @@ impl Engine {
         Ok(self.store.get(&key)?.map(|v| (key, v)))
     }
 
-    /// The notifier that interrupts instance `id`'s running attempt.
-    pub(crate) fn interrupt(&self, id: &str) -> std::sync::Arc<tokio::sync::Notify> {
-        self.interrupts
-            .lock()
-            .expect("interrupts lock poisoned")
-            .entry(id.to_owned())
-            .or_default()
-            .clone()
-    }
-
     /// Records a cancel (`keys::CANCEL`) or terminate (`keys::TERMINATE`)
     /// request durably, then wakes the instance to act on it.
     pub(crate) async fn request_control(
@@ -184,7 +174,16 @@ impl Engine {
             .expect("controls lock poisoned")
             .insert(id.to_owned());
         // only a running attempt listens; anything later sees the stored request
-        self.interrupt(id).notify_waiters();
-        self.wake_instance(id)
+        self.interrupts.notify(id);
+        self.wake_instance(id)?;
+        // an instance that ended meanwhile will never consume it; its end
+        // clears the mark after its record is stored, so one of the two
+        // sees the other
+        if let Some(Ok(record)) = self.load(id)?
+            && record.status.is_terminal()
+        {
+            self.clear_control(id);
+        }
+        Ok(())
     }
 }

@@ -161,8 +161,9 @@ impl<W: Workflow> WorkflowHandle<W> {
     /// [`ResultError::NotFound`] for an unknown id.
     pub async fn result(&self) -> Result<W::Output, ResultError> {
         loop {
-            let notify = self.engine()?.waiter(&self.id);
-            let notified = notify.notified();
+            let engine = self.engine()?;
+            let listening = engine.waiters.listen(&self.id);
+            let notified = listening.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let record = self.record()?;

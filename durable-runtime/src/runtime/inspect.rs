@@ -40,7 +40,7 @@ impl Runtime {
         let until = tokio::time::Instant::now() + wait;
         loop {
             // listen before looking: an end in between is not missed
-            let ended = self.engine.waiter(id);
+            let ended = self.engine.waiters.listen(id);
             let notified = ended.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();

@@ -108,6 +108,15 @@ impl Runtime {
             .len()
     }
 
+    /// The per-instance bookkeeping this process holds, by map, for the
+    /// maps that hold any: what a test of leaks reads once every instance
+    /// has ended (each should then be empty).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn resident(&self) -> Vec<(&'static str, usize)> {
+        self.engine.resident()
+    }
+
     /// Instances this code cannot run, with the reason for each, in the
     /// order found: on open (those read then, see
     /// [`Runtime::resumed_on_open`]), then sleepers as they are woken. They
@@ -256,7 +265,7 @@ impl Runtime {
             Err(e) => return Err(e.into()),
         }
         if record.status.is_terminal() {
-            self.engine.waiter(&id).notify_waiters();
+            self.engine.waiters.notify(&id);
         } else {
             self.engine.spawn(id.clone(), record, entry);
         }
@@ -518,7 +527,7 @@ impl Runtime {
                 .iter()
                 .any(|b| matches!(b, crate::command::Request::Signal { name: n } if n == name))
         {
-            self.engine.interrupt(id).notify_waiters();
+            self.engine.interrupts.notify(id);
         }
         self.engine.wake_instance(id)?;
         Ok(())

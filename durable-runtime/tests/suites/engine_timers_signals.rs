@@ -965,3 +965,86 @@ async fn the_history_records_timers_firing_and_signals_arriving() {
         kinds("ha")
     );
 }
+
+#[tokio::test]
+async fn ended_instances_leave_no_bookkeeping_in_memory() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<collect>()
+        .workflow::<cancellable_call>()
+        .workflow::<cancellable>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let mut handles = Vec::new();
+    for i in 0..10 {
+        let id = format!("leak-c{i}");
+        handles.push(
+            rt.start(&id, collect(2), IdPolicy::Reject)
+                .await
+                .unwrap()
+                .id()
+                .to_owned(),
+        );
+    }
+    for i in 0..5 {
+        let key = format!("leak-a{i}");
+        rt.start(&key, cancellable_call(key.clone()), IdPolicy::Reject)
+            .await
+            .unwrap();
+        let key = format!("leak-s{i}");
+        rt.start(&key, cancellable(key.clone()), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    until("every call running", || {
+        (0..5).all(|i| runs(&format!("slow:leak-a{i}")) == 1)
+    })
+    .await;
+    for id in &handles {
+        for item in ["x", "y"] {
+            rt.signal(id, "item", &item.to_owned()).await.unwrap();
+        }
+    }
+    for i in 0..5 {
+        rt.handle::<cancellable_call>(format!("leak-a{i}"))
+            .cancel()
+            .await
+            .unwrap();
+        rt.handle::<cancellable>(format!("leak-s{i}"))
+            .cancel()
+            .await
+            .unwrap();
+    }
+    // a signal and a cancel for ids that do not exist
+    assert!(rt.signal("leak-none", "item", &"z".to_owned()).await.is_err());
+    assert!(rt.handle::<collect>("leak-none").cancel().await.is_err());
+    for id in &handles {
+        let got = rt.handle::<collect>(id.clone()).result().within().await;
+        assert_eq!(got.unwrap().unwrap(), ["x", "y"]);
+    }
+    for i in 0..5 {
+        let out = rt
+            .handle::<cancellable_call>(format!("leak-a{i}"))
+            .result()
+            .within()
+            .await;
+        assert_eq!(out.unwrap().unwrap(), "call cancelled");
+        let out = rt
+            .handle::<cancellable>(format!("leak-s{i}"))
+            .result()
+            .within()
+            .await;
+        assert_eq!(out.unwrap().unwrap(), "cancelled and compensated");
+    }
+    // a result asked for after the end
+    rt.handle::<collect>("leak-c0")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    until("no instance task left", || rt.running_instances() == 0).await;
+    assert_eq!(rt.resident(), []);
+    rt.shutdown().await;
+}

@@ -65,7 +65,7 @@ impl Engine {
                 if matches!(branch, crate::command::Request::Signal { .. })
                     && self.peek_signal(id, branch).unwrap_or(false)
                 {
-                    self.interrupt(id).notify_waiters();
+                    self.interrupts.notify(id);
                     break;
                 }
             }
@@ -76,15 +76,7 @@ impl Engine {
     /// After messages may have been lost: every local waiter looks again,
     /// and a worker re-reads the requests of its instances and wakes them.
     pub(super) async fn resync(self: &Arc<Self>) -> Result<(), StoreError> {
-        let waiting: Vec<_> = self
-            .waiters
-            .lock()
-            .expect("waiters lock poisoned")
-            .drain()
-            .collect();
-        for (_, notify) in waiting {
-            notify.notify_waiters();
-        }
+        self.waiters.notify_all();
         if self.member.is_some() {
             self.resync_owned().await?;
             self.claim_unassigned().await?;
