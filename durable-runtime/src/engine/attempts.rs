@@ -7,12 +7,14 @@ use super::*;
 /// policy retries: a step checkpoints each failed attempt (a crash then
 /// does not forget it), the parts of a larger step keep them in memory.
 pub(super) trait Between: Send {
-    /// Attempt `attempt` failed with `failure` after `took`; it is retried.
+    /// Attempt `attempt` failed with `failure` after `took`; it is retried
+    /// at `retry_at_ms` (on the runtime's clock).
     fn retrying<'a>(
         &'a mut self,
         attempt: u32,
         failure: &'a Failure,
         took: std::time::Duration,
+        retry_at_ms: u64,
     ) -> futures::future::BoxFuture<'a, Result<(), Halt>>;
 }
 
@@ -25,12 +27,14 @@ impl Between for InMemory {
         _: u32,
         _: &'a Failure,
         _: std::time::Duration,
+        _: u64,
     ) -> futures::future::BoxFuture<'a, Result<(), Halt>> {
         Box::pin(std::future::ready(Ok(())))
     }
 }
 
-/// Each failed attempt of a step's activity checkpointed with the record.
+/// Each failed attempt of a step's activity checkpointed with the record,
+/// and when the next is due: a restart waits out the rest of the backoff.
 struct Checkpointed<'r> {
     engine: &'r Engine,
     id: &'r str,
@@ -43,11 +47,13 @@ impl Between for Checkpointed<'_> {
         attempt: u32,
         failure: &'a Failure,
         took: std::time::Duration,
+        retry_at_ms: u64,
     ) -> futures::future::BoxFuture<'a, Result<(), Halt>> {
         Box::pin(async move {
             let error = format!("{}: {}", failure.kind, failure.message);
             let record = &mut *self.record;
             record.failed_attempts = attempt;
+            record.retry_at_ms = retry_at_ms;
             record.last_error = Some(error.clone());
             record
                 .new_events
@@ -161,9 +167,14 @@ impl Engine {
                     })
                     .map_err(|e| e.to_string()));
             }
-            between.retrying(attempt, &failure, took).await?;
-            let backoff = options.retry.backoff(attempt + 1);
-            self.clock.sleep_until(self.clock.now() + backoff).await;
+            let retry_at = self.clock.now() + options.retry.backoff(attempt + 1);
+            let retry_at_ms = retry_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            between
+                .retrying(attempt, &failure, took, retry_at_ms)
+                .await?;
+            self.clock.sleep_until(retry_at).await;
             attempt += 1;
         }
     }
@@ -186,12 +197,20 @@ impl Engine {
             record.step,
             record.next_deadline(),
         );
+        // resumed in a backoff: its rest first
+        let backoff = (first > 1 && record.retry_at_ms > 0).then_some(record.retry_at_ms);
         let mut checkpointed = Checkpointed {
             engine: self,
             id,
             record: &mut *record,
         };
-        let retried = self.retry(vtable, input, options, &key, id, first, &mut checkpointed);
+        let retried = async {
+            if backoff.is_some() {
+                crate::clock::sleep_until_ms(&*self.clock, backoff).await;
+            }
+            self.retry(vtable, input, options, &key, id, first, &mut checkpointed)
+                .await
+        };
         let done = self
             .interruptible(id, deadline, || Ok(false), retried)
             .await??;

@@ -426,6 +426,7 @@ impl Engine {
             step: 0,
             pending: None,
             failed_attempts: 0,
+            retry_at_ms: 0,
             partial: Vec::new(),
             parent,
             run: 1,
@@ -487,6 +488,7 @@ impl Engine {
         let now = clock_ms(&*self.clock);
         record.step += 1;
         record.failed_attempts = 0;
+        record.retry_at_ms = 0;
         record.partial.clear();
         record.last_error = None;
         record.updated_ms = now_ms();

@@ -105,6 +105,10 @@ pub(crate) struct InstanceRecord {
     pub(crate) parts: Vec<super::fields::Part>,
     /// The number of the last field value stored under its own key.
     pub(crate) field_seq: u64,
+    /// When the next attempt of the pending activity is due (ms on the
+    /// runtime's clock), after a failed one: a restart waits out the rest
+    /// of the backoff. 0: none due.
+    pub(crate) retry_at_ms: u64,
     /// The large fields as the store holds them, with their bytes, to
     /// compare the next checkpoint's with (in memory only; `None`: not
     /// known, the next checkpoint looks at the stored record).
@@ -135,11 +139,11 @@ impl InstanceRecord {
     pub(crate) fn decode(bytes: &[u8]) -> Result<InstanceRecord, CodecError> {
         // records of older builds lack the last fields: each missing one
         // reads as zero (`layout` 0, `scheduled` None, `incarnation` 0,
-        // `parts` empty, `field_seq` 0)
+        // `parts` empty, `field_seq` 0, `retry_at_ms` 0)
         codec::decode(bytes).or_else(|err| {
-            (1..=5)
+            (1..=6)
                 .find_map(|missing| {
-                    let older = [bytes, &[0; 5][..missing]].concat();
+                    let older = [bytes, &[0; 6][..missing]].concat();
                     codec::decode(&older).ok()
                 })
                 .ok_or(err)
@@ -237,6 +241,7 @@ mod tests {
             incarnation: 0xabc,
             parts: Vec::new(),
             field_seq: 0,
+            retry_at_ms: 0,
             stored_fields: None,
             pending_fields: None,
         }
@@ -256,10 +261,21 @@ mod tests {
             (0x1234, Some(by), 0xabc)
         );
         assert_eq!(back.activity_key("order-7"), "order-7/0000000000000abc/3");
+        // written before `retry_at_ms`: its bytes end after `field_seq`
+        let mut backing_off = record(0x1234, None);
+        backing_off.retry_at_ms = 1_700_000_000_000;
+        let full = codec::encode(&backing_off).unwrap();
+        assert_eq!(
+            InstanceRecord::decode(&full).unwrap().retry_at_ms,
+            1_700_000_000_000
+        );
+        let before_retry = codec::encode(&record(0x1234, None)).unwrap();
+        let back = InstanceRecord::decode(&before_retry[..before_retry.len() - 1]).unwrap();
+        assert_eq!((back.incarnation, back.retry_at_ms), (0xabc, 0));
         // written before `parts`: its bytes end after `incarnation`
         let mut legacy = record(0x1234, None);
         let full = codec::encode(&legacy).unwrap();
-        let back = InstanceRecord::decode(&full[..full.len() - 2]).unwrap();
+        let back = InstanceRecord::decode(&full[..full.len() - 3]).unwrap();
         assert_eq!(
             (back.incarnation, back.parts.len(), back.field_seq),
             (0xabc, 0, 0)
@@ -267,7 +283,7 @@ mod tests {
         // written before `incarnation`: its bytes end after `scheduled`
         legacy.incarnation = 0;
         let full = codec::encode(&legacy).unwrap();
-        let before_incarnation = &full[..full.len() - 3];
+        let before_incarnation = &full[..full.len() - 4];
         let back = InstanceRecord::decode(before_incarnation).unwrap();
         assert_eq!(
             (back.layout, back.scheduled.clone(), back.incarnation),
@@ -276,13 +292,13 @@ mod tests {
         // its keys stay as its in-flight calls had them
         assert_eq!(back.activity_key("order-7"), "order-7/3");
         // written before `scheduled` too
-        let before_scheduled = &full[..full.len() - 4];
+        let before_scheduled = &full[..full.len() - 5];
         let back = InstanceRecord::decode(before_scheduled).unwrap();
         assert_eq!((back.layout, back.scheduled), (0x1234, None));
         // written before `layout` too
         legacy.layout = 0;
         let full = codec::encode(&legacy).unwrap();
-        let before_layout = &full[..full.len() - 5];
+        let before_layout = &full[..full.len() - 6];
         let back = InstanceRecord::decode(before_layout).unwrap();
         assert_eq!((back.layout, back.scheduled, back.step), (0, None, 3));
         // a truncated record is still an error

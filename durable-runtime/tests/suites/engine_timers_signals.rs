@@ -1048,3 +1048,64 @@ async fn ended_instances_leave_no_bookkeeping_in_memory() {
     assert_eq!(rt.resident(), []);
     rt.shutdown().await;
 }
+
+#[activity(max_attempts = 3, initial_interval_ms = 30_000, backoff = 1.0)]
+async fn fails_first(key: String) -> Result<u32, ActivityError> {
+    let n = {
+        let mut runs = RUNS.lock().unwrap();
+        let n = runs.entry(format!("fails_first:{key}")).or_default();
+        *n += 1;
+        *n
+    };
+    if n == 1 {
+        return Err(ActivityError::retryable("the first attempt fails"));
+    }
+    Ok(n)
+}
+
+#[workflow]
+async fn retried_later(key: String) -> Result<u32, WorkflowError> {
+    Ok(fails_first(key).await?)
+}
+
+#[tokio::test]
+async fn a_restart_during_a_retry_backoff_waits_out_the_rest_of_it() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let open = || {
+        Runtime::builder()
+            .workflow::<retried_later>()
+            .clock(clock.clone())
+            .open_url(db.url())
+    };
+    let rt = open().await.unwrap();
+    let h = rt
+        .start("backoff", retried_later("backoff".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the first attempt failed and was recorded", || {
+        h.describe().unwrap().failed_attempts == 1
+    })
+    .await;
+    rt.shutdown().await;
+
+    // 10 of the 30 s passed while the process was down
+    clock.advance(Duration::from_secs(10));
+    let rt = open().await.unwrap();
+    until("resumed", || rt.running_instances() == 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(runs("fails_first:backoff"), 1, "retried before the backoff ended");
+    clock.advance(Duration::from_secs(19));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(runs("fails_first:backoff"), 1, "retried before the backoff ended");
+    clock.advance(Duration::from_secs(2));
+    let out = rt
+        .handle::<retried_later>("backoff")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, 2);
+    rt.shutdown().await;
+}
