@@ -118,10 +118,16 @@ impl Engine {
             }
             record.updated_ms = now_ms();
             self.save(id, record).await.map_err(Halt::Store)?;
-            while running.len() < limit.max(1) as usize {
+            // shutting down: the parts running finish, no other starts
+            while running.len() < limit.max(1) as usize
+                && !self.closing.load(std::sync::atomic::Ordering::SeqCst)
+            {
                 let Some(next) = queue.next() else { break };
                 running.push(start_one(next));
             }
+        }
+        if record.partial.iter().any(Option::is_none) {
+            return Err(Halt::Stopping);
         }
         let parts: Vec<Vec<u8>> = record
             .partial
@@ -148,6 +154,9 @@ impl Engine {
         for i in (0..steps.len()).rev() {
             if record.partial[i].is_some() {
                 continue;
+            }
+            if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Halt::Stopping);
             }
             let outcome: Option<String> = match &steps[i] {
                 Request::Activity {

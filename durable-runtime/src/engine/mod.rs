@@ -113,8 +113,11 @@ pub(crate) struct Engine {
     pub(crate) interrupts: Listeners,
     /// Counters for `/metrics`.
     pub(crate) metrics: Metrics,
-    /// Set by `Runtime::shutdown`: no new instance tasks.
+    /// Set by `Runtime::shutdown`: no new instance tasks, and running ones
+    /// stop at their next checkpoint.
     pub(crate) closing: std::sync::atomic::AtomicBool,
+    /// Notified when the last instance task of this process ends.
+    pub(crate) idle: Notify,
     /// A weak reference to this engine, for spawning from `&self`.
     pub(crate) this: std::sync::OnceLock<std::sync::Weak<Engine>>,
     /// Orders buffered signals; starts above every stored one.
@@ -193,6 +196,9 @@ enum Halt {
     Waiting,
     /// A cancel or terminate request arrived during an activity attempt.
     Interrupted,
+    /// The runtime is shutting down: stopped at its last checkpoint, it
+    /// resumes from there when a runtime opens the store again.
+    Stopping,
     /// Storage failed: stop without acknowledging anything more.
     Store(StoreError),
     /// It was parked (already committed): nothing more runs here.

@@ -17,6 +17,9 @@ impl Engine {
             let Some(request) = record.pending.clone() else {
                 return Halt::Finished;
             };
+            if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Halt::Stopping;
+            }
             if let Request::ContinueAsNew { workflow, input } = &request {
                 if let Err(halt) = self
                     .continue_as_new(id, record, entry, workflow, input)

@@ -61,19 +61,18 @@ impl Engine {
             }
             if matches!(halt, Halt::Waiting) {
                 let mut running = engine.running.lock().expect("running lock poisoned");
-                if running.get(&id) == Some(&true) {
+                if running.get(&id) == Some(&true)
+                    && !engine.closing.load(std::sync::atomic::Ordering::SeqCst)
+                {
                     // woken while deciding to wait: look again
                     running.insert(id.clone(), false);
                     continue;
                 }
-                running.remove(&id);
+                drop(running);
+                engine.release(&id);
                 return;
             }
-            engine
-                .running
-                .lock()
-                .expect("running lock poisoned")
-                .remove(&id);
+            engine.release(&id);
             match halt {
                 Halt::Finished => {
                     engine.wake(&id);
@@ -137,9 +136,18 @@ impl Engine {
                 }
                 Halt::Store(e) => engine.halt(&id, e),
                 Halt::Parked | Halt::Payload(_) => engine.wake(&id),
-                Halt::Waiting | Halt::Interrupted => {}
+                Halt::Waiting | Halt::Interrupted | Halt::Stopping => {}
             }
             return;
+        }
+    }
+
+    /// Releases the claim of instance `id`'s task (it ends).
+    fn release(&self, id: &str) {
+        let mut running = self.running.lock().expect("running lock poisoned");
+        running.remove(id);
+        if running.is_empty() {
+            self.idle.notify_waiters();
         }
     }
 

@@ -411,6 +411,7 @@ impl Builder {
             controls: Mutex::default(),
             this: std::sync::OnceLock::new(),
             closing: std::sync::atomic::AtomicBool::new(false),
+            idle: tokio::sync::Notify::new(),
             metrics: crate::engine::Metrics::default(),
             interrupts: Default::default(),
             timers: tokio::sync::Notify::new(),

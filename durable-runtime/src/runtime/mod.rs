@@ -575,15 +575,73 @@ impl Runtime {
         }
     }
 
-    /// Stops every instance task and closes the store, for every clone of
-    /// this runtime (the store's file is released when the last clone is
-    /// dropped). Instances not finished resume when a runtime opens the
-    /// store again. Handles and clones answer [`StoreError::Closed`]
-    /// afterwards.
+    /// Stops every instance task at once and closes the store, for every
+    /// clone of this runtime (the store's file is released when the last
+    /// clone is dropped). Instances not finished resume when a runtime
+    /// opens the store again; an activity attempt cut off here runs again
+    /// then (use [`Runtime::shutdown_timeout`] to let attempts finish).
+    /// Handles and clones answer [`StoreError::Closed`] afterwards.
     pub async fn shutdown(self) {
         self.engine
             .closing
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stop().await;
+    }
+
+    /// A graceful [`shutdown`](Runtime::shutdown): from the moment it is
+    /// called no instance starts a new step, activity attempt or `join_all`
+    /// part; the attempts running may finish within `grace`, and each
+    /// instance stops at the checkpoint of what it finished, so nothing
+    /// that ended is run again when the store opens next. What is still
+    /// running after `grace` is stopped as by `shutdown`. A deploy calls
+    /// this on SIGTERM with a grace below the orchestrator's own.
+    ///
+    /// ```no_run
+    /// # async fn run(runtime: durable_runtime::Runtime) {
+    /// tokio::signal::ctrl_c().await.ok();
+    /// runtime
+    ///     .shutdown_timeout(std::time::Duration::from_secs(20))
+    ///     .await;
+    /// # }
+    /// ```
+    pub fn shutdown_timeout(
+        self,
+        grace: std::time::Duration,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        // at the call, not at the first poll: nothing starts after it
+        self.engine
+            .closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let engine = self.engine.clone();
+            let drained = async {
+                loop {
+                    let idle = engine.idle.notified();
+                    tokio::pin!(idle);
+                    idle.as_mut().enable();
+                    if engine
+                        .running
+                        .lock()
+                        .expect("running lock poisoned")
+                        .is_empty()
+                    {
+                        return;
+                    }
+                    idle.await;
+                }
+            };
+            if tokio::time::timeout(grace, drained).await.is_err() {
+                tracing::warn!(
+                    still_running = self.running_instances(),
+                    "shutdown: instances still running after the grace period are stopped; their attempts run again when the store opens next"
+                );
+            }
+            self.stop().await;
+        }
+    }
+
+    /// Aborts the tasks left, hands instances over and closes the store.
+    async fn stop(self) {
         // tasks may spawn tasks while they stop: repeat until none is left
         loop {
             let mut tasks =

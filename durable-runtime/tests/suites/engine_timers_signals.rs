@@ -1109,3 +1109,85 @@ async fn a_restart_during_a_retry_backoff_waits_out_the_rest_of_it() {
     assert_eq!(out, 2);
     rt.shutdown().await;
 }
+
+#[activity]
+async fn first_half(key: String) -> Result<u32, ActivityError> {
+    *RUNS.lock().unwrap().entry(format!("first:{key}")).or_default() += 1;
+    gate(&key).notified().await;
+    Ok(1)
+}
+
+#[activity]
+async fn second_half(key: String) -> Result<u32, ActivityError> {
+    *RUNS.lock().unwrap().entry(format!("second:{key}")).or_default() += 1;
+    Ok(2)
+}
+
+#[workflow]
+async fn two_halves(key: String) -> Result<u32, WorkflowError> {
+    let a = first_half(key.clone()).await?;
+    let b = second_half(key).await?;
+    Ok(a + b)
+}
+
+/// Starts `two_halves(key)` and waits until its first activity runs.
+async fn first_half_running(rt: &Runtime, key: &str) {
+    rt.start(key, two_halves(key.into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the first activity runs", || {
+        runs(&format!("first:{key}")) == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_lets_the_running_attempt_finish_and_nothing_runs_twice() {
+    let db = BACKEND.store();
+    let open = || {
+        Runtime::builder()
+            .workflow::<two_halves>()
+            .open_url(db.url())
+    };
+    let rt = open().await.unwrap();
+    first_half_running(&rt, "graceful").await;
+    // nothing new starts from the call on; the running attempt may finish
+    let stopping = tokio::spawn(rt.shutdown_timeout(Duration::from_secs(60)));
+    gate("graceful").notify_one();
+    stopping.within().await.unwrap();
+    assert_eq!(runs("second:graceful"), 0, "a new attempt started while stopping");
+
+    let rt = open().await.unwrap();
+    let out = rt
+        .handle::<two_halves>("graceful")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, 3);
+    // the finished attempt was checkpointed before the stop: not run again
+    assert_eq!(runs("first:graceful"), 1);
+    assert_eq!(runs("second:graceful"), 1);
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_immediate_shutdown_cuts_off_the_running_attempt_which_runs_again() {
+    // the control of the test above: without the grace the attempt is lost
+    let db = BACKEND.store();
+    let open = || {
+        Runtime::builder()
+            .workflow::<two_halves>()
+            .open_url(db.url())
+    };
+    let rt = open().await.unwrap();
+    first_half_running(&rt, "abrupt").await;
+    rt.shutdown().await;
+    let rt = open().await.unwrap();
+    until("the first activity runs again", || runs("first:abrupt") == 2).await;
+    gate("abrupt").notify_one();
+    let out = rt.handle::<two_halves>("abrupt").result().within().await;
+    assert_eq!(out.unwrap().unwrap(), 3);
+    rt.shutdown().await;
+}
