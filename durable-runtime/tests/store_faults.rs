@@ -7,8 +7,12 @@
 //! over a store made unsafe (a skipped sync, a retried failed sync) must
 //! find a loss: the negative controls.
 //!
+//! Two workloads: `chain` (three activities in a row) and `journey` (an
+//! activity, a timer, a signal, a select a timer wins, a child workflow, a
+//! `join_all` and a saga compensation).
+//!
 //! CI sweeps every call index of the fault kinds marked `every` below and
-//! every third index of the others; `DURABLE_FULL_SWEEP=1` sweeps every
+//! every few indexes of the others; `DURABLE_FULL_SWEEP=1` sweeps every
 //! index of every kind (figures in `docs/reliability.md`).
 
 use std::collections::HashMap;
@@ -16,13 +20,14 @@ use std::path::Path;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
+use durable_runtime::command::Either;
 use durable_runtime::prelude::*;
 use durable_runtime::store::faults::{Fault, Loss, SimFs};
 use durable_runtime::store::fs::{Fs, FsFile, RealFs};
 use durable_runtime::store::redb::RedbStore;
 use durable_runtime::store::sled::SledStore;
 use durable_runtime::store::{Batch, Store, StoreError, Unsafe};
-use durable_runtime::{ResultError, Status};
+use durable_runtime::{ListFilter, ResultError, Status};
 
 /// (sweep run, idempotency key) of every activity execution.
 static EXECUTIONS: LazyLock<Mutex<Vec<(String, String)>>> = LazyLock::new(Default::default);
@@ -42,6 +47,92 @@ async fn chain(run: String, start: u32) -> Result<u32, WorkflowError> {
     let b = work(run.clone(), a).await?;
     let c = work(run, b).await?;
     Ok(c)
+}
+
+#[workflow]
+async fn side(run: String) -> Result<u32, WorkflowError> {
+    Ok(work(run, 100).await?)
+}
+
+#[workflow]
+async fn journey(run: String, i: u32) -> Result<String, WorkflowError> {
+    let first = work(run.clone(), i).await?;
+    sleep(Duration::from_millis(2)).await?;
+    let go: u32 = signal("go").await?;
+    // nobody sends "never": the timer wins
+    let waited = match select(signal::<u32>("never"), sleep(Duration::from_millis(2))).await {
+        Either::Left(_) => 1000,
+        Either::Right(_) => 0,
+    };
+    let side = side(run.clone()).await??;
+    let calls: Vec<_> = (0..3).map(|n| work(run.clone(), n)).collect();
+    let parts = join_all(calls).limit(2).await;
+    let mut total = first + go + waited + side;
+    for part in parts {
+        total += part?;
+    }
+    let mut saga = Saga::new();
+    saga.add(work(run, 7));
+    let undone = saga.compensate().await;
+    Ok(format!("{total} undone {}", undone.len()))
+}
+
+/// What the sweep runs: instances `w0`, `w1`, `w2` of one workflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Workload {
+    /// `chain`: three activities in a row.
+    Chain,
+    /// `journey`: every kind of await, a child and parts.
+    Journey,
+}
+
+impl Workload {
+    /// Starts instance `w{i}` (or finds it).
+    async fn start(self, rt: &Runtime, run: &str, i: u32) -> Result<String, String> {
+        let id = format!("w{i}");
+        let started = match self {
+            Workload::Chain => rt
+                .start(&id, chain(run.to_owned(), i * 10), IdPolicy::UseExisting)
+                .await
+                .map(|h| h.id().to_owned()),
+            Workload::Journey => rt
+                .start(&id, journey(run.to_owned(), i), IdPolicy::UseExisting)
+                .await
+                .map(|h| h.id().to_owned()),
+        };
+        started.map_err(|e| e.to_string())
+    }
+
+    /// What a started instance needs from outside: the journey's signal
+    /// (sent again after the reboot: a second one is never awaited).
+    async fn drive(self, rt: &Runtime, id: &str, i: u32) {
+        if self == Workload::Journey {
+            let _ = rt.signal(id, "go", &i).await;
+        }
+    }
+
+    /// Instance `id`'s output, as text.
+    async fn result(self, rt: &Runtime, id: &str) -> Result<String, String> {
+        match self {
+            Workload::Chain => match rt.handle::<chain>(id).result().await {
+                Ok(Ok(v)) => Ok(v.to_string()),
+                other => Err(format!("{other:?}")),
+            },
+            Workload::Journey => match rt.handle::<journey>(id).result().await {
+                Ok(Ok(v)) => Ok(v),
+                other => Err(format!("{other:?}")),
+            },
+        }
+    }
+
+    /// What an unfaulted run of `w{i}` returns.
+    fn expected(self, i: u32) -> String {
+        match self {
+            Workload::Chain => (i * 10 + 3).to_string(),
+            // first (i + 1) + go (i) + the timer won (0) + side (101) + parts (1 + 2 + 3)
+            Workload::Journey => format!("{} undone 1", (i + 1) + i + 101 + 6),
+        }
+    }
 }
 
 const WORKFLOWS: u32 = 3;
@@ -67,21 +158,25 @@ async fn open_runtime(fs: &SimFs, unsafe_mode: Unsafe, resume: bool) -> Result<R
         .map_err(|e| e.to_string())?;
     Runtime::builder()
         .workflow::<chain>()
+        .workflow::<journey>()
+        .workflow::<side>()
         .resume_on_open(resume)
         .open_store(store)
         .await
         .map_err(|e| e.to_string())
 }
 
-/// One fault at call `index`, then a power cut with `loss`, a reboot and a
-/// run to completion; `Err` names the first broken guarantee.
+/// One fault at call `index` of `workload`, then a power cut with `loss`,
+/// a reboot and a run to completion; `Err` names the first broken
+/// guarantee.
 async fn fault_at(
+    workload: Workload,
     index: u64,
     fault: Fault,
     loss: Loss,
     unsafe_mode: Unsafe,
 ) -> Result<Point, String> {
-    let run = format!("{index}-{fault:?}-{loss:?}-{unsafe_mode:?}");
+    let run = format!("{workload:?}-{index}-{fault:?}-{loss:?}-{unsafe_mode:?}");
     let fs = SimFs::new();
     fs.plan(index, fault);
     if fault != Fault::PowerCut {
@@ -93,22 +188,17 @@ async fn fault_at(
     let mut acked_results = HashMap::new();
     if let Ok(rt) = open_runtime(&fs, unsafe_mode, true).await {
         for i in 0..WORKFLOWS {
-            if let Ok(h) = rt
-                .start(
-                    format!("w{i}"),
-                    chain(run.clone(), i * 10),
-                    IdPolicy::UseExisting,
-                )
-                .await
-            {
-                acked_starts.push(h.id().to_owned());
+            if let Ok(id) = workload.start(&rt, &run, i).await {
+                acked_starts.push((id, i));
             }
         }
-        for id in &acked_starts {
-            let h = rt.handle::<chain>(id.as_str());
+        for (id, i) in &acked_starts {
+            workload.drive(&rt, id, *i).await;
+        }
+        for (id, _) in &acked_starts {
             // a result is acknowledged only if it was readable while the store lived
-            if let Ok(Ok(Ok(v))) =
-                tokio::time::timeout(Duration::from_millis(300), h.result()).await
+            if let Ok(Ok(v)) =
+                tokio::time::timeout(Duration::from_secs(2), workload.result(&rt, id)).await
             {
                 acked_results.insert(id.clone(), v);
             }
@@ -125,9 +215,8 @@ async fn fault_at(
     let inspect = open_runtime(&rebooted, Unsafe::No, false)
         .await
         .map_err(|e| format!("reopening after the power cut: {e}"))?;
-    let mut durable_steps = HashMap::new();
-    for id in &acked_starts {
-        match inspect.handle::<chain>(id.as_str()).describe() {
+    for (id, _) in &acked_starts {
+        match inspect.describe(id) {
             Ok(d) => {
                 if acked_results.contains_key(id) && d.status != Status::Completed {
                     return Err(format!(
@@ -135,7 +224,6 @@ async fn fault_at(
                         d.status
                     ));
                 }
-                durable_steps.insert(id.clone(), d.step);
             }
             Err(ResultError::NotFound { .. }) => {
                 return Err(format!(
@@ -145,6 +233,14 @@ async fn fault_at(
             Err(e) => return Err(e.to_string()),
         }
     }
+    // what was durable of every instance, children included: its step,
+    // and which parts of the step it awaits had finished
+    let durable: HashMap<String, (u64, Vec<bool>)> = inspect
+        .list(&ListFilter::default())
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|d| (d.id, (d.step, d.parts_done)))
+        .collect();
     inspect.shutdown().await;
     let before = executions_of(&run).len();
 
@@ -152,38 +248,48 @@ async fn fault_at(
         .await
         .map_err(|e| format!("reopening to finish: {e}"))?;
     for i in 0..WORKFLOWS {
-        let h = rt
-            .start(
-                format!("w{i}"),
-                chain(run.clone(), i * 10),
-                IdPolicy::UseExisting,
-            )
+        let id = workload.start(&rt, &run, i).await?;
+        workload.drive(&rt, &id, i).await;
+        let out = tokio::time::timeout(Duration::from_secs(20), workload.result(&rt, &id))
             .await
-            .map_err(|e| e.to_string())?;
-        let out = tokio::time::timeout(Duration::from_secs(20), h.result())
-            .await
-            .map_err(|_| format!("w{i} did not finish after the reboot"))?
-            .map_err(|e| e.to_string())?;
-        if out != Ok(i * 10 + 3) {
-            return Err(format!("w{i}: {out:?}"));
+            .map_err(|_| format!("{id} did not finish after the reboot"))??;
+        if out != workload.expected(i) {
+            return Err(format!("{id}: {out}, expected {}", workload.expected(i)));
         }
     }
     rt.shutdown().await;
     for key in executions_of(&run).into_iter().skip(before) {
-        let (id, step) = key.split_once('/').ok_or("bad key")?;
-        let step: u64 = step
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or("bad step")?;
-        if durable_steps.get(id).is_some_and(|d| step < *d) {
+        let (id, step, part) = parse_key(&key).ok_or_else(|| format!("bad key {key}"))?;
+        let Some((durable_step, parts_done)) = durable.get(&id) else {
+            continue;
+        };
+        if step < *durable_step {
             return Err(format!(
-                "{id}: activity of step {step} ran again though step {} was durable",
-                durable_steps[id]
+                "{id}: activity of step {step} ran again though step {durable_step} was durable"
+            ));
+        }
+        if step == *durable_step && part.is_some_and(|p| parts_done.get(p) == Some(&true)) {
+            return Err(format!(
+                "{id}: part {part:?} of step {step} ran again though its result was durable"
             ));
         }
     }
     Ok(point)
+}
+
+/// An idempotency key `<instance>/<incarnation: 16 hex>/<step>[/<part>]`
+/// (an instance id may hold `/`: a child's is `<parent>/<step>`).
+fn parse_key(key: &str) -> Option<(String, u64, Option<usize>)> {
+    let words: Vec<&str> = key.split('/').collect();
+    let at = words
+        .iter()
+        .position(|w| w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit()))?;
+    let step = words.get(at + 1)?.parse().ok()?;
+    let part = match words.get(at + 2) {
+        Some(p) => Some(p.parse().ok()?),
+        None => None,
+    };
+    Some((words[..at].join("/"), step, part))
 }
 
 fn executions_of(run: &str) -> Vec<String> {
@@ -202,17 +308,22 @@ fn full_sweep() -> bool {
 
 /// Sweeps `fault` over every `stride`-th call index until the fault no
 /// longer fires; panics at the first broken guarantee. Returns the points.
-async fn sweep(fault: Fault, loss: impl Fn(u64) -> Loss, stride: u64) -> u64 {
+async fn sweep(
+    workload: Workload,
+    fault: Fault,
+    loss: impl Fn(u64) -> Loss,
+    stride: u64,
+) -> u64 {
     let stride = if full_sweep() { 1 } else { stride };
     let mut points = 0;
     let mut index = 0;
     loop {
-        let point = fault_at(index, fault, loss(index), Unsafe::No)
+        let point = fault_at(workload, index, fault, loss(index), Unsafe::No)
             .await
-            .unwrap_or_else(|e| panic!("{fault:?} at call {index}: {e}"));
+            .unwrap_or_else(|e| panic!("{workload:?}, {fault:?} at call {index}: {e}"));
         if !point.fired {
             println!(
-                "{fault:?}: {points} points swept, {} calls in a run",
+                "{workload:?}, {fault:?}: {points} points swept, {} calls in a run",
                 point.calls
             );
             return points;
@@ -225,7 +336,7 @@ async fn sweep(fault: Fault, loss: impl Fn(u64) -> Loss, stride: u64) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_power_cut_at_every_call_loses_nothing_acknowledged() {
     // every call; each unsynced write lost whole
-    let points = sweep(Fault::PowerCut, |_| Loss::All, 1).await;
+    let points = sweep(Workload::Chain, Fault::PowerCut, |_| Loss::All, 1).await;
     assert!(
         points > 50,
         "the sweep must cover the workload, covered {points}"
@@ -235,34 +346,77 @@ async fn a_power_cut_at_every_call_loses_nothing_acknowledged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_power_cut_that_tears_unsynced_writes_loses_nothing_acknowledged() {
     // unsynced writes each kept, lost or torn, unsynced names kept or lost
-    let points = sweep(Fault::PowerCut, Loss::Some, 2).await;
+    let points = sweep(Workload::Chain, Fault::PowerCut, Loss::Some, 2).await;
     assert!(points > 25, "covered {points}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_eio_at_every_call_loses_nothing_acknowledged() {
-    let points = sweep(Fault::Eio, |_| Loss::All, 1).await;
+    let points = sweep(Workload::Chain, Fault::Eio, |_| Loss::All, 1).await;
     assert!(points > 50, "covered {points}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_at_any_call_loses_nothing_acknowledged() {
-    let points = sweep(Fault::Enospc, |_| Loss::All, 3).await;
+    let points = sweep(Workload::Chain, Fault::Enospc, |_| Loss::All, 3).await;
     assert!(points > 15, "covered {points}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_write_at_any_call_loses_nothing_acknowledged() {
-    let points = sweep(Fault::TornWrite, Loss::Some, 3).await;
+    let points = sweep(Workload::Chain, Fault::TornWrite, Loss::Some, 3).await;
     assert!(points > 15, "covered {points}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journey_loses_nothing_acknowledged_at_a_power_cut_at_any_call() {
+    let points = sweep(Workload::Journey, Fault::PowerCut, |_| Loss::All, 1).await;
+    assert!(points > 80, "covered {points}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journey_loses_nothing_acknowledged_at_a_torn_power_cut_at_any_call() {
+    let points = sweep(Workload::Journey, Fault::PowerCut, Loss::Some, 3).await;
+    assert!(points > 25, "covered {points}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journey_loses_nothing_acknowledged_at_an_io_error_at_any_call() {
+    let points = sweep(Workload::Journey, Fault::Eio, |_| Loss::All, 2).await;
+    assert!(points > 40, "covered {points}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journey_loses_nothing_acknowledged_at_a_full_disk_or_a_torn_write() {
+    let full = sweep(Workload::Journey, Fault::Enospc, |_| Loss::All, 5).await;
+    let torn = sweep(Workload::Journey, Fault::TornWrite, Loss::Some, 5).await;
+    assert!(full > 15 && torn > 15, "covered {full} and {torn}");
+}
+
+#[test]
+fn idempotency_keys_name_their_instance_step_and_part() {
+    assert_eq!(
+        parse_key("w0/0123456789abcdef/4"),
+        Some(("w0".to_owned(), 4, None))
+    );
+    assert_eq!(
+        parse_key("w0/5/0123456789abcdef/2/1"),
+        Some(("w0/5".to_owned(), 2, Some(1)))
+    );
+    assert_eq!(parse_key("w0/4"), None);
 }
 
 /// The negative controls: the same checks over an unsafe store must fail
 /// somewhere, or the sweep proves nothing.
-async fn caught(fault: Fault, unsafe_mode: Unsafe, indexes: std::ops::Range<u64>) -> usize {
+async fn caught(
+    workload: Workload,
+    fault: Fault,
+    unsafe_mode: Unsafe,
+    indexes: impl Iterator<Item = u64>,
+) -> usize {
     let mut caught = 0;
     for index in indexes {
-        if fault_at(index, fault, Loss::All, unsafe_mode)
+        if fault_at(workload, index, fault, Loss::All, unsafe_mode)
             .await
             .is_err()
         {
@@ -276,7 +430,13 @@ async fn caught(fault: Fault, unsafe_mode: Unsafe, indexes: std::ops::Range<u64>
 async fn the_sweep_catches_a_store_that_skips_one_sync() {
     let mut found = 0;
     for group in 2..8 {
-        found += caught(Fault::PowerCut, Unsafe::SkipSync(group), 0..200).await;
+        found += caught(
+            Workload::Chain,
+            Fault::PowerCut,
+            Unsafe::SkipSync(group),
+            0..200,
+        )
+        .await;
         if found > 0 {
             break;
         }
@@ -288,8 +448,29 @@ async fn the_sweep_catches_a_store_that_skips_one_sync() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journey_sweep_catches_a_store_that_skips_one_sync() {
+    let mut found = 0;
+    for group in 2..8 {
+        found += caught(
+            Workload::Journey,
+            Fault::PowerCut,
+            Unsafe::SkipSync(group),
+            0..110,
+        )
+        .await;
+        if found > 0 {
+            break;
+        }
+    }
+    assert!(
+        found > 0,
+        "acknowledging without a sync must lose something the journey's sweep sees"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweep_catches_a_store_that_retries_a_failed_sync() {
-    let found = caught(Fault::Eio, Unsafe::RetryAfterFailure, 0..200).await;
+    let found = caught(Workload::Chain, Fault::Eio, Unsafe::RetryAfterFailure, 0..200).await;
     assert!(
         found > 0,
         "retrying a failed fsync must lose something the sweep sees"

@@ -1385,8 +1385,10 @@ async fn an_activity_without_its_dependency_fails_at_once_naming_the_type() {
 #[tokio::test]
 async fn an_activity_resumed_while_the_runtime_opens_reads_its_dependencies() {
     let db = BACKEND.store();
+    let clock = Arc::new(durable_runtime::clock::TestClock::new());
     let rt = Runtime::builder()
         .workflow::<quote>()
+        .clock(clock.clone())
         .dependency::<Arc<dyn Pricing>>(Arc::new(Flaky(false)))
         .open_url(db.url())
         .await
@@ -1400,9 +1402,12 @@ async fn an_activity_resumed_while_the_runtime_opens_reads_its_dependencies() {
     })
     .await;
     rt.shutdown().await;
-    // the next process resumes the call during open, with its own dependency
+    // the process was down for the hour's backoff: the next one resumes the
+    // call during open, with its own dependency
+    clock.advance(Duration::from_secs(3_600));
     let rt = Runtime::builder()
         .workflow::<quote>()
+        .clock(clock.clone())
         .dependency::<Arc<dyn Pricing>>(Arc::new(Flaky(true)))
         .open_url(db.url())
         .await
