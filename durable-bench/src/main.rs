@@ -17,7 +17,10 @@
 //!    after retention deleted them;
 //! 7. `compiler`: encoded size and encode/decode time of the state enum;
 //! 8. `state` (only with `--only state`): the order holding a blob of
-//!    `--state-kib` KiB across its awaits (see `state_size`).
+//!    `--state-kib` KiB across its awaits (see `state_size`);
+//! 9. `soak` (only with `--only soak`): `--soak N` orders in ten waves on
+//!    one runtime; memory, bookkeeping left, count and timer-pass times per
+//!    wave (see `soak`).
 //!
 //! Figures, not assertions: the machine is shared and noisy, so every figure
 //! is printed with the load average at the time.
@@ -34,6 +37,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cluster;
+mod soak;
 mod state_size;
 
 use std::io::{BufRead, BufReader};
@@ -133,6 +137,9 @@ struct Sizes {
     repeat: usize,
     /// The blob sizes of scenario 8 (KiB).
     state_kib: Vec<usize>,
+    /// Orders of scenario 9, and its page cache (MiB).
+    soak: usize,
+    soak_cache_mib: u64,
 }
 
 struct Args {
@@ -183,6 +190,8 @@ fn parse_args(args: &[String]) -> Args {
         state_kib: flag(args, "--state-kib")
             .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
             .unwrap_or_else(|| vec![0, 1, 4, 16, 64, 256]),
+        soak: number(args, "--soak", d(200_000, 5_000)),
+        soak_cache_mib: number(args, "--soak-cache-mib", 32) as u64,
     };
     Args {
         sizes,
@@ -996,6 +1005,7 @@ struct Report {
     compiler: Vec<Compiler>,
     cluster: Vec<cluster::ClusterRun>,
     state: Vec<state_size::StateSize>,
+    soak: Vec<soak::Wave>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -1204,6 +1214,7 @@ fn print_report(r: &Report) {
     }
     cluster::print(&r.cluster);
     state_size::print(&r.state);
+    soak::print(&r.soak);
 }
 
 #[tokio::main]
@@ -1248,7 +1259,7 @@ async fn main() {
     }
     if argv.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "durable-bench [--quick] [--json FILE] [--store redb|sled] [--postgres URL] [--only throughput,latency,limit,recovery,sleepers,storage,compiler,state]\n  [--workflows N] [--in-flight 1,100,1000] [--latency N] [--recovery N] [--sleepers N] [--fire N] [--sleeper-cache-mib MIB] [--storage N] [--repeat R] [--state-kib 0,1,4,16,64,256]\n  --sleepers-create DIR N FIRE | --sleepers-child DIR FIRE [CACHE_MIB]: keep a store of sleepers and time its opening"
+            "durable-bench [--quick] [--json FILE] [--store redb|sled] [--postgres URL] [--only throughput,latency,limit,recovery,sleepers,storage,compiler,state,soak]\n  [--workflows N] [--in-flight 1,100,1000] [--latency N] [--recovery N] [--sleepers N] [--fire N] [--sleeper-cache-mib MIB] [--storage N] [--repeat R] [--state-kib 0,1,4,16,64,256] [--soak N] [--soak-cache-mib M]\n  --sleepers-create DIR N FIRE | --sleepers-child DIR FIRE [CACHE_MIB]: keep a store of sleepers and time its opening"
         );
         return;
     }
@@ -1353,6 +1364,14 @@ async fn main() {
                 }
             }
         }
+    }
+    if args
+        .only
+        .as_ref()
+        .is_some_and(|o| o.iter().any(|s| s == "soak"))
+    {
+        eprintln!("soak: {} orders in ten waves", sz.soak);
+        report.soak = soak::soak(sz.soak, sz.soak_cache_mib).await;
     }
     report.machine.load_at_end = load();
     print_report(&report);

@@ -308,12 +308,7 @@ fn full_sweep() -> bool {
 
 /// Sweeps `fault` over every `stride`-th call index until the fault no
 /// longer fires; panics at the first broken guarantee. Returns the points.
-async fn sweep(
-    workload: Workload,
-    fault: Fault,
-    loss: impl Fn(u64) -> Loss,
-    stride: u64,
-) -> u64 {
+async fn sweep(workload: Workload, fault: Fault, loss: impl Fn(u64) -> Loss, stride: u64) -> u64 {
     let stride = if full_sweep() { 1 } else { stride };
     let mut points = 0;
     let mut index = 0;
@@ -470,7 +465,13 @@ async fn the_journey_sweep_catches_a_store_that_skips_one_sync() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweep_catches_a_store_that_retries_a_failed_sync() {
-    let found = caught(Workload::Chain, Fault::Eio, Unsafe::RetryAfterFailure, 0..200).await;
+    let found = caught(
+        Workload::Chain,
+        Fault::Eio,
+        Unsafe::RetryAfterFailure,
+        0..200,
+    )
+    .await;
     assert!(
         found > 0,
         "retrying a failed fsync must lose something the sweep sees"
