@@ -99,6 +99,9 @@ pub enum Request {
     /// Read which schedule started this instance, for which nominal time
     /// ([`scheduled`](crate::schedule::scheduled)); the value is recorded.
     Scheduled,
+    /// A new promise's token ([`promise`](crate::promise::promise)); the
+    /// value is recorded.
+    Promise,
 }
 
 /// The command behind [`upsert_search_attributes`].

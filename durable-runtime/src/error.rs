@@ -164,6 +164,19 @@ pub enum SignalError {
         /// What did not fit.
         reason: String,
     },
+    /// A promise's token ([`Runtime::complete`](crate::Runtime::complete))
+    /// that no promise was ever given: not `<instance id>#<uuid>`.
+    #[error("[DURABLE-PROMISE] `{token}` is not a promise's token")]
+    BadToken {
+        /// The token given.
+        token: String,
+    },
+    /// The promise was completed before; this completion changed nothing.
+    #[error("[DURABLE-PROMISE] the promise `{token}` was completed already")]
+    AlreadyCompleted {
+        /// The promise's token.
+        token: String,
+    },
     /// The payload could not be encoded, or the record decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),

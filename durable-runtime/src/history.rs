@@ -170,6 +170,7 @@ pub(crate) fn describe(request: &Request) -> String {
         Request::Now => "now".into(),
         Request::RandomU64 => "random".into(),
         Request::Uuid => "uuid".into(),
+        Request::Promise => "a new promise".into(),
         Request::Scheduled => "the schedule that started it".into(),
         Request::SetAttributes(attrs) => format!(
             "search attributes {}",

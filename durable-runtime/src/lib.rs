@@ -90,6 +90,7 @@ mod limits;
 mod metrics;
 pub mod migration;
 mod phase;
+pub mod promise;
 mod runtime;
 pub mod saga;
 pub mod schedule;
@@ -250,6 +251,7 @@ impl From<ActivityError> for WorkflowError {
 /// Everything a workflow file needs: `use durable_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::activity::dependency;
+    pub use crate::command::Either;
     pub use crate::{
         ActivityContext, ActivityError, Cancelled, IdPolicy, RetryPolicy, Runtime, Saga,
         WorkflowError, WorkflowHandle, activity, continue_as_new, first_of, join_all, now,

@@ -74,6 +74,7 @@ pub async fn run_stepwise<W: Workflow>(
                     Request::Now => codec::encode(&std::time::SystemTime::now())?,
                     Request::RandomU64 => codec::encode(&rand::random::<u64>())?,
                     Request::Uuid => codec::encode(&uuid::Uuid::new_v4())?,
+                    Request::Promise => codec::encode(&crate::promise::new_token("stepwise"))?,
                     Request::SetAttributes(_) => codec::encode(&())?,
                     // a stepwise run is not started by a schedule
                     Request::Scheduled => codec::encode(&None::<crate::schedule::ScheduledRun>)?,

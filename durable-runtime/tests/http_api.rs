@@ -897,3 +897,60 @@ async fn health_and_readiness_probes_answer_without_a_token() {
     let (status, _) = call(addr, "GET", "/healthz", None, "").await;
     assert_eq!(status, 200);
 }
+
+static WEBHOOK_TOKEN: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+#[activity]
+async fn register_webhook(token: String) -> Result<(), ActivityError> {
+    *WEBHOOK_TOKEN.lock().unwrap() = Some(token);
+    Ok(())
+}
+
+#[workflow]
+async fn awaits_webhook(order: String) -> Result<String, WorkflowError> {
+    let paid: durable_runtime::promise::Promise<Approval> =
+        durable_runtime::promise::promise().await;
+    register_webhook(paid.token().to_owned()).await?;
+    let a = paid.wait().await?;
+    Ok(format!("{order}: {} paid {}", a.by, a.amount))
+}
+
+#[tokio::test]
+async fn a_webhook_completes_a_promise_once_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(
+        Runtime::builder()
+            .workflow::<awaits_webhook>()
+            .open(dir.path())
+            .await
+            .unwrap(),
+    );
+    let (addr, _server) = serve_without_token(rt.clone()).await;
+    let h = rt
+        .start("hook-1", awaits_webhook("o-1".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let token = loop {
+        let token = WEBHOOK_TOKEN.lock().unwrap().clone();
+        if let Some(t) = token
+            && rt.running_instances() == 0
+        {
+            break t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    // the token holds `#` (and an id may hold `/`): percent-encoded in the path
+    let path = format!("/api/promises/{}", token.replace('#', "%23"));
+    let body = r#"{"by": "acme-pay", "amount": 1999}"#;
+    let (status, text) = call(addr, "POST", &path, None, body).await;
+    assert_eq!(status, 202, "{text}");
+    let (status, text) = call(addr, "POST", &path, None, body).await;
+    assert_eq!(status, 409, "{text}");
+    assert!(text.contains("completed already"), "{text}");
+    assert_eq!(
+        h.result().await.unwrap().unwrap(),
+        "o-1: acme-pay paid 1999"
+    );
+    let (status, _) = call(addr, "POST", "/api/promises/not-a-token", None, body).await;
+    assert_eq!(status, 400);
+}

@@ -73,6 +73,7 @@ impl Engine {
                 .into_iter()
                 .chain(self.store.scan_prefix(&keys::signals(&id))?)
                 .chain(self.store.scan_prefix(&keys::fields_prefix(&id))?)
+                .chain(self.store.scan_prefix(&keys::completed_prefix(&id))?)
             {
                 batch.delete(k);
             }

@@ -110,6 +110,10 @@ impl Engine {
             Request::Now => Some((codec::encode(&self.clock.now()).map_err(io)?, None)),
             Request::RandomU64 => Some((codec::encode(&rand::random::<u64>()).map_err(io)?, None)),
             Request::Uuid => Some((codec::encode(&uuid::Uuid::new_v4()).map_err(io)?, None)),
+            Request::Promise => Some((
+                codec::encode(&crate::promise::new_token(id)).map_err(io)?,
+                None,
+            )),
             Request::SetAttributes(_) => Some((codec::encode(&()).map_err(io)?, None)),
             // answered from the record by `execute`: awaited on its own
             Request::Scheduled => None,
@@ -208,6 +212,8 @@ impl Engine {
             (Request::Now, _) => codec::encode(&std::time::SystemTime::now()),
             (Request::RandomU64, _) => codec::encode(&rand::random::<u64>()),
             (Request::Uuid, _) => codec::encode(&uuid::Uuid::new_v4()),
+            // a token that names no instance: nothing can complete it
+            (Request::Promise, _) => codec::encode(&crate::promise::new_token("")),
             (Request::SetAttributes(_), _) => codec::encode(&()),
             (Request::Scheduled, _) => codec::encode(&None::<crate::schedule::ScheduledRun>),
             (Request::All { requests, .. }, Some(Executor::Each(each))) => {
@@ -606,6 +612,7 @@ fn not_raced(request: &Request) -> Option<&'static str> {
         | Request::Now
         | Request::RandomU64
         | Request::Uuid
+        | Request::Promise
         | Request::SetAttributes(_)
         | Request::Scheduled => None,
     }

@@ -22,6 +22,7 @@
 //! | `GET /api/instances/{id}/history` | history ([`HistoryEvent`](crate::history::HistoryEvent)s) |
 //! | `GET /api/instances/{id}/state` | `{"id": .., "state": <state enum as JSON>}` |
 //! | `POST /api/instances/{id}/signal` `{"name": "..", "payload": <JSON>}` | signal ([`Runtime::signal_json`]) |
+//! | `POST /api/promises/{token}` (the value as JSON) | complete a [promise](crate::promise) exactly once ([`Runtime::complete_json`]): 202; 409 completed already, or not awaited yet (retry) |
 //! | `POST /api/instances/{id}/cancel` | cancel |
 //! | `POST /api/instances/{id}/terminate` `{"reason": ".."}` | terminate |
 //! | `GET /api/instances/{id}/export` | snapshot file bytes ([`Runtime::export`]) |
@@ -207,6 +208,7 @@ pub fn router(runtime: impl Into<Runtime>, access: impl Into<Access>) -> axum::R
         .route("/api/instances/{id}/result", get(result))
         .route("/api/instances/{id}/state", get(state))
         .route("/api/instances/{id}/signal", post(signal))
+        .route("/api/promises/{token}", post(complete))
         .route("/api/instances/{id}/cancel", post(cancel))
         .route("/api/instances/{id}/terminate", post(terminate))
         .route("/api/instances/{id}/export", get(export))
@@ -300,7 +302,8 @@ impl From<SignalError> for ApiError {
         let code = match e {
             SignalError::NotFound { .. } => StatusCode::NOT_FOUND,
             SignalError::Finished { .. } | SignalError::NotWaiting { .. } => StatusCode::CONFLICT,
-            SignalError::Payload { .. } => StatusCode::BAD_REQUEST,
+            SignalError::Payload { .. } | SignalError::BadToken { .. } => StatusCode::BAD_REQUEST,
+            SignalError::AlreadyCompleted { .. } => StatusCode::CONFLICT,
             SignalError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             SignalError::Start(e) => return e.into(),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -506,6 +509,23 @@ async fn signal(
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "signalled": id, "name": body.name })),
+    )
+        .into_response())
+}
+
+/// Completes a promise with the JSON body as its value (a webhook's
+/// target): 202, or 409 when it was completed already or its instance does
+/// not await it yet (retry), 400 for a value of another shape.
+async fn complete(
+    State(app): State<Arc<App>>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let value: serde_json::Value = json_body(&body)?;
+    app.runtime.complete_json(&token, &value).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "completed": token })),
     )
         .into_response())
 }

@@ -17,6 +17,7 @@ use crate::workflow::{Workflow, WorkflowCall};
 mod builder;
 mod handle;
 mod inspect;
+mod promises;
 mod transfer;
 
 pub use builder::{Builder, IdPolicy, WorkerInfo};
@@ -296,6 +297,17 @@ impl Runtime {
         name: &str,
         payload: &serde_json::Value,
     ) -> Result<(), SignalError> {
+        self.send_json(id, name, payload, None).await
+    }
+
+    /// [`Runtime::signal_json`], with a promise's `mark` (see [`Runtime::send`]).
+    pub(super) async fn send_json(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &serde_json::Value,
+        mark: Option<(Vec<u8>, &str)>,
+    ) -> Result<(), SignalError> {
         let record = self.receiver(id)?;
         let not_waiting = || SignalError::NotWaiting {
             id: id.to_owned(),
@@ -319,7 +331,7 @@ impl Runtime {
         })?;
         let awaited = (vtable.payload.layout)();
         let layout = awaited.layout.as_ref().ok().map(|l| (awaited.hash, l));
-        self.signal_encoded(id, name, bytes, layout).await
+        self.signal_encoded(id, name, bytes, layout, mark).await
     }
 
     /// Cancels instance `id` (see [`WorkflowHandle::cancel`]).
@@ -366,6 +378,18 @@ impl Runtime {
         name: &str,
         payload: &T,
     ) -> Result<(), SignalError> {
+        self.send(id, name, payload, None).await
+    }
+
+    /// [`Runtime::signal`], and with `mark` (a promise's completion) the
+    /// key that must not exist yet and is written with it.
+    pub(super) async fn send<T: serde::Serialize>(
+        &self,
+        id: &str,
+        name: &str,
+        payload: &T,
+        mark: Option<(Vec<u8>, &str)>,
+    ) -> Result<(), SignalError> {
         let bytes = codec::encode(payload)?;
         self.check_signal_size(&bytes)?;
         let record = self.receiver(id)?;
@@ -382,7 +406,7 @@ impl Runtime {
             self.refuse_misfit(id, name, &record, layout, std::any::type_name::<T>())?;
         }
         let layout = layout.map(|l| (l.hash(), l));
-        self.signal_encoded(id, name, bytes, layout.as_ref().map(|(h, l)| (*h, l)))
+        self.signal_encoded(id, name, bytes, layout.as_ref().map(|(h, l)| (*h, l)), mark)
             .await
     }
 
@@ -474,6 +498,7 @@ impl Runtime {
         name: &str,
         payload: Vec<u8>,
         layout: Option<(u64, &crate::layout::ValueLayout)>,
+        mark: Option<(Vec<u8>, &str)>,
     ) -> Result<(), SignalError> {
         self.check_signal_size(&payload)?;
         let value = codec::encode(&(name, payload, layout.map_or(0, |(hash, _)| hash)))?;
@@ -499,12 +524,27 @@ impl Runtime {
                 self.engine.store_value_layout(hash, layout, &mut batch)?;
             }
             batch.put(key.clone(), value.clone());
+            if let Some((mark, _)) = &mark {
+                // exactly once: the second completion finds the mark
+                batch
+                    .expect(mark.clone(), None)
+                    .put(mark.clone(), Vec::new());
+            }
             if shared {
                 // another process may have used the same number; the owner
                 // elsewhere hears of it
                 batch.expect(key, None).notify(format!("w{id}"));
             }
             match self.engine.store.commit(batch).await {
+                Err(StoreError::Conflict { key })
+                    if mark
+                        .as_ref()
+                        .is_some_and(|(m, _)| key == crate::store::printable(m)) =>
+                {
+                    return Err(SignalError::AlreadyCompleted {
+                        token: mark.map(|(_, t)| t.to_owned()).unwrap_or_default(),
+                    });
+                }
                 Err(StoreError::Conflict { .. }) if tries < 3 => tries += 1,
                 other => break other?,
             }
@@ -597,6 +637,7 @@ impl Runtime {
     /// this on SIGTERM with a grace below the orchestrator's own.
     ///
     /// ```no_run
+    /// # #![allow(dead_code)]
     /// # async fn run(runtime: durable_runtime::Runtime) {
     /// tokio::signal::ctrl_c().await.ok();
     /// runtime

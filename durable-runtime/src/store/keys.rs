@@ -150,6 +150,27 @@ pub(crate) const HISTORY_BATCH: u8 = b'*';
 /// Tag of the large fields of a state stored under their own keys.
 pub(crate) const FIELD: u8 = b'f';
 
+/// `d` + instance id + `0x00` + promise key: the promise was completed
+/// (its completion is a signal; this refuses a second one). Deleted with
+/// the instance by retention.
+pub(crate) const COMPLETED: u8 = b'd';
+
+/// The mark of completed promise `key` of instance `id`.
+pub(crate) fn completed(id: &str, key: &str) -> Vec<u8> {
+    let mut k = completed_prefix(id);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// The prefix of instance `id`'s completed-promise marks.
+pub(crate) fn completed_prefix(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 2);
+    k.push(COMPLETED);
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k
+}
+
 /// The prefix of instance `id`'s stored fields.
 pub(crate) fn fields_prefix(id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(id.len() + 10);

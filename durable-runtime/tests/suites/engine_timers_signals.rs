@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use durable_runtime::clock::TestClock;
 use durable_runtime::prelude::*;
+use durable_runtime::promise::{Promise, promise};
 use durable_runtime::{SignalError, Status};
 
 static RUNS: LazyLock<Mutex<HashMap<String, u32>>> = LazyLock::new(Default::default);
@@ -1189,5 +1190,154 @@ async fn an_immediate_shutdown_cuts_off_the_running_attempt_which_runs_again() {
     gate("abrupt").notify_one();
     let out = rt.handle::<two_halves>("abrupt").result().within().await;
     assert_eq!(out.unwrap().unwrap(), 3);
+    rt.shutdown().await;
+}
+
+static TOKENS: LazyLock<Mutex<HashMap<String, String>>> = LazyLock::new(Default::default);
+
+fn token_of(key: &str) -> Option<String> {
+    TOKENS.lock().unwrap().get(key).cloned()
+}
+
+/// What the payment provider reports.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+pub struct Paid {
+    cents: u64,
+}
+
+#[activity]
+async fn hand_out(key: String, token: String) -> Result<(), ActivityError> {
+    TOKENS.lock().unwrap().insert(key, token);
+    Ok(())
+}
+
+/// Hands out a promise's token, waits `pause_s` on the runtime's clock,
+/// then waits for the promise, at most an hour.
+#[workflow]
+async fn checkout(key: String, pause_s: u64) -> Result<String, WorkflowError> {
+    let paid: Promise<Paid> = promise().await;
+    hand_out(key, paid.token().to_owned()).await?;
+    if pause_s > 0 {
+        sleep(Duration::from_secs(pause_s)).await?;
+    }
+    match select(paid.wait(), sleep(Duration::from_secs(3_600))).await {
+        Either::Left(Ok(p)) => Ok(format!("paid {}", p.cents)),
+        Either::Left(Err(_)) => Ok("cancelled".into()),
+        Either::Right(_) => Ok("expired".into()),
+    }
+}
+
+#[tokio::test]
+async fn a_promise_is_completed_exactly_once_and_its_value_reaches_the_workflow() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<checkout>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("pay-once", checkout("pay-once".into(), 0), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the token handed out", || token_of("pay-once").is_some()).await;
+    let token = token_of("pay-once").unwrap();
+    assert!(token.starts_with("pay-once#"), "{token}");
+    rt.complete(&token, &Paid { cents: 1999 }).await.unwrap();
+    // a webhook delivered twice: the second changes nothing
+    assert!(matches!(
+        rt.complete(&token, &Paid { cents: 5 }).await,
+        Err(SignalError::AlreadyCompleted { .. })
+    ));
+    assert_eq!(h.result().within().await.unwrap().unwrap(), "paid 1999");
+    // after the end it is still "completed already", and tokens no promise
+    // was given are refused
+    assert!(matches!(
+        rt.complete(&token, &Paid { cents: 5 }).await,
+        Err(SignalError::AlreadyCompleted { .. })
+    ));
+    for bad in ["pay-once", "pay-once#123", "#2f1e6a8e-3c55-4f7e-9b1a-6d3c2b1a0f9e"] {
+        assert!(
+            matches!(
+                rt.complete(bad, &Paid { cents: 5 }).await,
+                Err(SignalError::BadToken { .. })
+            ),
+            "{bad}"
+        );
+    }
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_promise_completed_before_it_is_awaited_is_kept_across_a_restart() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let open = || {
+        Runtime::builder()
+            .workflow::<checkout>()
+            .clock(clock.clone())
+            .open_url(db.url())
+    };
+    let rt = open().await.unwrap();
+    rt.start("pay-early", checkout("pay-early".into(), 60), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the token handed out", || token_of("pay-early").is_some()).await;
+    until("pausing", || rt.running_instances() == 0).await;
+    let token = token_of("pay-early").unwrap();
+    // not awaited yet: from JSON the type is not known, from Rust it is kept
+    assert!(matches!(
+        rt.complete_json(&token, &serde_json::json!({ "cents": 7 })).await,
+        Err(SignalError::NotWaiting { .. })
+    ));
+    rt.complete(&token, &Paid { cents: 700 }).await.unwrap();
+    rt.shutdown().await;
+
+    let rt = open().await.unwrap();
+    clock.advance(Duration::from_secs(61));
+    let out = rt
+        .handle::<checkout>("pay-early")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, "paid 700");
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_promise_completes_from_json_while_awaited_or_loses_to_its_timer() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<checkout>()
+        .clock(clock.clone())
+        .open_url(db.url())
+        .await
+        .unwrap();
+    for key in ["pay-json", "pay-never"] {
+        rt.start(key, checkout(key.into(), 0), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    until("both awaiting", || {
+        token_of("pay-json").is_some()
+            && token_of("pay-never").is_some()
+            && rt.running_instances() == 0
+    })
+    .await;
+    let token = token_of("pay-json").unwrap();
+    assert!(matches!(
+        rt.complete_json(&token, &serde_json::json!({ "cents": "many" })).await,
+        Err(SignalError::Payload { .. })
+    ));
+    rt.complete_json(&token, &serde_json::json!({ "cents": 42 }))
+        .await
+        .unwrap();
+    let paid = rt.handle::<checkout>("pay-json").result().within().await;
+    assert_eq!(paid.unwrap().unwrap(), "paid 42");
+    clock.advance(Duration::from_secs(3_601));
+    let never = rt.handle::<checkout>("pay-never").result().within().await;
+    assert_eq!(never.unwrap().unwrap(), "expired");
     rt.shutdown().await;
 }

@@ -316,6 +316,7 @@ impl PgStore {
     /// As [`PgStore::connect`], with `options` (the pool's size).
     ///
     /// ```no_run
+    /// # #![allow(dead_code)]
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// use durable_runtime::Runtime;
     /// use durable_runtime::store::postgres::{PgOptions, PgStore};
@@ -326,6 +327,7 @@ impl PgStore {
     /// )
     /// .await?;
     /// let runtime = Runtime::builder().open_store(store).await?;
+    /// # runtime.shutdown().await;
     /// # Ok(()) }
     /// ```
     ///
