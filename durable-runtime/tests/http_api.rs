@@ -898,19 +898,31 @@ async fn health_and_readiness_probes_answer_without_a_token() {
     assert_eq!(status, 200);
 }
 
-static WEBHOOK_TOKEN: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+static WEBHOOK_TOKENS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn webhook_token(order: &str) -> Option<String> {
+    let tokens = WEBHOOK_TOKENS.lock().unwrap();
+    tokens
+        .iter()
+        .find(|(o, _)| o == order)
+        .map(|(_, t)| t.clone())
+}
 
 #[activity]
-async fn register_webhook(token: String) -> Result<(), ActivityError> {
-    *WEBHOOK_TOKEN.lock().unwrap() = Some(token);
+async fn register_webhook(order: String, token: String) -> Result<(), ActivityError> {
+    WEBHOOK_TOKENS.lock().unwrap().push((order, token));
     Ok(())
 }
 
+/// Hands out a promise, naps `nap_s` seconds, then awaits it.
 #[workflow]
-async fn awaits_webhook(order: String) -> Result<String, WorkflowError> {
+async fn awaits_webhook(order: String, nap_s: u64) -> Result<String, WorkflowError> {
     let paid: durable_runtime::promise::Promise<Approval> =
         durable_runtime::promise::promise().await;
-    register_webhook(paid.token().to_owned()).await?;
+    register_webhook(order.clone(), paid.token().to_owned()).await?;
+    if nap_s > 0 {
+        sleep(std::time::Duration::from_secs(nap_s)).await?;
+    }
     let a = paid.wait().await?;
     Ok(format!("{order}: {} paid {}", a.by, a.amount))
 }
@@ -927,12 +939,18 @@ async fn a_webhook_completes_a_promise_once_over_http() {
     );
     let (addr, _server) = serve_without_token(rt.clone()).await;
     let h = rt
-        .start("hook-1", awaits_webhook("o-1".into()), IdPolicy::Reject)
+        .start("hook-1", awaits_webhook("o-1".into(), 0), IdPolicy::Reject)
         .await
         .unwrap();
+    rt.start(
+        "hook-2",
+        awaits_webhook("o-2".into(), 86_400),
+        IdPolicy::Reject,
+    )
+    .await
+    .unwrap();
     let token = loop {
-        let token = WEBHOOK_TOKEN.lock().unwrap().clone();
-        if let Some(t) = token
+        if let (Some(t), Some(_)) = (webhook_token("o-1"), webhook_token("o-2"))
             && rt.running_instances() == 0
         {
             break t;
@@ -953,4 +971,9 @@ async fn a_webhook_completes_a_promise_once_over_http() {
     );
     let (status, _) = call(addr, "POST", "/api/promises/not-a-token", None, body).await;
     assert_eq!(status, 400);
+    // not awaited yet (it naps first): the sender is told to retry
+    let early = webhook_token("o-2").unwrap().replace('#', "%23");
+    let (status, text) = call(addr, "POST", &format!("/api/promises/{early}"), None, body).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("retry"), "{text}");
 }

@@ -22,7 +22,7 @@
 //! | `GET /api/instances/{id}/history` | history ([`HistoryEvent`](crate::history::HistoryEvent)s) |
 //! | `GET /api/instances/{id}/state` | `{"id": .., "state": <state enum as JSON>}` |
 //! | `POST /api/instances/{id}/signal` `{"name": "..", "payload": <JSON>}` | signal ([`Runtime::signal_json`]) |
-//! | `POST /api/promises/{token}` (the value as JSON) | complete a [promise](crate::promise) exactly once ([`Runtime::complete_json`]): 202; 409 completed already, or not awaited yet (retry) |
+//! | `POST /api/promises/{token}` (the value as JSON) | complete a [promise](crate::promise) exactly once ([`Runtime::complete_json`]): 202; 409 completed already; 503 with `Retry-After` while it is not awaited yet |
 //! | `POST /api/instances/{id}/cancel` | cancel |
 //! | `POST /api/instances/{id}/terminate` `{"reason": ".."}` | terminate |
 //! | `GET /api/instances/{id}/export` | snapshot file bytes ([`Runtime::export`]) |
@@ -514,20 +514,29 @@ async fn signal(
 }
 
 /// Completes a promise with the JSON body as its value (a webhook's
-/// target): 202, or 409 when it was completed already or its instance does
-/// not await it yet (retry), 400 for a value of another shape.
+/// target): 202; 409 when it was completed already; 503 with `Retry-After`
+/// when its instance does not await it yet (the JSON's type is known only
+/// then; webhook senders retry on 5xx); 400 for a value of another shape.
 async fn complete(
     State(app): State<Arc<App>>,
     Path(token): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let value: serde_json::Value = json_body(&body)?;
-    app.runtime.complete_json(&token, &value).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "completed": token })),
-    )
-        .into_response())
+    match app.runtime.complete_json(&token, &value).await {
+        Ok(()) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "completed": token })),
+        )
+            .into_response()),
+        Err(e @ SignalError::NotWaiting { .. }) => Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            Json(serde_json::json!({ "error": format!("the promise is not awaited yet, retry: {e}") })),
+        )
+            .into_response()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn cancel(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
