@@ -10,6 +10,7 @@
 //! history ID
 //! state ID                  (--url only: rendering needs the workflow's code)
 //! signal ID NAME [JSON]     (--url only: the payload takes the awaited type)
+//! complete TOKEN [JSON]     (--url only: completes a promise once; again is an error)
 //! stats
 //! cancel ID
 //! terminate ID [--reason "operator"]
@@ -188,6 +189,15 @@ enum Command {
         /// The payload as JSON.
         #[arg(default_value = "null")]
         payload: String,
+    },
+    /// Complete a promise (`durable_runtime::promise`) once, as a webhook
+    /// would (--url only: the value takes the awaited type).
+    Complete {
+        /// The promise's token (`<instance id>#<uuid>`).
+        token: String,
+        /// The value as JSON.
+        #[arg(default_value = "null")]
+        value: String,
     },
     /// Count instances by status.
     Stats,
@@ -792,6 +802,19 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 .map_err(|e| Failure::usage(format!("the payload is not JSON ({e}): {payload}")))?;
             source.signal(&id, &name, &payload).await?;
             println!("signal {name} sent to {id}");
+        }
+        Command::Complete { token, value } => {
+            let value: serde_json::Value = serde_json::from_str(&value)
+                .map_err(|e| Failure::usage(format!("the value is not JSON ({e}): {value}")))?;
+            let Source::Remote(client) = source else {
+                return Err(Failure::usage(
+                    "a promise's value is encoded as the type its workflow awaits, which only the \
+                     service's code knows: run `durable --url <service> complete TOKEN VALUE`"
+                        .into(),
+                ));
+            };
+            client.complete(&token, &value)?;
+            println!("promise {token} completed");
         }
         Command::Workers => {
             let workers = source.workers()?;

@@ -247,6 +247,16 @@ impl Client {
         .map(drop)
     }
 
+    /// `POST /api/promises/{token}` with the value.
+    pub(crate) fn complete(&self, token: &str, value: &serde_json::Value) -> Result<(), Failure> {
+        self.post(
+            &format!("/api/promises/{}", encode(token)),
+            value.to_string().as_bytes(),
+            "application/json",
+        )
+        .map(drop)
+    }
+
     pub(crate) fn cancel(&self, id: &str) -> Result<(), Failure> {
         self.post(&Self::instance(id, "/cancel"), b"", "application/json")
             .map(drop)

@@ -774,3 +774,60 @@ async fn check_with_url_judges_a_live_services_unfinished_instances() {
     serving.abort();
     rt.shutdown().await;
 }
+
+static OWED_TOKEN: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+#[activity]
+async fn send_bill(token: String) -> Result<(), ActivityError> {
+    *OWED_TOKEN.lock().unwrap() = Some(token);
+    Ok(())
+}
+
+#[workflow]
+async fn owed(n: u32) -> Result<u32, WorkflowError> {
+    let paid: durable_runtime::promise::Promise<u32> = durable_runtime::promise::promise().await;
+    send_bill(paid.token().to_owned()).await?;
+    let cents = paid.wait().await?;
+    Ok(n + cents)
+}
+
+// multi-threaded: the service answers while the command runs
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_with_url_completes_a_promise_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<owed>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt.start("owed-1", owed(1), IdPolicy::Reject).await.unwrap();
+    let token = loop {
+        let token = OWED_TOKEN.lock().unwrap().clone();
+        if let Some(token) = token
+            && rt.running_instances() == 0
+        {
+            break token;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    let server = durable_runtime::http::bind(rt.clone(), "127.0.0.1:0", Some("t0ken".to_owned()))
+        .await
+        .unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let serving = tokio::spawn(server.run());
+    let complete = |value: &str| {
+        let (url, token, value) = (url.clone(), token.clone(), value.to_owned());
+        tokio::task::spawn_blocking(move || {
+            durable_url(&url, Some("t0ken"), &["complete", &token, &value])
+        })
+    };
+    let (code, out, err) = complete("41").await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("completed"), "{out}");
+    assert_eq!(h.result().await.unwrap().unwrap(), 42);
+    let (code, _, err) = complete("7").await.unwrap();
+    assert_ne!(code, 0);
+    assert!(err.contains("completed already"), "{err}");
+    serving.abort();
+    rt.shutdown().await;
+}

@@ -34,6 +34,8 @@ impl Runtime {
                 controls.push((key, v));
             }
         }
+        // completed promises: refused a second completion on the other side too
+        controls.extend(store.scan_prefix(&keys::completed_prefix(id))?);
         let signals = store.scan_prefix(&keys::signals(id))?;
         // the layouts that read the state and the signals, so the store that
         // imports it can read them by name
@@ -274,12 +276,17 @@ impl Runtime {
             keys::control(keys::CANCEL, id),
             keys::control(keys::TERMINATE, id),
         ];
+        let completed = keys::completed_prefix(id);
+        let control_or_mark = |k: &[u8]| {
+            controls.iter().any(|c| c.as_slice() == k)
+                || (k.starts_with(&completed) && k.len() > completed.len())
+        };
         if !snapshot.signals.iter().all(|(k, _)| owns(k, &signals))
             || !snapshot
                 .history
                 .iter()
                 .all(|(k, _)| owns_history(k, &history))
-            || !snapshot.controls.iter().all(|(k, _)| controls.contains(k))
+            || !snapshot.controls.iter().all(|(k, _)| control_or_mark(k))
         {
             return Err(SnapshotError::Undecodable(
                 "a key does not belong to the instance".into(),
@@ -301,6 +308,7 @@ impl Runtime {
                     .scan_prefix(&signals)?
                     .into_iter()
                     .chain(store.scan_prefix(&history)?)
+                    .chain(store.scan_prefix(&completed)?)
                 {
                     batch.delete(k);
                 }
@@ -350,7 +358,12 @@ impl Runtime {
             batch.put(t, Vec::new());
         }
         batch.put(key, record_bytes);
-        Ok((id.to_owned(), !snapshot.controls.is_empty()))
+        // a cancel or terminate request to act on (not a promise's mark)
+        let requested = snapshot
+            .controls
+            .iter()
+            .any(|(k, _)| controls.iter().any(|c| c.as_slice() == k.as_slice()));
+        Ok((id.to_owned(), requested))
     }
 
     /// Commits an import's batch and wakes what it brought in.

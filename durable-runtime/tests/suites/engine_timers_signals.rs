@@ -1341,3 +1341,43 @@ async fn a_promise_completes_from_json_while_awaited_or_loses_to_its_timer() {
     assert_eq!(never.unwrap().unwrap(), "expired");
     rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_completed_promise_stays_completed_when_its_instance_moves_to_another_store() {
+    let (db, other) = (BACKEND.store(), BACKEND.store());
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<checkout>()
+        .clock(clock.clone())
+        .open_url(db.url())
+        .await
+        .unwrap();
+    rt.start("pay-moved", checkout("pay-moved".into(), 60), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the token handed out and pausing", || {
+        token_of("pay-moved").is_some() && rt.running_instances() == 0
+    })
+    .await;
+    let token = token_of("pay-moved").unwrap();
+    rt.complete(&token, &Paid { cents: 300 }).await.unwrap();
+    let snapshot = rt.export("pay-moved").unwrap();
+    rt.shutdown().await;
+
+    let moved = Runtime::builder()
+        .workflow::<checkout>()
+        .clock(clock.clone())
+        .open_url(other.url())
+        .await
+        .unwrap();
+    moved.import(&snapshot, false).await.unwrap();
+    // the completion came along, and so did its mark
+    assert!(matches!(
+        moved.complete(&token, &Paid { cents: 5 }).await,
+        Err(SignalError::AlreadyCompleted { .. })
+    ));
+    clock.advance(Duration::from_secs(61));
+    let out = moved.handle::<checkout>("pay-moved").result().within().await;
+    assert_eq!(out.unwrap().unwrap(), "paid 300");
+    moved.shutdown().await;
+}
