@@ -33,7 +33,10 @@
 //! HTTP API (`durable_runtime::http`) instead, which gives the same output.
 //! Cancel and terminate requests written with `--db` are carried out when
 //! the service opens the store again. The token may come from
-//! `DURABLE_TOKEN` rather than the command line.
+//! `DURABLE_TOKEN`, the store from `DURABLE_DB` (a PostgreSQL password then
+//! stays out of the process list) and the service from `DURABLE_URL`,
+//! rather than the command line. Durations take one or more parts, largest
+//! first: `90s`, `15m`, `1h30m`, `2d12h`. History times are RFC 3339, UTC.
 //!
 //! `check` needs no workflow code: it compares stored fingerprints with the
 //! manifest the new build wrote (`Builder::manifest().write(..)`, see
@@ -87,10 +90,18 @@ const EXIT_STILL_RUNNING: u8 = 10;
 struct Cli {
     /// The store (the one the service opens), when no process has it open:
     /// a store directory, or a URL (`postgres://user@host:5432/db`, `redb:DIR`, `sled:DIR`).
-    #[arg(long, value_name = "DIR|URL")]
+    /// From `DURABLE_DB` when not given (keeps a PostgreSQL password out of
+    /// the process list).
+    #[arg(
+        long,
+        value_name = "DIR|URL",
+        env = "DURABLE_DB",
+        hide_env_values = true
+    )]
     db: Option<PathBuf>,
-    /// The running service's HTTP API, such as http://127.0.0.1:7233 (for a live store).
-    #[arg(long, value_name = "URL")]
+    /// The running service's HTTP API, such as http://127.0.0.1:7233 (for a
+    /// live store); from `DURABLE_URL` when not given.
+    #[arg(long, value_name = "URL", env = "DURABLE_URL")]
     url: Option<String>,
     /// The service's bearer token (with --url).
     #[arg(long, env = "DURABLE_TOKEN", hide_env_values = true)]
@@ -641,7 +652,11 @@ fn event_line(e: &HistoryEvent) -> String {
         }
         other => format!("{other:?}"),
     };
-    format!("{:>4}  {:>13}  {what}", e.seq, e.at_ms)
+    let at = chrono::DateTime::from_timestamp_millis(e.at_ms as i64).map_or_else(
+        || e.at_ms.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    );
+    format!("{:>4}  {at}  {what}", e.seq)
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {

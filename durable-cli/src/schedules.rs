@@ -156,20 +156,41 @@ impl Timing {
 fn duration(text: &str) -> Result<Duration, Failure> {
     let bad = || {
         Failure::usage(format!(
-            "`{text}` is not a duration such as 90s, 15m, 6h or 1d"
+            "`{text}` is not a duration such as 90s, 15m, 1h30m or 1d"
         ))
     };
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let n: u64 = text[..split].parse().map_err(|_| bad())?;
-    let unit = match &text[split..] {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    Ok(Duration::from_millis(n.checked_mul(unit).ok_or_else(bad)?))
+    // one or more `<number><unit>` parts, largest unit first: 1h30m, 2d12h
+    let mut rest = text;
+    let mut total: u64 = 0;
+    let mut last_unit = u64::MAX;
+    while !rest.is_empty() {
+        let split = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..split].parse().map_err(|_| bad())?;
+        let unit_len = rest[split..]
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len() - split);
+        let unit = match &rest[split..split + unit_len] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(bad()),
+        };
+        if unit >= last_unit {
+            return Err(bad());
+        }
+        last_unit = unit;
+        total = n
+            .checked_mul(unit)
+            .and_then(|ms| total.checked_add(ms))
+            .ok_or_else(bad)?;
+        rest = &rest[split + unit_len..];
+    }
+    if last_unit == u64::MAX {
+        return Err(bad());
+    }
+    Ok(Duration::from_millis(total))
 }
 
 /// An RFC 3339 time, in ms since the epoch.
@@ -412,7 +433,19 @@ mod tests {
         assert_eq!(duration("15m").ok(), Some(Duration::from_secs(900)));
         assert_eq!(duration("1d").ok(), Some(Duration::from_secs(86_400)));
         assert_eq!(duration("250ms").ok(), Some(Duration::from_millis(250)));
-        for bad in ["", "m", "5", "5w", "-5m", "99999999999999999999d"] {
+        assert_eq!(duration("1h30m").ok(), Some(Duration::from_secs(5_400)));
+        assert_eq!(duration("2d12h5s").ok(), Some(Duration::from_secs(216_005)));
+        for bad in [
+            "",
+            "m",
+            "5",
+            "5w",
+            "-5m",
+            "99999999999999999999d",
+            "30m1h",
+            "1h1h",
+            "1h30",
+        ] {
             let e = duration(bad).err().map(|f| (f.code, f.message));
             assert!(
                 matches!(&e, Some((2, m)) if m.contains("not a duration")),

@@ -24,6 +24,20 @@ async fn waiter(n: u32) -> Result<u32, WorkflowError> {
     Ok(n + got)
 }
 
+/// `durable` with `DURABLE_DB` naming the store instead of `--db`.
+fn durable_env(db: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_durable"))
+        .env("DURABLE_DB", db)
+        .args(args)
+        .output()
+        .expect("run durable");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn durable(db: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_durable"))
         .arg("--db")
@@ -112,12 +126,25 @@ async fn lists_describes_and_steers_instances_with_exit_codes_scripts_can_trust(
         (Some("doubler"), Some("Completed"))
     );
 
+    // the store named by the environment: no password in the process list
+    let (code, out, err) = durable_env(dir.path(), &["describe", "ok"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ok"), "{out}");
     let (code, out, _) = durable(dir.path(), &["history", "ok"]);
     assert_eq!(code, 0);
     assert!(
         out.contains("started doubler")
             && out.contains("activity work")
             && out.contains("finished Completed"),
+        "{out}"
+    );
+    // times in RFC 3339, UTC, to the millisecond
+    let year = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+        .format("%Y")
+        .to_string();
+    assert!(
+        out.lines()
+            .all(|l| l.contains(&format!("  {year}-")) && l.contains('Z')),
         "{out}"
     );
 
