@@ -317,9 +317,19 @@ impl Engine {
         &self,
         id: &str,
         record: &mut InstanceRecord,
+        replacing: Option<(Vec<u8>, InstanceRecord)>,
     ) -> Result<(), StoreError> {
         let mut batch = Batch::default();
-        let timer = self.stage_create(id, record, &mut batch)?;
+        let previous = match replacing {
+            // an ended run of the id: forgotten in the same commit, and only
+            // if it is still what was read
+            Some((bytes, old)) => {
+                self.stage_forget(id, &old, &mut batch)?;
+                Some(bytes)
+            }
+            None => None,
+        };
+        let timer = self.stage_create_over(id, record, &mut batch, previous)?;
         self.store.commit(batch).await?;
         record.committed();
         // the batch held the record's layout unless it was known stored
@@ -339,13 +349,25 @@ impl Engine {
         record: &mut InstanceRecord,
         batch: &mut Batch,
     ) -> Result<bool, StoreError> {
+        self.stage_create_over(id, record, batch, None)
+    }
+
+    /// [`Engine::stage_create`] over the stored record `previous` (`None`:
+    /// the id must be free).
+    fn stage_create_over(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        batch: &mut Batch,
+        previous: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
         self.history(id, record, batch)?;
         record.reindex(id, batch);
         // until a save of it commits, every creation carries the layout
         self.stage_layout(record.layout, batch)?;
         let bytes = self.encode_record(id, record, batch)?;
         let key = keys::instance(id);
-        batch.expect(key.clone(), None).put(key, bytes);
+        batch.expect(key.clone(), previous).put(key, bytes);
         if !record.status.is_terminal() {
             self.stage_owner(id, batch);
         } else if self.store.shared() {

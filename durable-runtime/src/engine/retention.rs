@@ -57,26 +57,7 @@ impl Engine {
             let mut batch = Batch::default();
             // deleted only if unchanged since it was read
             batch.expect(key.clone(), Some(bytes)).delete(key);
-            for entry in &record.indexed {
-                batch.delete(entry.clone());
-            }
-            // deadline timers an earlier build left behind
-            for deadline in [record.deadline_ms, record.run_deadline_ms]
-                .into_iter()
-                .flatten()
-            {
-                batch.delete(keys::timer(deadline, &id));
-            }
-            for (k, _) in self
-                .store
-                .scan_prefix(&keys::history_prefix(&id))?
-                .into_iter()
-                .chain(self.store.scan_prefix(&keys::signals(&id))?)
-                .chain(self.store.scan_prefix(&keys::fields_prefix(&id))?)
-                .chain(self.store.scan_prefix(&keys::completed_prefix(&id))?)
-            {
-                batch.delete(k);
-            }
+            self.stage_forget(&id, &record, &mut batch)?;
             match self.store.commit(batch).await {
                 Ok(()) => deleted += 1,
                 Err(StoreError::Conflict { .. }) => {}
@@ -84,5 +65,38 @@ impl Engine {
             }
         }
         Ok(deleted)
+    }
+
+    /// Adds to `batch` the deletion of everything ended instance `id`
+    /// (stored as `record`) leaves besides its record: index entries,
+    /// deadline timers an earlier build left, history, signals, stored
+    /// fields and completed-promise marks. Retention, and a new run of the
+    /// id ([`IdPolicy::NewRunIfEnded`](crate::IdPolicy::NewRunIfEnded)).
+    pub(crate) fn stage_forget(
+        &self,
+        id: &str,
+        record: &InstanceRecord,
+        batch: &mut Batch,
+    ) -> Result<(), StoreError> {
+        for entry in &record.indexed {
+            batch.delete(entry.clone());
+        }
+        for deadline in [record.deadline_ms, record.run_deadline_ms]
+            .into_iter()
+            .flatten()
+        {
+            batch.delete(keys::timer(deadline, id));
+        }
+        for (k, _) in self
+            .store
+            .scan_prefix(&keys::history_prefix(id))?
+            .into_iter()
+            .chain(self.store.scan_prefix(&keys::signals(id))?)
+            .chain(self.store.scan_prefix(&keys::fields_prefix(id))?)
+            .chain(self.store.scan_prefix(&keys::completed_prefix(id))?)
+        {
+            batch.delete(k);
+        }
+        Ok(())
     }
 }

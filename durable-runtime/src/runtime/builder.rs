@@ -23,6 +23,13 @@ pub enum IdPolicy {
     /// Return a handle to the existing instance (its input is kept; the new
     /// one is ignored). Running the same start twice never runs it twice.
     UseExisting,
+    /// Start a new run if the existing instance has ended (completed,
+    /// failed, cancelled or terminated): it is replaced, its history,
+    /// signals and marks deleted with it, in the new run's creation (one
+    /// commit), and the new run's idempotency keys are its own (a new
+    /// incarnation). Fail with [`StartError::AlreadyExists`](crate::StartError::AlreadyExists)
+    /// while it still runs (or is parked). Temporal's "allow duplicate".
+    NewRunIfEnded,
 }
 
 /// Configures and opens a [`Runtime`].

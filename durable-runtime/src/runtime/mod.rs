@@ -234,30 +234,45 @@ impl Runtime {
         }
         let name = entry.name;
         let _claim = Claim::take(&self.engine, &id).await;
+        let mut replacing = None;
         if let Some(existing) = self.engine.load(&id)? {
+            let ended = existing.as_ref().is_ok_and(|r| r.status.is_terminal());
             let workflow = existing
                 .map(|r| r.workflow)
                 .unwrap_or_else(|_| "<undecodable>".to_owned());
-            return match policy {
-                IdPolicy::UseExisting if workflow == name => Ok(id),
-                IdPolicy::UseExisting => Err(StartError::WrongWorkflow {
-                    id,
-                    expected: name,
-                    found: workflow,
-                }),
-                IdPolicy::Reject => Err(StartError::AlreadyExists { id, workflow }),
-            };
+            match policy {
+                IdPolicy::UseExisting if workflow == name => return Ok(id),
+                IdPolicy::UseExisting => {
+                    return Err(StartError::WrongWorkflow {
+                        id,
+                        expected: name,
+                        found: workflow,
+                    });
+                }
+                IdPolicy::NewRunIfEnded if ended => {
+                    // the stored bytes: the new run replaces them only if unchanged
+                    let key = crate::store::keys::instance(&id);
+                    if let Some(bytes) = self.engine.store.get(&key)?
+                        && let Ok(old) = crate::engine::InstanceRecord::decode(&bytes)
+                    {
+                        replacing = Some((bytes, old));
+                    }
+                }
+                IdPolicy::Reject | IdPolicy::NewRunIfEnded => {
+                    return Err(StartError::AlreadyExists { id, workflow });
+                }
+            }
         }
         let mut record = self
             .engine
             .first_record(name, entry, &input, None, timeout, run_timeout);
-        match self.engine.create(&id, &mut record).await {
+        match self.engine.create(&id, &mut record, replacing).await {
             Ok(()) => {}
-            // created meanwhile by another process sharing the store
+            // created (or started again) meanwhile by another process
             Err(StoreError::Conflict { .. }) => {
                 return match policy {
                     IdPolicy::UseExisting => Ok(id),
-                    IdPolicy::Reject => Err(StartError::AlreadyExists {
+                    IdPolicy::Reject | IdPolicy::NewRunIfEnded => Err(StartError::AlreadyExists {
                         id,
                         workflow: name.to_owned(),
                     }),

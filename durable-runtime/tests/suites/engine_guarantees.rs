@@ -1417,3 +1417,68 @@ async fn an_activity_resumed_while_the_runtime_opens_reads_its_dependencies() {
     assert_eq!(runs("price_of", "lamp").len(), 2);
     rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_new_run_of_an_ended_id_replaces_it_with_its_own_keys_and_history() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<three_steps>()
+        .workflow::<waits_on_gate>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let first = rt
+        .start("rerun", three_steps("rerun".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(first.result().within().await.unwrap().unwrap(), 60);
+    let first_key = runs("step", "rerun/1")[0].idempotency_key.clone();
+    // the other policies keep the ended instance
+    assert!(matches!(
+        rt.start("rerun", three_steps("rerun".into()), IdPolicy::Reject)
+            .await,
+        Err(StartError::AlreadyExists { .. })
+    ));
+    rt.start("rerun", three_steps("rerun".into()), IdPolicy::UseExisting)
+        .await
+        .unwrap();
+    assert_eq!(runs("step", "rerun/1").len(), 1);
+
+    let second = rt
+        .start("rerun", three_steps("rerun".into()), IdPolicy::NewRunIfEnded)
+        .await
+        .unwrap();
+    assert_eq!(second.result().within().await.unwrap().unwrap(), 60);
+    let ran = runs("step", "rerun/1");
+    assert_eq!(ran.len(), 2, "the new run runs its activities");
+    // its own idempotency keys (a new incarnation) and its own history
+    assert_ne!(ran[1].idempotency_key, first_key);
+    let history = second.history().unwrap();
+    let started = history
+        .iter()
+        .filter(|e| matches!(e.kind, durable_runtime::history::EventKind::Started { .. }))
+        .count();
+    assert_eq!(started, 1, "{history:?}");
+    let listed = rt
+        .list(&durable_runtime::ListFilter {
+            id_prefix: Some("rerun".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(listed.len(), 1, "one instance, not two: {listed:?}");
+
+    // a run that has not ended is not replaced
+    let running = rt
+        .start("rerun-live", waits_on_gate("rerun-live".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    wait_for_runs("blocked", "rerun-live", 1).await;
+    assert!(matches!(
+        rt.start("rerun-live", waits_on_gate("rerun-live".into()), IdPolicy::NewRunIfEnded)
+            .await,
+        Err(StartError::AlreadyExists { .. })
+    ));
+    gate("rerun-live").notify_one();
+    running.result().within().await.unwrap().unwrap();
+    rt.shutdown().await;
+}
