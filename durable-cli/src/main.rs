@@ -545,6 +545,16 @@ fn time_range(from: Option<&str>, to: Option<&str>) -> Result<Option<(u64, u64)>
     })
 }
 
+/// What a command that changes something did: `text` for a person, or
+/// with `--json` the object `value` (one line a script parses).
+fn report(json: bool, value: serde_json::Value, text: impl std::fmt::Display) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
 fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Failure {
         code: 1,
@@ -816,7 +826,11 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
             let payload: serde_json::Value = serde_json::from_str(&payload)
                 .map_err(|e| Failure::usage(format!("the payload is not JSON ({e}): {payload}")))?;
             source.signal(&id, &name, &payload).await?;
-            println!("signal {name} sent to {id}");
+            report(
+                json,
+                serde_json::json!({ "signalled": id, "name": name }),
+                format!("signal {name} sent to {id}"),
+            );
         }
         Command::Complete { token, value } => {
             let value: serde_json::Value = serde_json::from_str(&value)
@@ -829,7 +843,11 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 ));
             };
             client.complete(&token, &value)?;
-            println!("promise {token} completed");
+            report(
+                json,
+                serde_json::json!({ "completed": token }),
+                format!("promise {token} completed"),
+            );
         }
         Command::Workers => {
             let workers = source.workers()?;
@@ -873,12 +891,17 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
             all,
             workflow,
             status,
-        } => export(source, args, all, workflow, status)?,
+        } => export(source, args, all, workflow, status, json)?,
         Command::Import { file, replace } => {
             let bytes = std::fs::read(&file)
                 .map_err(|e| Failure::other(format!("cannot read {}: {e}", file.display())))?;
             let set = SnapshotSet::from_bytes(&bytes)?;
             source.import(&bytes, &set, replace).await?;
+            if json {
+                let ids: Vec<&str> = set.snapshots.iter().map(|s| s.id.as_str()).collect();
+                report(true, serde_json::json!({ "imported": ids }), "");
+                return Ok(());
+            }
             for s in &set.snapshots {
                 println!("imported {} ({})", s.id, s.workflow);
             }
@@ -907,12 +930,20 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
         }
         Command::Cancel { id } => {
             source.cancel(&id).await?;
-            println!("cancel requested for {id}{}", source.when());
+            report(
+                json,
+                serde_json::json!({ "cancel_requested": id }),
+                format!("cancel requested for {id}{}", source.when()),
+            );
         }
         Command::Schedule { command } => schedules::execute(source, command, json).await?,
         Command::Terminate { id, reason } => {
             source.terminate(&id, &reason).await?;
-            println!("terminate requested for {id}{}", source.when());
+            report(
+                json,
+                serde_json::json!({ "terminate_requested": id, "reason": reason }),
+                format!("terminate requested for {id}{}", source.when()),
+            );
         }
     }
     Ok(())
@@ -924,6 +955,7 @@ fn export(
     all: bool,
     workflow: Option<String>,
     status: Option<String>,
+    json: bool,
 ) -> Result<(), Failure> {
     // durable before success is reported: moving an instance by export
     // then terminate must not lose it in a power cut
@@ -941,11 +973,15 @@ fn export(
             let bytes = source.export(id)?;
             let snapshot = Snapshot::from_bytes(&bytes)?;
             write(file, &bytes)?;
-            println!(
-                "exported {id} ({} v{}, fingerprint {:016x}) to {file}",
-                snapshot.workflow,
-                snapshot.description().map_or(0, |d| d.version),
-                snapshot.fingerprint,
+            report(
+                json,
+                serde_json::json!({ "exported": [id], "file": file }),
+                format!(
+                    "exported {id} ({} v{}, fingerprint {:016x}) to {file}",
+                    snapshot.workflow,
+                    snapshot.description().map_or(0, |d| d.version),
+                    snapshot.fingerprint,
+                ),
             );
             Ok(())
         }
@@ -969,7 +1005,12 @@ fn export(
             };
             let set = rt.export_set(&filter)?;
             write(file, &set.to_bytes()?)?;
-            println!("exported {} instances to {file}", set.snapshots.len());
+            let ids: Vec<&str> = set.snapshots.iter().map(|s| s.id.as_str()).collect();
+            report(
+                json,
+                serde_json::json!({ "exported": ids, "file": file }),
+                format!("exported {} instances to {file}", set.snapshots.len()),
+            );
             Ok(())
         }
         (false, _) => Err(Failure::usage(

@@ -858,3 +858,49 @@ async fn complete_with_url_completes_a_promise_once() {
     serving.abort();
     rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn commands_that_change_something_answer_json_with_json() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let rt = Runtime::builder()
+            .workflow::<waiter>()
+            .open(dir.path())
+            .await
+            .unwrap();
+        for id in ["j1", "j2"] {
+            rt.start(id, waiter(1), IdPolicy::Reject).await.unwrap();
+        }
+        rt.shutdown().await;
+    }
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("j1.snap").to_str().unwrap().to_owned();
+    let parsed = |args: &[&str]| {
+        let (code, out, err) = durable(dir.path(), args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        serde_json::from_str::<serde_json::Value>(&out)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+    };
+    assert_eq!(
+        parsed(&["--json", "cancel", "j1"])["cancel_requested"],
+        "j1"
+    );
+    let t = parsed(&["--json", "terminate", "j2", "--reason", "test"]);
+    assert_eq!(
+        (&t["terminate_requested"], &t["reason"]),
+        (&"j2".into(), &"test".into())
+    );
+    let e = parsed(&["--json", "export", "j1", &file]);
+    assert_eq!(e["exported"], serde_json::json!(["j1"]));
+    let all = files.path().join("all.snap").to_str().unwrap().to_owned();
+    assert_eq!(
+        parsed(&["--json", "export", "--all", &all])["exported"],
+        serde_json::json!(["j1", "j2"])
+    );
+    let other = tempfile::tempdir().unwrap();
+    let store = other.path().join("store");
+    let (code, out, err) = durable(&store, &["--json", "import", &file]);
+    assert_eq!(code, 0, "{err}");
+    let i: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(i["imported"], serde_json::json!(["j1"]));
+}

@@ -365,27 +365,27 @@ async fn a_torn_write_at_any_call_loses_nothing_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_journey_loses_nothing_acknowledged_at_a_power_cut_at_any_call() {
-    let points = sweep(Workload::Journey, Fault::PowerCut, |_| Loss::All, 1).await;
-    assert!(points > 80, "covered {points}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_journey_loses_nothing_acknowledged_at_a_torn_power_cut_at_any_call() {
-    let points = sweep(Workload::Journey, Fault::PowerCut, Loss::Some, 3).await;
-    assert!(points > 25, "covered {points}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_journey_loses_nothing_acknowledged_at_an_io_error_at_any_call() {
-    let points = sweep(Workload::Journey, Fault::Eio, |_| Loss::All, 2).await;
+    let points = sweep(Workload::Journey, Fault::PowerCut, |_| Loss::All, 2).await;
     assert!(points > 40, "covered {points}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journey_loses_nothing_acknowledged_at_a_torn_power_cut_at_any_call() {
+    let points = sweep(Workload::Journey, Fault::PowerCut, Loss::Some, 5).await;
+    assert!(points > 15, "covered {points}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journey_loses_nothing_acknowledged_at_an_io_error_at_any_call() {
+    let points = sweep(Workload::Journey, Fault::Eio, |_| Loss::All, 4).await;
+    assert!(points > 20, "covered {points}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_journey_loses_nothing_acknowledged_at_a_full_disk_or_a_torn_write() {
-    let full = sweep(Workload::Journey, Fault::Enospc, |_| Loss::All, 5).await;
-    let torn = sweep(Workload::Journey, Fault::TornWrite, Loss::Some, 5).await;
-    assert!(full > 15 && torn > 15, "covered {full} and {torn}");
+    let full = sweep(Workload::Journey, Fault::Enospc, |_| Loss::All, 9).await;
+    let torn = sweep(Workload::Journey, Fault::TornWrite, Loss::Some, 9).await;
+    assert!(full > 9 && torn > 9, "covered {full} and {torn}");
 }
 
 #[test]
@@ -450,6 +450,8 @@ async fn the_journey_sweep_catches_a_store_that_skips_one_sync() {
             Workload::Journey,
             Fault::PowerCut,
             Unsafe::SkipSync(group),
+            // every index: only a cut right after the skipped group's
+            // acknowledgement, before a later sync covers its bytes, loses it
             0..110,
         )
         .await;
