@@ -39,28 +39,19 @@ impl Listeners {
     }
 
     /// Wakes everyone listening to `key` (nobody listens: nothing to do).
+    /// Under the lock and without a clone of the notifier: a listener that
+    /// leaves meanwhile must see only its fellow listeners' shares, or the
+    /// last one would leave the entry behind.
     pub(crate) fn notify(&self, key: &str) {
-        let notify = self
-            .0
-            .lock()
-            .expect("listeners lock poisoned")
-            .get(key)
-            .cloned();
-        if let Some(notify) = notify {
+        if let Some(notify) = self.0.lock().expect("listeners lock poisoned").get(key) {
+            // schedules the woken tasks; runs none of them here
             notify.notify_waiters();
         }
     }
 
     /// Wakes every listener (messages may have been lost).
     pub(crate) fn notify_all(&self) {
-        let all: Vec<Arc<Notify>> = self
-            .0
-            .lock()
-            .expect("listeners lock poisoned")
-            .values()
-            .cloned()
-            .collect();
-        for notify in all {
+        for notify in self.0.lock().expect("listeners lock poisoned").values() {
             notify.notify_waiters();
         }
     }
