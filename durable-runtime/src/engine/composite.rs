@@ -119,9 +119,7 @@ impl Engine {
             record.updated_ms = now_ms();
             self.save(id, record).await.map_err(Halt::Store)?;
             // shutting down: the parts running finish, no other starts
-            while running.len() < limit.max(1) as usize
-                && !self.closing.load(std::sync::atomic::Ordering::SeqCst)
-            {
+            while running.len() < limit.max(1) as usize && !self.is_closing() {
                 let Some(next) = queue.next() else { break };
                 running.push(start_one(next));
             }
@@ -155,7 +153,7 @@ impl Engine {
             if record.partial[i].is_some() {
                 continue;
             }
-            if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            if self.is_closing() {
                 return Err(Halt::Stopping);
             }
             let outcome: Option<String> = match &steps[i] {

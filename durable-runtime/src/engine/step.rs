@@ -17,7 +17,7 @@ impl Engine {
             let Some(request) = record.pending.clone() else {
                 return Halt::Finished;
             };
-            if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            if self.is_closing() {
                 return Halt::Stopping;
             }
             if let Request::ContinueAsNew { workflow, input } = &request {

@@ -8,7 +8,7 @@ impl Engine {
     /// Claims instance `id` for a task in this process: `false` if one runs
     /// already (it is told to look for work again) or the runtime is closing.
     fn claim(&self, id: &str) -> bool {
-        if self.closing.load(std::sync::atomic::Ordering::SeqCst) || !self.runs_here(id) {
+        if self.is_closing() || !self.runs_here(id) {
             return false;
         }
         let mut running = self.running.lock().expect("running lock poisoned");
@@ -61,9 +61,7 @@ impl Engine {
             }
             if matches!(halt, Halt::Waiting) {
                 let mut running = engine.running.lock().expect("running lock poisoned");
-                if running.get(&id) == Some(&true)
-                    && !engine.closing.load(std::sync::atomic::Ordering::SeqCst)
-                {
+                if running.get(&id) == Some(&true) && !engine.is_closing() {
                     // woken while deciding to wait: look again
                     running.insert(id.clone(), false);
                     continue;
@@ -122,7 +120,7 @@ impl Engine {
                         // after another worker finished it
                         loop {
                             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                            if engine.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                            if engine.is_closing() {
                                 break;
                             }
                             match engine.wake_instance(&id) {
@@ -140,6 +138,12 @@ impl Engine {
             }
             return;
         }
+    }
+
+    /// Whether the runtime is shutting down: no new task, step, attempt or
+    /// part starts (see `Runtime::shutdown_timeout`).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Releases the claim of instance `id`'s task (it ends).
