@@ -80,3 +80,25 @@ fn match_expansion() {
         },
     );
 }
+
+#[test]
+fn sequenced_expansion() {
+    check(
+        "sequenced",
+        quote!(),
+        quote! {
+            async fn quote(a: u64, b: u64) -> Result<String, WorkflowError> {
+                let total = price(a).await? + price(b).await?;
+                if price(a).await? > 10 && price(b).await? < 100 {
+                    record(format!("{}-{}", a, price(total).await?)).await?;
+                }
+                while let Some(next) = page(total).await? {
+                    record(next).await?;
+                }
+                let p = Point { x: price(a).await?, y: price(b).await? };
+                price(p.x).await?;
+                Ok(format!("{total}/{}", p.y))
+            }
+        },
+    );
+}

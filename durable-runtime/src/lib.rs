@@ -156,9 +156,15 @@ pub use workflow::{Workflow, WorkflowCall};
 /// see `docs/versioning.md`), `crate = "..."` (path to this crate if renamed).
 ///
 /// # Compile errors, and the fix for each
-/// - `.await` inside a closure, an `async` block, a macro call, a `while`
-///   condition, a labeled block, or in the middle of an expression: move the
-///   await into its own `let value = command.await?;` statement.
+/// - `.await` inside a closure, an `async` block, a macro other than the
+///   formatting, `vec!`, `panic!` and `assert!` families, or an `unsafe`
+///   block: move the await into its own `let value = command.await?;`
+///   statement. Awaits anywhere else an `async fn` has them are accepted:
+///   inside expressions (`price(a).await? + price(b).await?`), call and
+///   macro arguments, `&&`/`||`, `while` conditions, match guards, let
+///   chains and labeled blocks.
+/// - an operand evaluated before a later await in the same expression that
+///   is a borrow (`f(&v.concat(), cmd.await?)`): bind an owned value first.
 /// - awaiting something that is not a durable command (a plain future): call
 ///   that async code inside an `#[activity]`.
 /// - a local holding a borrow (`let r = &x;`) used after an await: keep an

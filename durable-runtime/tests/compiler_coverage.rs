@@ -231,6 +231,102 @@ async fn two_params(a: u64, b: String) -> Result<String, WorkflowError> {
     Ok(format!("{b}{n}"))
 }
 
+#[activity(max_attempts = 1)]
+async fn page(cursor: u64) -> Result<Option<u64>, ActivityError> {
+    log(format!("page {cursor}"));
+    Ok((cursor < 5).then_some(cursor + 1))
+}
+
+#[workflow]
+async fn awaits_inside_expressions(a: u64, b: u64) -> Result<String, WorkflowError> {
+    // two awaits in one expression, each `?` before the next await
+    let total = add(a, 1).await? + add(b, 2).await?;
+    // `&&` and `||` keep short-circuiting: the second call runs only when needed
+    let mut notes = Vec::new();
+    if add(a, 0).await? > 10 && add(b, 0).await? < 100 {
+        notes.push("both".to_string());
+    }
+    if add(a, 0).await? < 10 || add(b, 100).await? > 5 {
+        notes.push("either".to_string());
+    }
+    // an await in a macro argument
+    let s = format!("{}-{}", a, add(a, total).await?);
+    notes.push(s);
+    // an await as a call argument, and an await inside an awaited command
+    let m = u64::max(total, add(b, b).await?);
+    let n = add(add(a, b).await?, m).await?;
+    notes.push(fetch(format!("k{n}")).await?.to_uppercase());
+    let mut list = vec![add(1, 1).await?, add(2, 2).await?];
+    list.push(add(3, 3).await?);
+    let p = Point {
+        x: add(a, 5).await?,
+        y: add(b, 6).await?,
+    };
+    // an operand read before a later operand changes it keeps its old value
+    let mut c = a;
+    let ordered = c + {
+        c += 100;
+        add(c, 0).await?
+    };
+    Ok(format!(
+        "{total}/{m}/{n}/{list:?}/{notes:?}/{}/{}/{ordered}/{c}",
+        p.x, p.y
+    ))
+}
+
+#[workflow]
+async fn awaits_in_conditions(start: u64) -> Result<u64, WorkflowError> {
+    // an await in a `while let` condition: paging until the last page
+    let mut cursor = start;
+    let mut pages = 0;
+    while let Some(next) = page(cursor).await? {
+        cursor = next;
+        pages += 1;
+    }
+    let mut n = 0;
+    while add(n, 0).await? < 3 {
+        n += 1;
+    }
+    // a let chain with awaits in two links
+    if let Some(x) = page(start).await?
+        && x > 2
+        && let Some(mut y) = page(x).await?
+    {
+        y += 1;
+        n += x + y;
+    } else {
+        n += 1000;
+    }
+    // a labeled block
+    let v = 'b: {
+        let a = add(n, 1).await?;
+        if a > 3 {
+            break 'b a * 2;
+        }
+        a
+    };
+    // awaits in statement macros
+    println!("pages {}", add(pages, 0).await?);
+    assert!(add(v, 0).await? == v, "the same value");
+    Ok(cursor + pages + n + v)
+}
+
+#[workflow]
+async fn awaits_in_guards(input: Choice) -> Result<u64, WorkflowError> {
+    // a guard runs only when its pattern matches and the arms before it failed
+    let v = match input {
+        Choice::A(n) if add(n, 0).await? > 10 => add(n, 1).await?,
+        Choice::A(n) => n,
+        Choice::B { x, .. } if x > 5 => x,
+        Choice::B { x, y } if add(x, y).await? % 2 == 0 => y,
+        other => match other {
+            Choice::C => 7,
+            _ => 8,
+        },
+    };
+    Ok(v)
+}
+
 /// Runs both ways and checks they agree; `failures` scripts which `fetch`
 /// calls fail, identically for both runs.
 async fn both<W: durable_runtime::Workflow>(
@@ -374,6 +470,66 @@ async fn degenerate_shapes_work() {
         .unwrap(),
         "n2"
     );
+}
+
+#[tokio::test]
+async fn awaits_inside_expressions_match_the_async_fn() {
+    for (a, b) in [(0, 0), (3, 50), (20, 7), (20, 500)] {
+        both(
+            awaits_inside_expressions::run_inline(a, b),
+            awaits_inside_expressions(a, b),
+            &[],
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        both(
+            awaits_inside_expressions::run_inline(20, 7),
+            awaits_inside_expressions(20, 7),
+            &[]
+        )
+        .await
+        .unwrap(),
+        "30/30/57/[2, 4, 6]/[\"both\", \"either\", \"20-50\", \"V-K57\"]/25/13/140/120"
+    );
+}
+
+#[tokio::test]
+async fn awaits_in_conditions_match_the_async_fn() {
+    for start in [0, 2, 3, 4, 5, 9] {
+        both(
+            awaits_in_conditions::run_inline(start),
+            awaits_in_conditions(start),
+            &[],
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn awaits_in_match_guards_match_the_async_fn() {
+    let mut outs = Vec::new();
+    for c in [
+        Choice::A(500),
+        Choice::A(1),
+        Choice::B { x: 6, y: 1 },
+        Choice::B { x: 2, y: 4 },
+        Choice::B { x: 2, y: 3 },
+        Choice::C,
+    ] {
+        outs.push(
+            both(
+                awaits_in_guards::run_inline(c.clone()),
+                awaits_in_guards(c),
+                &[],
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    assert_eq!(outs, [501, 1, 6, 4, 8, 7]);
 }
 
 #[test]

@@ -64,6 +64,8 @@ pub(crate) struct Cont {
     pub(crate) depth: usize,
     pub(crate) code: Vec<Stmt>,
     pub(crate) inner: Option<(Box<Cont>, Wrap)>,
+    /// Every way through this code suspends (or leaves by a jump).
+    pub(crate) suspends: bool,
 }
 
 /// The code from one entry point to the end of the function.
@@ -124,7 +126,7 @@ fn head_child_mut(e: &mut Expr) -> Option<&mut Expr> {
     })
 }
 
-fn is_assign_op(op: &syn::BinOp) -> bool {
+pub(crate) fn is_assign_op(op: &syn::BinOp) -> bool {
     use syn::BinOp::*;
     matches!(
         op,
@@ -150,7 +152,7 @@ fn find_head_mut<'e>(e: &'e mut Expr, pred: &dyn Fn(&Expr) -> bool) -> Option<&'
 }
 
 /// The expression a statement evaluates.
-fn root_mut(stmt: &mut Stmt) -> Option<&mut Expr> {
+pub(crate) fn root_mut(stmt: &mut Stmt) -> Option<&mut Expr> {
     match stmt {
         Stmt::Local(l) => l.init.as_mut().map(|i| &mut *i.expr),
         Stmt::Expr(e, _) => Some(e),
@@ -224,46 +226,68 @@ fn header_bindings(found: Vec<markers::PatBinding>, site: &str) -> Vec<Binding> 
         .collect()
 }
 
+/// How a statement holds its awaits, as far as syntax tells
+/// ([`Class`] with the offending await's index instead of its span).
+enum Shape {
+    Plain,
+    Await(usize),
+    Compound,
+    Invalid(usize),
+}
+
+fn shape(stmt: &Stmt) -> Shape {
+    let marks = markers::awaits_in_stmt(stmt);
+    let Some(&first) = marks.iter().next() else {
+        return Shape::Plain;
+    };
+    let mut probe = stmt.clone();
+    let Some(root) = root_mut(&mut probe) else {
+        return Shape::Invalid(first);
+    };
+    let Some(head) = find_head_mut(root, &|e| {
+        markers::of_expr(e, AWAIT).is_some() || is_construct(e)
+    }) else {
+        return Shape::Invalid(first);
+    };
+    if let Some(k) = markers::of_expr(head, AWAIT) {
+        return if marks.len() == 1 {
+            Shape::Await(k)
+        } else {
+            Shape::Invalid(marks.iter().copied().find(|m| *m != k).unwrap_or(first))
+        };
+    }
+    let inside = markers::awaits_in_expr(head);
+    if inside == marks {
+        return Shape::Compound;
+    }
+    Shape::Invalid(
+        marks
+            .iter()
+            .copied()
+            .find(|m| !inside.contains(m))
+            .unwrap_or(first),
+    )
+}
+
+/// Whether the lowering splits `stmt` as written: it awaits nothing, or
+/// one await evaluated before anything else, or a construct evaluated
+/// first holds every await.
+pub(crate) fn splits_as_written(stmt: &Stmt) -> bool {
+    !matches!(shape(stmt), Shape::Invalid(_))
+}
+
 impl Lower<'_> {
     fn rw(&self) -> Rewrite<'_> {
         Rewrite { krate: self.krate }
     }
 
     fn classify(&self, stmt: &Stmt) -> Class {
-        let marks = markers::awaits_in_stmt(stmt);
-        let Some(&first) = marks.iter().next() else {
-            return Class::Plain;
-        };
-        let first_span = self.awaits[first].span;
-        let mut probe = stmt.clone();
-        let Some(root) = root_mut(&mut probe) else {
-            return Class::Invalid(first_span);
-        };
-        if let Some(head) = find_head_mut(root, &|e| {
-            markers::of_expr(e, AWAIT).is_some() || is_construct(e)
-        }) {
-            if let Some(k) = markers::of_expr(head, AWAIT) {
-                return if marks.len() == 1 {
-                    Class::Await(k)
-                } else {
-                    let second = marks
-                        .iter()
-                        .find(|m| **m != k)
-                        .map_or(first_span, |m| self.awaits[*m].span);
-                    Class::Invalid(second)
-                };
-            }
-            if markers::awaits_in_expr(head) == marks {
-                return Class::Compound;
-            }
-            let outside = marks
-                .iter()
-                .find(|m| !markers::awaits_in_expr(head).contains(m))
-                .copied()
-                .unwrap_or(first);
-            return Class::Invalid(self.awaits[outside].span);
+        match shape(stmt) {
+            Shape::Plain => Class::Plain,
+            Shape::Await(k) => Class::Await(k),
+            Shape::Compound => Class::Compound,
+            Shape::Invalid(k) => Class::Invalid(self.awaits[k].span),
         }
-        Class::Invalid(first_span)
     }
 
     /// Reports every await in a position the lowering cannot split at.
@@ -327,8 +351,12 @@ impl Lower<'_> {
     }
 
     /// Straight-line emission: every await becomes a suspension, and the
-    /// rest of its block is dropped (it lives in the next segment).
-    pub(crate) fn emit_stmts(&self, stmts: &[Stmt]) -> Vec<Stmt> {
+    /// rest of its block is dropped (it lives in the next segment). Also
+    /// says whether the code always suspends. Code
+    /// after a construct that always suspends is not emitted: it would be
+    /// dead, and rustc could not infer the types of what the construct
+    /// yields (`let p = { ..; return suspend(..) }; p.x` has no type).
+    fn emit(&self, stmts: &[Stmt]) -> (Vec<Stmt>, bool) {
         let mut out = Vec::new();
         for stmt in stmts {
             match self.classify(stmt) {
@@ -339,7 +367,7 @@ impl Lower<'_> {
                 }
                 Class::Await(k) => {
                     out.push(markers::stmt(SUSPEND, Some(k), self.awaits[k].span));
-                    return out;
+                    return (out, true);
                 }
                 Class::Compound => {
                     let mut s = stmt.clone();
@@ -352,75 +380,99 @@ impl Lower<'_> {
                     }
                     self.rw().visit_stmt_mut(&mut s);
                     if let Some(c) = construct {
-                        let emitted = self.emit_construct(&c);
+                        let (emitted, always) = self.emit_construct(&c);
+                        if always {
+                            // what the statement does with the value is
+                            // dead, and rustc would type it as `!`
+                            out.push(Stmt::Expr(emitted, Some(Default::default())));
+                            return (out, true);
+                        }
                         replace_inner(&mut s, emitted);
                     }
                     out.push(s);
                 }
             }
         }
-        out
+        (out, false)
     }
 
-    fn emit_block(&self, b: &Block) -> Block {
-        Block {
+    fn emit_block(&self, b: &Block) -> (Block, bool) {
+        let (stmts, suspends) = self.emit(&b.stmts);
+        let block = Block {
             brace_token: b.brace_token,
-            stmts: self.emit_stmts(&b.stmts),
-        }
+            stmts,
+        };
+        (block, suspends)
     }
 
-    fn emit_construct(&self, e: &Expr) -> Expr {
+    /// The construct with its awaits turned into suspensions, and whether
+    /// every way through it suspends.
+    fn emit_construct(&self, e: &Expr) -> (Expr, bool) {
         let mut e = e.clone();
+        let mut suspends = false;
         match &mut e {
             Expr::If(i) => {
                 self.rw().visit_expr_mut(&mut i.cond);
-                i.then_branch = self.emit_block(&i.then_branch);
+                let (then, then_suspends) = self.emit_block(&i.then_branch);
+                i.then_branch = then;
                 if let Some((_, els)) = &mut i.else_branch {
-                    **els = match &**els {
+                    let (emitted, else_suspends) = match &**els {
                         Expr::Block(b) => {
                             let mut b = b.clone();
-                            b.block = self.emit_block(&b.block);
-                            Expr::Block(b)
+                            let (block, always) = self.emit_block(&b.block);
+                            b.block = block;
+                            (Expr::Block(b), always)
                         }
                         other => self.emit_construct(other),
                     };
+                    **els = emitted;
+                    suspends = then_suspends && else_suspends;
                 }
             }
             Expr::Match(m) => {
                 self.rw().visit_expr_mut(&mut m.expr);
+                suspends = !m.arms.is_empty();
                 for arm in &mut m.arms {
                     if let syn::Pat::Guard(g) = &mut arm.pat {
                         self.rw().visit_expr_mut(&mut g.guard);
                     }
                     match &mut *arm.body {
                         Expr::Block(b) if !markers::awaits_in_block(&b.block).is_empty() => {
-                            b.block = self.emit_block(&b.block)
+                            let (block, always) = self.emit_block(&b.block);
+                            b.block = block;
+                            suspends &= always;
                         }
-                        other => self.rw().visit_expr_mut(other),
+                        other => {
+                            self.rw().visit_expr_mut(other);
+                            suspends = false;
+                        }
                     }
                 }
             }
-            Expr::Loop(l) => l.body = self.emit_block(&l.body),
+            // a `break` in the body leaves without suspending
+            Expr::Loop(l) => l.body = self.emit_block(&l.body).0,
             Expr::While(w) => {
                 self.rw().visit_expr_mut(&mut w.cond);
-                w.body = self.emit_block(&w.body);
+                w.body = self.emit_block(&w.body).0;
             }
-            Expr::Block(b) => b.block = self.emit_block(&b.block),
+            Expr::Block(b) => (b.block, suspends) = self.emit_block(&b.block),
             other => self.rw().visit_expr_mut(other),
         }
-        e
+        (e, suspends)
     }
 
     /// The segment that starts the workflow.
     pub(crate) fn start_segment(&self, params: Level, body: &[Stmt]) -> Segment {
         let mut code = vec![markers::stmt(PROLOGUE, Some(0), Span::call_site())];
-        code.extend(self.emit_stmts(body));
+        let (rest, suspends) = self.emit(body);
+        code.extend(rest);
         Segment {
             levels: vec![params],
             cont: Cont {
                 depth: 0,
                 code,
                 inner: None,
+                suspends,
             },
         }
     }
@@ -473,12 +525,30 @@ impl Lower<'_> {
                 }
                 Class::Plain | Class::Invalid(_) => return None,
             }
+            // after a block that always suspends, the rest of the statement
+            // and the statements after are dead code (see `emit`); a loop's
+            // partial iteration may `break` out
+            let inner_suspends = inner
+                .as_ref()
+                .is_some_and(|(c, wrap)| c.suspends && matches!(wrap, Wrap::Plain));
+            if inner_suspends {
+                head = markers::stmt(INNER, None, head.span());
+            }
             let mut code = vec![
                 markers::stmt(PROLOGUE, Some(depth), Span::call_site()),
                 head,
             ];
-            code.extend(self.emit_stmts(&stmts[i + 1..]));
-            return Some(Cont { depth, code, inner });
+            let suspends = inner_suspends || {
+                let (rest, suspends) = self.emit(&stmts[i + 1..]);
+                code.extend(rest);
+                suspends
+            };
+            return Some(Cont {
+                depth,
+                code,
+                inner,
+                suspends,
+            });
         }
         None
     }
@@ -536,7 +606,7 @@ impl Lower<'_> {
             )),
             Expr::Loop(l) => {
                 let cont = self.cont_stmts(&l.body.stmts, k, d, &format!("{site}.b"), levels)?;
-                let full = self.emit_construct(e);
+                let full = self.emit_construct(e).0;
                 Some((
                     cont,
                     Wrap::Loop {
@@ -550,7 +620,7 @@ impl Lower<'_> {
                     .bindings
                     .extend(header_bindings(let_bindings(&w.cond), &format!("{site}.c")));
                 let cont = self.cont_stmts(&w.body.stmts, k, d, &format!("{site}.b"), levels)?;
-                let full = self.emit_construct(e);
+                let full = self.emit_construct(e).0;
                 Some((
                     cont,
                     Wrap::Loop {

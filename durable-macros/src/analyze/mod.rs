@@ -7,6 +7,7 @@ pub(crate) mod lower;
 pub(crate) mod markers;
 pub(crate) mod prepare;
 pub(crate) mod rewrite;
+pub(crate) mod sequence;
 
 use std::collections::BTreeMap;
 
@@ -112,6 +113,7 @@ pub(crate) fn analyze<'a>(cx: &Ctxt, wf: &'a WorkflowFn) -> Option<Analysis<'a>>
         // later checks would only repeat these errors in other words
         return None;
     }
+    sequence::body(&mut body, &mut prep.temps);
 
     let (items, stmts): (Vec<Stmt>, Vec<Stmt>) = body
         .stmts
@@ -257,7 +259,13 @@ fn check_live(cx: &Ctxt, awaits: &[AwaitPoint], resumes: &[Segment], live: &[Vec
         for l in lives {
             let b = &l.binding;
             // a borrow cannot be stored: the value it points to is not in the state
-            if b.borrows && reported.insert(format!("borrow:{}:{}", b.site, b.ident)) {
+            let hidden = b.ident.to_string().starts_with(sequence::OPERAND);
+            if b.borrows && hidden && reported.insert(format!("borrow:{}:{}", b.site, b.ident)) {
+                cx.error_at(
+                    b.ident.span(),
+                    "this operand is evaluated before an `.await` later in the same expression, and it is a borrow: a borrow cannot be checkpointed; bind an owned value with `let` before the expression (e.g. `.clone()`), or compute it after the await",
+                );
+            } else if b.borrows && reported.insert(format!("borrow:{}:{}", b.site, b.ident)) {
                 cx.error_spanned_by(
                     &b.ident,
                     format!(

@@ -8,6 +8,7 @@ use syn::visit_mut::{self, VisitMut};
 use syn::{Expr, ExprBlock, Stmt};
 
 use super::markers::{self, AWAIT};
+use super::sequence::{self, Sequence, Temps};
 use crate::ctxt::Ctxt;
 
 /// One `.await` in the body.
@@ -25,7 +26,8 @@ pub(crate) struct Prepare<'a> {
     pub(crate) awaits: Vec<AwaitPoint>,
     closure_depth: usize,
     for_loops: usize,
-    temps: usize,
+    /// Names of hidden locals, shared with the sequencing pass.
+    pub(crate) temps: Temps,
 }
 
 impl<'a> Prepare<'a> {
@@ -37,7 +39,7 @@ impl<'a> Prepare<'a> {
             awaits: Vec::new(),
             closure_depth: 0,
             for_loops: 0,
-            temps: 0,
+            temps: Temps::default(),
         }
     }
 }
@@ -74,6 +76,13 @@ fn callee_is(expr: &Expr, name: &syn::Ident) -> bool {
 
 impl VisitMut for Prepare<'_> {
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        // forms rewritten before their awaits are numbered
+        if self.closure_depth == 0
+            && let Some(desugared) = desugar(expr, &mut self.temps)
+        {
+            *expr = desugared;
+            return self.visit_expr_mut(expr);
+        }
         match expr {
             Expr::Await(aw) => {
                 visit_mut::visit_expr_mut(self, &mut aw.base);
@@ -85,13 +94,19 @@ impl VisitMut for Prepare<'_> {
                     );
                     return;
                 }
-                if !markers::awaits_in_expr(&aw.base).is_empty() {
+                // `step(step(n).await?).await`: the inner awaits run first,
+                // into hidden locals the outer command reads
+                let mut inner = Sequence::new(&mut self.temps);
+                let base = inner.expr((*aw.base).clone());
+                let prelude = inner.prelude;
+                if !markers::awaits_in_expr(&base).is_empty() {
                     self.cx.error_at(
                         aw.await_token.span(),
-                        "this awaited expression contains another `.await`: bind the inner result with `let` first, then await the outer command",
+                        "this awaited expression contains another `.await` in a position that cannot be checkpointed: bind the inner result with `let` first, then await the outer command",
                     );
                     return;
                 }
+                *aw.base = base;
                 if callee_is(&aw.base, self.fn_name) {
                     self.cx.error_spanned_by(
                         &aw.base,
@@ -103,7 +118,12 @@ impl VisitMut for Prepare<'_> {
                     command: (*aw.base).clone(),
                     span,
                 });
-                *expr = markers::expr(AWAIT, Some(k), span);
+                let marker = markers::expr(AWAIT, Some(k), span);
+                *expr = if prelude.is_empty() {
+                    marker
+                } else {
+                    sequence::block_expr(prelude, marker)
+                };
             }
             Expr::Async(a) => {
                 self.cx.error_spanned_by(
@@ -122,7 +142,13 @@ impl VisitMut for Prepare<'_> {
             }
             Expr::Macro(m) => {
                 if let Some(span) = tokens_await(m.mac.tokens.clone()) {
-                    self.cx.error_at(span, "`.await` inside a macro call cannot be checkpointed: bind the awaited value with `let` before the macro");
+                    match self.macro_args(&mut m.mac) {
+                        Some(prelude) => {
+                            let mac = Expr::Macro(m.clone());
+                            *expr = sequence::block_expr(prelude, mac);
+                        }
+                        None => self.cx.error_at(span, "`.await` inside this macro call cannot be checkpointed: only the arguments of `format!`, `print!`, `println!`, `eprint!`, `eprintln!`, `write!`, `writeln!`, `vec![a, b]`, `panic!` and the `assert!` family are taken apart; bind the awaited value with `let` before the macro"),
+                    }
                 }
             }
             Expr::ForLoop(_) => {
@@ -209,9 +235,16 @@ impl VisitMut for Prepare<'_> {
 
     fn visit_stmt_mut(&mut self, stmt: &mut Stmt) {
         if let Stmt::Macro(m) = stmt {
-            if let Some(span) = tokens_await(m.mac.tokens.clone()) {
-                self.cx.error_at(span, "`.await` inside a macro call cannot be checkpointed: bind the awaited value with `let` before the macro");
+            if tokens_await(m.mac.tokens.clone()).is_none() {
+                return;
             }
+            // `println!("{}", step(n).await?);` is an expression statement
+            let mut e = Expr::Macro(syn::ExprMacro {
+                attrs: m.attrs.clone(),
+                mac: m.mac.clone(),
+            });
+            self.visit_expr_mut(&mut e);
+            *stmt = Stmt::Expr(e, Some(m.semi_token.unwrap_or_default()));
             return;
         }
         visit_mut::visit_stmt_mut(self, stmt);
@@ -231,6 +264,194 @@ impl VisitMut for Prepare<'_> {
     fn visit_item_mut(&mut self, _: &mut syn::Item) {}
 }
 
+/// Whether the code as written awaits (outside closures and async blocks).
+fn awaits_as_written(e: &Expr) -> bool {
+    struct Awaits(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Awaits {
+        fn visit_expr_await(&mut self, _: &'ast syn::ExprAwait) {
+            self.0 = true;
+        }
+        fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+        fn visit_expr_async(&mut self, _: &'ast syn::ExprAsync) {}
+        fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+            self.0 |= tokens_await(mac.tokens.clone()).is_some();
+        }
+        fn visit_item(&mut self, _: &'ast syn::Item) {}
+    }
+    let mut v = Awaits(false);
+    syn::visit::Visit::visit_expr(&mut v, e);
+    v.0
+}
+
+/// `while`, let chains and labeled blocks whose awaits the lowering cannot
+/// split, rewritten into forms it can (`None`: leave `e` as it is).
+fn desugar(e: &Expr, temps: &mut Temps) -> Option<Expr> {
+    match e {
+        // `while c { .. }` is `loop { if c { .. } else { break } }`
+        Expr::While(w) if awaits_as_written(&w.cond) => {
+            let (label, cond, body) = (&w.label, &w.cond, &w.body);
+            Some(syn::parse_quote_spanned! {w.while_token.span=>
+                #label loop { if #cond #body else { break; } }
+            })
+        }
+        Expr::If(i)
+            if matches!(&*i.cond, Expr::Binary(b) if matches!(b.op, syn::BinOp::And(_)))
+                && has_let(&i.cond)
+                && awaits_as_written(&i.cond) =>
+        {
+            let_chain(i, temps.fresh("chain", i.if_token.span))
+        }
+        Expr::Match(m)
+            if m.arms
+                .iter()
+                .any(|a| matches!(&a.pat, syn::Pat::Guard(g) if awaits_as_written(&g.guard))) =>
+        {
+            Some(guarded_match(m, temps))
+        }
+        // `'a: { .. }` is `'a: loop { break 'a ({ .. }); }`; an unlabeled
+        // `break`/`continue` cannot appear in a labeled block, so no jump
+        // changes its target
+        Expr::Block(b)
+            if b.label.is_some()
+                && awaits_as_written(&Expr::Block(syn::ExprBlock {
+                    attrs: Vec::new(),
+                    label: None,
+                    block: b.block.clone(),
+                })) =>
+        {
+            let label = b.label.as_ref()?;
+            let name = &label.name;
+            let block = &b.block;
+            Some(syn::parse_quote_spanned! {name.span()=>
+                #label loop { break #name (#block); }
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A `match` whose guards await: the arm is chosen first, testing each
+/// arm in order on a clone of the scrutinee (pattern, then guard, with the
+/// guard's awaits hoisted like an `if` condition's), into the arm's index;
+/// then the scrutinee is matched for real, each arm guarded by its index.
+/// The scrutinee's type must be `Clone` (a guard reads bindings that the
+/// chosen arm then moves).
+fn guarded_match(m: &syn::ExprMatch, temps: &mut Temps) -> Expr {
+    let span = m.match_token.span;
+    let mut prelude: Vec<Stmt> = Vec::new();
+    // a local is matched in place: moving it into a temporary would move it
+    // out of arms that bind by reference
+    let scrutinee: Expr = if is_place(&m.expr) {
+        (*m.expr).clone()
+    } else {
+        let tmp = temps.fresh("scrutinee", span);
+        let value = &m.expr;
+        prelude.push(syn::parse_quote_spanned! {span=> let #tmp = #value; });
+        syn::parse_quote!(#tmp)
+    };
+    let chosen = temps.fresh("arm", span);
+    let n = m.arms.len();
+    let mut choice: Expr = syn::parse_quote_spanned! {span=> #n };
+    for (i, arm) in m.arms.iter().enumerate().rev() {
+        let test: Expr = match &arm.pat {
+            syn::Pat::Guard(g) => {
+                let (pat, guard) = (&g.pat, &g.guard);
+                syn::parse_quote_spanned! {span=>
+                    match ::core::clone::Clone::clone(&#scrutinee) {
+                        #pat => { #guard }
+                        #[allow(unreachable_patterns)]
+                        _ => false,
+                    }
+                }
+            }
+            pat => syn::parse_quote_spanned! {span=>
+                match ::core::clone::Clone::clone(&#scrutinee) {
+                    #pat => true,
+                    #[allow(unreachable_patterns)]
+                    _ => false,
+                }
+            },
+        };
+        choice = syn::parse_quote_spanned! {span=> if #test { #i } else { #choice } };
+    }
+    prelude.push(syn::parse_quote_spanned! {span=> let #chosen: usize = #choice; });
+    let arms = m.arms.iter().enumerate().map(|(i, arm)| {
+        let pat = match &arm.pat {
+            syn::Pat::Guard(g) => &*g.pat,
+            pat => pat,
+        };
+        let body = &arm.body;
+        quote::quote_spanned! {span=> #pat if #chosen == #i => #body, }
+    });
+    let dispatch: Expr = syn::parse_quote_spanned! {span=>
+        match #scrutinee {
+            #(#arms)*
+            #[allow(unreachable_patterns)]
+            _ => ::core::unreachable!("the arm was chosen by the same patterns"),
+        }
+    };
+    sequence::block_expr(prelude, dispatch)
+}
+
+/// A local or a field of one.
+fn is_place(e: &Expr) -> bool {
+    match e {
+        Expr::Path(p) => p.path.get_ident().is_some(),
+        Expr::Field(f) => is_place(&f.base),
+        Expr::Paren(p) => is_place(&p.expr),
+        _ => false,
+    }
+}
+
+/// The conditions of a chain `a && let P = b && c`, in order.
+fn chain_links(e: &Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::Binary(b) if matches!(b.op, syn::BinOp::And(_)) => {
+            chain_links(&b.left, out);
+            chain_links(&b.right, out);
+        }
+        other => out.push(other.clone()),
+    }
+}
+
+/// `if let P = a.await && c && let Q = b.await { T } else { F }`: each link
+/// becomes an `if` nested in the previous one's branch, so a link is
+/// evaluated only when the ones before it hold, and its awaits are
+/// hoisted as an `if`'s are; `T` runs innermost, with every binding in
+/// scope, as `Some(T)`; `None` from any link runs `F`.
+fn let_chain(i: &syn::ExprIf, tmp: syn::Ident) -> Option<Expr> {
+    let mut links = Vec::new();
+    chain_links(&i.cond, &mut links);
+    if links
+        .iter()
+        .any(|l| !matches!(l, Expr::Let(_)) && has_let(l))
+    {
+        return None;
+    }
+    let span = i.if_token.span;
+    let then = &i.then_branch;
+    let mut inner: Expr = syn::parse_quote_spanned! {span=> ::core::option::Option::Some(#then) };
+    for link in links.iter().rev() {
+        inner = syn::parse_quote_spanned! {span=>
+            if #link { #inner } else { ::core::option::Option::None }
+        };
+    }
+    let els: Expr = match &i.else_branch {
+        Some((_, e)) => (**e).clone(),
+        None => syn::parse_quote!({}),
+    };
+    let value = syn::Ident::new("__durable_chain_value", span);
+    Some(syn::parse_quote_spanned! {span=>
+        {
+            let #tmp = #inner;
+            match #tmp {
+                ::core::option::Option::Some(#value) => #value,
+                ::core::option::Option::None => #els,
+            }
+        }
+    })
+}
+
 fn has_let(e: &Expr) -> bool {
     struct Lets(bool);
     impl<'ast> syn::visit::Visit<'ast> for Lets {
@@ -246,8 +467,43 @@ fn has_let(e: &Expr) -> bool {
 
 impl Prepare<'_> {
     fn temp(&mut self, what: &str, span: Span) -> syn::Ident {
-        self.temps += 1;
-        syn::Ident::new(&format!("__durable_{what}_{}", self.temps), span)
+        self.temps.fresh(what, span)
+    }
+
+    /// Takes apart the arguments of an expression macro whose arguments
+    /// await: numbers their awaits and returns the statements to run
+    /// before the macro, which is left reading hidden locals. `None` if the
+    /// macro is not one whose arguments are expressions.
+    fn macro_args(&mut self, mac: &mut syn::Macro) -> Option<Vec<Stmt>> {
+        let how = sequence::expression_macro(mac)?;
+        let parser = syn::punctuated::Punctuated::<Expr, syn::Token![,]>::parse_terminated;
+        let mut args = syn::parse::Parser::parse2(parser, mac.tokens.clone()).ok()?;
+        for arg in args.iter_mut() {
+            self.visit_expr_mut(arg);
+        }
+        // a named argument (`total = expr`) is evaluated as its value
+        let mut ops = Vec::new();
+        for arg in args.iter() {
+            let value = match arg {
+                Expr::Assign(a) if matches!(&*a.left, Expr::Path(_)) => (*a.right).clone(),
+                other => other.clone(),
+            };
+            ops.push((value, how));
+        }
+        let mut seq = Sequence::new(&mut self.temps);
+        let values = seq.operands(ops);
+        let prelude = seq.prelude;
+        for (arg, value) in args.iter_mut().zip(values) {
+            match arg {
+                Expr::Assign(a) if matches!(&*a.left, Expr::Path(_)) => *a.right = value,
+                other => *other = value,
+            }
+        }
+        if args.iter().any(|a| !markers::awaits_in_expr(a).is_empty()) {
+            return None;
+        }
+        mac.tokens = quote::ToTokens::to_token_stream(&args);
+        Some(prelude)
     }
 
     /// Arms whose body awaits get a block body, so lowering has a block to split.

@@ -344,7 +344,7 @@ const _: () = {
                 |__live_request| ::core::result::Result::Ok(
                     ::durable_runtime::__private::Step::Done({
                         let request = __live_request;
-                        let verdict = {
+                        {
                             {
                                 let __durable_command = review(request.clone());
                                 return ::durable_runtime::__private::suspend(
@@ -355,7 +355,6 @@ const _: () = {
                                 );
                             }
                         };
-                        Ok(verdict)
                     }),
                 ),
                 |__durable_resume| ::core::result::Result::Ok(
