@@ -47,7 +47,7 @@ struct ChargeConfirmation {
     charge_id: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct ShipmentConfirmation {
     tracking: String,
 }
@@ -382,4 +382,114 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("self-check failed: ran again {rerun_checkpointed:?}").into());
     }
     Ok(())
+}
+
+/// The workflow's own tests, written only with the test kit
+/// (`durable_runtime::testing`, feature `testing`; see `docs/testing.md`):
+/// `cargo test --example order_processing`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use durable_runtime::testing::{TestEnv, crash_sweep};
+
+    fn order(id: &str, card: &str) -> Order {
+        Order {
+            order_id: id.into(),
+            payment_info: PaymentInfo {
+                card: card.into(),
+                cents: 1999,
+            },
+            items: vec!["tea".into()],
+        }
+    }
+
+    /// The activities' settings: effects into `dir`, one call in five
+    /// failing (and retried), no latency.
+    fn settings(dir: &Path) -> Settings {
+        Settings {
+            effects: dir.join("effects.log"),
+            failure_rate: 0.2,
+            latency: (0, 0),
+        }
+    }
+
+    /// Crashed after every checkpoint (what was not synced lost) and
+    /// rebooted, the order ships the same, and no activity whose
+    /// completion was checkpointed runs again.
+    #[tokio::test]
+    async fn an_order_ships_the_same_when_crashed_at_every_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = crash_sweep(
+            || {
+                Runtime::builder()
+                    .workflow::<process_order>()
+                    .dependency(settings(dir.path()))
+            },
+            "order-1",
+            || process_order(order("order-1", "4242")),
+        )
+        .await
+        .unwrap();
+        assert!(report.checkpoints >= 5, "{report:?}");
+        assert_eq!(report.crashes, report.checkpoints);
+    }
+
+    /// A declined card (the payment provider mocked) fails the order
+    /// before anything ships.
+    #[tokio::test]
+    async fn a_declined_card_fails_the_order_and_nothing_ships() {
+        let dir = tempfile::tempdir().unwrap();
+        let builder = Runtime::builder()
+            .workflow::<process_order>()
+            .dependency(settings(dir.path()))
+            .mock_activity::<charge>(|(order_id, _)| {
+                Err(ActivityError::terminal(format!(
+                    "{order_id}: card declined"
+                )))
+            })
+            .mock_activity::<ship>(|(order, _)| panic!("{} must not ship", order.order_id));
+        let env = TestEnv::start(builder).await.unwrap();
+        let h = env
+            .start(
+                "order-2",
+                process_order(order("order-2", "4000")),
+                IdPolicy::Reject,
+            )
+            .await
+            .unwrap();
+        let out = h.result().await.unwrap();
+        assert!(
+            out.as_ref().is_err_and(|e| e.0.contains("card declined")),
+            "{out:?}"
+        );
+        env.shutdown().await;
+    }
+
+    /// An order without a card is stopped by the fraud check (a terminal
+    /// failure: not retried).
+    #[tokio::test]
+    async fn an_order_without_a_card_is_stopped_by_the_fraud_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = TestEnv::start(
+            Runtime::builder()
+                .workflow::<process_order>()
+                .dependency(settings(dir.path())),
+        )
+        .await
+        .unwrap();
+        let h = env
+            .start(
+                "order-3",
+                process_order(order("order-3", "")),
+                IdPolicy::Reject,
+            )
+            .await
+            .unwrap();
+        let out = h.result().await.unwrap();
+        assert!(
+            out.as_ref().is_err_and(|e| e.0.contains("no card")),
+            "{out:?}"
+        );
+        env.shutdown().await;
+    }
 }

@@ -326,6 +326,90 @@ pub(crate) type Attempt = Result<(Vec<u8>, Option<Failure>), CodecError>;
 pub(crate) type RunFn =
     fn(&[u8], ActivityContext, Arc<Dependencies>, usize) -> Result<BoxFuture<Attempt>, CodecError>;
 
+/// Starts one attempt of activity `A` run by `body` (its own body, or a
+/// test's mock): the input decoded, the attempt's context and the
+/// dependencies in scope, the output encoded, a result over `result_limit`
+/// bytes turned into a failure of kind `limit`.
+fn start<A: Activity>(
+    input: &[u8],
+    ctx: ActivityContext,
+    dependencies: Arc<Dependencies>,
+    result_limit: usize,
+    body: impl FnOnce(A::Input) -> BoxFuture<A::Output>,
+) -> Result<BoxFuture<Attempt>, CodecError> {
+    let input: A::Input = codec::decode(input)?;
+    // one span per attempt, with the ids a log search needs
+    let span = tracing::info_span!(
+        "activity",
+        name = A::NAME,
+        attempt = ctx.attempt,
+        key = %ctx.idempotency_key,
+        instance = %ctx.workflow_id
+    );
+    let fut = tracing::Instrument::instrument(
+        CONTEXT.scope(ctx, DEPENDENCIES.scope(dependencies, body(input))),
+        span,
+    );
+    Ok(Box::pin(fut.map(move |out| {
+        let failure = out.failure();
+        let bytes = codec::encode(&out)?;
+        if failure.is_none() && bytes.len() > result_limit {
+            let why = crate::limits::over(
+                "activity's result",
+                bytes.len(),
+                result_limit,
+                "result_bytes",
+            );
+            let error = ActivityError::terminal(why).with_kind("limit");
+            let failed = A::Output::from_error(error);
+            let failure = failed.failure();
+            return codec::encode(&failed).map(|bytes| (bytes, failure));
+        }
+        Ok((bytes, failure))
+    })))
+}
+
+/// An activity a test replaced (`Builder::mock_activity`): runs like the
+/// activity's own runner, with the mock as its body.
+pub(crate) type Mock = Arc<
+    dyn Fn(
+            &[u8],
+            ActivityContext,
+            Arc<Dependencies>,
+            usize,
+        ) -> Result<BoxFuture<Attempt>, CodecError>
+        + Send
+        + Sync,
+>;
+
+/// A mock of activity `A`: `body` takes the activity's input and returns
+/// its output.
+#[cfg(feature = "testing")]
+pub(crate) fn mock<A: Activity>(
+    body: impl Fn(A::Input) -> A::Output + Send + Sync + 'static,
+) -> Mock {
+    let body = Arc::new(body);
+    Arc::new(move |input, ctx, dependencies, result_limit| {
+        let body = body.clone();
+        // run when polled, inside the attempt's context
+        start::<A>(input, ctx, dependencies, result_limit, move |input| {
+            Box::pin(async move { body(input) })
+        })
+    })
+}
+
+/// What a test changes about running activities: mocks by activity name,
+/// and a witness told of every attempt before it runs (the crash sweep's
+/// record of what ran).
+#[derive(Clone, Default)]
+pub(crate) struct TestHooks {
+    pub(crate) mocks: std::collections::HashMap<&'static str, Mock>,
+    pub(crate) witness: Option<Witness>,
+}
+
+/// Told of each activity attempt before it runs.
+pub(crate) type Witness = Arc<dyn Fn(&ActivityContext) + Send + Sync>;
+
 /// The type-erased runner of one activity type.
 #[derive(Clone, Copy)]
 pub struct ActivityVTable {
@@ -382,36 +466,7 @@ impl ActivityVTable {
         ActivityVTable {
             name: A::NAME,
             run: |input, ctx, dependencies, result_limit| {
-                let input: A::Input = codec::decode(input)?;
-                // one span per attempt, with the ids a log search needs
-                let span = tracing::info_span!(
-                    "activity",
-                    name = A::NAME,
-                    attempt = ctx.attempt,
-                    key = %ctx.idempotency_key,
-                    instance = %ctx.workflow_id
-                );
-                let fut = tracing::Instrument::instrument(
-                    CONTEXT.scope(ctx, DEPENDENCIES.scope(dependencies, A::run(input))),
-                    span,
-                );
-                Ok(Box::pin(fut.map(move |out| {
-                    let failure = out.failure();
-                    let bytes = codec::encode(&out)?;
-                    if failure.is_none() && bytes.len() > result_limit {
-                        let why = crate::limits::over(
-                            "activity's result",
-                            bytes.len(),
-                            result_limit,
-                            "result_bytes",
-                        );
-                        let error = ActivityError::terminal(why).with_kind("limit");
-                        let failed = A::Output::from_error(error);
-                        let failure = failed.failure();
-                        return codec::encode(&failed).map(|bytes| (bytes, failure));
-                    }
-                    Ok((bytes, failure))
-                })))
+                start::<A>(input, ctx, dependencies, result_limit, A::run)
             },
             fail: |error| codec::encode(&A::Output::from_error(error)),
             input: crate::layout::Reader::of::<A::Input>(),

@@ -1,6 +1,7 @@
 //! The runtime's clock, injectable so tests (yours too) can skip time.
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
@@ -72,6 +73,28 @@ impl Clock for SystemClock {
 pub struct TestClock {
     now: Mutex<SystemTime>,
     moved: watch::Sender<SystemTime>,
+    /// The deadline of every sleep in progress, with how many wait for it
+    /// (what time skipping jumps to).
+    sleeping: Arc<Mutex<BTreeMap<SystemTime, usize>>>,
+}
+
+/// One sleep's place in [`TestClock::sleeping`], given up when the sleep
+/// ends or is dropped.
+struct Sleeping {
+    deadline: SystemTime,
+    sleeping: Arc<Mutex<BTreeMap<SystemTime, usize>>>,
+}
+
+impl Drop for Sleeping {
+    fn drop(&mut self) {
+        let mut sleeping = self.sleeping.lock().expect("test clock lock poisoned");
+        if let Some(n) = sleeping.get_mut(&self.deadline) {
+            *n -= 1;
+            if *n == 0 {
+                sleeping.remove(&self.deadline);
+            }
+        }
+    }
 }
 
 impl Default for TestClock {
@@ -91,6 +114,7 @@ impl TestClock {
         TestClock {
             now: Mutex::new(t),
             moved: watch::channel(t).0,
+            sleeping: Arc::default(),
         }
     }
 
@@ -99,6 +123,26 @@ impl TestClock {
         let mut now = self.now.lock().expect("test clock lock poisoned");
         *now += d;
         self.moved.send_replace(*now);
+    }
+
+    /// The earliest deadline a sleep on this clock waits for that is still
+    /// ahead of it.
+    pub fn next_deadline(&self) -> Option<SystemTime> {
+        let now = self.now();
+        let sleeping = self.sleeping.lock().expect("test clock lock poisoned");
+        sleeping
+            .range(now..)
+            .find(|(t, _)| **t > now)
+            .map(|(t, _)| *t)
+    }
+
+    /// Moves the clock forward to `t` (never back), firing what came due.
+    pub fn advance_to(&self, t: SystemTime) {
+        let mut now = self.now.lock().expect("test clock lock poisoned");
+        if t > *now {
+            *now = t;
+            self.moved.send_replace(t);
+        }
     }
 }
 
@@ -109,7 +153,18 @@ impl Clock for TestClock {
 
     fn sleep_until(&self, deadline: SystemTime) -> BoxFuture<()> {
         let mut moved = self.moved.subscribe();
+        *self
+            .sleeping
+            .lock()
+            .expect("test clock lock poisoned")
+            .entry(deadline)
+            .or_insert(0) += 1;
+        let sleeping = Sleeping {
+            deadline,
+            sleeping: self.sleeping.clone(),
+        };
         Box::pin(async move {
+            let _sleeping = sleeping;
             while *moved.borrow_and_update() < deadline {
                 if moved.changed().await.is_err() {
                     // the clock is gone: nothing will ever come due

@@ -1,8 +1,20 @@
-//! Helpers for testing workflows without a store, and (feature `testing`)
-//! fresh stores on every backend.
+//! Testing workflows: [`run_stepwise`] without a store, and with feature
+//! `testing` the test kit — [`TestEnv`] (an in-memory runtime whose clock
+//! skips ahead), activity mocks ([`Builder::mock_activity`](crate::Builder::mock_activity)),
+//! [`crash_sweep`] (your workflow crashed at every checkpoint) — and fresh
+//! stores on every backend for shared suites. See `docs/testing.md`.
 
 #[cfg(feature = "testing")]
 pub mod backends;
+#[cfg(feature = "testing")]
+mod env;
+#[cfg(feature = "testing")]
+mod sweep;
+
+#[cfg(feature = "testing")]
+pub use env::TestEnv;
+#[cfg(feature = "testing")]
+pub use sweep::{SweepError, SweepReport, crash_sweep, key_step};
 
 use crate::activity::ActivityContext;
 use crate::codec::{self, CodecError};

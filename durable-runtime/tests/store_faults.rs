@@ -27,6 +27,7 @@ use durable_runtime::store::fs::{Fs, FsFile, RealFs};
 use durable_runtime::store::redb::RedbStore;
 use durable_runtime::store::sled::SledStore;
 use durable_runtime::store::{Batch, Store, StoreError, Unsafe};
+use durable_runtime::testing::key_step;
 use durable_runtime::{ListFilter, ResultError, Status};
 
 /// (sweep run, idempotency key) of every activity execution.
@@ -259,7 +260,7 @@ async fn fault_at(
     }
     rt.shutdown().await;
     for key in executions_of(&run).into_iter().skip(before) {
-        let (id, step, part) = parse_key(&key).ok_or_else(|| format!("bad key {key}"))?;
+        let (id, step, part) = key_step(&key).ok_or_else(|| format!("bad key {key}"))?;
         let Some((durable_step, parts_done)) = durable.get(&id) else {
             continue;
         };
@@ -275,21 +276,6 @@ async fn fault_at(
         }
     }
     Ok(point)
-}
-
-/// An idempotency key `<instance>/<incarnation: 16 hex>/<step>[/<part>]`
-/// (an instance id may hold `/`: a child's is `<parent>/<step>`).
-fn parse_key(key: &str) -> Option<(String, u64, Option<usize>)> {
-    let words: Vec<&str> = key.split('/').collect();
-    let at = words
-        .iter()
-        .position(|w| w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit()))?;
-    let step = words.get(at + 1)?.parse().ok()?;
-    let part = match words.get(at + 2) {
-        Some(p) => Some(p.parse().ok()?),
-        None => None,
-    };
-    Some((words[..at].join("/"), step, part))
 }
 
 fn executions_of(run: &str) -> Vec<String> {
@@ -386,19 +372,6 @@ async fn the_journey_loses_nothing_acknowledged_at_a_full_disk_or_a_torn_write()
     let full = sweep(Workload::Journey, Fault::Enospc, |_| Loss::All, 9).await;
     let torn = sweep(Workload::Journey, Fault::TornWrite, Loss::Some, 9).await;
     assert!(full > 9 && torn > 9, "covered {full} and {torn}");
-}
-
-#[test]
-fn idempotency_keys_name_their_instance_step_and_part() {
-    assert_eq!(
-        parse_key("w0/0123456789abcdef/4"),
-        Some(("w0".to_owned(), 4, None))
-    );
-    assert_eq!(
-        parse_key("w0/5/0123456789abcdef/2/1"),
-        Some(("w0/5".to_owned(), 2, Some(1)))
-    );
-    assert_eq!(parse_key("w0/4"), None);
 }
 
 /// The negative controls: the same checks over an unsafe store must fail

@@ -251,12 +251,15 @@ impl Engine {
             .acquire()
             .await
             .map_err(|_| StoreError::Closed.to_string())?;
-        let future = (vtable.run)(
-            input,
-            ctx,
-            self.dependencies.clone(),
-            self.limits.result_bytes,
-        )
+        if let Some(witness) = &self.test_hooks.witness {
+            witness(&ctx);
+        }
+        let dependencies = self.dependencies.clone();
+        let limit = self.limits.result_bytes;
+        let future = match self.test_hooks.mocks.get(vtable.name) {
+            Some(mock) => mock(input, ctx, dependencies, limit),
+            None => (vtable.run)(input, ctx, dependencies, limit),
+        }
         .map_err(|e| e.to_string())?;
         let task = AbortOnDrop(tokio::spawn(AssertUnwindSafe(future).catch_unwind()));
         let joined = match options.start_to_close_timeout {

@@ -83,6 +83,8 @@ impl Default for Metrics {
 pub(crate) struct Engine {
     /// The size limits (`Builder::limits`).
     pub(crate) limits: crate::Limits,
+    /// Mocked activities and the attempt witness (tests only).
+    pub(crate) test_hooks: crate::activity::TestHooks,
     pub(crate) store: Arc<dyn Store>,
     /// Set at the end of `Runtime::shutdown`: the store then answers
     /// `Closed` to every clone of the runtime.

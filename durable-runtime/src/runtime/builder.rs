@@ -46,6 +46,7 @@ pub struct Builder {
     allow_untraced: bool,
     limits: crate::Limits,
     dependencies: crate::activity::Dependencies,
+    test_hooks: crate::activity::TestHooks,
 }
 
 impl std::fmt::Debug for Builder {
@@ -142,6 +143,71 @@ impl Builder {
     /// opens see them too.
     pub fn dependency<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.dependencies.insert(value);
+        self
+    }
+
+    /// Replaces activity `A` in this runtime by `body` (feature `testing`):
+    /// every attempt of `A` runs `body` on the activity's input instead of
+    /// the activity's own code, with the same retries, checkpoints and
+    /// [`ActivityContext`](crate::activity::ActivityContext) (read it inside
+    /// `body` to fail the first attempt only, say). A test of a workflow
+    /// mocks the activities that would reach the outside world.
+    ///
+    /// ```
+    /// use durable_runtime::prelude::*;
+    /// use durable_runtime::testing::TestEnv;
+    ///
+    /// #[activity]
+    /// async fn charge(order_id: String, cents: u64) -> Result<String, ActivityError> {
+    ///     unimplemented!("calls the payment provider with {order_id} and {cents}")
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn checkout(order_id: String, cents: u64) -> Result<String, WorkflowError> {
+    ///     match charge(order_id, cents).await {
+    ///         Ok(receipt) => Ok(receipt),
+    ///         Err(e) => Ok(format!("not charged: {}", e.message())),
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let builder = Runtime::builder()
+    ///     .workflow::<checkout>()
+    ///     .mock_activity::<charge>(|(order_id, cents)| {
+    ///         if cents > 10_000 {
+    ///             Err(ActivityError::terminal("card declined"))
+    ///         } else {
+    ///             Ok(format!("receipt-{order_id}"))
+    ///         }
+    ///     });
+    /// let env = TestEnv::start(builder).await.unwrap();
+    /// let big = env.start("o-1", checkout("o-1".into(), 50_000), IdPolicy::Reject).await.unwrap();
+    /// assert_eq!(big.result().await.unwrap(), Ok("not charged: card declined".to_string()));
+    /// let small = env.start("o-2", checkout("o-2".into(), 500), IdPolicy::Reject).await.unwrap();
+    /// assert_eq!(small.result().await.unwrap(), Ok("receipt-o-2".to_string()));
+    /// env.shutdown().await;
+    /// # }
+    /// ```
+    #[cfg(feature = "testing")]
+    pub fn mock_activity<A: crate::activity::Activity>(
+        mut self,
+        body: impl Fn(A::Input) -> A::Output + Send + Sync + 'static,
+    ) -> Self {
+        self.test_hooks
+            .mocks
+            .insert(A::NAME, crate::activity::mock::<A>(body));
+        self
+    }
+
+    /// Tells `witness` of every activity attempt before it runs (the crash
+    /// sweep's record of what ran).
+    #[cfg(feature = "testing")]
+    pub(crate) fn witness(
+        mut self,
+        witness: impl Fn(&crate::activity::ActivityContext) + Send + Sync + 'static,
+    ) -> Self {
+        self.test_hooks.witness = Some(Arc::new(witness));
         self
     }
 
@@ -283,6 +349,7 @@ impl Builder {
             allow_untraced: self.allow_untraced,
             limits: self.limits,
             dependencies: self.dependencies.clone(),
+            test_hooks: self.test_hooks.clone(),
         }
     }
 
@@ -396,6 +463,7 @@ impl Builder {
         let store_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let engine = Arc::new(Engine {
             limits: self.limits,
+            test_hooks: self.test_hooks,
             dependencies: Arc::new(self.dependencies),
             member,
             taken_results: Mutex::default(),
@@ -573,6 +641,7 @@ impl Runtime {
             allow_untraced: false,
             limits: crate::Limits::default(),
             dependencies: crate::activity::Dependencies::default(),
+            test_hooks: crate::activity::TestHooks::default(),
         }
     }
 }

@@ -1,0 +1,166 @@
+//! A runtime for tests whose clock skips ahead (feature `testing`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use crate::clock::{Clock, TestClock};
+use crate::engine::Engine;
+use crate::error::OpenError;
+use crate::runtime::{Builder, Runtime};
+use crate::store::Store;
+use crate::store::mem::MemStore;
+
+/// Polls of the skipper (1 ms apart) with no attempt running, no new
+/// checkpoint and no new attempt before the clock jumps.
+const QUIET_POLLS: u32 = 3;
+
+/// A [`Runtime`] for tests: an in-memory store and a virtual clock that
+/// skips ahead. Whenever no activity attempt runs and nothing has been
+/// checkpointed for a few milliseconds while something sleeps on the
+/// clock (a durable timer, a retry backoff, a `select` timeout, a
+/// schedule), the clock jumps to the earliest such deadline, as
+/// Temporal's test server does. A workflow that sleeps thirty days
+/// finishes in milliseconds, and its timers fire in their order.
+///
+/// Dereferences to the [`Runtime`]; mock activities with
+/// [`Builder::mock_activity`].
+///
+/// ```
+/// use std::time::Duration;
+/// use durable_runtime::prelude::*;
+/// use durable_runtime::testing::TestEnv;
+///
+/// #[activity]
+/// async fn remind(user: String) -> Result<String, ActivityError> {
+///     Ok(format!("reminded {user}"))
+/// }
+///
+/// #[workflow]
+/// async fn trial(user: String) -> Result<String, WorkflowError> {
+///     sleep(Duration::from_secs(30 * 86_400)).await?;
+///     Ok(remind(user).await?)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let env = TestEnv::start(Runtime::builder().workflow::<trial>()).await.unwrap();
+/// let started = env.now();
+/// let h = env.start("t-1", trial("ada".into()), IdPolicy::Reject).await.unwrap();
+/// assert_eq!(h.result().await.unwrap(), Ok("reminded ada".to_string()));
+/// assert!(env.now().duration_since(started).unwrap() >= Duration::from_secs(30 * 86_400));
+/// env.shutdown().await;
+/// # }
+/// ```
+pub struct TestEnv {
+    runtime: Runtime,
+    clock: Arc<TestClock>,
+    skipping: Arc<AtomicBool>,
+    skipper: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TestEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestEnv")
+            .field("now", &self.clock.now())
+            .field("skipping", &self.skipping.load(Ordering::SeqCst))
+            .finish()
+    }
+}
+
+impl TestEnv {
+    /// Opens `builder`'s runtime on a fresh in-memory store, with the
+    /// virtual clock (standing at 2030-01-01 00:00 UTC) skipping ahead.
+    pub async fn start(builder: Builder) -> Result<TestEnv, OpenError> {
+        TestEnv::open(builder, MemStore::new()).await
+    }
+
+    /// As [`TestEnv::start`], on `store`.
+    pub async fn open(builder: Builder, store: impl Store) -> Result<TestEnv, OpenError> {
+        let clock = Arc::new(TestClock::new());
+        let runtime = builder.clock(clock.clone()).open_store(store).await?;
+        let skipping = Arc::new(AtomicBool::new(true));
+        let skipper = tokio::spawn(skip_time(
+            Arc::downgrade(&runtime.engine),
+            clock.clone(),
+            skipping.clone(),
+        ));
+        Ok(TestEnv {
+            runtime,
+            clock,
+            skipping,
+            skipper,
+        })
+    }
+
+    /// The runtime (also reached through `Deref`).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The virtual clock, to move by hand ([`TestClock::advance`]) while
+    /// skipping is off.
+    pub fn clock(&self) -> &TestClock {
+        &self.clock
+    }
+
+    /// The virtual time.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// Turns time skipping on (the default) or off: off, the clock moves
+    /// only when the test advances it, so a test can send a signal before
+    /// a timer that would otherwise be skipped to.
+    pub fn set_time_skipping(&self, on: bool) {
+        self.skipping.store(on, Ordering::SeqCst);
+    }
+
+    /// Stops the clock's skipping and the runtime.
+    pub async fn shutdown(self) {
+        self.skipper.abort();
+        self.runtime.shutdown().await;
+    }
+}
+
+impl std::ops::Deref for TestEnv {
+    type Target = Runtime;
+
+    fn deref(&self) -> &Runtime {
+        &self.runtime
+    }
+}
+
+/// Jumps `clock` to its next deadline whenever the engine is quiet.
+async fn skip_time(engine: Weak<Engine>, clock: Arc<TestClock>, on: Arc<AtomicBool>) {
+    let mut last = None;
+    let mut quiet = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        if !on.load(Ordering::SeqCst) || engine.is_closing() {
+            quiet = 0;
+            continue;
+        }
+        let attempting = engine.activity_limit - engine.activity_slots.available_permits();
+        let mark = (
+            engine.metrics.transitions.load(Ordering::SeqCst),
+            engine.metrics.attempts.load(Ordering::SeqCst),
+            clock.now(),
+        );
+        if attempting > 0 || last != Some(mark) {
+            last = Some(mark);
+            quiet = 0;
+            continue;
+        }
+        quiet += 1;
+        if quiet >= QUIET_POLLS
+            && let Some(next) = clock.next_deadline()
+        {
+            clock.advance_to(next);
+            quiet = 0;
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The test kit users test their workflows with (feature `testing`):
+//! time skipping, activity mocks and the crash sweep, each on workflows
+//! like the ones users write.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use durable_runtime::prelude::*;
+use durable_runtime::testing::{SweepError, TestEnv, crash_sweep};
+
+static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn log(line: String) {
+    LOG.lock().unwrap().push(line);
+}
+
+#[activity(max_attempts = 1)]
+async fn note(what: String) -> Result<String, ActivityError> {
+    log(what.clone());
+    Ok(what)
+}
+
+#[workflow]
+async fn later(days: u64, what: String) -> Result<String, WorkflowError> {
+    sleep(Duration::from_secs(days * 86_400)).await?;
+    Ok(note(what).await?)
+}
+
+static FLAKY_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[activity(
+    max_attempts = 3,
+    initial_interval_ms = 3_600_000,
+    backoff = 2.0,
+    max_interval_ms = 7_200_000
+)]
+async fn flaky(n: u64) -> Result<u64, ActivityError> {
+    FLAKY_CALLS.fetch_add(1, Ordering::SeqCst);
+    let attempt = ActivityContext::current().map_or(1, |c| c.attempt);
+    if attempt < 3 {
+        return Err(ActivityError::retryable("not yet"));
+    }
+    Ok(n * 2)
+}
+
+#[workflow]
+async fn patient(n: u64) -> Result<u64, WorkflowError> {
+    Ok(flaky(n).await?)
+}
+
+/// Two instances sleeping three days and one day finish in moments of
+/// real time, in the order their timers come due, and the virtual clock
+/// has moved at least three days.
+#[tokio::test]
+async fn timers_of_days_fire_at_once_and_in_their_order() {
+    let env = TestEnv::start(Runtime::builder().workflow::<later>())
+        .await
+        .unwrap();
+    let started = env.now();
+    let a = env
+        .start("a", later(3, "kit-a".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let b = env
+        .start("b", later(1, "kit-b".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(a.result().await.unwrap(), Ok("kit-a".to_string()));
+    assert_eq!(b.result().await.unwrap(), Ok("kit-b".to_string()));
+    let order: Vec<String> = LOG
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("kit-"))
+        .cloned()
+        .collect();
+    assert_eq!(order, ["kit-b", "kit-a"]);
+    let elapsed = env.now().duration_since(started).unwrap();
+    assert!(elapsed >= Duration::from_secs(3 * 86_400), "{elapsed:?}");
+    env.shutdown().await;
+}
+
+/// Retry backoffs of hours are skipped too: three attempts an hour and
+/// two hours apart.
+#[tokio::test]
+async fn retry_backoffs_are_skipped() {
+    let env = TestEnv::start(Runtime::builder().workflow::<patient>())
+        .await
+        .unwrap();
+    let started = env.now();
+    let h = env.start("p", patient(21), IdPolicy::Reject).await.unwrap();
+    assert_eq!(h.result().await.unwrap(), Ok(42));
+    assert_eq!(FLAKY_CALLS.load(Ordering::SeqCst), 3);
+    let elapsed = env.now().duration_since(started).unwrap();
+    assert!(elapsed >= Duration::from_secs(3 * 3600), "{elapsed:?}");
+    env.shutdown().await;
+}
+
+/// With skipping off, the clock moves only when the test moves it.
+#[tokio::test]
+async fn with_skipping_off_the_test_moves_the_clock() {
+    let env = TestEnv::start(Runtime::builder().workflow::<later>())
+        .await
+        .unwrap();
+    env.set_time_skipping(false);
+    let h = env
+        .start("held", later(2, "held".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    // given real time to run, the instance still waits: nothing skipped
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        env.describe("held").unwrap().phase,
+        durable_runtime::Phase::Sleeping
+    );
+    env.clock().advance(Duration::from_secs(2 * 86_400));
+    assert_eq!(h.result().await.unwrap(), Ok("held".to_string()));
+    env.shutdown().await;
+}
+
+#[activity(max_attempts = 3, initial_interval_ms = 1)]
+async fn quote(item: String) -> Result<u64, ActivityError> {
+    panic!("the real quote service was called for {item}")
+}
+
+#[workflow]
+async fn basket(items: Vec<String>) -> Result<u64, WorkflowError> {
+    let mut total = 0;
+    for item in items {
+        total += quote(item).await?;
+    }
+    Ok(total)
+}
+
+/// A mock replaces the activity for one runtime: the real body never
+/// runs, the mock sees each attempt's context (it fails the first), and
+/// retries behave as for the real activity.
+#[tokio::test]
+async fn a_mock_replaces_the_activity_with_its_retries() {
+    let builder = Runtime::builder()
+        .workflow::<basket>()
+        .mock_activity::<quote>(|item| {
+            let attempt = ActivityContext::current().map_or(0, |c| c.attempt);
+            if attempt == 1 {
+                return Err(ActivityError::retryable("first attempts fail"));
+            }
+            Ok(item.len() as u64)
+        });
+    let env = TestEnv::start(builder).await.unwrap();
+    let h = env
+        .start(
+            "basket",
+            basket(vec!["tea".into(), "scones".into()]),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    assert_eq!(h.result().await.unwrap(), Ok(9));
+    let failed = env
+        .history("basket")
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                durable_runtime::history::EventKind::AttemptFailed { .. }
+            )
+        })
+        .count();
+    assert_eq!(failed, 2, "one failed attempt per item");
+    env.shutdown().await;
+}
+
+#[workflow]
+async fn errand(who: String) -> Result<String, WorkflowError> {
+    let greeting = note(format!("sweep-hello {who}")).await?;
+    sleep(Duration::from_secs(3600)).await?;
+    let parts = join_all(vec![
+        note(format!("sweep-a {who}")),
+        note(format!("sweep-b {who}")),
+    ])
+    .await;
+    let mut out = vec![greeting];
+    for p in parts {
+        out.push(p?);
+    }
+    let child = later(1, format!("sweep-child {who}")).await??;
+    out.push(child);
+    Ok(out.join(", "))
+}
+
+/// The sweep crashes a workflow with an activity, a timer, `join_all` and
+/// a child after each of its checkpoints: every run ends the same.
+#[tokio::test]
+async fn the_crash_sweep_passes_a_workflow_that_keeps_its_promise() {
+    let report = crash_sweep(
+        || Runtime::builder().workflow::<errand>().workflow::<later>(),
+        "errand",
+        || errand("ada".into()),
+    )
+    .await
+    .unwrap();
+    assert!(report.checkpoints >= 8, "{report:?}");
+    assert_eq!(report.crashes, report.checkpoints);
+}
+
+static RUNS_OF_BODY: AtomicU32 = AtomicU32::new(0);
+
+/// Reads a counter of this process in its body (not in an activity): a
+/// restart runs the step again and the output changes.
+#[workflow]
+async fn forgetful(x: u64) -> Result<u64, WorkflowError> {
+    let first = note(format!("forgetful {x}")).await?;
+    let seen = RUNS_OF_BODY.fetch_add(1, Ordering::SeqCst);
+    let second = note(format!("forgetful {seen}")).await?;
+    Ok(first.len() as u64 + second.len() as u64 + u64::from(seen))
+}
+
+/// Negative control: a workflow whose result depends on what a process
+/// did, not on its checkpoints, fails the sweep, naming the checkpoint.
+#[tokio::test]
+async fn the_crash_sweep_catches_a_workflow_that_depends_on_its_process() {
+    let err = crash_sweep(
+        || Runtime::builder().workflow::<forgetful>(),
+        "forgetful",
+        || forgetful(7),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, SweepError::Broken { what, .. } if what.contains("output")),
+        "{err}"
+    );
+}
