@@ -398,13 +398,16 @@ pub(crate) fn mock<A: Activity>(
     })
 }
 
-/// What a test changes about running activities: mocks by activity name,
-/// and a witness told of every attempt before it runs (the crash sweep's
-/// record of what ran).
+/// What a test changes: mocks by activity name, a witness told of every
+/// attempt before it runs (the crash sweep's record of what ran), and a
+/// pause as a task decides to wait.
 #[derive(Clone, Default)]
 pub(crate) struct TestHooks {
     pub(crate) mocks: std::collections::HashMap<&'static str, Mock>,
     pub(crate) witness: Option<Witness>,
+    /// Called as an instance's task decides to wait, before it gives up
+    /// its claim (a test widens that window to race a wake-up with it).
+    pub(crate) deciding_to_wait: Option<Arc<dyn Fn(&str) + Send + Sync>>,
 }
 
 /// Told of each activity attempt before it runs.

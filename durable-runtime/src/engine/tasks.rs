@@ -66,8 +66,13 @@ impl Engine {
                     running.insert(id.clone(), false);
                     continue;
                 }
-                drop(running);
-                engine.release(&id);
+                if let Some(hook) = &engine.test_hooks.deciding_to_wait {
+                    hook(&id);
+                }
+                // released under the same lock: a wake-up between the look
+                // and the release would find the claim, leave the task to
+                // act on it, and be lost as the task ends
+                engine.release_in(&mut running, &id);
                 return;
             }
             engine.release(&id);
@@ -149,6 +154,11 @@ impl Engine {
     /// Releases the claim of instance `id`'s task (it ends).
     fn release(&self, id: &str) {
         let mut running = self.running.lock().expect("running lock poisoned");
+        self.release_in(&mut running, id);
+    }
+
+    /// [`Engine::release`] with the `running` lock held.
+    fn release_in(&self, running: &mut HashMap<String, bool>, id: &str) {
         running.remove(id);
         if running.is_empty() {
             self.idle.notify_waiters();

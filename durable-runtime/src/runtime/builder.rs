@@ -200,6 +200,16 @@ impl Builder {
         self
     }
 
+    /// Calls `hook` with the instance id whenever an instance's task has
+    /// decided to wait and has not yet given up its claim (tests of the
+    /// wake-up race only).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn on_deciding_to_wait(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.test_hooks.deciding_to_wait = Some(Arc::new(hook));
+        self
+    }
+
     /// Tells `witness` of every activity attempt before it runs (the crash
     /// sweep's record of what ran).
     #[cfg(feature = "testing")]

@@ -178,6 +178,50 @@ async fn signals_are_buffered_and_delivered_in_order() {
     ));
 }
 
+/// A signal that arrives while its instance's task has decided to wait
+/// but not yet ended wakes the instance. It once found the claim still
+/// held, left the ending task to act on it, and was lost: the instance
+/// waited with the signal buffered until something else woke it (found as
+/// a schedule's terminate lost after a restart in the crash suite). The
+/// test holds the task in that window while the signal is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_arriving_as_its_instance_decides_to_wait_wakes_it() {
+    let db = BACKEND.store();
+    let url = db.url().to_owned();
+    let sender: Arc<std::sync::OnceLock<Runtime>> = Arc::default();
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let hook_sender = sender.clone();
+    let rt = Runtime::builder()
+        .workflow::<collect>()
+        .on_deciding_to_wait(move |id| {
+            if id != "window" || !armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            // the first time it decides to wait: the signal is sent from
+            // another thread meanwhile
+            // another thread meanwhile (a task spawned from here would wait
+            // in this worker's own slot)
+            let rt = hook_sender.get().expect("the runtime").clone();
+            let runtime = tokio::runtime::Handle::current();
+            let sent = std::thread::spawn(move || {
+                runtime
+                    .block_on(rt.signal("window", "item", &"x".to_string()))
+                    .unwrap();
+            });
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while !sent.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+        .open_url(&url)
+        .await
+        .unwrap();
+    let _ = sender.set(rt.clone());
+    let h = rt.start("window", collect(1), IdPolicy::Reject).await.unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), vec!["x"]);
+    rt.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_signal_sent_before_a_restart_is_delivered_after_it() {
     let db = BACKEND.store();
