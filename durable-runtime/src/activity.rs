@@ -407,8 +407,11 @@ pub(crate) struct TestHooks {
     pub(crate) witness: Option<Witness>,
     /// Called as an instance's task decides to wait, before it gives up
     /// its claim (a test widens that window to race a wake-up with it).
-    pub(crate) deciding_to_wait: Option<Arc<dyn Fn(&str) + Send + Sync>>,
+    pub(crate) deciding_to_wait: Option<IdHook>,
 }
+
+/// Called with an instance id.
+pub(crate) type IdHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Told of each activity attempt before it runs.
 pub(crate) type Witness = Arc<dyn Fn(&ActivityContext) + Send + Sync>;
