@@ -237,6 +237,10 @@ async fn page(cursor: u64) -> Result<Option<u64>, ActivityError> {
     Ok((cursor < 5).then_some(cursor + 1))
 }
 
+fn weigh(items: &[u64], extra: u64) -> u64 {
+    items.iter().sum::<u64>() + extra
+}
+
 #[workflow]
 async fn awaits_inside_expressions(a: u64, b: u64) -> Result<String, WorkflowError> {
     // two awaits in one expression, each `?` before the next await
@@ -268,8 +272,12 @@ async fn awaits_inside_expressions(a: u64, b: u64) -> Result<String, WorkflowErr
         c += 100;
         add(c, 0).await?
     };
+    // a receiver an argument reads stays in place: the push lands in `list`
+    list.push(add(list.len() as u64, 10).await?);
+    // a borrowed place stays borrowed, not moved into a hidden local
+    let weighed = weigh(&list, add(list.len() as u64, 0).await?);
     Ok(format!(
-        "{total}/{m}/{n}/{list:?}/{notes:?}/{}/{}/{ordered}/{c}",
+        "{total}/{m}/{n}/{list:?}/{notes:?}/{}/{}/{ordered}/{c}/{weighed}",
         p.x, p.y
     ))
 }
@@ -491,7 +499,7 @@ async fn awaits_inside_expressions_match_the_async_fn() {
         )
         .await
         .unwrap(),
-        "30/30/57/[2, 4, 6]/[\"both\", \"either\", \"20-50\", \"V-K57\"]/25/13/140/120"
+        "30/30/57/[2, 4, 6, 13]/[\"both\", \"either\", \"20-50\", \"V-K57\"]/25/13/140/120/29"
     );
 }
 

@@ -115,15 +115,23 @@ fn mentions(exprs: &[Expr], ident: &syn::Ident) -> bool {
 
 /// Whether `e`, evaluated now, may instead be evaluated after `later`
 /// with the same result.
+///
+/// A borrowed place (a method's receiver, a comparison or formatting
+/// operand, `&place`) stays: the borrow is taken from the same place when
+/// the expression runs, and a later operand that changed the place would
+/// not have compiled against the original's borrow (moving it into a
+/// hidden local instead would move it out of the place, and a receiver's
+/// `push` would go to the copy). A place used by value stays unless a
+/// later operand names it (`c + { c += 1; f(c).await? }` reads `c` first).
 fn stays(e: &Expr, how: Use, later: &[Expr]) -> bool {
     match e {
         Expr::Lit(_) | Expr::Closure(_) => true,
         Expr::Path(p) if p.path.get_ident().is_none() => true, // constants, unit variants, fns
-        Expr::Reference(r) => place_root(&r.expr).is_some_and(|root| !mentions(later, root)),
+        Expr::Reference(r) => place_root(&r.expr).is_some(),
         Expr::Paren(p) => stays(&p.expr, how, later),
         other => match place_root(other) {
-            // a local read in place: moved or borrowed as the original would
-            Some(root) => !mentions(later, root) && (how == Use::Borrow || is_path(other)),
+            Some(_) if how == Use::Borrow => true,
+            Some(root) => is_path(other) && !mentions(later, root),
             None => false,
         },
     }
