@@ -275,25 +275,9 @@ impl Engine {
         if let Some(deadline) = record.next_deadline()
             && clock_ms(&*self.clock) >= deadline
         {
-            record.status = Status::Terminated;
-            record.error = Some(format!(
-                "[DURABLE-TIMEOUT] the execution timeout ran out at {deadline} ms"
-            ));
-            record.new_events.push(crate::history::EventKind::Finished {
-                status: Status::Terminated,
-                error: record.error.clone(),
-            });
-            record.pending = None;
-            record.updated_ms = now_ms();
-            let mut batch = Batch::default();
-            for t in timers {
-                batch.delete(t);
-            }
-            batch.delete(keys::timer(deadline, id));
-            self.save_with(id, record, batch)
-                .await
-                .map_err(Halt::Store)?;
-            return Err(Halt::Finished);
+            // the deadline's own timer goes with the end (`save_with`)
+            let why = format!("[DURABLE-TIMEOUT] the execution timeout ran out at {deadline} ms");
+            return self.end(id, record, Status::Terminated, why, timers).await;
         }
         // cancel and terminate requests are durable keys, consumed here
         if self.has_control(id) {
@@ -302,29 +286,15 @@ impl Engine {
                 .map_err(Halt::Store)?
             {
                 let reason: String = codec::decode(&reason).unwrap_or_else(|_| "terminated".into());
-                record.status = Status::Terminated;
-                record.error = Some(reason);
-                record.new_events.push(crate::history::EventKind::Finished {
-                    status: Status::Terminated,
-                    error: record.error.clone(),
-                });
-                record.pending = None;
-                record.updated_ms = now_ms();
-                let mut batch = Batch::default();
-                batch.delete(key);
-                for t in timers {
-                    batch.delete(t);
-                }
+                timers.push(key);
                 if let Some((cancel, _)) =
                     self.take_control(id, keys::CANCEL).map_err(Halt::Store)?
                 {
-                    batch.delete(cancel);
+                    timers.push(cancel);
                 }
-                self.save_with(id, record, batch)
-                    .await
-                    .map_err(Halt::Store)?;
-                self.clear_control(id);
-                return Err(Halt::Finished);
+                return self
+                    .end(id, record, Status::Terminated, reason, timers)
+                    .await;
             }
             // compensations and continue-as-new run on; the cancel waits for the next await
             let cancellable = !matches!(
@@ -582,18 +552,39 @@ impl Engine {
         record: &mut InstanceRecord,
         why: String,
     ) -> Result<T, Halt> {
+        self.end(id, record, Status::Failed, why, Vec::new()).await
+    }
+
+    /// Ends instance `id` from outside its code, the one way every such end
+    /// is written (a failure the engine found, the execution timeout, a
+    /// terminate): `status` with `why`, its `Finished` event, nothing
+    /// pending, the keys in `used` (wake sources, control requests)
+    /// deleted in the same save. Its deadline timers and a control request
+    /// that came too late go with any terminal save (`save_with`).
+    async fn end<T>(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        status: Status,
+        why: String,
+        used: Vec<Vec<u8>>,
+    ) -> Result<T, Halt> {
         record.new_events.push(crate::history::EventKind::Finished {
-            status: Status::Failed,
+            status,
             error: Some(why.clone()),
         });
-        record.status = Status::Failed;
+        record.status = status;
         record.error = Some(why);
         record.pending = None;
         record.updated_ms = now_ms();
-        match self.save(id, record).await {
-            Ok(()) => Err(Halt::Finished),
-            Err(e) => Err(Halt::Store(e)),
+        let mut batch = Batch::default();
+        for key in used {
+            batch.delete(key);
         }
+        self.save_with(id, record, batch)
+            .await
+            .map_err(Halt::Store)?;
+        Err(Halt::Finished)
     }
 }
 
