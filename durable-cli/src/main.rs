@@ -179,9 +179,15 @@ enum Command {
         /// The input as JSON.
         #[arg(long, default_value = "null")]
         input: String,
-        /// An instance with this id already: return it instead of failing.
-        #[arg(long)]
+        /// An instance with this id already: return it instead of failing
+        /// (`--id-policy use_existing`).
+        #[arg(long, conflicts_with = "id_policy")]
         use_existing: bool,
+        /// When the id is taken: `reject` (fail; the default),
+        /// `use_existing` (return it) or `new_run_if_ended` (a new run of an
+        /// id whose instance has ended).
+        #[arg(long, value_parser = ["reject", "use_existing", "new_run_if_ended"])]
+        id_policy: Option<String>,
         /// Seconds to wait for it to end, then show its output.
         #[arg(long)]
         wait: Option<u64>,
@@ -794,8 +800,14 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
             id,
             input,
             use_existing,
+            id_policy,
             wait,
         } => {
+            let id_policy = match (id_policy, use_existing) {
+                (Some(policy), _) => policy,
+                (None, true) => "use_existing".to_owned(),
+                (None, false) => "reject".to_owned(),
+            };
             let input: serde_json::Value = serde_json::from_str(&input)
                 .map_err(|e| Failure::usage(format!("the input is not JSON ({e}): {input}")))?;
             let Source::Remote(client) = &source else {
@@ -804,7 +816,7 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                      code knows: run `durable --url <service> start {workflow} {id} ..`"
                 )));
             };
-            let started = client.start(&id, &workflow, &input, use_existing)?;
+            let started = client.start(&id, &workflow, &input, &id_policy)?;
             let Some(wait) = wait else {
                 if json {
                     return print_json(&started);

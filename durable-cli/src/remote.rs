@@ -205,13 +205,14 @@ impl Client {
         }
     }
 
-    /// Starts `workflow` as `id` with `input` (`POST /api/instances`).
+    /// Starts `workflow` as `id` with `input` (`POST /api/instances`),
+    /// `id_policy` as the API spells it.
     pub(crate) fn start(
         &self,
         id: &str,
         workflow: &str,
         input: &serde_json::Value,
-        use_existing: bool,
+        id_policy: &str,
     ) -> Result<Description, Failure> {
         self.post_json(
             "/api/instances",
@@ -219,7 +220,7 @@ impl Client {
                 "id": id,
                 "workflow": workflow,
                 "input": input,
-                "use_existing": use_existing,
+                "id_policy": id_policy,
             }),
         )
     }

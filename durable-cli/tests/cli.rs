@@ -313,6 +313,28 @@ async fn with_url_the_commands_steer_a_live_service_and_print_the_same() {
     assert_eq!(ended.output, Some(serde_json::json!({ "Ok": 10 })));
     let (code, out, _) = durable_url(&url, token, &["result", "cli-1"]);
     assert_eq!((code, out.trim()), (0, "{\n  \"Ok\": 10\n}"));
+    // the id is taken: refused, then run again as a new run of the ended one
+    let (code, _, err) = durable_url(&url, token, &["start", "doubler", "cli-1", "--input", "6"]);
+    assert_ne!(code, 0, "a taken id is refused by default: {err}");
+    let (code, out, err) = durable_url(
+        &url,
+        token,
+        &[
+            "start",
+            "doubler",
+            "cli-1",
+            "--input",
+            "6",
+            "--id-policy",
+            "new_run_if_ended",
+            "--wait",
+            "30",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let ended: durable_runtime::Description = serde_json::from_str(&out).unwrap();
+    assert_eq!(ended.output, Some(serde_json::json!({ "Ok": 12 })));
     let (code, _, err) = durable_url(&url, token, &["result", "w-2", "--wait", "1"]);
     assert_eq!(code, 10, "{err}");
     let (code, out, _) = durable_url(&url, token, &["state", "w/1"]);

@@ -621,6 +621,42 @@ async fn instances_start_by_name_over_http() {
     .await;
     assert_eq!(status, 201, "the existing one: {body}");
     assert_eq!(json(&body)["status"], "Completed");
+    // the id policy by name: a new run of the ended instance, with its own input
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/instances",
+        None,
+        r#"{"id": "by-name", "workflow": "doubled", "input": 5, "id_policy": "new_run_if_ended"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "a new run: {body}");
+    assert_eq!(
+        rt.handle::<doubled>("by-name")
+            .result()
+            .await
+            .unwrap()
+            .unwrap(),
+        10
+    );
+    for (bad, code) in [
+        (
+            r#"{"id": "by-name", "workflow": "doubled", "input": 1, "id_policy": "reject"}"#,
+            409,
+        ),
+        (
+            r#"{"id": "x", "workflow": "doubled", "input": 1, "id_policy": "sometimes"}"#,
+            400,
+        ),
+        (
+            r#"{"id": "x", "workflow": "doubled", "input": 1, "id_policy": "reject", "use_existing": true}"#,
+            400,
+        ),
+    ] {
+        let (status, body) = call(addr, "POST", "/api/instances", None, bad).await;
+        assert_eq!(status, code, "{bad}: {body}");
+        assert!(json(&body)["error"].is_string(), "{body}");
+    }
 }
 
 /// `serve` without a token refuses a non-loopback address; on loopback it

@@ -16,7 +16,7 @@
 //! | `GET /ui/instance?id=ID` | the web UI: one instance, its state, history timeline and buttons |
 //! | `GET /ui/schedules` | the web UI: schedules, next runs, recent events, pause/unpause/run-now buttons |
 //! | `GET /api/instances?status=&workflow=&prefix=&attr=name=value&started_from=&started_to=&closed_from=&closed_to=&after=&limit=` | list ([`Description`]s; times in ms since the epoch; `limit` 100 by default, at most [`MAX_LIST_LIMIT`]) |
-//! | `POST /api/instances` `{"id", "workflow", "input": <JSON>, "use_existing": false}` | start by name on the newest version ([`Runtime::start_by_name`]); 201 with the [`Description`] |
+//! | `POST /api/instances` `{"id", "workflow", "input": <JSON>, "id_policy": "reject"}` | start by name on the newest version ([`Runtime::start_by_name`]); `id_policy` is `reject` (409 when the id is taken; the default), `use_existing` or `new_run_if_ended` ([`IdPolicy`](crate::IdPolicy)); 201 with the [`Description`] |
 //! | `GET /api/instances/{id}` | describe (a finished instance's `output` as JSON) |
 //! | `GET /api/instances/{id}/result?wait=SECONDS` | the instance once it has ended, waiting up to `wait` (at most [`MAX_RESULT_WAIT_S`]; default 0) for it: 200 with its [`Description`] (`output`, `error`), or 202 with it still running ([`Runtime::result_json`]) |
 //! | `GET /api/instances/{id}/history` | history ([`HistoryEvent`](crate::history::HistoryEvent)s) |
@@ -422,17 +422,29 @@ struct StartBody {
     workflow: String,
     #[serde(default)]
     input: serde_json::Value,
-    /// Answer with the existing instance instead of 409 when the id is taken.
+    /// What to do when the id is taken ([`IdPolicy`](crate::IdPolicy));
+    /// `reject` (409) by default.
+    #[serde(default)]
+    id_policy: Option<crate::IdPolicy>,
+    /// `true`: `id_policy: "use_existing"` (the older spelling).
     #[serde(default)]
     use_existing: bool,
 }
 
 async fn start(State(app): State<Arc<App>>, body: Bytes) -> Result<Response, ApiError> {
     let body: StartBody = json_body(&body)?;
-    let policy = if body.use_existing {
-        crate::IdPolicy::UseExisting
-    } else {
-        crate::IdPolicy::Reject
+    let policy = match (body.id_policy, body.use_existing) {
+        (Some(policy), false) => policy,
+        (None, true) | (Some(crate::IdPolicy::UseExisting), true) => crate::IdPolicy::UseExisting,
+        (None, false) => crate::IdPolicy::Reject,
+        (Some(policy), true) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "`use_existing: true` contradicts `id_policy: {policy:?}`: give one of them"
+                ),
+            ));
+        }
     };
     let started = app
         .runtime

@@ -15,8 +15,11 @@ use crate::store::kind::{self, Kind};
 use crate::store::{Store, StoreError};
 use crate::workflow::Workflow;
 
-/// What [`Runtime::start`] does when the id is already taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What [`Runtime::start`] does when the id is already taken. In JSON (the
+/// HTTP API's `id_policy`): `"reject"`, `"use_existing"`,
+/// `"new_run_if_ended"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IdPolicy {
     /// Fail with [`StartError::AlreadyExists`](crate::StartError::AlreadyExists).
     Reject,
