@@ -7,7 +7,7 @@ use durable_runtime::history::HistoryEvent;
 use durable_runtime::{Description, ListFilter, Phase};
 use serde::de::DeserializeOwned;
 
-use crate::Failure;
+use crate::failure::{EXIT_TOKEN, EXIT_UNKNOWN, EXIT_UNREACHABLE, Failure};
 
 /// How long one request may take before the command gives up.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -56,7 +56,7 @@ impl Client {
 
     fn unreachable(&self, e: ureq::Error) -> Failure {
         Failure {
-            code: crate::EXIT_UNREACHABLE,
+            code: EXIT_UNREACHABLE,
             message: format!("cannot reach the service at {}: {e}", self.base),
         }
     }
@@ -84,14 +84,14 @@ impl Client {
             .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
         Err(match status {
             401 => Failure {
-                code: crate::EXIT_TOKEN,
+                code: EXIT_TOKEN,
                 message: format!(
                     "the service at {} refused the token ({message}); pass --token or set DURABLE_TOKEN",
                     self.base
                 ),
             },
             403 => Failure {
-                code: crate::EXIT_TOKEN,
+                code: EXIT_TOKEN,
                 message: format!(
                     "the service at {} took the token as read-only ({message}); this command needs its admin token",
                     self.base
@@ -102,7 +102,7 @@ impl Client {
                 message: format!("{} has no such route: is it a durable service?", self.base),
             },
             404 => Failure {
-                code: crate::EXIT_UNKNOWN,
+                code: EXIT_UNKNOWN,
                 message,
             },
             400 => Failure::usage(message),

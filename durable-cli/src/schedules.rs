@@ -6,8 +6,10 @@ use clap::{Args, Subcommand};
 use durable_runtime::schedule::{ScheduleDescription, ScheduleError, ScheduleEventKind};
 use durable_runtime::{Overlap, Schedule, Schedules};
 
+use crate::failure::{EXIT_UNKNOWN, Failure};
 use crate::remote::Client;
-use crate::{EXIT_UNKNOWN, Failure, Source, print_json};
+use crate::show::print_json;
+use crate::source::Source;
 
 /// What to do with schedules.
 #[derive(Subcommand)]
