@@ -142,14 +142,42 @@ pub async fn side_trip(round: u32) -> Result<u32, WorkflowError> {
     Ok(n + round)
 }
 
+/// Where [`hand_out`] leaves instance `id`'s promise token.
+pub fn token_path(dir: &std::path::Path, id: &str) -> PathBuf {
+    dir.join("tokens").join(id)
+}
+
+/// Hands a promise's token to the outside: the worker completes it from
+/// `DIR/tokens/<instance id>` (written whole, then renamed).
+#[activity(max_attempts = 5, initial_interval_ms = 1)]
+async fn hand_out(token: String) -> Result<(), ActivityError> {
+    effect("hand_out")?;
+    let fail = |e: std::io::Error| ActivityError::retryable(e.to_string());
+    let log = EFFECTS
+        .get()
+        .ok_or_else(|| ActivityError::terminal("no effects log"))?;
+    let dir = log.path.parent().unwrap_or(std::path::Path::new("."));
+    let (id, _) = token
+        .split_once('#')
+        .ok_or_else(|| ActivityError::terminal(format!("not a token: {token}")))?;
+    let path = token_path(dir, id);
+    std::fs::create_dir_all(path.parent().unwrap_or(dir)).map_err(fail)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, &token).map_err(fail)?;
+    std::fs::rename(&tmp, &path).map_err(fail)
+}
+
 /// A journey through every kind of step: an activity, a durable timer, a
-/// signal, a select, a child workflow (which continues as new), parallel
-/// activities and a saga compensation.
+/// signal, a promise completed from outside, a select, a child workflow
+/// (which continues as new), parallel activities and a saga compensation.
 #[workflow]
 pub async fn journey(i: u32) -> Result<String, WorkflowError> {
     let first = leg("step".into()).await?;
     sleep(std::time::Duration::from_millis(3)).await?;
     let go: u32 = signal("go").await?;
+    let paid: durable_runtime::promise::Promise<u32> = durable_runtime::promise::promise().await;
+    hand_out(paid.token().to_owned()).await?;
+    let paid: u32 = paid.wait().await?;
     // nobody sends "never": the timer wins
     let waited = match select(
         signal::<u32>("never"),
@@ -163,7 +191,7 @@ pub async fn journey(i: u32) -> Result<String, WorkflowError> {
     let side = side_trip(0).await??;
     let calls: Vec<_> = (0..3).map(|_| leg("part".into())).collect();
     let parts = join_all(calls).limit(2).await;
-    let mut total = first + go + waited + side;
+    let mut total = first + go + paid + waited + side;
     for p in parts {
         total += p?;
     }
@@ -173,10 +201,11 @@ pub async fn journey(i: u32) -> Result<String, WorkflowError> {
     Ok(format!("journey {i}: {total} undone {}", undone.len()))
 }
 
-/// What an uncrashed run of `journey(i)` returns when signalled with `i`.
+/// What an uncrashed run of `journey(i)` returns when signalled with `i`
+/// and its promise completed with `i`.
 pub fn journey_expected(i: usize) -> String {
-    // step (4) + go (i) + timer won (0) + side trip ("side" 4 + round 1) + 3 parts (4 each)
-    format!("journey {i}: {} undone 1", 4 + i + 5 + 3 * 4)
+    // step (4) + go (i) + paid (i) + timer won (0) + side trip ("side" 4 + round 1) + 3 parts (4 each)
+    format!("journey {i}: {} undone 1", 4 + 2 * i + 5 + 3 * 4)
 }
 
 /// Waits a day for nothing; the worker cancels it, and it compensates.

@@ -82,13 +82,15 @@ const ORDER_EFFECTS: &[(&str, u64, Option<u64>)] = &[
     ("charge", 3, None),
     ("ship", 4, None),
 ];
-// steps: 1 leg, 2 timer, 3 signal, 4 select, 5 child, 6 parts, 7 compensation
+// steps: 1 leg, 2 timer, 3 signal, 4 promise, 5 hand out its token, 6 its
+// completion, 7 select, 8 child, 9 parts, 10 compensation
 const JOURNEY_EFFECTS: &[(&str, u64, Option<u64>)] = &[
     ("step", 1, None),
-    ("part", 6, Some(0)),
-    ("part", 6, Some(1)),
-    ("part", 6, Some(2)),
-    ("undo", 7, Some(0)),
+    ("hand_out", 5, None),
+    ("part", 9, Some(0)),
+    ("part", 9, Some(1)),
+    ("part", 9, Some(2)),
+    ("undo", 10, Some(0)),
 ];
 
 const ORDERS_WORKLOAD: Workload = Workload {
@@ -105,7 +107,7 @@ const JOURNEY_WORKLOAD: Workload = Workload {
     id: |i| format!("journey-{i}"),
     expected: journey_expected,
     effects: JOURNEY_EFFECTS,
-    last_step: 8,
+    last_step: 11,
     inspect: inspect::<journey>,
 };
 

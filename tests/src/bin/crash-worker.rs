@@ -16,7 +16,7 @@ use durable_runtime::store::CommitPoint;
 use durable_runtime::store::postgres::PgStore;
 use durable_runtime::store::redb::RedbStore;
 use durable_runtime::store::sled::SledStore;
-use durable_runtime::{IdPolicy, Runtime};
+use durable_runtime::{IdPolicy, Runtime, SignalError};
 use durable_runtime::{Overlap, Schedule, ScheduleError};
 use durable_tests::{
     EFFECTS, EffectsLog, guard, held, journey, ledger_migration, ledger_v1, ledger_v2,
@@ -234,12 +234,36 @@ async fn main() {
             let _ = rt.signal(&id, "go", &(i as u32)).await;
             handles.push(h);
         }
+        // each promise completed once its token is handed out (again on
+        // every run: a second completion is refused)
+        let completer = {
+            let (rt, dir) = (rt.clone(), dir.clone());
+            tokio::spawn(async move {
+                let mut pending: Vec<usize> = (0..orders).collect();
+                while !pending.is_empty() {
+                    let mut left = Vec::new();
+                    for i in pending {
+                        let path = durable_tests::token_path(&dir, &format!("journey-{i}"));
+                        match std::fs::read_to_string(&path) {
+                            Ok(token) => match rt.complete(&token, &(i as u32)).await {
+                                Ok(()) | Err(SignalError::AlreadyCompleted { .. }) => {}
+                                Err(e) => panic!("complete {token}: {e}"),
+                            },
+                            Err(_) => left.push(i),
+                        }
+                    }
+                    pending = left;
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+            })
+        };
         for h in handles {
             match h.result().await {
                 Ok(Ok(out)) => println!("RESULT {} {out}", h.id()),
                 other => println!("FAILED {} {other:?}", h.id()),
             }
         }
+        completer.await.expect("the completer");
         done();
         rt.shutdown().await;
         return;
