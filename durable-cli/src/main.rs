@@ -20,6 +20,7 @@
 //! schedule list | describe ID | pause ID [--note N] | unpause ID | update ID TIMING | delete ID
 //! schedule create ID --workflow W [--input JSON] TIMING   (--url only)
 //! schedule trigger ID | backfill ID FROM TO               (--url only)
+//! completions bash|zsh|fish|elvish|powershell             (a shell's completion script)
 //!   TIMING: --cron EXPR [--tz ZONE] | --every 15m [--offset 5m], and
 //!           [--jitter 30s] [--start T] [--end T] [--max-runs N]
 //!           [--overlap skip|buffer-one|buffer-all|cancel-other|terminate-other|allow-all]
@@ -264,9 +265,20 @@ enum Command {
         #[arg(long, default_value = "terminated from the command line")]
         reason: String,
     },
+    /// Print a completion script for a shell (needs neither --db nor
+    /// --url): `durable completions bash > /etc/bash_completion.d/durable`,
+    /// `durable completions zsh > "${fpath[1]}/_durable"`, or for fish
+    /// `durable completions fish > ~/.config/fish/completions/durable.fish`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    if let Command::Completions { shell } = cli.command {
+        return completions(shell);
+    }
     if let Command::Check {
         manifest,
         snapshots: Some(path),
@@ -280,8 +292,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     result
 }
 
+/// Prints the completion script of `shell`, from the argument definitions.
+fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "durable", &mut std::io::stdout());
+    Ok(())
+}
+
 async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Failure> {
     match command {
+        Command::Completions { shell } => return completions(shell),
         Command::List {
             status,
             workflow,

@@ -926,3 +926,33 @@ async fn commands_that_change_something_answer_json_with_json() {
     let i: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(i["imported"], serde_json::json!(["j1"]));
 }
+
+/// `completions SHELL` prints a script for each shell clap supports, from
+/// the same definitions as the arguments (every subcommand is in it),
+/// without a store or a service; an unknown shell is bad usage.
+#[test]
+fn completions_cover_every_subcommand_for_each_shell() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_durable"))
+            .args(args)
+            .env_remove("DURABLE_DB")
+            .env_remove("DURABLE_URL")
+            .output()
+            .expect("run durable");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let (code, script) = run(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}");
+        for sub in [
+            "list", "history", "signal", "complete", "schedule", "check", "export",
+        ] {
+            assert!(script.contains(sub), "{shell} completes `{sub}`");
+        }
+    }
+    let (code, _) = run(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is bad usage");
+}
