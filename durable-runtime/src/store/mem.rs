@@ -89,6 +89,13 @@ impl MemStore {
 }
 
 impl Store for MemStore {
+    fn stats(&self) -> Option<super::StoreStats> {
+        Some(super::StoreStats {
+            commits: self.commits(),
+            ..super::StoreStats::default()
+        })
+    }
+
     fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
         let result = (|| {
             let mut state = self.state.lock().map_err(|_| StoreError::Closed)?;

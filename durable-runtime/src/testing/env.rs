@@ -111,7 +111,10 @@ impl TestEnv {
 
     /// Turns time skipping on (the default) or off: off, the clock moves
     /// only when the test advances it, so a test can send a signal before
-    /// a timer that would otherwise be skipped to.
+    /// a timer that would otherwise be skipped to. Start instances whose
+    /// timers must race each other with skipping off, then turn it on: a
+    /// pause between two starts is quiet enough to skip to the first
+    /// one's timer.
     pub fn set_time_skipping(&self, on: bool) {
         self.skipping.store(on, Ordering::SeqCst);
     }
@@ -145,7 +148,9 @@ async fn skip_time(engine: Weak<Engine>, clock: Arc<TestClock>, on: Arc<AtomicBo
             continue;
         }
         let attempting = engine.activity_limit - engine.activity_slots.available_permits();
+        // every commit (a start, a signal, a transition), every attempt
         let mark = (
+            engine.store.stats().map(|s| s.commits),
             engine.metrics.transitions.load(Ordering::SeqCst),
             engine.metrics.attempts.load(Ordering::SeqCst),
             clock.now(),
