@@ -1,7 +1,14 @@
 //! Activity attempts: an activity run in this process (with its retries,
 //! timeouts and the interrupt race) or handed to a task queue.
 
-use super::*;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+
+use super::{AbortOnDrop, Engine, Halt, InstanceRecord, now_ms, panic_message};
+use crate::activity::{ActivityContext, ActivityError, Failure};
+use crate::codec::CodecError;
+use crate::store::StoreError;
 
 /// What happens between the attempts of one activity call that the retry
 /// policy retries: a step checkpoints each failed attempt (a crash then

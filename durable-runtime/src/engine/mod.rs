@@ -11,10 +11,7 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures::FutureExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore};
 
 mod cluster;
@@ -43,13 +40,11 @@ pub use record::Status;
 pub(crate) use record::{InstanceRecord, ScheduledBy, now_ms};
 pub(crate) use registry::{MigrationEntry, Registry, WorkflowEntry};
 
-use crate::activity::{ActivityContext, ActivityError, Failure};
 use crate::clock::{Clock, now_ms as clock_ms};
 use crate::codec::{self, CodecError};
-use crate::command::{Cancelled, Executor, ParentClose, Request};
 use crate::error::ResumeError;
 use crate::store::{Batch, Store, StoreError, keys};
-use crate::workflow::{Op, Outcome, StepError, VariantInfo};
+use crate::workflow::{Op, Outcome, StepError};
 
 /// Counters of what the engine did since it opened.
 pub(crate) struct Metrics {

@@ -1,7 +1,13 @@
 //! The stored instance record: [`Status`], [`InstanceRecord`] and how a
 //! record indexes itself.
 
-use super::*;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, CodecError};
+use crate::command::Request;
+use crate::store::{Batch, keys};
 
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

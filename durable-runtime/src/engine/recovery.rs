@@ -1,7 +1,12 @@
 //! Recovery at open: every unfinished instance resolved to the code
 //! that runs it, then resumed, settled or parked.
 
-use super::*;
+use std::sync::Arc;
+
+use super::{Engine, InstanceRecord, RECOVER_PAGE, Status, WorkflowEntry};
+use crate::command::Request;
+use crate::error::ResumeError;
+use crate::store::{StoreError, keys};
 
 impl Engine {
     /// Resumes the unfinished instances that have something to do now and

@@ -1,7 +1,10 @@
 //! The registered code: each workflow version ([`WorkflowEntry`]) and
 //! migration, looked up by name, fingerprint and version.
 
-use super::*;
+use std::collections::HashMap;
+
+use crate::codec;
+use crate::workflow::{Op, Outcome, StepError, VariantInfo};
 
 /// A registered workflow, type-erased.
 #[derive(Clone, Copy)]

@@ -3,7 +3,16 @@
 //! state awaits, read top to bottom; the readiness checks, the signal
 //! bookkeeping and the output of a cancelled instance beside it.
 
-use super::*;
+use super::{
+    Engine, Halt, InstanceRecord, Ready, Status, WorkflowEntry, composite, guarded, now_ms,
+};
+use crate::activity::ActivityError;
+use crate::clock::now_ms as clock_ms;
+use crate::codec::{self, CodecError};
+use crate::command::{Cancelled, Executor, ParentClose, Request};
+use crate::error::ResumeError;
+use crate::store::{Batch, StoreError, keys};
+use crate::workflow::{Op, Outcome};
 
 impl Engine {
     /// Steps the instance until it finishes, waits, or storage fails.

@@ -2,7 +2,12 @@
 //! they finish, wait or fail, woken again, and stopped when a store
 //! failure halts them.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{Engine, Halt, InstanceRecord, Status, WorkflowEntry, cluster};
+use crate::error::ResumeError;
+use crate::store::{Batch, StoreError, keys};
 
 impl Engine {
     /// Claims instance `id` for a task in this process: `false` if one runs

@@ -1,7 +1,9 @@
 //! Which registered code runs a stored instance: its own version, an
 //! upgrade, a migration, or none (parked with the reason).
 
-use super::*;
+use super::{Engine, InstanceRecord, MigrationEntry, WorkflowEntry, guarded};
+use crate::error::ResumeError;
+use crate::workflow::{Op, Outcome};
 
 impl Engine {
     /// Finds the code that runs `record`, moving it to another version when
