@@ -1,7 +1,6 @@
 //! Activities: the side-effecting steps of a workflow, retried by policy.
 
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +10,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::codec::{self, CodecError};
 use crate::command::{Command, Executor, Request};
 
-/// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub use crate::future::BoxFuture;
 
 /// An activity type, implemented by `#[activity]` on a struct named like the
 /// function.

@@ -48,9 +48,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::compatibility::Compatibility;
 use crate::engine::InstanceRecord;
 use crate::layout::WorkflowLayout;
-use crate::runtime::Compatibility;
 use crate::snapshot::{Snapshot, SnapshotError, SnapshotSet};
 use crate::store::keys;
 use crate::{Builder, ResumeError, Runtime, StoreError};

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
-use crate::activity::BoxFuture;
+use crate::future::BoxFuture;
 
 /// Where the runtime reads the time and waits for it: timers, retry
 /// backoff and [`now()`](crate::now) all go through it.

@@ -300,7 +300,7 @@ impl Command for Sleep {
 
 impl std::future::IntoFuture for Sleep {
     type Output = Result<(), Cancelled>;
-    type IntoFuture = crate::activity::BoxFuture<Result<(), Cancelled>>;
+    type IntoFuture = crate::future::BoxFuture<Result<(), Cancelled>>;
     /// Outside a workflow (in `run_inline`), a plain tokio sleep.
     fn into_future(self) -> Self::IntoFuture {
         let wait = match self.at {
@@ -416,7 +416,7 @@ where
     B::Output: Send + 'static,
 {
     type Output = Either<A::Output, B::Output>;
-    type IntoFuture = crate::activity::BoxFuture<Self::Output>;
+    type IntoFuture = crate::future::BoxFuture<Self::Output>;
     /// Outside a workflow (in `run_inline`), a plain race of the two.
     fn into_future(self) -> Self::IntoFuture {
         use futures::FutureExt;
@@ -546,7 +546,7 @@ where
     C::Output: Send + 'static,
 {
     type Output = Vec<C::Output>;
-    type IntoFuture = crate::activity::BoxFuture<Vec<C::Output>>;
+    type IntoFuture = crate::future::BoxFuture<Vec<C::Output>>;
     /// Outside a workflow (in `run_inline`), runs them one after another.
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
@@ -629,7 +629,7 @@ impl<W: crate::workflow::Workflow> Command for crate::workflow::WorkflowCall<W> 
 
 impl<W: crate::workflow::Workflow> std::future::IntoFuture for crate::workflow::WorkflowCall<W> {
     type Output = Result<W::Output, ChildError>;
-    type IntoFuture = crate::activity::BoxFuture<Self::Output>;
+    type IntoFuture = crate::future::BoxFuture<Self::Output>;
     /// Outside a workflow (in `run_inline`), runs the child's body inline.
     fn into_future(self) -> Self::IntoFuture {
         let inline = W::inline(self.input);
@@ -663,7 +663,7 @@ impl<W: crate::workflow::Workflow> Command for ContinueAsNew<W> {
 
 impl<W: crate::workflow::Workflow> std::future::IntoFuture for ContinueAsNew<W> {
     type Output = W::Output;
-    type IntoFuture = crate::activity::BoxFuture<W::Output>;
+    type IntoFuture = crate::future::BoxFuture<W::Output>;
     /// Outside a workflow (in `run_inline`), runs the next run inline.
     fn into_future(self) -> Self::IntoFuture {
         W::inline(self.call.input)
@@ -714,7 +714,7 @@ where
     C::Output: Send + 'static,
 {
     type Output = (u32, C::Output);
-    type IntoFuture = crate::activity::BoxFuture<Self::Output>;
+    type IntoFuture = crate::future::BoxFuture<Self::Output>;
     /// Outside a workflow (in `run_inline`), a plain race.
     fn into_future(self) -> Self::IntoFuture {
         use futures::FutureExt;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::Request;
-use crate::engine::Status;
+use crate::phase::Status;
 
 /// The events stored under one history key of an instance whose history
 /// prefix is `prefix_len` bytes long: one event (`prefix` + seq), or the

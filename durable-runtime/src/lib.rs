@@ -80,8 +80,10 @@ pub mod check;
 pub mod clock;
 pub mod codec;
 pub mod command;
+mod compatibility;
 mod engine;
 mod error;
+mod future;
 pub mod history;
 #[cfg(feature = "http")]
 pub mod http;
@@ -115,12 +117,13 @@ pub use command::{
     Cancelled, ChildError, ParentClose, SearchValue, continue_as_new, first_of, join_all, now,
     random_u64, select, signal, sleep, sleep_until, upsert_search_attributes, uuid,
 };
-pub use engine::Status;
+pub use compatibility::Compatibility;
 pub use error::{Error, OpenError, ResultError, ResumeError, SignalError, StartError};
 pub use limits::{Limits, MAX_ATTRIBUTE_BYTES};
+pub use phase::Status;
 pub use phase::{Phase, UnknownPhase};
 pub use runtime::{
-    Builder, Compatibility, Description, IdPolicy, ListFilter, Runtime, WorkerInfo, WorkflowHandle,
+    Builder, Description, IdPolicy, ListFilter, Runtime, WorkerInfo, WorkflowHandle,
 };
 pub use saga::Saga;
 pub use schedule::{Overlap, Schedule, ScheduleError, Schedules};

@@ -1,10 +1,39 @@
-//! [`Phase`]: an instance's [`Status`] with "running" split by what it
-//! waits for, so operators can list the sleeping or the signal-waiting ones.
+//! [`Status`], where an instance is in its life, and [`Phase`]: its status
+//! with "running" split by what it waits for, so operators can list the
+//! sleeping or the signal-waiting ones.
 
 use serde::{Deserialize, Serialize};
 
 use crate::command::Request;
-use crate::engine::Status;
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Status {
+    /// Running or waiting on a command.
+    Running,
+    /// Returned; the output is stored.
+    Completed,
+    /// Panicked or could not be advanced; the message is stored.
+    Failed,
+    /// Cannot run on this code (changed shape, unregistered, undecodable);
+    /// kept intact until code that can run it is deployed.
+    Parked,
+    /// Returned after a cancellation was delivered to it; the output is stored.
+    Cancelled,
+    /// Stopped by [`WorkflowHandle::terminate`](crate::WorkflowHandle::terminate); nothing more runs.
+    Terminated,
+}
+
+impl Status {
+    /// Whether the instance will never run again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Completed | Status::Failed | Status::Cancelled | Status::Terminated
+        )
+    }
+}
 
 /// Where an instance is in its life, as lists and counts show it: a
 /// [`Status`], with [`Status::Running`] split into [`Phase::Running`],

@@ -108,7 +108,7 @@ impl Command for Compensate {
 
 impl std::future::IntoFuture for Compensate {
     type Output = Vec<Option<String>>;
-    type IntoFuture = crate::activity::BoxFuture<Vec<Option<String>>>;
+    type IntoFuture = crate::future::BoxFuture<Vec<Option<String>>>;
     /// Outside a workflow (in `run_inline`), runs them once each, inline.
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {

@@ -40,7 +40,7 @@ pub trait Workflow: Send + Sync + 'static {
 
     /// Runs the body as a plain async fn (the generated `run_inline`).
     #[doc(hidden)]
-    fn inline(input: Self::Input) -> crate::activity::BoxFuture<Self::Output>;
+    fn inline(input: Self::Input) -> crate::future::BoxFuture<Self::Output>;
 
     /// The error text if an encoded output is an `Err`: the instance then
     /// counts as failed. Generated for `Result` outputs.

@@ -36,8 +36,8 @@ mod step;
 mod tasks;
 mod timers;
 mod versions;
-pub use record::Status;
-pub(crate) use record::{InstanceRecord, ScheduledBy, now_ms};
+use crate::phase::Status;
+pub(crate) use record::{InstanceRecord, now_ms};
 pub(crate) use registry::{MigrationEntry, Registry, WorkflowEntry};
 
 use crate::clock::{Clock, now_ms as clock_ms};

@@ -1,5 +1,5 @@
-//! The stored instance record: [`Status`], [`InstanceRecord`] and how a
-//! record indexes itself.
+//! The stored instance record: [`InstanceRecord`] and how a record
+//! indexes itself.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -7,36 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError};
 use crate::command::Request;
+use crate::phase::Status;
+use crate::schedule::ScheduledBy;
 use crate::store::{Batch, keys};
-
-/// Where an instance is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum Status {
-    /// Running or waiting on a command.
-    Running,
-    /// Returned; the output is stored.
-    Completed,
-    /// Panicked or could not be advanced; the message is stored.
-    Failed,
-    /// Cannot run on this code (changed shape, unregistered, undecodable);
-    /// kept intact until code that can run it is deployed.
-    Parked,
-    /// Returned after a cancellation was delivered to it; the output is stored.
-    Cancelled,
-    /// Stopped by [`WorkflowHandle::terminate`](crate::WorkflowHandle::terminate); nothing more runs.
-    Terminated,
-}
-
-impl Status {
-    /// Whether the instance will never run again.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Status::Completed | Status::Failed | Status::Cancelled | Status::Terminated
-        )
-    }
-}
 
 /// The stored record of one instance: its latest checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,14 +96,6 @@ pub(crate) struct InstanceRecord {
     /// What `stored_fields` becomes when the batch being committed lands.
     #[serde(skip)]
     pub(crate) pending_fields: Option<Vec<super::fields::StoredField>>,
-}
-
-/// Which schedule started an instance, for which nominal time and how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ScheduledBy {
-    pub(crate) schedule: String,
-    pub(crate) nominal_ms: u64,
-    pub(crate) trigger: crate::schedule::Trigger,
 }
 
 pub(crate) fn now_ms() -> u64 {

@@ -456,7 +456,7 @@ impl Engine {
             self.first_record(&record.workflow, entry, &record.input, None, None, None);
         // the run knows its nominal time (`scheduled()`), and lists can
         // find the runs of one schedule by it
-        instance.scheduled = Some(super::ScheduledBy {
+        instance.scheduled = Some(crate::schedule::ScheduledBy {
             schedule: id.to_owned(),
             nominal_ms: nominal,
             trigger,

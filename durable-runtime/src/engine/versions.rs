@@ -2,6 +2,7 @@
 //! upgrade, a migration, or none (parked with the reason).
 
 use super::{Engine, InstanceRecord, MigrationEntry, WorkflowEntry, guarded};
+use crate::compatibility::Compatibility;
 use crate::error::ResumeError;
 use crate::workflow::{Op, Outcome};
 
@@ -83,12 +84,7 @@ impl Engine {
     }
 
     /// What [`Engine::resolve`] would do with `record`, done on a copy.
-    pub(crate) fn compatibility(
-        &self,
-        id: &str,
-        record: InstanceRecord,
-    ) -> crate::runtime::Compatibility {
-        use crate::runtime::Compatibility;
+    pub(crate) fn compatibility(&self, id: &str, record: InstanceRecord) -> Compatibility {
         let mut moved = record.clone();
         match self.resolve(id, &mut moved) {
             Err(why) => Compatibility::Parked(why),

@@ -5,8 +5,9 @@ use std::sync::{Arc, Weak};
 
 use super::inspect::{Description, history_of};
 use crate::codec;
-use crate::engine::{Engine, InstanceRecord, Status};
+use crate::engine::{Engine, InstanceRecord};
 use crate::error::{ResultError, ResumeError};
+use crate::phase::Status;
 use crate::store::StoreError;
 use crate::workflow::{Op, Outcome, Workflow};
 

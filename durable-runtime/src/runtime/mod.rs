@@ -22,7 +22,7 @@ mod transfer;
 
 pub use builder::{Builder, IdPolicy, WorkerInfo};
 pub use handle::WorkflowHandle;
-pub use inspect::{Compatibility, Description, ListFilter};
+pub use inspect::{Description, ListFilter};
 
 /// The durable-execution runtime embedded in your tokio service.
 ///

@@ -3,8 +3,9 @@
 
 use super::{ListFilter, Runtime};
 use crate::codec;
-use crate::engine::{InstanceRecord, Status, now_ms};
+use crate::engine::{InstanceRecord, now_ms};
 use crate::error::ResumeError;
+use crate::phase::Status;
 
 impl Runtime {
     /// Exports instance `id` (state, pending command, buffered signals,

@@ -500,6 +500,7 @@ mod handle;
 mod run;
 
 pub use handle::{ScheduleDescription, ScheduleEvent, ScheduleEventKind, Schedules, SkipReason};
+pub(crate) use run::ScheduledBy;
 pub use run::{SCHEDULE_ID, SCHEDULED_START_MS, Scheduled, ScheduledRun, Trigger, scheduled};
 
 #[cfg(test)]

@@ -85,8 +85,17 @@ pub struct ScheduledRun {
     pub trigger: Trigger,
 }
 
-impl From<crate::engine::ScheduledBy> for ScheduledRun {
-    fn from(by: crate::engine::ScheduledBy) -> Self {
+/// Which schedule started an instance, for which nominal time and how, as
+/// its record stores it ([`ScheduledRun`] is what the API shows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ScheduledBy {
+    pub(crate) schedule: String,
+    pub(crate) nominal_ms: u64,
+    pub(crate) trigger: Trigger,
+}
+
+impl From<ScheduledBy> for ScheduledRun {
+    fn from(by: ScheduledBy) -> Self {
         ScheduledRun {
             schedule: by.schedule,
             nominal: std::time::UNIX_EPOCH + std::time::Duration::from_millis(by.nominal_ms),

@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 use super::fs::Fs;
 use super::wal::{self, Wal};
 use super::{Batch, CommitRequest as Request, StoreError};
-use crate::activity::BoxFuture;
+use crate::future::BoxFuture;
 
 /// Commits taken into one group at most.
 const MAX_GROUP: usize = 4096;

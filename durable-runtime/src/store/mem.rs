@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{Batch, Store, StoreError};
-use crate::activity::BoxFuture;
+use crate::future::BoxFuture;
 
 type Image = BTreeMap<Vec<u8>, Vec<u8>>;
 

@@ -25,7 +25,7 @@ pub use commit::{CommitPoint, StoreStats, Unsafe};
 
 use std::path::PathBuf;
 
-use crate::activity::BoxFuture;
+use crate::future::BoxFuture;
 
 /// A key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
@@ -372,7 +372,7 @@ pub(crate) struct CommitRequest {
 pub(crate) fn submit(
     batch: Batch,
     send: impl FnOnce(CommitRequest) -> bool,
-) -> crate::activity::BoxFuture<Result<(), StoreError>> {
+) -> crate::future::BoxFuture<Result<(), StoreError>> {
     let (done, wait) = tokio::sync::oneshot::channel();
     let sent = send(CommitRequest { batch, done });
     Box::pin(async move {

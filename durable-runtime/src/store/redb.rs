@@ -23,7 +23,7 @@ use redb::{Durability, ReadableDatabase, TableDefinition};
 use super::commit::{CommitThread, Counters, Tree, Unsafe};
 use super::fs::{Fs, FsFile, RealFs};
 use super::{Batch, Store, StoreError, StoreStats};
-use crate::activity::BoxFuture;
+use crate::future::BoxFuture;
 
 /// redb's file inside the store directory.
 pub(crate) const FILE: &str = "durable.redb";

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use super::commit::{CommitThread, Counters, Tree, Unsafe};
 use super::fs::{Fs, FsFile, RealFs};
 use super::{Batch, Store, StoreError, StoreStats};
-use crate::activity::BoxFuture;
+use crate::future::BoxFuture;
 
 /// File times move in clock ticks (4 ms at 250 Hz, 10 ms at 100 Hz): a
 /// modification time younger than this may hide a later write.

@@ -73,7 +73,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use super::{
     Batch, CommitPoint, CommitRequest as Request, KeyValue, Notice, Store, StoreError, StoreStats,
 };
-use crate::activity::BoxFuture;
+use crate::future::BoxFuture;
 
 mod commit;
 mod tls;
