@@ -123,10 +123,10 @@ pub use limits::{Limits, MAX_ATTRIBUTE_BYTES};
 pub use phase::Status;
 pub use phase::{Phase, UnknownPhase};
 pub use runtime::{
-    Builder, Description, IdPolicy, ListFilter, Runtime, WorkerInfo, WorkflowHandle,
+    Builder, Description, IdPolicy, ListFilter, Runtime, Schedules, WorkerInfo, WorkflowHandle,
 };
 pub use saga::Saga;
-pub use schedule::{Overlap, Schedule, ScheduleError, Schedules};
+pub use schedule::{Overlap, Schedule, ScheduleError};
 pub use store::StoreError;
 pub use workflow::{Workflow, WorkflowCall};
 

@@ -18,11 +18,13 @@ mod builder;
 mod handle;
 mod inspect;
 mod promises;
+mod schedules;
 mod transfer;
 
 pub use builder::{Builder, IdPolicy, WorkerInfo};
 pub use handle::WorkflowHandle;
 pub use inspect::{Description, ListFilter};
+pub use schedules::Schedules;
 
 /// The durable-execution runtime embedded in your tokio service.
 ///
@@ -289,8 +291,8 @@ impl Runtime {
     }
 
     /// The schedules: workflows started on a cron expression or an interval.
-    pub fn schedules(&self) -> crate::schedule::Schedules<'_> {
-        crate::schedule::Schedules {
+    pub fn schedules(&self) -> Schedules<'_> {
+        Schedules {
             engine: &self.engine,
         }
     }

@@ -496,10 +496,10 @@ pub enum ScheduleError {
 }
 
 /// Creates, changes and inspects the schedules of a runtime
-mod handle;
+mod events;
 mod run;
 
-pub use handle::{ScheduleDescription, ScheduleEvent, ScheduleEventKind, Schedules, SkipReason};
+pub use events::{ScheduleDescription, ScheduleEvent, ScheduleEventKind, SkipReason};
 pub(crate) use run::ScheduledBy;
 pub use run::{SCHEDULE_ID, SCHEDULED_START_MS, Scheduled, ScheduledRun, Trigger, scheduled};
 
