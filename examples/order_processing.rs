@@ -386,7 +386,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// The workflow's own tests, written only with the test kit
 /// (`durable_runtime::testing`, feature `testing`; see `docs/testing.md`):
-/// `cargo test --example order_processing`.
+/// `cargo test -p examples --test order_processing_tests`.
 #[cfg(test)]
 mod tests {
     use super::*;
