@@ -142,7 +142,7 @@ pub async fn side_trip(round: u32) -> Result<u32, WorkflowError> {
     Ok(n + round)
 }
 
-/// Where [`hand_out`] leaves instance `id`'s promise token.
+/// Where the journey's `hand_out` activity leaves instance `id`'s promise token.
 pub fn token_path(dir: &std::path::Path, id: &str) -> PathBuf {
     dir.join("tokens").join(id)
 }
