@@ -106,6 +106,9 @@ impl Store for Embedded {
     fn render_metrics(&self, out: &mut String) {
         self.store().render_metrics(out)
     }
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+        self.store().counters()
+    }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         self.store().scan_prefix(prefix)
     }
@@ -276,6 +279,9 @@ impl Store for Recorder {
     }
     fn render_metrics(&self, out: &mut String) {
         self.inner.render_metrics(out)
+    }
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+        self.inner.counters()
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         self.inner.scan_prefix(prefix)

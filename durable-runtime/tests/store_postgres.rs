@@ -376,3 +376,107 @@ async fn a_transaction_aborted_as_a_deadlock_is_run_again() {
         "the server saw no deadlock: the test proved nothing"
     );
 }
+
+/// A read that waits for the server (here behind a table lock an operator's
+/// session holds) does not hold the tokio worker it was called on: the
+/// runtime's other tasks go on meanwhile. Before, `PgStore`'s reads blocked
+/// the calling worker thread for the whole round trip, so on a small
+/// machine every instance's task queued behind one slow read.
+#[test]
+fn a_read_waiting_for_the_server_leaves_the_runtime_free() {
+    use std::time::Duration;
+    // one worker: a read that holds it stops everything else
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // the outside session lives on a runtime of its own
+    let outside = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = BACKEND.store();
+    let store = rt.block_on(PgStore::connect(db.url())).unwrap();
+    let mut b = Batch::default();
+    b.put(b"k".to_vec(), vec![7]);
+    rt.block_on(store.commit(b)).unwrap();
+    let outsider = outside.block_on(async {
+        let (client, connection) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute("BEGIN; LOCK TABLE durable_kv IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        client
+    });
+    let reader = rt.spawn({
+        let store = store.clone();
+        async move { store.get(b"k") }
+    });
+    // wait until the read is queued behind the lock
+    let waiting = outside.block_on(async {
+        for _ in 0..600 {
+            let row = outsider
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE wait_event_type = 'Lock' AND query LIKE '%durable_kv%' AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) > 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    });
+    assert!(waiting, "the read never reached the server");
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.spawn(async move {
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("no other task ran");
+    assert!(
+        !reader.is_finished(),
+        "another task ran only once the read had given up: the read held the runtime's only worker"
+    );
+    outside
+        .block_on(outsider.batch_execute("ROLLBACK"))
+        .unwrap();
+    let value = rt.block_on(reader).unwrap().unwrap();
+    assert_eq!(value, Some(vec![7]));
+}
+
+/// A database an earlier build migrated (schema 2, no counters) gets its
+/// counters from migration 3, started from the phase index they count.
+#[tokio::test]
+async fn migration_3_counts_the_phase_index_of_an_earlier_database() {
+    let db = BACKEND.store();
+    let store = PgStore::connect(db.url()).await.unwrap();
+    let mut b = Batch::default();
+    for (tag, n) in [(b'r', 3), (b'C', 2)] {
+        for i in 0..n {
+            let key = [&[b'p', tag][..], format!("id-{i}").as_bytes()].concat();
+            b.put(key, Vec::new());
+        }
+    }
+    b.put(b"iother".to_vec(), vec![1]);
+    store.commit(b).await.unwrap();
+    drop(store);
+    sql(
+        db.url(),
+        "DROP TABLE durable_counters; DELETE FROM durable_schema_version WHERE version = 3",
+    )
+    .await;
+    let store = PgStore::connect(db.url()).await.unwrap();
+    assert_eq!(
+        store.counters().unwrap(),
+        [(b"pC".to_vec(), 2), (b"pr".to_vec(), 3)]
+    );
+}

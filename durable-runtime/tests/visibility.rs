@@ -369,3 +369,269 @@ async fn a_checkpoints_events_share_one_key_and_older_single_event_keys_still_re
     rt2.import(&snapshot, false).await.unwrap();
     assert_eq!(rt2.history("one").unwrap(), again);
 }
+
+#[activity]
+async fn refuse(n: u32) -> Result<u32, ActivityError> {
+    Err(ActivityError::terminal(format!("refused {n}")))
+}
+
+#[workflow]
+async fn refused(n: u32) -> Result<u32, WorkflowError> {
+    let m = refuse(n).await?;
+    Ok(m)
+}
+
+#[workflow]
+async fn nap(n: u32) -> Result<u32, WorkflowError> {
+    sleep(std::time::Duration::from_secs(3600)).await?;
+    Ok(n)
+}
+
+/// What each phase's index holds, read entry by entry.
+fn indexed(rt: &Runtime) -> Vec<(Phase, usize)> {
+    Phase::ALL
+        .into_iter()
+        .map(|phase| {
+            let listed = rt
+                .list(&ListFilter {
+                    phase: Some(phase),
+                    limit: 0,
+                    ..ListFilter::default()
+                })
+                .unwrap();
+            (phase, listed.len())
+        })
+        .collect()
+}
+
+/// The counts by phase are counters every batch that moves an instance
+/// keeps (not a scan of the index): through completion, failure, a
+/// cancel, a terminate, a timer, a signal, a new run of an ended id, an
+/// import that replaces an instance, retention, and a reopen, they equal
+/// what the phase index holds.
+#[tokio::test]
+async fn counts_by_phase_equal_the_phase_index_through_every_kind_of_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = |retain: bool| {
+        let builder = Runtime::builder()
+            .workflow::<quick>()
+            .workflow::<gate>()
+            .workflow::<refused>()
+            .workflow::<nap>();
+        let builder = if retain {
+            builder.retention(std::time::Duration::ZERO)
+        } else {
+            builder
+        };
+        builder.open(dir.path())
+    };
+    let rt = open(false).await.unwrap();
+    for i in 0..6 {
+        rt.start(format!("q-{i}"), quick(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+        rt.start(format!("g-{i}"), gate(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+        rt.start(format!("r-{i}"), refused(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+        rt.start(format!("n-{i}"), nap(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    until("every instance settles", || {
+        count(&rt, Phase::Completed) == 6
+            && count(&rt, Phase::Failed) == 6
+            && count(&rt, Phase::WaitingForSignal) == 6
+            && count(&rt, Phase::Sleeping) == 6
+    })
+    .await;
+    assert_eq!(rt.counts_by_phase().unwrap(), indexed(&rt));
+    rt.signal("g-0", "open", &1u32).await.unwrap();
+    rt.cancel("g-1").await.unwrap();
+    rt.terminate("g-2", "by the test").await.unwrap();
+    rt.cancel("n-0").await.unwrap();
+    until("the signal, the cancels and the terminate land", || {
+        count(&rt, Phase::Completed) == 7 && count(&rt, Phase::WaitingForSignal) == 3
+    })
+    .await;
+    // a new run of an ended id
+    rt.start("q-0", quick(100), IdPolicy::NewRunIfEnded)
+        .await
+        .unwrap()
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    // an import that puts an ended instance back as it waited
+    let snapshot = rt.export("g-3").unwrap();
+    rt.signal("g-3", "open", &1u32).await.unwrap();
+    until("g-3 ends", || count(&rt, Phase::Completed) == 8).await;
+    rt.import(&snapshot, true).await.unwrap();
+    until("the moves are counted", || {
+        rt.counts_by_phase().unwrap() == indexed(&rt)
+    })
+    .await;
+    let counts = rt.counts_by_phase().unwrap();
+    assert_eq!(counts, indexed(&rt));
+    assert!(counts.contains(&(Phase::WaitingForSignal, 3)), "{counts:?}");
+    assert!(counts.contains(&(Phase::Completed, 7)), "{counts:?}");
+    rt.shutdown().await;
+
+    // retention deletes the ended ones, and the counts go with them
+    let rt = open(true).await.unwrap();
+    let ended = |rt: &Runtime| -> usize {
+        rt.counts_by_phase()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p.status().is_terminal())
+            .map(|(_, n)| n)
+            .sum()
+    };
+    until("retention deleted every ended instance", || ended(&rt) == 0).await;
+    let counts = rt.counts_by_phase().unwrap();
+    assert_eq!(counts, indexed(&rt));
+    assert!(counts.contains(&(Phase::WaitingForSignal, 3)), "{counts:?}");
+    assert!(counts.contains(&(Phase::Sleeping, 5)), "{counts:?}");
+    rt.shutdown().await;
+}
+
+/// A store an earlier build wrote has its phase index and no counters: it
+/// is counted once at open, and the counts are right from the first call.
+#[tokio::test]
+async fn a_store_written_before_counters_is_counted_at_open() {
+    use durable_runtime::store::{Batch, Store, redb::RedbStore};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .workflow::<gate>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    for i in 0..5 {
+        rt.start(format!("g-{i}"), gate(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+        rt.start(format!("q-{i}"), quick(i), IdPolicy::Reject)
+            .await
+            .unwrap()
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    until("the gates wait", || {
+        count(&rt, Phase::WaitingForSignal) == 5
+    })
+    .await;
+    rt.shutdown().await;
+    // as an earlier build left it: no counters
+    {
+        let store = RedbStore::open(dir.path()).unwrap();
+        assert!(!store.counters().unwrap().is_empty());
+        let mut forget = Batch::default();
+        for (key, _) in store.scan_prefix(b"n").unwrap() {
+            forget.delete(key);
+        }
+        store.commit(forget).await.unwrap();
+        assert!(store.counters().unwrap().is_empty());
+    }
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .workflow::<gate>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    assert_eq!(count(&rt, Phase::WaitingForSignal), 5);
+    assert_eq!(count(&rt, Phase::Completed), 5);
+    assert_eq!(rt.counts_by_phase().unwrap(), indexed(&rt));
+    rt.shutdown().await;
+}
+
+/// A store that counts the scans of the phase index (tag `p`) made through it.
+struct Watched {
+    inner: durable_runtime::store::mem::MemStore,
+    phase_scans: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl durable_runtime::store::Store for Watched {
+    fn commit(
+        &self,
+        batch: durable_runtime::store::Batch,
+    ) -> durable_runtime::activity::BoxFuture<Result<(), durable_runtime::store::StoreError>> {
+        self.inner.commit(batch)
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, durable_runtime::store::StoreError> {
+        self.inner.get(key)
+    }
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, durable_runtime::store::StoreError> {
+        self.inner.counters()
+    }
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::store::StoreError> {
+        if prefix.first() == Some(&b'p') {
+            self.phase_scans
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.scan_prefix(prefix)
+    }
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::store::StoreError> {
+        if prefix.first() == Some(&b'p') {
+            self.phase_scans
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.scan_from(prefix, from, limit)
+    }
+}
+
+/// Counting the instances of each phase (every UI refresh, every metrics
+/// scrape) reads counters, not the phase index: before, each call scanned
+/// every phase's index entries, about half a second at a million
+/// instances, and held up commits meanwhile.
+#[tokio::test]
+async fn counting_by_phase_reads_no_index_entry() {
+    let phase_scans = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .workflow::<gate>()
+        .open_store(Watched {
+            inner: durable_runtime::store::mem::MemStore::default(),
+            phase_scans: phase_scans.clone(),
+        })
+        .await
+        .unwrap();
+    for i in 0..20 {
+        rt.start(format!("g-{i}"), gate(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+        rt.start(format!("q-{i}"), quick(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    until("everything settles", || {
+        count(&rt, Phase::WaitingForSignal) == 20 && count(&rt, Phase::Completed) == 20
+    })
+    .await;
+    phase_scans.store(0, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..10 {
+        rt.counts_by_phase().unwrap();
+        rt.counts().unwrap();
+    }
+    assert_eq!(
+        phase_scans.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "counting scanned the phase index"
+    );
+    assert_eq!(rt.counts_by_phase().unwrap(), indexed(&rt));
+    rt.shutdown().await;
+}

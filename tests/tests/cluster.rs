@@ -415,6 +415,20 @@ fn wait_done(worker: &mut Worker, orders: usize) {
 /// have strictly increasing step numbers (a worker that lost an instance
 /// and still committed would repeat one).
 fn assert_single_history(observer: &Runtime, orders: usize) {
+    // the counts by phase, counters the workers' transactions kept, agree
+    // with the phase index
+    let indexed: Vec<(durable_runtime::Phase, usize)> = durable_runtime::Phase::ALL
+        .into_iter()
+        .map(|phase| {
+            let filter = durable_runtime::ListFilter {
+                phase: Some(phase),
+                limit: 0,
+                ..durable_runtime::ListFilter::default()
+            };
+            (phase, observer.list(&filter).unwrap().len())
+        })
+        .collect();
+    assert_eq!(observer.counts_by_phase().unwrap(), indexed);
     for i in 0..orders {
         let id = format!("order-{i}");
         let steps: Vec<u64> = observer

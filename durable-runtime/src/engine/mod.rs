@@ -37,7 +37,7 @@ mod tasks;
 mod timers;
 mod versions;
 use crate::phase::Status;
-pub(crate) use record::{InstanceRecord, now_ms};
+pub(crate) use record::{InstanceRecord, now_ms, unindex};
 pub(crate) use registry::{MigrationEntry, Registry, WorkflowEntry};
 
 use crate::clock::{Clock, now_ms as clock_ms};

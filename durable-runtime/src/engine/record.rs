@@ -98,6 +98,17 @@ pub(crate) struct InstanceRecord {
     pub(crate) pending_fields: Option<Vec<super::fields::StoredField>>,
 }
 
+/// Adds to `batch` the removal of index entry `entry` (one a record lists
+/// in `indexed`, so it is stored), counted out of its phase: the number of
+/// instances in a phase is a counter the same batches keep
+/// ([`Store::counters`](crate::store::Store::counters)).
+pub(crate) fn unindex(entry: &[u8], batch: &mut Batch) {
+    batch.delete(entry.to_vec());
+    if let Some(counter) = keys::phase_counter_of(entry) {
+        batch.count(counter, -1);
+    }
+}
+
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -157,10 +168,13 @@ impl InstanceRecord {
     pub(crate) fn reindex(&mut self, id: &str, batch: &mut Batch) {
         let want = self.index_keys(id);
         for stale in self.indexed.iter().filter(|k| !want.contains(k)) {
-            batch.delete(stale.clone());
+            unindex(stale, batch);
         }
         for new in want.iter().filter(|k| !self.indexed.contains(k)) {
             batch.put(new.clone(), Vec::new());
+            if let Some(counter) = keys::phase_counter_of(new) {
+                batch.count(counter, 1);
+            }
         }
         self.indexed = want;
     }

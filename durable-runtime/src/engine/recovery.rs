@@ -9,6 +9,35 @@ use crate::error::ResumeError;
 use crate::store::{StoreError, keys};
 
 impl Engine {
+    /// Counts the instances of each phase into the store's counters once,
+    /// for a store an earlier build wrote (index entries, no counters);
+    /// from then on every batch that moves an instance keeps them
+    /// ([`InstanceRecord::reindex`]). Runs at open, before anything else
+    /// writes. (PostgreSQL's schema migration 3 does the same in SQL.)
+    async fn count_phases_if_uncounted(&self) -> Result<(), StoreError> {
+        let counted = self
+            .store
+            .counters()?
+            .iter()
+            .any(|(name, _)| name.first() == Some(&keys::PHASE_INDEX));
+        let indexed = !self
+            .store
+            .scan_from(&[keys::PHASE_INDEX], &[keys::PHASE_INDEX], 1)?
+            .is_empty();
+        if counted || !indexed {
+            return Ok(());
+        }
+        let mut batch = crate::store::Batch::default();
+        for phase in crate::phase::Phase::ALL {
+            let prefix = keys::phase_index_prefix(phase.tag());
+            let n = self.store.scan_prefix(&prefix)?.len();
+            batch.count(prefix, i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        self.store.commit(batch).await?;
+        tracing::info!("counted the instances of each phase (a store written before counters)");
+        Ok(())
+    }
+
     /// Resumes the unfinished instances that have something to do now and
     /// parks the ones of those this code cannot run. Returns how many were
     /// resumed.
@@ -24,6 +53,7 @@ impl Engine {
             // workers share the store: this one runs what it claims
             return self.join().await;
         }
+        self.count_phases_if_uncounted().await?;
         let mut resumed = 0;
         let mut controlled = Vec::new();
         for tag in [keys::CANCEL, keys::TERMINATE] {

@@ -79,7 +79,7 @@ impl Engine {
         batch: &mut Batch,
     ) -> Result<(), StoreError> {
         for entry in &record.indexed {
-            batch.delete(entry.clone());
+            super::record::unindex(entry, batch);
         }
         for deadline in [record.deadline_ms, record.run_deadline_ms]
             .into_iter()

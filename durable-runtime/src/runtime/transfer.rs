@@ -300,8 +300,8 @@ impl Runtime {
             Some(existing) => {
                 // the replaced instance's index entries go with it
                 if let Ok(old) = InstanceRecord::decode(&existing) {
-                    for entry in old.indexed {
-                        batch.delete(entry);
+                    for entry in &old.indexed {
+                        crate::engine::unindex(entry, batch);
                     }
                 }
                 batch.expect(key.clone(), Some(existing));

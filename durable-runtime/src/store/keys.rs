@@ -13,6 +13,7 @@
 //! | `w` + workflow + `0` + instance id    | empty: the workflow index     |
 //! | `a` + name + `0` + value + `0` + id   | empty: search-attribute index |
 //! | `f` + instance id + `0` + seq (u64 BE)| a large field of its state     |
+//! | `n` + counter name                    | a counter (i64 BE), embedded stores |
 //!
 //! A store shared by several processes (PostgreSQL) adds:
 //!
@@ -43,6 +44,33 @@ pub(crate) const TERMINATE: u8 = b'x';
 pub(crate) const PHASE_INDEX: u8 = b'p';
 /// Tag of the workflow index.
 pub(crate) const WORKFLOW_INDEX: u8 = b'w';
+
+/// Tag of the counters of the embedded stores ([`Batch::count`](super::Batch::count);
+/// PostgreSQL keeps them in a table of their own).
+pub(crate) const COUNTER: u8 = b'n';
+
+/// The key of counter `name` in an embedded store.
+pub(crate) fn counter(name: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 1);
+    key.push(COUNTER);
+    key.extend_from_slice(name);
+    key
+}
+
+/// The value stored under counter key `key`.
+pub(crate) fn counter_value(key: &[u8], value: &[u8]) -> Result<i64, super::StoreError> {
+    let bytes: [u8; 8] = value.try_into().map_err(|_| super::StoreError::Corrupt {
+        key: super::printable(key),
+        reason: format!("a counter holds {} bytes, not 8", value.len()),
+    })?;
+    Ok(i64::from_be_bytes(bytes))
+}
+
+/// The counter that counts the instances in the phase of index entry
+/// `entry` (the entry's prefix), if it is a phase index entry.
+pub(crate) fn phase_counter_of(entry: &[u8]) -> Option<&[u8]> {
+    (entry.len() > 2 && entry[0] == PHASE_INDEX).then(|| &entry[..2])
+}
 
 /// The prefix of the phase index's entries for phase `tag`.
 pub(crate) fn phase_index_prefix(tag: u8) -> Vec<u8> {

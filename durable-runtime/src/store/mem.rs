@@ -118,7 +118,17 @@ impl Store for MemStore {
             // result as copying the written image after the writes, without an
             // O(store) copy per commit
             let both = sync && !state.unsynced;
-            for (key, value) in batch.writes {
+            let mut writes = batch.writes;
+            // counters are keys here, as in the embedded stores
+            for (name, delta) in batch.counts {
+                let key = super::keys::counter(&name);
+                let now = match state.written.get(&key) {
+                    Some(value) => super::keys::counter_value(&key, value)?,
+                    None => 0,
+                };
+                writes.push((key, Some(now.saturating_add(delta).to_be_bytes().to_vec())));
+            }
+            for (key, value) in writes {
                 match value {
                     Some(v) => {
                         if both {
@@ -149,6 +159,10 @@ impl Store for MemStore {
             Ok(())
         })();
         Box::pin(async move { result })
+    }
+
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+        super::counters_in_keys(self)
     }
 
     // readers see durable data only, as SledStore's readers do

@@ -5,9 +5,11 @@
 //! The engine speaks to storage through one narrow seam: read a key, scan a
 //! prefix, and commit a [`Batch`] of writes atomically *and durably* (the
 //! future resolves only after the bytes reached the disk). Concurrent commits
-//! share one flush (group commit). Key layout is described in `docs/storage-format.md`.
+//! share one flush (group commit, written once for every store in the
+//! `commit` module; the embedded stores' log and checkpoints in `embedded`). Key layout is described in `docs/storage-format.md`.
 
 mod commit;
+mod embedded;
 #[cfg(feature = "testing")]
 pub mod faults;
 pub mod fs;
@@ -21,7 +23,8 @@ pub mod redb;
 pub mod sled;
 mod wal;
 
-pub use commit::{CommitPoint, StoreStats, Unsafe};
+pub use commit::{CommitPoint, StoreStats};
+pub use embedded::Unsafe;
 
 use std::path::PathBuf;
 
@@ -58,6 +61,9 @@ pub struct Batch {
     /// lock another process holds must not hold up the others' commits, nor
     /// theirs this one). A store of one process may ignore it.
     pub solo: bool,
+    /// Amounts to add to the store's counters (name, delta), applied with
+    /// the writes and only if they are (see [`Store::counters`]).
+    pub counts: Vec<(Vec<u8>, i64)>,
 }
 
 impl Batch {
@@ -83,6 +89,13 @@ impl Batch {
     /// Removes `key`.
     pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
         self.writes.push((key.into(), None));
+        self
+    }
+
+    /// Adds `delta` to the store's counter `name` if, and when, the batch
+    /// is applied (see [`Store::counters`]).
+    pub fn count(&mut self, name: impl Into<Vec<u8>>, delta: i64) -> &mut Self {
+        self.counts.push((name.into(), delta));
         self
     }
 
@@ -141,6 +154,11 @@ pub trait Store: Send + Sync + 'static {
     fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Notice>> {
         None
     }
+    /// Every counter an applied batch added to ([`Batch::count`]), with the
+    /// sum of all the deltas applied to it, in name order: what the engine
+    /// keeps the number of instances in each phase in, so that counting
+    /// them does not read a million index entries.
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError>;
     /// Reads every key starting with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
     /// Reads at most `limit` keys starting with `prefix` that are `>= from`,
@@ -198,6 +216,10 @@ impl<S: Store> Store for Closable<S> {
     }
     fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Notice>> {
         self.inner.subscribe()
+    }
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+        self.open()?;
+        self.inner.counters()
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         self.open()?;
@@ -358,6 +380,17 @@ impl StoreError {
             _ => None,
         }
     }
+}
+
+/// The counters of a store that keeps them as keys (`keys::COUNTER` +
+/// name, the value an `i64` big-endian): the embedded stores and the
+/// in-memory one.
+pub(crate) fn counters_in_keys(store: &dyn Store) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+    store
+        .scan_prefix(&[keys::COUNTER])?
+        .into_iter()
+        .map(|(key, value)| Ok((key[1..].to_vec(), keys::counter_value(&key, &value)?)))
+        .collect()
 }
 
 /// A batch on its way to a store's commit loop, and where to report once

@@ -20,7 +20,8 @@ use std::sync::Arc;
 
 use redb::{Durability, ReadableDatabase, TableDefinition};
 
-use super::commit::{CommitThread, Counters, Tree, Unsafe};
+use super::commit::{CommitThread, Counters};
+use super::embedded::{self, Tree, Unsafe};
 use super::fs::{Fs, FsFile, RealFs};
 use super::{Batch, Store, StoreError, StoreStats};
 use crate::future::BoxFuture;
@@ -148,7 +149,7 @@ impl RedbStore {
         }
         let db = Arc::new(db);
         let tree = RedbTree { db: db.clone() };
-        let commits = CommitThread::start(tree, &*fs, dir, unsafe_mode)?;
+        let commits = embedded::start(tree, &*fs, dir, unsafe_mode)?;
         Ok(RedbStore {
             inner: Arc::new(Inner {
                 commits,
@@ -263,6 +264,10 @@ impl Store for RedbStore {
             }
             Ok(out)
         })
+    }
+
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+        super::counters_in_keys(self)
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<super::KeyValue>, StoreError> {

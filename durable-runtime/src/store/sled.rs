@@ -25,7 +25,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::commit::{CommitThread, Counters, Tree, Unsafe};
+use super::commit::{CommitThread, Counters};
+use super::embedded::{self, Tree, Unsafe};
 use super::fs::{Fs, FsFile, RealFs};
 use super::{Batch, Store, StoreError, StoreStats};
 use crate::future::BoxFuture;
@@ -162,7 +163,7 @@ impl SledStore {
                 .unwrap_or_else(std::time::Instant::now),
             spare: HashMap::new(),
         };
-        let commits = CommitThread::start(tree, &*fs, path, unsafe_mode)?;
+        let commits = embedded::start(tree, &*fs, path, unsafe_mode)?;
         Ok(SledStore {
             inner: Arc::new(Inner {
                 db,
@@ -402,6 +403,10 @@ impl Store for SledStore {
         });
         items.truncate(limit);
         Ok(items)
+    }
+
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+        super::counters_in_keys(self)
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<super::KeyValue>, StoreError> {

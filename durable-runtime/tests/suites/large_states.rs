@@ -67,6 +67,9 @@ impl Store for Counting {
     fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Notice>> {
         self.inner.subscribe()
     }
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+        self.inner.counters()
+    }
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         self.inner.scan_prefix(prefix)
     }

@@ -300,3 +300,49 @@ async fn a_second_process_is_refused_by_an_embedded_store_and_joins_postgres() {
         other => panic!("expected Locked, got {other:?}"),
     }
 }
+
+/// Counters add up the deltas of the batches that were applied (several in
+/// one batch, a group of concurrent commits, across a reopen), never those
+/// of a batch whose condition failed; a counter whose deltas cancel out is
+/// still listed, at 0.
+#[tokio::test]
+async fn counters_add_up_the_deltas_of_applied_batches_only() {
+    let db = BACKEND.store();
+    let expected = [
+        (b"a".to_vec(), 55),
+        (b"b".to_vec(), -1),
+        (b"c".to_vec(), 0),
+    ];
+    {
+        let store = db.open().await;
+        assert_eq!(store.counters().unwrap(), []);
+        let mut b = Batch::default();
+        b.count(b"a".to_vec(), 2)
+            .count(b"a".to_vec(), 3)
+            .count(b"b".to_vec(), -1);
+        store.commit(b).await.unwrap();
+        let mut refused = Batch::default();
+        refused
+            .expect(b"k".to_vec(), Some(b"x".to_vec()))
+            .count(b"a".to_vec(), 100);
+        assert!(matches!(
+            store.commit(refused).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        let commits: Vec<_> = (0..50u32)
+            .map(|i| {
+                let mut b = Batch::default();
+                b.put(i.to_be_bytes().to_vec(), Vec::new())
+                    .count(b"a".to_vec(), 1)
+                    .count(b"c".to_vec(), if i % 2 == 0 { 1 } else { -1 });
+                store.commit(b)
+            })
+            .collect();
+        for result in futures::future::join_all(commits).await {
+            result.unwrap();
+        }
+        assert_eq!(store.counters().unwrap(), expected);
+    }
+    let store = db.open().await;
+    assert_eq!(store.counters().unwrap(), expected);
+}

@@ -1,20 +1,19 @@
-//! The store's group commit: one transaction per group of concurrent
-//! batches, its conditions checked under row and advisory locks, and run
-//! again when the server aborts it (see the module docs of [`super`]).
+//! How a group becomes durable on PostgreSQL: one transaction per group of
+//! concurrent batches, its conditions checked under row and advisory
+//! locks, and run again when the server aborts it (see the module docs of
+//! [`super`]). The queue, gathering, hooks and counters are the commit
+//! thread's, shared with the embedded stores (`store::commit`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio_postgres::error::SqlState;
 
-use super::{Counters, Hook, db_err, pg_err};
-use crate::store::{CommitPoint, CommitRequest as Request, StoreError};
-
-/// Commits taken into one transaction at most.
-const MAX_GROUP: usize = 1024;
+use super::{db_err, pg_err};
+use crate::store::commit::{CommitPoint, Counters, GroupWriter, Hooks};
+use crate::store::{CommitRequest as Request, StoreError};
 
 /// How often a transaction the server aborted (deadlock, serialization
 /// failure) is run again before its requests fail with the server's error.
@@ -36,6 +35,9 @@ const DELETE_KEYS: &str = "DELETE FROM durable_kv WHERE key = ANY($1)";
 const UPSERT: &str = "INSERT INTO durable_kv (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
      ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 const NOTIFY: &str = "SELECT pg_notify('durable', m) FROM unnest($1::text[]) AS m";
+const ADD_COUNTS: &str = "INSERT INTO durable_counters (name, slot, n) \
+     SELECT name, $2, n FROM unnest($1::bytea[], $3::bigint[]) AS t(name, n) \
+     ON CONFLICT (name, slot) DO UPDATE SET n = durable_counters.n + excluded.n";
 
 /// Advisory-lock slots keys are hashed into: a group takes at most this
 /// many locks (the server's lock table is shared by every connection), and
@@ -54,78 +56,67 @@ fn lock_id(key: &[u8]) -> i64 {
     0x6475_7261_0000 + (hash % LOCK_SLOTS) as i64
 }
 
-pub(super) struct Committer {
+/// PostgreSQL's [`GroupWriter`]: one transaction per group, on the
+/// store's own runtime (the commit thread waits for it).
+pub(super) struct Transactions {
     pub(super) pool: Pool,
+    pub(super) rt: tokio::runtime::Handle,
     pub(super) counters: Arc<Counters>,
-    pub(super) hook: Arc<Mutex<Option<Hook>>>,
+    /// This process's slot of every counter (see migration 3).
+    pub(super) slot: i32,
 }
 
-impl Committer {
-    /// Commits groups of the requests `rx` brings until it closes.
-    pub(super) async fn run(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Request>) {
-        let mut index = 0u64;
-        while let Some(first) = rx.recv().await {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(next) => group.push(next),
-                    Err(_) => break,
-                }
+impl GroupWriter for Transactions {
+    /// Commits taken into one transaction at most.
+    const MAX_GROUP: usize = 1024;
+
+    fn write(
+        &mut self,
+        group: &[Request],
+        index: u64,
+        hooks: &Hooks,
+    ) -> (Vec<Result<(), StoreError>>, bool) {
+        self.rt.clone().block_on(self.answer(group, index, hooks))
+    }
+}
+
+impl Transactions {
+    /// Commits the group; per request, its answer, and whether the group's
+    /// transaction committed.
+    async fn answer(
+        &self,
+        group: &[Request],
+        index: u64,
+        hooks: &Hooks,
+    ) -> (Vec<Result<(), StoreError>>, bool) {
+        let (checks, result) = self.write(group, index, hooks).await;
+        let durable = result.is_ok();
+        let refused = matches!(result, Err(StoreError::Refused { .. }));
+        if refused && group.len() > 1 {
+            // one bad member (a key over the server's limits, say) must
+            // not fail the others: each is tried once more, alone
+            let mut answers = Vec::with_capacity(group.len());
+            for request in group {
+                let (mut check, alone) = self
+                    .write(std::slice::from_ref(request), index, hooks)
+                    .await;
+                answers.push(check.pop().unwrap_or(Ok(())).and(alone));
             }
-            self.call_hook(CommitPoint::BeforeWrite(index));
-            let (checks, result) = self.write(&group, index).await;
-            if result.is_ok() {
-                self.call_hook(CommitPoint::AfterSync(index));
-                self.counters.transactions.fetch_add(1, Ordering::Relaxed);
-            }
-            let refused = matches!(result, Err(StoreError::Refused { .. }));
-            let answers: Vec<Result<(), StoreError>> = if refused && group.len() > 1 {
-                // one bad member (a key over the server's limits, say) must
-                // not fail the others: each is tried once more, alone
-                let mut answers = Vec::with_capacity(group.len());
-                for request in &group {
-                    let (mut check, alone) = self.write(std::slice::from_ref(request), index).await;
-                    if alone.is_ok() {
-                        self.counters.transactions.fetch_add(1, Ordering::Relaxed);
-                    }
-                    answers.push(check.pop().unwrap_or(Ok(())).and(alone));
-                }
-                answers
-            } else {
-                checks.into_iter().map(|c| c.and(result.clone())).collect()
-            };
-            // counted before acknowledging, so a caller that was acknowledged sees its commit
-            self.counters
-                .commits
-                .fetch_add(group.len() as u64, Ordering::Relaxed);
-            for (request, answer) in group.into_iter().zip(answers) {
-                let _ = request.done.send(answer);
-            }
-            index += 1;
+            return (answers, durable);
         }
+        let answers = checks.into_iter().map(|c| c.and(result.clone())).collect();
+        (answers, durable)
     }
 
     /// Commits one request in a transaction of its own (a solo batch,
     /// beside the groups; no hook).
     pub(super) async fn write_alone(self, request: Request) {
         let group = [request];
-        let (mut checks, result) = self.write(&group, 0).await;
-        if result.is_ok() {
-            self.counters.transactions.fetch_add(1, Ordering::Relaxed);
-        }
-        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        let (mut checks, result) = self.write(&group, 0, &Hooks::default()).await;
+        self.counters.committed(1);
         let [request] = group;
         let check = checks.pop().unwrap_or(Ok(()));
         let _ = request.done.send(check.and(result));
-    }
-
-    fn call_hook(&self, point: CommitPoint) {
-        let hook = self.hook.lock().ok().and_then(|h| h.clone());
-        if let Some(hook) = hook {
-            // a hook may block (crash tests park here); let the runtime's
-            // other tasks, readers among them, go on meanwhile
-            tokio::task::block_in_place(|| hook(point));
-        }
     }
 
     /// Runs the group in one transaction; per request, whether its
@@ -143,11 +134,19 @@ impl Committer {
         &self,
         group: &[Request],
         index: u64,
+        hooks: &Hooks,
     ) -> (Vec<Result<(), StoreError>>, Result<(), StoreError>) {
         let mut aborted = 0u32;
         loop {
-            match self.write_once(group, index).await {
-                Attempt::Done(checks, result) => return (checks, result),
+            match self.write_once(group, index, hooks).await {
+                Attempt::Done(checks, result) => {
+                    if result.is_ok() {
+                        // each COMMIT waits for the server's WAL flush
+                        self.counters.flushed();
+                        self.counters.synced();
+                    }
+                    return (checks, result);
+                }
                 Attempt::Aborted(e) if aborted < ABORTED_RETRIES => {
                     aborted += 1;
                     tracing::debug!(error = %e, aborted, "postgres: transaction aborted by the server; running it again");
@@ -165,7 +164,7 @@ impl Committer {
     }
 
     /// One try of [`write`](Self::write).
-    async fn write_once(&self, group: &[Request], index: u64) -> Attempt {
+    async fn write_once(&self, group: &[Request], index: u64, hooks: &Hooks) -> Attempt {
         let n = group.len();
         let fail_all =
             |e: StoreError| Attempt::Done((0..n).map(|_| Err(e.clone())).collect(), Err(e));
@@ -229,6 +228,7 @@ impl Committer {
         // the group's writes so far, in the order later conditions must see them
         let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         let mut messages: Vec<String> = Vec::new();
+        let mut counts: BTreeMap<&[u8], i64> = BTreeMap::new();
         let mut checks = Vec::with_capacity(n);
         for request in group {
             let failed = request.batch.expect.iter().find(|(key, expected)| {
@@ -247,7 +247,11 @@ impl Committer {
             for (key, value) in &request.batch.writes {
                 writes.insert(key.clone(), value.clone());
             }
+            self.counters.accepted(&request.batch);
             messages.extend(request.batch.notify.iter().cloned());
+            for (name, delta) in &request.batch.counts {
+                *counts.entry(name).or_default() += delta;
+            }
             checks.push(Ok(()));
         }
         let (deleted, put): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_none());
@@ -272,6 +276,17 @@ impl Committer {
                 return failed(&e);
             }
         }
+        if !counts.is_empty() {
+            // in name order, as every transaction takes these rows
+            let (names, deltas): (Vec<&[u8]>, Vec<i64>) = counts.into_iter().unzip();
+            let added = async {
+                let stmt = tx.prepare_cached(ADD_COUNTS).await?;
+                tx.execute(&stmt, &[&names, &self.slot, &deltas]).await
+            };
+            if let Err(e) = added.await {
+                return failed(&e);
+            }
+        }
         if !messages.is_empty() {
             messages.sort_unstable();
             messages.dedup();
@@ -283,7 +298,7 @@ impl Committer {
                 return failed(&e);
             }
         }
-        self.call_hook(CommitPoint::Applied(index));
+        hooks.call(CommitPoint::Applied(index));
         match tx.commit().await {
             Ok(()) => Attempt::Done(checks, Ok(())),
             // the commit's outcome may be unknown: never run it again

@@ -64,21 +64,21 @@
 //! connections (8 by default), plus one that listens for notifications:
 //! [`PgStore::connect_with`] sets it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
-use super::{
-    Batch, CommitPoint, CommitRequest as Request, KeyValue, Notice, Store, StoreError, StoreStats,
-};
+#[cfg(feature = "testing")]
+use super::CommitPoint;
+use super::commit::{CommitThread, Counters};
+use super::{Batch, CommitRequest as Request, KeyValue, Notice, Store, StoreError, StoreStats};
 use crate::future::BoxFuture;
 
 mod commit;
 mod tls;
 
-use commit::Committer;
+use commit::Transactions;
 use tls::Connector;
 
 /// How a [`PgStore`] connects beyond what its URL says.
@@ -133,6 +133,18 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         // the data is unchanged; the version keeps older builds away
         "SELECT 1",
     ),
+    (
+        3,
+        "counters (Batch::count), started from the phase index they count",
+        // a counter is the sum of its slots: each process adds to a slot of
+        // its own, so workers do not queue on one row per counter
+        "CREATE TABLE durable_counters (name bytea NOT NULL, slot integer NOT NULL, \
+             n bigint NOT NULL, PRIMARY KEY (name, slot)); \
+         INSERT INTO durable_counters (name, slot, n) \
+             SELECT substring(key FROM 1 FOR 2), 0, count(*) FROM durable_kv \
+             WHERE key > '\\x70'::bytea AND key < '\\x71'::bytea AND length(key) > 2 \
+             GROUP BY 1",
+    ),
 ];
 
 /// The statements of reads.
@@ -141,6 +153,17 @@ const SCAN: &str = "SELECT key, value FROM durable_kv \
      WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key";
 const SCAN_LIMIT: &str = "SELECT key, value FROM durable_kv \
      WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3";
+/// How long a read waits on its caller's thread before it hands the
+/// caller's tokio worker off (see `PgStore::read`).
+const READ_HANDOFF: Duration = Duration::from_millis(10);
+
+/// The counters, summed over their slots.
+const COUNTERS: &str =
+    "SELECT name, sum(n)::bigint FROM durable_counters GROUP BY name ORDER BY name";
+
+/// Slots a counter is spread over (see migration 3).
+const COUNTER_SLOTS: u32 = 64;
+
 /// Set on every connection of the pool.
 const SESSION_SETTINGS: &str = "SET synchronous_commit = on; \
      SET idle_in_transaction_session_timeout = '5s'; \
@@ -150,23 +173,14 @@ const SESSION_SETTINGS: &str = "SET synchronous_commit = on; \
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
-type Hook = Arc<dyn Fn(CommitPoint) + Send + Sync>;
-
-#[derive(Default)]
-struct Counters {
-    commits: AtomicU64,
-    transactions: AtomicU64,
-}
-
 struct Inner {
     /// The store's own runtime; shut down in the background on drop, so a
     /// store may be dropped inside any async context.
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
-    tx: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Request>>>,
+    /// The group commit (its transactions run on `rt`).
+    commits: CommitThread,
     counters: Arc<Counters>,
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
-    hook: Arc<Mutex<Option<Hook>>>,
     /// Where the store is, without the password, for messages.
     location: String,
     /// For the listening connection, taken by the first subscriber.
@@ -175,9 +189,8 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Ok(mut tx) = self.tx.lock() {
-            tx.take();
-        }
+        // the commit thread's last transaction runs on `rt`: it ends first
+        self.commits.close();
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
@@ -362,22 +375,26 @@ impl PgStore {
                 return Err(db_err(e));
             }
         };
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        let hook: Arc<Mutex<Option<Hook>>> = Arc::default();
-        let committer = Committer {
+        let transactions = Transactions {
             pool: pool.clone(),
+            rt: rt.handle().clone(),
             counters: counters.clone(),
-            hook: hook.clone(),
+            slot: (rand::random::<u32>() % COUNTER_SLOTS) as i32,
         };
-        rt.spawn(committer.run(rx));
+        let commits = match CommitThread::start(transactions, counters.clone()) {
+            Ok(commits) => commits,
+            Err(e) => {
+                rt.shutdown_background();
+                return Err(e);
+            }
+        };
         Ok(PgStore {
             inner: Arc::new(Inner {
                 rt: Some(rt),
                 pool,
-                tx: Mutex::new(Some(tx)),
+                commits,
                 counters,
-                hook,
                 location,
                 listen: Mutex::new(Some((config, connector))),
             }),
@@ -387,14 +404,7 @@ impl PgStore {
     /// Counters of the commit path: `flushes` counts transactions, and so
     /// does `fsyncs` (each `COMMIT` waits for the server's WAL flush).
     pub fn stats(&self) -> StoreStats {
-        let c = &self.inner.counters;
-        let transactions = c.transactions.load(Ordering::Relaxed);
-        StoreStats {
-            commits: c.commits.load(Ordering::Relaxed),
-            flushes: transactions,
-            fsyncs: transactions,
-            ..StoreStats::default()
-        }
+        self.inner.commits.stats()
     }
 
     /// Calls `hook` on the committer before each transaction starts
@@ -403,24 +413,45 @@ impl PgStore {
     /// it to stop the process at an exact point.
     #[cfg(feature = "testing")]
     pub fn set_commit_hook(&self, hook: impl Fn(CommitPoint) + Send + Sync + 'static) {
-        if let Ok(mut slot) = self.inner.hook.lock() {
-            *slot = Some(Arc::new(hook));
-        }
+        self.inner.commits.set_hook(Arc::new(hook));
     }
 
-    /// Runs `query` on the store's runtime and blocks until it answers.
+    /// Runs `query` on the store's runtime and waits until it answers.
+    ///
+    /// Most reads answer within a round trip, and the caller simply waits.
+    /// One that has not answered within [`READ_HANDOFF`] (a lock held
+    /// elsewhere, a busy server) is waited for under `block_in_place` when
+    /// called on a worker of a multi-threaded tokio runtime (the engine's
+    /// tasks): the worker's other tasks move to another thread meanwhile,
+    /// so a slow read never stalls the instances queued behind it. Handing
+    /// off every read cost ~20% more CPU per workflow (`docs/deployment.md`).
+    /// Elsewhere (a plain thread, a current-thread runtime, which cannot
+    /// hand its tasks off) the thread waits.
     fn read<T, F>(&self, query: impl FnOnce(Pool) -> F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
+        use std::sync::mpsc::RecvTimeoutError;
         let rt = self.inner.rt.as_ref().ok_or(StoreError::Closed)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let query = query(self.inner.pool.clone());
         rt.spawn(async move {
             let _ = tx.send(query.await);
         });
-        rx.recv().unwrap_or(Err(StoreError::Closed))
+        match rx.recv_timeout(READ_HANDOFF) {
+            Ok(answer) => return answer,
+            Err(RecvTimeoutError::Disconnected) => return Err(StoreError::Closed),
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let wait = || rx.recv().unwrap_or(Err(StoreError::Closed));
+        let on_a_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_a_worker {
+            tokio::task::block_in_place(wait)
+        } else {
+            wait()
+        }
     }
 }
 
@@ -613,23 +644,25 @@ impl Store for PgStore {
             let Some(rt) = self.inner.rt.as_ref() else {
                 return Box::pin(async { Err(StoreError::Closed) });
             };
-            let alone = Committer {
+            let alone = Transactions {
                 pool: self.inner.pool.clone(),
+                rt: rt.handle().clone(),
                 counters: self.inner.counters.clone(),
-                hook: Arc::default(),
+                slot: (rand::random::<u32>() % COUNTER_SLOTS) as i32,
             };
             let (done, wait) = tokio::sync::oneshot::channel();
             rt.spawn(alone.write_alone(Request { batch, done }));
             return Box::pin(async move { wait.await.unwrap_or(Err(StoreError::Closed)) });
         }
-        super::submit(batch, |request| match self.inner.tx.lock() {
-            Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(request).is_ok()),
-            Err(_) => false,
-        })
+        self.inner.commits.commit(batch)
     }
 
     fn stats(&self) -> Option<StoreStats> {
         Some(PgStore::stats(self))
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        self.inner.commits.render_metrics(out);
     }
 
     fn shared(&self) -> bool {
@@ -676,6 +709,18 @@ impl Store for PgStore {
                 .query(&stmt, &[&from, &end, &limit])
                 .await
                 .map_err(|e| pg_err(&e))?;
+            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+        self.read(move |pool| async move {
+            let client = pool.get().await.map_err(db_err)?;
+            let stmt = client
+                .prepare_cached(COUNTERS)
+                .await
+                .map_err(|e| pg_err(&e))?;
+            let rows = client.query(&stmt, &[]).await.map_err(|e| pg_err(&e))?;
             Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }

@@ -1,0 +1,359 @@
+//! The embedded stores' durability, written once: a group becomes durable
+//! in the write-ahead log, and only then goes into the tree.
+//!
+//! A tree (redb, sled) implements only [`Tree`]: read a key, apply a group
+//! that the log has already made durable, and make everything applied
+//! durable in its own files (a checkpoint). Every durability rule lives
+//! here:
+//!
+//! - a group is acknowledged only after its log record is synced;
+//! - the tree sees a group only after that, so no reader ever observes a
+//!   write a power cut could still undo;
+//! - the log is emptied only after the tree's checkpoint succeeded;
+//! - **any failed write or sync (of the log, of the tree's files, of a
+//!   directory, of the log's reset) stops the store**: every waiting and
+//!   later commit fails with [`StoreError::Failed`] until the store is
+//!   opened again, which recovers from what is durable. A failed sync is
+//!   never retried: the kernel may have dropped the pages whose write-back
+//!   failed and report success the second time.
+//!
+//! The queue, gathering a group, the hooks and the counters are the
+//! commit thread's ([`super::commit`]), the same for every store.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::commit::{CommitPoint, CommitThread, Counters, GroupWriter, Hooks};
+use super::fs::Fs;
+use super::keys;
+use super::wal::{self, Wal};
+use super::{Batch, CommitRequest as Request, StoreError};
+
+/// What an embedded storage engine provides under the commit path.
+pub(crate) trait Tree: Send + 'static {
+    /// The value of `key` with every applied group in it.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Applies the writes of `batches`, in order, without a sync of its
+    /// own: the log holds them durably already. Readers may see them once
+    /// this returns, never a part of them before.
+    fn apply(&mut self, batches: &[&Batch]) -> Result<(), StoreError>;
+    /// Makes everything applied so far durable in the tree's own files.
+    fn checkpoint(&mut self, counters: &Counters) -> Result<(), StoreError>;
+    /// Upkeep after a group (nothing by default).
+    fn after_group(&mut self, counters: &Counters) -> Result<(), StoreError> {
+        let _ = counters;
+        Ok(())
+    }
+}
+
+/// Test-only ways to make the commit path unsafe, so that a fault sweep
+/// can show it catches them (negative controls).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unsafe {
+    /// The store is as it should be.
+    #[default]
+    No,
+    /// The log's sync of group `n` (from 0) is skipped: the group is
+    /// acknowledged without being durable.
+    SkipSync(u64),
+    /// A failed sync of the log is tried again and, if that succeeds, the
+    /// group acknowledged; any failure is logged and the store goes on (the
+    /// "fsyncgate" pattern) instead of refusing later commits.
+    RetryAfterFailure,
+}
+
+/// Opens the log in `dir`, replays it into `tree` and checkpoints, then
+/// starts the commit thread.
+pub(crate) fn start<T: Tree>(
+    tree: T,
+    fs: &dyn Fs,
+    dir: PathBuf,
+    unsafe_mode: Unsafe,
+) -> Result<CommitThread, StoreError> {
+    let (wal, contents) = Wal::open(fs, &dir)?;
+    let counters = Arc::new(Counters::default());
+    let mut logged = Logged {
+        tree,
+        wal,
+        record: wal::Record::default(),
+        counters: counters.clone(),
+        broken: None,
+        unsafe_mode,
+    };
+    logged.recover(contents.records)?;
+    CommitThread::start(logged, counters)
+}
+
+impl<T: Tree> GroupWriter for Logged<T> {
+    const MAX_GROUP: usize = 4096;
+
+    fn write(
+        &mut self,
+        group: &[Request],
+        index: u64,
+        hooks: &Hooks,
+    ) -> (Vec<Result<(), StoreError>>, bool) {
+        let (checks, result) = self.write_group(group, index, hooks);
+        let durable = result.is_ok();
+        let answers = checks.into_iter().map(|c| c.and(result.clone())).collect();
+        (answers, durable)
+    }
+
+    /// Quiet: empty the log, so a crash now replays nothing.
+    fn idle(&mut self) {
+        if self.wal.len() > 0 {
+            self.checkpoint();
+        }
+    }
+
+    /// A checkpoint when the log is large, the tree's own upkeep otherwise.
+    fn after_group(&mut self) {
+        if self.broken.is_some() {
+            return;
+        }
+        if self.wal.len() >= wal::CHECKPOINT_BYTES {
+            self.checkpoint();
+        } else if let Err(e) = self.tree.after_group(&self.counters) {
+            self.stop(e, "the storage engine's upkeep failed");
+        }
+        // a group of large values leaves a large buffer: do not keep it
+        if self.record.capacity() > wal::CHECKPOINT_BYTES as usize {
+            self.record = wal::Record::default();
+        }
+    }
+
+    /// Closed: what the log holds goes into the tree, so a reopen replays
+    /// nothing.
+    fn close(&mut self) {
+        self.idle();
+    }
+}
+
+/// The embedded stores' [`GroupWriter`]: a group becomes durable in the
+/// log, then goes into the tree.
+struct Logged<T: Tree> {
+    tree: T,
+    /// Where groups become durable.
+    wal: Wal,
+    /// The group being assembled, as a log record.
+    record: wal::Record,
+    counters: Arc<Counters>,
+    /// Set by [`Logged::stop`]: every later group fails until the store
+    /// is opened again.
+    broken: Option<String>,
+    unsafe_mode: Unsafe,
+}
+
+impl<T: Tree> Logged<T> {
+    /// Applies the records the log holds (the tree may have lost any part
+    /// of them) and checkpoints, before the store serves anything.
+    fn recover(&mut self, records: Vec<wal::Writes>) -> Result<(), StoreError> {
+        let n = records.len();
+        for writes in records {
+            let batch = Batch {
+                writes,
+                ..Batch::default()
+            };
+            self.tree.apply(&[&batch])?;
+        }
+        if n > 0 || self.wal.len() > 0 || self.wal.needs_reset() {
+            self.tree.checkpoint(&self.counters)?;
+            self.wal.reset()?;
+            self.counters.synced();
+            if n > 0 {
+                self.counters.checkpointed();
+                tracing::info!(records = n, "replayed the write-ahead log");
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes everything applied durable in the tree, then empties the log.
+    /// A failure stops the store: the log still holds every group, and
+    /// opening again replays them.
+    fn checkpoint(&mut self) {
+        if self.broken.is_some() {
+            return;
+        }
+        let done = self
+            .tree
+            .checkpoint(&self.counters)
+            .and_then(|()| self.wal.reset());
+        match done {
+            Ok(()) => {
+                self.counters.synced();
+                self.counters.checkpointed();
+            }
+            Err(e) => {
+                self.stop(e, "a checkpoint failed");
+            }
+        }
+    }
+
+    /// Makes the group durable and applies it; per request, whether its
+    /// conditions held, and for all, whether the group became durable.
+    fn write_group(
+        &mut self,
+        group: &[Request],
+        index: u64,
+        hooks: &Hooks,
+    ) -> (Vec<Result<(), StoreError>>, Result<(), StoreError>) {
+        let n = group.len();
+        if let Some(cause) = &self.broken {
+            let e = StoreError::Failed {
+                cause: cause.clone(),
+            };
+            return ((0..n).map(|_| Err(e.clone())).collect(), Err(e));
+        }
+        let (checks, mut accepted) = self.check(group);
+        // the counters' new values: written with the group, as keys
+        let counted = match self.counted(&accepted) {
+            Ok(counted) => counted,
+            Err(e) => return ((0..n).map(|_| Err(e.clone())).collect(), Err(e)),
+        };
+        if !counted.writes.is_empty() {
+            accepted.push(&counted);
+        }
+        self.record.clear();
+        for batch in &accepted {
+            for (key, value) in &batch.writes {
+                self.record.push(key, value.as_deref());
+            }
+        }
+        let result = self.make_durable(index, hooks).and_then(|()| {
+            match self.tree.apply(&accepted) {
+                Ok(()) => Ok(()),
+                // durable in the log, maybe partly in the tree: later groups
+                // must not build on it; opening again replays it
+                Err(e) => Err(self.stop(e, "the storage engine failed mid-group")),
+            }
+        });
+        (checks, result)
+    }
+
+    /// The writes that add the deltas of `accepted` to the counters they
+    /// name (the commit thread is their only writer, and every earlier
+    /// group is in the tree).
+    fn counted(&self, accepted: &[&Batch]) -> Result<Batch, StoreError> {
+        let mut sums: BTreeMap<&[u8], i64> = BTreeMap::new();
+        for (name, delta) in accepted.iter().flat_map(|b| &b.counts) {
+            *sums.entry(name).or_default() += delta;
+        }
+        let mut counted = Batch::default();
+        for (name, delta) in sums {
+            let key = keys::counter(name);
+            let stored = self.tree.get(&key)?;
+            let now = match &stored {
+                Some(value) => keys::counter_value(&key, value)?,
+                None => 0,
+            };
+            if delta != 0 || stored.is_none() {
+                counted.put(key, now.saturating_add(delta).to_be_bytes().to_vec());
+            }
+        }
+        Ok(counted)
+    }
+
+    /// Checks each request's size and conditions, in order, each seeing the
+    /// writes of the requests accepted before it in the group.
+    fn check<'g>(&self, group: &'g [Request]) -> (Vec<Result<(), StoreError>>, Vec<&'g Batch>) {
+        let mut checks = Vec::with_capacity(group.len());
+        let mut accepted = Vec::with_capacity(group.len());
+        // keys some request makes a condition on: only these need the
+        // group's own earlier writes kept for the check
+        let conditioned: HashSet<&[u8]> = group
+            .iter()
+            .flat_map(|r| r.batch.expect.iter().map(|(k, _)| k.as_slice()))
+            .collect();
+        let mut overlay: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
+        for request in group {
+            let batch = &request.batch;
+            let ok = self.check_one(batch, &overlay);
+            if ok.is_ok() {
+                self.counters.accepted(batch);
+                for (key, value) in &batch.writes {
+                    if conditioned.contains(key.as_slice()) {
+                        overlay.insert(key, value.as_deref());
+                    }
+                }
+                accepted.push(batch);
+            }
+            checks.push(ok);
+        }
+        (checks, accepted)
+    }
+
+    fn check_one(
+        &self,
+        batch: &Batch,
+        overlay: &HashMap<&[u8], Option<&[u8]>>,
+    ) -> Result<(), StoreError> {
+        if let Some((key, value)) = batch
+            .writes
+            .iter()
+            .find(|(k, v)| !wal::fits(k, v.as_deref()))
+        {
+            return Err(StoreError::TooLarge {
+                what: format!(
+                    "a write of key {}",
+                    super::printable(&key[..key.len().min(64)])
+                ),
+                size: (key.len() + value.as_ref().map_or(0, Vec::len)) as u64,
+                limit: u64::from(u32::MAX),
+            });
+        }
+        for (key, expected) in &batch.expect {
+            let current = match overlay.get(key.as_slice()) {
+                Some(v) => v.map(<[u8]>::to_vec),
+                None => self.tree.get(key)?,
+            };
+            if current.as_deref() != expected.as_deref() {
+                return Err(StoreError::Conflict {
+                    key: super::printable(key),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the group's record to the log and syncs it.
+    fn make_durable(&mut self, index: u64, hooks: &Hooks) -> Result<(), StoreError> {
+        if self.record.is_empty() {
+            hooks.call(CommitPoint::Applied(index));
+            return Ok(());
+        }
+        self.record.seal(self.wal.epoch())?;
+        if let Err(e) = self.wal.append(self.record.bytes()) {
+            return Err(self.stop(e, "appending to the write-ahead log failed"));
+        }
+        hooks.call(CommitPoint::Applied(index));
+        if self.unsafe_mode != Unsafe::SkipSync(index)
+            && let Err(e) = self.wal.sync()
+        {
+            // the negative control: retried, as the "fsyncgate" pattern does
+            let retried = self.unsafe_mode == Unsafe::RetryAfterFailure && self.wal.sync().is_ok();
+            if !retried {
+                return Err(self.stop(e, "syncing the write-ahead log failed"));
+            }
+        }
+        self.counters.flushed();
+        self.counters.synced();
+        Ok(())
+    }
+
+    /// Refuses every later group: after a failed append the log may end in
+    /// a torn record, after a failed sync the kernel may have dropped pages
+    /// it will never write again, after a failed apply the tree and the log
+    /// may disagree. Opening the store again recovers from the log.
+    fn stop(&mut self, e: StoreError, what: &str) -> StoreError {
+        if self.unsafe_mode == Unsafe::RetryAfterFailure {
+            tracing::error!(error = %e, "{what}; going on (negative control)");
+            return e;
+        }
+        tracing::error!(error = %e, "{what}; the store takes no more commits until it is opened again");
+        self.broken = Some(format!("{what}: {e}"));
+        e
+    }
+}
