@@ -82,6 +82,22 @@ pub struct Failure {
     pub retryable: bool,
 }
 
+impl Failure {
+    /// The failure as history and the UI show it: `kind: message`, the kind
+    /// once (an [`ActivityError`]'s own text starts with its kind already).
+    pub(crate) fn text(&self) -> String {
+        let prefixed = self
+            .message
+            .strip_prefix(self.kind.as_str())
+            .is_some_and(|rest| rest.starts_with(": "));
+        if prefixed {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.kind, self.message)
+        }
+    }
+}
+
 /// The ready-made activity error: a message, a kind and whether to retry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{kind}: {message}")]
@@ -565,5 +581,30 @@ mod tests {
         assert!(!p.allows_retry(4, &f("error", true)));
         assert!(!p.allows_retry(1, &f("declined", true)));
         assert!(!p.allows_retry(1, &f("error", false)));
+    }
+
+    /// An `ActivityError`'s text starts with its kind; the history showed
+    /// "error: error: card declined" (the kind prefixed again).
+    #[test]
+    fn a_failure_names_its_kind_once() {
+        let declined: Result<(), ActivityError> =
+            Err(ActivityError::retryable("card declined").with_kind("payment"));
+        assert_eq!(declined.failure().unwrap().text(), "payment: card declined");
+        let plain: Result<(), ActivityError> = Err(ActivityError::retryable("card declined"));
+        assert_eq!(plain.failure().unwrap().text(), "error: card declined");
+        // an error type of the user's whose text does not name its kind
+        let custom = Failure {
+            kind: "io".into(),
+            message: "disk full".into(),
+            retryable: true,
+        };
+        assert_eq!(custom.text(), "io: disk full");
+        // a text that merely starts with the kind's letters is not its kind
+        let iota = Failure {
+            kind: "io".into(),
+            message: "iota overflow".into(),
+            retryable: true,
+        };
+        assert_eq!(iota.text(), "io: iota overflow");
     }
 }

@@ -145,6 +145,6 @@ async fn run_once(step: &Request) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     match failure {
         None => Ok(()),
-        Some(f) => Err(format!("{}: {}", f.kind, f.message)),
+        Some(f) => Err(f.text()),
     }
 }

@@ -6,7 +6,10 @@
 //! API and UI behind a bearer token on an ephemeral port, and runs the
 //! Playwright driver in `tests/ui/e2e.mjs`. The driver checks what the pages
 //! show, filters the list, sends a signal and a cancel through the buttons,
-//! pauses a schedule and runs it now from the schedules page, and saves
+//! terminates the sleeper (each asked about first), measures the contrast of
+//! every text in the light and dark colour schemes, renders the pages at a
+//! phone's width (390 px), pauses a schedule and runs it now from the
+//! schedules page, and saves
 //! screenshots (their paths are printed). Afterwards the test
 //! checks through the runtime that the signal and the cancel took effect.
 //!
@@ -218,7 +221,7 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
         .lines()
         .filter_map(|l| l.strip_prefix("SCREENSHOT "))
         .collect();
-    assert_eq!(screenshots.len(), 4, "{stdout}");
+    assert_eq!(screenshots.len(), 6, "{stdout}");
     for shot in &screenshots {
         let size = std::fs::metadata(shot).map(|m| m.len()).unwrap_or(0);
         assert!(size > 1000, "screenshot {shot} is missing or empty");
@@ -233,9 +236,13 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
     );
     let cancelled = rt.describe("approval-2").unwrap();
     assert_eq!(cancelled.phase, Phase::Cancelled, "{cancelled:?}");
+    let terminated = rt.describe("reminder-1").unwrap();
+    assert_eq!(terminated.phase, Phase::Terminated, "{terminated:?}");
+    assert_eq!(terminated.error.as_deref(), Some("customer left"));
+    let completed = rt.describe("checkout-1").unwrap();
     assert_eq!(
-        rt.describe("reminder-1").unwrap().phase,
-        Phase::Sleeping,
+        completed.phase,
+        Phase::Completed,
         "the filters and pages changed nothing else"
     );
     let schedule = rt.schedules().describe("nightly-checkout").unwrap();

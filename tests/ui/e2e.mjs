@@ -140,7 +140,7 @@ try {
     assert.ok(bar.hasBar && bar.failed, `attempt ${i + 1} is a failed bar`);
     assert.match(bar.label, new RegExp(`charge_card · attempt ${i + 1}`));
     assert.match(bar.duration, /\d+(\.\d+)? (ms|s)/);
-    assert.match(bar.error, /card declined: insufficient funds for 420/);
+    assert.match(bar.error, /^ ?error: card declined: insufficient funds for 420$/, "the kind named once");
   }
   assert.equal(await page.textContent("#input"), "420");
   await waitUntil("the state shows the instance ended",
@@ -184,13 +184,93 @@ try {
     async () => /"Ok": "approval-1 laptop approved by dana for 3"/.test(await page.textContent("#output")));
   await shot(page, "signalled-instance.png");
 
-  // ---- cancel through the button ----
+  // ---- cancel through the button: asked first, and "no" sends nothing ----
   await page.goto(`${base}/ui/instance?id=approval-2`);
   await waitUntil("the page loads",
     async () => (await page.getAttribute("#i-status", "data-phase")) === "waiting_for_signal");
+  const asked = [];
+  page.once("dialog", (d) => { asked.push(d.message()); d.dismiss(); });
+  await page.click("#cancel");
+  await waitUntil("the cancel is asked about", async () => asked.length === 1);
+  assert.match(asked[0], /^Cancel approval-2\? .*cannot be undone/);
+  assert.equal(await page.textContent("#action-result"), "", "a dismissed cancel sends nothing");
+  page.once("dialog", (d) => { asked.push(d.message()); d.accept(); });
   await page.click("#cancel");
   await waitUntil("the instance is cancelled",
     async () => (await page.getAttribute("#i-status", "data-phase")) === "cancelled");
+
+  // ---- terminate: a reason is required, then asked about ----
+  await page.goto(`${base}/ui/instance?id=reminder-1`);
+  await waitUntil("the sleeper loads",
+    async () => (await page.getAttribute("#i-status", "data-phase")) === "sleeping");
+  await page.fill("#terminate-reason", " ");
+  await page.click("#terminate");
+  await waitUntil("an empty reason is refused in the page",
+    async () => /give a reason/.test(await page.textContent("#action-result")));
+  await page.fill("#terminate-reason", "customer left");
+  page.once("dialog", (d) => { asked.push(d.message()); d.accept(); });
+  await page.click("#terminate");
+  await waitUntil("the instance is terminated",
+    async () => (await page.getAttribute("#i-status", "data-phase")) === "terminated");
+  assert.match(asked[2], /^Terminate reminder-1 now, with reason "customer left"\?/);
+  await waitUntil("the reason is in the summary",
+    async () => /customer left/.test(await page.textContent("#summary")));
+
+  // ---- contrast (WCAG AA, 4.5:1) of every text in both colour schemes ----
+  // The colours the page computes: each element's text against the first
+  // opaque background behind it.
+  const contrastFailures = () => page.evaluate(() => {
+    const rgb = (s) => (s.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => [r, g, b]
+      .map((c) => c / 255)
+      .map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4))
+      .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+    const behind = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c.length >= 3 && (c.length < 4 || c[3] > 0)) return c;
+      }
+      return rgb(getComputedStyle(document.documentElement).backgroundColor);
+    };
+    const failures = [];
+    for (const el of document.querySelectorAll("body *")) {
+      const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      const box = el.getBoundingClientRect();
+      if (!own || box.width === 0 || getComputedStyle(el).visibility === "hidden") continue;
+      const style = getComputedStyle(el);
+      if (style.opacity !== "1" || el.closest("button:disabled")) continue;
+      const [a, b] = [lum(rgb(style.color)), lum(behind(el))];
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      if (ratio < 4.5) failures.push(`${el.tagName.toLowerCase()}.${el.className} "${el.textContent.trim().slice(0, 30)}": ${ratio.toFixed(2)}`);
+    }
+    return failures;
+  });
+  const pageBackground = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  for (const scheme of ["light", "dark"]) {
+    await page.emulateMedia({ colorScheme: scheme });
+    for (const url of [base, `${base}/ui/instance?id=payment-1`, `${base}/ui/schedules`]) {
+      await page.goto(url);
+      await waitUntil(`${url} renders`, async () =>
+        (await page.$$("#instances tbody tr, .timeline .row, #schedules tbody tr")).length > 0);
+      assert.deepEqual(await contrastFailures(), [], `${scheme}: ${url}`);
+    }
+    const bg = await pageBackground();
+    if (scheme === "dark") assert.notEqual(bg, "rgb(247, 248, 250)", "the dark scheme has a dark page");
+  }
+
+  // ---- a phone's width (390 px): nothing wider than the screen ----
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const [url, name] of [[base, "list-390-dark.png"],
+    [`${base}/ui/instance?id=payment-1`, "instance-390-dark.png"]]) {
+    await page.goto(url);
+    await waitUntil(`${url} renders`, async () =>
+      (await page.$$("#instances tbody tr, .timeline .row")).length > 0);
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 390, `${url} is ${wide} px wide at 390 px`);
+    await shot(page, name);
+  }
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.setViewportSize({ width: 1280, height: 900 });
 
   // ---- a new tab has no token: the page asks for it ----
   const fresh = await context.newPage();
@@ -205,6 +285,7 @@ try {
   const after = Object.fromEntries((await rows(fresh)).map((r) => [r.id, r.phase]));
   assert.equal(after["approval-1"], "completed");
   assert.equal(after["approval-2"], "cancelled");
+  assert.equal(after["reminder-1"], "terminated");
 
   // ---- schedules: listed, paused with a note, run now, its events ----
   page.on("dialog", (d) => d.accept("holiday freeze"));

@@ -57,7 +57,7 @@ impl Between for Checkpointed<'_> {
         retry_at_ms: u64,
     ) -> futures::future::BoxFuture<'a, Result<(), Halt>> {
         Box::pin(async move {
-            let error = format!("{}: {}", failure.kind, failure.message);
+            let error = failure.text();
             let record = &mut *self.record;
             record.failed_attempts = attempt;
             record.retry_at_ms = retry_at_ms;
@@ -232,7 +232,7 @@ impl Engine {
                 activity: vtable.name.to_owned(),
                 attempt: last.attempt,
                 duration_ms: last.took.as_millis() as u64,
-                error: last.failure.map(|f| format!("{}: {}", f.kind, f.message)),
+                error: last.failure.map(|f| f.text()),
             });
         Ok(last.bytes)
     }
@@ -344,7 +344,7 @@ impl Engine {
                         activity: name.to_owned(),
                         attempt: 1,
                         duration_ms: started.elapsed().as_millis() as u64,
-                        error: failure.map(|f| format!("{}: {}", f.kind, f.message)),
+                        error: failure.map(|f| f.text()),
                     });
                 Ok(bytes)
             }

@@ -167,7 +167,7 @@ impl Engine {
                             .await?
                         {
                             Ok((_, None)) => None,
-                            Ok((_, Some(f))) => Some(format!("{}: {}", f.kind, f.message)),
+                            Ok((_, Some(f))) => Some(f.text()),
                             Err(why) => Some(why),
                         }
                     }

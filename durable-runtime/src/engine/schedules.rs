@@ -197,22 +197,8 @@ pub(crate) struct RunRequest {
 
 impl Engine {
     pub(crate) async fn schedule_service(self: Arc<Self>) {
-        loop {
-            let next = match self.tick_schedules().await {
-                Ok(next) => next,
-                Err(e) => {
-                    // a second of real time: a test clock may stand still
-                    // until the schedules have acted
-                    tracing::error!(error = %e, "schedules unreadable; retrying in 1 s");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            tokio::select! {
-                () = crate::clock::sleep_until_ms(&*self.clock, next) => {}
-                () = self.schedule_wake.notified() => {}
-            }
-        }
+        self.serve_due("schedules", &self.schedule_wake, || self.tick_schedules())
+            .await;
     }
 
     /// Brings every schedule up to now; when the next one is due.

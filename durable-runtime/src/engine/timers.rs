@@ -8,34 +8,51 @@
 
 use std::sync::Arc;
 
+use tokio::sync::Notify;
+
 use super::Engine;
 use crate::clock::now_ms;
-use crate::store::keys;
+use crate::store::{StoreError, keys};
 
 /// Index entries read per page.
 const PAGE: usize = 512;
 
 impl Engine {
     pub(crate) async fn timer_service(self: Arc<Self>) {
+        self.serve_due("timer index", &self.timers, || {
+            std::future::ready(self.fire_due())
+        })
+        .await;
+    }
+
+    /// Runs `pass`, then again when the time it returned comes or `wake` is
+    /// notified, for as long as the task runs: the loop of the timer and
+    /// schedule services, written once. A pass the store fails (`what`
+    /// unreadable) is tried again a second later, of real time: a test
+    /// clock may stand still until the pass has acted.
+    pub(crate) async fn serve_due<F, Fut>(&self, what: &str, wake: &Notify, mut pass: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<u64>, StoreError>>,
+    {
         loop {
-            let next = match self.fire_due() {
+            let next = match pass().await {
                 Ok(next) => next,
                 Err(e) => {
-                    // a second of real time: a test clock may stand still
-                    tracing::error!(error = %e, "timer index unreadable; retrying in 1 s");
+                    tracing::error!(error = %e, "{what} unreadable; retrying in 1 s");
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     continue;
                 }
             };
             tokio::select! {
                 () = crate::clock::sleep_until_ms(&*self.clock, next) => {}
-                () = self.timers.notified() => {}
+                () = wake.notified() => {}
             }
         }
     }
 
     /// Wakes every instance whose timer is due; the next due time, if any.
-    fn fire_due(self: &Arc<Self>) -> Result<Option<u64>, crate::StoreError> {
+    fn fire_due(self: &Arc<Self>) -> Result<Option<u64>, StoreError> {
         let now = now_ms(&*self.clock);
         let mut from = vec![keys::TIMER];
         loop {

@@ -79,6 +79,7 @@ pub(crate) fn start<T: Tree>(
         wal,
         record: wal::Record::default(),
         counters: counters.clone(),
+        counter_values: HashMap::new(),
         broken: None,
         unsafe_mode,
     };
@@ -140,6 +141,9 @@ struct Logged<T: Tree> {
     /// The group being assembled, as a log record.
     record: wal::Record,
     counters: Arc<Counters>,
+    /// The counters' values as the tree holds them, by name, once read (the
+    /// commit thread is their only writer): a group reads none of them.
+    counter_values: HashMap<Vec<u8>, i64>,
     /// Set by [`Logged::stop`]: every later group fails until the store
     /// is opened again.
     broken: Option<String>,
@@ -230,6 +234,14 @@ impl<T: Tree> Logged<T> {
                 Err(e) => Err(self.stop(e, "the storage engine failed mid-group")),
             }
         });
+        if result.is_ok() {
+            for (key, value) in &counted.writes {
+                if let Some(value) = value {
+                    let value = keys::counter_value(key, value).unwrap_or(0);
+                    self.counter_values.insert(key[1..].to_vec(), value);
+                }
+            }
+        }
         (checks, result)
     }
 
@@ -244,13 +256,16 @@ impl<T: Tree> Logged<T> {
         let mut counted = Batch::default();
         for (name, delta) in sums {
             let key = keys::counter(name);
-            let stored = self.tree.get(&key)?;
-            let now = match &stored {
-                Some(value) => keys::counter_value(&key, value)?,
-                None => 0,
+            let stored = match self.counter_values.get(name) {
+                Some(&value) => Some(value),
+                None => match self.tree.get(&key)? {
+                    Some(value) => Some(keys::counter_value(&key, &value)?),
+                    None => None,
+                },
             };
             if delta != 0 || stored.is_none() {
-                counted.put(key, now.saturating_add(delta).to_be_bytes().to_vec());
+                let now = stored.unwrap_or(0).saturating_add(delta);
+                counted.put(key, now.to_be_bytes().to_vec());
             }
         }
         Ok(counted)

@@ -437,12 +437,24 @@ function instancePage() {
       method: "POST", body: JSON.stringify({ name, payload }),
     }));
   });
-  $("cancel").addEventListener("click", () =>
-    act("cancel", () => api(path + "/cancel", { method: "POST" })));
-  $("terminate").addEventListener("click", () =>
+  // both end the instance for good: asked once more, naming what happens
+  $("cancel").addEventListener("click", () => {
+    if (!confirm(`Cancel ${id}? Its workflow sees the cancellation at its next step and ends `
+      + "(running any compensations it has). This cannot be undone.")) return;
+    act("cancel", () => api(path + "/cancel", { method: "POST" }));
+  });
+  $("terminate").addEventListener("click", () => {
+    const reason = $("terminate-reason").value.trim();
+    if (!reason) {
+      result("give a reason to terminate: it is recorded in the history", false);
+      return;
+    }
+    if (!confirm(`Terminate ${id} now, with reason "${reason}"? None of its code runs again `
+      + "(no compensation either). This cannot be undone.")) return;
     act("terminate", () => api(path + "/terminate", {
-      method: "POST", body: JSON.stringify({ reason: $("terminate-reason").value }),
-    })));
+      method: "POST", body: JSON.stringify({ reason }),
+    }));
+  });
 
   // an ended instance does not change: stop polling it
   const tick = poll(load, () => !TERMINAL.has(phase));
