@@ -120,6 +120,25 @@ try {
   await page.click("#f-clear");
   await waitUntil("clearing shows all again", async () => (await rows(page)).length === 6);
   await shot(page, "list.png");
+  // times say their zone, and how long ago
+  assert.match(await page.textContent("#refreshed"), /times in \S+/);
+  const startedAgo = await page.textContent('#instances tr[data-id="checkout-1"] td.when');
+  assert.match(startedAgo, /just now|min ago|h ago/);
+
+  // ---- an unknown id: said once, not polled ----
+  let asks = 0;
+  const counting = (r) => { if (r.url().includes("/api/instances/nope-404")) asks += 1; };
+  page.on("request", counting);
+  await page.goto(`${base}/ui/instance?id=nope-404`);
+  await waitUntil("the page says the id is unknown",
+    async () => /no instance with id "nope-404"/.test(await page.textContent("#error")));
+  assert.ok(await page.isDisabled("#cancel"), "nothing to cancel");
+  // more than two refresh periods (2 s each): a page still polling asks again
+  await new Promise((r) => setTimeout(r, 4500));
+  assert.equal(asks, 1, "an unknown id is not polled");
+  page.off("request", counting);
+  await page.goto(base);
+  await waitUntil("the list is back", async () => (await rows(page)).length === 6);
 
   // ---- failed attempts: timeline bars with durations and the error ----
   await page.click('#instances tr[data-id="payment-1"] a');
@@ -163,6 +182,8 @@ try {
     async () => /"request": "approval-1 laptop"/.test(await page.textContent("#state")));
   assert.equal(await page.getAttribute("#i-status", "data-phase"), "waiting_for_signal");
   assert.match(await page.textContent('#summary dd[data-field="waiting for"]'), /signal approve/);
+  await waitUntil("the awaited signal's name is filled in",
+    async () => (await page.inputValue("#signal-name")) === "approve");
   await page.fill("#signal-name", "approve");
   await page.fill("#signal-payload", "{by: dana}");
   await page.click("#signal-send");

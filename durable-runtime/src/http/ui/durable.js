@@ -7,6 +7,7 @@ const PHASES = [
   "running", "sleeping", "waiting_for_signal", "completed",
   "failed", "cancelled", "terminated", "parked",
 ];
+const TERMINAL = new Set(["completed", "failed", "cancelled", "terminated"]);
 const REFRESH_MS = 2000;
 const TOKEN_KEY = "durable-token";
 // Where the UI and the API are mounted: the page's <base>, which the
@@ -98,6 +99,22 @@ function fmtTime(ms) {
     `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+// The browser's time zone: every time the UI shows is in it.
+const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+
+// "3 min ago", "in 2 h": how far `ms` is from now.
+function fmtAgo(ms) {
+  if (!ms) return "";
+  const d = Date.now() - ms;
+  const a = Math.abs(d);
+  const amount = a < 45000 ? "moments"
+    : a < 3600000 ? `${Math.round(a / 60000)} min`
+      : a < 86400000 ? `${Math.round(a / 3600000)} h`
+        : `${Math.round(a / 86400000)} d`;
+  if (amount === "moments") return d >= 0 ? "just now" : "in moments";
+  return d >= 0 ? `${amount} ago` : `in ${amount}`;
+}
+
 function fmtDuration(ms) {
   if (ms < 1000) return `${ms} ms`;
   if (ms < 60000) return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
@@ -127,7 +144,7 @@ function poll(load, keepGoing = () => true) {
     try {
       await load();
       showError(null);
-      $("refreshed").textContent = "updated " + fmtTime(Date.now()).slice(11);
+      $("refreshed").textContent = `updated ${fmtTime(Date.now()).slice(11)} · times in ${ZONE}`;
     } catch (e) {
       showError(e);
     } finally {
@@ -224,7 +241,10 @@ function listPage() {
         el("td", { class: "status" }, badge(d.phase)),
         el("td", {}, fmtWaiting(d.waiting_for)),
         el("td", { class: "num" }, d.step),
-        el("td", { class: "when" }, fmtTime(d.updated_ms)),
+        el("td", { class: "when", title: fmtTime(d.created_ms) }, fmtAgo(d.created_ms)),
+        el("td", { class: "num duration" },
+          fmtDuration((TERMINAL.has(d.phase) ? d.updated_ms : Date.now()) - d.created_ms)),
+        el("td", { class: "when", title: fmtAgo(d.updated_ms) }, fmtTime(d.updated_ms)),
         el("td", { class: "err" }, d.error || d.last_error || ""),
       ));
     }
@@ -260,7 +280,6 @@ function listPage() {
 
 // ---- one instance (/ui/instance?id=...) ----
 
-const TERMINAL = new Set(["completed", "failed", "cancelled", "terminated"]);
 
 // The timeline: one row per history event; activity attempts are bars on a
 // shared time axis, as long as the attempt ran, with their error text.
@@ -329,6 +348,17 @@ function renderTimeline(events, now) {
         case "Upgraded": label = `upgraded at ${v.variant}`; break;
         case "TimerFired": label = `step ${v.step}: timer fired`; break;
         case "SignalReceived": label = `step ${v.step}: signal ${v.name} received`; break;
+        case "Migrated":
+          label = `migrated from version ${v.from} (at ${v.from_variant}) to ${v.to} (at ${v.to_variant})`;
+          break;
+        case "Transcoded":
+          label = "state read by its stored layout and rebuilt by name";
+          detail = (v.changes || []).join("; ");
+          break;
+        case "Parked":
+          label = "parked: the registered code cannot run it";
+          detail = el("span", { class: "err" }, v.reason);
+          break;
         case "Finished":
           label = `finished: ${v.status.toLowerCase()}`;
           if (v.error) detail = el("span", { class: "err" }, v.error);
@@ -354,12 +384,25 @@ function instancePage() {
   document.title = "durable · " + id;
   let phase = null;
   let inputShown = false;
+  // an id the service does not know: said once, not polled again
+  let unknown = false;
 
   const load = async () => {
     if (!id) throw new Error("no instance id in the address (?id=...)");
     // the history read after the status: an ended status's last poll
     // always has the events of the checkpoint that ended it
-    const d = await api(path);
+    let d;
+    try {
+      d = await api(path);
+    } catch (e) {
+      if (e.status === 404) {
+        unknown = true;
+        for (const b of ["cancel", "terminate", "signal-send"]) $(b).disabled = true;
+        throw new Error(`no instance with id "${id}" (it never existed, or retention deleted it)`);
+      }
+      throw e;
+    }
+    unknown = false;
     const events = await api(path + "/history");
     phase = d.phase;
     $("i-status").replaceWith(Object.assign(badge(d.phase), { id: "i-status" }));
@@ -383,6 +426,10 @@ function instancePage() {
     }
     const terminal = TERMINAL.has(d.phase);
     for (const b of ["cancel", "terminate", "signal-send"]) $(b).disabled = terminal || d.phase === "parked";
+    // the signal the instance waits for, unless the user is typing one
+    const awaited = /^signal (\S+)/.exec(d.waiting_for || "");
+    const name = $("signal-name");
+    if (awaited && !name.value && document.activeElement !== name) name.value = awaited[1];
 
     if (!inputShown) {
       const input = events.find((e) => e.kind.Input);
@@ -457,7 +504,7 @@ function instancePage() {
   });
 
   // an ended instance does not change: stop polling it
-  const tick = poll(load, () => !TERMINAL.has(phase));
+  const tick = poll(load, () => !TERMINAL.has(phase) && !unknown);
   setupTokenForm(() => tick());
 }
 
