@@ -315,10 +315,12 @@ try {
   await waitUntil("the schedule is listed", async () => (await page.$$(srow)).length === 1);
   assert.match(await page.textContent(`${srow} td:nth-child(3)`), /cron "0 2 \* \* \*" in Europe\/Berlin/);
   assert.equal(await page.textContent(`${srow} td.state`), "active");
-  assert.notEqual(await page.textContent(`${srow} td.next`), "none");
+  // the next run in the schedule's own zone (02:00 Berlin), then in the browser's
+  assert.match(await page.textContent(`${srow} td.next`), /\d{4}-\d\d-\d\d 02:00:00 Europe\/Berlin/);
   await page.click(`${srow} button.pause`);
   await waitUntil("it shows paused with the note",
     async () => /paused: holiday freeze/.test(await page.textContent(`${srow} td.state`)));
+  assert.equal(await page.textContent(`${srow} td.next`), "none (paused)", "a paused schedule has no next run");
   await page.click(`${srow} button.trigger`);
   await waitUntil("the run is counted", async () => (await page.textContent(`${srow} td.runs`)) === "1");
   await page.click(`${srow} button.events`);

@@ -115,6 +115,21 @@ function fmtAgo(ms) {
   return d >= 0 ? `${amount} ago` : `in ${amount}`;
 }
 
+// `ms` as a wall-clock time in time zone `zone`, with the zone named.
+function fmtTimeIn(ms, zone) {
+  try {
+    const parts = new Intl.DateTimeFormat("en-CA", {
+      timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit",
+    }).formatToParts(new Date(ms));
+    const part = (type) => parts.find((p) => p.type === type).value;
+    return `${part("year")}-${part("month")}-${part("day")} ` +
+      `${part("hour")}:${part("minute")}:${part("second")} ${zone}`;
+  } catch (_) {
+    return fmtTime(ms);
+  }
+}
+
 function fmtDuration(ms) {
   if (ms < 1000) return `${ms} ms`;
   if (ms < 60000) return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
@@ -528,6 +543,17 @@ function scheduleEvent(kind) {
   }
 }
 
+// A schedule's next run: in its own time zone (a cron in Europe/Berlin
+// fires at 02:00 Berlin time), then in the browser's; none while paused.
+function nextRun(s) {
+  if (s.paused) return ["none (paused)"];
+  if (!s.next_ms.length) return ["none"];
+  const zone = s.schedule && s.schedule.time_zone;
+  if (!zone || zone === ZONE) return [fmtTime(s.next_ms[0]), el("div", { class: "muted" }, fmtAgo(s.next_ms[0]))];
+  return [fmtTimeIn(s.next_ms[0], zone),
+    el("div", { class: "muted" }, `${fmtTime(s.next_ms[0])} ${ZONE}, ${fmtAgo(s.next_ms[0])}`)];
+}
+
 function schedulesPage() {
   let shown = null;
   // the rows are rebuilt only when a schedule changed: rebuilding them on
@@ -576,7 +602,7 @@ function schedulesPage() {
         el("td", {}, s.spec, el("div", { class: "muted" }, `overlap ${s.overlap.replace(/_/g, " ")}`)),
         el("td", { class: "state" }, s.paused ? `paused${s.note ? ": " + s.note : ""}` : "active"),
         el("td", { class: "num runs" }, s.runs),
-        el("td", { class: "when next" }, s.next_ms.length ? fmtTime(s.next_ms[0]) : "none"),
+        el("td", { class: "when next" }, ...nextRun(s)),
         el("td", { class: "running" }, ...s.running.map((id) =>
           el("div", {}, el("a", { href: BASE + "ui/instance?id=" + encodeURIComponent(id) }, id)))),
         el("td", {}, pause, " ", trigger, " ", events));
