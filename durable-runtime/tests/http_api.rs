@@ -147,10 +147,19 @@ async fn the_api_lists_describes_steers_and_reports_metrics_behind_a_token() {
         "durable_activity_attempt_duration_seconds_bucket{le=\"+Inf\"} 1",
         "durable_activity_attempt_duration_seconds_count 1",
         "# TYPE durable_checkpoint_seconds histogram",
-        "# TYPE durable_store_group_commits histogram",
+        "# TYPE durable_store_group_size histogram",
         "# TYPE durable_store_flush_seconds histogram",
     ] {
         assert!(body.contains(needle), "missing {needle} in\n{body}");
+    }
+    // the time in attempts is the histogram's `_sum` (a counter of whole
+    // seconds beside it said less, twice), and a histogram is not named as
+    // a counter of commits
+    for gone in [
+        "durable_activity_attempt_seconds_total",
+        "durable_store_group_commits",
+    ] {
+        assert!(!body.contains(gone), "{gone} in\n{body}");
     }
     // every transition's checkpoint and every group flush was timed
     let count = |name: &str| -> u64 {
@@ -162,7 +171,7 @@ async fn the_api_lists_describes_steers_and_reports_metrics_behind_a_token() {
     assert!(count("durable_checkpoint_seconds") >= 1, "{body}");
     assert!(count("durable_store_flush_seconds") >= 3, "{body}");
     assert_eq!(
-        count("durable_store_group_commits"),
+        count("durable_store_group_size"),
         count("durable_store_flush_seconds")
     );
     server.abort();

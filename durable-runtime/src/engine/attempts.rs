@@ -304,10 +304,6 @@ impl Engine {
         let m = &self.metrics;
         m.attempts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        m.attempt_micros.fetch_add(
-            started.elapsed().as_micros() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
         m.attempt_seconds.since(started);
         if outcome.1.is_some() {
             m.attempt_failures

@@ -55,7 +55,6 @@ pub(crate) struct Metrics {
     pub(crate) transitions: std::sync::atomic::AtomicU64,
     pub(crate) attempts: std::sync::atomic::AtomicU64,
     pub(crate) attempt_failures: std::sync::atomic::AtomicU64,
-    pub(crate) attempt_micros: std::sync::atomic::AtomicU64,
     /// Instances this process took over from lapsed workers.
     pub(crate) taken_over: std::sync::atomic::AtomicU64,
 }
@@ -68,7 +67,6 @@ impl Default for Metrics {
             transitions: Default::default(),
             attempts: Default::default(),
             attempt_failures: Default::default(),
-            attempt_micros: Default::default(),
             taken_over: Default::default(),
         }
     }

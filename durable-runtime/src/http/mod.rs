@@ -655,11 +655,6 @@ async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
         m.attempt_failures.load(Ordering::Relaxed),
     );
     counter(
-        "durable_activity_attempt_seconds_total",
-        "Time spent in activity attempts.",
-        m.attempt_micros.load(Ordering::Relaxed) / 1_000_000,
-    );
-    counter(
         "durable_taken_over_total",
         "Instances this worker took over from workers whose lease lapsed (PostgreSQL).",
         m.taken_over.load(Ordering::Relaxed),

@@ -172,7 +172,7 @@ impl Counters {
             );
         }
         self.group_size.render(
-            "durable_store_group_commits",
+            "durable_store_group_size",
             "Commits written by one group flush (group-commit batch size).",
             out,
         );

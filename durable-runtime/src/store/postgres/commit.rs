@@ -247,7 +247,6 @@ impl Transactions {
             for (key, value) in &request.batch.writes {
                 writes.insert(key.clone(), value.clone());
             }
-            self.counters.accepted(&request.batch);
             messages.extend(request.batch.notify.iter().cloned());
             for (name, delta) in &request.batch.counts {
                 *counts.entry(name).or_default() += delta;
@@ -300,7 +299,15 @@ impl Transactions {
         }
         hooks.call(CommitPoint::Applied(index));
         match tx.commit().await {
-            Ok(()) => Attempt::Done(checks, Ok(())),
+            Ok(()) => {
+                // counted once committed: an aborted try is run again
+                for (request, check) in group.iter().zip(&checks) {
+                    if check.is_ok() {
+                        self.counters.accepted(&request.batch);
+                    }
+                }
+                Attempt::Done(checks, Ok(()))
+            }
             // the commit's outcome may be unknown: never run it again
             Err(e) => fail_all(pg_err(&e)),
         }
