@@ -135,6 +135,28 @@ pub(crate) fn event_line(e: &HistoryEvent) -> String {
         EventKind::SignalReceived { step, name } => {
             format!("step {step}: signal {name} received")
         }
+        EventKind::PartFinished {
+            step,
+            part,
+            activity,
+            attempts,
+            duration_ms,
+            error,
+        } => {
+            let tries = match attempts {
+                0 => String::new(),
+                1 => " after 1 attempt".to_owned(),
+                n => format!(" after {n} attempts"),
+            };
+            match error {
+                None => {
+                    format!("step {step} part {part}: {activity} done{tries} ({duration_ms} ms)")
+                }
+                Some(e) => format!(
+                    "step {step} part {part}: {activity} gave up{tries} ({duration_ms} ms): {e}"
+                ),
+            }
+        }
         other => format!("{other:?}"),
     };
     let at = chrono::DateTime::from_timestamp_millis(e.at_ms as i64).map_or_else(

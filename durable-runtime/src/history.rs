@@ -161,6 +161,29 @@ pub enum EventKind {
         /// The layout hash of the code that wrote it (0: unknown).
         layout: u64,
     },
+    /// One part of a `join_all` or of a saga's compensation ended: its
+    /// attempts in one event (parts run side by side, and their failed
+    /// attempts are retried without a checkpoint each). Written with the
+    /// checkpoint that records the part's result. (Last, so older
+    /// histories keep decoding.)
+    PartFinished {
+        /// The step of the `join_all` or compensation.
+        step: u64,
+        /// The part's index in the call (a compensation's: the order it
+        /// was added in).
+        part: u32,
+        /// The activity's name.
+        activity: String,
+        /// Attempts made (0: not known, a result another worker wrote
+        /// before it counted them).
+        attempts: u32,
+        /// From the first attempt's start to the end of the last, in ms
+        /// (backoffs between attempts included).
+        duration_ms: u64,
+        /// The error text if the part failed for good (the workflow sees
+        /// it as the part's `Err`).
+        error: Option<String>,
+    },
 }
 
 /// A short description of a command for the history.

@@ -331,6 +331,7 @@ impl Engine {
         let outcome = self
             .interruptible(id, record.next_deadline(), || Ok(false), remote)
             .await??;
+        let (outcome, made) = outcome;
         match outcome {
             Ok((bytes, failure)) => {
                 record
@@ -338,7 +339,9 @@ impl Engine {
                     .push(crate::history::EventKind::ActivityFinished {
                         step: record.step,
                         activity: name.to_owned(),
-                        attempt: 1,
+                        // the worker's count (a result written before it
+                        // counted reads as 0: at least one ran)
+                        attempt: made.max(1),
                         duration_ms: started.elapsed().as_millis() as u64,
                         error: failure.map(|f| f.text()),
                     });

@@ -8,7 +8,7 @@ use futures::stream::FuturesUnordered;
 
 use super::queues::Remote;
 use super::{Engine, Halt, InstanceRecord, Status, WorkflowEntry, guarded, now_ms};
-use crate::activity::{ActivityOptions, ActivityVTable, Failure};
+use crate::activity::{ActivityOptions, ActivityVTable};
 use crate::clock::now_ms as clock_ms;
 use crate::codec;
 use crate::command::{ChildError, Executor, Request};
@@ -26,7 +26,7 @@ pub(super) async fn attempts(
     vtable: ActivityVTable,
     input: &[u8],
     options: &ActivityOptions,
-) -> Result<Remote, Halt> {
+) -> Result<(Remote, u32), Halt> {
     if let Some(queue) = engine.queue_for(vtable.name) {
         // a part of a select or join_all on a named queue: run there
         return engine
@@ -34,6 +34,30 @@ pub(super) async fn attempts(
             .await;
     }
     Ok(local_attempts(engine, key, workflow_id, vtable, input, options).await)
+}
+
+/// The history event of part `part` of step `step`, whose attempts
+/// (`made`, started at `started`) ended with `done`.
+fn part_finished(
+    step: u64,
+    part: usize,
+    activity: &str,
+    made: u32,
+    started: std::time::Instant,
+    done: &Remote,
+) -> crate::history::EventKind {
+    crate::history::EventKind::PartFinished {
+        step,
+        part: u32::try_from(part).unwrap_or(u32::MAX),
+        activity: activity.to_owned(),
+        attempts: made,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        error: match done {
+            Ok((_, None)) => None,
+            Ok((_, Some(failure))) => Some(failure.text()),
+            Err(why) => Some(why.clone()),
+        },
+    }
 }
 
 /// [`attempts`] in this process, whatever the activity's queue (the queue
@@ -46,16 +70,16 @@ pub(super) async fn local_attempts(
     vtable: ActivityVTable,
     input: &[u8],
     options: &ActivityOptions,
-) -> Result<(Vec<u8>, Option<Failure>), String> {
+) -> (Remote, u32) {
     let mut between = super::attempts::InMemory;
     match engine
         .retry(vtable, input, options, &key, workflow_id, 1, &mut between)
         .await
     {
-        Ok(Ok(last)) => Ok((last.bytes, last.failure)),
-        Ok(Err(why)) => Err(why),
+        Ok(Ok(last)) => (Ok((last.bytes, last.failure)), last.attempt),
+        Ok(Err(why)) => (Err(why), 0),
         // kept in memory: nothing between the attempts halts
-        Err(_) => Err("the attempts were stopped".into()),
+        Err(_) => (Err("the attempts were stopped".into()), 0),
     }
 }
 
@@ -79,21 +103,28 @@ impl Engine {
             .collect();
         let mut queue = todo.into_iter();
         let mut running = FuturesUnordered::new();
+        let step = record.step;
         let start_one = |i: usize| {
             let request = requests[i].clone();
             let each = each.clone();
             let key = format!("{key}/{i}");
             async move {
+                let started = std::time::Instant::now();
                 let out = match (&request, &each) {
                     (Request::Activity { input, options, .. }, Executor::Activity(vtable)) => {
-                        attempts(self, key, id, *vtable, input, options)
-                            .await
-                            .map(|done| done.map(|(b, _)| b))
+                        attempts(self, key, id, *vtable, input, options).await.map(
+                            |(done, made)| {
+                                let event =
+                                    part_finished(step, i, vtable.name, made, started, &done);
+                                (done.map(|(b, _)| b), Some(event))
+                            },
+                        )
                     }
                     (other, exec) => match self.ready(id, other, Some(exec)) {
-                        Ok(Some((bytes, None))) => Ok(Ok(bytes)),
-                        _ => Ok(Err(
-                            "join_all takes activities (and clock or random reads)".to_owned()
+                        Ok(Some((bytes, None))) => Ok((Ok(bytes), None)),
+                        _ => Ok((
+                            Err("join_all takes activities (and clock or random reads)".to_owned()),
+                            None,
                         )),
                     },
                 };
@@ -110,7 +141,9 @@ impl Engine {
                 done.push(more);
             }
             for (i, out) in done {
-                let bytes = match out? {
+                let (out, event) = out?;
+                record.new_events.extend(event);
+                let bytes = match out {
                     Ok(bytes) => bytes,
                     Err(why) => return self.fail(id, record, why).await,
                 };
@@ -163,9 +196,19 @@ impl Engine {
                     options,
                 } => match crate::activity::registered(name) {
                     Some(vtable) => {
-                        match attempts(self, format!("{key}/{i}"), id, vtable, input, options)
-                            .await?
-                        {
+                        let started = std::time::Instant::now();
+                        let (done, made) =
+                            attempts(self, format!("{key}/{i}"), id, vtable, input, options)
+                                .await?;
+                        record.new_events.push(part_finished(
+                            record.step,
+                            i,
+                            vtable.name,
+                            made,
+                            started,
+                            &done,
+                        ));
+                        match done {
                             Ok((_, None)) => None,
                             Ok((_, Some(f))) => Some(f.text()),
                             Err(why) => Some(why),

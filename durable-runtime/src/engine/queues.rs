@@ -54,19 +54,26 @@ struct ResultRecord {
     /// Why the worker could not read the input by name (the call did not
     /// run): the instance is parked with these reasons.
     refused: Vec<String>,
+    /// The attempts the worker made (0: not known, a result written before
+    /// this field existed).
+    attempts: u32,
 }
 
-/// Decodes a stored task or result, one written before its trailing
-/// fields existed included (they read as 0 and empty: postcard writes
-/// both as one zero byte).
+/// Decodes a stored task or result, one written before some of its last
+/// `trailing` fields existed included (each missing one reads as 0 or
+/// empty: postcard writes both as one zero byte).
 fn decode_tolerant<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     trailing: usize,
 ) -> Result<T, crate::CodecError> {
     codec::decode(bytes).or_else(|err| {
-        let mut older = bytes.to_vec();
-        older.extend(std::iter::repeat_n(0, trailing));
-        codec::decode(&older).map_err(|_| err)
+        (1..=trailing)
+            .find_map(|missing| {
+                let mut older = bytes.to_vec();
+                older.extend(std::iter::repeat_n(0, missing));
+                codec::decode(&older).ok()
+            })
+            .ok_or(err)
     })
 }
 
@@ -126,11 +133,11 @@ impl Engine {
         vtable: ActivityVTable,
         input: &[u8],
         options: &ActivityOptions,
-    ) -> Result<Remote, Halt> {
+    ) -> Result<(Remote, u32), Halt> {
         let result_key = keys::result(id, key);
         let task_key = keys::task(queue, key);
-        let take = |bytes: &[u8]| -> Result<Remote, Halt> {
-            let r: ResultRecord = decode_tolerant(bytes, 2).map_err(|e| {
+        let take = |bytes: &[u8]| -> Result<(Remote, u32), Halt> {
+            let r: ResultRecord = decode_tolerant(bytes, 3).map_err(|e| {
                 Halt::Store(StoreError::Corrupt {
                     key: crate::store::printable(&result_key),
                     reason: e.to_string(),
@@ -149,7 +156,7 @@ impl Engine {
             }
             let (bytes, failure) = match r.outcome {
                 Ok(outcome) => outcome,
-                Err(why) => return Ok(Err(why)),
+                Err(why) => return Ok((Err(why), r.attempts)),
             };
             let what = format!(
                 "the result of activity `{}` (run by worker `{}`)",
@@ -158,7 +165,7 @@ impl Engine {
             let bytes = self
                 .cross(&what, bytes, r.layout, &vtable.output)
                 .map_err(Halt::Payload)?;
-            Ok(Ok((bytes, failure)))
+            Ok((Ok((bytes, failure)), r.attempts))
         };
         let found = |key: &[u8]| self.store.get(key).map_err(Halt::Store);
         if let Some(bytes) = found(&result_key)? {
@@ -314,7 +321,7 @@ impl Engine {
                         "the input of activity `{}` (queued by another build; worker `{worker}`)",
                         task.activity
                     );
-                    let (outcome, refused) = match engine.cross(
+                    let ((outcome, attempts), refused) = match engine.cross(
                         &what,
                         std::mem::take(&mut task.input),
                         task.input_layout,
@@ -332,7 +339,7 @@ impl Engine {
                             .await;
                             (outcome, Vec::new())
                         }
-                        Err(refused) => (Err(refused.join("; ")), refused),
+                        Err(refused) => ((Err(refused.join("; ")), 0), refused),
                     };
                     if let Ok(layout) = &output.layout
                         && let Err(e) = engine.store_value_layout(output.hash, layout, &mut batch)
@@ -347,6 +354,7 @@ impl Engine {
                         duration_ms: started.elapsed().as_millis() as u64,
                         layout: output.hash,
                         refused,
+                        attempts,
                     };
                     let bytes = match codec::encode(&result) {
                         Ok(bytes) => bytes,
@@ -392,5 +400,51 @@ impl Engine {
                 .is_ok_and(|l| l.token == token && l.expires_ms > super::cluster::wall_ms()),
             None => false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A result as builds before `attempts` (and before `layout` and
+    /// `refused`) wrote it.
+    #[derive(serde::Serialize)]
+    struct Before {
+        outcome: Result<(Vec<u8>, Option<Failure>), String>,
+        worker: String,
+        duration_ms: u64,
+        layout: u64,
+        refused: Vec<String>,
+    }
+
+    #[derive(serde::Serialize)]
+    struct Oldest {
+        outcome: Result<(Vec<u8>, Option<Failure>), String>,
+        worker: String,
+        duration_ms: u64,
+    }
+
+    #[test]
+    fn results_of_earlier_builds_read_with_their_missing_fields_empty() {
+        let before = codec::encode(&Before {
+            outcome: Ok((vec![1, 2], None)),
+            worker: "w".into(),
+            duration_ms: 5,
+            layout: 9,
+            refused: Vec::new(),
+        })
+        .unwrap();
+        let r: ResultRecord = decode_tolerant(&before, 3).unwrap();
+        assert_eq!((r.layout, r.attempts, r.duration_ms), (9, 0, 5));
+        let oldest = codec::encode(&Oldest {
+            outcome: Err("gone".into()),
+            worker: "w".into(),
+            duration_ms: 7,
+        })
+        .unwrap();
+        let r: ResultRecord = decode_tolerant(&oldest, 3).unwrap();
+        assert_eq!((r.layout, r.attempts, r.refused.len()), (0, 0, 0));
+        assert_eq!(r.outcome, Err("gone".to_owned()));
     }
 }

@@ -462,7 +462,9 @@ impl Engine {
                             Some(async move {
                                 (
                                     i,
-                                    composite::attempts(self, key, id, *v, input, options).await,
+                                    composite::attempts(self, key, id, *v, input, options)
+                                        .await
+                                        .map(|(outcome, _)| outcome),
                                 )
                             })
                         }

@@ -186,6 +186,98 @@ async fn a_failed_saga_compensates_in_reverse_order() {
     );
 }
 
+static TRIES: LazyLock<Mutex<HashMap<String, u32>>> = LazyLock::new(Default::default);
+
+/// Fails its first `failures` attempts (per `key`), then answers how many it took.
+#[activity(max_attempts = 3, initial_interval_ms = 1)]
+async fn flaky(key: String, failures: u32) -> Result<u32, ActivityError> {
+    let mut tries = TRIES.lock().unwrap();
+    let n = tries.entry(key.clone()).or_insert(0);
+    *n += 1;
+    if *n <= failures {
+        return Err(ActivityError::retryable(format!("{key} try {n}")));
+    }
+    Ok(*n)
+}
+
+#[workflow]
+async fn flaky_parts(run: String) -> Result<u32, WorkflowError> {
+    let calls = vec![
+        flaky(format!("{run}/0"), 0),
+        flaky(format!("{run}/1"), 2),
+        flaky(format!("{run}/2"), 5),
+    ];
+    let results = join_all(calls).await;
+    Ok(results.iter().filter(|r| r.is_ok()).count() as u32)
+}
+
+/// The parts' `PartFinished` events of instance `id`: (step, part,
+/// activity, attempts, error).
+fn parts_of(rt: &Runtime, id: &str) -> Vec<(u64, u32, String, u32, Option<String>)> {
+    let mut parts: Vec<_> = rt
+        .history(id)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            durable_runtime::history::EventKind::PartFinished {
+                step,
+                part,
+                activity,
+                attempts,
+                error,
+                ..
+            } => Some((step, part, activity, attempts, error)),
+            _ => None,
+        })
+        .collect();
+    parts.sort_by_key(|p| p.1);
+    parts
+}
+
+/// Each part of a `join_all`, and each compensation of a saga, leaves one
+/// history event with its attempts, duration and error. Before, the parts'
+/// attempts (retried in memory, side by side) left no trace in the history.
+#[tokio::test]
+async fn every_part_of_a_join_all_and_of_a_compensation_is_in_the_history() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<flaky_parts>()
+        .workflow::<trip>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let run = format!("fp-{BACKEND:?}");
+    let h = rt
+        .start(&run, flaky_parts(run.clone()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), 2);
+    let parts = parts_of(&rt, &run);
+    let step = parts.first().map(|p| p.0).expect("no part in the history");
+    assert_eq!(
+        parts,
+        vec![
+            (step, 0, "flaky".to_owned(), 1, None),
+            (step, 1, "flaky".to_owned(), 3, None),
+            (step, 2, "flaky".to_owned(), 3, Some(format!("error: {run}/2 try 3"))),
+        ]
+    );
+
+    let h = rt
+        .start("t-parts", trip("t-parts".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    h.result().within().await.unwrap().unwrap_err();
+    let undone = parts_of(&rt, "t-parts");
+    assert_eq!(
+        undone
+            .iter()
+            .map(|(_, part, activity, attempts, error)| (*part, activity.as_str(), *attempts, error.clone()))
+            .collect::<Vec<_>>(),
+        vec![(0, "unbook", 1, None), (1, "unbook", 1, None)]
+    );
+}
+
 #[tokio::test]
 async fn a_parent_awaits_its_child_workflows() {
     let db = BACKEND.store();

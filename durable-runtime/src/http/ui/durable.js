@@ -318,7 +318,7 @@ function renderTimeline(events, now) {
   let start = events[0].at_ms;
   let end = events[events.length - 1].at_ms;
   for (const e of events) {
-    const a = e.kind.AttemptFailed || e.kind.ActivityFinished;
+    const a = e.kind.AttemptFailed || e.kind.ActivityFinished || e.kind.PartFinished;
     if (a) start = Math.min(start, attemptStart(e, a));
   }
   if (now) end = Math.max(end, now);
@@ -337,18 +337,21 @@ function renderTimeline(events, now) {
     let bar = null;
     let detail = null;
     let cls = "event";
-    if (name === "AttemptFailed" || name === "ActivityFinished") {
-      const activity = name === "ActivityFinished" ? v.activity : (activityAt.get(v.step) || "activity");
+    if (name === "AttemptFailed" || name === "ActivityFinished" || name === "PartFinished") {
+      const activity = name === "AttemptFailed" ? (activityAt.get(v.step) || "activity") : v.activity;
       const failed = name === "AttemptFailed" || v.error;
       cls = "attempt " + (failed ? "failed" : "ok");
-      label = `step ${v.step} · ${activity} · attempt ${v.attempt}`;
+      label = name === "PartFinished"
+        ? `step ${v.step} · part ${v.part} · ${v.activity}` +
+          (v.attempts > 1 ? ` · ${v.attempts} attempts` : "")
+        : `step ${v.step} · ${activity} · attempt ${v.attempt}`;
       const left = pct(attemptStart(e, v));
       const width = Math.max(pct(e.at_ms) - left, 0);
       bar = el("div", { class: "track" },
         el("div", {
           class: "bar " + (failed ? "failed" : "ok"),
           style: `left:${left.toFixed(3)}%;width:${width.toFixed(3)}%`,
-          title: `${activity}, attempt ${v.attempt}: ${fmtDuration(v.duration_ms)}`,
+          title: `${activity}, ${name === "PartFinished" ? `part ${v.part}` : `attempt ${v.attempt}`}: ${fmtDuration(v.duration_ms)}`,
         }));
       detail = el("span", { class: "detail" },
         el("span", { class: "duration" }, fmtDuration(v.duration_ms)),
