@@ -422,8 +422,11 @@ fn a_read_waiting_for_the_server_leaves_the_runtime_free() {
         for _ in 0..600 {
             let row = outsider
                 .query_one(
+                    // any other session of this database waiting for a lock:
+                    // the read (whatever its statement text shows under load)
                     "SELECT count(*) FROM pg_stat_activity \
-                     WHERE wait_event_type = 'Lock' AND query LIKE '%durable_kv%' AND pid <> pg_backend_pid()",
+                     WHERE wait_event_type = 'Lock' AND datname = current_database() \
+                     AND pid <> pg_backend_pid()",
                     &[],
                 )
                 .await
@@ -435,7 +438,11 @@ fn a_read_waiting_for_the_server_leaves_the_runtime_free() {
         }
         false
     });
-    assert!(waiting, "the read never reached the server");
+    assert!(
+        waiting,
+        "the read never waited for the lock (reader finished: {})",
+        reader.is_finished()
+    );
     let (tx, rx) = std::sync::mpsc::channel();
     rt.spawn(async move {
         let _ = tx.send(());

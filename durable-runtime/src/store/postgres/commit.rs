@@ -58,6 +58,7 @@ fn lock_id(key: &[u8]) -> i64 {
 
 /// PostgreSQL's [`GroupWriter`]: one transaction per group, on the
 /// store's own runtime (the commit thread waits for it).
+#[derive(Clone)]
 pub(super) struct Transactions {
     pub(super) pool: Pool,
     pub(super) rt: tokio::runtime::Handle,

@@ -180,7 +180,9 @@ struct Inner {
     pool: Pool,
     /// The group commit (its transactions run on `rt`).
     commits: CommitThread,
-    counters: Arc<Counters>,
+    /// Solo batches' transactions, run beside the group (the same pool,
+    /// counters and counter slot as the commit thread's).
+    solo: Transactions,
     /// Where the store is, without the password, for messages.
     location: String,
     /// For the listening connection, taken by the first subscriber.
@@ -382,7 +384,8 @@ impl PgStore {
             counters: counters.clone(),
             slot: (rand::random::<u32>() % COUNTER_SLOTS) as i32,
         };
-        let commits = match CommitThread::start(transactions, counters.clone()) {
+        let solo = transactions.clone();
+        let commits = match CommitThread::start(transactions, counters) {
             Ok(commits) => commits,
             Err(e) => {
                 rt.shutdown_background();
@@ -394,7 +397,7 @@ impl PgStore {
                 rt: Some(rt),
                 pool,
                 commits,
-                counters,
+                solo,
                 location,
                 listen: Mutex::new(Some((config, connector))),
             }),
@@ -644,14 +647,8 @@ impl Store for PgStore {
             let Some(rt) = self.inner.rt.as_ref() else {
                 return Box::pin(async { Err(StoreError::Closed) });
             };
-            let alone = Transactions {
-                pool: self.inner.pool.clone(),
-                rt: rt.handle().clone(),
-                counters: self.inner.counters.clone(),
-                slot: (rand::random::<u32>() % COUNTER_SLOTS) as i32,
-            };
             let (done, wait) = tokio::sync::oneshot::channel();
-            rt.spawn(alone.write_alone(Request { batch, done }));
+            rt.spawn(self.inner.solo.clone().write_alone(Request { batch, done }));
             return Box::pin(async move { wait.await.unwrap_or(Err(StoreError::Closed)) });
         }
         self.inner.commits.commit(batch)
