@@ -209,13 +209,72 @@ impl RetryPolicy {
     }
 }
 
-/// Per-call settings of an activity: its retry policy and attempt timeout.
+/// Per-call settings of an activity: its retry policy and timeouts.
+///
+/// Every timeout runs on the runtime's clock (a `TestClock` skips it) and
+/// is `None` (no limit) unless set, with `#[activity(..)]` or on the call
+/// (`ActivityCall::with_timeout`, ..):
+///
+/// | timeout | bounds | when it passes |
+/// |---|---|---|
+/// | start-to-close | one attempt | the attempt fails (kind `timeout`) and is retried by the policy |
+/// | heartbeat | the time between two [`heartbeat`](crate::heartbeat::heartbeat)s of an attempt (the first counted from its start) | as start-to-close |
+/// | schedule-to-close | the whole call, every attempt and backoff, from the checkpoint that scheduled it | the call fails (kind `timeout`), not retried |
+/// | schedule-to-start | the wait of a task-queue call for a worker to claim it | as schedule-to-close |
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ActivityOptions {
     /// The retry policy.
     pub retry: RetryPolicy,
-    /// Longest time one attempt may take before it counts as failed; `None`: no limit.
+    /// Longest time one attempt may take before it counts as failed.
     pub start_to_close_timeout: Option<Duration>,
+    /// Longest time an attempt may go without a heartbeat.
+    // The three below are stored beside the two above, not in this
+    // struct's own encoding (a build before them reads the options by
+    // position): see `command/stored.rs` and the task record.
+    #[serde(skip)]
+    pub heartbeat_timeout: Option<Duration>,
+    /// Longest time the whole call may take, retries included.
+    #[serde(skip)]
+    pub schedule_to_close_timeout: Option<Duration>,
+    /// Longest time a task-queue call may wait for a worker to claim it
+    /// (a call run in the instance's own process starts at once).
+    #[serde(skip)]
+    pub schedule_to_start_timeout: Option<Duration>,
+}
+
+/// The timeouts of [`ActivityOptions`] that its encoding leaves out, as
+/// they are stored beside it (ms; 0: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub(crate) struct LaterTimeouts {
+    heartbeat_ms: u64,
+    schedule_to_close_ms: u64,
+    schedule_to_start_ms: u64,
+}
+
+impl LaterTimeouts {
+    /// Those of `options`.
+    pub(crate) fn of(options: &ActivityOptions) -> LaterTimeouts {
+        let ms = |d: Option<Duration>| d.map_or(0, |d| (d.as_millis() as u64).max(1));
+        LaterTimeouts {
+            heartbeat_ms: ms(options.heartbeat_timeout),
+            schedule_to_close_ms: ms(options.schedule_to_close_timeout),
+            schedule_to_start_ms: ms(options.schedule_to_start_timeout),
+        }
+    }
+
+    /// Whether none is set (the options then encode as a build before
+    /// them wrote them).
+    pub(crate) fn is_none(&self) -> bool {
+        *self == LaterTimeouts::default()
+    }
+
+    /// Sets them on `options`.
+    pub(crate) fn apply(self, options: &mut ActivityOptions) {
+        let d = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        options.heartbeat_timeout = d(self.heartbeat_ms);
+        options.schedule_to_close_timeout = d(self.schedule_to_close_ms);
+        options.schedule_to_start_timeout = d(self.schedule_to_start_ms);
+    }
 }
 
 /// What the runtime knows about the attempt it is running, available inside
@@ -519,9 +578,33 @@ impl<A: Activity> ActivityCall<A> {
         self
     }
 
-    /// Overrides the attempt timeout for this call.
+    /// Overrides the attempt (start-to-close) timeout for this call.
     pub fn with_timeout(mut self, start_to_close: Duration) -> Self {
         self.options.start_to_close_timeout = Some(start_to_close);
+        self
+    }
+
+    /// Sets the heartbeat timeout for this call: an attempt that goes this
+    /// long without a [`heartbeat`](crate::heartbeat::heartbeat) fails
+    /// (kind `timeout`) and is retried by the policy.
+    pub fn with_heartbeat_timeout(mut self, heartbeat: Duration) -> Self {
+        self.options.heartbeat_timeout = Some(heartbeat);
+        self
+    }
+
+    /// Sets the schedule-to-close timeout for this call: the whole call,
+    /// every attempt and backoff, fails (kind `timeout`, not retried) once
+    /// this long has passed since the checkpoint that scheduled it.
+    pub fn with_schedule_to_close_timeout(mut self, schedule_to_close: Duration) -> Self {
+        self.options.schedule_to_close_timeout = Some(schedule_to_close);
+        self
+    }
+
+    /// Sets the schedule-to-start timeout for this call: a call of a task
+    /// queue that no worker has claimed this long after it was queued
+    /// fails (kind `timeout`, not retried).
+    pub fn with_schedule_to_start_timeout(mut self, schedule_to_start: Duration) -> Self {
+        self.options.schedule_to_start_timeout = Some(schedule_to_start);
         self
     }
 }

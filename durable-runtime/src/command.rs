@@ -28,8 +28,11 @@ pub trait Command {
     fn executor() -> Executor;
 }
 
+mod stored;
+
 /// A checkpointed description of a command, stored with the state that awaits it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "stored::Stored<'static>")]
 #[non_exhaustive]
 pub enum Request {
     /// Run an activity.

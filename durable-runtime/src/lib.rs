@@ -84,6 +84,7 @@ mod compatibility;
 mod engine;
 mod error;
 mod future;
+pub mod heartbeat;
 pub mod history;
 #[cfg(feature = "http")]
 pub mod http;
@@ -216,8 +217,14 @@ pub use durable_macros::workflow;
 ///
 /// Arguments (all optional; defaults in [`RetryPolicy`]): `max_attempts`,
 /// `initial_interval_ms`, `max_interval_ms`, `backoff` (1.0 to 100.0),
-/// `timeout_ms` (per attempt), `non_retryable = ["kind", ..]`, `name`, `crate`.
-/// A call can override them: `charge(id).with_retry(policy).with_timeout(d)`.
+/// `non_retryable = ["kind", ..]`; the timeouts (none by default; see
+/// [`ActivityOptions`]) `timeout_ms` (start-to-close: one attempt),
+/// `heartbeat_timeout_ms` (between two [`heartbeat`](heartbeat::heartbeat)s),
+/// `schedule_to_close_ms` (the whole call, retries included) and
+/// `schedule_to_start_ms` (a task-queue call's wait for a worker); `queue`,
+/// `name`, `crate`. A call can override them:
+/// `charge(id).with_retry(policy).with_timeout(d)`, `.with_heartbeat_timeout(d)`,
+/// `.with_schedule_to_close_timeout(d)`, `.with_schedule_to_start_timeout(d)`.
 ///
 /// ```
 /// use durable_runtime::prelude::*;
@@ -261,6 +268,7 @@ impl From<ActivityError> for WorkflowError {
 pub mod prelude {
     pub use crate::activity::dependency;
     pub use crate::command::Either;
+    pub use crate::heartbeat::{heartbeat, heartbeat_details};
     pub use crate::{
         ActivityContext, ActivityError, Cancelled, IdPolicy, RetryPolicy, Runtime, Saga,
         WorkflowError, WorkflowHandle, activity, continue_as_new, first_of, join_all, now,

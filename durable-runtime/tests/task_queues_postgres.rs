@@ -198,3 +198,103 @@ async fn on_sled_the_one_process_runs_a_queued_activity() {
         vec!["local", "local", "local"]
     );
 }
+
+/// On a queue no worker serves.
+#[activity(queue = "nobody", schedule_to_start_ms = 5_000)]
+async fn unserved(n: u32) -> Result<u32, ActivityError> {
+    Ok(n)
+}
+
+#[workflow]
+async fn unserved_job(n: u32) -> Result<String, WorkflowError> {
+    Ok(match unserved(n).await {
+        Ok(n) => n.to_string(),
+        Err(e) => format!("{}: {}", e.kind(), e.message()),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_call_no_worker_claims_in_time_fails_and_its_task_is_taken_back() {
+    use durable_runtime::store::Store;
+    let db = Backend::Postgres.store();
+    let store: std::sync::Arc<dyn Store> = db.open().await;
+    let clock = std::sync::Arc::new(durable_runtime::clock::TestClock::new());
+    let rt = Runtime::builder()
+        .workflow::<unserved_job>()
+        .worker_name("owner")
+        .clock(clock.clone())
+        .open_store(store.clone())
+        .await
+        .unwrap();
+    let h = rt
+        .start("unserved", unserved_job(3), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the task to be queued", || {
+        store.scan_prefix(b"qnobody").unwrap().len() == 1
+    })
+    .await;
+    clock.advance(Duration::from_secs(4));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.describe().unwrap().status, Status::Running, "not yet");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "timeout: no worker of queue `nobody` claimed the call within its schedule-to-start timeout of 5s"
+    );
+    assert!(
+        store.scan_prefix(b"qnobody").unwrap().is_empty(),
+        "the task stayed"
+    );
+    rt.shutdown().await;
+}
+
+/// Reports its progress; the first attempt then fails.
+#[activity(queue = "beats", max_attempts = 2, initial_interval_ms = 1)]
+async fn resumable(n: u32) -> Result<(Option<u32>, String), ActivityError> {
+    let from = heartbeat_details::<u32>();
+    if from.is_none() {
+        heartbeat(&(n * 10))?;
+        return Err(ActivityError::retryable("lost the worker's GPU"));
+    }
+    Ok((from, worker()))
+}
+
+#[workflow]
+async fn resumable_job(n: u32) -> Result<(Option<u32>, String), WorkflowError> {
+    Ok(resumable(n).await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_calls_heartbeat_details_reach_its_next_attempt_and_go_with_the_result() {
+    use durable_runtime::store::Store;
+    let db = Backend::Postgres.store();
+    let store: std::sync::Arc<dyn Store> = db.open().await;
+    let owner = Runtime::builder()
+        .workflow::<resumable_job>()
+        .worker_name("owner")
+        .open_store(store.clone())
+        .await
+        .unwrap();
+    let gpu = Runtime::builder()
+        .workflow::<resumable_job>()
+        .worker_name("gpu")
+        .task_queue("beats")
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = owner
+        .start("resumable", resumable_job(4), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        (Some(40), "gpu".to_owned())
+    );
+    assert!(
+        store.scan_prefix(b"b").unwrap().is_empty(),
+        "the details outlived the call"
+    );
+    gpu.shutdown().await;
+    owner.shutdown().await;
+}

@@ -167,9 +167,32 @@ async fn hand_out(token: String) -> Result<(), ActivityError> {
     std::fs::rename(&tmp, &path).map_err(fail)
 }
 
+/// Encodes `chunks` chunks, reporting each with a heartbeat: the first
+/// attempt fails after chunk 1 (its details are stored then), and an
+/// attempt carries on after the last chunk an earlier one reported — after
+/// a retry, or a kill (the first heartbeat of an attempt is stored at once).
+#[activity(
+    max_attempts = 5,
+    initial_interval_ms = 1,
+    heartbeat_timeout_ms = 60_000
+)]
+async fn encode_chunks(chunks: u32) -> Result<u32, ActivityError> {
+    effect("encode")?;
+    let attempt = ActivityContext::current().map_or(1, |c| c.attempt);
+    let first = heartbeat_details::<u32>().map_or(0, |done| done + 1);
+    for chunk in first..chunks {
+        heartbeat(&chunk)?;
+        if attempt == 1 && chunk == 1 {
+            return Err(ActivityError::retryable("the encoder crashed"));
+        }
+    }
+    Ok(chunks)
+}
+
 /// A journey through every kind of step: an activity, a durable timer, a
 /// signal, a promise completed from outside, a select, a child workflow
-/// (which continues as new), parallel activities and a saga compensation.
+/// (which continues as new), parallel activities, an activity that
+/// heartbeats and a saga compensation.
 #[workflow]
 pub async fn journey(i: u32) -> Result<String, WorkflowError> {
     let first = leg("step".into()).await?;
@@ -195,6 +218,7 @@ pub async fn journey(i: u32) -> Result<String, WorkflowError> {
     for p in parts {
         total += p?;
     }
+    total += encode_chunks(3).await?;
     let mut saga = Saga::new();
     saga.add(leg("undo".into()));
     let undone = saga.compensate().await;
@@ -204,8 +228,9 @@ pub async fn journey(i: u32) -> Result<String, WorkflowError> {
 /// What an uncrashed run of `journey(i)` returns when signalled with `i`
 /// and its promise completed with `i`.
 pub fn journey_expected(i: usize) -> String {
-    // step (4) + go (i) + paid (i) + timer won (0) + side trip ("side" 4 + round 1) + 3 parts (4 each)
-    format!("journey {i}: {} undone 1", 4 + 2 * i + 5 + 3 * 4)
+    // step (4) + go (i) + paid (i) + timer won (0) + side trip ("side" 4 + round 1) + 3 parts
+    // (4 each) + 3 chunks encoded
+    format!("journey {i}: {} undone 1", 4 + 2 * i + 5 + 3 * 4 + 3)
 }
 
 /// Waits a day for nothing; the worker cancels it, and it compensates.

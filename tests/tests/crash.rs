@@ -83,14 +83,16 @@ const ORDER_EFFECTS: &[(&str, u64, Option<u64>)] = &[
     ("ship", 4, None),
 ];
 // steps: 1 leg, 2 timer, 3 signal, 4 promise, 5 hand out its token, 6 its
-// completion, 7 select, 8 child, 9 parts, 10 compensation
+// completion, 7 select, 8 child, 9 parts, 10 encode (heartbeats), 11
+// compensation
 const JOURNEY_EFFECTS: &[(&str, u64, Option<u64>)] = &[
     ("step", 1, None),
     ("hand_out", 5, None),
     ("part", 9, Some(0)),
     ("part", 9, Some(1)),
     ("part", 9, Some(2)),
-    ("undo", 10, Some(0)),
+    ("encode", 10, None),
+    ("undo", 11, Some(0)),
 ];
 
 const ORDERS_WORKLOAD: Workload = Workload {
@@ -107,7 +109,7 @@ const JOURNEY_WORKLOAD: Workload = Workload {
     id: |i| format!("journey-{i}"),
     expected: journey_expected,
     effects: JOURNEY_EFFECTS,
-    last_step: 11,
+    last_step: 12,
     inspect: inspect::<journey>,
 };
 

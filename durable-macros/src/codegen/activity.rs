@@ -47,6 +47,17 @@ pub(crate) fn generate(a: &ActivityFn) -> TokenStream {
     if let Some(ms) = o.timeout_ms {
         sets.push(quote!(o.start_to_close_timeout = ::core::option::Option::Some(#p::Duration::from_millis(#ms));));
     }
+    for (ms, field) in [
+        (o.heartbeat_timeout_ms, quote!(heartbeat_timeout)),
+        (o.schedule_to_close_ms, quote!(schedule_to_close_timeout)),
+        (o.schedule_to_start_ms, quote!(schedule_to_start_timeout)),
+    ] {
+        if let Some(ms) = ms {
+            sets.push(
+                quote!(o.#field = ::core::option::Option::Some(#p::Duration::from_millis(#ms));),
+            );
+        }
+    }
     if let Some(kinds) = &o.non_retryable {
         sets.push(quote!(o.retry.non_retryable_kinds = ::std::vec![#(::std::string::String::from(#kinds)),*];));
     }

@@ -14,6 +14,9 @@ pub(crate) struct Options {
     pub(crate) max_interval_ms: Option<u64>,
     pub(crate) backoff: Option<f64>,
     pub(crate) timeout_ms: Option<u64>,
+    pub(crate) heartbeat_timeout_ms: Option<u64>,
+    pub(crate) schedule_to_close_ms: Option<u64>,
+    pub(crate) schedule_to_start_ms: Option<u64>,
     pub(crate) non_retryable: Option<Vec<String>>,
     /// The named task queue that runs it (workers sharing PostgreSQL).
     pub(crate) queue: Option<String>,
@@ -34,6 +37,9 @@ const ACCEPTED: &[&str] = &[
     "max_interval_ms",
     "backoff",
     "timeout_ms",
+    "heartbeat_timeout_ms",
+    "schedule_to_close_ms",
+    "schedule_to_start_ms",
     "non_retryable",
     "queue",
     "crate",
@@ -56,6 +62,9 @@ pub(crate) fn parse(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> 
             "initial_interval_ms" => options.initial_interval_ms = attr::integer(cx, arg),
             "max_interval_ms" => options.max_interval_ms = attr::integer(cx, arg),
             "timeout_ms" => options.timeout_ms = attr::integer(cx, arg),
+            "heartbeat_timeout_ms" => options.heartbeat_timeout_ms = attr::integer(cx, arg),
+            "schedule_to_close_ms" => options.schedule_to_close_ms = attr::integer(cx, arg),
+            "schedule_to_start_ms" => options.schedule_to_start_ms = attr::integer(cx, arg),
             "backoff" => {
                 options.backoff = attr::float(cx, arg);
                 if options.backoff.is_some_and(|b| !(1.0..=100.0).contains(&b)) {

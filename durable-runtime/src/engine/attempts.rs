@@ -2,13 +2,15 @@
 //! timeouts and the interrupt race) or handed to a task queue.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use futures::FutureExt;
 
 use super::{AbortOnDrop, Engine, Halt, InstanceRecord, now_ms, panic_message};
 use crate::activity::{ActivityContext, ActivityError, Failure};
 use crate::codec::CodecError;
-use crate::store::StoreError;
+use crate::heartbeat::Beat;
+use crate::store::{Batch, StoreError, keys};
 
 /// What happens between the attempts of one activity call that the retry
 /// policy retries: a step checkpoints each failed attempt (a crash then
@@ -84,6 +86,43 @@ pub(super) struct LastAttempt {
     pub(super) failure: Option<Failure>,
     pub(super) attempt: u32,
     pub(super) took: std::time::Duration,
+    /// Heartbeat details of the call may be stored (its key goes with the
+    /// call's result).
+    pub(super) heartbeats: bool,
+}
+
+/// An attempt's task, aborted when dropped; one whose attempt has sent
+/// a heartbeat and has a heartbeat timeout is first asked to stop (its
+/// next heartbeat answers `cancelled`) and aborted only after that
+/// timeout, so it can clean up.
+struct Running {
+    task: Option<AbortOnDrop<std::thread::Result<crate::activity::Attempt>>>,
+    beat: Arc<Beat>,
+    grace: Option<std::time::Duration>,
+    clock: Arc<dyn crate::clock::Clock>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.beat.ask_to_stop();
+        let (Some(task), Some(grace)) = (self.task.take(), self.grace) else {
+            return;
+        };
+        if !self.beat.has_beaten() || task.0.is_finished() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let clock = self.clock.clone();
+        runtime.spawn(async move {
+            let until = clock.now() + grace;
+            tokio::select! {
+                _ = task => {}
+                () = clock.sleep_until(until) => {}
+            }
+        });
+    }
 }
 
 impl Engine {
@@ -122,6 +161,11 @@ impl Engine {
     /// the runtime's clock. `Ok(Err(why))` when the call cannot be carried
     /// out (an input or output that does not encode); `Err` when `between`
     /// halts the instance.
+    ///
+    /// The call's schedule-to-close timeout counts from `scheduled_ms` (on
+    /// the runtime's clock): when it passes, the attempt running is given
+    /// up and the call fails (kind `timeout`, not retried); a retry that
+    /// would start after it is not made.
     #[allow(clippy::too_many_arguments)] // one call's parts
     pub(super) async fn retry(
         &self,
@@ -130,59 +174,171 @@ impl Engine {
         options: &crate::activity::ActivityOptions,
         key: &str,
         workflow_id: &str,
-        first: u32,
+        (first, scheduled_ms): (u32, u64),
         between: &mut dyn Between,
     ) -> Result<Result<LastAttempt, String>, Halt> {
-        let mut attempt = first;
-        loop {
-            let ctx = ActivityContext {
-                workflow_id: workflow_id.to_owned(),
-                activity: vtable.name,
-                attempt,
-                idempotency_key: key.to_owned(),
-                worker: self.member.as_ref().map(|m| m.name.clone()),
-            };
-            let started = std::time::Instant::now();
-            let attempted = match self.attempt(vtable, input, ctx, options).await {
-                Ok(attempted) => attempted,
-                Err(why) => return Ok(Err(why)),
-            };
-            let took = started.elapsed();
-            let (bytes, failure) = match attempted {
-                (Some(bytes), None) => {
-                    return Ok(Ok(LastAttempt {
-                        bytes,
-                        failure: None,
-                        attempt,
-                        took,
-                    }));
+        let close_at = options
+            .schedule_to_close_timeout
+            .map(|t| scheduled_ms.saturating_add(t.as_millis() as u64));
+        let mut heartbeats = options.heartbeat_timeout.is_some();
+        let attempts = async {
+            let mut attempt = first;
+            // what the previous attempt left (`None`: in the store, if anywhere)
+            let mut earlier: Option<Option<Vec<u8>>> = None;
+            loop {
+                let ctx = ActivityContext {
+                    workflow_id: workflow_id.to_owned(),
+                    activity: vtable.name,
+                    attempt,
+                    idempotency_key: key.to_owned(),
+                    worker: self.member.as_ref().map(|m| m.name.clone()),
+                };
+                let beat = Beat::new(
+                    (self.clock.clone(), self.store.clone()),
+                    self.limits.result_bytes,
+                    earlier.take(),
+                    // a timeout counts from the attempt's start
+                    options
+                        .heartbeat_timeout
+                        .map_or(0, |_| crate::clock::now_ms(&*self.clock)),
+                );
+                let started = std::time::Instant::now();
+                // boxed: the attempt's future is large, and moving it into
+                // this loop's state on every await copied it (measured)
+                let attempted =
+                    Box::pin(self.attempt(vtable, input, ctx, options, (&beat, workflow_id, key)))
+                        .await;
+                heartbeats |= beat.stored() || beat.found_earlier();
+                earlier = beat.for_next();
+                let attempted = match attempted {
+                    Ok(attempted) => attempted,
+                    Err(why) => return Ok(Err(why)),
+                };
+                let took = started.elapsed();
+                let (bytes, failure) = match attempted {
+                    (Some(bytes), None) => {
+                        return Ok(Ok(LastAttempt {
+                            bytes,
+                            failure: None,
+                            attempt,
+                            took,
+                            heartbeats,
+                        }));
+                    }
+                    (bytes, Some(failure)) => (bytes, failure),
+                    (None, None) => {
+                        return Ok(Err(
+                            "an attempt ended with neither output nor failure".into()
+                        ));
+                    }
+                };
+                let retry_at = self.clock.now() + options.retry.backoff(attempt + 1);
+                let retry_at_ms = crate::clock::to_ms(retry_at);
+                let in_time = close_at.is_none_or(|close| retry_at_ms < close);
+                if !options.retry.allows_retry(attempt, &failure) || !in_time {
+                    return Ok(last_output(vtable, bytes, &failure)
+                        .map(|bytes| LastAttempt {
+                            bytes,
+                            failure: Some(failure),
+                            attempt,
+                            took,
+                            heartbeats,
+                        })
+                        .map_err(|e| e.to_string()));
                 }
-                (bytes, Some(failure)) => (bytes, failure),
-                (None, None) => {
-                    return Ok(Err(
-                        "an attempt ended with neither output nor failure".into()
-                    ));
-                }
-            };
-            if !options.retry.allows_retry(attempt, &failure) {
-                return Ok(last_output(vtable, bytes, &failure)
+                between
+                    .retrying(attempt, &failure, took, retry_at_ms)
+                    .await?;
+                self.clock.sleep_until(retry_at).await;
+                attempt += 1;
+            }
+        };
+        let Some(close_at) = close_at else {
+            return attempts.await;
+        };
+        tokio::select! {
+            done = attempts => done,
+            () = crate::clock::sleep_until_ms(&*self.clock, Some(close_at)) => {
+                let failure = Failure {
+                    kind: "timeout".into(),
+                    message: format!(
+                        "the call exceeded its schedule-to-close timeout of {:?}",
+                        options.schedule_to_close_timeout.unwrap_or_default()
+                    ),
+                    retryable: false,
+                };
+                Ok(last_output(vtable, None, &failure)
                     .map(|bytes| LastAttempt {
                         bytes,
                         failure: Some(failure),
-                        attempt,
-                        took,
+                        attempt: 0,
+                        took: std::time::Duration::ZERO,
+                        heartbeats: true,
                     })
-                    .map_err(|e| e.to_string()));
+                    .map_err(|e| e.to_string()))
             }
-            let retry_at = self.clock.now() + options.retry.backoff(attempt + 1);
-            let retry_at_ms = retry_at
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
-            between
-                .retrying(attempt, &failure, took, retry_at_ms)
-                .await?;
-            self.clock.sleep_until(retry_at).await;
-            attempt += 1;
+        }
+    }
+
+    /// Stores the latest heartbeat details of `beat` for call `key` of
+    /// instance `id`, if any came since the last stored (a failure is
+    /// logged: details are a hint, the attempt goes on).
+    async fn save_heartbeat(&self, beat: &Beat, (id, key): (&str, &str)) {
+        let Some(details) = beat.take_unsaved() else {
+            return;
+        };
+        let at = keys::heartbeat(id, key);
+        let mut batch = Batch::default();
+        batch.put(at.clone(), details);
+        match self.store.commit(batch).await {
+            Ok(()) => beat.mark_stored(),
+            Err(e) => {
+                tracing::warn!(key = %crate::store::printable(&at), error = %e, "heartbeat details could not be stored");
+            }
+        }
+    }
+
+    /// Watches the heartbeats of an attempt of call `key` of instance
+    /// `id`: stores their details (the first at once, then at most every
+    /// [`Beat::save_every`]) and resolves with a failure when `timeout`
+    /// passes without one.
+    async fn watch_heartbeats(
+        &self,
+        beat: &Beat,
+        timeout: Option<std::time::Duration>,
+        call: (&str, &str),
+    ) -> Failure {
+        if timeout.is_none() {
+            // nothing to watch until the attempt sends one (most never do)
+            beat.beaten().await;
+        }
+        let every = Beat::save_every(timeout).as_millis() as u64;
+        let mut saved_ms: Option<u64> = None;
+        loop {
+            let now = crate::clock::now_ms(&*self.clock);
+            if beat.has_unsaved() && saved_ms.is_none_or(|s| now >= s.saturating_add(every)) {
+                self.save_heartbeat(beat, call).await;
+                saved_ms = Some(now);
+            }
+            let save_at = beat
+                .has_unsaved()
+                .then(|| saved_ms.map_or(now, |s| s.saturating_add(every)));
+            let dead_at = timeout.map(|t| beat.last_ms().saturating_add(t.as_millis() as u64));
+            if dead_at.is_some_and(|dead| now >= dead) {
+                return Failure {
+                    kind: "timeout".into(),
+                    message: format!(
+                        "the attempt sent no heartbeat for its heartbeat timeout of {:?}",
+                        timeout.unwrap_or_default()
+                    ),
+                    retryable: true,
+                };
+            }
+            let wake = save_at.into_iter().chain(dead_at).min();
+            tokio::select! {
+                () = beat.beaten() => {}
+                () = crate::clock::sleep_until_ms(&*self.clock, wake) => {}
+            }
         }
     }
 
@@ -206,6 +362,7 @@ impl Engine {
         );
         // resumed in a backoff: its rest first
         let backoff = (first > 1 && record.retry_at_ms > 0).then_some(record.retry_at_ms);
+        let scheduled_ms = record.scheduled_ms(&*self.clock);
         let mut checkpointed = Checkpointed {
             engine: self,
             id,
@@ -215,8 +372,16 @@ impl Engine {
             if backoff.is_some() {
                 crate::clock::sleep_until_ms(&*self.clock, backoff).await;
             }
-            self.retry(vtable, input, options, &key, id, first, &mut checkpointed)
-                .await
+            self.retry(
+                vtable,
+                input,
+                options,
+                &key,
+                id,
+                (first, scheduled_ms),
+                &mut checkpointed,
+            )
+            .await
         };
         let done = self
             .interruptible(id, deadline, || Ok(false), retried)
@@ -225,6 +390,9 @@ impl Engine {
             Ok(last) => last,
             Err(why) => return self.fail(id, record, why).await,
         };
+        if last.heartbeats {
+            self.spend(id, keys::heartbeat(id, &key));
+        }
         record
             .new_events
             .push(crate::history::EventKind::ActivityFinished {
@@ -250,6 +418,7 @@ impl Engine {
         input: &[u8],
         ctx: ActivityContext,
         options: &crate::activity::ActivityOptions,
+        (beat, id, key): (&Arc<Beat>, &str, &str),
     ) -> Result<(Option<Vec<u8>>, Option<Failure>), String> {
         let started = std::time::Instant::now();
         let (activity, attempt) = (ctx.activity, ctx.attempt);
@@ -268,10 +437,31 @@ impl Engine {
             None => (vtable.run)(input, ctx, dependencies, limit),
         }
         .map_err(|e| e.to_string())?;
-        let task = AbortOnDrop(tokio::spawn(AssertUnwindSafe(future).catch_unwind()));
-        let joined = match options.start_to_close_timeout {
-            Some(limit) => tokio::time::timeout(limit, task).await.ok(),
-            None => Some(task.await),
+        let task = AbortOnDrop(tokio::spawn(Beat::scope(
+            beat.clone(),
+            AssertUnwindSafe(future).catch_unwind(),
+        )));
+        let mut running = Running {
+            task: Some(task),
+            beat: beat.clone(),
+            grace: options.heartbeat_timeout,
+            clock: self.clock.clone(),
+        };
+        // both timeouts on the runtime's clock (a test clock skips them)
+        let closes_at = options
+            .start_to_close_timeout
+            .map(|t| crate::clock::now_ms(&*self.clock).saturating_add(t.as_millis() as u64));
+        let joined = tokio::select! {
+            joined = running.task.as_mut().expect("the attempt's task") => Ok(joined),
+            () = crate::clock::sleep_until_ms(&*self.clock, closes_at) => Err(Failure {
+                kind: "timeout".into(),
+                message: format!(
+                    "attempt exceeded its start-to-close timeout of {:?}",
+                    options.start_to_close_timeout.unwrap_or_default()
+                ),
+                retryable: true,
+            }),
+            failure = self.watch_heartbeats(beat, options.heartbeat_timeout, (id, key)) => Err(failure),
         };
         let panic = |message: String| Failure {
             kind: "panic".into(),
@@ -279,22 +469,21 @@ impl Engine {
             retryable: true,
         };
         let outcome = match joined {
-            Some(Ok(Ok(Ok((bytes, failure))))) => (Some(bytes), failure),
-            Some(Ok(Ok(Err(codec_error)))) => return Err(codec_error.to_string()),
-            Some(Ok(Err(payload))) => (None, Some(panic(panic_message(payload.as_ref())))),
-            Some(Err(join_error)) => (None, Some(panic(join_error.to_string()))),
-            None => (
-                None,
-                Some(Failure {
-                    kind: "timeout".into(),
-                    message: format!(
-                        "attempt exceeded its start-to-close timeout of {:?}",
-                        options.start_to_close_timeout.unwrap_or_default()
-                    ),
-                    retryable: true,
-                }),
-            ),
+            Ok(Ok(Ok(Ok((bytes, failure))))) => (Some(bytes), failure),
+            Ok(Ok(Ok(Err(codec_error)))) => return Err(codec_error.to_string()),
+            Ok(Ok(Err(payload))) => (None, Some(panic(panic_message(payload.as_ref())))),
+            Ok(Err(join_error)) => (None, Some(panic(join_error.to_string()))),
+            Err(timeout) => {
+                // given up: aborted now, no grace (the next attempt may start)
+                running.task = None;
+                (None, Some(timeout))
+            }
         };
+        drop(running);
+        if outcome.1.is_some() && beat.has_unsaved() {
+            // a failed attempt's last details are what the next one reads
+            self.save_heartbeat(beat, (id, key)).await;
+        }
         tracing::debug!(
             activity,
             attempt,
@@ -327,7 +516,8 @@ impl Engine {
         let name = vtable.name;
         let started = std::time::Instant::now();
         let call = format!("{id}/{}", record.step);
-        let remote = self.remote_attempts(queue, &call, id, vtable, input, options);
+        let scheduled_ms = record.scheduled_ms(&*self.clock);
+        let remote = self.remote_attempts(queue, &call, id, vtable, input, options, scheduled_ms);
         let outcome = self
             .interruptible(id, record.next_deadline(), || Ok(false), remote)
             .await??;

@@ -19,21 +19,44 @@ use crate::workflow::Op;
 /// attempts, without checkpointing the failures (parts of a larger step):
 /// its output and last failure, or why it could not run (which fails the
 /// instance); a halt when the store fails or a queued result must park it.
+/// Its schedule-to-close timeout counts from `scheduled_ms`.
 pub(super) async fn attempts(
     engine: &Engine,
     key: String,
     workflow_id: &str,
-    vtable: ActivityVTable,
-    input: &[u8],
-    options: &ActivityOptions,
+    (vtable, input, options): (ActivityVTable, &[u8], &ActivityOptions),
+    scheduled_ms: u64,
 ) -> Result<(Remote, u32), Halt> {
     if let Some(queue) = engine.queue_for(vtable.name) {
         // a part of a select or join_all on a named queue: run there
         return engine
-            .remote_attempts(queue, &key, workflow_id, vtable, input, options)
+            .remote_attempts(
+                queue,
+                &key,
+                workflow_id,
+                vtable,
+                input,
+                options,
+                scheduled_ms,
+            )
             .await;
     }
-    Ok(local_attempts(engine, key, workflow_id, vtable, input, options).await)
+    let heartbeat = crate::store::keys::heartbeat(workflow_id, &key);
+    let (done, made, heartbeats) = local_attempts(
+        engine,
+        key,
+        workflow_id,
+        vtable,
+        input,
+        options,
+        scheduled_ms,
+    )
+    .await;
+    if heartbeats {
+        // with the checkpoint of this part's result
+        engine.spend(workflow_id, heartbeat);
+    }
+    Ok((done, made))
 }
 
 /// The history event of part `part` of step `step`, whose attempts
@@ -62,7 +85,8 @@ fn part_finished(
 
 /// [`attempts`] in this process, whatever the activity's queue (the queue
 /// service runs its tasks so): [`Engine::retry`], failed attempts kept in
-/// memory.
+/// memory. Also whether heartbeat details of the call may be stored (the
+/// caller deletes them with the result).
 pub(super) async fn local_attempts(
     engine: &Engine,
     key: String,
@@ -70,16 +94,29 @@ pub(super) async fn local_attempts(
     vtable: ActivityVTable,
     input: &[u8],
     options: &ActivityOptions,
-) -> (Remote, u32) {
+    scheduled_ms: u64,
+) -> (Remote, u32, bool) {
     let mut between = super::attempts::InMemory;
     match engine
-        .retry(vtable, input, options, &key, workflow_id, 1, &mut between)
+        .retry(
+            vtable,
+            input,
+            options,
+            &key,
+            workflow_id,
+            (1, scheduled_ms),
+            &mut between,
+        )
         .await
     {
-        Ok(Ok(last)) => (Ok((last.bytes, last.failure)), last.attempt),
-        Ok(Err(why)) => (Err(why), 0),
+        Ok(Ok(last)) => (
+            Ok((last.bytes, last.failure)),
+            last.attempt,
+            last.heartbeats,
+        ),
+        Ok(Err(why)) => (Err(why), 0, true),
         // kept in memory: nothing between the attempts halts
-        Err(_) => (Err("the attempts were stopped".into()), 0),
+        Err(_) => (Err("the attempts were stopped".into()), 0, true),
     }
 }
 
@@ -104,6 +141,7 @@ impl Engine {
         let mut queue = todo.into_iter();
         let mut running = FuturesUnordered::new();
         let step = record.step;
+        let scheduled_ms = record.scheduled_ms(&*self.clock);
         let start_one = |i: usize| {
             let request = requests[i].clone();
             let each = each.clone();
@@ -112,13 +150,13 @@ impl Engine {
                 let started = std::time::Instant::now();
                 let out = match (&request, &each) {
                     (Request::Activity { input, options, .. }, Executor::Activity(vtable)) => {
-                        attempts(self, key, id, *vtable, input, options).await.map(
-                            |(done, made)| {
+                        attempts(self, key, id, (*vtable, input, options), scheduled_ms)
+                            .await
+                            .map(|(done, made)| {
                                 let event =
                                     part_finished(step, i, vtable.name, made, started, &done);
                                 (done.map(|(b, _)| b), Some(event))
-                            },
-                        )
+                            })
                     }
                     (other, exec) => match self.ready(id, other, Some(exec)) {
                         Ok(Some((bytes, None))) => Ok((Ok(bytes), None)),
@@ -197,9 +235,14 @@ impl Engine {
                 } => match crate::activity::registered(name) {
                     Some(vtable) => {
                         let started = std::time::Instant::now();
-                        let (done, made) =
-                            attempts(self, format!("{key}/{i}"), id, vtable, input, options)
-                                .await?;
+                        let (done, made) = attempts(
+                            self,
+                            format!("{key}/{i}"),
+                            id,
+                            (vtable, input, options),
+                            record.scheduled_ms(&*self.clock),
+                        )
+                        .await?;
                         record.new_events.push(part_finished(
                             record.step,
                             i,

@@ -133,9 +133,11 @@ pub(crate) struct Engine {
     pub(crate) queue_claims: std::sync::atomic::AtomicUsize,
     /// `max_concurrent_activities`.
     pub(crate) activity_limit: usize,
-    /// Keys of queued results instances have taken, removed with their
-    /// next checkpoint.
-    pub(crate) taken_results: Mutex<HashMap<String, Vec<Vec<u8>>>>,
+    /// Keys instances have used up (queued results taken, heartbeat
+    /// details of ended calls), removed with their next checkpoint.
+    pub(crate) spent: Mutex<HashMap<String, Vec<Vec<u8>>>>,
+    /// How many instances `spent` holds keys of (read without its lock).
+    pub(crate) spent_instances: std::sync::atomic::AtomicUsize,
     /// Whether a woken instance is checked against the code (and migrated
     /// or parked) first: set when the runtime resumes instances, since open
     /// leaves sleepers unread. A runtime that resumes nothing (tools) runs
@@ -276,7 +278,7 @@ impl Engine {
         mut batch: Batch,
     ) -> Result<(), StoreError> {
         self.fence(id, record, &mut batch)?;
-        self.drop_taken_results(id, &mut batch);
+        self.drop_spent(id, &mut batch);
         if record.status.is_terminal() {
             // an ended instance has no deadline left to enforce: its timer
             // entries go with the save that ends it (they were kept forever)
@@ -412,7 +414,7 @@ impl Engine {
             ),
             ("interrupts", self.interrupts.len()),
             ("halted", len(&self.halted, HashMap::len)),
-            ("taken_results", len(&self.taken_results, HashMap::len)),
+            ("spent", len(&self.spent, HashMap::len)),
         ]
         .into_iter()
         .filter(|(_, n)| *n > 0)
@@ -450,6 +452,7 @@ impl Engine {
             pending: None,
             failed_attempts: 0,
             retry_at_ms: 0,
+            pending_since_ms: 0,
             partial: Vec::new(),
             parent,
             run: 1,
@@ -535,6 +538,7 @@ impl Engine {
                 record.state = state;
                 record.variant = variant.to_owned();
                 record.pending = Some(request);
+                record.pending_since_ms = now;
             }
             Ok(Ok(Outcome::Done(output))) => {
                 // a workflow that returns `Err` failed (its typed output is kept)

@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, Halt};
-use crate::activity::{ActivityOptions, ActivityVTable, Failure};
+use crate::activity::{ActivityOptions, ActivityVTable, Failure, LaterTimeouts};
 use crate::codec;
 use crate::store::{Batch, StoreError, keys};
 
@@ -40,7 +40,18 @@ struct TaskRecord {
     /// queued before layouts were recorded): the worker may be another
     /// build, and reads it by name.
     input_layout: u64,
+    /// The timeouts of `options` its encoding leaves out (all none in a
+    /// task of a build before them).
+    later: LaterTimeouts,
+    /// When the call was scheduled (ms on the instance's clock; 0: not
+    /// known): its schedule-to-close and schedule-to-start timeouts count
+    /// from it.
+    scheduled_ms: u64,
 }
+
+/// Trailing fields a task of an earlier build may lack (`later`: three
+/// numbers, `scheduled_ms`, `input_layout`), each written as one zero byte.
+const TASK_TRAILING: usize = 5;
 
 /// What the attempts of a queued call came to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,24 +104,30 @@ impl Engine {
         crate::activity::queue_of(name)
     }
 
-    /// Adds the removal of the queued results instance `id` has taken to
-    /// the batch of its next checkpoint.
-    pub(crate) fn drop_taken_results(&self, id: &str, batch: &mut Batch) {
-        // queued calls exist only on a shared store: no lock on sled's
-        // checkpoint path
-        if !self.store.shared() {
+    /// Notes that instance `id` has used up `key` (a queued result it
+    /// took, the heartbeat details of a call that ended): its next
+    /// checkpoint deletes it (kept until then: a restart before it finds
+    /// the key again).
+    pub(crate) fn spend(&self, id: &str, key: Vec<u8>) {
+        let mut spent = self.spent.lock().expect("spent keys lock poisoned");
+        spent.entry(id.to_owned()).or_default().push(key);
+        self.spent_instances.store(spent.len(), Ordering::SeqCst);
+    }
+
+    /// Adds the removal of the keys instance `id` has used up to the batch
+    /// of its next checkpoint.
+    pub(crate) fn drop_spent(&self, id: &str, batch: &mut Batch) {
+        // no lock on the checkpoint path while no instance has spent any
+        if self.spent_instances.load(Ordering::SeqCst) == 0 {
             return;
         }
-        if let Some(keys) = self
-            .taken_results
-            .lock()
-            .expect("results lock poisoned")
-            .remove(id)
-        {
+        let mut spent = self.spent.lock().expect("spent keys lock poisoned");
+        if let Some(keys) = spent.remove(id) {
             for key in keys {
                 batch.delete(key);
             }
         }
+        self.spent_instances.store(spent.len(), Ordering::SeqCst);
     }
 
     /// How often waiters and queue services look again without a message.
@@ -125,6 +142,11 @@ impl Engine {
     /// too) and waits for its result, read by name when the worker that ran
     /// it was another build; a result that cannot be read so parks the
     /// instance (`Halt::Payload`).
+    ///
+    /// A call no worker has claimed within its schedule-to-start timeout
+    /// (from `scheduled_ms`) is taken back and fails (kind `timeout`, not
+    /// retried).
+    #[allow(clippy::too_many_arguments)] // one call's parts
     pub(super) async fn remote_attempts(
         &self,
         queue: &str,
@@ -133,6 +155,7 @@ impl Engine {
         vtable: ActivityVTable,
         input: &[u8],
         options: &ActivityOptions,
+        scheduled_ms: u64,
     ) -> Result<(Remote, u32), Halt> {
         let result_key = keys::result(id, key);
         let task_key = keys::task(queue, key);
@@ -143,14 +166,7 @@ impl Engine {
                     reason: e.to_string(),
                 })
             })?;
-            // removed by the instance's next checkpoint (kept until then: a
-            // restart before it finds the result again)
-            self.taken_results
-                .lock()
-                .expect("results lock poisoned")
-                .entry(id.to_owned())
-                .or_default()
-                .push(result_key.clone());
+            self.spend(id, result_key.clone());
             if !r.refused.is_empty() {
                 return Err(Halt::Payload(r.refused));
             }
@@ -180,6 +196,8 @@ impl Engine {
                 options: options.clone(),
                 claimed: None,
                 input_layout: traced.hash,
+                later: LaterTimeouts::of(options),
+                scheduled_ms,
             };
             let mut batch = Batch::default();
             self.owner_condition(id, &mut batch).map_err(Halt::Store)?;
@@ -189,11 +207,16 @@ impl Engine {
             }
             let task =
                 codec::encode(&task).map_err(|e| Halt::Store(StoreError::Codec(e.to_string())))?;
-            batch.put(task_key, task).notify(format!("q{queue}"));
+            batch
+                .put(task_key.clone(), task)
+                .notify(format!("q{queue}"));
             self.store.commit(batch).await.map_err(Halt::Store)?;
             self.value_layout_stored(traced.hash);
         }
         let waiter = format!("\0r{key}");
+        let mut start_by = options
+            .schedule_to_start_timeout
+            .map(|t| scheduled_ms.saturating_add(t.as_millis() as u64));
         loop {
             let notify = self.waiters.listen(&waiter);
             let notified = notify.notified();
@@ -202,7 +225,55 @@ impl Engine {
             if let Some(bytes) = found(&result_key)? {
                 return take(&bytes);
             }
-            let _ = tokio::time::timeout(self.poll_interval(), notified).await;
+            if start_by.is_some_and(|by| crate::clock::now_ms(&*self.clock) >= by) {
+                match self.take_back_unclaimed(id, &task_key).await? {
+                    true => {
+                        let failure = Failure {
+                            kind: "timeout".into(),
+                            message: format!(
+                                "no worker of queue `{queue}` claimed the call within its schedule-to-start timeout of {:?}",
+                                options.schedule_to_start_timeout.unwrap_or_default()
+                            ),
+                            retryable: false,
+                        };
+                        let bytes = super::attempts::last_output(vtable, None, &failure)
+                            .map_err(|e| Halt::Store(StoreError::Codec(e.to_string())))?;
+                        return Ok((Ok((bytes, Some(failure))), 0));
+                    }
+                    // claimed (or done) in time: the result is awaited
+                    false => start_by = None,
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::timeout(self.poll_interval(), notified) => {}
+                () = crate::clock::sleep_until_ms(&*self.clock, start_by) => {}
+            }
+        }
+    }
+
+    /// Removes the task at `task_key` if no worker has claimed it (in one
+    /// conditional commit, fenced by instance `id`'s owner): `true` if it
+    /// was removed, `false` if it is claimed or gone.
+    async fn take_back_unclaimed(&self, id: &str, task_key: &[u8]) -> Result<bool, Halt> {
+        let Some(bytes) = self.store.get(task_key).map_err(Halt::Store)? else {
+            return Ok(false);
+        };
+        let unclaimed = decode_tolerant::<TaskRecord>(&bytes, TASK_TRAILING)
+            .is_ok_and(|task| task.claimed.is_none());
+        if !unclaimed {
+            return Ok(false);
+        }
+        let mut batch = Batch::default();
+        self.owner_condition(id, &mut batch).map_err(Halt::Store)?;
+        batch
+            .expect(task_key.to_vec(), Some(bytes))
+            .delete(task_key.to_vec());
+        match self.store.commit(batch).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict { key }) if key == crate::store::printable(task_key) => {
+                Ok(false)
+            }
+            Err(e) => Err(Halt::Store(e)),
         }
     }
 
@@ -258,7 +329,7 @@ impl Engine {
                 {
                     return Ok(());
                 }
-                let Ok(mut task) = decode_tolerant::<TaskRecord>(&bytes, 1) else {
+                let Ok(mut task) = decode_tolerant::<TaskRecord>(&bytes, TASK_TRAILING) else {
                     tracing::error!(key = %crate::store::printable(&key), "a task does not decode; left alone");
                     continue;
                 };
@@ -328,16 +399,27 @@ impl Engine {
                         &vtable.input,
                     ) {
                         Ok(input) => {
-                            let outcome = super::composite::local_attempts(
+                            let mut options = task.options.clone();
+                            task.later.apply(&mut options);
+                            let scheduled_ms = match task.scheduled_ms {
+                                0 => crate::clock::now_ms(&*engine.clock),
+                                at => at,
+                            };
+                            let (outcome, made, heartbeats) = super::composite::local_attempts(
                                 &engine,
                                 call.clone(),
                                 &task.workflow_id,
                                 vtable,
                                 &input,
-                                &task.options,
+                                &options,
+                                scheduled_ms,
                             )
                             .await;
-                            (outcome, Vec::new())
+                            if heartbeats {
+                                // with the result: the call has ended
+                                batch.delete(keys::heartbeat(&task.workflow_id, &call));
+                            }
+                            ((outcome, made), Vec::new())
                         }
                         Err(refused) => ((Err(refused.join("; ")), 0), refused),
                     };

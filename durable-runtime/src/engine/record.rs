@@ -88,6 +88,11 @@ pub(crate) struct InstanceRecord {
     /// runtime's clock), after a failed one: a restart waits out the rest
     /// of the backoff. 0: none due.
     pub(crate) retry_at_ms: u64,
+    /// When the checkpoint that scheduled the pending command was made (ms
+    /// on the runtime's clock): an activity's schedule-to-close timeout
+    /// counts from it, across restarts. 0: not known (written by a build
+    /// before it; counted from the resume).
+    pub(crate) pending_since_ms: u64,
     /// The large fields as the store holds them, with their bytes, to
     /// compare the next checkpoint's with (in memory only; `None`: not
     /// known, the next checkpoint looks at the stored record).
@@ -121,11 +126,11 @@ impl InstanceRecord {
     pub(crate) fn decode(bytes: &[u8]) -> Result<InstanceRecord, CodecError> {
         // records of older builds lack the last fields: each missing one
         // reads as zero (`layout` 0, `scheduled` None, `incarnation` 0,
-        // `parts` empty, `field_seq` 0, `retry_at_ms` 0)
+        // `parts` empty, `field_seq` 0, `retry_at_ms` 0, `pending_since_ms` 0)
         codec::decode(bytes).or_else(|err| {
-            (1..=6)
+            (1..=7)
                 .find_map(|missing| {
-                    let older = [bytes, &[0; 6][..missing]].concat();
+                    let older = [bytes, &[0; 7][..missing]].concat();
                     codec::decode(&older).ok()
                 })
                 .ok_or(err)
@@ -179,6 +184,15 @@ impl InstanceRecord {
         self.indexed = want;
     }
 
+    /// When the pending command was scheduled (ms on `clock`): as noted
+    /// by its checkpoint, or now for a record that did not note it.
+    pub(crate) fn scheduled_ms(&self, clock: &dyn crate::clock::Clock) -> u64 {
+        match self.pending_since_ms {
+            0 => crate::clock::now_ms(clock),
+            at => at,
+        }
+    }
+
     /// The earliest of the execution and run deadlines.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         match (self.deadline_ms, self.run_deadline_ms) {
@@ -227,6 +241,7 @@ mod tests {
             parts: Vec::new(),
             field_seq: 0,
             retry_at_ms: 0,
+            pending_since_ms: 0,
             stored_fields: None,
             pending_fields: None,
         }
@@ -246,6 +261,17 @@ mod tests {
             (0x1234, Some(by), 0xabc)
         );
         assert_eq!(back.activity_key("order-7"), "order-7/0000000000000abc/3");
+        // written before `pending_since_ms`: its bytes end after `retry_at_ms`
+        let mut scheduled_at = record(0x1234, None);
+        scheduled_at.pending_since_ms = 1_893_456_000_000;
+        let full = codec::encode(&scheduled_at).unwrap();
+        assert_eq!(
+            InstanceRecord::decode(&full).unwrap().pending_since_ms,
+            1_893_456_000_000
+        );
+        let before_since = codec::encode(&record(0x1234, None)).unwrap();
+        let back = InstanceRecord::decode(&before_since[..before_since.len() - 1]).unwrap();
+        assert_eq!((back.incarnation, back.pending_since_ms), (0xabc, 0));
         // written before `retry_at_ms`: its bytes end after `field_seq`
         let mut backing_off = record(0x1234, None);
         backing_off.retry_at_ms = 1_700_000_000_000;
@@ -255,12 +281,12 @@ mod tests {
             1_700_000_000_000
         );
         let before_retry = codec::encode(&record(0x1234, None)).unwrap();
-        let back = InstanceRecord::decode(&before_retry[..before_retry.len() - 1]).unwrap();
+        let back = InstanceRecord::decode(&before_retry[..before_retry.len() - 2]).unwrap();
         assert_eq!((back.incarnation, back.retry_at_ms), (0xabc, 0));
         // written before `parts`: its bytes end after `incarnation`
         let mut legacy = record(0x1234, None);
         let full = codec::encode(&legacy).unwrap();
-        let back = InstanceRecord::decode(&full[..full.len() - 3]).unwrap();
+        let back = InstanceRecord::decode(&full[..full.len() - 4]).unwrap();
         assert_eq!(
             (back.incarnation, back.parts.len(), back.field_seq),
             (0xabc, 0, 0)
@@ -268,7 +294,7 @@ mod tests {
         // written before `incarnation`: its bytes end after `scheduled`
         legacy.incarnation = 0;
         let full = codec::encode(&legacy).unwrap();
-        let before_incarnation = &full[..full.len() - 4];
+        let before_incarnation = &full[..full.len() - 5];
         let back = InstanceRecord::decode(before_incarnation).unwrap();
         assert_eq!(
             (back.layout, back.scheduled.clone(), back.incarnation),
@@ -277,16 +303,16 @@ mod tests {
         // its keys stay as its in-flight calls had them
         assert_eq!(back.activity_key("order-7"), "order-7/3");
         // written before `scheduled` too
-        let before_scheduled = &full[..full.len() - 5];
+        let before_scheduled = &full[..full.len() - 6];
         let back = InstanceRecord::decode(before_scheduled).unwrap();
         assert_eq!((back.layout, back.scheduled), (0x1234, None));
         // written before `layout` too
         legacy.layout = 0;
         let full = codec::encode(&legacy).unwrap();
-        let before_layout = &full[..full.len() - 6];
+        let before_layout = &full[..full.len() - 7];
         let back = InstanceRecord::decode(before_layout).unwrap();
         assert_eq!((back.layout, back.scheduled, back.step), (0, None, 3));
         // a truncated record is still an error
-        assert!(InstanceRecord::decode(&full[..full.len() - 9]).is_err());
+        assert!(InstanceRecord::decode(&full[..full.len() - 10]).is_err());
     }
 }

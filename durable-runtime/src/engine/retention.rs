@@ -94,6 +94,7 @@ impl Engine {
             .chain(self.store.scan_prefix(&keys::signals(id))?)
             .chain(self.store.scan_prefix(&keys::fields_prefix(id))?)
             .chain(self.store.scan_prefix(&keys::completed_prefix(id))?)
+            .chain(self.store.scan_prefix(&keys::heartbeat_prefix(id))?)
         {
             batch.delete(k);
         }

@@ -452,6 +452,7 @@ impl Engine {
                 // every activity branch runs at once; the first to finish wins and
                 // the others' attempts are dropped (aborted), as is a losing timer
                 let step = record.step;
+                let scheduled_ms = record.scheduled_ms(&*self.clock);
                 let mut racers: futures::stream::FuturesUnordered<_> = branches
                     .iter()
                     .zip(&execs)
@@ -462,9 +463,15 @@ impl Engine {
                             Some(async move {
                                 (
                                     i,
-                                    composite::attempts(self, key, id, *v, input, options)
-                                        .await
-                                        .map(|(outcome, _)| outcome),
+                                    composite::attempts(
+                                        self,
+                                        key,
+                                        id,
+                                        (*v, input, options),
+                                        scheduled_ms,
+                                    )
+                                    .await
+                                    .map(|(outcome, _)| outcome),
                                 )
                             })
                         }

@@ -14,6 +14,7 @@
 //! | `a` + name + `0` + value + `0` + id   | empty: search-attribute index |
 //! | `f` + instance id + `0` + seq (u64 BE)| a large field of its state     |
 //! | `n` + counter name                    | a counter (i64 BE), embedded stores |
+//! | `b` + instance id + `0` + call key    | an activity's heartbeat details |
 //!
 //! A store shared by several processes (PostgreSQL) adds:
 //!
@@ -194,6 +195,28 @@ pub(crate) fn completed(id: &str, key: &str) -> Vec<u8> {
 pub(crate) fn completed_prefix(id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(id.len() + 2);
     k.push(COMPLETED);
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `b` + instance id + `0x00` + call key: the details of the last stored
+/// heartbeat of an activity call's attempts, for the next attempt to read.
+/// Deleted by the checkpoint that records the call's result (or with the
+/// worker's result, for a queued call), and with the instance by retention.
+pub(crate) const HEARTBEAT: u8 = b'b';
+
+/// The key of the heartbeat details of call `key` of instance `id`.
+pub(crate) fn heartbeat(id: &str, key: &str) -> Vec<u8> {
+    let mut k = heartbeat_prefix(id);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// The prefix of instance `id`'s heartbeat details.
+pub(crate) fn heartbeat_prefix(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 2);
+    k.push(HEARTBEAT);
     k.extend_from_slice(id.as_bytes());
     k.push(0);
     k

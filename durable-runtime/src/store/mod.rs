@@ -171,6 +171,45 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<KeyValue>, StoreError>;
 }
 
+/// A shared store is a store: a runtime can be opened on a clone
+/// ([`Builder::open_store`](crate::Builder::open_store)) while the caller
+/// keeps another to read what the runtime wrote (a test, a tool in the
+/// same process).
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
+        (**self).commit(batch)
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(key)
+    }
+    fn stats(&self) -> Option<StoreStats> {
+        (**self).stats()
+    }
+    fn render_metrics(&self, out: &mut String) {
+        (**self).render_metrics(out);
+    }
+    fn shared(&self) -> bool {
+        (**self).shared()
+    }
+    fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Notice>> {
+        (**self).subscribe()
+    }
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
+        (**self).counters()
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        (**self).scan_prefix(prefix)
+    }
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        (**self).scan_from(prefix, from, limit)
+    }
+}
+
 /// The store a runtime uses, closed by its `shutdown`: from then on every
 /// operation of every clone of the runtime answers [`StoreError::Closed`]
 /// (the store itself is released when the last clone is dropped).
