@@ -11,6 +11,7 @@
 //! state ID                  (--url only: rendering needs the workflow's code)
 //! signal ID NAME [JSON]     (--url only: the payload takes the awaited type)
 //! complete TOKEN [JSON]     (--url only: completes a promise once; again is an error)
+//! update ID NAME [JSON] [--update-id U] [--wait 30]   (--url only: prints the reply)
 //! stats
 //! cancel ID
 //! terminate ID [--reason "operator"]
@@ -206,6 +207,24 @@ enum Command {
         /// The value as JSON.
         #[arg(default_value = "null")]
         value: String,
+    },
+    /// Send an update to an instance and print its reply (--url only: the
+    /// request takes the type declared or awaited). Again with the same
+    /// --update-id re-attaches: the update is not accepted twice.
+    Update {
+        /// The instance id.
+        id: String,
+        /// The update's name.
+        name: String,
+        /// The request as JSON.
+        #[arg(default_value = "null")]
+        request: String,
+        /// The update id (drawn when absent; printed either way).
+        #[arg(long)]
+        update_id: Option<String>,
+        /// Seconds to wait for the reply (exit 10 if it has not come).
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
     },
     /// Count instances by status.
     Stats,
@@ -471,6 +490,47 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 serde_json::json!({ "completed": token }),
                 format!("promise {token} completed"),
             );
+        }
+        Command::Update {
+            id,
+            name,
+            request,
+            update_id,
+            wait,
+        } => {
+            let request: serde_json::Value = serde_json::from_str(&request)
+                .map_err(|e| Failure::usage(format!("the request is not JSON ({e}): {request}")))?;
+            let Source::Remote(client) = source else {
+                return Err(Failure::usage(
+                    "an update's request is encoded as the type its workflow declares, which only \
+                     the service's code knows: run `durable --url <service> update ID NAME JSON`"
+                        .into(),
+                ));
+            };
+            let (update_id, reply) = client.update(
+                &id,
+                &name,
+                update_id.as_deref(),
+                &request,
+                std::time::Duration::from_secs(wait),
+            )?;
+            let Some(reply) = reply else {
+                return Err(Failure {
+                    code: crate::failure::EXIT_STILL_RUNNING,
+                    message: format!(
+                        "update {update_id} of {id} was accepted and has no reply after {wait} s; \
+                         wait again with `durable update {id} {name} --update-id {update_id}`"
+                    ),
+                });
+            };
+            if json {
+                print_json(&serde_json::json!({ "update_id": update_id, "reply": reply }))?;
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&reply).unwrap_or_default()
+                );
+            }
         }
         Command::Workers => {
             let workers = source.workers()?;

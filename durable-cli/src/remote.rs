@@ -258,6 +258,45 @@ impl Client {
         .map(drop)
     }
 
+    /// Sends update `name` with `request` (`POST .../updates/{name}`) and
+    /// waits at most `wait` for its reply (`GET .../updates/{update id}`
+    /// after the first answer): the update id and the reply, if it came.
+    pub(crate) fn update(
+        &self,
+        id: &str,
+        name: &str,
+        update_id: Option<&str>,
+        request: &serde_json::Value,
+        wait: Duration,
+    ) -> Result<(String, Option<serde_json::Value>), Failure> {
+        let until = std::time::Instant::now() + wait;
+        let chunk = |until: std::time::Instant| {
+            until
+                .saturating_duration_since(std::time::Instant::now())
+                .min(Duration::from_secs(30))
+                .as_secs()
+        };
+        let mut body = serde_json::json!({ "request": request });
+        if let Some(update_id) = update_id {
+            body["update_id"] = update_id.into();
+        }
+        let path = Self::instance(id, &format!("/updates/{}", encode(name)));
+        let mut answer: serde_json::Value =
+            self.post_json(&format!("{path}?wait={}", chunk(until)), &body)?;
+        let update_id = answer["update_id"].as_str().unwrap_or_default().to_owned();
+        loop {
+            if let Some(reply) = answer.get("reply") {
+                return Ok((update_id, Some(reply.clone())));
+            }
+            let left = chunk(until);
+            if left == 0 {
+                return Ok((update_id, None));
+            }
+            let path = Self::instance(id, &format!("/updates/{}?wait={left}", encode(&update_id)));
+            answer = self.get_json(&path)?;
+        }
+    }
+
     pub(crate) fn cancel(&self, id: &str) -> Result<(), Failure> {
         self.post(&Self::instance(id, "/cancel"), b"", "application/json")
             .map(drop)

@@ -157,6 +157,9 @@ pub(crate) fn event_line(e: &HistoryEvent) -> String {
                 ),
             }
         }
+        EventKind::UpdateReplied { step, update, json } => {
+            format!("step {step}: replied to update {update}: {json}")
+        }
         other => format!("{other:?}"),
     };
     let at = chrono::DateTime::from_timestamp_millis(e.at_ms as i64).map_or_else(

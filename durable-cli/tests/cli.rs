@@ -956,3 +956,75 @@ fn completions_cover_every_subcommand_for_each_shell() {
     let (code, _) = run(&["completions", "tcsh"]);
     assert_eq!(code, 2, "an unknown shell is bad usage");
 }
+
+const RESERVE: durable_runtime::update::UpdateDef<u32, String> =
+    durable_runtime::update::UpdateDef::new("reserve");
+
+/// Takes one reservation by update, then waits for `done`.
+#[workflow]
+async fn seats(free: u32) -> Result<u32, WorkflowError> {
+    let update = RESERVE.receive().await?;
+    let n = *update.request();
+    update.reply(format!("{n} of {free} seats reserved")).await;
+    let _: () = signal("done").await?;
+    Ok(free - n)
+}
+
+#[tokio::test]
+async fn update_with_url_prints_the_reply_and_re_attaches_by_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<seats>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    rt.start("seats-1", seats(10), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let server = durable_runtime::http::bind(rt.clone(), "127.0.0.1:0", Some("t0ken".to_owned()))
+        .await
+        .unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let serving = tokio::spawn(server.run());
+    let update = |args: Vec<&'static str>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || durable_url(&url, Some("t0ken"), &args))
+    };
+    let (code, out, err) = update(vec![
+        "update",
+        "seats-1",
+        "reserve",
+        "3",
+        "--update-id",
+        "r-1",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "\"3 of 10 seats reserved\"");
+    // again with its id: the same reply, nothing reserved twice
+    let (code, out, err) = update(vec![
+        "update",
+        "seats-1",
+        "reserve",
+        "5",
+        "--update-id",
+        "r-1",
+        "--json",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["reply"], "3 of 10 seats reserved");
+    assert_eq!(answer["update_id"], "r-1");
+    // not awaited any more (it waits for `done`): the service says so
+    let (code, _, err) = update(vec!["update", "seats-1", "reserve", "1"])
+        .await
+        .unwrap();
+    assert_ne!(code, 0);
+    assert!(err.contains("not awaited"), "{err}");
+    rt.signal("seats-1", "done", &()).await.unwrap();
+    serving.abort();
+    rt.shutdown().await;
+}

@@ -105,6 +105,15 @@ pub enum Request {
     /// A new promise's token ([`promise`](crate::promise::promise)); the
     /// value is recorded.
     Promise,
+    /// Reply to an accepted update
+    /// ([`Update::reply`](crate::update::Update::reply)): the reply is
+    /// written with the transition that resumes the workflow.
+    Reply {
+        /// The update's id.
+        update: String,
+        /// The reply as stored: its bytes, JSON and layout hash.
+        reply: Vec<u8>,
+    },
 }
 
 /// The command behind [`upsert_search_attributes`].

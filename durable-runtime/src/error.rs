@@ -17,6 +17,9 @@ pub enum Error {
     /// A signal could not be sent.
     #[error(transparent)]
     Signal(#[from] SignalError),
+    /// An update was not answered.
+    #[error(transparent)]
+    Update(#[from] UpdateError),
     /// A workflow's result could not be had.
     #[error(transparent)]
     Result(#[from] ResultError),
@@ -183,6 +186,77 @@ pub enum SignalError {
     /// Storage failed; the signal was not recorded.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why [`Runtime::update`](crate::Runtime::update) has no reply.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// The update's validator refused it: nothing was written.
+    #[error("[DURABLE-UPDATE] update `{name}` of `{id}` was rejected: {reason}")]
+    Rejected {
+        /// The instance id.
+        id: String,
+        /// The update's name.
+        name: String,
+        /// What the validator said.
+        reason: String,
+    },
+    /// The instance ended without replying to the update.
+    #[error("[DURABLE-UPDATE] `{id}` ended ({status:?}) without replying to update `{update}`")]
+    Unanswered {
+        /// The instance id.
+        id: String,
+        /// The update's id.
+        update: String,
+        /// How the instance ended.
+        status: crate::Status,
+    },
+    /// No update of this id was accepted for the instance (re-attaching
+    /// with [`Runtime::update_reply`](crate::Runtime::update_reply)).
+    #[error("[DURABLE-UPDATE] `{id}` has no update `{update}`")]
+    Unknown {
+        /// The instance id.
+        id: String,
+        /// The update's id.
+        update: String,
+    },
+    /// An update id that cannot be stored.
+    #[error("[DURABLE-UPDATE] bad update id `{update}`: {reason}")]
+    BadId {
+        /// The id given.
+        update: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The reply does not read as the caller's type.
+    #[error(
+        "[DURABLE-UPDATE] the reply to update `{update}` of `{id}` does not read as the caller's type: {reason}"
+    )]
+    Reply {
+        /// The instance id.
+        id: String,
+        /// The update's id.
+        update: String,
+        /// Why.
+        reason: String,
+    },
+    /// The update could not be sent: an unknown or ended instance, a
+    /// payload too large or of the wrong type, a store failure.
+    #[error(transparent)]
+    Send(#[from] SignalError),
+}
+
+impl From<StoreError> for UpdateError {
+    fn from(e: StoreError) -> Self {
+        UpdateError::Send(SignalError::Store(e))
+    }
+}
+
+impl From<CodecError> for UpdateError {
+    fn from(e: CodecError) -> Self {
+        UpdateError::Send(SignalError::Codec(e))
+    }
 }
 
 /// Why [`WorkflowHandle::result`](crate::WorkflowHandle::result) gave no output.

@@ -184,6 +184,17 @@ pub enum EventKind {
         /// it as the part's `Err`).
         error: Option<String>,
     },
+    /// The workflow replied to an accepted update (its request arrived as
+    /// [`EventKind::SignalReceived`] `update/<name>`); the reply is stored
+    /// with this checkpoint. (Last, so older histories keep decoding.)
+    UpdateReplied {
+        /// The step that replied.
+        step: u64,
+        /// The update's id.
+        update: String,
+        /// The reply, as JSON.
+        json: String,
+    },
 }
 
 /// A short description of a command for the history.
@@ -194,6 +205,7 @@ pub(crate) fn describe(request: &Request) -> String {
         Request::RandomU64 => "random".into(),
         Request::Uuid => "uuid".into(),
         Request::Promise => "a new promise".into(),
+        Request::Reply { update, .. } => format!("reply to update {update}"),
         Request::Scheduled => "the schedule that started it".into(),
         Request::SetAttributes(attrs) => format!(
             "search attributes {}",

@@ -101,6 +101,7 @@ mod search;
 pub mod snapshot;
 pub mod store;
 pub mod testing;
+pub mod update;
 pub mod workflow;
 
 #[doc(hidden)]
@@ -119,7 +120,7 @@ pub use command::{
     random_u64, select, signal, sleep, sleep_until, upsert_search_attributes, uuid,
 };
 pub use compatibility::Compatibility;
-pub use error::{Error, OpenError, ResultError, ResumeError, SignalError, StartError};
+pub use error::{Error, OpenError, ResultError, ResumeError, SignalError, StartError, UpdateError};
 pub use limits::{Limits, MAX_ATTRIBUTE_BYTES};
 pub use phase::Status;
 pub use phase::{Phase, UnknownPhase};

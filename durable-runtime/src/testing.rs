@@ -87,7 +87,8 @@ pub async fn run_stepwise<W: Workflow>(
                     Request::RandomU64 => codec::encode(&rand::random::<u64>())?,
                     Request::Uuid => codec::encode(&uuid::Uuid::new_v4())?,
                     Request::Promise => codec::encode(&crate::promise::new_token("stepwise"))?,
-                    Request::SetAttributes(_) => codec::encode(&())?,
+                    // nobody waits for a reply in a stepwise run
+                    Request::SetAttributes(_) | Request::Reply { .. } => codec::encode(&())?,
                     // a stepwise run is not started by a schedule
                     Request::Scheduled => codec::encode(&None::<crate::schedule::ScheduledRun>)?,
                     // no time passes in a stepwise run: timers are due at once

@@ -1022,3 +1022,93 @@ async fn a_webhook_completes_a_promise_once_over_http() {
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("retry"), "{text}");
 }
+
+const RENAME: durable_runtime::update::UpdateDef<String, String> =
+    durable_runtime::update::UpdateDef::new("rename");
+const LIMIT: durable_runtime::update::UpdateDef<u32, u32> =
+    durable_runtime::update::UpdateDef::new("limit");
+
+/// Takes a rename, then a limit, replying to each.
+#[workflow]
+async fn profile(name: String) -> Result<String, WorkflowError> {
+    let rename = RENAME.receive().await?;
+    let name = format!("{name} -> {}", rename.request());
+    rename.reply(name.clone()).await;
+    let limit = LIMIT.receive().await?;
+    limit.reply(*limit.request() * 2).await;
+    Ok(name)
+}
+
+#[tokio::test]
+async fn updates_are_sent_and_answered_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(
+        Runtime::builder()
+            .workflow::<profile>()
+            .update_validator(LIMIT, |n: &u32| {
+                if *n > 0 {
+                    Ok(())
+                } else {
+                    Err("a limit is at least 1".into())
+                }
+            })
+            .open(dir.path())
+            .await
+            .unwrap(),
+    );
+    let (addr, _server) = serve_without_token(rt.clone()).await;
+    rt.start("p-1", profile("ada".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let post = |path: &'static str, body: &'static str| call(addr, "POST", path, None, body);
+    // a JSON request of another shape than the awaited one
+    let (status, body) = post("/api/instances/p-1/updates/rename", r#"{"request": 7}"#).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = post(
+        "/api/instances/p-1/updates/rename",
+        r#"{"update_id": "r1", "request": "lovelace"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["reply"], "ada -> lovelace");
+    assert_eq!(json(&body)["update_id"], "r1");
+    // the same update id again: the one reply, not a second rename
+    let (status, body) = post(
+        "/api/instances/p-1/updates/rename",
+        r#"{"update_id": "r1", "request": "someone else"}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, json(&body)["reply"].clone()),
+        (200, "ada -> lovelace".into())
+    );
+    let (status, body) = call(addr, "GET", "/api/instances/p-1/updates/r1", None, "").await;
+    assert_eq!(
+        (status, json(&body)["reply"].clone()),
+        (200, "ada -> lovelace".into())
+    );
+    let (status, _) = call(addr, "GET", "/api/instances/p-1/updates/nope", None, "").await;
+    assert_eq!(status, 404);
+    // an undeclared update the instance does not await (it awaits `limit`)
+    let (status, body) = post("/api/instances/p-1/updates/rename", r#"{"request": "x"}"#).await;
+    assert_eq!(status, 503, "{body}");
+    // the declared one's validator
+    let (status, body) = post("/api/instances/p-1/updates/limit", r#"{"request": 0}"#).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("a limit is at least 1"), "{body}");
+    let (status, body) = post(
+        "/api/instances/p-1/updates/limit?wait=30",
+        r#"{"request": 21}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, json(&body)["reply"].clone()),
+        (200, 42.into()),
+        "{body}"
+    );
+    // ended: nothing more is accepted
+    let (status, body) = post("/api/instances/p-1/updates/limit", r#"{"request": 1}"#).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _) = post("/api/instances/nope/updates/limit", r#"{"request": 1}"#).await;
+    assert_eq!(status, 404);
+}

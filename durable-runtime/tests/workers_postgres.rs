@@ -203,3 +203,72 @@ async fn a_schedule_fires_once_across_workers() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+const ADD: durable_runtime::update::UpdateDef<String, usize> =
+    durable_runtime::update::UpdateDef::new("add");
+
+/// Takes `n` items by update, replying with the count so far.
+#[workflow]
+async fn tally(n: usize) -> Result<Vec<String>, WorkflowError> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let update = ADD.receive().await?;
+        got.push(update.request().clone());
+        update.reply(got.len()).await;
+    }
+    Ok(got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_from_a_client_is_answered_by_the_worker_that_owns_the_instance() {
+    let db = Backend::Postgres.store();
+    let w = Runtime::builder()
+        .workflow::<tally>()
+        .worker_name("w")
+        .lease(Duration::from_millis(800))
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let client = Runtime::builder()
+        .workflow::<tally>()
+        .resume_on_open(false)
+        .update_validator(ADD, |item: &String| {
+            if item.is_empty() {
+                Err("an empty item".into())
+            } else {
+                Ok(())
+            }
+        })
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = w.start("t1", tally(2), IdPolicy::Reject).await.unwrap();
+    // the client's validator runs in the client; the reply comes from w
+    assert!(matches!(
+        client.update("t1", ADD, &String::new()).await,
+        Err(durable_runtime::UpdateError::Rejected { .. })
+    ));
+    assert_eq!(
+        client
+            .update("t1", ADD, &"a".to_owned())
+            .within()
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        client
+            .update_as("t1", ADD, "second", &"b".to_owned())
+            .within()
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(client.running_instances(), 0, "the client runs nothing");
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        vec!["a".to_owned(), "b".to_owned()]
+    );
+    client.shutdown().await;
+    w.shutdown().await;
+}

@@ -189,15 +189,22 @@ async fn encode_chunks(chunks: u32) -> Result<u32, ActivityError> {
     Ok(chunks)
 }
 
+/// The update the journey takes: a number, replied to doubled.
+pub const BUMP: durable_runtime::update::UpdateDef<u32, u32> =
+    durable_runtime::update::UpdateDef::new("bump");
+
 /// A journey through every kind of step: an activity, a durable timer, a
-/// signal, a promise completed from outside, a select, a child workflow
-/// (which continues as new), parallel activities, an activity that
-/// heartbeats and a saga compensation.
+/// signal, an update and its reply, a promise completed from outside, a
+/// select, a child workflow (which continues as new), parallel activities,
+/// an activity that heartbeats and a saga compensation.
 #[workflow]
 pub async fn journey(i: u32) -> Result<String, WorkflowError> {
     let first = leg("step".into()).await?;
     sleep(std::time::Duration::from_millis(3)).await?;
     let go: u32 = signal("go").await?;
+    let bump = BUMP.receive().await?;
+    let bumped = *bump.request();
+    bump.reply(bumped * 2).await;
     let paid: durable_runtime::promise::Promise<u32> = durable_runtime::promise::promise().await;
     hand_out(paid.token().to_owned()).await?;
     let paid: u32 = paid.wait().await?;
@@ -214,7 +221,7 @@ pub async fn journey(i: u32) -> Result<String, WorkflowError> {
     let side = side_trip(0).await??;
     let calls: Vec<_> = (0..3).map(|_| leg("part".into())).collect();
     let parts = join_all(calls).limit(2).await;
-    let mut total = first + go + paid + waited + side;
+    let mut total = first + go + bumped + paid + waited + side;
     for p in parts {
         total += p?;
     }
@@ -228,9 +235,9 @@ pub async fn journey(i: u32) -> Result<String, WorkflowError> {
 /// What an uncrashed run of `journey(i)` returns when signalled with `i`
 /// and its promise completed with `i`.
 pub fn journey_expected(i: usize) -> String {
-    // step (4) + go (i) + paid (i) + timer won (0) + side trip ("side" 4 + round 1) + 3 parts
-    // (4 each) + 3 chunks encoded
-    format!("journey {i}: {} undone 1", 4 + 2 * i + 5 + 3 * 4 + 3)
+    // step (4) + go (i) + bump (i) + paid (i) + timer won (0) + side trip ("side" 4 + round
+    // 1) + 3 parts (4 each) + 3 chunks encoded
+    format!("journey {i}: {} undone 1", 4 + 3 * i + 5 + 3 * 4 + 3)
 }
 
 /// Waits a day for nothing; the worker cancels it, and it compensates.

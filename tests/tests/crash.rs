@@ -82,17 +82,17 @@ const ORDER_EFFECTS: &[(&str, u64, Option<u64>)] = &[
     ("charge", 3, None),
     ("ship", 4, None),
 ];
-// steps: 1 leg, 2 timer, 3 signal, 4 promise, 5 hand out its token, 6 its
-// completion, 7 select, 8 child, 9 parts, 10 encode (heartbeats), 11
-// compensation
+// steps: 1 leg, 2 timer, 3 signal, 4 update, 5 its reply, 6 promise, 7 hand
+// out its token, 8 its completion, 9 select, 10 child, 11 parts, 12 encode
+// (heartbeats), 13 compensation
 const JOURNEY_EFFECTS: &[(&str, u64, Option<u64>)] = &[
     ("step", 1, None),
-    ("hand_out", 5, None),
-    ("part", 9, Some(0)),
-    ("part", 9, Some(1)),
-    ("part", 9, Some(2)),
-    ("encode", 10, None),
-    ("undo", 11, Some(0)),
+    ("hand_out", 7, None),
+    ("part", 11, Some(0)),
+    ("part", 11, Some(1)),
+    ("part", 11, Some(2)),
+    ("encode", 12, None),
+    ("undo", 13, Some(0)),
 ];
 
 const ORDERS_WORKLOAD: Workload = Workload {
@@ -109,7 +109,7 @@ const JOURNEY_WORKLOAD: Workload = Workload {
     id: |i| format!("journey-{i}"),
     expected: journey_expected,
     effects: JOURNEY_EFFECTS,
-    last_step: 12,
+    last_step: 14,
     inspect: inspect::<journey>,
 };
 

@@ -65,6 +65,10 @@ pub(super) enum Stored<'a> {
         options: Cow<'a, ActivityOptions>,
         later: LaterTimeouts,
     },
+    Reply {
+        update: Cow<'a, str>,
+        reply: Cow<'a, [u8]>,
+    },
 }
 
 impl Serialize for Request {
@@ -136,6 +140,10 @@ impl<'a> From<&'a Request> for Stored<'a> {
             Request::SetAttributes(attributes) => Stored::SetAttributes(Cow::Borrowed(attributes)),
             Request::Scheduled => Stored::Scheduled,
             Request::Promise => Stored::Promise,
+            Request::Reply { update, reply } => Stored::Reply {
+                update: b(update),
+                reply: Cow::Borrowed(reply),
+            },
         }
     }
 }
@@ -200,6 +208,10 @@ impl From<Stored<'static>> for Request {
             Stored::SetAttributes(attributes) => Request::SetAttributes(attributes.into_owned()),
             Stored::Scheduled => Request::Scheduled,
             Stored::Promise => Request::Promise,
+            Stored::Reply { update, reply } => Request::Reply {
+                update: s(update),
+                reply: reply.into_owned(),
+            },
         }
     }
 }

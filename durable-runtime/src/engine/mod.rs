@@ -97,6 +97,8 @@ pub(crate) struct Engine {
     pub(crate) clock: Arc<dyn Clock>,
     /// What activities read with `activity::dependency`.
     pub(crate) dependencies: Arc<crate::activity::Dependencies>,
+    /// The updates declared with a validator, by name.
+    pub(crate) updates: HashMap<&'static str, crate::update::UpdateType>,
     /// Instances with a task in this process; `true`: woken while running,
     /// so look for work again before the task ends.
     pub(crate) running: Mutex<HashMap<String, bool>>,
@@ -289,6 +291,14 @@ impl Engine {
                 batch.delete(keys::timer(deadline, id));
             }
         }
+        let replied = !record.writes.is_empty();
+        for (key, value) in record.writes.drain(..) {
+            batch.put(key, value);
+        }
+        if replied && self.store.shared() {
+            // a caller waiting elsewhere reads the reply now
+            batch.notify(format!("y{id}"));
+        }
         self.history(id, record, &mut batch)?;
         record.reindex(id, &mut batch);
         let layout = self.stage_layout(record.layout, &mut batch)?;
@@ -296,6 +306,9 @@ impl Engine {
         batch.put(keys::instance(id), bytes);
         self.store.commit(batch).await?;
         record.committed();
+        if replied {
+            self.wake(&crate::update::waiter(id));
+        }
         if layout {
             self.layout_stored(record.layout);
         }
@@ -462,6 +475,7 @@ impl Engine {
             run_deadline_ms: run_timeout.map(after),
             variant_fp: 0,
             events: 0,
+            writes: Vec::new(),
             new_events: std::iter::once(crate::history::EventKind::Started {
                 workflow: workflow.to_owned(),
                 run: 1,

@@ -58,6 +58,9 @@ pub(crate) struct InstanceRecord {
     /// Events to append with the next save.
     #[serde(skip)]
     pub(crate) new_events: Vec<crate::history::EventKind>,
+    /// Keys to write with the next save (an update's reply).
+    #[serde(skip)]
+    pub(crate) writes: Vec<(Vec<u8>, Vec<u8>)>,
     pub(crate) created_ms: u64,
     pub(crate) updated_ms: u64,
     /// The index entries written for this instance (phase, workflow), so
@@ -231,6 +234,7 @@ mod tests {
             version: 1,
             events: 4,
             new_events: Vec::new(),
+            writes: Vec::new(),
             created_ms: 5,
             updated_ms: 6,
             indexed: Vec::new(),

@@ -123,7 +123,9 @@ impl Engine {
                 codec::encode(&crate::promise::new_token(id)).map_err(io)?,
                 None,
             )),
-            Request::SetAttributes(_) => Some((codec::encode(&()).map_err(io)?, None)),
+            Request::SetAttributes(_) | Request::Reply { .. } => {
+                Some((codec::encode(&()).map_err(io)?, None))
+            }
             // answered from the record by `execute`: awaited on its own
             Request::Scheduled => None,
             Request::Timer { at_ms, .. } => {
@@ -160,11 +162,23 @@ impl Engine {
     }
 
     /// Records in the history that the timer or signal `request` waited
-    /// for has come, or sets the search attributes it names (saved with the
-    /// transition it resumes).
-    pub(super) fn note_arrival(record: &mut InstanceRecord, request: &Request) {
+    /// for has come, sets the search attributes it names, or stages the
+    /// update reply it makes (saved with the transition it resumes).
+    pub(super) fn note_arrival(id: &str, record: &mut InstanceRecord, request: &Request) {
         let step = record.step;
         let event = match request {
+            Request::Reply { update, reply } => {
+                record
+                    .writes
+                    .push((keys::update(id, update), reply.clone()));
+                crate::history::EventKind::UpdateReplied {
+                    step,
+                    update: update.clone(),
+                    json: codec::decode::<crate::update::Stored>(reply)
+                        .map(|r| r.json)
+                        .unwrap_or_default(),
+                }
+            }
             Request::Timer { .. } => crate::history::EventKind::TimerFired { step },
             Request::Signal { name } => crate::history::EventKind::SignalReceived {
                 step,
@@ -223,7 +237,7 @@ impl Engine {
             (Request::Uuid, _) => codec::encode(&uuid::Uuid::new_v4()),
             // a token that names no instance: nothing can complete it
             (Request::Promise, _) => codec::encode(&crate::promise::new_token("")),
-            (Request::SetAttributes(_), _) => codec::encode(&()),
+            (Request::SetAttributes(_) | Request::Reply { .. }, _) => codec::encode(&()),
             (Request::Scheduled, _) => codec::encode(&None::<crate::schedule::ScheduledRun>),
             (Request::All { requests, .. }, Some(Executor::Each(each))) => {
                 let parts = requests
@@ -305,10 +319,11 @@ impl Engine {
                     .end(id, record, Status::Terminated, reason, timers)
                     .await;
             }
-            // compensations and continue-as-new run on; the cancel waits for the next await
+            // compensations, continue-as-new and a reply run on; the cancel
+            // waits for the next await
             let cancellable = !matches!(
                 request,
-                Request::Compensate(_) | Request::ContinueAsNew { .. }
+                Request::Compensate(_) | Request::ContinueAsNew { .. } | Request::Reply { .. }
             );
             let cancel = if cancellable {
                 self.take_control(id, keys::CANCEL).map_err(Halt::Store)?
@@ -428,7 +443,7 @@ impl Engine {
                         _ => None,
                     };
                     if let Some((bytes, key)) = self.ready(id, branch, exec)? {
-                        Self::note_arrival(record, branch);
+                        Self::note_arrival(id, record, branch);
                         let wrapped = match codec::variant(i as u32, &bytes) {
                             Ok(w) => w,
                             Err(e) => return self.fail(id, record, e.to_string()).await,
@@ -554,7 +569,7 @@ impl Engine {
             }
             other => match self.ready(id, other, executor.as_ref())? {
                 Some((bytes, key)) => {
-                    Self::note_arrival(record, other);
+                    Self::note_arrival(id, record, other);
                     timers.extend(key);
                     Ok(Some((bytes, timers)))
                 }
@@ -622,6 +637,7 @@ fn not_raced(request: &Request) -> Option<&'static str> {
         | Request::RandomU64
         | Request::Uuid
         | Request::Promise
+        | Request::Reply { .. }
         | Request::SetAttributes(_)
         | Request::Scheduled => None,
     }

@@ -22,6 +22,8 @@
 //! | `GET /api/instances/{id}/history` | history ([`HistoryEvent`](crate::history::HistoryEvent)s) |
 //! | `GET /api/instances/{id}/state` | `{"id": .., "state": <state enum as JSON>}` |
 //! | `POST /api/instances/{id}/signal` `{"name": "..", "payload": <JSON>}` | signal ([`Runtime::signal_json`]) |
+//! | `POST /api/instances/{id}/updates/{name}?wait=SECONDS` `{"update_id": "..", "request": <JSON>}` | send an [update](crate::update) and wait up to `wait` (default 10, at most [`MAX_RESULT_WAIT_S`]) for its reply ([`Runtime::update_json`]): 200 `{"update_id", "reply"}`; 202 `{"update_id"}` accepted, no reply yet; 422 its validator rejected it (nothing written); 409 the instance ended; 503 with `Retry-After` while an update not declared with a validator is not awaited yet. `update_id` is optional: a retry with the same one is not accepted twice |
+//! | `GET /api/instances/{id}/updates/{update_id}?wait=SECONDS` | the reply to an update sent before, as above (404 no such update, 409 the instance ended without replying) ([`Runtime::update_reply_json`]) |
 //! | `POST /api/promises/{token}` (the value as JSON) | complete a [promise](crate::promise) exactly once ([`Runtime::complete_json`]): 202; 409 completed already; 503 with `Retry-After` while it is not awaited yet |
 //! | `POST /api/instances/{id}/cancel` | cancel |
 //! | `POST /api/instances/{id}/terminate` `{"reason": ".."}` | terminate |
@@ -90,6 +92,7 @@ pub use axum;
 mod access;
 mod schedules;
 mod ui;
+mod updates;
 
 pub use access::Access;
 use access::{auth, check_host, security_headers};
@@ -208,6 +211,11 @@ pub fn router(runtime: impl Into<Runtime>, access: impl Into<Access>) -> axum::R
         .route("/api/instances/{id}/result", get(result))
         .route("/api/instances/{id}/state", get(state))
         .route("/api/instances/{id}/signal", post(signal))
+        // POST: the update's name; GET: an update id
+        .route(
+            "/api/instances/{id}/updates/{key}",
+            get(updates::reply).post(updates::send),
+        )
         .route("/api/promises/{token}", post(complete))
         .route("/api/instances/{id}/cancel", post(cancel))
         .route("/api/instances/{id}/terminate", post(terminate))

@@ -49,6 +49,7 @@ pub struct Builder {
     allow_untraced: bool,
     limits: crate::Limits,
     dependencies: crate::activity::Dependencies,
+    updates: std::collections::HashMap<&'static str, crate::update::UpdateType>,
     test_hooks: crate::activity::TestHooks,
 }
 
@@ -146,6 +147,39 @@ impl Builder {
     /// opens see them too.
     pub fn dependency<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.dependencies.insert(value);
+        self
+    }
+
+    /// Declares update `def` to this runtime with a validator: before an
+    /// update of that name is accepted for any instance, `validate` judges
+    /// its request in the caller's process, and `Err(reason)` rejects it
+    /// ([`UpdateError::Rejected`](crate::UpdateError::Rejected): nothing is
+    /// written, nothing is in the history). A declared update can also be
+    /// sent as JSON (HTTP, CLI) before its workflow awaits it; an
+    /// undeclared one only while awaited (its type is known then).
+    ///
+    /// ```
+    /// use durable_runtime::prelude::*;
+    /// use durable_runtime::update::UpdateDef;
+    ///
+    /// const SET_QUANTITY: UpdateDef<u32, u32> = UpdateDef::new("set_quantity");
+    ///
+    /// let builder = Runtime::builder().update_validator(SET_QUANTITY, |n: &u32| {
+    ///     if (1..=100).contains(n) { Ok(()) } else { Err(format!("{n} is not 1 to 100")) }
+    /// });
+    /// # drop(builder);
+    /// ```
+    pub fn update_validator<Req, Resp>(
+        mut self,
+        def: crate::update::UpdateDef<Req, Resp>,
+        validate: impl Fn(&Req) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self
+    where
+        Req: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+        Resp: 'static,
+    {
+        self.updates
+            .insert(def.name(), crate::update::UpdateType::of(def, validate));
         self
     }
 
@@ -362,6 +396,7 @@ impl Builder {
             allow_untraced: self.allow_untraced,
             limits: self.limits,
             dependencies: self.dependencies.clone(),
+            updates: self.updates.clone(),
             test_hooks: self.test_hooks.clone(),
         }
     }
@@ -478,6 +513,7 @@ impl Builder {
             limits: self.limits,
             test_hooks: self.test_hooks,
             dependencies: Arc::new(self.dependencies),
+            updates: self.updates,
             member,
             spent: Mutex::default(),
             spent_instances: Default::default(),
@@ -655,6 +691,7 @@ impl Runtime {
             allow_untraced: false,
             limits: crate::Limits::default(),
             dependencies: crate::activity::Dependencies::default(),
+            updates: std::collections::HashMap::new(),
             test_hooks: crate::activity::TestHooks::default(),
         }
     }

@@ -20,6 +20,7 @@ mod inspect;
 mod promises;
 mod schedules;
 mod transfer;
+mod updates;
 
 pub use builder::{Builder, IdPolicy, WorkerInfo};
 pub use handle::WorkflowHandle;

@@ -15,6 +15,7 @@
 //! | `f` + instance id + `0` + seq (u64 BE)| a large field of its state     |
 //! | `n` + counter name                    | a counter (i64 BE), embedded stores |
 //! | `b` + instance id + `0` + call key    | an activity's heartbeat details |
+//! | `U` + instance id + `0` + update id   | an accepted update, then its reply |
 //!
 //! A store shared by several processes (PostgreSQL) adds:
 //!
@@ -217,6 +218,27 @@ pub(crate) fn heartbeat(id: &str, key: &str) -> Vec<u8> {
 pub(crate) fn heartbeat_prefix(id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(id.len() + 2);
     k.push(HEARTBEAT);
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `U` + instance id + `0x00` + update id: an accepted update (empty),
+/// then its reply (`update::Stored`), written with the transition that
+/// makes it. Deleted with the instance by retention.
+pub(crate) const UPDATE: u8 = b'U';
+
+/// The key of update `update` of instance `id`.
+pub(crate) fn update(id: &str, update: &str) -> Vec<u8> {
+    let mut k = updates_prefix(id);
+    k.extend_from_slice(update.as_bytes());
+    k
+}
+
+/// The prefix of instance `id`'s updates.
+pub(crate) fn updates_prefix(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 2);
+    k.push(UPDATE);
     k.extend_from_slice(id.as_bytes());
     k.push(0);
     k

@@ -234,6 +234,24 @@ async fn main() {
             let _ = rt.signal(&id, "go", &(i as u32)).await;
             handles.push(h);
         }
+        // each journey's update sent with its own id on every run: accepted
+        // once, its one reply read by every run
+        let updaters: Vec<_> = (0..orders)
+            .map(|i| {
+                let rt = rt.clone();
+                tokio::spawn(async move {
+                    let id = format!("journey-{i}");
+                    let n = i as u32;
+                    match rt
+                        .update_as(&id, durable_tests::BUMP, "bump-once", &n)
+                        .await
+                    {
+                        Ok(reply) if reply == 2 * n => {}
+                        other => panic!("update of {id}: {other:?}"),
+                    }
+                })
+            })
+            .collect();
         // each promise completed once its token is handed out (again on
         // every run: a second completion is refused)
         let completer = {
@@ -264,6 +282,9 @@ async fn main() {
             }
         }
         completer.await.expect("the completer");
+        for updater in updaters {
+            updater.await.expect("an updater");
+        }
         done();
         rt.shutdown().await;
         return;

@@ -38,6 +38,8 @@ impl Engine {
             'c' if self.member.is_some() && self.runs_here(id) => self.control_requested(id)?,
             // a queued call's result, or a new task of a queue
             'r' => self.wake(&format!("\0r{id}")),
+            // an update's reply
+            'y' => self.wake(&crate::update::waiter(id)),
             'q' => self.wake(&format!("\0q{id}")),
             'u' if self.member.is_some() => {
                 self.claim_one(id).await?;

@@ -365,7 +365,15 @@ function renderTimeline(events, now) {
         case "CancelDelivered": label = `step ${v.step}: cancellation delivered`; break;
         case "Upgraded": label = `upgraded at ${v.variant}`; break;
         case "TimerFired": label = `step ${v.step}: timer fired`; break;
-        case "SignalReceived": label = `step ${v.step}: signal ${v.name} received`; break;
+        case "SignalReceived":
+          label = v.name.startsWith("update/")
+            ? `step ${v.step}: update ${v.name.slice(7)} received`
+            : `step ${v.step}: signal ${v.name} received`;
+          break;
+        case "UpdateReplied":
+          label = `step ${v.step}: replied to update ${v.update}`;
+          detail = v.json;
+          break;
         case "Migrated":
           label = `migrated from version ${v.from} (at ${v.from_variant}) to ${v.to} (at ${v.to_variant})`;
           break;
