@@ -6,7 +6,9 @@
 //! ```
 //! Format 1 ([`Snapshot`], `durable export ID FILE`) holds one instance: the
 //! [postcard](https://docs.rs/postcard) encoding of its record, buffered
-//! signals, pending cancel/terminate requests and history, with a header
+//! signals, pending cancel/terminate requests, the marks that refuse a
+//! second completion of a promise or acceptance of an update (with the
+//! update's reply), its activities' heartbeat details and history, with a header
 //! naming the workflow and its shape fingerprint. Format 2 ([`SnapshotSet`],
 //! `durable export --all FILE`) holds a creation time and a list of such
 //! instances under one checksum. Formats 3 and 4, written since, are 1 and 2

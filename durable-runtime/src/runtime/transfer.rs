@@ -35,8 +35,16 @@ impl Runtime {
                 controls.push((key, v));
             }
         }
-        // completed promises: refused a second completion on the other side too
-        controls.extend(store.scan_prefix(&keys::completed_prefix(id))?);
+        // completed promises and accepted updates (with their replies):
+        // refused a second time on the other side too; heartbeat details,
+        // so an attempt there carries on where this one was
+        for marks in [
+            keys::completed_prefix(id),
+            keys::updates_prefix(id),
+            keys::heartbeat_prefix(id),
+        ] {
+            controls.extend(store.scan_prefix(&marks)?);
+        }
         let signals = store.scan_prefix(&keys::signals(id))?;
         // the layouts that read the state and the signals, so the store that
         // imports it can read them by name
@@ -277,10 +285,14 @@ impl Runtime {
             keys::control(keys::CANCEL, id),
             keys::control(keys::TERMINATE, id),
         ];
-        let completed = keys::completed_prefix(id);
+        let marks = [
+            keys::completed_prefix(id),
+            keys::updates_prefix(id),
+            keys::heartbeat_prefix(id),
+        ];
         let control_or_mark = |k: &[u8]| {
             controls.iter().any(|c| c.as_slice() == k)
-                || (k.starts_with(&completed) && k.len() > completed.len())
+                || marks.iter().any(|m| k.starts_with(m) && k.len() > m.len())
         };
         if !snapshot.signals.iter().all(|(k, _)| owns(k, &signals))
             || !snapshot
@@ -305,12 +317,12 @@ impl Runtime {
                     }
                 }
                 batch.expect(key.clone(), Some(existing));
-                for (k, _) in store
-                    .scan_prefix(&signals)?
-                    .into_iter()
-                    .chain(store.scan_prefix(&history)?)
-                    .chain(store.scan_prefix(&completed)?)
-                {
+                let mut old = store.scan_prefix(&signals)?;
+                old.extend(store.scan_prefix(&history)?);
+                for m in &marks {
+                    old.extend(store.scan_prefix(m)?);
+                }
+                for (k, _) in old {
                     batch.delete(k);
                 }
                 for k in &controls {

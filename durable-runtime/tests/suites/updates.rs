@@ -325,3 +325,47 @@ async fn updates_race_a_timer_and_start_their_instance_when_asked() {
     assert_eq!(h.result().within().await.unwrap().unwrap(), 17);
     rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_update_moved_to_another_store_with_its_instance_is_not_accepted_twice() {
+    let (db, other) = (BACKEND.store(), BACKEND.store());
+    let rt = builder().open_url(db.url()).await.unwrap();
+    rt.start("moving", cart(100), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(
+        rt.update_as("moving", SET_QUANTITY, "q-1", &2)
+            .within()
+            .await
+            .unwrap(),
+        200
+    );
+    until("the cart to wait", || rt.running_instances() == 0).await;
+    let snapshot = rt.export("moving").unwrap();
+    rt.shutdown().await;
+
+    let moved = builder().open_url(other.url()).await.unwrap();
+    moved.import(&snapshot, false).await.unwrap();
+    // its reply came along, and its mark: the same id is not a second update
+    assert_eq!(
+        moved
+            .update_as("moving", SET_QUANTITY, "q-1", &7)
+            .within()
+            .await
+            .unwrap(),
+        200
+    );
+    assert_eq!(update_events(&moved, "moving"), (1, 1));
+    assert_eq!(
+        moved
+            .update_as("moving", SET_QUANTITY, "q-2", &3)
+            .within()
+            .await
+            .unwrap(),
+        300
+    );
+    moved.signal("moving", "checkout", &()).await.unwrap();
+    let out = moved.handle::<cart>("moving").result().within().await;
+    assert_eq!(out.unwrap().unwrap(), 300);
+    moved.shutdown().await;
+}
