@@ -204,6 +204,93 @@ pub enum Executor {
     Builtin,
 }
 
+/// A signal a workflow takes, declared once where its senders and the
+/// workflow both see it: its name and its payload's type. The workflow
+/// waits with [`SignalDef::receive`]; a sender passes the declaration to
+/// [`Runtime::signal`](crate::Runtime::signal), and a payload of another
+/// type does not compile.
+///
+/// ```
+/// use durable_runtime::prelude::*;
+/// use durable_runtime::command::SignalDef;
+///
+/// pub const APPROVED: SignalDef<String> = SignalDef::new("approved");
+///
+/// #[workflow]
+/// async fn expense(amount: u64) -> Result<String, WorkflowError> {
+///     let by = APPROVED.receive().await?;
+///     Ok(format!("{amount} approved by {by}"))
+/// }
+///
+/// async fn approve(runtime: &Runtime) -> Result<(), durable_runtime::SignalError> {
+///     runtime.signal("expense-7", APPROVED, &"dana".to_owned()).await
+///     // runtime.signal("expense-7", APPROVED, &42) does not compile
+/// }
+/// ```
+pub struct SignalDef<T> {
+    name: &'static str,
+    _payload: std::marker::PhantomData<fn(T)>,
+}
+
+impl<T> SignalDef<T> {
+    /// The signal called `name`.
+    pub const fn new(name: &'static str) -> Self {
+        SignalDef {
+            name,
+            _payload: std::marker::PhantomData,
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Waits for the next signal of this declaration (`Err(Cancelled)` if
+    /// the instance is cancelled meanwhile).
+    pub fn receive(&self) -> SignalWait<T> {
+        signal(self.name)
+    }
+}
+
+impl<T> Clone for SignalDef<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for SignalDef<T> {}
+
+impl<T> std::fmt::Debug for SignalDef<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SignalDef({})", self.name)
+    }
+}
+
+/// What names a signal to send: its declaration ([`SignalDef`], whose
+/// payload type the sender must match) or its name as text (any payload).
+#[diagnostic::on_unimplemented(
+    message = "the signal `{Self}` does not carry a `{T}`",
+    label = "declared with another payload type",
+    note = "a `SignalDef<P>` is sent with a `&P`: send the declared type"
+)]
+pub trait SignalName<T> {
+    /// The signal's name.
+    fn signal_name(&self) -> &str;
+}
+
+impl<T> SignalName<T> for &str {
+    fn signal_name(&self) -> &str {
+        self
+    }
+}
+
+impl<T> SignalName<T> for SignalDef<T> {
+    fn signal_name(&self) -> &str {
+        self.name
+    }
+}
+
 /// How a JSON payload becomes the encoded payload of one signal type: lets
 /// tools without the type (the HTTP API, the web UI) signal an instance
 /// that waits for it ([`Runtime::signal_json`](crate::Runtime::signal_json)).

@@ -322,14 +322,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Saves the first record of an instance, only if the id is still free.
+    /// Saves the first record of an instance, only if the id is still free
+    /// (or still holds `replacing`), with `batch`'s writes in the same
+    /// commit.
     pub(crate) async fn create(
         &self,
         id: &str,
         record: &mut InstanceRecord,
         replacing: Option<(Vec<u8>, InstanceRecord)>,
+        mut batch: Batch,
     ) -> Result<(), StoreError> {
-        let mut batch = Batch::default();
         let previous = match replacing {
             // an ended run of the id: forgotten in the same commit, and only
             // if it is still what was read

@@ -290,6 +290,121 @@ async fn signal_with_start_creates_then_signals() {
     ));
 }
 
+/// A store that refuses every batch holding a signal (a full disk at the
+/// wrong moment), to see what a refused commit leaves behind.
+struct RefusesSignals(Arc<dyn durable_runtime::store::Store>);
+
+impl durable_runtime::store::Store for RefusesSignals {
+    fn commit(
+        &self,
+        batch: durable_runtime::store::Batch,
+    ) -> durable_runtime::activity::BoxFuture<Result<(), durable_runtime::StoreError>> {
+        if batch.writes.iter().any(|(k, _)| k.first() == Some(&b'g')) {
+            let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+            return Box::pin(std::future::ready(Err(durable_runtime::StoreError::Io {
+                context: "a test's full disk".into(),
+                source: Arc::new(full),
+            })));
+        }
+        self.0.commit(batch)
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, durable_runtime::StoreError> {
+        self.0.get(key)
+    }
+    fn shared(&self) -> bool {
+        self.0.shared()
+    }
+    fn subscribe(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<durable_runtime::store::Notice>> {
+        self.0.subscribe()
+    }
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, durable_runtime::StoreError> {
+        self.0.counters()
+    }
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::StoreError> {
+        self.0.scan_prefix(prefix)
+    }
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::StoreError> {
+        self.0.scan_from(prefix, from, limit)
+    }
+}
+
+/// Before, signal-with-start was two commits: a refused signal left a new
+/// instance waiting for a signal that was never stored.
+#[tokio::test]
+async fn signal_with_start_creates_and_signals_in_one_commit_or_not_at_all() {
+    let db = BACKEND.store();
+    let store = db.open().await;
+    let rt = Runtime::builder()
+        .workflow::<approval>()
+        .open_store(RefusesSignals(store.clone()))
+        .await
+        .unwrap();
+    let refused = rt
+        .signal_with_start(
+            "sws-full",
+            approval("sws-full".into()),
+            "approve",
+            &"grace".to_string(),
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(
+        store.get(b"isws-full").unwrap().is_none(),
+        "the instance was created without its signal"
+    );
+    rt.shutdown().await;
+}
+
+/// A signal declared once: the workflow and the sender share its type.
+const APPROVED_BY: durable_runtime::command::SignalDef<String> =
+    durable_runtime::command::SignalDef::new("approve");
+
+#[tokio::test]
+async fn a_declared_signal_is_sent_and_received_with_its_type() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<approval>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    // `approval` waits with `signal("approve")`: the declaration names it
+    let h = rt
+        .signal_with_start(
+            "typed",
+            approval("typed".into()),
+            APPROVED_BY,
+            &"hedy".to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "approved by hedy; reminded typed"
+    );
+    let h2 = rt
+        .start("typed-2", approval("typed-2".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    rt.signal("typed-2", APPROVED_BY, &"ida".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(
+        h2.result().within().await.unwrap().unwrap(),
+        "approved by ida; reminded typed-2"
+    );
+    rt.shutdown().await;
+}
+
 use durable_runtime::command::{Either, select};
 use durable_runtime::{Cancelled, ResultError};
 
