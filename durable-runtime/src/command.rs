@@ -105,6 +105,22 @@ pub enum Request {
     /// A new promise's token ([`promise`](crate::promise::promise)); the
     /// value is recorded.
     Promise,
+    /// Start a child workflow instance (or find it) and go on without
+    /// waiting for it: the output is its id.
+    StartChild {
+        /// The child's workflow name.
+        workflow: String,
+        /// Its encoded input.
+        input: Vec<u8>,
+        /// Its id; default `<parent id>/<step>`.
+        id: Option<String>,
+        /// What happens to the child when the parent ends first.
+        parent_close: ParentClose,
+        /// The child's execution timeout, ms.
+        timeout_ms: Option<u64>,
+        /// The child's run timeout, ms.
+        run_timeout_ms: Option<u64>,
+    },
     /// Reply to an accepted update
     /// ([`Update::reply`](crate::update::Update::reply)): the reply is
     /// written with the transition that resumes the workflow.
@@ -226,6 +242,7 @@ pub enum Executor {
 ///     runtime.signal("expense-7", APPROVED, &"dana".to_owned()).await
 ///     // runtime.signal("expense-7", APPROVED, &42) does not compile
 /// }
+/// # let _ = approve;
 /// ```
 pub struct SignalDef<T> {
     name: &'static str,
@@ -733,6 +750,83 @@ impl<W: crate::workflow::Workflow> std::future::IntoFuture for crate::workflow::
     fn into_future(self) -> Self::IntoFuture {
         let inline = W::inline(self.input);
         Box::pin(async move { Ok(inline.await) })
+    }
+}
+
+impl<W: crate::workflow::Workflow> crate::workflow::WorkflowCall<W> {
+    /// Starts this workflow as a child and goes on without waiting for
+    /// it: awaited in a workflow, the child is created (with the id,
+    /// timeouts and parent-close policy set on the call; the default
+    /// policy cancels it when the parent ends, [`ParentClose::Abandon`]
+    /// lets it run on) and the await evaluates to its id. A restart never
+    /// creates it twice: the child's id names it.
+    ///
+    /// ```
+    /// use durable_runtime::prelude::*;
+    /// use durable_runtime::command::ParentClose;
+    ///
+    /// #[workflow]
+    /// async fn send_receipt(order: String) -> Result<(), WorkflowError> {
+    ///     let _ = order;
+    ///     Ok(())
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn checkout(order: String) -> Result<String, WorkflowError> {
+    ///     let receipt = send_receipt(order.clone())
+    ///         .with_id(format!("receipt-{order}"))
+    ///         .with_parent_close(ParentClose::Abandon)
+    ///         .start()
+    ///         .await?;
+    ///     Ok(format!("{order} done; receipt in {receipt}"))
+    /// }
+    /// ```
+    pub fn start(self) -> StartChild<W> {
+        StartChild { call: self }
+    }
+}
+
+/// The command behind [`WorkflowCall::start`](crate::workflow::WorkflowCall::start).
+pub struct StartChild<W: crate::workflow::Workflow> {
+    call: crate::workflow::WorkflowCall<W>,
+}
+
+impl<W: crate::workflow::Workflow> std::fmt::Debug for StartChild<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StartChild({})", W::NAME)
+    }
+}
+
+impl<W: crate::workflow::Workflow> Command for StartChild<W> {
+    type Output = Result<String, ChildError>;
+    fn into_request(self) -> Result<Request, CodecError> {
+        let call = self.call;
+        Ok(Request::StartChild {
+            workflow: W::NAME.to_owned(),
+            input: crate::codec::encode(&call.input)?,
+            id: call.id,
+            parent_close: call.parent_close,
+            timeout_ms: call.timeout.map(|t| t.as_millis() as u64),
+            run_timeout_ms: call.run_timeout.map(|t| t.as_millis() as u64),
+        })
+    }
+    fn executor() -> Executor {
+        Executor::Builtin
+    }
+}
+
+impl<W: crate::workflow::Workflow> std::future::IntoFuture for StartChild<W> {
+    type Output = Result<String, ChildError>;
+    type IntoFuture = crate::future::BoxFuture<Self::Output>;
+    /// Outside a workflow (in `run_inline`), runs the child's body inline
+    /// to its end, then gives its id (`inline` when it has none).
+    fn into_future(self) -> Self::IntoFuture {
+        let id = self.call.id.unwrap_or_else(|| "inline".into());
+        let inline = W::inline(self.call.input);
+        Box::pin(async move {
+            inline.await;
+            Ok(id)
+        })
     }
 }
 

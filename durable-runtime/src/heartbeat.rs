@@ -21,6 +21,7 @@
 //!     let first = heartbeat_details::<u32>().map_or(0, |done| done + 1);
 //!     for chunk in first..chunks {
 //!         // ... encode chunk `chunk` of `video` ...
+//!         # let _ = &video;
 //!         heartbeat(&chunk)?;
 //!     }
 //!     Ok(chunks)

@@ -206,6 +206,10 @@ pub(crate) fn describe(request: &Request) -> String {
         Request::Uuid => "uuid".into(),
         Request::Promise => "a new promise".into(),
         Request::Reply { update, .. } => format!("reply to update {update}"),
+        Request::StartChild { workflow, id, .. } => format!(
+            "start child {workflow}{}",
+            id.as_ref().map(|i| format!(" `{i}`")).unwrap_or_default()
+        ),
         Request::Scheduled => "the schedule that started it".into(),
         Request::SetAttributes(attrs) => format!(
             "search attributes {}",

@@ -98,6 +98,7 @@ pub async fn run_stepwise<W: Workflow>(
                     | Request::All { .. }
                     | Request::Compensate(_)
                     | Request::Child { .. }
+                    | Request::StartChild { .. }
                     | Request::ContinueAsNew { .. } => {
                         return Err(StepwiseError::Unsupported(format!("{request:?}")));
                     }

@@ -69,6 +69,14 @@ pub(super) enum Stored<'a> {
         update: Cow<'a, str>,
         reply: Cow<'a, [u8]>,
     },
+    StartChild {
+        workflow: Cow<'a, str>,
+        input: Cow<'a, [u8]>,
+        id: Option<Cow<'a, str>>,
+        parent_close: ParentClose,
+        timeout_ms: Option<u64>,
+        run_timeout_ms: Option<u64>,
+    },
 }
 
 impl Serialize for Request {
@@ -144,6 +152,21 @@ impl<'a> From<&'a Request> for Stored<'a> {
                 update: b(update),
                 reply: Cow::Borrowed(reply),
             },
+            Request::StartChild {
+                workflow,
+                input,
+                id,
+                parent_close,
+                timeout_ms,
+                run_timeout_ms,
+            } => Stored::StartChild {
+                workflow: b(workflow),
+                input: Cow::Borrowed(input),
+                id: id.as_ref().map(b),
+                parent_close: *parent_close,
+                timeout_ms: *timeout_ms,
+                run_timeout_ms: *run_timeout_ms,
+            },
         }
     }
 }
@@ -211,6 +234,21 @@ impl From<Stored<'static>> for Request {
             Stored::Reply { update, reply } => Request::Reply {
                 update: s(update),
                 reply: reply.into_owned(),
+            },
+            Stored::StartChild {
+                workflow,
+                input,
+                id,
+                parent_close,
+                timeout_ms,
+                run_timeout_ms,
+            } => Request::StartChild {
+                workflow: s(workflow),
+                input: input.into_owned(),
+                id: id.map(s),
+                parent_close,
+                timeout_ms,
+                run_timeout_ms,
             },
         }
     }

@@ -275,18 +275,16 @@ impl Engine {
         codec::seq(&parts).map_err(|e| Halt::Store(StoreError::Codec(e.to_string())))
     }
 
-    /// A child workflow: created on first execution, then awaited; its end
-    /// wakes this instance.
-    #[allow(clippy::too_many_arguments)] // the fields of one `Request::Child`
+    /// A child workflow: created on first execution, then awaited (its end
+    /// wakes this instance); or, without `wait`, created and left running,
+    /// the await's output its id.
     pub(super) async fn run_child(
         self: &Engine,
         id: &str,
         record: &mut InstanceRecord,
         entry: &WorkflowEntry,
-        workflow: &str,
-        input: &[u8],
-        child: Option<&str>,
-        cancel_on_close: bool,
+        (workflow, input, child): (&str, &[u8], Option<&str>),
+        (cancel_on_close, wait): (bool, bool),
         (timeout, run_timeout): (Option<std::time::Duration>, Option<std::time::Duration>),
     ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, Halt> {
         let child_id = child.map_or_else(|| format!("{id}/{}", record.step), str::to_owned);
@@ -381,6 +379,13 @@ impl Engine {
                 r
             }
         };
+        if !wait {
+            // started (now, or before a restart): the await has its id
+            return match codec::encode(&child_id).and_then(|id| codec::ok_variant(&id)) {
+                Ok(bytes) => Ok(Some((bytes, Vec::new()))),
+                Err(e) => self.fail(id, record, e.to_string()).await,
+            };
+        }
         let output = |child: &InstanceRecord| {
             self.child_output(entry, &record.variant, &child_id, child)
                 .map_err(Halt::Payload)

@@ -157,6 +157,7 @@ impl Engine {
             | Request::All { .. }
             | Request::Compensate(_)
             | Request::Child { .. }
+            | Request::StartChild { .. }
             | Request::ContinueAsNew { .. } => None,
         })
     }
@@ -246,7 +247,7 @@ impl Engine {
                     .collect::<Result<Vec<_>, _>>()?;
                 codec::seq(&parts)
             }
-            (Request::Child { id, .. }, _) => codec::variant(
+            (Request::Child { id, .. } | Request::StartChild { id, .. }, _) => codec::variant(
                 1,
                 &codec::encode(&crate::ChildError {
                     id: id.clone().unwrap_or_default(),
@@ -380,20 +381,28 @@ impl Engine {
                 parent_close,
                 timeout_ms,
                 run_timeout_ms,
+            }
+            | Request::StartChild {
+                workflow,
+                input,
+                id: child,
+                parent_close,
+                timeout_ms,
+                run_timeout_ms,
             } => {
                 let cancel_on_close = *parent_close == ParentClose::Cancel;
                 let limits = (
                     timeout_ms.map(std::time::Duration::from_millis),
                     run_timeout_ms.map(std::time::Duration::from_millis),
                 );
+                // started and left running: the await goes on with its id
+                let wait = matches!(request, Request::Child { .. });
                 self.run_child(
                     id,
                     record,
                     &entry,
-                    workflow,
-                    input,
-                    child.as_deref(),
-                    cancel_on_close,
+                    (workflow, input, child.as_deref()),
+                    (cancel_on_close, wait),
                     limits,
                 )
                 .await
@@ -626,6 +635,7 @@ impl Engine {
 fn not_raced(request: &Request) -> Option<&'static str> {
     match request {
         Request::Child { .. } => Some("a child workflow"),
+        Request::StartChild { .. } => Some("starting a child workflow"),
         Request::All { .. } => Some("a join_all"),
         Request::Compensate(_) => Some("a saga's compensation"),
         Request::ContinueAsNew { .. } => Some("continue-as-new"),

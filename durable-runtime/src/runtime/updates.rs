@@ -20,6 +20,7 @@ impl Runtime {
     /// after a restart, give your own with [`Runtime::update_as`].
     ///
     /// ```no_run
+    /// # #![allow(dead_code)]
     /// # async fn f(runtime: durable_runtime::Runtime) -> Result<(), durable_runtime::UpdateError> {
     /// use durable_runtime::update::UpdateDef;
     /// const SET_QUANTITY: UpdateDef<u32, u32> = UpdateDef::new("set_quantity");

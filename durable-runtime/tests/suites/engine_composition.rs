@@ -537,3 +537,53 @@ async fn a_select_over_a_child_workflow_fails_clearly_instead_of_never_starting_
     assert_eq!(h.describe().unwrap().status, Status::Failed);
     rt.shutdown().await;
 }
+
+/// Waits for `go`, then says which child it was.
+#[workflow]
+async fn errand(n: u32) -> Result<String, WorkflowError> {
+    let _: () = signal("go").await?;
+    Ok(format!("errand {n} done"))
+}
+
+/// Starts two errands without waiting: one to be cancelled with it, one
+/// left to run on; ends at once.
+#[workflow]
+async fn dispatcher(n: u32) -> Result<Vec<String>, WorkflowError> {
+    let bound = errand(n).start().await?;
+    let free = errand(n + 1)
+        .with_id(format!("free-errand-{n}"))
+        .with_parent_close(durable_runtime::command::ParentClose::Abandon)
+        .start()
+        .await?;
+    Ok(vec![bound, free])
+}
+
+#[tokio::test]
+async fn a_child_started_without_waiting_runs_on_by_the_parents_close_policy() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<dispatcher>()
+        .workflow::<errand>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("dispatch", dispatcher(1), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let ids = h.result().within().await.unwrap().unwrap();
+    assert_eq!(ids, vec!["dispatch/1".to_owned(), "free-errand-1".to_owned()]);
+    // the parent ended first: the default policy cancelled its child, the
+    // abandoned one waits on
+    let bound = rt.handle::<errand>("dispatch/1");
+    let out = bound.result().within().await.unwrap();
+    assert_eq!(bound.describe().unwrap().status, Status::Cancelled, "{out:?}");
+    let free = rt.handle::<errand>("free-errand-1");
+    assert_eq!(free.describe().unwrap().status, Status::Running);
+    rt.signal("free-errand-1", "go", &()).await.unwrap();
+    assert_eq!(
+        free.result().within().await.unwrap().unwrap(),
+        "errand 2 done"
+    );
+    rt.shutdown().await;
+}
