@@ -149,8 +149,10 @@ enum Earlier {
 /// What one attempt and the runtime share about its heartbeats.
 pub(crate) struct Beat {
     clock: Arc<dyn Clock>,
-    /// Where an earlier attempt's details are read (when first asked).
-    store: Arc<dyn Store>,
+    /// Where an earlier attempt's details are read (when first asked);
+    /// weak: an attempt outliving its runtime (in its grace after a cancel)
+    /// must not keep the store open.
+    store: std::sync::Weak<dyn Store>,
     /// The largest details accepted (bytes).
     limit: usize,
     /// The runtime clock's time of the last heartbeat (the attempt's start
@@ -180,14 +182,14 @@ impl Beat {
     /// what the previous attempt left (`None`: not known, read from
     /// `store` when asked).
     pub(crate) fn new(
-        (clock, store): (Arc<dyn Clock>, Arc<dyn Store>),
+        (clock, store): (Arc<dyn Clock>, &Arc<dyn Store>),
         limit: usize,
         earlier: Option<Option<Vec<u8>>>,
         started_ms: u64,
     ) -> Arc<Beat> {
         Arc::new(Beat {
             clock,
-            store,
+            store: Arc::downgrade(store),
             limit,
             last_ms: AtomicU64::new(started_ms),
             news: AtomicBool::new(false),
@@ -229,6 +231,7 @@ impl Beat {
         let ctx = crate::activity::ActivityContext::current()?;
         let at = keys::heartbeat(&ctx.workflow_id, &ctx.idempotency_key);
         self.store
+            .upgrade()?
             .get(&at)
             .inspect_err(|e| {
                 tracing::warn!(key = %crate::store::printable(&at), error = %e, "heartbeat details could not be read; read as none");

@@ -94,12 +94,13 @@ pub(super) struct LastAttempt {
 /// An attempt's task, aborted when dropped; one whose attempt has sent
 /// a heartbeat and has a heartbeat timeout is first asked to stop (its
 /// next heartbeat answers `cancelled`) and aborted only after that
-/// timeout, so it can clean up.
+/// timeout, so it can clean up — unless the runtime is shutting down.
 struct Running {
     task: Option<AbortOnDrop<std::thread::Result<crate::activity::Attempt>>>,
     beat: Arc<Beat>,
     grace: Option<std::time::Duration>,
     clock: Arc<dyn crate::clock::Clock>,
+    engine: std::sync::Weak<Engine>,
 }
 
 impl Drop for Running {
@@ -108,7 +109,9 @@ impl Drop for Running {
         let (Some(task), Some(grace)) = (self.task.take(), self.grace) else {
             return;
         };
-        if !self.beat.has_beaten() || task.0.is_finished() {
+        // a shutdown stops every attempt at once (the store is released)
+        let open = self.engine.upgrade().is_some_and(|e| !e.is_closing());
+        if !open || !self.beat.has_beaten() || task.0.is_finished() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -194,7 +197,7 @@ impl Engine {
                     worker: self.member.as_ref().map(|m| m.name.clone()),
                 };
                 let beat = Beat::new(
-                    (self.clock.clone(), self.store.clone()),
+                    (self.clock.clone(), &self.store),
                     self.limits.result_bytes,
                     earlier.take(),
                     // a timeout counts from the attempt's start
@@ -446,6 +449,7 @@ impl Engine {
             beat: beat.clone(),
             grace: options.heartbeat_timeout,
             clock: self.clock.clone(),
+            engine: self.this.get().cloned().unwrap_or_default(),
         };
         // both timeouts on the runtime's clock (a test clock skips them)
         let closes_at = options

@@ -372,3 +372,45 @@ async fn details_stored_before_a_restart_are_read_by_the_resumed_attempt() {
     rt.shutdown().await;
     assert_eq!(heartbeat_keys(&store), 0);
 }
+
+/// Heartbeats until stopped, with a long heartbeat timeout.
+#[activity(max_attempts = 1, heartbeat_timeout_ms = 60_000)]
+async fn beats_on(key: String) -> Result<u32, ActivityError> {
+    saw(&key, None);
+    for n in 0_u32.. {
+        heartbeat(&n)?;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(0)
+}
+
+#[workflow]
+async fn beating(key: String) -> Result<u32, WorkflowError> {
+    Ok(beats_on(key).await?)
+}
+
+/// Before, an attempt that had sent a heartbeat was given its heartbeat
+/// timeout to clean up even at shutdown, holding the store open: the next
+/// open of the same store failed (`Locked`) for that long.
+#[tokio::test]
+async fn a_shutdown_stops_a_heartbeating_attempt_at_once_and_releases_the_store() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<beating>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    rt.start("beats", beating("beats".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the attempt to beat", || seen("beats").len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    rt.shutdown().await;
+    let again = Runtime::builder()
+        .workflow::<beating>()
+        .open_url(db.url())
+        .await
+        .expect("the store was released by the shutdown");
+    until("the attempt to resume", || seen("beats").len() == 2).await;
+    again.shutdown().await;
+}
