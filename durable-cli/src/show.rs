@@ -160,6 +160,12 @@ pub(crate) fn event_line(e: &HistoryEvent) -> String {
         EventKind::UpdateReplied { step, update, json } => {
             format!("step {step}: replied to update {update}: {json}")
         }
+        EventKind::Reset {
+            from_step,
+            to_step,
+            run,
+            reason,
+        } => format!("reset from step {from_step} to step {to_step}: run {run} ({reason})"),
         other => format!("{other:?}"),
     };
     let at = chrono::DateTime::from_timestamp_millis(e.at_ms as i64).map_or_else(

@@ -20,6 +20,9 @@ pub enum Error {
     /// An update was not answered.
     #[error(transparent)]
     Update(#[from] UpdateError),
+    /// An instance could not be reset.
+    #[error(transparent)]
+    Reset(#[from] ResetError),
     /// A workflow's result could not be had.
     #[error(transparent)]
     Result(#[from] ResultError),
@@ -259,6 +262,85 @@ impl From<CodecError> for UpdateError {
     }
 }
 
+/// Why [`Runtime::reset`](crate::Runtime::reset) started no new run.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResetError {
+    /// No instance has this id.
+    #[error("[DURABLE-RESET] no workflow instance `{id}`")]
+    Unknown {
+        /// The id asked for.
+        id: String,
+    },
+    /// The instance is running or waiting: only an ended or parked one can
+    /// be reset (cancel or terminate it first).
+    #[error("[DURABLE-RESET] `{id}` is still running: cancel or terminate it first, then reset it")]
+    Active {
+        /// The instance id.
+        id: String,
+    },
+    /// No state is kept for that step: it was never reached, it is older
+    /// than the reset points kept (`Builder::reset_points`), or the
+    /// instance was imported or written before reset points.
+    #[error(
+        "[DURABLE-RESET] `{id}` keeps no state for step {step}; steps it can be reset to: {}",
+        list_steps(kept)
+    )]
+    PointGone {
+        /// The instance id.
+        id: String,
+        /// The step asked for.
+        step: u64,
+        /// The steps it keeps a state for.
+        kept: Vec<u64>,
+    },
+    /// The history has no such event, or the event belongs to no step.
+    #[error("[DURABLE-RESET] event {event} of `{id}` {reason}")]
+    Event {
+        /// The instance id.
+        id: String,
+        /// The event number asked for.
+        event: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The state kept for that step cannot run on the registered code (its
+    /// layout changed and no migration or transcoding reads it).
+    #[error("[DURABLE-RESET] the state of `{id}` at step {step} cannot run on this code: {reason}")]
+    LayoutChanged {
+        /// The instance id.
+        id: String,
+        /// The step asked for.
+        step: u64,
+        /// Why, as a parked instance would say.
+        reason: String,
+    },
+    /// The instance changed while it was being reset (another process
+    /// reset or started it); nothing was written.
+    #[error("[DURABLE-RESET] `{id}` changed meanwhile; nothing was written, try again")]
+    Conflict {
+        /// The instance id.
+        id: String,
+    },
+    /// A stored value did not decode.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// Storage failed; nothing was reset.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn list_steps(steps: &[u64]) -> String {
+    if steps.is_empty() {
+        return "none".into();
+    }
+    steps
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Why [`WorkflowHandle::result`](crate::WorkflowHandle::result) gave no output.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -484,6 +566,23 @@ pub enum ResumeError {
         /// What went wrong.
         reason: String,
     },
+}
+
+impl ResumeError {
+    /// The instance it is about.
+    pub fn instance(&self) -> &str {
+        match self {
+            ResumeError::LayoutChanged { instance, .. }
+            | ResumeError::LayoutMissing { instance, .. }
+            | ResumeError::ShapeMismatch { instance, .. }
+            | ResumeError::NotRegistered { instance, .. }
+            | ResumeError::Undecodable { instance, .. }
+            | ResumeError::Step { instance, .. }
+            | ResumeError::Pinned { instance, .. }
+            | ResumeError::MigrationMissing { instance, .. }
+            | ResumeError::Migration { instance, .. } => instance,
+        }
+    }
 }
 
 /// Why [`Builder::open`](crate::Builder::open) failed.

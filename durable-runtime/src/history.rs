@@ -195,6 +195,39 @@ pub enum EventKind {
         /// The reply, as JSON.
         json: String,
     },
+    /// The instance was reset (`Runtime::reset`): a new run goes on from
+    /// the state its checkpoint of step `to_step` stored, the events
+    /// before this one being the earlier run's. (Last, so older histories
+    /// keep decoding.)
+    Reset {
+        /// The step the earlier run had reached.
+        from_step: u64,
+        /// The step the new run goes on from (its awaited command runs again).
+        to_step: u64,
+        /// The new run's number.
+        run: u32,
+        /// Why, as the operator gave it.
+        reason: String,
+    },
+}
+
+impl EventKind {
+    /// The step an event belongs to, for those of one step (a reset can
+    /// go back to it): the await it records, or the await whose command
+    /// it reports on.
+    pub fn step(&self) -> Option<u64> {
+        match self {
+            EventKind::Awaiting { step, .. }
+            | EventKind::AttemptFailed { step, .. }
+            | EventKind::ActivityFinished { step, .. }
+            | EventKind::CancelDelivered { step }
+            | EventKind::TimerFired { step }
+            | EventKind::SignalReceived { step, .. }
+            | EventKind::PartFinished { step, .. }
+            | EventKind::UpdateReplied { step, .. } => Some(*step),
+            _ => None,
+        }
+    }
 }
 
 /// A short description of a command for the history.

@@ -94,6 +94,7 @@ mod metrics;
 pub mod migration;
 mod phase;
 pub mod promise;
+pub mod reset;
 mod runtime;
 pub mod saga;
 pub mod schedule;
@@ -120,7 +121,9 @@ pub use command::{
     random_u64, select, signal, sleep, sleep_until, upsert_search_attributes, uuid,
 };
 pub use compatibility::Compatibility;
-pub use error::{Error, OpenError, ResultError, ResumeError, SignalError, StartError, UpdateError};
+pub use error::{
+    Error, OpenError, ResetError, ResultError, ResumeError, SignalError, StartError, UpdateError,
+};
 pub use limits::{Limits, MAX_ATTRIBUTE_BYTES};
 pub use phase::Status;
 pub use phase::{Phase, UnknownPhase};

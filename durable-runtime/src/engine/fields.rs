@@ -101,7 +101,7 @@ impl Engine {
         batch: &mut Batch,
     ) -> Result<Vec<u8>, StoreError> {
         let none_stored = record.stored_fields.as_ref().is_some_and(Vec::is_empty);
-        if record.state.len() < SPLIT_AT && none_stored {
+        if record.state.len() < SPLIT_AT && none_stored && record.retiring.is_empty() {
             // the common case: a small state, stored whole as ever
             return codec::encode(&*record).map_err(codec_error);
         }
@@ -153,11 +153,13 @@ impl Engine {
             now.push(field);
             at = span.end;
         }
-        // superseded values go with the checkpoint that supersedes them (the
-        // input stays: the history refers to it)
+        // superseded values go with the checkpoint that supersedes them, or
+        // once no reset point refers to them (the input stays: the history
+        // refers to it)
         for gone in old.into_iter().flatten().filter(|f| f.seq != INPUT) {
-            batch.delete(keys::field(id, gone.seq));
+            self.let_go(id, record, gone.seq, batch);
         }
+        self.reclaim_retired(id, record, batch);
         record.pending_fields = Some(now);
         if parts.is_empty() {
             return codec::encode(&*record).map_err(codec_error);

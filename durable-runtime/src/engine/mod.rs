@@ -32,6 +32,7 @@ mod attempts;
 mod record;
 mod recovery;
 mod registry;
+mod reset;
 mod step;
 mod tasks;
 mod timers;
@@ -145,6 +146,8 @@ pub(crate) struct Engine {
     /// leaves sleepers unread. A runtime that resumes nothing (tools) runs
     /// only what fits as stored, and changes nothing else.
     pub(crate) resolve_on_wake: bool,
+    /// How many reset points each instance keeps (`Builder::reset_points`).
+    pub(crate) reset_points: u64,
 }
 
 /// Runs generated code, turning a panic into an error message.
@@ -303,6 +306,7 @@ impl Engine {
         record.reindex(id, &mut batch);
         let layout = self.stage_layout(record.layout, &mut batch)?;
         let bytes = self.encode_record(id, record, &mut batch)?;
+        self.keep_point(id, record, &bytes, &mut batch);
         batch.put(keys::instance(id), bytes);
         self.store.commit(batch).await?;
         record.committed();
@@ -341,6 +345,19 @@ impl Engine {
             }
             None => None,
         };
+        self.create_over(id, record, previous, batch).await
+    }
+
+    /// Saves `record` as the record of instance `id`, only if the stored
+    /// one is still `previous` (`None`: the id is free), with `batch`'s
+    /// writes in the same commit; the instance is this process's then.
+    pub(crate) async fn create_over(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        previous: Option<Vec<u8>>,
+        mut batch: Batch,
+    ) -> Result<(), StoreError> {
         let timer = self.stage_create_over(id, record, &mut batch, previous)?;
         self.store.commit(batch).await?;
         record.committed();
@@ -378,6 +395,7 @@ impl Engine {
         // until a save of it commits, every creation carries the layout
         self.stage_layout(record.layout, batch)?;
         let bytes = self.encode_record(id, record, batch)?;
+        self.keep_point(id, record, &bytes, batch);
         let key = keys::instance(id);
         batch.expect(key.clone(), previous).put(key, bytes);
         if !record.status.is_terminal() {
@@ -468,6 +486,8 @@ impl Engine {
             failed_attempts: 0,
             retry_at_ms: 0,
             pending_since_ms: 0,
+            retiring: Vec::new(),
+            kept_step: None,
             partial: Vec::new(),
             parent,
             run: 1,

@@ -42,6 +42,7 @@ pub struct Builder {
     resume_on_open: bool,
     clock: Arc<dyn Clock>,
     retention: Option<std::time::Duration>,
+    reset_points: u64,
     worker_name: Option<String>,
     lease: std::time::Duration,
     task_queues: Vec<String>,
@@ -267,6 +268,17 @@ impl Builder {
         self
     }
 
+    /// How many reset points each instance keeps: the states of its last
+    /// `n` checkpoints, which [`Runtime::reset`] can take it back to
+    /// ([`reset`](crate::reset)). Default 64; 0 keeps none (a reset is then
+    /// refused). Each point is the instance's record as that checkpoint
+    /// wrote it (large fields are referred to, not copied); they go with
+    /// the instance when retention deletes it.
+    pub fn reset_points(mut self, n: u64) -> Self {
+        self.reset_points = n;
+        self
+    }
+
     /// This process's name among the workers sharing a PostgreSQL store
     /// (default: host name and process id). Names must be unique among
     /// live processes; a process that starts under the name of one that
@@ -389,6 +401,7 @@ impl Builder {
             resume_on_open: self.resume_on_open,
             clock: self.clock.clone(),
             retention: None,
+            reset_points: self.reset_points,
             worker_name: None,
             lease: self.lease,
             task_queues: Vec::new(),
@@ -510,6 +523,7 @@ impl Builder {
         let notices = store.subscribe();
         let store_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let engine = Arc::new(Engine {
+            reset_points: self.reset_points,
             limits: self.limits,
             test_hooks: self.test_hooks,
             dependencies: Arc::new(self.dependencies),
@@ -684,6 +698,7 @@ impl Runtime {
             resume_on_open: true,
             clock: Arc::new(SystemClock),
             retention: None,
+            reset_points: 64,
             worker_name: None,
             lease: std::time::Duration::from_secs(5),
             task_queues: Vec::new(),

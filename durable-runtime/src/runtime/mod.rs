@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::codec;
 use crate::engine::{Engine, WorkflowEntry, now_ms};
-use crate::error::{ResultError, ResumeError, StartError};
+use crate::error::{ResetError, ResultError, ResumeError, StartError};
 use crate::store::StoreError;
 use crate::workflow::{Workflow, WorkflowCall};
 
@@ -135,6 +135,33 @@ impl Runtime {
             .lock()
             .expect("parked lock poisoned")
             .clone()
+    }
+
+    /// Resets ended or parked instance `id` to an earlier step: a new run
+    /// goes on from the state its checkpoint of that step stored, running
+    /// again the command it awaited there (with new idempotency keys); the
+    /// history goes on with an `EventKind::Reset`. See [`reset`](crate::reset).
+    ///
+    /// # Errors
+    /// [`ResetError::Active`] while it runs or waits (cancel or terminate
+    /// it first); [`ResetError::PointGone`] when no state is kept for that
+    /// step (the error lists those kept); [`ResetError::LayoutChanged`]
+    /// when the kept state cannot run on the registered code;
+    /// [`ResetError::Unknown`], [`ResetError::Event`],
+    /// [`ResetError::Conflict`]. Nothing is written then.
+    pub async fn reset(
+        &self,
+        id: &str,
+        to: crate::reset::ResetTo,
+        reason: &str,
+    ) -> Result<crate::reset::Reset, ResetError> {
+        self.engine.reset(id, to, reason).await
+    }
+
+    /// The states instance `id` keeps that [`Runtime::reset`] can take it
+    /// back to, oldest first ([`Builder::reset_points`] of them).
+    pub fn reset_points(&self, id: &str) -> Result<Vec<crate::reset::ResetPoint>, ResetError> {
+        self.engine.reset_points_of(id)
     }
 
     /// Starts instance `id` of the workflow called in `call`

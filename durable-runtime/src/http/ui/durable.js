@@ -374,6 +374,11 @@ function renderTimeline(events, now) {
           label = `step ${v.step}: replied to update ${v.update}`;
           detail = v.json;
           break;
+        case "Reset":
+          label = `reset from step ${v.from_step} to step ${v.to_step}: run ${v.run} starts`;
+          detail = v.reason;
+          cls = "event reset";
+          break;
         case "Migrated":
           label = `migrated from version ${v.from} (at ${v.from_variant}) to ${v.to} (at ${v.to_variant})`;
           break;
