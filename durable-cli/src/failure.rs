@@ -72,6 +72,19 @@ impl From<ResultError> for Failure {
     }
 }
 
+impl From<durable_runtime::ResetError> for Failure {
+    fn from(e: durable_runtime::ResetError) -> Self {
+        match e {
+            durable_runtime::ResetError::Unknown { .. } => Failure {
+                code: EXIT_UNKNOWN,
+                message: e.to_string(),
+            },
+            durable_runtime::ResetError::Store(s) => s.into(),
+            other => Failure::other(other.to_string()),
+        }
+    }
+}
+
 impl From<SnapshotError> for Failure {
     fn from(e: SnapshotError) -> Self {
         match e {

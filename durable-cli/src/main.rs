@@ -15,6 +15,8 @@
 //! stats
 //! cancel ID
 //! terminate ID [--reason "operator"]
+//! reset-points ID
+//! reset ID (--step N | --event N) [--reason R]   (--url only: the service's code checks the state)
 //! export ID FILE | export --all FILE | export --workflow NAME [--status S] FILE
 //! import FILE [--replace]   (a single snapshot or a set)
 //! check --manifest FILE [--snapshots DIR_OR_FILE]   (--db, --url, or snapshots alone)
@@ -230,6 +232,30 @@ enum Command {
     Stats,
     /// The workers sharing a PostgreSQL store: lease, instances owned.
     Workers,
+    /// The steps an ended or parked instance can be reset to, oldest
+    /// first: step, variant, the command it awaited there.
+    ResetPoints {
+        /// The instance id.
+        id: String,
+    },
+    /// Reset an ended or parked instance to an earlier step: a new run goes
+    /// on from the state kept for that step (`reset-points` lists them),
+    /// running its awaited command again (--url only: the service's code
+    /// checks it can read the kept state).
+    #[command(group(ArgGroup::new("to").args(["step", "event"]).required(true)))]
+    Reset {
+        /// The instance id.
+        id: String,
+        /// The step to go back to.
+        #[arg(long)]
+        step: Option<u64>,
+        /// An event of its history (`history` numbers them): back to its step.
+        #[arg(long)]
+        event: Option<u64>,
+        /// Why, recorded in its history.
+        #[arg(long, default_value = "reset from the command line")]
+        reason: String,
+    },
     /// Ask an instance to cancel (it runs its cleanup).
     Cancel {
         /// The instance id.
@@ -617,6 +643,47 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 json,
                 serde_json::json!({ "cancel_requested": id }),
                 format!("cancel requested for {id}{}", source.when()),
+            );
+        }
+        Command::ResetPoints { id } => {
+            let points = source.reset_points(&id)?;
+            if json {
+                print_json(&points)?;
+            } else if points.is_empty() {
+                println!("{id} keeps no state to reset to");
+            } else {
+                println!("{:>6}  {:<24}  AWAITING", "STEP", "VARIANT");
+                for p in points {
+                    println!("{:>6}  {:<24}  {}", p.step, p.variant, p.awaiting);
+                }
+            }
+        }
+        Command::Reset {
+            id,
+            step,
+            event,
+            reason,
+        } => {
+            let to = match (step, event) {
+                (Some(step), _) => durable_runtime::reset::ResetTo::Step(step),
+                (None, Some(event)) => durable_runtime::reset::ResetTo::Event(event),
+                (None, None) => return Err(Failure::usage("give --step or --event".into())),
+            };
+            let Source::Remote(client) = source else {
+                return Err(Failure::usage(
+                    "a reset checks the kept state against the workflow's code, which only the \
+                     service has: run `durable --url <service> reset ID --step N`"
+                        .into(),
+                ));
+            };
+            let reset = client.reset(&id, to, &reason)?;
+            report(
+                json,
+                serde_json::json!(reset),
+                format!(
+                    "{id} reset from step {} to step {}: run {} started",
+                    reset.from_step, reset.step, reset.run
+                ),
             );
         }
         Command::Schedule { command } => schedules::execute(source, command, json).await?,

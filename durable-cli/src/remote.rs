@@ -312,6 +312,20 @@ impl Client {
         .map(drop)
     }
 
+    pub(crate) fn reset(
+        &self,
+        id: &str,
+        to: durable_runtime::reset::ResetTo,
+        reason: &str,
+    ) -> Result<durable_runtime::reset::Reset, Failure> {
+        let mut body = serde_json::json!({ "reason": reason });
+        match to {
+            durable_runtime::reset::ResetTo::Step(step) => body["step"] = step.into(),
+            durable_runtime::reset::ResetTo::Event(event) => body["event"] = event.into(),
+        }
+        self.post_json(&Self::instance(id, "/reset"), &body)
+    }
+
     /// The snapshot file's bytes.
     pub(crate) fn export(&self, id: &str) -> Result<Vec<u8>, Failure> {
         self.get(&Self::instance(id, "/export"))

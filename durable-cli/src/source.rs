@@ -131,6 +131,19 @@ impl Source {
         }
     }
 
+    pub(crate) fn reset_points(
+        &self,
+        id: &str,
+    ) -> Result<Vec<durable_runtime::reset::ResetPoint>, Failure> {
+        match self {
+            Source::Local(rt) => Ok(rt.reset_points(id)?),
+            Source::Remote(c) => c.get_json(&format!(
+                "/api/instances/{}/reset-points",
+                crate::remote::encode(id)
+            )),
+        }
+    }
+
     pub(crate) fn workers(&self) -> Result<Vec<durable_runtime::WorkerInfo>, Failure> {
         match self {
             Source::Local(rt) => Ok(rt.workers()?),

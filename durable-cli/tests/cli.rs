@@ -1028,3 +1028,75 @@ async fn update_with_url_prints_the_reply_and_re_attaches_by_its_id() {
     serving.abort();
     rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn reset_with_url_takes_an_ended_instance_back_and_reset_points_list_the_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<doubler>()
+        .workflow::<waiter>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    rt.start("d-1", doubler(4), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    rt.start("w-1", waiter(1), IdPolicy::Reject).await.unwrap();
+    let server = durable_runtime::http::bind(rt.clone(), "127.0.0.1:0", Some("t0ken".to_owned()))
+        .await
+        .unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let serving = tokio::spawn(server.run());
+    let cli = |args: Vec<&'static str>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || durable_url(&url, Some("t0ken"), &args))
+    };
+    let (code, out, err) = cli(vec!["reset-points", "d-1"]).await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("activity work"), "{out}");
+    let (code, out, err) = cli(vec!["reset", "d-1"]).await.unwrap();
+    assert_eq!(code, 2, "a step or an event is needed: {out}{err}");
+    let (code, _, err) = cli(vec!["reset", "w-1", "--step", "1"]).await.unwrap();
+    assert_ne!(code, 0);
+    assert!(err.contains("cancel or terminate it first"), "{err}");
+    let (code, _, err) = cli(vec!["reset", "nobody", "--step", "1"]).await.unwrap();
+    assert_eq!(code, 3, "{err}");
+    let (code, out, err) = cli(vec![
+        "reset",
+        "d-1",
+        "--step",
+        "1",
+        "--reason",
+        "work again",
+        "--json",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let reset: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (reset["run"].as_u64(), reset["step"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let d = rt.handle::<doubler>("d-1").result().await.unwrap().unwrap();
+    assert_eq!(d, 8);
+    let (code, out, _) = cli(vec!["history", "d-1"]).await.unwrap();
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("reset from step 2 to step 1: run 2 (work again)"),
+        "{out}"
+    );
+    serving.abort();
+    rt.shutdown().await;
+    // with --db: the points are read from the store, a reset needs the service
+    let (code, out, err) = durable(dir.path(), &["reset-points", "d-1", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"step\""), "{out}");
+    let (code, _, err) = durable(dir.path(), &["reset", "d-1", "--step", "1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--url"), "{err}");
+}

@@ -80,6 +80,18 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 /// Decodes an envelope written by [`encode`]. Trailing bytes are an error:
 /// they mean the record is not what the reader thinks it is.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, rest) = decode_head::<T>(bytes)?;
+    if !rest.is_empty() {
+        return Err(CodecError::Decode {
+            type_name: std::any::type_name::<T>(),
+            reason: format!("{} trailing bytes", rest.len()),
+        });
+    }
+    Ok(value)
+}
+
+/// Decodes the value an envelope starts with, and the bytes after it.
+pub(crate) fn decode_head<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8]), CodecError> {
     let (&format, payload) = bytes.split_first().ok_or(CodecError::Empty)?;
     if format != FORMAT_V1 {
         return Err(CodecError::UnknownFormat { found: format });
@@ -88,12 +100,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
         type_name: std::any::type_name::<T>(),
         reason,
     };
-    let (value, rest) =
-        postcard::take_from_bytes(payload).map_err(|e| decode_err(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(decode_err(format!("{} trailing bytes", rest.len())));
-    }
-    Ok(value)
+    postcard::take_from_bytes(payload).map_err(|e| decode_err(e.to_string()))
 }
 
 /// The encoding of variant `index` of an enum whose variant holds a value

@@ -14,10 +14,30 @@ pub(crate) fn decode_stored(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<Vec<HistoryEvent>, crate::CodecError> {
-    if key.len() == prefix_len + 9 && key.last() == Some(&crate::store::keys::HISTORY_BATCH) {
-        crate::codec::decode(bytes)
-    } else {
-        crate::codec::decode(bytes).map(|event| vec![event])
+    decode_with_point(prefix_len, key, bytes).map(|(events, _)| events)
+}
+
+/// [`decode_stored`], and the reset point stored after the events when
+/// there is one: the instance's record as that checkpoint wrote it
+/// (`engine/reset.rs`).
+pub(crate) fn decode_with_point<'a>(
+    prefix_len: usize,
+    key: &[u8],
+    bytes: &'a [u8],
+) -> Result<(Vec<HistoryEvent>, Option<&'a [u8]>), crate::CodecError> {
+    let (events, rest) =
+        if key.len() == prefix_len + 9 && key.last() == Some(&crate::store::keys::HISTORY_BATCH) {
+            crate::codec::decode_head(bytes)?
+        } else {
+            crate::codec::decode_head(bytes).map(|(event, rest)| (vec![event], rest))?
+        };
+    match rest.first() {
+        None => Ok((events, None)),
+        Some(&crate::codec::FORMAT_V1) => Ok((events, Some(rest))),
+        Some(_) => Err(crate::CodecError::Decode {
+            type_name: "history events",
+            reason: format!("{} trailing bytes", rest.len()),
+        }),
     }
 }
 

@@ -1112,3 +1112,115 @@ async fn updates_are_sent_and_answered_over_http() {
     let (status, _) = post("/api/instances/nope/updates/limit", r#"{"request": 1}"#).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_api_lists_reset_points_and_resets_an_ended_instance_or_says_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(
+        Runtime::builder()
+            .workflow::<doubled>()
+            .workflow::<parked_on_signal>()
+            .open(dir.path())
+            .await
+            .unwrap(),
+    );
+    rt.start("d", doubled(21), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    rt.start("w", parked_on_signal(1), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let access = durable_runtime::http::Access::token("admin").with_read_token("viewer");
+    let app = durable_runtime::http::router(rt.clone(), access);
+    let server =
+        tokio::spawn(async move { durable_runtime::http::axum::serve(listener, app).await });
+
+    let (code, body) = call(
+        addr,
+        "GET",
+        "/api/instances/d/reset-points",
+        Some("viewer"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let points: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(points[0]["step"], 1, "{body}");
+    assert_eq!(points[0]["awaiting"], "activity double", "{body}");
+    // reading is for every token, resetting for an admin's
+    let (code, body) = call(
+        addr,
+        "POST",
+        "/api/instances/d/reset",
+        Some("viewer"),
+        r#"{"step":1}"#,
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+    for (body, want) in [
+        (r#"{"step":1,"event":2}"#, 400),
+        ("{}", 400),
+        (r#"{"step":"one"}"#, 400),
+        (r#"{"step":9}"#, 422),
+        (r#"{"event":1}"#, 422),
+    ] {
+        let (code, answer) =
+            call(addr, "POST", "/api/instances/d/reset", Some("admin"), body).await;
+        assert_eq!(code, want, "{body}: {answer}");
+        assert!(answer.contains("error"), "{answer}");
+    }
+    let (code, answer) = call(
+        addr,
+        "POST",
+        "/api/instances/w/reset",
+        Some("admin"),
+        r#"{"step":1}"#,
+    )
+    .await;
+    assert_eq!(code, 409, "{answer}");
+    let (code, answer) = call(
+        addr,
+        "POST",
+        "/api/instances/nobody/reset",
+        Some("admin"),
+        r#"{"step":1}"#,
+    )
+    .await;
+    assert_eq!(code, 404, "{answer}");
+    let (code, answer) = call(
+        addr,
+        "POST",
+        "/api/instances/d/reset",
+        Some("admin"),
+        r#"{"step":1,"reason":"double again"}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    let reset: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        (reset["run"].as_u64(), reset["step"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let (code, answer) = call(
+        addr,
+        "GET",
+        "/api/instances/d/result?wait=10",
+        Some("viewer"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    assert!(answer.contains("42"), "{answer}");
+    let history = rt.history("d").unwrap();
+    assert!(history.iter().any(|e| matches!(
+        &e.kind,
+        durable_runtime::history::EventKind::Reset { reason, run: 2, .. } if reason == "double again"
+    )));
+    server.abort();
+}

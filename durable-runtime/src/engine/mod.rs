@@ -251,6 +251,19 @@ impl Engine {
         record: &mut InstanceRecord,
         batch: &mut Batch,
     ) -> Result<(), StoreError> {
+        if let Some((key, bytes)) = self.history_entry(id, record)? {
+            batch.put_new(key, bytes);
+        }
+        Ok(())
+    }
+
+    /// The history key and value of the events `record` has to append
+    /// (`None`: none), their count added to the record's.
+    fn history_entry(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
         let at_ms = clock_ms(&*self.clock);
         let first = record.events + 1;
         let events: Vec<crate::history::HistoryEvent> = record
@@ -265,13 +278,12 @@ impl Engine {
         // events of one checkpoint share one key (fewer keys: less of
         // sled's per-page memory, fewer writes per transition).
         let (key, bytes) = match events.as_slice() {
-            [] => return Ok(()),
+            [] => return Ok(None),
             [one] => (keys::history(id, first), codec::encode(one)),
             many => (keys::history_batch(id, first), codec::encode(many)),
         };
         let bytes = bytes.map_err(|e| StoreError::Codec(e.to_string()))?;
-        batch.put_new(key, bytes);
-        Ok(())
+        Ok(Some((key, bytes)))
     }
 
     /// Saves `record` together with `extra` writes (and its new history
@@ -302,11 +314,11 @@ impl Engine {
             // a caller waiting elsewhere reads the reply now
             batch.notify(format!("y{id}"));
         }
-        self.history(id, record, &mut batch)?;
+        let events = self.history_entry(id, record)?;
         record.reindex(id, &mut batch);
         let layout = self.stage_layout(record.layout, &mut batch)?;
         let bytes = self.encode_record(id, record, &mut batch)?;
-        self.keep_point(id, record, &bytes, &mut batch);
+        self.put_history(record, events, &bytes, &mut batch);
         batch.put(keys::instance(id), bytes);
         self.store.commit(batch).await?;
         record.committed();
@@ -390,12 +402,12 @@ impl Engine {
         batch: &mut Batch,
         previous: Option<Vec<u8>>,
     ) -> Result<bool, StoreError> {
-        self.history(id, record, batch)?;
+        let events = self.history_entry(id, record)?;
         record.reindex(id, batch);
         // until a save of it commits, every creation carries the layout
         self.stage_layout(record.layout, batch)?;
         let bytes = self.encode_record(id, record, batch)?;
-        self.keep_point(id, record, &bytes, batch);
+        self.put_history(record, events, &bytes, batch);
         let key = keys::instance(id);
         batch.expect(key.clone(), previous).put(key, bytes);
         if !record.status.is_terminal() {

@@ -1,13 +1,16 @@
-//! Reset points and resets (`crate::reset`): each checkpoint of a running
-//! instance keeps its record under `keys::kept` (the last
-//! `Builder::reset_points` of them), and a reset writes one of them back as
-//! the instance's record, as a new run, in one conditional commit.
+//! Reset points and resets (`crate::reset`): the history entry of each
+//! checkpoint of a running instance carries, after its events, the
+//! instance's record as that checkpoint wrote it, and a reset writes one of
+//! them back as the instance's record, as a new run, in one conditional
+//! commit. Kept with the history (no key of its own: a checkpoint writes
+//! no more keys than before), a point is used for the last
+//! `Builder::reset_points` steps.
 //!
 //! Stored field values (`fields.rs`) a reset point refers to outlive the
 //! state that stopped referring to them: they wait in the record's
-//! `retiring` list until the last point that may refer to them is gone.
+//! `retiring` list until no point that can be used may refer to them.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use super::fields::{INPUT, Part};
@@ -19,29 +22,28 @@ use crate::reset::{Reset, ResetPoint, ResetTo};
 use crate::store::{Batch, StoreError, keys};
 
 impl Engine {
-    /// Adds to the checkpoint `batch` of `record` (encoded as `bytes`) its
-    /// reset point, once per step, and the removal of the point that falls
-    /// out of the kept window.
-    pub(super) fn keep_point(
+    /// Adds to `batch` the history entry `events` of `record`'s
+    /// checkpoint (encoded as `bytes`), followed by its reset point when it
+    /// is the first checkpoint of a step it waits at.
+    pub(super) fn put_history(
         &self,
-        id: &str,
         record: &mut InstanceRecord,
+        events: Option<(Vec<u8>, Vec<u8>)>,
         bytes: &[u8],
         batch: &mut Batch,
     ) {
-        let keep = self.reset_points;
-        if keep == 0
-            || record.status != Status::Running
-            || record.pending.is_none()
-            || record.kept_step == Some(record.step)
-        {
+        let Some((key, mut value)) = events else {
             return;
+        };
+        if self.reset_points > 0
+            && record.status == Status::Running
+            && record.pending.is_some()
+            && record.kept_step != Some(record.step)
+        {
+            value.extend_from_slice(bytes);
+            record.kept_step = Some(record.step);
         }
-        batch.put(keys::kept(id, record.step), bytes.to_vec());
-        if let Some(gone) = record.step.checked_sub(keep) {
-            batch.delete(keys::kept(id, gone));
-        }
-        record.kept_step = Some(record.step);
+        batch.put_new(key, value);
     }
 
     /// What becomes of stored field `seq`, which the state of `record` no
@@ -61,13 +63,13 @@ impl Engine {
         }
     }
 
-    /// Deletes the retired field values no kept reset point can refer to
-    /// any more: one let go at step `r` may be referred to by the points up
-    /// to `r`, and the oldest point kept at step `s` is `s - keep + 1`.
+    /// Deletes the retired field values no usable reset point can refer
+    /// to: one let go at step `r` may be referred to by the points up to
+    /// `r`, and at step `s` the points from `s - keep` on are used.
     pub(super) fn reclaim_retired(&self, id: &str, record: &mut InstanceRecord, batch: &mut Batch) {
         let (step, keep) = (record.step, self.reset_points);
         record.retiring.retain(|&(at, seq)| {
-            let gone = at.saturating_add(keep) <= step;
+            let gone = at.saturating_add(keep) < step;
             if gone {
                 batch.delete(keys::field(id, seq));
             }
@@ -75,18 +77,43 @@ impl Engine {
         });
     }
 
+    /// The reset points instance `id` can go back to, by step: those of
+    /// its history's checkpoints (the latest of each step; a reset drops
+    /// the earlier run's points past its step) among the last
+    /// `reset_points` steps of `current`, its record.
+    fn points(
+        &self,
+        id: &str,
+        current: &InstanceRecord,
+    ) -> Result<BTreeMap<u64, InstanceRecord>, ResetError> {
+        let mut points = BTreeMap::new();
+        let prefix = keys::history_prefix(id);
+        for (key, bytes) in self.store.scan_prefix(&prefix)? {
+            let (events, point) = crate::history::decode_with_point(prefix.len(), &key, &bytes)?;
+            for event in &events {
+                if let EventKind::Reset { to_step, .. } = event.kind {
+                    points.retain(|step, _| *step <= to_step);
+                }
+            }
+            if let Some(point) = point {
+                let record = InstanceRecord::decode(point)?;
+                points.insert(record.step, record);
+            }
+        }
+        // the last `reset_points` steps (an ended instance's last step, the
+        // one that ended it, keeps no point); their field values are kept
+        let oldest = current.step.saturating_sub(self.reset_points);
+        points.retain(|step, _| self.reset_points > 0 && (oldest..=current.step).contains(step));
+        Ok(points)
+    }
+
     /// The reset points instance `id` keeps, oldest first.
     pub(crate) fn reset_points_of(&self, id: &str) -> Result<Vec<ResetPoint>, ResetError> {
-        if self.store.get(&keys::instance(id))?.is_none() {
-            return Err(ResetError::Unknown { id: id.to_owned() });
-        }
-        let mut points = Vec::new();
-        for (key, bytes) in self.store.scan_prefix(&keys::kept_prefix(id))? {
-            let Some(step) = keys::kept_step(&key) else {
-                continue;
-            };
-            let record = InstanceRecord::decode(&bytes)?;
-            points.push(ResetPoint {
+        let current = self.current(id)?.1;
+        Ok(self
+            .points(id, &current)?
+            .into_iter()
+            .map(|(step, record)| ResetPoint {
                 step,
                 awaiting: record
                     .pending
@@ -95,9 +122,18 @@ impl Engine {
                     .unwrap_or_default(),
                 variant: record.variant,
                 at_ms: record.updated_ms,
-            });
-        }
-        Ok(points)
+            })
+            .collect())
+    }
+
+    /// Instance `id`'s stored record, as bytes and decoded.
+    fn current(&self, id: &str) -> Result<(Vec<u8>, InstanceRecord), ResetError> {
+        let bytes = self
+            .store
+            .get(&keys::instance(id))?
+            .ok_or_else(|| ResetError::Unknown { id: id.to_owned() })?;
+        let record = InstanceRecord::decode(&bytes)?;
+        Ok((bytes, record))
     }
 
     /// The step history event `event` of instance `id` belongs to.
@@ -130,11 +166,7 @@ impl Engine {
         to: ResetTo,
         reason: &str,
     ) -> Result<Reset, ResetError> {
-        let bytes = self
-            .store
-            .get(&keys::instance(id))?
-            .ok_or_else(|| ResetError::Unknown { id: id.to_owned() })?;
-        let current = InstanceRecord::decode(&bytes)?;
+        let (bytes, current) = self.current(id)?;
         if current.status == Status::Running {
             return Err(ResetError::Active { id: id.to_owned() });
         }
@@ -142,17 +174,15 @@ impl Engine {
             ResetTo::Step(step) => step,
             ResetTo::Event(event) => self.step_of_event(id, event)?,
         };
-        let gone = || -> Result<ResetError, ResetError> {
-            Ok(ResetError::PointGone {
-                id: id.to_owned(),
-                step,
-                kept: self.reset_points_of(id)?.iter().map(|p| p.step).collect(),
-            })
+        let mut points = self.points(id, &current)?;
+        let gone = |points: &BTreeMap<u64, InstanceRecord>| ResetError::PointGone {
+            id: id.to_owned(),
+            step,
+            kept: points.keys().copied().collect(),
         };
-        let Some(kept) = self.store.get(&keys::kept(id, step))? else {
-            return Err(gone()?);
+        let Some(mut record) = points.remove(&step) else {
+            return Err(gone(&points));
         };
-        let mut record = InstanceRecord::decode(&kept)?;
         let kept_fields: HashSet<u64> = record
             .parts
             .iter()
@@ -163,7 +193,7 @@ impl Engine {
             .collect();
         let born_by_then = record.field_seq;
         if !self.assemble(id, &mut record)? {
-            return Err(gone()?);
+            return Err(gone(&points));
         }
         let mut batch = Batch::default();
         // the field values only the later steps referred to go now; those
@@ -181,11 +211,6 @@ impl Engine {
                 batch.delete(keys::field(id, seq));
             } else {
                 retiring.push((at, seq));
-            }
-        }
-        for (key, _) in self.store.scan_prefix(&keys::kept_prefix(id))? {
-            if keys::kept_step(&key).is_some_and(|s| s > step) {
-                batch.delete(key);
             }
         }
         // what the earlier run left: its timers, a late cancel or terminate

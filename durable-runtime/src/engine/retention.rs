@@ -96,7 +96,6 @@ impl Engine {
             .chain(self.store.scan_prefix(&keys::completed_prefix(id))?)
             .chain(self.store.scan_prefix(&keys::heartbeat_prefix(id))?)
             .chain(self.store.scan_prefix(&keys::updates_prefix(id))?)
-            .chain(self.store.scan_prefix(&keys::kept_prefix(id))?)
         {
             batch.delete(k);
         }

@@ -27,6 +27,8 @@
 //! | `POST /api/promises/{token}` (the value as JSON) | complete a [promise](crate::promise) exactly once ([`Runtime::complete_json`]): 202; 409 completed already; 503 with `Retry-After` while it is not awaited yet |
 //! | `POST /api/instances/{id}/cancel` | cancel |
 //! | `POST /api/instances/{id}/terminate` `{"reason": ".."}` | terminate |
+//! | `GET /api/instances/{id}/reset-points` | the steps it keeps a state for, oldest first ([`ResetPoint`](crate::reset::ResetPoint)s) |
+//! | `POST /api/instances/{id}/reset` `{"step": N}` or `{"event": N}`, `"reason": ".."` | reset an ended or parked instance ([`Runtime::reset`]): 200 [`Reset`](crate::reset::Reset) `{"run", "step", "from_step"}`; 409 it still runs; 422 no state kept for that step, an event of no step, or a kept state this code cannot read; nothing written then |
 //! | `GET /api/instances/{id}/export` | snapshot file bytes ([`Runtime::export`]) |
 //! | `POST /api/import?replace=false` (snapshot file as body) | import ([`Runtime::import`]) |
 //! | `GET /api/schedules` | list ([`ScheduleDescription`](crate::schedule::ScheduleDescription)s) |
@@ -90,6 +92,7 @@ use crate::{Description, ListFilter, Phase, ResultError, Runtime, SignalError, S
 pub use axum;
 
 mod access;
+mod reset;
 mod schedules;
 mod ui;
 mod updates;
@@ -219,6 +222,8 @@ pub fn router(runtime: impl Into<Runtime>, access: impl Into<Access>) -> axum::R
         .route("/api/promises/{token}", post(complete))
         .route("/api/instances/{id}/cancel", post(cancel))
         .route("/api/instances/{id}/terminate", post(terminate))
+        .route("/api/instances/{id}/reset", post(reset::reset))
+        .route("/api/instances/{id}/reset-points", get(reset::points))
         .route("/api/instances/{id}/export", get(export))
         .route(
             "/api/import",

@@ -268,12 +268,13 @@ impl Builder {
         self
     }
 
-    /// How many reset points each instance keeps: the states of its last
-    /// `n` checkpoints, which [`Runtime::reset`] can take it back to
-    /// ([`reset`](crate::reset)). Default 64; 0 keeps none (a reset is then
-    /// refused). Each point is the instance's record as that checkpoint
-    /// wrote it (large fields are referred to, not copied); they go with
-    /// the instance when retention deletes it.
+    /// How far back [`Runtime::reset`] can take an instance: to the
+    /// states of its last `n` steps ([`reset`](crate::reset)). Default 64;
+    /// 0 keeps none (a reset is then refused). Each checkpoint stores the
+    /// instance's record after its history events (no key of its own; a
+    /// large field is referred to, not copied, and kept while a usable
+    /// point refers to it); they go with the history when retention
+    /// deletes the instance.
     pub fn reset_points(mut self, n: u64) -> Self {
         self.reset_points = n;
         self

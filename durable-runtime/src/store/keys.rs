@@ -261,34 +261,6 @@ pub(crate) fn field(id: &str, seq: u64) -> Vec<u8> {
     key
 }
 
-/// `k` + instance id + `0x00` + step (u64 big-endian): a reset point, the
-/// instance's record as the checkpoint of that step stored it (state, or
-/// its pieces, and the command it awaited), so a reset can resume from it.
-/// The last `Builder::reset_points` are kept; deleted with the instance.
-pub(crate) const KEPT: u8 = b'k';
-
-/// The prefix of instance `id`'s reset points.
-pub(crate) fn kept_prefix(id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(id.len() + 10);
-    key.push(KEPT);
-    key.extend_from_slice(id.as_bytes());
-    key.push(0);
-    key
-}
-
-/// The key of the reset point of step `step` of instance `id`.
-pub(crate) fn kept(id: &str, step: u64) -> Vec<u8> {
-    let mut key = kept_prefix(id);
-    key.extend_from_slice(&step.to_be_bytes());
-    key
-}
-
-/// The step of a reset point's key (one under [`kept_prefix`]).
-pub(crate) fn kept_step(key: &[u8]) -> Option<u64> {
-    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
-    Some(u64::from_be_bytes(tail))
-}
-
 /// The key of a cancel or terminate request of instance `id`.
 pub(crate) fn control(tag: u8, id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(id.len() + 1);
