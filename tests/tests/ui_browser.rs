@@ -6,7 +6,8 @@
 //! API and UI behind a bearer token on an ephemeral port, and runs the
 //! Playwright driver in `tests/ui/e2e.mjs`. The driver checks what the pages
 //! show, filters the list, sends a signal and a cancel through the buttons,
-//! terminates the sleeper (each asked about first), measures the contrast of
+//! terminates the sleeper (each asked about first), resets the failed
+//! payment to the await of its charge, measures the contrast of
 //! every text in the light and dark colour schemes, renders the pages at a
 //! phone's width (390 px), pauses a schedule and runs it now from the
 //! schedules page, and saves
@@ -239,6 +240,12 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
     let terminated = rt.describe("reminder-1").unwrap();
     assert_eq!(terminated.phase, Phase::Terminated, "{terminated:?}");
     assert_eq!(terminated.error.as_deref(), Some("customer left"));
+    let reset = rt.describe("payment-1").unwrap();
+    assert_eq!(
+        (reset.phase, reset.run),
+        (Phase::Failed, 2),
+        "reset from the page: {reset:?}"
+    );
     let completed = rt.describe("checkout-1").unwrap();
     assert_eq!(
         completed.phase,

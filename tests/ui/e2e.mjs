@@ -237,6 +237,22 @@ try {
   await waitUntil("the reason is in the summary",
     async () => /customer left/.test(await page.textContent("#summary")));
 
+  // ---- reset: the failed payment goes back to the await of its charge ----
+  await page.goto(`${base}/ui/instance?id=payment-1`);
+  await page.waitForSelector("#reset-box:not([hidden])");
+  await waitUntil("the kept steps are offered",
+    async () => /step 1: .*activity charge_card/.test(await page.textContent("#reset-step")));
+  page.once("dialog", (d) => { asked.push(d.message()); d.accept(); });
+  await page.fill("#reset-reason", "card limit raised");
+  await page.click("#reset");
+  await waitUntil("the reset is accepted",
+    async () => /reset to step 1 accepted/.test(await page.textContent("#action-result")));
+  assert.match(asked[3], /^Reset payment-1 to step 1\?/);
+  await waitUntil("the timeline shows the reset and the new run's end",
+    async () => /reset from step 2 to step 1: run 2 starts/.test(await page.textContent("#timeline"))
+      && (await page.getAttribute("#i-status", "data-phase")) === "failed");
+  assert.match(await page.textContent('#summary dd[data-field="workflow"]'), /run 2/);
+
   // ---- contrast (WCAG AA, 4.5:1) of every text in both colour schemes ----
   // The colours the page computes: each element's text against the first
   // opaque background behind it.

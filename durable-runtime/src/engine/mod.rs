@@ -263,7 +263,7 @@ impl Engine {
         &self,
         id: &str,
         record: &mut InstanceRecord,
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Option<crate::store::KeyValue>, StoreError> {
         let at_ms = clock_ms(&*self.clock);
         let first = record.events + 1;
         let events: Vec<crate::history::HistoryEvent> = record

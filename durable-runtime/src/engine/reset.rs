@@ -28,7 +28,7 @@ impl Engine {
     pub(super) fn put_history(
         &self,
         record: &mut InstanceRecord,
-        events: Option<(Vec<u8>, Vec<u8>)>,
+        events: Option<crate::store::KeyValue>,
         bytes: &[u8],
         batch: &mut Batch,
     ) {

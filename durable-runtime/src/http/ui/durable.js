@@ -417,6 +417,8 @@ function instancePage() {
   let inputShown = false;
   // an id the service does not know: said once, not polled again
   let unknown = false;
+  // the run whose reset points the form lists
+  let pointsOf = null;
 
   const load = async () => {
     if (!id) throw new Error("no instance id in the address (?id=...)");
@@ -457,6 +459,18 @@ function instancePage() {
     }
     const terminal = TERMINAL.has(d.phase);
     for (const b of ["cancel", "terminate", "signal-send"]) $(b).disabled = terminal || d.phase === "parked";
+    // an ended or parked instance can go back to a kept step
+    const resettable = terminal || d.phase === "parked";
+    $("reset-box").hidden = !resettable;
+    if (resettable && pointsOf !== d.run) {
+      const points = await api(path + "/reset-points");
+      pointsOf = d.run;
+      const select = $("reset-step");
+      select.replaceChildren(...points.map((p) => el("option", { value: String(p.step) },
+        `step ${p.step}: ${p.variant}, waiting for ${fmtWaiting(p.awaiting)}`)));
+      if (!points.length) select.append(el("option", { value: "" }, "no state kept"));
+      $("reset").disabled = !points.length;
+    }
     // the signal the instance waits for, unless the user is typing one
     const awaited = /^signal (\S+)/.exec(d.waiting_for || "");
     const name = $("signal-name");
@@ -531,6 +545,20 @@ function instancePage() {
       + "(no compensation either). This cannot be undone.")) return;
     act("terminate", () => api(path + "/terminate", {
       method: "POST", body: JSON.stringify({ reason }),
+    }));
+  });
+
+  $("reset").addEventListener("click", () => {
+    const step = Number($("reset-step").value);
+    const reason = $("reset-reason").value.trim();
+    if (!reason) {
+      result("give a reason to reset: it is recorded in the history", false);
+      return;
+    }
+    if (!confirm(`Reset ${id} to step ${step}? A new run goes on from the state kept for that step: `
+      + "its awaited command and every step after it run again (under new idempotency keys).")) return;
+    act(`reset to step ${step}`, () => api(path + "/reset", {
+      method: "POST", body: JSON.stringify({ step, reason }),
     }));
   });
 
