@@ -481,6 +481,9 @@ pub(crate) struct TestHooks {
     /// Called as an instance's task decides to wait, before it gives up
     /// its claim (a test widens that window to race a wake-up with it).
     pub(crate) deciding_to_wait: Option<IdHook>,
+    /// Called as an instance's task has ended it, before it gives up its
+    /// claim (a test races a reset with it).
+    pub(crate) ending: Option<IdHook>,
 }
 
 /// Called with an instance id.

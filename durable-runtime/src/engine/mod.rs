@@ -409,8 +409,12 @@ impl Engine {
         let bytes = self.encode_record(id, record, batch)?;
         self.put_history(record, events, &bytes, batch);
         let key = keys::instance(id);
+        let replacing = previous.is_some();
         batch.expect(key.clone(), previous).put(key, bytes);
-        if !record.status.is_terminal() {
+        if replacing && !record.status.is_terminal() {
+            // a parked instance (reset) still has its owner: it loses it
+            self.stage_import_owner(id, true, batch)?;
+        } else if !record.status.is_terminal() {
             self.stage_owner(id, batch);
         } else if self.store.shared() {
             batch.notify(format!("w{id}"));

@@ -77,12 +77,20 @@ impl Engine {
                 // released under the same lock: a wake-up between the look
                 // and the release would find the claim, leave the task to
                 // act on it, and be lost as the task ends
-                engine.release_in(&mut running, &id);
+                let _ = engine.release_in(&mut running, &id);
                 return;
             }
-            engine.release(&id);
+            if let (Halt::Finished, Some(hook)) = (&halt, &engine.test_hooks.ending) {
+                hook(&id);
+            }
+            // a reset or a new run of the id that came meanwhile found this
+            // task's claim and left the instance to it
+            let rewoken = engine.release(&id);
             match halt {
                 Halt::Finished => {
+                    if rewoken {
+                        engine.resume_if_started_again(&id);
+                    }
                     engine.wake(&id);
                     // a schedule may wait for this run to end; schedules start
                     // runs as `<schedule>@<nominal time>`
@@ -143,7 +151,12 @@ impl Engine {
                     });
                 }
                 Halt::Store(e) => engine.halt(&id, e),
-                Halt::Parked | Halt::Payload(_) => engine.wake(&id),
+                Halt::Parked | Halt::Payload(_) => {
+                    if rewoken {
+                        engine.resume_if_started_again(&id);
+                    }
+                    engine.wake(&id);
+                }
                 Halt::Waiting | Halt::Interrupted | Halt::Stopping => {}
             }
             return;
@@ -156,17 +169,32 @@ impl Engine {
         self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Releases the claim of instance `id`'s task (it ends).
-    fn release(&self, id: &str) {
+    /// Releases the claim of instance `id`'s task (it ends): whether it
+    /// was woken meanwhile.
+    fn release(&self, id: &str) -> bool {
         let mut running = self.running.lock().expect("running lock poisoned");
-        self.release_in(&mut running, id);
+        self.release_in(&mut running, id)
     }
 
     /// [`Engine::release`] with the `running` lock held.
-    fn release_in(&self, running: &mut HashMap<String, bool>, id: &str) {
-        running.remove(id);
+    fn release_in(&self, running: &mut HashMap<String, bool>, id: &str) -> bool {
+        let rewoken = running.remove(id) == Some(true);
         if running.is_empty() {
             self.idle.notify_waiters();
+        }
+        rewoken
+    }
+
+    /// Runs instance `id` again if its stored record runs: a reset or a new
+    /// run of the id made while this process's task was ending it.
+    fn resume_if_started_again(self: &Arc<Self>, id: &str) {
+        if self.is_closing() {
+            return;
+        }
+        if matches!(self.load(id), Ok(Some(Ok(r))) if r.status == Status::Running)
+            && let Err(e) = self.wake_instance(id)
+        {
+            tracing::error!(instance = %id, error = %e, "cannot resume the instance started again");
         }
     }
 

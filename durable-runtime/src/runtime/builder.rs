@@ -248,6 +248,16 @@ impl Builder {
         self
     }
 
+    /// Calls `hook` with the instance id whenever an instance's task has
+    /// ended it and has not yet given up its claim (tests of the race of a
+    /// reset with the end only).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn on_ending(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.test_hooks.ending = Some(Arc::new(hook));
+        self
+    }
+
     /// Tells `witness` of every activity attempt before it runs (the crash
     /// sweep's record of what ran).
     #[cfg(feature = "testing")]

@@ -357,3 +357,121 @@ pub mod after {
         Ok(charged + count.len() as u32)
     }
 }
+
+#[tokio::test]
+async fn a_parked_instance_reset_to_a_step_the_new_code_reads_runs_on_the_new_code() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<notes_v1::notes>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    rt.start("n-1", notes_v1::notes(7), IdPolicy::Reject)
+        .await
+        .unwrap();
+    rt.signal("n-1", "a", &"x".to_owned()).await.unwrap();
+    until("n-1 waits for b", || {
+        rt.describe("n-1").is_ok_and(|d| d.step == 2)
+    })
+    .await;
+    rt.shutdown().await;
+    // the deploy changed the note's type: the instance, which holds one, parks
+    let rt = Runtime::builder()
+        .workflow::<notes_v2::notes>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    assert_eq!(rt.describe("n-1").unwrap().status, Status::Parked);
+    assert_eq!(rt.parked().len(), 1);
+    let refused = rt.reset("n-1", ResetTo::Step(2), "x").await.unwrap_err();
+    assert!(matches!(refused, ResetError::LayoutChanged { step: 2, .. }), "{refused}");
+    // step 1 held only the count, which the new code reads as it was
+    let reset = rt
+        .reset("n-1", ResetTo::Step(1), "note type changed in 2.0")
+        .await
+        .unwrap();
+    assert_eq!((reset.from_step, reset.step, reset.run), (2, 1, 2));
+    assert!(rt.parked().is_empty(), "{:?}", rt.parked());
+    rt.signal("n-1", "a", &"yz".to_owned()).await.unwrap();
+    rt.signal("n-1", "b", &"!".to_owned()).await.unwrap();
+    assert_eq!(ended(&rt, "n-1").await, Status::Completed);
+    let out: Result<String, WorkflowError> =
+        rt.handle::<notes_v2::notes>("n-1").result().await.unwrap();
+    assert_eq!(out.unwrap(), "9!");
+    rt.shutdown().await;
+}
+
+/// The first build of `notes`: the note is text.
+pub mod notes_v1 {
+    use durable_runtime::prelude::*;
+
+    /// Takes `a`, keeps a note of it, takes `b`.
+    #[workflow(name = "notes")]
+    pub async fn notes(count: u32) -> Result<String, WorkflowError> {
+        let a: String = signal("a").await?;
+        let note = format!("{a}{count}");
+        let b: String = signal("b").await?;
+        Ok(format!("{note}{b}"))
+    }
+}
+
+/// The next build of `notes`: the note is a number.
+pub mod notes_v2 {
+    use durable_runtime::prelude::*;
+
+    /// Takes `a`, keeps a number of it, takes `b`.
+    #[workflow(name = "notes")]
+    pub async fn notes(count: u32) -> Result<String, WorkflowError> {
+        let a: String = signal("a").await?;
+        let note = a.len() as u64 + u64::from(count);
+        let b: String = signal("b").await?;
+        Ok(format!("{note}{b}"))
+    }
+}
+
+/// A reset made as its instance's task ends it (the ended record written,
+/// the task's claim not yet given up) runs the new run. It once found the
+/// claim, left the instance to the ending task, which let it go: the new
+/// run waited, never started, until something else woke it. The test holds
+/// the task in that window while the reset is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_made_as_its_instance_ends_runs_the_new_run() {
+    BROKEN.store(false, Ordering::SeqCst);
+    let db = BACKEND.store();
+    let resetter: Arc<std::sync::OnceLock<Runtime>> = Arc::default();
+    let armed = Arc::new(AtomicBool::new(true));
+    let hook_resetter = resetter.clone();
+    let rt = builder()
+        .on_ending(move |id| {
+            if id != "o-race" || !armed.swap(false, Ordering::SeqCst) {
+                return;
+            }
+            // from another thread (a task spawned from here would wait in
+            // this worker's own slot)
+            let rt = hook_resetter.get().expect("the runtime").clone();
+            let runtime = tokio::runtime::Handle::current();
+            let reset = std::thread::spawn(move || {
+                runtime
+                    .block_on(rt.reset("o-race", ResetTo::Step(1), "as it ends"))
+                    .unwrap();
+            });
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while !reset.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let _ = resetter.set(rt.clone());
+    rt.start("o-race", order("o-race".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the reset run ends", || {
+        rt.describe("o-race")
+            .is_ok_and(|d| d.run == 2 && d.status == Status::Completed)
+    })
+    .await;
+    assert_eq!(calls("reserve").len(), 2);
+    rt.shutdown().await;
+}
