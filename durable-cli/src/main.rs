@@ -17,6 +17,9 @@
 //! terminate ID [--reason "operator"]
 //! reset-points ID
 //! reset ID (--step N | --event N) [--reason R]   (--url only: the service's code checks the state)
+//! batch cancel|terminate|signal|reset [FILTER] [--name N --payload JSON] [--reason R]
+//!       [--step N | --earliest] [--per-second N] [--dry-run] [--no-wait]   (--url only)
+//! batches | batch-status ID [--wait] | batch-stop ID                     (--url only)
 //! export ID FILE | export --all FILE | export --workflow NAME [--status S] FILE
 //! import FILE [--replace]   (a single snapshot or a set)
 //! check --manifest FILE [--snapshots DIR_OR_FILE]   (--db, --url, or snapshots alone)
@@ -62,8 +65,10 @@ use clap::{ArgGroup, Parser, Subcommand};
 use durable_runtime::snapshot::{Snapshot, SnapshotSet};
 use durable_runtime::{ListFilter, Phase};
 
+mod batches;
 mod checks;
 mod failure;
+mod filter;
 mod remote;
 mod schedules;
 mod show;
@@ -71,7 +76,8 @@ mod source;
 
 use checks::{check_service, check_snapshots, entry, finish_check, read_manifest};
 use failure::Failure;
-use show::{describe_line, event_line, print_json, report, show_result, time_range};
+use filter::FilterArgs;
+use show::{describe_line, event_line, print_json, report, show_result};
 use source::Source;
 
 #[derive(Parser)]
@@ -111,32 +117,8 @@ struct Cli {
 enum Command {
     /// List instances.
     List {
-        /// Only this status: running, sleeping, waiting_for_signal, completed,
-        /// failed, cancelled, terminated or parked.
-        #[arg(long)]
-        status: Option<String>,
-        /// Only this workflow.
-        #[arg(long)]
-        workflow: Option<String>,
-        /// Only ids that start with this.
-        #[arg(long)]
-        prefix: Option<String>,
-        /// Only instances with this search attribute: NAME=VALUE (the
-        /// value matches as text, and as the number or flag it spells).
-        #[arg(long, value_name = "NAME=VALUE")]
-        attr: Option<String>,
-        /// Only instances started at or after this time (RFC 3339).
-        #[arg(long, value_name = "TIME")]
-        started_after: Option<String>,
-        /// Only instances started at or before this time (RFC 3339).
-        #[arg(long, value_name = "TIME")]
-        started_before: Option<String>,
-        /// Only instances that ended at or after this time (RFC 3339).
-        #[arg(long, value_name = "TIME")]
-        closed_after: Option<String>,
-        /// Only instances that ended at or before this time (RFC 3339).
-        #[arg(long, value_name = "TIME")]
-        closed_before: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// Only ids after this one (paging).
         #[arg(long)]
         after: Option<String>,
@@ -232,6 +214,25 @@ enum Command {
     Stats,
     /// The workers sharing a PostgreSQL store: lease, instances owned.
     Workers,
+    /// Signal, cancel, terminate or reset every instance the filter
+    /// matches, drawing its progress until it ends (--url only: the service
+    /// runs it; --dry-run lists what it would visit).
+    Batch(batches::BatchArgs),
+    /// The batch operations, newest first (--url only).
+    Batches,
+    /// A batch operation's progress (--url only); --wait follows it to its end.
+    BatchStatus {
+        /// The operation's id.
+        id: String,
+        /// Follow it until it ends.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stop a batch operation before its next instance (--url only).
+    BatchStop {
+        /// The operation's id.
+        id: String,
+    },
     /// The steps an ended or parked instance can be reset to, oldest
     /// first: step, variant, the command it awaited there.
     ResetPoints {
@@ -348,44 +349,15 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
     match command {
         Command::Completions { shell } => return completions(shell),
         Command::List {
-            status,
-            workflow,
-            prefix,
-            attr,
-            started_after,
-            started_before,
-            closed_after,
-            closed_before,
+            filter,
             after,
             limit,
         } => {
-            let phase = status
-                .as_deref()
-                .map(str::parse::<Phase>)
-                .transpose()
-                .map_err(|e| Failure::usage(e.to_string()))?;
-            let search_attribute = match &attr {
-                Some(text) => {
-                    let (name, value) = text.split_once('=').ok_or_else(|| {
-                        Failure::usage(format!("--attr takes NAME=VALUE, not `{text}`"))
-                    })?;
-                    Some((
-                        name.to_owned(),
-                        durable_runtime::SearchValue::parse_all(value),
-                    ))
-                }
-                None => None,
-            };
+            let attr = filter.attr.clone();
             let filter = ListFilter {
-                workflow,
-                status: None,
-                phase,
-                id_prefix: prefix,
                 after,
                 limit,
-                search_attribute,
-                started: time_range(started_after.as_deref(), started_before.as_deref())?,
-                closed: time_range(closed_after.as_deref(), closed_before.as_deref())?,
+                ..filter.filter()?
             };
             let list = source.list(&filter, attr.as_deref())?;
             if json {
@@ -645,6 +617,12 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
                 format!("cancel requested for {id}{}", source.when()),
             );
         }
+        Command::Batch(args) => batches::start(remote_only(source, "batch")?, args, json)?,
+        Command::Batches => batches::list(remote_only(source, "batches")?, json)?,
+        Command::BatchStatus { id, wait } => {
+            batches::status(remote_only(source, "batch-status")?, &id, wait, json)?;
+        }
+        Command::BatchStop { id } => batches::stop(remote_only(source, "batch-stop")?, &id, json)?,
         Command::ResetPoints { id } => {
             let points = source.reset_points(&id)?;
             if json {
@@ -697,6 +675,16 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
         }
     }
     Ok(())
+}
+
+/// The service's client, for a command only a running service can carry out.
+fn remote_only<'a>(source: &'a Source, command: &str) -> Result<&'a remote::Client, Failure> {
+    match source {
+        Source::Remote(client) => Ok(client),
+        Source::Local(_) => Err(Failure::usage(format!(
+            "batch operations run in the service: `durable --url <service> {command} ..`"
+        ))),
+    }
 }
 
 fn export(

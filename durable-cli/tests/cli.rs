@@ -1100,3 +1100,95 @@ async fn reset_with_url_takes_an_ended_instance_back_and_reset_points_list_the_s
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--url"), "{err}");
 }
+
+#[tokio::test]
+async fn batch_with_url_previews_then_cancels_what_the_filter_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<doubler>()
+        .workflow::<waiter>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    for i in 0..5 {
+        rt.start(&format!("w-{i}"), waiter(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    rt.start("d-1", doubler(4), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    let server = durable_runtime::http::bind(rt.clone(), "127.0.0.1:0", Some("t0ken".to_owned()))
+        .await
+        .unwrap();
+    let url = format!("http://{}", server.local_addr());
+    let serving = tokio::spawn(server.run());
+    let cli = |args: Vec<&'static str>| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || durable_url(&url, Some("t0ken"), &args))
+    };
+    let (code, out, err) = cli(vec!["batch", "cancel", "--workflow", "waiter", "--dry-run"])
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("would cancel 5 instances:"), "{out}");
+    assert!(
+        out.contains("w-0") && out.contains("w-4") && !out.contains("d-1"),
+        "{out}"
+    );
+    assert_eq!(
+        rt.describe("w-0").unwrap().status,
+        durable_runtime::Status::Running
+    );
+    let (code, _, err) = cli(vec!["batch", "signal", "--workflow", "waiter"])
+        .await
+        .unwrap();
+    assert_eq!(code, 2, "a batch signal needs a name: {err}");
+    let (code, out, err) = cli(vec!["batch", "cancel", "--workflow", "waiter", "--json"])
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let op: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (op["state"].as_str(), op["done"].as_u64()),
+        (Some("done"), Some(5)),
+        "{out}"
+    );
+    let id = op["id"].as_str().unwrap().to_owned();
+    for i in 0..5 {
+        let status = rt.handle::<waiter>(format!("w-{i}")).result().await;
+        assert!(
+            status.is_err() || status.unwrap().is_err(),
+            "w-{i} cancelled"
+        );
+    }
+    let (code, out, _) = cli(vec!["batches"]).await.unwrap();
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&id) && out.contains("cancel") && out.contains("5/5"),
+        "{out}"
+    );
+    let status = {
+        let url = url.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || {
+            durable_url(&url, Some("t0ken"), &["batch-status", &id])
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(status.0, 0, "{status:?}");
+    assert!(
+        status.1.contains("5 done, 0 skipped, 0 failed"),
+        "{status:?}"
+    );
+    serving.abort();
+    rt.shutdown().await;
+    let (code, _, err) = durable(dir.path(), &["batch", "cancel"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--url"), "{err}");
+}

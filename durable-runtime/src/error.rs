@@ -23,6 +23,9 @@ pub enum Error {
     /// An instance could not be reset.
     #[error(transparent)]
     Reset(#[from] ResetError),
+    /// A batch operation call failed.
+    #[error(transparent)]
+    Batch(#[from] crate::batch::BatchError),
     /// A workflow's result could not be had.
     #[error(transparent)]
     Result(#[from] ResultError),

@@ -76,6 +76,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub mod activity;
+pub mod batch;
 pub mod check;
 pub mod clock;
 pub mod codec;

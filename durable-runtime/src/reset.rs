@@ -20,6 +20,7 @@
 //! read by position).
 //!
 //! ```no_run
+//! # #![allow(dead_code)]
 //! # use durable_runtime::{Runtime, reset::ResetTo};
 //! # async fn fix(runtime: &Runtime) -> Result<(), durable_runtime::Error> {
 //! // the charge failed for a bug since fixed: run it again from its await

@@ -1224,3 +1224,89 @@ async fn the_api_lists_reset_points_and_resets_an_ended_instance_or_says_why_not
     )));
     server.abort();
 }
+
+#[tokio::test]
+async fn batch_operations_are_previewed_started_followed_and_stopped_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(
+        Runtime::builder()
+            .workflow::<parked_on_signal>()
+            .open(dir.path())
+            .await
+            .unwrap(),
+    );
+    for i in 0..3 {
+        rt.start(&format!("w-{i}"), parked_on_signal(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let access = durable_runtime::http::Access::token("admin").with_read_token("viewer");
+    let app = durable_runtime::http::router(rt.clone(), access);
+    let server =
+        tokio::spawn(async move { durable_runtime::http::axum::serve(listener, app).await });
+    let body = r#"{"filter":{"workflow":"parked_on_signal"},"action":{"signal":{"name":"x","payload":5}},"dry_run":true}"#;
+    let (code, answer) = call(addr, "POST", "/api/batches", Some("admin"), body).await;
+    assert_eq!(code, 200, "{answer}");
+    let preview: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(preview["count"], 3, "{answer}");
+    assert_eq!(preview["ids"][0], "w-0", "{answer}");
+    // a viewer reads batches but starts none; a malformed body is a 400
+    let (code, _) = call(addr, "POST", "/api/batches", Some("viewer"), body).await;
+    assert_eq!(code, 403);
+    let (code, answer) = call(
+        addr,
+        "POST",
+        "/api/batches",
+        Some("admin"),
+        r#"{"action":"explode"}"#,
+    )
+    .await;
+    assert_eq!(code, 400, "{answer}");
+    let body = r#"{"filter":{"workflow":"parked_on_signal"},"action":{"signal":{"name":"x","payload":5}}}"#;
+    let (code, answer) = call(addr, "POST", "/api/batches", Some("admin"), body).await;
+    assert_eq!(code, 202, "{answer}");
+    let op: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let id = op["id"].as_str().unwrap().to_owned();
+    assert_eq!(op["matched"], 3);
+    let done = rt.batch_wait(&id).await.unwrap();
+    assert_eq!((done.done, done.skipped), (3, 0));
+    let (code, answer) = call(
+        addr,
+        "GET",
+        &format!("/api/batches/{id}"),
+        Some("viewer"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    assert!(answer.contains("\"state\":\"done\""), "{answer}");
+    let (code, answer) = call(addr, "GET", "/api/batches", Some("viewer"), "").await;
+    assert_eq!(code, 200);
+    assert!(answer.contains(&id), "{answer}");
+    let (code, answer) = call(
+        addr,
+        "POST",
+        &format!("/api/batches/{id}/stop"),
+        Some("admin"),
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    assert!(
+        answer.contains("\"state\":\"done\""),
+        "a finished operation stays done: {answer}"
+    );
+    let (code, _) = call(addr, "GET", "/api/batches/nope", Some("viewer"), "").await;
+    assert_eq!(code, 404);
+    for i in 0..3u32 {
+        let out = rt
+            .handle::<parked_on_signal>(format!("w-{i}"))
+            .result()
+            .await
+            .unwrap();
+        assert_eq!(out.unwrap(), i + 5);
+    }
+    server.abort();
+}

@@ -148,6 +148,8 @@ pub(crate) struct Engine {
     pub(crate) resolve_on_wake: bool,
     /// How many reset points each instance keeps (`Builder::reset_points`).
     pub(crate) reset_points: u64,
+    /// Wakes the batch service: an operation was started here.
+    pub(crate) batch_wake: Notify,
 }
 
 /// Runs generated code, turning a panic into an error message.

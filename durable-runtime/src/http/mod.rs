@@ -29,6 +29,9 @@
 //! | `POST /api/instances/{id}/terminate` `{"reason": ".."}` | terminate |
 //! | `GET /api/instances/{id}/reset-points` | the steps it keeps a state for, oldest first ([`ResetPoint`](crate::reset::ResetPoint)s) |
 //! | `POST /api/instances/{id}/reset` `{"step": N}` or `{"event": N}`, `"reason": ".."` | reset an ended or parked instance ([`Runtime::reset`]): 200 [`Reset`](crate::reset::Reset) `{"run", "step", "from_step"}`; 409 it still runs; 422 no state kept for that step, an event of no step, or a kept state this code cannot read; nothing written then |
+//! | `POST /api/batches` `{"filter": {"workflow": "..", "phase": "failed", ..}, "action": "cancel" \| {"terminate": {"reason"}} \| {"signal": {"name", "payload"}} \| {"reset": {"to": "latest" \| "earliest" \| {"to": {"step": N}}, "reason"}}, "per_second": N, "dry_run": false}` | start a [batch operation](crate::batch) ([`Runtime::batch`]): 202 its [`BatchOperation`](crate::batch::BatchOperation) (id, `matched`); with `"dry_run": true`, 200 `{"count", "ids"}` it would visit, nothing changed ([`Runtime::batch_preview`]) |
+//! | `GET /api/batches`, `GET /api/batches/{id}` | batch operations and their progress (`visited`, `done`, `skipped`, `failed`, `errors`, `state`) |
+//! | `POST /api/batches/{id}/stop` | stop one before its next instance ([`Runtime::stop_batch`]) |
 //! | `GET /api/instances/{id}/export` | snapshot file bytes ([`Runtime::export`]) |
 //! | `POST /api/import?replace=false` (snapshot file as body) | import ([`Runtime::import`]) |
 //! | `GET /api/schedules` | list ([`ScheduleDescription`](crate::schedule::ScheduleDescription)s) |
@@ -92,6 +95,7 @@ use crate::{Description, ListFilter, Phase, ResultError, Runtime, SignalError, S
 pub use axum;
 
 mod access;
+mod batch;
 mod reset;
 mod schedules;
 mod ui;
@@ -242,6 +246,9 @@ pub fn router(runtime: impl Into<Runtime>, access: impl Into<Access>) -> axum::R
         .route("/api/schedules/{id}/unpause", post(schedules::unpause))
         .route("/api/schedules/{id}/trigger", post(schedules::trigger))
         .route("/api/schedules/{id}/backfill", post(schedules::backfill))
+        .route("/api/batches", get(batch::list).post(batch::start))
+        .route("/api/batches/{id}", get(batch::describe))
+        .route("/api/batches/{id}/stop", post(batch::stop))
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(app.clone(), auth))

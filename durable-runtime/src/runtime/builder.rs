@@ -535,6 +535,7 @@ impl Builder {
         let store_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let engine = Arc::new(Engine {
             reset_points: self.reset_points,
+            batch_wake: tokio::sync::Notify::new(),
             limits: self.limits,
             test_hooks: self.test_hooks,
             dependencies: Arc::new(self.dependencies),
@@ -616,11 +617,21 @@ impl Builder {
             0
         };
         tracing::info!(resumed, "runtime open");
-        Ok(Runtime {
+        let runtime = Runtime {
             engine,
             resumed,
             clones: Arc::new(()),
-        })
+        };
+        if self.resume_on_open {
+            let service = runtime.clone().batch_service();
+            runtime
+                .engine
+                .tasks
+                .lock()
+                .expect("tasks lock poisoned")
+                .spawn(service);
+        }
+        Ok(runtime)
     }
 }
 

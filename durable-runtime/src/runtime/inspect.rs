@@ -458,7 +458,8 @@ impl Description {
 }
 
 /// Which instances [`Runtime::list`] returns.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ListFilter {
     /// Only this workflow.
     pub workflow: Option<String>,

@@ -14,6 +14,7 @@ use crate::error::{ResetError, ResultError, ResumeError, StartError};
 use crate::store::StoreError;
 use crate::workflow::{Workflow, WorkflowCall};
 
+mod batch;
 mod builder;
 mod handle;
 mod inspect;

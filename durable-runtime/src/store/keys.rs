@@ -261,6 +261,19 @@ pub(crate) fn field(id: &str, seq: u64) -> Vec<u8> {
     key
 }
 
+/// `B` + operation id: a batch operation and its progress
+/// (`crate::batch::BatchOperation`, as JSON), written by the runtime that runs it
+/// with each page; kept until deleted by hand.
+pub(crate) const BATCH: u8 = b'B';
+
+/// The key of batch operation `id`.
+pub(crate) fn batch(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 1);
+    key.push(BATCH);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
 /// The key of a cancel or terminate request of instance `id`.
 pub(crate) fn control(tag: u8, id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(id.len() + 1);
