@@ -7,7 +7,8 @@
 //! Playwright driver in `tests/ui/e2e.mjs`. The driver checks what the pages
 //! show, filters the list, sends a signal and a cancel through the buttons,
 //! terminates the sleeper (each asked about first), resets the failed
-//! payment to the await of its charge, measures the contrast of
+//! payment to the await of its charge, resets the failed invoice by a batch
+//! from the list (previewed, asked about), measures the contrast of
 //! every text in the light and dark colour schemes, renders the pages at a
 //! phone's width (390 px), pauses a schedule and runs it now from the
 //! schedules page, and saves
@@ -245,6 +246,11 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
         (reset.phase, reset.run),
         (Phase::Failed, 2),
         "reset from the page: {reset:?}"
+    );
+    let batched = rt.describe("invoice-1").unwrap();
+    assert_eq!(
+        batched.run, 2,
+        "reset by a batch from the list: {batched:?}"
     );
     let completed = rt.describe("checkout-1").unwrap();
     assert_eq!(

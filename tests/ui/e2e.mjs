@@ -253,6 +253,20 @@ try {
       && (await page.getAttribute("#i-status", "data-phase")) === "failed");
   assert.match(await page.textContent('#summary dd[data-field="workflow"]'), /run 2/);
 
+  // ---- a batch from the list: what the filters match, previewed, asked, run ----
+  await page.goto(`${base}?workflow=invoice`);
+  await waitUntil("the list shows the invoice", async () => (await rowIds(page)) === "invoice-1");
+  await page.click("#batch summary");
+  await page.selectOption("#b-action", "reset");
+  await page.click("#b-preview");
+  await waitUntil("the preview names it",
+    async () => /would reset to the latest kept step 1 instances: invoice-1/.test(await page.textContent("#b-result")));
+  page.once("dialog", (d) => { asked.push(d.message()); d.accept(); });
+  await page.click("#b-run");
+  await waitUntil("the batch ends",
+    async () => /batch done: 1 of 1: 1 done, 0 skipped, 0 failed/.test(await page.textContent("#b-result")));
+  assert.match(asked[4], /^reset to the latest kept step 1 instances, every one these filters match\?/);
+
   // ---- contrast (WCAG AA, 4.5:1) of every text in both colour schemes ----
   // The colours the page computes: each element's text against the first
   // opaque background behind it.

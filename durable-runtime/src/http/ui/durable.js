@@ -289,6 +289,86 @@ function listPage() {
     after = $("more").dataset.last || null;
     tick();
   });
+  // ---- a batch operation over what the filters match ----
+  const batchSay = (text, ok) => {
+    const p = $("b-result");
+    p.textContent = text;
+    p.className = ok ? "ok" : "err";
+  };
+  const batchRequest = (dryRun) => {
+    const filter = {};
+    if ($("f-workflow").value.trim()) filter.workflow = $("f-workflow").value.trim();
+    if (status.value) filter.phase = status.value;
+    if ($("f-prefix").value) filter.id_prefix = $("f-prefix").value;
+    const reason = $("b-reason").value.trim() || "batch operation from the web UI";
+    let action;
+    switch ($("b-action").value) {
+      case "terminate": action = { terminate: { reason } }; break;
+      case "reset": action = { reset: { to: "latest", reason } }; break;
+      case "signal": {
+        const name = $("b-name").value.trim();
+        if (!name) throw new Error("give the signal's name");
+        let payload;
+        try {
+          payload = JSON.parse($("b-payload").value.trim() || "null");
+        } catch (e) {
+          throw new Error("the payload is not JSON: " + e.message);
+        }
+        action = { signal: { name, payload } };
+        break;
+      }
+      default: action = "cancel";
+    }
+    return { filter, action, dry_run: dryRun };
+  };
+  const preview = async () => api(BASE + "api/batches", {
+    method: "POST", body: JSON.stringify(batchRequest(true)),
+  });
+  $("b-preview").addEventListener("click", async () => {
+    try {
+      const r = await preview();
+      batchSay(`would ${r.action} ${r.count} instances` +
+        (r.count ? ": " + r.ids.slice(0, 10).join(", ") + (r.count > 10 ? ", …" : "") : ""), true);
+    } catch (e) {
+      batchSay("preview failed: " + e.message, false);
+    }
+  });
+  $("b-run").addEventListener("click", async () => {
+    let op;
+    try {
+      const r = await preview();
+      if (!confirm(`${r.action} ${r.count} instances, every one these filters match? `
+        + "This cannot be undone.")) return;
+      op = await api(BASE + "api/batches", {
+        method: "POST", body: JSON.stringify(batchRequest(false)),
+      });
+    } catch (e) {
+      batchSay("batch failed: " + e.message, false);
+      return;
+    }
+    const bar = $("b-progress");
+    bar.hidden = false;
+    for (;;) {
+      try {
+        op = await api(BASE + "api/batches/" + encodeURIComponent(op.id));
+      } catch (e) {
+        batchSay("cannot follow the batch: " + e.message, false);
+        return;
+      }
+      bar.max = Math.max(op.matched, op.visited, 1);
+      bar.value = op.visited;
+      const counts = `${op.visited} of ${op.matched}: ${op.done} done, ${op.skipped} skipped, ${op.failed} failed`;
+      if (op.state !== "running") {
+        const errors = op.errors.map(([id, e]) => `${id}: ${e}`).join("; ");
+        batchSay(`batch ${op.state}: ${counts}` + (errors ? ` (${errors})` : ""), op.failed === 0);
+        tick();
+        return;
+      }
+      batchSay(`batch running: ${counts}`, true);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  });
+
   tick = poll(load);
   setupTokenForm(() => tick());
 }
