@@ -166,6 +166,18 @@ pub(crate) fn event_line(e: &HistoryEvent) -> String {
             run,
             reason,
         } => format!("reset from step {from_step} to step {to_step}: run {run} ({reason})"),
+        EventKind::RunFailed {
+            run,
+            attempt,
+            error,
+            next_at_ms,
+        } => {
+            let next = chrono::DateTime::from_timestamp_millis(*next_at_ms as i64).map_or_else(
+                || next_at_ms.to_string(),
+                |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            );
+            format!("run {run} (attempt {attempt}) failed: {error}; the next run starts at {next}")
+        }
         other => format!("{other:?}"),
     };
     let at = chrono::DateTime::from_timestamp_millis(e.at_ms as i64).map_or_else(

@@ -229,6 +229,20 @@ pub enum EventKind {
         /// Why, as the operator gave it.
         reason: String,
     },
+    /// A run failed and the workflow's retry policy
+    /// (`Builder::workflow_with_retry`) runs it again from its input: the
+    /// next run starts at `next_at_ms` (the runtime's clock) with the next
+    /// run number. (Last, so older histories keep decoding.)
+    RunFailed {
+        /// The run that failed.
+        run: u32,
+        /// Its attempt (from 1).
+        attempt: u32,
+        /// Why it failed.
+        error: String,
+        /// When the next run starts (ms).
+        next_at_ms: u64,
+    },
 }
 
 impl EventKind {

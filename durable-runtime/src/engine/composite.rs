@@ -427,6 +427,27 @@ impl Engine {
             );
             return self.fail(id, record, why).await;
         }
+        // after a failed run (`rerun.rs`): its timer entry goes, and a
+        // kept input is read back; a continue-as-new starts its attempts anew
+        let rerun_timer =
+            (record.retry_at_ms > 0).then(|| crate::store::keys::timer(record.retry_at_ms, id));
+        let kept;
+        let input = if record.variant == super::rerun::RETRYING {
+            if input.is_empty() {
+                kept = self.kept_input(id).map_err(Halt::Store)?;
+                &kept[..]
+            } else {
+                input
+            }
+        } else {
+            if let Some(rerun) = record.rerun.as_mut() {
+                *rerun = super::rerun::Rerun {
+                    attempt: 1,
+                    input: input.to_vec(),
+                };
+            }
+            input
+        };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         record.run += 1;
         record.cancel_delivered = false;
@@ -442,6 +463,9 @@ impl Engine {
         self.apply(record, outcome, &entry);
         record.variant_fp = entry.variant_fp(&record.variant);
         let mut batch = Batch::default();
+        if let Some(timer) = rerun_timer {
+            batch.delete(timer);
+        }
         if let Some(old) = old_deadline {
             // the old run's deadline leaves the timer index with it
             batch.delete(crate::store::keys::timer(old, id));

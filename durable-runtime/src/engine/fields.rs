@@ -245,6 +245,14 @@ impl Engine {
     /// by the code that wrote it (layout `layout`): the registered version
     /// with that layout, else the stored layout. A description of why when
     /// it cannot be read.
+    /// The envelope of the input instance `id` keeps as field 0.
+    pub(crate) fn kept_input(&self, id: &str) -> Result<Vec<u8>, StoreError> {
+        let payload = self.store.get(&keys::field(id, INPUT))?.ok_or_else(|| {
+            StoreError::Codec(format!("the input `{id}` keeps apart is not stored"))
+        })?;
+        Ok([&[codec::FORMAT_V1][..], &payload].concat())
+    }
+
     pub(crate) fn kept_input_json(&self, id: &str, layout: u64) -> String {
         let Ok(Some(payload)) = self.store.get(&keys::field(id, INPUT)) else {
             return "\"(the input is no longer stored)\"".into();

@@ -32,6 +32,7 @@ mod attempts;
 mod record;
 mod recovery;
 mod registry;
+mod rerun;
 mod reset;
 mod step;
 mod tasks;
@@ -43,6 +44,7 @@ pub(crate) use registry::{MigrationEntry, Registry, WorkflowEntry};
 
 use crate::clock::{Clock, now_ms as clock_ms};
 use crate::codec::{self, CodecError};
+use crate::command::Request;
 use crate::error::ResumeError;
 use crate::store::{Batch, Store, StoreError, keys};
 use crate::workflow::{Op, Outcome, StepError};
@@ -430,6 +432,10 @@ impl Engine {
         let mut timers = Vec::new();
         if let Some(pending) = &record.pending {
             pending.timer_keys(id, &mut timers);
+            if matches!(pending, Request::ContinueAsNew { .. }) && record.retry_at_ms > 0 {
+                // the next run after a failed one (`rerun.rs`)
+                timers.push(keys::timer(record.retry_at_ms, id));
+            }
         }
         if !record.status.is_terminal() {
             for deadline in [record.deadline_ms, record.run_deadline_ms]
@@ -505,6 +511,7 @@ impl Engine {
             retry_at_ms: 0,
             pending_since_ms: 0,
             retiring: Vec::new(),
+            rerun: self.workflows.rerun_of(workflow, input, kept),
             kept_step: None,
             partial: Vec::new(),
             parent,
@@ -566,6 +573,7 @@ impl Engine {
         entry: &WorkflowEntry,
     ) {
         let now = clock_ms(&*self.clock);
+        let panicked = outcome.is_err();
         record.step += 1;
         record.failed_attempts = 0;
         record.retry_at_ms = 0;
@@ -632,7 +640,14 @@ impl Engine {
                 record.pending = None;
             }
         }
+        let rerun = if record.status == Status::Failed {
+            let policy = self.workflows.retry_policy(&record.workflow);
+            rerun::plan(record, policy, panicked, now)
+        } else {
+            None
+        };
         let event = match record.status {
+            _ if rerun.is_some() => rerun,
             Status::Running => {
                 record
                     .pending

@@ -100,6 +100,9 @@ pub(crate) struct InstanceRecord {
     /// by a reset point: (the step that stopped referring to it, number).
     /// Deleted once every reset point that may refer to them is gone.
     pub(crate) retiring: Vec<(u64, u64)>,
+    /// What a failed run needs to run again (`Builder::workflow_with_retry`):
+    /// set when the instance is created with a retry policy registered.
+    pub(crate) rerun: Option<super::rerun::Rerun>,
     /// The step whose reset point this record last wrote (in memory only;
     /// `None`: not known, the next checkpoint writes it again).
     #[serde(skip)]
@@ -138,11 +141,11 @@ impl InstanceRecord {
         // records of older builds lack the last fields: each missing one
         // reads as zero (`layout` 0, `scheduled` None, `incarnation` 0,
         // `parts` empty, `field_seq` 0, `retry_at_ms` 0, `pending_since_ms` 0,
-        // `retiring` empty)
+        // `retiring` empty, `rerun` None)
         codec::decode(bytes).or_else(|err| {
-            (1..=8)
+            (1..=9)
                 .find_map(|missing| {
-                    let older = [bytes, &[0; 8][..missing]].concat();
+                    let older = [bytes, &[0; 9][..missing]].concat();
                     codec::decode(&older).ok()
                 })
                 .ok_or(err)
@@ -256,6 +259,7 @@ mod tests {
             retry_at_ms: 0,
             pending_since_ms: 0,
             retiring: Vec::new(),
+            rerun: None,
             kept_step: None,
             stored_fields: None,
             pending_fields: None,
@@ -276,13 +280,30 @@ mod tests {
             (0x1234, Some(by), 0xabc)
         );
         assert_eq!(back.activity_key("order-7"), "order-7/0000000000000abc/3");
+        // written before `rerun`: its bytes end after `retiring`
+        let mut rerun = record(0x1234, None);
+        rerun.rerun = Some(crate::engine::rerun::Rerun {
+            attempt: 2,
+            input: vec![1, 7],
+        });
+        let full = codec::encode(&rerun).unwrap();
+        assert_eq!(
+            InstanceRecord::decode(&full)
+                .unwrap()
+                .rerun
+                .map(|r| r.attempt),
+            Some(2)
+        );
+        let before_rerun = codec::encode(&record(0x1234, None)).unwrap();
+        let back = InstanceRecord::decode(&before_rerun[..before_rerun.len() - 1]).unwrap();
+        assert_eq!((back.incarnation, back.rerun.is_none()), (0xabc, true));
         // written before `retiring`: its bytes end after `pending_since_ms`
         let mut retiring = record(0x1234, None);
         retiring.retiring = vec![(4, 2)];
         let full = codec::encode(&retiring).unwrap();
         assert_eq!(InstanceRecord::decode(&full).unwrap().retiring, [(4, 2)]);
         let before_retiring = codec::encode(&record(0x1234, None)).unwrap();
-        let back = InstanceRecord::decode(&before_retiring[..before_retiring.len() - 1]).unwrap();
+        let back = InstanceRecord::decode(&before_retiring[..before_retiring.len() - 2]).unwrap();
         assert_eq!((back.incarnation, back.retiring.len()), (0xabc, 0));
         // written before `pending_since_ms`: its bytes end after `retry_at_ms`
         let mut scheduled_at = record(0x1234, None);
@@ -293,7 +314,7 @@ mod tests {
             1_893_456_000_000
         );
         let before_since = codec::encode(&record(0x1234, None)).unwrap();
-        let back = InstanceRecord::decode(&before_since[..before_since.len() - 2]).unwrap();
+        let back = InstanceRecord::decode(&before_since[..before_since.len() - 3]).unwrap();
         assert_eq!((back.incarnation, back.pending_since_ms), (0xabc, 0));
         // written before `retry_at_ms`: its bytes end after `field_seq`
         let mut backing_off = record(0x1234, None);
@@ -304,12 +325,12 @@ mod tests {
             1_700_000_000_000
         );
         let before_retry = codec::encode(&record(0x1234, None)).unwrap();
-        let back = InstanceRecord::decode(&before_retry[..before_retry.len() - 3]).unwrap();
+        let back = InstanceRecord::decode(&before_retry[..before_retry.len() - 4]).unwrap();
         assert_eq!((back.incarnation, back.retry_at_ms), (0xabc, 0));
         // written before `parts`: its bytes end after `incarnation`
         let mut legacy = record(0x1234, None);
         let full = codec::encode(&legacy).unwrap();
-        let back = InstanceRecord::decode(&full[..full.len() - 5]).unwrap();
+        let back = InstanceRecord::decode(&full[..full.len() - 6]).unwrap();
         assert_eq!(
             (back.incarnation, back.parts.len(), back.field_seq),
             (0xabc, 0, 0)
@@ -317,7 +338,7 @@ mod tests {
         // written before `incarnation`: its bytes end after `scheduled`
         legacy.incarnation = 0;
         let full = codec::encode(&legacy).unwrap();
-        let before_incarnation = &full[..full.len() - 6];
+        let before_incarnation = &full[..full.len() - 7];
         let back = InstanceRecord::decode(before_incarnation).unwrap();
         assert_eq!(
             (back.layout, back.scheduled.clone(), back.incarnation),
@@ -326,13 +347,13 @@ mod tests {
         // its keys stay as its in-flight calls had them
         assert_eq!(back.activity_key("order-7"), "order-7/3");
         // written before `scheduled` too
-        let before_scheduled = &full[..full.len() - 7];
+        let before_scheduled = &full[..full.len() - 8];
         let back = InstanceRecord::decode(before_scheduled).unwrap();
         assert_eq!((back.layout, back.scheduled), (0x1234, None));
         // written before `layout` too
         legacy.layout = 0;
         let full = codec::encode(&legacy).unwrap();
-        let before_layout = &full[..full.len() - 8];
+        let before_layout = &full[..full.len() - 9];
         let back = InstanceRecord::decode(before_layout).unwrap();
         assert_eq!((back.layout, back.scheduled, back.step), (0, None, 3));
         // a truncated record is still an error

@@ -84,6 +84,8 @@ pub(crate) struct MigrationEntry {
 pub(crate) struct Registry {
     versions: HashMap<&'static str, Vec<WorkflowEntry>>,
     upgrading: std::collections::HashSet<&'static str>,
+    /// Workflow-level retry policies, by workflow name (`rerun.rs`).
+    retries: HashMap<&'static str, crate::activity::RetryPolicy>,
     migrations: Vec<MigrationEntry>,
     /// Registration mistakes, reported by `Builder::open`.
     pub(crate) conflicts: Vec<crate::error::OpenError>,
@@ -147,6 +149,20 @@ impl Registry {
 
     pub(crate) fn migrations(&self) -> &[MigrationEntry] {
         &self.migrations
+    }
+
+    /// The retry policy of workflow `name`'s failed runs, if it has one.
+    pub(crate) fn retry_policy(&self, name: &str) -> Option<&crate::activity::RetryPolicy> {
+        self.retries.get(name)
+    }
+
+    /// Gives workflow `name`'s failed runs a retry policy.
+    pub(crate) fn set_retry_policy(
+        &mut self,
+        name: &'static str,
+        policy: crate::activity::RetryPolicy,
+    ) {
+        self.retries.insert(name, policy);
     }
 
     pub(crate) fn upgrades_allowed(&self, name: &str) -> bool {

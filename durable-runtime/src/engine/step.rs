@@ -30,6 +30,10 @@ impl Engine {
                 return Halt::Stopping;
             }
             if let Request::ContinueAsNew { workflow, input } = &request {
+                // a failed run's successor waits out the policy's backoff
+                if let Err(halt) = self.await_rerun(id, record).await {
+                    return halt;
+                }
                 if let Err(halt) = self
                     .continue_as_new(id, record, entry, workflow, input)
                     .await
@@ -603,7 +607,7 @@ impl Engine {
     /// pending, the keys in `used` (wake sources, control requests)
     /// deleted in the same save. Its deadline timers and a control request
     /// that came too late go with any terminal save (`save_with`).
-    async fn end<T>(
+    pub(super) async fn end<T>(
         &self,
         id: &str,
         record: &mut InstanceRecord,

@@ -95,6 +95,25 @@ impl Builder {
         self
     }
 
+    /// Registers `W` and gives its failed runs a retry policy (Temporal's
+    /// workflow retry policy): when a run fails (it returns `Err` or
+    /// panics; not when it is cancelled, terminated or timed out), a new
+    /// run of the same id starts from the same input after the policy's
+    /// backoff, with the next run number, until a run ends otherwise or
+    /// `policy` allows no more attempts (the last failure stands).
+    /// `non_retryable_kinds` can name `error` (a returned `Err`) or `panic`.
+    /// The history records each failed run (`EventKind::RunFailed`); the
+    /// backoff runs on the runtime's clock and a restart waits out the
+    /// rest; a cancel or terminate during it ends the instance. Instances
+    /// created while `W` had no policy keep failing once (their input was
+    /// not kept for a rerun). Activities the failed run completed run
+    /// again in the next (their idempotency keys differ).
+    pub fn workflow_with_retry<W: Workflow>(mut self, policy: crate::RetryPolicy) -> Self {
+        self = self.workflow::<W>();
+        self.workflows.set_retry_policy(W::NAME, policy);
+        self
+    }
+
     /// Registers a typed migration from version `From` to version `To` of
     /// one workflow (see [`crate::migration`]): instances stored with
     /// `From`'s shape are moved to `To` when they are loaded, if `From`

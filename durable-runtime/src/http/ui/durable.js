@@ -454,6 +454,11 @@ function renderTimeline(events, now) {
           label = `step ${v.step}: replied to update ${v.update}`;
           detail = v.json;
           break;
+        case "RunFailed":
+          label = `run ${v.run} (attempt ${v.attempt}) failed; the next run starts ${fmtTime(v.next_at_ms)}`;
+          detail = el("span", { class: "err" }, v.error);
+          cls = "event finished";
+          break;
         case "Reset":
           label = `reset from step ${v.from_step} to step ${v.to_step}: run ${v.run} starts`;
           detail = v.reason;
