@@ -95,6 +95,7 @@ mod metrics;
 pub mod migration;
 mod phase;
 pub mod promise;
+pub mod query;
 pub mod reset;
 mod runtime;
 pub mod saga;

@@ -257,6 +257,52 @@ impl Runtime {
         }
     }
 
+    /// Answers query `def` of instance `id`: the view `V` read, field by
+    /// field and by name, from the locals its current await holds (see
+    /// [`query`](crate::query)).
+    ///
+    /// # Errors
+    /// [`QueryError::NotFound`](crate::query::QueryError::NotFound),
+    /// [`QueryError::Ended`](crate::query::QueryError::Ended) once it has
+    /// ended, [`QueryError::NotHeld`](crate::query::QueryError::NotHeld)
+    /// naming a local the current await does not hold as `V` has it.
+    pub fn query<V: serde::de::DeserializeOwned>(
+        &self,
+        id: &str,
+        def: crate::query::QueryDef<V>,
+    ) -> Result<V, crate::query::QueryError> {
+        use crate::query::QueryError;
+        let state = match self.state_json(id) {
+            Err(ResultError::NotFound { .. }) => {
+                return Err(QueryError::NotFound { id: id.to_owned() });
+            }
+            other => other?,
+        };
+        let not_held = |variant: &str, reason: String| QueryError::NotHeld {
+            id: id.to_owned(),
+            query: def.name().to_owned(),
+            variant: variant.to_owned(),
+            reason,
+        };
+        // `{"Variant": {locals}}`, or `"Variant"` holding none
+        let (variant, locals) = match state {
+            serde_json::Value::Null => {
+                let status = self.describe(id)?.status;
+                return Err(QueryError::Ended {
+                    id: id.to_owned(),
+                    status,
+                });
+            }
+            serde_json::Value::String(variant) => (variant, serde_json::json!({})),
+            serde_json::Value::Object(map) if map.len() == 1 => {
+                let (variant, locals) = map.into_iter().next().expect("one entry");
+                (variant, locals)
+            }
+            other => return Err(not_held("?", format!("a state rendered as {other}"))),
+        };
+        serde_json::from_value(locals).map_err(|e| not_held(&variant, e.to_string()))
+    }
+
     /// The stored record of `id`, decoded.
     pub(super) fn load_decoded(&self, id: &str) -> Result<InstanceRecord, ResultError> {
         match self.engine.load(id)? {
