@@ -933,6 +933,11 @@ async fn health_and_readiness_probes_answer_without_a_token() {
         (status, json(&body)["status"].clone()),
         (200, "ready".into())
     );
+    // the API's description holds no data either
+    let (status, body) = call(addr, "GET", "/api/openapi.json", None, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["openapi"], "3.1.0");
+    assert!(json(&body)["paths"]["/api/batches"]["post"].is_object());
     // the data still wants the token
     let (status, _) = call(addr, "GET", "/api/stats", None, "").await;
     assert_eq!(status, 401);

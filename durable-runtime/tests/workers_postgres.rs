@@ -272,3 +272,106 @@ async fn an_update_from_a_client_is_answered_by_the_worker_that_owns_the_instanc
     client.shutdown().await;
     w.shutdown().await;
 }
+
+/// The first build of `bill`: the note is text.
+pub mod bill_v1 {
+    use durable_runtime::prelude::*;
+
+    /// Notes a charge, then waits for `done`.
+    #[workflow(name = "bill")]
+    pub async fn bill(item: String) -> Result<String, WorkflowError> {
+        let charged = super::note(item).await?;
+        let receipt = format!("receipt for {charged}");
+        let _: () = signal("done").await?;
+        Ok(receipt)
+    }
+}
+
+/// The next build of `bill`: the receipt is a number.
+pub mod bill_v2 {
+    use durable_runtime::prelude::*;
+
+    /// Notes a charge, then waits for `done`.
+    #[workflow(name = "bill")]
+    pub async fn bill(item: String) -> Result<String, WorkflowError> {
+        let charged = super::note(item).await?;
+        let receipt = charged.len() as u64;
+        let _: () = signal("done").await?;
+        Ok(format!("receipt {receipt}"))
+    }
+}
+
+/// A reset of an instance another worker parked runs there, once: the
+/// reset once took the instance from its owner, which still listed it as
+/// its own, and both ran the step the reset went back to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_of_an_instance_another_worker_parked_runs_it_once() {
+    let db = Backend::Postgres.store();
+    let url = db.url().to_owned();
+    let open = |name: &'static str, v2: bool| {
+        let url = url.clone();
+        async move {
+            let builder = Runtime::builder()
+                .worker_name(name)
+                .lease(Duration::from_millis(800));
+            let builder = if v2 {
+                builder.workflow::<bill_v2::bill>()
+            } else {
+                builder.workflow::<bill_v1::bill>()
+            };
+            builder.open_url(&url).await.unwrap()
+        }
+    };
+    let first = open("first", false).await;
+    first
+        .start(
+            "bill-1",
+            bill_v1::bill("bill-1 lamp".into()),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    until("bill-1 waits for done", || {
+        first.describe("bill-1").is_ok_and(|d| d.step == 2)
+    })
+    .await;
+    first.shutdown().await;
+    // the next build's worker takes it over and parks it (the receipt's type changed)
+    let owner = open("owner", true).await;
+    until("bill-1 is parked", || {
+        owner
+            .describe("bill-1")
+            .is_ok_and(|d| d.status == Status::Parked)
+    })
+    .await;
+    // another worker resets it to the await of the charge
+    let other = open("other", true).await;
+    other
+        .reset(
+            "bill-1",
+            durable_runtime::reset::ResetTo::Step(1),
+            "receipt type fixed",
+        )
+        .await
+        .unwrap();
+    until("bill-1 waits for done again", || {
+        other
+            .describe("bill-1")
+            .is_ok_and(|d| d.status == Status::Running && d.step == 2 && d.run == 2)
+    })
+    .await;
+    other.signal("bill-1", "done", &()).await.unwrap();
+    let out = other
+        .handle::<bill_v2::bill>("bill-1")
+        .result()
+        .within()
+        .await
+        .unwrap();
+    assert_eq!(out.unwrap(), "receipt 11");
+    // charged once by the first run and once by the reset's: never twice per run
+    let mut charges = ran_for("bill-1/");
+    charges.sort_unstable();
+    assert_eq!(charges, [1, 1], "{charges:?}");
+    other.shutdown().await;
+    owner.shutdown().await;
+}

@@ -361,29 +361,35 @@ impl Engine {
             }
             None => None,
         };
-        self.create_over(id, record, previous, batch).await
+        self.create_over(id, record, previous, batch)
+            .await
+            .map(drop)
     }
 
     /// Saves `record` as the record of instance `id`, only if the stored
     /// one is still `previous` (`None`: the id is free), with `batch`'s
-    /// writes in the same commit; the instance is this process's then.
+    /// writes in the same commit. Whether this process runs it (on a
+    /// shared store, a replaced record another worker owns stays that
+    /// worker's, told to look again).
     pub(crate) async fn create_over(
         &self,
         id: &str,
         record: &mut InstanceRecord,
         previous: Option<Vec<u8>>,
         mut batch: Batch,
-    ) -> Result<(), StoreError> {
-        let timer = self.stage_create_over(id, record, &mut batch, previous)?;
+    ) -> Result<bool, StoreError> {
+        let (timer, ours) = self.stage_create_over(id, record, &mut batch, previous)?;
         self.store.commit(batch).await?;
         record.committed();
         // the batch held the record's layout unless it was known stored
         self.layout_stored(record.layout);
-        self.owned_now(id);
+        if ours {
+            self.owned_now(id);
+        }
         if timer {
             self.timers.notify_one();
         }
-        Ok(())
+        Ok(ours)
     }
 
     /// Adds the creation of instance `id` to `batch` (conditional on the id
@@ -395,6 +401,7 @@ impl Engine {
         batch: &mut Batch,
     ) -> Result<bool, StoreError> {
         self.stage_create_over(id, record, batch, None)
+            .map(|(timer, _)| timer)
     }
 
     /// [`Engine::stage_create`] over the stored record `previous` (`None`:
@@ -405,7 +412,7 @@ impl Engine {
         record: &mut InstanceRecord,
         batch: &mut Batch,
         previous: Option<Vec<u8>>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(bool, bool), StoreError> {
         let events = self.history_entry(id, record)?;
         record.reindex(id, batch);
         // until a save of it commits, every creation carries the layout
@@ -415,15 +422,16 @@ impl Engine {
         let key = keys::instance(id);
         let replacing = previous.is_some();
         batch.expect(key.clone(), previous).put(key, bytes);
+        let mut ours = true;
         if replacing && !record.status.is_terminal() {
-            // a parked instance (reset) still has its owner: it loses it
-            self.stage_import_owner(id, true, batch)?;
+            // a parked instance (reset) may still have its owner
+            ours = self.stage_replacing_owner(id, batch)?;
         } else if !record.status.is_terminal() {
             self.stage_owner(id, batch);
         } else if self.store.shared() {
             batch.notify(format!("w{id}"));
         }
-        Ok(Self::schedule(id, record, batch))
+        Ok((Self::schedule(id, record, batch), ours))
     }
 
     /// Adds the index entry of the timer `record` now waits for, if any, to

@@ -91,8 +91,14 @@ impl Engine {
         for (key, bytes) in self.store.scan_prefix(&prefix)? {
             let (events, point) = crate::history::decode_with_point(prefix.len(), &key, &bytes)?;
             for event in &events {
-                if let EventKind::Reset { to_step, .. } = event.kind {
-                    points.retain(|step, _| *step <= to_step);
+                if let EventKind::Reset {
+                    from_step, to_step, ..
+                } = event.kind
+                {
+                    // the earlier run's later points are not this run's, and
+                    // the values of those before `from_step - keep` are gone
+                    let oldest = from_step.saturating_sub(self.reset_points);
+                    points.retain(|step, _| (oldest..=to_step).contains(step));
                 }
             }
             if let Some(point) = point {
@@ -218,6 +224,10 @@ impl Engine {
         if let Some(pending) = &current.pending {
             pending.timer_keys(id, &mut timers);
         }
+        if current.retry_at_ms > 0 {
+            // a failed run's successor was waiting (`rerun.rs`), or a backoff
+            timers.push(keys::timer(current.retry_at_ms, id));
+        }
         timers.extend(
             [current.deadline_ms, current.run_deadline_ms]
                 .into_iter()
@@ -270,20 +280,22 @@ impl Engine {
                     .trim_end_matches("; instance parked")
                     .to_owned(),
             })?;
-        match self.create_over(id, &mut record, Some(bytes), batch).await {
-            Ok(()) => {}
+        let ours = match self.create_over(id, &mut record, Some(bytes), batch).await {
+            Ok(ours) => ours,
             Err(StoreError::Conflict { .. }) => {
                 return Err(ResetError::Conflict { id: id.to_owned() });
             }
             Err(e) => return Err(e.into()),
-        }
+        };
         self.halted.lock().expect("halted lock poisoned").remove(id);
         self.parked
             .lock()
             .expect("parked lock poisoned")
             .retain(|p| p.instance() != id);
         tracing::info!(instance = %id, run, step, from_step = current.step, "reset");
-        self.spawn(id.to_owned(), record, entry);
+        if ours {
+            self.spawn(id.to_owned(), record, entry);
+        }
         Ok(Reset {
             run,
             step,

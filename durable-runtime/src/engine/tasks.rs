@@ -304,20 +304,15 @@ impl Engine {
             match settled {
                 Ok(Some((record, entry))) => engine.run(id, record, entry).await,
                 Ok(None) => {
-                    engine
-                        .running
-                        .lock()
-                        .expect("running lock poisoned")
-                        .remove(&id);
+                    // parked: a reset made meanwhile found this claim
+                    if engine.release(&id) {
+                        engine.resume_if_started_again(&id);
+                    }
                     // a `result()` waiting for it hears that it is parked
                     engine.wake(&id);
                 }
                 Err(e) => {
-                    engine
-                        .running
-                        .lock()
-                        .expect("running lock poisoned")
-                        .remove(&id);
+                    let _ = engine.release(&id);
                     engine.halt(&id, e);
                 }
             }

@@ -31,6 +31,7 @@
 //! | `POST /api/instances/{id}/reset` `{"step": N}` or `{"event": N}`, `"reason": ".."` | reset an ended or parked instance ([`Runtime::reset`]): 200 [`Reset`](crate::reset::Reset) `{"run", "step", "from_step"}`; 409 it still runs; 422 no state kept for that step, an event of no step, or a kept state this code cannot read; nothing written then |
 //! | `POST /api/batches` `{"filter": {"workflow": "..", "phase": "failed", ..}, "action": "cancel" \| {"terminate": {"reason"}} \| {"signal": {"name", "payload"}} \| {"reset": {"to": "latest" \| "earliest" \| {"to": {"step": N}}, "reason"}}, "per_second": N, "dry_run": false}` | start a [batch operation](crate::batch) ([`Runtime::batch`]): 202 its [`BatchOperation`](crate::batch::BatchOperation) (id, `matched`); with `"dry_run": true`, 200 `{"count", "ids"}` it would visit, nothing changed ([`Runtime::batch_preview`]) |
 //! | `GET /api/batches`, `GET /api/batches/{id}` | batch operations and their progress (`visited`, `done`, `skipped`, `failed`, `errors`, `state`) |
+//! | `GET /api/openapi.json` | this API's OpenAPI 3.1 description (no token: it holds no data), for generating clients in other languages; checked in as `durable-runtime/src/http/openapi.json` and tested against the router's routes |
 //! | `POST /api/batches/{id}/stop` | stop one before its next instance ([`Runtime::stop_batch`]) |
 //! | `GET /api/instances/{id}/export` | snapshot file bytes ([`Runtime::export`]) |
 //! | `POST /api/import?replace=false` (snapshot file as body) | import ([`Runtime::import`]) |
@@ -96,6 +97,7 @@ pub use axum;
 
 mod access;
 mod batch;
+mod openapi;
 mod reset;
 mod schedules;
 mod ui;
@@ -257,6 +259,7 @@ pub fn router(runtime: impl Into<Runtime>, access: impl Into<Access>) -> axum::R
     let probes = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/api/openapi.json", get(openapi::document))
         .with_state(app);
     // the pages hold no data: they load without a token and send it with every API call
     security_headers(api.merge(probes).merge(ui::routes()))

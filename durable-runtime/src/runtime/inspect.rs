@@ -287,10 +287,14 @@ impl Runtime {
         // `{"Variant": {locals}}`, or `"Variant"` holding none
         let (variant, locals) = match state {
             serde_json::Value::Null => {
-                let status = self.describe(id)?.status;
+                let d = self.describe(id)?;
+                if !d.status.is_terminal() {
+                    // between a failed run and the next (a retry policy)
+                    return Err(not_held(&d.variant, "no state between two runs".into()));
+                }
                 return Err(QueryError::Ended {
                     id: id.to_owned(),
-                    status,
+                    status: d.status,
                 });
             }
             serde_json::Value::String(variant) => (variant, serde_json::json!({})),

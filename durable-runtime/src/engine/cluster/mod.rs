@@ -243,6 +243,36 @@ impl Engine {
         Ok(())
     }
 
+    /// Adds to a batch that replaces instance `id`'s record (a reset of a
+    /// parked instance) who runs it: the worker that owns it, if another
+    /// holds it (its record changes under its fencing token; it is told to
+    /// look again, and a lapsed owner's instances are taken over as ever),
+    /// else this worker, or the first to claim it for a tool. Whether this
+    /// process runs it.
+    pub(crate) fn stage_replacing_owner(
+        &self,
+        id: &str,
+        batch: &mut Batch,
+    ) -> Result<bool, StoreError> {
+        if !self.store.shared() {
+            return Ok(true);
+        }
+        let key = keys::owner(id);
+        let current = self.store.get(&key)?;
+        let mine = self.member.as_ref().map(|m| m.token().into_bytes());
+        match (&current, &mine) {
+            (Some(owner), Some(me)) if owner == me => Ok(true),
+            (Some(_), _) => {
+                batch.expect(key, current).notify(format!("w{id}"));
+                Ok(false)
+            }
+            (None, _) => {
+                self.stage_import_owner(id, true, batch)?;
+                Ok(mine.is_some())
+            }
+        }
+    }
+
     /// After the batch of [`stage_owner`](Self::stage_owner) committed.
     pub(crate) fn owned_now(&self, id: &str) {
         if let Some(m) = &self.member {
