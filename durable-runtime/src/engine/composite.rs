@@ -433,17 +433,31 @@ impl Engine {
             (record.retry_at_ms > 0).then(|| crate::store::keys::timer(record.retry_at_ms, id));
         let kept;
         let input = if record.variant == super::rerun::RETRYING {
-            if input.is_empty() {
-                kept = self.kept_input(id).map_err(Halt::Store)?;
-                &kept[..]
+            // the input as the record keeps it (an import brings it whole)
+            let inline = record
+                .rerun
+                .as_ref()
+                .map(|r| r.input.clone())
+                .unwrap_or_default();
+            let written = if !inline.is_empty() {
+                inline
+            } else if !input.is_empty() {
+                input.to_vec()
             } else {
-                input
-            }
+                self.kept_input(id).map_err(Halt::Store)?
+            };
+            let written_by = record.rerun.as_ref().map_or(0, |r| r.layout);
+            kept = match self.input_for(&written, written_by, &entry) {
+                Ok(input) => input,
+                Err(why) => return self.fail(id, record, why).await,
+            };
+            &kept[..]
         } else {
             if let Some(rerun) = record.rerun.as_mut() {
                 *rerun = super::rerun::Rerun {
                     attempt: 1,
                     input: input.to_vec(),
+                    layout: entry.layout.hash,
                 };
             }
             input

@@ -519,7 +519,9 @@ impl Engine {
             retry_at_ms: 0,
             pending_since_ms: 0,
             retiring: Vec::new(),
-            rerun: self.workflows.rerun_of(workflow, input, kept),
+            rerun: self
+                .workflows
+                .rerun_of(workflow, input, kept, entry.layout.hash),
             kept_step: None,
             partial: Vec::new(),
             parent,

@@ -285,6 +285,7 @@ mod tests {
         rerun.rerun = Some(crate::engine::rerun::Rerun {
             attempt: 2,
             input: vec![1, 7],
+            layout: 9,
         });
         let full = codec::encode(&rerun).unwrap();
         assert_eq!(

@@ -29,6 +29,9 @@ pub(crate) struct Rerun {
     /// The input's envelope; empty when the input is kept as the
     /// instance's stored field 0 (large inputs: `fields.rs`).
     pub(crate) input: Vec<u8>,
+    /// The layout hash of the code that wrote the input: a run on code
+    /// laid out otherwise reads it by name.
+    pub(crate) layout: u64,
 }
 
 /// The variant a failed run waits at for the next.
@@ -42,11 +45,18 @@ pub(crate) fn waiting(record: &InstanceRecord) -> bool {
 impl Registry {
     /// The rerun slot of a new instance of `workflow` started with `input`
     /// (kept apart as field 0 when `kept`), if the workflow has a policy.
-    pub(crate) fn rerun_of(&self, workflow: &str, input: &[u8], kept: bool) -> Option<Rerun> {
+    pub(crate) fn rerun_of(
+        &self,
+        workflow: &str,
+        input: &[u8],
+        kept: bool,
+        layout: u64,
+    ) -> Option<Rerun> {
         self.retry_policy(workflow)?;
         Some(Rerun {
             attempt: 1,
             input: if kept { Vec::new() } else { input.to_vec() },
+            layout,
         })
     }
 }
@@ -137,5 +147,39 @@ impl Engine {
             return Err(Halt::Waiting);
         }
         Ok(())
+    }
+}
+
+impl Engine {
+    /// A failed run's input (an envelope written by code of layout
+    /// `written_by`) as `entry`'s code reads it: as it is when the layouts
+    /// agree, else read by the stored layout and rebuilt by name; why not,
+    /// naming what does not fit.
+    pub(super) fn input_for(
+        &self,
+        input: &[u8],
+        written_by: u64,
+        entry: &super::WorkflowEntry,
+    ) -> Result<Vec<u8>, String> {
+        if written_by == entry.layout.hash {
+            return Ok(input.to_vec());
+        }
+        let layout = self
+            .stored_layout(written_by)
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                format!(
+                    "[DURABLE-LAYOUT] the input of the next run was written by code of layout {written_by:016x}, which the store does not hold: it is not read by position"
+                )
+            })?;
+        let value = crate::layout::value::read(input, &layout.input, &layout.types)
+            .map_err(|e| format!("[DURABLE-LAYOUT] the input of the next run does not read by its own layout: {e}"))?;
+        (entry.input_from_json)(value.to_json()).map_err(|e| {
+            format!(
+                "[DURABLE-LAYOUT] the input of the next run does not fit version {}'s input by name: {e}",
+                entry.version
+            )
+        })
     }
 }

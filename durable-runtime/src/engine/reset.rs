@@ -164,13 +164,14 @@ impl Engine {
 
     /// Resets ended or parked instance `id` to the reset point `to` names:
     /// its record becomes that point's, as a new run with a new
-    /// incarnation, written only if the instance is still as read; then it
-    /// runs on.
+    /// incarnation, written only if the instance is still as read (and
+    /// `once`, a mark, is absent: written with it); then it runs on.
     pub(crate) async fn reset(
         self: &Arc<Self>,
         id: &str,
         to: ResetTo,
         reason: &str,
+        once: Option<Vec<u8>>,
     ) -> Result<Reset, ResetError> {
         let (bytes, current) = self.current(id)?;
         if current.status == Status::Running {
@@ -238,6 +239,10 @@ impl Engine {
         timers.push(keys::control(keys::TERMINATE, id));
         for key in timers {
             batch.delete(key);
+        }
+        if let Some(mark) = once {
+            // a batch operation's: this instance is reset by it once
+            batch.expect(mark.clone(), None).put(mark, Vec::new());
         }
         let now = clock_ms(&*self.clock);
         let run = current.run.saturating_add(1);

@@ -26,21 +26,13 @@ impl Engine {
                     instance: id.to_owned(),
                 })?;
         if super::rerun::waiting(record) {
-            // a failed run's successor has no state yet: it starts from its
-            // input, which only its own version reads as it was written
-            return self
-                .workflows
-                .exact(&record.workflow, record.fingerprint, record.version)
-                .ok_or_else(|| ResumeError::ShapeMismatch {
-                    workflow: record.workflow.clone(),
-                    stored: record.fingerprint,
-                    current: newest.fingerprint,
-                    instance: id.to_owned(),
-                    changes: vec![format!(
-                        "its next run (after a failed one) starts from its input, which only version {} reads",
-                        record.version
-                    )],
-                });
+            // a failed run's successor has no state yet: like a new start, it
+            // runs on the newest version (its input read by name if that
+            // version lays it out otherwise: `continue_as_new`)
+            record.fingerprint = newest.fingerprint;
+            record.version = newest.version;
+            record.layout = newest.layout.hash;
+            return Ok(newest);
         }
         // each migration at most once: a cycle ends here
         for _ in 0..=self.workflows.migrations().len() {

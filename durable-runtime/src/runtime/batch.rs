@@ -21,6 +21,10 @@ const PAGE: usize = 100;
 /// renews it).
 const LEASE_MS: u64 = 30_000;
 
+/// How long a runner goes without storing its progress (and renewing its
+/// lease) within a page.
+const RENEW_MS: u64 = 5_000;
+
 /// How often the service looks for operations to run or take over.
 const LOOK_EVERY: Duration = Duration::from_secs(5);
 
@@ -311,34 +315,62 @@ impl Runtime {
                 }
                 op.visited += 1;
                 op.cursor = Some(instance.id.clone());
+                // a slow page renews the lease (and stores its progress)
+                // well before it lapses
+                if now_ms().saturating_sub(op.updated_ms) > RENEW_MS
+                    && !self.store_progress(me, &mut op, &mut stored, false).await?
+                {
+                    return Ok(());
+                }
                 if let Some(pause) = pause {
                     tokio::time::sleep(pause).await;
                 }
             }
-            let now = now_ms();
-            op.updated_ms = now;
-            if last_page {
-                op.state = BatchState::Done;
-                op.runner = None;
-            } else {
-                op.runner = Some((me.to_owned(), now + LEASE_MS));
-            }
-            let bytes = encode(&op)?;
-            let mut batch = Batch::default();
-            batch
-                .expect(key.clone(), Some(stored))
-                .put(key.clone(), bytes.clone());
-            match self.engine.store.commit(batch).await {
-                Ok(()) => stored = bytes,
-                // stopped or taken over as the page ended: its visits are
-                // repeated by whoever goes on (each is safe to repeat)
-                Err(StoreError::Conflict { .. }) => return Ok(()),
-                Err(e) => return Err(e.into()),
+            if !self
+                .store_progress(me, &mut op, &mut stored, last_page)
+                .await?
+            {
+                return Ok(());
             }
             if op.state == BatchState::Done {
                 tracing::info!(batch = %op.id, done = op.done, skipped = op.skipped, failed = op.failed, "batch operation done");
                 return Ok(());
             }
+        }
+    }
+
+    /// Stores `op`'s progress (done: its end) over `stored`, renewing this
+    /// runner's lease: `false` when it was stopped or taken over meanwhile
+    /// (the visits since its last store are repeated by whoever goes on:
+    /// each is safe to repeat).
+    async fn store_progress(
+        &self,
+        me: &str,
+        op: &mut BatchOperation,
+        stored: &mut Vec<u8>,
+        done: bool,
+    ) -> Result<bool, BatchError> {
+        let now = now_ms();
+        op.updated_ms = now;
+        if done {
+            op.state = BatchState::Done;
+            op.runner = None;
+        } else {
+            op.runner = Some((me.to_owned(), now + LEASE_MS));
+        }
+        let key = keys::batch(&op.id);
+        let bytes = encode(op)?;
+        let mut batch = Batch::default();
+        batch
+            .expect(key.clone(), Some(std::mem::take(stored)))
+            .put(key, bytes.clone());
+        match self.engine.store.commit(batch).await {
+            Ok(()) => {
+                *stored = bytes;
+                Ok(true)
+            }
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -381,13 +413,21 @@ impl Runtime {
                         }
                     }
                 };
-                match self.reset(id, to, reason).await {
+                // once per instance and operation, however often visited
+                let mark = keys::completed(id, &format!("batch/{}", op.id));
+                match self.engine.store.get(&mark) {
+                    Ok(Some(_)) => return Visit::Skipped,
+                    Ok(None) => {}
+                    Err(e) => return failed(&e),
+                }
+                match self.engine.reset(id, to, reason, Some(mark)).await {
                     Ok(_) => Visit::Done,
                     Err(
                         ResetError::Active { .. }
                         | ResetError::Unknown { .. }
                         | ResetError::PointGone { .. }
-                        | ResetError::Event { .. },
+                        | ResetError::Event { .. }
+                        | ResetError::Conflict { .. },
                     ) => Visit::Skipped,
                     Err(e) => failed(&e),
                 }

@@ -156,7 +156,7 @@ impl Runtime {
         to: crate::reset::ResetTo,
         reason: &str,
     ) -> Result<crate::reset::Reset, ResetError> {
-        self.engine.reset(id, to, reason).await
+        self.engine.reset(id, to, reason, None).await
     }
 
     /// The states instance `id` keeps that [`Runtime::reset`] can take it

@@ -21,11 +21,20 @@ impl Runtime {
         use crate::store::keys;
         let store = &self.engine.store;
         // the state whole: a snapshot holds no references into this store
-        let record = self
+        let mut record = self
             .engine
             .load(id)?
             .ok_or_else(|| SnapshotError::NotFound { id: id.to_owned() })?
             .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+        // reset points stay here (a snapshot's history carries none), so
+        // nothing there refers to values this store let go; a rerun's input
+        // kept apart goes in whole
+        record.retiring.clear();
+        if let Some(rerun) = record.rerun.as_mut()
+            && rerun.input.is_empty()
+        {
+            rerun.input = self.engine.kept_input(id)?;
+        }
         let record_bytes =
             codec::encode(&record).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
         let mut controls = Vec::new();
@@ -85,10 +94,12 @@ impl Runtime {
         let prefix = crate::store::keys::history_prefix(id);
         let mut out = Vec::new();
         for (key, bytes) in self.engine.store.scan_prefix(&prefix)? {
-            let mut events = crate::history::decode_stored(prefix.len(), &key, &bytes)
+            let (mut events, point) = crate::history::decode_with_point(prefix.len(), &key, &bytes)
                 .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
             if !super::inspect::resolve_inputs(&self.engine, id, &mut events) {
-                out.push((key, bytes));
+                // a reset point refers into this store: it stays here
+                let kept = bytes.len() - point.map_or(0, <[u8]>::len);
+                out.push((key, bytes[..kept].to_vec()));
                 continue;
             }
             let encoded = match events.as_slice() {
@@ -333,13 +344,16 @@ impl Runtime {
                 batch.expect(key.clone(), None);
             }
         }
-        for (k, v) in snapshot
-            .signals
-            .iter()
-            .chain(&snapshot.history)
-            .chain(&snapshot.controls)
-        {
+        for (k, v) in snapshot.signals.iter().chain(&snapshot.controls) {
             batch.put(k.clone(), v.clone());
+        }
+        for (k, v) in &snapshot.history {
+            // a reset point would refer into the store it came from
+            let point = crate::history::decode_with_point(history.len(), k, v)
+                .map_err(|e| SnapshotError::Undecodable(e.to_string()))?
+                .1
+                .map_or(0, <[u8]>::len);
+            batch.put(k.clone(), v[..v.len() - point].to_vec());
         }
         if rewrite {
             // unparked, migrated or upgraded on the way in: the new state and its
@@ -360,6 +374,10 @@ impl Runtime {
         let mut timers = Vec::new();
         if let Some(pending) = &record.pending {
             pending.timer_keys(id, &mut timers);
+        }
+        if record.retry_at_ms > 0 && !record.status.is_terminal() {
+            // a backoff, or the next run after a failed one, comes due here
+            timers.push(keys::timer(record.retry_at_ms, id));
         }
         timers.extend(
             [record.deadline_ms, record.run_deadline_ms]

@@ -220,3 +220,59 @@ async fn a_stopped_batch_visits_no_more_instances() {
     assert!(terminated(&rt) <= seen.visited + 4);
     rt.shutdown().await;
 }
+
+/// A batch reset is made once per instance: a page visited again (its
+/// runner stopped before storing it) skips the instances it reset, though
+/// they failed again since and could be reset again.
+#[tokio::test]
+async fn a_batch_reset_visited_again_resets_nothing_twice() {
+    use durable_runtime::store::{Batch, Store};
+    BROKEN.store(true, Ordering::SeqCst);
+    let db = BACKEND.store();
+    let store: std::sync::Arc<dyn Store> = db.open().await;
+    let rt = builder().open_store(store.clone()).await.unwrap();
+    for i in 0..3 {
+        rt.start(&format!("r-{i}"), order(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    let failed = ListFilter {
+        status: Some(Status::Failed),
+        ..of("order")
+    };
+    until("the orders fail", || {
+        rt.batch_preview(&failed).is_ok_and(|ids| ids.len() == 3)
+    })
+    .await;
+    let op = rt
+        .batch(failed.clone(), BatchAction::reset_latest("try again"), None)
+        .await
+        .unwrap();
+    let op = rt.batch_wait(&op.id).within().await.unwrap();
+    assert_eq!((op.done, op.skipped), (3, 0), "{op:?}");
+    // they fail again (the bug is still there)
+    until("the orders fail again", || {
+        rt.batch_preview(&failed).is_ok_and(|ids| ids.len() == 3)
+    })
+    .await;
+    // the operation as its runner would have found it had it stopped
+    // before storing its page: visited again from the start
+    let mut rewound = op.clone();
+    rewound.state = BatchState::Running;
+    rewound.cursor = None;
+    rewound.visited = 0;
+    rewound.done = 0;
+    rewound.runner = None;
+    let mut batch = Batch::default();
+    batch.put(
+        [b"B".as_slice(), op.id.as_bytes()].concat(),
+        serde_json::to_vec(&rewound).unwrap(),
+    );
+    store.commit(batch).await.unwrap();
+    let again = rt.batch_wait(&op.id).await.unwrap();
+    assert_eq!((again.done, again.skipped), (0, 3), "{again:?}");
+    for i in 0..3 {
+        assert_eq!(rt.describe(&format!("r-{i}")).unwrap().run, 2);
+    }
+    rt.shutdown().await;
+}

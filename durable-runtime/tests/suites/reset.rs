@@ -475,3 +475,26 @@ async fn a_reset_made_as_its_instance_ends_runs_the_new_run() {
     assert_eq!(calls("reserve").len(), 2);
     rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_instance_moved_to_another_store_keeps_no_reset_points_there() {
+    BROKEN.store(true, Ordering::SeqCst);
+    let here = BACKEND.store();
+    let there = BACKEND.store();
+    let rt = builder().open_url(here.url()).await.unwrap();
+    rt.start("o-moved", order("o-moved".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(ended(&rt, "o-moved").await, Status::Failed);
+    assert_eq!(rt.reset_points("o-moved").unwrap().len(), 2);
+    let snapshot = rt.export("o-moved").unwrap();
+    rt.shutdown().await;
+    let rt = builder().open_url(there.url()).await.unwrap();
+    rt.import(&snapshot, false).await.unwrap();
+    // its history reads as it did; the points stayed in the store they refer into
+    assert!(rt.history("o-moved").unwrap().len() >= 4);
+    assert!(rt.reset_points("o-moved").unwrap().is_empty());
+    let refused = rt.reset("o-moved", ResetTo::Step(2), "x").await.unwrap_err();
+    assert!(matches!(refused, ResetError::PointGone { .. }), "{refused}");
+    rt.shutdown().await;
+}

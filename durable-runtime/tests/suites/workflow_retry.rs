@@ -176,3 +176,107 @@ async fn a_restart_during_the_backoff_waits_out_the_rest_and_a_terminate_ends_it
     assert_eq!(rt.describe("i-4").unwrap().run, 1);
     rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_instance_waiting_to_run_again_moves_to_another_store_with_its_large_input() {
+    FAILING.store(1, Ordering::SeqCst);
+    let here = BACKEND.store();
+    let there = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let rt = open(here.url(), &clock, 3).await;
+    // large enough to be kept apart as the instance's field 0
+    let batch = "r".repeat(4096);
+    rt.start("i-5", import(batch.clone()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("run 1 fails", || failed_runs(&rt, "i-5").len() == 1).await;
+    let snapshot = rt.export("i-5").unwrap();
+    rt.shutdown().await;
+    let rt = open(there.url(), &clock, 3).await;
+    rt.import(&snapshot, false).await.unwrap();
+    clock.advance(Duration::from_secs(30));
+    let out: Result<u32, WorkflowError> = rt
+        .handle::<import>("i-5")
+        .result()
+        .await
+        .unwrap();
+    assert_eq!(out.unwrap(), 4096);
+    assert_eq!(rt.describe("i-5").unwrap().run, 2);
+    rt.shutdown().await;
+}
+
+/// The first build of `job`: its order is `{ qty, cents }`, and it fails.
+pub mod job_v1 {
+    use durable_runtime::prelude::*;
+
+    /// An order as the first build lays it out.
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    pub struct Order {
+        /// How many.
+        pub qty: u32,
+        /// The price.
+        pub cents: u32,
+    }
+
+    /// Fails, for a bug the next build fixes.
+    #[workflow(name = "job")]
+    pub async fn job(order: Order) -> Result<u32, WorkflowError> {
+        let _ = super::fetch(format!("{}", order.qty)).await?;
+        Err(WorkflowError("a bug".into()))
+    }
+}
+
+/// The next build of `job`: `{ cents, qty }`, and the bug fixed.
+pub mod job_v2 {
+    use durable_runtime::prelude::*;
+
+    /// An order as the next build lays it out.
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    pub struct Order {
+        /// The price.
+        pub cents: u32,
+        /// How many.
+        pub qty: u32,
+    }
+
+    /// Charges the order.
+    #[workflow(name = "job", version = 2)]
+    pub async fn job(order: Order) -> Result<u32, WorkflowError> {
+        let _ = super::fetch(format!("{}", order.qty)).await?;
+        Ok(order.cents + order.qty * 1000)
+    }
+}
+
+/// A run that failed on one build runs again on the next, its input read
+/// by name: an order whose fields the next build declares in another
+/// order would be misread by position (qty and cents swapped).
+#[tokio::test]
+async fn the_next_run_after_a_deploy_reads_its_input_by_name() {
+    let db = BACKEND.store();
+    let clock = Arc::new(TestClock::new());
+    let rt = Runtime::builder()
+        .clock(clock.clone())
+        .workflow_with_retry::<job_v1::job>(policy(3))
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let order = job_v1::Order { qty: 3, cents: 250 };
+    rt.start("j-1", job_v1::job(order), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("run 1 fails", || failed_runs(&rt, "j-1").len() == 1).await;
+    rt.shutdown().await;
+    let rt = Runtime::builder()
+        .clock(clock.clone())
+        .workflow_with_retry::<job_v2::job>(policy(3))
+        .open_url(db.url())
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(30));
+    let out: Result<u32, WorkflowError> =
+        rt.handle::<job_v2::job>("j-1").result().await.unwrap();
+    assert_eq!(out.unwrap(), 3_250);
+    let d = rt.describe("j-1").unwrap();
+    assert_eq!((d.run, d.version), (2, 2));
+    rt.shutdown().await;
+}
