@@ -407,6 +407,9 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
             if let Some(e) = &d.last_error {
                 println!("last try  {e} ({} failed attempts)", d.failed_attempts);
             }
+            if let Some(next) = d.next_attempt_ms {
+                println!("next try  {}", show::rfc3339(next));
+            }
         }
         Command::History { id } => {
             let events = source.history(&id)?;

@@ -172,17 +172,18 @@ pub(crate) fn event_line(e: &HistoryEvent) -> String {
             error,
             next_at_ms,
         } => {
-            let next = chrono::DateTime::from_timestamp_millis(*next_at_ms as i64).map_or_else(
-                || next_at_ms.to_string(),
-                |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            );
+            let next = rfc3339(*next_at_ms);
             format!("run {run} (attempt {attempt}) failed: {error}; the next run starts at {next}")
         }
         other => format!("{other:?}"),
     };
-    let at = chrono::DateTime::from_timestamp_millis(e.at_ms as i64).map_or_else(
-        || e.at_ms.to_string(),
+    format!("{:>4}  {}  {what}", e.seq, rfc3339(e.at_ms))
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 (UTC, milliseconds).
+pub(crate) fn rfc3339(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64).map_or_else(
+        || ms.to_string(),
         |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    );
-    format!("{:>4}  {at}  {what}", e.seq)
+    )
 }

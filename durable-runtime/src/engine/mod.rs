@@ -41,6 +41,7 @@ mod versions;
 use crate::phase::Status;
 pub(crate) use record::{InstanceRecord, now_ms, unindex};
 pub(crate) use registry::{MigrationEntry, Registry, WorkflowEntry};
+pub(crate) use rerun::RETRYING;
 
 use crate::clock::{Clock, now_ms as clock_ms};
 use crate::codec::{self, CodecError};

@@ -448,6 +448,12 @@ pub struct Description {
     pub failed_attempts: u32,
     /// The last attempt's error, if it failed.
     pub last_error: Option<String>,
+    /// When the next attempt of the pending activity is due after a failed
+    /// one, or the next run after a failed run (a workflow retry policy):
+    /// ms since the Unix epoch on the runtime's clock; `None` when none
+    /// waits.
+    #[serde(default)]
+    pub next_attempt_ms: Option<u64>,
     /// Why it failed or is parked.
     pub error: Option<String>,
     /// For a pending `join_all` or saga compensation: which parts are
@@ -484,11 +490,16 @@ impl Description {
             id: id.to_owned(),
             phase: Phase::of(r.status, r.pending.as_ref()),
             parts_done: r.partial.iter().map(Option::is_some).collect(),
-            waiting_for: r
-                .pending
-                .as_ref()
-                .filter(|_| !r.status.is_terminal())
-                .map(crate::history::describe),
+            waiting_for: if r.variant == crate::engine::RETRYING {
+                Some("the next run, after a failed one (retry policy)".to_owned())
+            } else {
+                r.pending
+                    .as_ref()
+                    .filter(|_| !r.status.is_terminal())
+                    .map(crate::history::describe)
+            },
+            next_attempt_ms: (r.retry_at_ms > 0 && !r.status.is_terminal())
+                .then_some(r.retry_at_ms),
             workflow: r.workflow,
             version: r.version,
             fingerprint: r.fingerprint,

@@ -1247,6 +1247,13 @@ async fn a_restart_during_a_retry_backoff_waits_out_the_rest_of_it() {
         h.describe().unwrap().failed_attempts == 1
     })
     .await;
+    // the next attempt's time is told (the UI and the CLI show it)
+    let due = h.describe().unwrap().next_attempt_ms.expect("a next attempt");
+    let now = durable_runtime::clock::Clock::now(&*clock)
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert_eq!(due, now + 30_000);
     rt.shutdown().await;
 
     // 10 of the 30 s passed while the process was down

@@ -96,6 +96,8 @@ async fn a_failed_run_is_run_again_after_its_backoff_until_one_completes() {
     let d = rt.describe("i-1").unwrap();
     assert_eq!((d.status, d.run), (Status::Running, 1), "{d:?}");
     assert!(d.last_error.as_deref().unwrap_or_default().contains("truncated"), "{d:?}");
+    assert_eq!(d.next_attempt_ms, Some(start + 30_000));
+    assert!(d.waiting_for.unwrap_or_default().contains("next run"));
     assert_eq!(failed_runs(&rt, "i-1")[0], (1, 1, start + 30_000));
     assert_eq!(FETCHES.load(Ordering::SeqCst), 1);
     clock.advance(Duration::from_secs(30));

@@ -532,6 +532,7 @@ function instancePage() {
       ["updated", fmtTime(d.updated_ms)],
       ["error", d.error],
       ["last attempt", d.last_error && `${d.last_error} (${d.failed_attempts} failed attempts)`],
+      ["next attempt", d.next_attempt_ms ? `${fmtTime(d.next_attempt_ms)} (${fmtAgo(d.next_attempt_ms)})` : ""],
       ["version", d.version > 1 ? String(d.version) : ""],
       ["search attributes", Object.entries(d.search_attributes || {})
         .map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ")],
