@@ -29,14 +29,7 @@ pub enum ParentClose {
 impl<W: crate::workflow::Workflow> Command for crate::workflow::WorkflowCall<W> {
     type Output = Result<W::Output, ChildError>;
     fn into_request(self) -> Result<Request, CodecError> {
-        Ok(Request::Child {
-            workflow: W::NAME.to_owned(),
-            input: crate::codec::encode(&self.input)?,
-            id: self.id,
-            parent_close: self.parent_close,
-            timeout_ms: self.timeout.map(|t| t.as_millis() as u64),
-            run_timeout_ms: self.run_timeout.map(|t| t.as_millis() as u64),
-        })
+        self.child_request(false)
     }
     fn executor() -> Executor {
         Executor::Builtin
@@ -84,6 +77,34 @@ impl<W: crate::workflow::Workflow> crate::workflow::WorkflowCall<W> {
     pub fn start(self) -> StartChild<W> {
         StartChild { call: self }
     }
+
+    /// This call as a child's request: awaited, or only `started`.
+    fn child_request(self, started: bool) -> Result<Request, CodecError> {
+        let workflow = W::NAME.to_owned();
+        let input = crate::codec::encode(&self.input)?;
+        let (id, parent_close) = (self.id, self.parent_close);
+        let timeout_ms = self.timeout.map(|t| t.as_millis() as u64);
+        let run_timeout_ms = self.run_timeout.map(|t| t.as_millis() as u64);
+        Ok(if started {
+            Request::StartChild {
+                workflow,
+                input,
+                id,
+                parent_close,
+                timeout_ms,
+                run_timeout_ms,
+            }
+        } else {
+            Request::Child {
+                workflow,
+                input,
+                id,
+                parent_close,
+                timeout_ms,
+                run_timeout_ms,
+            }
+        })
+    }
 }
 
 /// The command behind [`WorkflowCall::start`](crate::workflow::WorkflowCall::start).
@@ -100,15 +121,7 @@ impl<W: crate::workflow::Workflow> std::fmt::Debug for StartChild<W> {
 impl<W: crate::workflow::Workflow> Command for StartChild<W> {
     type Output = Result<String, ChildError>;
     fn into_request(self) -> Result<Request, CodecError> {
-        let call = self.call;
-        Ok(Request::StartChild {
-            workflow: W::NAME.to_owned(),
-            input: crate::codec::encode(&call.input)?,
-            id: call.id,
-            parent_close: call.parent_close,
-            timeout_ms: call.timeout.map(|t| t.as_millis() as u64),
-            run_timeout_ms: call.run_timeout.map(|t| t.as_millis() as u64),
-        })
+        self.call.child_request(true)
     }
     fn executor() -> Executor {
         Executor::Builtin

@@ -254,10 +254,9 @@ impl Engine {
     }
 
     pub(crate) fn kept_input_json(&self, id: &str, layout: u64) -> String {
-        let Ok(Some(payload)) = self.store.get(&keys::field(id, INPUT)) else {
+        let Ok(envelope) = self.kept_input(id) else {
             return "\"(the input is no longer stored)\"".into();
         };
-        let envelope = [&[codec::FORMAT_V1][..], &payload].concat();
         let entry = self.workflows.entries().find(|e| e.layout.hash == layout);
         if let Some(json) = entry.and_then(|e| (e.input_to_json)(&envelope).ok()) {
             return json.to_string();
