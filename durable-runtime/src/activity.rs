@@ -484,6 +484,10 @@ pub(crate) struct TestHooks {
     /// Called as an instance's task has ended it, before it gives up its
     /// claim (a test races a reset with it).
     pub(crate) ending: Option<IdHook>,
+    /// Called as a loaded instance has been checked against the code and
+    /// is about to be saved unparked, migrated or parked (a test races a
+    /// reset with that save).
+    pub(crate) settling: Option<IdHook>,
 }
 
 /// Called with an instance id.

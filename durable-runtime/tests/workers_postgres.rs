@@ -375,3 +375,104 @@ async fn a_reset_of_an_instance_another_worker_parked_runs_it_once() {
     other.shutdown().await;
     owner.shutdown().await;
 }
+
+/// A reset that commits while the owner of the parked instance is checking
+/// it against new code is not overwritten by the owner's unparking: that
+/// save is made only if the record is still the one the owner read (it
+/// once was fenced by ownership alone, and the reset was lost: the old run
+/// went on from its parked step).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_made_while_the_owner_unparks_the_instance_is_kept() {
+    let db = Backend::Postgres.store();
+    let url = db.url().to_owned();
+    let v1 = || {
+        Runtime::builder()
+            .workflow::<bill_v1::bill>()
+            .worker_name("owner")
+            .lease(Duration::from_millis(800))
+    };
+    let first = v1().open_url(&url).await.unwrap();
+    first
+        .start(
+            "bill-2",
+            bill_v1::bill("bill-2 desk".into()),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    until("bill-2 waits for done", || {
+        first.describe("bill-2").is_ok_and(|d| d.step == 2)
+    })
+    .await;
+    first.shutdown().await;
+    // the next build (same worker name: it takes over at once) parks it
+    let parking = Runtime::builder()
+        .workflow::<bill_v2::bill>()
+        .worker_name("owner")
+        .lease(Duration::from_millis(800))
+        .open_url(&url)
+        .await
+        .unwrap();
+    until("bill-2 is parked", || {
+        parking
+            .describe("bill-2")
+            .is_ok_and(|d| d.status == Status::Parked)
+    })
+    .await;
+    parking.shutdown().await;
+    // the first build comes back; as it unparks the instance, a client resets it
+    let client = Runtime::builder()
+        .workflow::<bill_v1::bill>()
+        .resume_on_open(false)
+        .open_url(&url)
+        .await
+        .unwrap();
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let resetter = client.clone();
+    let owner = v1()
+        .on_settling(move |id| {
+            if id != "bill-2" || !armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            // from another thread: this one holds the owner's task
+            let client = resetter.clone();
+            let runtime = tokio::runtime::Handle::current();
+            let reset = std::thread::spawn(move || {
+                runtime
+                    .block_on(client.reset(
+                        "bill-2",
+                        durable_runtime::reset::ResetTo::Step(1),
+                        "charge again",
+                    ))
+                    .unwrap();
+            });
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !reset.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(reset.is_finished(), "the reset did not commit");
+        })
+        .open_url(&url)
+        .await
+        .unwrap();
+    until("the reset's run waits for done", || {
+        owner
+            .describe("bill-2")
+            .is_ok_and(|d| d.status == Status::Running && d.step == 2 && d.run == 2)
+    })
+    .await;
+    owner.signal("bill-2", "done", &()).await.unwrap();
+    let out = owner
+        .handle::<bill_v1::bill>("bill-2")
+        .result()
+        .within()
+        .await
+        .unwrap();
+    assert_eq!(out.unwrap(), "receipt for bill-2 desk");
+    // charged by the first run and again by the reset's
+    let mut charges = ran_for("bill-2/");
+    charges.sort_unstable();
+    assert_eq!(charges, [1, 1], "{charges:?}");
+    owner.shutdown().await;
+    client.shutdown().await;
+}

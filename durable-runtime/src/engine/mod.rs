@@ -215,12 +215,22 @@ enum Halt {
     Payload(Vec<String>),
 }
 
+/// A stored instance record as read: its bytes, and the record they
+/// decode to (or why they do not).
+pub(crate) type Loaded = (Vec<u8>, Result<InstanceRecord, CodecError>);
+
 impl Engine {
     /// The record of instance `id`, its state whole (see `fields`).
     pub(crate) fn load(
         &self,
         id: &str,
     ) -> Result<Option<Result<InstanceRecord, CodecError>>, StoreError> {
+        Ok(self.load_read(id)?.map(|(_, record)| record))
+    }
+
+    /// [`Engine::load`], with the stored bytes the record was read from (a
+    /// save made only if they are still there: [`Engine::settle`]).
+    pub(crate) fn load_read(&self, id: &str) -> Result<Option<Loaded>, StoreError> {
         let key = keys::instance(id);
         for _ in 0..8 {
             let Some(bytes) = self.store.get(&key)? else {
@@ -228,10 +238,10 @@ impl Engine {
             };
             let mut record = match InstanceRecord::decode(&bytes) {
                 Ok(record) => record,
-                Err(e) => return Ok(Some(Err(e))),
+                Err(e) => return Ok(Some((bytes, Err(e)))),
             };
             if self.assemble(id, &mut record)? {
-                return Ok(Some(Ok(record)));
+                return Ok(Some((bytes, Ok(record))));
             }
             // a checkpoint replaced a field between the two reads: again
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{Engine, InstanceRecord, RECOVER_PAGE, Status, WorkflowEntry};
 use crate::command::Request;
 use crate::error::ResumeError;
-use crate::store::{StoreError, keys};
+use crate::store::{Batch, StoreError, keys};
 
 impl Engine {
     /// Counts the instances of each phase into the store's counters once,
@@ -120,10 +120,10 @@ impl Engine {
         id: &str,
         runnable: &mut Vec<(String, InstanceRecord, WorkflowEntry)>,
     ) -> Result<usize, StoreError> {
-        let record = match self.load(id)? {
+        let (read, record) = match self.load_read(id)? {
             None => return Ok(0),
-            Some(Ok(record)) => record,
-            Some(Err(e)) => {
+            Some((read, Ok(record))) => (read, record),
+            Some((_, Err(e))) => {
                 // the bytes are left untouched: never drop what cannot be read
                 self.park_report(ResumeError::Undecodable {
                     instance: id.to_owned(),
@@ -135,7 +135,7 @@ impl Engine {
         if record.status.is_terminal() {
             return Ok(0);
         }
-        let Some((record, entry)) = self.settle(id, record).await? else {
+        let Some((record, entry)) = self.settle(id, record, read).await? else {
             return Ok(0);
         };
         let controlled = self.has_control(id);
@@ -151,37 +151,79 @@ impl Engine {
     /// version and history event) or an unparking written in one batch; or
     /// `None` once it is parked (saved as such, with a `Parked` event, and
     /// reported by `Runtime::parked`).
+    ///
+    /// `read` are the stored bytes `record` was read from: what it writes
+    /// is written only if they are still stored. A reset of a parked
+    /// instance commits without its owner (which keeps it, told to look
+    /// again); settled from an older read, the owner would write the parked
+    /// run back over the reset's. When the record changed, it is settled
+    /// again as it is now.
     pub(super) async fn settle(
         &self,
         id: &str,
         mut record: InstanceRecord,
+        mut read: Vec<u8>,
+    ) -> Result<Option<(InstanceRecord, WorkflowEntry)>, StoreError> {
+        let changed_key = crate::store::printable(&keys::instance(id));
+        loop {
+            match self.settle_read(id, record, &read).await {
+                Err(StoreError::Conflict { key }) if key == changed_key => {
+                    match self.load_read(id)? {
+                        Some((bytes, Ok(now))) if !now.status.is_terminal() => {
+                            record = now;
+                            read = bytes;
+                        }
+                        // ended meanwhile, or now unreadable: nothing to run
+                        // (a `wake_instance` of it reports the latter)
+                        _ => return Ok(None),
+                    }
+                }
+                settled => return settled,
+            }
+        }
+    }
+
+    /// One pass of [`Engine::settle`] over the record read as `read`.
+    async fn settle_read(
+        &self,
+        id: &str,
+        mut record: InstanceRecord,
+        read: &[u8],
     ) -> Result<Option<(InstanceRecord, WorkflowEntry)>, StoreError> {
         let mut moved = record.clone();
-        match self.resolve(id, &mut moved) {
+        let resolved = self.resolve(id, &mut moved);
+        if let Some(hook) = &self.test_hooks.settling {
+            hook(id);
+        }
+        match resolved {
             Ok(entry) => {
                 let changed = !moved.new_events.is_empty();
                 record = moved;
                 if record.status == Status::Parked || changed {
                     record.status = Status::Running;
                     record.error = None;
-                    self.save(id, &mut record).await?;
+                    let mut batch = Batch::default();
+                    batch.expect(keys::instance(id), Some(read.to_vec()));
+                    self.save_with(id, &mut record, batch).await?;
                 }
                 Ok(Some((record, entry)))
             }
             Err(reason) => {
-                self.park(id, &mut record, reason).await?;
+                self.park(id, &mut record, reason, Some(read)).await?;
                 Ok(None)
             }
         }
     }
 
     /// Parks `record`: saved as parked with a `Parked` event (unless it is
-    /// parked for this very reason already), and reported.
+    /// parked for this very reason already), and reported; only if the
+    /// stored record is still `read`, when given.
     pub(super) async fn park(
         &self,
         id: &str,
         record: &mut InstanceRecord,
         reason: ResumeError,
+        read: Option<&[u8]>,
     ) -> Result<(), StoreError> {
         let text = reason.to_string();
         if record.status != Status::Parked || record.error.as_deref() != Some(&text) {
@@ -190,7 +232,11 @@ impl Engine {
             record
                 .new_events
                 .push(crate::history::EventKind::Parked { reason: text });
-            self.save(id, record).await?;
+            let mut batch = Batch::default();
+            if let Some(read) = read {
+                batch.expect(keys::instance(id), Some(read.to_vec()));
+            }
+            self.save_with(id, record, batch).await?;
         }
         self.park_report(reason);
         Ok(())

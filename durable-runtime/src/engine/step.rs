@@ -52,7 +52,7 @@ impl Engine {
                         variant: record.variant.clone(),
                         changes,
                     };
-                    return match self.park(id, record, reason).await {
+                    return match self.park(id, record, reason, None).await {
                         Ok(()) => Halt::Parked,
                         Err(e) => Halt::Store(e),
                     };

@@ -294,9 +294,9 @@ impl Engine {
         self.spawn_task(id, workflow, async move {
             let id = owned;
             // read again under the claim: no other task writes it meanwhile
-            let settled = match engine.load(&id) {
-                Ok(Some(Ok(record))) if record.status == Status::Running => {
-                    engine.settle(&id, record).await
+            let settled = match engine.load_read(&id) {
+                Ok(Some((read, Ok(record)))) if record.status == Status::Running => {
+                    engine.settle(&id, record, read).await
                 }
                 Ok(_) => Ok(None),
                 Err(e) => Err(e),

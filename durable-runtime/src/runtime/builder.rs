@@ -277,6 +277,17 @@ impl Builder {
         self
     }
 
+    /// Calls `hook` with the instance id whenever a loaded instance has
+    /// been checked against the code and its unparking, migration or
+    /// parking is about to be saved (tests of the race of a reset with that
+    /// save only).
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn on_settling(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.test_hooks.settling = Some(Arc::new(hook));
+        self
+    }
+
     /// Tells `witness` of every activity attempt before it runs (the crash
     /// sweep's record of what ran).
     #[cfg(feature = "testing")]
