@@ -553,8 +553,10 @@ where
 }
 
 /// Waits for whichever of two commands finishes first; the other is
-/// dropped (a losing activity attempt is aborted, a losing timer removed).
-/// A signal or a deadline, an activity or a timeout:
+/// dropped (a losing activity attempt is aborted, a losing timer removed, a
+/// losing child workflow cancelled). Activities, timers, signals and child
+/// workflows can be raced. A signal or a deadline, an activity or a
+/// timeout:
 ///
 /// ```
 /// use std::time::Duration;
@@ -761,8 +763,9 @@ where
 }
 
 /// Runs the calls at once and returns the first to finish, with its index;
-/// the others are dropped (their attempts aborted). For hedged requests or
-/// "whichever provider answers first".
+/// the others are dropped (their attempts aborted; child workflows that
+/// lost are cancelled). For hedged requests or "whichever provider answers
+/// first".
 pub fn first_of<C: Command>(calls: Vec<C>) -> FirstOf<C> {
     FirstOf { calls }
 }

@@ -277,7 +277,9 @@ impl Engine {
 
     /// A child workflow: created on first execution, then awaited (its end
     /// wakes this instance); or, without `wait`, created and left running,
-    /// the await's output its id.
+    /// the await's output its id. `branch`: the child is that branch of
+    /// the select the instance awaits.
+    #[allow(clippy::too_many_arguments)] // one call's parts
     pub(super) async fn run_child(
         self: &Engine,
         id: &str,
@@ -286,8 +288,9 @@ impl Engine {
         (workflow, input, child): (&str, &[u8], Option<&str>),
         (cancel_on_close, wait): (bool, bool),
         (timeout, run_timeout): (Option<std::time::Duration>, Option<std::time::Duration>),
+        branch: Option<usize>,
     ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, Halt> {
-        let child_id = child.map_or_else(|| format!("{id}/{}", record.step), str::to_owned);
+        let child_id = child_id(id, record.step, branch, child);
         let existing = self.load(&child_id).map_err(Halt::Store)?;
         let child_record = match existing {
             Some(Ok(r)) => r,
@@ -387,7 +390,7 @@ impl Engine {
             };
         }
         let output = |child: &InstanceRecord| {
-            self.child_output(entry, &record.variant, &child_id, child)
+            self.child_output(entry, (&record.variant, branch), &child_id, child)
                 .map_err(Halt::Payload)
         };
         let result = match child_record.status {
@@ -495,7 +498,18 @@ impl Engine {
     }
 
     /// This engine as an `Arc`, for spawning from a borrowed engine.
-    fn me(&self) -> Option<Arc<Engine>> {
+    pub(super) fn me(&self) -> Option<Arc<Engine>> {
         self.this.get().and_then(std::sync::Weak::upgrade)
+    }
+}
+
+/// The id of the child a workflow awaits at `step` (as branch `branch` of
+/// a select): the one its call names, else `<parent>/<step>` (a select's
+/// branch: `<parent>/<step>/<branch>`).
+pub(super) fn child_id(id: &str, step: u64, branch: Option<usize>, named: Option<&str>) -> String {
+    match (named, branch) {
+        (Some(named), _) => named.to_owned(),
+        (None, None) => format!("{id}/{step}"),
+        (None, Some(i)) => format!("{id}/{step}/{i}"),
     }
 }

@@ -163,7 +163,7 @@ impl Engine {
     pub(crate) fn child_output(
         &self,
         parent: &WorkflowEntry,
-        variant: &str,
+        (variant, branch): (&str, Option<usize>),
         child_id: &str,
         child: &InstanceRecord,
     ) -> Result<Vec<u8>, Vec<String>> {
@@ -171,7 +171,7 @@ impl Engine {
         let Ok(awaiting) = &parent.layout.layout else {
             return Ok(bytes);
         };
-        let Some(expected) = awaited_output(awaiting, variant) else {
+        let Some(expected) = awaited_output(awaiting, variant, branch) else {
             return Ok(bytes);
         };
         if child.layout == 0 {
@@ -489,14 +489,32 @@ fn recorded_parts_by_name(
         .collect()
 }
 
-/// The output type a state awaiting a child at `variant` expects: the `Ok`
-/// of the `Result<Output, ChildError>` its command returns.
+/// The output type a state awaiting a child at `variant` (as branch
+/// `branch` of a select) expects: the `Ok` of the `Result<Output,
+/// ChildError>` its command returns.
 fn awaited_output<'a>(
     layout: &'a WorkflowLayout,
     variant: &str,
+    branch: Option<usize>,
 ) -> Option<&'a crate::layout::Shape> {
     use crate::layout::{Container, Fields, Shape};
-    let (_, result) = layout.results.iter().find(|(v, _)| v == variant)?;
+    let (_, found) = layout.results.iter().find(|(v, _)| v == variant)?;
+    let mut result = found;
+    if let Some(i) = branch {
+        // the branch's part of what the select gives: `first_of`'s
+        // `(index, output)`, or the `i`th variant of `select`'s `Either`
+        result = match result {
+            Shape::Tuple(parts) if parts.len() == 2 => &parts[1],
+            Shape::Named(name) => match layout.types.get(name) {
+                Some(Container::Enum(variants)) => match variants.get(i)? {
+                    (_, Fields::Newtype(shape)) => shape,
+                    _ => return None,
+                },
+                _ => return None,
+            },
+            _ => return None,
+        };
+    }
     let Shape::Named(name) = result else {
         return None;
     };

@@ -329,6 +329,15 @@ impl Engine {
             // a caller waiting elsewhere reads the reply now
             batch.notify(format!("y{id}"));
         }
+        // the cancel requests of children that lost a select, durable with
+        // the transition that decided it
+        let cancels = std::mem::take(&mut record.cancels);
+        for child in &cancels {
+            batch.put(keys::control(keys::CANCEL, child), Vec::new());
+            if self.store.shared() {
+                batch.notify(format!("c{child}"));
+            }
+        }
         let events = self.history_entry(id, record)?;
         record.reindex(id, &mut batch);
         let layout = self.stage_layout(record.layout, &mut batch)?;
@@ -339,6 +348,15 @@ impl Engine {
         record.committed();
         if replied {
             self.wake(&crate::update::waiter(id));
+        }
+        if !cancels.is_empty()
+            && let Some(me) = self.me()
+        {
+            for child in cancels {
+                if let Err(e) = me.control_requested(&child) {
+                    tracing::error!(child = %child, error = %e, "cannot wake the cancelled child");
+                }
+            }
         }
         if layout {
             self.layout_stored(record.layout);
@@ -544,6 +562,7 @@ impl Engine {
             variant_fp: 0,
             events: 0,
             writes: Vec::new(),
+            cancels: Vec::new(),
             new_events: std::iter::once(crate::history::EventKind::Started {
                 workflow: workflow.to_owned(),
                 run: 1,

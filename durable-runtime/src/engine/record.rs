@@ -61,6 +61,9 @@ pub(crate) struct InstanceRecord {
     /// Keys to write with the next save (an update's reply).
     #[serde(skip)]
     pub(crate) writes: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Children to cancel with the next save (those that lost a select).
+    #[serde(skip)]
+    pub(crate) cancels: Vec<String>,
     pub(crate) created_ms: u64,
     pub(crate) updated_ms: u64,
     /// The index entries written for this instance (phase, workflow), so
@@ -247,6 +250,7 @@ mod tests {
             events: 4,
             new_events: Vec::new(),
             writes: Vec::new(),
+            cancels: Vec::new(),
             created_ms: 5,
             updated_ms: 6,
             indexed: Vec::new(),

@@ -112,8 +112,11 @@ impl Engine {
                             }
                         });
                     }
+                    // a parent racing this child in a select looks at once
                     if let Some(parent) = &record.parent
-                        && let Err(e) = engine.wake_instance(parent)
+                        && let Err(e) = engine
+                            .interrupt_if_a_branch_came(parent)
+                            .and_then(|()| engine.wake_instance(parent))
                     {
                         tracing::error!(instance = %id, parent = %parent, error = %e, "cannot wake the parent");
                     }

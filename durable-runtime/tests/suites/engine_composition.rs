@@ -507,34 +507,162 @@ async fn a_signal_wins_a_select_while_the_raced_activity_is_still_running() {
     );
 }
 
-/// A child raced against a timer: not something a select runs (yet).
+/// A child raced against a signal: whichever comes first; then waits for
+/// `end` (so that a losing child is not cancelled by the parent's end).
 #[workflow]
-async fn child_or_timeout(n: u32) -> Result<u32, WorkflowError> {
-    match select(child(n), sleep(Duration::from_secs(3_600))).await {
-        durable_runtime::command::Either::Left(done) => Ok(done??),
-        durable_runtime::command::Either::Right(_) => Ok(0),
-    }
+async fn errand_or_stop(n: u32) -> Result<String, WorkflowError> {
+    let won = match select(errand(n), signal::<()>("stop")).await {
+        durable_runtime::command::Either::Left(done) => format!("child: {}", done??),
+        durable_runtime::command::Either::Right(_) => "stopped".to_owned(),
+    };
+    let _: () = signal("end").await?;
+    Ok(won)
 }
 
 #[tokio::test]
-async fn a_select_over_a_child_workflow_fails_clearly_instead_of_never_starting_it() {
+async fn a_child_raced_in_a_select_wins_when_it_ends_first_even_across_a_restart() {
+    let db = BACKEND.store();
+    let open = || {
+        Runtime::builder()
+            .workflow::<errand_or_stop>()
+            .workflow::<errand>()
+            .open_url(db.url())
+    };
+    let rt = open().await.unwrap();
+    rt.start("race-win", errand_or_stop(3), IdPolicy::Reject)
+        .await
+        .unwrap();
+    // the select started the child (branch 0 of the await at step 1)
+    until("the child waits for go", || {
+        rt.describe("race-win/1/0")
+            .is_ok_and(|d| d.status == Status::Running && d.step == 1)
+    })
+    .await;
+    rt.shutdown().await;
+    let rt = open().await.unwrap();
+    rt.signal("race-win/1/0", "go", &()).await.unwrap();
+    rt.signal("race-win", "end", &()).await.unwrap();
+    let out = rt
+        .handle::<errand_or_stop>("race-win")
+        .result()
+        .within()
+        .await
+        .unwrap();
+    assert_eq!(out.unwrap(), "child: errand 3 done");
+    // started once: the restart found it by its id
+    let started = rt
+        .list(&durable_runtime::ListFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.id.starts_with("race-win/"))
+        .count();
+    assert_eq!(started, 1);
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_child_losing_a_select_is_cancelled() {
     let db = BACKEND.store();
     let rt = Runtime::builder()
-        .workflow::<child_or_timeout>()
-        .workflow::<child>()
+        .workflow::<errand_or_stop>()
+        .workflow::<errand>()
         .open_url(db.url())
         .await
         .unwrap();
     let h = rt
-        .start("race-child", child_or_timeout(2), IdPolicy::Reject)
+        .start("race-lose", errand_or_stop(4), IdPolicy::Reject)
         .await
         .unwrap();
-    let err = h.result().within().await.unwrap_err().to_string();
-    assert!(
-        err.contains("select") && err.contains("child workflow"),
-        "{err}"
+    until("the child waits for go", || {
+        rt.describe("race-lose/1/0").is_ok_and(|d| d.step == 1)
+    })
+    .await;
+    rt.signal("race-lose", "stop", &()).await.unwrap();
+    // cancelled as it lost, while its parent goes on
+    let child = rt.handle::<errand>("race-lose/1/0");
+    let out = child.result().within().await.unwrap();
+    assert_eq!(child.describe().unwrap().status, Status::Cancelled, "{out:?}");
+    assert_eq!(h.describe().unwrap().status, Status::Running);
+    rt.signal("race-lose", "end", &()).await.unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), "stopped");
+    rt.shutdown().await;
+}
+
+/// Two children: the first to end; then waits for `end`.
+#[workflow]
+async fn first_errand(n: u32) -> Result<String, WorkflowError> {
+    let (index, done) = first_of(vec![errand(n), errand(n + 1)]).await;
+    let won = format!("{index}: {}", done??);
+    let _: () = signal("end").await?;
+    Ok(won)
+}
+
+#[tokio::test]
+async fn first_of_children_takes_the_first_to_end_and_cancels_the_rest() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<first_errand>()
+        .workflow::<errand>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("fo", first_errand(10), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("both children wait for go", || {
+        ["fo/1/0", "fo/1/1"]
+            .iter()
+            .all(|c| rt.describe(c).is_ok_and(|d| d.step == 1))
+    })
+    .await;
+    rt.signal("fo/1/1", "go", &()).await.unwrap();
+    let loser = rt.handle::<errand>("fo/1/0");
+    let out = loser.result().within().await.unwrap();
+    assert_eq!(loser.describe().unwrap().status, Status::Cancelled, "{out:?}");
+    assert_eq!(h.describe().unwrap().status, Status::Running);
+    rt.signal("fo", "end", &()).await.unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "1: errand 11 done"
     );
-    assert_eq!(h.describe().unwrap().status, Status::Failed);
+    rt.shutdown().await;
+}
+
+/// A child raced against a running activity.
+#[workflow]
+async fn lookup_or_errand(key: String) -> Result<String, WorkflowError> {
+    use durable_runtime::command::Either;
+    Ok(match select(slow_lookup(key), errand(7)).await {
+        Either::Left(found) => found?,
+        Either::Right(done) => format!("child first: {}", done??),
+    })
+}
+
+#[tokio::test]
+async fn a_child_that_ends_wins_a_select_while_the_raced_activity_is_still_running() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<lookup_or_errand>()
+        .workflow::<errand>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt
+        .start("le", lookup_or_errand("le-key".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the lookup runs", || count("lookup-start le-key") == 1).await;
+    until("the child waits for go", || {
+        rt.describe("le/1/1").is_ok_and(|d| d.step == 1)
+    })
+    .await;
+    rt.signal("le/1/1", "go", &()).await.unwrap();
+    // the lookup is never let through: only the child can end the select
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "child first: errand 7 done"
+    );
     rt.shutdown().await;
 }
 

@@ -31,7 +31,7 @@ impl Engine {
             'w' => {
                 self.wake(id);
                 if self.member.is_some() && self.runs_here(id) {
-                    self.interrupt_if_signalled(id)?;
+                    self.interrupt_if_a_branch_came(id)?;
                     self.wake_instance(id)?;
                 }
             }
@@ -45,32 +45,6 @@ impl Engine {
                 self.claim_one(id).await?;
             }
             _ => {}
-        }
-        Ok(())
-    }
-
-    /// A signal sent from another process ends a `select` racing an
-    /// activity at once, as one sent here does (see `Runtime::signal`).
-    pub(super) fn interrupt_if_signalled(&self, id: &str) -> Result<(), StoreError> {
-        let running = self
-            .running
-            .lock()
-            .expect("running lock poisoned")
-            .contains_key(id);
-        if !running {
-            return Ok(());
-        }
-        if let Some(Ok(record)) = self.load(id)?
-            && let Some(crate::command::Request::Select(branches)) = &record.pending
-        {
-            for branch in branches {
-                if matches!(branch, crate::command::Request::Signal { .. })
-                    && self.peek_signal(id, branch).unwrap_or(false)
-                {
-                    self.interrupts.notify(id);
-                    break;
-                }
-            }
         }
         Ok(())
     }
