@@ -25,6 +25,7 @@ pub(crate) use listeners::Listeners;
 mod queues;
 mod retention;
 mod schedules;
+mod select;
 pub(crate) use schedules::{RunRequest, ScheduleRecord};
 mod signals;
 pub(crate) use signals::decode_signal;
