@@ -11,7 +11,7 @@ use super::{Engine, Halt, InstanceRecord, Status, WorkflowEntry, guarded, now_ms
 use crate::activity::{ActivityOptions, ActivityVTable};
 use crate::clock::now_ms as clock_ms;
 use crate::codec;
-use crate::command::{ChildError, Executor, Request};
+use crate::command::{ChildError, Executor, ParentClose, Request};
 use crate::store::{Batch, StoreError};
 use crate::workflow::Op;
 
@@ -122,15 +122,20 @@ pub(super) async fn local_attempts(
 
 impl Engine {
     /// `join_all`: runs the unfinished parts, at most `limit` at once, and
-    /// checkpoints each result as it arrives.
+    /// checkpoints each result as it arrives; `None` while child parts run.
     pub(super) async fn run_all(
         &self,
         id: &str,
         record: &mut InstanceRecord,
-        requests: &[Request],
-        limit: u32,
+        (requests, limit): (&[Request], u32),
         each: &Executor,
-    ) -> Result<Vec<u8>, Halt> {
+        entry: &WorkflowEntry,
+    ) -> Result<Option<Vec<u8>>, Halt> {
+        if requests.iter().any(|r| matches!(r, Request::Child { .. })) {
+            return self
+                .join_children(id, record, (requests, limit), entry)
+                .await;
+        }
         if record.partial.len() != requests.len() {
             record.partial = vec![None; requests.len()];
         }
@@ -161,7 +166,7 @@ impl Engine {
                     (other, exec) => match self.ready(id, other, Some(exec)) {
                         Ok(Some((bytes, None))) => Ok((Ok(bytes), None)),
                         _ => Ok((
-                            Err("join_all takes activities (and clock or random reads)".to_owned()),
+                            Err("join_all takes activities, child workflows, and clock or random reads".to_owned()),
                             None,
                         )),
                     },
@@ -204,9 +209,86 @@ impl Engine {
             .map(|p| p.clone().unwrap_or_default())
             .collect();
         match codec::seq(&parts) {
-            Ok(bytes) => Ok(bytes),
+            Ok(bytes) => Ok(Some(bytes)),
             Err(e) => self.fail(id, record, e.to_string()).await,
         }
+    }
+
+    /// `join_all` over child workflows: each part started as an awaited
+    /// child is (id `<parent>/<step>/<part>` unless named), at most `limit`
+    /// running at once (a part waits for a place, in order); every output
+    /// in order once all have ended, `None` until then (the end of each
+    /// wakes the parent, which starts the next). The outputs are read from
+    /// the children's records, so nothing is checkpointed meanwhile.
+    async fn join_children(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        (requests, limit): (&[Request], u32),
+        entry: &WorkflowEntry,
+    ) -> Result<Option<Vec<u8>>, Halt> {
+        let mut outputs = Vec::with_capacity(requests.len());
+        let mut running = 0;
+        for (i, request) in requests.iter().enumerate() {
+            let Request::Child { id: named, .. } = request else {
+                let why = format!("join_all over child workflows and other commands: {request:?}");
+                return self.fail(id, record, why).await;
+            };
+            if running >= limit.max(1) {
+                let child = child_id(id, record.step, Some(i), named.as_deref());
+                if self.load(&child).map_err(Halt::Store)?.is_none() {
+                    continue; // not started yet: no place for it
+                }
+            }
+            match self.child_part(id, record, entry, request, i).await? {
+                Some((bytes, _)) => outputs.push(bytes),
+                None => running += 1,
+            }
+        }
+        if outputs.len() < requests.len() {
+            return Ok(None);
+        }
+        match codec::seq(&outputs) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) => self.fail(id, record, e.to_string()).await,
+        }
+    }
+
+    /// Part `branch` of the select or `join_all` instance `id` awaits, a
+    /// child: started if it is not yet (as an awaited child is), and its
+    /// output once it has ended; `None` while it runs.
+    pub(super) async fn child_part(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        entry: &WorkflowEntry,
+        request: &Request,
+        branch: usize,
+    ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, Halt> {
+        let Request::Child {
+            workflow,
+            input,
+            id: named,
+            parent_close,
+            timeout_ms,
+            run_timeout_ms,
+        } = request
+        else {
+            return Ok(None);
+        };
+        self.run_child(
+            id,
+            record,
+            entry,
+            (workflow, input, named.as_deref()),
+            (*parent_close == ParentClose::Cancel, true),
+            (
+                timeout_ms.map(std::time::Duration::from_millis),
+                run_timeout_ms.map(std::time::Duration::from_millis),
+            ),
+            Some(branch),
+        )
+        .await
     }
 
     /// Saga compensation: last first, each to its end, each checkpointed.

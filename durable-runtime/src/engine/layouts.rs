@@ -489,8 +489,8 @@ fn recorded_parts_by_name(
         .collect()
 }
 
-/// The output type a state awaiting a child at `variant` (as branch
-/// `branch` of a select) expects: the `Ok` of the `Result<Output,
+/// The output type a state awaiting a child at `variant` (as part
+/// `branch` of a select or `join_all`) expects: the `Ok` of the `Result<Output,
 /// ChildError>` its command returns.
 fn awaited_output<'a>(
     layout: &'a WorkflowLayout,
@@ -502,9 +502,11 @@ fn awaited_output<'a>(
     let mut result = found;
     if let Some(i) = branch {
         // the branch's part of what the select gives: `first_of`'s
-        // `(index, output)`, or the `i`th variant of `select`'s `Either`
+        // `(index, output)`, or the `i`th variant of `select`'s `Either`;
+        // or a part of `join_all`'s `Vec`
         result = match result {
             Shape::Tuple(parts) if parts.len() == 2 => &parts[1],
+            Shape::Seq(part) => part,
             Shape::Named(name) => match layout.types.get(name) {
                 Some(Container::Enum(variants)) => match variants.get(i)? {
                     (_, Fields::Newtype(shape)) => shape,

@@ -5,7 +5,7 @@
 
 use super::{Engine, Halt, InstanceRecord, WorkflowEntry, composite};
 use crate::codec;
-use crate::command::{Cancelled, Executor, ParentClose, Request};
+use crate::command::{Cancelled, Executor, Request};
 use crate::store::StoreError;
 
 impl Engine {
@@ -37,7 +37,7 @@ impl Engine {
                 // started the first time the select is looked at
                 // (a restart finds it by its id), then looked up
                 Request::Child { .. } => self
-                    .child_branch(id, record, &entry, branch, i)
+                    .child_part(id, record, &entry, branch, i)
                     .await?
                     .map(|(bytes, _)| (bytes, None)),
                 _ => self.ready(id, branch, exec)?,
@@ -142,43 +142,6 @@ impl Engine {
             Ok(wrapped) => Ok(Some((wrapped, timers))),
             Err(e) => self.fail(id, record, e.to_string()).await,
         }
-    }
-
-    /// Branch `branch` of the select instance `id` awaits, a child: started
-    /// if it is not yet (as an awaited child is), and its output once it
-    /// has ended; `None` while it runs.
-    async fn child_branch(
-        &self,
-        id: &str,
-        record: &mut InstanceRecord,
-        entry: &WorkflowEntry,
-        request: &Request,
-        branch: usize,
-    ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, Halt> {
-        let Request::Child {
-            workflow,
-            input,
-            id: named,
-            parent_close,
-            timeout_ms,
-            run_timeout_ms,
-        } = request
-        else {
-            return Ok(None);
-        };
-        self.run_child(
-            id,
-            record,
-            entry,
-            (workflow, input, named.as_deref()),
-            (*parent_close == ParentClose::Cancel, true),
-            (
-                timeout_ms.map(std::time::Duration::from_millis),
-                run_timeout_ms.map(std::time::Duration::from_millis),
-            ),
-            Some(branch),
-        )
-        .await
     }
 
     /// Whether branch `branch` of the select instance `id` awaits at

@@ -368,9 +368,9 @@ impl Engine {
                         .fail(id, record, "join_all without its executor".into())
                         .await;
                 };
-                self.run_all(id, record, requests, *limit, &each)
+                self.run_all(id, record, (requests, *limit), &each, &entry)
                     .await
-                    .map(|bytes| Some((bytes, timers)))
+                    .map(|done| done.map(|bytes| (bytes, timers)))
             }
             Request::Compensate(steps) => self
                 .run_compensations(id, record, steps)

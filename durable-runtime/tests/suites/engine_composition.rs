@@ -666,6 +666,66 @@ async fn a_child_that_ends_wins_a_select_while_the_raced_activity_is_still_runni
     rt.shutdown().await;
 }
 
+/// `n` errands, two at a time.
+#[workflow]
+async fn errands(n: u32) -> Result<Vec<String>, WorkflowError> {
+    let calls: Vec<_> = (0..n).map(errand).collect();
+    let results = join_all(calls).limit(2).await;
+    let mut out = Vec::new();
+    for done in results {
+        out.push(done??);
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn join_all_over_children_runs_them_a_few_at_a_time_across_a_restart() {
+    let db = BACKEND.store();
+    let open = || {
+        Runtime::builder()
+            .workflow::<errands>()
+            .workflow::<errand>()
+            .open_url(db.url())
+    };
+    let rt = open().await.unwrap();
+    rt.start("ja", errands(3), IdPolicy::Reject).await.unwrap();
+    until("two children wait for go", || {
+        ["ja/1/0", "ja/1/1"]
+            .iter()
+            .all(|c| rt.describe(c).is_ok_and(|d| d.step == 1))
+    })
+    .await;
+    // the third waits for a place
+    assert!(rt.describe("ja/1/2").is_err());
+    rt.shutdown().await;
+    let rt = open().await.unwrap();
+    assert!(rt.describe("ja/1/2").is_err());
+    rt.signal("ja/1/1", "go", &()).await.unwrap();
+    until("the third child waits for go", || {
+        rt.describe("ja/1/2").is_ok_and(|d| d.step == 1)
+    })
+    .await;
+    rt.signal("ja/1/2", "go", &()).await.unwrap();
+    rt.signal("ja/1/0", "go", &()).await.unwrap();
+    let out = rt
+        .handle::<errands>("ja")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, ["errand 0 done", "errand 1 done", "errand 2 done"]);
+    // each started once: the restart found them by their ids
+    let started = rt
+        .list(&durable_runtime::ListFilter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.id.starts_with("ja/"))
+        .count();
+    assert_eq!(started, 3);
+    rt.shutdown().await;
+}
+
 /// Waits for `go`, then says which child it was.
 #[workflow]
 async fn errand(n: u32) -> Result<String, WorkflowError> {
