@@ -335,6 +335,39 @@ async fn awaits_in_guards(input: Choice) -> Result<u64, WorkflowError> {
     Ok(v)
 }
 
+#[activity(max_attempts = 1)]
+async fn list_of(n: u64) -> Result<Vec<u64>, ActivityError> {
+    log(format!("list_of {n}"));
+    Ok((0..n).collect())
+}
+
+#[workflow]
+async fn awaits_in_for_heads(n: u64) -> Result<u64, WorkflowError> {
+    let mut total = 0;
+    // the iterable awaited: evaluated once, before the first item
+    for x in list_of(n).await? {
+        total += x;
+    }
+    // an awaited iterable and awaits in the body
+    for x in list_of(n + 1).await? {
+        total += add(x, total).await?;
+    }
+    // two awaits in one iterable, in order; a labeled loop over an awaited
+    // iterable
+    for p in [page(n).await?, page(n + 2).await?].into_iter().flatten() {
+        total += p;
+    }
+    'outer: for x in list_of(3).await? {
+        for y in list_of(x + 1).await? {
+            if y == 2 {
+                continue 'outer;
+            }
+            total += add(x, y).await?;
+        }
+    }
+    Ok(total)
+}
+
 /// Runs both ways and checks they agree; `failures` scripts which `fetch`
 /// calls fail, identically for both runs.
 async fn both<W: durable_runtime::Workflow>(
@@ -509,6 +542,19 @@ async fn awaits_in_conditions_match_the_async_fn() {
         both(
             awaits_in_conditions::run_inline(start),
             awaits_in_conditions(start),
+            &[],
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn awaits_in_for_loop_iterables_match_the_async_fn() {
+    for n in [0, 1, 4, 7] {
+        both(
+            awaits_in_for_heads::run_inline(n),
+            awaits_in_for_heads(n),
             &[],
         )
         .await

@@ -27,9 +27,14 @@ async fn prepare(n: u32) -> Result<String, ActivityError> {
     Ok(worker())
 }
 
+/// The idempotency keys `render` ran with, by its input.
+static RENDER_KEYS: std::sync::Mutex<Vec<(u32, String)>> = std::sync::Mutex::new(Vec::new());
+
 #[activity(queue = "gpu")]
 async fn render(n: u32) -> Result<String, ActivityError> {
-    let _ = n;
+    if let Some(ctx) = ActivityContext::current() {
+        RENDER_KEYS.lock().unwrap().push((n, ctx.idempotency_key));
+    }
     Ok(worker())
 }
 
@@ -179,6 +184,41 @@ async fn a_worker_runs_at_most_its_limit_and_a_stopped_workers_tasks_run_elsewhe
     }
     second.shutdown().await;
     owner.shutdown().await;
+}
+
+/// An id started again is a new incarnation: its queued calls have keys
+/// its earlier run's never had (they were `<id>/<step>`, the same for
+/// both, and an external service deduplicating by key took the second
+/// call for the first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_started_again_gives_its_queued_calls_new_idempotency_keys() {
+    let db = Backend::Postgres.store();
+    let gpu = worker_rt(db.url(), "gpu-keys", &["gpu"]).await;
+    for n in [501, 502] {
+        let out = gpu
+            .start("job-again", render_job(n), IdPolicy::NewRunIfEnded)
+            .await
+            .unwrap()
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, vec!["gpu-keys"; 3]);
+    }
+    let keys: Vec<String> = RENDER_KEYS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(n, _)| *n == 501 || *n == 502)
+        .map(|(_, key)| key.clone())
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_ne!(
+        keys[0], keys[1],
+        "the second run reused the first one's key"
+    );
+    gpu.shutdown().await;
 }
 
 #[tokio::test]

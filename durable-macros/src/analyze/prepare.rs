@@ -5,7 +5,7 @@
 use proc_macro2::{Span, TokenTree};
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Expr, ExprBlock, Stmt};
+use syn::{Expr, Stmt};
 
 use super::markers::{self, AWAIT};
 use super::sequence::{self, Sequence, Temps};
@@ -154,28 +154,45 @@ impl VisitMut for Prepare<'_> {
             Expr::ForLoop(_) => {
                 visit_mut::visit_expr_mut(self, expr);
                 let Expr::ForLoop(f) = expr else { return };
-                if markers::awaits_in_block(&f.body).is_empty() {
-                    return;
-                }
                 if self.closure_depth > 0 {
                     return;
                 }
-                // keep the remaining items in the state: the loop resumes with the next one
-                let n = self.for_loops;
-                self.for_loops += 1;
-                let items = syn::Ident::new(&format!("__durable_items_{n}"), f.for_token.span());
-                let krate = self.krate;
-                let label = &f.label;
-                let pat = &f.pat;
-                let iter = &f.expr;
-                let body = &f.body;
-                let block: ExprBlock = syn::parse_quote_spanned! {f.for_token.span()=>
-                    {
-                        let mut #items = #krate::__private::Remaining::new(#iter);
-                        #label while let ::core::option::Option::Some(#pat) = #items.next_item() #body
-                    }
+                let span = f.for_token.span();
+                // `for x in cmd.await? { .. }`: the iterable is evaluated once,
+                // before the first item: it is awaited into a local first
+                let iterable = if markers::awaits_in_expr(&f.expr).is_empty() {
+                    None
+                } else {
+                    let tmp = self.temp("iterable", span);
+                    let value = std::mem::replace(&mut *f.expr, syn::parse_quote!(#tmp));
+                    Some((tmp, value))
                 };
-                *expr = Expr::Block(block);
+                let looped = if markers::awaits_in_block(&f.body).is_empty() {
+                    Expr::ForLoop(f.clone())
+                } else {
+                    // keep the remaining items in the state: the loop resumes
+                    // with the next one
+                    let n = self.for_loops;
+                    self.for_loops += 1;
+                    let items = syn::Ident::new(&format!("__durable_items_{n}"), span);
+                    let krate = self.krate;
+                    let label = &f.label;
+                    let pat = &f.pat;
+                    let iter = &f.expr;
+                    let body = &f.body;
+                    Expr::Block(syn::parse_quote_spanned! {span=>
+                        {
+                            let mut #items = #krate::__private::Remaining::new(#iter);
+                            #label while let ::core::option::Option::Some(#pat) = #items.next_item() #body
+                        }
+                    })
+                };
+                *expr = match iterable {
+                    Some((tmp, value)) => Expr::Block(
+                        syn::parse_quote_spanned! {span=> { let #tmp = #value; #looped } },
+                    ),
+                    None => looped,
+                };
             }
             Expr::Match(m) => {
                 visit_mut::visit_expr_match_mut(self, m);

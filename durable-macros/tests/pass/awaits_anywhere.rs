@@ -21,6 +21,9 @@ async fn anywhere(a: String, b: String) -> Result<String, WorkflowError> {
     while price(a.clone()).await? > cursor {
         cursor += 1;
     }
+    for n in [page(cursor).await?, page(cursor + 1).await?] {
+        cursor += n.unwrap_or(0);
+    }
     let total = price(a.clone()).await? + price(b.clone()).await?;
     if price(a.clone()).await? > 10 && price(a.clone()).await? < 100 {
         cursor += 1;

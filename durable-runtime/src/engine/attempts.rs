@@ -519,7 +519,8 @@ impl Engine {
     ) -> Result<Vec<u8>, Halt> {
         let name = vtable.name;
         let started = std::time::Instant::now();
-        let call = format!("{id}/{}", record.step);
+        // `<id>/<incarnation>/<step>`: unique to this run of the id
+        let call = record.activity_key(id);
         let scheduled_ms = record.scheduled_ms(&*self.clock);
         let remote = self.remote_attempts(queue, &call, id, vtable, input, options, scheduled_ms);
         let outcome = self

@@ -68,7 +68,8 @@ impl Engine {
         };
         // every activity branch runs at once; the first to finish wins and
         // the others' attempts are dropped (aborted), as is a losing timer
-        let step = record.step;
+        // `<id>/<incarnation>/<step>/<branch>`: unique to this run of the id
+        let call = record.activity_key(id);
         let scheduled_ms = record.scheduled_ms(&*self.clock);
         let mut racers: futures::stream::FuturesUnordered<_> = branches
             .iter()
@@ -76,7 +77,7 @@ impl Engine {
             .enumerate()
             .filter_map(|(i, (b, e))| match (b, e) {
                 (Request::Activity { input, options, .. }, Executor::Activity(v)) => {
-                    let key = format!("{id}/{step}/{i}");
+                    let key = format!("{call}/{i}");
                     Some(async move {
                         (
                             i,

@@ -163,8 +163,16 @@ async fn versioned_v2(key: String) -> Result<String, WorkflowError> {
     Ok(format!("{first} {released}"))
 }
 
+/// One activity raced alone.
+#[workflow]
+async fn raced_step(key: String) -> Result<u32, WorkflowError> {
+    let (_, n) = first_of(vec![step(key, 1)]).await;
+    Ok(n?)
+}
+
 fn builder() -> durable_runtime::Builder {
     Runtime::builder()
+        .workflow::<raced_step>()
         .workflow::<three_steps>()
         .workflow::<waits_on_gate>()
         .workflow::<retrying>()
@@ -1480,5 +1488,34 @@ async fn a_new_run_of_an_ended_id_replaces_it_with_its_own_keys_and_history() {
     ));
     gate("rerun-live").notify_one();
     running.result().within().await.unwrap().unwrap();
+    rt.shutdown().await;
+}
+
+/// An id started again is a new incarnation: the activities of its selects
+/// run with keys its earlier run's never had (they were
+/// `<id>/<step>/<branch>`, the same for both, and an external service
+/// deduplicating by key took the second call for the first).
+#[tokio::test]
+async fn an_id_started_again_gives_its_raced_calls_new_idempotency_keys() {
+    let db = BACKEND.store();
+    let rt = builder().open_url(db.url()).await.unwrap();
+    for key in ["raced-first", "raced-again"] {
+        let out = rt
+            .start("raced", raced_step(key.into()), IdPolicy::NewRunIfEnded)
+            .await
+            .unwrap()
+            .result()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(out, 10);
+    }
+    let first = runs("step", "raced-first/1");
+    let again = runs("step", "raced-again/1");
+    assert_eq!((first.len(), again.len()), (1, 1));
+    assert_ne!(
+        first[0].idempotency_key, again[0].idempotency_key,
+        "the second run reused the first one's key"
+    );
     rt.shutdown().await;
 }
