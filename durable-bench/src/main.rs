@@ -18,7 +18,8 @@
 //! 7. `compiler`: encoded size and encode/decode time of the state enum;
 //! 8. `state` (only with `--only state`): the order holding a blob of
 //!    `--state-kib` KiB across its awaits (see `state_size`);
-//! 9. `soak` (only with `--only soak`): `--soak N` orders in ten waves on
+//! 9. `soak` (only with `--only soak`; with `--postgres URL` on it):
+//!    `--soak N` orders in ten waves on
 //!    one runtime; memory, bookkeeping left, count and timer-pass times per
 //!    wave (see `soak`).
 //!
@@ -1377,7 +1378,7 @@ async fn main() {
         .is_some_and(|o| o.iter().any(|s| s == "soak"))
     {
         eprintln!("soak: {} orders in ten waves", sz.soak);
-        report.soak = soak::soak(sz.soak, sz.soak_cache_mib).await;
+        report.soak = soak::soak(sz.soak, sz.soak_cache_mib, args.postgres.as_deref()).await;
     }
     report.machine.load_at_end = load();
     print_report(&report);
