@@ -181,7 +181,7 @@ impl Source {
                 Ok(())
             }
             Source::Remote(c) => match set.snapshots.as_slice() {
-                [one] if Snapshot::from_bytes(bytes).is_ok() => c.import(bytes, replace),
+                [_] if Snapshot::from_bytes(bytes).is_ok() => c.import(bytes, replace),
                 [one] => c.import(&one.to_bytes()?, replace),
                 many => Err(Failure::usage(format!(
                     "a set of {} instances is imported all or nothing through the store \

@@ -455,26 +455,39 @@ impl Engine {
                     Err(e) => self.fail(id, record, e.to_string()).await,
                 }
             }
-            Request::SetAttributes(attrs)
-                if let Some((name, size)) = attrs
-                    .iter()
-                    .map(|(name, value)| (name, name.len() + value.size()))
-                    .find(|(_, size)| *size > self.limits.attribute()) =>
-            {
-                let what = format!("search attribute `{name}` (name and value)");
-                let why =
-                    crate::limits::over(&what, size, self.limits.attribute(), "attribute_bytes");
-                self.fail(id, record, why).await
-            }
-            other => match self.ready(id, other, executor.as_ref())? {
-                Some((bytes, key)) => {
-                    Self::note_arrival(id, record, other);
-                    timers.extend(key);
-                    Ok(Some((bytes, timers)))
+            other => {
+                if let Some(why) = self.oversized_attribute(other) {
+                    return self.fail(id, record, why).await;
                 }
-                None => Ok(None),
-            },
+                match self.ready(id, other, executor.as_ref())? {
+                    Some((bytes, key)) => {
+                        Self::note_arrival(id, record, other);
+                        timers.extend(key);
+                        Ok(Some((bytes, timers)))
+                    }
+                    None => Ok(None),
+                }
+            }
         }
+    }
+
+    /// Why a `SetAttributes` request cannot be kept: an attribute over the
+    /// limit (none for any other request).
+    fn oversized_attribute(&self, request: &Request) -> Option<String> {
+        let Request::SetAttributes(attrs) = request else {
+            return None;
+        };
+        let (name, size) = attrs
+            .iter()
+            .map(|(name, value)| (name, name.len() + value.size()))
+            .find(|(_, size)| *size > self.limits.attribute())?;
+        let what = format!("search attribute `{name}` (name and value)");
+        Some(crate::limits::over(
+            &what,
+            size,
+            self.limits.attribute(),
+            "attribute_bytes",
+        ))
     }
 
     /// Records `record` as failed with `why`.
