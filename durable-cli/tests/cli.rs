@@ -274,7 +274,7 @@ async fn with_url_the_commands_steer_a_live_service_and_print_the_same() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = durable_runtime::http::router(rt.clone(), Some("s3cret".into()));
     let server = tokio::spawn(async move {
-        let _ = durable_runtime::http::axum::serve(listener, app).await;
+        let _ = axum::serve(listener, app).await;
     });
     let token = Some("s3cret");
 
@@ -421,7 +421,7 @@ async fn schedules_are_created_and_steered_from_the_command_line() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = durable_runtime::http::router(rt.clone(), None);
     let server = tokio::spawn(async move {
-        let _ = durable_runtime::http::axum::serve(listener, app).await;
+        let _ = axum::serve(listener, app).await;
     });
     let create = [
         "schedule",

@@ -80,8 +80,7 @@ async fn the_api_lists_describes_steers_and_reports_metrics_behind_a_token() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = durable_runtime::http::router(rt.clone(), Some("t0ken".into()));
-    let server =
-        tokio::spawn(async move { durable_runtime::http::axum::serve(listener, app).await });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let (code, _) = call(addr, "GET", "/api/instances", None, "").await;
     assert_eq!(code, 401, "no token, no answer");
@@ -202,7 +201,7 @@ async fn serve_without_token(
     let addr = listener.local_addr().unwrap();
     let app = durable_runtime::http::router(rt, None);
     let server = tokio::spawn(async move {
-        let _ = durable_runtime::http::axum::serve(listener, app).await;
+        let _ = axum::serve(listener, app).await;
     });
     (addr, server)
 }
@@ -344,8 +343,7 @@ async fn the_ui_loads_without_the_token_and_the_data_does_not() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = durable_runtime::http::router(rt, Some("t0ken".into()));
-    let server =
-        tokio::spawn(async move { durable_runtime::http::axum::serve(listener, app).await });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
     for (path, needle) in [
         ("/", "<table id=\"instances\">"),
         ("/ui/instance?id=x", "id=\"timeline\""),
@@ -370,7 +368,6 @@ async fn the_ui_loads_without_the_token_and_the_data_does_not() {
 /// their API calls stay under it, and the app keeps its own root.
 #[tokio::test]
 async fn the_ui_and_api_nest_under_a_prefix_of_the_users_app() {
-    use durable_runtime::http::axum;
     let dir = tempfile::tempdir().unwrap();
     let rt = Runtime::builder().open(dir.path()).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -378,8 +375,7 @@ async fn the_ui_and_api_nest_under_a_prefix_of_the_users_app() {
     let app = axum::Router::new()
         .route("/", axum::routing::get(|| async { "my app" }))
         .nest("/ops/durable", durable_runtime::http::router(rt, None));
-    let server =
-        tokio::spawn(async move { durable_runtime::http::axum::serve(listener, app).await });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let (code, body) = call(addr, "GET", "/", None, "").await;
     assert_eq!((code, body.as_str()), (200, "my app"));
     for (path, needles) in [
@@ -405,6 +401,76 @@ async fn the_ui_and_api_nest_under_a_prefix_of_the_users_app() {
         }
     }
     server.abort();
+}
+
+/// The parts mount one by one: an app with its own `/` and `/metrics`
+/// merges the API and the probes at its root (merging `router` there would
+/// panic on the clash), nests the pages and its durable metrics elsewhere,
+/// and keeps every route it did not give away.
+#[tokio::test]
+async fn the_api_ui_metrics_and_probes_mount_separately_beside_the_apps_own_routes() {
+    use durable_runtime::http;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<doubled>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "my app" }))
+        .route("/metrics", axum::routing::get(|| async { "my_app_up 1\n" }))
+        .merge(http::api(rt.clone(), Some("t0ken".into())))
+        .merge(http::probes(rt.clone()))
+        .nest(
+            "/durable-metrics",
+            http::metrics(rt.clone(), Some("t0ken".into())),
+        )
+        .nest("/console", http::ui());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let bearer = Some("t0ken");
+    let (code, body) = call(
+        addr,
+        "POST",
+        "/api/instances",
+        bearer,
+        r#"{"id": "p-1", "workflow": "doubled", "input": 4}"#,
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = call(addr, "GET", "/api/instances/p-1/result?wait=30", bearer, "").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""output":{"Ok":8}"#), "{body}");
+    // the app's own routes are its own
+    assert_eq!(
+        call(addr, "GET", "/", None, "").await,
+        (200, "my app".to_owned())
+    );
+    assert_eq!(
+        call(addr, "GET", "/metrics", None, "").await,
+        (200, "my_app_up 1\n".to_owned())
+    );
+    // the durable metrics where they were put, behind the token
+    assert_eq!(
+        call(addr, "GET", "/durable-metrics/metrics", None, "")
+            .await
+            .0,
+        401
+    );
+    let (code, body) = call(addr, "GET", "/durable-metrics/metrics", bearer, "").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("durable_instances"), "{body:.300}");
+    // the probes without a token, the pages under their prefix
+    assert_eq!(call(addr, "GET", "/healthz", None, "").await.0, 200);
+    assert_eq!(call(addr, "GET", "/readyz", None, "").await.0, 200);
+    let (code, body) = call(addr, "GET", "/console/ui/schedules", None, "").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#"<base href="/console/">"#), "{body:.300}");
+    // nothing was claimed that the app did not mount
+    assert_eq!(call(addr, "GET", "/ui/schedules", None, "").await.0, 404);
+    server.abort();
+    rt.shutdown().await;
 }
 
 #[tokio::test]
@@ -746,8 +812,7 @@ async fn a_read_only_token_reads_but_cannot_act_and_lists_are_capped() {
     let access = Access::token("admin").with_read_token("viewer");
     assert!(!format!("{access:?}").contains("viewer"), "{access:?}");
     let app = durable_runtime::http::router(rt.clone(), access);
-    let server =
-        tokio::spawn(async move { durable_runtime::http::axum::serve(listener, app).await });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     for path in [
         "/api/instances",
@@ -924,7 +989,7 @@ async fn health_and_readiness_probes_answer_without_a_token() {
     let addr = listener.local_addr().unwrap();
     let app = durable_runtime::http::router(rt.clone(), Some("t0ken".into()));
     tokio::spawn(async move {
-        let _ = durable_runtime::http::axum::serve(listener, app).await;
+        let _ = axum::serve(listener, app).await;
     });
     let (status, body) = call(addr, "GET", "/healthz", None, "").await;
     assert_eq!((status, json(&body)["status"].clone()), (200, "ok".into()));
@@ -1143,8 +1208,7 @@ async fn the_api_lists_reset_points_and_resets_an_ended_instance_or_says_why_not
     let addr = listener.local_addr().unwrap();
     let access = durable_runtime::http::Access::token("admin").with_read_token("viewer");
     let app = durable_runtime::http::router(rt.clone(), access);
-    let server =
-        tokio::spawn(async move { durable_runtime::http::axum::serve(listener, app).await });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let (code, body) = call(
         addr,
@@ -1249,8 +1313,7 @@ async fn batch_operations_are_previewed_started_followed_and_stopped_over_http()
     let addr = listener.local_addr().unwrap();
     let access = durable_runtime::http::Access::token("admin").with_read_token("viewer");
     let app = durable_runtime::http::router(rt.clone(), access);
-    let server =
-        tokio::spawn(async move { durable_runtime::http::axum::serve(listener, app).await });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let body = r#"{"filter":{"workflow":"parked_on_signal"},"action":{"signal":{"name":"x","payload":5}},"dry_run":true}"#;
     let (code, answer) = call(addr, "POST", "/api/batches", Some("admin"), body).await;
     assert_eq!(code, 200, "{answer}");

@@ -181,14 +181,11 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
     let addr = listener.local_addr().unwrap();
     // mounted under a prefix of the user's own app, which keeps its root
     let durable = durable_runtime::http::router(rt.clone(), Some(token.into()));
-    let app = durable_runtime::http::axum::Router::new()
-        .route(
-            "/",
-            durable_runtime::http::axum::routing::get(|| async { "the user's own page" }),
-        )
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "the user's own page" }))
         .nest("/durable", durable);
     let server = tokio::spawn(async move {
-        let _ = durable_runtime::http::axum::serve(listener, app).await;
+        let _ = axum::serve(listener, app).await;
     });
 
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-e2e");

@@ -93,8 +93,6 @@ use serde::Deserialize;
 use crate::snapshot::{Snapshot, SnapshotError};
 use crate::{Description, ListFilter, Phase, ResultError, Runtime, SignalError, StoreError};
 
-pub use axum;
-
 mod access;
 mod batch;
 mod openapi;
@@ -197,6 +195,21 @@ impl Server {
     pub async fn run(self) -> std::io::Result<()> {
         axum::serve(self.listener, self.app).await
     }
+
+    /// Serves requests until `shutdown` completes, then stops taking
+    /// connections and returns once the requests in flight are answered
+    /// (a graceful shutdown; call [`Runtime::shutdown_timeout`] after it).
+    ///
+    /// # Errors
+    /// An I/O error of the listener.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
 }
 
 struct App {
@@ -204,15 +217,69 @@ struct App {
     access: Access,
 }
 
-/// The API's and the UI's routes over `runtime`; `access` says which
-/// bearer tokens every route that reads or changes data wants ([`Access`];
-/// `Some(token)` is one admin token, `None` none).
+/// Everything this module serves, over `runtime`: [`api`], [`ui`],
+/// [`metrics`] and [`probes`] merged. `access` says which bearer tokens
+/// every route that reads or changes data wants ([`Access`]; `Some(token)`
+/// is one admin token, `None` none).
+///
+/// It claims `/`, `/ui/*`, `/api/*`, `/metrics`, `/healthz` and `/readyz`:
+/// nest it under a prefix of your app (`app.nest("/durable", router(..))`;
+/// the pages work under any prefix), or merge only the parts you want.
 pub fn router(runtime: impl Into<Runtime>, access: impl Into<Access>) -> axum::Router {
-    let app = Arc::new(App {
+    let app = app(runtime, access);
+    api_routes(&app)
+        .merge(metrics_routes(&app))
+        .merge(probe_routes(&app))
+        .merge(ui())
+}
+
+/// The JSON API alone: every `/api/*` route of the table above (the
+/// OpenAPI description `/api/openapi.json` without a token).
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let runtime = durable_runtime::Runtime::builder().open("orders-db").await?;
+/// use durable_runtime::http;
+/// // your app keeps its own `/` and `/metrics`; the API and the pages go under /durable
+/// let durable = http::api(runtime.clone(), Some("t0ken".into())).merge(http::ui());
+/// let app: axum::Router = axum::Router::new()
+///     .route("/metrics", axum::routing::get(|| async { "my_app_up 1\n" }))
+///     .nest("/durable", durable);
+/// # Ok(())
+/// # }
+/// ```
+pub fn api(runtime: impl Into<Runtime>, access: impl Into<Access>) -> axum::Router {
+    api_routes(&app(runtime, access))
+}
+
+/// The web UI's pages alone (`/`, `/ui/*`): plain HTML, JS and CSS that
+/// hold no data and load without a token. They call the [`api`] at the
+/// same prefix they are served under (`<prefix>/api/...`).
+pub fn ui() -> axum::Router {
+    security_headers(ui::routes())
+}
+
+/// `GET /metrics` alone: Prometheus text, behind `access` like the API.
+pub fn metrics(runtime: impl Into<Runtime>, access: impl Into<Access>) -> axum::Router {
+    metrics_routes(&app(runtime, access))
+}
+
+/// `GET /healthz` (liveness) and `GET /readyz` (readiness: the runtime is
+/// open and its store answers a read) alone, without a token, as
+/// orchestrators call them.
+pub fn probes(runtime: impl Into<Runtime>) -> axum::Router {
+    probe_routes(&app(runtime, None))
+}
+
+fn app(runtime: impl Into<Runtime>, access: impl Into<Access>) -> Arc<App> {
+    Arc::new(App {
         runtime: runtime.into(),
         access: access.into(),
-    });
-    let api = axum::Router::new()
+    })
+}
+
+fn api_routes(app: &Arc<App>) -> axum::Router {
+    let guarded = axum::Router::new()
         .route("/api/workers", get(workers))
         .route("/api/instances", get(list).post(start))
         .route("/api/instances/{id}", get(describe))
@@ -252,17 +319,29 @@ pub fn router(runtime: impl Into<Runtime>, access: impl Into<Access>) -> axum::R
         .route("/api/batches/{id}", get(batch::describe))
         .route("/api/batches/{id}/stop", post(batch::stop))
         .route("/api/stats", get(stats))
-        .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(app.clone(), auth))
         .with_state(app.clone());
-    // probes say nothing but up or not: no token, as orchestrators call them
-    let probes = axum::Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/api/openapi.json", get(openapi::document))
-        .with_state(app);
-    // the pages hold no data: they load without a token and send it with every API call
-    security_headers(api.merge(probes).merge(ui::routes()))
+    // the description holds no data: no token, so a client generator can fetch it
+    let open = axum::Router::new().route("/api/openapi.json", get(openapi::document));
+    security_headers(guarded.merge(open))
+}
+
+fn metrics_routes(app: &Arc<App>) -> axum::Router {
+    security_headers(
+        axum::Router::new()
+            .route("/metrics", get(metrics_text))
+            .layer(middleware::from_fn_with_state(app.clone(), auth))
+            .with_state(app.clone()),
+    )
+}
+
+fn probe_routes(app: &Arc<App>) -> axum::Router {
+    security_headers(
+        axum::Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .with_state(app.clone()),
+    )
 }
 
 /// Liveness: the process answers.
@@ -652,7 +731,7 @@ async fn workers(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     Ok(Json(app.runtime.workers()?).into_response())
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+async fn metrics_text(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let engine = &app.runtime.engine;
     let m = &engine.metrics;
     let mut out = String::new();
