@@ -64,12 +64,24 @@
 //! [`Error`]. Messages carry a stable code such as `[DURABLE-SHAPE]`.
 //!
 //! # Feature flags
-//! - `http` (default): the HTTP JSON API, web UI and `/metrics`.
+//! None is on by default: the default build has the embedded redb store
+//! ([`Builder::open`]) and nothing else.
+//! - `http`: the HTTP JSON API, web UI, Prometheus `/metrics` and the
+//!   `/healthz` and `/readyz` probes, as axum 0.8 routers (`http::router`,
+//!   or one part at a time: `http::api`, `http::ui`, `http::metrics`,
+//!   `http::probes`) to mount in your app, or served by `http::serve`.
 //! - `postgres`: a PostgreSQL store, chosen with
-//!   [`Builder::open_url`]`("postgres://...")`; one runtime process per
-//!   database (see `docs/deployment.md`).
-//! - `testing`: commit hooks for crash tests and fresh stores on every
-//!   backend for shared test suites (`testing::backends`).
+//!   [`Builder::open_url`]`("postgres://...")`; any number of worker
+//!   processes share one database (see `docs/deployment.md`). An embedded
+//!   store's directory is open in one process at a time.
+//! - `sled`: the sled store (`sled:DIR`, and directories it wrote), the
+//!   embedded store before redb.
+//! - `testing`: the test kit (`testing::TestEnv`, an in-memory runtime whose
+//!   clock skips to the next timer; `Builder::mock_activity`;
+//!   `testing::crash_sweep`, a workflow crashed at each of its checkpoints),
+//!   a simulated disk that injects I/O faults and power cuts
+//!   (`store::faults`), commit hooks for crash tests, and fresh stores on
+//!   every backend for shared test suites (`testing::backends`).
 //!   ([`store::mem::MemStore`], an in-memory store that models power loss,
 //!   is always available: the CI check [`check::check_snapshots`] runs on it.)
 #![warn(missing_docs)]

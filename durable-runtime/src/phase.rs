@@ -26,7 +26,15 @@ pub enum Status {
 }
 
 impl Status {
-    /// Whether the instance will never run again.
+    /// Whether the instance has ended (completed, failed, cancelled or
+    /// terminated): it takes no further step by itself. An ended instance
+    /// can still run again on request:
+    /// [`Runtime::reset`](crate::Runtime::reset) takes it back to an
+    /// earlier step as a new run, and a start with
+    /// [`IdPolicy::NewRunIfEnded`](crate::IdPolicy::NewRunIfEnded)
+    /// replaces it by a new run of the same id. [`Status::Parked`] is not
+    /// terminal.
+    #[doc(alias = "is_finished")]
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

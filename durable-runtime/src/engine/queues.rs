@@ -13,8 +13,8 @@
 //! lease lapsed is claimed again. Workers hear of new tasks and results by
 //! `q` + queue and `r` + key messages, and look again every quarter lease.
 //!
-//! On a store of one process (sled) the queue is not used: the process runs
-//! every activity itself.
+//! On a store of one process (the embedded redb or sled store) the queue is
+//! not used: the process runs every activity itself.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,5 +1,9 @@
-//! The opt-in HTTP JSON API, web UI and Prometheus metrics, for tools that
-//! need a live store (an embedded sled store is open in one process only).
+//! The HTTP JSON API, web UI, Prometheus metrics and health probes (cargo
+//! feature `http`), for tools that need a live store (an embedded store's
+//! directory is open in one process only). [`router`] serves them all;
+//! [`api`], [`ui`], [`metrics`] and [`probes`] mount one by one, each an
+//! axum 0.8 `Router` to nest or merge into your own app (see
+//! `examples/axum_service.rs`).
 //!
 //! ```no_run
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -242,9 +246,11 @@ pub fn router(runtime: impl Into<Runtime>, access: impl Into<Access>) -> axum::R
 /// use durable_runtime::http;
 /// // your app keeps its own `/` and `/metrics`; the API and the pages go under /durable
 /// let durable = http::api(runtime.clone(), Some("t0ken".into())).merge(http::ui());
-/// let app: axum::Router = axum::Router::new()
+/// let app = axum::Router::new()
 ///     .route("/metrics", axum::routing::get(|| async { "my_app_up 1\n" }))
 ///     .nest("/durable", durable);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// axum::serve(listener, app).await?;
 /// # Ok(())
 /// # }
 /// ```

@@ -325,7 +325,8 @@ impl Builder {
     /// live processes; a process that starts under the name of one that
     /// died takes its instances over at once instead of after its lease.
     /// Give each replica a stable name (a StatefulSet pod name, a host name)
-    /// for the fastest restart. Ignored by sled, which one process owns.
+    /// for the fastest restart. Ignored by the embedded stores (redb,
+    /// sled), whose directory one process has open.
     pub fn worker_name(mut self, name: impl Into<String>) -> Self {
         self.worker_name = Some(name.into());
         self
@@ -335,7 +336,7 @@ impl Builder {
     /// without renewing (default 5 s): when a worker dies, the others take
     /// its instances over after this time (plus up to a quarter of it). A
     /// worker that cannot renew within 4/5 of it stops committing on its
-    /// own. Ignored by sled.
+    /// own. Ignored by the embedded stores (redb, sled).
     pub fn lease(mut self, lease: std::time::Duration) -> Self {
         self.lease = lease.max(std::time::Duration::from_millis(200));
         self
@@ -347,8 +348,8 @@ impl Builder {
     /// by workers (PostgreSQL), such an activity runs only on workers that
     /// declared its queue, whichever worker owns the instance, at most
     /// [`max_concurrent_activities`](Self::max_concurrent_activities) at
-    /// once per worker. On sled (one process) queues are not used: the
-    /// process runs every activity.
+    /// once per worker. On an embedded store (redb, sled: one process)
+    /// queues are not used: the process runs every activity.
     pub fn task_queue(mut self, queue: impl Into<String>) -> Self {
         let queue = queue.into();
         if !self.task_queues.contains(&queue) {

@@ -83,9 +83,12 @@ impl Runtime {
 
     /// Instances in id order, filtered; page with [`ListFilter::after`].
     /// Records that do not decode are skipped here and reported by
-    /// [`Runtime::parked`]. An id prefix narrows the scan to that key range;
-    /// the other filters scan it all (secondary indexes by status and
-    /// workflow are future work).
+    /// [`Runtime::parked`]. The narrowest index the store keeps answers the
+    /// filter: the search attribute's values, else the phase index (a
+    /// status reads each of its phases), else the workflow index, else a
+    /// scan of the records; an id prefix narrows each to that key range.
+    /// The other filters and the time ranges are checked on each record
+    /// read.
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
         use crate::store::keys;
         // the narrowest index that answers the filter; records are read by id

@@ -400,7 +400,46 @@ impl Runtime {
             .map(drop)
     }
 
-    /// A handle to instance `id` of workflow `W` (whether or not it exists).
+    /// A typed handle to instance `id` of workflow `W`: the same
+    /// [`WorkflowHandle`] that [`Runtime::start`] returns, for code that
+    /// has only the id (another request, another task, a process started
+    /// after a restart). [`WorkflowHandle::result`] waits for the instance
+    /// to end and returns its output as `W::Output`.
+    ///
+    /// Nothing is read here: the handle is made whether or not the
+    /// instance exists. Its methods answer [`ResultError::NotFound`] for an
+    /// unknown id and [`ResultError::WrongWorkflow`] for an instance of
+    /// another workflow. A handle does not keep the runtime open: after
+    /// [`shutdown`](Runtime::shutdown) it answers [`StoreError::Closed`]
+    /// (in [`ResultError::Store`]). Callers without the workflow's types
+    /// use [`Runtime::result_json`].
+    ///
+    /// ```no_run
+    /// use durable_runtime::prelude::*;
+    ///
+    /// #[activity]
+    /// async fn send_welcome(email: String) -> Result<String, ActivityError> {
+    ///     Ok(format!("welcome mail sent to {email}"))
+    /// }
+    ///
+    /// #[workflow]
+    /// async fn onboarding(email: String) -> Result<String, WorkflowError> {
+    ///     let receipt = send_welcome(email).await?;
+    ///     Ok(receipt)
+    /// }
+    ///
+    /// // in another request than the one that started instance `id`
+    /// async fn receipt(
+    ///     runtime: &Runtime,
+    ///     id: &str,
+    /// ) -> Result<String, Box<dyn std::error::Error>> {
+    ///     let handle = runtime.handle::<onboarding>(id);
+    ///     // outer error: the result could not be had (`ResultError`);
+    ///     // inner: the workflow returned `Err`
+    ///     Ok(handle.result().await??)
+    /// }
+    /// # let _ = receipt;
+    /// ```
     pub fn handle<W: Workflow>(&self, id: impl Into<String>) -> WorkflowHandle<W> {
         WorkflowHandle {
             id: id.into(),
