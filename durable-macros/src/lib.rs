@@ -33,8 +33,11 @@ pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
 
 fn debug_print(kind: &str, tokens: &TokenStream2) {
     if std::env::var_os("DURABLE_MACROS_DEBUG").is_some() {
+        #[cfg(feature = "pretty-debug")]
         let text = syn::parse2::<syn::File>(tokens.clone())
             .map_or_else(|_| tokens.to_string(), |f| prettyplease::unparse(&f));
+        #[cfg(not(feature = "pretty-debug"))]
+        let text = tokens.to_string();
         eprintln!("// #[{kind}] expansion\n{text}");
     }
 }
