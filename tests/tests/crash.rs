@@ -24,7 +24,7 @@ use durable_tests::{
     expected, guard, journey, journey_expected, ledger_expected, nap_expected, process_order, tick,
     tick_run,
 };
-use rand::Rng;
+use rand::RngExt;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_crash-worker");
 const ORDERS: usize = 3;
