@@ -933,6 +933,68 @@ async fn a_buffered_signal_that_cannot_be_read_parks_the_instance_when_it_arrive
     rt.shutdown().await;
 }
 
+// A payload whose layout cannot be recorded (its elements laid out in two
+// ways) could only travel by position: sent to an await of another type, it
+// would be misread.
+mod untraceable {
+    use durable_runtime::prelude::*;
+    use serde::Serialize;
+
+    #[derive(Debug, Serialize)]
+    #[serde(untagged)]
+    pub enum Item {
+        Count(u32),
+        Label(String),
+    }
+
+    #[workflow]
+    pub async fn tally(id: String) -> Result<String, WorkflowError> {
+        let counts: Vec<u32> = signal("counts").await?;
+        Ok(format!("{id}: {counts:?}"))
+    }
+}
+
+#[tokio::test]
+async fn a_signal_whose_layout_cannot_be_recorded_is_refused_when_sent_not_read_by_position() {
+    use untraceable::{Item, tally};
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::builder()
+        .workflow::<tally>()
+        .open(dir.path())
+        .await
+        .unwrap();
+    let h = rt
+        .start("t", tally("t".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("waits for counts", || {
+        h.describe().unwrap().variant == "Signal"
+    })
+    .await;
+    // these bytes, read by position, could pass for counts
+    let sent = vec![Item::Count(2), Item::Label("two".into())];
+    let err = rt.signal("t", "counts", &sent).await.unwrap_err();
+    assert!(
+        matches!(err, durable_runtime::SignalError::Payload { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("layout"), "{err}");
+    let refused = rt
+        .signal_with_start("t", tally("t".into()), "counts", &sent)
+        .await
+        .map(drop)
+        .unwrap_err();
+    assert!(
+        matches!(refused, durable_runtime::SignalError::Payload { .. }),
+        "{refused}"
+    );
+    // nothing delivered: it still waits, and a fitting payload goes through
+    assert_eq!(h.describe().unwrap().variant, "Signal");
+    rt.signal("t", "counts", &vec![2u32, 5]).await.unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), "t: [2, 5]");
+    rt.shutdown().await;
+}
+
 // A deploy that adds an await: the reason says which await, in the user's
 // terms, and that version 1 *as it was then* is what is missing.
 mod added_await {

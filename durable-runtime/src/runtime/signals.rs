@@ -92,20 +92,9 @@ impl Runtime {
         let bytes = codec::encode(payload)?;
         self.check_signal_size(&bytes)?;
         let record = self.receiver(id)?;
-        // the payload's layout as sent: read by name if the awaited type is
-        // laid out otherwise (a value serde cannot describe goes without)
-        let layout = match crate::layout::of_value(payload) {
-            Ok(layout) => Some(layout),
-            Err(why) => {
-                tracing::warn!(instance = %id, signal = %name, "the payload's layout cannot be recorded ({why}): it will be read by position");
-                None
-            }
-        };
-        if let Some(layout) = &layout {
-            self.refuse_misfit(id, name, &record, layout, std::any::type_name::<T>())?;
-        }
-        let layout = layout.map(|l| (l.hash(), l));
-        self.signal_encoded(id, name, bytes, layout.as_ref().map(|(h, l)| (*h, l)), mark)
+        let layout = payload_layout(id, name, payload)?;
+        self.refuse_misfit(id, name, &record, &layout, std::any::type_name::<T>())?;
+        self.signal_encoded(id, name, bytes, Some((layout.hash(), &layout)), mark)
             .await
     }
 
@@ -305,8 +294,8 @@ impl Runtime {
         let (id, name) = (id.into(), name.signal_name().to_owned());
         let bytes = codec::encode(payload)?;
         self.check_signal_size(&bytes)?;
-        let layout = crate::layout::of_value(payload).ok();
-        let layout = layout.as_ref().map(|l| (l.hash(), l));
+        let layout = payload_layout(&id, &name, payload)?;
+        let layout = Some((layout.hash(), &layout));
         let value = codec::encode(&(&name, &bytes, layout.map_or(0, |(hash, _)| hash)))?;
         let mut with = crate::store::Batch::default();
         // staged under the id it will have: a refused id fails the start first
@@ -323,6 +312,26 @@ impl Runtime {
         }
         Ok(self.handle(id))
     }
+}
+
+/// The layout of a signal's payload as sent, stored beside it so that the
+/// await reads it by name when its type is laid out otherwise. A payload
+/// whose layout cannot be recorded (elements of one sequence laid out in
+/// two ways, as an untagged enum's can be) is refused: it could only be
+/// read by position, and misread.
+fn payload_layout<T: serde::Serialize>(
+    id: &str,
+    name: &str,
+    payload: &T,
+) -> Result<crate::layout::ValueLayout, SignalError> {
+    crate::layout::of_value(payload).map_err(|why| SignalError::Payload {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        reason: format!(
+            "the layout of a `{}` cannot be recorded ({why}), so it could only be read by position; send a type whose values all have one layout",
+            std::any::type_name::<T>()
+        ),
+    })
 }
 
 /// The payload codec of the `signal(name)` await in `request`, found by
