@@ -1,0 +1,501 @@
+// Included by `visibility.rs` (redb) and `visibility_postgres.rs`, which set `BACKEND`.
+//
+// Lists and counts are served from the phase and workflow indexes, kept in
+// the same batch as each record: they follow every transition, page
+// through many instances, and lose nothing and keep nothing stale.
+
+use common::{Within, until};
+
+use durable_runtime::prelude::*;
+use durable_runtime::{ListFilter, Phase};
+
+#[activity]
+async fn note(n: u32) -> Result<u32, ActivityError> {
+    Ok(n)
+}
+
+#[workflow]
+async fn quick(n: u32) -> Result<u32, WorkflowError> {
+    let m = note(n).await?;
+    Ok(m)
+}
+
+#[workflow]
+async fn gate(n: u32) -> Result<u32, WorkflowError> {
+    let add: u32 = signal("open").await?;
+    Ok(n + add)
+}
+
+fn ids(list: &[durable_runtime::Description]) -> Vec<String> {
+    list.iter().map(|d| d.id.clone()).collect()
+}
+
+fn count(rt: &Runtime, phase: Phase) -> usize {
+    rt.counts_by_phase()
+        .unwrap()
+        .into_iter()
+        .find(|(p, _)| *p == phase)
+        .map_or(0, |(_, n)| n)
+}
+
+#[tokio::test]
+async fn the_indexes_follow_transitions_and_page_without_gaps_or_repeats() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .workflow::<gate>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    // more than one scan page of each kind
+    let n = 1500;
+    for i in 0..n {
+        rt.start(format!("g-{i:05}"), gate(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    let mut done = Vec::new();
+    for i in 0..300 {
+        done.push(
+            rt.start(format!("q-{i:05}"), quick(i), IdPolicy::Reject)
+                .await
+                .unwrap(),
+        );
+    }
+    for h in done {
+        h.result().within().await.unwrap().unwrap();
+    }
+    until("all gates wait", || {
+        count(&rt, Phase::WaitingForSignal) == n as usize
+    })
+    .await;
+    assert_eq!(count(&rt, Phase::Completed), 300);
+
+    // page through one phase 400 at a time: every id once, in order
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = rt
+            .list(&ListFilter {
+                phase: Some(Phase::WaitingForSignal),
+                after: after.clone(),
+                limit: 400,
+                ..ListFilter::default()
+            })
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|d| d.id.clone());
+        seen.extend(ids(&page));
+    }
+    let want: Vec<String> = (0..n).map(|i| format!("g-{i:05}")).collect();
+    assert_eq!(seen, want);
+
+    // a transition moves an instance from one phase's index to another's
+    rt.signal("g-00007", "open", &1u32).await.unwrap();
+    rt.handle::<gate>("g-00007")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    let waiting = rt
+        .list(&ListFilter {
+            phase: Some(Phase::WaitingForSignal),
+            id_prefix: Some("g-0000".into()),
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(waiting.len(), 9, "{:?}", ids(&waiting));
+    assert!(!ids(&waiting).contains(&"g-00007".to_owned()));
+    assert_eq!(count(&rt, Phase::WaitingForSignal), n as usize - 1);
+    assert_eq!(count(&rt, Phase::Completed), 301);
+
+    // the workflow index, and a status that spans several phases
+    let quick_ones = rt
+        .list(&ListFilter {
+            workflow: Some("quick".into()),
+            limit: 0,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(quick_ones.len(), 300);
+    let running = rt
+        .list(&ListFilter {
+            status: Some(durable_runtime::Status::Running),
+            limit: 5,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(
+        ids(&running),
+        ["g-00000", "g-00001", "g-00002", "g-00003", "g-00004"]
+    );
+    let counts = rt.counts().unwrap();
+    assert!(
+        counts.contains(&(durable_runtime::Status::Running, n as usize - 1)),
+        "{counts:?}"
+    );
+    rt.shutdown().await;
+
+    // the indexes are in the store: the same answers after a restart
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .workflow::<gate>()
+        .retention(std::time::Duration::ZERO)
+        .open_url(db.url())
+        .await
+        .unwrap();
+    // retention deleted the finished ones, with their index entries
+    until("retention ran", || count(&rt, Phase::Completed) == 0).await;
+    assert_eq!(count(&rt, Phase::WaitingForSignal), n as usize - 1);
+    assert!(
+        rt.list(&ListFilter {
+            workflow: Some("quick".into()),
+            ..ListFilter::default()
+        })
+        .unwrap()
+        .is_empty()
+    );
+}
+
+#[workflow]
+async fn tagged(customer: String, cents: i64) -> Result<i64, WorkflowError> {
+    durable_runtime::upsert_search_attributes([
+        ("customer", durable_runtime::SearchValue::from(customer)),
+        ("cents", durable_runtime::SearchValue::from(cents)),
+        ("vip", durable_runtime::SearchValue::from(cents > 1000)),
+    ])
+    .await;
+    let _: () = signal("paid").await?;
+    // a value set again replaces the old one, in the index too
+    durable_runtime::upsert_search_attributes([(
+        "cents",
+        durable_runtime::SearchValue::from(0i64),
+    )])
+    .await;
+    Ok(cents)
+}
+
+#[tokio::test]
+async fn search_attributes_set_by_the_workflow_are_indexed_and_listable() {
+    use durable_runtime::SearchValue;
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<tagged>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    for (id, customer, cents) in [
+        ("o1", "acme", 500),
+        ("o2", "acme", 4200),
+        ("o3", "globex", 4200),
+    ] {
+        rt.start(id, tagged(customer.into(), cents), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    until("all wait for payment", || {
+        rt.list(&ListFilter {
+            phase: Some(Phase::WaitingForSignal),
+            ..ListFilter::default()
+        })
+        .unwrap()
+        .len()
+            == 3
+    })
+    .await;
+    let by = |name: &str, text: &str| -> Vec<String> {
+        ids(&rt
+            .list(&ListFilter {
+                search_attribute: Some((name.into(), SearchValue::parse_all(text))),
+                ..ListFilter::default()
+            })
+            .unwrap())
+    };
+    assert_eq!(by("customer", "acme"), ["o1", "o2"]);
+    assert_eq!(by("cents", "4200"), ["o2", "o3"]);
+    assert_eq!(by("vip", "true"), ["o2", "o3"]);
+    assert!(by("customer", "initech").is_empty());
+    let d = rt.describe("o2").unwrap();
+    assert_eq!(d.search_attributes["customer"], "acme");
+    assert_eq!(d.search_attributes["cents"], 4200);
+    assert_eq!(d.search_attributes["vip"], true);
+
+    rt.signal("o2", "paid", &()).await.unwrap();
+    rt.handle::<tagged>("o2")
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by("cents", "4200"), ["o3"], "the old value's entry is gone");
+    assert_eq!(by("cents", "0"), ["o2"]);
+    assert_eq!(
+        by("customer", "acme"),
+        ["o1", "o2"],
+        "untouched attributes stay"
+    );
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test]
+async fn lists_filter_by_start_and_end_time() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .workflow::<gate>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    rt.start("early", quick(1), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    rt.start("open-early", gate(1), IdPolicy::Reject)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let cut = wall_ms();
+    rt.start("late", quick(2), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    let list = |started, closed| {
+        ids(&rt
+            .list(&ListFilter {
+                started,
+                closed,
+                ..ListFilter::default()
+            })
+            .unwrap())
+    };
+    assert_eq!(list(Some((cut, u64::MAX)), None), ["late"]);
+    assert_eq!(list(Some((0, cut - 1)), None), ["early", "open-early"]);
+    assert_eq!(
+        list(None, Some((0, u64::MAX))),
+        ["early", "late"],
+        "still open: not closed"
+    );
+    assert_eq!(list(None, Some((cut, u64::MAX))), ["late"]);
+    // with an index filter too
+    let late_done = rt
+        .list(&ListFilter {
+            phase: Some(Phase::Completed),
+            started: Some((cut, u64::MAX)),
+            ..ListFilter::default()
+        })
+        .unwrap();
+    assert_eq!(ids(&late_done), ["late"]);
+}
+
+/// The events of one checkpoint share one history key (three at the
+/// start: started, input, awaiting), and a history written one event per key
+/// (by earlier builds) reads alongside.
+#[tokio::test]
+async fn a_checkpoints_events_share_one_key_and_older_single_event_keys_still_read() {
+    use durable_runtime::history::{EventKind, HistoryEvent};
+    use durable_runtime::store::{Batch, Store};
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = rt.start("one", quick(7), IdPolicy::Reject).await.unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), 7);
+    let events = rt.history("one").unwrap();
+    assert!(events.len() >= 5, "{events:?}");
+    assert!(
+        events.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "{events:?}"
+    );
+    rt.shutdown().await;
+
+    let store = db.open().await;
+    let mut prefix = b"hone".to_vec();
+    prefix.push(0);
+    let keys = store.scan_prefix(&prefix).unwrap();
+    assert!(
+        keys.len() < events.len(),
+        "{} keys for {} events",
+        keys.len(),
+        events.len()
+    );
+    // one event under its own key, as earlier builds wrote every event
+    let seq = events.len() as u64 + 1;
+    let mut key = prefix.clone();
+    key.extend_from_slice(&seq.to_be_bytes());
+    let old = HistoryEvent {
+        seq,
+        at_ms: 1,
+        kind: EventKind::TimerFired { step: 99 },
+    };
+    let mut b = Batch::default();
+    b.put(key, durable_runtime::codec::encode(&old).unwrap());
+    store.commit(b).await.unwrap();
+    drop(store);
+
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let again = rt.history("one").unwrap();
+    assert_eq!(&again[..events.len()], &events[..]);
+    assert_eq!(again.last(), Some(&old));
+    // a snapshot carries the shared keys, and imports elsewhere
+    let snapshot = rt.export("one").unwrap();
+    let other = BACKEND.store();
+    let rt2 = Runtime::builder()
+        .workflow::<quick>()
+        .open_url(other.url())
+        .await
+        .unwrap();
+    rt2.import(&snapshot, false).await.unwrap();
+    assert_eq!(rt2.history("one").unwrap(), again);
+}
+
+#[activity]
+async fn refuse(n: u32) -> Result<u32, ActivityError> {
+    Err(ActivityError::terminal(format!("refused {n}")))
+}
+
+#[workflow]
+async fn refused(n: u32) -> Result<u32, WorkflowError> {
+    let m = refuse(n).await?;
+    Ok(m)
+}
+
+#[workflow]
+async fn nap(n: u32) -> Result<u32, WorkflowError> {
+    sleep(std::time::Duration::from_secs(3600)).await?;
+    Ok(n)
+}
+
+/// What each phase's index holds, read entry by entry.
+fn indexed(rt: &Runtime) -> Vec<(Phase, usize)> {
+    Phase::ALL
+        .into_iter()
+        .map(|phase| {
+            let listed = rt
+                .list(&ListFilter {
+                    phase: Some(phase),
+                    limit: 0,
+                    ..ListFilter::default()
+                })
+                .unwrap();
+            (phase, listed.len())
+        })
+        .collect()
+}
+
+/// The counts by phase are counters every batch that moves an instance
+/// keeps (not a scan of the index): through completion, failure, a
+/// cancel, a terminate, a timer, a signal, a new run of an ended id, an
+/// import that replaces an instance, retention, and a reopen, they equal
+/// what the phase index holds.
+#[tokio::test]
+async fn counts_by_phase_equal_the_phase_index_through_every_kind_of_move() {
+    let db = BACKEND.store();
+    let open = |retain: bool| {
+        let builder = Runtime::builder()
+            .workflow::<quick>()
+            .workflow::<gate>()
+            .workflow::<refused>()
+            .workflow::<nap>();
+        let builder = if retain {
+            builder.retention(std::time::Duration::ZERO)
+        } else {
+            builder
+        };
+        builder.open_url(db.url())
+    };
+    let rt = open(false).await.unwrap();
+    for i in 0..6 {
+        rt.start(format!("q-{i}"), quick(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+        rt.start(format!("g-{i}"), gate(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+        rt.start(format!("r-{i}"), refused(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+        rt.start(format!("n-{i}"), nap(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    until("every instance settles", || {
+        count(&rt, Phase::Completed) == 6
+            && count(&rt, Phase::Failed) == 6
+            && count(&rt, Phase::WaitingForSignal) == 6
+            && count(&rt, Phase::Sleeping) == 6
+    })
+    .await;
+    assert_eq!(rt.counts_by_phase().unwrap(), indexed(&rt));
+    rt.signal("g-0", "open", &1u32).await.unwrap();
+    rt.cancel("g-1").await.unwrap();
+    rt.terminate("g-2", "by the test").await.unwrap();
+    rt.cancel("n-0").await.unwrap();
+    until("the signal, the cancels and the terminate land", || {
+        count(&rt, Phase::Completed) == 7 && count(&rt, Phase::WaitingForSignal) == 3
+    })
+    .await;
+    // a new run of an ended id
+    rt.start("q-0", quick(100), IdPolicy::NewRunIfEnded)
+        .await
+        .unwrap()
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    // an import that puts an ended instance back as it waited
+    let snapshot = rt.export("g-3").unwrap();
+    rt.signal("g-3", "open", &1u32).await.unwrap();
+    until("g-3 ends", || count(&rt, Phase::Completed) == 8).await;
+    rt.import(&snapshot, true).await.unwrap();
+    until("the moves are counted", || {
+        rt.counts_by_phase().unwrap() == indexed(&rt)
+    })
+    .await;
+    let counts = rt.counts_by_phase().unwrap();
+    assert_eq!(counts, indexed(&rt));
+    assert!(counts.contains(&(Phase::WaitingForSignal, 3)), "{counts:?}");
+    assert!(counts.contains(&(Phase::Completed, 7)), "{counts:?}");
+    rt.shutdown().await;
+
+    // retention deletes the ended ones, and the counts go with them
+    let rt = open(true).await.unwrap();
+    let ended = |rt: &Runtime| -> usize {
+        rt.counts_by_phase()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p.status().is_terminal())
+            .map(|(_, n)| n)
+            .sum()
+    };
+    until("retention deleted every ended instance", || ended(&rt) == 0).await;
+    let counts = rt.counts_by_phase().unwrap();
+    assert_eq!(counts, indexed(&rt));
+    assert!(counts.contains(&(Phase::WaitingForSignal, 3)), "{counts:?}");
+    assert!(counts.contains(&(Phase::Sleeping, 5)), "{counts:?}");
+    rt.shutdown().await;
+}
+
