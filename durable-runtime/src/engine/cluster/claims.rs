@@ -158,7 +158,23 @@ impl Engine {
             }
         }
         let mut runnable = Vec::new();
+        let sleeping = keys::phase_index_prefix(crate::phase::Phase::Sleeping.tag());
         for id in ids {
+            // as on open: a sleeper nobody asked to cancel or terminate is
+            // left to its timer, which reads and checks it when it is due
+            // (taking over a worker's many sleepers reads none of them)
+            let controlled = self
+                .controls
+                .lock()
+                .expect("controls lock poisoned")
+                .contains(&id);
+            let asleep = matches!(
+                self.store.get(&keys::index_entry(sleeping.clone(), &id)),
+                Ok(Some(_))
+            );
+            if asleep && !controlled {
+                continue;
+            }
             if let Err(e) = self.recover_one(&id, &mut runnable).await {
                 // owned here: look again once the store answers
                 tracing::warn!(instance = %id, error = %e, "cannot resume a claimed instance yet; retrying in 1 s");
