@@ -1,0 +1,11 @@
+//! The HTTP API and metrics against a live runtime.
+//!
+//! On the PostgreSQL store; the suite is `suites/http_api.rs`, shared by every backend.
+
+mod common;
+
+use durable_runtime::testing::backends::Backend;
+
+const BACKEND: Backend = Backend::Postgres;
+
+include!("suites/http_api.rs");
