@@ -502,14 +502,38 @@ impl Engine {
         };
         let prefix = keys::owned_prefix(&m.name);
         let token = m.token();
+        let listed: Vec<String> = self
+            .store
+            .scan_prefix(&prefix)?
+            .into_iter()
+            .map(|(key, _)| String::from_utf8_lossy(&key[prefix.len()..]).into_owned())
+            .collect();
+        // the owner keys beside the index, both in id order: a scan per
+        // page, not a read per instance
         let mut mine = HashSet::new();
-        for (key, _) in self.store.scan_prefix(&prefix)? {
-            let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-            if self.store.get(&keys::owner(&id))?.as_deref() == Some(token.as_bytes()) {
-                mine.insert(id);
+        for page in listed.chunks(CLAIM_PAGE) {
+            let wanted: HashSet<&str> = page.iter().map(String::as_str).collect();
+            let last = keys::owner(&page[page.len() - 1]);
+            let mut from = keys::owner(&page[0]);
+            'page: loop {
+                let owners = self.store.scan_from(&[keys::OWNER], &from, CLAIM_PAGE)?;
+                let Some((end, _)) = owners.last() else {
+                    break;
+                };
+                from = keys::after(end);
+                for (key, owner) in owners {
+                    if key > last {
+                        break 'page;
+                    }
+                    let id = keys::instance_id(&key);
+                    if owner == token.as_bytes() && wanted.contains(id.as_str()) {
+                        mine.insert(id);
+                    }
+                }
             }
         }
-        let ids: Vec<String> = mine.iter().cloned().collect();
+        let mut ids: Vec<String> = mine.iter().cloned().collect();
+        ids.sort();
         *m.owned.lock().expect("owned lock poisoned") = mine;
         self.resume_claimed(ids).await.map(|_| ())
     }
