@@ -8,7 +8,7 @@
 //!      [--after ID] [--limit 50]
 //! describe ID
 //! history ID
-//! state ID                  (--url only: rendering needs the workflow's code)
+//! state ID                  (with --db rendered by the layout stored with the state)
 //! signal ID NAME [JSON]     (--url only: the payload takes the awaited type)
 //! complete TOKEN [JSON]     (--url only: completes a promise once; again is an error)
 //! update ID NAME [JSON] [--update-id U] [--wait 30]   (--url only: prints the reply)
