@@ -9,10 +9,10 @@ use std::time::Duration;
 use super::{CLAIM_PAGE, LeaseRecord, solo, wall_ms};
 use crate::codec;
 use crate::engine::{Engine, InstanceRecord, RECOVER_PAGE};
+use crate::store::{StoreError, keys};
 
 /// Claimed instances read before those of them that can run are started.
 const RESUME_PAGE: usize = 256;
-use crate::store::{StoreError, keys};
 
 impl Engine {
     /// The first worker of a cold cluster claims every unfinished instance
