@@ -142,7 +142,8 @@ pub use limits::{Limits, MAX_ATTRIBUTE_BYTES};
 pub use phase::Status;
 pub use phase::{Phase, UnknownPhase};
 pub use runtime::{
-    Builder, Description, IdPolicy, ListFilter, Runtime, Schedules, WorkerInfo, WorkflowHandle,
+    Builder, Description, IdPolicy, ListFilter, Metrics, Runtime, Schedules, WorkerInfo,
+    WorkflowHandle,
 };
 pub use saga::Saga;
 pub use schedule::{Overlap, Schedule, ScheduleError};

@@ -1,93 +1,358 @@
-//! Latency and size histograms for `/metrics`: fixed buckets, lock-free
-//! counters, rendered in Prometheus' text format.
+//! What the engine and the commit path count, kept in prometheus-client's
+//! metrics (lock-free counters and histograms, labelled by workflow,
+//! activity and status) and encoded at each scrape by
+//! [`Metrics`](crate::Metrics).
+//!
+//! Labels are the names of registered workflows and activities and fixed
+//! words (statuses, outcomes): `&'static str`s taken from the registry, so a
+//! count on the hot path allocates nothing and the number of series is
+//! bounded by the code, never by the data.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// Bucket bounds for latencies, in seconds: 50 µs to 60 s.
-pub(crate) const SECONDS: &[f64] = &[
+const SECONDS: &[f64] = &[
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
 /// Bucket bounds for counts (commits per group flush).
-pub(crate) const COUNTS: &[f64] = &[
+const COUNTS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
 ];
 
-/// A Prometheus histogram: how many observations fell at or below each bound.
-pub(crate) struct Histogram {
-    bounds: &'static [f64],
-    /// Per bound, then one for `+Inf`; not cumulative (summed when rendered).
-    buckets: Vec<AtomicU64>,
-    /// Sum of observations in millionths.
-    sum_micros: AtomicU64,
+/// A histogram of latencies in seconds.
+fn seconds() -> Histogram {
+    Histogram::new(SECONDS.iter().copied())
 }
 
-impl Histogram {
-    pub(crate) fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds,
-            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_micros: AtomicU64::new(0),
+/// The label of the series of one workflow.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkflowLabel {
+    workflow: &'static str,
+}
+
+/// The label of the instances of one workflow that ended one way.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndLabel {
+    workflow: &'static str,
+    status: &'static str,
+}
+
+/// The label of the series of one activity.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActivityLabel {
+    activity: &'static str,
+}
+
+/// The label of one activity's attempts that ended one way.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabel {
+    activity: &'static str,
+    outcome: &'static str,
+}
+
+/// A gauge's or a count's label taken from a fixed list (`status`, `phase`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: &'static str,
+}
+
+/// What one runtime's engine counts.
+#[derive(Debug)]
+pub(crate) struct EngineMetrics {
+    started: Family<WorkflowLabel, Counter>,
+    ended: Family<EndLabel, Counter>,
+    transitions: Family<WorkflowLabel, Counter>,
+    attempts: Family<AttemptLabel, Counter>,
+    attempt_seconds: Family<ActivityLabel, Histogram>,
+    checkpoint_seconds: Histogram,
+    timer_lag_seconds: Histogram,
+    taken_over: Counter,
+    /// Transitions and attempts together: what the test environment
+    /// watches to tell a quiet runtime (not encoded).
+    progress: AtomicU64,
+}
+
+impl Default for EngineMetrics {
+    fn default() -> Self {
+        EngineMetrics {
+            started: Family::default(),
+            ended: Family::default(),
+            transitions: Family::default(),
+            attempts: Family::default(),
+            attempt_seconds: Family::new_with_constructor(seconds),
+            checkpoint_seconds: seconds(),
+            timer_lag_seconds: seconds(),
+            taken_over: Counter::default(),
+            progress: AtomicU64::new(0),
         }
     }
+}
 
-    pub(crate) fn observe(&self, value: f64) {
-        let i = self
-            .bounds
-            .iter()
-            .position(|b| value <= *b)
-            .unwrap_or(self.bounds.len());
-        if let Some(bucket) = self.buckets.get(i) {
-            bucket.fetch_add(1, Ordering::Relaxed);
+impl EngineMetrics {
+    /// An instance of `workflow` was created (a start, a child, a
+    /// schedule's run).
+    pub(crate) fn started(&self, workflow: &'static str) {
+        self.started
+            .get_or_create(&WorkflowLabel { workflow })
+            .inc();
+    }
+
+    /// An instance of `workflow` ended with `status` (its final save
+    /// committed).
+    pub(crate) fn ended(&self, workflow: &'static str, status: &'static str) {
+        self.ended
+            .get_or_create(&EndLabel { workflow, status })
+            .inc();
+    }
+
+    /// A transition of `workflow` was checkpointed, `checkpoint` after its
+    /// save began.
+    pub(crate) fn transition(&self, workflow: &'static str, checkpoint: Duration) {
+        self.transitions
+            .get_or_create(&WorkflowLabel { workflow })
+            .inc();
+        self.checkpoint_seconds.observe(checkpoint.as_secs_f64());
+        self.progress.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An attempt of `activity` ended, failed or not, after `took`.
+    pub(crate) fn attempt(&self, activity: &'static str, failed: bool, took: Duration) {
+        let outcome = if failed { "failed" } else { "ok" };
+        self.attempts
+            .get_or_create(&AttemptLabel { activity, outcome })
+            .inc();
+        self.attempt_seconds
+            .get_or_create(&ActivityLabel { activity })
+            .observe(took.as_secs_f64());
+        self.progress.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A timer fired `lag_ms` after it was due.
+    pub(crate) fn timer_fired(&self, lag_ms: u64) {
+        self.timer_lag_seconds.observe(lag_ms as f64 / 1000.0);
+    }
+
+    /// `n` instances were taken over from workers whose lease lapsed.
+    pub(crate) fn taken_over(&self, n: usize) {
+        self.taken_over.inc_by(n as u64);
+    }
+
+    /// Transitions and attempts so far (the test environment's sign of
+    /// progress).
+    pub(crate) fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
+    }
+
+    /// Encodes every series above.
+    pub(crate) fn encode(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        let families: [(&str, &str, MetricType, &dyn EncodeMetric); 8] = [
+            (
+                "durable_workflows_started",
+                "Instances created (starts, children, schedule runs), by workflow.",
+                MetricType::Counter,
+                &self.started,
+            ),
+            (
+                "durable_workflows_ended",
+                "Instances that ended, by workflow and status (completed, failed, cancelled, terminated).",
+                MetricType::Counter,
+                &self.ended,
+            ),
+            (
+                "durable_transitions",
+                "Checkpointed transitions, by workflow.",
+                MetricType::Counter,
+                &self.transitions,
+            ),
+            (
+                "durable_activity_attempts",
+                "Activity attempts run, by activity and outcome (ok, failed).",
+                MetricType::Counter,
+                &self.attempts,
+            ),
+            (
+                "durable_activity_attempt_duration_seconds",
+                "Activity attempt durations, by activity.",
+                MetricType::Histogram,
+                &self.attempt_seconds,
+            ),
+            (
+                "durable_checkpoint_seconds",
+                "From a transition's save to its durable acknowledgement (group commit and fsync included).",
+                MetricType::Histogram,
+                &self.checkpoint_seconds,
+            ),
+            (
+                "durable_timer_lag_seconds",
+                "How late timers fired after they were due (a timer due while no process ran counts its whole wait).",
+                MetricType::Histogram,
+                &self.timer_lag_seconds,
+            ),
+            (
+                "durable_taken_over",
+                "Instances this worker took over from workers whose lease lapsed (PostgreSQL).",
+                MetricType::Counter,
+                &self.taken_over,
+            ),
+        ];
+        for (name, help, kind, metric) in families {
+            metric.encode(encoder.encode_descriptor(name, help, None, kind)?)?;
         }
-        self.sum_micros
-            .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+        Ok(())
     }
+}
 
-    /// Observes the time since `start`, in seconds.
-    pub(crate) fn since(&self, start: std::time::Instant) {
-        self.observe(start.elapsed().as_secs_f64());
-    }
+/// The commit path's histograms: how many commits each group write carried
+/// and how long writing it took. Kept by the built-in stores and shown at
+/// `/metrics` ([`Store::commit_metrics`](crate::store::Store::commit_metrics));
+/// cheap to clone (the clones count into the same series).
+#[derive(Debug, Clone)]
+pub struct CommitMetrics {
+    group_size: Histogram,
+    flush_seconds: Histogram,
+}
 
-    /// Appends `name`'s `HELP`, `TYPE`, buckets, sum and count to `out`.
-    pub(crate) fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, bucket) in self.buckets.iter().enumerate() {
-            cumulative += bucket.load(Ordering::Relaxed);
-            match self.bounds.get(i) {
-                Some(bound) => {
-                    let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-                }
-                None => {
-                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-                }
-            }
+impl Default for CommitMetrics {
+    fn default() -> Self {
+        CommitMetrics {
+            group_size: Histogram::new(COUNTS.iter().copied()),
+            flush_seconds: seconds(),
         }
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
     }
+}
+
+impl CommitMetrics {
+    /// One group of `commits` commits was written in `took`.
+    pub fn group_written(&self, commits: usize, took: Duration) {
+        self.group_size.observe(commits as f64);
+        self.flush_seconds.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn encode(
+        &self,
+        encoder: &mut DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        self.group_size.encode(encoder.encode_descriptor(
+            "durable_store_group_size",
+            "Commits per group write.",
+            None,
+            MetricType::Histogram,
+        )?)?;
+        self.flush_seconds.encode(encoder.encode_descriptor(
+            "durable_store_flush_seconds",
+            "Writing one group: the log append and its sync, or the transaction's commit.",
+            None,
+            MetricType::Histogram,
+        )?)
+    }
+}
+
+/// Encodes one counter read at the scrape (`name` without `_total`).
+pub(crate) fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    ConstCounter::new(value).encode(encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        MetricType::Counter,
+    )?)
+}
+
+/// Encodes one gauge read at the scrape.
+pub(crate) fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// Encodes a gauge per status (`label` is `status` or `phase`), read at the
+/// scrape from the counts the store keeps (never a scan of the instances).
+pub(crate) fn gauges_by(
+    encoder: &mut DescriptorEncoder<'_>,
+    (name, help, label): (&str, &str, &str),
+    values: impl IntoIterator<Item = (&'static str, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (value, n) in values {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        if label == "phase" {
+            ConstGauge::new(n).encode(metric.encode_family(&PhaseLabel { phase: value })?)?;
+        } else {
+            ConstGauge::new(n).encode(metric.encode_family(&StatusLabel { status: value })?)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prometheus_client::registry::Registry;
+
+    /// A collector over a closure, to encode the engine's metrics alone.
+    #[derive(Debug)]
+    struct Only(EngineMetrics);
+
+    impl prometheus_client::collector::Collector for Only {
+        fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+            self.0.encode(&mut encoder)
+        }
+    }
 
     #[test]
-    fn buckets_are_cumulative_and_end_with_the_count() {
-        let h = Histogram::new(&[1.0, 10.0]);
-        for v in [0.5, 1.0, 3.0, 50.0] {
-            h.observe(v);
-        }
+    fn series_are_labelled_by_workflow_activity_and_status() {
+        let m = EngineMetrics::default();
+        m.started("order");
+        m.transition("order", Duration::from_millis(2));
+        m.transition("order", Duration::from_millis(3));
+        m.attempt("charge", true, Duration::from_millis(20));
+        m.attempt("charge", false, Duration::from_millis(30));
+        m.ended("order", "completed");
+        m.timer_fired(1500);
+        assert_eq!(m.progress(), 4);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Only(m)));
         let mut out = String::new();
-        h.render("x_seconds", "Test.", &mut out);
-        assert_eq!(
-            out,
-            "# HELP x_seconds Test.\n# TYPE x_seconds histogram\n\
-             x_seconds_bucket{le=\"1\"} 2\nx_seconds_bucket{le=\"10\"} 3\n\
-             x_seconds_bucket{le=\"+Inf\"} 4\nx_seconds_sum 54.5\nx_seconds_count 4\n"
-        );
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        for line in [
+            "durable_workflows_started_total{workflow=\"order\"} 1",
+            "durable_workflows_ended_total{workflow=\"order\",status=\"completed\"} 1",
+            "durable_transitions_total{workflow=\"order\"} 2",
+            "durable_activity_attempts_total{activity=\"charge\",outcome=\"failed\"} 1",
+            "durable_activity_attempts_total{activity=\"charge\",outcome=\"ok\"} 1",
+            "durable_activity_attempt_duration_seconds_count{activity=\"charge\"} 2",
+            "durable_activity_attempt_duration_seconds_bucket{le=\"0.025\",activity=\"charge\"} 1",
+            "durable_checkpoint_seconds_count 2",
+            "durable_timer_lag_seconds_bucket{le=\"2.5\"} 1",
+            "durable_taken_over_total 0",
+            "# EOF",
+        ] {
+            assert!(out.lines().any(|l| l == line), "no line {line} in\n{out}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::Request;
+use crate::store::{Store, StoreError, keys};
 
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +41,19 @@ impl Status {
             self,
             Status::Completed | Status::Failed | Status::Cancelled | Status::Terminated
         )
+    }
+
+    /// Its name in lower case, as the HTTP API and `/metrics` write it
+    /// (`completed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Parked => "parked",
+            Status::Cancelled => "cancelled",
+            Status::Terminated => "terminated",
+        }
     }
 }
 
@@ -125,6 +139,24 @@ impl Phase {
             Phase::Terminated => Status::Terminated,
             Phase::Parked => Status::Parked,
         }
+    }
+
+    /// How many instances are in each phase, every phase listed (zeros
+    /// too) in the order of [`Phase::ALL`], read from the counters every
+    /// batch moving an instance between phases keeps.
+    pub(crate) fn counts(store: &dyn Store) -> Result<Vec<(Phase, usize)>, StoreError> {
+        let counters = store.counters()?;
+        Ok(Phase::ALL
+            .into_iter()
+            .map(|p| {
+                let name = keys::phase_index_prefix(p.tag());
+                let n = counters
+                    .iter()
+                    .find(|(counter, _)| *counter == name)
+                    .map_or(0, |(_, n)| *n);
+                (p, usize::try_from(n).unwrap_or(0))
+            })
+            .collect())
     }
 
     /// Its name as written in JSON and on the command line.

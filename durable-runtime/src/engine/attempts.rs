@@ -494,14 +494,8 @@ impl Engine {
             elapsed_us = started.elapsed().as_micros() as u64,
             "activity attempt"
         );
-        let m = &self.metrics;
-        m.attempts
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        m.attempt_seconds.since(started);
-        if outcome.1.is_some() {
-            m.attempt_failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        self.metrics
+            .attempt(activity, outcome.1.is_some(), started.elapsed());
         Ok(outcome)
     }
 

@@ -450,6 +450,7 @@ impl Engine {
                 // and resumes from the store
                 .map_err(Halt::Store)?;
                 r.committed();
+                self.metrics.started(entry.name);
                 if !r.status.is_terminal() {
                     self.owned_now(&child_id);
                 }

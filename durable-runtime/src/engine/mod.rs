@@ -51,32 +51,6 @@ use crate::error::ResumeError;
 use crate::store::{Batch, Store, StoreError, keys};
 use crate::workflow::{Op, Outcome, StepError};
 
-/// Counters of what the engine did since it opened.
-pub(crate) struct Metrics {
-    /// Activity attempt durations.
-    pub(crate) attempt_seconds: crate::metrics::Histogram,
-    /// From a transition's save to its durable acknowledgement.
-    pub(crate) checkpoint_seconds: crate::metrics::Histogram,
-    pub(crate) transitions: std::sync::atomic::AtomicU64,
-    pub(crate) attempts: std::sync::atomic::AtomicU64,
-    pub(crate) attempt_failures: std::sync::atomic::AtomicU64,
-    /// Instances this process took over from lapsed workers.
-    pub(crate) taken_over: std::sync::atomic::AtomicU64,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics {
-            attempt_seconds: crate::metrics::Histogram::new(crate::metrics::SECONDS),
-            checkpoint_seconds: crate::metrics::Histogram::new(crate::metrics::SECONDS),
-            transitions: Default::default(),
-            attempts: Default::default(),
-            attempt_failures: Default::default(),
-            taken_over: Default::default(),
-        }
-    }
-}
-
 /// The engine shared by the runtime and every instance task.
 pub(crate) struct Engine {
     /// The size limits (`Builder::limits`).
@@ -114,7 +88,7 @@ pub(crate) struct Engine {
     /// Interrupts a running activity attempt of an instance.
     pub(crate) interrupts: Listeners,
     /// Counters for `/metrics`.
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: crate::metrics::EngineMetrics,
     /// Set by `Runtime::shutdown`: no new instance tasks, and running ones
     /// stop at their next checkpoint.
     pub(crate) closing: std::sync::atomic::AtomicBool,
@@ -363,6 +337,10 @@ impl Engine {
             self.layout_stored(record.layout);
         }
         if record.status.is_terminal() {
+            self.metrics.ended(
+                self.workflows.label(&record.workflow),
+                record.status.as_str(),
+            );
             if let Some(m) = &self.member {
                 m.remove(id);
             }

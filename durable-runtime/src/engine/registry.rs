@@ -138,6 +138,15 @@ impl Registry {
         self.versions.get(name)?.last().copied()
     }
 
+    /// Workflow `name` as a metrics label: the registered name, or
+    /// `unregistered` (a label never comes from stored data, so the number
+    /// of series stays bounded by the code).
+    pub(crate) fn label(&self, name: &str) -> &'static str {
+        self.versions
+            .get_key_value(name)
+            .map_or("unregistered", |(k, _)| *k)
+    }
+
     pub(crate) fn names(&self) -> impl Iterator<Item = &&'static str> {
         self.versions.keys()
     }

@@ -315,6 +315,7 @@ impl Engine {
                 self.control_requested(&run)?;
             }
             for (run, r) in pass.started {
+                self.metrics.started(self.workflows.label(&r.workflow));
                 if r.status.is_terminal() {
                     self.wake(&run);
                     continue;

@@ -81,10 +81,7 @@ impl Engine {
             if let Err(e) = saved {
                 return Halt::Store(e);
             }
-            self.metrics.checkpoint_seconds.since(saving);
-            self.metrics
-                .transitions
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.transition(entry.name, saving.elapsed());
             if timer {
                 self.timers.notify_one();
             }

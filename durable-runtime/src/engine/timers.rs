@@ -68,6 +68,7 @@ impl Engine {
                 if at > now {
                     return Ok(Some(at));
                 }
+                self.metrics.timer_fired(now - at);
                 self.wake_instance(&id)?;
             }
         }

@@ -80,9 +80,7 @@
 //! # }
 //! ```
 
-use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -729,84 +727,18 @@ async fn stats(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     Ok(Json(counts).into_response())
 }
 
-fn status_name(s: crate::Status) -> String {
-    format!("{s:?}").to_ascii_lowercase()
-}
-
 async fn workers(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     Ok(Json(app.runtime.workers()?).into_response())
 }
 
 async fn metrics_text(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
-    let engine = &app.runtime.engine;
-    let m = &engine.metrics;
-    let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: u64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-        );
-    };
-    counter(
-        "durable_transitions_total",
-        "Checkpointed transitions.",
-        m.transitions.load(Ordering::Relaxed),
-    );
-    counter(
-        "durable_activity_attempts_total",
-        "Activity attempts run.",
-        m.attempts.load(Ordering::Relaxed),
-    );
-    counter(
-        "durable_activity_failures_total",
-        "Activity attempts that failed.",
-        m.attempt_failures.load(Ordering::Relaxed),
-    );
-    counter(
-        "durable_taken_over_total",
-        "Instances this worker took over from workers whose lease lapsed (PostgreSQL).",
-        m.taken_over.load(Ordering::Relaxed),
-    );
-    m.attempt_seconds.render(
-        "durable_activity_attempt_duration_seconds",
-        "Activity attempt durations.",
-        &mut out,
-    );
-    m.checkpoint_seconds.render(
-        "durable_checkpoint_seconds",
-        "From a transition's save to its durable acknowledgement (group commit and fsync included).",
-        &mut out,
-    );
-    engine.store.render_metrics(&mut out);
-    let _ = writeln!(
-        out,
-        "# HELP durable_instances Instances by status.\n# TYPE durable_instances gauge"
-    );
-    for (status, n) in app.runtime.counts()? {
-        let _ = writeln!(
-            out,
-            "durable_instances{{status=\"{}\"}} {n}",
-            status_name(status)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP durable_instances_by_phase Instances by phase (running split into running, sleeping, waiting_for_signal).\n# TYPE durable_instances_by_phase gauge"
-    );
-    for (phase, n) in app.runtime.counts_by_phase()? {
-        let _ = writeln!(out, "durable_instances_by_phase{{phase=\"{phase}\"}} {n}");
-    }
-    let _ = writeln!(
-        out,
-        "# HELP durable_running_tasks Instances with a task now.\n# TYPE durable_running_tasks gauge\ndurable_running_tasks {}",
-        app.runtime.running_instances()
-    );
-    if let Some(member) = &engine.member {
-        let _ = writeln!(
-            out,
-            "# HELP durable_owned_instances Unfinished instances this worker owns (PostgreSQL).\n# TYPE durable_owned_instances gauge\ndurable_owned_instances {}",
-            member.owned_count()
-        );
-    }
-    Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
+    let text = app.runtime.metrics().render()?;
+    Ok((
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }

@@ -594,7 +594,7 @@ impl Builder {
             this: std::sync::OnceLock::new(),
             closing: std::sync::atomic::AtomicBool::new(false),
             idle: tokio::sync::Notify::new(),
-            metrics: crate::engine::Metrics::default(),
+            metrics: Default::default(),
             interrupts: Default::default(),
             timers: tokio::sync::Notify::new(),
             signal_seq: std::sync::atomic::AtomicU64::new(0),

@@ -212,18 +212,7 @@ impl Runtime {
     /// phases keeps ([`Store::counters`](crate::store::Store::counters)):
     /// the same cost at a million instances as at ten.
     pub fn counts_by_phase(&self) -> Result<Vec<(Phase, usize)>, StoreError> {
-        let counters = self.engine.store.counters()?;
-        Ok(Phase::ALL
-            .into_iter()
-            .map(|p| {
-                let name = crate::store::keys::phase_index_prefix(p.tag());
-                let n = counters
-                    .iter()
-                    .find(|(counter, _)| *counter == name)
-                    .map_or(0, |(_, n)| *n);
-                (p, usize::try_from(n).unwrap_or(0))
-            })
-            .collect())
+        Phase::counts(&*self.engine.store)
     }
 
     /// The current state enum of instance `id` as JSON (`null` once it has

@@ -18,6 +18,7 @@ mod batch;
 mod builder;
 mod handle;
 mod inspect;
+mod metrics;
 mod promises;
 mod schedules;
 mod signals;
@@ -27,6 +28,7 @@ mod updates;
 pub use builder::{Builder, IdPolicy, WorkerInfo};
 pub use handle::WorkflowHandle;
 pub use inspect::{Description, ListFilter};
+pub use metrics::Metrics;
 pub use schedules::Schedules;
 
 /// The durable-execution runtime embedded in your tokio service.
@@ -335,6 +337,7 @@ impl Runtime {
             }
             Err(e) => return Err(e.into()),
         }
+        self.engine.metrics.started(entry.name);
         if record.status.is_terminal() {
             self.engine.waiters.notify(&id);
         } else {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::{Batch, CommitRequest as Request, StoreError};
 use crate::future::BoxFuture;
+use crate::metrics::CommitMetrics;
 
 /// A group this large means many writers: the next one waits [`GATHER`]
 /// for more of them (a lone writer's commit never waits).
@@ -85,10 +86,8 @@ pub(crate) struct Counters {
     checkpoints: AtomicU64,
     writes: AtomicU64,
     bytes: AtomicU64,
-    /// Commits per group.
-    group_size: crate::metrics::Histogram,
-    /// Writing a group: log append and sync, apply.
-    flush_seconds: crate::metrics::Histogram,
+    /// Commits per group, and the time writing each took.
+    metrics: CommitMetrics,
 }
 
 impl Default for Counters {
@@ -100,8 +99,7 @@ impl Default for Counters {
             checkpoints: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
-            group_size: crate::metrics::Histogram::new(crate::metrics::COUNTS),
-            flush_seconds: crate::metrics::Histogram::new(crate::metrics::SECONDS),
+            metrics: CommitMetrics::default(),
         }
     }
 }
@@ -147,40 +145,6 @@ impl Counters {
             writes: self.writes.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
         }
-    }
-
-    /// Appends the commit path's metrics (Prometheus text) to `out`.
-    pub(crate) fn render(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        let s = self.stats();
-        for (name, help, value) in [
-            (
-                "durable_store_commits_total",
-                "Batches committed.",
-                s.commits,
-            ),
-            ("durable_store_flushes_total", "Group flushes.", s.flushes),
-            (
-                "durable_store_fsyncs_total",
-                "fsync/fdatasync calls.",
-                s.fsyncs,
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        }
-        self.group_size.render(
-            "durable_store_group_size",
-            "Commits written by one group flush (group-commit batch size).",
-            out,
-        );
-        self.flush_seconds.render(
-            "durable_store_flush_seconds",
-            "Writing one group durably (log append and sync and apply, or one transaction).",
-            out,
-        );
     }
 }
 
@@ -272,8 +236,8 @@ impl CommitThread {
         self.counters.stats()
     }
 
-    pub(crate) fn render_metrics(&self, out: &mut String) {
-        self.counters.render(out);
+    pub(crate) fn metrics(&self) -> CommitMetrics {
+        self.counters.metrics.clone()
     }
 
     /// Calls `hook` on the commit thread at each [`CommitPoint`].
@@ -318,8 +282,9 @@ impl<W: GroupWriter> GroupCommit<W> {
             self.hooks.call(CommitPoint::BeforeWrite(index));
             let writing = Instant::now();
             let (answers, durable) = self.writer.write(&group, index, &self.hooks);
-            self.counters.flush_seconds.since(writing);
-            self.counters.group_size.observe(group.len() as f64);
+            self.counters
+                .metrics
+                .group_written(group.len(), writing.elapsed());
             last_group = group.len();
             if durable {
                 self.hooks.call(CommitPoint::AfterSync(index));

@@ -23,6 +23,7 @@ pub mod redb;
 pub mod sled;
 mod wal;
 
+pub use crate::metrics::CommitMetrics;
 pub use commit::{CommitPoint, StoreStats};
 pub use embedded::Unsafe;
 
@@ -138,9 +139,10 @@ pub trait Store: Send + Sync + 'static {
     fn stats(&self) -> Option<StoreStats> {
         None
     }
-    /// Appends the store's own metrics (Prometheus text) to `out`.
-    fn render_metrics(&self, out: &mut String) {
-        let _ = out;
+    /// The commit path's histograms, if the store keeps them (shown at
+    /// `/metrics` beside [`stats`](Store::stats)' counters).
+    fn commit_metrics(&self) -> Option<CommitMetrics> {
+        None
     }
     /// Whether several runtime processes may use the store at once. The
     /// engine then keeps an owner per instance, leases and fencing (see
@@ -185,8 +187,8 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn stats(&self) -> Option<StoreStats> {
         (**self).stats()
     }
-    fn render_metrics(&self, out: &mut String) {
-        (**self).render_metrics(out);
+    fn commit_metrics(&self) -> Option<CommitMetrics> {
+        (**self).commit_metrics()
     }
     fn shared(&self) -> bool {
         (**self).shared()
@@ -247,8 +249,8 @@ impl<S: Store> Store for Closable<S> {
     fn stats(&self) -> Option<StoreStats> {
         self.inner.stats()
     }
-    fn render_metrics(&self, out: &mut String) {
-        self.inner.render_metrics(out);
+    fn commit_metrics(&self) -> Option<CommitMetrics> {
+        self.inner.commit_metrics()
     }
     fn shared(&self) -> bool {
         self.inner.shared()

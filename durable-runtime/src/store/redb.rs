@@ -237,8 +237,8 @@ impl Store for RedbStore {
         Some(RedbStore::stats(self))
     }
 
-    fn render_metrics(&self, out: &mut String) {
-        self.inner.commits.render_metrics(out);
+    fn commit_metrics(&self) -> Option<super::CommitMetrics> {
+        Some(self.inner.commits.metrics())
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

@@ -151,8 +151,7 @@ async fn skip_time(engine: Weak<Engine>, clock: Arc<TestClock>, on: Arc<AtomicBo
         // every commit (a start, a signal, a transition), every attempt
         let mark = (
             engine.store.stats().map(|s| s.commits),
-            engine.metrics.transitions.load(Ordering::SeqCst),
-            engine.metrics.attempts.load(Ordering::SeqCst),
+            engine.metrics.progress(),
             clock.now(),
         );
         if attempting > 0 || last != Some(mark) {

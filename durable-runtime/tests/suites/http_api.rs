@@ -137,20 +137,29 @@ async fn the_api_lists_describes_steers_and_reports_metrics_behind_a_token() {
 
     let (code, body) = call(addr, "GET", "/metrics", Some("t0ken"), "").await;
     assert_eq!(code, 200);
-    for needle in [
-        "durable_transitions_total",
-        "durable_activity_attempts_total 1",
-        "durable_store_fsyncs_total",
+    // labelled by workflow, activity and status; OpenMetrics text
+    for line in [
+        "durable_workflows_started_total{workflow=\"doubled\"} 1",
+        "durable_workflows_started_total{workflow=\"parked_on_signal\"} 1",
+        "durable_workflows_ended_total{workflow=\"doubled\",status=\"completed\"} 1",
+        "durable_workflows_ended_total{workflow=\"parked_on_signal\",status=\"terminated\"} 1",
+        "durable_activity_attempts_total{activity=\"double\",outcome=\"ok\"} 1",
         "durable_instances{status=\"completed\"} 1",
         "durable_instances{status=\"terminated\"} 1",
+        "durable_instances{status=\"running\"} 0",
         "durable_instances_by_phase{phase=\"waiting_for_signal\"} 0",
         "durable_instances_by_phase{phase=\"completed\"} 1",
-        "durable_activity_attempt_duration_seconds_bucket{le=\"+Inf\"} 1",
-        "durable_activity_attempt_duration_seconds_count 1",
+        "durable_activity_attempt_duration_seconds_bucket{le=\"+Inf\",activity=\"double\"} 1",
+        "durable_activity_attempt_duration_seconds_count{activity=\"double\"} 1",
         "# TYPE durable_checkpoint_seconds histogram",
+        "# TYPE durable_timer_lag_seconds histogram",
         "# TYPE durable_store_group_size histogram",
         "# TYPE durable_store_flush_seconds histogram",
+        "# EOF",
     ] {
+        assert!(body.lines().any(|l| l == line), "missing {line} in\n{body}");
+    }
+    for needle in ["durable_transitions_total{workflow=\"doubled\"} ", "durable_store_fsyncs_total "] {
         assert!(body.contains(needle), "missing {needle} in\n{body}");
     }
     // the time in attempts is the histogram's `_sum` (a counter of whole

@@ -499,3 +499,142 @@ async fn counts_by_phase_equal_the_phase_index_through_every_kind_of_move() {
     rt.shutdown().await;
 }
 
+
+#[activity]
+async fn refuse_once(n: u32) -> Result<u32, ActivityError> {
+    if durable_runtime::ActivityContext::current().is_some_and(|c| c.attempt == 1) {
+        return Err(ActivityError::retryable("not yet"));
+    }
+    Ok(n)
+}
+
+#[workflow]
+async fn twice(n: u32) -> Result<u32, WorkflowError> {
+    let m = refuse_once(n).await?;
+    Ok(m)
+}
+
+fn encoded(registry: &prometheus_client::registry::Registry) -> String {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    text
+}
+
+/// The runtime's series join an application's own prometheus-client
+/// registry as a collector, labelled by workflow, activity, outcome and
+/// status, and the collector lets the runtime go when it is shut down.
+#[tokio::test]
+async fn the_runtimes_metrics_join_an_applications_registry_labelled_by_workflow_and_status() {
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<quick>()
+        .workflow::<gate>()
+        .workflow::<twice>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    for i in 0..3 {
+        rt.start(format!("q-{i}"), quick(i), IdPolicy::Reject)
+            .await
+            .unwrap()
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    rt.start("t", twice(1), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    rt.start("g", gate(1), IdPolicy::Reject).await.unwrap();
+    until("the gate waits", || count(&rt, Phase::WaitingForSignal) == 1).await;
+    rt.cancel("g").await.unwrap();
+    until("the gate is cancelled", || count(&rt, Phase::Cancelled) == 1).await;
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register(
+        "app_orders",
+        "The application's own series.",
+        prometheus_client::metrics::counter::Counter::<u64>::default(),
+    );
+    registry.register_collector(Box::new(rt.metrics()));
+    let text = encoded(&registry);
+    for line in [
+        "app_orders_total 0",
+        "durable_workflows_started_total{workflow=\"quick\"} 3",
+        "durable_workflows_started_total{workflow=\"twice\"} 1",
+        "durable_workflows_started_total{workflow=\"gate\"} 1",
+        "durable_workflows_ended_total{workflow=\"quick\",status=\"completed\"} 3",
+        "durable_workflows_ended_total{workflow=\"twice\",status=\"completed\"} 1",
+        "durable_workflows_ended_total{workflow=\"gate\",status=\"cancelled\"} 1",
+        "durable_activity_attempts_total{activity=\"note\",outcome=\"ok\"} 3",
+        "durable_activity_attempts_total{activity=\"refuse_once\",outcome=\"failed\"} 1",
+        "durable_activity_attempts_total{activity=\"refuse_once\",outcome=\"ok\"} 1",
+        "durable_activity_attempt_duration_seconds_count{activity=\"refuse_once\"} 2",
+        "durable_instances{status=\"completed\"} 4",
+        "durable_instances{status=\"cancelled\"} 1",
+        "durable_instances{status=\"running\"} 0",
+        "durable_instances_by_phase{phase=\"cancelled\"} 1",
+        "# EOF",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no line {line} in\n{text}");
+    }
+    // a transition of each workflow counted under its own name
+    for workflow in ["quick", "twice", "gate"] {
+        let prefix = format!("durable_transitions_total{{workflow=\"{workflow}\"}} ");
+        let n: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
+        assert!(n >= 1, "{text}");
+    }
+    // the same series as `GET /metrics` renders
+    assert!(rt.metrics().render().unwrap().contains(
+        "durable_workflows_ended_total{workflow=\"gate\",status=\"cancelled\"} 1"
+    ));
+
+    // every series the Grafana dashboard in docs/ queries is one the runtime
+    // exports (the owned instances: on PostgreSQL only)
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/grafana-dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (at, _) in expr.match_indices("durable_") {
+                let name: String = expr[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                queried += 1;
+                let exported = text.lines().any(|l| {
+                    l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))
+                });
+                let postgres_only = name == "durable_owned_instances";
+                assert!(
+                    exported || (postgres_only && BACKEND != Backend::Postgres),
+                    "the dashboard queries {name}, which is not exported:\n{text}"
+                );
+            }
+        }
+    }
+    assert!(queried >= 15, "{queried}");
+
+    // the collector holds the runtime weakly: once it is gone, it adds nothing
+    rt.shutdown().await;
+    let text = encoded(&registry);
+    assert!(!text.contains("durable_"), "{text}");
+    assert!(text.contains("app_orders_total 0"), "{text}");
+}

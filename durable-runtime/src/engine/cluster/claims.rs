@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{CLAIM_PAGE, LeaseRecord, solo, wall_ms};
@@ -133,9 +132,7 @@ impl Engine {
             return Ok(Some((0, next)));
         }
         tracing::info!(from = %from, to = %token, instances = ids.len(), "took instances over");
-        self.metrics
-            .taken_over
-            .fetch_add(ids.len() as u64, Ordering::Relaxed);
+        self.metrics.taken_over(ids.len());
         Ok(Some((self.resume_claimed(ids).await?, next)))
     }
 

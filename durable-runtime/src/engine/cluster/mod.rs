@@ -98,7 +98,6 @@ impl Member {
         self.owned.lock().expect("owned lock poisoned").contains(id)
     }
 
-    #[cfg(feature = "http")]
     pub(crate) fn owned_count(&self) -> usize {
         self.owned.lock().expect("owned lock poisoned").len()
     }

@@ -658,8 +658,8 @@ impl Store for PgStore {
         Some(PgStore::stats(self))
     }
 
-    fn render_metrics(&self, out: &mut String) {
-        self.inner.commits.render_metrics(out);
+    fn commit_metrics(&self) -> Option<super::CommitMetrics> {
+        Some(self.inner.commits.metrics())
     }
 
     fn shared(&self) -> bool {
