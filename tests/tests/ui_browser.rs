@@ -5,7 +5,8 @@
 //! one sleeping), serves the
 //! API and UI behind a bearer token on an ephemeral port, and runs the
 //! Playwright driver in `tests/ui/e2e.mjs`. The driver checks what the pages
-//! show, filters the list, sends a signal and a cancel through the buttons,
+//! show, filters the list (status, id prefix, workflow, search attribute,
+//! start-time range) and pages through it both ways, sends a signal and a cancel through the buttons,
 //! terminates the sleeper (each asked about first), resets the failed
 //! payment to the await of its charge, resets the failed invoice by a batch
 //! from the list (previewed, asked about), measures the contrast of
@@ -72,8 +73,14 @@ async fn approval(request: String) -> Result<String, WorkflowError> {
     Ok(format!("{request} approved by {} for {}", a.by, a.amount))
 }
 
+/// Tagged with the customer it reminds (a search attribute), then sleeps.
 #[workflow]
 async fn reminder(minutes: u64) -> Result<u64, WorkflowError> {
+    durable_runtime::upsert_search_attributes([(
+        "customer",
+        durable_runtime::SearchValue::from("acme"),
+    )])
+    .await;
     sleep(std::time::Duration::from_secs(minutes * 60)).await?;
     Ok(minutes)
 }
@@ -159,6 +166,13 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
     rt.start("reminder-1", reminder(90), IdPolicy::Reject)
         .await
         .unwrap();
+    // tagged, then asleep
+    for _ in 0..500 {
+        if rt.describe("reminder-1").unwrap().phase == Phase::Sleeping {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(rt.describe("reminder-1").unwrap().phase, Phase::Sleeping);
     assert_eq!(
         rt.describe("approval-1").unwrap().phase,

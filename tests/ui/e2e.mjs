@@ -6,7 +6,8 @@
 // Started by tests/tests/ui_browser.rs, which sets up the instances:
 // checkout-1 completed, payment-1 failed: it returned the card's error after
 // two failed attempts, invoice-1 failed (a panic in workflow code), approval-1
-// and approval-2 waiting for the `approve` signal, reminder-1 sleeping.
+// and approval-2 waiting for the `approve` signal, reminder-1 sleeping (its
+// search attribute customer=acme).
 // A schedule `nightly-checkout` (02:00 Berlin) is paused and run from its page.
 // Prints `SCREENSHOT <path>` for each screenshot it saves.
 
@@ -119,6 +120,41 @@ try {
   assert.match(returned.error, /card declined/, "a returned error shows as the failure");
   await page.click("#f-clear");
   await waitUntil("clearing shows all again", async () => (await rows(page)).length === 6);
+
+  // a search attribute, then the start-time range
+  await page.fill("#f-attr", "customer=acme");
+  await waitUntil("the attribute filter leaves the reminder", async () => (await rowIds(page)) === "reminder-1");
+  assert.match(page.url(), /attr=customer%3Dacme/);
+  await page.click("#f-clear");
+  const minute = (offsetMs) => {
+    const d = new Date(Date.now() + offsetMs);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  };
+  await page.fill("#f-from", minute(2 * 3600_000));
+  await waitUntil("nothing started in two hours' time", async () => await page.isVisible("#empty"));
+  assert.match(page.url(), /started_from=\d+/);
+  await page.fill("#f-from", minute(-2 * 3600_000));
+  await page.fill("#f-to", minute(2 * 3600_000));
+  await waitUntil("everything started within the range", async () => (await rows(page)).length === 6);
+  await page.click("#f-clear");
+  await waitUntil("clearing shows all again", async () => (await rows(page)).length === 6);
+
+  // paging: four per page (the page size from the address), forward and back
+  await page.goto(`${base}?limit=4`);
+  await waitUntil("the first page holds four", async () => (await rows(page)).length === 4);
+  const firstPage = await rowIds(page);
+  assert.ok(await page.isHidden("#prev"), "no previous page on the first");
+  await page.click("#more");
+  await waitUntil("the second page holds the other two", async () => (await rows(page)).length === 2);
+  const secondPage = (await rowIds(page)).split(",");
+  assert.ok(secondPage.every((id) => !firstPage.split(",").includes(id)), "no id on both pages");
+  assert.equal(await page.textContent("#page-no"), "page 2");
+  await page.click("#prev");
+  await waitUntil("back on the first page", async () => (await rowIds(page)) === firstPage);
+  await page.selectOption("#f-limit", "50");
+  await waitUntil("one page holds all", async () => (await rows(page)).length === 6);
+  assert.ok(await page.isHidden("#more"), "no next page when all fit");
   await shot(page, "list.png");
   // times say their zone, and how long ago
   assert.match(await page.textContent("#refreshed"), /times in \S+/);

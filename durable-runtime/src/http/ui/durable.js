@@ -99,6 +99,16 @@ function fmtTime(ms) {
     `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+// ms since the epoch (text) as a datetime-local input's value, in the
+// browser's zone ("" for none).
+function toLocalInput(text) {
+  if (!/^[0-9]+$/.test(text || "")) return "";
+  const d = new Date(Number(text));
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
 // The browser's time zone: every time the UI shows is in it.
 const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
 
@@ -180,21 +190,57 @@ function listPage() {
   $("f-workflow").value = params.get("workflow") || "";
   status.value = PHASES.includes(params.get("status")) ? params.get("status") : "";
   $("f-prefix").value = params.get("prefix") || "";
+  $("f-attr").value = params.get("attr") || "";
+  $("f-from").value = toLocalInput(params.get("started_from"));
+  $("f-to").value = toLocalInput(params.get("started_to"));
+  const limit = $("f-limit");
+  const asked = params.get("limit");
+  if (/^[1-9][0-9]{0,2}$/.test(asked || "")) {
+    if (![...limit.options].some((o) => o.value === asked)) limit.append(el("option", {}, asked));
+    limit.value = asked;
+  }
   const workflows = new Set();
-  let after = null;
-  const pageSize = 100;
+  // the first id after which each page starts: [null] is the first page
+  let cursors = [null];
+
+  // The search attribute as the list filter takes it: `name=value`, the
+  // value as text, and as a number or a flag where it reads as one.
+  const attributeFilter = () => {
+    const text = $("f-attr").value.trim();
+    if (!text) return null;
+    const at = text.indexOf("=");
+    if (at <= 0) throw new Error("a search attribute is name=value");
+    const value = text.slice(at + 1);
+    const values = [{ Str: value }];
+    if (/^-?[0-9]+$/.test(value)) values.push({ Int: Number(value) });
+    if (value === "true" || value === "false") values.push({ Bool: value === "true" });
+    return [text.slice(0, at), values];
+  };
+  // The start-time range in ms; `until` takes in the whole minute it names.
+  const startedRange = () => {
+    const from = $("f-from").value ? new Date($("f-from").value).getTime() : null;
+    const to = $("f-to").value ? new Date($("f-to").value).getTime() + 59999 : null;
+    return [from, to];
+  };
 
   const filterQuery = () => {
     const q = new URLSearchParams();
     if ($("f-workflow").value.trim()) q.set("workflow", $("f-workflow").value.trim());
     if (status.value) q.set("status", status.value);
     if ($("f-prefix").value) q.set("prefix", $("f-prefix").value);
+    if ($("f-attr").value.trim()) q.set("attr", $("f-attr").value.trim());
+    const [from, to] = startedRange();
+    if (from !== null) q.set("started_from", String(from));
+    if (to !== null) q.set("started_to", String(to));
+    if (limit.value !== "50") q.set("limit", limit.value);
     return q;
   };
 
   const load = async () => {
     const q = filterQuery();
+    const pageSize = Number(limit.value);
     q.set("limit", String(pageSize));
+    const after = cursors[cursors.length - 1];
     if (after) q.set("after", after);
     const [counts, list, workers] = await Promise.all([
       api(BASE + "api/stats"),
@@ -206,6 +252,9 @@ function listPage() {
     renderRows(list);
     $("more").hidden = list.length < pageSize;
     $("more").dataset.last = list.length ? list[list.length - 1].id : "";
+    $("prev").hidden = cursors.length < 2;
+    $("page-no").textContent = cursors.length > 1 || list.length === pageSize
+      ? `page ${cursors.length}` : "";
   };
 
   // workers sharing a PostgreSQL store (none on sled)
@@ -268,7 +317,7 @@ function listPage() {
 
   let tick;
   const changed = () => {
-    after = null;
+    cursors = [null];
     const q = filterQuery();
     history.replaceState(null, "", location.pathname + (q.toString() ? "?" + q.toString() : ""));
     tick();
@@ -277,16 +326,22 @@ function listPage() {
   const debounced = () => { clearTimeout(typing); typing = setTimeout(changed, 250); };
   $("f-workflow").addEventListener("input", debounced);
   $("f-prefix").addEventListener("input", debounced);
+  $("f-attr").addEventListener("input", debounced);
+  for (const id of ["f-from", "f-to", "f-limit"]) $(id).addEventListener("change", changed);
   status.addEventListener("change", changed);
   $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); changed(); });
   $("f-clear").addEventListener("click", () => {
-    $("f-workflow").value = "";
+    for (const id of ["f-workflow", "f-prefix", "f-attr", "f-from", "f-to"]) $(id).value = "";
     status.value = "";
-    $("f-prefix").value = "";
     changed();
   });
   $("more").addEventListener("click", () => {
-    after = $("more").dataset.last || null;
+    if (!$("more").dataset.last) return;
+    cursors.push($("more").dataset.last);
+    tick();
+  });
+  $("prev").addEventListener("click", () => {
+    if (cursors.length > 1) cursors.pop();
     tick();
   });
   // ---- a batch operation over what the filters match ----
@@ -300,6 +355,10 @@ function listPage() {
     if ($("f-workflow").value.trim()) filter.workflow = $("f-workflow").value.trim();
     if (status.value) filter.phase = status.value;
     if ($("f-prefix").value) filter.id_prefix = $("f-prefix").value;
+    const attribute = attributeFilter();
+    if (attribute) filter.search_attribute = attribute;
+    const [from, to] = startedRange();
+    if (from !== null || to !== null) filter.started = [from ?? 0, to ?? Number.MAX_SAFE_INTEGER];
     const reason = $("b-reason").value.trim() || "batch operation from the web UI";
     let action;
     switch ($("b-action").value) {
