@@ -12,7 +12,8 @@
 //! from the list (previewed, asked about), measures the contrast of
 //! every text in the light and dark colour schemes, renders the pages at a
 //! phone's width (390 px), pauses a schedule and runs it now from the
-//! schedules page, and saves
+//! schedules page, creates, backfills, edits and deletes another, starts a
+//! workflow from the list page, and saves
 //! screenshots (their paths are printed). Afterwards the test
 //! checks through the runtime that the signal and the cancel took effect.
 //!
@@ -273,5 +274,23 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
     assert!(schedule.paused, "paused from the page: {schedule:?}");
     assert_eq!(schedule.note, "holiday freeze");
     assert_eq!(schedule.runs, 1, "run once from the page: {schedule:?}");
+    // created, backfilled and deleted from the schedules page
+    assert!(
+        rt.schedules().describe("hourly-report").is_err(),
+        "deleted from the page"
+    );
+    let backfilled = rt
+        .list(&durable_runtime::ListFilter {
+            id_prefix: Some("hourly-report@".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        backfilled.len() >= 3,
+        "backfilled from the page: {backfilled:?}"
+    );
+    // started from the list page
+    let started = rt.describe("checkout-ui").unwrap();
+    assert_eq!(started.phase, Phase::Completed, "{started:?}");
     server.abort();
 }

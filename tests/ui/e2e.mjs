@@ -395,6 +395,74 @@ try {
   assert.match(await page.textContent("#events"), /paused: holiday freeze/);
   await shot(page, "schedules.png");
 
+  // ---- a schedule created, backfilled, edited and deleted from the page ----
+  await page.click("#create summary");
+  await waitUntil("the registered workflows are offered", async () =>
+    (await page.$$eval("#c-workflow option", (os) => os.map((o) => o.value))).includes("checkout"));
+  await page.fill("#c-id", "hourly-report");
+  await page.selectOption("#c-workflow", "checkout");
+  await page.fill("#c-input", '"report"');
+  await page.selectOption("#c-kind", "every");
+  await page.fill("#c-every", "1h");
+  await page.selectOption("#c-overlap", "allow_all");
+  await page.click("#c-save");
+  const hrow = '#schedules tr[data-id="hourly-report"]';
+  await waitUntil("the new schedule is listed", async () => (await page.$$(hrow)).length === 1);
+  assert.match(await page.textContent(`${hrow} td:nth-child(3)`), /every 1h/);
+  assert.match(await page.textContent(`${hrow} td:nth-child(3)`), /overlap allow all/);
+  await page.click(`${hrow} button.events`);
+  await page.waitForSelector("#detail:not([hidden])");
+  const local = (offsetMs) => {
+    const d = new Date(Date.now() + offsetMs);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  };
+  await page.fill("#bf-from", local(-3 * 3600_000));
+  await page.fill("#bf-to", local(0));
+  await page.click("#bf-run");
+  await waitUntil("three hours' runs are backfilled",
+    async () => ((await page.textContent("#events")).match(/\(backfill\)/g) || []).length >= 3);
+  // edited: a cron in a zone instead of the interval
+  await page.click(`${hrow} button.edit`);
+  assert.equal(await page.inputValue("#c-every"), "1h", "the form holds the schedule");
+  assert.ok(await page.isDisabled("#c-id"), "an edit keeps the id");
+  await page.selectOption("#c-kind", "cron");
+  await page.fill("#c-cron", "30 6 * * *");
+  await page.fill("#c-zone", "Europe/Berlin");
+  await page.click("#c-save");
+  await waitUntil("the schedule runs on the cron now", async () =>
+    /cron "30 6 \* \* \*" in Europe\/Berlin/.test(await page.textContent(`${hrow} td:nth-child(3)`)));
+  // a bad interval is said, nothing sent
+  await page.click("#c-new");
+  await page.fill("#c-id", "bad-interval");
+  await page.selectOption("#c-kind", "every");
+  await page.fill("#c-every", "soon");
+  await page.click("#c-save");
+  await waitUntil("the form says what an interval is",
+    async () => /interval such as 15m/.test(await page.textContent("#action-result")));
+  // deleted, after the question (accepted)
+  await page.click(`${hrow} button.events`);
+  await page.click("#delete");
+  await waitUntil("the deleted schedule is gone", async () => (await page.$$(hrow)).length === 0);
+  assert.equal(await page.$$eval('#schedules tr[data-id="bad-interval"]', (r) => r.length), 0);
+
+  // ---- a workflow started from the list page ----
+  await page.goto(base);
+  await page.click("#start summary");
+  await waitUntil("the registered workflows are offered", async () =>
+    (await page.$$eval("#s-workflow option", (os) => os.map((o) => o.value))).includes("checkout"));
+  await page.selectOption("#s-workflow", "checkout");
+  await page.fill("#s-id", "checkout-ui");
+  await page.fill("#s-input", "{ not json");
+  await page.click("#s-start");
+  await waitUntil("bad input is said", async () => /the input is not JSON/.test(await page.textContent("#s-result")));
+  await page.fill("#s-input", '"lamp"');
+  await page.click("#s-start");
+  await page.waitForURL(/\/ui\/instance\?id=checkout-ui/);
+  await waitUntil("the started instance completes",
+    async () => (await page.getAttribute("#i-status", "data-phase")) === "completed");
+  assert.match(await page.textContent("#output"), /reserved lamp/);
+
   assert.deepEqual(pageErrors, [], "no script errors in the pages");
   console.log("ui e2e: all checks passed");
 } finally {

@@ -285,6 +285,7 @@ fn app(runtime: impl Into<Runtime>, access: impl Into<Access>) -> Arc<App> {
 fn api_routes(app: &Arc<App>) -> axum::Router {
     let guarded = axum::Router::new()
         .route("/api/workers", get(workers))
+        .route("/api/workflows", get(workflows))
         .route("/api/instances", get(list).post(start))
         .route("/api/instances/{id}", get(describe))
         .route("/api/instances/{id}/history", get(history))
@@ -725,6 +726,22 @@ async fn stats(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
         .map(|(p, n)| (p.as_str().to_owned(), n.into()))
         .collect();
     Ok(Json(counts).into_response())
+}
+
+/// The registered workflows, by name and version: what the UI offers to start.
+async fn workflows(State(app): State<Arc<App>>) -> Response {
+    let mut list: Vec<serde_json::Value> = app
+        .runtime
+        .manifest()
+        .workflows
+        .into_iter()
+        .map(|w| serde_json::json!({ "name": w.name, "version": w.version }))
+        .collect();
+    list.sort_by(|a, b| {
+        (a["name"].as_str(), a["version"].as_u64())
+            .cmp(&(b["name"].as_str(), b["version"].as_u64()))
+    });
+    Json(list).into_response()
 }
 
 async fn workers(State(app): State<Arc<App>>) -> Result<Response, ApiError> {

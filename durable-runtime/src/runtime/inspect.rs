@@ -192,6 +192,13 @@ impl Runtime {
         Ok(out)
     }
 
+    /// The workflow versions and migrations this runtime registered: what
+    /// it can start and run (`GET /api/workflows` lists them; `durable
+    /// check` compares a stored manifest with them).
+    pub fn manifest(&self) -> crate::check::Manifest {
+        crate::check::Manifest::of(&self.engine.workflows)
+    }
+
     /// How many instances have each status.
     pub fn counts(&self) -> Result<Vec<(Status, usize)>, StoreError> {
         let mut counts: Vec<(Status, usize)> = Vec::new();

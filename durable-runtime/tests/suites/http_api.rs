@@ -107,6 +107,20 @@ async fn the_api_lists_describes_steers_and_reports_metrics_behind_a_token() {
     );
     let (code, _) = call(addr, "GET", "/api/instances/nobody", Some("t0ken"), "").await;
     assert_eq!(code, 404);
+    // what this process can start, by name (the UI's start form offers them)
+    let (code, body) = call(addr, "GET", "/api/workflows", Some("t0ken"), "").await;
+    assert_eq!(code, 200, "{body}");
+    let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            assert!(w["version"].is_u64(), "{body}");
+            w["name"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(names, ["doubled", "parked_on_signal"], "{body}");
+    assert_eq!(call(addr, "GET", "/api/workflows", None, "").await.0, 401);
     let (code, _) = call(
         addr,
         "GET",

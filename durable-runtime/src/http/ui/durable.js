@@ -99,6 +99,25 @@ function fmtTime(ms) {
     `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+// "1h30m", "15m", "90s", "1d", "500ms" as milliseconds (0: not a duration).
+function parseDuration(text) {
+  const t = (text || "").replace(/\s+/g, "");
+  if (!/^([0-9]+(ms|s|m|h|d))+$/.test(t)) return 0;
+  const unit = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 };
+  let total = 0;
+  for (const [, n, u] of t.matchAll(/([0-9]+)(ms|s|m|h|d)/g)) total += Number(n) * unit[u];
+  return total;
+}
+
+// Milliseconds as parseDuration reads them back ("1h30m").
+function fmtInterval(ms) {
+  const parts = [];
+  for (const [u, n] of [["d", 86400000], ["h", 3600000], ["m", 60000], ["s", 1000], ["ms", 1]]) {
+    if (ms >= n) { parts.push(`${Math.floor(ms / n)}${u}`); ms %= n; }
+  }
+  return parts.join("") || "0ms";
+}
+
 // ms since the epoch (text) as a datetime-local input's value, in the
 // browser's zone ("" for none).
 function toLocalInput(text) {
@@ -344,6 +363,41 @@ function listPage() {
     if (cursors.length > 1) cursors.pop();
     tick();
   });
+  // ---- start a workflow: the registered ones are offered ----
+  const say = (node, text, ok) => { node.textContent = text; node.className = ok ? "ok" : "err"; };
+  const offerWorkflows = async () => {
+    const names = [...new Set((await api(BASE + "api/workflows")).map((w) => w.name))];
+    $("s-workflow").replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+    for (const n of names) {
+      if (!workflows.has(n)) {
+        workflows.add(n);
+        $("workflows").append(el("option", { value: n }));
+      }
+    }
+  };
+  $("start").addEventListener("toggle", () => {
+    if ($("start").open) offerWorkflows().catch((e) => say($("s-result"), e.message, false));
+  });
+  $("s-start").addEventListener("click", async () => {
+    const workflow = $("s-workflow").value;
+    if (!workflow) return say($("s-result"), "no workflow is registered", false);
+    let input;
+    try {
+      input = JSON.parse($("s-input").value.trim() || "null");
+    } catch (e) {
+      return say($("s-result"), "the input is not JSON: " + e.message, false);
+    }
+    const id = $("s-id").value.trim() || `${workflow}-${Date.now().toString(36)}`;
+    try {
+      await api(BASE + "api/instances", {
+        method: "POST", body: JSON.stringify({ id, workflow, input }),
+      });
+      location.href = BASE + "ui/instance?id=" + encodeURIComponent(id);
+    } catch (e) {
+      say($("s-result"), "not started: " + e.message, false);
+    }
+  });
+
   // ---- a batch operation over what the filters match ----
   const batchSay = (text, ok) => {
     const p = $("b-result");
@@ -785,6 +839,8 @@ function schedulesPage() {
         act(`trigger ${s.id}`, () => api(path(s.id) + "/trigger", { method: "POST", body: "{}" })));
       const events = el("button", { type: "button", class: "events" }, "events");
       events.addEventListener("click", () => { shown = s.id; render(list); });
+      const edit = el("button", { type: "button", class: "edit" }, "edit");
+      edit.addEventListener("click", () => editing(s));
       return el("tr", { "data-id": s.id },
         el("td", { class: "id" }, s.id),
         el("td", {}, s.workflow),
@@ -794,13 +850,99 @@ function schedulesPage() {
         el("td", { class: "when next" }, ...nextRun(s)),
         el("td", { class: "running" }, ...s.running.map((id) =>
           el("div", {}, el("a", { href: BASE + "ui/instance?id=" + encodeURIComponent(id) }, id)))),
-        el("td", {}, pause, " ", trigger, " ", events));
+        el("td", {}, pause, " ", trigger, " ", events, " ", edit));
     }));
     $("empty").hidden = list.length > 0;
     render(list);
   };
+  // ---- create, edit, backfill, delete ----
+  let edited = null; // the schedule the form edits; null: it creates one
+  let shownSchedule = null; // the schedule whose events are shown
+  const form = (s) => {
+    edited = s;
+    $("c-title").textContent = s ? `Edit ${s.id}` : "Create a schedule";
+    $("c-save").textContent = s ? "Save" : "Create";
+    $("c-new").hidden = !s;
+    $("c-id").value = s ? s.id : "";
+    for (const id of ["c-id", "c-workflow", "c-input"]) $(id).disabled = !!s;
+    if (s) {
+      $("c-workflow").value = s.workflow;
+      $("c-input").value = JSON.stringify(s.input ?? null);
+      $("c-kind").value = s.schedule.cron ? "cron" : "every";
+      $("c-cron").value = s.schedule.cron || "";
+      $("c-zone").value = s.schedule.time_zone || "";
+      $("c-every").value = s.schedule.every_ms ? fmtInterval(s.schedule.every_ms) : "";
+      $("c-overlap").value = s.schedule.overlap || "skip";
+    }
+  };
+  const editing = (s) => { form(s); $("create").open = true; $("c-cron").focus(); };
+  $("c-new").addEventListener("click", () => form(null));
+  // When it runs, from the form: a cron expression (in a zone) or an interval.
+  const timing = () => {
+    if ($("c-kind").value === "cron") {
+      const cron = $("c-cron").value.trim();
+      if (!cron) throw new Error("give a cron expression, e.g. 0 2 * * *");
+      return { cron, time_zone: $("c-zone").value.trim() || null, every_ms: null, offset_ms: null };
+    }
+    const every = parseDuration($("c-every").value);
+    if (!every) throw new Error("give an interval such as 15m, 1h30m or 1d");
+    return { cron: null, time_zone: null, every_ms: every, offset_ms: null };
+  };
+  $("c-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    let schedule;
+    let input;
+    try {
+      schedule = Object.assign({}, edited ? edited.schedule : {}, timing(), { overlap: $("c-overlap").value });
+      input = JSON.parse($("c-input").value.trim() || "null");
+    } catch (e) {
+      return result(e.message, false);
+    }
+    if (edited) {
+      const id = edited.id;
+      await act(`update ${id}`, () => api(path(id) + "/update", {
+        method: "POST", body: JSON.stringify({ schedule }),
+      }));
+    } else {
+      const id = $("c-id").value.trim();
+      await act(`create ${id}`, () => api(BASE + "api/schedules", {
+        method: "POST", body: JSON.stringify({ id, workflow: $("c-workflow").value, input, schedule }),
+      }));
+    }
+  });
+  $("create").addEventListener("toggle", async () => {
+    if (!$("create").open) return;
+    try {
+      const names = [...new Set((await api(BASE + "api/workflows")).map((w) => w.name))];
+      const keep = $("c-workflow").value;
+      $("c-workflow").replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+      if (keep) $("c-workflow").value = keep;
+    } catch (e) {
+      result(e.message, false);
+    }
+  });
+  $("backfill").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (!shownSchedule) return;
+    const { id, overlap } = shownSchedule;
+    const from = new Date($("bf-from").value).getTime();
+    const to = new Date($("bf-to").value).getTime() + 59999;
+    if (!(from <= to)) return result("the range ends before it starts", false);
+    act(`backfill ${id}`, () => api(path(id) + "/backfill", {
+      method: "POST", body: JSON.stringify({ from_ms: from, to_ms: to, overlap }),
+    }));
+  });
+  $("delete").addEventListener("click", () => {
+    const id = shown;
+    if (!confirm(`Delete schedule ${id}? No run starts from it again; runs already started go on.`)) return;
+    shown = null;
+    if (edited && edited.id === id) form(null);
+    act(`delete ${id}`, () => api(path(id), { method: "DELETE" }));
+  });
+
   const render = (list) => {
     const s = list.find((x) => x.id === shown);
+    shownSchedule = s || null;
     $("detail").hidden = !s;
     if (!s) return;
     $("detail-id").textContent = s.id;
