@@ -10,7 +10,8 @@
 //! terminates the sleeper (each asked about first), resets the failed
 //! payment to the await of its charge, resets the failed invoice by a batch
 //! from the list (previewed, asked about), measures the contrast of
-//! every text in the light and dark colour schemes, renders the pages at a
+//! every text in the light and dark colour schemes, runs axe-core's WCAG 2.1
+//! A and AA rules on each page in both schemes, renders the pages at a
 //! phone's width (390 px), pauses a schedule and runs it now from the
 //! schedules page, creates, backfills, edits and deletes another, starts a
 //! workflow from the list page, and saves

@@ -15,7 +15,11 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
+
+// axe-core, the accessibility engine browsers' own audits use, run in the page
+const axeSource = fs.readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 const [base, token, shotDir] = process.argv.slice(2);
 if (!base || !token || !shotDir) {
@@ -344,6 +348,26 @@ try {
     const bg = await pageBackground();
     if (scheme === "dark") assert.notEqual(bg, "rgb(247, 248, 250)", "the dark scheme has a dark page");
   }
+
+  // ---- axe-core's WCAG 2 A and AA rules on every page, in both schemes ----
+  for (const scheme of ["light", "dark"]) {
+    await page.emulateMedia({ colorScheme: scheme });
+    for (const url of [base, `${base}/ui/instance?id=payment-1`, `${base}/ui/schedules`]) {
+      await page.goto(url);
+      await waitUntil(`${url} renders`, async () =>
+        (await page.$$("#instances tbody tr, .timeline .row, #schedules tbody tr")).length > 0);
+      await page.evaluate(axeSource);
+      const violations = await page.evaluate(async () => {
+        const r = await globalThis.axe.run(document, {
+          runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+        });
+        return r.violations.map((v) => `${v.id} (${v.impact}): ${v.help}: ` +
+          v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", "));
+      });
+      assert.deepEqual(violations, [], `axe, ${scheme}: ${url}`);
+    }
+  }
+  await page.emulateMedia({ colorScheme: "light" });
 
   // ---- a phone's width (390 px): nothing wider than the screen ----
   await page.setViewportSize({ width: 390, height: 844 });
