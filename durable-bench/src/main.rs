@@ -104,8 +104,8 @@ impl Store for Embedded {
     fn stats(&self) -> Option<StoreStats> {
         Some(Embedded::stats(self))
     }
-    fn commit_metrics(&self) -> Option<durable_runtime::store::CommitMetrics> {
-        self.store().commit_metrics()
+    fn store_metrics(&self) -> Option<durable_runtime::store::StoreMetrics> {
+        self.store().store_metrics()
     }
     fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
         self.store().counters()
@@ -278,8 +278,8 @@ impl Store for Recorder {
     fn stats(&self) -> Option<StoreStats> {
         Some(self.inner.stats())
     }
-    fn commit_metrics(&self) -> Option<durable_runtime::store::CommitMetrics> {
-        self.inner.commit_metrics()
+    fn store_metrics(&self) -> Option<durable_runtime::store::StoreMetrics> {
+        self.inner.store_metrics()
     }
     fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
         self.inner.counters()

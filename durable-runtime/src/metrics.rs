@@ -71,6 +71,11 @@ struct PhaseLabel {
     phase: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
 /// What one runtime's engine counts.
 #[derive(Debug)]
 pub(crate) struct EngineMetrics {
@@ -220,30 +225,75 @@ impl EngineMetrics {
     }
 }
 
-/// The commit path's histograms: how many commits each group write carried
-/// and how long writing it took. Kept by the built-in stores and shown at
-/// `/metrics` ([`Store::commit_metrics`](crate::store::Store::commit_metrics));
+/// A store's own series: how many commits each group write carried and how
+/// long writing it took, and for a store over the network (PostgreSQL) how
+/// long its reads took and its connection pool. Kept by the built-in stores
+/// and shown at `/metrics` ([`Store::store_metrics`](crate::store::Store::store_metrics));
 /// cheap to clone (the clones count into the same series).
-#[derive(Debug, Clone)]
-pub struct CommitMetrics {
+#[derive(Clone)]
+pub struct StoreMetrics {
     group_size: Histogram,
     flush_seconds: Histogram,
+    read_seconds: Histogram,
+    /// Whether reads are round trips worth timing (shown only then).
+    timed_reads: bool,
+    pool: Option<std::sync::Arc<dyn Fn() -> PoolGauges + Send + Sync>>,
 }
 
-impl Default for CommitMetrics {
+impl std::fmt::Debug for StoreMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreMetrics")
+            .field("group_size", &self.group_size)
+            .field("flush_seconds", &self.flush_seconds)
+            .field("timed_reads", &self.timed_reads)
+            .field("pool", &self.pool.as_ref().map(|p| p()))
+            .finish()
+    }
+}
+
+/// A connection pool's state at a scrape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolGauges {
+    /// The most connections the pool opens.
+    pub max_size: usize,
+    /// Connections open now.
+    pub size: usize,
+    /// Open connections no one is using.
+    pub available: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
+impl Default for StoreMetrics {
     fn default() -> Self {
-        CommitMetrics {
+        StoreMetrics {
             group_size: Histogram::new(COUNTS.iter().copied()),
             flush_seconds: seconds(),
+            read_seconds: seconds(),
+            timed_reads: false,
+            pool: None,
         }
     }
 }
 
-impl CommitMetrics {
+impl StoreMetrics {
     /// One group of `commits` commits was written in `took`.
     pub fn group_written(&self, commits: usize, took: Duration) {
         self.group_size.observe(commits as f64);
         self.flush_seconds.observe(took.as_secs_f64());
+    }
+
+    /// One read (a round trip) took `took`.
+    pub fn read_done(&self, took: Duration) {
+        self.read_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The same series, with reads shown (`durable_store_read_seconds`) and
+    /// the pool `gauges` reports read at each scrape.
+    pub fn with_pool(mut self, gauges: impl Fn() -> PoolGauges + Send + Sync + 'static) -> Self {
+        self.timed_reads = true;
+        self.pool = Some(std::sync::Arc::new(gauges));
+        self
     }
 
     pub(crate) fn encode(
@@ -261,7 +311,44 @@ impl CommitMetrics {
             "Writing one group: the log append and its sync, or the transaction's commit.",
             None,
             MetricType::Histogram,
-        )?)
+        )?)?;
+        if self.timed_reads {
+            self.read_seconds.encode(encoder.encode_descriptor(
+                "durable_store_read_seconds",
+                "One read of the store, a round trip to the server.",
+                None,
+                MetricType::Histogram,
+            )?)?;
+        }
+        if let Some(pool) = &self.pool {
+            let p = pool();
+            let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+            gauge(
+                encoder,
+                "durable_store_pool_max_connections",
+                "The most connections the pool opens.",
+                n(p.max_size),
+            )?;
+            gauges_by(
+                encoder,
+                (
+                    "durable_store_pool_connections",
+                    "Open connections, in use or idle.",
+                    "state",
+                ),
+                [
+                    ("in_use", p.size.saturating_sub(p.available) as u64),
+                    ("idle", p.available as u64),
+                ],
+            )?;
+            gauge(
+                encoder,
+                "durable_store_pool_waiting",
+                "Callers waiting for a connection.",
+                n(p.waiting),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -290,8 +377,8 @@ pub(crate) fn gauge(
     ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
 }
 
-/// Encodes a gauge per status (`label` is `status` or `phase`), read at the
-/// scrape from the counts the store keeps (never a scan of the instances).
+/// Encodes a gauge per value of `label` (`status`, `phase` or `state`),
+/// read at the scrape.
 pub(crate) fn gauges_by(
     encoder: &mut DescriptorEncoder<'_>,
     (name, help, label): (&str, &str, &str),
@@ -300,10 +387,11 @@ pub(crate) fn gauges_by(
     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (value, n) in values {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
-        if label == "phase" {
-            ConstGauge::new(n).encode(metric.encode_family(&PhaseLabel { phase: value })?)?;
-        } else {
-            ConstGauge::new(n).encode(metric.encode_family(&StatusLabel { status: value })?)?;
+        let series = ConstGauge::new(n);
+        match label {
+            "phase" => series.encode(metric.encode_family(&PhaseLabel { phase: value })?)?,
+            "state" => series.encode(metric.encode_family(&StateLabel { state: value })?)?,
+            _ => series.encode(metric.encode_family(&StatusLabel { status: value })?)?,
         }
     }
     Ok(())

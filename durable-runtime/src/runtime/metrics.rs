@@ -128,7 +128,7 @@ impl Collector for Scrape {
                 counter(&mut encoder, name, help, value)?;
             }
         }
-        if let Some(commits) = engine.store.commit_metrics() {
+        if let Some(commits) = engine.store.store_metrics() {
             commits.encode(&mut encoder)?;
         }
         if !self.phases.is_empty() {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::{Batch, CommitRequest as Request, StoreError};
 use crate::future::BoxFuture;
-use crate::metrics::CommitMetrics;
+use crate::metrics::StoreMetrics;
 
 /// A group this large means many writers: the next one waits [`GATHER`]
 /// for more of them (a lone writer's commit never waits).
@@ -87,7 +87,7 @@ pub(crate) struct Counters {
     writes: AtomicU64,
     bytes: AtomicU64,
     /// Commits per group, and the time writing each took.
-    metrics: CommitMetrics,
+    metrics: StoreMetrics,
 }
 
 impl Default for Counters {
@@ -99,7 +99,7 @@ impl Default for Counters {
             checkpoints: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
-            metrics: CommitMetrics::default(),
+            metrics: StoreMetrics::default(),
         }
     }
 }
@@ -236,7 +236,7 @@ impl CommitThread {
         self.counters.stats()
     }
 
-    pub(crate) fn metrics(&self) -> CommitMetrics {
+    pub(crate) fn metrics(&self) -> StoreMetrics {
         self.counters.metrics.clone()
     }
 

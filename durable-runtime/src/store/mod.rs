@@ -23,7 +23,7 @@ pub mod redb;
 pub mod sled;
 mod wal;
 
-pub use crate::metrics::CommitMetrics;
+pub use crate::metrics::{PoolGauges, StoreMetrics};
 pub use commit::{CommitPoint, StoreStats};
 pub use embedded::Unsafe;
 
@@ -141,7 +141,7 @@ pub trait Store: Send + Sync + 'static {
     }
     /// The commit path's histograms, if the store keeps them (shown at
     /// `/metrics` beside [`stats`](Store::stats)' counters).
-    fn commit_metrics(&self) -> Option<CommitMetrics> {
+    fn store_metrics(&self) -> Option<StoreMetrics> {
         None
     }
     /// Whether several runtime processes may use the store at once. The
@@ -187,8 +187,8 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn stats(&self) -> Option<StoreStats> {
         (**self).stats()
     }
-    fn commit_metrics(&self) -> Option<CommitMetrics> {
-        (**self).commit_metrics()
+    fn store_metrics(&self) -> Option<StoreMetrics> {
+        (**self).store_metrics()
     }
     fn shared(&self) -> bool {
         (**self).shared()
@@ -249,8 +249,8 @@ impl<S: Store> Store for Closable<S> {
     fn stats(&self) -> Option<StoreStats> {
         self.inner.stats()
     }
-    fn commit_metrics(&self) -> Option<CommitMetrics> {
-        self.inner.commit_metrics()
+    fn store_metrics(&self) -> Option<StoreMetrics> {
+        self.inner.store_metrics()
     }
     fn shared(&self) -> bool {
         self.inner.shared()

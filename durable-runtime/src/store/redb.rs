@@ -237,7 +237,7 @@ impl Store for RedbStore {
         Some(RedbStore::stats(self))
     }
 
-    fn commit_metrics(&self) -> Option<super::CommitMetrics> {
+    fn store_metrics(&self) -> Option<super::StoreMetrics> {
         Some(self.inner.commits.metrics())
     }
 

@@ -354,7 +354,7 @@ impl Store for SledStore {
         Some(SledStore::stats(self))
     }
 
-    fn commit_metrics(&self) -> Option<super::CommitMetrics> {
+    fn store_metrics(&self) -> Option<super::StoreMetrics> {
         Some(self.inner.commits.metrics())
     }
 

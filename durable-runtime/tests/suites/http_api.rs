@@ -173,6 +173,29 @@ async fn the_api_lists_describes_steers_and_reports_metrics_behind_a_token() {
     ] {
         assert!(body.lines().any(|l| l == line), "missing {line} in\n{body}");
     }
+    // a store over the network shows its reads and its connection pool
+    let over_network = [
+        "# TYPE durable_store_read_seconds histogram",
+        "# TYPE durable_store_pool_max_connections gauge",
+        "durable_store_pool_connections{state=\"in_use\"} ",
+        "durable_store_pool_connections{state=\"idle\"} ",
+        "durable_store_pool_waiting ",
+    ];
+    for needle in over_network {
+        assert_eq!(
+            body.contains(needle),
+            BACKEND == Backend::Postgres,
+            "{needle} on {BACKEND:?}:\n{body}"
+        );
+    }
+    if BACKEND == Backend::Postgres {
+        let reads: u64 = body
+            .lines()
+            .find_map(|l| l.strip_prefix("durable_store_read_seconds_count "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(reads > 0, "{body}");
+    }
     for needle in ["durable_transitions_total{workflow=\"doubled\"} ", "durable_store_fsyncs_total "] {
         assert!(body.contains(needle), "missing {needle} in\n{body}");
     }

@@ -555,6 +555,15 @@ async fn the_runtimes_metrics_join_an_applications_registry_labelled_by_workflow
     until("the gate waits", || count(&rt, Phase::WaitingForSignal) == 1).await;
     rt.cancel("g").await.unwrap();
     until("the gate is cancelled", || count(&rt, Phase::Cancelled) == 1).await;
+    // counted once its final save is acknowledged, a moment after the
+    // commit that the counts by phase read
+    until("the cancelled gate is counted", || {
+        rt.metrics()
+            .render()
+            .unwrap()
+            .contains("durable_workflows_ended_total{workflow=\"gate\",status=\"cancelled\"} 1")
+    })
+    .await;
 
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register(
@@ -600,7 +609,7 @@ async fn the_runtimes_metrics_join_an_applications_registry_labelled_by_workflow
     ));
 
     // every series the Grafana dashboard in docs/ queries is one the runtime
-    // exports (the owned instances: on PostgreSQL only)
+    // exports (the owned instances, reads and pool: on PostgreSQL only)
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -622,7 +631,9 @@ async fn the_runtimes_metrics_join_an_applications_registry_labelled_by_workflow
                 let exported = text.lines().any(|l| {
                     l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} "))
                 });
-                let postgres_only = name == "durable_owned_instances";
+                let postgres_only = name == "durable_owned_instances"
+                    || name.starts_with("durable_store_pool_")
+                    || name.starts_with("durable_store_read_seconds");
                 assert!(
                     exported || (postgres_only && BACKEND != Backend::Postgres),
                     "the dashboard queries {name}, which is not exported:\n{text}"

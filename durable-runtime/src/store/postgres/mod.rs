@@ -439,8 +439,12 @@ impl PgStore {
         let rt = self.inner.rt.as_ref().ok_or(StoreError::Closed)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let query = query(self.inner.pool.clone());
+        let metrics = self.inner.commits.metrics();
         rt.spawn(async move {
-            let _ = tx.send(query.await);
+            let asked = std::time::Instant::now();
+            let answer = query.await;
+            metrics.read_done(asked.elapsed());
+            let _ = tx.send(answer);
         });
         match rx.recv_timeout(READ_HANDOFF) {
             Ok(answer) => return answer,
@@ -658,8 +662,17 @@ impl Store for PgStore {
         Some(PgStore::stats(self))
     }
 
-    fn commit_metrics(&self) -> Option<super::CommitMetrics> {
-        Some(self.inner.commits.metrics())
+    fn store_metrics(&self) -> Option<super::StoreMetrics> {
+        let pool = self.inner.pool.clone();
+        Some(self.inner.commits.metrics().with_pool(move || {
+            let s = pool.status();
+            super::PoolGauges {
+                max_size: s.max_size,
+                size: s.size,
+                available: s.available,
+                waiting: s.waiting,
+            }
+        }))
     }
 
     fn shared(&self) -> bool {
