@@ -8,7 +8,6 @@ use futures::FutureExt;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::codec::{self, CodecError};
-use crate::command::{Command, Executor, Request};
 
 pub use crate::future::BoxFuture;
 
@@ -565,8 +564,8 @@ impl ActivityVTable {
 /// in a workflow it is a checkpointed step; awaited anywhere else it simply
 /// runs the body once (handy in unit tests).
 pub struct ActivityCall<A: Activity> {
-    input: A::Input,
-    options: ActivityOptions,
+    pub(crate) input: A::Input,
+    pub(crate) options: ActivityOptions,
 }
 
 impl<A: Activity> ActivityCall<A> {
@@ -619,20 +618,6 @@ impl<A: Activity> ActivityCall<A> {
 impl<A: Activity> std::fmt::Debug for ActivityCall<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ActivityCall({})", A::NAME)
-    }
-}
-
-impl<A: Activity> Command for ActivityCall<A> {
-    type Output = A::Output;
-    fn into_request(self) -> Result<Request, CodecError> {
-        Ok(Request::Activity {
-            name: A::NAME.to_owned(),
-            input: codec::encode(&self.input)?,
-            options: self.options,
-        })
-    }
-    fn executor() -> Executor {
-        Executor::Activity(ActivityVTable::of::<A>())
     }
 }
 

@@ -31,7 +31,7 @@ pub trait Command {
 mod child;
 mod stored;
 
-pub use child::{ChildError, ContinueAsNew, ParentClose, StartChild, continue_as_new};
+pub use child::{ChildError, ParentClose};
 
 /// A checkpointed description of a command, stored with the state that awaits it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -768,4 +768,28 @@ where
 /// first".
 pub fn first_of<C: Command>(calls: Vec<C>) -> FirstOf<C> {
     FirstOf { calls }
+}
+
+/// An activity call is a command: its request names the activity, carries
+/// the encoded input and the call's options, and it runs through the
+/// activity's vtable.
+impl<A: crate::activity::Activity> Command for crate::activity::ActivityCall<A> {
+    type Output = A::Output;
+    fn into_request(self) -> Result<Request, CodecError> {
+        Ok(Request::Activity {
+            name: A::NAME.to_owned(),
+            input: crate::codec::encode(&self.input)?,
+            options: self.options,
+        })
+    }
+    fn executor() -> Executor {
+        Executor::Activity(ActivityVTable::of::<A>())
+    }
+}
+
+impl crate::layout::Tracer {
+    /// Traces the result of the command `C` awaited by variant `variant`.
+    pub fn result<C: Command>(&mut self, variant: &'static str) {
+        self.result_of::<C::Output>(variant);
+    }
 }

@@ -131,8 +131,8 @@ pub const MAX_ID_BYTES: usize = 1_000;
 pub use activity::{ActivityContext, ActivityError, ActivityFailure, ActivityOptions, RetryPolicy};
 pub use codec::CodecError;
 pub use command::{
-    Cancelled, ChildError, ParentClose, SearchValue, continue_as_new, first_of, join_all, now,
-    random_u64, select, signal, sleep, sleep_until, upsert_search_attributes, uuid,
+    Cancelled, ChildError, ParentClose, SearchValue, first_of, join_all, now, random_u64, select,
+    signal, sleep, sleep_until, upsert_search_attributes, uuid,
 };
 pub use compatibility::Compatibility;
 pub use error::{
@@ -148,7 +148,7 @@ pub use runtime::{
 pub use saga::Saga;
 pub use schedule::{Overlap, Schedule, ScheduleError};
 pub use store::StoreError;
-pub use workflow::{Workflow, WorkflowCall};
+pub use workflow::{Workflow, WorkflowCall, continue_as_new};
 
 /// Compiles an `async fn` into a durable workflow.
 ///

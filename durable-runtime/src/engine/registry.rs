@@ -44,7 +44,7 @@ impl WorkflowEntry {
                 codec::encode(&input).map_err(|e| e.to_string())
             },
             output_error: W::output_error,
-            layout: crate::layout::of::<W>(),
+            layout: crate::workflow::layout_of::<W>(),
             input_to_json: |bytes| {
                 let input: W::Input = codec::decode(bytes).map_err(|e| e.to_string())?;
                 serde_json::to_value(input).map_err(|e| e.to_string())

@@ -29,9 +29,6 @@ use std::sync::{Mutex, OnceLock};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::command::Command;
-use crate::workflow::{Op, Workflow};
-
 pub mod diff;
 mod fit;
 mod names;
@@ -390,18 +387,21 @@ pub(crate) struct Traced {
     pub(crate) layout: Result<WorkflowLayout, String>,
 }
 
-/// The layout of `W`, traced once per process.
-pub(crate) fn of<W: Workflow>() -> &'static Traced {
+/// The layout of the workflow whose type is `id` (named `name`, version
+/// `version`, storing `I` as its input and `O` as its output), traced once
+/// per process: `drive` hands the tracer to the generated code, which
+/// traces the state enum and each awaited command's result.
+pub(crate) fn traced<I: DeserializeOwned, O: DeserializeOwned>(
+    id: TypeId,
+    (name, version): (&str, u32),
+    drive: impl FnOnce(&mut Tracer) -> Result<(), String>,
+) -> &'static Traced {
     static CACHE: OnceLock<Mutex<HashMap<TypeId, &'static Traced>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
-    if let Some(found) = cache
-        .lock()
-        .expect("layout cache poisoned")
-        .get(&TypeId::of::<W>())
-    {
+    if let Some(found) = cache.lock().expect("layout cache poisoned").get(&id) {
         return found;
     }
-    let layout = trace_workflow::<W>();
+    let layout = trace_workflow::<I, O>(name, version, drive);
     let traced: &'static Traced = Box::leak(Box::new(Traced {
         hash: layout.as_ref().map_or(0, WorkflowLayout::hash),
         layout,
@@ -409,22 +409,26 @@ pub(crate) fn of<W: Workflow>() -> &'static Traced {
     cache
         .lock()
         .expect("layout cache poisoned")
-        .entry(TypeId::of::<W>())
+        .entry(id)
         .or_insert(traced)
 }
 
-fn trace_workflow<W: Workflow>() -> Result<WorkflowLayout, String> {
+fn trace_workflow<I: DeserializeOwned, O: DeserializeOwned>(
+    name: &str,
+    version: u32,
+    drive: impl FnOnce(&mut Tracer) -> Result<(), String>,
+) -> Result<WorkflowLayout, String> {
     let mut tracer = Tracer::default();
-    W::drive(Op::Trace(&mut tracer)).map_err(|e| e.to_string())?;
-    let input = tracer.root::<W::Input>("the input");
-    let output = tracer.root::<W::Output>("the output");
+    drive(&mut tracer)?;
+    let input = tracer.root::<I>("the input");
+    let output = tracer.root::<O>("the output");
     if let Some(first) = tracer.errors.first() {
         return Err(first.clone());
     }
     let state = tracer.state.take().ok_or("the state enum was not traced")?;
     Ok(WorkflowLayout {
-        workflow: W::NAME.to_owned(),
-        version: W::VERSION,
+        workflow: name.to_owned(),
+        version,
         state,
         input,
         output,
@@ -451,10 +455,11 @@ impl Tracer {
         self.state = Some(self.root::<S>("the state enum"));
     }
 
-    /// Traces the result of the command awaited by variant `variant`.
-    pub fn result<C: Command>(&mut self, variant: &'static str) {
+    /// Traces `T`, the result awaited by variant `variant` (see
+    /// `Tracer::result`, by the awaited command's type).
+    pub(crate) fn result_of<T: DeserializeOwned>(&mut self, variant: &'static str) {
         let what = format!("the result awaited by `{variant}`");
-        let shape = self.root::<C::Output>(&what);
+        let shape = self.root::<T>(&what);
         self.results.push((variant.to_owned(), shape));
     }
 

@@ -150,8 +150,12 @@ impl<W: Workflow> WorkflowHandle<W> {
     /// with its output type laid out otherwise.
     fn output(&self, record: &InstanceRecord) -> Result<W::Output, ResultError> {
         let bytes = record.output.as_deref().unwrap_or_default();
-        self.engine()?
-            .read_output(&self.id, record.layout, crate::layout::of::<W>(), bytes)
+        self.engine()?.read_output(
+            &self.id,
+            record.layout,
+            crate::workflow::layout_of::<W>(),
+            bytes,
+        )
     }
 
     /// Waits for the instance to finish and returns its output.

@@ -13,6 +13,9 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::codec::{self, CodecError};
 use crate::command::{Command, Executor, Request};
 
+mod child;
+pub use child::{ContinueAsNew, StartChild, continue_as_new};
+
 /// A workflow type, implemented by `#[workflow]` on a unit-like struct named
 /// like the function (`process_order`), so the runtime can be told which
 /// workflow to run without a string.
@@ -433,4 +436,17 @@ impl<T> OutputIsPlain for &T {
     fn __durable_output_error(&self) -> Option<String> {
         None
     }
+}
+
+/// The layout of `W`, traced once per process.
+pub(crate) fn layout_of<W: Workflow>() -> &'static crate::layout::Traced {
+    crate::layout::traced::<W::Input, W::Output>(
+        std::any::TypeId::of::<W>(),
+        (W::NAME, W::VERSION),
+        |tracer| {
+            W::drive(Op::Trace(tracer))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    )
 }
