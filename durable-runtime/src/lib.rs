@@ -96,6 +96,7 @@ pub mod command;
 mod compatibility;
 mod engine;
 mod error;
+mod filter;
 mod future;
 pub mod heartbeat;
 pub mod history;
@@ -138,12 +139,12 @@ pub use compatibility::Compatibility;
 pub use error::{
     Error, OpenError, ResetError, ResultError, ResumeError, SignalError, StartError, UpdateError,
 };
+pub use filter::ListFilter;
 pub use limits::{Limits, MAX_ATTRIBUTE_BYTES};
 pub use phase::Status;
 pub use phase::{Phase, UnknownPhase};
 pub use runtime::{
-    Builder, Description, IdPolicy, ListFilter, Metrics, Runtime, Schedules, WorkerInfo,
-    WorkflowHandle,
+    Builder, Description, IdPolicy, Metrics, Runtime, Schedules, WorkerInfo, WorkflowHandle,
 };
 pub use saga::Saga;
 pub use schedule::{Overlap, Schedule, ScheduleError};

@@ -3,6 +3,7 @@
 //! registered code.
 
 use super::Runtime;
+use crate::ListFilter;
 use crate::compatibility::Compatibility;
 use crate::engine::{Engine, InstanceRecord, WorkflowEntry, guarded};
 use crate::error::{ResultError, ResumeError};
@@ -142,7 +143,8 @@ impl Runtime {
                     // an entry is current when its record agrees (same batch)
                     let phase = Phase::of(r.status, r.pending.as_ref());
                     if !r.indexed.contains(&key)
-                        || !filter.in_time(&r)
+                        || !filter
+                            .in_time(r.created_ms, r.status.is_terminal().then_some(r.updated_ms))
                         || filter.workflow.as_ref().is_some_and(|w| *w != r.workflow)
                         || !phases.is_empty() && !phases.contains(&phase)
                     {
@@ -180,7 +182,7 @@ impl Runtime {
                 let Ok(r) = InstanceRecord::decode(&bytes) else {
                     continue;
                 };
-                if !filter.in_time(&r) {
+                if !filter.in_time(r.created_ms, r.status.is_terminal().then_some(r.updated_ms)) {
                     continue;
                 }
                 out.push(Description::of(&keys::instance_id(&key), r));
@@ -514,45 +516,5 @@ impl Description {
             updated_ms: r.updated_ms,
             output: None,
         }
-    }
-}
-
-/// Which instances [`Runtime::list`] returns.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct ListFilter {
-    /// Only this workflow.
-    pub workflow: Option<String>,
-    /// Only this stored status ([`Status::Running`] includes sleeping and
-    /// signal-waiting instances).
-    pub status: Option<Status>,
-    /// Only this phase (finer than `status`: `Phase::Sleeping` only).
-    pub phase: Option<Phase>,
-    /// Only ids that start with this (a key-range scan, so cheap).
-    pub id_prefix: Option<String>,
-    /// Only ids after this one (paging: pass the last id of the previous page).
-    pub after: Option<String>,
-    /// At most this many (0: no limit).
-    pub limit: usize,
-    /// Only instances whose search attribute `.0` has one of the values
-    /// `.1` (set by [`upsert_search_attributes`](crate::upsert_search_attributes)).
-    pub search_attribute: Option<(String, Vec<crate::SearchValue>)>,
-    /// Only instances started in this range (ms since the epoch, both ends
-    /// included).
-    pub started: Option<(u64, u64)>,
-    /// Only instances that ended in this range (ms since the epoch, both
-    /// ends included); a running instance has not ended.
-    pub closed: Option<(u64, u64)>,
-}
-
-impl ListFilter {
-    /// Whether `r` is within the time ranges (the other filters are the
-    /// indexes' or checked by `list`).
-    fn in_time(&self, r: &InstanceRecord) -> bool {
-        let within =
-            |range: Option<(u64, u64)>, t: u64| range.is_none_or(|(a, b)| a <= t && t <= b);
-        within(self.started, r.created_ms)
-            && (self.closed.is_none()
-                || r.status.is_terminal() && within(self.closed, r.updated_ms))
     }
 }

@@ -24,12 +24,16 @@ use crate::store::StoreError;
 /// runtime's series in it instead, as a collector:
 ///
 /// ```
-/// # async fn demo(runtime: durable_runtime::Runtime) {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let runtime = durable_runtime::Runtime::builder().open(dir.path()).await.unwrap();
 /// let mut registry = prometheus_client::registry::Registry::default();
 /// registry.register_collector(Box::new(runtime.metrics()));
 /// let mut text = String::new();
 /// prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-/// assert!(text.contains("durable_transitions"));
+/// assert!(text.contains("durable_instances{status=\"running\"} 0"));
+/// runtime.shutdown().await;
 /// # }
 /// ```
 ///

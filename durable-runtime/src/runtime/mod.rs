@@ -27,7 +27,7 @@ mod updates;
 
 pub use builder::{Builder, IdPolicy, WorkerInfo};
 pub use handle::WorkflowHandle;
-pub use inspect::{Description, ListFilter};
+pub use inspect::Description;
 pub use metrics::Metrics;
 pub use schedules::Schedules;
 

@@ -1,7 +1,8 @@
 //! Moving instances between stores: export to and import from
 //! snapshots.
 
-use super::{ListFilter, Runtime};
+use super::Runtime;
+use crate::ListFilter;
 use crate::codec;
 use crate::engine::{InstanceRecord, now_ms};
 use crate::error::ResumeError;

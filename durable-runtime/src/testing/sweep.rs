@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::runtime::{Builder, IdPolicy, ListFilter, Runtime};
+use crate::ListFilter;
+use crate::runtime::{Builder, IdPolicy, Runtime};
 use crate::store::mem::MemStore;
 use crate::testing::TestEnv;
 use crate::workflow::{Workflow, WorkflowCall};
