@@ -153,17 +153,22 @@ pub(crate) fn follow(client: &Client, id: &str, json: bool) -> Result<(), Failur
 
 /// `[#####-----] 12/30  10 done, 2 skipped, 0 failed`
 fn bar(op: &BatchOperation) -> String {
-    let total = op.matched.max(op.visited).max(1);
-    let filled = (op.visited * 30 / total) as usize;
     format!(
-        "[{}{}] {}/{}  {} done, {} skipped, {} failed",
-        "#".repeat(filled),
-        "-".repeat(30 - filled.min(30)),
-        op.visited,
-        op.matched.max(op.visited),
+        "{}  {} done, {} skipped, {} failed",
+        meter(op.visited, op.matched.max(op.visited)),
         op.done,
         op.skipped,
         op.failed
+    )
+}
+
+/// `[#####-----] 12/30`: a progress bar for a terminal.
+pub(crate) fn meter(done: u64, total: u64) -> String {
+    let filled = (done * 30 / total.max(1)).min(30) as usize;
+    format!(
+        "[{}{}] {done}/{total}",
+        "#".repeat(filled),
+        "-".repeat(30 - filled)
     )
 }
 

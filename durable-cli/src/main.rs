@@ -58,6 +58,7 @@
 //! `check` found instances the new code would park,
 //! 8 `--db` names no store.
 
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -744,13 +745,31 @@ fn export(
                 limit: usize::MAX,
                 ..ListFilter::default()
             };
-            let set = rt.export_set(&filter)?;
-            write(file, &set.to_bytes()?)?;
-            let ids: Vec<&str> = set.snapshots.iter().map(|s| s.id.as_str()).collect();
+            // one instance in memory at a time, the progress on a terminal;
+            // durable (synced, and its directory) before success is reported
+            let cannot = |e: std::io::Error| Failure::other(format!("cannot write {file}: {e}"));
+            let mut out = std::fs::File::create(file).map_err(cannot)?;
+            let draw = !json && std::io::stderr().is_terminal();
+            let ids = rt.export_set_to(&filter, &mut out, |done, total| {
+                if draw {
+                    eprint!("\r{} exported", batches::meter(done as u64, total as u64));
+                    let _ = std::io::stderr().flush();
+                }
+            })?;
+            if draw {
+                eprintln!();
+            }
+            out.sync_all().map_err(cannot)?;
+            let dir = match std::path::Path::new(file).parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => std::path::Path::new("."),
+            };
+            durable_runtime::store::fs::Fs::sync_dir(&durable_runtime::store::fs::RealFs, dir)
+                .map_err(cannot)?;
             report(
                 json,
                 serde_json::json!({ "exported": ids, "file": file }),
-                format!("exported {} instances to {file}", set.snapshots.len()),
+                format!("exported {} instances to {file}", ids.len()),
             );
             Ok(())
         }

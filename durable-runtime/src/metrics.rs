@@ -159,6 +159,7 @@ impl EngineMetrics {
 
     /// Transitions and attempts so far (the test environment's sign of
     /// progress).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn progress(&self) -> u64 {
         self.progress.load(Ordering::Relaxed)
     }

@@ -234,6 +234,57 @@ impl SnapshotSet {
     }
 }
 
+/// Writes a set file one snapshot at a time: the bytes
+/// [`SnapshotSet::to_bytes`] writes for a set taken at `created_ms` of
+/// `count` snapshots, `next(i)` giving the `i`-th, without the whole set in
+/// memory (`durable export --all`). The frame's length is written last, in
+/// its place, and the checksum combined from the header's and the body's.
+pub(crate) fn write_set<W: std::io::Write + std::io::Seek>(
+    out: &mut W,
+    created_ms: u64,
+    count: usize,
+    mut next: impl FnMut(usize) -> Result<Snapshot, SnapshotError>,
+) -> Result<(), SnapshotError> {
+    let io = |e: std::io::Error| SnapshotError::Io(e.to_string());
+    let postcard = |e: postcard::Error| SnapshotError::Undecodable(e.to_string());
+    let start = out.stream_position().map_err(io)?;
+    let mut header = Vec::with_capacity(MAGIC.len() + 10);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&SET_FORMAT.to_le_bytes());
+    out.write_all(&header).map_err(io)?;
+    out.write_all(&0u64.to_le_bytes()).map_err(io)?;
+    // the body is what `codec::encode` makes of the whole set: its format
+    // byte, then the fields in order, the list as its length and each item
+    let mut body = crc32fast::Hasher::new();
+    let mut len = 0u64;
+    let mut put = |out: &mut W, bytes: &[u8]| -> Result<(), SnapshotError> {
+        out.write_all(bytes).map_err(io)?;
+        body.update(bytes);
+        len += bytes.len() as u64;
+        Ok(())
+    };
+    put(out, &[codec::FORMAT_V1])?;
+    put(out, &postcard::to_allocvec(&created_ms).map_err(postcard)?)?;
+    put(
+        out,
+        &postcard::to_allocvec(&(count as u64)).map_err(postcard)?,
+    )?;
+    for i in 0..count {
+        put(out, &postcard::to_allocvec(&next(i)?).map_err(postcard)?)?;
+    }
+    header.extend_from_slice(&len.to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header);
+    crc.combine(&body);
+    out.write_all(&crc.finalize().to_le_bytes()).map_err(io)?;
+    let end = out.stream_position().map_err(io)?;
+    out.seek(std::io::SeekFrom::Start(start + MAGIC.len() as u64 + 2))
+        .map_err(io)?;
+    out.write_all(&len.to_le_bytes()).map_err(io)?;
+    out.seek(std::io::SeekFrom::Start(end)).map_err(io)?;
+    out.flush().map_err(io)
+}
+
 fn frame(format: u16, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 32);
     out.extend_from_slice(MAGIC);
@@ -305,6 +356,46 @@ mod tests {
             history: vec![(b"h".to_vec(), vec![4, 5])],
             layouts: Vec::new(),
         }
+    }
+
+    /// The streamed set is byte for byte the set encoded whole, so every
+    /// reader of set files reads it.
+    #[test]
+    fn a_set_written_one_snapshot_at_a_time_is_the_set_encoded_whole() {
+        for n in [0usize, 1, 3, 200] {
+            let snapshots: Vec<Snapshot> = (0..n)
+                .map(|i| Snapshot {
+                    id: format!("order-{i}"),
+                    created_ms: i as u64 * 1_000_003,
+                    ..sample()
+                })
+                .collect();
+            let whole = SnapshotSet {
+                created_ms: 1_733_000_000_123,
+                snapshots: snapshots.clone(),
+            }
+            .to_bytes()
+            .unwrap();
+            let mut streamed = std::io::Cursor::new(Vec::new());
+            write_set(&mut streamed, 1_733_000_000_123, n, |i| {
+                Ok(snapshots[i].clone())
+            })
+            .unwrap();
+            assert_eq!(streamed.get_ref(), &whole, "{n} snapshots");
+            assert_eq!(
+                SnapshotSet::from_bytes(streamed.get_ref())
+                    .unwrap()
+                    .snapshots,
+                snapshots
+            );
+        }
+        // a failing snapshot stops the writing with its error
+        let mut out = std::io::Cursor::new(Vec::new());
+        let failed = write_set(&mut out, 1, 2, |i| match i {
+            0 => Ok(sample()),
+            _ => Err(SnapshotError::NotFound { id: "gone".into() }),
+        });
+        assert!(matches!(failed, Err(SnapshotError::NotFound { .. })));
     }
 
     #[test]

@@ -131,6 +131,32 @@ impl Runtime {
         })
     }
 
+    /// Writes the instances `filter` matches to `out` as a set file, one at
+    /// a time: the file [`export_set`](Self::export_set) makes, read by
+    /// [`SnapshotSet::from_bytes`](crate::snapshot::SnapshotSet::from_bytes)
+    /// and [`import_set`](Self::import_set), with one instance in memory
+    /// instead of the set (`durable export --all`). `progress(done, total)`
+    /// is called after each instance. The ids written, in order.
+    ///
+    /// # Errors
+    ///
+    /// An instance could not be read, or `out` could not be written; what
+    /// was written is not a complete set file.
+    pub fn export_set_to<W: std::io::Write + std::io::Seek>(
+        &self,
+        filter: &ListFilter,
+        out: &mut W,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<String>, crate::snapshot::SnapshotError> {
+        let ids: Vec<String> = self.list(filter)?.into_iter().map(|d| d.id).collect();
+        crate::snapshot::write_set(out, now_ms(), ids.len(), |i| {
+            let snapshot = self.export(&ids[i])?;
+            progress(i + 1, ids.len());
+            Ok(snapshot)
+        })?;
+        Ok(ids)
+    }
+
     /// Imports a snapshot: the instance continues here. Its workflow must be
     /// registered, and an unfinished instance must be runnable by the
     /// registered code: its exact version, a registered migration from its

@@ -12,7 +12,7 @@ use durable_runtime::clock::TestClock;
 use durable_runtime::history::EventKind;
 use durable_runtime::migration::{Migrated, Migration};
 use durable_runtime::prelude::*;
-use durable_runtime::snapshot::{SnapshotError, SnapshotSet};
+use durable_runtime::snapshot::{Snapshot, SnapshotError, SnapshotSet};
 use durable_runtime::{Compatibility, ListFilter, OpenError, ResumeError, Status};
 
 #[activity]
@@ -361,6 +361,33 @@ async fn importing_an_old_version_migrates_it_in_the_same_write() {
         .await
         .unwrap();
     let set = rt.export_set(&ListFilter::default()).unwrap();
+    // written one instance at a time (`durable export --all`): the same set
+    let mut streamed = std::io::Cursor::new(Vec::new());
+    let mut progress = Vec::new();
+    let ids = rt
+        .export_set_to(&ListFilter::default(), &mut streamed, |done, total| {
+            progress.push((done, total))
+        })
+        .unwrap();
+    assert_eq!((ids, progress), (vec!["moved".to_owned()], vec![(1, 1)]));
+    // the same but for when each was taken
+    let untimed = |snapshots: Vec<Snapshot>| {
+        snapshots
+            .into_iter()
+            .map(|mut s| {
+                s.created_ms = 0;
+                s
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        untimed(
+            SnapshotSet::from_bytes(streamed.get_ref())
+                .unwrap()
+                .snapshots
+        ),
+        untimed(set.snapshots.clone())
+    );
     rt.shutdown().await;
 
     let b = BACKEND.store();
