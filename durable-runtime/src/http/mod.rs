@@ -730,17 +730,12 @@ async fn stats(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
 
 /// The registered workflows, by name and version: what the UI offers to start.
 async fn workflows(State(app): State<Arc<App>>) -> Response {
-    let mut list: Vec<serde_json::Value> = app
-        .runtime
-        .manifest()
-        .workflows
+    let mut registered = app.runtime.manifest().workflows;
+    registered.sort_by(|a, b| (&a.name, a.version).cmp(&(&b.name, b.version)));
+    let list: Vec<serde_json::Value> = registered
         .into_iter()
         .map(|w| serde_json::json!({ "name": w.name, "version": w.version }))
         .collect();
-    list.sort_by(|a, b| {
-        (a["name"].as_str(), a["version"].as_u64())
-            .cmp(&(b["name"].as_str(), b["version"].as_u64()))
-    });
     Json(list).into_response()
 }
 
