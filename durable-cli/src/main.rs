@@ -746,20 +746,33 @@ fn export(
                 ..ListFilter::default()
             };
             // one instance in memory at a time, the progress on a terminal;
-            // durable (synced, and its directory) before success is reported
+            // written beside the file and renamed over it once complete and
+            // synced (with its directory), so a failure leaves no half set
             let cannot = |e: std::io::Error| Failure::other(format!("cannot write {file}: {e}"));
-            let mut out = std::fs::File::create(file).map_err(cannot)?;
+            let partial = format!("{file}.partial");
+            let mut out = std::fs::File::create(&partial).map_err(cannot)?;
             let draw = !json && std::io::stderr().is_terminal();
-            let ids = rt.export_set_to(&filter, &mut out, |done, total| {
+            let exported = rt.export_set_to(&filter, &mut out, |done, total| {
                 if draw {
                     eprint!("\r{} exported", batches::meter(done as u64, total as u64));
                     let _ = std::io::stderr().flush();
                 }
-            })?;
+            });
             if draw {
                 eprintln!();
             }
-            out.sync_all().map_err(cannot)?;
+            let written = exported
+                .map_err(Failure::from)
+                .and_then(|ids| out.sync_all().map(|()| ids).map_err(cannot));
+            drop(out);
+            let ids = match written {
+                Ok(ids) => ids,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(e);
+                }
+            };
+            std::fs::rename(&partial, file).map_err(cannot)?;
             let dir = match std::path::Path::new(file).parent() {
                 Some(dir) if !dir.as_os_str().is_empty() => dir,
                 _ => std::path::Path::new("."),

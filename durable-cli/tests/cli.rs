@@ -602,6 +602,12 @@ async fn exports_a_set_imports_it_all_or_nothing_and_checks_a_deploy_against_a_m
     let (code, out, err) = durable(dir.path(), &["export", "--all", &path("all.snap")]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("exported 3 instances"), "{out}");
+    // written beside it, then renamed over it: nothing else is left
+    let left: Vec<_> = std::fs::read_dir(files.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, ["all.snap"], "{left:?}");
     let (code, out, err) = durable(
         dir.path(),
         &["export", "--workflow", "waiter", &path("waiters.snap")],

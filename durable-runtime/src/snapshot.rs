@@ -389,6 +389,33 @@ mod tests {
                 snapshots
             );
         }
+        // a failing write stops it with the I/O error
+        struct Full(usize);
+        impl std::io::Write for Full {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.0 < buf.len() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::StorageFull,
+                        "disk full",
+                    ));
+                }
+                self.0 -= buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        impl std::io::Seek for Full {
+            fn seek(&mut self, _: std::io::SeekFrom) -> std::io::Result<u64> {
+                Ok(0)
+            }
+        }
+        let full = write_set(&mut Full(100), 1, 3, |_| Ok(sample()));
+        assert!(
+            matches!(&full, Err(SnapshotError::Io(m)) if m.contains("disk full")),
+            "{full:?}"
+        );
         // a failing snapshot stops the writing with its error
         let mut out = std::io::Cursor::new(Vec::new());
         let failed = write_set(&mut out, 1, 2, |i| match i {
