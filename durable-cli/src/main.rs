@@ -773,12 +773,11 @@ fn export(
                 }
             };
             std::fs::rename(&partial, file).map_err(cannot)?;
-            let dir = match std::path::Path::new(file).parent() {
-                Some(dir) if !dir.as_os_str().is_empty() => dir,
-                _ => std::path::Path::new("."),
-            };
-            durable_runtime::store::fs::Fs::sync_dir(&durable_runtime::store::fs::RealFs, dir)
-                .map_err(cannot)?;
+            durable_runtime::store::fs::sync_parent(
+                &durable_runtime::store::fs::RealFs,
+                std::path::Path::new(file),
+            )
+            .map_err(cannot)?;
             report(
                 json,
                 serde_json::json!({ "exported": ids, "file": file }),

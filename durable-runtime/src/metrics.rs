@@ -62,13 +62,13 @@ struct AttemptLabel {
 
 /// A gauge's or a count's label taken from a fixed list (`status`, `phase`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StatusLabel {
-    status: &'static str,
+pub(crate) struct StatusLabel {
+    pub(crate) status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PhaseLabel {
-    phase: &'static str,
+pub(crate) struct PhaseLabel {
+    pub(crate) phase: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -335,11 +335,13 @@ impl StoreMetrics {
                 (
                     "durable_store_pool_connections",
                     "Open connections, in use or idle.",
-                    "state",
                 ),
                 [
-                    ("in_use", p.size.saturating_sub(p.available) as u64),
-                    ("idle", p.available as u64),
+                    (
+                        StateLabel { state: "in_use" },
+                        p.size.saturating_sub(p.available) as u64,
+                    ),
+                    (StateLabel { state: "idle" }, p.available as u64),
                 ],
             )?;
             gauge(
@@ -378,22 +380,16 @@ pub(crate) fn gauge(
     ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
 }
 
-/// Encodes a gauge per value of `label` (`status`, `phase` or `state`),
-/// read at the scrape.
-pub(crate) fn gauges_by(
+/// Encodes one gauge per label set, read at the scrape.
+pub(crate) fn gauges_by<L: EncodeLabelSet>(
     encoder: &mut DescriptorEncoder<'_>,
-    (name, help, label): (&str, &str, &str),
-    values: impl IntoIterator<Item = (&'static str, u64)>,
+    (name, help): (&str, &str),
+    values: impl IntoIterator<Item = (L, u64)>,
 ) -> Result<(), std::fmt::Error> {
     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (value, n) in values {
+    for (labels, n) in values {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
-        let series = ConstGauge::new(n);
-        match label {
-            "phase" => series.encode(metric.encode_family(&PhaseLabel { phase: value })?)?,
-            "state" => series.encode(metric.encode_family(&StateLabel { state: value })?)?,
-            _ => series.encode(metric.encode_family(&StatusLabel { status: value })?)?,
-        }
+        ConstGauge::new(n).encode(metric.encode_family(&labels)?)?;
     }
     Ok(())
 }

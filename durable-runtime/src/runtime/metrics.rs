@@ -8,7 +8,7 @@ use prometheus_client::registry::Registry;
 
 use super::Runtime;
 use crate::engine::Engine;
-use crate::metrics::{counter, gauge, gauges_by};
+use crate::metrics::{PhaseLabel, StatusLabel, counter, gauge, gauges_by};
 use crate::phase::Phase;
 use crate::store::StoreError;
 
@@ -136,17 +136,17 @@ impl Collector for Scrape {
             commits.encode(&mut encoder)?;
         }
         if !self.phases.is_empty() {
-            let mut by_status: Vec<(&'static str, u64)> = Vec::new();
+            let mut by_status: Vec<(StatusLabel, u64)> = Vec::new();
             for (phase, n) in &self.phases {
                 let status = phase.status().as_str();
-                match by_status.iter_mut().find(|(s, _)| *s == status) {
+                match by_status.iter_mut().find(|(s, _)| s.status == status) {
                     Some((_, total)) => *total += *n as u64,
-                    None => by_status.push((status, *n as u64)),
+                    None => by_status.push((StatusLabel { status }, *n as u64)),
                 }
             }
             gauges_by(
                 &mut encoder,
-                ("durable_instances", "Instances by status.", "status"),
+                ("durable_instances", "Instances by status."),
                 by_status,
             )?;
             gauges_by(
@@ -154,9 +154,10 @@ impl Collector for Scrape {
                 (
                     "durable_instances_by_phase",
                     "Instances by phase (running split into running, sleeping, waiting_for_signal).",
-                    "phase",
                 ),
-                self.phases.iter().map(|(p, n)| (p.as_str(), *n as u64)),
+                self.phases
+                    .iter()
+                    .map(|(p, n)| (PhaseLabel { phase: p.as_str() }, *n as u64)),
             )?;
         }
         let running = engine.running.lock().map_or(0, |r| r.len());

@@ -138,11 +138,22 @@ pub fn write_durably(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.set_len(0).map_err(with_path)?;
     file.write_at(0, bytes).map_err(with_path)?;
     file.sync_data().map_err(with_path)?;
+    sync_parent(fs, path).map_err(with_path)
+}
+
+/// Makes the directory entry naming `path` durable: syncs the directory
+/// that holds it (the current one for a bare file name). After a file is
+/// created or renamed into place, only this makes its name survive a
+/// power cut.
+///
+/// # Errors
+/// The directory could not be opened or synced.
+pub fn sync_parent(fs: &dyn Fs, path: &Path) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    fs.sync_dir(dir).map_err(with_path)
+    fs.sync_dir(dir)
 }
 
 /// A failed file operation, with the file it was on; kept as the source of
