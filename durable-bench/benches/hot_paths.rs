@@ -71,7 +71,10 @@ fn record_decode_encode(bencher: divan::Bencher<'_, '_>) {
     bencher.bench(|| reencode_record(divan::black_box(&bytes)).expect("re-encode"));
 }
 
-type State = ProcessOrderState<(), (), (), ()>;
+/// What each variant awaits, for a state built by hand: a command marker
+/// (stores nothing).
+type Awaits = durable_runtime::__private::Marker<durable_runtime::command::Now>;
+type State = ProcessOrderState<Awaits, Awaits, Awaits, Awaits>;
 
 fn charge_state() -> State {
     ProcessOrderState::Charge {

@@ -936,7 +936,10 @@ struct Compiler {
 
 /// The state enum as the driver stores it (markers store nothing, so the
 /// command types do not change the bytes).
-type State = ProcessOrderState<(), (), (), ()>;
+/// What each variant awaits, for a state built by hand: a command marker
+/// (stores nothing).
+type Awaits = durable_runtime::__private::Marker<durable_runtime::command::Now>;
+type State = ProcessOrderState<Awaits, Awaits, Awaits, Awaits>;
 
 fn compiler(iterations: usize) -> Vec<Compiler> {
     use durable_runtime::codec;

@@ -6,7 +6,10 @@
 use quote::quote;
 
 fn check(name: &str, args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) {
-    let out = crate::expand_workflow(args, item);
+    expanded(name, crate::expand_workflow(args, item));
+}
+
+fn expanded(name: &str, out: proc_macro2::TokenStream) {
     let file: syn::File = syn::parse2(out.clone())
         .unwrap_or_else(|e| panic!("{name}: expansion does not parse: {e}\n{out}"));
     let text = prettyplease::unparse(&file);
@@ -37,6 +40,27 @@ fn process_order_expansion() {
                 Ok(shipment_confirmation)
             }
         },
+    );
+}
+
+/// A helper: a workflow's state machine behind `Helper` (and `with_state`
+/// for its nested state's serde), its call a `HelperCall`.
+#[test]
+fn helper_expansion() {
+    expanded(
+        "price_all",
+        crate::expand_helper(
+            quote!(),
+            quote! {
+                pub async fn price_all(items: Vec<String>) -> Result<u64, WorkflowError> {
+                    let mut total = 0;
+                    for item in items {
+                        total += price(item).await?;
+                    }
+                    Ok(total)
+                }
+            },
+        ),
     );
 }
 

@@ -25,6 +25,13 @@ pub fn workflow(args: TokenStream, item: TokenStream) -> TokenStream {
     expand_workflow(args.into(), item.into()).into()
 }
 
+/// Compiles an `async fn` into a helper that workflows (and other helpers)
+/// await, its state nested in theirs. Documented on `durable_runtime::helper`.
+#[proc_macro_attribute]
+pub fn helper(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand_helper(args.into(), item.into()).into()
+}
+
 /// Marks an `async fn` as an activity. Documented on `durable_runtime::activity`.
 #[proc_macro_attribute]
 pub fn activity(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -45,12 +52,26 @@ fn debug_print(kind: &str, tokens: &TokenStream2) {
 /// The `#[workflow]` expansion, as a function over token streams (so tests
 /// can snapshot it without the compiler).
 pub(crate) fn expand_workflow(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    expand_machine(args, item, false)
+}
+
+/// The `#[helper]` expansion: a workflow's, nested in its callers.
+pub(crate) fn expand_helper(args: TokenStream2, item: TokenStream2) -> TokenStream2 {
+    expand_machine(args, item, true)
+}
+
+fn expand_machine(args: TokenStream2, item: TokenStream2, helper: bool) -> TokenStream2 {
+    let kind = if helper { "helper" } else { "workflow" };
     let item: syn::ItemFn = match syn::parse2(item) {
         Ok(i) => i,
         Err(e) => return e.to_compile_error(),
     };
     let cx = Ctxt::new();
-    let wf = parse::workflow::parse(&cx, args, item.clone());
+    let wf = if helper {
+        parse::workflow::parse_helper(&cx, args, item.clone())
+    } else {
+        parse::workflow::parse(&cx, args, item.clone())
+    };
     let analysis = if cx.has_errors() {
         None
     } else {
@@ -59,14 +80,16 @@ pub(crate) fn expand_workflow(args: TokenStream2, item: TokenStream2) -> TokenSt
     let out = analysis.as_ref().map(codegen::workflow);
     match (cx.check(), out) {
         (Ok(()), Some(out)) => {
-            debug_print("workflow", &out);
+            debug_print(kind, &out);
             out
         }
         (Err(e), _) => with_fallback(e, fallback(&item)),
         (Ok(()), None) => with_fallback(
             syn::Error::new_spanned(
                 &item.sig.ident,
-                "internal error in #[workflow]: analysis produced nothing; please report this",
+                format!(
+                    "internal error in #[{kind}]: analysis produced nothing; please report this"
+                ),
             ),
             fallback(&item),
         ),

@@ -11,9 +11,10 @@ pub use crate::command::Command;
 pub use crate::layout::Tracer;
 pub use crate::migration::Variant;
 pub use crate::workflow::{
-    FromResidual, Marker, Op, Outcome, OutputIsPlain, OutputIsResult, QuestionMark, Remaining,
-    Step, StepError, VariantInfo, Workflow, WorkflowCall, decode_fields, decode_result,
-    executor_of, finish, suspend, to_json, transcode, variant_index,
+    Awaitable, FromResidual, Helper, HelperCall, Marker, Op, Outcome, OutputIsPlain,
+    OutputIsResult, Pending, QuestionMark, Remaining, Resumed, StateVisitor, Step, StepError,
+    VariantInfo, Workflow, WorkflowCall, awaitable, decode_fields, finish, suspend, to_json,
+    transcode, variant_index,
 };
 pub use std::ops::ControlFlow;
 pub use std::time::Duration;

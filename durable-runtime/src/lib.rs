@@ -226,6 +226,60 @@ pub use workflow::{Workflow, WorkflowCall, continue_as_new};
 /// ```
 pub use durable_macros::workflow;
 
+/// Compiles an `async fn` into a helper a workflow (or another helper) can
+/// `.await` like any async function: its body may await activities,
+/// timers, signals and other helpers, anywhere a workflow may.
+///
+/// A helper is not an instance of its own (a child workflow is): awaiting
+/// it nests its state — one variant per await, holding its live locals, as
+/// for a workflow — in the state of the caller's variant that awaits it,
+/// as rustc nests one future in another. Its activities are steps of the
+/// caller's instance, in its history, checkpointed with its state; no
+/// extra instance, id or commit. Calling it outside a workflow (as
+/// `run_inline` does) runs it as a plain async fn.
+///
+/// The helper's state is stored typed, inside the caller's: the caller's
+/// layout names the helper's variants and fields, so an instance that
+/// waits inside a helper whose code changed is read by name, or parked with
+/// the field named, like any stored state. A helper takes owned parameters
+/// and returns any serializable value; it may be called from several
+/// places and in loops. It cannot await itself (a compile error). Argument
+/// (optional): `crate`.
+///
+/// ```
+/// use durable_runtime::prelude::*;
+///
+/// #[activity]
+/// async fn price(item: String) -> Result<u64, ActivityError> {
+///     Ok(item.len() as u64)
+/// }
+///
+/// /// Prices every item: two activities per loop pass, in the caller's instance.
+/// #[helper]
+/// async fn price_all(items: Vec<String>) -> Result<u64, WorkflowError> {
+///     let mut total = 0;
+///     for item in items {
+///         total += price(item.clone()).await? + price(item).await?;
+///     }
+///     Ok(total)
+/// }
+///
+/// #[workflow]
+/// async fn quote(items: Vec<String>) -> Result<u64, WorkflowError> {
+///     let subtotal = price_all(items.clone()).await?;
+///     let again = price_all(items).await?;
+///     Ok(subtotal + again)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let run = durable_runtime::testing::run_stepwise(quote(vec!["ab".into(), "c".into()])).await.unwrap();
+/// assert_eq!(run.output, Ok(12));
+/// assert_eq!(quote::run_inline(vec!["ab".into(), "c".into()]).await, Ok(12));
+/// # }
+/// ```
+pub use durable_macros::helper;
+
 /// Marks an `async fn` as an activity: a side-effecting step of a workflow,
 /// retried by policy.
 ///
@@ -291,7 +345,7 @@ pub mod prelude {
     pub use crate::heartbeat::{heartbeat, heartbeat_details};
     pub use crate::{
         ActivityContext, ActivityError, Cancelled, IdPolicy, RetryPolicy, Runtime, Saga,
-        WorkflowError, WorkflowHandle, activity, continue_as_new, first_of, join_all, now,
+        WorkflowError, WorkflowHandle, activity, continue_as_new, first_of, helper, join_all, now,
         random_u64, select, signal, sleep, sleep_until, uuid, workflow,
     };
 }

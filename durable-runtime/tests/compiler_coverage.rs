@@ -368,6 +368,58 @@ async fn awaits_in_for_heads(n: u64) -> Result<u64, WorkflowError> {
     Ok(total)
 }
 
+/// Two activities per pass of a loop, in a helper.
+#[helper]
+async fn sum_pairs(keys: Vec<String>) -> Result<u64, WorkflowError> {
+    let mut total = 0;
+    for key in keys {
+        let value = fetch(key.clone()).await?;
+        total = add(total, value.len() as u64).await?;
+    }
+    Ok(total)
+}
+
+/// A helper calling a helper from a loop, skipping it for an empty group.
+#[helper]
+async fn group_sums(groups: Vec<Vec<String>>) -> Result<Vec<u64>, WorkflowError> {
+    let mut out = Vec::new();
+    for group in groups {
+        if group.is_empty() {
+            out.push(0);
+            continue;
+        }
+        out.push(sum_pairs(group).await?);
+    }
+    Ok(out)
+}
+
+/// A helper that may return without awaiting anything.
+#[helper]
+async fn maybe_record(msg: String) -> Result<bool, WorkflowError> {
+    if msg.is_empty() {
+        return Ok(false);
+    }
+    record(msg).await?;
+    Ok(true)
+}
+
+/// Helpers awaited from a workflow: nested two deep, in an expression with
+/// an activity, in a condition, and one that returns at once.
+#[workflow]
+async fn nested_helpers(
+    groups: Vec<Vec<String>>,
+) -> Result<(Vec<u64>, u64, bool, bool), WorkflowError> {
+    let sums = group_sums(groups.clone()).await?;
+    let again = sum_pairs(groups.concat()).await? + add(1, 1).await?;
+    let skipped = maybe_record(String::new()).await?;
+    let recorded = if maybe_record(format!("{}", sums.len())).await? {
+        maybe_record(String::new()).await? || again > 0
+    } else {
+        false
+    };
+    Ok((sums, again, skipped, recorded))
+}
+
 /// Runs both ways and checks they agree; `failures` scripts which `fetch`
 /// calls fail, identically for both runs.
 async fn both<W: durable_runtime::Workflow>(
@@ -586,6 +638,41 @@ async fn awaits_in_match_guards_match_the_async_fn() {
     assert_eq!(outs, [501, 1, 6, 4, 8, 7]);
 }
 
+#[tokio::test]
+async fn helpers_nested_two_deep_match_the_async_fn() {
+    let groups = |v: &[&[&str]]| -> Vec<Vec<String>> {
+        v.iter()
+            .map(|g| g.iter().map(|s| (*s).to_owned()).collect())
+            .collect()
+    };
+    let out = both(
+        nested_helpers::run_inline(groups(&[&["a", "bb"], &[], &["ccc"]])),
+        nested_helpers(groups(&[&["a", "bb"], &[], &["ccc"]])),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, (vec![7, 0, 5], 14, false, true));
+    // no groups: every helper but one returns at once
+    let out = both(
+        nested_helpers::run_inline(Vec::new()),
+        nested_helpers(Vec::new()),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, (vec![], 2, false, true));
+    // a failure deep in a nested helper ends the workflow through each `?`
+    let err = both(
+        nested_helpers::run_inline(groups(&[&["a", "bb"]])),
+        nested_helpers(groups(&[&["a", "bb"]])),
+        &[false, true],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.0.contains("cannot fetch bb"), "{err}");
+}
+
 #[test]
 fn variant_names_are_stable_and_fingerprints_distinct() {
     use durable_runtime::Workflow;
@@ -613,7 +700,9 @@ proptest! {
             both(branches::run_inline(n), branches(n), &failures).await.ok();
             both(errors::run_inline(format!("k{n}")), errors(format!("k{n}")), &failures).await.ok();
             let items: Vec<String> = (0..n % 5).map(|i| format!("i{i}")).collect();
-            both(for_over_vec::run_inline(items.clone()), for_over_vec(items), &failures).await.ok();
+            both(for_over_vec::run_inline(items.clone()), for_over_vec(items.clone()), &failures).await.ok();
+            let groups: Vec<Vec<String>> = items.chunks(2).map(<[String]>::to_vec).collect();
+            both(nested_helpers::run_inline(groups.clone()), nested_helpers(groups), &failures).await.ok();
         });
     }
 }

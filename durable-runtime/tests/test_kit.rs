@@ -240,3 +240,94 @@ async fn the_crash_sweep_catches_a_workflow_that_depends_on_its_process() {
         "{err}"
     );
 }
+
+/// Two activities in a loop, in a helper.
+#[helper]
+async fn greet_twice(who: String) -> Result<Vec<String>, WorkflowError> {
+    let mut out = Vec::new();
+    for n in 0..2 {
+        out.push(note(format!("sweep-helper {who} {n}")).await?);
+    }
+    Ok(out)
+}
+
+/// A helper that calls a helper on each side of a timer.
+#[helper]
+async fn greet_around_a_timer(who: String) -> Result<Vec<String>, WorkflowError> {
+    let mut out = greet_twice(format!("{who} before")).await?;
+    sleep(Duration::from_secs(3600)).await?;
+    out.extend(greet_twice(format!("{who} after")).await?);
+    Ok(out)
+}
+
+#[workflow]
+async fn helped(who: String) -> Result<String, WorkflowError> {
+    let parts = greet_around_a_timer(who.clone()).await?;
+    let last = note(format!("sweep-helped {who}")).await?;
+    Ok(format!("{} / {last}", parts.join(", ")))
+}
+
+/// The sweep crashes a workflow inside helpers nested two deep (their
+/// states checkpointed in the workflow's) after each checkpoint: every run
+/// ends the same and no recorded activity runs again.
+#[tokio::test]
+async fn the_crash_sweep_passes_a_workflow_waiting_inside_nested_helpers() {
+    let report = crash_sweep(
+        || Runtime::builder().workflow::<helped>(),
+        "helped",
+        || helped("bo".into()),
+    )
+    .await
+    .unwrap();
+    // four activities and a timer in the helpers, one in the workflow
+    assert!(report.checkpoints >= 6, "{report:?}");
+    assert_eq!(report.crashes, report.checkpoints);
+}
+
+/// A helper's steps are the caller's: its activities are in the caller's
+/// history, and the caller's state while it waits in the helper holds the
+/// helper's state, locals by name.
+#[tokio::test]
+async fn a_helpers_steps_are_in_the_callers_history_and_state() {
+    let env = TestEnv::start(Runtime::builder().workflow::<helped>())
+        .await
+        .unwrap();
+    env.set_time_skipping(false);
+    let h = env
+        .start("h", helped("cy".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let rt = env.runtime();
+    let waiting = loop {
+        let d = rt.describe("h").unwrap();
+        if d.variant == "GreetAroundATimer"
+            && d.waiting_for
+                .as_deref()
+                .is_some_and(|w| w.starts_with("timer"))
+        {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(!waiting.status.is_terminal(), "{waiting:?}");
+    let state = rt.state_json("h").unwrap().to_string();
+    assert!(
+        state.contains("\"Sleep\"") && state.contains("cy before"),
+        "the helper's variant and locals: {state}"
+    );
+    env.set_time_skipping(true);
+    let out = h.result().await.unwrap().unwrap();
+    assert!(out.ends_with("/ sweep-helped cy"), "{out}");
+    let history = rt.history("h").unwrap();
+    let activities = history
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                durable_runtime::history::EventKind::ActivityFinished { .. }
+            )
+        })
+        .count();
+    assert_eq!(activities, 5, "{history:#?}");
+    env.shutdown().await;
+}

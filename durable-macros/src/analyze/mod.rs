@@ -106,6 +106,7 @@ pub(crate) fn analyze<'a>(cx: &Ctxt, wf: &'a WorkflowFn) -> Option<Analysis<'a>>
     let mut body = (*wf.item.block).clone();
     let fn_name = &wf.item.sig.ident;
     let mut prep = Prepare::new(cx, &wf.krate, fn_name);
+    prep.helper = wf.helper;
     prep.visit_block_mut(&mut body);
     let awaits = std::mem::take(&mut prep.awaits);
     markers::normalize(&mut body);

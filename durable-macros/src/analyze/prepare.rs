@@ -28,6 +28,8 @@ pub(crate) struct Prepare<'a> {
     for_loops: usize,
     /// Names of hidden locals, shared with the sequencing pass.
     pub(crate) temps: Temps,
+    /// Compiling a `#[helper]` (for the words of errors).
+    pub(crate) helper: bool,
 }
 
 impl<'a> Prepare<'a> {
@@ -40,6 +42,7 @@ impl<'a> Prepare<'a> {
             closure_depth: 0,
             for_loops: 0,
             temps: Temps::default(),
+            helper: false,
         }
     }
 }
@@ -107,7 +110,12 @@ impl VisitMut for Prepare<'_> {
                     return;
                 }
                 *aw.base = base;
-                if callee_is(&aw.base, self.fn_name) {
+                if callee_is(&aw.base, self.fn_name) && self.helper {
+                    self.cx.error_spanned_by(
+                        &aw.base,
+                        format!("a helper cannot await itself: `{}` would nest its own state in itself without bound; loop inside the body instead", self.fn_name),
+                    );
+                } else if callee_is(&aw.base, self.fn_name) {
                     self.cx.error_spanned_by(
                         &aw.base,
                         format!("a workflow cannot await itself: `{}` would recurse without bound; loop inside the body, or start a new instance", self.fn_name),

@@ -13,9 +13,39 @@ pub(crate) struct WorkflowFn {
     pub(crate) krate: syn::Path,
     /// `version = N` (default 1): which version of the workflow name this is.
     pub(crate) version: u32,
+    /// `#[helper]`: an async helper function, nested in its callers' states.
+    pub(crate) helper: bool,
 }
 
 const ACCEPTED: &[&str] = &["name", "version", "crate"];
+const ACCEPTED_BY_HELPER: &[&str] = &["crate"];
+
+/// `#[helper(...)]`: only `crate` (a helper has no name or version of its
+/// own: it is stored in its callers' states).
+pub(crate) fn parse_helper(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> WorkflowFn {
+    let args: Vec<Arg> = attr::parse_args(cx, args);
+    attr::reject_duplicates(cx, &args);
+    let mut krate: syn::Path = syn::parse_quote!(::durable_runtime);
+    for arg in &args {
+        match arg.key.to_string().as_str() {
+            "crate" => {
+                if let Some(p) = attr::crate_path(cx, arg) {
+                    krate = p;
+                }
+            }
+            _ => attr::unknown(cx, arg, ACCEPTED_BY_HELPER),
+        }
+    }
+    let sig = signature(cx, &item, "helper");
+    WorkflowFn {
+        name: item.sig.ident.to_string(),
+        item,
+        sig,
+        krate,
+        version: 1,
+        helper: true,
+    }
+}
 
 pub(crate) fn parse(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> WorkflowFn {
     let args: Vec<Arg> = attr::parse_args(cx, args);
@@ -63,5 +93,6 @@ pub(crate) fn parse(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> 
         name,
         krate,
         version,
+        helper: false,
     }
 }

@@ -38,7 +38,10 @@ impl approval {
 )]
 #[serde(
     crate = ":: durable_runtime :: __private :: serde",
-    bound(serialize = "", deserialize = "")
+    bound(
+        serialize = "__C0: :: durable_runtime :: __private :: Pending, __C1: :: durable_runtime :: __private :: Pending",
+        deserialize = "__C0: :: durable_runtime :: __private :: Pending, __C1: :: durable_runtime :: __private :: Pending"
+    )
 )]
 #[allow(non_camel_case_types, dead_code)]
 enum ApprovalState<__C0, __C1> {
@@ -49,15 +52,21 @@ enum ApprovalState<__C0, __C1> {
     },
     ///Waiting for `review` (await point 0); holds the locals used after it.
     Review {
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C0>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C0,
     },
     ///Waiting for `ask` (await point 1); holds the locals used after it.
     Ask {
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C1>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C1,
     },
     ///Returned; the output is stored beside the state.
     Finished,
@@ -112,106 +121,207 @@ const _: () = {
         ::durable_runtime::__private::StepError,
     >
     where
-        __C0: ::durable_runtime::__private::Command,
-        __C1: ::durable_runtime::__private::Command,
-        __F0: ::core::ops::FnOnce(
+        __C0: ::durable_runtime::__private::Pending,
+        __C1: ::durable_runtime::__private::Pending,
+        __F0: ::core::ops::Fn(
             Request,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     ApprovalState<__C0, __C1>,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F1: ::core::ops::FnOnce(
-            <__C0 as ::durable_runtime::__private::Command>::Output,
+        __F1: ::core::ops::Fn(
+            <__C0 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     ApprovalState<__C0, __C1>,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F2: ::core::ops::FnOnce(
-            <__C1 as ::durable_runtime::__private::Command>::Output,
+        __F2: ::core::ops::Fn(
+            <__C1 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     ApprovalState<__C0, __C1>,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
     {
+        let __resume = |
+            __state: ApprovalState<__C0, __C1>,
+            __result: ::core::option::Option<&[u8]>,
+        | -> ::core::result::Result<
+            ::durable_runtime::__private::Step<
+                ApprovalState<__C0, __C1>,
+                Result<String, WorkflowError>,
+            >,
+            ::durable_runtime::__private::StepError,
+        > {
+            match __state {
+                ApprovalState::Start { request } => __f0(request),
+                ApprovalState::Review { __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => __f1(__r),
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    ApprovalState::Review { __await },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                ApprovalState::Ask { __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => __f2(__r),
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    ApprovalState::Ask { __await },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                ApprovalState::Finished => {
+                    ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                        workflow: "approval",
+                        variant: "Finished",
+                        op: "resume",
+                    })
+                }
+            }
+        };
+        let __run = |
+            __step: ::core::result::Result<
+                ::durable_runtime::__private::Step<
+                    ApprovalState<__C0, __C1>,
+                    Result<String, WorkflowError>,
+                >,
+                ::durable_runtime::__private::StepError,
+            >,
+        | -> ::core::result::Result<
+            ::durable_runtime::__private::Outcome,
+            ::durable_runtime::__private::StepError,
+        > {
+            let mut __step = __step?;
+            loop {
+                match __step {
+                    ::durable_runtime::__private::Step::Ready(__state) => {
+                        __step = __resume(__state, ::core::option::Option::None)?;
+                    }
+                    __step => {
+                        return ::durable_runtime::__private::finish(
+                            __step,
+                            |s| s.variant_name(),
+                        );
+                    }
+                }
+            }
+        };
         match __op {
             ::durable_runtime::__private::Op::Start(__input) => {
                 let request: Request = ::durable_runtime::__private::decode(__input)?;
-                ::durable_runtime::__private::finish(__f0(request), |s| s.variant_name())
+                __run(__f0(request))
             }
             ::durable_runtime::__private::Op::Resume {
                 state: __state,
                 result: __result,
             } => {
-                match ::durable_runtime::__private::decode::<
-                    ApprovalState<__C0, __C1>,
-                >(__state)? {
-                    ApprovalState::Start { request } => {
-                        ::durable_runtime::__private::finish(
-                            __f0(request),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    ApprovalState::Review { __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f1(__r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    ApprovalState::Ask { __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f2(__r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    ApprovalState::Finished => {
-                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
-                            workflow: "approval",
-                            variant: "Finished",
-                            op: "resume",
-                        })
-                    }
-                }
+                __run(
+                    __resume(
+                        ::durable_runtime::__private::decode::<
+                            ApprovalState<__C0, __C1>,
+                        >(__state)?,
+                        ::core::option::Option::Some(__result),
+                    ),
+                )
             }
             ::durable_runtime::__private::Op::Executor { state: __state } => {
                 match ::durable_runtime::__private::variant_index(__state)? {
                     1u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C0>(),
-                            ),
-                        )
+                        match <__C0 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    ApprovalState<__C0, __C1>,
+                                >(__state)? {
+                                    ApprovalState::Review { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "approval",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     2u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C1>(),
-                            ),
-                        )
+                        match <__C1 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    ApprovalState<__C0, __C1>,
+                                >(__state)? {
+                                    ApprovalState::Ask { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "approval",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     _ => {
-                        let other = ::durable_runtime::__private::decode::<
+                        let __other = ::durable_runtime::__private::decode::<
                             ApprovalState<__C0, __C1>,
                         >(__state)?;
                         ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
                             workflow: "approval",
-                            variant: other.variant_name(),
+                            variant: __other.variant_name(),
                             op: "execute a command",
                         })
                     }
@@ -240,20 +350,16 @@ const _: () = {
             } => {
                 let __state: ApprovalState<__C0, __C1> = match __variant {
                     "Review" => {
-                        let (): () = ::durable_runtime::__private::decode_fields(
+                        let (__await): (__C0) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
-                        ApprovalState::Review {
-                            __await: ::core::default::Default::default(),
-                        }
+                        ApprovalState::Review { __await }
                     }
                     "Ask" => {
-                        let (): () = ::durable_runtime::__private::decode_fields(
+                        let (__await): (__C1) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
-                        ApprovalState::Ask {
-                            __await: ::core::default::Default::default(),
-                        }
+                        ApprovalState::Ask { __await }
                     }
                     _ => {
                         return ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
@@ -271,8 +377,11 @@ const _: () = {
             }
             ::durable_runtime::__private::Op::Trace(__tracer) => {
                 __tracer.state::<ApprovalState<__C0, __C1>>();
-                __tracer.result::<__C0>("Review");
-                __tracer.result::<__C1>("Ask");
+                <__C0 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "Review",
+                );
+                <__C1 as ::durable_runtime::__private::Pending>::trace(__tracer, "Ask");
                 ::core::result::Result::Ok(::durable_runtime::__private::Outcome::Traced)
             }
             ::durable_runtime::__private::Op::Transcode(__value) => {
@@ -346,7 +455,9 @@ const _: () = {
                         let request = __live_request;
                         {
                             {
-                                let __durable_command = review(request.clone());
+                                let __durable_command = ::durable_runtime::__private::awaitable(
+                                    review(request.clone()),
+                                );
                                 return ::durable_runtime::__private::suspend(
                                     __durable_command,
                                     |__durable_await| ApprovalState::Review {
@@ -381,7 +492,9 @@ const _: () = {
                             match __durable_scrutinee_1 {
                                 Verdict::Approved => "approved".to_string(),
                                 Verdict::Escalate(to) => {
-                                    let __durable_command = ask(to);
+                                    let __durable_command = ::durable_runtime::__private::awaitable(
+                                        ask(to),
+                                    );
                                     return ::durable_runtime::__private::suspend(
                                         __durable_command,
                                         |__durable_await| ApprovalState::Ask {

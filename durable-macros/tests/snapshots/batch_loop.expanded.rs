@@ -32,8 +32,8 @@ impl batch_loop {
 #[serde(
     crate = ":: durable_runtime :: __private :: serde",
     bound(
-        serialize = "__L0: :: durable_runtime :: __private :: serde::Serialize, __L1: :: durable_runtime :: __private :: serde::Serialize",
-        deserialize = "__L0: :: durable_runtime :: __private :: serde::Deserialize<'de>, __L1: :: durable_runtime :: __private :: serde::Deserialize<'de>"
+        serialize = "__L0: :: durable_runtime :: __private :: serde::Serialize, __L1: :: durable_runtime :: __private :: serde::Serialize, __C0: :: durable_runtime :: __private :: Pending",
+        deserialize = "__L0: :: durable_runtime :: __private :: serde::Deserialize<'de>, __L1: :: durable_runtime :: __private :: serde::Deserialize<'de>, __C0: :: durable_runtime :: __private :: Pending"
     )
 )]
 #[allow(non_camel_case_types, dead_code)]
@@ -49,9 +49,12 @@ enum BatchLoopState<__L0, __L1, __C0> {
         done: __L0,
         ///Local `__durable_items_0`, live across this await.
         __durable_items_0: __L1,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C0>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C0,
     },
     ///Returned; the output is stored beside the state.
     Finished,
@@ -120,85 +123,161 @@ const _: () = {
     where
         __L0: ::durable_runtime::__private::Persist,
         __L1: ::durable_runtime::__private::Persist,
-        __C0: ::durable_runtime::__private::Command,
-        __F0: ::core::ops::FnOnce(
+        __C0: ::durable_runtime::__private::Pending,
+        __F0: ::core::ops::Fn(
             Vec<String>,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     BatchLoopState<__L0, __L1, __C0>,
                     Result<u64, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F1: ::core::ops::FnOnce(
+        __F1: ::core::ops::Fn(
             __L0,
             __L1,
-            <__C0 as ::durable_runtime::__private::Command>::Output,
+            <__C0 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     BatchLoopState<__L0, __L1, __C0>,
                     Result<u64, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
     {
+        let __resume = |
+            __state: BatchLoopState<__L0, __L1, __C0>,
+            __result: ::core::option::Option<&[u8]>,
+        | -> ::core::result::Result<
+            ::durable_runtime::__private::Step<
+                BatchLoopState<__L0, __L1, __C0>,
+                Result<u64, WorkflowError>,
+            >,
+            ::durable_runtime::__private::StepError,
+        > {
+            match __state {
+                BatchLoopState::Start { items } => __f0(items),
+                BatchLoopState::Import {
+                    done: __v0,
+                    __durable_items_0: __v1,
+                    __await,
+                } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f1(__v0, __v1, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    BatchLoopState::Import {
+                                        done: __v0,
+                                        __durable_items_0: __v1,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                BatchLoopState::Finished => {
+                    ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                        workflow: "batch",
+                        variant: "Finished",
+                        op: "resume",
+                    })
+                }
+            }
+        };
+        let __run = |
+            __step: ::core::result::Result<
+                ::durable_runtime::__private::Step<
+                    BatchLoopState<__L0, __L1, __C0>,
+                    Result<u64, WorkflowError>,
+                >,
+                ::durable_runtime::__private::StepError,
+            >,
+        | -> ::core::result::Result<
+            ::durable_runtime::__private::Outcome,
+            ::durable_runtime::__private::StepError,
+        > {
+            let mut __step = __step?;
+            loop {
+                match __step {
+                    ::durable_runtime::__private::Step::Ready(__state) => {
+                        __step = __resume(__state, ::core::option::Option::None)?;
+                    }
+                    __step => {
+                        return ::durable_runtime::__private::finish(
+                            __step,
+                            |s| s.variant_name(),
+                        );
+                    }
+                }
+            }
+        };
         match __op {
             ::durable_runtime::__private::Op::Start(__input) => {
                 let items: Vec<String> = ::durable_runtime::__private::decode(__input)?;
-                ::durable_runtime::__private::finish(__f0(items), |s| s.variant_name())
+                __run(__f0(items))
             }
             ::durable_runtime::__private::Op::Resume {
                 state: __state,
                 result: __result,
             } => {
-                match ::durable_runtime::__private::decode::<
-                    BatchLoopState<__L0, __L1, __C0>,
-                >(__state)? {
-                    BatchLoopState::Start { items } => {
-                        ::durable_runtime::__private::finish(
-                            __f0(items),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    BatchLoopState::Import {
-                        done: __v0,
-                        __durable_items_0: __v1,
-                        __await,
-                    } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f1(__v0, __v1, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    BatchLoopState::Finished => {
-                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
-                            workflow: "batch",
-                            variant: "Finished",
-                            op: "resume",
-                        })
-                    }
-                }
+                __run(
+                    __resume(
+                        ::durable_runtime::__private::decode::<
+                            BatchLoopState<__L0, __L1, __C0>,
+                        >(__state)?,
+                        ::core::option::Option::Some(__result),
+                    ),
+                )
             }
             ::durable_runtime::__private::Op::Executor { state: __state } => {
                 match ::durable_runtime::__private::variant_index(__state)? {
                     1u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C0>(),
-                            ),
-                        )
+                        match <__C0 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    BatchLoopState<__L0, __L1, __C0>,
+                                >(__state)? {
+                                    BatchLoopState::Import { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "batch",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     _ => {
-                        let other = ::durable_runtime::__private::decode::<
+                        let __other = ::durable_runtime::__private::decode::<
                             BatchLoopState<__L0, __L1, __C0>,
                         >(__state)?;
                         ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
                             workflow: "batch",
-                            variant: other.variant_name(),
+                            variant: __other.variant_name(),
                             op: "execute a command",
                         })
                     }
@@ -227,13 +306,13 @@ const _: () = {
             } => {
                 let __state: BatchLoopState<__L0, __L1, __C0> = match __variant {
                     "Import" => {
-                        let (done, __durable_items_0): (__L0, __L1) = ::durable_runtime::__private::decode_fields(
+                        let (done, __durable_items_0, __await): (__L0, __L1, __C0) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         BatchLoopState::Import {
                             done,
                             __durable_items_0,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     _ => {
@@ -252,7 +331,10 @@ const _: () = {
             }
             ::durable_runtime::__private::Op::Trace(__tracer) => {
                 __tracer.state::<BatchLoopState<__L0, __L1, __C0>>();
-                __tracer.result::<__C0>("Import");
+                <__C0 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "Import",
+                );
                 ::core::result::Result::Ok(::durable_runtime::__private::Outcome::Traced)
             }
             ::durable_runtime::__private::Op::Transcode(__value) => {
@@ -331,7 +413,9 @@ const _: () = {
                                     continue;
                                 }
                                 {
-                                    let __durable_command = import(item);
+                                    let __durable_command = ::durable_runtime::__private::awaitable(
+                                        import(item),
+                                    );
                                     return ::durable_runtime::__private::suspend(
                                         __durable_command,
                                         |__durable_await| BatchLoopState::Import {
@@ -382,7 +466,9 @@ const _: () = {
                                         continue;
                                     }
                                     {
-                                        let __durable_command = import(item);
+                                        let __durable_command = ::durable_runtime::__private::awaitable(
+                                            import(item),
+                                        );
                                         return ::durable_runtime::__private::suspend(
                                             __durable_command,
                                             |__durable_await| BatchLoopState::Import {

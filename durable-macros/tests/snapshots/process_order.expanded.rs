@@ -52,7 +52,10 @@ impl process_order {
 )]
 #[serde(
     crate = ":: durable_runtime :: __private :: serde",
-    bound(serialize = "", deserialize = "")
+    bound(
+        serialize = "__C0: :: durable_runtime :: __private :: Pending, __C1: :: durable_runtime :: __private :: Pending, __C2: :: durable_runtime :: __private :: Pending, __C3: :: durable_runtime :: __private :: Pending",
+        deserialize = "__C0: :: durable_runtime :: __private :: Pending, __C1: :: durable_runtime :: __private :: Pending, __C2: :: durable_runtime :: __private :: Pending, __C3: :: durable_runtime :: __private :: Pending"
+    )
 )]
 #[allow(non_camel_case_types, dead_code)]
 pub enum ProcessOrderState<__C0, __C1, __C2, __C3> {
@@ -65,31 +68,43 @@ pub enum ProcessOrderState<__C0, __C1, __C2, __C3> {
     CheckFraud {
         ///Local `order`, live across this await.
         order: Order,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C0>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C0,
     },
     ///Waiting for `prepare_shipment` (await point 1); holds the locals used after it.
     PrepareShipment {
         ///Local `order`, live across this await.
         order: Order,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C1>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C1,
     },
     ///Waiting for `charge` (await point 2); holds the locals used after it.
     Charge {
         ///Local `order`, live across this await.
         order: Order,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C2>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C2,
     },
     ///Waiting for `ship` (await point 3); holds the locals used after it.
     Ship {
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C3>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C3,
     },
     ///Returned; the output is stored beside the state.
     Finished,
@@ -172,163 +187,341 @@ const _: () = {
         ::durable_runtime::__private::StepError,
     >
     where
-        __C0: ::durable_runtime::__private::Command,
-        __C1: ::durable_runtime::__private::Command,
-        __C2: ::durable_runtime::__private::Command,
-        __C3: ::durable_runtime::__private::Command,
-        __F0: ::core::ops::FnOnce(
+        __C0: ::durable_runtime::__private::Pending,
+        __C1: ::durable_runtime::__private::Pending,
+        __C2: ::durable_runtime::__private::Pending,
+        __C3: ::durable_runtime::__private::Pending,
+        __F0: ::core::ops::Fn(
             Order,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     ProcessOrderState<__C0, __C1, __C2, __C3>,
                     Result<ShipmentConfirmation, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F1: ::core::ops::FnOnce(
+        __F1: ::core::ops::Fn(
             Order,
-            <__C0 as ::durable_runtime::__private::Command>::Output,
+            <__C0 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     ProcessOrderState<__C0, __C1, __C2, __C3>,
                     Result<ShipmentConfirmation, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F2: ::core::ops::FnOnce(
+        __F2: ::core::ops::Fn(
             Order,
-            <__C1 as ::durable_runtime::__private::Command>::Output,
+            <__C1 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     ProcessOrderState<__C0, __C1, __C2, __C3>,
                     Result<ShipmentConfirmation, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F3: ::core::ops::FnOnce(
+        __F3: ::core::ops::Fn(
             Order,
-            <__C2 as ::durable_runtime::__private::Command>::Output,
+            <__C2 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     ProcessOrderState<__C0, __C1, __C2, __C3>,
                     Result<ShipmentConfirmation, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F4: ::core::ops::FnOnce(
-            <__C3 as ::durable_runtime::__private::Command>::Output,
+        __F4: ::core::ops::Fn(
+            <__C3 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     ProcessOrderState<__C0, __C1, __C2, __C3>,
                     Result<ShipmentConfirmation, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
     {
+        let __resume = |
+            __state: ProcessOrderState<__C0, __C1, __C2, __C3>,
+            __result: ::core::option::Option<&[u8]>,
+        | -> ::core::result::Result<
+            ::durable_runtime::__private::Step<
+                ProcessOrderState<__C0, __C1, __C2, __C3>,
+                Result<ShipmentConfirmation, WorkflowError>,
+            >,
+            ::durable_runtime::__private::StepError,
+        > {
+            match __state {
+                ProcessOrderState::Start { order } => __f0(order),
+                ProcessOrderState::CheckFraud { order: __v0, __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f1(__v0, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    ProcessOrderState::CheckFraud {
+                                        order: __v0,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                ProcessOrderState::PrepareShipment { order: __v0, __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f2(__v0, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    ProcessOrderState::PrepareShipment {
+                                        order: __v0,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                ProcessOrderState::Charge { order: __v0, __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f3(__v0, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    ProcessOrderState::Charge {
+                                        order: __v0,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                ProcessOrderState::Ship { __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => __f4(__r),
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    ProcessOrderState::Ship { __await },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                ProcessOrderState::Finished => {
+                    ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                        workflow: "process_order",
+                        variant: "Finished",
+                        op: "resume",
+                    })
+                }
+            }
+        };
+        let __run = |
+            __step: ::core::result::Result<
+                ::durable_runtime::__private::Step<
+                    ProcessOrderState<__C0, __C1, __C2, __C3>,
+                    Result<ShipmentConfirmation, WorkflowError>,
+                >,
+                ::durable_runtime::__private::StepError,
+            >,
+        | -> ::core::result::Result<
+            ::durable_runtime::__private::Outcome,
+            ::durable_runtime::__private::StepError,
+        > {
+            let mut __step = __step?;
+            loop {
+                match __step {
+                    ::durable_runtime::__private::Step::Ready(__state) => {
+                        __step = __resume(__state, ::core::option::Option::None)?;
+                    }
+                    __step => {
+                        return ::durable_runtime::__private::finish(
+                            __step,
+                            |s| s.variant_name(),
+                        );
+                    }
+                }
+            }
+        };
         match __op {
             ::durable_runtime::__private::Op::Start(__input) => {
                 let order: Order = ::durable_runtime::__private::decode(__input)?;
-                ::durable_runtime::__private::finish(__f0(order), |s| s.variant_name())
+                __run(__f0(order))
             }
             ::durable_runtime::__private::Op::Resume {
                 state: __state,
                 result: __result,
             } => {
-                match ::durable_runtime::__private::decode::<
-                    ProcessOrderState<__C0, __C1, __C2, __C3>,
-                >(__state)? {
-                    ProcessOrderState::Start { order } => {
-                        ::durable_runtime::__private::finish(
-                            __f0(order),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    ProcessOrderState::CheckFraud { order: __v0, __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f1(__v0, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    ProcessOrderState::PrepareShipment { order: __v0, __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f2(__v0, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    ProcessOrderState::Charge { order: __v0, __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f3(__v0, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    ProcessOrderState::Ship { __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f4(__r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    ProcessOrderState::Finished => {
-                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
-                            workflow: "process_order",
-                            variant: "Finished",
-                            op: "resume",
-                        })
-                    }
-                }
+                __run(
+                    __resume(
+                        ::durable_runtime::__private::decode::<
+                            ProcessOrderState<__C0, __C1, __C2, __C3>,
+                        >(__state)?,
+                        ::core::option::Option::Some(__result),
+                    ),
+                )
             }
             ::durable_runtime::__private::Op::Executor { state: __state } => {
                 match ::durable_runtime::__private::variant_index(__state)? {
                     1u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C0>(),
-                            ),
-                        )
+                        match <__C0 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    ProcessOrderState<__C0, __C1, __C2, __C3>,
+                                >(__state)? {
+                                    ProcessOrderState::CheckFraud { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "process_order",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     2u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C1>(),
-                            ),
-                        )
+                        match <__C1 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    ProcessOrderState<__C0, __C1, __C2, __C3>,
+                                >(__state)? {
+                                    ProcessOrderState::PrepareShipment { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "process_order",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     3u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C2>(),
-                            ),
-                        )
+                        match <__C2 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    ProcessOrderState<__C0, __C1, __C2, __C3>,
+                                >(__state)? {
+                                    ProcessOrderState::Charge { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "process_order",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     4u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C3>(),
-                            ),
-                        )
+                        match <__C3 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    ProcessOrderState<__C0, __C1, __C2, __C3>,
+                                >(__state)? {
+                                    ProcessOrderState::Ship { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "process_order",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     _ => {
-                        let other = ::durable_runtime::__private::decode::<
+                        let __other = ::durable_runtime::__private::decode::<
                             ProcessOrderState<__C0, __C1, __C2, __C3>,
                         >(__state)?;
                         ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
                             workflow: "process_order",
-                            variant: other.variant_name(),
+                            variant: __other.variant_name(),
                             op: "execute a command",
                         })
                     }
@@ -357,39 +550,37 @@ const _: () = {
             } => {
                 let __state: ProcessOrderState<__C0, __C1, __C2, __C3> = match __variant {
                     "CheckFraud" => {
-                        let (order,): (Order,) = ::durable_runtime::__private::decode_fields(
+                        let (order, __await): (Order, __C0) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         ProcessOrderState::CheckFraud {
                             order,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     "PrepareShipment" => {
-                        let (order,): (Order,) = ::durable_runtime::__private::decode_fields(
+                        let (order, __await): (Order, __C1) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         ProcessOrderState::PrepareShipment {
                             order,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     "Charge" => {
-                        let (order,): (Order,) = ::durable_runtime::__private::decode_fields(
+                        let (order, __await): (Order, __C2) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         ProcessOrderState::Charge {
                             order,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     "Ship" => {
-                        let (): () = ::durable_runtime::__private::decode_fields(
+                        let (__await): (__C3) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
-                        ProcessOrderState::Ship {
-                            __await: ::core::default::Default::default(),
-                        }
+                        ProcessOrderState::Ship { __await }
                     }
                     _ => {
                         return ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
@@ -407,10 +598,19 @@ const _: () = {
             }
             ::durable_runtime::__private::Op::Trace(__tracer) => {
                 __tracer.state::<ProcessOrderState<__C0, __C1, __C2, __C3>>();
-                __tracer.result::<__C0>("CheckFraud");
-                __tracer.result::<__C1>("PrepareShipment");
-                __tracer.result::<__C2>("Charge");
-                __tracer.result::<__C3>("Ship");
+                <__C0 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "CheckFraud",
+                );
+                <__C1 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "PrepareShipment",
+                );
+                <__C2 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "Charge",
+                );
+                <__C3 as ::durable_runtime::__private::Pending>::trace(__tracer, "Ship");
                 ::core::result::Result::Ok(::durable_runtime::__private::Outcome::Traced)
             }
             ::durable_runtime::__private::Op::Transcode(__value) => {
@@ -493,9 +693,11 @@ const _: () = {
                     ::durable_runtime::__private::Step::Done({
                         let order = __live_order;
                         {
-                            let __durable_command = check_fraud(
-                                order.order_id.clone(),
-                                order.payment_info.clone(),
+                            let __durable_command = ::durable_runtime::__private::awaitable(
+                                check_fraud(
+                                    order.order_id.clone(),
+                                    order.payment_info.clone(),
+                                ),
                             );
                             return ::durable_runtime::__private::suspend(
                                 __durable_command,
@@ -529,7 +731,9 @@ const _: () = {
                             }
                         };
                         {
-                            let __durable_command = prepare_shipment(order.clone());
+                            let __durable_command = ::durable_runtime::__private::awaitable(
+                                prepare_shipment(order.clone()),
+                            );
                             return ::durable_runtime::__private::suspend(
                                 __durable_command,
                                 |__durable_await| ProcessOrderState::PrepareShipment {
@@ -562,9 +766,8 @@ const _: () = {
                             }
                         };
                         {
-                            let __durable_command = charge(
-                                order.order_id.clone(),
-                                order.payment_info.clone(),
+                            let __durable_command = ::durable_runtime::__private::awaitable(
+                                charge(order.order_id.clone(), order.payment_info.clone()),
                             );
                             return ::durable_runtime::__private::suspend(
                                 __durable_command,
@@ -598,7 +801,9 @@ const _: () = {
                             }
                         };
                         {
-                            let __durable_command = ship(order, charge_confirm);
+                            let __durable_command = ::durable_runtime::__private::awaitable(
+                                ship(order, charge_confirm),
+                            );
                             return ::durable_runtime::__private::suspend(
                                 __durable_command,
                                 |__durable_await| ProcessOrderState::Ship {

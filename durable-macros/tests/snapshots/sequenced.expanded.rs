@@ -39,8 +39,8 @@ impl quote {
 #[serde(
     crate = ":: durable_runtime :: __private :: serde",
     bound(
-        serialize = "__L0: :: durable_runtime :: __private :: serde::Serialize, __L1: :: durable_runtime :: __private :: serde::Serialize, __L2: :: durable_runtime :: __private :: serde::Serialize, __L3: :: durable_runtime :: __private :: serde::Serialize",
-        deserialize = "__L0: :: durable_runtime :: __private :: serde::Deserialize<'de>, __L1: :: durable_runtime :: __private :: serde::Deserialize<'de>, __L2: :: durable_runtime :: __private :: serde::Deserialize<'de>, __L3: :: durable_runtime :: __private :: serde::Deserialize<'de>"
+        serialize = "__L0: :: durable_runtime :: __private :: serde::Serialize, __L1: :: durable_runtime :: __private :: serde::Serialize, __L2: :: durable_runtime :: __private :: serde::Serialize, __L3: :: durable_runtime :: __private :: serde::Serialize, __C0: :: durable_runtime :: __private :: Pending, __C1: :: durable_runtime :: __private :: Pending, __C2: :: durable_runtime :: __private :: Pending, __C3: :: durable_runtime :: __private :: Pending, __C4: :: durable_runtime :: __private :: Pending, __C5: :: durable_runtime :: __private :: Pending, __C6: :: durable_runtime :: __private :: Pending, __C7: :: durable_runtime :: __private :: Pending, __C8: :: durable_runtime :: __private :: Pending, __C9: :: durable_runtime :: __private :: Pending, __C10: :: durable_runtime :: __private :: Pending",
+        deserialize = "__L0: :: durable_runtime :: __private :: serde::Deserialize<'de>, __L1: :: durable_runtime :: __private :: serde::Deserialize<'de>, __L2: :: durable_runtime :: __private :: serde::Deserialize<'de>, __L3: :: durable_runtime :: __private :: serde::Deserialize<'de>, __C0: :: durable_runtime :: __private :: Pending, __C1: :: durable_runtime :: __private :: Pending, __C2: :: durable_runtime :: __private :: Pending, __C3: :: durable_runtime :: __private :: Pending, __C4: :: durable_runtime :: __private :: Pending, __C5: :: durable_runtime :: __private :: Pending, __C6: :: durable_runtime :: __private :: Pending, __C7: :: durable_runtime :: __private :: Pending, __C8: :: durable_runtime :: __private :: Pending, __C9: :: durable_runtime :: __private :: Pending, __C10: :: durable_runtime :: __private :: Pending"
     )
 )]
 #[allow(non_camel_case_types, dead_code)]
@@ -74,9 +74,12 @@ enum QuoteState<
         a: u64,
         ///Local `b`, live across this await.
         b: u64,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C0>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C0,
     },
     ///Waiting for `price` (await point 1); holds the locals used after it.
     Price2 {
@@ -86,9 +89,12 @@ enum QuoteState<
         b: u64,
         ///Local `__durable_operand_10`, live across this await.
         __durable_operand_10: __L0,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C1>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C1,
     },
     ///Waiting for `price` (await point 2); holds the locals used after it.
     Price3 {
@@ -98,9 +104,12 @@ enum QuoteState<
         b: u64,
         ///Local `total`, live across this await.
         total: __L1,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C2>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C2,
     },
     ///Waiting for `price` (await point 3); holds the locals used after it.
     Price4 {
@@ -110,9 +119,12 @@ enum QuoteState<
         b: u64,
         ///Local `total`, live across this await.
         total: __L1,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C3>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C3,
     },
     ///Waiting for `price` (await point 4); holds the locals used after it.
     Price5 {
@@ -122,9 +134,12 @@ enum QuoteState<
         b: u64,
         ///Local `total`, live across this await.
         total: __L1,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C4>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C4,
     },
     ///Waiting for `record` (await point 5); holds the locals used after it.
     Record {
@@ -134,9 +149,12 @@ enum QuoteState<
         b: u64,
         ///Local `total`, live across this await.
         total: __L1,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C5>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C5,
     },
     ///Waiting for `page` (await point 6); holds the locals used after it.
     Page {
@@ -146,9 +164,12 @@ enum QuoteState<
         b: u64,
         ///Local `total`, live across this await.
         total: __L1,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C6>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C6,
     },
     ///Waiting for `record` (await point 7); holds the locals used after it.
     Record2 {
@@ -158,9 +179,12 @@ enum QuoteState<
         b: u64,
         ///Local `total`, live across this await.
         total: __L1,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C7>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C7,
     },
     ///Waiting for `price` (await point 8); holds the locals used after it.
     Price6 {
@@ -168,9 +192,12 @@ enum QuoteState<
         b: u64,
         ///Local `total`, live across this await.
         total: __L1,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C8>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C8,
     },
     ///Waiting for `price` (await point 9); holds the locals used after it.
     Price7 {
@@ -178,9 +205,12 @@ enum QuoteState<
         total: __L1,
         ///Local `__durable_operand_13`, live across this await.
         __durable_operand_13: __L2,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C9>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C9,
     },
     ///Waiting for `price` (await point 10); holds the locals used after it.
     Price8 {
@@ -188,9 +218,12 @@ enum QuoteState<
         p: __L3,
         ///Local `total`, live across this await.
         total: __L1,
-        ///Ties the variant to the awaited command's type; stores nothing.
-        #[serde(skip)]
-        __await: ::durable_runtime::__private::Marker<__C10>,
+        ///What the variant awaits: for a command, its type only (stores nothing); for a #[helper], the helper's state.
+        #[serde(
+            default,
+            skip_serializing_if = ":: durable_runtime :: __private :: Pending::is_marker"
+        )]
+        __await: __C10,
     },
     ///Returned; the output is stored beside the state.
     Finished,
@@ -462,18 +495,18 @@ const _: () = {
         __L1: ::durable_runtime::__private::Persist,
         __L2: ::durable_runtime::__private::Persist,
         __L3: ::durable_runtime::__private::Persist,
-        __C0: ::durable_runtime::__private::Command,
-        __C1: ::durable_runtime::__private::Command,
-        __C2: ::durable_runtime::__private::Command,
-        __C3: ::durable_runtime::__private::Command,
-        __C4: ::durable_runtime::__private::Command,
-        __C5: ::durable_runtime::__private::Command,
-        __C6: ::durable_runtime::__private::Command,
-        __C7: ::durable_runtime::__private::Command,
-        __C8: ::durable_runtime::__private::Command,
-        __C9: ::durable_runtime::__private::Command,
-        __C10: ::durable_runtime::__private::Command,
-        __F0: ::core::ops::FnOnce(
+        __C0: ::durable_runtime::__private::Pending,
+        __C1: ::durable_runtime::__private::Pending,
+        __C2: ::durable_runtime::__private::Pending,
+        __C3: ::durable_runtime::__private::Pending,
+        __C4: ::durable_runtime::__private::Pending,
+        __C5: ::durable_runtime::__private::Pending,
+        __C6: ::durable_runtime::__private::Pending,
+        __C7: ::durable_runtime::__private::Pending,
+        __C8: ::durable_runtime::__private::Pending,
+        __C9: ::durable_runtime::__private::Pending,
+        __C10: ::durable_runtime::__private::Pending,
+        __F0: ::core::ops::Fn(
             u64,
             u64,
         ) -> ::core::result::Result<
@@ -497,12 +530,12 @@ const _: () = {
                     >,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F1: ::core::ops::FnOnce(
+        __F1: ::core::ops::Fn(
             u64,
             u64,
-            <__C0 as ::durable_runtime::__private::Command>::Output,
+            <__C0 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     QuoteState<
@@ -524,13 +557,13 @@ const _: () = {
                     >,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F2: ::core::ops::FnOnce(
+        __F2: ::core::ops::Fn(
             u64,
             u64,
             __L0,
-            <__C1 as ::durable_runtime::__private::Command>::Output,
+            <__C1 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     QuoteState<
@@ -552,13 +585,13 @@ const _: () = {
                     >,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F3: ::core::ops::FnOnce(
+        __F3: ::core::ops::Fn(
             u64,
             u64,
             __L1,
-            <__C2 as ::durable_runtime::__private::Command>::Output,
+            <__C2 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     QuoteState<
@@ -580,13 +613,13 @@ const _: () = {
                     >,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F4: ::core::ops::FnOnce(
+        __F4: ::core::ops::Fn(
             u64,
             u64,
             __L1,
-            <__C3 as ::durable_runtime::__private::Command>::Output,
+            <__C3 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     QuoteState<
@@ -608,13 +641,13 @@ const _: () = {
                     >,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F5: ::core::ops::FnOnce(
+        __F5: ::core::ops::Fn(
             u64,
             u64,
             __L1,
-            <__C4 as ::durable_runtime::__private::Command>::Output,
+            <__C4 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     QuoteState<
@@ -636,13 +669,13 @@ const _: () = {
                     >,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F6: ::core::ops::FnOnce(
+        __F6: ::core::ops::Fn(
             u64,
             u64,
             __L1,
-            <__C5 as ::durable_runtime::__private::Command>::Output,
+            <__C5 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     QuoteState<
@@ -664,13 +697,13 @@ const _: () = {
                     >,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F7: ::core::ops::FnOnce(
+        __F7: ::core::ops::Fn(
             u64,
             u64,
             __L1,
-            <__C6 as ::durable_runtime::__private::Command>::Output,
+            <__C6 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     QuoteState<
@@ -692,13 +725,13 @@ const _: () = {
                     >,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F8: ::core::ops::FnOnce(
+        __F8: ::core::ops::Fn(
             u64,
             u64,
             __L1,
-            <__C7 as ::durable_runtime::__private::Command>::Output,
+            <__C7 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     QuoteState<
@@ -720,12 +753,12 @@ const _: () = {
                     >,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F9: ::core::ops::FnOnce(
+        __F9: ::core::ops::Fn(
             u64,
             __L1,
-            <__C8 as ::durable_runtime::__private::Command>::Output,
+            <__C8 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     QuoteState<
@@ -747,12 +780,12 @@ const _: () = {
                     >,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F10: ::core::ops::FnOnce(
+        __F10: ::core::ops::Fn(
             __L1,
             __L2,
-            <__C9 as ::durable_runtime::__private::Command>::Output,
+            <__C9 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     QuoteState<
@@ -774,12 +807,12 @@ const _: () = {
                     >,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
-        __F11: ::core::ops::FnOnce(
+        __F11: ::core::ops::Fn(
             __L3,
             __L1,
-            <__C10 as ::durable_runtime::__private::Command>::Output,
+            <__C10 as ::durable_runtime::__private::Pending>::Output,
         ) -> ::core::result::Result<
                 ::durable_runtime::__private::Step<
                     QuoteState<
@@ -801,252 +834,929 @@ const _: () = {
                     >,
                     Result<String, WorkflowError>,
                 >,
-                ::durable_runtime::__private::CodecError,
+                ::durable_runtime::__private::StepError,
             >,
     {
+        let __resume = |
+            __state: QuoteState<
+                __L0,
+                __L1,
+                __L2,
+                __L3,
+                __C0,
+                __C1,
+                __C2,
+                __C3,
+                __C4,
+                __C5,
+                __C6,
+                __C7,
+                __C8,
+                __C9,
+                __C10,
+            >,
+            __result: ::core::option::Option<&[u8]>,
+        | -> ::core::result::Result<
+            ::durable_runtime::__private::Step<
+                QuoteState<
+                    __L0,
+                    __L1,
+                    __L2,
+                    __L3,
+                    __C0,
+                    __C1,
+                    __C2,
+                    __C3,
+                    __C4,
+                    __C5,
+                    __C6,
+                    __C7,
+                    __C8,
+                    __C9,
+                    __C10,
+                >,
+                Result<String, WorkflowError>,
+            >,
+            ::durable_runtime::__private::StepError,
+        > {
+            match __state {
+                QuoteState::Start { a, b } => __f0(a, b),
+                QuoteState::Price { a: __v0, b: __v1, __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f1(__v0, __v1, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    QuoteState::Price {
+                                        a: __v0,
+                                        b: __v1,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                QuoteState::Price2 {
+                    a: __v0,
+                    b: __v1,
+                    __durable_operand_10: __v2,
+                    __await,
+                } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f2(__v0, __v1, __v2, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    QuoteState::Price2 {
+                                        a: __v0,
+                                        b: __v1,
+                                        __durable_operand_10: __v2,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                QuoteState::Price3 { a: __v0, b: __v1, total: __v2, __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f3(__v0, __v1, __v2, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    QuoteState::Price3 {
+                                        a: __v0,
+                                        b: __v1,
+                                        total: __v2,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                QuoteState::Price4 { a: __v0, b: __v1, total: __v2, __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f4(__v0, __v1, __v2, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    QuoteState::Price4 {
+                                        a: __v0,
+                                        b: __v1,
+                                        total: __v2,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                QuoteState::Price5 { a: __v0, b: __v1, total: __v2, __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f5(__v0, __v1, __v2, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    QuoteState::Price5 {
+                                        a: __v0,
+                                        b: __v1,
+                                        total: __v2,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                QuoteState::Record { a: __v0, b: __v1, total: __v2, __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f6(__v0, __v1, __v2, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    QuoteState::Record {
+                                        a: __v0,
+                                        b: __v1,
+                                        total: __v2,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                QuoteState::Page { a: __v0, b: __v1, total: __v2, __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f7(__v0, __v1, __v2, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    QuoteState::Page {
+                                        a: __v0,
+                                        b: __v1,
+                                        total: __v2,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                QuoteState::Record2 { a: __v0, b: __v1, total: __v2, __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f8(__v0, __v1, __v2, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    QuoteState::Record2 {
+                                        a: __v0,
+                                        b: __v1,
+                                        total: __v2,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                QuoteState::Price6 { b: __v0, total: __v1, __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f9(__v0, __v1, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    QuoteState::Price6 {
+                                        b: __v0,
+                                        total: __v1,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                QuoteState::Price7 {
+                    total: __v0,
+                    __durable_operand_13: __v1,
+                    __await,
+                } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f10(__v0, __v1, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    QuoteState::Price7 {
+                                        total: __v0,
+                                        __durable_operand_13: __v1,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                QuoteState::Price8 { p: __v0, total: __v1, __await } => {
+                    match ::durable_runtime::__private::Pending::resume(
+                        __await,
+                        __result,
+                    )? {
+                        ::durable_runtime::__private::Resumed::Value(__r) => {
+                            __f11(__v0, __v1, __r)
+                        }
+                        ::durable_runtime::__private::Resumed::Wait(
+                            __await,
+                            __request,
+                        ) => {
+                            ::core::result::Result::Ok(
+                                ::durable_runtime::__private::Step::Await(
+                                    QuoteState::Price8 {
+                                        p: __v0,
+                                        total: __v1,
+                                        __await,
+                                    },
+                                    __request,
+                                ),
+                            )
+                        }
+                    }
+                }
+                QuoteState::Finished => {
+                    ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                        workflow: "quote",
+                        variant: "Finished",
+                        op: "resume",
+                    })
+                }
+            }
+        };
+        let __run = |
+            __step: ::core::result::Result<
+                ::durable_runtime::__private::Step<
+                    QuoteState<
+                        __L0,
+                        __L1,
+                        __L2,
+                        __L3,
+                        __C0,
+                        __C1,
+                        __C2,
+                        __C3,
+                        __C4,
+                        __C5,
+                        __C6,
+                        __C7,
+                        __C8,
+                        __C9,
+                        __C10,
+                    >,
+                    Result<String, WorkflowError>,
+                >,
+                ::durable_runtime::__private::StepError,
+            >,
+        | -> ::core::result::Result<
+            ::durable_runtime::__private::Outcome,
+            ::durable_runtime::__private::StepError,
+        > {
+            let mut __step = __step?;
+            loop {
+                match __step {
+                    ::durable_runtime::__private::Step::Ready(__state) => {
+                        __step = __resume(__state, ::core::option::Option::None)?;
+                    }
+                    __step => {
+                        return ::durable_runtime::__private::finish(
+                            __step,
+                            |s| s.variant_name(),
+                        );
+                    }
+                }
+            }
+        };
         match __op {
             ::durable_runtime::__private::Op::Start(__input) => {
                 let (a, b): (u64, u64) = ::durable_runtime::__private::decode(__input)?;
-                ::durable_runtime::__private::finish(__f0(a, b), |s| s.variant_name())
+                __run(__f0(a, b))
             }
             ::durable_runtime::__private::Op::Resume {
                 state: __state,
                 result: __result,
             } => {
-                match ::durable_runtime::__private::decode::<
-                    QuoteState<
-                        __L0,
-                        __L1,
-                        __L2,
-                        __L3,
-                        __C0,
-                        __C1,
-                        __C2,
-                        __C3,
-                        __C4,
-                        __C5,
-                        __C6,
-                        __C7,
-                        __C8,
-                        __C9,
-                        __C10,
-                    >,
-                >(__state)? {
-                    QuoteState::Start { a, b } => {
-                        ::durable_runtime::__private::finish(
-                            __f0(a, b),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    QuoteState::Price { a: __v0, b: __v1, __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f1(__v0, __v1, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    QuoteState::Price2 {
-                        a: __v0,
-                        b: __v1,
-                        __durable_operand_10: __v2,
-                        __await,
-                    } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f2(__v0, __v1, __v2, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    QuoteState::Price3 { a: __v0, b: __v1, total: __v2, __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f3(__v0, __v1, __v2, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    QuoteState::Price4 { a: __v0, b: __v1, total: __v2, __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f4(__v0, __v1, __v2, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    QuoteState::Price5 { a: __v0, b: __v1, total: __v2, __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f5(__v0, __v1, __v2, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    QuoteState::Record { a: __v0, b: __v1, total: __v2, __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f6(__v0, __v1, __v2, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    QuoteState::Page { a: __v0, b: __v1, total: __v2, __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f7(__v0, __v1, __v2, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    QuoteState::Record2 { a: __v0, b: __v1, total: __v2, __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f8(__v0, __v1, __v2, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    QuoteState::Price6 { b: __v0, total: __v1, __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f9(__v0, __v1, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    QuoteState::Price7 {
-                        total: __v0,
-                        __durable_operand_13: __v1,
-                        __await,
-                    } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f10(__v0, __v1, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    QuoteState::Price8 { p: __v0, total: __v1, __await } => {
-                        let __r = ::durable_runtime::__private::decode_result(
-                            &__await,
-                            __result,
-                        )?;
-                        ::durable_runtime::__private::finish(
-                            __f11(__v0, __v1, __r),
-                            |s| s.variant_name(),
-                        )
-                    }
-                    QuoteState::Finished => {
-                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
-                            workflow: "quote",
-                            variant: "Finished",
-                            op: "resume",
-                        })
-                    }
-                }
+                __run(
+                    __resume(
+                        ::durable_runtime::__private::decode::<
+                            QuoteState<
+                                __L0,
+                                __L1,
+                                __L2,
+                                __L3,
+                                __C0,
+                                __C1,
+                                __C2,
+                                __C3,
+                                __C4,
+                                __C5,
+                                __C6,
+                                __C7,
+                                __C8,
+                                __C9,
+                                __C10,
+                            >,
+                        >(__state)?,
+                        ::core::option::Option::Some(__result),
+                    ),
+                )
             }
             ::durable_runtime::__private::Op::Executor { state: __state } => {
                 match ::durable_runtime::__private::variant_index(__state)? {
                     1u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C0>(),
-                            ),
-                        )
+                        match <__C0 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    QuoteState<
+                                        __L0,
+                                        __L1,
+                                        __L2,
+                                        __L3,
+                                        __C0,
+                                        __C1,
+                                        __C2,
+                                        __C3,
+                                        __C4,
+                                        __C5,
+                                        __C6,
+                                        __C7,
+                                        __C8,
+                                        __C9,
+                                        __C10,
+                                    >,
+                                >(__state)? {
+                                    QuoteState::Price { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "quote",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     2u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C1>(),
-                            ),
-                        )
+                        match <__C1 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    QuoteState<
+                                        __L0,
+                                        __L1,
+                                        __L2,
+                                        __L3,
+                                        __C0,
+                                        __C1,
+                                        __C2,
+                                        __C3,
+                                        __C4,
+                                        __C5,
+                                        __C6,
+                                        __C7,
+                                        __C8,
+                                        __C9,
+                                        __C10,
+                                    >,
+                                >(__state)? {
+                                    QuoteState::Price2 { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "quote",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     3u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C2>(),
-                            ),
-                        )
+                        match <__C2 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    QuoteState<
+                                        __L0,
+                                        __L1,
+                                        __L2,
+                                        __L3,
+                                        __C0,
+                                        __C1,
+                                        __C2,
+                                        __C3,
+                                        __C4,
+                                        __C5,
+                                        __C6,
+                                        __C7,
+                                        __C8,
+                                        __C9,
+                                        __C10,
+                                    >,
+                                >(__state)? {
+                                    QuoteState::Price3 { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "quote",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     4u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C3>(),
-                            ),
-                        )
+                        match <__C3 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    QuoteState<
+                                        __L0,
+                                        __L1,
+                                        __L2,
+                                        __L3,
+                                        __C0,
+                                        __C1,
+                                        __C2,
+                                        __C3,
+                                        __C4,
+                                        __C5,
+                                        __C6,
+                                        __C7,
+                                        __C8,
+                                        __C9,
+                                        __C10,
+                                    >,
+                                >(__state)? {
+                                    QuoteState::Price4 { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "quote",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     5u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C4>(),
-                            ),
-                        )
+                        match <__C4 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    QuoteState<
+                                        __L0,
+                                        __L1,
+                                        __L2,
+                                        __L3,
+                                        __C0,
+                                        __C1,
+                                        __C2,
+                                        __C3,
+                                        __C4,
+                                        __C5,
+                                        __C6,
+                                        __C7,
+                                        __C8,
+                                        __C9,
+                                        __C10,
+                                    >,
+                                >(__state)? {
+                                    QuoteState::Price5 { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "quote",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     6u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C5>(),
-                            ),
-                        )
+                        match <__C5 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    QuoteState<
+                                        __L0,
+                                        __L1,
+                                        __L2,
+                                        __L3,
+                                        __C0,
+                                        __C1,
+                                        __C2,
+                                        __C3,
+                                        __C4,
+                                        __C5,
+                                        __C6,
+                                        __C7,
+                                        __C8,
+                                        __C9,
+                                        __C10,
+                                    >,
+                                >(__state)? {
+                                    QuoteState::Record { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "quote",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     7u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C6>(),
-                            ),
-                        )
+                        match <__C6 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    QuoteState<
+                                        __L0,
+                                        __L1,
+                                        __L2,
+                                        __L3,
+                                        __C0,
+                                        __C1,
+                                        __C2,
+                                        __C3,
+                                        __C4,
+                                        __C5,
+                                        __C6,
+                                        __C7,
+                                        __C8,
+                                        __C9,
+                                        __C10,
+                                    >,
+                                >(__state)? {
+                                    QuoteState::Page { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "quote",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     8u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C7>(),
-                            ),
-                        )
+                        match <__C7 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    QuoteState<
+                                        __L0,
+                                        __L1,
+                                        __L2,
+                                        __L3,
+                                        __C0,
+                                        __C1,
+                                        __C2,
+                                        __C3,
+                                        __C4,
+                                        __C5,
+                                        __C6,
+                                        __C7,
+                                        __C8,
+                                        __C9,
+                                        __C10,
+                                    >,
+                                >(__state)? {
+                                    QuoteState::Record2 { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "quote",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     9u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C8>(),
-                            ),
-                        )
+                        match <__C8 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    QuoteState<
+                                        __L0,
+                                        __L1,
+                                        __L2,
+                                        __L3,
+                                        __C0,
+                                        __C1,
+                                        __C2,
+                                        __C3,
+                                        __C4,
+                                        __C5,
+                                        __C6,
+                                        __C7,
+                                        __C8,
+                                        __C9,
+                                        __C10,
+                                    >,
+                                >(__state)? {
+                                    QuoteState::Price6 { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "quote",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     10u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C9>(),
-                            ),
-                        )
+                        match <__C9 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    QuoteState<
+                                        __L0,
+                                        __L1,
+                                        __L2,
+                                        __L3,
+                                        __C0,
+                                        __C1,
+                                        __C2,
+                                        __C3,
+                                        __C4,
+                                        __C5,
+                                        __C6,
+                                        __C7,
+                                        __C8,
+                                        __C9,
+                                        __C10,
+                                    >,
+                                >(__state)? {
+                                    QuoteState::Price7 { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "quote",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     11u32 => {
-                        ::core::result::Result::Ok(
-                            ::durable_runtime::__private::Outcome::Executor(
-                                ::durable_runtime::__private::executor_of::<__C10>(),
-                            ),
-                        )
+                        match <__C10 as ::durable_runtime::__private::Pending>::executor_of_type() {
+                            ::core::option::Option::Some(__e) => {
+                                ::core::result::Result::Ok(
+                                    ::durable_runtime::__private::Outcome::Executor(__e),
+                                )
+                            }
+                            ::core::option::Option::None => {
+                                match ::durable_runtime::__private::decode::<
+                                    QuoteState<
+                                        __L0,
+                                        __L1,
+                                        __L2,
+                                        __L3,
+                                        __C0,
+                                        __C1,
+                                        __C2,
+                                        __C3,
+                                        __C4,
+                                        __C5,
+                                        __C6,
+                                        __C7,
+                                        __C8,
+                                        __C9,
+                                        __C10,
+                                    >,
+                                >(__state)? {
+                                    QuoteState::Price8 { __await, .. } => {
+                                        ::core::result::Result::Ok(
+                                            ::durable_runtime::__private::Outcome::Executor(
+                                                ::durable_runtime::__private::Pending::executor(&__await)?,
+                                            ),
+                                        )
+                                    }
+                                    __other => {
+                                        ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
+                                            workflow: "quote",
+                                            variant: __other.variant_name(),
+                                            op: "execute a command",
+                                        })
+                                    }
+                                }
+                            }
+                        }
                     }
                     _ => {
-                        let other = ::durable_runtime::__private::decode::<
+                        let __other = ::durable_runtime::__private::decode::<
                             QuoteState<
                                 __L0,
                                 __L1,
@@ -1067,7 +1777,7 @@ const _: () = {
                         >(__state)?;
                         ::core::result::Result::Err(::durable_runtime::__private::StepError::WrongVariant {
                             workflow: "quote",
-                            variant: other.variant_name(),
+                            variant: __other.variant_name(),
                             op: "execute a command",
                         })
                     }
@@ -1144,120 +1854,121 @@ const _: () = {
                     __C10,
                 > = match __variant {
                     "Price" => {
-                        let (a, b): (u64, u64) = ::durable_runtime::__private::decode_fields(
+                        let (a, b, __await): (u64, u64, __C0) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
-                        QuoteState::Price {
-                            a,
-                            b,
-                            __await: ::core::default::Default::default(),
-                        }
+                        QuoteState::Price { a, b, __await }
                     }
                     "Price2" => {
-                        let (a, b, __durable_operand_10): (u64, u64, __L0) = ::durable_runtime::__private::decode_fields(
+                        let (
+                            a,
+                            b,
+                            __durable_operand_10,
+                            __await,
+                        ): (u64, u64, __L0, __C1) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         QuoteState::Price2 {
                             a,
                             b,
                             __durable_operand_10,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     "Price3" => {
-                        let (a, b, total): (u64, u64, __L1) = ::durable_runtime::__private::decode_fields(
+                        let (a, b, total, __await): (u64, u64, __L1, __C2) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         QuoteState::Price3 {
                             a,
                             b,
                             total,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     "Price4" => {
-                        let (a, b, total): (u64, u64, __L1) = ::durable_runtime::__private::decode_fields(
+                        let (a, b, total, __await): (u64, u64, __L1, __C3) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         QuoteState::Price4 {
                             a,
                             b,
                             total,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     "Price5" => {
-                        let (a, b, total): (u64, u64, __L1) = ::durable_runtime::__private::decode_fields(
+                        let (a, b, total, __await): (u64, u64, __L1, __C4) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         QuoteState::Price5 {
                             a,
                             b,
                             total,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     "Record" => {
-                        let (a, b, total): (u64, u64, __L1) = ::durable_runtime::__private::decode_fields(
+                        let (a, b, total, __await): (u64, u64, __L1, __C5) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         QuoteState::Record {
                             a,
                             b,
                             total,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     "Page" => {
-                        let (a, b, total): (u64, u64, __L1) = ::durable_runtime::__private::decode_fields(
+                        let (a, b, total, __await): (u64, u64, __L1, __C6) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         QuoteState::Page {
                             a,
                             b,
                             total,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     "Record2" => {
-                        let (a, b, total): (u64, u64, __L1) = ::durable_runtime::__private::decode_fields(
+                        let (a, b, total, __await): (u64, u64, __L1, __C7) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         QuoteState::Record2 {
                             a,
                             b,
                             total,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     "Price6" => {
-                        let (b, total): (u64, __L1) = ::durable_runtime::__private::decode_fields(
+                        let (b, total, __await): (u64, __L1, __C8) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         QuoteState::Price6 {
                             b,
                             total,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     "Price7" => {
-                        let (total, __durable_operand_13): (__L1, __L2) = ::durable_runtime::__private::decode_fields(
+                        let (total, __durable_operand_13, __await): (__L1, __L2, __C9) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         QuoteState::Price7 {
                             total,
                             __durable_operand_13,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     "Price8" => {
-                        let (p, total): (__L3, __L1) = ::durable_runtime::__private::decode_fields(
+                        let (p, total, __await): (__L3, __L1, __C10) = ::durable_runtime::__private::decode_fields(
                             __fields,
                         )?;
                         QuoteState::Price8 {
                             p,
                             total,
-                            __await: ::core::default::Default::default(),
+                            __await,
                         }
                     }
                     _ => {
@@ -1295,17 +2006,47 @@ const _: () = {
                             __C10,
                         >,
                     >();
-                __tracer.result::<__C0>("Price");
-                __tracer.result::<__C1>("Price2");
-                __tracer.result::<__C2>("Price3");
-                __tracer.result::<__C3>("Price4");
-                __tracer.result::<__C4>("Price5");
-                __tracer.result::<__C5>("Record");
-                __tracer.result::<__C6>("Page");
-                __tracer.result::<__C7>("Record2");
-                __tracer.result::<__C8>("Price6");
-                __tracer.result::<__C9>("Price7");
-                __tracer.result::<__C10>("Price8");
+                <__C0 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "Price",
+                );
+                <__C1 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "Price2",
+                );
+                <__C2 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "Price3",
+                );
+                <__C3 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "Price4",
+                );
+                <__C4 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "Price5",
+                );
+                <__C5 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "Record",
+                );
+                <__C6 as ::durable_runtime::__private::Pending>::trace(__tracer, "Page");
+                <__C7 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "Record2",
+                );
+                <__C8 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "Price6",
+                );
+                <__C9 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "Price7",
+                );
+                <__C10 as ::durable_runtime::__private::Pending>::trace(
+                    __tracer,
+                    "Price8",
+                );
                 ::core::result::Result::Ok(::durable_runtime::__private::Outcome::Traced)
             }
             ::durable_runtime::__private::Op::Transcode(__value) => {
@@ -1441,7 +2182,9 @@ const _: () = {
                         let b = __live_b;
                         {
                             {
-                                let __durable_command = price(a);
+                                let __durable_command = ::durable_runtime::__private::awaitable(
+                                    price(a),
+                                );
                                 return ::durable_runtime::__private::suspend(
                                     __durable_command,
                                     |__durable_await| QuoteState::Price {
@@ -1479,7 +2222,9 @@ const _: () = {
                                 }
                             };
                             {
-                                let __durable_command = price(b);
+                                let __durable_command = ::durable_runtime::__private::awaitable(
+                                    price(b),
+                                );
                                 return ::durable_runtime::__private::suspend(
                                     __durable_command,
                                     |__durable_await| QuoteState::Price2 {
@@ -1525,7 +2270,9 @@ const _: () = {
                         {
                             {
                                 {
-                                    let __durable_command = price(a);
+                                    let __durable_command = ::durable_runtime::__private::awaitable(
+                                        price(a),
+                                    );
                                     return ::durable_runtime::__private::suspend(
                                         __durable_command,
                                         |__durable_await| QuoteState::Price3 {
@@ -1569,7 +2316,9 @@ const _: () = {
                                 let __durable_value_8 = if __durable_operand_6 {
                                     {
                                         {
-                                            let __durable_command = price(b);
+                                            let __durable_command = ::durable_runtime::__private::awaitable(
+                                                price(b),
+                                            );
                                             return ::durable_runtime::__private::suspend(
                                                 __durable_command,
                                                 |__durable_await| QuoteState::Price4 {
@@ -1590,7 +2339,9 @@ const _: () = {
                                 {
                                     {
                                         {
-                                            let __durable_command = price(total);
+                                            let __durable_command = ::durable_runtime::__private::awaitable(
+                                                price(total),
+                                            );
                                             return ::durable_runtime::__private::suspend(
                                                 __durable_command,
                                                 |__durable_await| QuoteState::Price5 {
@@ -1608,7 +2359,9 @@ const _: () = {
                         loop {
                             {
                                 {
-                                    let __durable_command = page(total);
+                                    let __durable_command = ::durable_runtime::__private::awaitable(
+                                        page(total),
+                                    );
                                     return ::durable_runtime::__private::suspend(
                                         __durable_command,
                                         |__durable_await| QuoteState::Page {
@@ -1623,7 +2376,9 @@ const _: () = {
                         }
                         {
                             {
-                                let __durable_command = price(a);
+                                let __durable_command = ::durable_runtime::__private::awaitable(
+                                    price(a),
+                                );
                                 return ::durable_runtime::__private::suspend(
                                     __durable_command,
                                     |__durable_await| QuoteState::Price6 {
@@ -1672,7 +2427,9 @@ const _: () = {
                                 {
                                     {
                                         {
-                                            let __durable_command = price(total);
+                                            let __durable_command = ::durable_runtime::__private::awaitable(
+                                                price(total),
+                                            );
                                             return ::durable_runtime::__private::suspend(
                                                 __durable_command,
                                                 |__durable_await| QuoteState::Price5 {
@@ -1690,7 +2447,9 @@ const _: () = {
                         loop {
                             {
                                 {
-                                    let __durable_command = page(total);
+                                    let __durable_command = ::durable_runtime::__private::awaitable(
+                                        page(total),
+                                    );
                                     return ::durable_runtime::__private::suspend(
                                         __durable_command,
                                         |__durable_await| QuoteState::Page {
@@ -1705,7 +2464,9 @@ const _: () = {
                         }
                         {
                             {
-                                let __durable_command = price(a);
+                                let __durable_command = ::durable_runtime::__private::awaitable(
+                                    price(a),
+                                );
                                 return ::durable_runtime::__private::suspend(
                                     __durable_command,
                                     |__durable_await| QuoteState::Price6 {
@@ -1741,7 +2502,9 @@ const _: () = {
                                         )
                                     };
                                     {
-                                        let __durable_command = record(__durable_value_2);
+                                        let __durable_command = ::durable_runtime::__private::awaitable(
+                                            record(__durable_value_2),
+                                        );
                                         return ::durable_runtime::__private::suspend(
                                             __durable_command,
                                             |__durable_await| QuoteState::Record {
@@ -1787,7 +2550,9 @@ const _: () = {
                         loop {
                             {
                                 {
-                                    let __durable_command = page(total);
+                                    let __durable_command = ::durable_runtime::__private::awaitable(
+                                        page(total),
+                                    );
                                     return ::durable_runtime::__private::suspend(
                                         __durable_command,
                                         |__durable_await| QuoteState::Page {
@@ -1802,7 +2567,9 @@ const _: () = {
                         }
                         {
                             {
-                                let __durable_command = price(a);
+                                let __durable_command = ::durable_runtime::__private::awaitable(
+                                    price(a),
+                                );
                                 return ::durable_runtime::__private::suspend(
                                     __durable_command,
                                     |__durable_await| QuoteState::Price6 {
@@ -1843,7 +2610,9 @@ const _: () = {
                                     };
                                     if let Some(next) = __durable_condition_4 {
                                         {
-                                            let __durable_command = record(next);
+                                            let __durable_command = ::durable_runtime::__private::awaitable(
+                                                record(next),
+                                            );
                                             return ::durable_runtime::__private::suspend(
                                                 __durable_command,
                                                 |__durable_await| QuoteState::Record2 {
@@ -1868,7 +2637,9 @@ const _: () = {
                                     loop {
                                         {
                                             {
-                                                let __durable_command = page(total);
+                                                let __durable_command = ::durable_runtime::__private::awaitable(
+                                                    page(total),
+                                                );
                                                 return ::durable_runtime::__private::suspend(
                                                     __durable_command,
                                                     |__durable_await| QuoteState::Page {
@@ -1886,7 +2657,9 @@ const _: () = {
                         }
                         {
                             {
-                                let __durable_command = price(a);
+                                let __durable_command = ::durable_runtime::__private::awaitable(
+                                    price(a),
+                                );
                                 return ::durable_runtime::__private::suspend(
                                     __durable_command,
                                     |__durable_await| QuoteState::Price6 {
@@ -1932,7 +2705,9 @@ const _: () = {
                             loop {
                                 {
                                     {
-                                        let __durable_command = page(total);
+                                        let __durable_command = ::durable_runtime::__private::awaitable(
+                                            page(total),
+                                        );
                                         return ::durable_runtime::__private::suspend(
                                             __durable_command,
                                             |__durable_await| QuoteState::Page {
@@ -1948,7 +2723,9 @@ const _: () = {
                         }
                         {
                             {
-                                let __durable_command = price(a);
+                                let __durable_command = ::durable_runtime::__private::awaitable(
+                                    price(a),
+                                );
                                 return ::durable_runtime::__private::suspend(
                                     __durable_command,
                                     |__durable_await| QuoteState::Price6 {
@@ -1986,7 +2763,9 @@ const _: () = {
                                 }
                             };
                             {
-                                let __durable_command = price(b);
+                                let __durable_command = ::durable_runtime::__private::awaitable(
+                                    price(b),
+                                );
                                 return ::durable_runtime::__private::suspend(
                                     __durable_command,
                                     |__durable_await| QuoteState::Price7 {
@@ -2030,7 +2809,9 @@ const _: () = {
                             }
                         };
                         {
-                            let __durable_command = price(p.x);
+                            let __durable_command = ::durable_runtime::__private::awaitable(
+                                price(p.x),
+                            );
                             return ::durable_runtime::__private::suspend(
                                 __durable_command,
                                 |__durable_await| QuoteState::Price8 {

@@ -11,10 +11,14 @@ use std::marker::PhantomData;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::codec::{self, CodecError};
-use crate::command::{Command, Executor, Request};
+use crate::command::{Executor, Request};
 
 mod child;
+mod helper;
 pub use child::{ContinueAsNew, StartChild, continue_as_new};
+#[doc(hidden)]
+pub use helper::{Awaitable, Begun, Nested, Pending, Resumed, StateVisitor};
+pub use helper::{Helper, HelperCall};
 
 /// A workflow type, implemented by `#[workflow]` on a unit-like struct named
 /// like the function (`process_order`), so the runtime can be told which
@@ -164,6 +168,9 @@ pub enum Step<S, O> {
     Await(S, Request),
     /// Returned.
     Done(O),
+    /// At an await whose helper returned without waiting: the driver
+    /// resumes it at once, before anything is checkpointed.
+    Ready(S),
 }
 
 /// Ties a state variant to the type of the command it waits for, so the
@@ -183,27 +190,24 @@ impl<C> std::fmt::Debug for Marker<C> {
     }
 }
 
-/// Suspends at an await point: turns the awaited command into a request and
-/// builds the state that waits for it.
+/// Identity, requiring [`Awaitable`]: generated code passes each awaited
+/// expression through it so that "cannot `.await` it" lands on the await.
 #[doc(hidden)]
-pub fn suspend<C: Command, S, O>(
-    command: C,
-    state: impl FnOnce(Marker<C>) -> S,
-) -> Result<Step<S, O>, CodecError> {
-    let request = command.into_request()?;
-    Ok(Step::Await(state(Marker::default()), request))
+pub fn awaitable<A: Awaitable>(awaited: A) -> A {
+    awaited
 }
 
-/// Decodes the result of the command a state waits for.
+/// Suspends at an await point: turns the awaited command into a request (or
+/// starts the awaited helper) and builds the state that waits for it.
 #[doc(hidden)]
-pub fn decode_result<C: Command>(_: &Marker<C>, bytes: &[u8]) -> Result<C::Output, CodecError> {
-    codec::decode(bytes)
-}
-
-/// The executor of command `C` (the command a state waits for).
-#[doc(hidden)]
-pub fn executor_of<C: Command>() -> Executor {
-    C::executor()
+pub fn suspend<A: Awaitable, S, O>(
+    awaited: A,
+    state: impl FnOnce(A::Pending) -> S,
+) -> Result<Step<S, O>, StepError> {
+    Ok(match awaited.begin()? {
+        Begun::Wait(pending, request) => Step::Await(state(pending), request),
+        Begun::Ready(pending) => Step::Ready(state(pending)),
+    })
 }
 
 /// The variant index of an encoded state enum, read without decoding the
@@ -225,16 +229,21 @@ pub fn variant_index(state: &[u8]) -> Result<u32, CodecError> {
 /// Encodes a segment's result for the runtime.
 #[doc(hidden)]
 pub fn finish<S: Serialize, O: Serialize>(
-    step: Result<Step<S, O>, CodecError>,
+    step: Step<S, O>,
     variant_of: impl FnOnce(&S) -> &'static str,
 ) -> Result<Outcome, StepError> {
-    match step? {
+    match step {
         Step::Await(state, request) => Ok(Outcome::Await {
             variant: variant_of(&state),
             state: codec::encode(&state)?,
             request,
         }),
         Step::Done(out) => Ok(Outcome::Done(codec::encode(&out)?)),
+        Step::Ready(state) => Err(StepError::WrongVariant {
+            workflow: "<driver>",
+            variant: variant_of(&state),
+            op: "checkpoint an await that is ready",
+        }),
     }
 }
 

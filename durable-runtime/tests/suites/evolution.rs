@@ -69,7 +69,10 @@ async fn two_builds<A: Workflow, B: Workflow>(call: WorkflowCall<A>) -> (Compati
         .unwrap();
     let h = a.start("x", call, IdPolicy::Reject).await.unwrap();
     until("A waits for the signal", || {
-        h.describe().unwrap().variant == "Signal"
+        h.describe()
+            .unwrap()
+            .waiting_for
+            .is_some_and(|w| w.starts_with("signal"))
     })
     .await;
     a.shutdown().await;
@@ -1596,4 +1599,120 @@ async fn a_child_output_the_parent_cannot_read_parks_the_parent_naming_the_field
     );
     assert_eq!(b.describe("p").unwrap().status, Status::Parked);
     b.shutdown().await;
+}
+
+/// Two builds of a workflow waiting for the signal inside a helper: the
+/// helper's locals are stored in the workflow's state, so build B reads
+/// them by name through the helper's own layout.
+macro_rules! nested_case {
+    ($name:ident { a: { $($a:item)* } b: { $($b:item)* } }) => {
+        mod $name {
+            pub mod a {
+                #![allow(dead_code)]
+                use durable_runtime::prelude::*;
+                use serde::{Deserialize, Serialize};
+                $($a)*
+            }
+            pub mod b {
+                #![allow(dead_code)]
+                use durable_runtime::prelude::*;
+                use serde::{Deserialize, Serialize};
+                $($b)*
+            }
+        }
+    };
+}
+
+nested_case!(helper_reorder { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, pub qty: u32, pub cents: u32 }
+
+    #[helper]
+    pub async fn hold(held: Held, note: String) -> Result<String, WorkflowError> {
+        let _go: () = signal("go").await?;
+        Ok(format!("{held:?} {note}"))
+    }
+
+    #[workflow(name = "nested")]
+    pub async fn nested(held: Held) -> Result<String, WorkflowError> {
+        let tag = String::from("t");
+        let inner = hold(held, "n".to_owned()).await?;
+        Ok(format!("{inner} {tag}"))
+    }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, pub cents: u32, pub qty: u32 }
+
+    // the helper's parameters (its stored locals) reordered too
+    #[helper]
+    pub async fn hold(note: String, held: Held) -> Result<String, WorkflowError> {
+        let _go: () = signal("go").await?;
+        Ok(format!("{held:?} {note}"))
+    }
+
+    #[workflow(name = "nested")]
+    pub async fn nested(held: Held) -> Result<String, WorkflowError> {
+        let tag = String::from("t");
+        let inner = hold("n".to_owned(), held).await?;
+        Ok(format!("{inner} {tag}"))
+    }
+}});
+
+#[tokio::test]
+async fn a_helper_waiting_inside_a_workflow_is_read_by_name_after_its_types_change() {
+    let input = helper_reorder::a::Held {
+        id: "o-1".into(),
+        qty: 3,
+        cents: 1999,
+    };
+    continues::<helper_reorder::a::nested, helper_reorder::b::nested>(
+        helper_reorder::a::nested(input),
+        r#"Held { id: "o-1", cents: 1999, qty: 3 } n t"#,
+        "reordered",
+    )
+    .await;
+}
+
+nested_case!(helper_retyped { a: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, pub cents: u32 }
+
+    #[helper]
+    pub async fn hold(held: Held) -> Result<String, WorkflowError> {
+        let _go: () = signal("go").await?;
+        Ok(format!("{held:?}"))
+    }
+
+    #[workflow(name = "nested")]
+    pub async fn nested(held: Held) -> Result<String, WorkflowError> {
+        hold(held).await
+    }
+} b: {
+    #[derive(Serialize, Deserialize, Debug)]
+    pub struct Held { pub id: String, pub cents: String }
+
+    #[helper]
+    pub async fn hold(held: Held) -> Result<String, WorkflowError> {
+        let _go: () = signal("go").await?;
+        Ok(format!("{held:?}"))
+    }
+
+    #[workflow(name = "nested")]
+    pub async fn nested(held: Held) -> Result<String, WorkflowError> {
+        hold(held).await
+    }
+}});
+
+/// Negative control: a field of a helper's stored local whose type changed
+/// beyond what can be rebuilt parks the instance naming it, never misread.
+#[tokio::test]
+async fn a_helper_local_whose_type_changed_parks_naming_the_field() {
+    parks::<helper_retyped::a::nested, helper_retyped::b::nested>(
+        helper_retyped::a::nested(helper_retyped::a::Held {
+            id: "o".into(),
+            cents: 5,
+        }),
+        &["held.cents`: u32 → String"],
+    )
+    .await;
 }

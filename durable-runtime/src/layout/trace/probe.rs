@@ -289,6 +289,9 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
 /// not known to be aliases of an earlier one, less the field being left
 /// out this pass (see [`Learning`]). Gives the value, the fields known so
 /// far, and whether they are all learned.
+/// The field of a state variant that keeps what the variant awaits.
+const AWAIT_FIELD: &str = "__await";
+
 fn by_name<'de, V: Visitor<'de>>(
     t: &mut Trace,
     key: Learner,
@@ -529,7 +532,10 @@ impl<'de> VariantAccess<'de> for Variant<'_> {
         v: V,
     ) -> Result<V::Value, Probing> {
         let key = Learner::Variant(self.name, self.index);
-        let (out, known, complete) = by_name(self.t, key, names, v)?;
+        let (out, mut known, complete) = by_name(self.t, key, names, v)?;
+        // a state variant's `__await` stores nothing when it awaits a
+        // command (a unit, no bytes): not part of the layout
+        known.retain(|f| !(f.name == AWAIT_FIELD && f.shape == Shape::Unit));
         // the variant counts as seen once its fields are all learned
         if complete {
             *self.fields = Some(Fields::Struct(known));

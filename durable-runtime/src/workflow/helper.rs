@@ -1,0 +1,337 @@
+//! Async helper functions: what `#[helper]` implements, and how the driver
+//! of a workflow (or of another helper) awaits either a command or a helper.
+//!
+//! A helper compiles like a workflow, into a state enum and a byte-level
+//! [`Helper::drive`], but it is never an instance of its own: awaiting one
+//! nests its state in the caller's, in the variant that awaits it (as rustc
+//! nests one future in another). The caller's checkpoint holds the helper's
+//! state, the command the helper waits for is the caller's request, and the
+//! result of that command steps the helper first; when the helper returns,
+//! the caller goes on with its value. One instance, one history.
+//!
+//! The nested state is stored typed, not as opaque bytes: [`Nested`]
+//! serializes through the helper's own state enum, so the caller's layout
+//! holds the helper's variants and fields by name, and a helper whose code
+//! changed while an instance waits inside it is read by name (or parked with
+//! the field named), like any other stored state.
+
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{Marker, Op, Outcome, StepError};
+use crate::codec::{self, CodecError};
+use crate::command::{Command, Executor, Request};
+use crate::layout::Tracer;
+
+/// An async helper function compiled by `#[helper]`: implemented on a
+/// unit-like struct named like the function. Generated; not implemented
+/// by hand.
+pub trait Helper: Send + Sync + 'static {
+    /// The function's parameter (a tuple when it has several, `()` for none).
+    type Input: Serialize + DeserializeOwned + Send + 'static;
+    /// The function's return type.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// The function's name.
+    const NAME: &'static str;
+
+    /// Performs one operation on an encoded helper state (the operations of
+    /// [`Workflow::drive`](super::Workflow::drive)).
+    #[doc(hidden)]
+    fn drive(op: Op<'_>) -> Result<Outcome, StepError>;
+
+    /// Hands the helper's state enum, by type, to `visitor`.
+    #[doc(hidden)]
+    fn with_state<V: StateVisitor>(visitor: V) -> V::Output;
+
+    /// Runs the body as a plain async fn (for `run_inline`).
+    #[doc(hidden)]
+    fn inline(input: Self::Input) -> crate::future::BoxFuture<Self::Output>;
+}
+
+/// Something done with a state enum whose type only generated code can name.
+#[doc(hidden)]
+pub trait StateVisitor {
+    /// What the visit returns.
+    type Output;
+    /// Called with the state enum's type.
+    fn visit<S: Serialize + DeserializeOwned>(self) -> Self::Output;
+}
+
+/// A call of a helper function: what `price_all(items)` returns. Awaited in
+/// a workflow (or a helper), it runs there, checkpointed with the caller;
+/// awaited elsewhere (as in `run_inline`), it runs as a plain async fn.
+#[must_use = "a helper call does nothing until it is awaited"]
+pub struct HelperCall<H: Helper> {
+    input: H::Input,
+}
+
+impl<H: Helper> HelperCall<H> {
+    /// Wraps a helper's input. Generated code calls this.
+    #[doc(hidden)]
+    pub fn new(input: H::Input) -> Self {
+        HelperCall { input }
+    }
+}
+
+impl<H: Helper> std::fmt::Debug for HelperCall<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HelperCall({})", H::NAME)
+    }
+}
+
+impl<H: Helper> std::future::IntoFuture for HelperCall<H> {
+    type Output = H::Output;
+    type IntoFuture = crate::future::BoxFuture<H::Output>;
+    /// Outside a workflow, the helper's body as a plain async fn.
+    fn into_future(self) -> Self::IntoFuture {
+        H::inline(self.input)
+    }
+}
+
+/// What a state variant keeps about the thing it awaits: nothing for a
+/// command ([`Marker`]), the helper's own state for a helper ([`Nested`]).
+#[doc(hidden)]
+pub trait Pending: Serialize + DeserializeOwned + Default {
+    /// What the `.await` evaluates to.
+    type Output;
+    /// How the awaited request is executed, when the type alone tells
+    /// (every command): the state's fields are then not decoded to learn it.
+    fn executor_of_type() -> Option<Executor>;
+    /// How the awaited request is executed.
+    fn executor(&self) -> Result<Executor, StepError>;
+    /// Takes the result of the awaited request (`None`: a helper that
+    /// returned without waiting, its output already here).
+    fn resume(self, result: Option<&[u8]>) -> Result<Resumed<Self>, StepError>;
+    /// Records the layout of the result this pending awaits.
+    fn trace(tracer: &mut Tracer, variant: &'static str);
+    /// Whether nothing is stored for it (a command's marker): the field is
+    /// then left out of the encoding and of the layout.
+    fn is_marker(&self) -> bool;
+}
+
+/// Where an await stands after a result.
+#[doc(hidden)]
+pub enum Resumed<P: Pending> {
+    /// Done: the value the `.await` evaluates to.
+    Value(P::Output),
+    /// A helper waits again, for this request.
+    Wait(P, Request),
+}
+
+/// Where an await stands when it is reached.
+#[doc(hidden)]
+pub enum Begun<P> {
+    /// Waiting for this request.
+    Wait(P, Request),
+    /// A helper that returned without waiting: resume at once.
+    Ready(P),
+}
+
+/// What a workflow (or helper) body can `.await`: a command or a helper call.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a durable command or helper, so a #[workflow] cannot `.await` it",
+    label = "awaited here",
+    note = "a workflow can await #[activity] calls, #[helper] calls and durable commands (`durable_runtime::now()`, `durable_runtime::random_u64()`, ...); call other async code from inside an #[activity]"
+)]
+#[doc(hidden)]
+pub trait Awaitable {
+    /// What the awaiting variant keeps.
+    type Pending: Pending;
+    /// Reaches the await: the request to carry out, or (a helper that did
+    /// not wait) the value at once.
+    fn begin(self) -> Result<Begun<Self::Pending>, StepError>;
+}
+
+impl<C: Command> Awaitable for C {
+    type Pending = Marker<C>;
+    fn begin(self) -> Result<Begun<Marker<C>>, StepError> {
+        Ok(Begun::Wait(Marker::default(), self.into_request()?))
+    }
+}
+
+impl<H: Helper> Awaitable for HelperCall<H> {
+    type Pending = Nested<H>;
+    fn begin(self) -> Result<Begun<Nested<H>>, StepError> {
+        let input = codec::encode(&self.input)?;
+        Ok(match H::drive(Op::Start(&input))? {
+            Outcome::Await { state, request, .. } => Begun::Wait(Nested::waiting(state), request),
+            Outcome::Done(output) => Begun::Ready(Nested {
+                returned: Some(output),
+                ..Nested::waiting(Vec::new())
+            }),
+            _ => return Err(unexpected::<H>("start")),
+        })
+    }
+}
+
+impl<C: Command> Pending for Marker<C> {
+    type Output = C::Output;
+    fn executor_of_type() -> Option<Executor> {
+        Some(C::executor())
+    }
+    fn executor(&self) -> Result<Executor, StepError> {
+        Ok(C::executor())
+    }
+    fn resume(self, result: Option<&[u8]>) -> Result<Resumed<Self>, StepError> {
+        let bytes = result.ok_or(CodecError::Empty)?;
+        Ok(Resumed::Value(codec::decode(bytes)?))
+    }
+    fn trace(tracer: &mut Tracer, variant: &'static str) {
+        tracer.result::<C>(variant);
+    }
+    fn is_marker(&self) -> bool {
+        true
+    }
+}
+
+impl<C> Serialize for Marker<C> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_unit()
+    }
+}
+
+impl<'de, C> Deserialize<'de> for Marker<C> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <()>::deserialize(deserializer).map(|()| Marker::default())
+    }
+}
+
+/// The state of a helper awaited by a variant: the helper's state enum,
+/// stored in the caller's state, typed (see the module docs).
+#[doc(hidden)]
+pub struct Nested<H: Helper> {
+    /// The helper's encoded state (as its `drive` takes it).
+    state: Vec<u8>,
+    /// A helper that returned without waiting: its encoded output. Never
+    /// stored: the driver resumes such an await before it checkpoints.
+    returned: Option<Vec<u8>>,
+    /// Why the state read could not be encoded again (see `Deserialize`).
+    unreadable: Option<String>,
+    helper: PhantomData<fn() -> H>,
+}
+
+impl<H: Helper> Nested<H> {
+    fn waiting(state: Vec<u8>) -> Self {
+        Nested {
+            state,
+            returned: None,
+            unreadable: None,
+            helper: PhantomData,
+        }
+    }
+
+    /// The helper's encoded state, or why there is none.
+    fn state(&self) -> Result<&[u8], StepError> {
+        match &self.unreadable {
+            None => Ok(&self.state),
+            Some(why) => Err(StepError::Codec(CodecError::Decode {
+                type_name: H::NAME,
+                reason: why.clone(),
+            })),
+        }
+    }
+}
+
+impl<H: Helper> Default for Nested<H> {
+    /// What a variant read without its helper's state gets: an empty state,
+    /// which resumes to a codec error, never to a value.
+    fn default() -> Self {
+        Nested::waiting(Vec::new())
+    }
+}
+
+/// The helper's driver answered an operation with the wrong kind of outcome.
+fn unexpected<H: Helper>(op: &'static str) -> StepError {
+    StepError::WrongVariant {
+        workflow: H::NAME,
+        variant: "<helper>",
+        op,
+    }
+}
+
+impl<H: Helper> Pending for Nested<H> {
+    type Output = H::Output;
+    fn executor_of_type() -> Option<Executor> {
+        None
+    }
+    fn executor(&self) -> Result<Executor, StepError> {
+        match H::drive(Op::Executor {
+            state: self.state()?,
+        })? {
+            Outcome::Executor(e) => Ok(e),
+            _ => Err(unexpected::<H>("tell its executor")),
+        }
+    }
+    fn resume(self, result: Option<&[u8]>) -> Result<Resumed<Self>, StepError> {
+        if let Some(output) = &self.returned {
+            return Ok(Resumed::Value(codec::decode(output)?));
+        }
+        let result = result.ok_or(CodecError::Empty)?;
+        match H::drive(Op::Resume {
+            state: self.state()?,
+            result,
+        })? {
+            Outcome::Await { state, request, .. } => {
+                Ok(Resumed::Wait(Nested::waiting(state), request))
+            }
+            Outcome::Done(output) => Ok(Resumed::Value(codec::decode(&output)?)),
+            _ => Err(unexpected::<H>("resume")),
+        }
+    }
+    fn trace(_: &mut Tracer, _: &'static str) {
+        // the helper's state is traced with the caller's (it is a field of
+        // the awaiting variant); the result it awaits depends on where the
+        // helper stands, so none is recorded by the caller's variant
+    }
+    fn is_marker(&self) -> bool {
+        false
+    }
+}
+
+impl<H: Helper> Serialize for Nested<H> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Write<'a, S> {
+            state: &'a [u8],
+            serializer: S,
+        }
+        impl<S: Serializer> StateVisitor for Write<'_, S> {
+            type Output = Result<S::Ok, S::Error>;
+            fn visit<T: Serialize + DeserializeOwned>(self) -> Self::Output {
+                let state: T = codec::decode(self.state).map_err(serde::ser::Error::custom)?;
+                state.serialize(self.serializer)
+            }
+        }
+        if self.returned.is_some() {
+            return Err(serde::ser::Error::custom(format!(
+                "helper `{}` returned but its caller did not resume",
+                H::NAME
+            )));
+        }
+        let state = self.state().map_err(serde::ser::Error::custom)?;
+        H::with_state(Write { state, serializer })
+    }
+}
+
+impl<'de, H: Helper> Deserialize<'de> for Nested<H> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Read<'de, D>(D, PhantomData<&'de ()>);
+        impl<'de, D: Deserializer<'de>> StateVisitor for Read<'de, D> {
+            type Output = Result<Result<Vec<u8>, CodecError>, D::Error>;
+            fn visit<T: Serialize + DeserializeOwned>(self) -> Self::Output {
+                let state = T::deserialize(self.0)?;
+                Ok(codec::encode(&state))
+            }
+        }
+        // a state that reads but does not encode again (only a value built
+        // from parts, such as a layout's probe, can be one) errs when used
+        Ok(match H::with_state(Read(deserializer, PhantomData))? {
+            Ok(state) => Nested::waiting(state),
+            Err(e) => Nested {
+                unreadable: Some(e.to_string()),
+                ..Nested::waiting(Vec::new())
+            },
+        })
+    }
+}
