@@ -270,6 +270,16 @@ pub(crate) fn parts_across(
     variant: &str,
 ) -> Result<Vec<Option<value::Value>>, Vec<String>> {
     let unchanged = || parts.iter().map(|_| None).collect();
+    // a variant with no result in a layout awaits a #[helper] (what it
+    // awaits depends on where the helper stands): parts recorded inside it
+    // cannot be checked against the edit, so they are not read at all
+    let awaits_result = |l: &WorkflowLayout| l.results.iter().any(|(v, _)| v == variant);
+    if parts.iter().any(Option::is_some) && !(awaits_result(old) && awaits_result(new)) {
+        return Err(vec![parts_changed(
+            variant,
+            &"they were recorded inside a #[helper], whose results the layout does not name, and the layout changed",
+        )]);
+    }
     let (Some(a), Some(b)) = (part_shape(old, variant), part_shape(new, variant)) else {
         return Ok(unchanged());
     };
@@ -718,5 +728,39 @@ mod alias_tests {
             ]
         );
         assert_eq!(fields(2), vec![("tracking", false, "parcel".to_owned())]);
+    }
+
+    /// A layout whose variant `Join` awaits a `join_all` of `part` (when
+    /// `part` is given) or a #[helper] (no result recorded for it).
+    fn awaiting(part: Option<Shape>) -> WorkflowLayout {
+        WorkflowLayout {
+            workflow: "w".into(),
+            version: 1,
+            state: Shape::Unit,
+            input: Shape::Unit,
+            output: Shape::Unit,
+            results: part
+                .map(|p| vec![("Join".to_owned(), Shape::Seq(Box::new(p)))])
+                .unwrap_or_default(),
+            types: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn parts_recorded_inside_a_helper_are_never_read_across_a_changed_layout() {
+        let parts = vec![Some(crate::codec::encode(&7u32).unwrap()), None];
+        // awaited directly: an edit of the part's type that can be crossed
+        let direct = parts_across(
+            &parts,
+            &awaiting(Some(Shape::U32)),
+            &awaiting(Some(Shape::U64)),
+            "Join",
+        );
+        assert!(direct.is_ok(), "{direct:?}");
+        // inside a helper (no result in either layout): refused, not read
+        let inside = parts_across(&parts, &awaiting(None), &awaiting(None), "Join").unwrap_err();
+        assert!(inside[0].contains("#[helper]"), "{inside:?}");
+        // nothing recorded yet: nothing to read, nothing refused
+        assert!(parts_across(&[None, None], &awaiting(None), &awaiting(None), "Join").is_ok());
     }
 }
