@@ -105,6 +105,7 @@ pub mod http;
 pub mod layout;
 mod limits;
 mod metrics;
+mod otel;
 pub mod migration;
 mod phase;
 pub mod promise;

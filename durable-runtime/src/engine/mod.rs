@@ -572,6 +572,7 @@ impl Engine {
             search_attributes: Vec::new(),
             scheduled: None,
             incarnation: InstanceRecord::new_incarnation(),
+            trace: crate::otel::TraceParent::current(),
             parts: Vec::new(),
             field_seq: 0,
             stored_fields: Some(input_field),

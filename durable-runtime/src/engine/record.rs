@@ -106,6 +106,9 @@ pub(crate) struct InstanceRecord {
     /// What a failed run needs to run again (`Builder::workflow_with_retry`):
     /// set when the instance is created with a retry policy registered.
     pub(crate) rerun: Option<super::rerun::Rerun>,
+    /// The trace its spans belong to (feature `otel`; `None` without it,
+    /// and for records written before it): see [`crate::otel`].
+    pub(crate) trace: Option<crate::otel::TraceParent>,
     /// The step whose reset point this record last wrote (in memory only;
     /// `None`: not known, the next checkpoint writes it again).
     #[serde(skip)]
@@ -144,11 +147,11 @@ impl InstanceRecord {
         // records of older builds lack the last fields: each missing one
         // reads as zero (`layout` 0, `scheduled` None, `incarnation` 0,
         // `parts` empty, `field_seq` 0, `retry_at_ms` 0, `pending_since_ms` 0,
-        // `retiring` empty, `rerun` None)
+        // `retiring` empty, `rerun` None, `trace` None)
         codec::decode(bytes).or_else(|err| {
-            (1..=9)
+            (1..=10)
                 .find_map(|missing| {
-                    let older = [bytes, &[0; 9][..missing]].concat();
+                    let older = [bytes, &[0; 10][..missing]].concat();
                     codec::decode(&older).ok()
                 })
                 .ok_or(err)
@@ -264,6 +267,7 @@ mod tests {
             pending_since_ms: 0,
             retiring: Vec::new(),
             rerun: None,
+            trace: None,
             kept_step: None,
             stored_fields: None,
             pending_fields: None,

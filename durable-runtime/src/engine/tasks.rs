@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::{Engine, Halt, InstanceRecord, Status, WorkflowEntry, cluster};
 use crate::error::ResumeError;
+use crate::otel::TraceParent;
 use crate::store::{Batch, StoreError, keys};
 
 impl Engine {
@@ -37,7 +38,8 @@ impl Engine {
             return;
         }
         let workflow = record.workflow.clone();
-        self.spawn_task(&id, &workflow, self.clone().run(id.clone(), record, entry));
+        let trace = record.trace;
+        self.spawn_task(&id, &workflow, trace, self.clone().run(id.clone(), record, entry));
     }
 
     /// Adds an instance task (claimed by [`Engine::claim`]) to the task set.
@@ -45,14 +47,13 @@ impl Engine {
         &self,
         id: &str,
         workflow: &str,
+        trace: Option<TraceParent>,
         task: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
         // reap finished tasks so the set does not grow without bound
         while tasks.try_join_next().is_some() {}
-        // one span per instance task: every event inside carries the ids
-        let span = tracing::info_span!("instance", id = %id, workflow = %workflow);
-        tasks.spawn(tracing::Instrument::instrument(task, span));
+        tasks.spawn(tracing::Instrument::instrument(task, instance_span(id, workflow, trace)));
     }
 
     /// The task of a claimed instance: drives it until it finishes, waits
@@ -294,7 +295,8 @@ impl Engine {
         }
         let engine = self.clone();
         let owned = id.to_owned();
-        self.spawn_task(id, workflow, async move {
+        // the record is read in the task: its run gets the linked span there
+        self.spawn_task(id, workflow, None, async move {
             let id = owned;
             // read again under the claim: no other task writes it meanwhile
             let settled = match engine.load_read(&id) {
@@ -305,7 +307,11 @@ impl Engine {
                 Err(e) => Err(e),
             };
             match settled {
-                Ok(Some((record, entry))) => engine.run(id, record, entry).await,
+                Ok(Some((record, entry))) => {
+                    let span = instance_span(&id, &record.workflow, record.trace);
+                    let run = engine.run(id, record, entry);
+                    tracing::Instrument::instrument(run, span).await
+                }
                 Ok(None) => {
                     // parked: a reset made meanwhile found this claim
                     if engine.release(&id) {
@@ -321,4 +327,12 @@ impl Engine {
             }
         });
     }
+}
+
+/// The span of one task running instance `id`: every event inside carries
+/// the ids, and (feature `otel`) it belongs to the instance's trace.
+fn instance_span(id: &str, workflow: &str, trace: Option<TraceParent>) -> tracing::Span {
+    let span = tracing::info_span!("instance", id = %id, workflow = %workflow);
+    TraceParent::adopt(trace, &span);
+    span
 }
