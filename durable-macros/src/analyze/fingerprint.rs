@@ -47,6 +47,18 @@ pub(crate) fn whole(workflow: &str, input: &str, output: &str, variants: &[u64])
     h.finish()
 }
 
+/// A helper's await structure: each await's variant name and command, in
+/// order (types and live locals are the layout's). Stored states of a
+/// helper whose awaits moved are not read into another await point.
+pub(crate) fn structure(helper: &str, variants: &[Variant]) -> u64 {
+    let mut h = Fnv::new();
+    h.part(helper);
+    for v in variants {
+        h.part(&v.ident.to_string()).part(&v.command);
+    }
+    h.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

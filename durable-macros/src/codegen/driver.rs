@@ -481,6 +481,10 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
     let inferred: Vec<TokenStream> = inferred.collect();
     let commands: Vec<TokenStream> = commands.collect();
     let drive_allow = quote!(#[allow(unreachable_code, unused_mut, unused_variables, unused_braces, unused_parens, unused_labels, non_snake_case, path_statements, clippy::all, clippy::pedantic)]);
+    let structure = format!(
+        "{name}@{:016x}",
+        crate::analyze::fingerprint::structure(name, &a.variants)
+    );
     let imp = if a.wf.helper {
         quote! {
             // the state enum's type, for `Nested`'s serde impls: inferred
@@ -500,6 +504,7 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
                 type Input = #input_ty;
                 type Output = #output_ty;
                 const NAME: &'static str = #name;
+                const STRUCTURE: &'static str = #structure;
 
                 fn inline(__input: Self::Input) -> #p::BoxFuture<Self::Output> {
                     let #input_pat = __input;

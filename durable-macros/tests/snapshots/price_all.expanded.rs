@@ -387,6 +387,7 @@ const _: () = {
         type Input = Vec<String>;
         type Output = Result<u64, WorkflowError>;
         const NAME: &'static str = "price_all";
+        const STRUCTURE: &'static str = "price_all@83ac7ed0234e17e9";
         fn inline(
             __input: Self::Input,
         ) -> ::durable_runtime::__private::BoxFuture<Self::Output> {

@@ -35,6 +35,11 @@ pub trait Helper: Send + Sync + 'static {
     type Output: Serialize + DeserializeOwned + Send + 'static;
     /// The function's name.
     const NAME: &'static str;
+    /// `name@hash` of its awaits (each one's variant and command, in
+    /// order): the one field name its nested state is stored under, so a
+    /// helper whose awaits moved has another layout, and a state stored
+    /// at one of its await points is never read into another.
+    const STRUCTURE: &'static str;
 
     /// Performs one operation on an encoded helper state (the operations of
     /// [`Workflow::drive`](super::Workflow::drive)).
@@ -222,6 +227,17 @@ impl<H: Helper> Nested<H> {
         }
     }
 
+    /// A state read through the helper's enum ([`TypedSeed`]).
+    fn read(state: Result<Vec<u8>, CodecError>) -> Self {
+        match state {
+            Ok(state) => Nested::waiting(state),
+            Err(e) => Nested {
+                unreadable: Some(e.to_string()),
+                ..Nested::waiting(Vec::new())
+            },
+        }
+    }
+
     /// The helper's encoded state, or why there is none.
     fn state(&self) -> Result<&[u8], StepError> {
         match &self.unreadable {
@@ -290,7 +306,10 @@ impl<H: Helper> Pending for Nested<H> {
     }
 }
 
-impl<H: Helper> Serialize for Nested<H> {
+/// The helper's state, serialized through its own state enum.
+struct Typed<'a, H>(&'a [u8], PhantomData<fn() -> H>);
+
+impl<H: Helper> Serialize for Typed<'_, H> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         struct Write<'a, S> {
             state: &'a [u8],
@@ -303,19 +322,22 @@ impl<H: Helper> Serialize for Nested<H> {
                 state.serialize(self.serializer)
             }
         }
-        if self.returned.is_some() {
-            return Err(serde::ser::Error::custom(format!(
-                "helper `{}` returned but its caller did not resume",
-                H::NAME
-            )));
-        }
-        let state = self.state().map_err(serde::ser::Error::custom)?;
-        H::with_state(Write { state, serializer })
+        H::with_state(Write {
+            state: self.0,
+            serializer,
+        })
     }
 }
 
-impl<'de, H: Helper> Deserialize<'de> for Nested<H> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+/// Reads the helper's state through its own state enum, into its encoding.
+struct TypedSeed<H>(PhantomData<fn() -> H>);
+
+impl<'de, H: Helper> serde::de::DeserializeSeed<'de> for TypedSeed<H> {
+    /// The encoded state, or why it does not encode again (only a value
+    /// built from parts, such as a layout's probe, can be one): it errs
+    /// when used.
+    type Value = Result<Vec<u8>, CodecError>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         struct Read<'de, D>(D, PhantomData<&'de ()>);
         impl<'de, D: Deserializer<'de>> StateVisitor for Read<'de, D> {
             type Output = Result<Result<Vec<u8>, CodecError>, D::Error>;
@@ -324,14 +346,62 @@ impl<'de, H: Helper> Deserialize<'de> for Nested<H> {
                 Ok(codec::encode(&state))
             }
         }
-        // a state that reads but does not encode again (only a value built
-        // from parts, such as a layout's probe, can be one) errs when used
-        Ok(match H::with_state(Read(deserializer, PhantomData))? {
-            Ok(state) => Nested::waiting(state),
-            Err(e) => Nested {
-                unreadable: Some(e.to_string()),
-                ..Nested::waiting(Vec::new())
-            },
-        })
+        H::with_state(Read(deserializer, PhantomData))
+    }
+}
+
+/// A struct of one field named [`Helper::STRUCTURE`]: postcard writes the
+/// state alone (a struct is its fields), a layout names the helper and its
+/// awaits.
+impl<H: Helper> Serialize for Nested<H> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        if self.returned.is_some() {
+            return Err(serde::ser::Error::custom(format!(
+                "helper `{}` returned but its caller did not resume",
+                H::NAME
+            )));
+        }
+        let state = self.state().map_err(serde::ser::Error::custom)?;
+        let mut s = serializer.serialize_struct("Helper", 1)?;
+        s.serialize_field(H::STRUCTURE, &Typed::<H>(state, PhantomData))?;
+        s.end()
+    }
+}
+
+impl<'de, H: Helper> Deserialize<'de> for Nested<H> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<H>(PhantomData<fn() -> H>);
+        impl<'de, H: Helper> serde::de::Visitor<'de> for Fields<H> {
+            // named by the helper: a layout names a struct by its value's type
+            type Value = Nested<H>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "the state of helper `{}`", H::STRUCTURE)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                seq.next_element_seed(TypedSeed::<H>(PhantomData))?
+                    .map(Nested::read)
+                    .ok_or_else(|| serde::de::Error::invalid_length(0, &self))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut state = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == H::STRUCTURE && state.is_none() {
+                        state = Some(map.next_value_seed(TypedSeed::<H>(PhantomData))?);
+                    } else {
+                        // the state of another shape of the helper: never read as this one
+                        return Err(serde::de::Error::custom(format!(
+                            "a state of helper `{key}`, not of `{}` (its awaits changed)",
+                            H::STRUCTURE
+                        )));
+                    }
+                }
+                state
+                    .map(Nested::read)
+                    .ok_or_else(|| serde::de::Error::missing_field(H::STRUCTURE))
+            }
+        }
+        let fields: &'static [&'static str] = const { &[H::STRUCTURE] };
+        deserializer.deserialize_struct("Helper", fields, Fields::<H>(PhantomData))
     }
 }

@@ -1716,3 +1716,55 @@ async fn a_helper_local_whose_type_changed_parks_naming_the_field() {
     )
     .await;
 }
+
+nested_case!(helper_awaits_moved { a: {
+    #[activity]
+    pub async fn stamp() -> Result<(), ActivityError> {
+        Ok(())
+    }
+
+    #[helper]
+    pub async fn hold(note: String) -> Result<String, WorkflowError> {
+        let _go: () = signal("go").await?;
+        stamp().await?;
+        Ok(note)
+    }
+
+    #[workflow(name = "nested")]
+    pub async fn nested(note: String) -> Result<String, WorkflowError> {
+        hold(note).await
+    }
+} b: {
+    #[activity]
+    pub async fn stamp() -> Result<(), ActivityError> {
+        Ok(())
+    }
+
+    // the same awaits, the other way round: waiting at `Signal` here comes
+    // after the stamp, so build A's instance (stamp not run) must not
+    // continue from it
+    #[helper]
+    pub async fn hold(note: String) -> Result<String, WorkflowError> {
+        stamp().await?;
+        let _go: () = signal("go").await?;
+        Ok(note)
+    }
+
+    #[workflow(name = "nested")]
+    pub async fn nested(note: String) -> Result<String, WorkflowError> {
+        hold(note).await
+    }
+}});
+
+/// Negative control for reading by name: a helper whose awaits moved has
+/// another layout (its state is stored under `name@structure`), so an
+/// instance waiting in it parks naming the helper instead of resuming at
+/// the await of the same name, which now means another point.
+#[tokio::test]
+async fn a_helper_whose_awaits_moved_parks_naming_it() {
+    parks::<helper_awaits_moved::a::nested, helper_awaits_moved::b::nested>(
+        helper_awaits_moved::a::nested("n".into()),
+        &["hold@"],
+    )
+    .await;
+}
