@@ -61,7 +61,9 @@ async fn an_instances_spans_stay_in_its_trace_across_a_restart() {
     let request_trace = request.context().span().span_context().trace_id();
     assert_ne!(request_trace, TraceId::INVALID);
     let started = rt.start("traced", two_stamps("a".into()), IdPolicy::Reject);
-    tracing::Instrument::instrument(started, request).await.unwrap();
+    tracing::Instrument::instrument(started, request)
+        .await
+        .unwrap();
     // started outside any span: a trace of its own
     rt.start("untraced", two_stamps("b".into()), IdPolicy::Reject)
         .await

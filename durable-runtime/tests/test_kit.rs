@@ -331,3 +331,43 @@ async fn a_helpers_steps_are_in_the_callers_history_and_state() {
     assert_eq!(activities, 5, "{history:#?}");
     env.shutdown().await;
 }
+
+/// A cancel reaches the await the instance is at, inside a helper too:
+/// the helper's timer returns the cancellation, its `?` hands it to the
+/// workflow's, and the instance ends with it; the activity after the timer
+/// never runs.
+#[tokio::test]
+async fn a_cancel_reaches_the_await_inside_a_helper() {
+    let env = TestEnv::start(Runtime::builder().workflow::<helped>())
+        .await
+        .unwrap();
+    env.set_time_skipping(false);
+    let h = env
+        .start("c", helped("cancelled-dee".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let rt = env.runtime();
+    loop {
+        let d = rt.describe("c").unwrap();
+        if d.waiting_for
+            .as_deref()
+            .is_some_and(|w| w.starts_with("timer"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    h.cancel().await.unwrap();
+    let out = h.result().await.unwrap();
+    let err = out.unwrap_err();
+    assert!(err.0.to_lowercase().contains("cancel"), "{err}");
+    let after: Vec<String> = LOG
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("cancelled-dee after"))
+        .cloned()
+        .collect();
+    assert!(after.is_empty(), "nothing after the timer ran: {after:?}");
+    env.shutdown().await;
+}

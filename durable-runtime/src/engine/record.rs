@@ -288,6 +288,14 @@ mod tests {
             (0x1234, Some(by), 0xabc)
         );
         assert_eq!(back.activity_key("order-7"), "order-7/0000000000000abc/3");
+        // written before `trace`: its bytes end after `rerun`
+        let mut traced = record(0x1234, None);
+        traced.trace = crate::otel::TraceParent::current();
+        let full = codec::encode(&traced).unwrap();
+        assert_eq!(InstanceRecord::decode(&full).unwrap().trace, traced.trace);
+        let before_trace = codec::encode(&record(0x1234, None)).unwrap();
+        let back = InstanceRecord::decode(&before_trace[..before_trace.len() - 1]).unwrap();
+        assert_eq!((back.incarnation, back.trace), (0xabc, None));
         // written before `rerun`: its bytes end after `retiring`
         let mut rerun = record(0x1234, None);
         rerun.rerun = Some(crate::engine::rerun::Rerun {
@@ -304,7 +312,7 @@ mod tests {
             Some(2)
         );
         let before_rerun = codec::encode(&record(0x1234, None)).unwrap();
-        let back = InstanceRecord::decode(&before_rerun[..before_rerun.len() - 1]).unwrap();
+        let back = InstanceRecord::decode(&before_rerun[..before_rerun.len() - 2]).unwrap();
         assert_eq!((back.incarnation, back.rerun.is_none()), (0xabc, true));
         // written before `retiring`: its bytes end after `pending_since_ms`
         let mut retiring = record(0x1234, None);
@@ -312,7 +320,7 @@ mod tests {
         let full = codec::encode(&retiring).unwrap();
         assert_eq!(InstanceRecord::decode(&full).unwrap().retiring, [(4, 2)]);
         let before_retiring = codec::encode(&record(0x1234, None)).unwrap();
-        let back = InstanceRecord::decode(&before_retiring[..before_retiring.len() - 2]).unwrap();
+        let back = InstanceRecord::decode(&before_retiring[..before_retiring.len() - 3]).unwrap();
         assert_eq!((back.incarnation, back.retiring.len()), (0xabc, 0));
         // written before `pending_since_ms`: its bytes end after `retry_at_ms`
         let mut scheduled_at = record(0x1234, None);
@@ -323,7 +331,7 @@ mod tests {
             1_893_456_000_000
         );
         let before_since = codec::encode(&record(0x1234, None)).unwrap();
-        let back = InstanceRecord::decode(&before_since[..before_since.len() - 3]).unwrap();
+        let back = InstanceRecord::decode(&before_since[..before_since.len() - 4]).unwrap();
         assert_eq!((back.incarnation, back.pending_since_ms), (0xabc, 0));
         // written before `retry_at_ms`: its bytes end after `field_seq`
         let mut backing_off = record(0x1234, None);
@@ -334,12 +342,12 @@ mod tests {
             1_700_000_000_000
         );
         let before_retry = codec::encode(&record(0x1234, None)).unwrap();
-        let back = InstanceRecord::decode(&before_retry[..before_retry.len() - 4]).unwrap();
+        let back = InstanceRecord::decode(&before_retry[..before_retry.len() - 5]).unwrap();
         assert_eq!((back.incarnation, back.retry_at_ms), (0xabc, 0));
         // written before `parts`: its bytes end after `incarnation`
         let mut legacy = record(0x1234, None);
         let full = codec::encode(&legacy).unwrap();
-        let back = InstanceRecord::decode(&full[..full.len() - 6]).unwrap();
+        let back = InstanceRecord::decode(&full[..full.len() - 7]).unwrap();
         assert_eq!(
             (back.incarnation, back.parts.len(), back.field_seq),
             (0xabc, 0, 0)
@@ -347,7 +355,7 @@ mod tests {
         // written before `incarnation`: its bytes end after `scheduled`
         legacy.incarnation = 0;
         let full = codec::encode(&legacy).unwrap();
-        let before_incarnation = &full[..full.len() - 7];
+        let before_incarnation = &full[..full.len() - 8];
         let back = InstanceRecord::decode(before_incarnation).unwrap();
         assert_eq!(
             (back.layout, back.scheduled.clone(), back.incarnation),
@@ -356,16 +364,16 @@ mod tests {
         // its keys stay as its in-flight calls had them
         assert_eq!(back.activity_key("order-7"), "order-7/3");
         // written before `scheduled` too
-        let before_scheduled = &full[..full.len() - 8];
+        let before_scheduled = &full[..full.len() - 9];
         let back = InstanceRecord::decode(before_scheduled).unwrap();
         assert_eq!((back.layout, back.scheduled), (0x1234, None));
         // written before `layout` too
         legacy.layout = 0;
         let full = codec::encode(&legacy).unwrap();
-        let before_layout = &full[..full.len() - 9];
+        let before_layout = &full[..full.len() - 10];
         let back = InstanceRecord::decode(before_layout).unwrap();
         assert_eq!((back.layout, back.scheduled, back.step), (0, None, 3));
         // a truncated record is still an error
-        assert!(InstanceRecord::decode(&full[..full.len() - 10]).is_err());
+        assert!(InstanceRecord::decode(&full[..full.len() - 11]).is_err());
     }
 }

@@ -39,7 +39,12 @@ impl Engine {
         }
         let workflow = record.workflow.clone();
         let trace = record.trace;
-        self.spawn_task(&id, &workflow, trace, self.clone().run(id.clone(), record, entry));
+        self.spawn_task(
+            &id,
+            &workflow,
+            trace,
+            self.clone().run(id.clone(), record, entry),
+        );
     }
 
     /// Adds an instance task (claimed by [`Engine::claim`]) to the task set.
@@ -53,7 +58,10 @@ impl Engine {
         let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
         // reap finished tasks so the set does not grow without bound
         while tasks.try_join_next().is_some() {}
-        tasks.spawn(tracing::Instrument::instrument(task, instance_span(id, workflow, trace)));
+        tasks.spawn(tracing::Instrument::instrument(
+            task,
+            instance_span(id, workflow, trace),
+        ));
     }
 
     /// The task of a claimed instance: drives it until it finishes, waits

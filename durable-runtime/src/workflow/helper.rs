@@ -378,12 +378,18 @@ impl<'de, H: Helper> Deserialize<'de> for Nested<H> {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 write!(f, "the state of helper `{}`", H::STRUCTURE)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
                 seq.next_element_seed(TypedSeed::<H>(PhantomData))?
                     .map(Nested::read)
                     .ok_or_else(|| serde::de::Error::invalid_length(0, &self))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut state = None;
                 while let Some(key) = map.next_key::<String>()? {
                     if key == H::STRUCTURE && state.is_none() {

@@ -1608,13 +1608,13 @@ macro_rules! nested_case {
     ($name:ident { a: { $($a:item)* } b: { $($b:item)* } }) => {
         mod $name {
             pub mod a {
-                #![allow(dead_code)]
+                #![allow(dead_code, unused_imports)]
                 use durable_runtime::prelude::*;
                 use serde::{Deserialize, Serialize};
                 $($a)*
             }
             pub mod b {
-                #![allow(dead_code)]
+                #![allow(dead_code, unused_imports)]
                 use durable_runtime::prelude::*;
                 use serde::{Deserialize, Serialize};
                 $($b)*
