@@ -100,7 +100,29 @@ pub(crate) fn decode_head<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8]
         type_name: std::any::type_name::<T>(),
         reason,
     };
-    postcard::take_from_bytes(payload).map_err(|e| decode_err(e.to_string()))
+    REFUSED.with(|r| r.borrow_mut().take());
+    postcard::take_from_bytes(payload).map_err(|e| {
+        // postcard drops a `Deserialize` impl's own words: give them back
+        let said = REFUSED.with(|r| r.borrow_mut().take());
+        decode_err(match (e, said) {
+            (postcard::Error::SerdeDeCustom, Some(why)) => why,
+            (e, _) => e.to_string(),
+        })
+    })
+}
+
+thread_local! {
+    /// Why a `Deserialize` impl of this crate refused a value ([`refuse`]),
+    /// for the error [`decode`] reports.
+    static REFUSED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A `Deserialize` impl's refusal: the error for serde, its text kept for
+/// [`decode`]'s error (postcard keeps no text of a custom error).
+pub(crate) fn refuse<E: serde::de::Error>(why: String) -> E {
+    let error = E::custom(&why);
+    REFUSED.with(|r| *r.borrow_mut() = Some(why));
+    error
 }
 
 /// The encoding of variant `index` of an enum whose variant holds a value

@@ -35,25 +35,22 @@ mod link {
     use super::TraceParent;
 
     impl TraceParent {
-        /// The context of the current span, or a new trace (sampled) when
-        /// there is none.
+        /// The context of the current span; with none, of a root span
+        /// (`workflow created`, exported as the trace's root, sampled as the
+        /// application's sampler decides). `None` when no OpenTelemetry
+        /// layer is installed: there is nothing to link.
         pub(crate) fn current() -> Option<TraceParent> {
-            let cx = tracing::Span::current().context();
-            let span = cx.span();
-            let sc = span.span_context();
-            Some(if sc.is_valid() {
-                TraceParent {
+            let of = |span: &tracing::Span| {
+                let cx = span.context();
+                let sc = cx.span().span_context().clone();
+                sc.is_valid().then(|| TraceParent {
                     trace_id: sc.trace_id().to_bytes(),
                     span_id: sc.span_id().to_bytes(),
                     flags: sc.trace_flags().to_u8(),
-                }
-            } else {
-                TraceParent {
-                    trace_id: rand::random::<u128>().max(1).to_be_bytes(),
-                    span_id: rand::random::<u64>().max(1).to_be_bytes(),
-                    flags: TraceFlags::SAMPLED.to_u8(),
-                }
-            })
+                })
+            };
+            of(&tracing::Span::current())
+                .or_else(|| of(&tracing::info_span!(parent: None, "workflow created")))
         }
 
         /// Makes `span` (not yet entered) a child of this context.

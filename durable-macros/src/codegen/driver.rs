@@ -505,6 +505,7 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
                 type Output = #output_ty;
                 const NAME: &'static str = #name;
                 const STRUCTURE: &'static str = #structure;
+                const FINGERPRINT: u64 = #fingerprint;
 
                 fn inline(__input: Self::Input) -> #p::BoxFuture<Self::Output> {
                     let #input_pat = __input;

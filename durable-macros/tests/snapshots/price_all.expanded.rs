@@ -388,6 +388,7 @@ const _: () = {
         type Output = Result<u64, WorkflowError>;
         const NAME: &'static str = "price_all";
         const STRUCTURE: &'static str = "price_all@83ac7ed0234e17e9";
+        const FINGERPRINT: u64 = 10949225867371037556u64;
         fn inline(
             __input: Self::Input,
         ) -> ::durable_runtime::__private::BoxFuture<Self::Output> {

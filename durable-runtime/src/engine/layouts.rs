@@ -172,6 +172,18 @@ impl Engine {
             return Ok(bytes);
         };
         let Some(expected) = awaited_output(awaiting, variant, branch) else {
+            // awaited inside a helper: no type recorded to read it by, so
+            // only what this build of the child wrote is passed on
+            let same_build = self
+                .workflows
+                .exact(&child.workflow, child.fingerprint, child.version)
+                .is_some_and(|e| e.layout.hash == child.layout);
+            if crate::layout::awaits_helper(awaiting, variant) && !same_build {
+                return Err(vec![format!(
+                    "the output of child `{child_id}` was written by another build of `{}`, and the #[helper] awaiting it at `{variant}` records no type to read it by",
+                    child.workflow
+                )]);
+            }
             return Ok(bytes);
         };
         if child.layout == 0 {

@@ -289,7 +289,7 @@ impl Engine {
         match self.resolve(id, &mut moved) {
             Ok(entry) if moved.new_events.is_empty() => self.spawn(id.to_owned(), moved, entry),
             // a migration, upgrade or parking is written before anything runs
-            _ => self.spawn_settling(id, &record.workflow),
+            _ => self.spawn_settling(id, &record.workflow, record.trace),
         }
         Ok(())
     }
@@ -297,14 +297,13 @@ impl Engine {
     /// Claims instance `id` and, in its task, loads it again, resolves it
     /// (as [`Engine::recover`] does on open: migration or upgrade written
     /// with its history event, or parked and reported) and drives it.
-    fn spawn_settling(self: &Arc<Self>, id: &str, workflow: &str) {
+    fn spawn_settling(self: &Arc<Self>, id: &str, workflow: &str, trace: Option<TraceParent>) {
         if !self.claim(id) {
             return;
         }
         let engine = self.clone();
         let owned = id.to_owned();
-        // the record is read in the task: its run gets the linked span there
-        self.spawn_task(id, workflow, None, async move {
+        self.spawn_task(id, workflow, trace, async move {
             let id = owned;
             // read again under the claim: no other task writes it meanwhile
             let settled = match engine.load_read(&id) {
@@ -315,11 +314,7 @@ impl Engine {
                 Err(e) => Err(e),
             };
             match settled {
-                Ok(Some((record, entry))) => {
-                    let span = instance_span(&id, &record.workflow, record.trace);
-                    let run = engine.run(id, record, entry);
-                    tracing::Instrument::instrument(run, span).await
-                }
+                Ok(Some((record, entry))) => engine.run(id, record, entry).await,
                 Ok(None) => {
                     // parked: a reset made meanwhile found this claim
                     if engine.release(&id) {

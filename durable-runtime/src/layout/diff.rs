@@ -326,6 +326,22 @@ impl<'a> Diff<'a> {
     /// removed drops its value; a field added needs a value when a stored
     /// one lacks it (a default, an `Option`).
     fn named_fields(&mut self, old: &[Field], new: &[Field], path: &str, ty: &str) {
+        // a state variant's `__await` is in a layout only when it holds a
+        // #[helper]'s state: one side without it awaits a command there
+        // instead, and neither reads the other's stored await
+        let helper = |fields: &[Field]| fields.iter().any(|f| f.name == "__await");
+        if helper(old) != helper(new) {
+            let (was, is) = if helper(old) {
+                ("a #[helper]", "a command")
+            } else {
+                ("a command", "a #[helper]")
+            };
+            self.push(
+                &join(path, "__await"),
+                format!("the await of `{ty}` was {was} and is now {is}"),
+                false,
+            );
+        }
         let mut pairs = Vec::new();
         for f in old {
             let exact = new.iter().position(|n| n.name == f.name);

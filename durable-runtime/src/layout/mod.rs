@@ -250,6 +250,15 @@ pub(crate) fn part_shape<'l>(layout: &'l WorkflowLayout, variant: &str) -> Optio
     }
 }
 
+/// Whether the state awaits a helper at `variant` (the results it waits
+/// for are recorded as `variant/...`).
+pub(crate) fn awaits_helper(layout: &WorkflowLayout, variant: &str) -> bool {
+    layout
+        .results
+        .iter()
+        .any(|(v, _)| v.strip_prefix(variant).is_some_and(|r| r.starts_with('/')))
+}
+
 /// Why results recorded at `variant` by another build cannot be read.
 pub(crate) fn parts_changed(variant: &str, what: &dyn std::fmt::Display) -> String {
     format!(
@@ -277,7 +286,7 @@ pub(crate) fn parts_across(
     if parts.iter().any(Option::is_some) && !(awaits_result(old) && awaits_result(new)) {
         return Err(vec![parts_changed(
             variant,
-            &"they were recorded inside a #[helper], whose results the layout does not name, and the layout changed",
+            &"the layout changed, and they were recorded inside a #[helper] (its results are not read across a deploy)",
         )]);
     }
     let (Some(a), Some(b)) = (part_shape(old, variant), part_shape(new, variant)) else {
@@ -473,21 +482,52 @@ impl Tracer {
         self.results.push((variant.to_owned(), shape));
     }
 
-    fn root<T: DeserializeOwned>(&mut self, what: &str) -> Shape {
-        match trace::<T>().and_then(|(shape, types)| {
-            for (name, container) in types {
-                match self.types.get(&name) {
-                    Some(known) if *known != container => {
-                        return Err(format!(
-                            "two types named `{name}` have different layouts; the layout is ambiguous"
-                        ));
-                    }
-                    Some(_) => {}
-                    None => {
-                        self.types.insert(name, container);
-                    }
+    /// Records the results a helper awaited at `variant` waits for, as
+    /// `variant/<the helper's variant>`: `trace` traces the helper into the
+    /// tracer it is given. So an edit of a result type awaited inside a
+    /// helper changes the caller's layout too.
+    pub(crate) fn helper_results(
+        &mut self,
+        variant: &'static str,
+        trace: impl FnOnce(&mut Tracer) -> Result<(), String>,
+    ) {
+        let mut inner = Tracer::default();
+        if let Err(why) = trace(&mut inner) {
+            self.errors.push(why);
+            return;
+        }
+        self.errors.extend(inner.errors);
+        if let Err(why) = self.merge(inner.types) {
+            self.errors.push(format!(
+                "cannot trace the results awaited inside the helper at `{variant}`: {why}"
+            ));
+        }
+        for (at, shape) in inner.results {
+            self.results.push((format!("{variant}/{at}"), shape));
+        }
+    }
+
+    /// Adds `types` to the named types known, refusing two of one name.
+    fn merge(&mut self, types: BTreeMap<String, Container>) -> Result<(), String> {
+        for (name, container) in types {
+            match self.types.get(&name) {
+                Some(known) if *known != container => {
+                    return Err(format!(
+                        "two types named `{name}` have different layouts; the layout is ambiguous"
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    self.types.insert(name, container);
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn root<T: DeserializeOwned>(&mut self, what: &str) -> Shape {
+        match trace::<T>().and_then(|(shape, types)| {
+            self.merge(types)?;
             Ok(shape)
         }) {
             Ok(shape) => shape,

@@ -40,6 +40,10 @@ pub trait Helper: Send + Sync + 'static {
     /// helper whose awaits moved has another layout, and a state stored
     /// at one of its await points is never read into another.
     const STRUCTURE: &'static str;
+    /// Hash of the helper's whole shape (as `Workflow::FINGERPRINT`):
+    /// written beside its nested state, so a state read by position (a
+    /// layout that could not be traced) is never read by changed code.
+    const FINGERPRINT: u64;
 
     /// Performs one operation on an encoded helper state (the operations of
     /// [`Workflow::drive`](super::Workflow::drive)).
@@ -296,10 +300,14 @@ impl<H: Helper> Pending for Nested<H> {
             _ => Err(unexpected::<H>("resume")),
         }
     }
-    fn trace(_: &mut Tracer, _: &'static str) {
+    fn trace(tracer: &mut Tracer, variant: &'static str) {
         // the helper's state is traced with the caller's (it is a field of
-        // the awaiting variant); the result it awaits depends on where the
-        // helper stands, so none is recorded by the caller's variant
+        // the awaiting variant); the results it awaits, by where it stands
+        tracer.helper_results(variant, |inner| {
+            H::drive(Op::Trace(inner))
+                .map(drop)
+                .map_err(|e| format!("cannot trace helper `{}`: {e}", H::NAME))
+        });
     }
     fn is_marker(&self) -> bool {
         false
@@ -350,9 +358,12 @@ impl<'de, H: Helper> serde::de::DeserializeSeed<'de> for TypedSeed<H> {
     }
 }
 
-/// A struct of one field named [`Helper::STRUCTURE`]: postcard writes the
-/// state alone (a struct is its fields), a layout names the helper and its
-/// awaits.
+/// The field holding the fingerprint of the helper that wrote the state.
+const WRITTEN_BY: &str = "written_by";
+
+/// A struct of two fields: [`WRITTEN_BY`], the fingerprint of the code that
+/// wrote it, and the state under a field named [`Helper::STRUCTURE`], so a
+/// layout names the helper and its awaits (postcard writes no names).
 impl<H: Helper> Serialize for Nested<H> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
@@ -363,7 +374,8 @@ impl<H: Helper> Serialize for Nested<H> {
             )));
         }
         let state = self.state().map_err(serde::ser::Error::custom)?;
-        let mut s = serializer.serialize_struct("Helper", 1)?;
+        let mut s = serializer.serialize_struct("Helper", 2)?;
+        s.serialize_field(WRITTEN_BY, &H::FINGERPRINT)?;
         s.serialize_field(H::STRUCTURE, &Typed::<H>(state, PhantomData))?;
         s.end()
     }
@@ -378,21 +390,37 @@ impl<'de, H: Helper> Deserialize<'de> for Nested<H> {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 write!(f, "the state of helper `{}`", H::STRUCTURE)
             }
+            /// By position (postcard): only what this helper's code wrote.
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
             ) -> Result<Self::Value, A::Error> {
+                let written_by: u64 = seq
+                    .next_element()?
+                    .ok_or_else(|| serde::de::Error::invalid_length(0, &self))?;
+                if written_by != H::FINGERPRINT {
+                    return Err(codec::refuse(format!(
+                        "the state of helper `{}` was written by other code (fingerprint {written_by:016x}, this build's {:016x}) and is not read by position",
+                        H::NAME,
+                        H::FINGERPRINT
+                    )));
+                }
                 seq.next_element_seed(TypedSeed::<H>(PhantomData))?
                     .map(Nested::read)
-                    .ok_or_else(|| serde::de::Error::invalid_length(0, &self))
+                    .ok_or_else(|| serde::de::Error::invalid_length(1, &self))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
             ) -> Result<Self::Value, A::Error> {
+                // by name (a value read by its stored layout): the layouts
+                // were compared already; the writer's fingerprint is not needed
                 let mut state = None;
                 while let Some(key) = map.next_key::<String>()? {
-                    if key == H::STRUCTURE && state.is_none() {
+                    if key == WRITTEN_BY {
+                        // read as what it is, so a layout traced here says so
+                        map.next_value::<u64>()?;
+                    } else if key == H::STRUCTURE && state.is_none() {
                         state = Some(map.next_value_seed(TypedSeed::<H>(PhantomData))?);
                     } else {
                         // the state of another shape of the helper: never read as this one
@@ -407,7 +435,57 @@ impl<'de, H: Helper> Deserialize<'de> for Nested<H> {
                     .ok_or_else(|| serde::de::Error::missing_field(H::STRUCTURE))
             }
         }
-        let fields: &'static [&'static str] = const { &[H::STRUCTURE] };
+        let fields: &'static [&'static str] = const { &[WRITTEN_BY, H::STRUCTURE] };
         deserializer.deserialize_struct("Helper", fields, Fields::<H>(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A helper's state, as `#[helper]` would generate it.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum State {
+        Start { a: u32, b: u32 },
+    }
+
+    /// One helper's code, built twice: `FP` is its fingerprint.
+    struct Built<const FP: u64>;
+
+    impl<const FP: u64> Helper for Built<FP> {
+        type Input = ();
+        type Output = ();
+        const NAME: &'static str = "swap";
+        const STRUCTURE: &'static str = "swap@0000000000000001";
+        const FINGERPRINT: u64 = FP;
+        fn drive(_: Op<'_>) -> Result<Outcome, StepError> {
+            Err(StepError::WrongVariant {
+                workflow: "swap",
+                variant: "Start",
+                op: "drive (not in this test)",
+            })
+        }
+        fn with_state<V: StateVisitor>(visitor: V) -> V::Output {
+            visitor.visit::<State>()
+        }
+        fn inline(_: ()) -> crate::future::BoxFuture<()> {
+            Box::pin(async {})
+        }
+    }
+
+    #[test]
+    fn a_nested_state_read_by_position_is_read_only_by_the_code_that_wrote_it() {
+        let state = codec::encode(&State::Start { a: 1, b: 2 }).unwrap();
+        let stored = codec::encode(&Nested::<Built<7>>::waiting(state.clone())).unwrap();
+        // the same code reads it back, typed
+        let back: Nested<Built<7>> = codec::decode(&stored).unwrap();
+        assert_eq!(back.state().unwrap(), &state[..]);
+        // other code (its locals swapped, say) refuses it instead of reading
+        // `a` as `b`
+        let Err(err) = codec::decode::<Nested<Built<8>>>(&stored) else {
+            panic!("read by other code");
+        };
+        assert!(err.to_string().contains("written by other code"), "{err}");
     }
 }

@@ -1768,3 +1768,41 @@ async fn a_helper_whose_awaits_moved_parks_naming_it() {
     )
     .await;
 }
+
+nested_case!(helper_became_activity { a: {
+    #[helper]
+    pub async fn notify(note: String) -> Result<String, WorkflowError> {
+        let _go: () = signal("go").await?;
+        Ok(note)
+    }
+
+    #[workflow(name = "nested")]
+    pub async fn nested(note: String) -> Result<String, WorkflowError> {
+        notify(note).await
+    }
+} b: {
+    // the same name and call, now an activity: the await has the same
+    // variant name and command, but what build A stored there (the
+    // helper's state, its signal) is not what this await waits for
+    #[activity]
+    pub async fn notify(note: String) -> Result<String, ActivityError> {
+        Ok(note)
+    }
+
+    #[workflow(name = "nested")]
+    pub async fn nested(note: String) -> Result<String, WorkflowError> {
+        Ok(notify(note).await?)
+    }
+}});
+
+/// An await that was a helper and is now an activity of the same name
+/// parks saying so: the stored request (the helper's signal) is never
+/// delivered as the activity's result.
+#[tokio::test]
+async fn an_await_that_was_a_helper_and_is_now_a_command_parks() {
+    parks::<helper_became_activity::a::nested, helper_became_activity::b::nested>(
+        helper_became_activity::a::nested("n".into()),
+        &["was a #[helper] and is now a command"],
+    )
+    .await;
+}

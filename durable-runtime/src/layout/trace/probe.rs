@@ -285,13 +285,13 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
     }
 }
 
+/// The field of a state variant that keeps what the variant awaits.
+const AWAIT_FIELD: &str = "__await";
+
 /// Offers the fields of a struct or a struct variant by name: the names
 /// not known to be aliases of an earlier one, less the field being left
 /// out this pass (see [`Learning`]). Gives the value, the fields known so
 /// far, and whether they are all learned.
-/// The field of a state variant that keeps what the variant awaits.
-const AWAIT_FIELD: &str = "__await";
-
 fn by_name<'de, V: Visitor<'de>>(
     t: &mut Trace,
     key: Learner,
