@@ -203,8 +203,18 @@ impl<From: Workflow, To: Workflow> Migration<From, To> {
         from: Variant<From, F>,
         f: impl Fn(F) -> Migrated<To> + Send + Sync + 'static,
     ) -> Self {
+        let name = from.name;
         let step: Step = Arc::new(move |bytes: &[u8]| {
-            let fields: F = crate::workflow::decode_fields(bytes).map_err(|e| e.to_string())?;
+            let fields: F = crate::workflow::decode_fields(bytes).map_err(|e| match &e {
+                // the locals read (rustc checked their types): what follows
+                // them is the state of a #[helper] the variant awaits
+                crate::codec::CodecError::Decode { reason, .. } if reason.ends_with("trailing bytes") => {
+                    format!(
+                        "{e}: the instance waits inside a #[helper] at `{name}`, whose state a migration function cannot carry; migrate instances from an await on a command"
+                    )
+                }
+                _ => e.to_string(),
+            })?;
             let new = f(fields);
             Ok((new.variant, new.fields?))
         });
