@@ -736,3 +736,70 @@ async fn a_sleeper_is_migrated_when_its_timer_fires_or_a_cancel_wakes_it() {
     }
     assert!(rt.parked().is_empty(), "{:?}", rt.parked());
 }
+
+/// A helper that waits for the payment.
+#[helper]
+async fn await_payment(id: String) -> Result<u64, WorkflowError> {
+    let cents: u64 = signal("pay").await?;
+    Ok(cents + id.len() as u64)
+}
+
+#[workflow(name = "helped_order")]
+async fn helped_order_v1(id: String) -> Result<String, WorkflowError> {
+    let cents: u64 = await_payment(id.clone()).await?;
+    Ok(format!("v1 {id} {cents}"))
+}
+
+#[workflow(name = "helped_order", version = 2)]
+async fn helped_order_v2(id: String) -> Result<String, WorkflowError> {
+    let cents: u64 = signal("pay").await?;
+    Ok(format!("v2 {id} {cents}"))
+}
+
+/// A migration function gets the locals of the variant it migrates from;
+/// an instance waiting inside a helper there also holds the helper's
+/// state, which a migration cannot carry: it parks saying so, rather than
+/// failing on the bytes that follow the locals.
+#[tokio::test]
+async fn a_migration_from_inside_a_helper_parks_saying_why() {
+    let dir = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<helped_order_v1>()
+        .open_url(dir.url())
+        .await
+        .unwrap();
+    rt.start("in-helper", helped_order_v1("in-helper".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    {
+        let rt = &rt;
+        until("waiting in the helper", move || {
+            rt.describe("in-helper")
+                .unwrap()
+                .waiting_for
+                .is_some_and(|w| w.starts_with("signal"))
+        })
+        .await;
+    }
+    rt.shutdown().await;
+
+    let rt = Runtime::builder()
+        .workflow::<helped_order_v2>()
+        .migration(
+            Migration::<helped_order_v1, helped_order_v2>::new().variant(
+                helped_order_v1::AwaitPayment,
+                |(id,): (String,)| helped_order_v2::Signal.state((id,)),
+            ),
+        )
+        .open_url(dir.url())
+        .await
+        .unwrap();
+    let d = rt.describe("in-helper").unwrap();
+    assert_eq!((d.status, d.version), (Status::Parked, 1), "{d:?}");
+    let why = d.error.unwrap_or_default();
+    assert!(
+        why.contains("waits inside a #[helper] at `AwaitPayment`"),
+        "{why}"
+    );
+    rt.shutdown().await;
+}
