@@ -133,6 +133,19 @@ async fn approval(request: String) -> Result<String, WorkflowError> {
     }
 }
 
+// ---- README: a helper ----
+#[helper]
+async fn pay(order: Order) -> Result<ChargeConfirmation, WorkflowError> {
+    check_fraud(order.order_id.clone(), order.payment_info.clone()).await?;
+    Ok(charge(order.order_id, order.payment_info).await?)
+}
+
+#[workflow]
+async fn express_order(order: Order) -> Result<ShipmentConfirmation, WorkflowError> {
+    let charge_confirm = pay(order.clone()).await?;
+    Ok(ship(order, charge_confirm).await?)
+}
+
 // ---- for the README's schedule ----
 #[workflow]
 async fn nightly_report(region: String) -> Result<String, WorkflowError> {
@@ -154,11 +167,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         },
     };
 
+    let express = order.clone();
+
     // ---- README: the quick start ----
     let runtime = Runtime::builder()
         .workflow::<process_order>()
         .workflow::<approval>()
         .workflow::<nightly_report>()
+        .workflow::<express_order>()
         .dependency(PaymentClient::new(api_key)) // a test gives a fake instead
         .open("orders-db")
         .await?;
@@ -174,6 +190,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .await?;
     runtime.signal("expense-7", "approve", &"dana").await?; // or let three days pass
     println!("{}", expense.result().await??);
+
+    // ---- README: a helper ----
+    let shipped = runtime
+        .start("order-2", express_order(express), IdPolicy::Reject)
+        .await?
+        .result()
+        .await??;
+    println!("order-2 shipped: {}", shipped.tracking);
 
     // ---- README: the HTTP API and web UI ----
     // a taken port or a refused address is an error here, not in a spawned task
