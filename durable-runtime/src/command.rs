@@ -17,7 +17,8 @@ pub use crate::search::SearchValue;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a durable command, so a #[workflow] cannot `.await` it",
     label = "awaited here",
-    note = "a workflow can await #[activity] calls and durable commands (`durable_runtime::now()`, `durable_runtime::random_u64()`, ...); call other async code from inside an #[activity]"
+    note = "a workflow can await #[activity] calls and durable commands (`durable_runtime::now()`, `durable_runtime::random_u64()`, ...); call other async code from inside an #[activity]",
+    note = "a #[helper] call is awaited on its own: `select`, `first_of` and `join_all` take commands, not helpers"
 )]
 pub trait Command {
     /// What the `.await` evaluates to.
