@@ -333,9 +333,11 @@ impl Engine {
 }
 
 /// The span of one task running instance `id`: every event inside carries
-/// the ids, and (feature `otel`) it belongs to the instance's trace.
+/// the ids, and (feature `otel`) it belongs to the instance's trace. A root
+/// span: the task outlives whatever span spawned it (a request, another
+/// instance's task), and is not part of it.
 fn instance_span(id: &str, workflow: &str, trace: Option<TraceParent>) -> tracing::Span {
-    let span = tracing::info_span!("instance", id = %id, workflow = %workflow);
+    let span = tracing::info_span!(parent: None, "instance", id = %id, workflow = %workflow);
     TraceParent::adopt(trace, &span);
     span
 }
