@@ -132,6 +132,21 @@ async fn hold(doc: Document) -> Result<String, WorkflowError> {
     Ok(format!("{}{suffix}", &doc.text[..3]))
 }
 
+/// Holds the document inside a helper, across a signal and an activity.
+#[helper]
+async fn keep_in_helper(doc: Document) -> Result<String, WorkflowError> {
+    let suffix: String = signal("go").await?;
+    let n = stamp(doc.id.clone(), 1).await?;
+    Ok(format!("{}{suffix}{n}", &doc.text[..3]))
+}
+
+#[workflow]
+async fn hold_in_helper(doc: Document) -> Result<String, WorkflowError> {
+    let id = doc.id.clone();
+    let inner = keep_in_helper(doc).await?;
+    Ok(format!("{id}:{inner}"))
+}
+
 /// The input JSON in `id`'s history.
 fn input_json(rt: &Runtime, id: &str) -> String {
     rt.history(id)
@@ -149,6 +164,7 @@ async fn open(store: Counting) -> Runtime {
         .workflow::<carry>()
         .workflow::<grow>()
         .workflow::<hold>()
+        .workflow::<hold_in_helper>()
         .open_store(store)
         .await
         .unwrap()
@@ -264,5 +280,55 @@ async fn a_state_stored_by_fields_reads_whole_after_a_restart_in_describe_and_in
     let here = rt.handle::<hold>("h").result().within().await.unwrap();
     assert_eq!(here.unwrap(), "abc?");
     assert_eq!(store.fields("h"), 1, "the input, for the history");
+    rt.shutdown().await;
+}
+
+/// A large local held by a helper lives in the caller's state (nested):
+/// it reads whole after a restart, moves in a snapshot, and the instance
+/// ends with it on either store.
+#[tokio::test]
+async fn a_large_local_held_inside_a_helper_reads_whole_after_a_restart_and_in_a_snapshot() {
+    let test_store = BACKEND.store();
+    let store = Counting::new(test_store.open().await);
+    let rt = open(store.clone()).await;
+    let doc = document("k", 64);
+    rt.start("k", hold_in_helper(doc.clone()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("waiting for the signal in the helper", || {
+        rt.describe("k")
+            .is_ok_and(|d| d.waiting_for.is_some_and(|w| w.starts_with("signal")))
+    })
+    .await;
+    rt.shutdown().await;
+
+    let rt = open(store.clone()).await;
+    let state = rt.state_json("k").unwrap();
+    assert!(
+        state.to_string().contains(&doc.text),
+        "the helper's document, in the caller's state"
+    );
+    let snapshot = rt.export("k").unwrap();
+    let other_store = BACKEND.store();
+    let other = open(Counting::new(other_store.open().await)).await;
+    other.import(&snapshot, false).await.unwrap();
+    other.signal("k", "go", &"!".to_owned()).await.unwrap();
+    let moved = other
+        .handle::<hold_in_helper>("k")
+        .result()
+        .within()
+        .await
+        .unwrap();
+    assert_eq!(moved.unwrap(), "k:abc!2");
+    other.shutdown().await;
+
+    rt.signal("k", "go", &"?".to_owned()).await.unwrap();
+    let here = rt
+        .handle::<hold_in_helper>("k")
+        .result()
+        .within()
+        .await
+        .unwrap();
+    assert_eq!(here.unwrap(), "k:abc?2");
     rt.shutdown().await;
 }
