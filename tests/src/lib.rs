@@ -196,7 +196,7 @@ pub const BUMP: durable_runtime::update::UpdateDef<u32, u32> =
 /// A journey through every kind of step: an activity, a durable timer, a
 /// signal, an update and its reply, a promise completed from outside, a
 /// select, a child workflow (which continues as new), parallel activities,
-/// an activity that heartbeats and a saga compensation.
+/// an activity that heartbeats, a saga compensation and a helper.
 #[workflow]
 pub async fn journey(i: u32) -> Result<String, WorkflowError> {
     let first = leg("step".into()).await?;
@@ -229,7 +229,22 @@ pub async fn journey(i: u32) -> Result<String, WorkflowError> {
     let mut saga = Saga::new();
     saga.add(leg("undo".into()));
     let undone = saga.compensate().await;
-    Ok(format!("journey {i}: {total} undone {}", undone.len()))
+    let helped = two_legs().await?;
+    Ok(format!(
+        "journey {i}: {total} undone {} helped {helped}",
+        undone.len()
+    ))
+}
+
+/// Two activities in a loop, in a helper: steps of the journey's instance,
+/// its state nested in the journey's.
+#[helper]
+async fn two_legs() -> Result<u32, WorkflowError> {
+    let mut n = 0;
+    for _ in 0..2 {
+        n += leg("helper".into()).await?;
+    }
+    Ok(n)
 }
 
 /// What an uncrashed run of `journey(i)` returns when signalled with `i`
@@ -237,7 +252,10 @@ pub async fn journey(i: u32) -> Result<String, WorkflowError> {
 pub fn journey_expected(i: usize) -> String {
     // step (4) + go (i) + bump (i) + paid (i) + timer won (0) + side trip ("side" 4 + round
     // 1) + 3 parts (4 each) + 3 chunks encoded
-    format!("journey {i}: {} undone 1", 4 + 3 * i + 5 + 3 * 4 + 3)
+    format!(
+        "journey {i}: {} undone 1 helped 12",
+        4 + 3 * i + 5 + 3 * 4 + 3
+    )
 }
 
 /// Waits a day for nothing; the worker cancels it, and it compensates.

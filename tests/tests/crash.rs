@@ -93,6 +93,8 @@ const JOURNEY_EFFECTS: &[(&str, u64, Option<u64>)] = &[
     ("part", 11, Some(2)),
     ("encode", 12, None),
     ("undo", 13, Some(0)),
+    ("helper", 14, None),
+    ("helper", 15, None),
 ];
 
 const ORDERS_WORKLOAD: Workload = Workload {
@@ -109,7 +111,7 @@ const JOURNEY_WORKLOAD: Workload = Workload {
     id: |i| format!("journey-{i}"),
     expected: journey_expected,
     effects: JOURNEY_EFFECTS,
-    last_step: 14,
+    last_step: 16,
     inspect: inspect::<journey>,
 };
 
