@@ -9,7 +9,8 @@
 //!
 //! Two workloads: `chain` (three activities in a row) and `journey` (an
 //! activity, a timer, a signal, a select a timer wins, a child workflow, a
-//! `join_all` and a saga compensation).
+//! `join_all`, a `#[helper]` running two activities and a saga
+//! compensation).
 //!
 //! CI sweeps every call index of the fault kinds marked `every` below and
 //! every few indexes of the others; `DURABLE_FULL_SWEEP=1` sweeps every
@@ -55,6 +56,17 @@ async fn side(run: String) -> Result<u32, WorkflowError> {
     Ok(work(run, 100).await?)
 }
 
+/// Two activities in a loop, in a helper: its state nested in the
+/// journey's checkpoints.
+#[helper]
+async fn twice(run: String, from: u32) -> Result<u32, WorkflowError> {
+    let mut n = from;
+    for _ in 0..2 {
+        n = work(run.clone(), n).await?;
+    }
+    Ok(n)
+}
+
 #[workflow]
 async fn journey(run: String, i: u32) -> Result<String, WorkflowError> {
     let first = work(run.clone(), i).await?;
@@ -72,6 +84,7 @@ async fn journey(run: String, i: u32) -> Result<String, WorkflowError> {
     for part in parts {
         total += part?;
     }
+    total += twice(run.clone(), 10).await?;
     let mut saga = Saga::new();
     saga.add(work(run, 7));
     let undone = saga.compensate().await;
@@ -130,8 +143,9 @@ impl Workload {
     fn expected(self, i: u32) -> String {
         match self {
             Workload::Chain => (i * 10 + 3).to_string(),
-            // first (i + 1) + go (i) + the timer won (0) + side (101) + parts (1 + 2 + 3)
-            Workload::Journey => format!("{} undone 1", (i + 1) + i + 101 + 6),
+            // first (i + 1) + go (i) + the timer won (0) + side (101) + parts
+            // (1 + 2 + 3) + the helper (10 + 1 + 1)
+            Workload::Journey => format!("{} undone 1", (i + 1) + i + 101 + 6 + 12),
         }
     }
 }
