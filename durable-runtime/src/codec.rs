@@ -100,7 +100,6 @@ pub(crate) fn decode_head<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8]
         type_name: std::any::type_name::<T>(),
         reason,
     };
-    REFUSED.with(|r| r.borrow_mut().take());
     postcard::take_from_bytes(payload).map_err(|e| {
         // postcard drops a `Deserialize` impl's own words: give them back
         let said = REFUSED.with(|r| r.borrow_mut().take());
@@ -118,7 +117,8 @@ thread_local! {
 }
 
 /// A `Deserialize` impl's refusal: the error for serde, its text kept for
-/// [`decode`]'s error (postcard keeps no text of a custom error).
+/// [`decode`]'s error (postcard keeps no text of a custom error). Read only
+/// when a decode fails, so the decoding of good values does not touch it.
 pub(crate) fn refuse<E: serde::de::Error>(why: String) -> E {
     let error = E::custom(&why);
     REFUSED.with(|r| *r.borrow_mut() = Some(why));
