@@ -23,31 +23,16 @@ const ACCEPTED_BY_HELPER: &[&str] = &["crate"];
 /// `#[helper(...)]`: only `crate` (a helper has no name or version of its
 /// own: it is stored in its callers' states).
 pub(crate) fn parse_helper(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> WorkflowFn {
-    let args: Vec<Arg> = attr::parse_args(cx, args);
-    attr::reject_duplicates(cx, &args);
-    let mut krate: syn::Path = syn::parse_quote!(::durable_runtime);
-    for arg in &args {
-        match arg.key.to_string().as_str() {
-            "crate" => {
-                if let Some(p) = attr::crate_path(cx, arg) {
-                    krate = p;
-                }
-            }
-            _ => attr::unknown(cx, arg, ACCEPTED_BY_HELPER),
-        }
-    }
-    let sig = signature(cx, &item, "helper");
-    WorkflowFn {
-        name: item.sig.ident.to_string(),
-        item,
-        sig,
-        krate,
-        version: 1,
-        helper: true,
-    }
+    parse_as(cx, args, item, true)
 }
 
+/// `#[workflow(...)]`.
 pub(crate) fn parse(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> WorkflowFn {
+    parse_as(cx, args, item, false)
+}
+
+fn parse_as(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn, helper: bool) -> WorkflowFn {
+    let accepted = if helper { ACCEPTED_BY_HELPER } else { ACCEPTED };
     let args: Vec<Arg> = attr::parse_args(cx, args);
     attr::reject_duplicates(cx, &args);
     let mut name = item.sig.ident.to_string();
@@ -55,6 +40,7 @@ pub(crate) fn parse(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> 
     let mut version = 1;
     for arg in &args {
         match arg.key.to_string().as_str() {
+            key if !accepted.contains(&key) => attr::unknown(cx, arg, accepted),
             "name" => {
                 if let Some((n, span)) = attr::string(cx, arg) {
                     if n.is_empty() {
@@ -83,16 +69,16 @@ pub(crate) fn parse(cx: &Ctxt, args: proc_macro2::TokenStream, item: ItemFn) -> 
                     krate = p;
                 }
             }
-            _ => attr::unknown(cx, arg, ACCEPTED),
+            _ => attr::unknown(cx, arg, accepted),
         }
     }
-    let sig = signature(cx, &item, "workflow");
+    let sig = signature(cx, &item, if helper { "helper" } else { "workflow" });
     WorkflowFn {
         item,
         sig,
         name,
         krate,
         version,
-        helper: false,
+        helper,
     }
 }

@@ -28,25 +28,31 @@ macro_rules! evolve {
     };
 }
 
-/// A case: the items of build A, of build B.
-macro_rules! case {
+/// Two builds (modules `a` and `b` of `$name`), each its own items: a
+/// case whose workflows are written in it (a helper's cases).
+macro_rules! nested_case {
     ($name:ident { a: { $($a:item)* } b: { $($b:item)* } }) => {
         mod $name {
             pub mod a {
-                #![allow(dead_code)]
+                #![allow(dead_code, unused_imports)]
                 use durable_runtime::prelude::*;
                 use serde::{Deserialize, Serialize};
                 $($a)*
-                evolve!();
             }
             pub mod b {
-                #![allow(dead_code)]
+                #![allow(dead_code, unused_imports)]
                 use durable_runtime::prelude::*;
                 use serde::{Deserialize, Serialize};
                 $($b)*
-                evolve!();
             }
         }
+    };
+}
+
+/// A case: the items of build A, of build B, each with the shared workflow.
+macro_rules! case {
+    ($name:ident { a: { $($a:item)* } b: { $($b:item)* } }) => {
+        nested_case!($name { a: { $($a)* evolve!(); } b: { $($b)* evolve!(); } });
     };
 }
 
@@ -1599,28 +1605,6 @@ async fn a_child_output_the_parent_cannot_read_parks_the_parent_naming_the_field
     );
     assert_eq!(b.describe("p").unwrap().status, Status::Parked);
     b.shutdown().await;
-}
-
-/// Two builds of a workflow waiting for the signal inside a helper: the
-/// helper's locals are stored in the workflow's state, so build B reads
-/// them by name through the helper's own layout.
-macro_rules! nested_case {
-    ($name:ident { a: { $($a:item)* } b: { $($b:item)* } }) => {
-        mod $name {
-            pub mod a {
-                #![allow(dead_code, unused_imports)]
-                use durable_runtime::prelude::*;
-                use serde::{Deserialize, Serialize};
-                $($a)*
-            }
-            pub mod b {
-                #![allow(dead_code, unused_imports)]
-                use durable_runtime::prelude::*;
-                use serde::{Deserialize, Serialize};
-                $($b)*
-            }
-        }
-    };
 }
 
 nested_case!(helper_reorder { a: {
