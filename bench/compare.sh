@@ -6,6 +6,9 @@
 #   bash bench/compare.sh                      # all peers
 #   PEERS=restate bash bench/compare.sh        # a subset (comma-separated: restate,dbos,temporal)
 #   SKIP_INSTALL=1 bash bench/compare.sh       # peers installed before: do not run install.sh
+#   STATE_KIB=0,64 PEERS=restate bash bench/compare.sh
+#       # state size instead (issue #23): our scenario 8 (`--only state`, 100 in flight, the blob
+#       # as `x` repeated and as random letters) and Restate's bench with BLOB_KB set to each size
 #
 # Environment: PEERS_DIR (default ../shared/peers beside the repo), WORK (default
 # target/compare: the peers are copied there, since their folder is read-only, and installed
@@ -29,12 +32,15 @@ rm -f "$RES"/*.jsonl "$RES"/*.status
 echo "== machine: $(nproc) cpus, $(free -g | awk '/Mem:/ {print $2}') GiB, kernel $(uname -r); $(uptime)"
 
 echo "== durable: cargo build --release -p durable-bench"
-if (cd "$ROOT" && cargo build --release -q -p durable-bench); then
-  "$ROOT/target/release/durable-bench" --only throughput,latency,limit --workflows "$WORKFLOWS" \
-    --json "$RES/durable.json" | tee "$RES/durable.txt"
-else
+if ! (cd "$ROOT" && cargo build --release -q -p durable-bench); then
   echo "durable-bench did not build" >&2
   exit 1
+elif [ -n "${STATE_KIB:-}" ]; then
+  "$ROOT/target/release/durable-bench" --only state --state-kib "$STATE_KIB" --state-blob x,random \
+    --in-flight 100 --workflows "${STATE_WORKFLOWS:-2000}" --json "$RES/durable.json" | tee "$RES/durable.txt"
+else
+  "$ROOT/target/release/durable-bench" --only throughput,latency,limit --workflows "$WORKFLOWS" \
+    --json "$RES/durable.json" | tee "$RES/durable.txt"
 fi
 
 run_peer() { # run_peer NAME
@@ -56,6 +62,22 @@ run_peer() { # run_peer NAME
   # Temporal runs ~15 wf/s here: its N=5000 run alone takes ~6 min, so it is off unless asked
   local n5000=${N5000:-1}
   [ "$name" = temporal ] && n5000=${TEMPORAL_N5000:-0}
+  if [ -n "${STATE_KIB:-}" ]; then
+    # one run per size, its figures tagged with the size; no N=5000 run, no crash test
+    rm -f "$RES/$name.jsonl"
+    local kib status=ok
+    for kib in ${STATE_KIB//,/ }; do
+      echo "   BLOB_KB=$kib $(date +%T)"
+      if ! (cd "$dir" && BLOB_KB=$kib N5000=0 CRASH_RUNS=0 timeout "${BENCH_TIMEOUT:-1800}" ./bench.sh) \
+          > "$WORK/$name-bench-$kib.log" 2>&1; then
+        status="bench.sh failed or timed out at BLOB_KB=$kib (see $WORK/$name-bench-$kib.log)"
+      fi
+      grep '^{' "$WORK/$name-bench-$kib.log" | sed "s/^{/{\"blob_kb\": $kib, /" >> "$RES/$name.jsonl" || true
+    done
+    echo "$status" > "$RES/$name.status"
+    echo "   $status; $(uptime)"
+    return
+  fi
   if ! (cd "$dir" && N5000=$n5000 timeout "${BENCH_TIMEOUT:-1800}" ./bench.sh) > "$WORK/$name-bench.log" 2>&1; then
     echo "bench.sh failed or timed out (see $WORK/$name-bench.log: $(tail -n 2 "$WORK/$name-bench.log" | tr '\n' ' '))" > "$RES/$name.status"
   else
@@ -67,6 +89,42 @@ run_peer() { # run_peer NAME
 
 IFS=, read -ra LIST <<< "$PEERS"
 for p in "${LIST[@]}"; do run_peer "$p"; done
+
+if [ -n "${STATE_KIB:-}" ]; then
+python3 - "$RES" "${LIST[@]}" <<'EOF'
+import json, os, sys
+res, peers = sys.argv[1], sys.argv[2:]
+ours = json.load(open(os.path.join(res, "durable.json")))
+rows = {}
+for r in ours.get("state", []):
+    rows.setdefault(r["kib"], {})[r["blob"]] = r
+print()
+print("== state size side by side (same machine, one run; load average at start of ours %.2f)" % ours["machine"]["load_at_start"])
+for p in peers:
+    path = os.path.join(res, p + ".jsonl")
+    peer = {}
+    if os.path.exists(path):
+        for l in open(path):
+            try:
+                v = json.loads(l)
+            except ValueError:
+                continue
+            if v.get("measure") == "throughput" and v.get("wf_per_s"):
+                peer[v["blob_kb"]] = max(peer.get(v["blob_kb"], 0), v["wf_per_s"])
+    spath = os.path.join(res, p + ".status")
+    status = open(spath).read().strip() if os.path.exists(spath) else "not run"
+    print("%s (%s)" % (p, status))
+    print("| KiB | durable, blob `x` wf/s | durable, random blob wf/s | %s wf/s (blob `x`) | ratio, `x` | ratio, random |" % p)
+    print("|---:|---:|---:|---:|---:|---:|")
+    for kib in sorted(rows):
+        x, rnd, theirs = rows[kib].get("repeated"), rows[kib].get("random"), peer.get(kib)
+        f = lambda r: "%.0f" % r["workflows_per_s"] if r else "-"
+        q = lambda r: "%.1fx" % (r["workflows_per_s"] / theirs) if r and theirs else "-"
+        print("| %d | %s | %s | %s | %s | %s |" % (kib, f(x), f(rnd), "%.0f" % theirs if theirs else "-", q(x), q(rnd)))
+EOF
+echo "== done $(date +%T); $(uptime)"
+exit 0
+fi
 
 python3 - "$RES" "${LIST[@]}" <<'EOF'
 import json, os, sys

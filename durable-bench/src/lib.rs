@@ -86,13 +86,50 @@ pub struct HeldOrder {
     pub blob: String,
 }
 
+/// What a [`HeldOrder`]'s blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Blob {
+    /// `x` over and over, as the peers' bench sends it (`BLOB_KB` in
+    /// `../shared/peers/restate`): compresses to almost nothing.
+    Repeated,
+    /// Letters drawn at random: does not compress (LZ4 finds no repeats).
+    Random,
+}
+
+impl Blob {
+    /// Its name in flags and tables: `x` or `random`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Blob::Repeated => "x",
+            Blob::Random => "random",
+        }
+    }
+}
+
 impl HeldOrder {
-    /// Order number `i` carrying `kib` KiB.
-    pub fn numbered(i: usize, kib: usize) -> HeldOrder {
+    /// Order number `i` carrying `kib` KiB of `blob`.
+    pub fn numbered(i: usize, kib: usize, blob: Blob) -> HeldOrder {
+        let blob = match blob {
+            Blob::Repeated => "x".repeat(kib * 1024),
+            Blob::Random => {
+                let mut x = (i as u64)
+                    .wrapping_add(1)
+                    .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                (0..kib * 1024)
+                    .map(|_| {
+                        x = x
+                            .wrapping_mul(6_364_136_223_846_793_005)
+                            .wrapping_add(1_442_695_040_888_963_407);
+                        (b'a' + ((x >> 33) % 26) as u8) as char
+                    })
+                    .collect()
+            }
+        };
         HeldOrder {
             order_id: format!("order-{i}"),
             cents: i as u64,
-            blob: "x".repeat(kib * 1024),
+            blob,
         }
     }
 }

@@ -17,7 +17,8 @@
 //!    after retention deleted them;
 //! 7. `compiler`: encoded size and encode/decode time of the state enum;
 //! 8. `state` (only with `--only state`): the order holding a blob of
-//!    `--state-kib` KiB across its awaits (see `state_size`);
+//!    `--state-kib` KiB across its awaits, `x` repeated or random letters
+//!    (`--state-blob`; see `state_size`);
 //! 9. `soak` (only with `--only soak`; with `--postgres URL` on it):
 //!    `--soak N` orders in ten waves on
 //!    one runtime; memory, bookkeeping left, count and timer-pass times per
@@ -141,6 +142,7 @@ struct Sizes {
     repeat: usize,
     /// The blob sizes of scenario 8 (KiB).
     state_kib: Vec<usize>,
+    state_blob: Vec<durable_bench::Blob>,
     /// Orders of scenario 9, and its page cache (MiB).
     soak: usize,
     soak_cache_mib: u64,
@@ -194,6 +196,17 @@ fn parse_args(args: &[String]) -> Args {
         state_kib: flag(args, "--state-kib")
             .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
             .unwrap_or_else(|| vec![0, 1, 4, 16, 64, 256]),
+        state_blob: flag(args, "--state-blob")
+            .map(|v| {
+                v.split(',')
+                    .filter_map(|b| match b.trim() {
+                        "x" => Some(durable_bench::Blob::Repeated),
+                        "random" => Some(durable_bench::Blob::Random),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![durable_bench::Blob::Repeated, durable_bench::Blob::Random]),
         soak: number(args, "--soak", d(200_000, 5_000)),
         soak_cache_mib: number(args, "--soak-cache-mib", 32) as u64,
     };
@@ -1248,7 +1261,11 @@ async fn main() {
                 .and_then(|n| n.parse().ok())
                 .expect("KIB HELD")
         };
-        state_size::rss_child(arg(1), arg(2)).await;
+        let blob = match argv.get(i + 3).map(String::as_str) {
+            Some("random") => durable_bench::Blob::Random,
+            _ => durable_bench::Blob::Repeated,
+        };
+        state_size::rss_child(arg(1), arg(2), blob).await;
         return;
     }
     if let Some(i) = argv.iter().position(|a| a == "--sleepers-child") {
@@ -1269,7 +1286,7 @@ async fn main() {
     }
     if argv.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "durable-bench [--quick] [--json FILE] [--store redb|sled] [--postgres URL] [--only throughput,latency,limit,recovery,sleepers,storage,compiler,state,soak]\n  [--workflows N] [--in-flight 1,100,1000] [--latency N] [--recovery N] [--sleepers N] [--fire N] [--sleeper-cache-mib MIB] [--storage N] [--repeat R] [--state-kib 0,1,4,16,64,256] [--soak N] [--soak-cache-mib M]\n  --sleepers-create DIR N FIRE | --sleepers-child DIR FIRE [CACHE_MIB]: keep a store of sleepers and time its opening"
+            "durable-bench [--quick] [--json FILE] [--store redb|sled] [--postgres URL] [--only throughput,latency,limit,recovery,sleepers,storage,compiler,state,soak]\n  [--workflows N] [--in-flight 1,100,1000] [--latency N] [--recovery N] [--sleepers N] [--fire N] [--sleeper-cache-mib MIB] [--storage N] [--repeat R] [--state-kib 0,1,4,16,64,256] [--state-blob x,random] [--soak N] [--soak-cache-mib M]\n  --sleepers-create DIR N FIRE | --sleepers-child DIR FIRE [CACHE_MIB]: keep a store of sleepers and time its opening"
         );
         return;
     }
@@ -1365,12 +1382,17 @@ async fn main() {
     {
         for _ in 0..sz.repeat {
             for &kib in &sz.state_kib {
-                for &k in &sz.in_flight {
-                    let n = state_size::count(kib, sz.workflows);
-                    eprintln!("state: {n} orders holding {kib} KiB, {k} in flight");
-                    report
-                        .state
-                        .push(state_size::state_size(kib, k, sz.workflows).await);
+                for &blob in &sz.state_blob {
+                    for &k in &sz.in_flight {
+                        let n = state_size::count(kib, sz.workflows);
+                        eprintln!(
+                            "state: {n} orders holding {kib} KiB ({}), {k} in flight",
+                            blob.name()
+                        );
+                        report
+                            .state
+                            .push(state_size::state_size(kib, blob, k, sz.workflows).await);
+                    }
                 }
             }
         }

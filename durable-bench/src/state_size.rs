@@ -3,14 +3,16 @@
 //! holds an order carrying a blob of K KiB across its four awaits (the
 //! activities take only the id): workflows per second at 1 and 100 in
 //! flight, bytes written per transition, disk per finished instance, and
-//! memory per running instance. `bench/compare.sh` runs Restate with the
-//! same `BLOB_KB` values beside it.
+//! memory per running instance. The blob is `x` over and over, as the
+//! peers' bench sends it, or random letters that do not compress
+//! (`--state-blob x,random`). `STATE_KIB=0,64 bash bench/compare.sh` runs
+//! Restate with the same `BLOB_KB` values beside it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use durable_bench::{CHARGING, HOLD_CHARGE, HeldOrder, TRANSITIONS_PER_ORDER, hold_order};
+use durable_bench::{Blob, CHARGING, HOLD_CHARGE, HeldOrder, TRANSITIONS_PER_ORDER, hold_order};
 use durable_runtime::prelude::*;
 use serde::Serialize;
 
@@ -20,6 +22,8 @@ use super::{Embedded, delta, dir_bytes, load, shutdown, status_mib};
 #[derive(Debug, Clone, Serialize)]
 pub(super) struct StateSize {
     pub(super) kib: usize,
+    /// What the blob holds.
+    pub(super) blob: Blob,
     pub(super) in_flight: usize,
     pub(super) workflows: usize,
     pub(super) workflows_per_s: f64,
@@ -51,7 +55,7 @@ async fn open(dir: &std::path::Path) -> (Arc<Runtime>, Embedded) {
 
 /// Runs `n` held orders of `kib` KiB, `in_flight` at once, and checks each
 /// one's result (the blob came back whole).
-async fn run(rt: &Arc<Runtime>, n: usize, kib: usize, in_flight: usize) {
+async fn run(rt: &Arc<Runtime>, n: usize, kib: usize, blob: Blob, in_flight: usize) {
     let slots = Arc::new(tokio::sync::Semaphore::new(in_flight.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
@@ -61,7 +65,7 @@ async fn run(rt: &Arc<Runtime>, n: usize, kib: usize, in_flight: usize) {
             let h = rt
                 .start(
                     format!("held-{i}"),
-                    hold_order(HeldOrder::numbered(i, kib)),
+                    hold_order(HeldOrder::numbered(i, kib, blob)),
                     IdPolicy::Reject,
                 )
                 .await
@@ -80,10 +84,15 @@ async fn run(rt: &Arc<Runtime>, n: usize, kib: usize, in_flight: usize) {
 /// Resident KiB per instance held at `charge`, measured in a fresh
 /// process (`--state-rss-child KIB HELD`): in this one, memory the earlier
 /// runs freed would hide the growth.
-fn rss_per_running(kib: usize, held: usize) -> f64 {
+fn rss_per_running(kib: usize, blob: Blob, held: usize) -> f64 {
     let exe = std::env::current_exe().expect("the bench's own path");
     let out = std::process::Command::new(exe)
-        .args(["--state-rss-child", &kib.to_string(), &held.to_string()])
+        .args([
+            "--state-rss-child",
+            &kib.to_string(),
+            &held.to_string(),
+            blob.name(),
+        ])
         .output()
         .expect("run the RSS child");
     String::from_utf8_lossy(&out.stdout)
@@ -93,13 +102,13 @@ fn rss_per_running(kib: usize, held: usize) -> f64 {
 }
 
 /// The child of [`rss_per_running`]: prints `RSS_KIB_PER_RUNNING <KiB>`.
-pub(super) async fn rss_child(kib: usize, held: usize) {
-    println!("RSS_KIB_PER_RUNNING {:.1}", rss_held(kib, held).await);
+pub(super) async fn rss_child(kib: usize, held: usize, blob: Blob) {
+    println!("RSS_KIB_PER_RUNNING {:.1}", rss_held(kib, held, blob).await);
 }
 
 /// Resident KiB per instance held at `charge`: `held` instances are
 /// started and left there.
-async fn rss_held(kib: usize, held: usize) -> f64 {
+async fn rss_held(kib: usize, held: usize, blob: Blob) -> f64 {
     let dir = tempfile::tempdir().expect("temp dir");
     let (rt, _store) = open(dir.path()).await;
     HOLD_CHARGE.store(true, Ordering::SeqCst);
@@ -108,7 +117,7 @@ async fn rss_held(kib: usize, held: usize) -> f64 {
     for i in 0..held {
         rt.start(
             format!("held-{i}"),
-            hold_order(HeldOrder::numbered(i, kib)),
+            hold_order(HeldOrder::numbered(i, kib, blob)),
             IdPolicy::Reject,
         )
         .await
@@ -125,13 +134,18 @@ async fn rss_held(kib: usize, held: usize) -> f64 {
 }
 
 /// The scenario at one size and concurrency.
-pub(super) async fn state_size(kib: usize, in_flight: usize, workflows: usize) -> StateSize {
+pub(super) async fn state_size(
+    kib: usize,
+    blob: Blob,
+    in_flight: usize,
+    workflows: usize,
+) -> StateSize {
     let n = count(kib, workflows);
     let dir = tempfile::tempdir().expect("temp dir");
     let (rt, store) = open(dir.path()).await;
     let before = store.stats();
     let started = Instant::now();
-    run(&rt, n, kib, in_flight).await;
+    run(&rt, n, kib, blob, in_flight).await;
     let seconds = started.elapsed().as_secs_f64();
     let s = delta(store.stats(), before);
     shutdown(rt).await;
@@ -140,12 +154,13 @@ pub(super) async fn state_size(kib: usize, in_flight: usize, workflows: usize) -
     let transitions = (n as u64 * TRANSITIONS_PER_ORDER).max(1);
     StateSize {
         kib,
+        blob,
         in_flight,
         workflows: n,
         workflows_per_s: n as f64 / seconds,
         bytes_per_transition: s.bytes as f64 / transitions as f64,
         disk_bytes_per_instance: disk as f64 / n as f64,
-        rss_kib_per_running: rss_per_running(kib, 100),
+        rss_kib_per_running: rss_per_running(kib, blob, 100),
         load: load(),
     }
 }
@@ -157,13 +172,14 @@ pub(super) fn print(rows: &[StateSize]) {
     }
     println!("\n## 8. State size: the order holds K KiB across its awaits\n");
     println!(
-        "| KiB | in flight | workflows | wf/s | bytes written / transition | disk / instance | RSS / running instance | load |"
+        "| KiB | blob | in flight | workflows | wf/s | bytes written / transition | disk / instance | RSS / running instance | load |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.1} KiB | {:.1} KiB | {:.2} |",
+            "| {} | {} | {} | {} | {:.0} | {:.0} | {:.1} KiB | {:.1} KiB | {:.2} |",
             r.kib,
+            r.blob.name(),
             r.in_flight,
             r.workflows,
             r.workflows_per_s,

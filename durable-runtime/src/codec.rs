@@ -46,10 +46,17 @@ pub enum CodecError {
 /// Encodes `value` into a versioned envelope.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     thread_local! {
-        /// Reused across encodes: a value is written into it and copied out
-        /// at its exact size, instead of growing a new buffer step by step.
+        /// Reused across encodes: a small value is written into it and
+        /// copied out at its exact size, instead of growing a new buffer
+        /// step by step.
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    /// From this size a value keeps the buffer it was written into (no
+    /// copy), and the next encode starts from one as large...
+    const LARGE: usize = 16 << 10;
+    /// ...up to this size: a rare huge value does not stay allocated for
+    /// the thread's life.
+    const KEPT: usize = 1 << 20;
     let write = |out: &mut Vec<u8>| {
         out.push(FORMAT_V1);
         postcard::to_io(value, &mut *out)
@@ -62,12 +69,19 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut buf) => {
             buf.clear();
-            let written = write(&mut buf).map(|_| buf.to_vec());
-            // a rare huge value does not stay allocated for the thread's life
-            if buf.capacity() > 1 << 16 {
-                *buf = Vec::new();
+            write(&mut buf)?;
+            if buf.len() < LARGE {
+                return Ok(buf.to_vec());
             }
-            written
+            // room for a value a little larger next time; what is handed
+            // out keeps no more than an eighth unused (a shrink in place)
+            let margin = |len: usize| len + len / 8;
+            let next = Vec::with_capacity(margin(buf.len()).min(KEPT));
+            let mut out = std::mem::replace(&mut *buf, next);
+            if out.capacity() > margin(out.len()) {
+                out.shrink_to_fit();
+            }
+            Ok(out)
         }
         // an encode from inside a `Serialize` impl: a buffer of its own
         Err(_) => {

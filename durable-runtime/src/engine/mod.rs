@@ -203,6 +203,20 @@ impl Engine {
         Ok(self.load_read(id)?.map(|(_, record)| record))
     }
 
+    /// The record of instance `id` as stored, its state not put back
+    /// together from its stored fields (empty when it is stored by fields):
+    /// for what reads the status, position, output or error, never the
+    /// state. Never saved.
+    pub(crate) fn peek(
+        &self,
+        id: &str,
+    ) -> Result<Option<Result<InstanceRecord, CodecError>>, StoreError> {
+        let Some(bytes) = self.store.get(&keys::instance(id))? else {
+            return Ok(None);
+        };
+        Ok(Some(InstanceRecord::decode(&bytes)))
+    }
+
     /// [`Engine::load`], with the stored bytes the record was read from (a
     /// save made only if they are still there: [`Engine::settle`]).
     pub(crate) fn load_read(&self, id: &str) -> Result<Option<Loaded>, StoreError> {

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use super::fields::{INPUT, Part};
+use super::fields::{INPUT, Part, number};
 use super::{Engine, InstanceRecord, Status};
 use crate::clock::now_ms as clock_ms;
 use crate::error::ResetError;
@@ -211,10 +211,10 @@ impl Engine {
             Part::Inline(_) => None,
         });
         for (at, seq) in current.retiring.iter().copied().chain(current_fields) {
-            if seq == INPUT || kept_fields.contains(&seq) {
+            if number(seq) == INPUT || kept_fields.contains(&seq) {
                 continue;
             }
-            if seq > born_by_then {
+            if number(seq) > born_by_then {
                 batch.delete(keys::field(id, seq));
             } else {
                 retiring.push((at, seq));

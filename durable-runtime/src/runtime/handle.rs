@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Weak};
 
 use super::inspect::{Description, history_of};
-use crate::codec;
+use crate::codec::{self, CodecError};
 use crate::engine::{Engine, InstanceRecord};
 use crate::error::{ResultError, ResumeError};
 use crate::phase::Status;
@@ -47,10 +47,22 @@ impl<W: Workflow> WorkflowHandle<W> {
             .ok_or(ResultError::Store(StoreError::Closed))
     }
 
+    /// The stored record, its state whole.
     fn record(&self) -> Result<InstanceRecord, ResultError> {
-        let record = self
-            .engine()?
-            .load(&self.id)?
+        self.read(Engine::load)
+    }
+
+    /// The stored record without its state's stored fields: its status,
+    /// position, output and error (see [`Engine::peek`]).
+    fn head(&self) -> Result<InstanceRecord, ResultError> {
+        self.read(Engine::peek)
+    }
+
+    fn read(
+        &self,
+        load: impl Fn(&Engine, &str) -> Result<Option<Result<InstanceRecord, CodecError>>, StoreError>,
+    ) -> Result<InstanceRecord, ResultError> {
+        let record = load(&*self.engine()?, &self.id)?
             .ok_or_else(|| ResultError::NotFound {
                 id: self.id.clone(),
             })?
@@ -74,12 +86,12 @@ impl<W: Workflow> WorkflowHandle<W> {
 
     /// The instance's stored status and position.
     pub fn describe(&self) -> Result<Description, ResultError> {
-        Ok(Description::of(&self.id, self.record()?))
+        Ok(Description::of(&self.id, self.head()?))
     }
 
     /// The instance's history, oldest first.
     pub fn history(&self) -> Result<Vec<crate::history::HistoryEvent>, ResultError> {
-        self.record()?;
+        self.head()?;
         history_of(&*self.engine()?, &self.id)
     }
 
@@ -88,7 +100,7 @@ impl<W: Workflow> WorkflowHandle<W> {
     /// from a timer or signal), once, and can run cleanup steps before it
     /// returns. Returns once the request is durable.
     pub async fn cancel(&self) -> Result<(), ResultError> {
-        let r = self.record()?;
+        let r = self.head()?;
         if r.status.is_terminal() {
             return Err(ResultError::Finished {
                 id: self.id.clone(),
@@ -104,7 +116,7 @@ impl<W: Workflow> WorkflowHandle<W> {
     /// Terminates the instance now: no more steps, no cleanup; a running
     /// activity attempt is aborted. Recorded with `reason`.
     pub async fn terminate(&self, reason: &str) -> Result<(), ResultError> {
-        let r = self.record()?;
+        let r = self.head()?;
         if r.status.is_terminal() {
             return Err(ResultError::Finished {
                 id: self.id.clone(),
@@ -171,7 +183,7 @@ impl<W: Workflow> WorkflowHandle<W> {
             let notified = listening.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let record = self.record()?;
+            let record = self.head()?;
             // stopped here by a store failure: only while the stored record
             // does not show it ended (elsewhere, or before the failure)
             if !record.status.is_terminal()
