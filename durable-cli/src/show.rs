@@ -157,6 +157,15 @@ pub(crate) fn event_line(e: &HistoryEvent) -> String {
                 ),
             }
         }
+        EventKind::ActivityCalled {
+            step,
+            activity,
+            input,
+            output,
+        } => format!("step {step}: {activity}({input}) -> {output}"),
+        EventKind::SignalPayload { step, name, json } => {
+            format!("step {step}: signal {name} carried {json}")
+        }
         EventKind::UpdateReplied { step, update, json } => {
             format!("step {step}: replied to update {update}: {json}")
         }

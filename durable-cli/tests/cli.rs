@@ -135,6 +135,7 @@ async fn lists_describes_and_steers_instances_with_exit_codes_scripts_can_trust(
     assert!(
         out.contains("started doubler")
             && out.contains("activity work")
+            && out.contains(": work(21) -> {\"Ok\":42}")
             && out.contains("finished Completed"),
         "{out}"
     );

@@ -243,6 +243,91 @@ pub enum EventKind {
         /// When the next run starts (ms).
         next_at_ms: u64,
     },
+    /// What an activity was called with and what it returned, as JSON
+    /// text, each read by the layout of the build that wrote it. Recorded
+    /// with the checkpoint that records the result, after its
+    /// [`EventKind::ActivityFinished`]. A value over
+    /// [`KEPT_VALUE_BYTES`] is not kept: its JSON is a string saying how
+    /// large it was. (Last, so older histories keep decoding.)
+    ActivityCalled {
+        /// The step it belongs to.
+        step: u64,
+        /// The activity's name.
+        activity: String,
+        /// The input, as JSON.
+        input: String,
+        /// The result (`{"Ok": ..}` or `{"Err": ..}`), as JSON.
+        output: String,
+    },
+    /// A delivered signal's payload, as JSON text read by the layout of
+    /// its sender, after its [`EventKind::SignalReceived`] (a value over
+    /// [`KEPT_VALUE_BYTES`] as for [`EventKind::ActivityCalled`]). (Last,
+    /// so older histories keep decoding.)
+    SignalPayload {
+        /// The step that waited.
+        step: u64,
+        /// The signal's name.
+        name: String,
+        /// The payload, as JSON.
+        json: String,
+    },
+    /// [`EventKind::ActivityCalled`] as stored: the encoded values with
+    /// their layout hashes, rendered when the history is read.
+    #[doc(hidden)]
+    ActivityKept {
+        /// The step it belongs to.
+        step: u64,
+        /// The activity's name.
+        activity: String,
+        /// The input.
+        input: KeptValue,
+        /// The result.
+        output: KeptValue,
+    },
+    /// [`EventKind::SignalPayload`] as stored.
+    #[doc(hidden)]
+    SignalKept {
+        /// The step that waited.
+        step: u64,
+        /// The signal's name.
+        name: String,
+        /// The payload.
+        value: KeptValue,
+    },
+}
+
+/// The largest encoded value the history keeps a copy of (an activity's
+/// input or result, a signal's payload): 4 KiB. Larger ones are noted with
+/// their size, so a checkpoint's history stays small whatever the values.
+pub const KEPT_VALUE_BYTES: usize = 4096;
+
+/// An encoded value as the history stores it: its bytes (empty when over
+/// [`KEPT_VALUE_BYTES`]), its length, and the hash of the layout that reads
+/// it by name (0: its type could not be traced).
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptValue {
+    /// The envelope, or nothing when it was too large to keep.
+    pub bytes: Vec<u8>,
+    /// The envelope's length.
+    pub len: u64,
+    /// The layout's hash (a `v` key), 0 when unknown.
+    pub layout: u64,
+}
+
+impl KeptValue {
+    /// `bytes`, laid out as `layout` (its hash).
+    pub(crate) fn of(bytes: &[u8], layout: u64) -> KeptValue {
+        KeptValue {
+            bytes: if bytes.len() <= KEPT_VALUE_BYTES {
+                bytes.to_vec()
+            } else {
+                Vec::new()
+            },
+            len: bytes.len() as u64,
+            layout,
+        }
+    }
 }
 
 impl EventKind {
@@ -258,6 +343,10 @@ impl EventKind {
             | EventKind::TimerFired { step }
             | EventKind::SignalReceived { step, .. }
             | EventKind::PartFinished { step, .. }
+            | EventKind::ActivityCalled { step, .. }
+            | EventKind::SignalPayload { step, .. }
+            | EventKind::ActivityKept { step, .. }
+            | EventKind::SignalKept { step, .. }
             | EventKind::UpdateReplied { step, .. } => Some(*step),
             _ => None,
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use durable_runtime::prelude::*;
 use durable_runtime::store::mem::MemStore;
-use durable_runtime::{ResultError, Status};
+use durable_runtime::{ResultError, Status, WorkflowHandle};
 
 /// (sweep run, idempotency key) of every activity execution.
 static EXECUTIONS: LazyLock<Mutex<Vec<(String, String)>>> = LazyLock::new(Default::default);
@@ -48,13 +48,21 @@ async fn crash_at(k: u64, skip_sync: bool) -> Result<bool, String> {
     let store = MemStore::new();
     store.skip_sync(skip_sync);
     store.crash_after(k);
-    let rt = Runtime::builder()
+    let opened = Runtime::builder()
         .workflow::<chain>()
         .open_store(store.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+        .await;
     let mut acked_starts = Vec::new();
     let mut acked_results = HashMap::new();
+    // the open commits too (the activities' layouts): a crash there
+    // acknowledged nothing, and the reboot below must still open and run
+    let rt = match opened {
+        Ok(rt) => rt,
+        Err(_) if store.has_crashed() => {
+            return after_power_loss(store, run, acked_starts, acked_results, true).await;
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     for i in 0..WORKFLOWS {
         if let Ok(h) = rt
             .start(
@@ -75,7 +83,19 @@ async fn crash_at(k: u64, skip_sync: bool) -> Result<bool, String> {
     }
     let crashed = store.has_crashed();
     rt.shutdown().await;
+    after_power_loss(store, run, acked_starts, acked_results, crashed).await
+}
 
+/// The reboot after a crash at some commit: what was acknowledged
+/// (`acked_starts`, `acked_results`) is there, every instance finishes,
+/// and no recorded step ran again. `crashed` is returned.
+async fn after_power_loss(
+    store: MemStore,
+    run: String,
+    acked_starts: Vec<WorkflowHandle<chain>>,
+    acked_results: HashMap<String, u32>,
+    crashed: bool,
+) -> Result<bool, String> {
     // reboot: only what was synced survives
     let rebooted = store.reboot();
     let inspect = Runtime::builder()

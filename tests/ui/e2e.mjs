@@ -204,6 +204,19 @@ try {
     assert.match(bar.error, /^ ?error: card declined: insufficient funds for 420$/, "the kind named once");
   }
   assert.equal(await page.textContent("#input"), "420");
+  // what the activity was called with and returned, folded until opened
+  const called = await page.$$eval('.timeline .row[data-kind="ActivityCalled"]', (rs) => rs.map((r) => ({
+    label: r.querySelector(".what").textContent,
+    names: [...r.querySelectorAll("details summary b")].map((b) => b.textContent.trim()),
+    values: [...r.querySelectorAll("details pre")].map((p) => p.textContent),
+    open: r.querySelector("details").open,
+  })));
+  assert.equal(called.length, 1, `one call ended the activity: ${JSON.stringify(called)}`);
+  assert.match(called[0].label, /step \d+: charge_card called/);
+  assert.deepEqual(called[0].names, ["input", "result"]);
+  assert.equal(called[0].open, false, "folded until opened");
+  assert.equal(JSON.parse(called[0].values[0]), 420);
+  assert.match(JSON.stringify(JSON.parse(called[0].values[1])), /"Err":.*card declined: insufficient funds for 420/);
   await waitUntil("the state shows the instance ended",
     async () => /^null/.test(await page.textContent("#state")));
   assert.ok(await page.isDisabled("#cancel"), "an ended instance cannot be cancelled");
@@ -245,6 +258,14 @@ try {
     async () => /finished: completed/.test(await page.textContent("#timeline")));
   await waitUntil("the output is shown",
     async () => /"Ok": "approval-1 laptop approved by dana for 3"/.test(await page.textContent("#output")));
+  // the payload the signal carried, in the timeline: opened, it is the JSON sent
+  const carried = '.timeline .row[data-kind="SignalPayload"]';
+  await waitUntil("the signal's payload is in the timeline", async () => (await page.$$(carried)).length === 1);
+  assert.match(await page.textContent(`${carried} .what`), /step \d+: signal approve carried/);
+  assert.equal(await page.isVisible(`${carried} details pre`), false, "folded until opened");
+  await page.click(`${carried} summary`);
+  assert.ok(await page.isVisible(`${carried} details pre`), "shown once opened");
+  assert.deepEqual(JSON.parse(await page.textContent(`${carried} details pre`)), { by: "dana", amount: 3 });
   await shot(page, "signalled-instance.png");
 
   // ---- cancel through the button: asked first, and "no" sends nothing ----

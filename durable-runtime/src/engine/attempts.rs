@@ -405,6 +405,9 @@ impl Engine {
                 duration_ms: last.took.as_millis() as u64,
                 error: last.failure.map(|f| f.text()),
             });
+        record
+            .new_events
+            .push(called(step, vtable, input, &last.bytes));
         Ok(last.bytes)
     }
 
@@ -534,6 +537,9 @@ impl Engine {
                         duration_ms: started.elapsed().as_millis() as u64,
                         error: failure.map(|f| f.text()),
                     });
+                record
+                    .new_events
+                    .push(called(record.step, vtable, input, &bytes));
                 Ok(bytes)
             }
             Err(why) => self.fail(id, record, why).await,
@@ -554,5 +560,50 @@ pub(super) fn last_output(
         None => (vtable.fail)(
             ActivityError::retryable(failure.message.clone()).with_kind(failure.kind.clone()),
         ),
+    }
+}
+
+/// The history's note of a call of `vtable`'s activity at `step`: its input
+/// and result kept with the layouts that read them (stored at open:
+/// [`Engine::store_activity_layouts`]).
+fn called(
+    step: u64,
+    vtable: crate::activity::ActivityVTable,
+    input: &[u8],
+    output: &[u8],
+) -> crate::history::EventKind {
+    use crate::history::KeptValue;
+    crate::history::EventKind::ActivityKept {
+        step,
+        activity: vtable.name.to_owned(),
+        input: KeptValue::of(input, (vtable.input.layout)().hash),
+        output: KeptValue::of(output, (vtable.output.layout)().hash),
+    }
+}
+
+impl Engine {
+    /// Stores the layouts of every linked activity's input and output the
+    /// store lacks (`v` keys), so the values the history keeps read by
+    /// name in any later build. Once at open, before anything runs.
+    pub(crate) async fn store_activity_layouts(&self) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        let mut stored = Vec::new();
+        for registration in inventory::iter::<crate::activity::Registration> {
+            let vtable = (registration.vtable)();
+            for reader in [vtable.input, vtable.output] {
+                let traced = (reader.layout)();
+                if let Ok(layout) = &traced.layout {
+                    self.store_value_layout(traced.hash, layout, &mut batch)?;
+                    stored.push(traced.hash);
+                }
+            }
+        }
+        if !batch.writes.is_empty() {
+            self.store.commit(batch).await?;
+        }
+        for hash in stored {
+            self.value_layout_stored(hash);
+        }
+        Ok(())
     }
 }

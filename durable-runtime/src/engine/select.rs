@@ -43,7 +43,7 @@ impl Engine {
                 _ => self.ready(id, branch, exec)?,
             };
             if let Some((bytes, key)) = came {
-                Self::note_arrival(id, record, branch);
+                self.note_arrival(id, record, branch, key.as_deref());
                 let wrapped = match codec::variant(i as u32, &bytes) {
                     Ok(w) => w,
                     Err(e) => return self.fail(id, record, e.to_string()).await,

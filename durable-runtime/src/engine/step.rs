@@ -162,9 +162,17 @@ impl Engine {
     }
 
     /// Records in the history that the timer or signal `request` waited
-    /// for has come, sets the search attributes it names, or stages the
-    /// update reply it makes (saved with the transition it resumes).
-    pub(super) fn note_arrival(id: &str, record: &mut InstanceRecord, request: &Request) {
+    /// for has come (a signal with its payload, read from `consumed`, the
+    /// key the transition deletes), sets the search attributes it names,
+    /// or stages the update reply it makes (saved with the transition it
+    /// resumes).
+    pub(super) fn note_arrival(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        request: &Request,
+        consumed: Option<&[u8]>,
+    ) {
         let step = record.step;
         let event = match request {
             Request::Reply { update, reply } => {
@@ -180,10 +188,30 @@ impl Engine {
                 }
             }
             Request::Timer { .. } => crate::history::EventKind::TimerFired { step },
-            Request::Signal { name } => crate::history::EventKind::SignalReceived {
-                step,
-                name: name.clone(),
-            },
+            Request::Signal { name } => {
+                record
+                    .new_events
+                    .push(crate::history::EventKind::SignalReceived {
+                        step,
+                        name: name.clone(),
+                    });
+                // the payload as its sender wrote it, with the sender's
+                // layout (stored with the signal); an update's request is
+                // shown by its own events
+                let stored = consumed
+                    .and_then(|key| self.store.get(key).ok().flatten())
+                    .and_then(|value| super::decode_signal(&value).ok());
+                match stored {
+                    Some((_, payload, layout)) if !name.starts_with("update/") => {
+                        crate::history::EventKind::SignalKept {
+                            step,
+                            name: name.clone(),
+                            value: crate::history::KeptValue::of(&payload, layout),
+                        }
+                    }
+                    _ => return,
+                }
+            }
             Request::SetAttributes(attrs) => {
                 for (name, value) in attrs {
                     match record.search_attributes.iter_mut().find(|(n, _)| n == name) {
@@ -458,7 +486,7 @@ impl Engine {
                 }
                 match self.ready(id, other, executor.as_ref())? {
                     Some((bytes, key)) => {
-                        Self::note_arrival(id, record, other);
+                        self.note_arrival(id, record, other, key.as_deref());
                         timers.extend(key);
                         Ok(Some((bytes, timers)))
                     }

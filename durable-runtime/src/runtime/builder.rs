@@ -614,6 +614,7 @@ impl Builder {
                 .spawn(listener);
         }
         let resumed = if self.resume_on_open {
+            engine.store_activity_layouts().await?;
             let resumed = engine.recover().await?;
             if let Some(keep) = self.retention {
                 let pruner = engine.clone().retention_service(keep);

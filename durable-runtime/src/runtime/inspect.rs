@@ -378,24 +378,82 @@ pub(super) fn history_of(
     Ok(events)
 }
 
-/// Puts the input an instance keeps apart back in its history: every
-/// [`EventKind::InputKept`](crate::history::EventKind::InputKept) becomes
-/// the `Input` event it stands for. Whether there was one.
+/// Puts what an instance's history keeps apart or encoded back in it as
+/// JSON: every [`EventKind::InputKept`](crate::history::EventKind::InputKept)
+/// becomes the `Input` event it stands for, every `ActivityKept` an
+/// `ActivityCalled`, every `SignalKept` a `SignalPayload`. Whether there
+/// was one.
 pub(super) fn resolve_inputs(
     engine: &Engine,
     id: &str,
     events: &mut [crate::history::HistoryEvent],
 ) -> bool {
+    use crate::history::EventKind;
     let mut any = false;
+    let mut layouts = std::collections::HashMap::new();
+    let mut json = |value: &crate::history::KeptValue| kept_json(engine, &mut layouts, value);
     for event in events {
-        if let crate::history::EventKind::InputKept { layout, .. } = event.kind {
-            event.kind = crate::history::EventKind::Input {
+        event.kind = match std::mem::replace(
+            &mut event.kind,
+            EventKind::Parked {
+                reason: String::new(),
+            },
+        ) {
+            EventKind::InputKept { layout, .. } => EventKind::Input {
                 json: engine.kept_input_json(id, layout),
-            };
-            any = true;
-        }
+            },
+            EventKind::ActivityKept {
+                step,
+                activity,
+                input,
+                output,
+            } => EventKind::ActivityCalled {
+                step,
+                activity,
+                input: json(&input),
+                output: json(&output),
+            },
+            EventKind::SignalKept { step, name, value } => EventKind::SignalPayload {
+                step,
+                name,
+                json: json(&value),
+            },
+            other => {
+                event.kind = other;
+                continue;
+            }
+        };
+        any = true;
     }
     any
+}
+
+/// A value the history keeps, as JSON text read by the layout stored under
+/// its hash (`layouts` caches them for one history), or a JSON string
+/// saying why it cannot be shown.
+fn kept_json(
+    engine: &Engine,
+    layouts: &mut std::collections::HashMap<u64, Option<crate::layout::ValueLayout>>,
+    value: &crate::history::KeptValue,
+) -> String {
+    let note = |text: String| serde_json::Value::String(text).to_string();
+    if value.bytes.is_empty() && value.len > 0 {
+        return note(format!(
+            "({} bytes: over the {} bytes the history keeps of a value)",
+            value.len,
+            crate::history::KEPT_VALUE_BYTES
+        ));
+    }
+    let layout = layouts
+        .entry(value.layout)
+        .or_insert_with(|| engine.stored_value_layout(value.layout).ok().flatten());
+    let Some(layout) = layout else {
+        return note("(its type's layout is not stored: it cannot be read by name)".into());
+    };
+    match crate::layout::value::read(&value.bytes, &layout.shape, &layout.types) {
+        Ok(read) => read.to_json().to_string(),
+        Err(e) => note(format!("(does not read by its layout: {e})")),
+    }
 }
 
 /// Renders an encoded state of `entry`'s workflow as JSON.

@@ -980,6 +980,14 @@ async fn history_records_every_transition_and_failed_attempt_and_list_filters() 
     assert!(
         matches!(
             &events[5],
+            EventKind::ActivityCalled { step: 1, activity, input, output }
+                if activity == "flaky" && input.contains("hist") && output.starts_with(r#"{"Ok""#)
+        ),
+        "the call's input and result: {events:?}"
+    );
+    assert!(
+        matches!(
+            &events[6],
             EventKind::Finished {
                 status: Status::Completed,
                 error: None
@@ -987,9 +995,9 @@ async fn history_records_every_transition_and_failed_attempt_and_list_filters() 
         ),
         "{events:?}"
     );
-    assert_eq!(events.len(), 6);
+    assert_eq!(events.len(), 7);
     let seqs: Vec<u64> = h.history().unwrap().iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6, 7]);
 
     rt.start("hist-2", three_steps("hist-2".into()), IdPolicy::Reject)
         .await

@@ -649,3 +649,140 @@ async fn the_runtimes_metrics_join_an_applications_registry_labelled_by_workflow
     assert!(!text.contains("durable_"), "{text}");
     assert!(text.contains("app_orders_total 0"), "{text}");
 }
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Parcel {
+    to: String,
+    grams: u32,
+    /// Large for one call: over what the history keeps of a value.
+    label: String,
+}
+
+#[activity]
+async fn weigh(parcel: Parcel) -> Result<u32, ActivityError> {
+    if parcel.grams == 0 {
+        return Err(ActivityError::terminal("nothing to weigh"));
+    }
+    Ok(parcel.grams + parcel.label.len() as u32)
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Pickup {
+    at: String,
+    door: u8,
+}
+
+#[workflow]
+async fn post(parcel: Parcel) -> Result<String, WorkflowError> {
+    let grams = weigh(parcel.clone()).await?;
+    let pickup: Pickup = signal("pickup").await?;
+    let empty = weigh(Parcel {
+        grams: 0,
+        ..parcel.clone()
+    })
+    .await;
+    let big = weigh(Parcel {
+        label: "L".repeat(5000),
+        ..parcel
+    })
+    .await?;
+    Ok(format!("{grams} {} {} {}", pickup.at, empty.is_err(), big))
+}
+
+/// The history shows what each activity was called with and returned, and
+/// what a signal carried, as JSON read by name; a value over the history's
+/// limit is noted with its size; a snapshot carries them to another store.
+#[tokio::test]
+async fn the_history_shows_activity_inputs_and_results_and_signal_payloads_by_name() {
+    use durable_runtime::history::EventKind;
+    let db = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<post>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let parcel = Parcel {
+        to: "Ada".into(),
+        grams: 250,
+        label: "fragile".into(),
+    };
+    let h = rt.start("p-1", post(parcel), IdPolicy::Reject).await.unwrap();
+    until("waiting for the pickup", || {
+        h.describe().is_ok_and(|d| d.variant == "Signal")
+    })
+    .await;
+    rt.signal(
+        "p-1",
+        "pickup",
+        &Pickup {
+            at: "9:00".into(),
+            door: 3,
+        },
+    )
+    .await
+    .unwrap();
+    let out = h.result().within().await.unwrap().unwrap();
+    assert_eq!(out, "257 9:00 true 5250");
+    rt.shutdown().await;
+
+    // a new process reads them, by the layouts stored with them
+    let rt = Runtime::builder()
+        .workflow::<post>()
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let history = rt.history("p-1").unwrap();
+    let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+    let calls: Vec<(String, serde_json::Value, serde_json::Value)> = history
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ActivityCalled {
+                activity,
+                input,
+                output,
+                ..
+            } => Some((activity.clone(), json(input), json(output))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls.len(), 3, "{history:?}");
+    assert_eq!(calls[0].0, "weigh");
+    assert_eq!(
+        calls[0].1,
+        serde_json::json!({"to": "Ada", "grams": 250, "label": "fragile"})
+    );
+    assert_eq!(calls[0].2, serde_json::json!({"Ok": 257}));
+    assert_eq!(calls[1].1["grams"], 0);
+    assert!(
+        calls[1].2["Err"].to_string().contains("nothing to weigh"),
+        "{:?}",
+        calls[1].2
+    );
+    let noted = calls[2].1.as_str().unwrap_or_default();
+    assert!(
+        noted.contains("bytes") && noted.contains("history keeps"),
+        "{noted}"
+    );
+    assert_eq!(calls[2].2, serde_json::json!({"Ok": 5250}));
+    let payload = history
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::SignalPayload { name, json: j, .. } if name == "pickup" => Some(json(j)),
+            _ => None,
+        })
+        .expect("the signal's payload");
+    assert_eq!(payload, serde_json::json!({"at": "9:00", "door": 3}));
+
+    // a snapshot carries them as JSON: another store shows the same
+    let snapshot = rt.export("p-1").unwrap();
+    let other = BACKEND.store();
+    let rt2 = Runtime::builder()
+        .workflow::<post>()
+        .open_url(other.url())
+        .await
+        .unwrap();
+    rt2.import(&snapshot, false).await.unwrap();
+    assert_eq!(rt2.history("p-1").unwrap(), history);
+    rt2.shutdown().await;
+    rt.shutdown().await;
+}

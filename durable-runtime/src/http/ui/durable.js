@@ -489,6 +489,22 @@ function listPage() {
 // ---- one instance (/ui/instance?id=...) ----
 
 
+// Values the history keeps (an activity's input and result, a signal's
+// payload), each folded under its name: a one-line preview, and the JSON
+// indented when opened. Text only, as everywhere.
+function jsonViews(pairs) {
+  const box = el("span", { class: "values" });
+  for (const [name, text] of pairs) {
+    let pretty = text;
+    try { pretty = JSON.stringify(JSON.parse(text), null, 2); } catch (_) { /* shown as it is */ }
+    const preview = text.length > 60 ? text.slice(0, 57) + "..." : text;
+    box.append(el("details", { class: "value", "data-value": name },
+      el("summary", {}, el("b", {}, name + " "), el("code", {}, preview)),
+      el("pre", { class: "json" }, pretty)));
+  }
+  return box;
+}
+
 // The timeline: one row per history event; activity attempts are bars on a
 // shared time axis, as long as the attempt ran, with their error text.
 function renderTimeline(events, now) {
@@ -566,6 +582,14 @@ function renderTimeline(events, now) {
         case "UpdateReplied":
           label = `step ${v.step}: replied to update ${v.update}`;
           detail = v.json;
+          break;
+        case "ActivityCalled":
+          label = `step ${v.step}: ${v.activity} called`;
+          detail = jsonViews([["input", v.input], ["result", v.output]]);
+          break;
+        case "SignalPayload":
+          label = `step ${v.step}: signal ${v.name} carried`;
+          detail = jsonViews([["payload", v.json]]);
           break;
         case "RunFailed":
           label = `run ${v.run} (attempt ${v.attempt}) failed; the next run starts ${fmtTime(v.next_at_ms)}`;
