@@ -17,18 +17,16 @@
 //! state is always whole (describe, snapshots, migrations, the CLI and UI
 //! see it as before).
 //!
-//! A stored value is LZ4-compressed when that saves at least an eighth of
-//! it (a document, a list of line items, JSON text held as a string): its
-//! number then has [`PACKED`] set, so the key says how to read the value
-//! and stores written before compression read as they were.
+//! How one value is kept under its keys (compressed, cut into pieces) is
+//! [`super::values`]'.
 
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, InstanceRecord};
+use super::{Engine, InstanceRecord, values};
 use crate::codec;
-use crate::store::{Batch, StoreError, keys};
+use crate::store::{Batch, StoreError};
 
 /// The size from which a state is stored field by field.
 pub(crate) const SPLIT_AT: usize = 2048;
@@ -41,7 +39,8 @@ pub(crate) const FIELD_AT: usize = 512;
 pub(crate) enum Part {
     /// Bytes kept in the record.
     Inline(Vec<u8>),
-    /// A field stored under `keys::field(id, seq)`, `len` bytes long.
+    /// A value stored as [`values`] says, number `seq` (with its flags),
+    /// `len` bytes long.
     Field { seq: u64, len: u64 },
 }
 
@@ -60,72 +59,6 @@ pub(crate) struct StoredField {
 /// creation, referred to by the history (`EventKind::InputKept`) and by
 /// every state field equal to it, kept until the instance is deleted.
 pub(crate) const INPUT: u64 = 0;
-
-/// Set in the number of a stored value that is LZ4-compressed (its
-/// uncompressed length first, as a little-endian `u32`). Numbers count
-/// from [`INPUT`] in the low bits; this bit only says how the value reads.
-pub(crate) const PACKED: u64 = 1 << 63;
-
-/// The number of stored value `seq` without its [`PACKED`] bit: what
-/// orders values and tells the input from the others.
-pub(crate) fn number(seq: u64) -> u64 {
-    seq & !PACKED
-}
-
-/// How value number `seq` (no [`PACKED`] bit) holding `bytes` is stored:
-/// the number it is stored under and the stored bytes. Compressed when
-/// that saves at least an eighth; a sample of the start decides first, so
-/// a value that does not compress (random, already compressed) costs only
-/// the sample.
-fn pack(seq: u64, bytes: &[u8]) -> (u64, Vec<u8>) {
-    const SAMPLE: usize = 4096;
-    let pays = |raw: usize, packed: usize| packed <= raw - raw / 8;
-    if bytes.len() > 2 * SAMPLE {
-        let sample = &bytes[..SAMPLE];
-        if !pays(SAMPLE, lz4_flex::block::compress(sample).len()) {
-            return (seq, bytes.to_vec());
-        }
-    }
-    let packed = lz4_flex::block::compress_prepend_size(bytes);
-    if pays(bytes.len(), packed.len()) {
-        (seq | PACKED, packed)
-    } else {
-        (seq, bytes.to_vec())
-    }
-}
-
-/// The bytes of stored value `seq` (under `key`) as the store holds
-/// `stored`: decompressed when [`PACKED`].
-fn unpack(key: &[u8], seq: u64, stored: Vec<u8>) -> Result<Vec<u8>, StoreError> {
-    if seq & PACKED == 0 {
-        return Ok(stored);
-    }
-    let corrupt = |reason: String| StoreError::Corrupt {
-        key: crate::store::printable(key),
-        reason,
-    };
-    // the stated length bounds what is allocated: a value is at most what
-    // the limits let a payload be, far under this
-    const MOST: usize = 1 << 30;
-    let stated = stored
-        .get(..4)
-        .map(|b| u32::from_le_bytes(b.try_into().expect("four bytes")) as usize)
-        .ok_or_else(|| corrupt("a compressed value shorter than its length".into()))?;
-    if stated > MOST {
-        return Err(corrupt(format!(
-            "a compressed value stating {stated} bytes uncompressed"
-        )));
-    }
-    let bytes = lz4_flex::block::decompress(&stored[4..], stated)
-        .map_err(|e| corrupt(format!("a compressed value that does not decompress: {e}")))?;
-    if bytes.len() != stated {
-        return Err(corrupt(format!(
-            "a compressed value of {} bytes stating {stated}",
-            bytes.len()
-        )));
-    }
-    Ok(bytes)
-}
 
 /// The stored fields of a new instance started with `input` (an envelope),
 /// and whether the input is kept as field [`INPUT`] (large enough).
@@ -181,9 +114,7 @@ impl Engine {
             None => self.stored_fields_of(id)?,
         };
         for input in old.iter_mut().filter(|f| f.unwritten) {
-            let (seq, stored) = pack(input.seq, &input.bytes);
-            batch.put(keys::field(id, seq), stored);
-            input.seq = seq;
+            input.seq = values::put(batch, id, input.seq, &input.bytes);
             input.unwritten = false;
         }
         let mut old: Vec<Option<StoredField>> = old.into_iter().map(Some).collect();
@@ -211,8 +142,7 @@ impl Engine {
                 Some(field) => field,
                 None => {
                     record.field_seq += 1;
-                    let (seq, stored) = pack(record.field_seq, bytes);
-                    batch.put(keys::field(id, seq), stored);
+                    let seq = values::put(batch, id, record.field_seq, bytes);
                     StoredField {
                         seq,
                         bytes: bytes.to_vec(),
@@ -230,7 +160,11 @@ impl Engine {
         // superseded values go with the checkpoint that supersedes them, or
         // once no reset point refers to them (the input stays: the history
         // refers to it)
-        for gone in old.into_iter().flatten().filter(|f| number(f.seq) != INPUT) {
+        for gone in old
+            .into_iter()
+            .flatten()
+            .filter(|f| values::number(f.seq) != INPUT)
+        {
             self.let_go(id, record, gone.seq, batch);
         }
         self.reclaim_retired(id, record, batch);
@@ -269,14 +203,12 @@ impl Engine {
             match part {
                 Part::Inline(bytes) => state.extend_from_slice(bytes),
                 Part::Field { seq, len } => {
-                    let key = keys::field(id, *seq);
-                    let Some(stored) = self.store.get(&key)? else {
+                    let Some(bytes) = values::read(&*self.store, id, *seq)? else {
                         return Ok(false);
                     };
-                    let bytes = unpack(&key, *seq, stored)?;
                     if bytes.len() as u64 != *len {
                         return Err(StoreError::Corrupt {
-                            key: crate::store::printable(&key),
+                            key: crate::store::printable(&values::first_key(id, *seq)),
                             reason: format!(
                                 "a field of {} bytes where the record says {len}",
                                 bytes.len()
@@ -318,16 +250,10 @@ impl Engine {
 
     /// The envelope of the input instance `id` keeps as field 0.
     pub(crate) fn kept_input(&self, id: &str) -> Result<Vec<u8>, StoreError> {
-        for seq in [INPUT | PACKED, INPUT] {
-            let key = keys::field(id, seq);
-            if let Some(stored) = self.store.get(&key)? {
-                let payload = unpack(&key, seq, stored)?;
-                return Ok([&[codec::FORMAT_V1][..], &payload].concat());
-            }
-        }
-        Err(StoreError::Codec(format!(
-            "the input `{id}` keeps apart is not stored"
-        )))
+        let payload = values::read_input(&*self.store, id)?.ok_or_else(|| {
+            StoreError::Codec(format!("the input `{id}` keeps apart is not stored"))
+        })?;
+        Ok([&[codec::FORMAT_V1][..], &payload].concat())
     }
 
     /// The input instance `id` keeps as field [`INPUT`], as JSON text, read
@@ -356,18 +282,12 @@ impl Engine {
     /// The field values the store holds for instance `id`, by number only
     /// (when the record in memory does not know them: all are replaced).
     fn stored_fields_of(&self, id: &str) -> Result<Vec<StoredField>, StoreError> {
-        let prefix = keys::fields_prefix(id);
-        Ok(self
-            .store
-            .scan_prefix(&prefix)?
+        Ok(values::stored(&*self.store, id)?
             .into_iter()
-            .filter_map(|(key, _)| {
-                let seq: [u8; 8] = key.get(prefix.len()..)?.try_into().ok()?;
-                Some(StoredField {
-                    seq: u64::from_be_bytes(seq),
-                    bytes: Vec::new(),
-                    unwritten: false,
-                })
+            .map(|seq| StoredField {
+                seq,
+                bytes: Vec::new(),
+                unwritten: false,
             })
             .collect())
     }
@@ -389,71 +309,6 @@ impl Engine {
         {
             Some(entry) => entry.layout.layout.as_ref().ok().and_then(walk),
             None => walk(&*self.stored_layout(record.layout).ok()??),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn noise(len: usize) -> Vec<u8> {
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_value_that_compresses_is_stored_packed_and_reads_back_whole() {
-        let text: Vec<u8> = b"line item: book, 1234 cents; ".repeat(2000);
-        let (seq, stored) = pack(7, &text);
-        assert_eq!(seq, 7 | PACKED);
-        assert_eq!(number(seq), 7);
-        assert!(stored.len() < text.len() / 8, "{}", stored.len());
-        assert_eq!(unpack(b"k", seq, stored).unwrap(), text);
-    }
-
-    #[test]
-    fn a_value_that_does_not_compress_is_stored_as_it_is() {
-        for len in [FIELD_AT, 5000, 64 * 1024] {
-            let bytes = noise(len);
-            let (seq, stored) = pack(3, &bytes);
-            assert_eq!(seq, 3, "{len}");
-            assert_eq!(stored, bytes);
-            assert_eq!(unpack(b"k", seq, stored).unwrap(), bytes);
-        }
-        // compressible at the start only: the sample lets it try, the whole
-        // does not pay, so it stays as it is
-        let mut mixed = vec![b'x'; 4096];
-        mixed.extend(noise(60 * 1024));
-        let (seq, stored) = pack(4, &mixed);
-        assert_eq!((seq, stored.len()), (4, mixed.len()));
-    }
-
-    #[test]
-    fn a_damaged_packed_value_is_a_corrupt_error_naming_it_never_a_panic() {
-        let (seq, good) = pack(1, &[b'a'; 10_000]);
-        assert_eq!(seq & PACKED, PACKED);
-        let mut huge = good.clone();
-        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        let mut cut = good.clone();
-        cut.truncate(good.len() / 2);
-        let mut wrong_len = good.clone();
-        wrong_len[..4].copy_from_slice(&20_000u32.to_le_bytes());
-        for bad in [vec![], vec![1, 2], huge, cut, wrong_len, noise(300)] {
-            match unpack(b"f-x", seq, bad) {
-                Err(StoreError::Corrupt { key, reason }) => {
-                    assert!(key.contains("f-x"), "{key}");
-                    assert!(reason.contains("compressed value"), "{reason}");
-                }
-                other => panic!("{:?}", other.map(|v| v.len())),
-            }
         }
     }
 }

@@ -20,6 +20,7 @@ mod composite;
 mod fields;
 mod layouts;
 mod listeners;
+mod values;
 
 pub(crate) use listeners::Listeners;
 mod queues;

@@ -13,7 +13,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use super::fields::{INPUT, Part, number};
+use super::fields::{INPUT, Part};
+use super::values::{self, number};
 use super::{Engine, InstanceRecord, Status};
 use crate::clock::now_ms as clock_ms;
 use crate::error::ResetError;
@@ -57,7 +58,7 @@ impl Engine {
         batch: &mut Batch,
     ) {
         if self.reset_points == 0 {
-            batch.delete(keys::field(id, seq));
+            values::delete(batch, id, seq);
         } else {
             record.retiring.push((record.step, seq));
         }
@@ -71,7 +72,7 @@ impl Engine {
         record.retiring.retain(|&(at, seq)| {
             let gone = at.saturating_add(keep) < step;
             if gone {
-                batch.delete(keys::field(id, seq));
+                values::delete(batch, id, seq);
             }
             !gone
         });
@@ -215,7 +216,7 @@ impl Engine {
                 continue;
             }
             if number(seq) > born_by_then {
-                batch.delete(keys::field(id, seq));
+                values::delete(&mut batch, id, seq);
             } else {
                 retiring.push((at, seq));
             }
