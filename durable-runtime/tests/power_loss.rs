@@ -24,9 +24,10 @@ async fn work(run: String, n: u32) -> Result<u32, ActivityError> {
     Ok(n + 1)
 }
 
-/// Three activities; `ballast` is held across them (4 KiB for `w1`, whose
-/// state is then stored field by field: written once, referred to by the
-/// later checkpoints, deleted with the last) and counted in the result.
+/// Three activities; `ballast` is held across them (9,000 letters that do
+/// not compress for `w1`, whose state is then stored field by field, the
+/// value in two pieces: written once with the input, referred to by every
+/// later checkpoint) and counted in the result.
 #[workflow]
 async fn chain(run: String, start: u32, ballast: String) -> Result<u32, WorkflowError> {
     let a = work(run.clone(), start).await?;
@@ -37,7 +38,16 @@ async fn chain(run: String, start: u32, ballast: String) -> Result<u32, Workflow
 
 /// The ballast of workflow `i`.
 fn ballast(i: u32) -> String {
-    "b".repeat(if i == 1 { 4096 } else { 0 })
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let len = if i == 1 { 9000 } else { 0 };
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (b'a' + (x % 26) as u8) as char
+        })
+        .collect()
 }
 
 const WORKFLOWS: u32 = 3;
@@ -243,6 +253,6 @@ async fn a_failing_store_stops_the_instance_with_an_error_not_a_hang() {
         .unwrap();
     assert_eq!(
         rt.handle::<chain>("halts").result().await.unwrap(),
-        Ok(3 + 4096)
+        Ok(3 + 9000)
     );
 }
