@@ -434,14 +434,17 @@ async fn the_sweep_catches_a_store_that_skips_one_sync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_journey_sweep_catches_a_store_that_skips_one_sync() {
     let mut found = false;
-    for group in 2..8 {
+    // which groups hold an activity's result (whose loss a re-run shows)
+    // depends on how the commits were gathered, which depends on timing:
+    // a wide range, searched until the first catch
+    for group in 1..14 {
         found = caught(
             Workload::Journey,
             Fault::PowerCut,
             Unsafe::SkipSync(group),
             // every index: only a cut right after the skipped group's
             // acknowledgement, before a later sync covers its bytes, loses it
-            0..110,
+            0..160,
         )
         .await;
         if found {
