@@ -14,7 +14,8 @@ use crate::workflow::{Op, Outcome};
 impl Runtime {
     /// The stored status and position of instance `id`, whatever its workflow.
     pub fn describe(&self, id: &str) -> Result<Description, ResultError> {
-        match self.engine.load(id)? {
+        // the status, position and output: the state's stored fields stay
+        match self.engine.peek(id)? {
             None => Err(ResultError::NotFound { id: id.to_owned() }),
             Some(Err(e)) => Err(ResultError::Codec(e)),
             Some(Ok(r)) => {
@@ -137,7 +138,7 @@ impl Runtime {
                 from = keys::after(last);
                 for (key, _) in page {
                     let id = String::from_utf8_lossy(&key[source.len()..]).into_owned();
-                    let Some(Ok(r)) = self.engine.load(&id)? else {
+                    let Some(Ok(r)) = self.engine.peek(&id)? else {
                         continue;
                     };
                     // an entry is current when its record agrees (same batch)

@@ -305,7 +305,7 @@ impl Runtime {
             if let Some(stored) = look(None)? {
                 return Ok(Some(stored));
             }
-            let status = match self.engine.load(id)? {
+            let status = match self.engine.peek(id)? {
                 None => {
                     return Err(SignalError::NotFound { id: id.to_owned() }.into());
                 }

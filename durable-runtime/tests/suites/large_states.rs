@@ -16,11 +16,13 @@ use durable_runtime::store::{Batch, KeyValue, Notice, Store, StoreError, StoreSt
 use durable_runtime::{Runtime, Status};
 use serde::{Deserialize, Serialize};
 
-/// A store that keeps the size of every batch committed through it.
+/// A store that keeps the size of every batch committed through it, and
+/// counts the reads of stored field values (`f` keys).
 #[derive(Clone)]
 struct Counting {
     inner: Arc<dyn Store>,
     batches: Arc<Mutex<Vec<usize>>>,
+    field_reads: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Counting {
@@ -28,7 +30,13 @@ impl Counting {
         Counting {
             inner,
             batches: Arc::default(),
+            field_reads: Arc::default(),
         }
+    }
+
+    /// The reads of stored field values since the last call.
+    fn field_reads(&self) -> usize {
+        self.field_reads.swap(0, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The bytes (keys and values) of the batches committed since the last call.
@@ -73,6 +81,10 @@ impl Store for Counting {
         self.inner.commit(batch)
     }
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if key.first() == Some(&b'f') {
+            self.field_reads
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         self.inner.get(key)
     }
     fn stats(&self) -> Option<StoreStats> {
@@ -415,5 +427,42 @@ async fn a_large_value_that_compresses_is_stored_compressed_and_reads_whole() {
     rt.signal("z", "go", &"!".to_owned()).await.unwrap();
     let out = rt.handle::<hold>("z").result().within().await.unwrap();
     assert_eq!(out.unwrap(), "abc!");
+    rt.shutdown().await;
+}
+
+/// What reads an instance's status, position or output (describe, a list,
+/// a handle's describe, its result once ended) reads none of its stored
+/// field values: only the state's JSON (and a step) needs them.
+#[tokio::test]
+async fn describing_or_listing_an_instance_reads_none_of_its_stored_fields() {
+    let test_store = BACKEND.store();
+    let store = Counting::new(test_store.open().await);
+    let rt = open(store.clone()).await;
+    let doc = document("r", 64);
+    let h = rt
+        .start("r", hold(doc.clone()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("waiting for the signal", || {
+        rt.describe("r").is_ok_and(|d| d.variant == "Signal")
+    })
+    .await;
+    store.field_reads();
+    assert_eq!(rt.describe("r").unwrap().status, Status::Running);
+    assert_eq!(h.describe().unwrap().variant, "Signal");
+    let filter = durable_runtime::ListFilter {
+        workflow: Some("hold".into()),
+        ..Default::default()
+    };
+    assert_eq!(rt.list(&filter).unwrap().len(), 1);
+    assert_eq!(store.field_reads(), 0, "describe and list read no field value");
+    // the control: the state's JSON puts the state back together
+    assert!(rt.state_json("r").unwrap().to_string().contains(&doc.text));
+    assert!(store.field_reads() > 0);
+    rt.signal("r", "go", &"!".to_owned()).await.unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        format!("{}!", &doc.text[..3])
+    );
     rt.shutdown().await;
 }
