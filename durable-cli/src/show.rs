@@ -159,10 +159,14 @@ pub(crate) fn event_line(e: &HistoryEvent) -> String {
         }
         EventKind::ActivityCalled {
             step,
+            part,
             activity,
             input,
             output,
-        } => format!("step {step}: {activity}({input}) -> {output}"),
+        } => {
+            let part = part.map(|p| format!(" part {p}")).unwrap_or_default();
+            format!("step {step}{part}: {activity}({input}) -> {output}")
+        }
         EventKind::SignalPayload { step, name, json } => {
             format!("step {step}: signal {name} carried {json}")
         }

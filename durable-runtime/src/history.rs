@@ -246,12 +246,17 @@ pub enum EventKind {
     /// What an activity was called with and what it returned, as JSON
     /// text, each read by the layout of the build that wrote it. Recorded
     /// with the checkpoint that records the result, after its
-    /// [`EventKind::ActivityFinished`]. A value over
+    /// [`EventKind::ActivityFinished`] (a part's: its
+    /// [`EventKind::PartFinished`]; a part that gave up without a result
+    /// has none). A value over
     /// [`KEPT_VALUE_BYTES`] is not kept: its JSON is a string saying how
     /// large it was. (Last, so older histories keep decoding.)
     ActivityCalled {
         /// The step it belongs to.
         step: u64,
+        /// The part of a `join_all` or of a saga's compensation it was
+        /// (`None`: an activity awaited alone).
+        part: Option<u32>,
         /// The activity's name.
         activity: String,
         /// The input, as JSON.
@@ -277,6 +282,8 @@ pub enum EventKind {
     ActivityKept {
         /// The step it belongs to.
         step: u64,
+        /// The part it was, as in [`EventKind::ActivityCalled`].
+        part: Option<u32>,
         /// The activity's name.
         activity: String,
         /// The input.

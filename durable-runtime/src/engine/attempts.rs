@@ -407,7 +407,7 @@ impl Engine {
             });
         record
             .new_events
-            .push(called(step, vtable, input, &last.bytes));
+            .push(called(step, None, vtable, input, &last.bytes));
         Ok(last.bytes)
     }
 
@@ -539,7 +539,7 @@ impl Engine {
                     });
                 record
                     .new_events
-                    .push(called(record.step, vtable, input, &bytes));
+                    .push(called(record.step, None, vtable, input, &bytes));
                 Ok(bytes)
             }
             Err(why) => self.fail(id, record, why).await,
@@ -563,11 +563,12 @@ pub(super) fn last_output(
     }
 }
 
-/// The history's note of a call of `vtable`'s activity at `step`: its input
-/// and result kept with the layouts that read them (stored at open:
-/// [`Engine::store_activity_layouts`]).
-fn called(
+/// The history's note of a call of `vtable`'s activity at `step` (part
+/// `part` of it): its input and result kept with the layouts that read them
+/// (stored at open: [`Engine::store_activity_layouts`]).
+pub(super) fn called(
     step: u64,
+    part: Option<u32>,
     vtable: crate::activity::ActivityVTable,
     input: &[u8],
     output: &[u8],
@@ -575,6 +576,7 @@ fn called(
     use crate::history::KeptValue;
     crate::history::EventKind::ActivityKept {
         step,
+        part,
         activity: vtable.name.to_owned(),
         input: KeptValue::of(input, (vtable.input.layout)().hash),
         output: KeptValue::of(output, (vtable.output.layout)().hash),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
+use super::attempts::called;
 use super::queues::Remote;
 use super::{Engine, Halt, InstanceRecord, Status, WorkflowEntry, guarded, now_ms};
 use crate::activity::{ActivityOptions, ActivityVTable};
@@ -57,6 +58,11 @@ pub(super) async fn attempts(
         engine.spend(workflow_id, heartbeat);
     }
     Ok((done, made))
+}
+
+/// Part `i`'s index as the history holds it.
+fn part(i: usize) -> Option<u32> {
+    Some(u32::try_from(i).unwrap_or(u32::MAX))
 }
 
 /// The history event of part `part` of step `step`, whose attempts
@@ -158,16 +164,19 @@ impl Engine {
                         attempts(self, key, id, (*vtable, input, options), scheduled_ms)
                             .await
                             .map(|(done, made)| {
-                                let event =
-                                    part_finished(step, i, vtable.name, made, started, &done);
-                                (done.map(|(b, _)| b), Some(event))
+                                let mut events =
+                                    vec![part_finished(step, i, vtable.name, made, started, &done)];
+                                if let Ok((bytes, _)) = &done {
+                                    events.push(called(step, part(i), *vtable, input, bytes));
+                                }
+                                (done.map(|(b, _)| b), events)
                             })
                     }
                     (other, exec) => match self.ready(id, other, Some(exec)) {
-                        Ok(Some((bytes, None))) => Ok((Ok(bytes), None)),
+                        Ok(Some((bytes, None))) => Ok((Ok(bytes), Vec::new())),
                         _ => Ok((
                             Err("join_all takes activities, child workflows, and clock or random reads".to_owned()),
-                            None,
+                            Vec::new(),
                         )),
                     },
                 };
@@ -333,6 +342,15 @@ impl Engine {
                             started,
                             &done,
                         ));
+                        if let Ok((bytes, _)) = &done {
+                            record.new_events.push(called(
+                                record.step,
+                                part(i),
+                                vtable,
+                                input,
+                                bytes,
+                            ));
+                        }
                         match done {
                             Ok((_, None)) => None,
                             Ok((_, Some(f))) => Some(f.text()),

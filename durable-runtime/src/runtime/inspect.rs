@@ -405,11 +405,13 @@ pub(super) fn resolve_inputs(
             },
             EventKind::ActivityKept {
                 step,
+                part,
                 activity,
                 input,
                 output,
             } => EventKind::ActivityCalled {
                 step,
+                part,
                 activity,
                 input: json(&input),
                 output: json(&output),

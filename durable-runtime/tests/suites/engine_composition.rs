@@ -263,6 +263,39 @@ async fn every_part_of_a_join_all_and_of_a_compensation_is_in_the_history() {
         ]
     );
 
+    // what each part was called with and returned (the one that gave up:
+    // the error its workflow saw)
+    let called: Vec<(Option<u32>, String, String)> = rt
+        .history(&run)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            durable_runtime::history::EventKind::ActivityCalled {
+                step: s,
+                part,
+                input,
+                output,
+                ..
+            } if s == step => Some((part, input, output)),
+            _ => None,
+        })
+        .collect();
+    let mut called = called;
+    called.sort();
+    assert_eq!(called.len(), 3, "{called:?}");
+    assert_eq!(
+        called[..2],
+        [
+            (Some(0), format!(r#"["{run}/0",0]"#), r#"{"Ok":1}"#.to_owned()),
+            (Some(1), format!(r#"["{run}/1",2]"#), r#"{"Ok":3}"#.to_owned()),
+        ]
+    );
+    assert_eq!(called[2].0, Some(2));
+    assert!(
+        called[2].2.starts_with(r#"{"Err""#) && called[2].2.contains(&format!("{run}/2 try 3")),
+        "{called:?}"
+    );
+
     let h = rt
         .start("t-parts", trip("t-parts".into()), IdPolicy::Reject)
         .await
@@ -276,6 +309,20 @@ async fn every_part_of_a_join_all_and_of_a_compensation_is_in_the_history() {
             .collect::<Vec<_>>(),
         vec![(0, "unbook", 1, None), (1, "unbook", 1, None)]
     );
+    let unbooked = rt
+        .history("t-parts")
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            matches!(&e.kind, durable_runtime::history::EventKind::ActivityCalled {
+                part: Some(_),
+                activity,
+                output,
+                ..
+            } if activity == "unbook" && output.starts_with(r#"{"Ok""#))
+        })
+        .count();
+    assert_eq!(unbooked, 2, "each compensation with its values");
 }
 
 #[tokio::test]

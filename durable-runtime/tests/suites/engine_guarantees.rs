@@ -980,7 +980,7 @@ async fn history_records_every_transition_and_failed_attempt_and_list_filters() 
     assert!(
         matches!(
             &events[5],
-            EventKind::ActivityCalled { step: 1, activity, input, output }
+            EventKind::ActivityCalled { step: 1, part: None, activity, input, output }
                 if activity == "flaky" && input.contains("hist") && output.starts_with(r#"{"Ok""#)
         ),
         "the call's input and result: {events:?}"

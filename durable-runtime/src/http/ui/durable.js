@@ -584,7 +584,7 @@ function renderTimeline(events, now) {
           detail = v.json;
           break;
         case "ActivityCalled":
-          label = `step ${v.step}: ${v.activity} called`;
+          label = `step ${v.step}${v.part == null ? "" : ` · part ${v.part}`}: ${v.activity} called`;
           detail = jsonViews([["input", v.input], ["result", v.output]]);
           break;
         case "SignalPayload":
