@@ -173,7 +173,7 @@ impl Engine {
                             })
                     }
                     (other, exec) => match self.ready(id, other, Some(exec)) {
-                        Ok(Some((bytes, None))) => Ok((Ok(bytes), Vec::new())),
+                        Ok(Some((bytes, None, _))) => Ok((Ok(bytes), Vec::new())),
                         _ => Ok((
                             Err("join_all takes activities, child workflows, and clock or random reads".to_owned()),
                             Vec::new(),

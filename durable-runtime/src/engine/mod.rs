@@ -168,8 +168,9 @@ impl<T> std::future::Future for AbortOnDrop<T> {
 /// Instance records read per page when a store is opened.
 const RECOVER_PAGE: usize = 1024;
 
-/// A command's encoded output and the wake-source key it used up.
-type Ready = (Vec<u8>, Option<Vec<u8>>);
+/// A command's encoded output, the wake-source key it used up, and what a
+/// signal carried (kept in the history).
+type Ready = (Vec<u8>, Option<Vec<u8>>, Option<crate::history::KeptValue>);
 
 /// Why an instance stopped running in this process.
 enum Halt {

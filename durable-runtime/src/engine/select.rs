@@ -39,11 +39,11 @@ impl Engine {
                 Request::Child { .. } => self
                     .child_part(id, record, &entry, branch, i)
                     .await?
-                    .map(|(bytes, _)| (bytes, None)),
+                    .map(|(bytes, _)| (bytes, None, None)),
                 _ => self.ready(id, branch, exec)?,
             };
-            if let Some((bytes, key)) = came {
-                self.note_arrival(id, record, branch, key.as_deref());
+            if let Some((bytes, key, carried)) = came {
+                Self::note_arrival(id, record, branch, carried);
                 let wrapped = match codec::variant(i as u32, &bytes) {
                     Ok(w) => w,
                     Err(e) => return self.fail(id, record, e.to_string()).await,

@@ -105,8 +105,9 @@ impl Engine {
         }
     }
 
-    /// A command that completes without running anything: its output and
-    /// the wake-source key it uses up, or `None` if not ready.
+    /// A command that completes without running anything: its output, the
+    /// wake-source key it uses up and what a signal carried, or `None` if
+    /// not ready.
     pub(super) fn ready(
         &self,
         id: &str,
@@ -114,7 +115,8 @@ impl Engine {
         executor: Option<&Executor>,
     ) -> Result<Option<Ready>, Halt> {
         let io = |e: CodecError| Halt::Store(StoreError::Codec(e.to_string()));
-        Ok(match request {
+        let mut carried = None;
+        let done = match request {
             Request::Now => Some((codec::encode(&self.clock.now()).map_err(io)?, None)),
             Request::RandomU64 => Some((codec::encode(&rand::random::<u64>()).map_err(io)?, None)),
             Request::Uuid => Some((codec::encode(&uuid::Uuid::new_v4()).map_err(io)?, None)),
@@ -144,6 +146,12 @@ impl Engine {
                         Some(Executor::Signal(vtable)) => Some(vtable),
                         _ => None,
                     };
+                    // for the history: as its sender wrote it, with the
+                    // sender's layout (stored with the signal); an update's
+                    // request is shown by its own events
+                    if !name.starts_with("update/") {
+                        carried = Some(crate::history::KeptValue::of(&payload, layout));
+                    }
                     let payload = self
                         .payload_for(name, payload, layout, vtable)
                         .map_err(Halt::Payload)?;
@@ -158,20 +166,19 @@ impl Engine {
             | Request::Child { .. }
             | Request::StartChild { .. }
             | Request::ContinueAsNew { .. } => None,
-        })
+        };
+        Ok(done.map(|(output, consumed)| (output, consumed, carried)))
     }
 
     /// Records in the history that the timer or signal `request` waited
-    /// for has come (a signal with its payload, read from `consumed`, the
-    /// key the transition deletes), sets the search attributes it names,
-    /// or stages the update reply it makes (saved with the transition it
-    /// resumes).
+    /// for has come (a signal with what it `carried`), sets the search
+    /// attributes it names, or stages the update reply it makes (saved with
+    /// the transition it resumes).
     pub(super) fn note_arrival(
-        &self,
         id: &str,
         record: &mut InstanceRecord,
         request: &Request,
-        consumed: Option<&[u8]>,
+        carried: Option<crate::history::KeptValue>,
     ) {
         let step = record.step;
         let event = match request {
@@ -195,21 +202,13 @@ impl Engine {
                         step,
                         name: name.clone(),
                     });
-                // the payload as its sender wrote it, with the sender's
-                // layout (stored with the signal); an update's request is
-                // shown by its own events
-                let stored = consumed
-                    .and_then(|key| self.store.get(key).ok().flatten())
-                    .and_then(|value| super::decode_signal(&value).ok());
-                match stored {
-                    Some((_, payload, layout)) if !name.starts_with("update/") => {
-                        crate::history::EventKind::SignalKept {
-                            step,
-                            name: name.clone(),
-                            value: crate::history::KeptValue::of(&payload, layout),
-                        }
-                    }
-                    _ => return,
+                match carried {
+                    Some(value) => crate::history::EventKind::SignalKept {
+                        step,
+                        name: name.clone(),
+                        value,
+                    },
+                    None => return,
                 }
             }
             Request::SetAttributes(attrs) => {
@@ -485,8 +484,8 @@ impl Engine {
                     return self.fail(id, record, why).await;
                 }
                 match self.ready(id, other, executor.as_ref())? {
-                    Some((bytes, key)) => {
-                        self.note_arrival(id, record, other, key.as_deref());
+                    Some((bytes, key, carried)) => {
+                        Self::note_arrival(id, record, other, carried);
                         timers.extend(key);
                         Ok(Some((bytes, timers)))
                     }
