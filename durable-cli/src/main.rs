@@ -5,7 +5,7 @@
 //!
 //! list [--status sleeping] [--workflow process_order] [--prefix order-] [--attr customer=acme]
 //!      [--started-after T] [--started-before T] [--closed-after T] [--closed-before T]
-//!      [--after ID] [--limit 50]
+//!      [--order newest|id] [--after ID] [--limit 50]
 //! describe ID
 //! history ID
 //! state ID                  (with --db rendered by the layout stored with the state)
@@ -64,7 +64,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser, Subcommand};
 use durable_runtime::snapshot::{Snapshot, SnapshotSet};
-use durable_runtime::{ListFilter, Phase};
+use durable_runtime::{ListFilter, ListOrder, Phase};
 
 mod batches;
 mod checks;
@@ -114,13 +114,26 @@ struct Cli {
     command: Command,
 }
 
+/// The order of `durable list`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Order {
+    /// Newest start first (instances started in the same millisecond by id).
+    Newest,
+    /// By id.
+    Id,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// List instances.
     List {
         #[command(flatten)]
         filter: FilterArgs,
-        /// Only ids after this one (paging).
+        /// Newest start first, or by id.
+        #[arg(long, value_enum, default_value_t = Order::Newest)]
+        order: Order,
+        /// Only instances after this one in the order (paging: the last id
+        /// of the previous page).
         #[arg(long)]
         after: Option<String>,
         /// At most this many.
@@ -351,11 +364,16 @@ async fn execute(source: &Source, command: Command, json: bool) -> Result<(), Fa
         Command::Completions { shell } => return completions(shell),
         Command::List {
             filter,
+            order,
             after,
             limit,
         } => {
             let attr = filter.attr.clone();
             let filter = ListFilter {
+                order: match order {
+                    Order::Newest => ListOrder::NewestFirst,
+                    Order::Id => ListOrder::Id,
+                },
                 after,
                 limit,
                 ..filter.filter()?

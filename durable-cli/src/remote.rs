@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use durable_runtime::history::HistoryEvent;
-use durable_runtime::{Description, ListFilter, Phase};
+use durable_runtime::{Description, ListFilter, ListOrder, Phase};
 use serde::de::DeserializeOwned;
 
 use crate::failure::{EXIT_TOKEN, EXIT_UNKNOWN, EXIT_UNREACHABLE, Failure};
@@ -160,11 +160,21 @@ impl Client {
             ("workflow", filter.workflow.as_deref()),
             ("prefix", filter.id_prefix.as_deref()),
             ("attr", attr),
+            (
+                "order",
+                Some(match filter.order {
+                    ListOrder::Id => "id",
+                    ListOrder::NewestFirst => "newest",
+                }),
+            ),
             ("after", filter.after.as_deref()),
         ] {
             if let Some(v) = value {
                 query.push_str(&format!("&{key}={}", encode(v)));
             }
+        }
+        if let Some(ms) = filter.after_started_ms {
+            query.push_str(&format!("&after_started={ms}"));
         }
         for (name, range) in [("started", filter.started), ("closed", filter.closed)] {
             if let Some((from, to)) = range {

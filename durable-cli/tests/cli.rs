@@ -114,6 +114,19 @@ async fn lists_describes_and_steers_instances_with_exit_codes_scripts_can_trust(
         (0, "[]"),
         "no instance set the attribute"
     );
+    // newest start first, or by id; nothing else
+    let listed = |args: &[&str]| -> Vec<String> {
+        let (code, out, err) = durable(dir.path(), args);
+        assert_eq!(code, 0, "{err}");
+        let list: Vec<durable_runtime::Description> = serde_json::from_str(&out).unwrap();
+        list.into_iter().map(|d| d.id).collect()
+    };
+    let mut by_id = listed(&["list", "--json"]);
+    by_id.sort();
+    assert_eq!(listed(&["list", "--order", "id", "--json"]), by_id);
+    let (code, _, err) = durable(dir.path(), &["list", "--order", "sideways"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("newest"), "{err}");
     let (_, out, _) = durable(dir.path(), &["list", "--prefix", "wa", "--json"]);
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list.as_array().map(|a| a.len()), Some(1), "{out}");
@@ -268,6 +281,8 @@ async fn with_url_the_commands_steer_a_live_service_and_print_the_same() {
         .await
         .unwrap()
         .unwrap();
+    // started after `ok`, in a millisecond of their own: newest first is not id order
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     for id in ["w/1", "w-2"] {
         rt.start(id, waiter(1), IdPolicy::Reject).await.unwrap();
     }
@@ -283,8 +298,21 @@ async fn with_url_the_commands_steer_a_live_service_and_print_the_same() {
     let (code, out, err) = durable_url(&url, token, &["list", "--json"]);
     assert_eq!(code, 0, "{err}");
     let listed: Vec<durable_runtime::Description> = serde_json::from_str(&out).unwrap();
-    let local = rt.list(&durable_runtime::ListFilter::default()).unwrap();
-    assert_eq!(listed, local);
+    let newest = durable_runtime::ListFilter {
+        order: durable_runtime::ListOrder::NewestFirst,
+        ..durable_runtime::ListFilter::default()
+    };
+    assert_eq!(listed, rt.list(&newest).unwrap(), "newest first by default");
+    let (code, out, err) = durable_url(&url, token, &["list", "--order", "id", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let listed: Vec<durable_runtime::Description> = serde_json::from_str(&out).unwrap();
+    let by_id = rt.list(&durable_runtime::ListFilter::default()).unwrap();
+    assert_eq!(listed, by_id);
+    assert_ne!(
+        rt.list(&newest).unwrap(),
+        by_id,
+        "the instances started out of id order"
+    );
     let (code, out, _) = durable_url(
         &url,
         token,

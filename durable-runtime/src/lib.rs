@@ -140,7 +140,7 @@ pub use compatibility::Compatibility;
 pub use error::{
     Error, OpenError, ResetError, ResultError, ResumeError, SignalError, StartError, UpdateError,
 };
-pub use filter::ListFilter;
+pub use filter::{ListFilter, ListOrder};
 pub use limits::{Limits, MAX_ATTRIBUTE_BYTES};
 pub use phase::Status;
 pub use phase::{Phase, UnknownPhase};

@@ -160,11 +160,14 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
         matches!(failed, Err(ResultError::Failed { .. })),
         "the invoice fails: {failed:?}"
     );
+    // each started in a millisecond of its own: the list shows them newest first
     for id in ["approval-1", "approval-2"] {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         rt.start(id, approval(format!("{id} laptop")), IdPolicy::Reject)
             .await
             .unwrap();
     }
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     rt.start("reminder-1", reminder(90), IdPolicy::Reject)
         .await
         .unwrap();

@@ -94,6 +94,8 @@ try {
     "payment-1": "failed",
     "reminder-1": "sleeping",
   });
+  assert.equal((await rows(page)).map((r) => r.id).join(","),
+    "reminder-1,approval-2,approval-1,invoice-1,payment-1,checkout-1", "newest start first");
   const failedRow = (await rows(page)).find((r) => r.id === "invoice-1");
   assert.match(failedRow.error, /a reservation is a number/);
   const count = (phase) => page.textContent(`#counts a[data-phase="${phase}"] b`);

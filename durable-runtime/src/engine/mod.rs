@@ -41,7 +41,7 @@ mod tasks;
 mod timers;
 mod versions;
 use crate::phase::Status;
-pub(crate) use record::{InstanceRecord, now_ms, unindex};
+pub(crate) use record::{InstanceRecord, now_ms};
 pub(crate) use registry::{MigrationEntry, Registry, WorkflowEntry};
 pub(crate) use rerun::RETRYING;
 

@@ -189,9 +189,34 @@ impl InstanceRecord {
         want
     }
 
+    /// Its start-time index entries (of every instance and of its
+    /// workflow): known from the record, so not listed in `indexed`.
+    pub(crate) fn started_keys(&self, id: &str) -> [Vec<u8>; 2] {
+        [None, Some(self.workflow.as_str())]
+            .map(|w| keys::started_entry(keys::started_index_prefix(w), self.created_ms, id))
+    }
+
+    /// Adds to `batch` the removal of every index entry of instance `id`
+    /// (this record): the ones it lists and its start-time entries.
+    pub(crate) fn unindex_all(&self, id: &str, batch: &mut Batch) {
+        for entry in &self.indexed {
+            unindex(entry, batch);
+        }
+        for entry in self.started_keys(id) {
+            batch.delete(entry);
+        }
+    }
+
     /// Adds to `batch` what brings instance `id`'s index entries in line
-    /// with this record (saved in the same batch as the record).
+    /// with this record (saved in the same batch as the record). A record
+    /// indexed for the first time (new, or imported) gets its start-time
+    /// entries too.
     pub(crate) fn reindex(&mut self, id: &str, batch: &mut Batch) {
+        if self.indexed.is_empty() {
+            for entry in self.started_keys(id) {
+                batch.put(entry, Vec::new());
+            }
+        }
         let want = self.index_keys(id);
         for stale in self.indexed.iter().filter(|k| !want.contains(k)) {
             unindex(stale, batch);

@@ -38,6 +38,52 @@ impl Engine {
         Ok(())
     }
 
+    /// Writes the start-time index entries of the instances a build before
+    /// that index wrote ([`keys::STARTED_INDEX`]), once: a counter of that
+    /// name says it is done. Runs at open, before recovery; on a shared
+    /// store several workers may do it at once, which writes the same
+    /// entries. Records that do not decode are skipped (they are listed by
+    /// `parked`, not by time).
+    async fn index_start_times_once(&self) -> Result<(), StoreError> {
+        let done = [keys::STARTED_INDEX];
+        if self
+            .store
+            .counters()?
+            .iter()
+            .any(|(name, n)| name[..] == done && *n > 0)
+        {
+            return Ok(());
+        }
+        let prefix = [keys::INSTANCE];
+        let mut from = prefix.to_vec();
+        let mut indexed = 0usize;
+        loop {
+            let page = self.store.scan_from(&prefix, &from, RECOVER_PAGE)?;
+            let Some((last, _)) = page.last() else { break };
+            from = keys::after(last);
+            let mut batch = Batch::default();
+            for (key, bytes) in &page {
+                if let Ok(record) = InstanceRecord::decode(bytes) {
+                    for entry in record.started_keys(&keys::instance_id(key)) {
+                        batch.put(entry, Vec::new());
+                    }
+                    indexed += 1;
+                }
+            }
+            self.store.commit(batch).await?;
+        }
+        let mut batch = Batch::default();
+        batch.count(done.to_vec(), 1);
+        self.store.commit(batch).await?;
+        if indexed > 0 {
+            tracing::info!(
+                indexed,
+                "indexed the start times of the instances an earlier build wrote"
+            );
+        }
+        Ok(())
+    }
+
     /// Resumes the unfinished instances that have something to do now and
     /// parks the ones of those this code cannot run. Returns how many were
     /// resumed.
@@ -49,6 +95,7 @@ impl Engine {
     /// ([`Engine::wake_instance`]): opening a store of a million sleepers
     /// reads none of their records, which would stay in sled's cache.
     pub(crate) async fn recover(self: &Arc<Self>) -> Result<usize, StoreError> {
+        self.index_start_times_once().await?;
         if self.store.shared() {
             // workers share the store: this one runs what it claims
             return self.join().await;

@@ -78,9 +78,7 @@ impl Engine {
         record: &InstanceRecord,
         batch: &mut Batch,
     ) -> Result<(), StoreError> {
-        for entry in &record.indexed {
-            super::record::unindex(entry, batch);
-        }
+        record.unindex_all(id, batch);
         for deadline in [record.deadline_ms, record.run_deadline_ms]
             .into_iter()
             .flatten()

@@ -464,7 +464,12 @@ struct ListQuery {
     status: Option<String>,
     workflow: Option<String>,
     prefix: Option<String>,
+    /// `newest` (the default): newest start first; `id`: by id.
+    order: Option<String>,
+    /// The last id of the previous page.
     after: Option<String>,
+    /// With `order=newest`: the previous page's last start time (ms).
+    after_started: Option<u64>,
     limit: Option<usize>,
 }
 
@@ -499,7 +504,7 @@ async fn list(
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
             format!(
-                "`limit` is at most {MAX_LIST_LIMIT}, not {limit}: page on with `after` (the last id of a page)"
+                "`limit` is at most {MAX_LIST_LIMIT}, not {limit}: page on with `after` and `after_started` (the last id of a page and its start time)"
             ),
         ));
     }
@@ -507,12 +512,24 @@ async fn list(
         .map(|s| s.parse::<Phase>())
         .transpose()
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let order = match given(q.order).as_deref() {
+        None | Some("newest") => crate::ListOrder::NewestFirst,
+        Some("id") => crate::ListOrder::Id,
+        Some(other) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("`order` is `newest` or `id`, not `{other}`"),
+            ));
+        }
+    };
     let filter = ListFilter {
         workflow: given(q.workflow),
         status: None,
         phase,
         id_prefix: given(q.prefix),
+        order,
         after: given(q.after),
+        after_started_ms: q.after_started,
         limit,
         search_attribute: given(q.attr).map(|a| attribute_filter(&a)).transpose()?,
         started: range(q.started_from, q.started_to),

@@ -74,8 +74,11 @@ impl Runtime {
         action: BatchAction,
         per_second: Option<u32>,
     ) -> Result<BatchOperation, BatchError> {
+        // visited in id order: the cursor is the last id visited
         let filter = ListFilter {
+            order: crate::ListOrder::Id,
             after: None,
+            after_started_ms: None,
             limit: 0,
             ..filter
         };
@@ -112,7 +115,9 @@ impl Runtime {
     pub fn batch_preview(&self, filter: &ListFilter) -> Result<Vec<String>, StoreError> {
         let mut ids = Vec::new();
         let mut page = ListFilter {
+            order: crate::ListOrder::Id,
             after: None,
+            after_started_ms: None,
             limit: PAGE,
             ..filter.clone()
         };
@@ -290,7 +295,9 @@ impl Runtime {
             .map(|n| Duration::from_secs_f64(1.0 / f64::from(n)));
         loop {
             let page = self.list(&ListFilter {
+                order: crate::ListOrder::Id,
                 after: op.cursor.clone(),
+                after_started_ms: None,
                 limit: page_size,
                 ..op.filter.clone()
             })?;

@@ -1,9 +1,8 @@
-//! Reading what is stored: [`Description`], [`ListFilter`], states as
+//! Reading what is stored: [`Description`], states as
 //! JSON, histories, and [`Compatibility`] of stored instances with the
 //! registered code.
 
 use super::Runtime;
-use crate::ListFilter;
 use crate::compatibility::Compatibility;
 use crate::engine::{Engine, InstanceRecord, WorkflowEntry, guarded};
 use crate::error::{ResultError, ResumeError};
@@ -81,118 +80,6 @@ impl Runtime {
     pub fn history(&self, id: &str) -> Result<Vec<crate::history::HistoryEvent>, ResultError> {
         self.describe(id)?;
         history_of(&self.engine, id)
-    }
-
-    /// Instances in id order, filtered; page with [`ListFilter::after`].
-    /// Records that do not decode are skipped here and reported by
-    /// [`Runtime::parked`]. The narrowest index the store keeps answers the
-    /// filter: the search attribute's values, else the phase index (a
-    /// status reads each of its phases), else the workflow index, else a
-    /// scan of the records; an id prefix narrows each to that key range.
-    /// The other filters and the time ranges are checked on each record
-    /// read.
-    pub fn list(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
-        use crate::store::keys;
-        // the narrowest index that answers the filter; records are read by id
-        let phases: Vec<Phase> = match (filter.phase, filter.status) {
-            (Some(p), _) => vec![p],
-            (None, Some(status)) => Phase::ALL
-                .into_iter()
-                .filter(|p| p.status() == status)
-                .collect(),
-            (None, None) => Vec::new(),
-        };
-        let sources: Vec<Vec<u8>> = match (&filter.search_attribute, &phases[..], &filter.workflow)
-        {
-            (Some((name, values)), _, _) => values
-                .iter()
-                .filter_map(|v| keys::attribute_index_prefix(name, v))
-                .collect(),
-            (None, [], None) => return self.list_scan(filter),
-            (None, [], Some(workflow)) => vec![keys::workflow_index_prefix(workflow)],
-            (None, phases, _) => phases
-                .iter()
-                .map(|p| keys::phase_index_prefix(p.tag()))
-                .collect(),
-        };
-        let limit = if filter.limit == 0 {
-            usize::MAX
-        } else {
-            filter.limit
-        };
-        let id_prefix = filter.id_prefix.as_deref().unwrap_or("");
-        let mut matched: Vec<Description> = Vec::new();
-        for source in &sources {
-            // from the id prefix, or after the last id of the previous page
-            let start = keys::index_entry(source.clone(), id_prefix);
-            let mut from = match &filter.after {
-                Some(after) => {
-                    keys::after(&keys::index_entry(source.clone(), after)).max(start.clone())
-                }
-                None => start.clone(),
-            };
-            let mut found = 0;
-            'pages: loop {
-                let page = self.engine.store.scan_from(&start, &from, 1024)?;
-                let Some((last, _)) = page.last() else { break };
-                from = keys::after(last);
-                for (key, _) in page {
-                    let id = String::from_utf8_lossy(&key[source.len()..]).into_owned();
-                    let Some(Ok(r)) = self.engine.peek(&id)? else {
-                        continue;
-                    };
-                    // an entry is current when its record agrees (same batch)
-                    let phase = Phase::of(r.status, r.pending.as_ref());
-                    if !r.indexed.contains(&key)
-                        || !filter
-                            .in_time(r.created_ms, r.status.is_terminal().then_some(r.updated_ms))
-                        || filter.workflow.as_ref().is_some_and(|w| *w != r.workflow)
-                        || !phases.is_empty() && !phases.contains(&phase)
-                    {
-                        continue;
-                    }
-                    matched.push(Description::of(&id, r));
-                    found += 1;
-                    if found >= limit {
-                        break 'pages;
-                    }
-                }
-            }
-        }
-        // several sources (the phases of one status) merge in id order
-        matched.sort_by(|a, b| a.id.cmp(&b.id));
-        matched.dedup_by(|a, b| a.id == b.id);
-        matched.truncate(limit);
-        Ok(matched)
-    }
-
-    /// `list` without a status or workflow filter: a scan of the records in id order.
-    pub(super) fn list_scan(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
-        use crate::store::keys;
-        let prefix = keys::instance(filter.id_prefix.as_deref().unwrap_or(""));
-        let mut from = match &filter.after {
-            Some(after) => keys::after(&keys::instance(after)).max(prefix.clone()),
-            None => prefix.clone(),
-        };
-        let mut out = Vec::new();
-        loop {
-            let page = self.engine.store.scan_from(&prefix, &from, 1024)?;
-            let Some((last, _)) = page.last() else { break };
-            from = keys::after(last);
-            for (key, bytes) in page {
-                let Ok(r) = InstanceRecord::decode(&bytes) else {
-                    continue;
-                };
-                if !filter.in_time(r.created_ms, r.status.is_terminal().then_some(r.updated_ms)) {
-                    continue;
-                }
-                out.push(Description::of(&keys::instance_id(&key), r));
-                if filter.limit > 0 && out.len() >= filter.limit {
-                    return Ok(out);
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// The workflow versions and migrations this runtime registered: what

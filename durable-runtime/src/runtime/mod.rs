@@ -18,6 +18,7 @@ mod batch;
 mod builder;
 mod handle;
 mod inspect;
+mod listing;
 mod metrics;
 mod promises;
 mod schedules;

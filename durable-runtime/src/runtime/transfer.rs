@@ -350,9 +350,7 @@ impl Runtime {
             Some(existing) => {
                 // the replaced instance's index entries go with it
                 if let Ok(old) = InstanceRecord::decode(&existing) {
-                    for entry in &old.indexed {
-                        crate::engine::unindex(entry, batch);
-                    }
+                    old.unindex_all(id, batch);
                 }
                 batch.expect(key.clone(), Some(existing));
                 let mut old = store.scan_prefix(&signals)?;

@@ -310,6 +310,28 @@ async fn phases_filter_the_list_and_json_signals_take_the_awaited_type() {
     );
     let (code, body) = call(addr, "GET", "/api/instances?limit=many", None, "").await;
     assert_eq!(code, 400, "{body}");
+    // newest start first by default, by id on request, nothing else
+    let (_, body) = call(addr, "GET", "/api/instances", None, "").await;
+    let newest = json(&body);
+    let starts: Vec<u64> = newest
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["created_ms"].as_u64().unwrap())
+        .collect();
+    assert!(starts.len() > 1 && starts.windows(2).all(|w| w[0] >= w[1]), "{body}");
+    let (_, body) = call(addr, "GET", "/api/instances?order=id", None, "").await;
+    let by_id: Vec<String> = json(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(by_id.windows(2).all(|w| w[0] < w[1]), "{body}");
+    assert_eq!(by_id.len(), starts.len());
+    let (code, body) = call(addr, "GET", "/api/instances?order=oldest", None, "").await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("`order` is `newest` or `id`"), "{body}");
 
     let (code, body) = call(addr, "GET", "/api/instances/ask-1/state", None, "").await;
     assert_eq!(code, 200, "{body}");

@@ -30,6 +30,27 @@ fn ids(list: &[durable_runtime::Description]) -> Vec<String> {
     list.iter().map(|d| d.id.clone()).collect()
 }
 
+/// Every page of `filter` newest first, `size` at a time, paged with the
+/// last instance's id and (`with_time`) its start time.
+fn newest_pages(rt: &Runtime, filter: &ListFilter, size: usize, with_time: bool) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut filter = ListFilter {
+        order: durable_runtime::ListOrder::NewestFirst,
+        limit: size,
+        ..filter.clone()
+    };
+    loop {
+        let page = rt.list(&filter).unwrap();
+        assert!(page.len() <= size);
+        seen.extend(ids(&page));
+        let Some(last) = page.last() else { break };
+        filter.after = Some(last.id.clone());
+        filter.after_started_ms = with_time.then_some(last.created_ms);
+        assert!(seen.len() <= 1000, "paging does not end: {seen:?}");
+    }
+    seen
+}
+
 fn count(rt: &Runtime, phase: Phase) -> usize {
     rt.counts_by_phase()
         .unwrap()
@@ -785,4 +806,130 @@ async fn the_history_shows_activity_inputs_and_results_and_signal_payloads_by_na
     assert_eq!(rt2.history("p-1").unwrap(), history);
     rt2.shutdown().await;
     rt.shutdown().await;
+}
+
+/// Newest start first: by start time (instances started in the same
+/// millisecond by id), paged with the last instance's id and start time,
+/// narrowed by workflow, status, id prefix and start time, an id started
+/// again listed once at its new time; and a store written before the
+/// start-time index lists the same opened without recovery (as the CLI
+/// opens it) and after an open indexed it.
+#[tokio::test]
+async fn the_list_shows_the_newest_start_first_and_pages_on_in_that_order() {
+    use durable_runtime::store::Batch;
+    let db = BACKEND.store();
+    let open = |resume: bool| {
+        Runtime::builder()
+            .workflow::<quick>()
+            .workflow::<gate>()
+            .resume_on_open(resume)
+            .open_url(db.url())
+    };
+    let rt = open(true).await.unwrap();
+    for i in 0..15u32 {
+        rt.start(format!("g-{i:02}"), gate(i), IdPolicy::Reject)
+            .await
+            .unwrap();
+        rt.start(format!("q-{i:02}"), quick(i), IdPolicy::Reject)
+            .await
+            .unwrap()
+            .result()
+            .within()
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    until("the gates wait", || {
+        count(&rt, Phase::WaitingForSignal) == 15
+    })
+    .await;
+    // q-03 started again: one entry, at its new start time
+    rt.start("q-03", quick(3), IdPolicy::NewRunIfEnded)
+        .await
+        .unwrap()
+        .result()
+        .within()
+        .await
+        .unwrap()
+        .unwrap();
+    // what newest first means, from the start times the descriptions give
+    let mut all: Vec<(u64, String)> = rt
+        .list(&ListFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.created_ms, d.id))
+        .collect();
+    assert_eq!(all.len(), 30);
+    all.sort_by_key(|(ms, id)| (std::cmp::Reverse(*ms), id.clone()));
+    let want = |keep: &dyn Fn(u64, &str) -> bool| -> Vec<String> {
+        all.iter()
+            .filter(|(ms, id)| keep(*ms, id))
+            .map(|(_, id)| id.clone())
+            .collect()
+    };
+    assert_eq!(want(&|_, _| true)[0], "q-03", "started last");
+    let (from, to) = (all[20].0, all[5].0);
+    let check = |rt: &Runtime| {
+        let every = ListFilter::default();
+        assert_eq!(newest_pages(rt, &every, 7, true), want(&|_, _| true));
+        assert_eq!(
+            newest_pages(rt, &every, 4, false),
+            want(&|_, _| true),
+            "the id alone places a page"
+        );
+        let quick_ones = ListFilter {
+            workflow: Some("quick".into()),
+            ..ListFilter::default()
+        };
+        assert_eq!(
+            newest_pages(rt, &quick_ones, 4, true),
+            want(&|_, id| id.starts_with("q-"))
+        );
+        let waiting = ListFilter {
+            phase: Some(Phase::WaitingForSignal),
+            ..ListFilter::default()
+        };
+        assert_eq!(
+            newest_pages(rt, &waiting, 4, true),
+            want(&|_, id| id.starts_with("g-"))
+        );
+        let window = ListFilter {
+            id_prefix: Some("q-".into()),
+            started: Some((from, to)),
+            ..ListFilter::default()
+        };
+        let windowed = newest_pages(rt, &window, 3, true);
+        assert!(!windowed.is_empty());
+        assert_eq!(
+            windowed,
+            want(&|ms, id| id.starts_with("q-") && from <= ms && ms <= to)
+        );
+    };
+    check(&rt);
+    rt.shutdown().await;
+
+    // as a build before the start-time index left the store
+    let store = db.open().await;
+    assert_eq!(store.scan_prefix(b"e").unwrap().len(), 30, "one entry each");
+    assert_eq!(store.scan_prefix(b"Equick\0").unwrap().len(), 15);
+    let mut forget = Batch::default();
+    for tag in [b"e", b"E"] {
+        for (key, _) in store.scan_prefix(tag).unwrap() {
+            forget.delete(key);
+        }
+    }
+    forget.count(b"e".to_vec(), -1);
+    store.commit(forget).await.unwrap();
+    drop(store);
+    // opened without recovery: listed in id order and sorted
+    let rt = open(false).await.unwrap();
+    check(&rt);
+    rt.shutdown().await;
+    // an open indexes it
+    let rt = open(true).await.unwrap();
+    check(&rt);
+    rt.shutdown().await;
+    let store = db.open().await;
+    assert_eq!(store.scan_prefix(b"e").unwrap().len(), 30);
+    assert_eq!(store.scan_prefix(b"E").unwrap().len(), 30);
 }

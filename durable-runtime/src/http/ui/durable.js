@@ -219,7 +219,8 @@ function listPage() {
     limit.value = asked;
   }
   const workflows = new Set();
-  // the first id after which each page starts: [null] is the first page
+  // where each page starts, newest first: after the previous page's last
+  // instance ({ id, started }); [null] is the first page
   let cursors = [null];
 
   // The search attribute as the list filter takes it: `name=value`, the
@@ -260,7 +261,10 @@ function listPage() {
     const pageSize = Number(limit.value);
     q.set("limit", String(pageSize));
     const after = cursors[cursors.length - 1];
-    if (after) q.set("after", after);
+    if (after) {
+      q.set("after", after.id);
+      q.set("after_started", String(after.started));
+    }
     const [counts, list, workers] = await Promise.all([
       api(BASE + "api/stats"),
       api(BASE + "api/instances?" + q.toString()),
@@ -270,7 +274,9 @@ function listPage() {
     renderWorkers(workers);
     renderRows(list);
     $("more").hidden = list.length < pageSize;
-    $("more").dataset.last = list.length ? list[list.length - 1].id : "";
+    const last = list[list.length - 1];
+    $("more").dataset.last = last ? last.id : "";
+    $("more").dataset.lastStarted = last ? String(last.created_ms) : "";
     $("prev").hidden = cursors.length < 2;
     $("page-no").textContent = cursors.length > 1 || list.length === pageSize
       ? `page ${cursors.length}` : "";
@@ -356,7 +362,7 @@ function listPage() {
   });
   $("more").addEventListener("click", () => {
     if (!$("more").dataset.last) return;
-    cursors.push($("more").dataset.last);
+    cursors.push({ id: $("more").dataset.last, started: $("more").dataset.lastStarted });
     tick();
   });
   $("prev").addEventListener("click", () => {
