@@ -145,7 +145,8 @@ pub use limits::{Limits, MAX_ATTRIBUTE_BYTES};
 pub use phase::Status;
 pub use phase::{Phase, UnknownPhase};
 pub use runtime::{
-    Builder, Description, IdPolicy, Metrics, Runtime, Schedules, WorkerInfo, WorkflowHandle,
+    Builder, Description, IdPolicy, MatchedCounts, Metrics, Runtime, Schedules, WorkerInfo,
+    WorkflowHandle,
 };
 pub use saga::Saga;
 pub use schedule::{Overlap, Schedule, ScheduleError};

@@ -114,9 +114,16 @@ try {
   await page.fill("#f-prefix", "approval-");
   await waitUntil("the prefix filter leaves the approvals",
     async () => (await rowIds(page)) === "approval-1,approval-2");
+  // the status chips count what the other filters match
+  await waitUntil("the chips follow the prefix filter",
+    async () => (await count("")) === "2" && (await count("waiting_for_signal")) === "2"
+      && (await count("failed")) === "0");
   await page.click("#f-clear");
   await page.fill("#f-workflow", "payment");
   await waitUntil("the workflow filter leaves the payment", async () => (await rowIds(page)) === "payment-1");
+  await waitUntil("the chips follow the workflow filter",
+    async () => (await count("")) === "1" && (await count("failed")) === "1"
+      && (await count("waiting_for_signal")) === "0");
   await page.click("#f-clear");
   await waitUntil("clearing shows all again", async () => (await rows(page)).length === 6);
   await page.click('#counts a[data-phase="failed"]');

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use durable_runtime::prelude::*;
-use durable_runtime::{ListFilter, Phase, SearchValue, upsert_search_attributes};
+use durable_runtime::{ListFilter, ListOrder, Phase, SearchValue, upsert_search_attributes};
 use serde::Serialize;
 
 #[workflow]
@@ -102,10 +102,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("filled {n} instances in {fill_seconds:.1} s");
 
     let page = |filter: ListFilter| rt.list(&filter).map(|l| l.len()).unwrap_or(0);
+    let newest = |filter: ListFilter| {
+        page(ListFilter {
+            order: ListOrder::NewestFirst,
+            ..filter
+        })
+    };
+    let middle = format!("acct-{:08}", n / 2);
     let queries = vec![
         timed("first page, no filter (100)", || {
             page(ListFilter {
                 limit: 100,
+                ..ListFilter::default()
+            })
+        }),
+        timed("first page newest first, no filter (100)", || {
+            newest(ListFilter {
+                limit: 100,
+                ..ListFilter::default()
+            })
+        }),
+        timed("first page newest first, waiting_for_signal (100)", || {
+            newest(ListFilter {
+                phase: Some(Phase::WaitingForSignal),
+                limit: 100,
+                ..ListFilter::default()
+            })
+        }),
+        timed("page deep newest first (100 after the middle id)", || {
+            newest(ListFilter {
+                after: Some(middle.clone()),
+                limit: 100,
+                ..ListFilter::default()
+            })
+        }),
+        timed("newest first, all of one customer", || {
+            newest(ListFilter {
+                search_attribute: Some(("customer".into(), vec![SearchValue::from("c42")])),
                 ..ListFilter::default()
             })
         }),
@@ -116,10 +149,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 ..ListFilter::default()
             })
         }),
-        timed("page deep in completed (100 after acct-00500000)", || {
+        timed("page deep in completed (100 after the middle id)", || {
             page(ListFilter {
                 phase: Some(Phase::Completed),
-                after: Some("acct-00500000".into()),
+                after: Some(middle.clone()),
                 limit: 100,
                 ..ListFilter::default()
             })
@@ -130,6 +163,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 ..ListFilter::default()
             })
         }),
+        timed("counts by phase of one customer (the UI's chips)", || {
+            rt.count_matching(
+                &ListFilter {
+                    search_attribute: Some(("customer".into(), vec![SearchValue::from("c42")])),
+                    ..ListFilter::default()
+                },
+                10_000,
+            )
+            .map(|c| c.by_phase.iter().map(|(_, n)| n).sum())
+            .unwrap_or(0)
+        }),
+        timed(
+            "counts by phase of an id prefix (at most 10,000 read)",
+            || {
+                rt.count_matching(
+                    &ListFilter {
+                        id_prefix: Some("acct-000".into()),
+                        ..ListFilter::default()
+                    },
+                    10_000,
+                )
+                .map(|c| c.by_phase.iter().map(|(_, n)| n).sum())
+                .unwrap_or(0)
+            },
+        ),
         timed("counts by phase (index keys)", || {
             rt.counts_by_phase()
                 .map(|c| c.iter().map(|(_, n)| n).sum())

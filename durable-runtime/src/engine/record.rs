@@ -189,33 +189,28 @@ impl InstanceRecord {
         want
     }
 
-    /// Its start-time index entries (of every instance and of its
-    /// workflow): known from the record, so not listed in `indexed`.
-    pub(crate) fn started_keys(&self, id: &str) -> [Vec<u8>; 2] {
-        [None, Some(self.workflow.as_str())]
-            .map(|w| keys::started_entry(keys::started_index_prefix(w), self.created_ms, id))
+    /// Its start-time index entry: known from the record, so not listed
+    /// in `indexed`.
+    pub(crate) fn started_key(&self, id: &str) -> Vec<u8> {
+        keys::started_entry(self.created_ms, id)
     }
 
     /// Adds to `batch` the removal of every index entry of instance `id`
-    /// (this record): the ones it lists and its start-time entries.
+    /// (this record): the ones it lists and its start-time entry.
     pub(crate) fn unindex_all(&self, id: &str, batch: &mut Batch) {
         for entry in &self.indexed {
             unindex(entry, batch);
         }
-        for entry in self.started_keys(id) {
-            batch.delete(entry);
-        }
+        batch.delete(self.started_key(id));
     }
 
     /// Adds to `batch` what brings instance `id`'s index entries in line
     /// with this record (saved in the same batch as the record). A record
     /// indexed for the first time (new, or imported) gets its start-time
-    /// entries too.
+    /// entry too.
     pub(crate) fn reindex(&mut self, id: &str, batch: &mut Batch) {
         if self.indexed.is_empty() {
-            for entry in self.started_keys(id) {
-                batch.put(entry, Vec::new());
-            }
+            batch.put(self.started_key(id), Vec::new());
         }
         let want = self.index_keys(id);
         for stale in self.indexed.iter().filter(|k| !want.contains(k)) {

@@ -38,7 +38,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes the start-time index entries of the instances a build before
+    /// Writes the start-time index entry of each instance a build before
     /// that index wrote ([`keys::STARTED_INDEX`]), once: a counter of that
     /// name says it is done. Runs at open, before recovery; on a shared
     /// store several workers may do it at once, which writes the same
@@ -64,9 +64,7 @@ impl Engine {
             let mut batch = Batch::default();
             for (key, bytes) in &page {
                 if let Ok(record) = InstanceRecord::decode(bytes) {
-                    for entry in record.started_keys(&keys::instance_id(key)) {
-                        batch.put(entry, Vec::new());
-                    }
+                    batch.put(record.started_key(&keys::instance_id(key)), Vec::new());
                     indexed += 1;
                 }
             }

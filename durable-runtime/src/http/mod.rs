@@ -19,10 +19,11 @@
 //! | `GET /` | the web UI: instance list, counts, filters |
 //! | `GET /ui/instance?id=ID` | the web UI: one instance, its state, history timeline and buttons |
 //! | `GET /ui/schedules` | the web UI: schedules, next runs, recent events, pause/unpause/run-now buttons |
-//! | `GET /api/instances?status=&workflow=&prefix=&attr=name=value&started_from=&started_to=&closed_from=&closed_to=&after=&limit=` | list ([`Description`]s; times in ms since the epoch; `limit` 100 by default, at most [`MAX_LIST_LIMIT`]) |
-//! | `POST /api/instances` `{"id", "workflow", "input": <JSON>, "id_policy": "reject"}` | start by name on the newest version ([`Runtime::start_by_name`]); `id_policy` is `reject` (409 when the id is taken; the default), `use_existing` or `new_run_if_ended` ([`IdPolicy`](crate::IdPolicy)); 201 with the [`Description`] |
+//! | `GET /api/instances?status=&workflow=&prefix=&attr=name=value&started_from=&started_to=&closed_from=&closed_to=&order=newest\|id&after=&after_started=&limit=` | list ([`Description`](crate::Description)s, newest start first unless `order=id`; times in ms since the epoch; `limit` 100 by default, at most [`MAX_LIST_LIMIT`]) |
+//! | `GET /api/counts?` (the list's filters) | how many the filters match in each phase, whatever the status, and whether that is `exact` (at most [`MAX_COUNTED`] read) |
+//! | `POST /api/instances` `{"id", "workflow", "input": <JSON>, "id_policy": "reject"}` | start by name on the newest version ([`Runtime::start_by_name`]); `id_policy` is `reject` (409 when the id is taken; the default), `use_existing` or `new_run_if_ended` ([`IdPolicy`](crate::IdPolicy)); 201 with the [`Description`](crate::Description) |
 //! | `GET /api/instances/{id}` | describe (a finished instance's `output` as JSON) |
-//! | `GET /api/instances/{id}/result?wait=SECONDS` | the instance once it has ended, waiting up to `wait` (at most [`MAX_RESULT_WAIT_S`]; default 0) for it: 200 with its [`Description`] (`output`, `error`), or 202 with it still running ([`Runtime::result_json`]) |
+//! | `GET /api/instances/{id}/result?wait=SECONDS` | the instance once it has ended, waiting up to `wait` (at most [`MAX_RESULT_WAIT_S`]; default 0) for it: 200 with its [`Description`](crate::Description) (`output`, `error`), or 202 with it still running ([`Runtime::result_json`]) |
 //! | `GET /api/instances/{id}/history` | history ([`HistoryEvent`](crate::history::HistoryEvent)s) |
 //! | `GET /api/instances/{id}/state` | `{"id": .., "state": <state enum as JSON>}` |
 //! | `POST /api/instances/{id}/signal` `{"name": "..", "payload": <JSON>}` | signal ([`Runtime::signal_json`]) |
@@ -47,13 +48,13 @@
 //! | `POST /api/schedules/{id}/trigger` | a run now |
 //! | `POST /api/schedules/{id}/backfill` `{"from_ms", "to_ms", "overlap"}` | backfill |
 //! | `DELETE /api/schedules/{id}` | delete |
-//! | `GET /api/stats` | counts by [`Phase`], every phase |
+//! | `GET /api/stats` | counts by [`Phase`](crate::Phase), every phase |
 //! | `GET /api/workers` | the workers sharing a PostgreSQL store ([`WorkerInfo`](crate::WorkerInfo)) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /healthz` | liveness, no token: `{"status": "ok"}` |
 //! | `GET /readyz` | readiness, no token: 200 while the runtime is open and its store answers a read, else 503 ([`Runtime::ready`]) |
 //!
-//! `status` takes a [`Phase`] name: `running`, `sleeping`,
+//! `status` takes a [`Phase`](crate::Phase) name: `running`, `sleeping`,
 //! `waiting_for_signal`, `completed`, `failed`, `cancelled`, `terminated`,
 //! `parked`. Errors are JSON `{"error": ".."}` with a fitting code (400 bad
 //! input, 401 token, 403 a read-only token asking to change something, 404 unknown id, 409 the instance cannot take it, 415 a
@@ -93,10 +94,11 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::snapshot::{Snapshot, SnapshotError};
-use crate::{Description, ListFilter, Phase, ResultError, Runtime, SignalError, StoreError};
+use crate::{ResultError, Runtime, SignalError, StoreError};
 
 mod access;
 mod batch;
+mod lists;
 mod openapi;
 mod reset;
 mod schedules;
@@ -105,6 +107,7 @@ mod updates;
 
 pub use access::Access;
 use access::{auth, check_host, security_headers};
+pub use lists::MAX_COUNTED;
 
 /// The largest snapshot `POST /api/import` accepts.
 const MAX_SNAPSHOT_BYTES: usize = 256 * 1024 * 1024;
@@ -286,7 +289,7 @@ fn api_routes(app: &Arc<App>) -> axum::Router {
     let guarded = axum::Router::new()
         .route("/api/workers", get(workers))
         .route("/api/workflows", get(workflows))
-        .route("/api/instances", get(list).post(start))
+        .route("/api/instances", get(lists::list).post(start))
         .route("/api/instances/{id}", get(describe))
         .route("/api/instances/{id}/history", get(history))
         .route("/api/instances/{id}/result", get(result))
@@ -324,6 +327,7 @@ fn api_routes(app: &Arc<App>) -> axum::Router {
         .route("/api/batches/{id}", get(batch::describe))
         .route("/api/batches/{id}/stop", post(batch::stop))
         .route("/api/stats", get(stats))
+        .route("/api/counts", get(lists::counts))
         .layer(middleware::from_fn_with_state(app.clone(), auth))
         .with_state(app.clone());
     // the description holds no data: no token, so a client generator can fetch it
@@ -450,93 +454,6 @@ impl From<QueryRejection> for ApiError {
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))
-}
-
-#[derive(Deserialize)]
-struct ListQuery {
-    /// `name=value`: a search attribute (the value as text, number or flag).
-    attr: Option<String>,
-    /// Start and end times, ms since the epoch, both included.
-    started_from: Option<u64>,
-    started_to: Option<u64>,
-    closed_from: Option<u64>,
-    closed_to: Option<u64>,
-    status: Option<String>,
-    workflow: Option<String>,
-    prefix: Option<String>,
-    /// `newest` (the default): newest start first; `id`: by id.
-    order: Option<String>,
-    /// The last id of the previous page.
-    after: Option<String>,
-    /// With `order=newest`: the previous page's last start time (ms).
-    after_started: Option<u64>,
-    limit: Option<usize>,
-}
-
-/// An empty query value (`?status=`) means no filter, as an HTML form sends it.
-fn given(value: Option<String>) -> Option<String> {
-    value.filter(|v| !v.is_empty())
-}
-
-/// A time range from optional ends.
-fn range(from: Option<u64>, to: Option<u64>) -> Option<(u64, u64)> {
-    (from.is_some() || to.is_some()).then(|| (from.unwrap_or(0), to.unwrap_or(u64::MAX)))
-}
-
-/// `name=value` as a search-attribute filter.
-fn attribute_filter(text: &str) -> Result<(String, Vec<crate::SearchValue>), ApiError> {
-    let (name, value) = text.split_once('=').ok_or_else(|| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("`attr` takes name=value, not `{text}`"),
-        )
-    })?;
-    Ok((name.to_owned(), crate::SearchValue::parse_all(value)))
-}
-
-async fn list(
-    State(app): State<Arc<App>>,
-    query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(q) = query?;
-    let limit = q.limit.unwrap_or(100);
-    if limit > MAX_LIST_LIMIT {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "`limit` is at most {MAX_LIST_LIMIT}, not {limit}: page on with `after` and `after_started` (the last id of a page and its start time)"
-            ),
-        ));
-    }
-    let phase = given(q.status)
-        .map(|s| s.parse::<Phase>())
-        .transpose()
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let order = match given(q.order).as_deref() {
-        None | Some("newest") => crate::ListOrder::NewestFirst,
-        Some("id") => crate::ListOrder::Id,
-        Some(other) => {
-            return Err(ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("`order` is `newest` or `id`, not `{other}`"),
-            ));
-        }
-    };
-    let filter = ListFilter {
-        workflow: given(q.workflow),
-        status: None,
-        phase,
-        id_prefix: given(q.prefix),
-        order,
-        after: given(q.after),
-        after_started_ms: q.after_started,
-        limit,
-        search_attribute: given(q.attr).map(|a| attribute_filter(&a)).transpose()?,
-        started: range(q.started_from, q.started_to),
-        closed: range(q.closed_from, q.closed_to),
-    };
-    let list: Vec<Description> = app.runtime.list(&filter)?;
-    Ok(Json(list).into_response())
 }
 
 #[derive(Deserialize)]

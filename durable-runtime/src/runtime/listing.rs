@@ -1,6 +1,8 @@
 //! [`Runtime::list`]: the instances a [`ListFilter`] matches, in id order
 //! or newest first, each read from the narrowest index the store keeps.
 
+use std::ops::ControlFlow;
+
 use super::Runtime;
 use super::inspect::Description;
 use crate::engine::InstanceRecord;
@@ -141,11 +143,11 @@ impl Runtime {
         Ok(out)
     }
 
-    /// [`ListOrder::NewestFirst`]: a selective search attribute or status
-    /// (at most [`SORT_AT_MOST`] entries in its index) is read whole and
-    /// sorted; anything else walks the start-time index (of the filter's
-    /// workflow, if it names one) from the newest, or from the end of the
-    /// start-time range, checking each record, until the page is full. A
+    /// [`ListOrder::NewestFirst`]: a selective search attribute, status or
+    /// workflow (at most [`SORT_AT_MOST`] entries in its index) is read
+    /// whole and sorted; anything else walks the start-time index from the
+    /// newest, or from the end of the start-time range, checking each
+    /// record, until the page is full. A
     /// store whose start times are not indexed yet (written by an earlier
     /// build and opened without recovery, as the CLI opens it) is listed
     /// in id order and sorted.
@@ -165,13 +167,7 @@ impl Runtime {
             },
         };
         let phases = phases_of(filter);
-        let indexed = self
-            .engine
-            .store
-            .counters()?
-            .iter()
-            .any(|(name, n)| name[..] == [keys::STARTED_INDEX] && *n > 0);
-        if !indexed {
+        if !self.start_times_indexed()? {
             let every = self.list_by_id(&ListFilter {
                 order: ListOrder::Id,
                 after: None,
@@ -181,7 +177,7 @@ impl Runtime {
             })?;
             return Ok(newest_first_page(every, position.as_ref(), limit));
         }
-        if let Some(ids) = self.few_candidates(filter, &phases)? {
+        if let Some(ids) = self.few_candidates(filter, &phases, SORT_AT_MOST)? {
             let mut found = Vec::new();
             for id in ids {
                 if let Some(Ok(r)) = self.engine.peek(&id)?
@@ -192,98 +188,253 @@ impl Runtime {
             }
             return Ok(newest_first_page(found, position.as_ref(), limit));
         }
-        let prefix = keys::started_index_prefix(filter.workflow.as_deref());
+        let mut out = Vec::new();
+        self.walk_started(filter, &phases, position.as_ref(), usize::MAX, |id, r| {
+            out.push(Description::of(&id, r));
+            if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Walks the start-time index from after `position`, or from the end of the filter's start-time
+    /// range, reading each entry's record and handing `found` those that
+    /// pass the filter, until `found` breaks, the index or the range ends,
+    /// or `budget` records were read. Returns whether it got to the end (or
+    /// `found` broke): `false` when the budget ran out first.
+    fn walk_started(
+        &self,
+        filter: &ListFilter,
+        phases: &[Phase],
+        position: Option<&(u64, String)>,
+        budget: usize,
+        mut found: impl FnMut(String, InstanceRecord) -> ControlFlow<()>,
+    ) -> Result<bool, StoreError> {
+        let prefix = [keys::STARTED_INDEX];
         let (from_ms, to_ms) = filter.started.unwrap_or((0, u64::MAX));
         let id_prefix = filter.id_prefix.as_deref().unwrap_or("");
-        let mut from = keys::started_entry(prefix.clone(), to_ms, "");
-        if let Some((ms, id)) = &position {
-            from = from.max(keys::after(&keys::started_entry(prefix.clone(), *ms, id)));
+        let mut from = keys::started_entry(to_ms, "");
+        if let Some((ms, id)) = position {
+            from = from.max(keys::after(&keys::started_entry(*ms, id)));
         }
-        let mut out = Vec::new();
-        'pages: loop {
+        let mut read = 0;
+        loop {
             let page = self.engine.store.scan_from(&prefix, &from, 1024)?;
-            let Some((last, _)) = page.last() else { break };
+            let Some((last, _)) = page.last() else {
+                return Ok(true);
+            };
             from = keys::after(last);
             for (key, _) in page {
-                let Some((ms, id)) = keys::parse_started_entry(prefix.len(), &key) else {
+                let Some((ms, id)) = keys::parse_started_entry(&key) else {
                     continue;
                 };
                 if ms < from_ms {
-                    break 'pages;
+                    return Ok(true);
                 }
                 if !id.starts_with(id_prefix) {
                     continue;
                 }
+                if read == budget {
+                    return Ok(false);
+                }
+                read += 1;
                 // an entry is current when its record agrees (not an id
                 // removed and started again meanwhile)
                 let Some(Ok(r)) = self.engine.peek(&id)? else {
                     continue;
                 };
-                if r.created_ms != ms || !matches(filter, &phases, &r) {
+                if r.created_ms != ms || !matches(filter, phases, &r) {
                     continue;
                 }
-                out.push(Description::of(&id, r));
-                if out.len() >= limit {
-                    break 'pages;
+                if found(id, r).is_break() {
+                    return Ok(true);
                 }
             }
         }
-        Ok(out)
     }
 
-    /// The ids in the index of `filter`'s search attribute, or of its
-    /// status or phase, when it holds at most [`SORT_AT_MOST`] (a status's
-    /// counters say so without reading its index); `None` otherwise, or
-    /// when the filter has neither.
+    /// How many instances `filter` matches in each phase, whatever its
+    /// status or phase (what status chips beside a filtered list show), and
+    /// whether that is exact. Without any other filter the counts are the
+    /// store's counters, exact and read at once. Otherwise a selective
+    /// index is read whole as the newest-first list reads it; failing that
+    /// the records of the id prefix, or the start-time index from the
+    /// newest, are read, at most `at_most` records, and a count cut short
+    /// there is not `exact`.
+    pub fn count_matching(
+        &self,
+        filter: &ListFilter,
+        at_most: usize,
+    ) -> Result<MatchedCounts, StoreError> {
+        let filter = ListFilter {
+            status: None,
+            phase: None,
+            order: ListOrder::Id,
+            after: None,
+            after_started_ms: None,
+            limit: 0,
+            ..filter.clone()
+        };
+        if filter == ListFilter::default() {
+            return Ok(MatchedCounts {
+                by_phase: self.counts_by_phase()?,
+                exact: true,
+            });
+        }
+        let mut by_phase: Vec<(Phase, usize)> = Phase::ALL.into_iter().map(|p| (p, 0)).collect();
+        let mut tally = |r: &InstanceRecord| {
+            let phase = Phase::of(r.status, r.pending.as_ref());
+            if let Some((_, n)) = by_phase.iter_mut().find(|(p, _)| *p == phase) {
+                *n += 1;
+            }
+        };
+        let exact = if let Some(ids) = self.few_candidates(&filter, &[], at_most)? {
+            for id in ids {
+                if let Some(Ok(r)) = self.engine.peek(&id)?
+                    && matches(&filter, &[], &r)
+                {
+                    tally(&r);
+                }
+            }
+            true
+        } else if filter.id_prefix.is_some() || !self.start_times_indexed()? {
+            // order does not matter to a count: the id range, records read as they lie
+            self.walk_ids(&filter, at_most, tally)?
+        } else {
+            self.walk_started(&filter, &[], None, at_most, |_, r| {
+                tally(&r);
+                ControlFlow::Continue(())
+            })?
+        };
+        Ok(MatchedCounts { by_phase, exact })
+    }
+
+    /// Reads the records whose ids start with `filter`'s id prefix, in id
+    /// order, handing `found` those that pass the filter, at most `budget`
+    /// records. Returns whether it got to the end.
+    fn walk_ids(
+        &self,
+        filter: &ListFilter,
+        budget: usize,
+        mut found: impl FnMut(&InstanceRecord),
+    ) -> Result<bool, StoreError> {
+        let prefix = keys::instance(filter.id_prefix.as_deref().unwrap_or(""));
+        let mut from = prefix.clone();
+        let mut read = 0;
+        loop {
+            let page = self.engine.store.scan_from(&prefix, &from, 1024)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(true);
+            };
+            from = keys::after(last);
+            for (_, bytes) in page {
+                if read == budget {
+                    return Ok(false);
+                }
+                read += 1;
+                if let Ok(r) = InstanceRecord::decode(&bytes)
+                    && matches(filter, &[], &r)
+                {
+                    found(&r);
+                }
+            }
+        }
+    }
+
+    /// Whether every instance's start time is indexed (the counter `e`
+    /// an open sets once it indexed a store an earlier build wrote).
+    fn start_times_indexed(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .engine
+            .store
+            .counters()?
+            .iter()
+            .any(|(name, n)| name[..] == [keys::STARTED_INDEX] && *n > 0))
+    }
+
+    /// The ids in the narrowest index `filter` has that holds at most
+    /// `at_most`: its search attribute's, else its status's or
+    /// phase's (its counters say whether, without reading it), else its
+    /// workflow's, else the records of its id prefix. `None` when it has
+    /// none of them or each holds more: the start-time index is walked
+    /// instead.
     fn few_candidates(
         &self,
         filter: &ListFilter,
         phases: &[Phase],
+        at_most: usize,
     ) -> Result<Option<Vec<String>>, StoreError> {
         let store = &self.engine.store;
-        let sources: Vec<Vec<u8>> = if let Some((name, values)) = &filter.search_attribute {
-            values
-                .iter()
-                .filter_map(|v| keys::attribute_index_prefix(name, v))
-                .collect()
-        } else if !phases.is_empty() {
+        let mut choices: Vec<Vec<Vec<u8>>> = Vec::new();
+        if let Some((name, values)) = &filter.search_attribute {
+            choices.push(
+                values
+                    .iter()
+                    .filter_map(|v| keys::attribute_index_prefix(name, v))
+                    .collect(),
+            );
+        }
+        if !phases.is_empty() {
             let counted: usize = Phase::counts(&**store)?
                 .into_iter()
                 .filter(|(p, _)| phases.contains(p))
                 .map(|(_, n)| n)
                 .sum();
-            if counted > SORT_AT_MOST {
-                return Ok(None);
-            }
-            phases
-                .iter()
-                .map(|p| keys::phase_index_prefix(p.tag()))
-                .collect()
-        } else {
-            return Ok(None);
-        };
-        let id_prefix = filter.id_prefix.as_deref().unwrap_or("");
-        let mut ids = Vec::new();
-        for source in sources {
-            let start = keys::index_entry(source.clone(), id_prefix);
-            let mut from = start.clone();
-            loop {
-                let page = store.scan_from(&start, &from, 1024)?;
-                let Some((last, _)) = page.last() else { break };
-                from = keys::after(last);
-                ids.extend(
-                    page.iter()
-                        .map(|(key, _)| String::from_utf8_lossy(&key[source.len()..]).into_owned()),
+            if counted <= at_most {
+                choices.push(
+                    phases
+                        .iter()
+                        .map(|p| keys::phase_index_prefix(p.tag()))
+                        .collect(),
                 );
-                if ids.len() > SORT_AT_MOST {
-                    return Ok(None);
-                }
             }
         }
-        ids.sort_unstable();
-        ids.dedup();
-        Ok(Some(ids))
+        if let Some(workflow) = &filter.workflow {
+            choices.push(vec![keys::workflow_index_prefix(workflow)]);
+        }
+        if filter.id_prefix.is_some() {
+            // the records themselves: `i` + id
+            choices.push(vec![vec![keys::INSTANCE]]);
+        }
+        let id_prefix = filter.id_prefix.as_deref().unwrap_or("");
+        'choices: for sources in choices {
+            let mut ids = Vec::new();
+            for source in sources {
+                let start = keys::index_entry(source.clone(), id_prefix);
+                let mut from = start.clone();
+                loop {
+                    let page = store.scan_from(&start, &from, 1024)?;
+                    let Some((last, _)) = page.last() else { break };
+                    from = keys::after(last);
+                    ids.extend(page.iter().map(|(key, _)| {
+                        String::from_utf8_lossy(&key[source.len()..]).into_owned()
+                    }));
+                    if ids.len() > at_most {
+                        continue 'choices;
+                    }
+                }
+            }
+            ids.sort_unstable();
+            ids.dedup();
+            return Ok(Some(ids));
+        }
+        Ok(None)
     }
+}
+
+/// What [`Runtime::count_matching`] found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct MatchedCounts {
+    /// How many matched in each phase, every phase listed (zeros too) in
+    /// the order of [`Phase::ALL`].
+    pub by_phase: Vec<(Phase, usize)>,
+    /// Whether these are all of them (`false`: counting stopped at its
+    /// limit).
+    pub exact: bool,
 }
 
 /// The phases `filter` asks for (a status's every phase); empty for any.

@@ -29,6 +29,7 @@ mod updates;
 pub use builder::{Builder, IdPolicy, WorkerInfo};
 pub use handle::WorkflowHandle;
 pub use inspect::Description;
+pub use listing::MatchedCounts;
 pub use metrics::Metrics;
 pub use schedules::Schedules;
 

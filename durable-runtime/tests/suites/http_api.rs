@@ -332,6 +332,15 @@ async fn phases_filter_the_list_and_json_signals_take_the_awaited_type() {
     let (code, body) = call(addr, "GET", "/api/instances?order=oldest", None, "").await;
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("`order` is `newest` or `id`"), "{body}");
+    // the counts a filter matches, whatever its status
+    let (code, body) = call(addr, "GET", "/api/counts?prefix=ask-&status=failed", None, "").await;
+    assert_eq!(code, 200, "{body}");
+    let counted = json(&body);
+    assert_eq!(counted["by_phase"]["waiting_for_signal"], 1, "{body}");
+    assert_eq!(counted["by_phase"]["sleeping"], 0, "{body}");
+    assert_eq!(counted["exact"], true, "{body}");
+    let (code, body) = call(addr, "GET", "/api/counts?order=sideways", None, "").await;
+    assert_eq!(code, 400, "{body}");
 
     let (code, body) = call(addr, "GET", "/api/instances/ask-1/state", None, "").await;
     assert_eq!(code, 200, "{body}");

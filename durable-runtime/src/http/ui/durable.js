@@ -265,8 +265,12 @@ function listPage() {
       q.set("after", after.id);
       q.set("after_started", String(after.started));
     }
+    // the chips count what the other filters match, whatever the status
+    const counted = filterQuery();
+    counted.delete("status");
+    counted.delete("limit");
     const [counts, list, workers] = await Promise.all([
-      api(BASE + "api/stats"),
+      api(BASE + "api/counts?" + counted.toString()),
       api(BASE + "api/instances?" + q.toString()),
       api(BASE + "api/workers"),
     ]);
@@ -294,16 +298,19 @@ function listPage() {
     ]));
   };
 
+  // counts.exact false: counting stopped at its limit, so each is "at least"
   const renderCounts = (counts) => {
     const nav = $("counts");
     nav.replaceChildren();
+    const byPhase = counts.by_phase;
     let total = 0;
-    for (const p of PHASES) total += counts[p] || 0;
+    for (const p of PHASES) total += byPhase[p] || 0;
+    const more = counts.exact ? "" : "+";
     const chip = (phase, n, label) => {
       const a = el("a", {
         href: "#", class: "count" + ((status.value === phase) ? " selected" : ""),
         "data-phase": phase,
-      }, label + " ", el("b", {}, n));
+      }, label + " ", el("b", {}, String(n) + more));
       a.addEventListener("click", (ev) => {
         ev.preventDefault();
         status.value = phase;
@@ -312,7 +319,7 @@ function listPage() {
       return a;
     };
     nav.append(chip("", total, "all"));
-    for (const p of PHASES) nav.append(chip(p, counts[p] || 0, phaseLabel(p)));
+    for (const p of PHASES) nav.append(chip(p, byPhase[p] || 0, phaseLabel(p)));
   };
 
   const renderRows = (list) => {
