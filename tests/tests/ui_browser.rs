@@ -15,7 +15,8 @@
 //! phone's width (390 px), pauses a schedule and runs it now from the
 //! schedules page, creates, backfills, edits and deletes another, starts a
 //! workflow from the list page, and saves
-//! screenshots (their paths are printed). Afterwards the test
+//! screenshots (their paths are printed; with `DURABLE_DOCS_SHOTS=1` the
+//! ones `docs/visibility.md` shows are copied to `docs/screenshots/`). Afterwards the test
 //! checks through the runtime that the signal and the cancel took effect.
 //!
 //! Needs `/usr/bin/chromium` (or `DURABLE_CHROMIUM`), `node`, and
@@ -244,6 +245,19 @@ async fn the_web_ui_lists_filters_shows_and_steers_instances_in_chromium() {
         let size = std::fs::metadata(shot).map(|m| m.len()).unwrap_or(0);
         assert!(size > 1000, "screenshot {shot} is missing or empty");
         println!("screenshot: {shot}");
+    }
+    // `DURABLE_DOCS_SHOTS=1`: the ones docs/visibility.md shows are copied there
+    if std::env::var_os("DURABLE_DOCS_SHOTS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        std::fs::create_dir_all(&docs).unwrap();
+        for name in [
+            "list.png",
+            "attempts-instance.png",
+            "schedules.png",
+            "list-390-dark.png",
+        ] {
+            std::fs::copy(shots.join(name), docs.join(name)).unwrap();
+        }
     }
 
     // what the buttons did, seen from the runtime

@@ -105,6 +105,13 @@ try {
   assert.equal(await count("completed"), "1");
   assert.equal(await count(""), "6");
 
+  // the workflow box offers every registered name, which the browser
+  // matches as one types (a prefix search on workflow names)
+  await waitUntil("the workflow box offers the registered names", async () => {
+    const offered = await page.$$eval("#workflows option", (os) => os.map((o) => o.value));
+    return ["approval", "checkout", "invoice", "payment", "reminder"].every((w) => offered.includes(w));
+  });
+
   // filters: status, then id prefix, then workflow
   await page.selectOption("#f-status", "sleeping");
   await waitUntil("the status filter leaves the sleeper", async () => (await rowIds(page)) === "reminder-1");

@@ -380,7 +380,10 @@ function listPage() {
   const say = (node, text, ok) => { node.textContent = text; node.className = ok ? "ok" : "err"; };
   const offerWorkflows = async () => {
     const names = [...new Set((await api(BASE + "api/workflows")).map((w) => w.name))];
+    // asked again when the form opens: what was chosen stays chosen
+    const chosen = $("s-workflow").value;
     $("s-workflow").replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+    if (names.includes(chosen)) $("s-workflow").value = chosen;
     for (const n of names) {
       if (!workflows.has(n)) {
         workflows.add(n);
@@ -391,6 +394,8 @@ function listPage() {
   $("start").addEventListener("toggle", () => {
     if ($("start").open) offerWorkflows().catch((e) => say($("s-result"), e.message, false));
   });
+  // the workflow filter suggests every registered name as one types
+  offerWorkflows().catch(() => {});
   $("s-start").addEventListener("click", async () => {
     const workflow = $("s-workflow").value;
     if (!workflow) return say($("s-result"), "no workflow is registered", false);
