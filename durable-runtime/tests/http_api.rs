@@ -9,3 +9,86 @@ use durable_runtime::testing::backends::Backend;
 const BACKEND: Backend = Backend::Redb;
 
 include!("suites/http_api.rs");
+
+/// A store whose scans take 300 ms once `slow` is set.
+struct SlowScans {
+    inner: durable_runtime::store::mem::MemStore,
+    slow: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl durable_runtime::store::Store for SlowScans {
+    fn commit(
+        &self,
+        batch: durable_runtime::store::Batch,
+    ) -> durable_runtime::activity::BoxFuture<Result<(), durable_runtime::store::StoreError>> {
+        self.inner.commit(batch)
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, durable_runtime::store::StoreError> {
+        self.inner.get(key)
+    }
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, durable_runtime::store::StoreError> {
+        self.inner.counters()
+    }
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::store::StoreError> {
+        self.inner.scan_prefix(prefix)
+    }
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::store::StoreError> {
+        if self.slow.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        self.inner.scan_from(prefix, from, limit)
+    }
+}
+
+/// A list or a count served over HTTP reads on tokio's blocking pool: on a
+/// runtime with one thread, another task runs while a slow list is read
+/// (before, the read held the thread, so nothing else ran until it ended).
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_list_or_count_over_http_leaves_the_runtimes_thread_free() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let slow = Arc::new(AtomicBool::new(false));
+    let rt = Runtime::builder()
+        .open_store(SlowScans {
+            inner: durable_runtime::store::mem::MemStore::default(),
+            slow: slow.clone(),
+        })
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = durable_runtime::http::router(rt.clone(), Some("t".into()));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let ticker = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                ticks.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    slow.store(true, Ordering::SeqCst);
+    for path in ["/api/instances", "/api/counts?prefix=a"] {
+        let before = ticks.load(Ordering::SeqCst);
+        let (code, body) = call(addr, "GET", path, Some("t"), "").await;
+        assert_eq!(code, 200, "{path}: {body}");
+        assert!(
+            ticks.load(Ordering::SeqCst) > before,
+            "{path}: nothing else ran on the runtime's thread while it was read"
+        );
+    }
+    ticker.abort();
+    server.abort();
+    slow.store(false, Ordering::SeqCst);
+    rt.shutdown().await;
+}

@@ -60,7 +60,8 @@ pub(super) async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
-    let list: Vec<Description> = app.runtime.list(&list_filter(q)?)?;
+    let filter = list_filter(q)?;
+    let list: Vec<Description> = app.read(move |rt| rt.list(&filter)).await?;
     Ok(Json(list).into_response())
 }
 
@@ -76,7 +77,10 @@ pub(super) async fn counts(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
-    let counted = app.runtime.count_matching(&list_filter(q)?, MAX_COUNTED)?;
+    let filter = list_filter(q)?;
+    let counted = app
+        .read(move |rt| rt.count_matching(&filter, MAX_COUNTED))
+        .await?;
     let by_phase: serde_json::Map<String, serde_json::Value> = counted
         .by_phase
         .into_iter()

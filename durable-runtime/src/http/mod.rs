@@ -222,6 +222,32 @@ struct App {
     access: Access,
 }
 
+impl App {
+    /// Runs `read` — one of the runtime's synchronous reads: a list, a
+    /// count, a description, a history, a state, an export — on tokio's
+    /// blocking pool, so a read of many records (a page of a thousand, a
+    /// count of ten thousand) never holds a worker thread the runtime's
+    /// instances run on.
+    async fn read<T, E>(
+        &self,
+        read: impl FnOnce(&Runtime) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        ApiError: From<E>,
+    {
+        let runtime = self.runtime.clone();
+        match tokio::task::spawn_blocking(move || read(&runtime)).await {
+            Ok(answer) => Ok(answer?),
+            Err(e) => Err(ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the read did not finish: {e}"),
+            )),
+        }
+    }
+}
+
 /// Everything this module serves, over `runtime`: [`api`], [`ui`],
 /// [`metrics`] and [`probes`] merged. `access` says which bearer tokens
 /// every route that reads or changes data wants ([`Access`]; `Some(token)`
@@ -498,7 +524,7 @@ async fn describe(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(app.runtime.describe(&id)?).into_response())
+    Ok(Json(app.read(move |rt| rt.describe(&id)).await?).into_response())
 }
 
 /// The longest `GET /api/instances/{id}/result?wait=` waits (seconds).
@@ -528,11 +554,16 @@ async fn history(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(app.runtime.history(&id)?).into_response())
+    Ok(Json(app.read(move |rt| rt.history(&id)).await?).into_response())
 }
 
 async fn state(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let state = app.runtime.state_json(&id)?;
+    let state = app
+        .read({
+            let id = id.clone();
+            move |rt| rt.state_json(&id)
+        })
+        .await?;
     Ok(Json(serde_json::json!({ "id": id, "state": state })).into_response())
 }
 
@@ -627,7 +658,7 @@ async fn terminate(
 }
 
 async fn export(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let bytes = app.runtime.export(&id)?.to_bytes()?;
+    let bytes = app.read(move |rt| rt.export(&id)).await?.to_bytes()?;
     Ok(([("content-type", "application/octet-stream")], bytes).into_response())
 }
 
