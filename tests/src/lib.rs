@@ -51,9 +51,10 @@ pub struct Order {
     pub order_id: String,
     /// Amount in cents.
     pub cents: u64,
-    /// A note held across every await: 4 KiB on every other order, so the
-    /// sweeps cover states stored field by field (the note written once,
-    /// referred to by later checkpoints, deleted with the last).
+    /// A note held across every await: 9,000 letters that do not compress
+    /// on every other order, so the sweeps cover states stored field by
+    /// field, the note in two pieces (written once, referred to by later
+    /// checkpoints, deleted with the last).
     pub note: String,
 }
 
@@ -110,8 +111,26 @@ pub fn order(i: usize) -> Order {
     Order {
         order_id: format!("order-{i}"),
         cents: 100 + i as u64,
-        note: "n".repeat(if i % 2 == 1 { 4096 } else { 0 }),
+        note: if i % 2 == 1 {
+            letters(i as u64, 9000)
+        } else {
+            String::new()
+        },
     }
+}
+
+/// `n` letters drawn by a xorshift generator seeded with `seed`: the same
+/// for the same seed, and nothing a compressor can shrink much.
+fn letters(seed: u64, n: usize) -> String {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect()
 }
 
 /// What an uncrashed run returns for order `i`.
