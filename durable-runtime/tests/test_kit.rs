@@ -371,3 +371,105 @@ async fn a_cancel_reaches_the_await_inside_a_helper() {
     assert!(after.is_empty(), "nothing after the timer ran: {after:?}");
     env.shutdown().await;
 }
+
+/// A version 2 of `later` that says where it ran: what a deploy brings.
+mod v2 {
+    use super::*;
+
+    #[workflow(name = "later", version = 2)]
+    pub(super) async fn later(days: u64, what: String) -> Result<String, WorkflowError> {
+        sleep(Duration::from_secs(days * 86_400)).await?;
+        Ok(note(format!("{what} (v2)")).await?)
+    }
+}
+
+/// `restart` is a deploy: the runtime stops, the new code opens the same
+/// store on the same clock, and an instance asleep across it goes on from
+/// its checkpoint: it wakes at its own time, not the new process's, and
+/// a new instance runs the new version beside it.
+#[tokio::test]
+async fn a_restart_keeps_the_store_and_the_clock_and_runs_the_new_code() {
+    let env = TestEnv::start(Runtime::builder().workflow::<later>())
+        .await
+        .unwrap();
+    env.set_time_skipping(false);
+    let started = env.now();
+    env.start("deployed", later(2, "across".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    env.clock().advance(Duration::from_secs(86_400));
+    let env = env
+        .restart(
+            Runtime::builder()
+                .workflow::<later>()
+                .workflow::<v2::later>(),
+        )
+        .await
+        .unwrap();
+    assert!(env.now().duration_since(started).unwrap() >= Duration::from_secs(86_400));
+    let across = env.handle::<later>("deployed").result().await.unwrap();
+    assert_eq!(across, Ok("across".to_string()));
+    let woke = env.now().duration_since(started).unwrap();
+    assert!(woke >= Duration::from_secs(2 * 86_400), "{woke:?}");
+    let fresh = env
+        .start("fresh", v2::later(1, "new".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    assert_eq!(fresh.result().await.unwrap(), Ok("new (v2)".to_string()));
+    env.shutdown().await;
+}
+
+static HELD_CALLS: AtomicU32 = AtomicU32::new(0);
+static RELEASE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// The first call waits until released; later calls return at once.
+#[activity(max_attempts = 1)]
+async fn held_call(what: String) -> Result<String, ActivityError> {
+    if HELD_CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
+        RELEASE.notified().await;
+    }
+    Ok(what)
+}
+
+#[workflow]
+async fn two_calls(what: String) -> Result<String, WorkflowError> {
+    let first = note(format!("{what}-first")).await?;
+    let second = held_call(what).await?;
+    Ok(format!("{first} {second}"))
+}
+
+/// `crash` cuts the power: the checkpoint of the first call, acknowledged,
+/// is on the rebooted store and that call does not run again; the second,
+/// running when the power went, had no checkpoint and runs again.
+#[tokio::test]
+async fn a_crash_keeps_what_was_acknowledged_and_reruns_what_was_not() {
+    let env = TestEnv::start(Runtime::builder().workflow::<two_calls>())
+        .await
+        .unwrap();
+    env.start("cut", two_calls("crash".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    while HELD_CALLS.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let env = env
+        .crash(Runtime::builder().workflow::<two_calls>())
+        .await
+        .unwrap();
+    RELEASE.notify_waiters();
+    let out = env.handle::<two_calls>("cut").result().await.unwrap();
+    assert_eq!(out, Ok("crash-first crash".to_string()));
+    let firsts = LOG
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| *l == "crash-first")
+        .count();
+    assert_eq!(firsts, 1, "the acknowledged call ran once");
+    assert_eq!(
+        HELD_CALLS.load(Ordering::SeqCst),
+        2,
+        "the unrecorded one ran again"
+    );
+    env.shutdown().await;
+}

@@ -8,7 +8,6 @@ use crate::clock::{Clock, TestClock};
 use crate::engine::Engine;
 use crate::error::OpenError;
 use crate::runtime::{Builder, Runtime};
-use crate::store::Store;
 use crate::store::mem::MemStore;
 
 /// Polls of the skipper (1 ms apart) with no attempt running, no new
@@ -54,6 +53,7 @@ const QUIET_POLLS: u32 = 3;
 /// ```
 pub struct TestEnv {
     runtime: Runtime,
+    store: MemStore,
     clock: Arc<TestClock>,
     skipping: Arc<AtomicBool>,
     skipper: tokio::task::JoinHandle<()>,
@@ -75,10 +75,22 @@ impl TestEnv {
         TestEnv::open(builder, MemStore::new()).await
     }
 
-    /// As [`TestEnv::start`], on `store`.
-    pub async fn open(builder: Builder, store: impl Store) -> Result<TestEnv, OpenError> {
-        let clock = Arc::new(TestClock::new());
-        let runtime = builder.clock(clock.clone()).open_store(store).await?;
+    /// As [`TestEnv::start`], on `store` (one a test keeps a clone of, to
+    /// look into or to [`reboot`](MemStore::reboot) itself).
+    pub async fn open(builder: Builder, store: MemStore) -> Result<TestEnv, OpenError> {
+        TestEnv::on_clock(builder, store, Arc::new(TestClock::new())).await
+    }
+
+    /// Opens `builder`'s runtime on `store` and `clock`, and starts the skipper.
+    async fn on_clock(
+        builder: Builder,
+        store: MemStore,
+        clock: Arc<TestClock>,
+    ) -> Result<TestEnv, OpenError> {
+        let runtime = builder
+            .clock(clock.clone())
+            .open_store(store.clone())
+            .await?;
         let skipping = Arc::new(AtomicBool::new(true));
         let skipper = tokio::spawn(skip_time(
             Arc::downgrade(&runtime.engine),
@@ -87,10 +99,79 @@ impl TestEnv {
         ));
         Ok(TestEnv {
             runtime,
+            store,
             clock,
             skipping,
             skipper,
         })
+    }
+
+    /// Stops this runtime as a deploy does ([`Runtime::shutdown`]) and
+    /// opens `builder`'s — the same code, or a new version of it — on the
+    /// same store and clock: unfinished instances go on from their last
+    /// checkpoint, as in a restarted process. Time skipping is on again.
+    ///
+    /// ```
+    /// use durable_runtime::prelude::*;
+    /// use durable_runtime::testing::TestEnv;
+    ///
+    /// #[workflow]
+    /// async fn approval(request: String) -> Result<String, WorkflowError> {
+    ///     let by: String = signal("approve").await?;
+    ///     Ok(format!("{request} approved by {by}"))
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let builder = || Runtime::builder().workflow::<approval>();
+    /// let env = TestEnv::start(builder()).await.unwrap();
+    /// env.start("a-1", approval("laptop".into()), IdPolicy::Reject).await.unwrap();
+    /// // a deploy while it waits: the signal reaches the new process
+    /// let env = env.restart(builder()).await.unwrap();
+    /// env.signal("a-1", "approve", &"dana".to_string()).await.unwrap();
+    /// let out = env.handle::<approval>("a-1").result().await.unwrap();
+    /// assert_eq!(out.unwrap(), "laptop approved by dana");
+    /// env.shutdown().await;
+    /// # }
+    /// ```
+    pub async fn restart(self, builder: Builder) -> Result<TestEnv, OpenError> {
+        let TestEnv {
+            runtime,
+            store,
+            clock,
+            skipper,
+            ..
+        } = self;
+        skipper.abort();
+        runtime.shutdown().await;
+        TestEnv::on_clock(builder, store, clock).await
+    }
+
+    /// Cuts the power and boots `builder`'s runtime on what was synced:
+    /// from this moment the old process acknowledges nothing more (an
+    /// activity attempt it was running may still finish, as one that had
+    /// started before a real crash did, but its result is lost), and the
+    /// new one opens on the store as a reboot finds it, with the same
+    /// clock. What it had acknowledged is there; an activity whose result
+    /// was not yet checkpointed runs again.
+    pub async fn crash(self, builder: Builder) -> Result<TestEnv, OpenError> {
+        let TestEnv {
+            runtime,
+            store,
+            clock,
+            skipper,
+            ..
+        } = self;
+        skipper.abort();
+        store.crash_after(0);
+        let rebooted = store.reboot();
+        runtime.shutdown().await;
+        TestEnv::on_clock(builder, rebooted, clock).await
+    }
+
+    /// The in-memory store this runtime runs on.
+    pub fn store(&self) -> &MemStore {
+        &self.store
     }
 
     /// The runtime (also reached through `Deref`).
