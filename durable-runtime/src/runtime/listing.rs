@@ -8,7 +8,7 @@ use super::inspect::Description;
 use crate::engine::InstanceRecord;
 use crate::filter::{ListFilter, ListOrder};
 use crate::phase::Phase;
-use crate::store::{StoreError, keys};
+use crate::store::{Store, StoreError, keys};
 
 /// The most entries a selective filter's own index (a search attribute's,
 /// or a status's) may hold for a newest-first list to read them all and
@@ -74,39 +74,30 @@ impl Runtime {
         for source in &sources {
             // from the id prefix, or after the last id of the previous page
             let start = keys::index_entry(source.clone(), id_prefix);
-            let mut from = match &filter.after {
+            let from = match &filter.after {
                 Some(after) => {
                     keys::after(&keys::index_entry(source.clone(), after)).max(start.clone())
                 }
                 None => start.clone(),
             };
             let mut found = 0;
-            'pages: loop {
-                let page = self.engine.store.scan_from(&start, &from, 1024)?;
-                let Some((last, _)) = page.last() else { break };
-                from = keys::after(last);
-                for (key, _) in page {
-                    let id = String::from_utf8_lossy(&key[source.len()..]).into_owned();
-                    let Some(Ok(r)) = self.engine.peek(&id)? else {
-                        continue;
-                    };
-                    // an entry is current when its record agrees (same batch)
-                    let phase = Phase::of(r.status, r.pending.as_ref());
-                    if !r.indexed.contains(&key)
-                        || !filter
-                            .in_time(r.created_ms, r.status.is_terminal().then_some(r.updated_ms))
-                        || filter.workflow.as_ref().is_some_and(|w| *w != r.workflow)
-                        || !phases.is_empty() && !phases.contains(&phase)
-                    {
-                        continue;
-                    }
-                    matched.push(Description::of(&id, r));
-                    found += 1;
-                    if found >= limit {
-                        break 'pages;
-                    }
+            scan_each(&*self.engine.store, &start, from, |key, _| {
+                let id = String::from_utf8_lossy(&key[source.len()..]).into_owned();
+                let Some(Ok(r)) = self.engine.peek(&id)? else {
+                    return Ok(ControlFlow::Continue(()));
+                };
+                // an entry is current when its record agrees (same batch)
+                if !r.indexed.contains(&key) || !matches(filter, &phases, &r) {
+                    return Ok(ControlFlow::Continue(()));
                 }
-            }
+                matched.push(Description::of(&id, r));
+                found += 1;
+                Ok(if found >= limit {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            })?;
         }
         // several sources (the phases of one status) merge in id order
         matched.sort_by(|a, b| a.id.cmp(&b.id));
@@ -118,28 +109,23 @@ impl Runtime {
     /// `list` without a status or workflow filter: a scan of the records in id order.
     fn list_scan(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
         let prefix = keys::instance(filter.id_prefix.as_deref().unwrap_or(""));
-        let mut from = match &filter.after {
+        let from = match &filter.after {
             Some(after) => keys::after(&keys::instance(after)).max(prefix.clone()),
             None => prefix.clone(),
         };
         let mut out = Vec::new();
-        loop {
-            let page = self.engine.store.scan_from(&prefix, &from, 1024)?;
-            let Some((last, _)) = page.last() else { break };
-            from = keys::after(last);
-            for (key, bytes) in page {
-                let Ok(r) = InstanceRecord::decode(&bytes) else {
-                    continue;
-                };
-                if !filter.in_time(r.created_ms, r.status.is_terminal().then_some(r.updated_ms)) {
-                    continue;
-                }
+        scan_each(&*self.engine.store, &prefix, from, |key, bytes| {
+            if let Ok(r) = InstanceRecord::decode(&bytes)
+                && matches(filter, &[], &r)
+            {
                 out.push(Description::of(&keys::instance_id(&key), r));
-                if filter.limit > 0 && out.len() >= filter.limit {
-                    return Ok(out);
-                }
             }
-        }
+            Ok(if filter.limit > 0 && out.len() >= filter.limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
         Ok(out)
     }
 
@@ -221,39 +207,32 @@ impl Runtime {
             from = from.max(keys::after(&keys::started_entry(*ms, id)));
         }
         let mut read = 0;
-        loop {
-            let page = self.engine.store.scan_from(&prefix, &from, 1024)?;
-            let Some((last, _)) = page.last() else {
-                return Ok(true);
+        let mut cut = false;
+        scan_each(&*self.engine.store, &prefix, from, |key, _| {
+            let Some((ms, id)) = keys::parse_started_entry(&key) else {
+                return Ok(ControlFlow::Continue(()));
             };
-            from = keys::after(last);
-            for (key, _) in page {
-                let Some((ms, id)) = keys::parse_started_entry(&key) else {
-                    continue;
-                };
-                if ms < from_ms {
-                    return Ok(true);
-                }
-                if !id.starts_with(id_prefix) {
-                    continue;
-                }
-                if read == budget {
-                    return Ok(false);
-                }
-                read += 1;
-                // an entry is current when its record agrees (not an id
-                // removed and started again meanwhile)
-                let Some(Ok(r)) = self.engine.peek(&id)? else {
-                    continue;
-                };
-                if r.created_ms != ms || !matches(filter, phases, &r) {
-                    continue;
-                }
-                if found(id, r).is_break() {
-                    return Ok(true);
-                }
+            if ms < from_ms {
+                return Ok(ControlFlow::Break(()));
             }
-        }
+            if !id.starts_with(id_prefix) {
+                return Ok(ControlFlow::Continue(()));
+            }
+            if read == budget {
+                cut = true;
+                return Ok(ControlFlow::Break(()));
+            }
+            read += 1;
+            // an entry is current when its record agrees (not an id
+            // removed and started again meanwhile)
+            match self.engine.peek(&id)? {
+                Some(Ok(r)) if r.created_ms == ms && matches(filter, phases, &r) => {
+                    Ok(found(id, r))
+                }
+                _ => Ok(ControlFlow::Continue(())),
+            }
+        })?;
+        Ok(!cut)
     }
 
     /// How many instances `filter` matches in each phase, whatever its
@@ -322,26 +301,22 @@ impl Runtime {
         mut found: impl FnMut(&InstanceRecord),
     ) -> Result<bool, StoreError> {
         let prefix = keys::instance(filter.id_prefix.as_deref().unwrap_or(""));
-        let mut from = prefix.clone();
         let mut read = 0;
-        loop {
-            let page = self.engine.store.scan_from(&prefix, &from, 1024)?;
-            let Some((last, _)) = page.last() else {
-                return Ok(true);
-            };
-            from = keys::after(last);
-            for (_, bytes) in page {
-                if read == budget {
-                    return Ok(false);
-                }
-                read += 1;
-                if let Ok(r) = InstanceRecord::decode(&bytes)
-                    && matches(filter, &[], &r)
-                {
-                    found(&r);
-                }
+        let mut cut = false;
+        scan_each(&*self.engine.store, &prefix, prefix.clone(), |_, bytes| {
+            if read == budget {
+                cut = true;
+                return Ok(ControlFlow::Break(()));
             }
-        }
+            read += 1;
+            if let Ok(r) = InstanceRecord::decode(&bytes)
+                && matches(filter, &[], &r)
+            {
+                found(&r);
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(!cut)
     }
 
     /// Whether every instance's start time is indexed (the counter `e`
@@ -404,17 +379,16 @@ impl Runtime {
             let mut ids = Vec::new();
             for source in sources {
                 let start = keys::index_entry(source.clone(), id_prefix);
-                let mut from = start.clone();
-                loop {
-                    let page = store.scan_from(&start, &from, 1024)?;
-                    let Some((last, _)) = page.last() else { break };
-                    from = keys::after(last);
-                    ids.extend(page.iter().map(|(key, _)| {
-                        String::from_utf8_lossy(&key[source.len()..]).into_owned()
-                    }));
-                    if ids.len() > at_most {
-                        continue 'choices;
-                    }
+                scan_each(&**store, &start, start.clone(), |key, _| {
+                    ids.push(String::from_utf8_lossy(&key[source.len()..]).into_owned());
+                    Ok(if ids.len() > at_most {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    })
+                })?;
+                if ids.len() > at_most {
+                    continue 'choices;
                 }
             }
             ids.sort_unstable();
@@ -422,6 +396,28 @@ impl Runtime {
             return Ok(Some(ids));
         }
         Ok(None)
+    }
+}
+
+/// Hands `visit` each entry under `prefix` from `from` on, in key order,
+/// read a page at a time, until it breaks or the entries end.
+fn scan_each(
+    store: &dyn Store,
+    prefix: &[u8],
+    mut from: Vec<u8>,
+    mut visit: impl FnMut(Vec<u8>, Vec<u8>) -> Result<ControlFlow<()>, StoreError>,
+) -> Result<(), StoreError> {
+    loop {
+        let page = store.scan_from(prefix, &from, 1024)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        from = keys::after(last);
+        for (key, value) in page {
+            if visit(key, value)?.is_break() {
+                return Ok(());
+            }
+        }
     }
 }
 

@@ -135,14 +135,7 @@ impl TestEnv {
     /// # }
     /// ```
     pub async fn restart(self, builder: Builder) -> Result<TestEnv, OpenError> {
-        let TestEnv {
-            runtime,
-            store,
-            clock,
-            skipper,
-            ..
-        } = self;
-        skipper.abort();
+        let (runtime, store, clock) = self.stop_skipping();
         runtime.shutdown().await;
         TestEnv::on_clock(builder, store, clock).await
     }
@@ -155,18 +148,17 @@ impl TestEnv {
     /// clock. What it had acknowledged is there; an activity whose result
     /// was not yet checkpointed runs again.
     pub async fn crash(self, builder: Builder) -> Result<TestEnv, OpenError> {
-        let TestEnv {
-            runtime,
-            store,
-            clock,
-            skipper,
-            ..
-        } = self;
-        skipper.abort();
+        let (runtime, store, clock) = self.stop_skipping();
         store.crash_after(0);
         let rebooted = store.reboot();
         runtime.shutdown().await;
         TestEnv::on_clock(builder, rebooted, clock).await
+    }
+
+    /// Stops the skipper; the runtime, store and clock it leaves.
+    fn stop_skipping(self) -> (Runtime, MemStore, Arc<TestClock>) {
+        self.skipper.abort();
+        (self.runtime, self.store, self.clock)
     }
 
     /// The in-memory store this runtime runs on.
