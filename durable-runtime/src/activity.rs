@@ -520,6 +520,9 @@ impl std::fmt::Debug for ActivityVTable {
 pub struct Registration {
     /// The activity's name.
     pub name: &'static str,
+    /// The module that defines it (`module_path!()`), to tell apart two
+    /// activities of one name.
+    pub module: &'static str,
     /// Its runner.
     pub vtable: fn() -> ActivityVTable,
     /// The named task queue that runs it (`#[activity(queue = "..")]`).
@@ -536,12 +539,22 @@ pub(crate) fn queue_of(name: &str) -> Option<&'static str> {
         .and_then(|r| r.queue)
 }
 
-/// The runner of the activity registered as `name`.
-pub(crate) fn registered(name: &str) -> Option<ActivityVTable> {
-    inventory::iter::<Registration>
+/// The runner of the activity registered as `name`, found by name (a
+/// saga's compensation, a queued call). Two activities linked under one
+/// name (two crates that both define `refund`) are an error naming both
+/// modules, never one run for the other.
+pub(crate) fn registered(name: &str) -> Result<ActivityVTable, String> {
+    let mut found = inventory::iter::<Registration>
         .into_iter()
-        .find(|r| r.name == name)
-        .map(|r| (r.vtable)())
+        .filter(|r| r.name == name);
+    match (found.next(), found.next()) {
+        (Some(r), None) => Ok((r.vtable)()),
+        (None, _) => Err(format!("activity `{name}` is not linked into this program")),
+        (Some(a), Some(b)) => Err(format!(
+            "two activities are named `{name}` (in `{}` and in `{}`), so a call by name cannot tell which to run: give one `#[activity(name = \"...\")]`",
+            a.module, b.module
+        )),
+    }
 }
 
 impl ActivityVTable {
@@ -632,6 +645,32 @@ impl<A: Activity> IntoFuture for ActivityCall<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Never run: a name two activities share finds neither.
+    fn never() -> ActivityVTable {
+        unreachable!("an ambiguous name is never run")
+    }
+
+    inventory::submit! {
+        Registration { name: "refund_twice", module: "shipping", vtable: never, queue: None }
+    }
+    inventory::submit! {
+        Registration { name: "refund_twice", module: "billing", vtable: never, queue: None }
+    }
+
+    /// Before, the lookup took whichever was linked first, so a saga's
+    /// compensation or a queued call could run the other crate's `refund`.
+    #[test]
+    fn a_name_two_activities_share_is_an_error_naming_both_never_one_of_them() {
+        let err = registered("refund_twice").unwrap_err();
+        assert!(
+            err.contains("`shipping`") && err.contains("`billing`"),
+            "{err}"
+        );
+        assert!(err.contains("#[activity(name = "), "{err}");
+        let err = registered("linked_nowhere").unwrap_err();
+        assert!(err.contains("not linked"), "{err}");
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

@@ -125,8 +125,7 @@ async fn run_once(step: &Request) -> Result<(), String> {
     let Request::Activity { name, input, .. } = step else {
         return Err("a compensation must be an activity".into());
     };
-    let vtable = crate::activity::registered(name)
-        .ok_or_else(|| format!("activity `{name}` is not linked into this program"))?;
+    let vtable = crate::activity::registered(name)?;
     let ctx = ActivityContext {
         workflow_id: "inline".into(),
         activity: vtable.name,

@@ -85,7 +85,7 @@ pub(crate) fn generate(a: &ActivityFn) -> TokenStream {
 
         const _: () = {
             #p::inventory::submit! {
-                #p::Registration { name: #name, vtable: #p::ActivityVTable::of::<#ident>, queue: #queue }
+                #p::Registration { name: #name, module: ::core::module_path!(), vtable: #p::ActivityVTable::of::<#ident>, queue: #queue }
             }
 
             #[automatically_derived]

@@ -324,7 +324,7 @@ impl Engine {
                     input,
                     options,
                 } => match crate::activity::registered(name) {
-                    Some(vtable) => {
+                    Ok(vtable) => {
                         let started = std::time::Instant::now();
                         let (done, made) = attempts(
                             self,
@@ -357,7 +357,7 @@ impl Engine {
                             Err(why) => Some(why),
                         }
                     }
-                    None => Some(format!("activity `{name}` is not linked into this program")),
+                    Err(why) => Some(why),
                 },
                 other => Some(format!("not an activity: {other:?}")),
             };

@@ -355,9 +355,12 @@ impl Engine {
                     let _ = self.store.commit(batch).await;
                     continue;
                 }
-                let Some(vtable) = crate::activity::registered(&task.activity) else {
-                    tracing::error!(activity = %task.activity, queue = %queue, "this worker serves the queue but does not link the activity; left to others");
-                    continue;
+                let vtable = match crate::activity::registered(&task.activity) {
+                    Ok(vtable) => vtable,
+                    Err(why) => {
+                        tracing::error!(activity = %task.activity, queue = %queue, "this worker serves the queue but cannot run the activity ({why}); left to others");
+                        continue;
+                    }
                 };
                 task.claimed = Some(m.token());
                 let claimed = codec::encode(&task).map_err(|e| StoreError::Codec(e.to_string()))?;

@@ -149,7 +149,19 @@ async fn the_api_lists_describes_steers_and_reports_metrics_behind_a_token() {
     let (code, _) = call(addr, "POST", "/api/instances/w/cancel", Some("t0ken"), "").await;
     assert_eq!(code, 409, "an ended instance cannot be cancelled");
 
-    let (code, body) = call(addr, "GET", "/metrics", Some("t0ken"), "").await;
+    // an end is counted once its final save is acknowledged, which may be
+    // just after a waiting `result()` saw the ended record: scrape until
+    // the termination is counted (bounded)
+    let terminated = "durable_workflows_ended_total{workflow=\"parked_on_signal\",status=\"terminated\"} 1";
+    let mut scraped = call(addr, "GET", "/metrics", Some("t0ken"), "").await;
+    for _ in 0..200 {
+        if scraped.1.lines().any(|l| l == terminated) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        scraped = call(addr, "GET", "/metrics", Some("t0ken"), "").await;
+    }
+    let (code, body) = scraped;
     assert_eq!(code, 200);
     // labelled by workflow, activity and status; OpenMetrics text
     for line in [
