@@ -24,7 +24,9 @@ impl Runtime {
     ///
     /// ```
     /// # use durable_runtime::{ListFilter, ListOrder, Runtime};
-    /// # async fn f(runtime: &Runtime) -> Result<(), durable_runtime::StoreError> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let runtime = Runtime::builder().open_store(durable_runtime::store::mem::MemStore::new()).await?;
     /// // the 20 newest instances, then the 20 after them
     /// let mut filter = ListFilter { order: ListOrder::NewestFirst, limit: 20, ..ListFilter::default() };
     /// let page = runtime.list(&filter)?;
@@ -33,6 +35,7 @@ impl Runtime {
     ///     filter.after_started_ms = Some(last.created_ms);
     ///     let _next = runtime.list(&filter)?;
     /// }
+    /// # runtime.shutdown().await;
     /// # Ok(()) }
     /// ```
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
