@@ -840,7 +840,12 @@ async fn sleepers(n: usize, fire: usize, cache_mib: Option<u64>) -> Sleepers {
     let report: OpenReport = text
         .lines()
         .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("the child reported nothing: {text}"));
+        .unwrap_or_else(|| {
+            panic!(
+                "the child reported nothing: {text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     Sleepers {
         workflows: n,
         fired: fire,

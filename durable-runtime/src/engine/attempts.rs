@@ -140,14 +140,14 @@ impl Engine {
         &self,
         id: &str,
         deadline_ms: Option<u64>,
-        seen: impl FnOnce() -> Result<bool, Halt>,
+        seen: impl std::future::Future<Output = Result<bool, Halt>>,
         work: impl std::future::Future<Output = T>,
     ) -> Result<T, Halt> {
         let interrupt = self.interrupts.listen(id);
         let notified = interrupt.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if self.has_control(id) || seen()? {
+        if self.has_control(id) || seen.await? {
             return Err(Halt::Interrupted);
         }
         tokio::select! {
@@ -387,7 +387,7 @@ impl Engine {
             .await
         };
         let done = self
-            .interruptible(id, deadline, || Ok(false), retried)
+            .interruptible(id, deadline, async { Ok(false) }, retried)
             .await??;
         let last = match done {
             Ok(last) => last,
@@ -521,7 +521,7 @@ impl Engine {
         let scheduled_ms = record.scheduled_ms(&*self.clock);
         let remote = self.remote_attempts(queue, &call, id, vtable, input, options, scheduled_ms);
         let outcome = self
-            .interruptible(id, record.next_deadline(), || Ok(false), remote)
+            .interruptible(id, record.next_deadline(), async { Ok(false) }, remote)
             .await??;
         let (outcome, made) = outcome;
         match outcome {

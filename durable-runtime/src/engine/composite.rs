@@ -172,7 +172,7 @@ impl Engine {
                                 (done.map(|(b, _)| b), events)
                             })
                     }
-                    (other, exec) => match self.ready(id, other, Some(exec)) {
+                    (other, exec) => match self.ready(id, other, Some(exec)).await {
                         Ok(Some((bytes, None, _))) => Ok((Ok(bytes), Vec::new())),
                         _ => Ok((
                             Err("join_all takes activities, child workflows, and clock or random reads".to_owned()),
@@ -245,7 +245,7 @@ impl Engine {
             };
             if running >= limit.max(1) {
                 let child = child_id(id, record.step, Some(i), named.as_deref());
-                if self.load(&child).map_err(Halt::Store)?.is_none() {
+                if self.load(&child).await.map_err(Halt::Store)?.is_none() {
                     continue; // not started yet: no place for it
                 }
             }
@@ -391,7 +391,7 @@ impl Engine {
         branch: Option<usize>,
     ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, Halt> {
         let child_id = child_id(id, record.step, branch, child);
-        let existing = self.load(&child_id).map_err(Halt::Store)?;
+        let existing = self.load(&child_id).await.map_err(Halt::Store)?;
         let child_record = match existing {
             Some(Ok(r)) => r,
             Some(Err(e)) => {
@@ -457,6 +457,7 @@ impl Engine {
                 let mut batch = Batch::default();
                 let timer = self
                     .stage_create(&child_id, &mut r, &mut batch)
+                    .await
                     .map_err(Halt::Store)?;
                 if cancel_on_close && !record.children.contains(&child_id) {
                     record.children.push(child_id.clone());
@@ -548,7 +549,9 @@ impl Engine {
             } else if !input.is_empty() {
                 input.to_vec()
             } else {
-                self.kept_input(id).map_err(Halt::Store)?
+                self.kept_input(id, crate::store::Wait::Task)
+                    .await
+                    .map_err(Halt::Store)?
             };
             let written_by = record.rerun.as_ref().map_or(0, |r| r.layout);
             kept = match self.input_for(&written, written_by, &entry) {

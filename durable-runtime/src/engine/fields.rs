@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Engine, InstanceRecord, values};
 use crate::codec;
-use crate::store::{Batch, StoreError};
+use crate::store::{Batch, StoreError, Wait};
 
 /// The size from which a state is stored field by field.
 pub(crate) const SPLIT_AT: usize = 2048;
@@ -188,10 +188,11 @@ impl Engine {
     /// stored fields for its next checkpoint. `false` when a field it
     /// refers to is not stored: a later checkpoint replaced it between the
     /// two reads (read the record again).
-    pub(crate) fn assemble(
+    pub(crate) async fn assemble(
         &self,
         id: &str,
         record: &mut InstanceRecord,
+        wait: Wait,
     ) -> Result<bool, StoreError> {
         if record.parts.is_empty() {
             record.stored_fields = Some(Vec::new());
@@ -203,7 +204,7 @@ impl Engine {
             match part {
                 Part::Inline(bytes) => state.extend_from_slice(bytes),
                 Part::Field { seq, len } => {
-                    let Some(bytes) = values::read(&*self.store, id, *seq)? else {
+                    let Some(bytes) = values::read(&*self.store, id, *seq, wait).await? else {
                         return Ok(false);
                     };
                     if bytes.len() as u64 != *len {
@@ -241,18 +242,20 @@ impl Engine {
             Ok(record) => record,
             Err(e) => return Ok(Some(Err(e))),
         };
-        if self.assemble(id, &mut record)? {
+        if crate::store::now(self.assemble(id, &mut record, Wait::Thread))? {
             return Ok(Some(Ok(record)));
         }
         // checkpointed again since the scan read it: as it is now
-        self.load(id)
+        self.load_now(id)
     }
 
     /// The envelope of the input instance `id` keeps as field 0.
-    pub(crate) fn kept_input(&self, id: &str) -> Result<Vec<u8>, StoreError> {
-        let payload = values::read_input(&*self.store, id)?.ok_or_else(|| {
-            StoreError::Codec(format!("the input `{id}` keeps apart is not stored"))
-        })?;
+    pub(crate) async fn kept_input(&self, id: &str, wait: Wait) -> Result<Vec<u8>, StoreError> {
+        let payload = values::read_input(&*self.store, id, wait)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Codec(format!("the input `{id}` keeps apart is not stored"))
+            })?;
         Ok([&[codec::FORMAT_V1][..], &payload].concat())
     }
 
@@ -261,7 +264,7 @@ impl Engine {
     /// with that layout, else the stored layout. A description of why when
     /// it cannot be read.
     pub(crate) fn kept_input_json(&self, id: &str, layout: u64) -> String {
-        let Ok(envelope) = self.kept_input(id) else {
+        let Ok(envelope) = crate::store::now(self.kept_input(id, Wait::Thread)) else {
             return "\"(the input is no longer stored)\"".into();
         };
         let entry = self.workflows.entries().find(|e| e.layout.hash == layout);

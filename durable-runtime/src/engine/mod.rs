@@ -49,7 +49,7 @@ use crate::clock::{Clock, now_ms as clock_ms};
 use crate::codec::{self, CodecError};
 use crate::command::Request;
 use crate::error::ResumeError;
-use crate::store::{Batch, Store, StoreError, keys};
+use crate::store::{self, Batch, Store, StoreError, Wait, keys};
 use crate::workflow::{Op, Outcome, StepError};
 
 /// The engine shared by the runtime and every instance task.
@@ -198,18 +198,42 @@ pub(crate) type Loaded = (Vec<u8>, Result<InstanceRecord, CodecError>);
 
 impl Engine {
     /// The record of instance `id`, its state whole (see `fields`).
-    pub(crate) fn load(
+    pub(crate) async fn load(
         &self,
         id: &str,
     ) -> Result<Option<Result<InstanceRecord, CodecError>>, StoreError> {
-        Ok(self.load_read(id)?.map(|(_, record)| record))
+        Ok(self
+            .load_read(id, Wait::Task)
+            .await?
+            .map(|(_, record)| record))
+    }
+
+    /// [`Engine::load`] on the calling thread, for the public API's
+    /// blocking calls.
+    pub(crate) fn load_now(
+        &self,
+        id: &str,
+    ) -> Result<Option<Result<InstanceRecord, CodecError>>, StoreError> {
+        Ok(store::now(self.load_read(id, Wait::Thread))?.map(|(_, record)| record))
     }
 
     /// The record of instance `id` as stored, its state not put back
     /// together from its stored fields (empty when it is stored by fields):
     /// for what reads the status, position, output or error, never the
     /// state. Never saved.
-    pub(crate) fn peek(
+    pub(crate) async fn peek(
+        &self,
+        id: &str,
+    ) -> Result<Option<Result<InstanceRecord, CodecError>>, StoreError> {
+        let Some(bytes) = self.get(&keys::instance(id)).await? else {
+            return Ok(None);
+        };
+        Ok(Some(InstanceRecord::decode(&bytes)))
+    }
+
+    /// [`Engine::peek`] on the calling thread, for the public API's
+    /// blocking calls.
+    pub(crate) fn peek_now(
         &self,
         id: &str,
     ) -> Result<Option<Result<InstanceRecord, CodecError>>, StoreError> {
@@ -221,17 +245,21 @@ impl Engine {
 
     /// [`Engine::load`], with the stored bytes the record was read from (a
     /// save made only if they are still there: [`Engine::settle`]).
-    pub(crate) fn load_read(&self, id: &str) -> Result<Option<Loaded>, StoreError> {
+    pub(crate) async fn load_read(
+        &self,
+        id: &str,
+        wait: Wait,
+    ) -> Result<Option<Loaded>, StoreError> {
         let key = keys::instance(id);
         for _ in 0..8 {
-            let Some(bytes) = self.store.get(&key)? else {
+            let Some(bytes) = store::get(&*self.store, &key, wait).await? else {
                 return Ok(None);
             };
             let mut record = match InstanceRecord::decode(&bytes) {
                 Ok(record) => record,
                 Err(e) => return Ok(Some((bytes, Err(e)))),
             };
-            if self.assemble(id, &mut record)? {
+            if self.assemble(id, &mut record, wait).await? {
                 return Ok(Some((bytes, Ok(record))));
             }
             // a checkpoint replaced a field between the two reads: again
@@ -240,6 +268,31 @@ impl Engine {
             key: crate::store::printable(&key),
             reason: "a field of its state is not stored".into(),
         })
+    }
+
+    /// Reads one key, the task's thread free meanwhile.
+    pub(crate) async fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.get_async(key).await
+    }
+
+    /// Reads every key starting with `prefix`, the task's thread free
+    /// meanwhile.
+    pub(crate) async fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<crate::store::KeyValue>, StoreError> {
+        self.store.scan_async(prefix, prefix, usize::MAX).await
+    }
+
+    /// Reads at most `limit` keys starting with `prefix` from `from`, the
+    /// task's thread free meanwhile.
+    pub(crate) async fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<crate::store::KeyValue>, StoreError> {
+        self.store.scan_async(prefix, from, limit).await
     }
 
     pub(crate) async fn save(
@@ -344,7 +397,7 @@ impl Engine {
             && let Some(me) = self.me()
         {
             for child in cancels {
-                if let Err(e) = me.control_requested(&child) {
+                if let Err(e) = me.control_requested(&child).await {
                     tracing::error!(child = %child, error = %e, "cannot wake the cancelled child");
                 }
             }
@@ -380,7 +433,7 @@ impl Engine {
             // an ended run of the id: forgotten in the same commit, and only
             // if it is still what was read
             Some((bytes, old)) => {
-                self.stage_forget(id, &old, &mut batch)?;
+                self.stage_forget(id, &old, &mut batch).await?;
                 Some(bytes)
             }
             None => None,
@@ -402,7 +455,9 @@ impl Engine {
         previous: Option<Vec<u8>>,
         mut batch: Batch,
     ) -> Result<bool, StoreError> {
-        let (timer, ours) = self.stage_create_over(id, record, &mut batch, previous)?;
+        let (timer, ours) = self
+            .stage_create_over(id, record, &mut batch, previous)
+            .await?;
         self.store.commit(batch).await?;
         record.committed();
         // the batch held the record's layout unless it was known stored
@@ -418,19 +473,20 @@ impl Engine {
 
     /// Adds the creation of instance `id` to `batch` (conditional on the id
     /// being free); whether it set a timer.
-    pub(crate) fn stage_create(
+    pub(crate) async fn stage_create(
         &self,
         id: &str,
         record: &mut InstanceRecord,
         batch: &mut Batch,
     ) -> Result<bool, StoreError> {
         self.stage_create_over(id, record, batch, None)
+            .await
             .map(|(timer, _)| timer)
     }
 
     /// [`Engine::stage_create`] over the stored record `previous` (`None`:
     /// the id must be free).
-    fn stage_create_over(
+    async fn stage_create_over(
         &self,
         id: &str,
         record: &mut InstanceRecord,
@@ -449,7 +505,7 @@ impl Engine {
         let mut ours = true;
         if replacing && !record.status.is_terminal() {
             // a parked instance (reset) may still have its owner
-            ours = self.stage_replacing_owner(id, batch)?;
+            ours = self.stage_replacing_owner(id, batch).await?;
         } else if !record.status.is_terminal() {
             self.stage_owner(id, batch);
         } else if self.store.shared() {

@@ -183,11 +183,10 @@ impl Engine {
                 .map_err(Halt::Payload)?;
             Ok((Ok((bytes, failure)), r.attempts))
         };
-        let found = |key: &[u8]| self.store.get(key).map_err(Halt::Store);
-        if let Some(bytes) = found(&result_key)? {
+        if let Some(bytes) = self.get(&result_key).await.map_err(Halt::Store)? {
             return take(&bytes);
         }
-        if found(&task_key)?.is_none() {
+        if self.get(&task_key).await.map_err(Halt::Store)?.is_none() {
             let traced = (vtable.input.layout)();
             let task = TaskRecord {
                 workflow_id: id.to_owned(),
@@ -222,7 +221,7 @@ impl Engine {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(bytes) = found(&result_key)? {
+            if let Some(bytes) = self.get(&result_key).await.map_err(Halt::Store)? {
                 return take(&bytes);
             }
             if start_by.is_some_and(|by| crate::clock::now_ms(&*self.clock) >= by) {
@@ -255,7 +254,7 @@ impl Engine {
     /// conditional commit, fenced by instance `id`'s owner): `true` if it
     /// was removed, `false` if it is claimed or gone.
     async fn take_back_unclaimed(&self, id: &str, task_key: &[u8]) -> Result<bool, Halt> {
-        let Some(bytes) = self.store.get(task_key).map_err(Halt::Store)? else {
+        let Some(bytes) = self.get(task_key).await.map_err(Halt::Store)? else {
             return Ok(false);
         };
         let unclaimed = decode_tolerant::<TaskRecord>(&bytes, TASK_TRAILING)
@@ -316,7 +315,7 @@ impl Engine {
         let mut alive = std::collections::HashMap::new();
         let mut from = prefix.clone();
         loop {
-            let page = self.store.scan_from(&prefix, &from, PAGE)?;
+            let page = self.scan_from(&prefix, &from, PAGE).await?;
             let Some((last, _)) = page.last() else {
                 return Ok(());
             };
@@ -337,7 +336,7 @@ impl Engine {
                     let live = match alive.get(token) {
                         Some(live) => *live,
                         None => {
-                            let live = self.lease_alive(token)?;
+                            let live = self.lease_alive(token).await?;
                             alive.insert(token.clone(), live);
                             live
                         }
@@ -347,8 +346,7 @@ impl Engine {
                     }
                 }
                 // the call's instance ended meanwhile (cancelled): the task goes
-                let unfinished =
-                    matches!(self.load(&task.workflow_id)?, Some(Ok(r)) if !r.status.is_terminal());
+                let unfinished = matches!(self.load(&task.workflow_id).await?, Some(Ok(r)) if !r.status.is_terminal());
                 if !unfinished {
                     let mut batch = Batch::default();
                     batch.expect(key.clone(), Some(bytes)).delete(key);
@@ -476,11 +474,11 @@ impl Engine {
     }
 
     /// Whether the worker whose token is `token` holds a live lease.
-    fn lease_alive(&self, token: &str) -> Result<bool, StoreError> {
+    async fn lease_alive(&self, token: &str) -> Result<bool, StoreError> {
         let Some((name, _)) = token.rsplit_once('#') else {
             return Ok(false);
         };
-        Ok(match self.store.get(&keys::lease(name))? {
+        Ok(match self.get(&keys::lease(name)).await? {
             Some(bytes) => codec::decode::<super::LeaseRecord>(&bytes)
                 .is_ok_and(|l| l.token == token && l.expires_ms > super::cluster::wall_ms()),
             None => false,

@@ -21,8 +21,8 @@ impl Engine {
             .iter()
             .any(|(name, _)| name.first() == Some(&keys::PHASE_INDEX));
         let indexed = !self
-            .store
-            .scan_from(&[keys::PHASE_INDEX], &[keys::PHASE_INDEX], 1)?
+            .scan_from(&[keys::PHASE_INDEX], &[keys::PHASE_INDEX], 1)
+            .await?
             .is_empty();
         if counted || !indexed {
             return Ok(());
@@ -30,7 +30,7 @@ impl Engine {
         let mut batch = crate::store::Batch::default();
         for phase in crate::phase::Phase::ALL {
             let prefix = keys::phase_index_prefix(phase.tag());
-            let n = self.store.scan_prefix(&prefix)?.len();
+            let n = self.scan_prefix(&prefix).await?.len();
             batch.count(prefix, i64::try_from(n).unwrap_or(i64::MAX));
         }
         self.store.commit(batch).await?;
@@ -58,7 +58,7 @@ impl Engine {
         let mut from = prefix.to_vec();
         let mut indexed = 0usize;
         loop {
-            let page = self.store.scan_from(&prefix, &from, RECOVER_PAGE)?;
+            let page = self.scan_from(&prefix, &from, RECOVER_PAGE).await?;
             let Some((last, _)) = page.last() else { break };
             from = keys::after(last);
             let mut batch = Batch::default();
@@ -102,7 +102,7 @@ impl Engine {
         let mut resumed = 0;
         let mut controlled = Vec::new();
         for tag in [keys::CANCEL, keys::TERMINATE] {
-            for (key, _) in self.store.scan_prefix(&[tag])? {
+            for (key, _) in self.scan_prefix(&[tag]).await? {
                 let id = keys::instance_id(&key);
                 self.controls
                     .lock()
@@ -118,8 +118,8 @@ impl Engine {
         let sleeping = keys::phase_index_prefix(crate::phase::Phase::Sleeping.tag());
         for id in controlled {
             let asleep = self
-                .store
-                .get(&keys::index_entry(sleeping.clone(), &id))?
+                .get(&keys::index_entry(sleeping.clone(), &id))
+                .await?
                 .is_some();
             if asleep && seen.insert(id.clone()) {
                 resumed += self.recover_one(&id, &mut runnable).await?;
@@ -135,7 +135,7 @@ impl Engine {
             // paged, so that a large store is not held in memory at once
             let mut from = prefix.clone();
             loop {
-                let page = self.store.scan_from(&prefix, &from, RECOVER_PAGE)?;
+                let page = self.scan_from(&prefix, &from, RECOVER_PAGE).await?;
                 let Some((last, _)) = page.last() else {
                     break;
                 };
@@ -165,7 +165,7 @@ impl Engine {
         id: &str,
         runnable: &mut Vec<(String, InstanceRecord, WorkflowEntry)>,
     ) -> Result<usize, StoreError> {
-        let (read, record) = match self.load_read(id)? {
+        let (read, record) = match self.load_read(id, crate::store::Wait::Task).await? {
             None => return Ok(0),
             Some((read, Ok(record))) => (read, record),
             Some((_, Err(e))) => {
@@ -213,7 +213,7 @@ impl Engine {
         loop {
             match self.settle_read(id, record, &read).await {
                 Err(StoreError::Conflict { key }) if key == changed_key => {
-                    match self.load_read(id)? {
+                    match self.load_read(id, crate::store::Wait::Task).await? {
                         Some((bytes, Ok(now))) if !now.status.is_terminal() => {
                             record = now;
                             read = bytes;

@@ -123,18 +123,25 @@ impl Engine {
         if self.has_control(id) {
             if let Some((key, reason)) = self
                 .take_control(id, keys::TERMINATE)
+                .await
                 .map_err(Halt::Store)?
             {
                 let reason: String = codec::decode(&reason).unwrap_or_else(|_| "terminated".into());
                 let mut used = vec![key, timer];
-                if let Some((cancel, _)) =
-                    self.take_control(id, keys::CANCEL).map_err(Halt::Store)?
+                if let Some((cancel, _)) = self
+                    .take_control(id, keys::CANCEL)
+                    .await
+                    .map_err(Halt::Store)?
                 {
                     used.push(cancel);
                 }
                 return self.end(id, record, Status::Terminated, reason, used).await;
             }
-            if let Some((key, _)) = self.take_control(id, keys::CANCEL).map_err(Halt::Store)? {
+            if let Some((key, _)) = self
+                .take_control(id, keys::CANCEL)
+                .await
+                .map_err(Halt::Store)?
+            {
                 self.clear_control(id);
                 let why = "cancelled while waiting to run again after a failed run".to_owned();
                 return self

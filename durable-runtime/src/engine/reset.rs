@@ -82,14 +82,14 @@ impl Engine {
     /// its history's checkpoints (the latest of each step; a reset drops
     /// the earlier run's points past its step) among the last
     /// `reset_points` steps of `current`, its record.
-    fn points(
+    async fn points(
         &self,
         id: &str,
         current: &InstanceRecord,
     ) -> Result<BTreeMap<u64, InstanceRecord>, ResetError> {
         let mut points = BTreeMap::new();
         let prefix = keys::history_prefix(id);
-        for (key, bytes) in self.store.scan_prefix(&prefix)? {
+        for (key, bytes) in self.scan_prefix(&prefix).await? {
             let (events, point) = crate::history::decode_with_point(prefix.len(), &key, &bytes)?;
             for event in &events {
                 if let EventKind::Reset {
@@ -115,10 +115,11 @@ impl Engine {
     }
 
     /// The reset points instance `id` keeps, oldest first.
-    pub(crate) fn reset_points_of(&self, id: &str) -> Result<Vec<ResetPoint>, ResetError> {
-        let current = self.current(id)?.1;
+    pub(crate) async fn reset_points_of(&self, id: &str) -> Result<Vec<ResetPoint>, ResetError> {
+        let current = self.current(id).await?.1;
         Ok(self
-            .points(id, &current)?
+            .points(id, &current)
+            .await?
             .into_iter()
             .map(|(step, record)| ResetPoint {
                 step,
@@ -134,19 +135,19 @@ impl Engine {
     }
 
     /// Instance `id`'s stored record, as bytes and decoded.
-    fn current(&self, id: &str) -> Result<(Vec<u8>, InstanceRecord), ResetError> {
+    async fn current(&self, id: &str) -> Result<(Vec<u8>, InstanceRecord), ResetError> {
         let bytes = self
-            .store
-            .get(&keys::instance(id))?
+            .get(&keys::instance(id))
+            .await?
             .ok_or_else(|| ResetError::Unknown { id: id.to_owned() })?;
         let record = InstanceRecord::decode(&bytes)?;
         Ok((bytes, record))
     }
 
     /// The step history event `event` of instance `id` belongs to.
-    fn step_of_event(&self, id: &str, event: u64) -> Result<u64, ResetError> {
+    async fn step_of_event(&self, id: &str, event: u64) -> Result<u64, ResetError> {
         let prefix = keys::history_prefix(id);
-        for (key, bytes) in self.store.scan_prefix(&prefix)? {
+        for (key, bytes) in self.scan_prefix(&prefix).await? {
             let events = crate::history::decode_stored(prefix.len(), &key, &bytes)?;
             if let Some(found) = events.into_iter().find(|e| e.seq == event) {
                 return found.kind.step().ok_or_else(|| ResetError::Event {
@@ -174,15 +175,15 @@ impl Engine {
         reason: &str,
         once: Option<Vec<u8>>,
     ) -> Result<Reset, ResetError> {
-        let (bytes, current) = self.current(id)?;
+        let (bytes, current) = self.current(id).await?;
         if current.status == Status::Running {
             return Err(ResetError::Active { id: id.to_owned() });
         }
         let step = match to {
             ResetTo::Step(step) => step,
-            ResetTo::Event(event) => self.step_of_event(id, event)?,
+            ResetTo::Event(event) => self.step_of_event(id, event).await?,
         };
-        let mut points = self.points(id, &current)?;
+        let mut points = self.points(id, &current).await?;
         let gone = |points: &BTreeMap<u64, InstanceRecord>| ResetError::PointGone {
             id: id.to_owned(),
             step,
@@ -200,7 +201,10 @@ impl Engine {
             })
             .collect();
         let born_by_then = record.field_seq;
-        if !self.assemble(id, &mut record)? {
+        if !self
+            .assemble(id, &mut record, crate::store::Wait::Task)
+            .await?
+        {
             return Err(gone(&points));
         }
         let mut batch = Batch::default();

@@ -38,13 +38,13 @@ impl Engine {
         let mut entries = Vec::new();
         for phase in finished {
             let prefix = keys::phase_index_prefix(phase.tag());
-            for (entry, _) in self.store.scan_prefix(&prefix)? {
+            for (entry, _) in self.scan_prefix(&prefix).await? {
                 entries.push(String::from_utf8_lossy(&entry[prefix.len()..]).into_owned());
             }
         }
         for id in entries {
             let key = keys::instance(&id);
-            let Some(bytes) = self.store.get(&key)? else {
+            let Some(bytes) = self.get(&key).await? else {
                 continue;
             };
             // an undecodable record is parked, not expired
@@ -57,7 +57,7 @@ impl Engine {
             let mut batch = Batch::default();
             // deleted only if unchanged since it was read
             batch.expect(key.clone(), Some(bytes)).delete(key);
-            self.stage_forget(&id, &record, &mut batch)?;
+            self.stage_forget(&id, &record, &mut batch).await?;
             match self.store.commit(batch).await {
                 Ok(()) => deleted += 1,
                 Err(StoreError::Conflict { .. }) => {}
@@ -72,7 +72,7 @@ impl Engine {
     /// deadline timers an earlier build left, history, signals, stored
     /// fields and completed-promise marks. Retention, and a new run of the
     /// id ([`IdPolicy::NewRunIfEnded`](crate::IdPolicy::NewRunIfEnded)).
-    pub(crate) fn stage_forget(
+    pub(crate) async fn stage_forget(
         &self,
         id: &str,
         record: &InstanceRecord,
@@ -86,14 +86,14 @@ impl Engine {
             batch.delete(keys::timer(deadline, id));
         }
         for (k, _) in self
-            .store
-            .scan_prefix(&keys::history_prefix(id))?
+            .scan_prefix(&keys::history_prefix(id))
+            .await?
             .into_iter()
-            .chain(self.store.scan_prefix(&keys::signals(id))?)
-            .chain(self.store.scan_prefix(&keys::fields_prefix(id))?)
-            .chain(self.store.scan_prefix(&keys::completed_prefix(id))?)
-            .chain(self.store.scan_prefix(&keys::heartbeat_prefix(id))?)
-            .chain(self.store.scan_prefix(&keys::updates_prefix(id))?)
+            .chain(self.scan_prefix(&keys::signals(id)).await?)
+            .chain(self.scan_prefix(&keys::fields_prefix(id)).await?)
+            .chain(self.scan_prefix(&keys::completed_prefix(id)).await?)
+            .chain(self.scan_prefix(&keys::heartbeat_prefix(id)).await?)
+            .chain(self.scan_prefix(&keys::updates_prefix(id)).await?)
         {
             batch.delete(k);
         }

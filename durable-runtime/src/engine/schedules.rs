@@ -205,7 +205,7 @@ impl Engine {
     async fn tick_schedules(self: &Arc<Self>) -> Result<Option<u64>, StoreError> {
         let _one_at_a_time = self.schedule_lock.lock().await;
         let mut next: Option<u64> = None;
-        for (key, bytes) in self.store.scan_prefix(&[keys::SCHEDULE])? {
+        for (key, bytes) in self.scan_prefix(&[keys::SCHEDULE]).await? {
             let id = keys::schedule_id(&key);
             let record = match codec::decode::<ScheduleRecord>(&bytes) {
                 Ok(record) => record,
@@ -239,13 +239,13 @@ impl Engine {
     }
 
     /// Loads schedule `id` (and its stored bytes, for a conditional write).
-    pub(crate) fn load_schedule(
+    pub(crate) async fn load_schedule(
         &self,
         id: &str,
     ) -> Result<(ScheduleRecord, Vec<u8>), ScheduleError> {
         let bytes = self
-            .store
-            .get(&keys::schedule(id))?
+            .get(&keys::schedule(id))
+            .await?
             .ok_or_else(|| ScheduleError::NotFound { id: id.to_owned() })?;
         Ok((codec::decode(&bytes)?, bytes))
     }
@@ -268,7 +268,7 @@ impl Engine {
         // runs that ended no longer block
         let mut still = Vec::new();
         for run in std::mem::take(&mut record.running) {
-            match self.load(&run)? {
+            match self.load(&run).await? {
                 Some(Ok(r)) if r.status.is_terminal() => {}
                 None => {}
                 _ => still.push(run),
@@ -277,9 +277,11 @@ impl Engine {
         record.running = still;
 
         for request in requests {
-            self.act(&mut pass, id, &mut record, entry, &request, now)?;
+            self.act(&mut pass, id, &mut record, entry, &request, now)
+                .await?;
         }
-        self.start_buffered(&mut pass, id, &mut record, entry, now)?;
+        self.start_buffered(&mut pass, id, &mut record, entry, now)
+            .await?;
 
         let window = record.schedule.catchup_window_ms;
         while let Some(nominal) = record.next_ms {
@@ -297,7 +299,8 @@ impl Engine {
                     trigger: Trigger::Calendar,
                     overlap: record.schedule.overlap,
                 };
-                self.act(&mut pass, id, &mut record, entry, &request, now)?;
+                self.act(&mut pass, id, &mut record, entry, &request, now)
+                    .await?;
                 let next = record.following(nominal);
                 record.set_next(now, next);
             }
@@ -312,7 +315,7 @@ impl Engine {
                 self.timers.notify_one();
             }
             for run in pass.controls {
-                self.control_requested(&run)?;
+                self.control_requested(&run).await?;
             }
             for (run, r) in pass.started {
                 self.metrics.started(self.workflows.label(&r.workflow));
@@ -333,7 +336,7 @@ impl Engine {
     }
 
     /// One run due (calendar, trigger or backfill), by the overlap policy.
-    fn act(
+    async fn act(
         &self,
         pass: &mut Pass,
         id: &str,
@@ -344,11 +347,15 @@ impl Engine {
     ) -> Result<(), ScheduleError> {
         let nominal = request.nominal_ms;
         if record.running.is_empty() {
-            return self.start_run(pass, id, record, entry, nominal, request.trigger, now);
+            return self
+                .start_run(pass, id, record, entry, nominal, request.trigger, now)
+                .await;
         }
         match request.overlap {
             Overlap::AllowAll => {
-                return self.start_run(pass, id, record, entry, nominal, request.trigger, now);
+                return self
+                    .start_run(pass, id, record, entry, nominal, request.trigger, now)
+                    .await;
             }
             Overlap::Skip => record.skip(now, nominal, nominal, 1, SkipReason::Overlap),
             Overlap::BufferOne if !record.buffered.is_empty() => {
@@ -395,14 +402,16 @@ impl Engine {
                         ScheduleEventKind::TerminateRequested { workflow_id: run },
                     );
                 }
-                return self.start_run(pass, id, record, entry, nominal, request.trigger, now);
+                return self
+                    .start_run(pass, id, record, entry, nominal, request.trigger, now)
+                    .await;
             }
         }
         Ok(())
     }
 
     /// Starts buffered runs while nothing runs.
-    fn start_buffered(
+    async fn start_buffered(
         &self,
         pass: &mut Pass,
         id: &str,
@@ -414,14 +423,15 @@ impl Engine {
             let Some((nominal, trigger)) = record.buffered.pop_front() else {
                 break;
             };
-            self.start_run(pass, id, record, entry, nominal, trigger, now)?;
+            self.start_run(pass, id, record, entry, nominal, trigger, now)
+                .await?;
         }
         Ok(())
     }
 
     /// Adds the creation of the run at `nominal` to the pass.
     #[allow(clippy::too_many_arguments)]
-    fn start_run(
+    async fn start_run(
         &self,
         pass: &mut Pass,
         id: &str,
@@ -435,7 +445,7 @@ impl Engine {
             workflow: record.workflow.clone(),
         })?;
         let run = run_id(id, nominal);
-        if pass.started.iter().any(|(r, _)| *r == run) || self.load(&run)?.is_some() {
+        if pass.started.iter().any(|(r, _)| *r == run) || self.load(&run).await?.is_some() {
             record.skip(now, nominal, nominal, 1, SkipReason::AlreadyStarted);
             return Ok(());
         }
@@ -458,7 +468,9 @@ impl Engine {
                 crate::SearchValue::Int(i64::try_from(nominal).unwrap_or(i64::MAX)),
             ),
         ]);
-        pass.timer |= self.stage_create(&run, &mut instance, &mut pass.batch)?;
+        pass.timer |= self
+            .stage_create(&run, &mut instance, &mut pass.batch)
+            .await?;
         if !instance.status.is_terminal() {
             record.running.push(run.clone());
         }

@@ -40,7 +40,7 @@ impl Engine {
                     .child_part(id, record, &entry, branch, i)
                     .await?
                     .map(|(bytes, _)| (bytes, None, None)),
-                _ => self.ready(id, branch, exec)?,
+                _ => self.ready(id, branch, exec).await?,
             };
             if let Some((bytes, key, carried)) = came {
                 Self::note_arrival(id, record, branch, carried);
@@ -50,6 +50,7 @@ impl Engine {
                 };
                 timers.extend(key);
                 self.cancel_losers(id, record, branches, i)
+                    .await
                     .map_err(Halt::Store)?;
                 return Ok(Some((wrapped, timers)));
             }
@@ -115,9 +116,9 @@ impl Engine {
         // a signal or a child's end that came after the first look:
         // look again, now that a later one interrupts the race (see
         // `Runtime::signal`, `Engine::interrupt_if_a_branch_came`)
-        let seen = || {
+        let seen = async {
             for (i, branch) in branches.iter().enumerate() {
-                if self.branch_came(id, record.step, branch, i)? {
+                if self.branch_came(id, record.step, branch, i).await? {
                     return Ok(true);
                 }
             }
@@ -138,6 +139,7 @@ impl Engine {
         };
         drop(racers);
         self.cancel_losers(id, record, branches, index)
+            .await
             .map_err(Halt::Store)?;
         match codec::variant(index as u32, &bytes) {
             Ok(wrapped) => Ok(Some((wrapped, timers))),
@@ -148,7 +150,7 @@ impl Engine {
     /// Whether branch `branch` of the select instance `id` awaits at
     /// `step` has come since it was last looked at: a buffered signal, or
     /// a child that has ended.
-    pub(super) fn branch_came(
+    pub(super) async fn branch_came(
         &self,
         id: &str,
         step: u64,
@@ -156,11 +158,11 @@ impl Engine {
         branch: usize,
     ) -> Result<bool, Halt> {
         match request {
-            Request::Signal { .. } => self.peek_signal(id, request),
+            Request::Signal { .. } => self.peek_signal(id, request).await,
             Request::Child { id: named, .. } => {
                 let child = composite::child_id(id, step, Some(branch), named.as_deref());
                 Ok(matches!(
-                    self.load(&child).map_err(Halt::Store)?,
+                    self.load(&child).await.map_err(Halt::Store)?,
                     Some(Ok(r)) if r.status.is_terminal()
                 ))
             }
@@ -171,7 +173,7 @@ impl Engine {
     /// Ends at once the race of a select instance `id` runs (against an
     /// activity) when another of its branches has come: a signal sent or
     /// a child ended in another process or task (see `Runtime::signal`).
-    pub(crate) fn interrupt_if_a_branch_came(&self, id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn interrupt_if_a_branch_came(&self, id: &str) -> Result<(), StoreError> {
         let running = self
             .running
             .lock()
@@ -180,12 +182,13 @@ impl Engine {
         if !running {
             return Ok(());
         }
-        if let Some(Ok(record)) = self.load(id)?
+        if let Some(Ok(record)) = self.load(id).await?
             && let Some(Request::Select(branches)) = &record.pending
         {
             for (i, branch) in branches.iter().enumerate() {
                 if self
                     .branch_came(id, record.step, branch, i)
+                    .await
                     .unwrap_or(false)
                 {
                     self.interrupts.notify(id);
@@ -200,7 +203,7 @@ impl Engine {
     /// `won` and still run: cancelled with the transition (as a losing
     /// activity's attempt is dropped and a losing timer removed), whatever
     /// their parent-close policy.
-    fn cancel_losers(
+    async fn cancel_losers(
         &self,
         id: &str,
         record: &mut InstanceRecord,
@@ -215,7 +218,7 @@ impl Engine {
                 continue;
             }
             let child = composite::child_id(id, record.step, Some(i), named.as_deref());
-            if matches!(self.load(&child)?, Some(Ok(r)) if !r.status.is_terminal()) {
+            if matches!(self.load(&child).await?, Some(Ok(r)) if !r.status.is_terminal()) {
                 record.cancels.push(child);
             }
         }

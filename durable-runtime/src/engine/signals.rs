@@ -10,10 +10,10 @@ use crate::store::{Batch, StoreError, keys};
 impl Engine {
     /// Starts the signal counter above every buffered signal, so order holds
     /// across restarts.
-    pub(crate) fn init_signal_seq(&self) -> Result<(), StoreError> {
+    pub(crate) async fn init_signal_seq(&self) -> Result<(), StoreError> {
         let max = self
-            .store
-            .scan_prefix(&[keys::SIGNAL])?
+            .scan_prefix(&[keys::SIGNAL])
+            .await?
             .iter()
             .filter_map(|(k, _)| keys::signal_seq(k))
             .max()
@@ -28,8 +28,12 @@ impl Engine {
 
     /// The first buffered signal of `name` for instance `id`: its key,
     /// encoded payload and the payload's layout hash (0: unknown).
-    pub(crate) fn take_signal(&self, id: &str, name: &str) -> Result<Option<Buffered>, StoreError> {
-        for (key, value) in self.store.scan_prefix(&keys::signals(id))? {
+    pub(crate) async fn take_signal(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> Result<Option<Buffered>, StoreError> {
+        for (key, value) in self.scan_prefix(&keys::signals(id)).await? {
             let (signal, payload, layout) =
                 decode_signal(&value).map_err(|e| StoreError::Corrupt {
                     key: crate::store::printable(&key),
@@ -137,13 +141,13 @@ impl Engine {
     }
 
     /// The stored control request with `tag` for instance `id`.
-    pub(crate) fn take_control(
+    pub(crate) async fn take_control(
         &self,
         id: &str,
         tag: u8,
     ) -> Result<Option<crate::store::KeyValue>, StoreError> {
         let key = keys::control(tag, id);
-        Ok(self.store.get(&key)?.map(|v| (key, v)))
+        Ok(self.get(&key).await?.map(|v| (key, v)))
     }
 
     /// Records a cancel (`keys::CANCEL`) or terminate (`keys::TERMINATE`)
@@ -160,12 +164,12 @@ impl Engine {
             batch.notify(format!("c{id}"));
         }
         self.store.commit(batch).await?;
-        self.control_requested(id)
+        self.control_requested(id).await
     }
 
     /// After a cancel or terminate request of `id` is durable: lets the
     /// instance see it now.
-    pub(crate) fn control_requested(
+    pub(crate) async fn control_requested(
         self: &std::sync::Arc<Self>,
         id: &str,
     ) -> Result<(), StoreError> {
@@ -175,11 +179,11 @@ impl Engine {
             .insert(id.to_owned());
         // only a running attempt listens; anything later sees the stored request
         self.interrupts.notify(id);
-        self.wake_instance(id)?;
+        self.wake_instance(id).await?;
         // an instance that ended meanwhile will never consume it; its end
         // clears the mark after its record is stored, so one of the two
         // sees the other
-        if let Some(Ok(record)) = self.load(id)?
+        if let Some(Ok(record)) = self.load(id).await?
             && record.status.is_terminal()
         {
             self.clear_control(id);

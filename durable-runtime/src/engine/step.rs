@@ -108,7 +108,7 @@ impl Engine {
     /// A command that completes without running anything: its output, the
     /// wake-source key it uses up and what a signal carried, or `None` if
     /// not ready.
-    pub(super) fn ready(
+    pub(super) async fn ready(
         &self,
         id: &str,
         request: &Request,
@@ -140,25 +140,27 @@ impl Engine {
                     ))
                 }
             }
-            Request::Signal { name } => match self.take_signal(id, name).map_err(Halt::Store)? {
-                Some((key, payload, layout)) => {
-                    let vtable = match executor {
-                        Some(Executor::Signal(vtable)) => Some(vtable),
-                        _ => None,
-                    };
-                    // for the history: as its sender wrote it, with the
-                    // sender's layout (stored with the signal); an update's
-                    // request is shown by its own events
-                    if !name.starts_with("update/") {
-                        carried = Some(crate::history::KeptValue::of(&payload, layout));
+            Request::Signal { name } => {
+                match self.take_signal(id, name).await.map_err(Halt::Store)? {
+                    Some((key, payload, layout)) => {
+                        let vtable = match executor {
+                            Some(Executor::Signal(vtable)) => Some(vtable),
+                            _ => None,
+                        };
+                        // for the history: as its sender wrote it, with the
+                        // sender's layout (stored with the signal); an update's
+                        // request is shown by its own events
+                        if !name.starts_with("update/") {
+                            carried = Some(crate::history::KeptValue::of(&payload, layout));
+                        }
+                        let payload = self
+                            .payload_for(name, payload, layout, vtable)
+                            .map_err(Halt::Payload)?;
+                        Some((codec::ok_variant(&payload).map_err(io)?, Some(key)))
                     }
-                    let payload = self
-                        .payload_for(name, payload, layout, vtable)
-                        .map_err(Halt::Payload)?;
-                    Some((codec::ok_variant(&payload).map_err(io)?, Some(key)))
+                    None => None,
                 }
-                None => None,
-            },
+            }
             Request::Activity { .. }
             | Request::Select(_)
             | Request::All { .. }
@@ -227,12 +229,16 @@ impl Engine {
 
     /// Whether a buffered signal answers `request` (a `Signal`), without
     /// taking it.
-    pub(super) fn peek_signal(&self, id: &str, request: &Request) -> Result<bool, Halt> {
+    pub(super) async fn peek_signal(&self, id: &str, request: &Request) -> Result<bool, Halt> {
         let Request::Signal { name } = request else {
             return Ok(false);
         };
         // finding it takes nothing: the key is deleted by the transition
-        Ok(self.take_signal(id, name).map_err(Halt::Store)?.is_some())
+        Ok(self
+            .take_signal(id, name)
+            .await
+            .map_err(Halt::Store)?
+            .is_some())
     }
 
     /// What a command evaluates to when the instance is cancelled at it.
@@ -333,12 +339,15 @@ impl Engine {
         if self.has_control(id) {
             if let Some((key, reason)) = self
                 .take_control(id, keys::TERMINATE)
+                .await
                 .map_err(Halt::Store)?
             {
                 let reason: String = codec::decode(&reason).unwrap_or_else(|_| "terminated".into());
                 timers.push(key);
-                if let Some((cancel, _)) =
-                    self.take_control(id, keys::CANCEL).map_err(Halt::Store)?
+                if let Some((cancel, _)) = self
+                    .take_control(id, keys::CANCEL)
+                    .await
+                    .map_err(Halt::Store)?
                 {
                     timers.push(cancel);
                 }
@@ -353,7 +362,9 @@ impl Engine {
                 Request::Compensate(_) | Request::ContinueAsNew { .. } | Request::Reply { .. }
             );
             let cancel = if cancellable {
-                self.take_control(id, keys::CANCEL).map_err(Halt::Store)?
+                self.take_control(id, keys::CANCEL)
+                    .await
+                    .map_err(Halt::Store)?
             } else {
                 None
             };
@@ -483,7 +494,7 @@ impl Engine {
                 if let Some(why) = self.oversized_attribute(other) {
                     return self.fail(id, record, why).await;
                 }
-                match self.ready(id, other, executor.as_ref())? {
+                match self.ready(id, other, executor.as_ref()).await? {
                     Some((bytes, key, carried)) => {
                         Self::note_arrival(id, record, other, carried);
                         timers.extend(key);

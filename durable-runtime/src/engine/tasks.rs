@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{Engine, Halt, InstanceRecord, Status, WorkflowEntry, cluster};
 use crate::error::ResumeError;
 use crate::otel::TraceParent;
-use crate::store::{Batch, StoreError, keys};
+use crate::store::{Batch, StoreError, Wait, keys};
 
 impl Engine {
     /// Claims instance `id` for a task in this process: `false` if one runs
@@ -98,7 +98,7 @@ impl Engine {
             match halt {
                 Halt::Finished => {
                     if rewoken {
-                        engine.resume_if_started_again(&id);
+                        engine.resume_if_started_again(&id).await;
                     }
                     engine.wake(&id);
                     // a schedule may wait for this run to end; schedules start
@@ -111,7 +111,7 @@ impl Engine {
                         let engine = engine.clone();
                         // parent-close policy: cancel what is still running
                         tokio::spawn(async move {
-                            let running = matches!(engine.load(&child), Ok(Some(Ok(r))) if !r.status.is_terminal());
+                            let running = matches!(engine.load(&child).await, Ok(Some(Ok(r))) if !r.status.is_terminal());
                             if running
                                 && let Err(e) = engine
                                     .request_control(&child, keys::CANCEL, Vec::new())
@@ -122,12 +122,14 @@ impl Engine {
                         });
                     }
                     // a parent racing this child in a select looks at once
-                    if let Some(parent) = &record.parent
-                        && let Err(e) = engine
-                            .interrupt_if_a_branch_came(parent)
-                            .and_then(|()| engine.wake_instance(parent))
-                    {
-                        tracing::error!(instance = %id, parent = %parent, error = %e, "cannot wake the parent");
+                    if let Some(parent) = &record.parent {
+                        let woken = match engine.interrupt_if_a_branch_came(parent).await {
+                            Ok(()) => engine.wake_instance(parent).await,
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = woken {
+                            tracing::error!(instance = %id, parent = %parent, error = %e, "cannot wake the parent");
+                        }
                     }
                 }
                 Halt::Store(e) if cluster::lost_ownership(&e, &id) => {
@@ -153,7 +155,7 @@ impl Engine {
                             if engine.is_closing() {
                                 break;
                             }
-                            match engine.wake_instance(&id) {
+                            match engine.wake_instance(&id).await {
                                 Ok(_) => break,
                                 Err(e) => {
                                     tracing::warn!(instance = %id, error = %e, "instance still paused: store failed; retrying in 1 s");
@@ -165,7 +167,7 @@ impl Engine {
                 Halt::Store(e) => engine.halt(&id, e),
                 Halt::Parked | Halt::Payload(_) => {
                     if rewoken {
-                        engine.resume_if_started_again(&id);
+                        engine.resume_if_started_again(&id).await;
                     }
                     engine.wake(&id);
                 }
@@ -199,12 +201,12 @@ impl Engine {
 
     /// Runs instance `id` again if its stored record runs: a reset or a new
     /// run of the id made while this process's task was ending it.
-    fn resume_if_started_again(self: &Arc<Self>, id: &str) {
+    async fn resume_if_started_again(self: &Arc<Self>, id: &str) {
         if self.is_closing() {
             return;
         }
-        if matches!(self.load(id), Ok(Some(Ok(r))) if r.status == Status::Running)
-            && let Err(e) = self.wake_instance(id)
+        if matches!(self.load(id).await, Ok(Some(Ok(r))) if r.status == Status::Running)
+            && let Err(e) = self.wake_instance(id).await
         {
             tracing::error!(instance = %id, error = %e, "cannot resume the instance started again");
         }
@@ -223,7 +225,7 @@ impl Engine {
 
     /// Wakes instance `id` if it waits for something that may have come
     /// (a due timer, a signal): loads it and spawns its task.
-    pub(crate) fn wake_instance(self: &Arc<Self>, id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn wake_instance(self: &Arc<Self>, id: &str) -> Result<(), StoreError> {
         if !self.runs_here(id) {
             // another process runs it; the batch that changed it told that one
             return Ok(());
@@ -237,7 +239,7 @@ impl Engine {
             *rewake = true;
             return Ok(());
         }
-        let record = match self.load(id)? {
+        let record = match self.load(id).await? {
             None => return Ok(()),
             Some(Ok(record)) => record,
             Some(Err(e)) => {
@@ -256,10 +258,7 @@ impl Engine {
             if record.status.is_terminal() {
                 // what it waited for no longer matters: drop its timers
                 let mut batch = Batch::default();
-                for (key, _) in self
-                    .store
-                    .scan_from(&[keys::TIMER], &[keys::TIMER], usize::MAX)?
-                {
+                for (key, _) in self.scan_prefix(&[keys::TIMER]).await? {
                     if keys::parse_timer(&key).is_some_and(|(_, owner)| owner == id) {
                         batch.delete(key);
                     }
@@ -306,7 +305,7 @@ impl Engine {
         self.spawn_task(id, workflow, trace, async move {
             let id = owned;
             // read again under the claim: no other task writes it meanwhile
-            let settled = match engine.load_read(&id) {
+            let settled = match engine.load_read(&id, Wait::Task).await {
                 Ok(Some((read, Ok(record)))) if record.status == Status::Running => {
                     engine.settle(&id, record, read).await
                 }
@@ -318,7 +317,7 @@ impl Engine {
                 Ok(None) => {
                     // parked: a reset made meanwhile found this claim
                     if engine.release(&id) {
-                        engine.resume_if_started_again(&id);
+                        engine.resume_if_started_again(&id).await;
                     }
                     // a `result()` waiting for it hears that it is parked
                     engine.wake(&id);

@@ -19,10 +19,8 @@ const PAGE: usize = 512;
 
 impl Engine {
     pub(crate) async fn timer_service(self: Arc<Self>) {
-        self.serve_due("timer index", &self.timers, || {
-            std::future::ready(self.fire_due())
-        })
-        .await;
+        self.serve_due("timer index", &self.timers, || self.fire_due())
+            .await;
     }
 
     /// Runs `pass`, then again when the time it returned comes or `wake` is
@@ -52,11 +50,11 @@ impl Engine {
     }
 
     /// Wakes every instance whose timer is due; the next due time, if any.
-    fn fire_due(self: &Arc<Self>) -> Result<Option<u64>, StoreError> {
+    async fn fire_due(self: &Arc<Self>) -> Result<Option<u64>, StoreError> {
         let now = now_ms(&*self.clock);
         let mut from = vec![keys::TIMER];
         loop {
-            let page = self.store.scan_from(&[keys::TIMER], &from, PAGE)?;
+            let page = self.scan_from(&[keys::TIMER], &from, PAGE).await?;
             let Some((last, _)) = page.last() else {
                 return Ok(None);
             };
@@ -69,7 +67,7 @@ impl Engine {
                     return Ok(Some(at));
                 }
                 self.metrics.timer_fired(now - at);
-                self.wake_instance(&id)?;
+                self.wake_instance(&id).await?;
             }
         }
     }

@@ -15,7 +15,7 @@
 //! written before either read as they were (no flag: one key, as it is).
 
 use super::fields::INPUT;
-use crate::store::{Batch, Store, StoreError, keys};
+use crate::store::{self, Batch, Store, StoreError, Wait, keys};
 
 /// Set in the number of a stored value that is LZ4-compressed (its
 /// uncompressed length first, as a little-endian `u32`, then the LZ4 block).
@@ -87,13 +87,18 @@ pub(crate) fn delete(batch: &mut Batch, id: &str, seq: u64) {
 
 /// The bytes of value `seq` of instance `id`; `None` when it (or a piece
 /// of it) is not stored: a later checkpoint replaced it meanwhile.
-pub(crate) fn read(store: &dyn Store, id: &str, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+pub(crate) async fn read(
+    store: &dyn Store,
+    id: &str,
+    seq: u64,
+    wait: Wait,
+) -> Result<Option<Vec<u8>>, StoreError> {
     let stored = match pieces(seq) {
-        0 => store.get(&key(id, seq, None))?,
+        0 => store::get(store, &key(id, seq, None), wait).await?,
         count => {
             let mut whole = Vec::with_capacity(count as usize * PIECE);
             for i in 0..count {
-                match store.get(&key(id, seq, Some(i)))? {
+                match store::get(store, &key(id, seq, Some(i)), wait).await? {
                     Some(piece) => whole.extend_from_slice(&piece),
                     None => return Ok(None),
                 }
@@ -110,14 +115,18 @@ pub(crate) fn read(store: &dyn Store, id: &str, seq: u64) -> Result<Option<Vec<u
 /// was stored, found by its keys: the history and a rerun refer to it
 /// without its flags. Written whole in one batch and deleted only with the
 /// instance, so its pieces are read up to the first missing one.
-pub(crate) fn read_input(store: &dyn Store, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+pub(crate) async fn read_input(
+    store: &dyn Store,
+    id: &str,
+    wait: Wait,
+) -> Result<Option<Vec<u8>>, StoreError> {
     for seq in [INPUT | PACKED, INPUT] {
-        if let Some(stored) = store.get(&key(id, seq, None))? {
+        if let Some(stored) = store::get(store, &key(id, seq, None), wait).await? {
             return unpack(&key(id, seq, None), seq, stored).map(Some);
         }
         let mut whole = Vec::new();
         let mut count = 0;
-        while let Some(piece) = store.get(&key(id, seq, Some(count)))? {
+        while let Some(piece) = store::get(store, &key(id, seq, Some(count)), wait).await? {
             whole.extend_from_slice(&piece);
             count += 1;
         }
@@ -289,7 +298,12 @@ mod tests {
                 .all(|(_, v)| v.as_ref().unwrap().len() <= PIECE)
         );
         let store = committed(batch).await;
-        assert_eq!(read(&store, "w", seq).unwrap().unwrap(), bytes);
+        assert_eq!(
+            store::now(read(&store, "w", seq, Wait::Thread))
+                .unwrap()
+                .unwrap(),
+            bytes
+        );
         assert_eq!(stored(&store, "w").unwrap(), vec![seq]);
         let mut gone = Batch::default();
         delete(&mut gone, "w", seq);
@@ -300,7 +314,10 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        assert_eq!(read(&store, "w", seq).unwrap(), None);
+        assert_eq!(
+            store::now(read(&store, "w", seq, Wait::Thread)).unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
@@ -327,14 +344,24 @@ mod tests {
         expected.sort_unstable();
         assert_eq!(listed, expected);
         assert_eq!(
-            read(&store, "w", packed).unwrap().unwrap(),
+            store::now(read(&store, "w", packed, Wait::Thread))
+                .unwrap()
+                .unwrap(),
             b"book ".repeat(20_000)
         );
-        assert_eq!(read_input(&store, "w").unwrap().unwrap(), noise(9_000));
+        assert_eq!(
+            store::now(read_input(&store, "w", Wait::Thread))
+                .unwrap()
+                .unwrap(),
+            noise(9_000)
+        );
         // a piece gone (replaced meanwhile): not stored, so read again
         let mut cut = Batch::default();
         cut.delete(key("w", pieces_of_packed, Some(1)));
         store.commit(cut).await.unwrap();
-        assert_eq!(read(&store, "w", pieces_of_packed).unwrap(), None);
+        assert_eq!(
+            store::now(read(&store, "w", pieces_of_packed, Wait::Thread)).unwrap(),
+            None
+        );
     }
 }

@@ -603,7 +603,7 @@ impl Builder {
             resolve_on_wake: self.resume_on_open,
         });
         let _ = engine.this.set(Arc::downgrade(&engine));
-        engine.init_signal_seq()?;
+        engine.init_signal_seq().await?;
         engine.warn_untraced();
         if let Some(notices) = notices {
             let listener = engine.clone().notice_service(notices);

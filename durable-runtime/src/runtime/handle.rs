@@ -49,20 +49,28 @@ impl<W: Workflow> WorkflowHandle<W> {
 
     /// The stored record, its state whole.
     fn record(&self) -> Result<InstanceRecord, ResultError> {
-        self.read(Engine::load)
+        self.checked(self.engine()?.load_now(&self.id))
     }
 
     /// The stored record without its state's stored fields: its status,
     /// position, output and error (see [`Engine::peek`]).
     fn head(&self) -> Result<InstanceRecord, ResultError> {
-        self.read(Engine::peek)
+        self.checked(self.engine()?.peek_now(&self.id))
     }
 
-    fn read(
+    /// [`head`](Self::head) for the async calls: the thread is free while
+    /// the store answers.
+    async fn head_async(&self) -> Result<InstanceRecord, ResultError> {
+        let engine = self.engine()?;
+        self.checked(engine.peek(&self.id).await)
+    }
+
+    /// The record `loaded` read, if it is this handle's workflow's.
+    fn checked(
         &self,
-        load: impl Fn(&Engine, &str) -> Result<Option<Result<InstanceRecord, CodecError>>, StoreError>,
+        loaded: Result<Option<Result<InstanceRecord, CodecError>>, StoreError>,
     ) -> Result<InstanceRecord, ResultError> {
-        let record = load(&*self.engine()?, &self.id)?
+        let record = loaded?
             .ok_or_else(|| ResultError::NotFound {
                 id: self.id.clone(),
             })?
@@ -100,7 +108,7 @@ impl<W: Workflow> WorkflowHandle<W> {
     /// from a timer or signal), once, and can run cleanup steps before it
     /// returns. Returns once the request is durable.
     pub async fn cancel(&self) -> Result<(), ResultError> {
-        let r = self.head()?;
+        let r = self.head_async().await?;
         if r.status.is_terminal() {
             return Err(ResultError::Finished {
                 id: self.id.clone(),
@@ -116,7 +124,7 @@ impl<W: Workflow> WorkflowHandle<W> {
     /// Terminates the instance now: no more steps, no cleanup; a running
     /// activity attempt is aborted. Recorded with `reason`.
     pub async fn terminate(&self, reason: &str) -> Result<(), ResultError> {
-        let r = self.head()?;
+        let r = self.head_async().await?;
         if r.status.is_terminal() {
             return Err(ResultError::Finished {
                 id: self.id.clone(),
@@ -183,7 +191,7 @@ impl<W: Workflow> WorkflowHandle<W> {
             let notified = listening.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let record = self.head()?;
+            let record = self.head_async().await?;
             // stopped here by a store failure: only while the stored record
             // does not show it ended (elsewhere, or before the failure)
             if !record.status.is_terminal()

@@ -14,7 +14,7 @@ impl Runtime {
     /// The stored status and position of instance `id`, whatever its workflow.
     pub fn describe(&self, id: &str) -> Result<Description, ResultError> {
         // the status, position and output: the state's stored fields stay
-        match self.engine.peek(id)? {
+        match self.engine.peek_now(id)? {
             None => Err(ResultError::NotFound { id: id.to_owned() }),
             Some(Err(e)) => Err(ResultError::Codec(e)),
             Some(Ok(r)) => {
@@ -198,7 +198,7 @@ impl Runtime {
 
     /// The stored record of `id`, decoded.
     pub(super) fn load_decoded(&self, id: &str) -> Result<InstanceRecord, ResultError> {
-        match self.engine.load(id)? {
+        match self.engine.load_now(id)? {
             None => Err(ResultError::NotFound { id: id.to_owned() }),
             Some(Err(e)) => Err(ResultError::Codec(e)),
             Some(Ok(r)) => Ok(r),

@@ -86,7 +86,7 @@ impl Runtime {
             let mut found = 0;
             scan_each(&*self.engine.store, &start, from, |key, _| {
                 let id = String::from_utf8_lossy(&key[source.len()..]).into_owned();
-                let Some(Ok(r)) = self.engine.peek(&id)? else {
+                let Some(Ok(r)) = self.engine.peek_now(&id)? else {
                     return Ok(ControlFlow::Continue(()));
                 };
                 // an entry is current when its record agrees (same batch)
@@ -150,7 +150,7 @@ impl Runtime {
         let position = match (&filter.after, filter.after_started_ms) {
             (None, _) => None,
             (Some(id), Some(ms)) => Some((ms, id.clone())),
-            (Some(id), None) => match self.engine.peek(id)? {
+            (Some(id), None) => match self.engine.peek_now(id)? {
                 Some(Ok(r)) => Some((r.created_ms, id.clone())),
                 _ => None,
             },
@@ -169,7 +169,7 @@ impl Runtime {
         if let Some(ids) = self.few_candidates(filter, &phases, SORT_AT_MOST)? {
             let mut found = Vec::new();
             for id in ids {
-                if let Some(Ok(r)) = self.engine.peek(&id)?
+                if let Some(Ok(r)) = self.engine.peek_now(&id)?
                     && matches(filter, &phases, &r)
                 {
                     found.push(Description::of(&id, r));
@@ -228,7 +228,7 @@ impl Runtime {
             read += 1;
             // an entry is current when its record agrees (not an id
             // removed and started again meanwhile)
-            match self.engine.peek(&id)? {
+            match self.engine.peek_now(&id)? {
                 Some(Ok(r)) if r.created_ms == ms && matches(filter, phases, &r) => {
                     Ok(found(id, r))
                 }
@@ -275,7 +275,7 @@ impl Runtime {
         };
         let exact = if let Some(ids) = self.few_candidates(&filter, &[], at_most)? {
             for id in ids {
-                if let Some(Ok(r)) = self.engine.peek(&id)?
+                if let Some(Ok(r)) = self.engine.peek_now(&id)?
                     && matches(&filter, &[], &r)
                 {
                     tally(&r);

@@ -166,7 +166,7 @@ impl Runtime {
     /// The states instance `id` keeps that [`Runtime::reset`] can take it
     /// back to, oldest first ([`Builder::reset_points`] of them).
     pub fn reset_points(&self, id: &str) -> Result<Vec<crate::reset::ResetPoint>, ResetError> {
-        self.engine.reset_points_of(id)
+        crate::store::now(self.engine.reset_points_of(id))
     }
 
     /// Starts instance `id` of the workflow called in `call`
@@ -252,7 +252,7 @@ impl Runtime {
             )
             .await?;
         // the instance exists now (created, or kept by `UseExisting`)
-        match self.engine.load(&id)? {
+        match self.engine.load(&id).await? {
             Some(Ok(record)) => Ok(Description::of(&id, record)),
             Some(Err(e)) => Err(StartError::Codec(e)),
             None => Err(StartError::Store(StoreError::Corrupt {
@@ -294,7 +294,7 @@ impl Runtime {
         let name = entry.name;
         let _claim = Claim::take(&self.engine, &id).await;
         let mut replacing = None;
-        if let Some(existing) = self.engine.load(&id)? {
+        if let Some(existing) = self.engine.load(&id).await? {
             let ended = existing.as_ref().is_ok_and(|r| r.status.is_terminal());
             let workflow = existing
                 .map(|r| r.workflow)
@@ -540,6 +540,14 @@ impl Runtime {
         // the engine for a moment; the store closes when the last one ends
         for _ in 0..1000 {
             if Arc::strong_count(&self.engine) <= Arc::strong_count(&self.clones) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        // a read on the store's thread pool holds the store until it ends,
+        // even when the task that awaited it was stopped
+        for _ in 0..1000 {
+            if self.engine.store.reads_running() == 0 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;

@@ -166,7 +166,7 @@ impl Schedules<'_> {
     /// [`ScheduleError::NotFound`] for an unknown id.
     pub async fn trigger(&self, id: &str) -> Result<ScheduleDescription, ScheduleError> {
         let now = clock_ms(&*self.engine.clock);
-        let (record, _) = self.engine.load_schedule(id)?;
+        let (record, _) = self.engine.load_schedule(id).await?;
         let request = RunRequest {
             nominal_ms: now,
             trigger: Trigger::Manual,
@@ -196,7 +196,7 @@ impl Schedules<'_> {
                 "a backfill range must not end before it starts".into(),
             ));
         }
-        let (record, _) = self.engine.load_schedule(id)?;
+        let (record, _) = self.engine.load_schedule(id).await?;
         let mut requests = Vec::new();
         let mut at = record.schedule.next_after(from.saturating_sub(1));
         while let Some(t) = at.filter(|t| *t <= to) {
@@ -221,7 +221,7 @@ impl Schedules<'_> {
     /// [`ScheduleError::NotFound`] for an unknown id.
     pub async fn delete(&self, id: &str) -> Result<(), ScheduleError> {
         let _guard = self.engine.schedule_lock.lock().await;
-        let (_, old) = self.engine.load_schedule(id)?;
+        let (_, old) = self.engine.load_schedule(id).await?;
         let key = keys::schedule(id);
         let mut batch = Batch::default();
         batch.expect(key.clone(), Some(old)).delete(key);
@@ -235,7 +235,7 @@ impl Schedules<'_> {
     /// # Errors
     /// [`ScheduleError::NotFound`] for an unknown id.
     pub fn describe(&self, id: &str) -> Result<ScheduleDescription, ScheduleError> {
-        let (record, _) = self.engine.load_schedule(id)?;
+        let (record, _) = crate::store::now(self.engine.load_schedule(id))?;
         Ok(record.describe(id, self.engine.workflows.newest(&record.workflow)))
     }
 
@@ -263,7 +263,7 @@ impl Schedules<'_> {
         edit: impl FnOnce(&mut ScheduleRecord, u64),
     ) -> Result<ScheduleDescription, ScheduleError> {
         let _guard = self.engine.schedule_lock.lock().await;
-        let (mut record, old) = self.engine.load_schedule(id)?;
+        let (mut record, old) = self.engine.load_schedule(id).await?;
         edit(&mut record, clock_ms(&*self.engine.clock));
         self.save(id, record, Some(old), requests).await
     }
@@ -286,7 +286,7 @@ impl Schedules<'_> {
         }
         // the service recomputes when the next schedule is due
         self.engine.schedule_wake.notify_one();
-        let (record, _) = self.engine.load_schedule(id)?;
+        let (record, _) = self.engine.load_schedule(id).await?;
         Ok(record.describe(id, self.engine.workflows.newest(&record.workflow)))
     }
 }

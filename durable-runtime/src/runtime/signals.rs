@@ -38,7 +38,7 @@ impl Runtime {
         payload: &serde_json::Value,
         mark: Option<(Vec<u8>, &str)>,
     ) -> Result<(), SignalError> {
-        let record = self.receiver(id)?;
+        let record = self.receiver(id).await?;
         let not_waiting = || SignalError::NotWaiting {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -91,7 +91,7 @@ impl Runtime {
     ) -> Result<(), SignalError> {
         let bytes = codec::encode(payload)?;
         self.check_signal_size(&bytes)?;
-        let record = self.receiver(id)?;
+        let record = self.receiver(id).await?;
         let layout = payload_layout(id, name, payload)?;
         self.refuse_misfit(id, name, &record, &layout, std::any::type_name::<T>())?;
         self.signal_encoded(id, name, bytes, Some((layout.hash(), &layout)), mark)
@@ -100,8 +100,8 @@ impl Runtime {
 
     /// The record of instance `id`, which a signal is sent to: it must
     /// exist, decode and not have ended.
-    pub(super) fn receiver(&self, id: &str) -> Result<InstanceRecord, SignalError> {
-        let record = match self.engine.load(id)? {
+    pub(super) async fn receiver(&self, id: &str) -> Result<InstanceRecord, SignalError> {
+        let record = match self.engine.load(id).await? {
             None => return Err(SignalError::NotFound { id: id.to_owned() }),
             Some(Err(e)) => return Err(SignalError::Codec(e)),
             Some(Ok(record)) => record,
@@ -264,7 +264,7 @@ impl Runtime {
             .expect("running lock poisoned")
             .contains_key(id);
         if racing
-            && let Ok(Some(Ok(record))) = self.engine.load(id)
+            && let Ok(Some(Ok(record))) = self.engine.load(id).await
             && let Some(crate::command::Request::Select(branches)) = &record.pending
             && branches
                 .iter()
@@ -272,7 +272,7 @@ impl Runtime {
         {
             self.engine.interrupts.notify(id);
         }
-        self.engine.wake_instance(id)?;
+        self.engine.wake_instance(id).await?;
         Ok(())
     }
 

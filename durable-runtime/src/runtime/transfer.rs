@@ -24,7 +24,7 @@ impl Runtime {
         // the state whole: a snapshot holds no references into this store
         let mut record = self
             .engine
-            .load(id)?
+            .load_now(id)?
             .ok_or_else(|| SnapshotError::NotFound { id: id.to_owned() })?
             .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
         // reset points stay here (a snapshot's history carries none), so
@@ -34,7 +34,8 @@ impl Runtime {
         if let Some(rerun) = record.rerun.as_mut()
             && rerun.input.is_empty()
         {
-            rerun.input = self.engine.kept_input(id)?;
+            rerun.input =
+                crate::store::now(self.engine.kept_input(id, crate::store::Wait::Thread))?;
         }
         let record_bytes =
             codec::encode(&record).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
@@ -387,8 +388,10 @@ impl Runtime {
             record.error = None;
             self.engine.history(id, &mut record, batch)?;
         }
-        self.engine
-            .stage_import_owner(id, !record.status.is_terminal(), batch)?;
+        crate::store::now(
+            self.engine
+                .stage_import_owner(id, !record.status.is_terminal(), batch),
+        )?;
         // index entries are this store's: written anew
         record.indexed.clear();
         record.reindex(id, batch);
@@ -451,12 +454,13 @@ impl Runtime {
         for (id, _) in imported {
             if self
                 .engine
-                .load(id)?
+                .load(id)
+                .await?
                 .is_some_and(|r| r.is_ok_and(|r| !r.status.is_terminal()))
             {
                 self.engine.owned_now(id);
             }
-            self.engine.wake_instance(id)?;
+            self.engine.wake_instance(id).await?;
         }
         Ok(())
     }

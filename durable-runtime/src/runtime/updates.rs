@@ -185,7 +185,7 @@ impl Runtime {
                         }
                     })?;
                     self.validate(id, name, &bytes)?;
-                    self.receiver(id)?;
+                    self.receiver(id).await?;
                     let traced = (declared.payload.payload.layout)();
                     let layout = traced.layout.as_ref().ok().map(|l| (traced.hash, l));
                     self.signal_encoded(id, &signal, bytes, layout, mark).await
@@ -305,7 +305,7 @@ impl Runtime {
             if let Some(stored) = look(None)? {
                 return Ok(Some(stored));
             }
-            let status = match self.engine.peek(id)? {
+            let status = match self.engine.peek(id).await? {
                 None => {
                     return Err(SignalError::NotFound { id: id.to_owned() }.into());
                 }

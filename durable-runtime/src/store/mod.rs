@@ -171,6 +171,102 @@ pub trait Store: Send + Sync + 'static {
         from: &[u8],
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError>;
+    /// [`get`](Store::get) for a task of an async runtime: the engine reads
+    /// through this, so a read that waits (on a disk, on a network) never
+    /// holds the thread other instances run on.
+    ///
+    /// The default reads on the calling thread, which suits a store in
+    /// memory. The embedded stores read on tokio's blocking pool; PostgreSQL
+    /// awaits its query.
+    fn get_async(&self, key: &[u8]) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(std::future::ready(self.get(key)))
+    }
+    /// [`scan_from`](Store::scan_from) for a task of an async runtime, as
+    /// [`get_async`](Store::get_async) is to `get`.
+    fn scan_async(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<KeyValue>, StoreError>> {
+        Box::pin(std::future::ready(self.scan_from(prefix, from, limit)))
+    }
+    /// How many reads begun by [`get_async`](Store::get_async) or
+    /// [`scan_async`](Store::scan_async) still run apart from their futures
+    /// (on a thread pool, where a dropped future does not stop them). A
+    /// runtime's shutdown waits until none does, so that the store is
+    /// closed when it returns. The default: none ever does.
+    fn reads_running(&self) -> usize {
+        0
+    }
+}
+
+/// How a read waits for the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// On the calling thread: a blocking call of the public API
+    /// ([`Store::get`]); the read's future is ready when first polled.
+    Thread,
+    /// As an async task, its thread free meanwhile ([`Store::get_async`]):
+    /// the engine's tasks.
+    Task,
+}
+
+/// Reads `key` of `store`, waiting as `wait` says.
+pub(crate) async fn get(
+    store: &dyn Store,
+    key: &[u8],
+    wait: Wait,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match wait {
+        Wait::Thread => store.get(key),
+        Wait::Task => store.get_async(key).await,
+    }
+}
+
+/// Runs `read`, a future of [`Wait::Thread`] reads, on the calling thread.
+pub(crate) fn now<T>(read: impl std::future::Future<Output = T>) -> T {
+    futures::executor::block_on(read)
+}
+
+/// The reads a store runs on tokio's blocking pool, counted: a future
+/// dropped while its read runs does not stop the read, which holds the
+/// store until it ends, so a runtime's shutdown waits for them
+/// ([`Store::reads_running`]) and the store is closed when it returns.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OffThread(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl OffThread {
+    /// Runs `read` (a store's blocking read) on tokio's blocking pool when
+    /// called within a tokio runtime, and on the calling thread otherwise.
+    pub(crate) fn run<T: Send + 'static>(
+        &self,
+        read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    ) -> BoxFuture<Result<T, StoreError>> {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return Box::pin(std::future::ready(read()));
+        };
+        let running = self.0.clone();
+        running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let reading = rt.spawn_blocking(move || {
+            // what `read` holds (a clone of the store) is dropped with it
+            let answer = read();
+            running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            answer
+        });
+        Box::pin(async move {
+            reading.await.unwrap_or_else(|e| {
+                Err(StoreError::Backend(format!(
+                    "a read of the store stopped: {e}"
+                )))
+            })
+        })
+    }
+
+    /// How many reads are running or waiting for a thread.
+    pub(crate) fn running(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// A shared store is a store: a runtime can be opened on a clone
@@ -209,6 +305,20 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError> {
         (**self).scan_from(prefix, from, limit)
+    }
+    fn get_async(&self, key: &[u8]) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
+        (**self).get_async(key)
+    }
+    fn scan_async(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<KeyValue>, StoreError>> {
+        (**self).scan_async(prefix, from, limit)
+    }
+    fn reads_running(&self) -> usize {
+        (**self).reads_running()
     }
 }
 
@@ -274,6 +384,26 @@ impl<S: Store> Store for Closable<S> {
     ) -> Result<Vec<KeyValue>, StoreError> {
         self.open()?;
         self.inner.scan_from(prefix, from, limit)
+    }
+    fn get_async(&self, key: &[u8]) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
+        match self.open() {
+            Ok(()) => self.inner.get_async(key),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+    fn scan_async(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<KeyValue>, StoreError>> {
+        match self.open() {
+            Ok(()) => self.inner.scan_async(prefix, from, limit),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+    fn reads_running(&self) -> usize {
+        self.inner.reads_running()
     }
 }
 
@@ -455,4 +585,45 @@ pub(crate) fn submit(
         }
         wait.await.unwrap_or(Err(StoreError::Closed))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read run off the thread of the task that awaits it (the embedded
+    /// stores' `get_async`): the task's thread goes on meanwhile, and the
+    /// read is counted until it has ended, even when its future was
+    /// dropped (a runtime's shutdown waits for it).
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_off_thread_read_leaves_the_task_thread_free_and_is_counted_until_it_ends() {
+        let reads = OffThread::default();
+        let caller = std::thread::current().id();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let read = reads.run(move || {
+            rx.recv().ok();
+            Ok(std::thread::current().id())
+        });
+        assert_eq!(reads.running(), 1);
+        // the read waits for this task, which runs on meanwhile
+        tx.send(()).unwrap();
+        let ran_on = read.await.unwrap();
+        assert_ne!(ran_on, caller, "the read ran on the task's thread");
+        assert_eq!(reads.running(), 0);
+
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        drop(reads.run(move || {
+            rx.recv().ok();
+            Ok(())
+        }));
+        assert_eq!(reads.running(), 1, "a dropped read still runs");
+        tx.send(()).unwrap();
+        for _ in 0..10_000 {
+            if reads.running() == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        panic!("the read never ended");
+    }
 }

@@ -50,6 +50,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct RedbStore {
     inner: Arc<Inner>,
+    /// Its reads on tokio's blocking pool.
+    reads: super::OffThread,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -156,6 +158,7 @@ impl RedbStore {
                 db,
                 _lock: lock,
             }),
+            reads: super::OffThread::default(),
         })
     }
 
@@ -268,6 +271,26 @@ impl Store for RedbStore {
 
     fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
         super::counters_in_keys(self)
+    }
+
+    fn get_async(&self, key: &[u8]) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
+        let (store, key) = (self.clone(), key.to_vec());
+        self.reads.run(move || store.get(&key))
+    }
+
+    fn reads_running(&self) -> usize {
+        self.reads.running()
+    }
+
+    fn scan_async(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<super::KeyValue>, StoreError>> {
+        let (store, prefix, from) = (self.clone(), prefix.to_vec(), from.to_vec());
+        self.reads
+            .run(move || store.scan_from(&prefix, &from, limit))
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<super::KeyValue>, StoreError> {

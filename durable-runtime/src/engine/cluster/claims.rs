@@ -26,8 +26,8 @@ impl Engine {
         let mut from = vec![keys::INSTANCE];
         loop {
             let page = self
-                .store
-                .scan_from(&[keys::INSTANCE], &from, RECOVER_PAGE)?;
+                .scan_from(&[keys::INSTANCE], &from, RECOVER_PAGE)
+                .await?;
             let Some((last, _)) = page.last() else {
                 return Ok(resumed);
             };
@@ -35,8 +35,8 @@ impl Engine {
             let first = keys::owner(&keys::instance_id(&page[0].0));
             let upto = keys::owner(&keys::instance_id(last));
             let owned: HashSet<String> = self
-                .store
-                .scan_from(&[keys::OWNER], &first, RECOVER_PAGE)?
+                .scan_from(&[keys::OWNER], &first, RECOVER_PAGE)
+                .await?
                 .into_iter()
                 .take_while(|(k, _)| *k <= upto)
                 .map(|(k, _)| keys::instance_id(&k))
@@ -94,7 +94,7 @@ impl Engine {
             return Ok(None);
         };
         let prefix = keys::owned_prefix(from);
-        let page = self.store.scan_from(&prefix, start, CLAIM_PAGE)?;
+        let page = self.scan_from(&prefix, start, CLAIM_PAGE).await?;
         let Some((last, _)) = page.last() else {
             return Ok(None);
         };
@@ -106,7 +106,7 @@ impl Engine {
         let mut ids = Vec::with_capacity(page.len());
         for (key, _) in page {
             let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-            let owner = self.store.get(&keys::owner(&id))?;
+            let owner = self.get(&keys::owner(&id)).await?;
             match owner {
                 Some(o) if o == token.as_bytes() => {} // this incarnation's already
                 Some(o) if o.starts_with(theirs.as_bytes()) => {
@@ -156,7 +156,7 @@ impl Engine {
         // few), not two reads per claimed instance
         let claimed: HashSet<&str> = ids.iter().map(String::as_str).collect();
         for tag in [keys::CANCEL, keys::TERMINATE] {
-            for (key, _) in self.store.scan_prefix(&[tag])? {
+            for (key, _) in self.scan_prefix(&[tag]).await? {
                 let id = keys::instance_id(&key);
                 if claimed.contains(id.as_str()) {
                     self.controls
@@ -176,7 +176,7 @@ impl Engine {
                 // due (taking over a worker's many sleepers reads none)
                 let controlled = self.has_control(id);
                 let asleep = matches!(
-                    self.store.get(&keys::index_entry(sleeping.clone(), id)),
+                    self.get(&keys::index_entry(sleeping.clone(), id)).await,
                     Ok(Some(_))
                 );
                 if asleep && !controlled {
@@ -189,7 +189,7 @@ impl Engine {
                     let id = id.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        if let Err(e) = engine.wake_instance(&id) {
+                        if let Err(e) = engine.wake_instance(&id).await {
                             tracing::error!(instance = %id, error = %e, "cannot resume a claimed instance");
                         }
                     });
@@ -213,8 +213,8 @@ impl Engine {
         let mut from = vec![keys::UNASSIGNED];
         loop {
             let page = self
-                .store
-                .scan_from(&[keys::UNASSIGNED], &from, RECOVER_PAGE)?;
+                .scan_from(&[keys::UNASSIGNED], &from, RECOVER_PAGE)
+                .await?;
             let Some((last, _)) = page.last() else {
                 return Ok(resumed);
             };
@@ -236,7 +236,7 @@ impl Engine {
         let mark = keys::unassigned(id);
         let mut batch = solo();
         batch.expect(mark.clone(), Some(Vec::new())).delete(mark);
-        let unfinished = match self.load(id)? {
+        let unfinished = match self.load(id).await? {
             Some(Ok(r)) => !r.status.is_terminal(),
             // undecodable: owned, so that it is reported as parked here
             Some(Err(_)) => true,
@@ -258,7 +258,7 @@ impl Engine {
             return Ok(0);
         };
         let mut resumed = 0;
-        for (key, bytes) in self.store.scan_prefix(&[keys::LEASE])? {
+        for (key, bytes) in self.scan_prefix(&[keys::LEASE]).await? {
             let name = keys::instance_id(&key);
             if name == m.name || m.is_fenced() {
                 continue;
@@ -291,8 +291,8 @@ impl Engine {
                 }
             }
             if self
-                .store
-                .scan_from(&keys::owned_prefix(&name), &keys::owned_prefix(&name), 1)?
+                .scan_from(&keys::owned_prefix(&name), &keys::owned_prefix(&name), 1)
+                .await?
                 .is_empty()
             {
                 // nothing left: the lapsed lease goes (unless renewed meanwhile)

@@ -204,7 +204,7 @@ impl Engine {
     /// Adds to an import's batch of instance `id` who runs it from now on
     /// (as [`stage_owner`](Self::stage_owner)); a replaced instance's owner
     /// loses it (its next checkpoint fails the fencing condition).
-    pub(crate) fn stage_import_owner(
+    pub(crate) async fn stage_import_owner(
         &self,
         id: &str,
         unfinished: bool,
@@ -214,7 +214,7 @@ impl Engine {
             return Ok(());
         }
         let key = keys::owner(id);
-        let current = self.store.get(&key)?;
+        let current = self.get(&key).await?;
         if let Some(token) = &current {
             let token = String::from_utf8_lossy(token);
             if let Some((name, _)) = token.rsplit_once('#') {
@@ -248,7 +248,7 @@ impl Engine {
     /// look again, and a lapsed owner's instances are taken over as ever),
     /// else this worker, or the first to claim it for a tool. Whether this
     /// process runs it.
-    pub(crate) fn stage_replacing_owner(
+    pub(crate) async fn stage_replacing_owner(
         &self,
         id: &str,
         batch: &mut Batch,
@@ -257,7 +257,7 @@ impl Engine {
             return Ok(true);
         }
         let key = keys::owner(id);
-        let current = self.store.get(&key)?;
+        let current = self.get(&key).await?;
         let mine = self.member.as_ref().map(|m| m.token().into_bytes());
         match (&current, &mine) {
             (Some(owner), Some(me)) if owner == me => Ok(true),
@@ -266,7 +266,7 @@ impl Engine {
                 Ok(false)
             }
             (None, _) => {
-                self.stage_import_owner(id, true, batch)?;
+                self.stage_import_owner(id, true, batch).await?;
                 Ok(mine.is_some())
             }
         }
@@ -324,7 +324,7 @@ impl Engine {
             return Ok(0);
         };
         let key = keys::lease(&m.name);
-        let previous = self.store.get(&key)?;
+        let previous = self.get(&key).await?;
         let incarnation = match &previous {
             Some(bytes) => {
                 let old: LeaseRecord = codec::decode(bytes).map_err(|e| StoreError::Corrupt {
@@ -359,8 +359,8 @@ impl Engine {
             from = next;
         }
         let alone = self
-            .store
-            .scan_prefix(&[keys::LEASE])?
+            .scan_prefix(&[keys::LEASE])
+            .await?
             .iter()
             .all(|(k, _)| keys::instance_id(k) == m.name);
         if alone {
@@ -405,7 +405,7 @@ impl Engine {
                 if let Err(e) = self.claim_unassigned().await {
                     tracing::warn!(error = %e, "claiming unassigned instances failed");
                 }
-                if let Err(e) = self.sweep() {
+                if let Err(e) = self.sweep().await {
                     tracing::warn!(error = %e, "looking for missed requests failed");
                 }
             }
@@ -414,20 +414,20 @@ impl Engine {
 
     /// The bound on a lost message: wakes every owned instance that has a
     /// buffered signal or a cancel or terminate request and no task.
-    fn sweep(self: &Arc<Self>) -> Result<(), StoreError> {
+    async fn sweep(self: &Arc<Self>) -> Result<(), StoreError> {
         let Some(m) = &self.member else {
             return Ok(());
         };
         for tag in [keys::CANCEL, keys::TERMINATE] {
-            for (key, _) in self.store.scan_prefix(&[tag])? {
+            for (key, _) in self.scan_prefix(&[tag]).await? {
                 let id = keys::instance_id(&key);
                 if m.owns(&id) && !self.has_control(&id) {
-                    self.control_requested(&id)?;
+                    self.control_requested(&id).await?;
                 }
             }
         }
         let mut last = String::new();
-        for (key, _) in self.store.scan_prefix(&[keys::SIGNAL])? {
+        for (key, _) in self.scan_prefix(&[keys::SIGNAL]).await? {
             let Some(end) = key.iter().position(|b| *b == 0) else {
                 continue;
             };
@@ -441,7 +441,7 @@ impl Engine {
                 .expect("running lock poisoned")
                 .contains_key(&id);
             if idle && m.owns(&id) {
-                self.wake_instance(&id)?;
+                self.wake_instance(&id).await?;
             }
             last = id;
         }
@@ -480,7 +480,7 @@ impl Engine {
             Err(StoreError::Conflict { .. }) => {
                 // a renewal that timed out here may have been applied late:
                 // the stored lease is still this incarnation's
-                if let Some(stored) = self.store.get(&key)?
+                if let Some(stored) = self.get(&key).await?
                     && codec::decode::<LeaseRecord>(&stored).is_ok_and(|l| l.token == current.token)
                 {
                     *m.lease_bytes.lock().expect("lease lock poisoned") = stored;
@@ -502,8 +502,8 @@ impl Engine {
         let prefix = keys::owned_prefix(&m.name);
         let token = m.token();
         let listed: Vec<String> = self
-            .store
-            .scan_prefix(&prefix)?
+            .scan_prefix(&prefix)
+            .await?
             .into_iter()
             .map(|(key, _)| String::from_utf8_lossy(&key[prefix.len()..]).into_owned())
             .collect();
@@ -515,7 +515,7 @@ impl Engine {
             let last = keys::owner(&page[page.len() - 1]);
             let mut from = keys::owner(&page[0]);
             'page: loop {
-                let owners = self.store.scan_from(&[keys::OWNER], &from, CLAIM_PAGE)?;
+                let owners = self.scan_from(&[keys::OWNER], &from, CLAIM_PAGE).await?;
                 let Some((end, _)) = owners.last() else {
                     break;
                 };
@@ -550,7 +550,7 @@ impl Engine {
         let token = m.token();
         let prefix = keys::owned_prefix(&m.name);
         loop {
-            let page = self.store.scan_from(&prefix, &prefix, CLAIM_PAGE)?;
+            let page = self.scan_from(&prefix, &prefix, CLAIM_PAGE).await?;
             if page.is_empty() {
                 break;
             }

@@ -31,11 +31,13 @@ impl Engine {
             'w' => {
                 self.wake(id);
                 if self.member.is_some() && self.runs_here(id) {
-                    self.interrupt_if_a_branch_came(id)?;
-                    self.wake_instance(id)?;
+                    self.interrupt_if_a_branch_came(id).await?;
+                    self.wake_instance(id).await?;
                 }
             }
-            'c' if self.member.is_some() && self.runs_here(id) => self.control_requested(id)?,
+            'c' if self.member.is_some() && self.runs_here(id) => {
+                self.control_requested(id).await?
+            }
             // a queued call's result, or a new task of a queue
             'r' => self.wake(&format!("\0r{id}")),
             // an update's reply

@@ -419,6 +419,27 @@ impl PgStore {
         self.inner.commits.set_hook(Arc::new(hook));
     }
 
+    /// Runs `query` on the store's runtime; the future resolves with its
+    /// answer, holding no thread meanwhile.
+    fn ask<T, F>(&self, query: impl FnOnce(Pool) -> F) -> BoxFuture<Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let Some(rt) = self.inner.rt.as_ref() else {
+            return Box::pin(std::future::ready(Err(StoreError::Closed)));
+        };
+        let query = query(self.inner.pool.clone());
+        let metrics = self.inner.commits.metrics();
+        let answer = rt.spawn(async move {
+            let asked = std::time::Instant::now();
+            let answer = query.await;
+            metrics.read_done(asked.elapsed());
+            answer
+        });
+        Box::pin(async move { answer.await.unwrap_or(Err(StoreError::Closed)) })
+    }
+
     /// Runs `query` on the store's runtime and waits until it answers.
     ///
     /// Most reads answer within a round trip, and the caller simply waits.
@@ -689,15 +710,7 @@ impl Store for PgStore {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_vec();
-        self.read(move |pool| async move {
-            let client = pool.get().await.map_err(db_err)?;
-            let stmt = client.prepare_cached(GET).await.map_err(|e| pg_err(&e))?;
-            let row = client
-                .query_opt(&stmt, &[&key])
-                .await
-                .map_err(|e| pg_err(&e))?;
-            Ok(row.map(|r| r.get(0)))
-        })
+        self.read(move |pool| query_get(pool, key))
     }
 
     fn scan_from(
@@ -706,21 +719,23 @@ impl Store for PgStore {
         from: &[u8],
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError> {
-        let from = from.max(prefix).to_vec();
-        let end = prefix_end(prefix);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(move |pool| async move {
-            let client = pool.get().await.map_err(db_err)?;
-            let stmt = client
-                .prepare_cached(SCAN_LIMIT)
-                .await
-                .map_err(|e| pg_err(&e))?;
-            let rows = client
-                .query(&stmt, &[&from, &end, &limit])
-                .await
-                .map_err(|e| pg_err(&e))?;
-            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
-        })
+        let (from, end) = (from.max(prefix).to_vec(), prefix_end(prefix));
+        self.read(move |pool| query_scan(pool, from, end, limit))
+    }
+
+    fn get_async(&self, key: &[u8]) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
+        let key = key.to_vec();
+        self.ask(move |pool| query_get(pool, key))
+    }
+
+    fn scan_async(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<KeyValue>, StoreError>> {
+        let (from, end) = (from.max(prefix).to_vec(), prefix_end(prefix));
+        self.ask(move |pool| query_scan(pool, from, end, limit))
     }
 
     fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
@@ -748,6 +763,37 @@ impl Store for PgStore {
             Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
+}
+
+/// The value of `key`.
+async fn query_get(pool: Pool, key: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
+    let client = pool.get().await.map_err(db_err)?;
+    let stmt = client.prepare_cached(GET).await.map_err(|e| pg_err(&e))?;
+    let row = client
+        .query_opt(&stmt, &[&key])
+        .await
+        .map_err(|e| pg_err(&e))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// At most `limit` keys from `from` up to `end` (exclusive; `None`: no end).
+async fn query_scan(
+    pool: Pool,
+    from: Vec<u8>,
+    end: Option<Vec<u8>>,
+    limit: usize,
+) -> Result<Vec<KeyValue>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let client = pool.get().await.map_err(db_err)?;
+    let stmt = client
+        .prepare_cached(SCAN_LIMIT)
+        .await
+        .map_err(|e| pg_err(&e))?;
+    let rows = client
+        .query(&stmt, &[&from, &end, &limit])
+        .await
+        .map_err(|e| pg_err(&e))?;
+    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 #[cfg(test)]
