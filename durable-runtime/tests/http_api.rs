@@ -92,3 +92,55 @@ async fn a_slow_list_or_count_over_http_leaves_the_runtimes_thread_free() {
     slow.store(false, Ordering::SeqCst);
     rt.shutdown().await;
 }
+
+/// A blocking query of the public API (`list`) called from a task on a
+/// worker of a multi-threaded runtime hands the worker's other tasks to
+/// another thread while it reads: on a runtime with one worker, another
+/// task runs while a slow list is read (before, the read held the worker,
+/// so nothing else ran until it ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_blocking_query_on_a_tokio_worker_leaves_the_workers_other_tasks_running() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let slow = Arc::new(AtomicBool::new(false));
+    let rt = Runtime::builder()
+        .open_store(SlowScans {
+            inner: durable_runtime::store::mem::MemStore::default(),
+            slow: slow.clone(),
+        })
+        .await
+        .unwrap();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let ticker = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                ticks.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    // the ticker has run once: it is in the runtime's queue
+    while ticks.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    slow.store(true, Ordering::SeqCst);
+    // on the worker (the test's own body runs on the test's thread)
+    let ticked_meanwhile = tokio::spawn({
+        let (rt, ticks) = (rt.clone(), ticks.clone());
+        async move {
+            let before = ticks.load(Ordering::SeqCst);
+            rt.list(&durable_runtime::ListFilter::default()).unwrap();
+            ticks.load(Ordering::SeqCst) > before
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        ticked_meanwhile,
+        "nothing else ran on the runtime's worker while the list was read"
+    );
+    ticker.abort();
+    slow.store(false, Ordering::SeqCst);
+    rt.shutdown().await;
+}

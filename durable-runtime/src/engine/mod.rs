@@ -433,7 +433,7 @@ impl Engine {
             // an ended run of the id: forgotten in the same commit, and only
             // if it is still what was read
             Some((bytes, old)) => {
-                self.stage_forget(id, &old, &mut batch).await?;
+                Box::pin(self.stage_forget(id, &old, &mut batch)).await?;
                 Some(bytes)
             }
             None => None,
@@ -505,7 +505,7 @@ impl Engine {
         let mut ours = true;
         if replacing && !record.status.is_terminal() {
             // a parked instance (reset) may still have its owner
-            ours = self.stage_replacing_owner(id, batch).await?;
+            ours = Box::pin(self.stage_replacing_owner(id, batch)).await?;
         } else if !record.status.is_terminal() {
             self.stage_owner(id, batch);
         } else if self.store.shared() {

@@ -49,7 +49,7 @@ impl Engine {
                     Err(e) => return self.fail(id, record, e.to_string()).await,
                 };
                 timers.extend(key);
-                self.cancel_losers(id, record, branches, i)
+                Box::pin(self.cancel_losers(id, record, branches, i))
                     .await
                     .map_err(Halt::Store)?;
                 return Ok(Some((wrapped, timers)));
@@ -116,14 +116,14 @@ impl Engine {
         // a signal or a child's end that came after the first look:
         // look again, now that a later one interrupts the race (see
         // `Runtime::signal`, `Engine::interrupt_if_a_branch_came`)
-        let seen = async {
+        let seen = Box::pin(async {
             for (i, branch) in branches.iter().enumerate() {
                 if self.branch_came(id, record.step, branch, i).await? {
                     return Ok(true);
                 }
             }
             Ok(false)
-        };
+        });
         let won = self
             .interruptible(id, record.next_deadline(), seen, race)
             .await?;
@@ -138,7 +138,7 @@ impl Engine {
             },
         };
         drop(racers);
-        self.cancel_losers(id, record, branches, index)
+        Box::pin(self.cancel_losers(id, record, branches, index))
             .await
             .map_err(Halt::Store)?;
         match codec::variant(index as u32, &bytes) {
@@ -162,7 +162,7 @@ impl Engine {
             Request::Child { id: named, .. } => {
                 let child = composite::child_id(id, step, Some(branch), named.as_deref());
                 Ok(matches!(
-                    self.load(&child).await.map_err(Halt::Store)?,
+                    Box::pin(self.load(&child)).await.map_err(Halt::Store)?,
                     Some(Ok(r)) if r.status.is_terminal()
                 ))
             }

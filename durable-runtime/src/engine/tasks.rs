@@ -69,7 +69,9 @@ impl Engine {
     async fn run(self: Arc<Self>, id: String, mut record: InstanceRecord, entry: WorkflowEntry) {
         let engine = self;
         loop {
-            let halt = engine.drive(&id, &mut record, entry).await;
+            // the step loop's future is large (every command's runner):
+            // boxed, the task's own future stays small to spawn and move
+            let halt = Box::pin(engine.drive(&id, &mut record, entry)).await;
             if matches!(halt, Halt::Interrupted) {
                 continue;
             }
@@ -98,7 +100,7 @@ impl Engine {
             match halt {
                 Halt::Finished => {
                     if rewoken {
-                        engine.resume_if_started_again(&id).await;
+                        Box::pin(engine.resume_if_started_again(&id)).await;
                     }
                     engine.wake(&id);
                     // a schedule may wait for this run to end; schedules start
@@ -123,10 +125,13 @@ impl Engine {
                     }
                     // a parent racing this child in a select looks at once
                     if let Some(parent) = &record.parent {
-                        let woken = match engine.interrupt_if_a_branch_came(parent).await {
-                            Ok(()) => engine.wake_instance(parent).await,
-                            Err(e) => Err(e),
-                        };
+                        // boxed, as every rare await of this task: the task's
+                        // future is moved whole when it is spawned
+                        let woken = Box::pin(async {
+                            engine.interrupt_if_a_branch_came(parent).await?;
+                            engine.wake_instance(parent).await
+                        })
+                        .await;
                         if let Err(e) = woken {
                             tracing::error!(instance = %id, parent = %parent, error = %e, "cannot wake the parent");
                         }
@@ -167,7 +172,7 @@ impl Engine {
                 Halt::Store(e) => engine.halt(&id, e),
                 Halt::Parked | Halt::Payload(_) => {
                     if rewoken {
-                        engine.resume_if_started_again(&id).await;
+                        Box::pin(engine.resume_if_started_again(&id)).await;
                     }
                     engine.wake(&id);
                 }
@@ -317,7 +322,7 @@ impl Engine {
                 Ok(None) => {
                     // parked: a reset made meanwhile found this claim
                     if engine.release(&id) {
-                        engine.resume_if_started_again(&id).await;
+                        Box::pin(engine.resume_if_started_again(&id)).await;
                     }
                     // a `result()` waiting for it hears that it is parked
                     engine.wake(&id);

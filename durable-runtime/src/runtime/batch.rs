@@ -113,23 +113,25 @@ impl Runtime {
     /// The dry run of a batch operation: the ids `filter` matches now, in
     /// the order an operation would visit them, touching nothing.
     pub fn batch_preview(&self, filter: &ListFilter) -> Result<Vec<String>, StoreError> {
-        let mut ids = Vec::new();
-        let mut page = ListFilter {
-            order: crate::ListOrder::Id,
-            after: None,
-            after_started_ms: None,
-            limit: PAGE,
-            ..filter.clone()
-        };
-        loop {
-            let found = self.list(&page)?;
-            let last = found.len() < PAGE;
-            page.after = found.last().map(|d| d.id.clone());
-            ids.extend(found.into_iter().map(|d| d.id));
-            if last {
-                return Ok(ids);
+        crate::store::blocking(|| {
+            let mut ids = Vec::new();
+            let mut page = ListFilter {
+                order: crate::ListOrder::Id,
+                after: None,
+                after_started_ms: None,
+                limit: PAGE,
+                ..filter.clone()
+            };
+            loop {
+                let found = self.list(&page)?;
+                let last = found.len() < PAGE;
+                page.after = found.last().map(|d| d.id.clone());
+                ids.extend(found.into_iter().map(|d| d.id));
+                if last {
+                    return Ok(ids);
+                }
             }
-        }
+        })
     }
 
     /// A batch operation and its progress, as last stored.
@@ -137,25 +139,29 @@ impl Runtime {
     /// # Errors
     /// [`BatchError::NotFound`] for an unknown id.
     pub fn batch_status(&self, id: &str) -> Result<BatchOperation, BatchError> {
-        let bytes = self
-            .engine
-            .store
-            .get(&keys::batch(id))?
-            .ok_or_else(|| BatchError::NotFound { id: id.to_owned() })?;
-        decode(&bytes)
+        crate::store::blocking(|| {
+            let bytes = self
+                .engine
+                .store
+                .get(&keys::batch(id))?
+                .ok_or_else(|| BatchError::NotFound { id: id.to_owned() })?;
+            decode(&bytes)
+        })
     }
 
     /// Every batch operation stored (running and ended), newest first.
     pub fn batches(&self) -> Result<Vec<BatchOperation>, BatchError> {
-        let mut ops = self
-            .engine
-            .store
-            .scan_prefix(&[keys::BATCH])?
-            .into_iter()
-            .map(|(_, bytes)| decode(&bytes))
-            .collect::<Result<Vec<_>, _>>()?;
-        ops.sort_by_key(|op| std::cmp::Reverse(op.created_ms));
-        Ok(ops)
+        crate::store::blocking(|| {
+            let mut ops = self
+                .engine
+                .store
+                .scan_prefix(&[keys::BATCH])?
+                .into_iter()
+                .map(|(_, bytes)| decode(&bytes))
+                .collect::<Result<Vec<_>, _>>()?;
+            ops.sort_by_key(|op| std::cmp::Reverse(op.created_ms));
+            Ok(ops)
+        })
     }
 
     /// Waits until batch operation `id` has ended (done or stopped), and

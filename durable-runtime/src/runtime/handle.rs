@@ -94,13 +94,15 @@ impl<W: Workflow> WorkflowHandle<W> {
 
     /// The instance's stored status and position.
     pub fn describe(&self) -> Result<Description, ResultError> {
-        Ok(Description::of(&self.id, self.head()?))
+        crate::store::blocking(|| Ok(Description::of(&self.id, self.head()?)))
     }
 
     /// The instance's history, oldest first.
     pub fn history(&self) -> Result<Vec<crate::history::HistoryEvent>, ResultError> {
-        self.head()?;
-        history_of(&*self.engine()?, &self.id)
+        crate::store::blocking(|| {
+            self.head()?;
+            history_of(&*self.engine()?, &self.id)
+        })
     }
 
     /// Cancels the instance: the workflow sees a cancellation at the await it
@@ -144,26 +146,28 @@ impl<W: Workflow> WorkflowHandle<W> {
         &self,
         question: impl FnOnce(&serde_json::Value) -> R,
     ) -> Result<R, ResultError> {
-        Ok(question(&self.state_json()?))
+        crate::store::blocking(|| Ok(question(&self.state_json()?)))
     }
 
     /// The current state enum as JSON (`null` once finished).
     pub fn state_json(&self) -> Result<serde_json::Value, ResultError> {
-        let r = self.record()?;
-        if r.state.is_empty() {
-            return Ok(serde_json::Value::Null);
-        }
-        match W::drive(Op::Json { state: &r.state }) {
-            Ok(Outcome::Json(json)) => Ok(json),
-            Ok(_) => Err(ResultError::Failed {
-                id: self.id.clone(),
-                message: "generated code did not render JSON".into(),
-            }),
-            Err(e) => Err(ResultError::Failed {
-                id: self.id.clone(),
-                message: e.to_string(),
-            }),
-        }
+        crate::store::blocking(|| {
+            let r = self.record()?;
+            if r.state.is_empty() {
+                return Ok(serde_json::Value::Null);
+            }
+            match W::drive(Op::Json { state: &r.state }) {
+                Ok(Outcome::Json(json)) => Ok(json),
+                Ok(_) => Err(ResultError::Failed {
+                    id: self.id.clone(),
+                    message: "generated code did not render JSON".into(),
+                }),
+                Err(e) => Err(ResultError::Failed {
+                    id: self.id.clone(),
+                    message: e.to_string(),
+                }),
+            }
+        })
     }
 
     /// The output `record` holds, read by name if an older build wrote it

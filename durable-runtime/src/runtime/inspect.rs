@@ -13,18 +13,20 @@ use crate::workflow::{Op, Outcome};
 impl Runtime {
     /// The stored status and position of instance `id`, whatever its workflow.
     pub fn describe(&self, id: &str) -> Result<Description, ResultError> {
-        // the status, position and output: the state's stored fields stay
-        match self.engine.peek_now(id)? {
-            None => Err(ResultError::NotFound { id: id.to_owned() }),
-            Some(Err(e)) => Err(ResultError::Codec(e)),
-            Some(Ok(r)) => {
-                let output = self.output_json(id, &r);
-                Ok(Description {
-                    output,
-                    ..Description::of(id, r)
-                })
+        crate::store::blocking(|| {
+            // the status, position and output: the state's stored fields stay
+            match self.engine.peek_now(id)? {
+                None => Err(ResultError::NotFound { id: id.to_owned() }),
+                Some(Err(e)) => Err(ResultError::Codec(e)),
+                Some(Ok(r)) => {
+                    let output = self.output_json(id, &r);
+                    Ok(Description {
+                        output,
+                        ..Description::of(id, r)
+                    })
+                }
             }
-        }
+        })
     }
 
     /// Instance `id` once it has ended, waiting up to `wait` for it to end
@@ -78,8 +80,10 @@ impl Runtime {
 
     /// The history of instance `id`, oldest first.
     pub fn history(&self, id: &str) -> Result<Vec<crate::history::HistoryEvent>, ResultError> {
-        self.describe(id)?;
-        history_of(&self.engine, id)
+        crate::store::blocking(|| {
+            self.describe(id)?;
+            history_of(&self.engine, id)
+        })
     }
 
     /// The workflow versions and migrations this runtime registered: what
@@ -91,15 +95,17 @@ impl Runtime {
 
     /// How many instances have each status.
     pub fn counts(&self) -> Result<Vec<(Status, usize)>, StoreError> {
-        let mut counts: Vec<(Status, usize)> = Vec::new();
-        for (phase, n) in self.counts_by_phase()? {
-            match counts.iter_mut().find(|(s, _)| *s == phase.status()) {
-                Some((_, total)) => *total += n,
-                None if n > 0 => counts.push((phase.status(), n)),
-                None => {}
+        crate::store::blocking(|| {
+            let mut counts: Vec<(Status, usize)> = Vec::new();
+            for (phase, n) in self.counts_by_phase()? {
+                match counts.iter_mut().find(|(s, _)| *s == phase.status()) {
+                    Some((_, total)) => *total += n,
+                    None if n > 0 => counts.push((phase.status(), n)),
+                    None => {}
+                }
             }
-        }
-        Ok(counts)
+            Ok(counts)
+        })
     }
 
     /// How many instances are in each [`Phase`], every phase listed (zeros
@@ -109,7 +115,7 @@ impl Runtime {
     /// phases keeps ([`Store::counters`](crate::store::Store::counters)):
     /// the same cost at a million instances as at ten.
     pub fn counts_by_phase(&self) -> Result<Vec<(Phase, usize)>, StoreError> {
-        Phase::counts(&*self.engine.store)
+        crate::store::blocking(|| Phase::counts(&*self.engine.store))
     }
 
     /// The current state enum of instance `id` as JSON (`null` once it has
@@ -123,27 +129,29 @@ impl Runtime {
     /// [`ResultError::NotRegistered`] if neither the layout nor the
     /// workflow's code for that version is at hand.
     pub fn state_json(&self, id: &str) -> Result<serde_json::Value, ResultError> {
-        let r = self.load_decoded(id)?;
-        if r.state.is_empty() {
-            return Ok(serde_json::Value::Null);
-        }
-        let entry = self.entry_for(id, &r);
-        if let Ok(entry) = entry
-            && (r.layout == 0 || r.layout == entry.layout.hash)
-        {
-            return render_state(id, entry, &r.state);
-        }
-        // another build's layout (or no code at all): by the stored layout,
-        // never by this code's positions
-        match self.engine.stored_layout(r.layout)? {
-            Some(layout) => crate::layout::value::read(&r.state, &layout.state, &layout.types)
-                .map(|v| v.to_json())
-                .map_err(|e| ResultError::Failed {
-                    id: id.to_owned(),
-                    message: e.to_string(),
-                }),
-            None => entry.and_then(|entry| render_state(id, entry, &r.state)),
-        }
+        crate::store::blocking(|| {
+            let r = self.load_decoded(id)?;
+            if r.state.is_empty() {
+                return Ok(serde_json::Value::Null);
+            }
+            let entry = self.entry_for(id, &r);
+            if let Ok(entry) = entry
+                && (r.layout == 0 || r.layout == entry.layout.hash)
+            {
+                return render_state(id, entry, &r.state);
+            }
+            // another build's layout (or no code at all): by the stored layout,
+            // never by this code's positions
+            match self.engine.stored_layout(r.layout)? {
+                Some(layout) => crate::layout::value::read(&r.state, &layout.state, &layout.types)
+                    .map(|v| v.to_json())
+                    .map_err(|e| ResultError::Failed {
+                        id: id.to_owned(),
+                        message: e.to_string(),
+                    }),
+                None => entry.and_then(|entry| render_state(id, entry, &r.state)),
+            }
+        })
     }
 
     /// Answers query `def` of instance `id`: the view `V` read, field by
@@ -160,40 +168,42 @@ impl Runtime {
         id: &str,
         def: crate::query::QueryDef<V>,
     ) -> Result<V, crate::query::QueryError> {
-        use crate::query::QueryError;
-        let state = match self.state_json(id) {
-            Err(ResultError::NotFound { .. }) => {
-                return Err(QueryError::NotFound { id: id.to_owned() });
-            }
-            other => other?,
-        };
-        let not_held = |variant: &str, reason: String| QueryError::NotHeld {
-            id: id.to_owned(),
-            query: def.name().to_owned(),
-            variant: variant.to_owned(),
-            reason,
-        };
-        // `{"Variant": {locals}}`, or `"Variant"` holding none
-        let (variant, locals) = match state {
-            serde_json::Value::Null => {
-                let d = self.describe(id)?;
-                if !d.status.is_terminal() {
-                    // between a failed run and the next (a retry policy)
-                    return Err(not_held(&d.variant, "no state between two runs".into()));
+        crate::store::blocking(|| {
+            use crate::query::QueryError;
+            let state = match self.state_json(id) {
+                Err(ResultError::NotFound { .. }) => {
+                    return Err(QueryError::NotFound { id: id.to_owned() });
                 }
-                return Err(QueryError::Ended {
-                    id: id.to_owned(),
-                    status: d.status,
-                });
-            }
-            serde_json::Value::String(variant) => (variant, serde_json::json!({})),
-            serde_json::Value::Object(map) if map.len() == 1 => {
-                let (variant, locals) = map.into_iter().next().expect("one entry");
-                (variant, locals)
-            }
-            other => return Err(not_held("?", format!("a state rendered as {other}"))),
-        };
-        serde_json::from_value(locals).map_err(|e| not_held(&variant, e.to_string()))
+                other => other?,
+            };
+            let not_held = |variant: &str, reason: String| QueryError::NotHeld {
+                id: id.to_owned(),
+                query: def.name().to_owned(),
+                variant: variant.to_owned(),
+                reason,
+            };
+            // `{"Variant": {locals}}`, or `"Variant"` holding none
+            let (variant, locals) = match state {
+                serde_json::Value::Null => {
+                    let d = self.describe(id)?;
+                    if !d.status.is_terminal() {
+                        // between a failed run and the next (a retry policy)
+                        return Err(not_held(&d.variant, "no state between two runs".into()));
+                    }
+                    return Err(QueryError::Ended {
+                        id: id.to_owned(),
+                        status: d.status,
+                    });
+                }
+                serde_json::Value::String(variant) => (variant, serde_json::json!({})),
+                serde_json::Value::Object(map) if map.len() == 1 => {
+                    let (variant, locals) = map.into_iter().next().expect("one entry");
+                    (variant, locals)
+                }
+                other => return Err(not_held("?", format!("a state rendered as {other}"))),
+            };
+            serde_json::from_value(locals).map_err(|e| not_held(&variant, e.to_string()))
+        })
     }
 
     /// The stored record of `id`, decoded.
@@ -228,27 +238,29 @@ impl Runtime {
     /// or use [`check::check_snapshots`](crate::check::check_snapshots) on
     /// exported snapshot files. Writes nothing.
     pub fn check_compatibility(&self) -> Result<Vec<(String, Compatibility)>, StoreError> {
-        let mut out = Vec::new();
-        for (key, bytes) in self
-            .engine
-            .store
-            .scan_prefix(&[crate::store::keys::INSTANCE])?
-        {
-            let id = crate::store::keys::instance_id(&key);
-            let Some(record) = self.engine.decode_whole(&id, &bytes)? else {
-                continue;
-            };
-            let verdict = match record {
-                Err(e) => Compatibility::Parked(ResumeError::Undecodable {
-                    instance: id.clone(),
-                    reason: e.to_string(),
-                }),
-                Ok(r) if r.status.is_terminal() => Compatibility::Finished,
-                Ok(r) => self.engine.compatibility(&id, r),
-            };
-            out.push((id, verdict));
-        }
-        Ok(out)
+        crate::store::blocking(|| {
+            let mut out = Vec::new();
+            for (key, bytes) in self
+                .engine
+                .store
+                .scan_prefix(&[crate::store::keys::INSTANCE])?
+            {
+                let id = crate::store::keys::instance_id(&key);
+                let Some(record) = self.engine.decode_whole(&id, &bytes)? else {
+                    continue;
+                };
+                let verdict = match record {
+                    Err(e) => Compatibility::Parked(ResumeError::Undecodable {
+                        instance: id.clone(),
+                        reason: e.to_string(),
+                    }),
+                    Ok(r) if r.status.is_terminal() => Compatibility::Finished,
+                    Ok(r) => self.engine.compatibility(&id, r),
+                };
+                out.push((id, verdict));
+            }
+            Ok(out)
+        })
     }
 }
 

@@ -39,10 +39,10 @@ impl Runtime {
     /// # Ok(()) }
     /// ```
     pub fn list(&self, filter: &ListFilter) -> Result<Vec<Description>, StoreError> {
-        match filter.order {
+        crate::store::blocking(|| match filter.order {
             ListOrder::Id => self.list_by_id(filter),
             ListOrder::NewestFirst => self.list_newest(filter),
-        }
+        })
     }
 
     /// [`ListOrder::Id`]: the narrowest index the store keeps answers the
@@ -251,47 +251,50 @@ impl Runtime {
         filter: &ListFilter,
         at_most: usize,
     ) -> Result<MatchedCounts, StoreError> {
-        let filter = ListFilter {
-            status: None,
-            phase: None,
-            order: ListOrder::Id,
-            after: None,
-            after_started_ms: None,
-            limit: 0,
-            ..filter.clone()
-        };
-        if filter == ListFilter::default() {
-            return Ok(MatchedCounts {
-                by_phase: self.counts_by_phase()?,
-                exact: true,
-            });
-        }
-        let mut by_phase: Vec<(Phase, usize)> = Phase::ALL.into_iter().map(|p| (p, 0)).collect();
-        let mut tally = |r: &InstanceRecord| {
-            let phase = Phase::of(r.status, r.pending.as_ref());
-            if let Some((_, n)) = by_phase.iter_mut().find(|(p, _)| *p == phase) {
-                *n += 1;
+        crate::store::blocking(|| {
+            let filter = ListFilter {
+                status: None,
+                phase: None,
+                order: ListOrder::Id,
+                after: None,
+                after_started_ms: None,
+                limit: 0,
+                ..filter.clone()
+            };
+            if filter == ListFilter::default() {
+                return Ok(MatchedCounts {
+                    by_phase: self.counts_by_phase()?,
+                    exact: true,
+                });
             }
-        };
-        let exact = if let Some(ids) = self.few_candidates(&filter, &[], at_most)? {
-            for id in ids {
-                if let Some(Ok(r)) = self.engine.peek_now(&id)?
-                    && matches(&filter, &[], &r)
-                {
-                    tally(&r);
+            let mut by_phase: Vec<(Phase, usize)> =
+                Phase::ALL.into_iter().map(|p| (p, 0)).collect();
+            let mut tally = |r: &InstanceRecord| {
+                let phase = Phase::of(r.status, r.pending.as_ref());
+                if let Some((_, n)) = by_phase.iter_mut().find(|(p, _)| *p == phase) {
+                    *n += 1;
                 }
-            }
-            true
-        } else if filter.id_prefix.is_some() || !self.start_times_indexed()? {
-            // order does not matter to a count: the id range, records read as they lie
-            self.walk_ids(&filter, at_most, tally)?
-        } else {
-            self.walk_started(&filter, &[], None, at_most, |_, r| {
-                tally(&r);
-                ControlFlow::Continue(())
-            })?
-        };
-        Ok(MatchedCounts { by_phase, exact })
+            };
+            let exact = if let Some(ids) = self.few_candidates(&filter, &[], at_most)? {
+                for id in ids {
+                    if let Some(Ok(r)) = self.engine.peek_now(&id)?
+                        && matches(&filter, &[], &r)
+                    {
+                        tally(&r);
+                    }
+                }
+                true
+            } else if filter.id_prefix.is_some() || !self.start_times_indexed()? {
+                // order does not matter to a count: the id range, records read as they lie
+                self.walk_ids(&filter, at_most, tally)?
+            } else {
+                self.walk_started(&filter, &[], None, at_most, |_, r| {
+                    tally(&r);
+                    ControlFlow::Continue(())
+                })?
+            };
+            Ok(MatchedCounts { by_phase, exact })
+        })
     }
 
     /// Reads the records whose ids start with `filter`'s id prefix, in id

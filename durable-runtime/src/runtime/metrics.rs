@@ -65,14 +65,16 @@ impl Metrics {
     /// The store could not be read (the counts by status), or the runtime
     /// is gone ([`StoreError::Closed`]).
     pub fn render(&self) -> Result<String, StoreError> {
-        let engine = self.engine.upgrade().ok_or(StoreError::Closed)?;
-        let phases = Phase::counts(&*engine.store)?;
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(Scrape { engine, phases }));
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &registry)
-            .map_err(|e| StoreError::Codec(format!("encoding the metrics: {e}")))?;
-        Ok(out)
+        crate::store::blocking(|| {
+            let engine = self.engine.upgrade().ok_or(StoreError::Closed)?;
+            let phases = Phase::counts(&*engine.store)?;
+            let mut registry = Registry::default();
+            registry.register_collector(Box::new(Scrape { engine, phases }));
+            let mut out = String::new();
+            prometheus_client::encoding::text::encode(&mut out, &registry)
+                .map_err(|e| StoreError::Codec(format!("encoding the metrics: {e}")))?;
+            Ok(out)
+        })
     }
 }
 

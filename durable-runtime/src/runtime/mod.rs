@@ -78,34 +78,36 @@ impl Runtime {
     /// The workers sharing this store (PostgreSQL), as their leases say,
     /// with how many unfinished instances each owns; empty on sled.
     pub fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
-        use crate::store::keys;
-        let this = self.engine.member.as_ref().map(|m| m.name.as_str());
-        let now = now_ms();
-        let mut workers = Vec::new();
-        for (key, bytes) in self.engine.store.scan_prefix(&[keys::LEASE])? {
-            let name = keys::instance_id(&key);
-            let lease: crate::engine::LeaseRecord =
-                codec::decode(&bytes).map_err(|e| StoreError::Corrupt {
-                    key: name.clone(),
-                    reason: e.to_string(),
-                })?;
-            let instances = self
-                .engine
-                .store
-                .scan_prefix(&keys::owned_prefix(&name))?
-                .len();
-            workers.push(WorkerInfo {
-                this_process: this == Some(name.as_str()),
-                name,
-                incarnation: lease.incarnation,
-                started_ms: lease.started_ms,
-                lease_expires_ms: lease.expires_ms,
-                lapsed: lease.expires_ms < now,
-                instances,
-                queues: lease.queues,
-            });
-        }
-        Ok(workers)
+        crate::store::blocking(|| {
+            use crate::store::keys;
+            let this = self.engine.member.as_ref().map(|m| m.name.as_str());
+            let now = now_ms();
+            let mut workers = Vec::new();
+            for (key, bytes) in self.engine.store.scan_prefix(&[keys::LEASE])? {
+                let name = keys::instance_id(&key);
+                let lease: crate::engine::LeaseRecord =
+                    codec::decode(&bytes).map_err(|e| StoreError::Corrupt {
+                        key: name.clone(),
+                        reason: e.to_string(),
+                    })?;
+                let instances = self
+                    .engine
+                    .store
+                    .scan_prefix(&keys::owned_prefix(&name))?
+                    .len();
+                workers.push(WorkerInfo {
+                    this_process: this == Some(name.as_str()),
+                    name,
+                    incarnation: lease.incarnation,
+                    started_ms: lease.started_ms,
+                    lease_expires_ms: lease.expires_ms,
+                    lapsed: lease.expires_ms < now,
+                    instances,
+                    queues: lease.queues,
+                });
+            }
+            Ok(workers)
+        })
     }
 
     /// Instances that have a task in this process now. Instances sleeping on
@@ -166,7 +168,7 @@ impl Runtime {
     /// The states instance `id` keeps that [`Runtime::reset`] can take it
     /// back to, oldest first ([`Builder::reset_points`] of them).
     pub fn reset_points(&self, id: &str) -> Result<Vec<crate::reset::ResetPoint>, ResetError> {
-        crate::store::now(self.engine.reset_points_of(id))
+        crate::store::blocking(|| crate::store::now(self.engine.reset_points_of(id)))
     }
 
     /// Starts instance `id` of the workflow called in `call`
@@ -392,17 +394,19 @@ impl Runtime {
     /// # Errors
     /// [`StoreError::Closed`] after shutdown; the store's error otherwise.
     pub fn ready(&self) -> Result<(), StoreError> {
-        if self
-            .engine
-            .closing
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(StoreError::Closed);
-        }
-        self.engine
-            .store
-            .get(&crate::store::keys::instance("\u{1}ready"))
-            .map(drop)
+        crate::store::blocking(|| {
+            if self
+                .engine
+                .closing
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(StoreError::Closed);
+            }
+            self.engine
+                .store
+                .get(&crate::store::keys::instance("\u{1}ready"))
+                .map(drop)
+        })
     }
 
     /// A typed handle to instance `id` of workflow `W`: the same

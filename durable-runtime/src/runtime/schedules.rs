@@ -235,8 +235,10 @@ impl Schedules<'_> {
     /// # Errors
     /// [`ScheduleError::NotFound`] for an unknown id.
     pub fn describe(&self, id: &str) -> Result<ScheduleDescription, ScheduleError> {
-        let (record, _) = crate::store::now(self.engine.load_schedule(id))?;
-        Ok(record.describe(id, self.engine.workflows.newest(&record.workflow)))
+        crate::store::blocking(|| {
+            let (record, _) = crate::store::now(self.engine.load_schedule(id))?;
+            Ok(record.describe(id, self.engine.workflows.newest(&record.workflow)))
+        })
     }
 
     /// Every schedule, by id.
@@ -245,13 +247,15 @@ impl Schedules<'_> {
     /// [`ScheduleError::Store`] if the store fails, [`ScheduleError::Codec`]
     /// if a stored schedule does not decode.
     pub fn list(&self) -> Result<Vec<ScheduleDescription>, ScheduleError> {
-        let mut out = Vec::new();
-        for (key, bytes) in self.engine.store.scan_prefix(&[keys::SCHEDULE])? {
-            let record: ScheduleRecord = crate::codec::decode(&bytes)?;
-            let id = keys::schedule_id(&key);
-            out.push(record.describe(&id, self.engine.workflows.newest(&record.workflow)));
-        }
-        Ok(out)
+        crate::store::blocking(|| {
+            let mut out = Vec::new();
+            for (key, bytes) in self.engine.store.scan_prefix(&[keys::SCHEDULE])? {
+                let record: ScheduleRecord = crate::codec::decode(&bytes)?;
+                let id = keys::schedule_id(&key);
+                out.push(record.describe(&id, self.engine.workflows.newest(&record.workflow)));
+            }
+            Ok(out)
+        })
     }
 
     /// Loads `id`, applies `edit`, then the requests and whatever came due,

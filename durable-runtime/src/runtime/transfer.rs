@@ -18,71 +18,73 @@ impl Runtime {
         &self,
         id: &str,
     ) -> Result<crate::snapshot::Snapshot, crate::snapshot::SnapshotError> {
-        use crate::snapshot::SnapshotError;
-        use crate::store::keys;
-        let store = &self.engine.store;
-        // the state whole: a snapshot holds no references into this store
-        let mut record = self
-            .engine
-            .load_now(id)?
-            .ok_or_else(|| SnapshotError::NotFound { id: id.to_owned() })?
-            .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
-        // reset points stay here (a snapshot's history carries none), so
-        // nothing there refers to values this store let go; a rerun's input
-        // kept apart goes in whole
-        record.retiring.clear();
-        if let Some(rerun) = record.rerun.as_mut()
-            && rerun.input.is_empty()
-        {
-            rerun.input =
-                crate::store::now(self.engine.kept_input(id, crate::store::Wait::Thread))?;
-        }
-        let record_bytes =
-            codec::encode(&record).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
-        let mut controls = Vec::new();
-        for tag in [keys::CANCEL, keys::TERMINATE] {
-            let key = keys::control(tag, id);
-            if let Some(v) = store.get(&key)? {
-                controls.push((key, v));
+        crate::store::blocking(|| {
+            use crate::snapshot::SnapshotError;
+            use crate::store::keys;
+            let store = &self.engine.store;
+            // the state whole: a snapshot holds no references into this store
+            let mut record = self
+                .engine
+                .load_now(id)?
+                .ok_or_else(|| SnapshotError::NotFound { id: id.to_owned() })?
+                .map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+            // reset points stay here (a snapshot's history carries none), so
+            // nothing there refers to values this store let go; a rerun's input
+            // kept apart goes in whole
+            record.retiring.clear();
+            if let Some(rerun) = record.rerun.as_mut()
+                && rerun.input.is_empty()
+            {
+                rerun.input =
+                    crate::store::now(self.engine.kept_input(id, crate::store::Wait::Thread))?;
             }
-        }
-        // completed promises and accepted updates (with their replies):
-        // refused a second time on the other side too; heartbeat details,
-        // so an attempt there carries on where this one was
-        for marks in [
-            keys::completed_prefix(id),
-            keys::updates_prefix(id),
-            keys::heartbeat_prefix(id),
-        ] {
-            controls.extend(store.scan_prefix(&marks)?);
-        }
-        let signals = store.scan_prefix(&keys::signals(id))?;
-        // the layouts that read the state and the signals, so the store that
-        // imports it can read them by name
-        let mut layout_keys = vec![keys::layout(record.layout)];
-        for (_, value) in &signals {
-            if let Ok((_, _, hash)) = crate::engine::decode_signal(value) {
-                layout_keys.push(keys::value_layout(hash));
+            let record_bytes =
+                codec::encode(&record).map_err(|e| SnapshotError::Undecodable(e.to_string()))?;
+            let mut controls = Vec::new();
+            for tag in [keys::CANCEL, keys::TERMINATE] {
+                let key = keys::control(tag, id);
+                if let Some(v) = store.get(&key)? {
+                    controls.push((key, v));
+                }
             }
-        }
-        layout_keys.sort();
-        layout_keys.dedup();
-        let mut layouts = Vec::new();
-        for key in layout_keys {
-            if let Some(v) = store.get(&key)? {
-                layouts.push((key, v));
+            // completed promises and accepted updates (with their replies):
+            // refused a second time on the other side too; heartbeat details,
+            // so an attempt there carries on where this one was
+            for marks in [
+                keys::completed_prefix(id),
+                keys::updates_prefix(id),
+                keys::heartbeat_prefix(id),
+            ] {
+                controls.extend(store.scan_prefix(&marks)?);
             }
-        }
-        Ok(crate::snapshot::Snapshot {
-            id: id.to_owned(),
-            workflow: record.workflow,
-            fingerprint: record.fingerprint,
-            created_ms: now_ms(),
-            record: record_bytes,
-            signals,
-            controls,
-            history: self.portable_history(id)?,
-            layouts,
+            let signals = store.scan_prefix(&keys::signals(id))?;
+            // the layouts that read the state and the signals, so the store that
+            // imports it can read them by name
+            let mut layout_keys = vec![keys::layout(record.layout)];
+            for (_, value) in &signals {
+                if let Ok((_, _, hash)) = crate::engine::decode_signal(value) {
+                    layout_keys.push(keys::value_layout(hash));
+                }
+            }
+            layout_keys.sort();
+            layout_keys.dedup();
+            let mut layouts = Vec::new();
+            for key in layout_keys {
+                if let Some(v) = store.get(&key)? {
+                    layouts.push((key, v));
+                }
+            }
+            Ok(crate::snapshot::Snapshot {
+                id: id.to_owned(),
+                workflow: record.workflow,
+                fingerprint: record.fingerprint,
+                created_ms: now_ms(),
+                record: record_bytes,
+                signals,
+                controls,
+                history: self.portable_history(id)?,
+                layouts,
+            })
         })
     }
 
@@ -122,13 +124,15 @@ impl Runtime {
         &self,
         filter: &ListFilter,
     ) -> Result<crate::snapshot::SnapshotSet, crate::snapshot::SnapshotError> {
-        let mut snapshots = Vec::new();
-        for d in self.list(filter)? {
-            snapshots.push(self.export(&d.id)?);
-        }
-        Ok(crate::snapshot::SnapshotSet {
-            created_ms: now_ms(),
-            snapshots,
+        crate::store::blocking(|| {
+            let mut snapshots = Vec::new();
+            for d in self.list(filter)? {
+                snapshots.push(self.export(&d.id)?);
+            }
+            Ok(crate::snapshot::SnapshotSet {
+                created_ms: now_ms(),
+                snapshots,
+            })
         })
     }
 
@@ -149,13 +153,15 @@ impl Runtime {
         out: &mut W,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Vec<String>, crate::snapshot::SnapshotError> {
-        let ids: Vec<String> = self.list(filter)?.into_iter().map(|d| d.id).collect();
-        crate::snapshot::write_set(out, now_ms(), ids.len(), |i| {
-            let snapshot = self.export(&ids[i])?;
-            progress(i + 1, ids.len());
-            Ok(snapshot)
-        })?;
-        Ok(ids)
+        crate::store::blocking(|| {
+            let ids: Vec<String> = self.list(filter)?.into_iter().map(|d| d.id).collect();
+            crate::snapshot::write_set(out, now_ms(), ids.len(), |i| {
+                let snapshot = self.export(&ids[i])?;
+                progress(i + 1, ids.len());
+                Ok(snapshot)
+            })?;
+            Ok(ids)
+        })
     }
 
     /// Imports a snapshot: the instance continues here. Its workflow must be

@@ -224,6 +224,22 @@ pub(crate) async fn get(
     }
 }
 
+/// Runs `read` (a blocking call of the public API that reads the store) so
+/// that it holds up no other task: called on a worker of a multi-threaded
+/// tokio runtime, the worker's other tasks move to another thread
+/// meanwhile (`block_in_place`); elsewhere (a plain thread, the blocking
+/// pool, a current-thread runtime, which cannot hand its tasks off) it
+/// runs as it is.
+pub(crate) fn blocking<T>(read: impl FnOnce() -> T) -> T {
+    let on_a_worker = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if on_a_worker {
+        tokio::task::block_in_place(read)
+    } else {
+        read()
+    }
+}
+
 /// Runs `read`, a future of [`Wait::Thread`] reads, on the calling thread.
 pub(crate) fn now<T>(read: impl std::future::Future<Output = T>) -> T {
     futures::executor::block_on(read)
