@@ -48,35 +48,52 @@ impl durable_runtime::store::Store for SlowScans {
     }
 }
 
+impl SlowScans {
+    /// A runtime on a store in memory whose scans take 300 ms once the
+    /// flag returned with it is set.
+    async fn runtime() -> (Runtime, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        let slow = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let rt = Runtime::builder()
+            .open_store(SlowScans {
+                inner: durable_runtime::store::mem::MemStore::default(),
+                slow: slow.clone(),
+            })
+            .await
+            .unwrap();
+        (rt, slow)
+    }
+}
+
+/// A task that counts the milliseconds it sees pass, and its count.
+fn ticker() -> (
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+) {
+    let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let task = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                ticks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    (ticks, task)
+}
+
 /// A list or a count served over HTTP reads on tokio's blocking pool: on a
 /// runtime with one thread, another task runs while a slow list is read
 /// (before, the read held the thread, so nothing else ran until it ended).
 #[tokio::test(flavor = "current_thread")]
 async fn a_slow_list_or_count_over_http_leaves_the_runtimes_thread_free() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let slow = Arc::new(AtomicBool::new(false));
-    let rt = Runtime::builder()
-        .open_store(SlowScans {
-            inner: durable_runtime::store::mem::MemStore::default(),
-            slow: slow.clone(),
-        })
-        .await
-        .unwrap();
+    use std::sync::atomic::Ordering;
+    let (rt, slow) = SlowScans::runtime().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = durable_runtime::http::router(rt.clone(), Some("t".into()));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let ticks = Arc::new(AtomicUsize::new(0));
-    let ticker = tokio::spawn({
-        let ticks = ticks.clone();
-        async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                ticks.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    });
+    let (ticks, ticker) = ticker();
     slow.store(true, Ordering::SeqCst);
     for path in ["/api/instances", "/api/counts?prefix=a"] {
         let before = ticks.load(Ordering::SeqCst);
@@ -100,26 +117,9 @@ async fn a_slow_list_or_count_over_http_leaves_the_runtimes_thread_free() {
 /// so nothing else ran until it ended).
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_blocking_query_on_a_tokio_worker_leaves_the_workers_other_tasks_running() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let slow = Arc::new(AtomicBool::new(false));
-    let rt = Runtime::builder()
-        .open_store(SlowScans {
-            inner: durable_runtime::store::mem::MemStore::default(),
-            slow: slow.clone(),
-        })
-        .await
-        .unwrap();
-    let ticks = Arc::new(AtomicUsize::new(0));
-    let ticker = tokio::spawn({
-        let ticks = ticks.clone();
-        async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                ticks.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    });
+    use std::sync::atomic::Ordering;
+    let (rt, slow) = SlowScans::runtime().await;
+    let (ticks, ticker) = ticker();
     // the ticker has run once: it is in the runtime's queue
     while ticks.load(Ordering::SeqCst) == 0 {
         tokio::task::yield_now().await;

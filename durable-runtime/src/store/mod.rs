@@ -279,6 +279,29 @@ impl OffThread {
         })
     }
 
+    /// `store.get(key)`, run as [`run`](Self::run) runs a read.
+    pub(crate) fn get<S: Store + Clone>(
+        &self,
+        store: &S,
+        key: &[u8],
+    ) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
+        let (store, key) = (store.clone(), key.to_vec());
+        self.run(move || store.get(&key))
+    }
+
+    /// `store.scan_from(prefix, from, limit)`, run as [`run`](Self::run)
+    /// runs a read.
+    pub(crate) fn scan<S: Store + Clone>(
+        &self,
+        store: &S,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> BoxFuture<Result<Vec<KeyValue>, StoreError>> {
+        let (store, prefix, from) = (store.clone(), prefix.to_vec(), from.to_vec());
+        self.run(move || store.scan_from(&prefix, &from, limit))
+    }
+
     /// How many reads are running or waiting for a thread.
     pub(crate) fn running(&self) -> usize {
         self.0.load(std::sync::atomic::Ordering::SeqCst)

@@ -274,8 +274,7 @@ impl Store for RedbStore {
     }
 
     fn get_async(&self, key: &[u8]) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
-        let (store, key) = (self.clone(), key.to_vec());
-        self.reads.run(move || store.get(&key))
+        self.reads.get(self, key)
     }
 
     fn reads_running(&self) -> usize {
@@ -288,9 +287,7 @@ impl Store for RedbStore {
         from: &[u8],
         limit: usize,
     ) -> BoxFuture<Result<Vec<super::KeyValue>, StoreError>> {
-        let (store, prefix, from) = (self.clone(), prefix.to_vec(), from.to_vec());
-        self.reads
-            .run(move || store.scan_from(&prefix, &from, limit))
+        self.reads.scan(self, prefix, from, limit)
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<super::KeyValue>, StoreError> {
