@@ -253,7 +253,7 @@ impl Runtime {
     async fn take_batch(&self, me: &str) -> Result<Option<(BatchOperation, Vec<u8>)>, BatchError> {
         let now = now_ms();
         let shared = self.engine.store.shared();
-        for (key, bytes) in self.engine.store.scan_prefix(&[keys::BATCH])? {
+        for (key, bytes) in self.engine.scan_prefix(&[keys::BATCH]).await? {
             let mut op = match decode(&bytes) {
                 Ok(op) => op,
                 Err(e) => {
@@ -311,7 +311,7 @@ impl Runtime {
             for instance in &page {
                 // stopped or taken over meanwhile: this runner stops
                 if self.engine.is_closing()
-                    || self.engine.store.get(&key)?.as_ref() != Some(&stored)
+                    || self.engine.get(&key).await?.as_ref() != Some(&stored)
                 {
                     return Ok(());
                 }
@@ -428,7 +428,7 @@ impl Runtime {
                 };
                 // once per instance and operation, however often visited
                 let mark = keys::completed(id, &format!("batch/{}", op.id));
-                match self.engine.store.get(&mark) {
+                match self.engine.get(&mark).await {
                     Ok(Some(_)) => return Visit::Skipped,
                     Ok(None) => {}
                     Err(e) => return failed(&e),

@@ -313,7 +313,7 @@ impl Runtime {
                 IdPolicy::NewRunIfEnded if ended => {
                     // the stored bytes: the new run replaces them only if unchanged
                     let key = crate::store::keys::instance(&id);
-                    if let Some(bytes) = self.engine.store.get(&key)?
+                    if let Some(bytes) = self.engine.get(&key).await?
                         && let Ok(old) = crate::engine::InstanceRecord::decode(&bytes)
                     {
                         replacing = Some((bytes, old));

@@ -29,7 +29,7 @@ impl Runtime {
         token: &str,
         value: &T,
     ) -> Result<(), SignalError> {
-        let (id, key) = self.not_completed(token)?;
+        let (id, key) = self.not_completed(token).await?;
         let mark = (keys::completed(id, key), token);
         self.send(id, &promise::signal_name(key), value, Some(mark))
             .await
@@ -49,7 +49,7 @@ impl Runtime {
         token: &str,
         value: &serde_json::Value,
     ) -> Result<(), SignalError> {
-        let (id, key) = self.not_completed(token)?;
+        let (id, key) = self.not_completed(token).await?;
         let mark = (keys::completed(id, key), token);
         self.send_json(id, &promise::signal_name(key), value, Some(mark))
             .await
@@ -58,9 +58,9 @@ impl Runtime {
     /// The instance and key `token` names, unless the promise was completed
     /// already (said before anything else: its instance may have ended
     /// since). The commit checks again.
-    fn not_completed<'t>(&self, token: &'t str) -> Result<(&'t str, &'t str), SignalError> {
+    async fn not_completed<'t>(&self, token: &'t str) -> Result<(&'t str, &'t str), SignalError> {
         let (id, key) = parse(token)?;
-        if self.engine.store.get(&keys::completed(id, key))?.is_some() {
+        if self.engine.get(&keys::completed(id, key)).await?.is_some() {
             return Err(SignalError::AlreadyCompleted {
                 token: token.to_owned(),
             });

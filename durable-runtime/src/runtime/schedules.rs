@@ -96,7 +96,7 @@ impl Schedules<'_> {
             )));
         }
         let _guard = self.engine.schedule_lock.lock().await;
-        if self.engine.store.get(&keys::schedule(id))?.is_some() {
+        if self.engine.get(&keys::schedule(id)).await?.is_some() {
             return Err(ScheduleError::AlreadyExists { id: id.to_owned() });
         }
         let now = clock_ms(&*self.engine.clock);

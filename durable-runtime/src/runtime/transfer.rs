@@ -176,7 +176,8 @@ impl Runtime {
         replace: bool,
     ) -> Result<(), crate::snapshot::SnapshotError> {
         let mut batch = crate::store::Batch::default();
-        let imported = self.prepare_import(snapshot, replace, true, &mut batch)?;
+        let imported =
+            crate::store::blocking(|| self.prepare_import(snapshot, replace, true, &mut batch))?;
         self.commit_import(batch, &[imported]).await
     }
 
@@ -220,7 +221,9 @@ impl Runtime {
         let mut batch = crate::store::Batch::default();
         let mut imported = Vec::new();
         for snapshot in &set.snapshots {
-            imported.push(self.prepare_import(snapshot, replace, checked, &mut batch)?);
+            imported.push(crate::store::blocking(|| {
+                self.prepare_import(snapshot, replace, checked, &mut batch)
+            })?);
         }
         self.commit_import(batch, &imported).await?;
         Ok(imported.len())
@@ -237,7 +240,8 @@ impl Runtime {
         replace: bool,
     ) -> Result<(), crate::snapshot::SnapshotError> {
         let mut batch = crate::store::Batch::default();
-        let imported = self.prepare_import(snapshot, replace, false, &mut batch)?;
+        let imported =
+            crate::store::blocking(|| self.prepare_import(snapshot, replace, false, &mut batch))?;
         self.commit_import(batch, &[imported]).await
     }
 

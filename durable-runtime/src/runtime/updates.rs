@@ -277,9 +277,11 @@ impl Runtime {
         let until = wait.map(|w| tokio::time::Instant::now() + w);
         let key = keys::update(id, update_id);
         let (reply_waiter, end_waiter) = (update::waiter(id), id.to_owned());
-        // the reply, written, or why none will come
-        let look = |ended: Option<crate::Status>| -> Result<Option<Stored>, UpdateError> {
-            match self.engine.store.get(&key)? {
+        // the reply in `stored` (the reply key), or why none will come
+        let look = |ended: Option<crate::Status>,
+                    stored: Option<Vec<u8>>|
+         -> Result<Option<Stored>, UpdateError> {
+            match stored {
                 Some(bytes) if !bytes.is_empty() => Ok(Some(codec::decode(&bytes)?)),
                 Some(_) => match ended {
                     Some(status) => Err(UpdateError::Unanswered {
@@ -302,7 +304,7 @@ impl Runtime {
             tokio::pin!(replied, ended);
             replied.as_mut().enable();
             ended.as_mut().enable();
-            if let Some(stored) = look(None)? {
+            if let Some(stored) = look(None, self.engine.get(&key).await?)? {
                 return Ok(Some(stored));
             }
             let status = match self.engine.peek(id).await? {
@@ -314,7 +316,7 @@ impl Runtime {
             };
             if status.is_terminal() {
                 // the reply may have been written with the end: looked at again
-                return look(Some(status));
+                return look(Some(status), self.engine.get(&key).await?);
             }
             // on a shared store the reply is announced by a message; a lost
             // one delays this by at most a second
@@ -330,7 +332,7 @@ impl Runtime {
                 () = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + poll)) => true,
             };
             if timed_out && until.is_some_and(|u| tokio::time::Instant::now() >= u) {
-                return look(None);
+                return look(None, self.engine.get(&key).await?);
             }
         }
     }
