@@ -158,3 +158,139 @@ async fn held_up() -> Result<String, WorkflowError> {
     let _go: () = signal("go").await?;
     Ok("went".into())
 }
+
+/// A store that, once armed, holds back the answer of one read of the
+/// record of instance `late`: the read is made at once, its answer
+/// delivered only when let go (a slow disk or network returning what was
+/// there when it was asked).
+#[derive(Clone)]
+struct LateAnswer {
+    inner: durable_runtime::store::mem::MemStore,
+    /// Reads of the record to let through before the one held back.
+    skip: Arc<std::sync::atomic::AtomicIsize>,
+    let_go: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl durable_runtime::store::Store for LateAnswer {
+    fn commit(
+        &self,
+        batch: Batch,
+    ) -> durable_runtime::activity::BoxFuture<Result<(), durable_runtime::store::StoreError>> {
+        self.inner.commit(batch)
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, durable_runtime::store::StoreError> {
+        self.inner.get(key)
+    }
+    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, durable_runtime::store::StoreError> {
+        self.inner.counters()
+    }
+    fn scan_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::store::StoreError> {
+        self.inner.scan_prefix(prefix)
+    }
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::store::StoreError> {
+        self.inner.scan_from(prefix, from, limit)
+    }
+    fn get_async(
+        &self,
+        key: &[u8],
+    ) -> durable_runtime::activity::BoxFuture<
+        Result<Option<Vec<u8>>, durable_runtime::store::StoreError>,
+    > {
+        let answer = self.inner.get(key);
+        let held = key == b"ilate" && self.skip.fetch_sub(1, Ordering::SeqCst) == 0;
+        let let_go = self.let_go.clone();
+        Box::pin(async move {
+            while held && !let_go.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            answer
+        })
+    }
+}
+
+/// A wake-up whose read of the record is answered late never runs the
+/// instance from that older record. Here a signal's wake-up reads the
+/// record of an instance asleep on a timer, and its answer is held back;
+/// meanwhile the timer fires, and the instance runs its activity and waits
+/// for a signal. Before, the late answer (the instance still asleep, its
+/// timer due) was then run as well: the timer fired again and the activity
+/// ran a second time. Now a wake-up claims the instance before it reads
+/// it, so the timer's wake-up leaves the instance to it.
+#[tokio::test]
+async fn a_wake_up_answered_late_never_runs_an_instance_from_an_older_record() {
+    use std::sync::atomic::{AtomicBool, AtomicIsize};
+    let clock = Arc::new(durable_runtime::clock::TestClock::new());
+    let (skip, let_go) = (
+        Arc::new(AtomicIsize::new(-1)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let rt = Runtime::builder()
+        .workflow::<naps_then_steps>()
+        .clock(clock.clone())
+        .open_store(LateAnswer {
+            inner: durable_runtime::store::mem::MemStore::default(),
+            skip: skip.clone(),
+            let_go: let_go.clone(),
+        })
+        .await
+        .unwrap();
+    rt.start(
+        "late",
+        naps_then_steps("late-wake".into()),
+        IdPolicy::Reject,
+    )
+    .await
+    .unwrap();
+    until("`late` sleeps", || {
+        rt.describe("late")
+            .is_ok_and(|d| d.phase == durable_runtime::Phase::Sleeping)
+    })
+    .await;
+    // the signal's receiver reads the record, then its wake-up: that
+    // second answer is held back
+    skip.store(1, Ordering::SeqCst);
+    let signalling = tokio::spawn({
+        let rt = rt.clone();
+        async move { rt.signal("late", "other", &()).await }
+    });
+    until("the wake-up has read the record", || {
+        skip.load(Ordering::SeqCst) < 0
+    })
+    .await;
+    clock.advance(Duration::from_secs(120));
+    let_go.store(true, Ordering::SeqCst);
+    signalling.await.unwrap().unwrap();
+    until("`late` ran its step and waits for its signal", || {
+        rt.describe("late")
+            .is_ok_and(|d| d.phase == durable_runtime::Phase::WaitingForSignal)
+            && rt.running_instances() == 0
+    })
+    .await;
+    rt.signal("late", "end", &()).await.unwrap();
+    assert_eq!(
+        rt.handle::<naps_then_steps>("late").result().await.unwrap(),
+        Ok(10)
+    );
+    assert_eq!(
+        runs("step", "late-wake/1").len(),
+        1,
+        "the activity ran again from the record read before it ran"
+    );
+    rt.shutdown().await;
+}
+
+#[workflow]
+async fn naps_then_steps(key: String) -> Result<u32, WorkflowError> {
+    sleep(Duration::from_secs(60)).await?;
+    let n = step(key, 1).await?;
+    let _end: () = signal("end").await?;
+    Ok(n)
+}

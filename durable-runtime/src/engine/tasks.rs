@@ -34,9 +34,14 @@ impl Engine {
         record: InstanceRecord,
         entry: WorkflowEntry,
     ) {
-        if !self.claim(&id) {
-            return;
+        if self.claim(&id) {
+            self.spawn_claimed(id, record, entry);
         }
+    }
+
+    /// Spawns the task that drives instance `id` from `record`, its claim
+    /// taken already ([`Engine::claim`]).
+    fn spawn_claimed(self: &Arc<Self>, id: String, record: InstanceRecord, entry: WorkflowEntry) {
         let workflow = record.workflow.clone();
         let trace = record.trace;
         self.spawn_task(
@@ -235,17 +240,34 @@ impl Engine {
             // another process runs it; the batch that changed it told that one
             return Ok(());
         }
-        if let Some(rewake) = self
-            .running
-            .lock()
-            .expect("running lock poisoned")
-            .get_mut(id)
-        {
-            *rewake = true;
-            return Ok(());
+        loop {
+            // claimed before it is read: under the claim no task of this
+            // process writes the record, so the task starts from the latest
+            // one (a record read first could be older than what a task that
+            // ran meanwhile wrote, and would run its steps again)
+            if !self.claim(id) {
+                // a task runs it (and looks again), or the runtime closes
+                return Ok(());
+            }
+            match self.look_at_woken(id).await {
+                // its task runs, holding the claim
+                Ok(true) => return Ok(()),
+                // nothing to run; a wake that came during the look is looked at again
+                Ok(false) if self.release(id) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    let _ = self.release(id);
+                    return Err(e);
+                }
+            }
         }
+    }
+
+    /// [`Engine::wake_instance`]'s look at instance `id`, under its claim:
+    /// whether a task was spawned to drive it (the claim goes to the task).
+    async fn look_at_woken(self: &Arc<Self>, id: &str) -> Result<bool, StoreError> {
         let record = match self.load(id).await? {
-            None => return Ok(()),
+            None => return Ok(false),
             Some(Ok(record)) => record,
             Some(Err(e)) => {
                 // a sleeper is read for the first time when woken (see
@@ -256,7 +278,7 @@ impl Engine {
                         reason: e.to_string(),
                     });
                 }
-                return Ok(());
+                return Ok(false);
             }
         };
         if record.status != Status::Running {
@@ -275,36 +297,36 @@ impl Engine {
                     });
                 }
             }
-            return Ok(());
+            return Ok(false);
         }
         if !self.resolve_on_wake {
             // a runtime that resumes nothing (a tool) only runs what fits as stored
-            if let Some(entry) =
+            let Some(entry) =
                 self.workflows
                     .exact(&record.workflow, record.fingerprint, record.version)
-            {
-                self.spawn(id.to_owned(), record, entry);
-            }
-            return Ok(());
+            else {
+                return Ok(false);
+            };
+            self.spawn_claimed(id.to_owned(), record, entry);
+            return Ok(true);
         }
         // sleepers were not checked on open: each load is checked as open
         // checks the others (this costs a state decode)
         let mut moved = record.clone();
         match self.resolve(id, &mut moved) {
-            Ok(entry) if moved.new_events.is_empty() => self.spawn(id.to_owned(), moved, entry),
+            Ok(entry) if moved.new_events.is_empty() => {
+                self.spawn_claimed(id.to_owned(), moved, entry);
+            }
             // a migration, upgrade or parking is written before anything runs
-            _ => self.spawn_settling(id, &record.workflow, record.trace),
+            _ => self.settle_claimed(id, &record.workflow, record.trace),
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// Claims instance `id` and, in its task, loads it again, resolves it
-    /// (as [`Engine::recover`] does on open: migration or upgrade written
-    /// with its history event, or parked and reported) and drives it.
-    fn spawn_settling(self: &Arc<Self>, id: &str, workflow: &str, trace: Option<TraceParent>) {
-        if !self.claim(id) {
-            return;
-        }
+    /// In a task of claimed instance `id`: loads it again, resolves it (as
+    /// [`Engine::recover`] does on open: migration or upgrade written with
+    /// its history event, or parked and reported) and drives it.
+    fn settle_claimed(self: &Arc<Self>, id: &str, workflow: &str, trace: Option<TraceParent>) {
         let engine = self.clone();
         let owned = id.to_owned();
         self.spawn_task(id, workflow, trace, async move {
