@@ -10,85 +10,6 @@ const BACKEND: Backend = Backend::Redb;
 
 include!("suites/engine_guarantees.rs");
 
-/// A store whose reads of keys naming `slow` wait while `held` is set.
-/// Its blocking reads hold their thread meanwhile; its async reads wait on
-/// tokio's blocking pool, as the embedded stores' do.
-#[derive(Clone)]
-struct HeldReads {
-    inner: durable_runtime::store::mem::MemStore,
-    held: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl HeldReads {
-    fn wait_if_held(&self, key: &[u8]) {
-        if key.windows(4).any(|w| w == b"slow") {
-            while self.held.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-    }
-}
-
-impl durable_runtime::store::Store for HeldReads {
-    fn commit(
-        &self,
-        batch: Batch,
-    ) -> durable_runtime::activity::BoxFuture<Result<(), durable_runtime::store::StoreError>> {
-        self.inner.commit(batch)
-    }
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, durable_runtime::store::StoreError> {
-        self.wait_if_held(key);
-        self.inner.get(key)
-    }
-    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, durable_runtime::store::StoreError> {
-        self.inner.counters()
-    }
-    fn scan_prefix(
-        &self,
-        prefix: &[u8],
-    ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::store::StoreError> {
-        self.wait_if_held(prefix);
-        self.inner.scan_prefix(prefix)
-    }
-    fn scan_from(
-        &self,
-        prefix: &[u8],
-        from: &[u8],
-        limit: usize,
-    ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::store::StoreError> {
-        self.wait_if_held(prefix);
-        self.inner.scan_from(prefix, from, limit)
-    }
-    fn get_async(
-        &self,
-        key: &[u8],
-    ) -> durable_runtime::activity::BoxFuture<
-        Result<Option<Vec<u8>>, durable_runtime::store::StoreError>,
-    > {
-        let (store, key) = (self.clone(), key.to_vec());
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || store.get(&key))
-                .await
-                .expect("the read ran")
-        })
-    }
-    fn scan_async(
-        &self,
-        prefix: &[u8],
-        from: &[u8],
-        limit: usize,
-    ) -> durable_runtime::activity::BoxFuture<
-        Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::store::StoreError>,
-    > {
-        let (store, prefix, from) = (self.clone(), prefix.to_vec(), from.to_vec());
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || store.scan_from(&prefix, &from, limit))
-                .await
-                .expect("the read ran")
-        })
-    }
-}
-
 /// The engine's own reads (a start's look for the id, a signal's receiver,
 /// a woken instance's load and its signal, `result()`) wait for the store
 /// as tasks: on a runtime with one thread, while the store keeps one
@@ -100,13 +21,21 @@ impl durable_runtime::store::Store for HeldReads {
 async fn a_read_the_store_keeps_waiting_holds_up_only_its_own_instance() {
     use std::sync::atomic::AtomicBool;
     let held = Arc::new(AtomicBool::new(false));
+    // reads of keys naming `slow` wait while `held` is set, holding their thread
+    let store = common::SlowReads::new({
+        let held = held.clone();
+        move |_, key| {
+            if key.windows(4).any(|w| w == b"slow") {
+                while held.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    });
     let rt = Runtime::builder()
         .workflow::<held_up>()
         .workflow::<three_steps>()
-        .open_store(HeldReads {
-            inner: durable_runtime::store::mem::MemStore::default(),
-            held: held.clone(),
-        })
+        .open_store(store)
         .await
         .unwrap();
     rt.start("slow", held_up(), IdPolicy::Reject).await.unwrap();

@@ -10,58 +10,20 @@ const BACKEND: Backend = Backend::Redb;
 
 include!("suites/http_api.rs");
 
-/// A store whose scans take 300 ms once `slow` is set.
-struct SlowScans {
-    inner: durable_runtime::store::mem::MemStore,
-    slow: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl durable_runtime::store::Store for SlowScans {
-    fn commit(
-        &self,
-        batch: durable_runtime::store::Batch,
-    ) -> durable_runtime::activity::BoxFuture<Result<(), durable_runtime::store::StoreError>> {
-        self.inner.commit(batch)
-    }
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, durable_runtime::store::StoreError> {
-        self.inner.get(key)
-    }
-    fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, durable_runtime::store::StoreError> {
-        self.inner.counters()
-    }
-    fn scan_prefix(
-        &self,
-        prefix: &[u8],
-    ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::store::StoreError> {
-        self.inner.scan_prefix(prefix)
-    }
-    fn scan_from(
-        &self,
-        prefix: &[u8],
-        from: &[u8],
-        limit: usize,
-    ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::store::StoreError> {
-        if self.slow.load(std::sync::atomic::Ordering::SeqCst) {
-            std::thread::sleep(std::time::Duration::from_millis(300));
+/// A runtime on a store in memory whose scans take 300 ms once the flag
+/// returned with it is set.
+async fn slow_scans() -> (Runtime, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let slow = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store = common::SlowReads::new({
+        let slow = slow.clone();
+        move |reading, _| {
+            if reading == common::Reading::Scan && slow.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
         }
-        self.inner.scan_from(prefix, from, limit)
-    }
-}
-
-impl SlowScans {
-    /// A runtime on a store in memory whose scans take 300 ms once the
-    /// flag returned with it is set.
-    async fn runtime() -> (Runtime, std::sync::Arc<std::sync::atomic::AtomicBool>) {
-        let slow = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let rt = Runtime::builder()
-            .open_store(SlowScans {
-                inner: durable_runtime::store::mem::MemStore::default(),
-                slow: slow.clone(),
-            })
-            .await
-            .unwrap();
-        (rt, slow)
-    }
+    });
+    let rt = Runtime::builder().open_store(store).await.unwrap();
+    (rt, slow)
 }
 
 /// A task that counts the milliseconds it sees pass, and its count.
@@ -88,7 +50,7 @@ fn ticker() -> (
 #[tokio::test(flavor = "current_thread")]
 async fn a_slow_list_or_count_over_http_leaves_the_runtimes_thread_free() {
     use std::sync::atomic::Ordering;
-    let (rt, slow) = SlowScans::runtime().await;
+    let (rt, slow) = slow_scans().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = durable_runtime::http::router(rt.clone(), Some("t".into()));
@@ -118,7 +80,7 @@ async fn a_slow_list_or_count_over_http_leaves_the_runtimes_thread_free() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_blocking_query_on_a_tokio_worker_leaves_the_workers_other_tasks_running() {
     use std::sync::atomic::Ordering;
-    let (rt, slow) = SlowScans::runtime().await;
+    let (rt, slow) = slow_scans().await;
     let (ticks, ticker) = ticker();
     // the ticker has run once: it is in the runtime's queue
     while ticks.load(Ordering::SeqCst) == 0 {

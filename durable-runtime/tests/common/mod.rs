@@ -26,3 +26,87 @@ pub(crate) async fn until(what: &str, f: impl Fn() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// What a [`SlowReads`] store is reading: one key, or keys from a prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    Key,
+    Scan,
+}
+
+/// What a [`SlowReads`] store calls before each read.
+pub(crate) type BeforeRead = dyn Fn(Reading, &[u8]) + Send + Sync;
+
+/// A store in memory whose every read first calls `before` with what it
+/// reads (a test makes chosen reads slow, or hold them). Its async reads
+/// run the blocking ones on tokio's blocking pool, as the embedded stores'
+/// do.
+#[derive(Clone)]
+pub(crate) struct SlowReads {
+    pub(crate) inner: durable_runtime::store::mem::MemStore,
+    pub(crate) before: std::sync::Arc<BeforeRead>,
+}
+
+impl SlowReads {
+    pub(crate) fn new(before: impl Fn(Reading, &[u8]) + Send + Sync + 'static) -> SlowReads {
+        SlowReads {
+            inner: durable_runtime::store::mem::MemStore::default(),
+            before: std::sync::Arc::new(before),
+        }
+    }
+}
+
+type Answer<T> = Result<T, durable_runtime::store::StoreError>;
+
+impl durable_runtime::store::Store for SlowReads {
+    fn commit(
+        &self,
+        batch: durable_runtime::store::Batch,
+    ) -> durable_runtime::activity::BoxFuture<Answer<()>> {
+        self.inner.commit(batch)
+    }
+    fn get(&self, key: &[u8]) -> Answer<Option<Vec<u8>>> {
+        (self.before)(Reading::Key, key);
+        self.inner.get(key)
+    }
+    fn counters(&self) -> Answer<Vec<(Vec<u8>, i64)>> {
+        self.inner.counters()
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Answer<Vec<durable_runtime::store::KeyValue>> {
+        (self.before)(Reading::Scan, prefix);
+        self.inner.scan_prefix(prefix)
+    }
+    fn scan_from(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Answer<Vec<durable_runtime::store::KeyValue>> {
+        (self.before)(Reading::Scan, prefix);
+        self.inner.scan_from(prefix, from, limit)
+    }
+    fn get_async(
+        &self,
+        key: &[u8],
+    ) -> durable_runtime::activity::BoxFuture<Answer<Option<Vec<u8>>>> {
+        let (store, key) = (self.clone(), key.to_vec());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || store.get(&key))
+                .await
+                .expect("the read ran")
+        })
+    }
+    fn scan_async(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> durable_runtime::activity::BoxFuture<Answer<Vec<durable_runtime::store::KeyValue>>> {
+        let (store, prefix, from) = (self.clone(), prefix.to_vec(), from.to_vec());
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || store.scan_from(&prefix, &from, limit))
+                .await
+                .expect("the read ran")
+        })
+    }
+}

@@ -76,6 +76,7 @@ use super::{Batch, CommitRequest as Request, KeyValue, Notice, Store, StoreError
 use crate::future::BoxFuture;
 
 mod commit;
+mod reads;
 mod tls;
 
 use commit::Transactions;
@@ -146,20 +147,6 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
              GROUP BY 1",
     ),
 ];
-
-/// The statements of reads.
-const GET: &str = "SELECT value FROM durable_kv WHERE key = $1";
-const SCAN: &str = "SELECT key, value FROM durable_kv \
-     WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key";
-const SCAN_LIMIT: &str = "SELECT key, value FROM durable_kv \
-     WHERE key >= $1 AND ($2::bytea IS NULL OR key < $2) ORDER BY key LIMIT $3";
-/// How long a read waits on its caller's thread before it hands the
-/// caller's tokio worker off (see `PgStore::read`).
-const READ_HANDOFF: Duration = Duration::from_millis(10);
-
-/// The counters, summed over their slots.
-const COUNTERS: &str =
-    "SELECT name, sum(n)::bigint FROM durable_counters GROUP BY name ORDER BY name";
 
 /// Slots a counter is spread over (see migration 3).
 const COUNTER_SLOTS: u32 = 64;
@@ -418,69 +405,6 @@ impl PgStore {
     pub fn set_commit_hook(&self, hook: impl Fn(CommitPoint) + Send + Sync + 'static) {
         self.inner.commits.set_hook(Arc::new(hook));
     }
-
-    /// Runs `query` on the store's runtime; the future resolves with its
-    /// answer, holding no thread meanwhile.
-    fn ask<T, F>(&self, query: impl FnOnce(Pool) -> F) -> BoxFuture<Result<T, StoreError>>
-    where
-        T: Send + 'static,
-        F: Future<Output = Result<T, StoreError>> + Send + 'static,
-    {
-        let Some(rt) = self.inner.rt.as_ref() else {
-            return Box::pin(std::future::ready(Err(StoreError::Closed)));
-        };
-        let query = query(self.inner.pool.clone());
-        let metrics = self.inner.commits.metrics();
-        let answer = rt.spawn(async move {
-            let asked = std::time::Instant::now();
-            let answer = query.await;
-            metrics.read_done(asked.elapsed());
-            answer
-        });
-        Box::pin(async move { answer.await.unwrap_or(Err(StoreError::Closed)) })
-    }
-
-    /// Runs `query` on the store's runtime and waits until it answers.
-    ///
-    /// Most reads answer within a round trip, and the caller simply waits.
-    /// One that has not answered within [`READ_HANDOFF`] (a lock held
-    /// elsewhere, a busy server) is waited for under `block_in_place` when
-    /// called on a worker of a multi-threaded tokio runtime (the engine's
-    /// tasks): the worker's other tasks move to another thread meanwhile,
-    /// so a slow read never stalls the instances queued behind it. Handing
-    /// off every read cost ~20% more CPU per workflow (`docs/deployment.md`).
-    /// Elsewhere (a plain thread, a current-thread runtime, which cannot
-    /// hand its tasks off) the thread waits.
-    fn read<T, F>(&self, query: impl FnOnce(Pool) -> F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: Future<Output = Result<T, StoreError>> + Send + 'static,
-    {
-        use std::sync::mpsc::RecvTimeoutError;
-        let rt = self.inner.rt.as_ref().ok_or(StoreError::Closed)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let query = query(self.inner.pool.clone());
-        let metrics = self.inner.commits.metrics();
-        rt.spawn(async move {
-            let asked = std::time::Instant::now();
-            let answer = query.await;
-            metrics.read_done(asked.elapsed());
-            let _ = tx.send(answer);
-        });
-        match rx.recv_timeout(READ_HANDOFF) {
-            Ok(answer) => return answer,
-            Err(RecvTimeoutError::Disconnected) => return Err(StoreError::Closed),
-            Err(RecvTimeoutError::Timeout) => {}
-        }
-        let wait = || rx.recv().unwrap_or(Err(StoreError::Closed));
-        let on_a_worker = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if on_a_worker {
-            tokio::task::block_in_place(wait)
-        } else {
-            wait()
-        }
-    }
 }
 
 /// Connects, migrates the schema (one process at a time), and builds the
@@ -710,7 +634,7 @@ impl Store for PgStore {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_vec();
-        self.read(move |pool| query_get(pool, key))
+        self.read(move |pool| reads::get(pool, key))
     }
 
     fn scan_from(
@@ -720,12 +644,12 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError> {
         let (from, end) = (from.max(prefix).to_vec(), prefix_end(prefix));
-        self.read(move |pool| query_scan(pool, from, end, limit))
+        self.read(move |pool| reads::scan(pool, from, end, Some(limit)))
     }
 
     fn get_async(&self, key: &[u8]) -> BoxFuture<Result<Option<Vec<u8>>, StoreError>> {
         let key = key.to_vec();
-        self.ask(move |pool| query_get(pool, key))
+        self.ask(move |pool| reads::get(pool, key))
     }
 
     fn scan_async(
@@ -735,65 +659,17 @@ impl Store for PgStore {
         limit: usize,
     ) -> BoxFuture<Result<Vec<KeyValue>, StoreError>> {
         let (from, end) = (from.max(prefix).to_vec(), prefix_end(prefix));
-        self.ask(move |pool| query_scan(pool, from, end, limit))
+        self.ask(move |pool| reads::scan(pool, from, end, Some(limit)))
     }
 
     fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
-        self.read(move |pool| async move {
-            let client = pool.get().await.map_err(db_err)?;
-            let stmt = client
-                .prepare_cached(COUNTERS)
-                .await
-                .map_err(|e| pg_err(&e))?;
-            let rows = client.query(&stmt, &[]).await.map_err(|e| pg_err(&e))?;
-            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
-        })
+        self.read(reads::counters)
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        let from = prefix.to_vec();
-        let end = prefix_end(prefix);
-        self.read(move |pool| async move {
-            let client = pool.get().await.map_err(db_err)?;
-            let stmt = client.prepare_cached(SCAN).await.map_err(|e| pg_err(&e))?;
-            let rows = client
-                .query(&stmt, &[&from, &end])
-                .await
-                .map_err(|e| pg_err(&e))?;
-            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
-        })
+        let (from, end) = (prefix.to_vec(), prefix_end(prefix));
+        self.read(move |pool| reads::scan(pool, from, end, None))
     }
-}
-
-/// The value of `key`.
-async fn query_get(pool: Pool, key: Vec<u8>) -> Result<Option<Vec<u8>>, StoreError> {
-    let client = pool.get().await.map_err(db_err)?;
-    let stmt = client.prepare_cached(GET).await.map_err(|e| pg_err(&e))?;
-    let row = client
-        .query_opt(&stmt, &[&key])
-        .await
-        .map_err(|e| pg_err(&e))?;
-    Ok(row.map(|r| r.get(0)))
-}
-
-/// At most `limit` keys from `from` up to `end` (exclusive; `None`: no end).
-async fn query_scan(
-    pool: Pool,
-    from: Vec<u8>,
-    end: Option<Vec<u8>>,
-    limit: usize,
-) -> Result<Vec<KeyValue>, StoreError> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let client = pool.get().await.map_err(db_err)?;
-    let stmt = client
-        .prepare_cached(SCAN_LIMIT)
-        .await
-        .map_err(|e| pg_err(&e))?;
-    let rows = client
-        .query(&stmt, &[&from, &end, &limit])
-        .await
-        .map_err(|e| pg_err(&e))?;
-    Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 #[cfg(test)]
