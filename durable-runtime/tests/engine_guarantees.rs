@@ -100,6 +100,16 @@ struct LateAnswer {
     let_go: Arc<std::sync::atomic::AtomicBool>,
 }
 
+impl LateAnswer {
+    fn new() -> LateAnswer {
+        LateAnswer {
+            inner: durable_runtime::store::mem::MemStore::default(),
+            skip: Arc::new(std::sync::atomic::AtomicIsize::new(-1)),
+            let_go: Arc::default(),
+        }
+    }
+}
+
 impl durable_runtime::store::Store for LateAnswer {
     fn commit(
         &self,
@@ -155,20 +165,13 @@ impl durable_runtime::store::Store for LateAnswer {
 /// it, so the timer's wake-up leaves the instance to it.
 #[tokio::test]
 async fn a_wake_up_answered_late_never_runs_an_instance_from_an_older_record() {
-    use std::sync::atomic::{AtomicBool, AtomicIsize};
     let clock = Arc::new(durable_runtime::clock::TestClock::new());
-    let (skip, let_go) = (
-        Arc::new(AtomicIsize::new(-1)),
-        Arc::new(AtomicBool::new(false)),
-    );
+    let store = LateAnswer::new();
+    let (skip, let_go) = (store.skip.clone(), store.let_go.clone());
     let rt = Runtime::builder()
         .workflow::<naps_then_steps>()
         .clock(clock.clone())
-        .open_store(LateAnswer {
-            inner: durable_runtime::store::mem::MemStore::default(),
-            skip: skip.clone(),
-            let_go: let_go.clone(),
-        })
+        .open_store(store)
         .await
         .unwrap();
     rt.start(
@@ -222,4 +225,49 @@ async fn naps_then_steps(key: String) -> Result<u32, WorkflowError> {
     let n = step(key, 1).await?;
     let _end: () = signal("end").await?;
     Ok(n)
+}
+
+/// A signal whose caller stops waiting once the signal is stored still
+/// wakes its instance: the wake-up runs as a task of its own. Here the
+/// caller's task is aborted while the wake-up's read of the record is
+/// answered late; before, the wake-up went with it, and the instance,
+/// claimed by a look that never ended, waited forever.
+#[tokio::test]
+async fn a_signal_whose_caller_stops_waiting_still_wakes_its_instance() {
+    let store = LateAnswer::new();
+    let (skip, let_go) = (store.skip.clone(), store.let_go.clone());
+    let rt = Runtime::builder()
+        .workflow::<held_up>()
+        .open_store(store)
+        .await
+        .unwrap();
+    rt.start("late", held_up(), IdPolicy::Reject).await.unwrap();
+    until("`late` waits for its signal", || {
+        rt.describe("late")
+            .is_ok_and(|d| d.phase == durable_runtime::Phase::WaitingForSignal)
+    })
+    .await;
+    // the signal's receiver reads the record, then its wake-up: that
+    // second answer is held back, and the caller gives up meanwhile
+    skip.store(1, Ordering::SeqCst);
+    let signalling = tokio::spawn({
+        let rt = rt.clone();
+        async move { rt.signal("late", "go", &()).await }
+    });
+    until("the wake-up has read the record", || {
+        skip.load(Ordering::SeqCst) < 0
+    })
+    .await;
+    signalling.abort();
+    let _ = signalling.await;
+    let_go.store(true, Ordering::SeqCst);
+    assert_eq!(
+        rt.handle::<held_up>("late")
+            .result()
+            .within()
+            .await
+            .unwrap(),
+        Ok("went".to_owned())
+    );
+    rt.shutdown().await;
 }

@@ -235,7 +235,20 @@ impl Engine {
 
     /// Wakes instance `id` if it waits for something that may have come
     /// (a due timer, a signal): loads it and spawns its task.
+    ///
+    /// The wake-up runs as a task of its own: a caller that stops waiting
+    /// for it (a `signal()` whose future is dropped once the signal is
+    /// stored) neither loses the wake-up nor leaves the instance claimed
+    /// by a look that never ends.
     pub(crate) async fn wake_instance(self: &Arc<Self>, id: &str) -> Result<(), StoreError> {
+        let (engine, id) = (self.clone(), id.to_owned());
+        tokio::spawn(async move { engine.wake_now(&id).await })
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Backend(format!("a wake-up stopped: {e}"))))
+    }
+
+    /// [`Engine::wake_instance`]'s work, in its task.
+    async fn wake_now(self: &Arc<Self>, id: &str) -> Result<(), StoreError> {
         if !self.runs_here(id) {
             // another process runs it; the batch that changed it told that one
             return Ok(());

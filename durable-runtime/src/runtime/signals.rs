@@ -255,6 +255,9 @@ impl Runtime {
         if let Some((hash, _)) = layout {
             self.engine.value_layout_stored(hash);
         }
+        // woken first: the wake-up is a task of its own, so a caller that
+        // stops waiting from here on loses nothing
+        self.engine.wake_instance(id).await?;
         // a select racing activities against this signal is interrupted now,
         // not when its running attempt ends
         let racing = self
@@ -272,7 +275,6 @@ impl Runtime {
         {
             self.engine.interrupts.notify(id);
         }
-        self.engine.wake_instance(id).await?;
         Ok(())
     }
 
