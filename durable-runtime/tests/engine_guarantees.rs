@@ -98,6 +98,11 @@ struct LateAnswer {
     /// Reads of the record to let through before the one held back.
     skip: Arc<std::sync::atomic::AtomicIsize>,
     let_go: Arc<std::sync::atomic::AtomicBool>,
+    /// The next commit writing a key with this prefix is applied at once
+    /// and acknowledged only when let go.
+    ack_late: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    /// Set once such a commit is applied and its acknowledgement held.
+    acking: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl LateAnswer {
@@ -106,6 +111,8 @@ impl LateAnswer {
             inner: durable_runtime::store::mem::MemStore::default(),
             skip: Arc::new(std::sync::atomic::AtomicIsize::new(-1)),
             let_go: Arc::default(),
+            ack_late: Arc::default(),
+            acking: Arc::default(),
         }
     }
 }
@@ -115,7 +122,25 @@ impl durable_runtime::store::Store for LateAnswer {
         &self,
         batch: Batch,
     ) -> durable_runtime::activity::BoxFuture<Result<(), durable_runtime::store::StoreError>> {
-        self.inner.commit(batch)
+        let held = self
+            .ack_late
+            .lock()
+            .unwrap()
+            .take_if(|prefix| batch.writes.iter().any(|(k, _)| k.starts_with(prefix)))
+            .is_some();
+        let applied = self.inner.commit(batch);
+        if !held {
+            return applied;
+        }
+        let (let_go, acking) = (self.let_go.clone(), self.acking.clone());
+        Box::pin(async move {
+            let answer = applied.await;
+            acking.store(true, Ordering::SeqCst);
+            while !let_go.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            answer
+        })
     }
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, durable_runtime::store::StoreError> {
         self.inner.get(key)
@@ -268,6 +293,149 @@ async fn a_signal_whose_caller_stops_waiting_still_wakes_its_instance() {
             .await
             .unwrap(),
         Ok("went".to_owned())
+    );
+    rt.shutdown().await;
+}
+
+/// A signal, cancel or terminate whose caller stops waiting while its
+/// commit is acknowledged still reaches its instance: the commit and the
+/// wake-up after it run as a task of the engine. Here the store applies
+/// the request's commit and holds back its acknowledgement, and the
+/// caller's task is aborted meanwhile. Before, the wake-up went with the
+/// caller: the request was stored, but the instance, asleep on its
+/// signal, never looked at it until the process started again.
+#[tokio::test]
+async fn a_request_whose_caller_stops_waiting_during_its_commit_still_reaches_its_instance() {
+    for (tag, request, ends) in [
+        (b'g', "signal", Status::Completed),
+        (b'c', "cancel", Status::Cancelled),
+        (b'x', "terminate", Status::Terminated),
+    ] {
+        let store = LateAnswer::new();
+        let (let_go, ack_late, acking) = (
+            store.let_go.clone(),
+            store.ack_late.clone(),
+            store.acking.clone(),
+        );
+        let rt = Runtime::builder()
+            .workflow::<held_up>()
+            .open_store(store)
+            .await
+            .unwrap();
+        rt.start("late", held_up(), IdPolicy::Reject).await.unwrap();
+        until("`late` waits for its signal", || {
+            rt.describe("late")
+                .is_ok_and(|d| d.phase == durable_runtime::Phase::WaitingForSignal)
+        })
+        .await;
+        *ack_late.lock().unwrap() = Some([&[tag][..], b"late"].concat());
+        let caller = tokio::spawn({
+            let rt = rt.clone();
+            async move {
+                match request {
+                    "signal" => rt
+                        .signal("late", "go", &())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    "cancel" => rt.cancel("late").await.map_err(|e| e.to_string()),
+                    _ => rt
+                        .terminate("late", "enough")
+                        .await
+                        .map_err(|e| e.to_string()),
+                }
+            }
+        });
+        until("the request's commit is applied", || {
+            acking.load(Ordering::SeqCst)
+        })
+        .await;
+        caller.abort();
+        let _ = caller.await;
+        let_go.store(true, Ordering::SeqCst);
+        let _ = rt.handle::<held_up>("late").result().within().await;
+        assert_eq!(
+            rt.describe("late").unwrap().status,
+            ends,
+            "after a {request}"
+        );
+        rt.shutdown().await;
+    }
+}
+
+static EARLY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[activity]
+async fn early_step() -> Result<(), ActivityError> {
+    EARLY_RUNS.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[workflow]
+async fn steps_then_waits() -> Result<String, WorkflowError> {
+    early_step().await?;
+    let _go: () = signal("go").await?;
+    Ok("went".into())
+}
+
+/// An instance woken between its start's commit and the start of its task
+/// runs its first step once: the start claims the instance before its
+/// commit, so the wake-up leaves it to the start's task. Here the store
+/// applies the creation and holds back its acknowledgement, and a signal
+/// sent meanwhile wakes the instance. Before, the wake-up ran the first
+/// activity, and the start's task, spawned when the acknowledgement came,
+/// ran it again from the record the start had written.
+#[tokio::test]
+async fn an_instance_woken_before_its_start_is_acknowledged_runs_its_first_step_once() {
+    let store = LateAnswer::new();
+    let (let_go, ack_late, acking) = (
+        store.let_go.clone(),
+        store.ack_late.clone(),
+        store.acking.clone(),
+    );
+    *ack_late.lock().unwrap() = Some(b"iearly".to_vec());
+    let rt = Runtime::builder()
+        .workflow::<steps_then_waits>()
+        .open_store(store)
+        .await
+        .unwrap();
+    let starting = tokio::spawn({
+        let rt = rt.clone();
+        async move {
+            rt.start("early", steps_then_waits(), IdPolicy::Reject)
+                .await
+                .map(drop)
+        }
+    });
+    until("the start's commit is applied", || {
+        acking.load(Ordering::SeqCst)
+    })
+    .await;
+    rt.signal("early", "poke", &()).await.unwrap();
+    // before the fix the wake-up ran the instance meanwhile; with it, the
+    // wake-up leaves the instance to the start's task
+    let _ = tokio::time::timeout(
+        Duration::from_secs(3),
+        until("the woken instance waits for `go`", || {
+            rt.describe("early")
+                .is_ok_and(|d| d.phase == durable_runtime::Phase::WaitingForSignal)
+        }),
+    )
+    .await;
+    let_go.store(true, Ordering::SeqCst);
+    starting.await.unwrap().unwrap();
+    rt.signal("early", "go", &()).await.unwrap();
+    assert_eq!(
+        rt.handle::<steps_then_waits>("early")
+            .result()
+            .within()
+            .await
+            .unwrap(),
+        Ok("went".to_owned())
+    );
+    assert_eq!(
+        EARLY_RUNS.load(Ordering::SeqCst),
+        1,
+        "the first step ran once"
     );
     rt.shutdown().await;
 }

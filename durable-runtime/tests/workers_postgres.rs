@@ -480,11 +480,32 @@ async fn a_reset_made_while_the_owner_unparks_the_instance_is_kept() {
 /// A shared store seen from outside: its solo commits (lease renewals,
 /// claims) can be held back, and it counts single-key reads of owner and
 /// control keys (`o`, `c`, `x` + id) and of instance records (`i` + id).
+/// Armed with a key and a count (`late_key`), it answers the async read of
+/// that key that comes after that many others late: the read is made at
+/// once, its answer delivered when let go.
 struct Held {
     inner: Arc<dyn durable_runtime::store::Store>,
     hold: Arc<std::sync::atomic::AtomicBool>,
     owner_and_control_reads: std::sync::atomic::AtomicUsize,
     record_reads: std::sync::atomic::AtomicUsize,
+    late_key: Mutex<Option<(Vec<u8>, usize)>>,
+    /// Set once the read answered late is made.
+    late_read: Arc<std::sync::atomic::AtomicBool>,
+    let_go: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Held {
+    fn new(inner: Arc<dyn durable_runtime::store::Store>) -> Held {
+        Held {
+            inner,
+            hold: Arc::default(),
+            owner_and_control_reads: Default::default(),
+            record_reads: Default::default(),
+            late_key: Mutex::default(),
+            late_read: Arc::default(),
+            let_go: Arc::default(),
+        }
+    }
 }
 
 impl durable_runtime::store::Store for Held {
@@ -512,6 +533,41 @@ impl durable_runtime::store::Store for Held {
         }
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.get(key)
+    }
+    fn get_async(
+        &self,
+        key: &[u8],
+    ) -> durable_runtime::activity::BoxFuture<Result<Option<Vec<u8>>, durable_runtime::StoreError>>
+    {
+        use std::sync::atomic::Ordering::SeqCst;
+        let late = {
+            let mut armed = self.late_key.lock().unwrap();
+            match armed.as_mut() {
+                Some((k, 0)) if k.as_slice() == key => armed.take().is_some(),
+                Some((k, skip)) if k.as_slice() == key => {
+                    *skip -= 1;
+                    false
+                }
+                _ => false,
+            }
+        };
+        let read = if key.first() == Some(&b'i') {
+            self.record_reads.fetch_add(1, SeqCst);
+            self.inner.get_async(key)
+        } else {
+            self.inner.get_async(key)
+        };
+        let (late_read, let_go) = (self.late_read.clone(), self.let_go.clone());
+        Box::pin(async move {
+            let answer = read.await;
+            if late {
+                late_read.store(true, SeqCst);
+                while !let_go.load(SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            answer
+        })
     }
     fn shared(&self) -> bool {
         self.inner.shared()
@@ -549,12 +605,7 @@ impl durable_runtime::store::Store for Held {
 async fn a_worker_back_from_a_lapsed_lease_rereads_what_it_owns_by_scans_not_key_by_key() {
     use std::sync::atomic::Ordering::SeqCst;
     let db = Backend::Postgres.store();
-    let store = Arc::new(Held {
-        inner: db.open().await,
-        hold: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        owner_and_control_reads: Default::default(),
-        record_reads: Default::default(),
-    });
+    let store = Arc::new(Held::new(db.open().await));
     let rt = Runtime::builder()
         .workflow::<gather>()
         .worker_name("lapsing")
@@ -622,4 +673,96 @@ async fn a_worker_back_from_a_lapsed_lease_rereads_what_it_owns_by_scans_not_key
     })
     .await;
     rt.shutdown().await;
+}
+
+static GATE_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static GATE_REACHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Counted once the test opens its gate.
+#[activity]
+async fn gated_note() -> Result<(), ActivityError> {
+    use std::sync::atomic::Ordering::SeqCst;
+    GATE_REACHED.store(true, SeqCst);
+    while !GATE_OPEN.load(SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    count();
+    Ok(())
+}
+
+#[workflow]
+async fn gated_then_go() -> Result<String, WorkflowError> {
+    gated_note().await?;
+    let _go: () = signal("go").await?;
+    Ok("went".into())
+}
+
+/// An instance a worker takes over runs from its latest record, even when
+/// it is woken between the takeover's read of its record and its start.
+/// Here worker `a` hands the instance over during its activity's attempt;
+/// `b`'s takeover reads the record (the attempt still to run) and its
+/// answer comes late; meanwhile a signal wakes the instance on `b`, which
+/// runs the attempt and waits for `go`. Before, the takeover then started
+/// the instance from the record it had read, and the activity ran a
+/// second time; now the takeover claims each instance before it reads it,
+/// so the wake-up leaves the instance to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_taken_over_runs_from_its_latest_record_when_woken_during_the_takeover() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let db = Backend::Postgres.store();
+    let store = Arc::new(Held::new(db.open().await));
+    let b = Runtime::builder()
+        .workflow::<gated_then_go>()
+        .worker_name("b")
+        .lease(Duration::from_millis(800))
+        .open_store(store.clone())
+        .await
+        .unwrap();
+    let a = Runtime::builder()
+        .workflow::<gated_then_go>()
+        .worker_name("a")
+        .lease(Duration::from_millis(800))
+        .open_url(db.url())
+        .await
+        .unwrap();
+    a.start("taken", gated_then_go(), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("`a` runs the attempt", || GATE_REACHED.load(SeqCst)).await;
+    // the claim's look at the record (before the instance is owned) is
+    // answered at once; the takeover's read after it, late
+    *store.late_key.lock().unwrap() = Some((b"itaken".to_vec(), 1));
+    // stopped at once: the attempt is stopped, the instance handed over
+    a.shutdown_timeout(Duration::ZERO).await;
+    until("`b` has read the record it takes over", || {
+        store.late_read.load(SeqCst)
+    })
+    .await;
+    GATE_OPEN.store(true, SeqCst);
+    b.signal("taken", "other", &()).await.unwrap();
+    // before the fix the wake-up ran the instance meanwhile; with it, the
+    // wake-up leaves the instance to the takeover, which waits for its read
+    let _ = tokio::time::timeout(
+        Duration::from_secs(3),
+        until(
+            "the woken instance ran its attempt and waits for `go`",
+            || {
+                b.describe("taken")
+                    .is_ok_and(|d| d.phase == durable_runtime::Phase::WaitingForSignal)
+            },
+        ),
+    )
+    .await;
+    store.let_go.store(true, SeqCst);
+    b.signal("taken", "go", &()).await.unwrap();
+    assert_eq!(
+        b.handle::<gated_then_go>("taken")
+            .result()
+            .within()
+            .await
+            .unwrap(),
+        Ok("went".to_owned())
+    );
+    assert_eq!(ran_for("taken"), vec![1], "the activity ran once");
+    b.shutdown().await;
 }

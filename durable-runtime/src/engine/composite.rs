@@ -455,6 +455,7 @@ impl Engine {
                 // the child and the parent's list of children it must cancel
                 // are one batch: a crash cannot leave a child its parent forgot
                 let mut batch = Batch::default();
+                let creating = self.me().map(|me| me.claim_for_create(&child_id));
                 let timer = self
                     .stage_create(&child_id, &mut r, &mut batch)
                     .await
@@ -477,9 +478,9 @@ impl Engine {
                     self.timers.notify_one();
                 }
                 if !r.status.is_terminal()
-                    && let Some(me) = self.me()
+                    && let Some(creating) = creating
                 {
-                    me.spawn(child_id.clone(), r.clone(), entry);
+                    creating.spawn(r.clone(), entry);
                 }
                 r
             }

@@ -290,6 +290,7 @@ impl Engine {
                     .trim_end_matches("; instance parked")
                     .to_owned(),
             })?;
+        let creating = self.claim_for_create(id);
         let ours = match self.create_over(id, &mut record, Some(bytes), batch).await {
             Ok(ours) => ours,
             Err(StoreError::Conflict { .. }) => {
@@ -304,7 +305,7 @@ impl Engine {
             .retain(|p| p.instance() != id);
         tracing::info!(instance = %id, run, step, from_step = current.step, "reset");
         if ours {
-            self.spawn(id.to_owned(), record, entry);
+            creating.spawn(record, entry);
         }
         Ok(Reset {
             run,

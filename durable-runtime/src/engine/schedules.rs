@@ -183,7 +183,8 @@ impl ScheduleRecord {
 #[derive(Default)]
 struct Pass {
     batch: Batch,
-    started: Vec<(String, InstanceRecord)>,
+    /// Each with the claim taken before the commit that creates it.
+    started: Vec<(String, InstanceRecord, Option<super::tasks::Creating>)>,
     controls: Vec<String>,
     timer: bool,
 }
@@ -317,15 +318,15 @@ impl Engine {
             for run in pass.controls {
                 self.control_requested(&run).await?;
             }
-            for (run, r) in pass.started {
+            for (run, r, creating) in pass.started {
                 self.metrics.started(self.workflows.label(&r.workflow));
                 if r.status.is_terminal() {
                     self.wake(&run);
                     continue;
                 }
                 self.owned_now(&run);
-                if let Some(entry) = entry {
-                    self.spawn(run, r, entry);
+                if let (Some(entry), Some(creating)) = (entry, creating) {
+                    creating.spawn(r, entry);
                 }
             }
         }
@@ -445,7 +446,7 @@ impl Engine {
             workflow: record.workflow.clone(),
         })?;
         let run = run_id(id, nominal);
-        if pass.started.iter().any(|(r, _)| *r == run) || self.load(&run).await?.is_some() {
+        if pass.started.iter().any(|(r, ..)| *r == run) || self.load(&run).await?.is_some() {
             record.skip(now, nominal, nominal, 1, SkipReason::AlreadyStarted);
             return Ok(());
         }
@@ -468,6 +469,7 @@ impl Engine {
                 crate::SearchValue::Int(i64::try_from(nominal).unwrap_or(i64::MAX)),
             ),
         ]);
+        let creating = self.me().map(|me| me.claim_for_create(&run));
         pass.timer |= self
             .stage_create(&run, &mut instance, &mut pass.batch)
             .await?;
@@ -483,7 +485,7 @@ impl Engine {
                 trigger,
             },
         );
-        pass.started.push((run, instance));
+        pass.started.push((run, instance, creating));
         Ok(())
     }
 }

@@ -163,8 +163,14 @@ impl Engine {
         if self.store.shared() {
             batch.notify(format!("c{id}"));
         }
-        self.store.commit(batch).await?;
-        self.control_requested(id).await
+        // stored and acted on in a task of the engine: a caller that stops
+        // waiting (a timeout, a dropped request) takes neither with it
+        let (engine, id) = (self.clone(), id.to_owned());
+        self.carried(async move {
+            engine.store.commit(batch).await?;
+            engine.control_requested(&id).await
+        })
+        .await?
     }
 
     /// After a cancel or terminate request of `id` is durable: lets the

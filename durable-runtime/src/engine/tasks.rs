@@ -13,7 +13,7 @@ use crate::store::{Batch, StoreError, Wait, keys};
 impl Engine {
     /// Claims instance `id` for a task in this process: `false` if one runs
     /// already (it is told to look for work again) or the runtime is closing.
-    fn claim(&self, id: &str) -> bool {
+    pub(super) fn claim(&self, id: &str) -> bool {
         if self.is_closing() || !self.runs_here(id) {
             return false;
         }
@@ -24,6 +24,26 @@ impl Engine {
         }
         running.insert(id.to_owned(), false);
         true
+    }
+
+    /// Claims instance `id`, which this process is about to create or
+    /// replace, before the commit that writes it: a wake-up that comes
+    /// between the commit and the task's start (a signal sent at once, a
+    /// due timer) finds the claim and leaves the instance to the task,
+    /// which starts from the record written. Unclaimed when a task of this
+    /// process holds it already (it is told to look again once the record
+    /// is written), or when this process runs no instances.
+    pub(crate) fn claim_for_create(self: &Arc<Self>, id: &str) -> Creating {
+        let runs = !self.store.shared() || self.member.is_some();
+        let held = runs && !self.is_closing() && {
+            let mut running = self.running.lock().expect("running lock poisoned");
+            !running.contains_key(id) && running.insert(id.to_owned(), false).is_none()
+        };
+        Creating {
+            engine: self.clone(),
+            id: id.to_owned(),
+            held,
+        }
     }
 
     /// Spawns the task that drives instance `id` from `record`, unless one
@@ -41,7 +61,12 @@ impl Engine {
 
     /// Spawns the task that drives instance `id` from `record`, its claim
     /// taken already ([`Engine::claim`]).
-    fn spawn_claimed(self: &Arc<Self>, id: String, record: InstanceRecord, entry: WorkflowEntry) {
+    pub(super) fn spawn_claimed(
+        self: &Arc<Self>,
+        id: String,
+        record: InstanceRecord,
+        entry: WorkflowEntry,
+    ) {
         let workflow = record.workflow.clone();
         let trace = record.trace;
         self.spawn_task(
@@ -60,13 +85,35 @@ impl Engine {
         trace: Option<TraceParent>,
         task: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
-        // reap finished tasks so the set does not grow without bound
-        while tasks.try_join_next().is_some() {}
-        tasks.spawn(tracing::Instrument::instrument(
+        self.add_task(tracing::Instrument::instrument(
             task,
             instance_span(id, workflow, trace),
         ));
+    }
+
+    /// Adds `task` to the engine's task set, which `shutdown` stops and joins.
+    fn add_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
+        // reap finished tasks so the set does not grow without bound
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    /// Runs `work` as a task of the engine's set and returns its answer.
+    /// The work goes on when its caller stops waiting (a request's commit
+    /// and the wake-up that must follow it: a caller's timeout must not
+    /// leave a stored signal unseen), and `shutdown` stops and joins it
+    /// with the instances' tasks ([`StoreError::Closed`] then).
+    pub(crate) async fn carried<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.add_task(tracing::Instrument::in_current_span(async move {
+            // a caller that stopped waiting no longer hears the answer
+            let _ = answer.send(work.await);
+        }));
+        answered.await.map_err(|_| StoreError::Closed)
     }
 
     /// The task of a claimed instance: drives it until it finishes, waits
@@ -195,7 +242,7 @@ impl Engine {
 
     /// Releases the claim of instance `id`'s task (it ends): whether it
     /// was woken meanwhile.
-    fn release(&self, id: &str) -> bool {
+    pub(super) fn release(&self, id: &str) -> bool {
         let mut running = self.running.lock().expect("running lock poisoned");
         self.release_in(&mut running, id)
     }
@@ -242,9 +289,21 @@ impl Engine {
     /// by a look that never ends.
     pub(crate) async fn wake_instance(self: &Arc<Self>, id: &str) -> Result<(), StoreError> {
         let (engine, id) = (self.clone(), id.to_owned());
-        tokio::spawn(async move { engine.wake_now(&id).await })
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Backend(format!("a wake-up stopped: {e}"))))
+        self.carried(async move { engine.wake_now(&id).await })
+            .await?
+    }
+
+    /// Wakes instance `id` after `delay`, in a task of the engine's set: a
+    /// look that cannot be made now (the store failed, or a wake-up came
+    /// while another look held the claim).
+    pub(super) fn wake_later(self: &Arc<Self>, id: &str, delay: std::time::Duration) {
+        let (engine, id) = (self.clone(), id.to_owned());
+        self.add_task(async move {
+            tokio::time::sleep(delay).await;
+            if let Err(e) = engine.wake_instance(&id).await {
+                tracing::error!(instance = %id, error = %e, "cannot wake the instance");
+            }
+        });
     }
 
     /// [`Engine::wake_instance`]'s work, in its task.
@@ -368,6 +427,37 @@ impl Engine {
                 }
             }
         });
+    }
+}
+
+/// The claim [`Engine::claim_for_create`] takes: handed to the instance's
+/// task by [`Creating::spawn`] once the record is written, or given back
+/// when dropped (the commit failed, or another worker runs the instance),
+/// and then a wake-up that came meanwhile looks again.
+pub(crate) struct Creating {
+    engine: Arc<Engine>,
+    id: String,
+    held: bool,
+}
+
+impl Creating {
+    /// Starts the task of the instance from `record`, the record just
+    /// written (see [`Engine::spawn`] when the claim was not taken).
+    pub(crate) fn spawn(mut self, record: InstanceRecord, entry: WorkflowEntry) {
+        let id = self.id.clone();
+        if std::mem::take(&mut self.held) {
+            self.engine.spawn_claimed(id, record, entry);
+        } else {
+            self.engine.spawn(id, record, entry);
+        }
+    }
+}
+
+impl Drop for Creating {
+    fn drop(&mut self) {
+        if self.held && self.engine.release(&self.id) {
+            self.engine.wake_later(&self.id, std::time::Duration::ZERO);
+        }
     }
 }
 

@@ -327,6 +327,7 @@ impl Runtime {
         let mut record = self
             .engine
             .first_record(name, entry, &input, None, timeout, run_timeout);
+        let creating = self.engine.claim_for_create(&id);
         match self.engine.create(&id, &mut record, replacing, with).await {
             Ok(()) => {}
             // created (or started again) meanwhile by another process
@@ -345,7 +346,7 @@ impl Runtime {
         if record.status.is_terminal() {
             self.engine.waiters.notify(&id);
         } else {
-            self.engine.spawn(id.clone(), record, entry);
+            creating.spawn(record, entry);
         }
         Ok((id, true))
     }

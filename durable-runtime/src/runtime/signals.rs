@@ -179,16 +179,10 @@ impl Runtime {
     }
 
     /// Adds signal `name` of instance `id` (its encoded payload `value`,
-    /// as [`decode_signal`](crate::engine::decode_signal) reads it, and
-    /// the payload's layout once per store) to `batch`, under the next
-    /// sequence number.
-    fn stage_signal(
-        &self,
-        id: &str,
-        value: &[u8],
-        layout: Option<(u64, &crate::layout::ValueLayout)>,
-        batch: &mut crate::store::Batch,
-    ) -> Result<(), SignalError> {
+    /// as [`decode_signal`](crate::engine::decode_signal) reads it) to
+    /// `batch`, under the next sequence number. The payload's layout is
+    /// staged apart ([`Engine::store_value_layout`]).
+    fn stage_signal(&self, id: &str, value: &[u8], batch: &mut crate::store::Batch) {
         let shared = self.engine.store.shared();
         let seq = if shared {
             // senders in several processes: ordered by the time sent
@@ -204,16 +198,12 @@ impl Runtime {
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         };
         let key = crate::store::keys::signal(id, seq);
-        if let Some((hash, layout)) = layout {
-            self.engine.store_value_layout(hash, layout, batch)?;
-        }
         batch.put(key.clone(), value.to_vec());
         if shared {
             // another process may have used the same number; the owner
             // elsewhere hears of it
             batch.expect(key, None).notify(format!("w{id}"));
         }
-        Ok(())
     }
 
     /// Stores signal `name` with its encoded payload (and the payload's
@@ -228,10 +218,40 @@ impl Runtime {
     ) -> Result<(), SignalError> {
         self.check_signal_size(&payload)?;
         let value = codec::encode(&(name, payload, layout.map_or(0, |(hash, _)| hash)))?;
+        let mut with = crate::store::Batch::default();
+        if let Some((hash, layout)) = layout {
+            self.engine.store_value_layout(hash, layout, &mut with)?;
+        }
+        let signal = Signal {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            value,
+            layout: layout.map(|(hash, _)| hash),
+            mark: mark.map(|(key, token)| (key, token.to_owned())),
+        };
+        // stored and delivered in a task of the engine: a caller that stops
+        // waiting (a timeout around `signal()`, a dropped request) takes
+        // neither the commit nor the wake-up after it with it
+        let runtime = self.clone();
+        self.engine
+            .carried(async move { runtime.deliver(signal, with).await })
+            .await?
+    }
+
+    /// [`Runtime::signal_encoded`]'s work, in its task: commits `signal`
+    /// with the writes of `with`, then wakes its instance.
+    async fn deliver(&self, signal: Signal, with: crate::store::Batch) -> Result<(), SignalError> {
+        let Signal {
+            id,
+            name,
+            value,
+            layout,
+            mark,
+        } = signal;
         let mut tries = 0;
         loop {
-            let mut batch = crate::store::Batch::default();
-            self.stage_signal(id, &value, layout, &mut batch)?;
+            let mut batch = with.clone();
+            self.stage_signal(&id, &value, &mut batch);
             if let Some((mark, _)) = &mark {
                 // exactly once: the second completion finds the mark
                 batch
@@ -245,19 +265,17 @@ impl Runtime {
                         .is_some_and(|(m, _)| key == crate::store::printable(m)) =>
                 {
                     return Err(SignalError::AlreadyCompleted {
-                        token: mark.map(|(_, t)| t.to_owned()).unwrap_or_default(),
+                        token: mark.map(|(_, t)| t).unwrap_or_default(),
                     });
                 }
                 Err(StoreError::Conflict { .. }) if tries < 3 => tries += 1,
                 other => break other?,
             }
         }
-        if let Some((hash, _)) = layout {
+        if let Some(hash) = layout {
             self.engine.value_layout_stored(hash);
         }
-        // woken first: the wake-up is a task of its own, so a caller that
-        // stops waiting from here on loses nothing
-        self.engine.wake_instance(id).await?;
+        self.engine.wake_instance(&id).await?;
         // a select racing activities against this signal is interrupted now,
         // not when its running attempt ends
         let racing = self
@@ -265,15 +283,15 @@ impl Runtime {
             .running
             .lock()
             .expect("running lock poisoned")
-            .contains_key(id);
+            .contains_key(&id);
         if racing
-            && let Ok(Some(Ok(record))) = self.engine.load(id).await
+            && let Ok(Some(Ok(record))) = self.engine.load(&id).await
             && let Some(crate::command::Request::Select(branches)) = &record.pending
             && branches
                 .iter()
-                .any(|b| matches!(b, crate::command::Request::Signal { name: n } if n == name))
+                .any(|b| matches!(b, crate::command::Request::Signal { name: n } if *n == name))
         {
-            self.engine.interrupts.notify(id);
+            self.engine.interrupts.notify(&id);
         }
         Ok(())
     }
@@ -300,8 +318,11 @@ impl Runtime {
         let layout = Some((layout.hash(), &layout));
         let value = codec::encode(&(&name, &bytes, layout.map_or(0, |(hash, _)| hash)))?;
         let mut with = crate::store::Batch::default();
+        if let Some((hash, layout)) = layout {
+            self.engine.store_value_layout(hash, layout, &mut with)?;
+        }
         // staged under the id it will have: a refused id fails the start first
-        self.stage_signal(&id, &value, layout, &mut with)?;
+        self.stage_signal(&id, &value, &mut with);
         let (id, created) = self
             .start_with(id, call, IdPolicy::UseExisting, with)
             .await?;
@@ -354,4 +375,17 @@ fn signal_vtable<'e>(
         }
         _ => None,
     }
+}
+
+/// A signal on its way to its instance: what [`Runtime::deliver`] commits.
+struct Signal {
+    id: String,
+    name: String,
+    /// The encoded `(name, payload, layout hash)`.
+    value: Vec<u8>,
+    /// The payload's layout hash, when its layout is staged with it.
+    layout: Option<u64>,
+    /// A promise's completion: the key that must not exist yet, and the
+    /// promise's token.
+    mark: Option<(Vec<u8>, String)>,
 }

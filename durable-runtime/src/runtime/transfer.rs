@@ -441,6 +441,20 @@ impl Runtime {
         batch: crate::store::Batch,
         imported: &[(String, bool)],
     ) -> Result<(), crate::snapshot::SnapshotError> {
+        // committed and woken in a task of the engine: a caller that stops
+        // waiting takes neither with it
+        let (runtime, imported) = (self.clone(), imported.to_vec());
+        self.engine
+            .carried(async move { runtime.commit_import_now(batch, &imported).await })
+            .await?
+    }
+
+    /// [`Runtime::commit_import`]'s work, in its task.
+    async fn commit_import_now(
+        &self,
+        batch: crate::store::Batch,
+        imported: &[(String, bool)],
+    ) -> Result<(), crate::snapshot::SnapshotError> {
         use crate::snapshot::SnapshotError;
         match self.engine.store.commit(batch).await {
             Ok(()) => {}

@@ -182,23 +182,36 @@ impl Engine {
                 if asleep && !controlled {
                     continue;
                 }
-                if let Err(e) = self.recover_one(id, &mut runnable).await {
-                    // owned here: look again once the store answers
-                    tracing::warn!(instance = %id, error = %e, "cannot resume a claimed instance yet; retrying in 1 s");
-                    let engine = self.clone();
-                    let id = id.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        if let Err(e) = engine.wake_instance(&id).await {
-                            tracing::error!(instance = %id, error = %e, "cannot resume a claimed instance");
-                        }
-                    });
+                // claimed before it is read, as a wake-up does: a timer or a
+                // notice that wakes it meanwhile leaves it to this claim, and
+                // its task starts from the record read under it (read first,
+                // a wake-up could run it in between, and the task would run
+                // its steps again from the older record)
+                if !self.claim(id) {
+                    // a task of this process runs it, and looks again
+                    continue;
+                }
+                let before = runnable.len();
+                let recovered = self.recover_one(id, &mut runnable).await;
+                if runnable.len() > before {
+                    continue; // its task takes the claim
+                }
+                let rewoken = self.release(id);
+                match recovered {
+                    Err(e) => {
+                        // owned here: look again once the store answers
+                        tracing::warn!(instance = %id, error = %e, "cannot resume a claimed instance yet; retrying in 1 s");
+                        self.wake_later(id, Duration::from_secs(1));
+                    }
+                    // woken during the read: look again
+                    Ok(_) if rewoken => self.wake_later(id, Duration::ZERO),
+                    Ok(_) => {}
                 }
             }
             // as on open: sleepers are left to their timers and not counted
             resumed += runnable.len();
             for (id, record, entry) in runnable {
-                self.spawn(id, record, entry);
+                self.spawn_claimed(id, record, entry);
             }
             tokio::task::yield_now().await;
         }
