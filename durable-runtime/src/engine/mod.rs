@@ -31,6 +31,7 @@ pub(crate) use schedules::{RunRequest, ScheduleRecord};
 mod signals;
 pub(crate) use signals::decode_signal;
 mod attempts;
+mod bookkeeping;
 mod record;
 mod recovery;
 mod registry;
@@ -65,7 +66,6 @@ pub(crate) struct Engine {
     pub(crate) workflows: Registry,
     pub(crate) activity_slots: Semaphore,
     pub(crate) waiters: Listeners,
-    pub(crate) creating: Mutex<std::collections::HashSet<String>>,
     pub(crate) tasks: Mutex<tokio::task::JoinSet<()>>,
     pub(crate) parked: Mutex<Vec<ResumeError>>,
     /// Layouts read from the store, by hash.
@@ -79,13 +79,12 @@ pub(crate) struct Engine {
     pub(crate) dependencies: Arc<crate::activity::Dependencies>,
     /// The updates declared with a validator, by name.
     pub(crate) updates: HashMap<&'static str, crate::update::UpdateType>,
-    /// Instances with a task in this process; `true`: woken while running,
-    /// so look for work again before the task ends.
-    pub(crate) running: Mutex<HashMap<String, bool>>,
+    /// What this process keeps for each instance: its task's claim, a
+    /// start creating it, a waiting cancel or terminate, a store failure
+    /// that stopped it, keys it used up.
+    pub(crate) book: bookkeeping::Bookkeeping,
     /// Wakes the timer service when a transition schedules a timer.
     pub(crate) timers: Notify,
-    /// Instances with a cancel or terminate request not yet consumed.
-    pub(crate) controls: Mutex<std::collections::HashSet<String>>,
     /// Interrupts a running activity attempt of an instance.
     pub(crate) interrupts: Listeners,
     /// Counters for `/metrics`.
@@ -93,16 +92,10 @@ pub(crate) struct Engine {
     /// Set by `Runtime::shutdown`: no new instance tasks, and running ones
     /// stop at their next checkpoint.
     pub(crate) closing: std::sync::atomic::AtomicBool,
-    /// Notified when the last instance task of this process ends.
-    pub(crate) idle: Notify,
     /// A weak reference to this engine, for spawning from `&self`.
     pub(crate) this: std::sync::OnceLock<std::sync::Weak<Engine>>,
     /// Orders buffered signals; starts above every stored one.
     pub(crate) signal_seq: std::sync::atomic::AtomicU64,
-    /// Instances stopped in this process because the store failed (disk
-    /// full, I/O error): their last durable checkpoint stands, and they
-    /// resume on the next open.
-    pub(crate) halted: Mutex<HashMap<String, StoreError>>,
     /// Serializes changes to schedules in this process.
     pub(crate) schedule_lock: tokio::sync::Mutex<()>,
     /// Wakes the schedule service: a schedule changed or a run ended.
@@ -115,11 +108,6 @@ pub(crate) struct Engine {
     pub(crate) queue_claims: std::sync::atomic::AtomicUsize,
     /// `max_concurrent_activities`.
     pub(crate) activity_limit: usize,
-    /// Keys instances have used up (queued results taken, heartbeat
-    /// details of ended calls), removed with their next checkpoint.
-    pub(crate) spent: Mutex<HashMap<String, Vec<Vec<u8>>>>,
-    /// How many instances `spent` holds keys of (read without its lock).
-    pub(crate) spent_instances: std::sync::atomic::AtomicUsize,
     /// Whether a woken instance is checked against the code (and migrated
     /// or parked) first: set when the runtime resumes instances, since open
     /// leaves sleepers unread. A runtime that resumes nothing (tools) runs
@@ -540,30 +528,20 @@ impl Engine {
         any
     }
 
-    /// How many entries each per-instance map holds, for those that hold any.
+    /// How many instances each per-instance map or kind of entry holds,
+    /// for those that hold any.
     #[cfg(feature = "testing")]
     pub(crate) fn resident(&self) -> Vec<(&'static str, usize)> {
-        fn len<T>(m: &Mutex<T>, f: impl Fn(&T) -> usize) -> usize {
-            f(&m.lock().expect("a lock poisoned"))
-        }
-        [
-            ("waiters", self.waiters.len()),
-            (
-                "creating",
-                len(&self.creating, std::collections::HashSet::len),
-            ),
-            ("running", len(&self.running, HashMap::len)),
-            (
-                "controls",
-                len(&self.controls, std::collections::HashSet::len),
-            ),
-            ("interrupts", self.interrupts.len()),
-            ("halted", len(&self.halted, HashMap::len)),
-            ("spent", len(&self.spent, HashMap::len)),
-        ]
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .collect()
+        let mut resident = self.book.resident();
+        resident.extend(
+            [
+                ("waiters", self.waiters.len()),
+                ("interrupts", self.interrupts.len()),
+            ]
+            .into_iter()
+            .filter(|(_, n)| *n > 0),
+        );
+        resident
     }
 
     fn wake(&self, id: &str) {

@@ -109,25 +109,15 @@ impl Engine {
     /// checkpoint deletes it (kept until then: a restart before it finds
     /// the key again).
     pub(crate) fn spend(&self, id: &str, key: Vec<u8>) {
-        let mut spent = self.spent.lock().expect("spent keys lock poisoned");
-        spent.entry(id.to_owned()).or_default().push(key);
-        self.spent_instances.store(spent.len(), Ordering::SeqCst);
+        self.book.spend(id, key);
     }
 
     /// Adds the removal of the keys instance `id` has used up to the batch
     /// of its next checkpoint.
     pub(crate) fn drop_spent(&self, id: &str, batch: &mut Batch) {
-        // no lock on the checkpoint path while no instance has spent any
-        if self.spent_instances.load(Ordering::SeqCst) == 0 {
-            return;
+        for key in self.book.take_spent(id) {
+            batch.delete(key);
         }
-        let mut spent = self.spent.lock().expect("spent keys lock poisoned");
-        if let Some(keys) = spent.remove(id) {
-            for key in keys {
-                batch.delete(key);
-            }
-        }
-        self.spent_instances.store(spent.len(), Ordering::SeqCst);
     }
 
     /// How often waiters and queue services look again without a message.

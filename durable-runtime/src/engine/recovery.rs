@@ -104,10 +104,7 @@ impl Engine {
         for tag in [keys::CANCEL, keys::TERMINATE] {
             for (key, _) in self.scan_prefix(&[tag]).await? {
                 let id = keys::instance_id(&key);
-                self.controls
-                    .lock()
-                    .expect("controls lock poisoned")
-                    .insert(id.clone());
+                self.book.set_control(&id);
                 controlled.push(id);
             }
         }

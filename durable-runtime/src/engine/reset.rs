@@ -298,7 +298,7 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
-        self.halted.lock().expect("halted lock poisoned").remove(id);
+        self.book.clear_halted(id);
         self.parked
             .lock()
             .expect("parked lock poisoned")

@@ -174,11 +174,7 @@ impl Engine {
     /// activity) when another of its branches has come: a signal sent or
     /// a child ended in another process or task (see `Runtime::signal`).
     pub(crate) async fn interrupt_if_a_branch_came(&self, id: &str) -> Result<(), StoreError> {
-        let running = self
-            .running
-            .lock()
-            .expect("running lock poisoned")
-            .contains_key(id);
+        let running = self.book.has_task(id);
         if !running {
             return Ok(());
         }

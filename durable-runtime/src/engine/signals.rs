@@ -127,17 +127,11 @@ pub(crate) fn decode_signal(value: &[u8]) -> Result<(String, Vec<u8>, u64), crat
 impl Engine {
     /// Whether a cancel or terminate request waits for instance `id`.
     pub(crate) fn has_control(&self, id: &str) -> bool {
-        self.controls
-            .lock()
-            .expect("controls lock poisoned")
-            .contains(id)
+        self.book.has_control(id)
     }
 
     pub(crate) fn clear_control(&self, id: &str) {
-        self.controls
-            .lock()
-            .expect("controls lock poisoned")
-            .remove(id);
+        self.book.clear_control(id);
     }
 
     /// The stored control request with `tag` for instance `id`.
@@ -179,10 +173,7 @@ impl Engine {
         self: &std::sync::Arc<Self>,
         id: &str,
     ) -> Result<(), StoreError> {
-        self.controls
-            .lock()
-            .expect("controls lock poisoned")
-            .insert(id.to_owned());
+        self.book.set_control(id);
         // only a running attempt listens; anything later sees the stored request
         self.interrupts.notify(id);
         self.wake_instance(id).await?;

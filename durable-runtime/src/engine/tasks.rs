@@ -2,7 +2,6 @@
 //! they finish, wait or fail, woken again, and stopped when a store
 //! failure halts them.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Engine, Halt, InstanceRecord, Status, WorkflowEntry, cluster};
@@ -17,13 +16,7 @@ impl Engine {
         if self.is_closing() || !self.runs_here(id) {
             return false;
         }
-        let mut running = self.running.lock().expect("running lock poisoned");
-        if let Some(rewake) = running.get_mut(id) {
-            *rewake = true;
-            return false;
-        }
-        running.insert(id.to_owned(), false);
-        true
+        self.book.claim(id, true)
     }
 
     /// Claims instance `id`, which this process is about to create or
@@ -35,10 +28,7 @@ impl Engine {
     /// is written), or when this process runs no instances.
     pub(crate) fn claim_for_create(self: &Arc<Self>, id: &str) -> Creating {
         let runs = !self.store.shared() || self.member.is_some();
-        let held = runs && !self.is_closing() && {
-            let mut running = self.running.lock().expect("running lock poisoned");
-            !running.contains_key(id) && running.insert(id.to_owned(), false).is_none()
-        };
+        let held = runs && !self.is_closing() && self.book.claim(id, false);
         Creating {
             engine: self.clone(),
             id: id.to_owned(),
@@ -128,19 +118,19 @@ impl Engine {
                 continue;
             }
             if matches!(halt, Halt::Waiting) {
-                let mut running = engine.running.lock().expect("running lock poisoned");
-                if running.get(&id) == Some(&true) && !engine.is_closing() {
-                    // woken while deciding to wait: look again
-                    running.insert(id.clone(), false);
+                // woken while deciding to wait: look again; otherwise the
+                // claim is given up (under the same lock as the look)
+                let look_again =
+                    engine
+                        .book
+                        .look_again_or_release(&id, engine.is_closing(), || {
+                            if let Some(hook) = &engine.test_hooks.deciding_to_wait {
+                                hook(&id);
+                            }
+                        });
+                if look_again {
                     continue;
                 }
-                if let Some(hook) = &engine.test_hooks.deciding_to_wait {
-                    hook(&id);
-                }
-                // released under the same lock: a wake-up between the look
-                // and the release would find the claim, leave the task to
-                // act on it, and be lost as the task ends
-                let _ = engine.release_in(&mut running, &id);
                 return;
             }
             if let (Halt::Finished, Some(hook)) = (&halt, &engine.test_hooks.ending) {
@@ -162,9 +152,10 @@ impl Engine {
                         engine.schedule_wake.notify_one();
                     }
                     for child in std::mem::take(&mut record.children) {
-                        let engine = engine.clone();
+                        let cancelling = engine.clone();
                         // parent-close policy: cancel what is still running
-                        tokio::spawn(async move {
+                        engine.add_task(async move {
+                            let engine = cancelling;
                             let running = matches!(engine.load(&child).await, Ok(Some(Ok(r))) if !r.status.is_terminal());
                             if running
                                 && let Err(e) = engine
@@ -201,8 +192,9 @@ impl Engine {
                     // the database may come back: look again from the last
                     // checkpoint (an in-doubt commit is read back)
                     tracing::warn!(instance = %id, error = %e, "instance paused: store failed; retrying in 1 s");
-                    let engine = engine.clone();
-                    tokio::spawn(async move {
+                    let retrying = engine.clone();
+                    engine.add_task(async move {
+                        let engine = retrying;
                         // until the store answers again: an instance stopped
                         // for good here while the database was out of reach
                         // would answer `result()` with that old error even
@@ -243,17 +235,7 @@ impl Engine {
     /// Releases the claim of instance `id`'s task (it ends): whether it
     /// was woken meanwhile.
     pub(super) fn release(&self, id: &str) -> bool {
-        let mut running = self.running.lock().expect("running lock poisoned");
-        self.release_in(&mut running, id)
-    }
-
-    /// [`Engine::release`] with the `running` lock held.
-    fn release_in(&self, running: &mut HashMap<String, bool>, id: &str) -> bool {
-        let rewoken = running.remove(id) == Some(true);
-        if running.is_empty() {
-            self.idle.notify_waiters();
-        }
-        rewoken
+        self.book.release(id)
     }
 
     /// Runs instance `id` again if its stored record runs: a reset or a new
@@ -273,10 +255,7 @@ impl Engine {
     /// claim already released): its last durable checkpoint stands.
     fn halt(&self, id: &str, e: StoreError) {
         tracing::error!(instance = %id, error = %e, "instance stopped: store failed");
-        self.halted
-            .lock()
-            .expect("halted lock poisoned")
-            .insert(id.to_owned(), e);
+        self.book.halt(id, e);
         self.wake(id);
     }
 
@@ -364,7 +343,7 @@ impl Engine {
                 }
                 if !batch.writes.is_empty() {
                     let store = self.store.clone();
-                    tokio::spawn(async move {
+                    self.add_task(async move {
                         let _ = store.commit(batch).await;
                     });
                 }

@@ -199,14 +199,9 @@ impl<W: Workflow> WorkflowHandle<W> {
             // stopped here by a store failure: only while the stored record
             // does not show it ended (elsewhere, or before the failure)
             if !record.status.is_terminal()
-                && let Some(e) = self
-                    .engine()?
-                    .halted
-                    .lock()
-                    .expect("halted lock poisoned")
-                    .get(&self.id)
+                && let Some(e) = self.engine()?.book.halted(&self.id)
             {
-                return Err(ResultError::Store(e.clone()));
+                return Err(ResultError::Store(e));
             }
             match record.status {
                 // a failure the workflow returned (`Err`) comes back typed

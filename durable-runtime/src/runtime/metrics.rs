@@ -162,7 +162,7 @@ impl Collector for Scrape {
                     .map(|(p, n)| (PhaseLabel { phase: p.as_str() }, *n as u64)),
             )?;
         }
-        let running = engine.running.lock().map_or(0, |r| r.len());
+        let running = engine.book.tasks();
         gauge(
             &mut encoder,
             "durable_running_tasks",

@@ -113,11 +113,7 @@ impl Runtime {
     /// Instances that have a task in this process now. Instances sleeping on
     /// a timer or waiting for a signal have none: they cost disk, not RAM.
     pub fn running_instances(&self) -> usize {
-        self.engine
-            .running
-            .lock()
-            .expect("running lock poisoned")
-            .len()
+        self.engine.book.tasks()
     }
 
     /// The per-instance bookkeeping this process holds, by map, for the
@@ -500,15 +496,10 @@ impl Runtime {
             let engine = self.engine.clone();
             let drained = async {
                 loop {
-                    let idle = engine.idle.notified();
+                    let idle = engine.book.idle.notified();
                     tokio::pin!(idle);
                     idle.as_mut().enable();
-                    if engine
-                        .running
-                        .lock()
-                        .expect("running lock poisoned")
-                        .is_empty()
-                    {
+                    if engine.book.tasks() == 0 {
                         return;
                     }
                     idle.await;
@@ -572,12 +563,7 @@ struct Claim<'a> {
 impl<'a> Claim<'a> {
     async fn take(engine: &'a Engine, id: &str) -> Claim<'a> {
         loop {
-            if engine
-                .creating
-                .lock()
-                .expect("creating lock poisoned")
-                .insert(id.to_owned())
-            {
+            if engine.book.begin_create(id) {
                 return Claim {
                     engine,
                     id: id.to_owned(),
@@ -590,8 +576,6 @@ impl<'a> Claim<'a> {
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        if let Ok(mut creating) = self.engine.creating.lock() {
-            creating.remove(&self.id);
-        }
+        self.engine.book.end_create(&self.id);
     }
 }

@@ -278,12 +278,7 @@ impl Runtime {
         self.engine.wake_instance(&id).await?;
         // a select racing activities against this signal is interrupted now,
         // not when its running attempt ends
-        let racing = self
-            .engine
-            .running
-            .lock()
-            .expect("running lock poisoned")
-            .contains_key(&id);
+        let racing = self.engine.book.has_task(&id);
         if racing
             && let Ok(Some(Ok(record))) = self.engine.load(&id).await
             && let Some(crate::command::Request::Select(branches)) = &record.pending

@@ -467,11 +467,7 @@ impl Runtime {
         }
         for (id, controls) in imported {
             if *controls {
-                self.engine
-                    .controls
-                    .lock()
-                    .expect("controls lock poisoned")
-                    .insert(id.clone());
+                self.engine.book.set_control(id);
             }
         }
         self.engine.timers.notify_one();

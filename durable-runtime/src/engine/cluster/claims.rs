@@ -159,10 +159,7 @@ impl Engine {
             for (key, _) in self.scan_prefix(&[tag]).await? {
                 let id = keys::instance_id(&key);
                 if claimed.contains(id.as_str()) {
-                    self.controls
-                        .lock()
-                        .expect("controls lock poisoned")
-                        .insert(id);
+                    self.book.set_control(&id);
                 }
             }
         }

@@ -435,11 +435,7 @@ impl Engine {
             if id == last {
                 continue;
             }
-            let idle = !self
-                .running
-                .lock()
-                .expect("running lock poisoned")
-                .contains_key(&id);
+            let idle = !self.book.has_task(&id);
             if idle && m.owns(&id) {
                 self.wake_instance(&id).await?;
             }
