@@ -22,6 +22,9 @@ pub(crate) struct Bookkeeping {
     /// How many entries hold spent keys, read without the lock on the
     /// checkpoint path.
     spent: AtomicUsize,
+    /// How many entries have a waiting cancel or terminate, read without
+    /// the lock before each attempt.
+    controls: AtomicUsize,
     /// Notified when the last task of this process gives up its claim.
     pub(crate) idle: Notify,
 }
@@ -177,16 +180,24 @@ impl Bookkeeping {
 
     /// Notes a cancel or terminate request waiting for `id`.
     pub(crate) fn set_control(&self, id: &str) {
-        self.lock().edit(id, |kept| kept.control = true);
+        let mut map = self.lock();
+        if map.edit(id, |kept| !std::mem::replace(&mut kept.control, true)) {
+            self.controls.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     /// Whether a cancel or terminate request waits for `id`.
     pub(crate) fn has_control(&self, id: &str) -> bool {
-        self.lock().get(id).is_some_and(|k| k.control)
+        // no lock before an attempt while no request waits
+        self.controls.load(Ordering::SeqCst) > 0
+            && self.lock().get(id).is_some_and(|k| k.control)
     }
 
     pub(crate) fn clear_control(&self, id: &str) {
-        self.lock().edit(id, |kept| kept.control = false);
+        let mut map = self.lock();
+        if map.edit(id, |kept| std::mem::replace(&mut kept.control, false)) {
+            self.controls.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Notes that storage failure `e` stopped `id` in this process.
@@ -266,6 +277,9 @@ mod tests {
         assert_eq!(book.take_spent("a"), vec![b"k".to_vec()]);
         assert!(book.take_spent("a").is_empty());
         book.clear_control("a");
+        assert!(!book.has_control("a"));
+        book.clear_control("a");
+        assert_eq!(book.controls.load(Ordering::SeqCst), 0);
         assert!(book.lock().by_id.is_empty(), "nothing kept, no entry");
     }
 
