@@ -189,8 +189,7 @@ impl Bookkeeping {
     /// Whether a cancel or terminate request waits for `id`.
     pub(crate) fn has_control(&self, id: &str) -> bool {
         // no lock before an attempt while no request waits
-        self.controls.load(Ordering::SeqCst) > 0
-            && self.lock().get(id).is_some_and(|k| k.control)
+        self.controls.load(Ordering::SeqCst) > 0 && self.lock().get(id).is_some_and(|k| k.control)
     }
 
     pub(crate) fn clear_control(&self, id: &str) {

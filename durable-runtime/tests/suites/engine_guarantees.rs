@@ -483,6 +483,17 @@ async fn duplicate_id_is_rejected_or_returns_the_existing_instance() {
         }
         other => panic!("expected AlreadyExists, got {other:?}"),
     }
+    // the creation is refused by its condition, and the error names the
+    // workflow that holds the id, not the one asked for
+    match rt
+        .start("dup", retrying("x".into(), 0), IdPolicy::Reject)
+        .await
+    {
+        Err(StartError::AlreadyExists { id, workflow }) => {
+            assert_eq!((id.as_str(), workflow.as_str()), ("dup", "three_steps"))
+        }
+        other => panic!("expected AlreadyExists, got {other:?}"),
+    }
     let h = rt
         .start(
             "dup",
