@@ -96,6 +96,20 @@ pub enum SnapshotError {
         /// The instance id.
         id: String,
     },
+    /// The instance's id or state is over this runtime's
+    /// [`Limits`](crate::Limits) (`id_bytes`, `state_bytes`): an import is
+    /// held to the limits a start and a checkpoint are.
+    #[error("{}", crate::limits::over(what, *size, *limit, setting))]
+    TooLarge {
+        /// What is too large: `instance id` or `state`.
+        what: &'static str,
+        /// Its size in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+        /// The [`Limits`](crate::Limits) field that sets it.
+        setting: &'static str,
+    },
     /// No such instance to export.
     #[error("[DURABLE-UNKNOWN] no workflow instance `{id}` to export")]
     NotFound {

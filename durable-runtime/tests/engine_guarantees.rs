@@ -101,8 +101,12 @@ struct LateAnswer {
     /// The next commit writing a key with this prefix is applied at once
     /// and acknowledged only when let go.
     ack_late: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
-    /// Set once such a commit is applied and its acknowledgement held.
+    /// Set once such a commit is applied and its acknowledgement held
+    /// (or, for `apply_late`, once it is held before it is applied).
     acking: Arc<std::sync::atomic::AtomicBool>,
+    /// The next commit writing a key with this prefix is applied only when
+    /// let go.
+    apply_late: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
 }
 
 impl LateAnswer {
@@ -113,6 +117,7 @@ impl LateAnswer {
             let_go: Arc::default(),
             ack_late: Arc::default(),
             acking: Arc::default(),
+            apply_late: Arc::default(),
         }
     }
 }
@@ -122,12 +127,19 @@ impl durable_runtime::store::Store for LateAnswer {
         &self,
         batch: Batch,
     ) -> durable_runtime::activity::BoxFuture<Result<(), durable_runtime::store::StoreError>> {
-        let held = self
-            .ack_late
-            .lock()
-            .unwrap()
-            .take_if(|prefix| batch.writes.iter().any(|(k, _)| k.starts_with(prefix)))
-            .is_some();
+        let writes = |prefix: &mut Vec<u8>| batch.writes.iter().any(|(k, _)| k.starts_with(prefix));
+        if self.apply_late.lock().unwrap().take_if(writes).is_some() {
+            let (inner, let_go, acking) =
+                (self.inner.clone(), self.let_go.clone(), self.acking.clone());
+            return Box::pin(async move {
+                acking.store(true, Ordering::SeqCst);
+                while !let_go.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                inner.commit(batch).await
+            });
+        }
+        let held = self.ack_late.lock().unwrap().take_if(writes).is_some();
         let applied = self.inner.commit(batch);
         if !held {
             return applied;
@@ -438,4 +450,69 @@ async fn an_instance_woken_before_its_start_is_acknowledged_runs_its_first_step_
         "the first step ran once"
     );
     rt.shutdown().await;
+}
+
+/// A cancel or terminate stored just after its instance ended leaves no
+/// request behind: the instance will never consume it, so the request
+/// deletes it once it sees the end (only while the ended record is still
+/// the stored one). Here the store holds back the cancel's commit while a
+/// signal lets the instance finish. Before, the cancel's key stayed in the
+/// store for good (retention did not delete it either).
+#[tokio::test]
+async fn a_cancel_stored_after_its_instance_ended_leaves_no_request_behind() {
+    for (tag, request) in [(b'c', "cancel"), (b'x', "terminate")] {
+        let store = LateAnswer::new();
+        let (let_go, apply_late, acking, kept) = (
+            store.let_go.clone(),
+            store.apply_late.clone(),
+            store.acking.clone(),
+            store.inner.clone(),
+        );
+        let rt = Runtime::builder()
+            .workflow::<held_up>()
+            .open_store(store)
+            .await
+            .unwrap();
+        rt.start("racing", held_up(), IdPolicy::Reject)
+            .await
+            .unwrap();
+        until("`racing` waits for its signal", || {
+            rt.describe("racing")
+                .is_ok_and(|d| d.phase == durable_runtime::Phase::WaitingForSignal)
+        })
+        .await;
+        let key = [&[tag][..], b"racing"].concat();
+        *apply_late.lock().unwrap() = Some(key.clone());
+        let requesting = tokio::spawn({
+            let rt = rt.clone();
+            async move {
+                match request {
+                    "cancel" => rt.cancel("racing").await,
+                    _ => rt.terminate("racing", "enough").await,
+                }
+            }
+        });
+        until("the request's commit is held", || {
+            acking.load(Ordering::SeqCst)
+        })
+        .await;
+        rt.signal("racing", "go", &()).await.unwrap();
+        assert_eq!(
+            rt.handle::<held_up>("racing")
+                .result()
+                .within()
+                .await
+                .unwrap(),
+            Ok("went".to_owned())
+        );
+        let_go.store(true, Ordering::SeqCst);
+        requesting.await.unwrap().unwrap();
+        use durable_runtime::store::Store;
+        assert_eq!(
+            kept.get(&key).unwrap(),
+            None,
+            "the {request} of an ended instance is not kept"
+        );
+        rt.shutdown().await;
+    }
 }

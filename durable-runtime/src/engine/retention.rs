@@ -85,6 +85,11 @@ impl Engine {
         {
             batch.delete(keys::timer(deadline, id));
         }
+        // a cancel or terminate stored as it ended (by a build before they
+        // delete themselves then)
+        batch
+            .delete(keys::control(keys::CANCEL, id))
+            .delete(keys::control(keys::TERMINATE, id));
         for (k, _) in self
             .scan_prefix(&keys::history_prefix(id))
             .await?

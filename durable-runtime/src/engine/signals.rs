@@ -180,10 +180,21 @@ impl Engine {
         // an instance that ended meanwhile will never consume it; its end
         // clears the mark after its record is stored, so one of the two
         // sees the other
-        if let Some(Ok(record)) = self.load(id).await?
+        if let Some((read, Ok(record))) = self.load_read(id, crate::store::Wait::Task).await?
             && record.status.is_terminal()
         {
             self.clear_control(id);
+            // nor the stored request: deleted, only while the ended record
+            // is the stored one (a new run of the id keeps its own requests)
+            let mut batch = Batch::default();
+            batch
+                .expect(keys::instance(id), Some(read))
+                .delete(keys::control(keys::CANCEL, id))
+                .delete(keys::control(keys::TERMINATE, id));
+            match self.store.commit(batch).await {
+                Ok(()) | Err(StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

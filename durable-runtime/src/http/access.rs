@@ -19,6 +19,8 @@ use super::{ApiError, App};
 pub struct Access {
     admin: Option<String>,
     reader: Option<String>,
+    /// The names a request's `Host` must give, when set.
+    hosts: Option<Arc<[String]>>,
 }
 
 impl Access {
@@ -31,7 +33,7 @@ impl Access {
     pub fn token(admin: impl Into<String>) -> Access {
         Access {
             admin: Some(admin.into()),
-            reader: None,
+            ..Access::default()
         }
     }
 
@@ -41,6 +43,32 @@ impl Access {
     pub fn with_read_token(mut self, reader: impl Into<String>) -> Access {
         self.reader = Some(reader.into());
         self
+    }
+
+    /// Answers only requests whose `Host` header names one of `hosts` (a
+    /// name or an address, compared without the port and ignoring case),
+    /// on any address: what a server behind a DNS name sets, so that a
+    /// page elsewhere cannot reach it under another name (DNS rebinding).
+    /// Without it, a server on a loopback address answers only requests
+    /// for a loopback name, and one elsewhere any name (its token guards
+    /// it).
+    ///
+    /// ```
+    /// use durable_runtime::http::Access;
+    /// let access = Access::token("admin-secret").allow_hosts(["durable.internal.example"]);
+    /// # let _ = access;
+    /// ```
+    pub fn allow_hosts(mut self, hosts: impl IntoIterator<Item = impl Into<String>>) -> Access {
+        self.hosts = Some(hosts.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The rule [`check_host`] applies on a server bound to `local`.
+    pub(super) fn host_rule(&self, local: std::net::SocketAddr) -> HostRule {
+        HostRule {
+            local,
+            hosts: self.hosts.clone(),
+        }
     }
 
     /// Whether any route needs a token.
@@ -74,7 +102,7 @@ impl From<Option<String>> for Access {
     fn from(token: Option<String>) -> Access {
         Access {
             admin: token,
-            reader: None,
+            ..Access::default()
         }
     }
 }
@@ -95,38 +123,55 @@ enum Role {
     Reader,
 }
 
-/// On a loopback address, only requests addressed to a loopback name.
+/// Which `Host` a server answers (see [`Access::allow_hosts`]).
+#[derive(Clone)]
+pub(super) struct HostRule {
+    local: std::net::SocketAddr,
+    hosts: Option<Arc<[String]>>,
+}
+
+/// Refuses (421) a request whose `Host` the server's [`HostRule`] does not
+/// allow: one of the allowed names when they are set; otherwise, on a
+/// loopback address, a loopback name.
 pub(super) async fn check_host(
-    State(local): State<std::net::SocketAddr>,
+    State(rule): State<HostRule>,
     request: Request,
     next: Next,
 ) -> Response {
-    if local.ip().is_loopback() {
-        let host = request
-            .headers()
-            .get(axum::http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !is_loopback_host(host) {
-            return ApiError(
-                StatusCode::MISDIRECTED_REQUEST,
-                format!(
-                    "this service answers on {local} only to requests for localhost or a loopback address, not {host:?}"
-                ),
-            )
-            .into_response();
-        }
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let name = host_name(host);
+    let refused = match &rule.hosts {
+        Some(hosts) => (!hosts.iter().any(|h| h.eq_ignore_ascii_case(name)))
+            .then(|| format!("one of {}", hosts.join(", "))),
+        None => (rule.local.ip().is_loopback() && !is_loopback_name(name))
+            .then(|| "localhost or a loopback address".to_owned()),
+    };
+    if let Some(allowed) = refused {
+        let local = rule.local;
+        return ApiError(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!("this service answers on {local} only to requests for {allowed}, not {host:?}"),
+        )
+        .into_response();
     }
     next.run(request).await
 }
 
-/// Whether a `Host` header names this machine's loopback: `localhost`,
-/// `127.x.y.z`, `[::1]`, with or without a port.
-fn is_loopback_host(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
+/// The name or address of a `Host` header, without its port or brackets.
+fn host_name(host: &str) -> &str {
+    match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
+    }
+}
+
+/// Whether `name` is this machine's loopback: `localhost`, `127.x.y.z`,
+/// `::1`.
+fn is_loopback_name(name: &str) -> bool {
     name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::IpAddr>()
@@ -228,7 +273,11 @@ pub(super) async fn auth(State(app): State<Arc<App>>, request: Request, next: Ne
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback_host;
+    use super::{host_name, is_loopback_name};
+
+    fn is_loopback_host(host: &str) -> bool {
+        is_loopback_name(host_name(host))
+    }
 
     #[test]
     fn only_loopback_names_pass_the_host_check() {

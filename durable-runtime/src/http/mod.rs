@@ -123,8 +123,10 @@ pub const MAX_LIST_LIMIT: usize = 1_000;
 /// address, and there it
 /// answers only requests whose `Host` is a loopback name or address: a web
 /// page elsewhere cannot reach it by pointing a DNS name at 127.0.0.1 (DNS
-/// rebinding). Every response forbids framing (`X-Frame-Options: DENY`, a
-/// `Content-Security-Policy` with `frame-ancestors 'none'`).
+/// rebinding); [`Access::allow_hosts`] names the hosts a server behind a
+/// DNS name answers, on any address. Every response forbids framing
+/// (`X-Frame-Options: DENY`, a `Content-Security-Policy` with
+/// `frame-ancestors 'none'`).
 ///
 /// # Errors
 /// The bind's error, or [`PermissionDenied`](std::io::ErrorKind::PermissionDenied)
@@ -170,7 +172,8 @@ pub async fn bind(
             ),
         ));
     }
-    let app = router(runtime, access).layer(middleware::from_fn_with_state(local, check_host));
+    let hosts = access.host_rule(local);
+    let app = router(runtime, access).layer(middleware::from_fn_with_state(hosts, check_host));
     Ok(Server {
         listener,
         app,
@@ -454,6 +457,7 @@ impl From<SnapshotError> for ApiError {
         let code = match e {
             SnapshotError::NotFound { .. } => StatusCode::NOT_FOUND,
             SnapshotError::AlreadyExists { .. } => StatusCode::CONFLICT,
+            SnapshotError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             SnapshotError::UnknownWorkflow { .. } | SnapshotError::ShapeMismatch { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }

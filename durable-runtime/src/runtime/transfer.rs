@@ -303,6 +303,26 @@ impl Runtime {
                 "invalid instance id {id:?}"
             )));
         }
+        // held to the limits a start and a checkpoint are
+        let limits = &self.engine.limits;
+        for (what, size, limit, setting) in [
+            ("instance id", id.len(), limits.id(), "id_bytes"),
+            (
+                "state",
+                record.state.len(),
+                limits.state_bytes,
+                "state_bytes",
+            ),
+        ] {
+            if size > limit {
+                return Err(SnapshotError::TooLarge {
+                    what,
+                    size,
+                    limit,
+                    setting,
+                });
+            }
+        }
         let mut rewrite = false;
         // a finished instance needs no code; an unfinished one, code that runs it
         if let (true, Some(newest)) = (checked && !record.status.is_terminal(), newest) {

@@ -880,6 +880,46 @@ async fn serve_refuses_exposure_without_a_token_and_requests_for_other_hosts() {
     server.abort();
 }
 
+/// A server given an allow-list of hosts answers only requests naming one
+/// of them, on any address (DNS rebinding against a server reached by
+/// name). Before, the `Host` header was checked on a loopback address only,
+/// and only against loopback names.
+#[tokio::test]
+async fn a_server_given_its_hosts_answers_only_requests_naming_one_of_them() {
+    use durable_runtime::http::Access;
+    let dir = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<doubled>()
+        .open_url(dir.url())
+        .await
+        .unwrap();
+    let access = Access::token("t0ken").allow_hosts(["durable.example"]);
+    let server = durable_runtime::http::bind(rt.clone(), "127.0.0.1:0", access)
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let serving = tokio::spawn(server.run());
+    let raw = |host: &'static str| async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET /api/stats HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer t0ken\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    };
+    let named = raw("DURABLE.example:7233").await;
+    assert!(named.starts_with("HTTP/1.1 200"), "{named}");
+    for other in ["evil.example", "localhost:7233", "127.0.0.1"] {
+        let refused = raw(other).await;
+        assert!(refused.starts_with("HTTP/1.1 421"), "{other}: {refused}");
+        assert!(refused.contains("durable.example"), "{refused}");
+    }
+    serving.abort();
+    rt.shutdown().await;
+}
+
 /// A dashboard's token reads everything and changes nothing: before, one
 /// token granted both reading `/metrics` and terminating instances. A list
 /// asking for more than the cap is refused instead of reading the store

@@ -210,3 +210,81 @@ async fn bad_snapshots_are_refused_and_change_nothing() {
         "shipped good (ch-good)"
     );
 }
+
+#[workflow]
+async fn holds_a_note(note: String) -> Result<String, WorkflowError> {
+    let _go: () = signal("go").await?;
+    Ok(note)
+}
+
+/// An import is held to the importing runtime's limits, as a start and a
+/// checkpoint are: an id or a state over them is refused with an error
+/// naming the limit, and nothing is written. Before, an import wrote any
+/// id and any state a snapshot held.
+#[tokio::test]
+async fn an_import_over_the_limits_is_refused_naming_the_limit() {
+    let a = FROM.store();
+    let rt = Runtime::builder()
+        .workflow::<process_order>()
+        .workflow::<holds_a_note>()
+        .open_url(a.url())
+        .await
+        .unwrap();
+    let long_id = "o".repeat(200);
+    rt.start(&long_id, process_order("long".into()), IdPolicy::Reject)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    // waiting for its signal, its state holds the note
+    rt.start("noted", holds_a_note("n".repeat(1_000)), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("`noted` waits for its signal", || {
+        rt.describe("noted")
+            .is_ok_and(|d| d.phase == durable_runtime::Phase::WaitingForSignal)
+    })
+    .await;
+    let (long, noted) = (rt.export(&long_id).unwrap(), rt.export("noted").unwrap());
+    rt.shutdown().await;
+
+    let b = TO.store();
+    let mut short_ids = durable_runtime::Limits::default();
+    short_ids.id_bytes = 100;
+    let mut small_states = durable_runtime::Limits::default();
+    small_states.state_bytes = 500;
+    for (limits, snapshot, what, setting) in [
+        (short_ids, &long, "instance id", "id_bytes"),
+        (small_states, &noted, "state", "state_bytes"),
+    ] {
+        let rt = Runtime::builder()
+            .workflow::<process_order>()
+            .workflow::<holds_a_note>()
+            .limits(limits)
+            .open_url(b.url())
+            .await
+            .unwrap();
+        match rt.import(snapshot, false).await {
+            Err(e @ SnapshotError::TooLarge { .. }) => {
+                let SnapshotError::TooLarge {
+                    what: w, setting: s, ..
+                } = &e
+                else {
+                    unreachable!()
+                };
+                assert_eq!((*w, *s), (what, setting));
+                assert!(e.to_string().contains(setting), "{e}");
+            }
+            other => panic!("expected TooLarge ({what}), got {other:?}"),
+        }
+        assert!(
+            rt.list(&durable_runtime::ListFilter::default())
+                .unwrap()
+                .is_empty(),
+            "nothing was imported"
+        );
+        rt.shutdown().await;
+    }
+}
