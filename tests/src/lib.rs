@@ -383,6 +383,40 @@ pub async fn held() -> Result<String, WorkflowError> {
     Ok("finished".to_owned())
 }
 
+#[activity(max_attempts = 5, initial_interval_ms = 1)]
+async fn open_tally() -> Result<(), ActivityError> {
+    effect("open_tally")
+}
+
+/// Runs one activity, then gathers `expected` signals `item`, each a
+/// sender's number and its own count, and returns what each sender sent
+/// in the order received ([`tally_text`]): several processes signalling
+/// one instance at once lose and reorder nothing per sender.
+#[workflow]
+pub async fn tally(expected: u32) -> Result<String, WorkflowError> {
+    open_tally().await?;
+    let mut got: Vec<(u32, u32)> = Vec::new();
+    while (got.len() as u32) < expected {
+        let item: (u32, u32) = signal("item").await?;
+        got.push(item);
+    }
+    Ok(tally_text(&got))
+}
+
+/// `sender:n,n,.. sender:n,..`, senders in order, each one's numbers in
+/// the order received.
+pub fn tally_text(got: &[(u32, u32)]) -> String {
+    let mut by_sender: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+    for (sender, n) in got {
+        by_sender.entry(*sender).or_default().push(n.to_string());
+    }
+    by_sender
+        .into_iter()
+        .map(|(sender, ns)| format!("{sender}:{}", ns.join(",")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Sends the engine's logs to stderr for a worker process the tests
 /// supervise, at `default` level unless `RUST_LOG` says otherwise.
 pub fn log_to_stderr(default: &str) {

@@ -8,11 +8,20 @@
 //! that the workers start the same ids at once), then waits until all `ORDERS` orders have finished,
 //! wherever they ran, and prints `RESULT <id> <output>` for each, then
 //! `DONE`. It prints `OPEN` once joined and `STARTED` once its orders exist.
+//!
+//! With `CLUSTER_SIGNALS=K` it is one of `STARTS` clients and workers at
+//! once, on the same ids: it starts `tally-<i>` and `held-<i>` for every
+//! `i < ORDERS` (as every other process does), sends each `tally-<i>` its
+//! `K` items `(INDEX, 0..K)` one after the other, cancels every `held-<i>`,
+//! then prints `RESULT tally-<i> <output>` and `CANCELLED held-<i>` as each
+//! ends, and `DONE`.
 
 use std::io::Write;
 
+use std::sync::Arc;
+
 use durable_runtime::{IdPolicy, Runtime};
-use durable_tests::{EFFECTS, EffectsLog, order, process_order};
+use durable_tests::{EFFECTS, EffectsLog, held, order, process_order, tally};
 
 #[tokio::main]
 async fn main() {
@@ -36,6 +45,8 @@ async fn main() {
     });
     let rt = Runtime::builder()
         .workflow::<process_order>()
+        .workflow::<tally>()
+        .workflow::<held>()
         .worker_name(name.clone())
         .lease(std::time::Duration::from_millis(lease))
         .open_url(url)
@@ -44,7 +55,17 @@ async fn main() {
     println!("OPEN {name} resumed={}", rt.resumed_on_open());
     let _ = std::io::stdout().flush();
     // all at once, so that many are in flight when a worker is killed
-    let rt = std::sync::Arc::new(rt);
+    let rt = Arc::new(rt);
+    if let Some(k) = std::env::var("CLUSTER_SIGNALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        signal_and_cancel(&rt, index as u32, orders, starts as u32, k).await;
+        if let Ok(rt) = Arc::try_unwrap(rt) {
+            rt.shutdown().await;
+        }
+        return;
+    }
     let all = std::env::var("CLUSTER_START_ALL").is_ok_and(|v| v == "1");
     let mut starting = tokio::task::JoinSet::new();
     for i in (0..orders).filter(|i| all || (index < starts && i % starts == index)) {
@@ -86,7 +107,55 @@ async fn main() {
     }
     println!("DONE");
     let _ = std::io::stdout().flush();
-    if let Ok(rt) = std::sync::Arc::try_unwrap(rt) {
+    if let Ok(rt) = Arc::try_unwrap(rt) {
         rt.shutdown().await;
     }
+}
+
+/// `CLUSTER_SIGNALS`: see the module's docs.
+async fn signal_and_cancel(rt: &Arc<Runtime>, index: u32, ids: usize, senders: u32, k: u32) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..ids {
+        let rt = rt.clone();
+        tasks.spawn(async move {
+            let id = format!("tally-{i}");
+            rt.start(&id, tally(senders * k), IdPolicy::UseExisting)
+                .await
+                .expect("start tally");
+            rt.start(format!("held-{i}"), held(), IdPolicy::UseExisting)
+                .await
+                .expect("start held");
+            // one after the other: each is durable before the next is sent
+            for n in 0..k {
+                rt.signal(&id, "item", &(index, n)).await.expect("signal");
+            }
+            match rt.cancel(&format!("held-{i}")).await {
+                // another process's cancel ended it first
+                Ok(()) | Err(durable_runtime::ResultError::Finished { .. }) => {}
+                Err(e) => panic!("cancel held-{i}: {e}"),
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a client task");
+    }
+    println!("STARTED");
+    let _ = std::io::stdout().flush();
+    for i in 0..ids {
+        let out = rt.handle::<tally>(format!("tally-{i}")).result().await;
+        match out {
+            Ok(Ok(out)) => println!("RESULT tally-{i} {out}"),
+            other => println!("FAILED tally-{i} {other:?}"),
+        }
+        let held = rt.handle::<held>(format!("held-{i}"));
+        let _ = held.result().await;
+        match held.describe() {
+            Ok(d) if d.status == durable_runtime::Status::Cancelled => {
+                println!("CANCELLED held-{i}");
+            }
+            other => println!("FAILED held-{i} {other:?}"),
+        }
+    }
+    println!("DONE");
+    let _ = std::io::stdout().flush();
 }
