@@ -88,6 +88,23 @@ async fn held_up() -> Result<String, WorkflowError> {
     Ok("went".into())
 }
 
+/// A runtime on `store` with instance `id` of [`held_up`] started and
+/// waiting for its signal.
+async fn waiting_on(store: LateAnswer, id: &str) -> Runtime {
+    let rt = Runtime::builder()
+        .workflow::<held_up>()
+        .open_store(store)
+        .await
+        .unwrap();
+    rt.start(id, held_up(), IdPolicy::Reject).await.unwrap();
+    until("the instance waits for its signal", || {
+        rt.describe(id)
+            .is_ok_and(|d| d.phase == durable_runtime::Phase::WaitingForSignal)
+    })
+    .await;
+    rt
+}
+
 /// A store that, once armed, holds back the answer of one read of the
 /// record of instance `late`: the read is made at once, its answer
 /// delivered only when let go (a slow disk or network returning what was
@@ -273,17 +290,7 @@ async fn naps_then_steps(key: String) -> Result<u32, WorkflowError> {
 async fn a_signal_whose_caller_stops_waiting_still_wakes_its_instance() {
     let store = LateAnswer::new();
     let (skip, let_go) = (store.skip.clone(), store.let_go.clone());
-    let rt = Runtime::builder()
-        .workflow::<held_up>()
-        .open_store(store)
-        .await
-        .unwrap();
-    rt.start("late", held_up(), IdPolicy::Reject).await.unwrap();
-    until("`late` waits for its signal", || {
-        rt.describe("late")
-            .is_ok_and(|d| d.phase == durable_runtime::Phase::WaitingForSignal)
-    })
-    .await;
+    let rt = waiting_on(store, "late").await;
     // the signal's receiver reads the record, then its wake-up: that
     // second answer is held back, and the caller gives up meanwhile
     skip.store(1, Ordering::SeqCst);
@@ -329,17 +336,7 @@ async fn a_request_whose_caller_stops_waiting_during_its_commit_still_reaches_it
             store.ack_late.clone(),
             store.acking.clone(),
         );
-        let rt = Runtime::builder()
-            .workflow::<held_up>()
-            .open_store(store)
-            .await
-            .unwrap();
-        rt.start("late", held_up(), IdPolicy::Reject).await.unwrap();
-        until("`late` waits for its signal", || {
-            rt.describe("late")
-                .is_ok_and(|d| d.phase == durable_runtime::Phase::WaitingForSignal)
-        })
-        .await;
+        let rt = waiting_on(store, "late").await;
         *ack_late.lock().unwrap() = Some([&[tag][..], b"late"].concat());
         let caller = tokio::spawn({
             let rt = rt.clone();
@@ -468,19 +465,7 @@ async fn a_cancel_stored_after_its_instance_ended_leaves_no_request_behind() {
             store.acking.clone(),
             store.inner.clone(),
         );
-        let rt = Runtime::builder()
-            .workflow::<held_up>()
-            .open_store(store)
-            .await
-            .unwrap();
-        rt.start("racing", held_up(), IdPolicy::Reject)
-            .await
-            .unwrap();
-        until("`racing` waits for its signal", || {
-            rt.describe("racing")
-                .is_ok_and(|d| d.phase == durable_runtime::Phase::WaitingForSignal)
-        })
-        .await;
+        let rt = waiting_on(store, "racing").await;
         let key = [&[tag][..], b"racing"].concat();
         *apply_late.lock().unwrap() = Some(key.clone());
         let requesting = tokio::spawn({

@@ -398,26 +398,7 @@ fn processes_signalling_and_cancelling_the_same_ids_lose_and_reorder_nothing() {
         .collect::<Vec<_>>()
         .join(" ");
     for w in &mut workers {
-        let started = Instant::now();
-        while !w.lines.lock().unwrap().iter().any(|l| l == "DONE") {
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "no DONE; last lines {:?}",
-                w.lines
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .rev()
-                    .take(3)
-                    .collect::<Vec<_>>()
-            );
-            if let Ok(Some(status)) = w.child.try_wait() {
-                panic!("the worker exited early: {status}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        w.child.wait().expect("worker exits");
-        let lines = w.lines.lock().unwrap().clone();
+        let lines = wait_for_done(w);
         for i in 0..IDS {
             let want = format!("RESULT tally-{i} {every_sender}");
             assert!(
@@ -461,6 +442,16 @@ fn assert_no_rerun(
 
 /// Waits until `worker` prints `DONE`, then checks every order's result.
 fn wait_done(worker: &mut Worker, orders: usize) {
+    let lines = wait_for_done(worker);
+    for i in 0..orders {
+        let want = format!("RESULT order-{i} {}", expected(i));
+        assert!(lines.contains(&want), "missing `{want}`");
+    }
+}
+
+/// Waits (at most 2 minutes) for `worker` to print `DONE` and exit; what
+/// it printed.
+fn wait_for_done(worker: &mut Worker) -> Vec<String> {
     let started = Instant::now();
     while !worker.lines.lock().unwrap().iter().any(|l| l == "DONE") {
         assert!(
@@ -481,11 +472,7 @@ fn wait_done(worker: &mut Worker, orders: usize) {
         std::thread::sleep(Duration::from_millis(20));
     }
     worker.child.wait().expect("worker exits");
-    let lines = worker.lines.lock().unwrap().clone();
-    for i in 0..orders {
-        let want = format!("RESULT order-{i} {}", expected(i));
-        assert!(lines.contains(&want), "missing `{want}`");
-    }
+    worker.lines.lock().unwrap().clone()
 }
 
 /// No step of any order was committed twice: its history's transitions
