@@ -492,6 +492,12 @@ struct Held {
     /// Set once the read answered late is made.
     late_read: Arc<std::sync::atomic::AtomicBool>,
     let_go: Arc<std::sync::atomic::AtomicBool>,
+    /// Scans of the signal, cancel and terminate keys (`g`, `c`, `x`).
+    request_scans: std::sync::atomic::AtomicUsize,
+    /// Solo commits (lease renewals, claims): one or more per pass.
+    solo_commits: std::sync::atomic::AtomicUsize,
+    /// A key whose next async read fails.
+    fail_next: Mutex<Option<Vec<u8>>>,
 }
 
 impl Held {
@@ -504,6 +510,16 @@ impl Held {
             late_key: Mutex::default(),
             late_read: Arc::default(),
             let_go: Arc::default(),
+            request_scans: Default::default(),
+            solo_commits: Default::default(),
+            fail_next: Mutex::default(),
+        }
+    }
+
+    fn count_scan(&self, prefix: &[u8]) {
+        if matches!(prefix.first(), Some(b'g' | b'c' | b'x')) {
+            self.request_scans
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }
@@ -514,6 +530,9 @@ impl durable_runtime::store::Store for Held {
         batch: durable_runtime::store::Batch,
     ) -> durable_runtime::activity::BoxFuture<Result<(), durable_runtime::StoreError>> {
         use std::sync::atomic::Ordering::SeqCst;
+        if batch.solo {
+            self.solo_commits.fetch_add(1, SeqCst);
+        }
         if batch.solo && self.hold.load(SeqCst) {
             let (hold, inner) = (self.hold.clone(), self.inner.clone());
             return Box::pin(async move {
@@ -540,6 +559,15 @@ impl durable_runtime::store::Store for Held {
     ) -> durable_runtime::activity::BoxFuture<Result<Option<Vec<u8>>, durable_runtime::StoreError>>
     {
         use std::sync::atomic::Ordering::SeqCst;
+        {
+            let mut fail = self.fail_next.lock().unwrap();
+            if fail.as_deref() == Some(key) {
+                *fail = None;
+                return Box::pin(std::future::ready(Err(
+                    durable_runtime::StoreError::Backend("a read made to fail".into()),
+                )));
+            }
+        }
         let late = {
             let mut armed = self.late_key.lock().unwrap();
             match armed.as_mut() {
@@ -584,6 +612,7 @@ impl durable_runtime::store::Store for Held {
         &self,
         prefix: &[u8],
     ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::StoreError> {
+        self.count_scan(prefix);
         self.inner.scan_prefix(prefix)
     }
     fn scan_from(
@@ -592,6 +621,7 @@ impl durable_runtime::store::Store for Held {
         from: &[u8],
         limit: usize,
     ) -> Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::StoreError> {
+        self.count_scan(prefix);
         self.inner.scan_from(prefix, from, limit)
     }
 }
@@ -673,6 +703,106 @@ async fn a_worker_back_from_a_lapsed_lease_rereads_what_it_owns_by_scans_not_key
     })
     .await;
     rt.shutdown().await;
+}
+
+/// A worker's passes read what changed, never the cluster's requests:
+/// before, each pass (a quarter of the lease) scanned every signal, cancel
+/// and terminate key of the whole cluster, to catch a message lost. Here
+/// twenty instances hold a buffered signal each while the worker makes ten
+/// passes; none scans those keys, and each instance still gets its item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workers_passes_scan_none_of_the_clusters_requests() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let db = Backend::Postgres.store();
+    let store = Arc::new(Held::new(db.open().await));
+    let rt = Runtime::builder()
+        .workflow::<gather>()
+        .worker_name("w")
+        .lease(Duration::from_millis(400))
+        .open_store(store.clone())
+        .await
+        .unwrap();
+    let n = 20;
+    for i in 0..n {
+        let id = format!("req-{i}");
+        rt.start(&id, gather(1), IdPolicy::Reject).await.unwrap();
+        // a signal nothing waits for stays stored
+        rt.signal(&id, "later", &"x".to_owned()).await.unwrap();
+    }
+    until("every instance waits for its item", || {
+        rt.counts_by_phase()
+            .unwrap()
+            .contains(&(durable_runtime::Phase::WaitingForSignal, n))
+    })
+    .await;
+    store.request_scans.store(0, SeqCst);
+    let renewed = store.solo_commits.load(SeqCst);
+    until("ten passes", || {
+        store.solo_commits.load(SeqCst) >= renewed + 10
+    })
+    .await;
+    assert_eq!(
+        store.request_scans.load(SeqCst),
+        0,
+        "scans of the cluster's signal, cancel and terminate keys in ten passes"
+    );
+    for i in 0..n {
+        rt.signal(&format!("req-{i}"), "item", &format!("item {i}"))
+            .await
+            .unwrap();
+    }
+    until("every instance completed", || {
+        rt.counts_by_phase()
+            .unwrap()
+            .contains(&(durable_runtime::Phase::Completed, n))
+    })
+    .await;
+    rt.shutdown().await;
+}
+
+/// What a worker fails to act on is acted on by its next pass: here the
+/// worker's read of the instance, when another process's signal reaches
+/// it, fails once (a store error). Without the pass the instance would
+/// wait for its item until the worker resyncs (a reconnect, a restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_a_worker_failed_to_act_on_is_acted_on_by_its_next_pass() {
+    let db = Backend::Postgres.store();
+    let store = Arc::new(Held::new(db.open().await));
+    let w = Runtime::builder()
+        .workflow::<gather>()
+        .worker_name("w")
+        .lease(Duration::from_millis(400))
+        .open_store(store.clone())
+        .await
+        .unwrap();
+    let client = Runtime::builder()
+        .workflow::<gather>()
+        .resume_on_open(false)
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let h = w
+        .start("missed", gather(1), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the instance waits for its item", || {
+        w.counts_by_phase()
+            .unwrap()
+            .contains(&(durable_runtime::Phase::WaitingForSignal, 1))
+    })
+    .await;
+    *store.fail_next.lock().unwrap() = Some(b"imissed".to_vec());
+    client
+        .signal("missed", "item", &"sent".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), ["sent"]);
+    assert!(
+        store.fail_next.lock().unwrap().is_none(),
+        "the worker's read of the instance was made to fail"
+    );
+    client.shutdown().await;
+    w.shutdown().await;
 }
 
 static GATE_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

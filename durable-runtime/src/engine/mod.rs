@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
 
 mod cluster;
-pub(crate) use cluster::{LeaseRecord, Member};
+pub(crate) use cluster::{LeaseRecord, Member, until_listening};
 mod composite;
 mod fields;
 mod layouts;

@@ -599,8 +599,10 @@ impl Builder {
         let _ = engine.this.set(Arc::downgrade(&engine));
         engine.init_signal_seq().await?;
         engine.warn_untraced();
-        if let Some(notices) = notices {
-            let listener = engine.clone().notice_service(notices);
+        if let Some(mut notices) = notices {
+            // listening before the instances are read: no message missed
+            let first = crate::engine::until_listening(&mut notices).await;
+            let listener = engine.clone().notice_service(first, notices);
             engine
                 .tasks
                 .lock()

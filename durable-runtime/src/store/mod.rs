@@ -118,6 +118,10 @@ pub enum Notice {
     /// Messages may have been missed (the listening connection was lost and
     /// is back): look again at everything they could have announced.
     Resync,
+    /// The subscription is in place: every message published from now on
+    /// is delivered. Sent once, first; what was published before it is
+    /// not (a runtime opening waits for it before it reads its instances).
+    Listening,
 }
 
 /// A key for messages: printable when it is text.
@@ -152,7 +156,9 @@ pub trait Store: Send + Sync + 'static {
     }
     /// The messages that other processes' batches publish ([`Batch::notify`]),
     /// for a [`shared`](Store::shared) store; `None` otherwise, or when
-    /// taken already (one subscriber per store).
+    /// taken already (one subscriber per store). The first notice is
+    /// [`Notice::Listening`]; a gap after it is announced by
+    /// [`Notice::Resync`], so nothing published is lost unannounced.
     fn subscribe(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Notice>> {
         None
     }

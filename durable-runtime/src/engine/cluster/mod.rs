@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Engine, InstanceRecord};
 use crate::codec;
-use crate::store::{Batch, StoreError, keys};
+use crate::store::{Batch, Notice, StoreError, keys};
 
 /// Instances moved in one takeover or release batch.
 const CLAIM_PAGE: usize = 128;
@@ -67,6 +67,16 @@ pub(crate) struct Member {
     renewed: Mutex<Instant>,
     /// The named task queues this worker runs.
     pub(crate) queues: Vec<String>,
+    /// What this worker failed to act on, for its next pass.
+    missed: Mutex<Missed>,
+}
+
+/// The notices a worker failed to act on (a store error): its messages,
+/// each once, or a resync, which covers them all.
+#[derive(Default)]
+struct Missed {
+    messages: std::collections::BTreeSet<String>,
+    resync: bool,
 }
 
 pub(crate) fn wall_ms() -> u64 {
@@ -86,7 +96,32 @@ impl Member {
             owned: Mutex::default(),
             fenced: AtomicBool::new(true),
             renewed: Mutex::new(Instant::now()),
+            missed: Mutex::default(),
         }
+    }
+
+    /// Keeps `notice`, which acting on failed, for the next pass.
+    pub(crate) fn missed(&self, notice: Notice) {
+        let mut missed = self.missed.lock().expect("missed lock poisoned");
+        match notice {
+            Notice::Message(message) if !missed.resync => {
+                missed.messages.insert(message);
+            }
+            Notice::Message(_) => {}
+            Notice::Resync | Notice::Listening => {
+                missed.resync = true;
+                missed.messages.clear();
+            }
+        }
+    }
+
+    /// The notices kept by [`missed`](Member::missed), taken.
+    fn take_missed(&self) -> Vec<Notice> {
+        let missed = std::mem::take(&mut *self.missed.lock().expect("missed lock poisoned"));
+        if missed.resync {
+            return vec![Notice::Resync];
+        }
+        missed.messages.into_iter().map(Notice::Message).collect()
     }
 
     /// The owner value of this incarnation's instances.
@@ -405,41 +440,28 @@ impl Engine {
                 if let Err(e) = self.claim_unassigned().await {
                     tracing::warn!(error = %e, "claiming unassigned instances failed");
                 }
-                if let Err(e) = self.sweep().await {
-                    tracing::warn!(error = %e, "looking for missed requests failed");
+                if let Err(e) = self.act_on_missed().await {
+                    tracing::warn!(error = %e, "acting again on missed messages failed");
                 }
             }
         }
     }
 
-    /// The bound on a lost message: wakes every owned instance that has a
-    /// buffered signal or a cancel or terminate request and no task.
-    async fn sweep(self: &Arc<Self>) -> Result<(), StoreError> {
+    /// Acts again on what this worker failed to act on. Nothing else is
+    /// looked for: every request is announced by a message, and a gap in
+    /// the messages by a resync (the store's subscription announces it), so
+    /// a pass reads only what changed, never the cluster's requests.
+    async fn act_on_missed(self: &Arc<Self>) -> Result<(), StoreError> {
         let Some(m) = &self.member else {
             return Ok(());
         };
-        for tag in [keys::CANCEL, keys::TERMINATE] {
-            for (key, _) in self.scan_prefix(&[tag]).await? {
-                let id = keys::instance_id(&key);
-                if m.owns(&id) && !self.has_control(&id) {
-                    self.control_requested(&id).await?;
-                }
+        let mut missed = m.take_missed().into_iter();
+        while let Some(notice) = missed.next() {
+            if let Err(e) = self.on_notice(&notice).await {
+                m.missed(notice);
+                missed.for_each(|n| m.missed(n));
+                return Err(e);
             }
-        }
-        let mut last = String::new();
-        for (key, _) in self.scan_prefix(&[keys::SIGNAL]).await? {
-            let Some(end) = key.iter().position(|b| *b == 0) else {
-                continue;
-            };
-            let id = String::from_utf8_lossy(&key[1..end]).into_owned();
-            if id == last {
-                continue;
-            }
-            let idle = !self.book.has_task(&id);
-            if idle && m.owns(&id) {
-                self.wake_instance(&id).await?;
-            }
-            last = id;
         }
         Ok(())
     }
@@ -575,3 +597,4 @@ impl Engine {
 
 mod claims;
 mod notices;
+pub(crate) use notices::until_listening;

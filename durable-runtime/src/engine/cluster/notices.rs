@@ -2,24 +2,69 @@
 //! instances and instances waiting for an owner.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::engine::Engine;
 use crate::store::{Notice, StoreError};
 
+/// How long opening waits for the store's subscription to be in place
+/// before it reads its instances; a later one makes the engine look again
+/// when it comes.
+const LISTEN_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until the store's subscription is in place
+/// ([`Notice::Listening`]), so that no message published after the
+/// instances are read is missed; returns a notice that came first instead
+/// (a store that does not announce it), to be acted on first.
+pub(crate) async fn until_listening(
+    notices: &mut tokio::sync::mpsc::UnboundedReceiver<Notice>,
+) -> Option<Notice> {
+    match tokio::time::timeout(LISTEN_WAIT, notices.recv()).await {
+        Ok(Some(Notice::Listening) | None) => None,
+        Ok(Some(other)) => Some(other),
+        Err(_) => {
+            tracing::warn!(
+                "the store's subscription is not in place after {LISTEN_WAIT:?}: opening without it; instances are looked at again once it is"
+            );
+            None
+        }
+    }
+}
+
 impl Engine {
-    /// Acts on the other processes' messages; runs until the runtime stops.
+    /// Acts on the other processes' messages (`first`, then those
+    /// received); runs until the runtime stops. What a worker fails to act
+    /// on (a store error) is kept and acted on again by its next pass.
     pub(crate) async fn notice_service(
         self: Arc<Self>,
+        first: Option<Notice>,
         mut notices: tokio::sync::mpsc::UnboundedReceiver<Notice>,
     ) {
-        while let Some(notice) = notices.recv().await {
-            let result = match notice {
-                Notice::Message(message) => self.on_message(&message).await,
-                Notice::Resync => self.resync().await,
+        let mut next = first;
+        loop {
+            let notice = match next.take() {
+                Some(notice) => notice,
+                None => match notices.recv().await {
+                    Some(notice) => notice,
+                    None => return,
+                },
             };
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "acting on another process's message failed");
+            if let Err(e) = self.on_notice(&notice).await {
+                tracing::warn!(error = %e, "acting on another process's message failed; the next pass acts on it again");
+                if let Some(m) = &self.member {
+                    m.missed(notice);
+                }
             }
+        }
+    }
+
+    /// Acts on one notice.
+    pub(super) async fn on_notice(self: &Arc<Self>, notice: &Notice) -> Result<(), StoreError> {
+        match notice {
+            Notice::Message(message) => self.on_message(message).await,
+            // a subscription that came after the instances were read (it is
+            // awaited at open, within a bound) is a gap like any other
+            Notice::Resync | Notice::Listening => self.resync().await,
         }
     }
 

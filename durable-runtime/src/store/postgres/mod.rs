@@ -478,8 +478,9 @@ async fn setup(
 }
 
 /// Forwards the channel's notifications to `tx` for as long as it is open,
-/// reconnecting when the listening connection is lost; after a reconnect it
-/// sends [`Notice::Resync`] (what was published meanwhile is not replayed).
+/// reconnecting when the listening connection is lost: once listening it
+/// sends [`Notice::Listening`] the first time, [`Notice::Resync`] after a
+/// reconnect (what was published meanwhile is not replayed).
 async fn listen(
     (config, connector): (tokio_postgres::Config, Connector),
     tx: tokio::sync::mpsc::UnboundedSender<Notice>,
@@ -512,7 +513,13 @@ async fn listen(
                 match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
                     Ok(()) => {
                         backoff = Duration::from_millis(100);
-                        if !first && tx.send(Notice::Resync).is_err() {
+                        let listening = if first {
+                            Notice::Listening
+                        } else {
+                            Notice::Resync
+                        };
+                        first = false;
+                        if tx.send(listening).is_err() {
                             driver.abort();
                             return;
                         }
@@ -529,7 +536,6 @@ async fn listen(
             }
             Err(e) => tracing::warn!(error = %e, "postgres: cannot connect to listen; retrying"),
         }
-        first = false;
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(1));
     }
