@@ -498,6 +498,10 @@ struct Held {
     solo_commits: std::sync::atomic::AtomicUsize,
     /// A key whose next async read fails.
     fail_next: Mutex<Option<Vec<u8>>>,
+    /// A key every commit writing it is refused for, after that many
+    /// such commits pass, as the server refuses a value over one of its
+    /// limits (`StoreError::Refused`).
+    refuse: Mutex<Option<(Vec<u8>, usize)>>,
 }
 
 impl Held {
@@ -513,6 +517,7 @@ impl Held {
             request_scans: Default::default(),
             solo_commits: Default::default(),
             fail_next: Mutex::default(),
+            refuse: Mutex::default(),
         }
     }
 
@@ -532,6 +537,16 @@ impl durable_runtime::store::Store for Held {
         use std::sync::atomic::Ordering::SeqCst;
         if batch.solo {
             self.solo_commits.fetch_add(1, SeqCst);
+        }
+        if let Some((key, pass)) = self.refuse.lock().unwrap().as_mut()
+            && batch.writes.iter().any(|(k, _)| k == key)
+            && std::mem::replace(pass, pass.saturating_sub(1)) == 0
+        {
+            return Box::pin(std::future::ready(Err(
+                durable_runtime::StoreError::Refused {
+                    reason: "a value the server refuses".into(),
+                },
+            )));
         }
         if batch.solo && self.hold.load(SeqCst) {
             let (hold, inner) = (self.hold.clone(), self.inner.clone());
@@ -781,8 +796,7 @@ async fn a_message_a_worker_failed_to_act_on_is_acted_on_by_its_next_pass() {
         .open_url(db.url())
         .await
         .unwrap();
-    let h = w
-        .start("missed", gather(1), IdPolicy::Reject)
+    w.start("missed", gather(1), IdPolicy::Reject)
         .await
         .unwrap();
     until("the instance waits for its item", || {
@@ -796,12 +810,61 @@ async fn a_message_a_worker_failed_to_act_on_is_acted_on_by_its_next_pass() {
         .signal("missed", "item", &"sent".to_owned())
         .await
         .unwrap();
-    assert_eq!(h.result().within().await.unwrap().unwrap(), ["sent"]);
+    // read by the client: its store is not the one that fails a read
+    let out = client.handle::<gather>("missed").result().within().await;
+    assert_eq!(out.unwrap().unwrap(), ["sent"]);
     assert!(
         store.fail_next.lock().unwrap().is_none(),
         "the worker's read of the instance was made to fail"
     );
     client.shutdown().await;
+    w.shutdown().await;
+}
+
+/// A checkpoint the database refuses (a value over one of the server's
+/// limits: the same batch is refused again however often it is sent)
+/// stops its instance with that error, as on the embedded store; the
+/// activity before it ran once. Before, a worker took it for an outage and
+/// looked again every second, forever: each look re-ran the activity from
+/// the last checkpoint, and its result was refused again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_the_database_refuses_stops_its_instance_instead_of_rerunning_it() {
+    let db = Backend::Postgres.store();
+    let store = Arc::new(Held::new(db.open().await));
+    let w = Runtime::builder()
+        .workflow::<gather>()
+        .worker_name("w")
+        .lease(Duration::from_millis(400))
+        .open_store(store.clone())
+        .await
+        .unwrap();
+    let h = w
+        .start("refused", gather(1), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the instance waits for its item", || {
+        w.counts_by_phase()
+            .unwrap()
+            .contains(&(durable_runtime::Phase::WaitingForSignal, 1))
+    })
+    .await;
+    // the checkpoint of the signal passes; every one after it (the
+    // activity's result) is refused
+    *store.refuse.lock().unwrap() = Some((b"irefused".to_vec(), 1));
+    w.signal("refused", "item", &"one".to_owned())
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), h.result())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "still retrying after 10 s; the activity ran {:?} times",
+                ran_for("refused/")
+            )
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("DURABLE-REFUSED"), "{err}");
+    assert_eq!(ran_for("refused/"), [1], "the activity ran once");
     w.shutdown().await;
 }
 

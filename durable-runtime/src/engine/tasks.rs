@@ -9,6 +9,12 @@ use crate::error::ResumeError;
 use crate::otel::TraceParent;
 use crate::store::{Batch, StoreError, Wait, keys};
 
+/// The longest wait between two looks of an instance paused by a store
+/// failure on a shared store (the first is after 1 s, then twice longer
+/// each time): thousands of paused instances must not hammer a database
+/// that is coming back.
+const PAUSED_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Engine {
     /// Claims instance `id` for a task in this process: `false` if one runs
     /// already (it is told to look for work again) or the runtime is closing.
@@ -188,9 +194,10 @@ impl Engine {
                         m.remove(&id);
                     }
                 }
-                Halt::Store(e) if engine.member.is_some() => {
+                Halt::Store(e) if engine.member.is_some() && !e.refuses_the_batch() => {
                     // the database may come back: look again from the last
-                    // checkpoint (an in-doubt commit is read back)
+                    // checkpoint (an in-doubt commit is read back), less
+                    // often the longer it stays away
                     tracing::warn!(instance = %id, error = %e, "instance paused: store failed; retrying in 1 s");
                     let retrying = engine.clone();
                     engine.add_task(async move {
@@ -199,20 +206,25 @@ impl Engine {
                         // for good here while the database was out of reach
                         // would answer `result()` with that old error even
                         // after another worker finished it
+                        let mut wait = std::time::Duration::from_secs(1);
                         loop {
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            tokio::time::sleep(wait).await;
                             if engine.is_closing() {
                                 break;
                             }
                             match engine.wake_instance(&id).await {
                                 Ok(_) => break,
                                 Err(e) => {
-                                    tracing::warn!(instance = %id, error = %e, "instance still paused: store failed; retrying in 1 s");
+                                    wait = (wait * 2).min(PAUSED_RETRY_MAX);
+                                    tracing::warn!(instance = %id, error = %e, retry_in = ?wait, "instance still paused: store failed");
                                 }
                             }
                         }
                     });
                 }
+                // refused for what it writes (the same batch would be
+                // refused again: running the step again would only repeat
+                // its activity), or on a store of this process alone
                 Halt::Store(e) => engine.halt(&id, e),
                 Halt::Parked | Halt::Payload(_) => {
                     if rewoken {

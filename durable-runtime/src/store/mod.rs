@@ -124,6 +124,18 @@ pub enum Notice {
     Listening,
 }
 
+impl StoreError {
+    /// Whether the store refused the batch for what it holds (a value over
+    /// a limit, one that cannot be encoded): the same batch would be
+    /// refused again, unlike after an outage or a lost connection.
+    pub(crate) fn refuses_the_batch(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Refused { .. } | StoreError::TooLarge { .. } | StoreError::Codec(_)
+        )
+    }
+}
+
 /// A key for messages: printable when it is text.
 pub(crate) fn printable(key: &[u8]) -> String {
     String::from_utf8_lossy(key).into_owned()
