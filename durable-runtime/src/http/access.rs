@@ -1,15 +1,18 @@
 //! Who may call the HTTP API and from where: bearer tokens and their
-//! roles ([`Access`]), the `Host` check on loopback, the CSRF rule for
-//! POSTs and the security headers of every response.
+//! roles ([`Access`]), the `Host` check, the CSRF rule for POSTs and the
+//! security headers of every response. The rules are this module's; the
+//! middleware that applies them is tower-http's (request validation and
+//! response headers).
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::body::Body;
+use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower_http::validate_request::ValidateRequest;
 
-use super::{ApiError, App};
+use super::ApiError;
 
 /// Who may call the API: nobody needs a token ([`Access::open`], served on
 /// loopback only), or an admin token for every route, optionally with a
@@ -132,33 +135,38 @@ pub(super) struct HostRule {
 
 /// Refuses (421) a request whose `Host` the server's [`HostRule`] does not
 /// allow: one of the allowed names when they are set; otherwise, on a
-/// loopback address, a loopback name.
-pub(super) async fn check_host(
-    State(rule): State<HostRule>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let host = request
-        .headers()
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let name = host_name(host);
-    let refused = match &rule.hosts {
-        Some(hosts) => (!hosts.iter().any(|h| h.eq_ignore_ascii_case(name)))
-            .then(|| format!("one of {}", hosts.join(", "))),
-        None => (rule.local.ip().is_loopback() && !is_loopback_name(name))
-            .then(|| "localhost or a loopback address".to_owned()),
-    };
-    if let Some(allowed) = refused {
-        let local = rule.local;
-        return ApiError(
-            StatusCode::MISDIRECTED_REQUEST,
-            format!("this service answers on {local} only to requests for {allowed}, not {host:?}"),
-        )
-        .into_response();
+/// loopback address, a loopback name. Applied by tower-http's
+/// request-validation layer (`ValidateRequestHeaderLayer::custom`).
+impl ValidateRequest<Body> for HostRule {
+    type ResponseBody = Body;
+
+    fn validate(&mut self, request: &mut Request) -> Result<(), Response> {
+        let host = request
+            .headers()
+            .get(axum::http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let name = host_name(host);
+        let refused = match &self.hosts {
+            Some(hosts) => (!hosts.iter().any(|h| h.eq_ignore_ascii_case(name)))
+                .then(|| format!("one of {}", hosts.join(", "))),
+            None => (self.local.ip().is_loopback() && !is_loopback_name(name))
+                .then(|| "localhost or a loopback address".to_owned()),
+        };
+        match refused {
+            Some(allowed) => {
+                let local = self.local;
+                Err(ApiError(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    format!(
+                        "this service answers on {local} only to requests for {allowed}, not {host:?}"
+                    ),
+                )
+                .into_response())
+            }
+            None => Ok(()),
+        }
     }
-    next.run(request).await
 }
 
 /// The name or address of a `Host` header, without its port or brackets.
@@ -231,16 +239,28 @@ fn form_like_post(request: &Request) -> bool {
         || content_type.starts_with("application/octet-stream"))
 }
 
-pub(super) async fn auth(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    if form_like_post(&request) {
-        return ApiError(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "a POST needs Content-Type: application/json (application/octet-stream for an import)"
-                .into(),
-        )
-        .into_response();
-    }
-    if app.access.guarded() {
+/// Who may call a guarded route: refuses a form-like POST (415), a
+/// request without a valid token when one is needed (401), and a change
+/// made with the read-only token (403). Applied by tower-http's
+/// request-validation layer (`ValidateRequestHeaderLayer::custom`).
+#[derive(Clone)]
+pub(super) struct Guard(pub(super) Access);
+
+impl ValidateRequest<Body> for Guard {
+    type ResponseBody = Body;
+
+    fn validate(&mut self, request: &mut Request) -> Result<(), Response> {
+        if form_like_post(request) {
+            return Err(ApiError(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "a POST needs Content-Type: application/json (application/octet-stream for an import)"
+                    .into(),
+            )
+            .into_response());
+        }
+        if !self.0.guarded() {
+            return Ok(());
+        }
         let given = request
             .headers()
             .get("authorization")
@@ -250,25 +270,20 @@ pub(super) async fn auth(State(app): State<Arc<App>>, request: Request, next: Ne
             *request.method(),
             axum::http::Method::GET | axum::http::Method::HEAD
         );
-        match app.access.role(given) {
-            None => {
-                return ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "a valid bearer token is required (Authorization: Bearer <token>)".into(),
-                )
-                .into_response();
-            }
-            Some(Role::Reader) if !reads => {
-                return ApiError(
-                    StatusCode::FORBIDDEN,
-                    "this token may only read (GET routes); changing instances or schedules needs the admin token".into(),
-                )
-                .into_response();
-            }
-            Some(_) => {}
+        match self.0.role(given) {
+            None => Err(ApiError(
+                StatusCode::UNAUTHORIZED,
+                "a valid bearer token is required (Authorization: Bearer <token>)".into(),
+            )
+            .into_response()),
+            Some(Role::Reader) if !reads => Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "this token may only read (GET routes); changing instances or schedules needs the admin token".into(),
+            )
+            .into_response()),
+            Some(_) => Ok(()),
         }
     }
-    next.run(request).await
 }
 
 #[cfg(test)]

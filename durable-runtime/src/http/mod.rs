@@ -88,7 +88,6 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -106,8 +105,9 @@ mod ui;
 mod updates;
 
 pub use access::Access;
-use access::{auth, check_host, security_headers};
+use access::{Guard, security_headers};
 pub use lists::MAX_COUNTED;
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 /// The largest snapshot `POST /api/import` accepts.
 const MAX_SNAPSHOT_BYTES: usize = 256 * 1024 * 1024;
@@ -173,7 +173,7 @@ pub async fn bind(
         ));
     }
     let hosts = access.host_rule(local);
-    let app = router(runtime, access).layer(middleware::from_fn_with_state(hosts, check_host));
+    let app = router(runtime, access).layer(ValidateRequestHeaderLayer::custom(hosts));
     Ok(Server {
         listener,
         app,
@@ -357,7 +357,9 @@ fn api_routes(app: &Arc<App>) -> axum::Router {
         .route("/api/batches/{id}/stop", post(batch::stop))
         .route("/api/stats", get(stats))
         .route("/api/counts", get(lists::counts))
-        .layer(middleware::from_fn_with_state(app.clone(), auth))
+        .layer(ValidateRequestHeaderLayer::custom(Guard(
+            app.access.clone(),
+        )))
         .with_state(app.clone());
     // the description holds no data: no token, so a client generator can fetch it
     let open = axum::Router::new().route("/api/openapi.json", get(openapi::document));
@@ -368,7 +370,9 @@ fn metrics_routes(app: &Arc<App>) -> axum::Router {
     security_headers(
         axum::Router::new()
             .route("/metrics", get(metrics_text))
-            .layer(middleware::from_fn_with_state(app.clone(), auth))
+            .layer(ValidateRequestHeaderLayer::custom(Guard(
+                app.access.clone(),
+            )))
             .with_state(app.clone()),
     )
 }
