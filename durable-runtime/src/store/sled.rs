@@ -18,10 +18,13 @@
 //! store makes can (and a failed one stops the store like any other).
 //!
 //! Readers see only whole groups: while a group is being applied key by
-//! key, [`Store::get`] and the scans answer the keys it writes with their
-//! previous values.
+//! key, [`Store::get`] answers the keys it writes with their previous
+//! values. Scans take no lock while they read sled (a long listing must not
+//! stall the commit thread): they mask what they read with the previous
+//! values of every group applied while they ran, which gives the tree as
+//! it was before the first of those groups (see `Groups`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -47,13 +50,47 @@ fn age(time: std::time::SystemTime) -> std::time::Duration {
         .unwrap_or_default()
 }
 
-/// Keys of the group being applied, with their previous values.
-type Pending = Arc<Mutex<HashMap<sled::IVec, Option<sled::IVec>>>>;
+/// A group's keys, each with its value before the group.
+type Previous = HashMap<sled::IVec, Option<sled::IVec>>;
+
+/// What the commit thread tells readers about the groups it applies.
+///
+/// Groups are numbered from 1. A scan registers the first group it may see
+/// part of (the one being applied as it starts, else the next) and reads
+/// sled without the lock. Until the scan ends, the previous values of that
+/// group and of every later one are kept. Every key they write shows, in
+/// what the scan returns, the value recorded by the earliest of them that
+/// wrote it: the value before that first group. Keys none of them wrote did
+/// not change while the scan ran. So the scan returns the tree exactly as it
+/// was before its first group: each group whole or absent.
+///
+/// With no scan running, nothing is kept: the commit thread's work per
+/// group is what it was with one map under the lock.
+#[derive(Default)]
+struct Groups {
+    /// The number of the last group published.
+    last: u64,
+    /// The group being applied now (number `last`), if any.
+    applying: Option<Arc<Previous>>,
+    /// The groups applied since the oldest running scan started, oldest
+    /// first; empty when no scan runs.
+    kept: VecDeque<(u64, Arc<Previous>)>,
+    /// The first group of each running scan.
+    scans: Vec<u64>,
+}
+
+type Shared = Arc<Mutex<Groups>>;
+
+#[cfg(test)]
+type ScanHook = (usize, Box<dyn FnOnce() + Send>);
 
 struct Inner {
     db: sled::Db,
-    pending: Pending,
+    groups: Shared,
     commits: CommitThread,
+    /// Called once by the next scan when it has read this many keys.
+    #[cfg(test)]
+    scan_hook: Mutex<Option<ScanHook>>,
 }
 
 /// A [`Store`] on a sled directory. Cheap to clone.
@@ -150,10 +187,10 @@ impl SledStore {
         let data_file = fs
             .open(&data_path, false)
             .map_err(|e| super::fs::at(&data_path, "opening", e))?;
-        let pending: Pending = Arc::default();
+        let groups: Shared = Arc::default();
         let tree = SledTree {
             db: db.clone(),
-            pending: pending.clone(),
+            groups: groups.clone(),
             fs: fs.clone(),
             data_file,
             data_path,
@@ -163,14 +200,16 @@ impl SledStore {
             synced_at: std::time::Instant::now()
                 .checked_sub(SLED_SYNC_EVERY)
                 .unwrap_or_else(std::time::Instant::now),
-            spare: HashMap::new(),
+            spare: None,
         };
         let commits = embedded::start(tree, &*fs, path, unsafe_mode)?;
         Ok(SledStore {
             inner: Arc::new(Inner {
                 db,
-                pending,
+                groups,
                 commits,
+                #[cfg(test)]
+                scan_hook: Mutex::default(),
             }),
             reads: super::OffThread::default(),
         })
@@ -192,7 +231,7 @@ impl SledStore {
 
 struct SledTree {
     db: sled::Db,
-    pending: Pending,
+    groups: Shared,
     fs: Arc<dyn Fs>,
     data_file: Arc<dyn FsFile>,
     data_path: PathBuf,
@@ -204,8 +243,8 @@ struct SledTree {
     synced_mtime: Option<(std::time::SystemTime, bool)>,
     /// When sled's data file was last synced.
     synced_at: std::time::Instant,
-    /// The last group's pending map, kept for its capacity.
-    spare: HashMap<sled::IVec, Option<sled::IVec>>,
+    /// The last group's map, kept for its capacity (none if scans kept it).
+    spare: Option<Arc<Previous>>,
 }
 
 impl Tree for SledTree {
@@ -220,8 +259,12 @@ impl Tree for SledTree {
     /// until the last one is in.
     fn apply(&mut self, batches: &[&Batch]) -> Result<(), StoreError> {
         // the previous value of every key the group writes, built without
-        // the lock (only this thread changes the tree)
-        let mut pending = std::mem::take(&mut self.spare);
+        // the lock (only this thread changes the tree), in the last group's
+        // map unless a scan still holds it (so `make_mut` copies nothing)
+        let mut shared = (self.spare.take())
+            .filter(|map| Arc::strong_count(map) == 1)
+            .unwrap_or_default();
+        let pending = Arc::make_mut(&mut shared);
         pending.clear();
         for batch in batches {
             for (i, (key, value)) in batch.writes.iter().enumerate() {
@@ -239,13 +282,23 @@ impl Tree for SledTree {
                 pending.insert(key, previous);
             }
         }
-        match self.pending.lock() {
-            Ok(mut shared) => *shared = pending,
+        match self.groups.lock() {
+            Ok(mut groups) => {
+                groups.last += 1;
+                groups.applying = Some(shared);
+            }
             Err(_) => return Err(StoreError::Closed),
         }
         let applied = self.insert_all(batches);
-        if let Ok(mut shared) = self.pending.lock() {
-            self.spare = std::mem::take(&mut *shared);
+        if let Ok(mut groups) = self.groups.lock() {
+            let map = groups.applying.take();
+            if groups.scans.is_empty() {
+                self.spare = map;
+            } else if let Some(map) = map {
+                // every running scan started at or before this group
+                let number = groups.last;
+                groups.kept.push_back((number, map));
+            }
         }
         applied
     }
@@ -348,6 +401,17 @@ impl SledTree {
     }
 }
 
+#[cfg(test)]
+impl SledStore {
+    fn scan_read(&self, keys: usize) {
+        let mut hook = self.inner.scan_hook.lock().unwrap();
+        if hook.as_ref().is_some_and(|(at, _)| *at == keys) {
+            let (_, hook) = hook.take().unwrap();
+            hook();
+        }
+    }
+}
+
 impl Store for SledStore {
     fn commit(&self, batch: Batch) -> BoxFuture<Result<(), StoreError>> {
         self.inner.commits.commit(batch)
@@ -361,10 +425,12 @@ impl Store for SledStore {
         Some(self.inner.commits.metrics())
     }
 
+    /// One lookup: holding the lock for it costs the commit thread little,
+    /// and keeps one reader's successive gets in group order (a get that
+    /// saw a group's new value is never followed by one that misses it).
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        // holding the lock while reading keeps a group from being applied in between
-        let pending = self.inner.pending.lock().map_err(|_| StoreError::Closed)?;
-        if let Some(previous) = pending.get(key) {
+        let groups = self.inner.groups.lock().map_err(|_| StoreError::Closed)?;
+        if let Some(previous) = groups.applying.as_ref().and_then(|map| map.get(key)) {
             return Ok(previous.as_deref().map(<[u8]>::to_vec));
         }
         Ok(self
@@ -381,31 +447,7 @@ impl Store for SledStore {
         from: &[u8],
         limit: usize,
     ) -> Result<Vec<super::KeyValue>, StoreError> {
-        // keys before the prefix are outside the scan, whatever `from` says
-        let from = from.max(prefix);
-        // as in `get`: the lock keeps a group from being applied mid-scan
-        let pending = self.inner.pending.lock().map_err(|_| StoreError::Closed)?;
-        // fetch enough to fill `limit` after masking drops pending new keys
-        let fetch = limit.saturating_add(pending.len());
-        let scanned: Vec<super::KeyValue> = self
-            .inner
-            .db
-            .range(from.to_vec()..)
-            .take_while(|kv| kv.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
-            .take(fetch)
-            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(sled_err))
-            .collect::<Result<_, _>>()?;
-        // past the last key fetched, restored keys could hide unfetched ones
-        let end = (scanned.len() == fetch).then(|| scanned.last().map(|(k, _)| k.clone()));
-        let mut items = mask(&pending, scanned, |k| {
-            k.starts_with(prefix)
-                && k >= from
-                && end
-                    .as_ref()
-                    .is_none_or(|end| end.as_ref().is_none_or(|e| k <= e.as_slice()))
-        });
-        items.truncate(limit);
-        Ok(items)
+        self.scan(prefix, from, limit)
     }
 
     fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {
@@ -430,30 +472,123 @@ impl Store for SledStore {
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<super::KeyValue>, StoreError> {
-        let pending = self.inner.pending.lock().map_err(|_| StoreError::Closed)?;
-        let scanned = self
-            .inner
-            .db
-            .scan_prefix(prefix)
-            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(sled_err))
-            .collect::<Result<_, _>>()?;
-        Ok(mask(&pending, scanned, |k| k.starts_with(prefix)))
+        self.scan(prefix, prefix, usize::MAX)
     }
 }
 
-/// `scanned` as readers may see it: keys written by a group being applied
-/// show their previous value (or are absent if they were new); `in_range`
-/// says which pending keys the scan covers.
+impl SledStore {
+    /// The first `limit` keys with `prefix` from `from` on, as they were
+    /// before the first group the scan may have seen part of (see
+    /// [`Groups`]); sled is read without the lock.
+    fn scan(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<super::KeyValue>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // keys before the prefix are outside the scan, whatever `from` says
+        let from = from.max(prefix);
+        let scan = Registered::new(&self.inner.groups)?;
+        let mut keys = self.inner.db.range(from.to_vec()..);
+        let (mut scanned, mut exhausted, mut want) = (Vec::new(), false, limit);
+        let groups = loop {
+            while !exhausted && scanned.len() < want {
+                #[cfg(test)]
+                self.scan_read(scanned.len());
+                match keys.next().transpose().map_err(sled_err)? {
+                    Some((k, v)) if k.starts_with(prefix) => {
+                        scanned.push((k.to_vec(), v.to_vec()));
+                    }
+                    _ => exhausted = true,
+                }
+            }
+            let groups = scan.groups()?;
+            // masking drops at most one scanned key per key written: with
+            // this many, `limit` remain among the keys scanned
+            let needed = groups.iter().map(|map| map.len()).sum::<usize>();
+            let needed = limit.saturating_add(needed);
+            if exhausted || scanned.len() >= needed {
+                break groups;
+            }
+            want = needed;
+        };
+        drop(scan);
+        // past the last key scanned, restored keys could hide unscanned ones
+        // (`needed` already puts the first `limit` at or before it: this
+        // second guard keeps them out even so). Not exhausted: `want` >=
+        // `limit` > 0 keys were scanned.
+        let end = if exhausted {
+            None
+        } else {
+            scanned.last().map(|(k, _)| k.clone())
+        };
+        let mut items = mask(&groups, scanned, |k| {
+            k.starts_with(prefix) && k >= from && end.as_deref().is_none_or(|e| k <= e)
+        });
+        items.truncate(limit);
+        Ok(items)
+    }
+}
+
+/// A running scan: until it is dropped, the groups from `first` on are kept.
+struct Registered<'a> {
+    shared: &'a Mutex<Groups>,
+    first: u64,
+}
+
+impl<'a> Registered<'a> {
+    fn new(shared: &'a Mutex<Groups>) -> Result<Registered<'a>, StoreError> {
+        let mut groups = shared.lock().map_err(|_| StoreError::Closed)?;
+        // the group being applied, or else the next one
+        let first = groups.last + u64::from(groups.applying.is_none());
+        groups.scans.push(first);
+        Ok(Registered { shared, first })
+    }
+
+    /// The groups published since the scan started, oldest first.
+    fn groups(&self) -> Result<Vec<Arc<Previous>>, StoreError> {
+        let groups = self.shared.lock().map_err(|_| StoreError::Closed)?;
+        let kept = groups.kept.iter().filter(|(n, _)| *n >= self.first);
+        Ok((kept.map(|(_, map)| map.clone()))
+            .chain(groups.applying.clone())
+            .collect())
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let Ok(mut groups) = self.shared.lock() else {
+            return;
+        };
+        if let Some(i) = groups.scans.iter().position(|&n| n == self.first) {
+            groups.scans.swap_remove(i);
+        }
+        // keep only what the oldest scan still running needs
+        let oldest = groups.scans.iter().min().copied().unwrap_or(u64::MAX);
+        while groups.kept.front().is_some_and(|(n, _)| *n < oldest) {
+            groups.kept.pop_front();
+        }
+    }
+}
+
+/// `scanned` as it was before the first of `groups` (oldest first): each
+/// key they wrote shows the value recorded by the earliest that wrote it
+/// (or is absent if it was new); `in_range` says which of their keys the
+/// scan covers.
 fn mask(
-    pending: &HashMap<sled::IVec, Option<sled::IVec>>,
+    groups: &[Arc<Previous>],
     scanned: Vec<super::KeyValue>,
     in_range: impl Fn(&[u8]) -> bool,
 ) -> Vec<super::KeyValue> {
-    if pending.is_empty() {
+    if groups.iter().all(|map| map.is_empty()) {
         return scanned;
     }
     let mut items: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = scanned.into_iter().collect();
-    for (key, previous) in pending {
+    // newest first: an earlier group's previous value overrides a later one's
+    for (key, previous) in groups.iter().rev().flat_map(|map| map.iter()) {
         if !in_range(key) {
             continue;
         }
@@ -685,5 +820,159 @@ mod tests {
             Err(other) => panic!("expected Locked, got {other}"),
             Ok(_) => panic!("the same directory opened twice"),
         }
+    }
+
+    type KeyValues = Vec<super::super::KeyValue>;
+
+    fn batch(writes: &[(&[u8], Option<&[u8]>)]) -> Batch {
+        let mut b = Batch::default();
+        for (k, v) in writes {
+            match v {
+                Some(v) => b.put(k.to_vec(), v.to_vec()),
+                None => b.delete(k.to_vec()),
+            };
+        }
+        b
+    }
+
+    fn kvs(items: &[(&[u8], &[u8])]) -> KeyValues {
+        (items.iter())
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
+    }
+
+    /// What `scan` returns when `groups` are committed while it is paused
+    /// after reading `keys` keys (0: registered, nothing read). sled's
+    /// iterator goes on reading the leaf it was in as it was then; pausing
+    /// at 0 keys, or in a tree of many leaves, makes it read what the groups
+    /// wrote.
+    async fn scan_across(
+        store: &SledStore,
+        keys: usize,
+        scan: impl FnOnce(&SledStore) -> Result<KeyValues, StoreError> + Send + 'static,
+        groups: Vec<Batch>,
+    ) -> KeyValues {
+        // only turns a deadlock into a failure: nothing here is timed
+        const WATCHDOG: std::time::Duration = std::time::Duration::from_secs(30);
+        let (paused_tx, paused) = std::sync::mpsc::channel();
+        // a panic here drops `resume`, which lets the scan go on
+        let (resume, resume_rx) = std::sync::mpsc::channel::<()>();
+        let hook = move || {
+            paused_tx.send(()).unwrap();
+            let _ = resume_rx.recv();
+        };
+        *store.inner.scan_hook.lock().unwrap() = Some((keys, Box::new(hook)));
+        let reader = store.clone();
+        let scanning = std::thread::spawn(move || scan(&reader));
+        paused
+            .recv_timeout(WATCHDOG)
+            .expect("the scan never paused");
+        for group in groups {
+            let committed = tokio::time::timeout(WATCHDOG, store.commit(group)).await;
+            committed.expect("a commit waited for a scan").unwrap();
+        }
+        resume.send(()).unwrap();
+        let read = scanning.join().unwrap().unwrap();
+        // what was kept for the scan is let go with it
+        let kept = store.inner.groups.lock().unwrap();
+        assert!(kept.scans.is_empty() && kept.kept.is_empty());
+        read
+    }
+
+    #[tokio::test]
+    async fn a_scan_in_progress_does_not_hold_up_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let v1: &[u8] = b"1";
+        store
+            .commit(batch(&[(b"ka", Some(v1)), (b"kb", Some(v1))]))
+            .await
+            .unwrap();
+        // paused after `ka`, mid-iteration: the group must still go through
+        let group = batch(&[(b"kc", Some(b"2"))]);
+        scan_across(&store, 1, |s| s.scan_prefix(b"k"), vec![group]).await;
+        assert_eq!(store.get(b"kc").unwrap(), Some(b"2".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn a_scan_sees_a_group_committed_during_it_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let (v1, v2, v3): (&[u8], &[u8], &[u8]) = (b"1", b"2", b"3");
+        let abc = [(&b"ka"[..], Some(v1)), (b"kb", Some(v1)), (b"kc", Some(v1))];
+        store.commit(batch(&abc)).await.unwrap();
+        // after `ka` is read: rewrites keys, deletes one, adds one before
+        // and one after the scan's position
+        let group = batch(&[
+            (b"ka", Some(v2)),
+            (b"kb", Some(v2)),
+            (b"kc", None),
+            (b"kd", Some(v2)),
+            (b"k0", Some(v2)),
+        ]);
+        let before = kvs(&[(b"ka", v1), (b"kb", v1), (b"kc", v1)]);
+        let read = scan_across(&store, 1, |s| s.scan_prefix(b"k"), vec![group]).await;
+        assert_eq!(read, before);
+        let after = kvs(&[(b"k0", v2), (b"ka", v2), (b"kb", v2), (b"kd", v2)]);
+        assert_eq!(store.scan_prefix(b"k").unwrap(), after);
+
+        // several groups during one scan: the state before the first
+        store.commit(batch(&abc)).await.unwrap();
+        store
+            .commit(batch(&[(b"kd", None), (b"k0", None)]))
+            .await
+            .unwrap();
+        let groups = vec![
+            batch(&[(b"kb", Some(v2)), (b"kd", Some(v2))]),
+            batch(&[(b"kb", Some(v3)), (b"kc", None), (b"kd", None)]),
+        ];
+        let read = scan_across(&store, 0, |s| s.scan_prefix(b"k"), groups).await;
+        assert_eq!(read, before);
+
+        // thousands of keys: past `k00000` the scan reads leaves as the
+        // group left them (every 7th key rewritten, every 11th deleted, new
+        // keys between)
+        let key = |i: u32| format!("k{i:05}").into_bytes();
+        let mut b = Batch::default();
+        for i in (0..4_000).step_by(2) {
+            b.put(key(i), vec![1; 64]);
+        }
+        store.commit(b).await.unwrap();
+        let before = store.scan_prefix(b"k").unwrap();
+        let mut group = Batch::default();
+        for i in 1..4_000 {
+            match i {
+                _ if i % 11 == 0 => group.delete(key(i)),
+                _ if i % 7 == 0 || i % 2 == 1 => group.put(key(i), vec![2; 64]),
+                _ => continue,
+            };
+        }
+        let scan = |s: &SledStore| s.scan_from(b"k", b"k", 1_500);
+        let read = scan_across(&store, 1, scan, vec![group]).await;
+        assert_eq!(read, before[..1_500]);
+        assert_ne!(store.scan_prefix(b"k").unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn a_limited_scan_sees_a_group_committed_during_it_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let (v1, v2): (&[u8], &[u8]) = (b"1", b"2");
+        let odd = [(&b"ka"[..], Some(v1)), (b"kc", Some(v1)), (b"ke", Some(v1))];
+        store.commit(batch(&odd)).await.unwrap();
+        // new keys at the scan's start fill its first fetch: it must read on
+        // to find the two keys that existed
+        let group = batch(&[(b"kb", Some(v2)), (b"kc", Some(v2)), (b"kd", Some(v2))]);
+        let read = scan_across(&store, 0, |s| s.scan_from(b"k", b"k", 2), vec![group]).await;
+        assert_eq!(read, kvs(&[(b"ka", v1), (b"kc", v1)]));
+
+        // deleted keys come back from the group's previous values; from a
+        // `from` inside the prefix
+        let group = batch(&[(b"kc", None), (b"kd", None), (b"k0", Some(v2))]);
+        let scan = |s: &SledStore| s.scan_from(b"k", b"kb", 3);
+        let read = scan_across(&store, 0, scan, vec![group]).await;
+        assert_eq!(read, kvs(&[(b"kb", v2), (b"kc", v2), (b"kd", v2)]));
+        let after = kvs(&[(b"kb", v2), (b"ke", v1)]);
+        assert_eq!(store.scan_from(b"k", b"kb", 3).unwrap(), after);
     }
 }
