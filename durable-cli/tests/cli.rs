@@ -1226,3 +1226,73 @@ async fn batch_with_url_previews_then_cancels_what_the_filter_matches() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--url"), "{err}");
 }
+
+#[workflow]
+async fn noted(text: String) -> Result<String, WorkflowError> {
+    let note: String = signal("note").await?;
+    Ok(format!("{text}: {note}"))
+}
+
+/// `durable start` and `durable signal` with a value over the service's
+/// limits fail (exit 1) with the service's error, which names the limit
+/// and the size; nothing is started or stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_over_the_limits_are_refused_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut limits = durable_runtime::Limits::default();
+    limits.input_bytes = 64;
+    limits.signal_bytes = 64;
+    let rt = std::sync::Arc::new(
+        Runtime::builder()
+            .workflow::<noted>()
+            .limits(limits)
+            .open(dir.path())
+            .await
+            .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = durable_runtime::http::router(rt.clone(), Some("s3cret".into()));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let token = Some("s3cret");
+    let long = format!("\"{}\"", "x".repeat(200));
+    let (code, _, err) = tokio::task::spawn_blocking({
+        let url = url.clone();
+        let long = long.clone();
+        move || durable_url(&url, token, &["start", "noted", "big", "--input", &long])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("[DURABLE-LIMIT]") && err.contains("Limits::input_bytes"),
+        "{err}"
+    );
+    assert!(rt.describe("big").is_err(), "nothing started");
+    rt.start("small", noted("order".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    let (code, _, err) = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || durable_url(&url, token, &["signal", "small", "note", &long])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("[DURABLE-LIMIT]") && err.contains("Limits::signal_bytes"),
+        "{err}"
+    );
+    let (code, _, err) = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || durable_url(&url, token, &["signal", "small", "note", "\"paid\""])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    let out = rt.handle::<noted>("small").result().await.unwrap().unwrap();
+    assert_eq!(out, "order: paid", "the refused signal was not stored");
+    server.abort();
+}

@@ -1509,3 +1509,80 @@ async fn batch_operations_are_previewed_started_followed_and_stopped_over_http()
     }
     server.abort();
 }
+
+#[workflow]
+async fn noted(text: String) -> Result<String, WorkflowError> {
+    let note: String = signal("note").await?;
+    Ok(format!("{text}: {note}"))
+}
+
+/// An input or a signal payload over the runtime's limits is refused over
+/// HTTP with 413 and an error naming the limit (`Limits::…`) and the size;
+/// nothing is started or stored, and the same values within the limits go
+/// through.
+#[tokio::test]
+async fn values_over_the_limits_are_refused_with_413_naming_the_limit() {
+    let dir = BACKEND.store();
+    let mut limits = durable_runtime::Limits::default();
+    limits.input_bytes = 64;
+    limits.signal_bytes = 64;
+    let rt = Arc::new(
+        Runtime::builder()
+            .workflow::<noted>()
+            .limits(limits)
+            .open_url(dir.url())
+            .await
+            .unwrap(),
+    );
+    let (addr, _server) = serve_without_token(rt.clone()).await;
+    let long = "x".repeat(200);
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/instances",
+        None,
+        &format!(r#"{{"id": "big", "workflow": "noted", "input": "{long}"}}"#),
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    let error = json(&body)["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains("[DURABLE-LIMIT]") && error.contains("Limits::input_bytes"),
+        "{error}"
+    );
+    assert!(rt.describe("big").is_err(), "nothing started");
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/instances",
+        None,
+        r#"{"id": "small", "workflow": "noted", "input": "order"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/instances/small/signal",
+        None,
+        &format!(r#"{{"name": "note", "payload": "{long}"}}"#),
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    let error = json(&body)["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains("[DURABLE-LIMIT]") && error.contains("Limits::signal_bytes"),
+        "{error}"
+    );
+    let (status, body) = call(
+        addr,
+        "POST",
+        "/api/instances/small/signal",
+        None,
+        r#"{"name": "note", "payload": "paid"}"#,
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let out = rt.handle::<noted>("small").result().await.unwrap().unwrap();
+    assert_eq!(out, "order: paid", "the refused signal was not stored");
+}

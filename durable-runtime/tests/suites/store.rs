@@ -346,3 +346,41 @@ async fn counters_add_up_the_deltas_of_applied_batches_only() {
     let store = db.open().await;
     assert_eq!(store.counters().unwrap(), expected);
 }
+
+/// A batch that fails (here its condition does not hold) fails alone: the
+/// batches committed beside it, in the same group, are written and
+/// acknowledged. (On PostgreSQL a value the server refuses fails alone too:
+/// `store_postgres.rs::one_bad_member_fails_alone_and_the_rest_of_its_group_commits`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_batch_fails_alone_and_the_rest_of_its_group_commits() {
+    let db = BACKEND.store();
+    let store = db.open().await;
+    put(&*store, &[(b"guard", b"1")]).await;
+    for round in 0..5 {
+        let mut commits = Vec::new();
+        for i in 0..20u32 {
+            let mut b = Batch::default();
+            if i == 7 {
+                b.expect(b"guard".to_vec(), Some(b"other".to_vec()));
+            }
+            b.put(format!("member-{round}-{i}").into_bytes(), vec![2]);
+            commits.push((i, store.commit(b)));
+        }
+        for (i, commit) in commits {
+            let result = commit.await;
+            let stored = store.get(format!("member-{round}-{i}").as_bytes()).unwrap();
+            if i == 7 {
+                assert!(
+                    matches!(result, Err(StoreError::Conflict { .. })),
+                    "{result:?}"
+                );
+                assert_eq!(stored, None, "the failing batch wrote");
+            } else {
+                result.unwrap_or_else(|e| {
+                    panic!("member-{round}-{i} failed with its neighbour: {e}")
+                });
+                assert_eq!(stored, Some(vec![2]));
+            }
+        }
+    }
+}
