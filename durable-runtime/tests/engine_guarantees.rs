@@ -501,3 +501,86 @@ async fn a_cancel_stored_after_its_instance_ended_leaves_no_request_behind() {
         rt.shutdown().await;
     }
 }
+
+#[workflow]
+async fn sleeps_an_hour() -> Result<(), WorkflowError> {
+    sleep(Duration::from_secs(3600)).await?;
+    Ok(())
+}
+
+#[workflow]
+async fn naps_briefly() -> Result<(), WorkflowError> {
+    sleep(Duration::from_millis(20)).await?;
+    Ok(())
+}
+
+/// An ended instance woken by a timer it left drops its due timers without
+/// reading the whole timer index: no read of the index returns more than a
+/// page, whatever the number of sleepers. Before, the wake-up read every
+/// timer of the store (602 keys here: 600 instances sleeping an hour, the
+/// timer left and the nap's) to find those of the ended instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_instance_woken_by_a_timer_it_left_reads_no_more_than_a_page_of_timers() {
+    let store = common::SlowReads::new(|_, _| {});
+    let rt = Runtime::builder()
+        .workflow::<sleeps_an_hour>()
+        .workflow::<naps_briefly>()
+        .workflow::<three_steps>()
+        .open_store(store.clone())
+        .await
+        .unwrap();
+    let sleepers = 600;
+    for i in 0..sleepers {
+        rt.start(
+            format!("sleeper-{i:03}"),
+            sleeps_an_hour(),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    }
+    until("every sleeper sleeps", || {
+        rt.counts_by_phase()
+            .unwrap()
+            .contains(&(durable_runtime::Phase::Sleeping, sleepers))
+    })
+    .await;
+    let out = rt
+        .start("ended", three_steps("ended".into()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    out.result().within().await.unwrap().unwrap();
+    // a timer the ended instance left behind (a crash between its end and
+    // the removal, a build before the removal), due a second ago
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut left = b"t".to_vec();
+    left.extend_from_slice(&(now - 1000).to_be_bytes());
+    left.extend_from_slice(b"ended");
+    let mut batch = durable_runtime::store::Batch::default();
+    batch.put(left.clone(), Vec::new());
+    durable_runtime::store::Store::commit(&store.inner, batch)
+        .await
+        .unwrap();
+    store.largest_scan.lock().unwrap().clear();
+    // a brief nap wakes the timer pass, which fires the left timer first
+    let nap = rt
+        .start("nap", naps_briefly(), IdPolicy::Reject)
+        .await
+        .unwrap();
+    nap.result().within().await.unwrap().unwrap();
+    until("the left timer is dropped", || {
+        durable_runtime::store::Store::get(&store.inner, &left)
+            .unwrap()
+            .is_none()
+    })
+    .await;
+    let largest = store.largest_scan.lock().unwrap().get(&b't').copied();
+    assert!(
+        largest.is_some_and(|n| n <= 512),
+        "the largest read of the timer index returned {largest:?} keys ({sleepers} sleepers)"
+    );
+    rt.shutdown().await;
+}

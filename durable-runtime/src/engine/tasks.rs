@@ -326,6 +326,33 @@ impl Engine {
         }
     }
 
+    /// The deletion of ended instance `id`'s due timers (what woke it). The
+    /// due timers come first in the index: it is read in pages up to the
+    /// first one not due, never whole (its size grows with every sleeper
+    /// of the store); one not due yet is deleted when it comes due.
+    async fn due_timers_of(&self, id: &str) -> Result<Batch, StoreError> {
+        const PAGE: usize = 64;
+        let now = crate::clock::now_ms(&*self.clock);
+        let mut batch = Batch::default();
+        let mut from = vec![keys::TIMER];
+        loop {
+            let page = self.scan_from(&[keys::TIMER], &from, PAGE).await?;
+            let Some((last, _)) = page.last() else {
+                return Ok(batch);
+            };
+            from = keys::after(last);
+            for (key, _) in page {
+                match keys::parse_timer(&key) {
+                    Some((at, _)) if at > now => return Ok(batch),
+                    Some((_, owner)) if owner == id => {
+                        batch.delete(key);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     /// [`Engine::wake_instance`]'s look at instance `id`, under its claim:
     /// whether a task was spawned to drive it (the claim goes to the task).
     async fn look_at_woken(self: &Arc<Self>, id: &str) -> Result<bool, StoreError> {
@@ -346,13 +373,8 @@ impl Engine {
         };
         if record.status != Status::Running {
             if record.status.is_terminal() {
-                // what it waited for no longer matters: drop its timers
-                let mut batch = Batch::default();
-                for (key, _) in self.scan_prefix(&[keys::TIMER]).await? {
-                    if keys::parse_timer(&key).is_some_and(|(_, owner)| owner == id) {
-                        batch.delete(key);
-                    }
-                }
+                // what it waited for no longer matters: drop its due timers
+                let batch = self.due_timers_of(id).await?;
                 if !batch.writes.is_empty() {
                     let store = self.store.clone();
                     self.add_task(async move {

@@ -45,6 +45,8 @@ pub(crate) type BeforeRead = dyn Fn(Reading, &[u8]) + Send + Sync;
 pub(crate) struct SlowReads {
     pub(crate) inner: durable_runtime::store::mem::MemStore,
     pub(crate) before: std::sync::Arc<BeforeRead>,
+    /// The most keys one scan returned, by the first byte of its prefix.
+    pub(crate) largest_scan: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u8, usize>>>,
 }
 
 impl SlowReads {
@@ -52,6 +54,15 @@ impl SlowReads {
         SlowReads {
             inner: durable_runtime::store::mem::MemStore::default(),
             before: std::sync::Arc::new(before),
+            largest_scan: std::sync::Arc::default(),
+        }
+    }
+
+    fn scanned(&self, prefix: &[u8], found: &Answer<Vec<durable_runtime::store::KeyValue>>) {
+        if let (Some(first), Ok(found)) = (prefix.first(), found) {
+            let mut largest = self.largest_scan.lock().unwrap();
+            let most = largest.entry(*first).or_default();
+            *most = (*most).max(found.len());
         }
     }
 }
@@ -74,7 +85,9 @@ impl durable_runtime::store::Store for SlowReads {
     }
     fn scan_prefix(&self, prefix: &[u8]) -> Answer<Vec<durable_runtime::store::KeyValue>> {
         (self.before)(Reading::Scan, prefix);
-        self.inner.scan_prefix(prefix)
+        let found = self.inner.scan_prefix(prefix);
+        self.scanned(prefix, &found);
+        found
     }
     fn scan_from(
         &self,
@@ -83,7 +96,9 @@ impl durable_runtime::store::Store for SlowReads {
         limit: usize,
     ) -> Answer<Vec<durable_runtime::store::KeyValue>> {
         (self.before)(Reading::Scan, prefix);
-        self.inner.scan_from(prefix, from, limit)
+        let found = self.inner.scan_from(prefix, from, limit);
+        self.scanned(prefix, &found);
+        found
     }
     fn get_async(
         &self,
