@@ -262,6 +262,21 @@ fn durable_url(url: &str, token: Option<&str>, args: &[&str]) -> (i32, String, S
     )
 }
 
+/// Serves `rt`'s HTTP API (behind `token`, if any) on a free loopback
+/// port: its URL, and the server's task.
+async fn serve(
+    rt: std::sync::Arc<Runtime>,
+    token: Option<&str>,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = durable_runtime::http::router(rt, token.map(str::to_owned));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, server)
+}
+
 // multi-threaded: the service answers while the test waits for the command
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_url_the_commands_steer_a_live_service_and_print_the_same() {
@@ -286,12 +301,7 @@ async fn with_url_the_commands_steer_a_live_service_and_print_the_same() {
     for id in ["w/1", "w-2"] {
         rt.start(id, waiter(1), IdPolicy::Reject).await.unwrap();
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = durable_runtime::http::router(rt.clone(), Some("s3cret".into()));
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (url, server) = serve(rt.clone(), Some("s3cret")).await;
     let token = Some("s3cret");
 
     // the same JSON as the runtime's own answer
@@ -446,12 +456,7 @@ async fn schedules_are_created_and_steered_from_the_command_line() {
             .await
             .unwrap(),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = durable_runtime::http::router(rt.clone(), None);
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (url, server) = serve(rt.clone(), None).await;
     let create = [
         "schedule",
         "create",
@@ -1250,12 +1255,7 @@ async fn values_over_the_limits_are_refused_naming_the_limit() {
             .await
             .unwrap(),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = durable_runtime::http::router(rt.clone(), Some("s3cret".into()));
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (url, server) = serve(rt.clone(), Some("s3cret")).await;
     let token = Some("s3cret");
     let long = format!("\"{}\"", "x".repeat(200));
     let (code, _, err) = tokio::task::spawn_blocking({

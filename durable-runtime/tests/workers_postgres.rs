@@ -664,12 +664,7 @@ async fn a_worker_back_from_a_lapsed_lease_rereads_what_it_owns_by_scans_not_key
             .await
             .unwrap();
     }
-    until("every instance waits for its item", || {
-        rt.counts_by_phase()
-            .unwrap()
-            .contains(&(durable_runtime::Phase::WaitingForSignal, n))
-    })
-    .await;
+    until_in_phase(&rt, durable_runtime::Phase::WaitingForSignal, n).await;
 
     // renewals held past the lease: the worker fences itself
     store.hold.store(true, SeqCst);
@@ -711,13 +706,28 @@ async fn a_worker_back_from_a_lapsed_lease_rereads_what_it_owns_by_scans_not_key
             .await
             .unwrap();
     }
-    until("every instance completed", || {
-        rt.counts_by_phase()
-            .unwrap()
-            .contains(&(durable_runtime::Phase::Completed, n))
+    until_in_phase(&rt, durable_runtime::Phase::Completed, n).await;
+    rt.shutdown().await;
+}
+
+/// A worker named `name` running `gather` on `store`, with a short lease
+/// (its passes come every 100 ms).
+async fn gathering_worker(store: &Arc<Held>, name: &str) -> Runtime {
+    Runtime::builder()
+        .workflow::<gather>()
+        .worker_name(name)
+        .lease(Duration::from_millis(400))
+        .open_store(store.clone())
+        .await
+        .unwrap()
+}
+
+/// Waits until `n` instances of `rt`'s store are in `phase`.
+async fn until_in_phase(rt: &Runtime, phase: durable_runtime::Phase, n: usize) {
+    until(&format!("{n} instances {phase:?}"), || {
+        rt.counts_by_phase().unwrap().contains(&(phase, n))
     })
     .await;
-    rt.shutdown().await;
 }
 
 /// A worker's passes read what changed, never the cluster's requests:
@@ -730,13 +740,7 @@ async fn a_workers_passes_scan_none_of_the_clusters_requests() {
     use std::sync::atomic::Ordering::SeqCst;
     let db = Backend::Postgres.store();
     let store = Arc::new(Held::new(db.open().await));
-    let rt = Runtime::builder()
-        .workflow::<gather>()
-        .worker_name("w")
-        .lease(Duration::from_millis(400))
-        .open_store(store.clone())
-        .await
-        .unwrap();
+    let rt = gathering_worker(&store, "w").await;
     let n = 20;
     for i in 0..n {
         let id = format!("req-{i}");
@@ -744,12 +748,7 @@ async fn a_workers_passes_scan_none_of_the_clusters_requests() {
         // a signal nothing waits for stays stored
         rt.signal(&id, "later", &"x".to_owned()).await.unwrap();
     }
-    until("every instance waits for its item", || {
-        rt.counts_by_phase()
-            .unwrap()
-            .contains(&(durable_runtime::Phase::WaitingForSignal, n))
-    })
-    .await;
+    until_in_phase(&rt, durable_runtime::Phase::WaitingForSignal, n).await;
     store.request_scans.store(0, SeqCst);
     let renewed = store.solo_commits.load(SeqCst);
     until("ten passes", || {
@@ -766,12 +765,7 @@ async fn a_workers_passes_scan_none_of_the_clusters_requests() {
             .await
             .unwrap();
     }
-    until("every instance completed", || {
-        rt.counts_by_phase()
-            .unwrap()
-            .contains(&(durable_runtime::Phase::Completed, n))
-    })
-    .await;
+    until_in_phase(&rt, durable_runtime::Phase::Completed, n).await;
     rt.shutdown().await;
 }
 
@@ -783,13 +777,7 @@ async fn a_workers_passes_scan_none_of_the_clusters_requests() {
 async fn a_message_a_worker_failed_to_act_on_is_acted_on_by_its_next_pass() {
     let db = Backend::Postgres.store();
     let store = Arc::new(Held::new(db.open().await));
-    let w = Runtime::builder()
-        .workflow::<gather>()
-        .worker_name("w")
-        .lease(Duration::from_millis(400))
-        .open_store(store.clone())
-        .await
-        .unwrap();
+    let w = gathering_worker(&store, "w").await;
     let client = Runtime::builder()
         .workflow::<gather>()
         .resume_on_open(false)
@@ -799,12 +787,7 @@ async fn a_message_a_worker_failed_to_act_on_is_acted_on_by_its_next_pass() {
     w.start("missed", gather(1), IdPolicy::Reject)
         .await
         .unwrap();
-    until("the instance waits for its item", || {
-        w.counts_by_phase()
-            .unwrap()
-            .contains(&(durable_runtime::Phase::WaitingForSignal, 1))
-    })
-    .await;
+    until_in_phase(&w, durable_runtime::Phase::WaitingForSignal, 1).await;
     *store.fail_next.lock().unwrap() = Some(b"imissed".to_vec());
     client
         .signal("missed", "item", &"sent".to_owned())
@@ -831,23 +814,12 @@ async fn a_message_a_worker_failed_to_act_on_is_acted_on_by_its_next_pass() {
 async fn a_checkpoint_the_database_refuses_stops_its_instance_instead_of_rerunning_it() {
     let db = Backend::Postgres.store();
     let store = Arc::new(Held::new(db.open().await));
-    let w = Runtime::builder()
-        .workflow::<gather>()
-        .worker_name("w")
-        .lease(Duration::from_millis(400))
-        .open_store(store.clone())
-        .await
-        .unwrap();
+    let w = gathering_worker(&store, "w").await;
     let h = w
         .start("refused", gather(1), IdPolicy::Reject)
         .await
         .unwrap();
-    until("the instance waits for its item", || {
-        w.counts_by_phase()
-            .unwrap()
-            .contains(&(durable_runtime::Phase::WaitingForSignal, 1))
-    })
-    .await;
+    until_in_phase(&w, durable_runtime::Phase::WaitingForSignal, 1).await;
     // the checkpoint of the signal passes; every one after it (the
     // activity's result) is refused
     *store.refuse.lock().unwrap() = Some((b"irefused".to_vec(), 1));
