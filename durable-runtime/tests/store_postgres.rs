@@ -483,3 +483,60 @@ async fn migration_3_counts_the_phase_index_of_an_earlier_database() {
         [(b"pC".to_vec(), 2), (b"pr".to_vec(), 3)]
     );
 }
+
+/// A server that accepts the connection and then never answers (a hung
+/// proxy, a database host stuck in I/O) fails the store's open after the
+/// connect timeout, with the address, instead of stalling it for good: the
+/// bound covers the whole handshake, not only the TCP connect. Before,
+/// `connect_timeout` bounded the TCP connect alone and the open waited on
+/// the startup message forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_fails_the_open_after_the_connect_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let url = format!("postgres://app@127.0.0.1:{port}/orders?connect_timeout=1");
+    let opened = tokio::time::timeout(std::time::Duration::from_secs(30), PgStore::connect(&url))
+        .await
+        .expect("the open gave up within 30 s");
+    match opened {
+        Err(e @ durable_runtime::StoreError::Unreachable { .. }) => {
+            assert!(e.to_string().contains(&port.to_string()), "{e}");
+        }
+        Err(other) => panic!("another error: {other}"),
+        Ok(_) => panic!("a silent server opened"),
+    }
+    held.abort();
+}
+
+/// The pool holds the connections `PgOptions::pool_size` asks for: its
+/// size is what `/metrics` reports as the pool's maximum (it was fixed at 8
+/// before the option).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_holds_the_connections_asked_for() {
+    let db = BACKEND.store();
+    for size in [3, 12] {
+        let store = durable_runtime::store::postgres::PgStore::connect_with(
+            db.url(),
+            durable_runtime::store::postgres::PgOptions::default().pool_size(size),
+        )
+        .await
+        .unwrap();
+        let rt = durable_runtime::Runtime::builder()
+            .open_store(store)
+            .await
+            .unwrap();
+        let text = rt.metrics().render().unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l == format!("durable_store_pool_max_connections {size}")),
+            "pool of {size}: {text}"
+        );
+        rt.shutdown().await;
+    }
+}

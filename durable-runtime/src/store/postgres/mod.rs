@@ -46,8 +46,11 @@
 //! # Threads
 //!
 //! The store runs its connections on its own small tokio runtime. The
-//! [`Store`] read methods are synchronous, as sled's are: they block the
-//! calling thread for one round trip to the server.
+//! engine reads through [`Store::get_async`] and [`Store::scan_async`],
+//! which await the query there; the synchronous read methods (the public
+//! API's queries) block the calling thread for one round trip. Making a
+//! connection is bounded (10 s, or the URL's `connect_timeout`, handshake
+//! included), and so is the wait for a free pooled connection (30 s).
 //!
 //! # TLS
 //!
@@ -118,6 +121,23 @@ const CHANNEL: &str = "durable";
 /// hanging, and the server releases the row locks of a transaction whose
 /// client is gone.
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long making a connection may take, handshake included (TCP, TLS,
+/// startup and login), when the URL sets no `connect_timeout`: a server
+/// that accepts and then never answers must not stall an open, a pool or
+/// the listener for good. The URL's `connect_timeout` replaces it.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a read or a commit waits for a free pooled connection.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
+/// The bound on making one connection (see [`CONNECT_WAIT`]).
+fn connect_wait(config: &tokio_postgres::Config) -> Duration {
+    config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(CONNECT_WAIT)
+}
 
 /// The schema, one step per version; a step runs once, in one transaction
 /// with its row in `durable_schema_version`. Never edit a released step:
@@ -430,9 +450,15 @@ async fn setup(
             }
         },
     };
-    let (mut client, connection) = config
-        .connect(connector.clone())
+    let wait = connect_wait(&config);
+    let (mut client, connection) = tokio::time::timeout(wait, config.connect(connector.clone()))
         .await
+        .map_err(|_| StoreError::Unreachable {
+            url: location.clone(),
+            reason: format!(
+                "no answer within {wait:?} (the server accepted the connection, then said nothing)"
+            ),
+        })?
         .map_err(|e| unreachable(&e))?;
     let driver = tokio::spawn(connection);
     // the lock ends with the session, so a process dying mid-migration frees it
@@ -454,6 +480,9 @@ async fn setup(
     );
     let pool = Pool::builder(manager)
         .max_size(pool_size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .create_timeout(Some(wait))
+        .wait_timeout(Some(POOL_WAIT))
         .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
             Box::pin(async move {
                 client
@@ -489,8 +518,12 @@ async fn listen(
     let mut first = true;
     let mut backoff = Duration::from_millis(100);
     while !tx.is_closed() {
-        match config.connect(connector.clone()).await {
-            Ok((client, mut connection)) => {
+        let wait = connect_wait(&config);
+        match tokio::time::timeout(wait, config.connect(connector.clone())).await {
+            Err(_) => {
+                tracing::warn!("postgres: no answer within {wait:?} to listen; retrying");
+            }
+            Ok(Ok((client, mut connection))) => {
                 let (payloads, mut received) = tokio::sync::mpsc::unbounded_channel();
                 let driver = tokio::spawn(async move {
                     let mut messages =
@@ -534,7 +567,9 @@ async fn listen(
                 }
                 driver.abort();
             }
-            Err(e) => tracing::warn!(error = %e, "postgres: cannot connect to listen; retrying"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "postgres: cannot connect to listen; retrying")
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(1));
