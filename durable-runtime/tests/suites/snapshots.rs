@@ -13,9 +13,18 @@ static RUNS: LazyLock<Mutex<Vec<String>>> = LazyLock::new(Default::default);
 static HOLD: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Notify>>>> =
     LazyLock::new(Default::default);
 
+/// The idempotency key of every run: (`<order> <activity>`, key).
+static KEYS: LazyLock<Mutex<Vec<(String, String)>>> = LazyLock::new(Default::default);
+
 /// Activities block while the test holds `<order>/<activity>`.
 async fn effect(order: &str, activity: &str) {
     RUNS.lock().unwrap().push(format!("{order} {activity}"));
+    let key = ActivityContext::current()
+        .map(|c| c.idempotency_key)
+        .unwrap_or_default();
+    KEYS.lock()
+        .unwrap()
+        .push((format!("{order} {activity}"), key));
     let gate = HOLD
         .lock()
         .unwrap()
@@ -137,6 +146,82 @@ async fn an_instance_exported_at_each_await_finishes_in_another_store() {
         rt.shutdown().await;
         let _ = gate;
     }
+}
+
+/// The keys the runs of `<order> <activity>` were given, in order.
+fn keys_of(order: &str, activity: &str) -> Vec<String> {
+    let run = format!("{order} {activity}");
+    KEYS.lock()
+        .unwrap()
+        .iter()
+        .filter(|(r, _)| *r == run)
+        .map(|(_, k)| k.clone())
+        .collect()
+}
+
+/// An instance replaced by the import of another run of its id (another
+/// incarnation: the same id started elsewhere) gives its calls that run's
+/// idempotency keys, never the replaced run's: an external service must
+/// not drop the new run's charge as a duplicate of the old one. (An import
+/// of the same run keeps its keys: it is the same execution, moved.)
+#[tokio::test]
+async fn an_instance_replaced_by_another_runs_snapshot_never_repeats_its_keys() {
+    let order = "replaced".to_owned();
+    // the run that will be replaced: it charged, then waits in `ship`
+    let gate = Arc::new(tokio::sync::Notify::new());
+    HOLD.lock()
+        .unwrap()
+        .insert(format!("{order}/ship"), gate.clone());
+    let b = TO.store();
+    let rt_b = Runtime::builder()
+        .workflow::<process_order>()
+        .open_url(b.url())
+        .await
+        .unwrap();
+    rt_b.start(order.clone(), process_order(order.clone()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the first run waits in ship", || runs(&order).len() == 4).await;
+    // another run of the id, elsewhere, exported before its charge
+    let charging = Arc::new(tokio::sync::Notify::new());
+    HOLD.lock()
+        .unwrap()
+        .insert(format!("{order}/charge"), charging.clone());
+    let a = FROM.store();
+    let rt_a = Runtime::builder()
+        .workflow::<process_order>()
+        .open_url(a.url())
+        .await
+        .unwrap();
+    rt_a.start(order.clone(), process_order(order.clone()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the other run waits in charge", || runs(&order).len() == 7).await;
+    let snapshot = rt_a.export(&order).unwrap();
+    rt_a.shutdown().await;
+    HOLD.lock().unwrap().remove(&format!("{order}/charge"));
+    HOLD.lock().unwrap().remove(&format!("{order}/ship"));
+    // replaced in B while the first run's `ship` attempt is still held
+    rt_b.terminate(&order, "replaced by the other run").await.unwrap();
+    until("the first run ended", || {
+        rt_b.describe(&order)
+            .is_ok_and(|d| d.status == durable_runtime::Status::Terminated)
+    })
+    .await;
+    rt_b.import(&snapshot, true).await.unwrap();
+    let out = rt_b
+        .handle::<process_order>(&order)
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out, format!("shipped {order} (ch-{order})"));
+    let charges = keys_of(&order, "charge");
+    assert_eq!(charges.len(), 3, "charged by the first run, then twice by the other (held, then run again in B): {charges:?}");
+    assert_ne!(charges[0], charges[2], "the replacing run reused the replaced run's charge key");
+    assert_eq!(charges[1], charges[2], "the moved run keeps its own key");
+    gate.notify_waiters();
+    rt_b.shutdown().await;
 }
 
 #[tokio::test]
