@@ -985,6 +985,75 @@ async fn an_ended_instance_leaves_no_deadline_timer_behind() {
     assert!(left.is_empty(), "timer entries of ended instances: {left:?}");
 }
 
+/// Retention takes every key of an ended instance, those an earlier build
+/// left included: its deadline timers (written again by its final save and
+/// never removed, before) and a cancel and a terminate request stored as it
+/// ended.
+#[tokio::test]
+async fn retention_takes_every_key_of_an_instance_even_those_an_earlier_build_left() {
+    let db = BACKEND.store();
+    let store = db.open().await;
+    let rt = Runtime::builder()
+        .workflow::<collect>()
+        .open_store(store.clone())
+        .await
+        .unwrap();
+    let id = "left-keys";
+    let h = rt
+        .start(
+            id,
+            collect(1)
+                .with_timeout(Duration::from_secs(86_400))
+                .with_run_timeout(Duration::from_secs(3_600)),
+            IdPolicy::Reject,
+        )
+        .await
+        .unwrap();
+    until("it waits for its item", || {
+        rt.describe(id)
+            .is_ok_and(|d| d.phase == durable_runtime::Phase::WaitingForSignal)
+    })
+    .await;
+    let deadlines: Vec<Vec<u8>> = store
+        .scan_prefix(b"t")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.ends_with(id.as_bytes()))
+        .collect();
+    assert_eq!(deadlines.len(), 2, "its execution and run deadlines");
+    rt.signal(id, "item", &"x".to_owned()).await.unwrap();
+    assert_eq!(h.result().within().await.unwrap().unwrap(), ["x"]);
+    rt.shutdown().await;
+    // what an earlier build left behind
+    let mut left = durable_runtime::store::Batch::default();
+    for key in deadlines {
+        left.put(key, Vec::new());
+    }
+    for tag in [b'c', b'x'] {
+        let mut key = vec![tag];
+        key.extend_from_slice(id.as_bytes());
+        left.put(key, Vec::new());
+    }
+    store.commit(left).await.unwrap();
+    let rt = Runtime::builder()
+        .workflow::<collect>()
+        .retention(Duration::ZERO)
+        .open_store(store.clone())
+        .await
+        .unwrap();
+    until("retention took the instance", || rt.describe(id).is_err()).await;
+    let kept: Vec<String> = store
+        .scan_prefix(b"")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
+        .filter(|k| k.contains(id))
+        .collect();
+    assert!(kept.is_empty(), "keys of the instance retention left: {kept:?}");
+    rt.shutdown().await;
+}
+
 #[workflow]
 async fn polling(round: u32) -> Result<u32, WorkflowError> {
     sleep(Duration::from_secs(3600)).await?;
