@@ -502,6 +502,10 @@ struct Held {
     /// such commits pass, as the server refuses a value over one of its
     /// limits (`StoreError::Refused`).
     refuse: Mutex<Option<(Vec<u8>, usize)>>,
+    /// Set: the next commit storing a signal fails its "key absent"
+    /// condition, as when another process stored a signal under the same
+    /// sequence number first.
+    signal_taken: std::sync::atomic::AtomicBool,
 }
 
 impl Held {
@@ -518,6 +522,7 @@ impl Held {
             solo_commits: Default::default(),
             fail_next: Mutex::default(),
             refuse: Mutex::default(),
+            signal_taken: Default::default(),
         }
     }
 
@@ -537,6 +542,17 @@ impl durable_runtime::store::Store for Held {
         use std::sync::atomic::Ordering::SeqCst;
         if batch.solo {
             self.solo_commits.fetch_add(1, SeqCst);
+        }
+        if let Some((key, _)) = batch
+            .expect
+            .iter()
+            .find(|(k, v)| k.first() == Some(&b'g') && v.is_none())
+            && self.signal_taken.swap(false, SeqCst)
+        {
+            let key = String::from_utf8_lossy(key).into_owned();
+            return Box::pin(std::future::ready(Err(
+                durable_runtime::StoreError::Conflict { key },
+            )));
         }
         if let Some((key, pass)) = self.refuse.lock().unwrap().as_mut()
             && batch.writes.iter().any(|(k, _)| k == key)
@@ -767,6 +783,35 @@ async fn a_workers_passes_scan_none_of_the_clusters_requests() {
     }
     until_in_phase(&rt, durable_runtime::Phase::Completed, n).await;
     rt.shutdown().await;
+}
+
+/// A signal whose sequence number another process used first (its "key
+/// absent" condition fails) is stored under the next number: delivered
+/// once, never lost and never written over the other process's signal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_whose_number_another_process_took_is_stored_under_the_next() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let db = Backend::Postgres.store();
+    let store = Arc::new(Held::new(db.open().await));
+    let w = gathering_worker(&store, "w").await;
+    let h = w.start("taken", gather(2), IdPolicy::Reject).await.unwrap();
+    until_in_phase(&w, durable_runtime::Phase::WaitingForSignal, 1).await;
+    store.signal_taken.store(true, SeqCst);
+    w.signal("taken", "item", &"first".to_owned())
+        .await
+        .unwrap();
+    assert!(
+        !store.signal_taken.load(SeqCst),
+        "the first try met the other process's key"
+    );
+    w.signal("taken", "item", &"second".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        ["first", "second"]
+    );
+    w.shutdown().await;
 }
 
 /// What a worker fails to act on is acted on by its next pass: here the
