@@ -358,6 +358,36 @@ fn read_frame(bytes: &[u8]) -> Result<(u16, &[u8]), SnapshotError> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// A snapshot file comes from outside (`durable import`, `POST
+        /// /api/import`): any bytes read as a snapshot or a set, or are
+        /// refused with an error, never a panic.
+        #[test]
+        fn any_bytes_read_as_a_snapshot_or_are_refused_without_a_panic(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+        ) {
+            let _ = Snapshot::from_bytes(&bytes);
+            let _ = SnapshotSet::from_bytes(&bytes);
+        }
+
+        /// The same for a real snapshot with a byte changed or cut short.
+        #[test]
+        fn a_damaged_snapshot_is_refused_without_a_panic(
+            at in 0usize..4096,
+            value in proptest::num::u8::ANY,
+            cut in proptest::bool::ANY,
+        ) {
+            let mut bytes = sample().to_bytes().unwrap();
+            let at = at % bytes.len();
+            if cut {
+                bytes.truncate(at);
+            } else {
+                bytes[at] = value;
+            }
+            let _ = Snapshot::from_bytes(&bytes);
+        }
+    }
+
     fn sample() -> Snapshot {
         Snapshot {
             id: "order-7".into(),

@@ -725,6 +725,21 @@ mod tests {
         assert_eq!(prefix_end(b""), None);
     }
 
+    proptest::proptest! {
+        /// A URL comes from configuration or the command line: any text
+        /// gives a connection's settings or a `BadUrl`, never a panic, and
+        /// a password never reaches the message.
+        #[test]
+        fn any_url_parses_or_is_refused_without_a_panic(
+            url in "(postgres(ql)?://)?[ -~]{0,60}",
+        ) {
+            if let Err(e) = parse_url(&url) {
+                proptest::prop_assert!(matches!(e, StoreError::BadUrl { .. }), "{e}");
+            }
+            let _ = redact(&url);
+        }
+    }
+
     #[test]
     fn passwords_never_reach_messages() {
         assert_eq!(
