@@ -726,6 +726,99 @@ async fn a_worker_back_from_a_lapsed_lease_rereads_what_it_owns_by_scans_not_key
     rt.shutdown().await;
 }
 
+/// Which workers ran each key's activity.
+static WHO: Mutex<Vec<(String, Vec<String>)>> = Mutex::new(Vec::new());
+
+/// The name of the worker that runs an activity (a dependency).
+struct WorkerName(&'static str);
+
+#[activity]
+async fn note_where(tag: String) -> Result<String, ActivityError> {
+    count();
+    let key = ActivityContext::current()
+        .map(|c| c.idempotency_key)
+        .unwrap_or_default();
+    let name = durable_runtime::activity::dependency::<WorkerName>()
+        .map_or("?", |w| w.0)
+        .to_owned();
+    let mut who = WHO.lock().unwrap();
+    match who.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, names)) => names.push(name),
+        None => who.push((key, vec![name])),
+    }
+    Ok(tag)
+}
+
+#[workflow]
+async fn noted_once(tag: String) -> Result<String, WorkflowError> {
+    Ok(note_where(tag).await?)
+}
+
+/// Instances waiting for an owner are claimed by exactly one of several
+/// workers racing for them: 80 started by a client before any worker,
+/// which three workers joining a cold cluster at once claim (each may
+/// adopt what has no owner and claims what waits), then 80 more, each
+/// claimed by all three at once on hearing of it. Every instance's
+/// activity runs once. The lease is long: with a short one on a loaded
+/// machine a worker's renewal can come late, and the instances it loses
+/// then run their unfinished step again elsewhere (at least once across a
+/// takeover, as documented), which is not what this test looks at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_waiting_for_an_owner_are_claimed_once_by_racing_workers() {
+    let db = Backend::Postgres.store();
+    let client = Runtime::builder()
+        .workflow::<noted_once>()
+        .resume_on_open(false)
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let n = 80;
+    let start = |from: usize| {
+        let client = client.clone();
+        async move {
+            for i in from..from + n {
+                let id = format!("waiting-{i:03}");
+                client
+                    .start(&id, noted_once(id.clone()), IdPolicy::Reject)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    start(0).await;
+    let worker = |name: &'static str| {
+        let url = db.url().to_owned();
+        async move {
+            Runtime::builder()
+                .workflow::<noted_once>()
+                .worker_name(name)
+                .dependency(WorkerName(name))
+                // long: no lease lapses, so a second run could only come
+                // from a second claim
+                .lease(Duration::from_secs(60))
+                .open_url(&url)
+                .await
+                .unwrap()
+        }
+    };
+    let (a, b, c) = tokio::join!(worker("a"), worker("b"), worker("c"));
+    start(n).await;
+    until_in_phase(&client, durable_runtime::Phase::Completed, 2 * n).await;
+    let ran = ran_for("waiting-");
+    assert_eq!(ran.len(), 2 * n, "every instance's activity ran");
+    let twice: Vec<String> = WHO
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, w)| k.starts_with("waiting-") && w.len() > 1)
+        .map(|(k, w)| format!("{k} run by {w:?}"))
+        .collect();
+    assert!(twice.is_empty(), "activities run more than once: {twice:?}");
+    for rt in [a, b, c, client] {
+        rt.shutdown().await;
+    }
+}
+
 /// A worker named `name` running `gather` on `store`, with a short lease
 /// (its passes come every 100 ms).
 async fn gathering_worker(store: &Arc<Held>, name: &str) -> Runtime {
