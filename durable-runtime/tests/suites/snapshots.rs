@@ -159,6 +159,28 @@ fn keys_of(order: &str, activity: &str) -> Vec<String> {
         .collect()
 }
 
+/// Starts `order` on a runtime of `store` whose `held` activity waits (on
+/// the gate returned) until the test lets it go.
+async fn run_held_at(
+    store: &durable_runtime::testing::backends::TestStore,
+    order: &str,
+    held: &str,
+) -> (Runtime, Arc<tokio::sync::Notify>) {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    HOLD.lock()
+        .unwrap()
+        .insert(format!("{order}/{held}"), gate.clone());
+    let rt = Runtime::builder()
+        .workflow::<process_order>()
+        .open_url(store.url())
+        .await
+        .unwrap();
+    rt.start(order, process_order(order.to_owned()), IdPolicy::Reject)
+        .await
+        .unwrap();
+    (rt, gate)
+}
+
 /// An instance replaced by the import of another run of its id (another
 /// incarnation: the same id started elsewhere) gives its calls that run's
 /// idempotency keys, never the replaced run's: an external service must
@@ -168,34 +190,12 @@ fn keys_of(order: &str, activity: &str) -> Vec<String> {
 async fn an_instance_replaced_by_another_runs_snapshot_never_repeats_its_keys() {
     let order = "replaced".to_owned();
     // the run that will be replaced: it charged, then waits in `ship`
-    let gate = Arc::new(tokio::sync::Notify::new());
-    HOLD.lock()
-        .unwrap()
-        .insert(format!("{order}/ship"), gate.clone());
     let b = TO.store();
-    let rt_b = Runtime::builder()
-        .workflow::<process_order>()
-        .open_url(b.url())
-        .await
-        .unwrap();
-    rt_b.start(order.clone(), process_order(order.clone()), IdPolicy::Reject)
-        .await
-        .unwrap();
+    let (rt_b, gate) = run_held_at(&b, &order, "ship").await;
     until("the first run waits in ship", || runs(&order).len() == 4).await;
     // another run of the id, elsewhere, exported before its charge
-    let charging = Arc::new(tokio::sync::Notify::new());
-    HOLD.lock()
-        .unwrap()
-        .insert(format!("{order}/charge"), charging.clone());
     let a = FROM.store();
-    let rt_a = Runtime::builder()
-        .workflow::<process_order>()
-        .open_url(a.url())
-        .await
-        .unwrap();
-    rt_a.start(order.clone(), process_order(order.clone()), IdPolicy::Reject)
-        .await
-        .unwrap();
+    let (rt_a, _charging) = run_held_at(&a, &order, "charge").await;
     until("the other run waits in charge", || runs(&order).len() == 7).await;
     let snapshot = rt_a.export(&order).unwrap();
     rt_a.shutdown().await;
