@@ -506,6 +506,9 @@ struct Held {
     /// condition, as when another process stored a signal under the same
     /// sequence number first.
     signal_taken: std::sync::atomic::AtomicBool,
+    /// Milliseconds each async read of an owner key (`o`) takes: a slow
+    /// database, for a pass that reads many.
+    slow_owner_reads_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Held {
@@ -523,6 +526,7 @@ impl Held {
             fail_next: Mutex::default(),
             refuse: Mutex::default(),
             signal_taken: Default::default(),
+            slow_owner_reads_ms: Default::default(),
         }
     }
 
@@ -617,7 +621,14 @@ impl durable_runtime::store::Store for Held {
             self.inner.get_async(key)
         };
         let (late_read, let_go) = (self.late_read.clone(), self.let_go.clone());
+        let slow = match key.first() {
+            Some(b'o') => self.slow_owner_reads_ms.load(SeqCst),
+            _ => 0,
+        };
         Box::pin(async move {
+            if slow > 0 {
+                tokio::time::sleep(Duration::from_millis(slow)).await;
+            }
             let answer = read.await;
             if late {
                 late_read.store(true, SeqCst);
@@ -817,6 +828,56 @@ async fn instances_waiting_for_an_owner_are_claimed_once_by_racing_workers() {
     for rt in [a, b, c, client] {
         rt.shutdown().await;
     }
+}
+
+/// A worker's renewals go on while a long pass runs: here worker `b`
+/// takes over the 200 instances of a worker whose lease lapsed, on a
+/// database that answers each read of an owner key in 5 ms (a second of
+/// reads for the whole takeover, against a 400 ms lease). Before, the
+/// renewals waited for the pass in the same loop: `b`'s own lease lapsed
+/// mid-takeover, and the others would then have taken its instances in
+/// turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_renews_its_lease_while_a_long_takeover_runs() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let db = Backend::Postgres.store();
+    let store_a = Arc::new(Held::new(db.open().await));
+    let store_b = Arc::new(Held::new(db.open().await));
+    let a = gathering_worker(&store_a, "a").await;
+    let n = 200;
+    for i in 0..n {
+        a.start(format!("moved-{i:03}"), gather(1), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    until_in_phase(&a, durable_runtime::Phase::WaitingForSignal, n).await;
+    let b = gathering_worker(&store_b, "b").await;
+    store_b.slow_owner_reads_ms.store(5, SeqCst);
+    // `a` stops renewing: its lease lapses and `b` takes its instances
+    store_a.hold.store(true, SeqCst);
+    let mut b_lapsed = false;
+    let mut moved = false;
+    for _ in 0..3000 {
+        let workers = b.workers().unwrap();
+        b_lapsed |= workers.iter().any(|w| w.name == "b" && w.lapsed);
+        if workers.iter().any(|w| w.name == "b" && w.instances == n) {
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(moved, "b took over every instance");
+    assert!(!b_lapsed, "b's own lease lapsed while it took over");
+    store_b.slow_owner_reads_ms.store(0, SeqCst);
+    for i in 0..n {
+        b.signal(&format!("moved-{i:03}"), "item", &"x".to_owned())
+            .await
+            .unwrap();
+    }
+    until_in_phase(&b, durable_runtime::Phase::Completed, n).await;
+    store_a.hold.store(false, SeqCst);
+    b.shutdown().await;
+    a.shutdown().await;
 }
 
 /// A worker named `name` running `gather` on `store`, with a short lease

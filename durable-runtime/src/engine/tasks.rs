@@ -88,7 +88,7 @@ impl Engine {
     }
 
     /// Adds `task` to the engine's task set, which `shutdown` stops and joins.
-    fn add_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+    pub(super) fn add_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut tasks = self.tasks.lock().expect("tasks lock poisoned");
         // reap finished tasks so the set does not grow without bound
         while tasks.try_join_next().is_some() {}

@@ -69,6 +69,10 @@ pub(crate) struct Member {
     pub(crate) queues: Vec<String>,
     /// What this worker failed to act on, for its next pass.
     missed: Mutex<Missed>,
+    /// Held by a pass, and by a resync or a join after a renewal: each
+    /// rebuilds what the worker owns, which a pass claiming meanwhile
+    /// would lose.
+    passing: tokio::sync::Mutex<()>,
 }
 
 /// The notices a worker failed to act on (a store error): its messages,
@@ -97,6 +101,7 @@ impl Member {
             fenced: AtomicBool::new(true),
             renewed: Mutex::new(Instant::now()),
             missed: Mutex::default(),
+            passing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -407,24 +412,33 @@ impl Engine {
     }
 
     /// Renews the lease, fences this process when it could not in time,
-    /// and takes over lapsed workers; runs until the runtime stops.
+    /// and (in a task of its own, [`Engine::pass_service`]) takes over
+    /// lapsed workers; runs until the runtime stops.
     pub(crate) async fn member_service(self: Arc<Self>) {
         let Some(m) = &self.member else {
             return;
         };
         let tick = (m.lease / 4).max(Duration::from_millis(50));
+        // a pass may take long (a dead worker's instances to take over, a
+        // burst of instances to claim): were it in this loop, the renewals
+        // would wait for it, the lease would lapse and the others would
+        // take this worker's instances in turn
+        let passes = self.clone();
+        self.add_task(async move { passes.pass_service(tick).await });
         loop {
             tokio::time::sleep(tick).await;
             match tokio::time::timeout(m.lease / 2, self.renew()).await {
                 Ok(Ok(Renewal::Renewed)) => {}
                 Ok(Ok(Renewal::Back)) => {
                     tracing::warn!(worker = %m.name, "lease renewed again: resuming what this worker still owns");
+                    let _passing = m.passing.lock().await;
                     if let Err(e) = self.resync_owned().await {
                         tracing::warn!(error = %e, "resuming owned instances failed");
                     }
                 }
                 Ok(Ok(Renewal::Lost)) => {
                     tracing::error!(worker = %m.name, "this worker's lease was taken over: joining again");
+                    let _passing = m.passing.lock().await;
                     m.owned.lock().expect("owned lock poisoned").clear();
                     if let Err(e) = self.join().await {
                         tracing::warn!(error = %e, "joining again failed; retrying");
@@ -433,16 +447,31 @@ impl Engine {
                 Ok(Err(e)) => tracing::warn!(worker = %m.name, error = %e, "lease renewal failed"),
                 Err(_) => tracing::warn!(worker = %m.name, "lease renewal timed out"),
             }
-            if !m.check_lease() {
-                if let Err(e) = self.take_over_lapsed().await {
-                    tracing::warn!(error = %e, "takeover pass failed");
-                }
-                if let Err(e) = self.claim_unassigned().await {
-                    tracing::warn!(error = %e, "claiming unassigned instances failed");
-                }
-                if let Err(e) = self.act_on_missed().await {
-                    tracing::warn!(error = %e, "acting again on missed messages failed");
-                }
+            m.check_lease();
+        }
+    }
+
+    /// Every `tick` while the lease holds: takes over the instances of
+    /// lapsed workers, claims those waiting for an owner and acts again on
+    /// the messages it failed to act on.
+    async fn pass_service(self: Arc<Self>, tick: Duration) {
+        let Some(m) = &self.member else {
+            return;
+        };
+        loop {
+            tokio::time::sleep(tick).await;
+            let _passing = m.passing.lock().await;
+            if m.check_lease() {
+                continue;
+            }
+            if let Err(e) = self.take_over_lapsed().await {
+                tracing::warn!(error = %e, "takeover pass failed");
+            }
+            if let Err(e) = self.claim_unassigned().await {
+                tracing::warn!(error = %e, "claiming unassigned instances failed");
+            }
+            if let Err(e) = self.act_on_missed().await {
+                tracing::warn!(error = %e, "acting again on missed messages failed");
             }
         }
     }
