@@ -492,7 +492,7 @@ struct Held {
     /// Set once the read answered late is made.
     late_read: Arc<std::sync::atomic::AtomicBool>,
     let_go: Arc<std::sync::atomic::AtomicBool>,
-    /// Scans of the signal, cancel and terminate keys (`g`, `c`, `x`).
+    /// Scans of every signal, cancel or terminate key (`g`, `c`, `x`).
     request_scans: std::sync::atomic::AtomicUsize,
     /// Solo commits (lease renewals, claims): one or more per pass.
     solo_commits: std::sync::atomic::AtomicUsize,
@@ -530,8 +530,11 @@ impl Held {
         }
     }
 
+    /// Counts a scan of all the cluster's signal, cancel or terminate keys
+    /// (their tag alone as the prefix); an instance's own (tag and id) is
+    /// what a step or a wake-up reads.
     fn count_scan(&self, prefix: &[u8]) {
-        if matches!(prefix.first(), Some(b'g' | b'c' | b'x')) {
+        if matches!(prefix, [b'g' | b'c' | b'x']) {
             self.request_scans
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
@@ -832,8 +835,8 @@ async fn instances_waiting_for_an_owner_are_claimed_once_by_racing_workers() {
 
 /// A worker's renewals go on while a long pass runs: here worker `b`
 /// takes over the 200 instances of a worker whose lease lapsed, on a
-/// database that answers each read of an owner key in 5 ms (a second of
-/// reads for the whole takeover, against a 400 ms lease). Before, the
+/// database that answers each read of an owner key in 20 ms (four seconds
+/// of reads for the whole takeover, against `b`'s 2 s lease). Before, the
 /// renewals waited for the pass in the same loop: `b`'s own lease lapsed
 /// mid-takeover, and the others would then have taken its instances in
 /// turn.
@@ -851,8 +854,8 @@ async fn a_worker_renews_its_lease_while_a_long_takeover_runs() {
             .unwrap();
     }
     until_in_phase(&a, durable_runtime::Phase::WaitingForSignal, n).await;
-    let b = gathering_worker(&store_b, "b").await;
-    store_b.slow_owner_reads_ms.store(5, SeqCst);
+    let b = gathering_worker_leased(&store_b, "b", Duration::from_secs(2)).await;
+    store_b.slow_owner_reads_ms.store(20, SeqCst);
     // `a` stops renewing: its lease lapses and `b` takes its instances
     store_a.hold.store(true, SeqCst);
     let mut b_lapsed = false;
@@ -883,10 +886,17 @@ async fn a_worker_renews_its_lease_while_a_long_takeover_runs() {
 /// A worker named `name` running `gather` on `store`, with a short lease
 /// (its passes come every 100 ms).
 async fn gathering_worker(store: &Arc<Held>, name: &str) -> Runtime {
+    gathering_worker_leased(store, name, Duration::from_millis(400)).await
+}
+
+/// [`gathering_worker`] with a lease of `lease`: a long one where a test
+/// counts runs (a late renewal on a loaded machine would move instances,
+/// and a moved instance runs its unfinished step again).
+async fn gathering_worker_leased(store: &Arc<Held>, name: &str, lease: Duration) -> Runtime {
     Runtime::builder()
         .workflow::<gather>()
         .worker_name(name)
-        .lease(Duration::from_millis(400))
+        .lease(lease)
         .open_store(store.clone())
         .await
         .unwrap()
@@ -1013,7 +1023,7 @@ async fn a_message_a_worker_failed_to_act_on_is_acted_on_by_its_next_pass() {
 async fn a_checkpoint_the_database_refuses_stops_its_instance_instead_of_rerunning_it() {
     let db = Backend::Postgres.store();
     let store = Arc::new(Held::new(db.open().await));
-    let w = gathering_worker(&store, "w").await;
+    let w = gathering_worker_leased(&store, "w", Duration::from_secs(60)).await;
     let h = w
         .start("refused", gather(1), IdPolicy::Reject)
         .await
