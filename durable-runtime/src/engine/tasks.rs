@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::timers::DueTimers;
 use super::{Engine, Halt, InstanceRecord, Status, WorkflowEntry, cluster};
 use crate::error::ResumeError;
 use crate::otel::TraceParent;
@@ -331,26 +332,14 @@ impl Engine {
     /// first one not due, never whole (its size grows with every sleeper
     /// of the store); one not due yet is deleted when it comes due.
     async fn due_timers_of(&self, id: &str) -> Result<Batch, StoreError> {
-        const PAGE: usize = 64;
-        let now = crate::clock::now_ms(&*self.clock);
+        let mut due = DueTimers::at(crate::clock::now_ms(&*self.clock), 64);
         let mut batch = Batch::default();
-        let mut from = vec![keys::TIMER];
-        loop {
-            let page = self.scan_from(&[keys::TIMER], &from, PAGE).await?;
-            let Some((last, _)) = page.last() else {
-                return Ok(batch);
-            };
-            from = keys::after(last);
-            for (key, _) in page {
-                match keys::parse_timer(&key) {
-                    Some((at, _)) if at > now => return Ok(batch),
-                    Some((_, owner)) if owner == id => {
-                        batch.delete(key);
-                    }
-                    _ => {}
-                }
+        while let Some((key, _, owner)) = due.next(self).await? {
+            if owner == id {
+                batch.delete(key);
             }
         }
+        Ok(batch)
     }
 
     /// [`Engine::wake_instance`]'s look at instance `id`, under its claim:

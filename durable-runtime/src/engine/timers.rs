@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use super::Engine;
 use crate::clock::now_ms;
-use crate::store::{StoreError, keys};
+use crate::store::{KeyValue, StoreError, keys};
 
 /// Index entries read per page.
 const PAGE: usize = 512;
@@ -51,24 +51,66 @@ impl Engine {
 
     /// Wakes every instance whose timer is due; the next due time, if any.
     async fn fire_due(self: &Arc<Self>) -> Result<Option<u64>, StoreError> {
-        let now = now_ms(&*self.clock);
-        let mut from = vec![keys::TIMER];
+        let mut due = DueTimers::at(now_ms(&*self.clock), PAGE);
+        while let Some((_, at, id)) = due.next(self).await? {
+            self.metrics.timer_fired(due.now - at);
+            self.wake_instance(&id).await?;
+        }
+        Ok(due.upcoming)
+    }
+}
+
+/// The timer index read in due order, a page at a time, up to the first
+/// timer not yet due: what the timer pass fires and what an ended
+/// instance's wake-up drops, read one way.
+pub(super) struct DueTimers {
+    /// What counts as due.
+    now: u64,
+    page_size: usize,
+    /// Where the next page starts; `None` once the due timers are read.
+    from: Option<Vec<u8>>,
+    page: std::vec::IntoIter<KeyValue>,
+    /// The first timer not yet due, once reached.
+    upcoming: Option<u64>,
+}
+
+impl DueTimers {
+    /// The timers due at `now`, read `page_size` index entries at a time.
+    pub(super) fn at(now: u64, page_size: usize) -> DueTimers {
+        DueTimers {
+            now,
+            page_size,
+            from: Some(vec![keys::TIMER]),
+            page: Vec::new().into_iter(),
+            upcoming: None,
+        }
+    }
+
+    /// The next due timer: its key, due time and instance; `None` once
+    /// every due timer is read.
+    pub(super) async fn next(
+        &mut self,
+        engine: &Engine,
+    ) -> Result<Option<(Vec<u8>, u64, String)>, StoreError> {
         loop {
-            let page = self.scan_from(&[keys::TIMER], &from, PAGE).await?;
-            let Some((last, _)) = page.last() else {
-                return Ok(None);
-            };
-            from = keys::after(last);
-            for (key, _) in &page {
-                let Some((at, id)) = keys::parse_timer(key) else {
+            if let Some((key, _)) = self.page.next() {
+                let Some((at, id)) = keys::parse_timer(&key) else {
                     continue;
                 };
-                if at > now {
-                    return Ok(Some(at));
+                if at > self.now {
+                    (self.upcoming, self.from) = (Some(at), None);
+                    return Ok(None);
                 }
-                self.metrics.timer_fired(now - at);
-                self.wake_instance(&id).await?;
+                return Ok(Some((key, at, id)));
             }
+            let Some(from) = &self.from else {
+                return Ok(None);
+            };
+            let page = engine
+                .scan_from(&[keys::TIMER], from, self.page_size)
+                .await?;
+            self.from = page.last().map(|(last, _)| keys::after(last));
+            self.page = page.into_iter();
         }
     }
 }
