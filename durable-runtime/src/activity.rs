@@ -1,5 +1,6 @@
 //! Activities: the side-effecting steps of a workflow, retried by policy.
 
+use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,9 @@ pub trait Activity: Send + Sync + 'static {
     type Input: Serialize + DeserializeOwned + Send + 'static;
     /// The function's return type: a `Result` whose error says whether to retry.
     type Output: ActivityOutput;
+    /// The named task queue that runs it (`#[activity(queue = "..")]`);
+    /// `None`: the worker that owns the instance runs it.
+    const QUEUE: Option<&'static str> = None;
     /// The retry policy and timeout from the attribute.
     fn options() -> ActivityOptions;
     /// Runs the body once.
@@ -500,6 +504,8 @@ pub(crate) type Witness = Arc<dyn Fn(&ActivityContext) + Send + Sync>;
 pub struct ActivityVTable {
     /// The activity's name.
     pub name: &'static str,
+    /// The named task queue that runs it, if any.
+    pub(crate) queue: Option<&'static str>,
     pub(crate) run: RunFn,
     pub(crate) fail: fn(ActivityError) -> Result<Vec<u8>, CodecError>,
     /// The input type's layout, to read an input queued by another build.
@@ -525,24 +531,16 @@ pub struct Registration {
     pub module: &'static str,
     /// Its runner.
     pub vtable: fn() -> ActivityVTable,
-    /// The named task queue that runs it (`#[activity(queue = "..")]`).
-    pub queue: Option<&'static str>,
 }
 
 inventory::collect!(Registration);
 
-/// The named task queue of the activity registered as `name`, if any.
-pub(crate) fn queue_of(name: &str) -> Option<&'static str> {
-    inventory::iter::<Registration>
-        .into_iter()
-        .find(|r| r.name == name)
-        .and_then(|r| r.queue)
-}
-
-/// The runner of the activity registered as `name`, found by name (a
-/// saga's compensation, a queued call). Two activities linked under one
-/// name (two crates that both define `refund`) are an error naming both
-/// modules, never one run for the other.
+/// The runner of the activity linked as `name`, found by name (a saga's
+/// compensation, a queued call). Two activities linked under one name (two
+/// crates that both define `refund`) are an error naming both modules,
+/// never one run for the other; a runtime told which one it runs
+/// ([`Builder::activity`](crate::Builder::activity)) looks there first
+/// ([`Activities::named`]).
 pub(crate) fn registered(name: &str) -> Result<ActivityVTable, String> {
     let mut found = inventory::iter::<Registration>
         .into_iter()
@@ -551,9 +549,31 @@ pub(crate) fn registered(name: &str) -> Result<ActivityVTable, String> {
         (Some(r), None) => Ok((r.vtable)()),
         (None, _) => Err(format!("activity `{name}` is not linked into this program")),
         (Some(a), Some(b)) => Err(format!(
-            "two activities are named `{name}` (in `{}` and in `{}`), so a call by name cannot tell which to run: give one `#[activity(name = \"...\")]`",
+            "two activities are named `{name}` (in `{}` and in `{}`), so a call by name cannot tell which to run: give one `#[activity(name = \"...\")]`, or name the one this runtime runs with `Builder::activity`",
             a.module, b.module
         )),
+    }
+}
+
+/// The activities a runtime was told it runs for calls made by name
+/// ([`Builder::activity`](crate::Builder::activity)), looked at before
+/// the ones linked into the program.
+#[derive(Clone, Default)]
+pub(crate) struct Activities(HashMap<&'static str, fn() -> ActivityVTable>);
+
+impl Activities {
+    /// Names `A` as the activity run for calls by its name.
+    pub(crate) fn insert<A: Activity>(&mut self) {
+        self.0.insert(A::NAME, ActivityVTable::of::<A>);
+    }
+
+    /// The runner for a call by `name`: the one this runtime was told it
+    /// runs, or the one linked under that name ([`registered`]).
+    pub(crate) fn named(&self, name: &str) -> Result<ActivityVTable, String> {
+        match self.0.get(name) {
+            Some(vtable) => Ok(vtable()),
+            None => registered(name),
+        }
     }
 }
 
@@ -563,6 +583,7 @@ impl ActivityVTable {
     pub fn of<A: Activity>() -> Self {
         ActivityVTable {
             name: A::NAME,
+            queue: A::QUEUE,
             run: |input, ctx, dependencies, result_limit| {
                 start::<A>(input, ctx, dependencies, result_limit, A::run)
             },
@@ -652,10 +673,10 @@ mod tests {
     }
 
     inventory::submit! {
-        Registration { name: "refund_twice", module: "shipping", vtable: never, queue: None }
+        Registration { name: "refund_twice", module: "shipping", vtable: never }
     }
     inventory::submit! {
-        Registration { name: "refund_twice", module: "billing", vtable: never, queue: None }
+        Registration { name: "refund_twice", module: "billing", vtable: never }
     }
 
     /// Before, the lookup took whichever was linked first, so a saga's

@@ -85,12 +85,13 @@ pub(crate) fn generate(a: &ActivityFn) -> TokenStream {
 
         const _: () = {
             #p::inventory::submit! {
-                #p::Registration { name: #name, module: ::core::module_path!(), vtable: #p::ActivityVTable::of::<#ident>, queue: #queue }
+                #p::Registration { name: #name, module: ::core::module_path!(), vtable: #p::ActivityVTable::of::<#ident> }
             }
 
             #[automatically_derived]
             impl #p::Activity for #ident {
                 const NAME: &'static str = #name;
+                const QUEUE: ::core::option::Option<&'static str> = #queue;
                 type Input = #input_ty;
                 #output_assoc
                 fn options() -> #p::ActivityOptions {

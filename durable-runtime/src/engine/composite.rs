@@ -28,7 +28,7 @@ pub(super) async fn attempts(
     (vtable, input, options): (ActivityVTable, &[u8], &ActivityOptions),
     scheduled_ms: u64,
 ) -> Result<(Remote, u32), Halt> {
-    if let Some(queue) = engine.queue_for(vtable.name) {
+    if let Some(queue) = engine.queue_for(&vtable) {
         // a part of a select or join_all on a named queue: run there
         return engine
             .remote_attempts(
@@ -323,7 +323,7 @@ impl Engine {
                     name,
                     input,
                     options,
-                } => match crate::activity::registered(name) {
+                } => match self.activities.named(name) {
                     Ok(vtable) => {
                         let started = std::time::Instant::now();
                         let (done, made) = attempts(

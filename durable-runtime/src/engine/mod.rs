@@ -75,6 +75,8 @@ pub(crate) struct Engine {
     /// Signal payload layouts known to be in the store.
     pub(crate) value_layouts: Mutex<std::collections::HashSet<u64>>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The activities calls by name run first (`Builder::activity`).
+    pub(crate) activities: crate::activity::Activities,
     /// What activities read with `activity::dependency`.
     pub(crate) dependencies: Arc<crate::activity::Dependencies>,
     /// The updates declared with a validator, by name.

@@ -95,13 +95,13 @@ pub(crate) type Remote = Result<(Vec<u8>, Option<Failure>), String>;
 const PAGE: usize = 256;
 
 impl Engine {
-    /// The task queue that runs activity `name` here: its declared queue on
+    /// The task queue that runs activity `vtable` here: its declared queue on
     /// a shared store; `None` (run it locally) otherwise.
-    pub(crate) fn queue_for(&self, name: &str) -> Option<&'static str> {
+    pub(crate) fn queue_for(&self, vtable: &ActivityVTable) -> Option<&'static str> {
         if !self.store.shared() {
             return None;
         }
-        crate::activity::queue_of(name)
+        vtable.queue
     }
 
     /// Notes that instance `id` has used up `key` (a queued result it
@@ -343,7 +343,7 @@ impl Engine {
                     let _ = self.store.commit(batch).await;
                     continue;
                 }
-                let vtable = match crate::activity::registered(&task.activity) {
+                let vtable = match self.activities.named(&task.activity) {
                     Ok(vtable) => vtable,
                     Err(why) => {
                         tracing::error!(activity = %task.activity, queue = %queue, "this worker serves the queue but cannot run the activity ({why}); left to others");

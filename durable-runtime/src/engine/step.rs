@@ -465,7 +465,7 @@ impl Engine {
                             .await;
                     }
                 };
-                if let Some(queue) = self.queue_for(vtable.name) {
+                if let Some(queue) = self.queue_for(&vtable) {
                     return self
                         .run_queued(id, record, queue, vtable, input, options)
                         .await

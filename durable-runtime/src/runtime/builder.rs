@@ -50,6 +50,7 @@ pub struct Builder {
     allow_untraced: bool,
     limits: crate::Limits,
     dependencies: crate::activity::Dependencies,
+    activities: crate::activity::Activities,
     updates: std::collections::HashMap<&'static str, crate::update::UpdateType>,
     test_hooks: crate::activity::TestHooks,
 }
@@ -167,6 +168,42 @@ impl Builder {
     /// opens see them too.
     pub fn dependency<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.dependencies.insert(value);
+        self
+    }
+
+    /// Names `A` as the activity this runtime runs for a call made by its
+    /// name: a saga's compensation and a call on a task queue are stored
+    /// by name and found by it when they run. An activity needs no
+    /// registration while its name is its own; when two linked activities
+    /// share one (two crates that both define `refund`), a call by that
+    /// name fails naming both modules unless the runtime was told which it
+    /// runs. Registering another activity of the same name replaces it.
+    ///
+    /// ```
+    /// use durable_runtime::prelude::*;
+    ///
+    /// mod billing {
+    ///     use durable_runtime::prelude::*;
+    ///     #[activity]
+    ///     pub async fn refund(order: String) -> Result<(), ActivityError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// mod shipping {
+    ///     use durable_runtime::prelude::*;
+    ///     #[activity]
+    ///     pub async fn refund(parcel: String) -> Result<(), ActivityError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// // compensations named `refund` run billing's
+    /// let builder = Runtime::builder().activity::<billing::refund>();
+    /// # let _ = builder;
+    /// ```
+    pub fn activity<A: crate::activity::Activity>(mut self) -> Self {
+        self.activities.insert::<A>();
         self
     }
 
@@ -451,6 +488,7 @@ impl Builder {
             allow_untraced: self.allow_untraced,
             limits: self.limits,
             dependencies: self.dependencies.clone(),
+            activities: self.activities.clone(),
             updates: self.updates.clone(),
             test_hooks: self.test_hooks.clone(),
         }
@@ -570,6 +608,7 @@ impl Builder {
             limits: self.limits,
             test_hooks: self.test_hooks,
             dependencies: Arc::new(self.dependencies),
+            activities: self.activities,
             updates: self.updates,
             member,
             queue_claims: std::sync::atomic::AtomicUsize::new(0),
@@ -756,6 +795,7 @@ impl Runtime {
             allow_untraced: false,
             limits: crate::Limits::default(),
             dependencies: crate::activity::Dependencies::default(),
+            activities: crate::activity::Activities::default(),
             updates: std::collections::HashMap::new(),
             test_hooks: crate::activity::TestHooks::default(),
         }
