@@ -1,12 +1,9 @@
 //! Heartbeats and the activity timeouts (start-to-close, heartbeat,
 //! schedule-to-close) on the runtime's clock.
 //!
-//! On the default store (redb); the suite is `suites/activity_timeouts.rs`, shared by every backend.
+//! On every backend of the matrix (`common::suite!`); the suite is
+//! `suites/activity_timeouts.rs`.
 
 mod common;
 
-use durable_runtime::testing::backends::Backend;
-
-const BACKEND: Backend = Backend::Redb;
-
-include!("suites/activity_timeouts.rs");
+common::suite!("suites/activity_timeouts.rs");

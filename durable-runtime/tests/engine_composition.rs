@@ -1,11 +1,11 @@
 //! Parallel steps, sagas, child workflows and continue-as-new.
 //!
-//! On the default store (redb); the suite is `suites/engine_composition.rs`, shared by every backend.
+//! On every backend of the matrix (`common::suite!`); the suite is
+//! `suites/engine_composition.rs`.
 
 mod common;
 
-use durable_runtime::testing::backends::Backend;
-
-const BACKEND: Backend = Backend::Redb;
-
-include!("suites/engine_composition.rs");
+common::suite!(
+    "suites/engine_composition.rs",
+    redb: "suites/engine_composition_redb.rs"
+);

@@ -1,11 +1,8 @@
 //! Durable timers (with a test clock that skips time) and signals.
 //!
-//! On the default store (redb); the suite is `suites/engine_timers_signals.rs`, shared by every backend.
+//! On every backend of the matrix (`common::suite!`); the suite is
+//! `suites/engine_timers_signals.rs`.
 
 mod common;
 
-use durable_runtime::testing::backends::Backend;
-
-const BACKEND: Backend = Backend::Redb;
-
-include!("suites/engine_timers_signals.rs");
+common::suite!("suites/engine_timers_signals.rs");

@@ -3,12 +3,9 @@
 //! a migration is missing, the upgrade policy's record in history, and the
 //! CI check over snapshot files.
 //!
-//! On the default store (redb); the suite is `suites/engine_versions.rs`, shared by every backend.
+//! On every backend of the matrix (`common::suite!`); the suite is
+//! `suites/engine_versions.rs`.
 
 mod common;
 
-use durable_runtime::testing::backends::Backend;
-
-const BACKEND: Backend = Backend::Redb;
-
-include!("suites/engine_versions.rs");
+common::suite!("suites/engine_versions.rs");

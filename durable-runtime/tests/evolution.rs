@@ -8,14 +8,11 @@
 //! read by position. The expected outcomes are the table in
 //! `docs/versioning.md`.
 //!
-//! On the default store (redb); the suite is `suites/evolution.rs`, shared by every backend.
+//! On every backend of the matrix (`common::suite!`); the suite is
+//! `suites/evolution.rs`.
 
 #![allow(unreachable_pub)]
 
 mod common;
 
-use durable_runtime::testing::backends::Backend;
-
-const BACKEND: Backend = Backend::Redb;
-
-include!("suites/evolution.rs");
+common::suite!("suites/evolution.rs");

@@ -1,11 +1,8 @@
 //! A state with large fields is stored field by field.
 //!
-//! On the default store (redb); the suite is `suites/large_states.rs`, shared by every backend.
+//! On every backend of the matrix (`common::suite!`); the suite is
+//! `suites/large_states.rs`.
 
 mod common;
 
-use durable_runtime::testing::backends::Backend;
-
-const BACKEND: Backend = Backend::Redb;
-
-include!("suites/large_states.rs");
+common::suite!("suites/large_states.rs");

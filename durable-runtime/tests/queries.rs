@@ -1,12 +1,9 @@
 //! Typed queries: the locals an instance holds at its current await, read
 //! into the caller's view type by name.
 //!
-//! On the default store (redb); the suite is `suites/queries.rs`, shared by every backend.
+//! On every backend of the matrix (`common::suite!`); the suite is
+//! `suites/queries.rs`.
 
 mod common;
 
-use durable_runtime::testing::backends::Backend;
-
-const BACKEND: Backend = Backend::Redb;
-
-include!("suites/queries.rs");
+common::suite!("suites/queries.rs");

@@ -1,12 +1,9 @@
 //! Reset: an ended or parked instance taken back to a kept step runs on
 //! from there as a new run; refused, with nothing written, when it cannot.
 //!
-//! On the default store (redb); the suite is `suites/reset.rs`, shared by every backend.
+//! On every backend of the matrix (`common::suite!`); the suite is
+//! `suites/reset.rs`.
 
 mod common;
 
-use durable_runtime::testing::backends::Backend;
-
-const BACKEND: Backend = Backend::Redb;
-
-include!("suites/reset.rs");
+common::suite!("suites/reset.rs");

@@ -5,6 +5,50 @@
 
 use std::time::Duration;
 
+/// The backend matrix of the repository's suites, stated once.
+///
+/// A suite is a file of tests in `tests/suites/` that reads the constant
+/// `BACKEND`. `suite!("suites/NAME.rs")` runs it in one test binary as one
+/// module per backend, named for it: `NAME::redb::…` on the default store
+/// and `NAME::postgres::…` on PostgreSQL (a throwaway server the tests
+/// start). Tests particular to one backend follow that module's suite
+/// from a file of their own (`redb: "suites/NAME_redb.rs"`,
+/// `postgres: "…"`), so they see the suite's workflows and helpers. The
+/// `Store` contract (`store: …`) runs on sled too, kept as an alternative
+/// store.
+///
+/// One binary holds every backend: activities found by name (a saga's
+/// compensation) are then linked once per module, and the suites name the
+/// one their runtime runs with `Builder::activity`.
+#[allow(unused_macros)]
+macro_rules! suite {
+    ($suite:literal $(, redb: $redb:literal)? $(, postgres: $pg:literal)? $(,)?) => {
+        $crate::common::suite!(@on redb, Redb, $suite $(, $redb)?);
+        $crate::common::suite!(@on postgres, Postgres, $suite $(, $pg)?);
+    };
+    (store: $suite:literal $(, postgres: $pg:literal)? $(,)?) => {
+        $crate::common::suite!(@on redb, Redb, $suite);
+        $crate::common::suite!(@on sled, Sled, $suite);
+        $crate::common::suite!(@on postgres, Postgres, $suite $(, $pg)?);
+    };
+    (@on $module:ident, $backend:ident, $($file:literal),+) => {
+        #[doc = concat!("The suite on `", stringify!($module), "`.")]
+        #[allow(unreachable_pub)]
+        mod $module {
+            #[allow(unused_imports)]
+            use $crate::common;
+            #[allow(unused_imports)]
+            use durable_runtime::testing::backends::Backend;
+            #[allow(dead_code)]
+            const BACKEND: durable_runtime::testing::backends::Backend =
+                durable_runtime::testing::backends::Backend::$backend;
+            $(include!($file);)+
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use suite;
+
 /// Fails a test that would otherwise hang.
 pub(crate) trait Within: std::future::Future + Sized {
     async fn within(self) -> Self::Output {

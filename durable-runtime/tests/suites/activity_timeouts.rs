@@ -1,4 +1,5 @@
-// Included by `activity_timeouts.rs` (redb) and `activity_timeouts_postgres.rs`, which set `BACKEND`.
+// Included by `activity_timeouts.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,20 +46,30 @@ async fn encode(key: String, chunks: u32, fail_after: u32) -> Result<Vec<u32>, A
         heartbeat(&chunk)?;
         let attempt = ActivityContext::current().map_or(0, |c| c.attempt);
         if attempt == 1 && chunk == fail_after {
-            return Err(ActivityError::retryable(format!("lost the encoder at chunk {chunk}")));
+            return Err(ActivityError::retryable(format!(
+                "lost the encoder at chunk {chunk}"
+            )));
         }
     }
     Ok(done)
 }
 
 #[workflow]
-async fn encode_video(key: String, chunks: u32, fail_after: u32) -> Result<Vec<u32>, WorkflowError> {
+async fn encode_video(
+    key: String,
+    chunks: u32,
+    fail_after: u32,
+) -> Result<Vec<u32>, WorkflowError> {
     Ok(encode(key, chunks, fail_after).await?)
 }
 
 /// Reports progress 7, then (first attempt) goes silent forever; a later
 /// attempt returns the details it started from.
-#[activity(max_attempts = 2, initial_interval_ms = 1_000, heartbeat_timeout_ms = 5_000)]
+#[activity(
+    max_attempts = 2,
+    initial_interval_ms = 1_000,
+    heartbeat_timeout_ms = 5_000
+)]
 async fn goes_silent(key: String) -> Result<u32, ActivityError> {
     let from = heartbeat_details::<u32>();
     saw(&key, from);
@@ -211,7 +222,10 @@ async fn a_retried_attempt_resumes_from_the_last_heartbeat_and_the_details_go_wi
         .await
         .unwrap();
     // the first attempt did 0..=3 and failed; the second starts at 4
-    assert_eq!(h.result().within().await.unwrap().unwrap(), vec![4, 5, 6, 7]);
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        vec![4, 5, 6, 7]
+    );
     assert_eq!(seen("enc"), vec![(1, None), (2, Some(3))]);
     rt.shutdown().await;
     assert_eq!(heartbeat_keys(&store), 0, "details outlived their call");
@@ -293,7 +307,11 @@ async fn the_schedule_to_close_timeout_bounds_every_attempt_and_backoff() {
         .unwrap();
     // a hanging second attempt is given up when the call's 30 s are over
     let h = rt
-        .start("s2c-hang", bounded_hang("s2c-hang".into()), IdPolicy::Reject)
+        .start(
+            "s2c-hang",
+            bounded_hang("s2c-hang".into()),
+            IdPolicy::Reject,
+        )
         .await
         .unwrap();
     until("the first attempt", || seen("s2c-hang").len() == 1).await;
@@ -309,7 +327,11 @@ async fn the_schedule_to_close_timeout_bounds_every_attempt_and_backoff() {
     // a retry that would start after the 25 s is not made: the last
     // attempt's own error ends the call (attempts at 0, 10 and 20 s)
     let h = rt
-        .start("s2c-fail", bounded_fail("s2c-fail".into()), IdPolicy::Reject)
+        .start(
+            "s2c-fail",
+            bounded_fail("s2c-fail".into()),
+            IdPolicy::Reject,
+        )
         .await
         .unwrap();
     until("the first attempt", || seen("s2c-fail").len() == 1).await;

@@ -1,4 +1,5 @@
-// Included by `batch.rs` (redb) and `batch_postgres.rs`, which set `BACKEND`.
+// Included by `batch.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 //
 // A batch operation visits every instance its filter matches, in id order,
 // once: what it does is done on those it applies to and skipped on the
@@ -91,7 +92,11 @@ async fn a_batch_cancels_what_its_filter_matches_and_skips_what_has_ended() {
     assert_eq!((op.matched, op.state), (12, BatchState::Running));
     let op = rt.batch_wait(&op.id).within().await.unwrap();
     assert_eq!(op.state, BatchState::Done);
-    assert_eq!((op.visited, op.done, op.skipped, op.failed), (12, 11, 1, 0), "{op:?}");
+    assert_eq!(
+        (op.visited, op.done, op.skipped, op.failed),
+        (12, 11, 1, 0),
+        "{op:?}"
+    );
     for id in &ids[1..] {
         until("cancelled", || {
             rt.describe(id).is_ok_and(|d| d.status == Status::Cancelled)
@@ -130,8 +135,12 @@ async fn a_batch_signal_reaches_each_instance_once_though_a_restart_cuts_it_off(
         rt.signal(id, "close", &()).await.unwrap();
     }
     for id in &ids {
-        let total: Result<u32, WorkflowError> =
-            rt.handle::<tally>(id.clone()).result().within().await.unwrap();
+        let total: Result<u32, WorkflowError> = rt
+            .handle::<tally>(id.clone())
+            .result()
+            .within()
+            .await
+            .unwrap();
         assert_eq!(total.unwrap(), 1, "{id} got the batch's signal once");
     }
     rt.shutdown().await;
@@ -157,7 +166,11 @@ async fn a_batch_resets_the_failed_instances_to_their_failed_step() {
     .await;
     BROKEN.store(false, Ordering::SeqCst);
     let op = rt
-        .batch(failed.clone(), BatchAction::reset_latest("card service back"), None)
+        .batch(
+            failed.clone(),
+            BatchAction::reset_latest("card service back"),
+            None,
+        )
         .await
         .unwrap();
     let op = rt.batch_wait(&op.id).within().await.unwrap();
@@ -210,13 +223,19 @@ async fn a_stopped_batch_visits_no_more_instances() {
     assert!(seen.visited < 20, "{seen:?}");
     assert!(terminated(&rt) <= seen.visited + 4);
     // a stop of an ended operation changes nothing; an unknown id is an error
-    assert_eq!(rt.stop_batch(&op.id).await.unwrap().state, BatchState::Stopped);
+    assert_eq!(
+        rt.stop_batch(&op.id).await.unwrap().state,
+        BatchState::Stopped
+    );
     assert!(rt.batch_status("nope").is_err());
     rt.shutdown().await;
     // nor does a restart take it up again
     let rt = builder().open_url(db.url()).await.unwrap();
     let after = rt.batch_status(&op.id).unwrap();
-    assert_eq!((after.state, after.visited), (BatchState::Stopped, seen.visited));
+    assert_eq!(
+        (after.state, after.visited),
+        (BatchState::Stopped, seen.visited)
+    );
     assert!(terminated(&rt) <= seen.visited + 4);
     rt.shutdown().await;
 }

@@ -1,4 +1,5 @@
-// Included by `engine_composition.rs` (redb) and `engine_composition_postgres.rs`, which set `BACKEND`.
+// Included by `engine_composition.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 
 use common::{Within, until};
 
@@ -73,6 +74,10 @@ async fn book(trip: String, what: String) -> Result<String, ActivityError> {
     Ok(format!("{what}-{trip}"))
 }
 
+/// A compensation, found by name when the saga runs it: the suite is
+/// linked once per backend (`common::suite!`), so the runtimes that run
+/// sagas name this module's `unbook` (and `slow_undo`) as theirs with
+/// `Builder::activity`.
 #[activity]
 async fn unbook(trip: String, booking: String) -> Result<(), ActivityError> {
     log(format!("unbook {trip} {booking}"));
@@ -171,6 +176,7 @@ async fn a_failed_saga_compensates_in_reverse_order() {
     let db = BACKEND.store();
     let rt = Runtime::builder()
         .workflow::<trip>()
+        .activity::<unbook>()
         .open_url(db.url())
         .await
         .unwrap();
@@ -243,6 +249,7 @@ async fn every_part_of_a_join_all_and_of_a_compensation_is_in_the_history() {
     let rt = Runtime::builder()
         .workflow::<flaky_parts>()
         .workflow::<trip>()
+        .activity::<unbook>()
         .open_url(db.url())
         .await
         .unwrap();
@@ -259,7 +266,13 @@ async fn every_part_of_a_join_all_and_of_a_compensation_is_in_the_history() {
         vec![
             (step, 0, "flaky".to_owned(), 1, None),
             (step, 1, "flaky".to_owned(), 3, None),
-            (step, 2, "flaky".to_owned(), 3, Some(format!("error: {run}/2 try 3"))),
+            (
+                step,
+                2,
+                "flaky".to_owned(),
+                3,
+                Some(format!("error: {run}/2 try 3"))
+            ),
         ]
     );
 
@@ -286,8 +299,16 @@ async fn every_part_of_a_join_all_and_of_a_compensation_is_in_the_history() {
     assert_eq!(
         called[..2],
         [
-            (Some(0), format!(r#"["{run}/0",0]"#), r#"{"Ok":1}"#.to_owned()),
-            (Some(1), format!(r#"["{run}/1",2]"#), r#"{"Ok":3}"#.to_owned()),
+            (
+                Some(0),
+                format!(r#"["{run}/0",0]"#),
+                r#"{"Ok":1}"#.to_owned()
+            ),
+            (
+                Some(1),
+                format!(r#"["{run}/1",2]"#),
+                r#"{"Ok":3}"#.to_owned()
+            ),
         ]
     );
     assert_eq!(called[2].0, Some(2));
@@ -305,7 +326,12 @@ async fn every_part_of_a_join_all_and_of_a_compensation_is_in_the_history() {
     assert_eq!(
         undone
             .iter()
-            .map(|(_, part, activity, attempts, error)| (*part, activity.as_str(), *attempts, error.clone()))
+            .map(|(_, part, activity, attempts, error)| (
+                *part,
+                activity.as_str(),
+                *attempts,
+                error.clone()
+            ))
             .collect::<Vec<_>>(),
         vec![(0, "unbook", 1, None), (1, "unbook", 1, None)]
     );
@@ -399,6 +425,8 @@ async fn a_cancel_during_compensation_lets_the_compensation_finish() {
     let db = BACKEND.store();
     let rt = Runtime::builder()
         .workflow::<compensating>()
+        .activity::<unbook>()
+        .activity::<slow_undo>()
         .open_url(db.url())
         .await
         .unwrap();
@@ -628,7 +656,11 @@ async fn a_child_losing_a_select_is_cancelled() {
     // cancelled as it lost, while its parent goes on
     let child = rt.handle::<errand>("race-lose/1/0");
     let out = child.result().within().await.unwrap();
-    assert_eq!(child.describe().unwrap().status, Status::Cancelled, "{out:?}");
+    assert_eq!(
+        child.describe().unwrap().status,
+        Status::Cancelled,
+        "{out:?}"
+    );
     assert_eq!(h.describe().unwrap().status, Status::Running);
     rt.signal("race-lose", "end", &()).await.unwrap();
     assert_eq!(h.result().within().await.unwrap().unwrap(), "stopped");
@@ -666,7 +698,11 @@ async fn first_of_children_takes_the_first_to_end_and_cancels_the_rest() {
     rt.signal("fo/1/1", "go", &()).await.unwrap();
     let loser = rt.handle::<errand>("fo/1/0");
     let out = loser.result().within().await.unwrap();
-    assert_eq!(loser.describe().unwrap().status, Status::Cancelled, "{out:?}");
+    assert_eq!(
+        loser.describe().unwrap().status,
+        Status::Cancelled,
+        "{out:?}"
+    );
     assert_eq!(h.describe().unwrap().status, Status::Running);
     rt.signal("fo", "end", &()).await.unwrap();
     assert_eq!(
@@ -807,12 +843,19 @@ async fn a_child_started_without_waiting_runs_on_by_the_parents_close_policy() {
         .await
         .unwrap();
     let ids = h.result().within().await.unwrap().unwrap();
-    assert_eq!(ids, vec!["dispatch/1".to_owned(), "free-errand-1".to_owned()]);
+    assert_eq!(
+        ids,
+        vec!["dispatch/1".to_owned(), "free-errand-1".to_owned()]
+    );
     // the parent ended first: the default policy cancelled its child, the
     // abandoned one waits on
     let bound = rt.handle::<errand>("dispatch/1");
     let out = bound.result().within().await.unwrap();
-    assert_eq!(bound.describe().unwrap().status, Status::Cancelled, "{out:?}");
+    assert_eq!(
+        bound.describe().unwrap().status,
+        Status::Cancelled,
+        "{out:?}"
+    );
     let free = rt.handle::<errand>("free-errand-1");
     assert_eq!(free.describe().unwrap().status, Status::Running);
     rt.signal("free-errand-1", "go", &()).await.unwrap();

@@ -1,4 +1,5 @@
-// Included by `engine_guarantees.rs` (redb) and `engine_guarantees_postgres.rs`, which set `BACKEND`.
+// Included by `engine_guarantees.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -205,7 +206,11 @@ async fn an_over_long_id_is_refused_with_the_limit_and_others_are_unharmed() {
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
     match rt
-        .start(long.clone(), three_steps("long-id".into()), IdPolicy::Reject)
+        .start(
+            long.clone(),
+            three_steps("long-id".into()),
+            IdPolicy::Reject,
+        )
         .await
     {
         Err(e @ StartError::IdTooLong { len, limit, .. }) => {
@@ -294,12 +299,12 @@ async fn values_over_the_limits_are_refused_naming_the_limit_and_others_are_unha
     assert_eq!(runs("sized", "res").len(), 1, "not retried");
 
     // a signal over the limit: refused, the instance still waits
-    let err = rt
-        .signal("res", "go", &vec![0u8; 1_500])
-        .await
-        .unwrap_err();
+    let err = rt.signal("res", "go", &vec![0u8; 1_500]).await.unwrap_err();
     assert!(
-        matches!(err, durable_runtime::SignalError::TooLarge { limit: 1_000, .. }),
+        matches!(
+            err,
+            durable_runtime::SignalError::TooLarge { limit: 1_000, .. }
+        ),
         "{err:?}"
     );
     limit_text(&err, "Limits::signal_bytes");
@@ -307,7 +312,9 @@ async fn values_over_the_limits_are_refused_naming_the_limit_and_others_are_unha
     rt.signal("ok", "go", &()).await.unwrap();
     let out = h.result().await.unwrap().unwrap();
     assert!(
-        out.starts_with("refused: ") && out.contains("Limits::result_bytes") && out.ends_with("held 10"),
+        out.starts_with("refused: ")
+            && out.contains("Limits::result_bytes")
+            && out.ends_with("held 10"),
         "{out}"
     );
     assert_eq!(fine.result().await.unwrap(), Ok("got 2000; held 10".into()));
@@ -353,7 +360,8 @@ async fn tagged(n: usize) -> Result<String, WorkflowError> {
             char::from(b'a' + (x % 26) as u8)
         })
         .collect();
-    durable_runtime::upsert_search_attributes([("note", durable_runtime::SearchValue::from(note))]).await;
+    durable_runtime::upsert_search_attributes([("note", durable_runtime::SearchValue::from(note))])
+        .await;
     Ok("tagged".into())
 }
 
@@ -1339,7 +1347,11 @@ struct Flaky(bool);
 
 impl Pricing for Flaky {
     fn price(&self, _: &str) -> Result<u64, String> {
-        if self.0 { Ok(7) } else { Err("pricing is down".into()) }
+        if self.0 {
+            Ok(7)
+        } else {
+            Err("pricing is down".into())
+        }
     }
 }
 
@@ -1472,7 +1484,11 @@ async fn a_new_run_of_an_ended_id_replaces_it_with_its_own_keys_and_history() {
     assert_eq!(runs("step", "rerun/1").len(), 1);
 
     let second = rt
-        .start("rerun", three_steps("rerun".into()), IdPolicy::NewRunIfEnded)
+        .start(
+            "rerun",
+            three_steps("rerun".into()),
+            IdPolicy::NewRunIfEnded,
+        )
         .await
         .unwrap();
     assert_eq!(second.result().within().await.unwrap().unwrap(), 60);
@@ -1496,13 +1512,21 @@ async fn a_new_run_of_an_ended_id_replaces_it_with_its_own_keys_and_history() {
 
     // a run that has not ended is not replaced
     let running = rt
-        .start("rerun-live", waits_on_gate("rerun-live".into()), IdPolicy::Reject)
+        .start(
+            "rerun-live",
+            waits_on_gate("rerun-live".into()),
+            IdPolicy::Reject,
+        )
         .await
         .unwrap();
     wait_for_runs("blocked", "rerun-live", 1).await;
     assert!(matches!(
-        rt.start("rerun-live", waits_on_gate("rerun-live".into()), IdPolicy::NewRunIfEnded)
-            .await,
+        rt.start(
+            "rerun-live",
+            waits_on_gate("rerun-live".into()),
+            IdPolicy::NewRunIfEnded
+        )
+        .await,
         Err(StartError::AlreadyExists { .. })
     ));
     gate("rerun-live").notify_one();

@@ -1,4 +1,5 @@
-// Included by `engine_timers_signals.rs` (redb) and `engine_timers_signals_postgres.rs`, which set `BACKEND`.
+// Included by `engine_timers_signals.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 
 use common::{Within, until};
 
@@ -217,7 +218,10 @@ async fn a_signal_arriving_as_its_instance_decides_to_wait_wakes_it() {
         .await
         .unwrap();
     let _ = sender.set(rt.clone());
-    let h = rt.start("window", collect(1), IdPolicy::Reject).await.unwrap();
+    let h = rt
+        .start("window", collect(1), IdPolicy::Reject)
+        .await
+        .unwrap();
     assert_eq!(h.result().within().await.unwrap().unwrap(), vec!["x"]);
     rt.shutdown().await;
 }
@@ -738,7 +742,11 @@ async fn a_cancel_stored_while_down_is_acted_on_at_open() {
         .open_url(db.url())
         .await
         .unwrap();
-    assert_eq!(rt.resumed_on_open(), 1, "a sleeper with a cancel is read on open");
+    assert_eq!(
+        rt.resumed_on_open(),
+        1,
+        "a sleeper with a cancel is read on open"
+    );
     assert_eq!(
         rt.handle::<cancellable>("cd")
             .result()
@@ -982,7 +990,10 @@ async fn an_ended_instance_leaves_no_deadline_timer_behind() {
         .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
         .filter(|k| k.contains("deadline-"))
         .collect();
-    assert!(left.is_empty(), "timer entries of ended instances: {left:?}");
+    assert!(
+        left.is_empty(),
+        "timer entries of ended instances: {left:?}"
+    );
 }
 
 /// Retention takes every key of an ended instance, those an earlier build
@@ -1050,7 +1061,10 @@ async fn retention_takes_every_key_of_an_instance_even_those_an_earlier_build_le
         .map(|(k, _)| String::from_utf8_lossy(&k).into_owned())
         .filter(|k| k.contains(id))
         .collect();
-    assert!(kept.is_empty(), "keys of the instance retention left: {kept:?}");
+    assert!(
+        kept.is_empty(),
+        "keys of the instance retention left: {kept:?}"
+    );
     rt.shutdown().await;
 }
 
@@ -1246,7 +1260,11 @@ async fn ended_instances_leave_no_bookkeeping_in_memory() {
             .unwrap();
     }
     // a signal and a cancel for ids that do not exist
-    assert!(rt.signal("leak-none", "item", &"z".to_owned()).await.is_err());
+    assert!(
+        rt.signal("leak-none", "item", &"z".to_owned())
+            .await
+            .is_err()
+    );
     assert!(rt.handle::<collect>("leak-none").cancel().await.is_err());
     for id in &handles {
         let got = rt.handle::<collect>(id.clone()).result().within().await;
@@ -1317,7 +1335,11 @@ async fn a_restart_during_a_retry_backoff_waits_out_the_rest_of_it() {
     })
     .await;
     // the next attempt's time is told (the UI and the CLI show it)
-    let due = h.describe().unwrap().next_attempt_ms.expect("a next attempt");
+    let due = h
+        .describe()
+        .unwrap()
+        .next_attempt_ms
+        .expect("a next attempt");
     let now = durable_runtime::clock::Clock::now(&*clock)
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -1330,10 +1352,18 @@ async fn a_restart_during_a_retry_backoff_waits_out_the_rest_of_it() {
     let rt = open().await.unwrap();
     until("resumed", || rt.running_instances() == 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(runs("fails_first:backoff"), 1, "retried before the backoff ended");
+    assert_eq!(
+        runs("fails_first:backoff"),
+        1,
+        "retried before the backoff ended"
+    );
     clock.advance(Duration::from_secs(19));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(runs("fails_first:backoff"), 1, "retried before the backoff ended");
+    assert_eq!(
+        runs("fails_first:backoff"),
+        1,
+        "retried before the backoff ended"
+    );
     clock.advance(Duration::from_secs(2));
     let out = rt
         .handle::<retried_later>("backoff")
@@ -1348,14 +1378,22 @@ async fn a_restart_during_a_retry_backoff_waits_out_the_rest_of_it() {
 
 #[activity]
 async fn first_half(key: String) -> Result<u32, ActivityError> {
-    *RUNS.lock().unwrap().entry(format!("first:{key}")).or_default() += 1;
+    *RUNS
+        .lock()
+        .unwrap()
+        .entry(format!("first:{key}"))
+        .or_default() += 1;
     gate(&key).notified().await;
     Ok(1)
 }
 
 #[activity]
 async fn second_half(key: String) -> Result<u32, ActivityError> {
-    *RUNS.lock().unwrap().entry(format!("second:{key}")).or_default() += 1;
+    *RUNS
+        .lock()
+        .unwrap()
+        .entry(format!("second:{key}"))
+        .or_default() += 1;
     Ok(2)
 }
 
@@ -1391,7 +1429,11 @@ async fn a_graceful_shutdown_lets_the_running_attempt_finish_and_nothing_runs_tw
     let stopping = tokio::spawn(rt.shutdown_timeout(Duration::from_secs(60)));
     gate("graceful").notify_one();
     stopping.within().await.unwrap();
-    assert_eq!(runs("second:graceful"), 0, "a new attempt started while stopping");
+    assert_eq!(
+        runs("second:graceful"),
+        0,
+        "a new attempt started while stopping"
+    );
 
     let rt = open().await.unwrap();
     let out = rt
@@ -1421,7 +1463,10 @@ async fn an_immediate_shutdown_cuts_off_the_running_attempt_which_runs_again() {
     first_half_running(&rt, "abrupt").await;
     rt.shutdown().await;
     let rt = open().await.unwrap();
-    until("the first activity runs again", || runs("first:abrupt") == 2).await;
+    until("the first activity runs again", || {
+        runs("first:abrupt") == 2
+    })
+    .await;
     gate("abrupt").notify_one();
     let out = rt.handle::<two_halves>("abrupt").result().within().await;
     assert_eq!(out.unwrap().unwrap(), 3);
@@ -1490,7 +1535,11 @@ async fn a_promise_is_completed_exactly_once_and_its_value_reaches_the_workflow(
         rt.complete(&token, &Paid { cents: 5 }).await,
         Err(SignalError::AlreadyCompleted { .. })
     ));
-    for bad in ["pay-once", "pay-once#123", "#2f1e6a8e-3c55-4f7e-9b1a-6d3c2b1a0f9e"] {
+    for bad in [
+        "pay-once",
+        "pay-once#123",
+        "#2f1e6a8e-3c55-4f7e-9b1a-6d3c2b1a0f9e",
+    ] {
         assert!(
             matches!(
                 rt.complete(bad, &Paid { cents: 5 }).await,
@@ -1513,15 +1562,20 @@ async fn a_promise_completed_before_it_is_awaited_is_kept_across_a_restart() {
             .open_url(db.url())
     };
     let rt = open().await.unwrap();
-    rt.start("pay-early", checkout("pay-early".into(), 60), IdPolicy::Reject)
-        .await
-        .unwrap();
+    rt.start(
+        "pay-early",
+        checkout("pay-early".into(), 60),
+        IdPolicy::Reject,
+    )
+    .await
+    .unwrap();
     until("the token handed out", || token_of("pay-early").is_some()).await;
     until("pausing", || rt.running_instances() == 0).await;
     let token = token_of("pay-early").unwrap();
     // not awaited yet: from JSON the type is not known, from Rust it is kept
     assert!(matches!(
-        rt.complete_json(&token, &serde_json::json!({ "cents": 7 })).await,
+        rt.complete_json(&token, &serde_json::json!({ "cents": 7 }))
+            .await,
         Err(SignalError::NotWaiting { .. })
     ));
     rt.complete(&token, &Paid { cents: 700 }).await.unwrap();
@@ -1563,7 +1617,8 @@ async fn a_promise_completes_from_json_while_awaited_or_loses_to_its_timer() {
     .await;
     let token = token_of("pay-json").unwrap();
     assert!(matches!(
-        rt.complete_json(&token, &serde_json::json!({ "cents": "many" })).await,
+        rt.complete_json(&token, &serde_json::json!({ "cents": "many" }))
+            .await,
         Err(SignalError::Payload { .. })
     ));
     rt.complete_json(&token, &serde_json::json!({ "cents": 42 }))
@@ -1587,9 +1642,13 @@ async fn a_completed_promise_stays_completed_when_its_instance_moves_to_another_
         .open_url(db.url())
         .await
         .unwrap();
-    rt.start("pay-moved", checkout("pay-moved".into(), 60), IdPolicy::Reject)
-        .await
-        .unwrap();
+    rt.start(
+        "pay-moved",
+        checkout("pay-moved".into(), 60),
+        IdPolicy::Reject,
+    )
+    .await
+    .unwrap();
     until("the token handed out and pausing", || {
         token_of("pay-moved").is_some() && rt.running_instances() == 0
     })
@@ -1612,7 +1671,11 @@ async fn a_completed_promise_stays_completed_when_its_instance_moves_to_another_
         Err(SignalError::AlreadyCompleted { .. })
     ));
     clock.advance(Duration::from_secs(61));
-    let out = moved.handle::<checkout>("pay-moved").result().within().await;
+    let out = moved
+        .handle::<checkout>("pay-moved")
+        .result()
+        .within()
+        .await;
     assert_eq!(out.unwrap().unwrap(), "paid 300");
     moved.shutdown().await;
 }

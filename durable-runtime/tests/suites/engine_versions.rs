@@ -1,4 +1,5 @@
-// Included by `engine_versions.rs` (redb) and `engine_versions_postgres.rs`, which set `BACKEND`.
+// Included by `engine_versions.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 //
 // Versions of one workflow name: side by side across restarts, starts by
 // name on the newest, typed migrations on open and on import, parking when
@@ -768,9 +769,13 @@ async fn a_migration_from_inside_a_helper_parks_saying_why() {
         .open_url(dir.url())
         .await
         .unwrap();
-    rt.start("in-helper", helped_order_v1("in-helper".into()), IdPolicy::Reject)
-        .await
-        .unwrap();
+    rt.start(
+        "in-helper",
+        helped_order_v1("in-helper".into()),
+        IdPolicy::Reject,
+    )
+    .await
+    .unwrap();
     {
         let rt = &rt;
         until("waiting in the helper", move || {
@@ -786,10 +791,10 @@ async fn a_migration_from_inside_a_helper_parks_saying_why() {
     let rt = Runtime::builder()
         .workflow::<helped_order_v2>()
         .migration(
-            Migration::<helped_order_v1, helped_order_v2>::new().variant(
-                helped_order_v1::AwaitPayment,
-                |(id,): (String,)| helped_order_v2::Signal.state((id,)),
-            ),
+            Migration::<helped_order_v1, helped_order_v2>::new()
+                .variant(helped_order_v1::AwaitPayment, |(id,): (String,)| {
+                    helped_order_v2::Signal.state((id,))
+                }),
         )
         .open_url(dir.url())
         .await

@@ -1,4 +1,5 @@
-// Included by `evolution.rs` (redb) and `evolution_postgres.rs`, which set `BACKEND`.
+// Included by `evolution.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 //
 // Evolution of in-flight state: the matrix of type edits between two
 // builds. Each case is two builds of one workflow (modules `a` and `b`,
@@ -1532,7 +1533,7 @@ mod kid {
             #[workflow(name = "kid_parent")]
             #[allow(dead_code)]
             pub async fn kid_parent(kid: String) -> Result<String, WorkflowError> {
-                let r = crate::receipt::$receipt::receipt(kid.clone())
+                let r = super::super::receipt::$receipt::receipt(kid.clone())
                     .with_id(kid)
                     .await??;
                 Ok(format!("charge {} cents for {} items", r.cents, r.qty))

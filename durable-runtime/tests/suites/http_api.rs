@@ -1,4 +1,5 @@
-// Included by `http_api.rs` (redb) and `http_api_postgres.rs`, which set `BACKEND`.
+// Included by `http_api.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 //
 // The HTTP API and metrics against a live runtime.
 
@@ -110,7 +111,8 @@ async fn the_api_lists_describes_steers_and_reports_metrics_behind_a_token() {
     // what this process can start, by name (the UI's start form offers them)
     let (code, body) = call(addr, "GET", "/api/workflows", Some("t0ken"), "").await;
     assert_eq!(code, 200, "{body}");
-    let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    let names: Vec<String> = serde_json::from_str::<serde_json::Value>(&body)
+        .unwrap()
         .as_array()
         .unwrap()
         .iter()
@@ -152,7 +154,8 @@ async fn the_api_lists_describes_steers_and_reports_metrics_behind_a_token() {
     // an end is counted once its final save is acknowledged, which may be
     // just after a waiting `result()` saw the ended record: scrape until
     // the termination is counted (bounded)
-    let terminated = "durable_workflows_ended_total{workflow=\"parked_on_signal\",status=\"terminated\"} 1";
+    let terminated =
+        "durable_workflows_ended_total{workflow=\"parked_on_signal\",status=\"terminated\"} 1";
     let mut scraped = call(addr, "GET", "/metrics", Some("t0ken"), "").await;
     for _ in 0..200 {
         if scraped.1.lines().any(|l| l == terminated) {
@@ -208,7 +211,10 @@ async fn the_api_lists_describes_steers_and_reports_metrics_behind_a_token() {
             .unwrap_or(0);
         assert!(reads > 0, "{body}");
     }
-    for needle in ["durable_transitions_total{workflow=\"doubled\"} ", "durable_store_fsyncs_total "] {
+    for needle in [
+        "durable_transitions_total{workflow=\"doubled\"} ",
+        "durable_store_fsyncs_total ",
+    ] {
         assert!(body.contains(needle), "missing {needle} in\n{body}");
     }
     // the time in attempts is the histogram's `_sum` (a counter of whole
@@ -331,7 +337,10 @@ async fn phases_filter_the_list_and_json_signals_take_the_awaited_type() {
         .iter()
         .map(|d| d["created_ms"].as_u64().unwrap())
         .collect();
-    assert!(starts.len() > 1 && starts.windows(2).all(|w| w[0] >= w[1]), "{body}");
+    assert!(
+        starts.len() > 1 && starts.windows(2).all(|w| w[0] >= w[1]),
+        "{body}"
+    );
     let (_, body) = call(addr, "GET", "/api/instances?order=id", None, "").await;
     let by_id: Vec<String> = json(&body)
         .as_array()
@@ -345,7 +354,14 @@ async fn phases_filter_the_list_and_json_signals_take_the_awaited_type() {
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("`order` is `newest` or `id`"), "{body}");
     // the counts a filter matches, whatever its status
-    let (code, body) = call(addr, "GET", "/api/counts?prefix=ask-&status=failed", None, "").await;
+    let (code, body) = call(
+        addr,
+        "GET",
+        "/api/counts?prefix=ask-&status=failed",
+        None,
+        "",
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     let counted = json(&body);
     assert_eq!(counted["by_phase"]["waiting_for_signal"], 1, "{body}");

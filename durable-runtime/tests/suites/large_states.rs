@@ -1,5 +1,5 @@
-// Included by `large_states.rs` (redb) and `large_states_postgres.rs`,
-// which set `BACKEND`.
+// Included by `large_states.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 //
 // A state with large fields is stored field by field: a checkpoint writes
 // the large fields that changed and refers to the others, deletes the
@@ -36,7 +36,8 @@ impl Counting {
 
     /// The reads of stored field values since the last call.
     fn field_reads(&self) -> usize {
-        self.field_reads.swap(0, std::sync::atomic::Ordering::SeqCst)
+        self.field_reads
+            .swap(0, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The bytes (keys and values) of the batches committed since the last call.
@@ -143,7 +144,9 @@ fn document(id: &str, kib: usize) -> Document {
 fn compressible(id: &str, kib: usize) -> Document {
     Document {
         id: id.to_owned(),
-        text: (0..kib * 1024).map(|i| (b'a' + (i % 26) as u8) as char).collect(),
+        text: (0..kib * 1024)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect(),
     }
 }
 
@@ -253,7 +256,11 @@ async fn an_unchanged_large_field_is_written_once_and_deleted_with_the_last_chec
     // gives it what it needs, not a 128 KiB region)
     assert_eq!(store.fields("c"), 1);
     let pieces = store.keys("c");
-    assert_eq!(pieces.len(), (64 * 1024 + 10usize).div_ceil(8000), "{pieces:?}");
+    assert_eq!(
+        pieces.len(),
+        (64 * 1024 + 10usize).div_ceil(8000),
+        "{pieces:?}"
+    );
     rt.shutdown().await;
 }
 
@@ -455,7 +462,11 @@ async fn describing_or_listing_an_instance_reads_none_of_its_stored_fields() {
         ..Default::default()
     };
     assert_eq!(rt.list(&filter).unwrap().len(), 1);
-    assert_eq!(store.field_reads(), 0, "describe and list read no field value");
+    assert_eq!(
+        store.field_reads(),
+        0,
+        "describe and list read no field value"
+    );
     // the control: the state's JSON puts the state back together
     assert!(rt.state_json("r").unwrap().to_string().contains(&doc.text));
     assert!(store.field_reads() > 0);

@@ -1,4 +1,5 @@
-// Included by `queries.rs` (redb) and `queries_postgres.rs`, which set `BACKEND`.
+// Included by `queries.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 //
 // A typed query reads the locals an instance holds at its current await
 // into the caller's view type, by name: what the await does not hold, or
@@ -52,7 +53,9 @@ async fn a_typed_query_reads_the_current_awaits_locals_by_name() {
         .open_url(db.url())
         .await
         .unwrap();
-    rt.start("s-1", shipping(2), IdPolicy::Reject).await.unwrap();
+    rt.start("s-1", shipping(2), IdPolicy::Reject)
+        .await
+        .unwrap();
     until("it waits", || rt.query("s-1", PROGRESS).is_ok()).await;
     assert_eq!(
         rt.query("s-1", PROGRESS).unwrap(),

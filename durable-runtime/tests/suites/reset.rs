@@ -1,4 +1,5 @@
-// Included by `reset.rs` (redb) and `reset_postgres.rs`, which set `BACKEND`.
+// Included by `reset.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 //
 // A reset takes an ended or parked instance back to the state one of its
 // checkpoints kept: a new run goes on from there, runs the awaited command
@@ -47,7 +48,9 @@ async fn reserve(order: String) -> Result<u32, ActivityError> {
 async fn charge(cents: u32) -> Result<u32, ActivityError> {
     called("charge");
     if BROKEN.load(Ordering::SeqCst) {
-        return Err(ActivityError::terminal("card service rejected the currency"));
+        return Err(ActivityError::terminal(
+            "card service rejected the currency",
+        ));
     }
     Ok(cents)
 }
@@ -135,7 +138,11 @@ async fn a_failed_instance_reset_to_its_failed_step_runs_that_step_again_and_non
     BROKEN.store(false, Ordering::SeqCst);
     let points = rt.reset_points("o-1").unwrap();
     let awaiting: Vec<&str> = points.iter().map(|p| p.awaiting.as_str()).collect();
-    assert_eq!(awaiting, ["activity reserve", "activity charge"], "{points:?}");
+    assert_eq!(
+        awaiting,
+        ["activity reserve", "activity charge"],
+        "{points:?}"
+    );
     let at = points[1].step;
     let before = rt.history("o-1").unwrap().len();
     let reset = rt
@@ -202,7 +209,11 @@ async fn a_completed_instance_reset_by_event_runs_on_from_that_events_step() {
     let rt = builder().open_url(db.url()).await.unwrap();
     let points = rt.reset_points("o-2").unwrap();
     let again = rt
-        .reset("o-2", ResetTo::Step(points.last().unwrap().step), "ship again")
+        .reset(
+            "o-2",
+            ResetTo::Step(points.last().unwrap().step),
+            "ship again",
+        )
         .await
         .unwrap();
     assert_eq!(again.run, 3);
@@ -224,23 +235,36 @@ async fn a_reset_that_cannot_be_made_is_refused_and_writes_nothing() {
     rt.start("p-1", parcel("p-1".into()), IdPolicy::Reject)
         .await
         .unwrap();
-    until("p-1 waits", || rt.reset_points("p-1").is_ok_and(|p| !p.is_empty())).await;
+    until("p-1 waits", || {
+        rt.reset_points("p-1").is_ok_and(|p| !p.is_empty())
+    })
+    .await;
     let active = rt.reset("p-1", ResetTo::Step(1), "x").await.unwrap_err();
     assert!(matches!(active, ResetError::Active { .. }), "{active}");
     assert!(active.to_string().contains("cancel or terminate it first"));
-    rt.signal("p-1", "address", &"Lyon".to_owned()).await.unwrap();
+    rt.signal("p-1", "address", &"Lyon".to_owned())
+        .await
+        .unwrap();
     assert_eq!(ended(&rt, "p-1").await, Status::Completed);
     let history = rt.history("p-1").unwrap();
     // a step it never kept: the error lists those it keeps
     let gone = rt.reset("p-1", ResetTo::Step(9), "x").await.unwrap_err();
     match &gone {
-        ResetError::PointGone { step, kept, .. } => assert_eq!((*step, kept.as_slice()), (9, &[1][..])),
+        ResetError::PointGone { step, kept, .. } => {
+            assert_eq!((*step, kept.as_slice()), (9, &[1][..]))
+        }
         other => panic!("{other:?}"),
     }
-    assert!(gone.to_string().contains("steps it can be reset to: 1"), "{gone}");
+    assert!(
+        gone.to_string().contains("steps it can be reset to: 1"),
+        "{gone}"
+    );
     // an event past the history, and one of no step (the start)
     let past = rt.reset("p-1", ResetTo::Event(999), "x").await.unwrap_err();
-    assert!(matches!(past, ResetError::Event { event: 999, .. }), "{past}");
+    assert!(
+        matches!(past, ResetError::Event { event: 999, .. }),
+        "{past}"
+    );
     let start = rt.reset("p-1", ResetTo::Event(1), "x").await.unwrap_err();
     assert!(start.to_string().contains("belongs to no step"), "{start}");
     assert_eq!(rt.history("p-1").unwrap(), history);
@@ -251,10 +275,15 @@ async fn a_reset_that_cannot_be_made_is_refused_and_writes_nothing() {
     rt.start("p-2", parcel("p-2".into()), IdPolicy::Reject)
         .await
         .unwrap();
-    rt.signal("p-2", "address", &"Oslo".to_owned()).await.unwrap();
+    rt.signal("p-2", "address", &"Oslo".to_owned())
+        .await
+        .unwrap();
     assert_eq!(ended(&rt, "p-2").await, Status::Completed);
     let none = rt.reset("p-2", ResetTo::Step(1), "x").await.unwrap_err();
-    assert!(matches!(&none, ResetError::PointGone { kept, .. } if kept.is_empty()), "{none}");
+    assert!(
+        matches!(&none, ResetError::PointGone { kept, .. } if kept.is_empty()),
+        "{none}"
+    );
     rt.shutdown().await;
 }
 
@@ -384,7 +413,10 @@ async fn a_parked_instance_reset_to_a_step_the_new_code_reads_runs_on_the_new_co
     assert_eq!(rt.describe("n-1").unwrap().status, Status::Parked);
     assert_eq!(rt.parked().len(), 1);
     let refused = rt.reset("n-1", ResetTo::Step(2), "x").await.unwrap_err();
-    assert!(matches!(refused, ResetError::LayoutChanged { step: 2, .. }), "{refused}");
+    assert!(
+        matches!(refused, ResetError::LayoutChanged { step: 2, .. }),
+        "{refused}"
+    );
     // step 1 held only the count, which the new code reads as it was
     let reset = rt
         .reset("n-1", ResetTo::Step(1), "note type changed in 2.0")
@@ -494,7 +526,10 @@ async fn an_instance_moved_to_another_store_keeps_no_reset_points_there() {
     // its history reads as it did; the points stayed in the store they refer into
     assert!(rt.history("o-moved").unwrap().len() >= 4);
     assert!(rt.reset_points("o-moved").unwrap().is_empty());
-    let refused = rt.reset("o-moved", ResetTo::Step(2), "x").await.unwrap_err();
+    let refused = rt
+        .reset("o-moved", ResetTo::Step(2), "x")
+        .await
+        .unwrap_err();
     assert!(matches!(refused, ResetError::PointGone { .. }), "{refused}");
     rt.shutdown().await;
 }

@@ -1,4 +1,5 @@
-// Included by `schedules.rs` (redb) and `schedules_postgres.rs`, which set `BACKEND`.
+// Included by `schedules.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 
 use common::{Within, until};
 
@@ -94,7 +95,10 @@ fn chrono_free_rfc3339(t: SystemTime) -> String {
     format!("2030-01-{:02}T{h:02}:{m:02}:{s:02}Z", d + 1)
 }
 
-async fn open(db: &durable_runtime::testing::backends::TestStore, clock: &Arc<TestClock>) -> Runtime {
+async fn open(
+    db: &durable_runtime::testing::backends::TestStore,
+    clock: &Arc<TestClock>,
+) -> Runtime {
     Runtime::builder()
         .workflow::<report>()
         .workflow::<long_job>()
@@ -613,7 +617,11 @@ async fn each_scheduled_run_sees_its_own_nominal_time() {
     let now0 = ms(clock.now());
     // backfilled: three past days at 06:00
     rt.schedules()
-        .create("daily", Schedule::cron("0 6 * * *").unwrap(), stamped("d".into()))
+        .create(
+            "daily",
+            Schedule::cron("0 6 * * *").unwrap(),
+            stamped("d".into()),
+        )
         .await
         .unwrap();
     let from = t0() - Duration::from_secs(3 * 86_400);
@@ -642,7 +650,10 @@ async fn each_scheduled_run_sees_its_own_nominal_time() {
         .start("plain", stamped("p".into()), IdPolicy::Reject)
         .await
         .unwrap();
-    assert_eq!(h.result().within().await.unwrap().unwrap(), "p: not scheduled");
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        "p: not scheduled"
+    );
     // the runs of a schedule are listed by its id and nominal time
     let listed = rt
         .list(&durable_runtime::ListFilter {
@@ -655,9 +666,10 @@ async fn each_scheduled_run_sees_its_own_nominal_time() {
         })
         .unwrap();
     assert_eq!(listed.len(), 4, "{listed:?}");
-    assert!(listed.iter().all(|d| d.search_attributes.contains_key(
-        durable_runtime::schedule::SCHEDULED_START_MS
-    )));
+    assert!(listed.iter().all(|d| {
+        d.search_attributes
+            .contains_key(durable_runtime::schedule::SCHEDULED_START_MS)
+    }));
     rt.shutdown().await;
 
     // caught up after three hours down: each hour sees its own hour
@@ -711,7 +723,10 @@ async fn each_scheduled_run_sees_its_own_nominal_time() {
     let first = d.running[0].clone();
     rt.signal(&first, "finish", &()).await.unwrap();
     let later = ms(clock.now());
-    let second = format!("buffered@{}", rfc3339(UNIX_EPOCH + Duration::from_millis(first_at + 60_000)));
+    let second = format!(
+        "buffered@{}",
+        rfc3339(UNIX_EPOCH + Duration::from_millis(first_at + 60_000))
+    );
     until("the buffered run to start", || rt.describe(&second).is_ok()).await;
     rt.signal(&second, "finish", &()).await.unwrap();
     let out = rt
@@ -723,7 +738,10 @@ async fn each_scheduled_run_sees_its_own_nominal_time() {
         .unwrap();
     assert_eq!(
         out,
-        format!("b: buffered Calendar nominal {} ran {later}", first_at + 60_000)
+        format!(
+            "b: buffered Calendar nominal {} ran {later}",
+            first_at + 60_000
+        )
     );
     rt.shutdown().await;
 

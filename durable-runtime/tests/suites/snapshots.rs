@@ -1,5 +1,10 @@
-// Included by `snapshots.rs` (redb to redb) and `snapshots_postgres.rs`
-// (redb to PostgreSQL), which set `FROM` and `TO`.
+// Included by `snapshots.rs` once per backend (`common::suite!`): from a
+// redb store to one of `BACKEND`.
+
+/// The store instances are exported from.
+const FROM: Backend = Backend::Redb;
+/// The store they are imported into.
+const TO: Backend = BACKEND;
 
 use common::until;
 
@@ -202,7 +207,9 @@ async fn an_instance_replaced_by_another_runs_snapshot_never_repeats_its_keys() 
     HOLD.lock().unwrap().remove(&format!("{order}/charge"));
     HOLD.lock().unwrap().remove(&format!("{order}/ship"));
     // replaced in B while the first run's `ship` attempt is still held
-    rt_b.terminate(&order, "replaced by the other run").await.unwrap();
+    rt_b.terminate(&order, "replaced by the other run")
+        .await
+        .unwrap();
     until("the first run ended", || {
         rt_b.describe(&order)
             .is_ok_and(|d| d.status == durable_runtime::Status::Terminated)
@@ -217,8 +224,15 @@ async fn an_instance_replaced_by_another_runs_snapshot_never_repeats_its_keys() 
         .unwrap();
     assert_eq!(out, format!("shipped {order} (ch-{order})"));
     let charges = keys_of(&order, "charge");
-    assert_eq!(charges.len(), 3, "charged by the first run, then twice by the other (held, then run again in B): {charges:?}");
-    assert_ne!(charges[0], charges[2], "the replacing run reused the replaced run's charge key");
+    assert_eq!(
+        charges.len(),
+        3,
+        "charged by the first run, then twice by the other (held, then run again in B): {charges:?}"
+    );
+    assert_ne!(
+        charges[0], charges[2],
+        "the replacing run reused the replaced run's charge key"
+    );
     assert_eq!(charges[1], charges[2], "the moved run keeps its own key");
     gate.notify_waiters();
     rt_b.shutdown().await;
@@ -354,7 +368,9 @@ async fn an_import_over_the_limits_is_refused_naming_the_limit() {
         match rt.import(snapshot, false).await {
             Err(e @ SnapshotError::TooLarge { .. }) => {
                 let SnapshotError::TooLarge {
-                    what: w, setting: s, ..
+                    what: w,
+                    setting: s,
+                    ..
                 } = &e
                 else {
                     unreachable!()

@@ -1,5 +1,5 @@
-// The `Store` contract, for every backend: included by `store_<backend>.rs`,
-// which sets `BACKEND`.
+// The `Store` contract, for every backend: included by `store.rs` once per
+// backend (`common::suite!`), which sets `BACKEND`.
 
 use std::sync::{Arc, Mutex};
 
@@ -72,7 +72,8 @@ async fn a_failed_condition_writes_nothing_of_its_batch() {
         Err(StoreError::Conflict { .. })
     ));
     let mut b = Batch::default();
-    b.expect(b"k".to_vec(), None).put(b"side".to_vec(), b"e".to_vec());
+    b.expect(b"k".to_vec(), None)
+        .put(b"side".to_vec(), b"e".to_vec());
     assert!(matches!(
         store.commit(b).await,
         Err(StoreError::Conflict { .. })
@@ -85,7 +86,8 @@ async fn compare_and_set_and_create_if_absent_hold() {
     let db = BACKEND.store();
     let store = db.open().await;
     let mut cas = Batch::default();
-    cas.expect(b"k".to_vec(), None).put(b"k".to_vec(), b"1".to_vec());
+    cas.expect(b"k".to_vec(), None)
+        .put(b"k".to_vec(), b"1".to_vec());
     store.commit(cas).await.unwrap();
     let mut cas = Batch::default();
     cas.expect(b"k".to_vec(), Some(b"1".to_vec()))
@@ -106,7 +108,9 @@ async fn compare_and_set_and_create_if_absent_hold() {
         .delete(b"k".to_vec());
     store.commit(del).await.unwrap();
     let mut again = Batch::default();
-    again.expect(b"k".to_vec(), None).put(b"k".to_vec(), b"4".to_vec());
+    again
+        .expect(b"k".to_vec(), None)
+        .put(b"k".to_vec(), b"4".to_vec());
     store.commit(again).await.unwrap();
     assert_eq!(store.get(b"k").unwrap(), Some(b"4".to_vec()));
 }
@@ -180,7 +184,10 @@ async fn scans_stay_inside_their_prefix_in_key_order() {
     assert_eq!(from(b"ab", b"ab\x00", 2), [&b"ab\x00\x01"[..], b"ab\xff"]);
     assert_eq!(from(b"ab", b"a", 1), [&b"ab"[..]]);
     assert_eq!(from(b"ab", b"ab\xff\xff\x00", 10), Vec::<Vec<u8>>::new());
-    assert_eq!(from(b"a", b"ab\xff", 10), [&b"ab\xff"[..], b"ab\xff\xff", b"ac"]);
+    assert_eq!(
+        from(b"a", b"ab\xff", 10),
+        [&b"ab\xff"[..], b"ab\xff\xff", b"ac"]
+    );
     assert_eq!(
         store.scan_prefix(b"ac").unwrap(),
         [kv(b"ac", b"ac")],
@@ -308,11 +315,7 @@ async fn a_second_process_is_refused_by_an_embedded_store_and_joins_postgres() {
 #[tokio::test]
 async fn counters_add_up_the_deltas_of_applied_batches_only() {
     let db = BACKEND.store();
-    let expected = [
-        (b"a".to_vec(), 55),
-        (b"b".to_vec(), -1),
-        (b"c".to_vec(), 0),
-    ];
+    let expected = [(b"a".to_vec(), 55), (b"b".to_vec(), -1), (b"c".to_vec(), 0)];
     {
         let store = db.open().await;
         assert_eq!(store.counters().unwrap(), []);

@@ -1,4 +1,5 @@
-// Included by `updates.rs` (redb) and `updates_postgres.rs`, which set `BACKEND`.
+// Included by `updates.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,7 +109,10 @@ async fn an_update_is_validated_accepted_once_and_answered() {
         .update_reply("cart", SET_QUANTITY, "never-sent")
         .await
         .unwrap_err();
-    assert!(matches!(unknown, UpdateError::Unknown { .. }), "{unknown:?}");
+    assert!(
+        matches!(unknown, UpdateError::Unknown { .. }),
+        "{unknown:?}"
+    );
     let bad = rt
         .update_as("cart", SET_QUANTITY, "", &1)
         .await
@@ -151,8 +155,14 @@ async fn a_caller_re_attaches_after_both_restart_and_reads_the_one_reply() {
         rt.update_as("doc", APPROVE, "approval-1", &"ada".to_owned()),
     )
     .await;
-    assert!(waited.is_err(), "replied before the activity ran: {waited:?}");
-    until("the update to be received", || update_events(&rt, "doc").0 == 1).await;
+    assert!(
+        waited.is_err(),
+        "replied before the activity ran: {waited:?}"
+    );
+    until("the update to be received", || {
+        update_events(&rt, "doc").0 == 1
+    })
+    .await;
     rt.shutdown().await;
     RELEASE.store(true, Ordering::SeqCst);
     let rt = builder().open_url(db.url()).await.unwrap();
@@ -185,14 +195,23 @@ async fn no_reply(n: u32) -> Result<u32, WorkflowError> {
 async fn an_instance_that_ends_without_replying_answers_its_callers_unanswered() {
     let db = BACKEND.store();
     let rt = builder().open_url(db.url()).await.unwrap();
-    let h = rt.start("mute", no_reply(1), IdPolicy::Reject).await.unwrap();
+    let h = rt
+        .start("mute", no_reply(1), IdPolicy::Reject)
+        .await
+        .unwrap();
     let err = rt
         .update("mute", SET_QUANTITY, &2)
         .within()
         .await
         .unwrap_err();
     assert!(
-        matches!(err, UpdateError::Unanswered { status: Status::Completed, .. }),
+        matches!(
+            err,
+            UpdateError::Unanswered {
+                status: Status::Completed,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(h.result().await.unwrap().unwrap(), 3);
@@ -235,11 +254,7 @@ async fn a_reply_laid_out_otherwise_than_the_callers_type_is_read_by_name() {
     let db = BACKEND.store();
     let rt = builder().open_url(db.url()).await.unwrap();
     rt.start("q", quote(1_000), IdPolicy::Reject).await.unwrap();
-    let reply = rt
-        .update("q", QUOTE_SWAPPED, &99)
-        .within()
-        .await
-        .unwrap();
+    let reply = rt.update("q", QUOTE_SWAPPED, &99).within().await.unwrap();
     assert_eq!(
         reply,
         QuoteSwapped {
@@ -255,12 +270,7 @@ async fn a_reply_laid_out_otherwise_than_the_callers_type_is_read_by_name() {
 async fn until_deadline(n: u32) -> Result<u32, WorkflowError> {
     let mut got = n;
     loop {
-        match select(
-            SET_QUANTITY.receive(),
-            sleep(Duration::from_secs(3_600)),
-        )
-        .await
-        {
+        match select(SET_QUANTITY.receive(), sleep(Duration::from_secs(3_600))).await {
             Either::Left(Ok(update)) => {
                 got += *update.request();
                 update.reply(u64::from(got)).await;
@@ -281,22 +291,14 @@ async fn updates_race_a_timer_and_start_their_instance_when_asked() {
         .unwrap();
     // update with start: the instance is created, then updated
     let (h, reply) = rt
-        .update_with_start(
-            "deadline",
-            until_deadline(10),
-            (SET_QUANTITY, "first", &5),
-        )
+        .update_with_start("deadline", until_deadline(10), (SET_QUANTITY, "first", &5))
         .within()
         .await
         .unwrap();
     assert_eq!(reply, 15);
     // again with the same update id: the running instance, the same reply
     let (_, again) = rt
-        .update_with_start(
-            "deadline",
-            until_deadline(99),
-            (SET_QUANTITY, "first", &5),
-        )
+        .update_with_start("deadline", until_deadline(99), (SET_QUANTITY, "first", &5))
         .within()
         .await
         .unwrap();

@@ -1,4 +1,5 @@
-// Included by `visibility.rs` (redb) and `visibility_postgres.rs`, which set `BACKEND`.
+// Included by `visibility.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 //
 // Lists and counts are served from the phase and workflow indexes, kept in
 // the same batch as each record: they follow every transition, page
@@ -520,7 +521,6 @@ async fn counts_by_phase_equal_the_phase_index_through_every_kind_of_move() {
     rt.shutdown().await;
 }
 
-
 #[activity]
 async fn refuse_once(n: u32) -> Result<u32, ActivityError> {
     if durable_runtime::ActivityContext::current().is_some_and(|c| c.attempt == 1) {
@@ -573,9 +573,15 @@ async fn the_runtimes_metrics_join_an_applications_registry_labelled_by_workflow
         .unwrap()
         .unwrap();
     rt.start("g", gate(1), IdPolicy::Reject).await.unwrap();
-    until("the gate waits", || count(&rt, Phase::WaitingForSignal) == 1).await;
+    until("the gate waits", || {
+        count(&rt, Phase::WaitingForSignal) == 1
+    })
+    .await;
     rt.cancel("g").await.unwrap();
-    until("the gate is cancelled", || count(&rt, Phase::Cancelled) == 1).await;
+    until("the gate is cancelled", || {
+        count(&rt, Phase::Cancelled) == 1
+    })
+    .await;
     // counted once its final save is acknowledged, a moment after the
     // commit that the counts by phase read
     until("the cancelled gate is counted", || {
@@ -625,9 +631,12 @@ async fn the_runtimes_metrics_join_an_applications_registry_labelled_by_workflow
         assert!(n >= 1, "{text}");
     }
     // the same series as `GET /metrics` renders
-    assert!(rt.metrics().render().unwrap().contains(
-        "durable_workflows_ended_total{workflow=\"gate\",status=\"cancelled\"} 1"
-    ));
+    assert!(
+        rt.metrics()
+            .render()
+            .unwrap()
+            .contains("durable_workflows_ended_total{workflow=\"gate\",status=\"cancelled\"} 1")
+    );
 
     // every series the Grafana dashboard in docs/ queries is one the runtime
     // exports (the owned instances, reads and pool: on PostgreSQL only)
@@ -727,7 +736,10 @@ async fn the_history_shows_activity_inputs_and_results_and_signal_payloads_by_na
         grams: 250,
         label: "fragile".into(),
     };
-    let h = rt.start("p-1", post(parcel), IdPolicy::Reject).await.unwrap();
+    let h = rt
+        .start("p-1", post(parcel), IdPolicy::Reject)
+        .await
+        .unwrap();
     until("waiting for the pickup", || {
         h.describe().is_ok_and(|d| d.variant == "Signal")
     })
@@ -910,7 +922,11 @@ async fn the_list_shows_the_newest_start_first_and_pages_on_in_that_order() {
             let n = |phase| c.by_phase.iter().find(|(p, _)| *p == phase).unwrap().1;
             (n(Phase::WaitingForSignal), n(Phase::Completed), c.exact)
         };
-        assert_eq!(counted(ListFilter::default(), 1), (15, 15, true), "the counters");
+        assert_eq!(
+            counted(ListFilter::default(), 1),
+            (15, 15, true),
+            "the counters"
+        );
         assert_eq!(
             counted(
                 ListFilter {

@@ -1,5 +1,5 @@
-// Included by `workflow_retry.rs` (redb) and `workflow_retry_postgres.rs`,
-// which set `BACKEND`.
+// Included by `workflow_retry.rs` once per backend (`common::suite!`), which sets
+// `BACKEND`.
 //
 // A workflow with a retry policy runs again from its input when a run
 // fails, after the policy's backoff on the runtime's clock, until a run
@@ -37,7 +37,9 @@ async fn import(batch: String) -> Result<u32, WorkflowError> {
         runs.iter().filter(|b| **b == batch).count() as u32
     };
     if run <= FAILING.load(Ordering::SeqCst) {
-        return Err(WorkflowError(format!("run {run}: the upstream file was truncated")));
+        return Err(WorkflowError(format!(
+            "run {run}: the upstream file was truncated"
+        )));
     }
     Ok(rows)
 }
@@ -95,7 +97,13 @@ async fn a_failed_run_is_run_again_after_its_backoff_until_one_completes() {
     // it waits for the backoff (30 s on the test clock), running nothing
     let d = rt.describe("i-1").unwrap();
     assert_eq!((d.status, d.run), (Status::Running, 1), "{d:?}");
-    assert!(d.last_error.as_deref().unwrap_or_default().contains("truncated"), "{d:?}");
+    assert!(
+        d.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("truncated"),
+        "{d:?}"
+    );
     assert_eq!(d.next_attempt_ms, Some(start + 30_000));
     assert!(d.waiting_for.unwrap_or_default().contains("next run"));
     assert_eq!(failed_runs(&rt, "i-1")[0], (1, 1, start + 30_000));
@@ -138,7 +146,10 @@ async fn the_last_failure_stands_when_the_policy_allows_no_more_attempts() {
     assert!(matches!(out, Ok(Err(_))), "{out:?}");
     let d = rt.describe("i-2").unwrap();
     assert_eq!((d.status, d.run), (Status::Failed, 2));
-    assert!(d.error.as_deref().unwrap_or_default().contains("run 2"), "{d:?}");
+    assert!(
+        d.error.as_deref().unwrap_or_default().contains("run 2"),
+        "{d:?}"
+    );
     assert_eq!(failed_runs(&rt, "i-2").len(), 1);
     rt.shutdown().await;
 }
@@ -168,7 +179,8 @@ async fn a_restart_during_the_backoff_waits_out_the_rest_and_a_terminate_ends_it
     // a terminate during the backoff ends the instance; no second run
     rt.terminate("i-4", "not needed any more").await.unwrap();
     until("i-4 ends", || {
-        rt.describe("i-4").is_ok_and(|d| d.status == Status::Terminated)
+        rt.describe("i-4")
+            .is_ok_and(|d| d.status == Status::Terminated)
     })
     .await;
     clock.advance(Duration::from_secs(20));
@@ -197,11 +209,7 @@ async fn an_instance_waiting_to_run_again_moves_to_another_store_with_its_large_
     let rt = open(there.url(), &clock, 3).await;
     rt.import(&snapshot, false).await.unwrap();
     clock.advance(Duration::from_secs(30));
-    let out: Result<u32, WorkflowError> = rt
-        .handle::<import>("i-5")
-        .result()
-        .await
-        .unwrap();
+    let out: Result<u32, WorkflowError> = rt.handle::<import>("i-5").result().await.unwrap();
     assert_eq!(out.unwrap(), 4096);
     assert_eq!(rt.describe("i-5").unwrap().run, 2);
     rt.shutdown().await;
@@ -275,8 +283,7 @@ async fn the_next_run_after_a_deploy_reads_its_input_by_name() {
         .await
         .unwrap();
     clock.advance(Duration::from_secs(30));
-    let out: Result<u32, WorkflowError> =
-        rt.handle::<job_v2::job>("j-1").result().await.unwrap();
+    let out: Result<u32, WorkflowError> = rt.handle::<job_v2::job>("j-1").result().await.unwrap();
     assert_eq!(out.unwrap(), 3_250);
     let d = rt.describe("j-1").unwrap();
     assert_eq!((d.run, d.version), (2, 2));

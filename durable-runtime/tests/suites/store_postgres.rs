@@ -1,12 +1,8 @@
-//! The `Store` contract on the PostgreSQL store (the suite is
-//! `suites/store.rs`), then what only PostgreSQL has: URLs, connection
-//! errors and schema migrations.
+// What only PostgreSQL has, beside the `Store` contract: URLs, connection
+// errors and schema migrations. Included after the suite in its `postgres`
+// module (`common::suite!`).
 
-use durable_runtime::testing::backends::{Backend, PgCluster};
-
-const BACKEND: Backend = Backend::Postgres;
-
-include!("suites/store.rs");
+use durable_runtime::testing::backends::PgCluster;
 
 use durable_runtime::store::postgres::{PgStore, SCHEMA_VERSION};
 
