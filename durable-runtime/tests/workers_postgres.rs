@@ -509,6 +509,10 @@ struct Held {
     /// Milliseconds each async read of an owner key (`o`) takes: a slow
     /// database, for a pass that reads many.
     slow_owner_reads_ms: std::sync::atomic::AtomicU64,
+    /// Set: the next async scan of the owner keys (`o`) waits until it is
+    /// cleared; `owner_scan_held` says it waits.
+    hold_owner_scan: Arc<std::sync::atomic::AtomicBool>,
+    owner_scan_held: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Held {
@@ -527,6 +531,8 @@ impl Held {
             refuse: Mutex::default(),
             signal_taken: Default::default(),
             slow_owner_reads_ms: Default::default(),
+            hold_owner_scan: Arc::default(),
+            owner_scan_held: Arc::default(),
         }
     }
 
@@ -669,6 +675,108 @@ impl durable_runtime::store::Store for Held {
         self.count_scan(prefix);
         self.inner.scan_from(prefix, from, limit)
     }
+    fn scan_async(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> durable_runtime::activity::BoxFuture<
+        Result<Vec<durable_runtime::store::KeyValue>, durable_runtime::StoreError>,
+    > {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.count_scan(prefix);
+        let held = prefix == b"o" && self.hold_owner_scan.load(SeqCst);
+        let scan = self.inner.scan_async(prefix, from, limit);
+        let (hold, reached) = (self.hold_owner_scan.clone(), self.owner_scan_held.clone());
+        Box::pin(async move {
+            if held {
+                reached.store(true, SeqCst);
+                while hold.load(SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            scan.await
+        })
+    }
+}
+
+/// An instance a worker claims while it rebuilds what it owns (a renewal
+/// after its lease lapsed) stays its own: the rebuild read the store
+/// before the claim, and before it replaced the worker's set of owned
+/// instances with what it read, dropping the claimed one. The worker then
+/// ignored that instance's messages (it no longer ran it here) and the
+/// instance waited for its signal until the next rebuild. Here the
+/// rebuild's scan of the owner keys is held while a client starts an
+/// instance the worker claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_claimed_while_its_worker_rebuilds_what_it_owns_stays_its_own() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let db = Backend::Postgres.store();
+    let store = Arc::new(Held::new(db.open().await));
+    let w = gathering_worker_leased(&store, "rebuilding", Duration::from_millis(600)).await;
+    let client = Runtime::builder()
+        .workflow::<gather>()
+        .resume_on_open(false)
+        .open_url(db.url())
+        .await
+        .unwrap();
+    // an instance the worker owns, so its rebuild has owner keys to scan
+    w.start("kept", gather(1), IdPolicy::Reject).await.unwrap();
+    let owns = |n: usize| {
+        w.workers()
+            .unwrap()
+            .iter()
+            .any(|x| x.name == "rebuilding" && !x.lapsed && x.instances == n)
+    };
+    until("the worker owns `kept`", || owns(1)).await;
+
+    // renewals held past the lease: the worker fences itself; when one
+    // lands it rebuilds what it owns, and its scan of the owner keys waits
+    store.hold_owner_scan.store(true, SeqCst);
+    store.hold.store(true, SeqCst);
+    until("the worker's lease lapses", || {
+        w.workers()
+            .unwrap()
+            .iter()
+            .any(|x| x.name == "rebuilding" && x.lapsed)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    store.hold.store(false, SeqCst);
+    until("the rebuild's scan of the owner keys waits", || {
+        store.owner_scan_held.load(SeqCst)
+    })
+    .await;
+    // meanwhile a client starts an instance, which the worker claims
+    client
+        .start("late", gather(1), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("the worker owns `late` too", || owns(2)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    store.hold_owner_scan.store(false, SeqCst);
+    until("the worker's lease is current", || owns(2)).await;
+
+    // the client's signal reaches the worker, which runs `late` to its end
+    client
+        .signal("late", "item", &"a".to_string())
+        .await
+        .unwrap();
+    let late = client
+        .handle::<gather>("late")
+        .result()
+        .within()
+        .await
+        .expect("the signal reached `late`");
+    assert_eq!(late.unwrap(), ["a"]);
+    client
+        .signal("kept", "item", &"b".to_string())
+        .await
+        .unwrap();
+    let kept = client.handle::<gather>("kept").result().within().await;
+    assert_eq!(kept.unwrap().unwrap(), ["b"]);
+    client.shutdown().await;
+    w.shutdown().await;
 }
 
 /// A worker whose renewals were held until it fenced itself reads its owned

@@ -59,7 +59,9 @@ pub(crate) struct Member {
     lease_bytes: Mutex<Vec<u8>>,
     pub(crate) lease: Duration,
     /// Instances this process owns.
-    owned: Mutex<HashSet<String>>,
+    owned: Mutex<Owned>,
+    /// Held by a rebuild of `owned` from the store, one at a time.
+    rebuilding: tokio::sync::Mutex<()>,
     /// Set when the lease may have lapsed: nothing is committed until it is
     /// renewed again.
     fenced: AtomicBool,
@@ -73,6 +75,29 @@ pub(crate) struct Member {
     /// rebuilds what the worker owns, which a pass claiming meanwhile
     /// would lose.
     passing: tokio::sync::Mutex<()>,
+}
+
+/// The instances a worker owns, and what changed while a rebuild reads
+/// the store.
+#[derive(Default)]
+struct Owned {
+    ids: HashSet<String>,
+    /// While a rebuild reads the store: the instances claimed (`true`) or
+    /// let go (`false`) meanwhile, which its read may predate.
+    meanwhile: Option<std::collections::HashMap<String, bool>>,
+}
+
+impl Owned {
+    fn set(&mut self, id: &str, owned: bool) {
+        if owned {
+            self.ids.insert(id.to_owned());
+        } else {
+            self.ids.remove(id);
+        }
+        if let Some(meanwhile) = &mut self.meanwhile {
+            meanwhile.insert(id.to_owned(), owned);
+        }
+    }
 }
 
 /// The notices a worker failed to act on (a store error): its messages,
@@ -98,6 +123,7 @@ impl Member {
             lease_bytes: Mutex::new(Vec::new()),
             lease,
             owned: Mutex::default(),
+            rebuilding: tokio::sync::Mutex::new(()),
             fenced: AtomicBool::new(true),
             renewed: Mutex::new(Instant::now()),
             missed: Mutex::default(),
@@ -135,22 +161,54 @@ impl Member {
     }
 
     pub(crate) fn owns(&self, id: &str) -> bool {
-        self.owned.lock().expect("owned lock poisoned").contains(id)
+        self.owned
+            .lock()
+            .expect("owned lock poisoned")
+            .ids
+            .contains(id)
     }
 
     pub(crate) fn owned_count(&self) -> usize {
-        self.owned.lock().expect("owned lock poisoned").len()
+        self.owned.lock().expect("owned lock poisoned").ids.len()
     }
 
     fn insert(&self, id: &str) {
         self.owned
             .lock()
             .expect("owned lock poisoned")
-            .insert(id.to_owned());
+            .set(id, true);
     }
 
     pub(crate) fn remove(&self, id: &str) {
-        self.owned.lock().expect("owned lock poisoned").remove(id);
+        self.owned
+            .lock()
+            .expect("owned lock poisoned")
+            .set(id, false);
+    }
+
+    /// Starts noting what is claimed and let go while a rebuild reads the
+    /// store.
+    fn rebuild_begins(&self) {
+        self.owned.lock().expect("owned lock poisoned").meanwhile = Some(Default::default());
+    }
+
+    /// Ends a rebuild: what this worker owns is what the rebuild read
+    /// (`read`), with what was claimed or let go meanwhile applied over it.
+    fn rebuild_ends(&self, read: HashSet<String>) {
+        let mut owned = self.owned.lock().expect("owned lock poisoned");
+        owned.ids = read;
+        for (id, claimed) in owned.meanwhile.take().unwrap_or_default() {
+            if claimed {
+                owned.ids.insert(id);
+            } else {
+                owned.ids.remove(&id);
+            }
+        }
+    }
+
+    /// Forgets every owned instance (the lease was taken over).
+    fn forget_owned(&self) {
+        self.owned.lock().expect("owned lock poisoned").ids.clear();
     }
 
     pub(crate) fn is_fenced(&self) -> bool {
@@ -439,7 +497,7 @@ impl Engine {
                 Ok(Ok(Renewal::Lost)) => {
                     tracing::error!(worker = %m.name, "this worker's lease was taken over: joining again");
                     let _passing = m.passing.lock().await;
-                    m.owned.lock().expect("owned lock poisoned").clear();
+                    m.forget_owned();
                     if let Err(e) = self.join().await {
                         tracing::warn!(error = %e, "joining again failed; retrying");
                     }
@@ -546,6 +604,27 @@ impl Engine {
         let Some(m) = &self.member else {
             return Ok(());
         };
+        // one rebuild at a time; an instance claimed or let go while it
+        // reads stays so (its read may predate the claim)
+        let _rebuilding = m.rebuilding.lock().await;
+        m.rebuild_begins();
+        let read = self.read_owned(m).await;
+        let mine = match read {
+            Ok(mine) => mine,
+            Err(e) => {
+                m.owned.lock().expect("owned lock poisoned").meanwhile = None;
+                return Err(e);
+            }
+        };
+        let mut ids: Vec<String> = mine.iter().cloned().collect();
+        ids.sort();
+        m.rebuild_ends(mine);
+        self.resume_claimed(ids).await.map(|_| ())
+    }
+
+    /// The instances the store says this worker owns: listed under its
+    /// name, with its token as their owner.
+    async fn read_owned(&self, m: &Member) -> Result<HashSet<String>, StoreError> {
         let prefix = keys::owned_prefix(&m.name);
         let token = m.token();
         let listed: Vec<String> = self
@@ -578,10 +657,7 @@ impl Engine {
                 }
             }
         }
-        let mut ids: Vec<String> = mine.iter().cloned().collect();
-        ids.sort();
-        *m.owned.lock().expect("owned lock poisoned") = mine;
-        self.resume_claimed(ids).await.map(|_| ())
+        Ok(mine)
     }
 
     /// On a clean stop: hands every instance this worker owns back to the
