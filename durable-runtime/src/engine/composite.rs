@@ -583,7 +583,6 @@ impl Engine {
             .run_timeout_ms
             .map(|t| clock_ms(&*self.clock).saturating_add(t));
         self.apply(record, outcome, &entry);
-        record.variant_fp = entry.variant_fp(&record.variant);
         let mut batch = Batch::default();
         if let Some(timer) = rerun_timer {
             batch.delete(timer);
@@ -592,7 +591,7 @@ impl Engine {
             // the old run's deadline leaves the timer index with it
             batch.delete(crate::store::keys::timer(old, id));
         }
-        let timer = Engine::schedule(id, record, &mut batch);
+        let timer = super::transition::timer_writes(id, record, &mut batch);
         self.save_with(id, record, batch)
             .await
             .map_err(Halt::Store)?;

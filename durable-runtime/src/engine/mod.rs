@@ -40,6 +40,8 @@ mod reset;
 mod step;
 mod tasks;
 mod timers;
+mod transition;
+pub(crate) use transition::timer_writes;
 mod versions;
 use crate::phase::Status;
 pub(crate) use record::{InstanceRecord, now_ms};
@@ -48,7 +50,6 @@ pub(crate) use rerun::RETRYING;
 
 use crate::clock::{Clock, now_ms as clock_ms};
 use crate::codec::{self, CodecError};
-use crate::command::Request;
 use crate::error::ResumeError;
 use crate::store::{self, Batch, Store, StoreError, Wait, keys};
 use crate::workflow::{Op, Outcome, StepError};
@@ -335,6 +336,25 @@ impl Engine {
         Ok(Some((key, bytes)))
     }
 
+    /// Adds to `batch` what a checkpoint of `record` writes besides its
+    /// record key, in every save and creation alike: its new history events
+    /// (with its reset point), its index entries, its layout (unless known
+    /// stored) and its large fields. The record's bytes, and whether the
+    /// layout was added.
+    fn stage_record(
+        &self,
+        id: &str,
+        record: &mut InstanceRecord,
+        batch: &mut Batch,
+    ) -> Result<(Vec<u8>, bool), StoreError> {
+        let events = self.history_entry(id, record)?;
+        record.reindex(id, batch);
+        let layout = self.stage_layout(record.layout, batch)?;
+        let bytes = self.encode_record(id, record, batch)?;
+        self.put_history(record, events, &bytes, batch);
+        Ok((bytes, layout))
+    }
+
     /// Saves `record` together with `extra` writes (and its new history
     /// events), in one atomic batch.
     async fn save_with(
@@ -345,16 +365,7 @@ impl Engine {
     ) -> Result<(), StoreError> {
         self.fence(id, record, &mut batch)?;
         self.drop_spent(id, &mut batch);
-        if record.status.is_terminal() {
-            // an ended instance has no deadline left to enforce: its timer
-            // entries go with the save that ends it (they were kept forever)
-            for deadline in [record.deadline_ms, record.run_deadline_ms]
-                .into_iter()
-                .flatten()
-            {
-                batch.delete(keys::timer(deadline, id));
-            }
-        }
+        transition::ended_timer_writes(id, record, &mut batch);
         let replied = !record.writes.is_empty();
         for (key, value) in record.writes.drain(..) {
             batch.put(key, value);
@@ -372,11 +383,7 @@ impl Engine {
                 batch.notify(format!("c{child}"));
             }
         }
-        let events = self.history_entry(id, record)?;
-        record.reindex(id, &mut batch);
-        let layout = self.stage_layout(record.layout, &mut batch)?;
-        let bytes = self.encode_record(id, record, &mut batch)?;
-        self.put_history(record, events, &bytes, &mut batch);
+        let (bytes, layout) = self.stage_record(id, record, &mut batch)?;
         batch.put(keys::instance(id), bytes);
         self.store.commit(batch).await?;
         record.committed();
@@ -483,12 +490,8 @@ impl Engine {
         batch: &mut Batch,
         previous: Option<Vec<u8>>,
     ) -> Result<(bool, bool), StoreError> {
-        let events = self.history_entry(id, record)?;
-        record.reindex(id, batch);
         // until a save of it commits, every creation carries the layout
-        self.stage_layout(record.layout, batch)?;
-        let bytes = self.encode_record(id, record, batch)?;
-        self.put_history(record, events, &bytes, batch);
+        let (bytes, _) = self.stage_record(id, record, batch)?;
         let key = keys::instance(id);
         let replacing = previous.is_some();
         batch.expect(key.clone(), previous).put(key, bytes);
@@ -501,33 +504,7 @@ impl Engine {
         } else if self.store.shared() {
             batch.notify(format!("w{id}"));
         }
-        Ok((Self::schedule(id, record, batch), ours))
-    }
-
-    /// Adds the index entry of the timer `record` now waits for, if any, to
-    /// the batch that checkpoints it; whether there was one.
-    fn schedule(id: &str, record: &InstanceRecord, batch: &mut Batch) -> bool {
-        let mut timers = Vec::new();
-        if let Some(pending) = &record.pending {
-            pending.timer_keys(id, &mut timers);
-            if matches!(pending, Request::ContinueAsNew { .. }) && record.retry_at_ms > 0 {
-                // the next run after a failed one (`rerun.rs`)
-                timers.push(keys::timer(record.retry_at_ms, id));
-            }
-        }
-        if !record.status.is_terminal() {
-            for deadline in [record.deadline_ms, record.run_deadline_ms]
-                .into_iter()
-                .flatten()
-            {
-                timers.push(keys::timer(deadline, id));
-            }
-        }
-        let any = !timers.is_empty();
-        for key in timers {
-            batch.put(key, Vec::new());
-        }
-        any
+        Ok((transition::timer_writes(id, record, batch), ours))
     }
 
     /// How many instances each per-instance map or kind of entry holds,
@@ -632,109 +609,23 @@ impl Engine {
         };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         self.apply(&mut record, outcome, &entry);
-        record.variant_fp = entry.variant_fp(&record.variant);
         record
     }
 
-    /// Applies the outcome of the generated code to `record` (not yet saved).
-    /// `now` (ms) resolves a relative timer to its due time.
+    /// Applies the outcome of the generated code to `record` (not yet
+    /// saved): [`transition::next`] at this moment of the runtime's clock.
     pub(crate) fn apply(
         &self,
         record: &mut InstanceRecord,
         outcome: Result<Result<Outcome, StepError>, String>,
         entry: &WorkflowEntry,
     ) {
-        let now = clock_ms(&*self.clock);
-        let panicked = outcome.is_err();
-        record.step += 1;
-        record.failed_attempts = 0;
-        record.retry_at_ms = 0;
-        record.partial.clear();
-        record.last_error = None;
-        record.updated_ms = now_ms();
-        match outcome {
-            Ok(Ok(Outcome::Await { state, .. })) if state.len() > self.limits.state_bytes => {
-                record.status = Status::Failed;
-                record.error = Some(crate::limits::over(
-                    &format!("state after step {}", record.step),
-                    state.len(),
-                    self.limits.state_bytes,
-                    "state_bytes",
-                ));
-                record.pending = None;
-            }
-            Ok(Ok(Outcome::Await {
-                state,
-                variant,
-                mut request,
-            })) => {
-                request.resolve_timers(now);
-                record.state = state;
-                record.variant = variant.to_owned();
-                record.pending = Some(request);
-                record.pending_since_ms = now;
-            }
-            Ok(Ok(Outcome::Done(output))) => {
-                // a workflow that returns `Err` failed (its typed output is kept)
-                let failure = (entry.output_error)(&output);
-                record.status = match (&failure, record.cancel_delivered) {
-                    (_, true) => Status::Cancelled,
-                    (Some(_), false) => Status::Failed,
-                    (None, false) => Status::Completed,
-                };
-                if !record.cancel_delivered {
-                    record.error = failure;
-                }
-                record.output = Some(output);
-                record.state.clear();
-                record.variant = "Finished".to_owned();
-                record.pending = None;
-            }
-            Ok(Ok(
-                Outcome::Executor(_)
-                | Outcome::Json(_)
-                | Outcome::Checked(_)
-                | Outcome::Adopted(_)
-                | Outcome::Traced,
-            )) => {
-                record.status = Status::Failed;
-                record.error = Some("generated code answered a step with the wrong outcome".into());
-                record.pending = None;
-            }
-            Ok(Err(e)) => {
-                record.status = Status::Failed;
-                record.error = Some(e.to_string());
-                record.pending = None;
-            }
-            Err(panic) => {
-                record.status = Status::Failed;
-                record.error = Some(format!("workflow {panic}"));
-                record.pending = None;
-            }
-        }
-        let rerun = if record.status == Status::Failed {
-            let policy = self.workflows.retry_policy(&record.workflow);
-            rerun::plan(record, policy, panicked, now)
-        } else {
-            None
+        let at = transition::Moment {
+            now: clock_ms(&*self.clock),
+            wall: now_ms(),
+            state_limit: self.limits.state_bytes,
+            retry: self.workflows.retry_policy(&record.workflow),
         };
-        let event = match record.status {
-            _ if rerun.is_some() => rerun,
-            Status::Running => {
-                record
-                    .pending
-                    .as_ref()
-                    .map(|p| crate::history::EventKind::Awaiting {
-                        step: record.step,
-                        variant: record.variant.clone(),
-                        command: crate::history::describe(p),
-                    })
-            }
-            status => Some(crate::history::EventKind::Finished {
-                status,
-                error: record.error.clone(),
-            }),
-        };
-        record.new_events.extend(event);
+        transition::next(record, outcome, entry, &at);
     }
 }

@@ -244,10 +244,18 @@ impl InstanceRecord {
 }
 
 #[cfg(test)]
+impl InstanceRecord {
+    /// A running record at step 3, awaiting `Now` (unit tests).
+    pub(crate) fn sample() -> InstanceRecord {
+        tests::record(0x1234, None)
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    fn record(layout: u64, scheduled: Option<ScheduledBy>) -> InstanceRecord {
+    pub(super) fn record(layout: u64, scheduled: Option<ScheduledBy>) -> InstanceRecord {
         InstanceRecord {
             workflow: "w".into(),
             fingerprint: 7,

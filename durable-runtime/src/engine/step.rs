@@ -66,14 +66,13 @@ impl Engine {
             });
             record.state = state;
             self.apply(record, outcome, &entry);
-            record.variant_fp = entry.variant_fp(&record.variant);
             tracing::debug!(instance = %id, step = record.step, variant = %record.variant, "transition");
             // the wake source consumed and the one scheduled change with the state
             let mut batch = Batch::default();
             for key in consumed {
                 batch.delete(key);
             }
-            let timer = Self::schedule(id, record, &mut batch);
+            let timer = super::transition::timer_writes(id, record, &mut batch);
             let saving = std::time::Instant::now();
             let span = tracing::debug_span!("transition", instance = %id, step = record.step, variant = %record.variant);
             let saved =

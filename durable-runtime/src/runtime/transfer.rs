@@ -429,23 +429,8 @@ impl Runtime {
         // stored fields deleted (read from the record it replaces)
         record.stored_fields = None;
         let record_bytes = self.engine.encode_record(id, &mut record, batch)?;
-        let mut timers = Vec::new();
-        if let Some(pending) = &record.pending {
-            pending.timer_keys(id, &mut timers);
-        }
-        if record.retry_at_ms > 0 && !record.status.is_terminal() {
-            // a backoff, or the next run after a failed one, comes due here
-            timers.push(keys::timer(record.retry_at_ms, id));
-        }
-        timers.extend(
-            [record.deadline_ms, record.run_deadline_ms]
-                .into_iter()
-                .flatten()
-                .map(|d| keys::timer(d, id)),
-        );
-        for t in timers {
-            batch.put(t, Vec::new());
-        }
+        // its timers, a backoff and its deadlines come due here
+        crate::engine::timer_writes(id, &record, batch);
         batch.put(key, record_bytes);
         // a cancel or terminate request to act on (not a promise's mark)
         let requested = snapshot
