@@ -548,13 +548,7 @@ impl Engine {
         why: String,
         used: Vec<Vec<u8>>,
     ) -> Result<T, Halt> {
-        record.new_events.push(crate::history::EventKind::Finished {
-            status,
-            error: Some(why.clone()),
-        });
-        record.status = status;
-        record.error = Some(why);
-        record.pending = None;
+        super::transition::finish(record, status, Some(why));
         record.updated_ms = now_ms();
         let mut batch = Batch::default();
         for key in used {

@@ -40,15 +40,15 @@ pub(crate) fn next(
     record.partial.clear();
     record.last_error = None;
     record.updated_ms = at.wall;
-    match outcome {
+    let failed = |error: String| Some((Status::Failed, Some(error)));
+    let end = match outcome {
         Ok(Ok(Outcome::Await { state, .. })) if state.len() > at.state_limit => {
-            let error = crate::limits::over(
+            failed(crate::limits::over(
                 &format!("state after step {}", record.step),
                 state.len(),
                 at.state_limit,
                 "state_bytes",
-            );
-            fail(record, error);
+            ))
         }
         Ok(Ok(Outcome::Await {
             state,
@@ -60,22 +60,19 @@ pub(crate) fn next(
             record.variant = variant.to_owned();
             record.pending = Some(request);
             record.pending_since_ms = at.now;
+            None
         }
         Ok(Ok(Outcome::Done(output))) => {
             // a workflow that returns `Err` failed (its typed output is kept)
-            let failure = (entry.output_error)(&output);
-            record.status = match (&failure, record.cancel_delivered) {
-                (_, true) => Status::Cancelled,
-                (Some(_), false) => Status::Failed,
-                (None, false) => Status::Completed,
+            let end = match ((entry.output_error)(&output), record.cancel_delivered) {
+                (_, true) => (Status::Cancelled, record.error.clone()),
+                (Some(failure), false) => (Status::Failed, Some(failure)),
+                (None, false) => (Status::Completed, None),
             };
-            if !record.cancel_delivered {
-                record.error = failure;
-            }
             record.output = Some(output);
             record.state.clear();
             record.variant = "Finished".to_owned();
-            record.pending = None;
+            Some(end)
         }
         Ok(Ok(
             Outcome::Executor(_)
@@ -83,37 +80,44 @@ pub(crate) fn next(
             | Outcome::Checked(_)
             | Outcome::Adopted(_)
             | Outcome::Traced,
-        )) => fail(
-            record,
-            "generated code answered a step with the wrong outcome".into(),
-        ),
-        Ok(Err(e)) => fail(record, e.to_string()),
-        Err(panic) => fail(record, format!("workflow {panic}")),
+        )) => failed("generated code answered a step with the wrong outcome".into()),
+        Ok(Err(e)) => failed(e.to_string()),
+        Err(panic) => failed(format!("workflow {panic}")),
+    };
+    match end {
+        None => {
+            let awaiting = record.pending.as_ref().map(|p| EventKind::Awaiting {
+                step: record.step,
+                variant: record.variant.clone(),
+                command: crate::history::describe(p),
+            });
+            record.new_events.extend(awaiting);
+        }
+        Some((Status::Failed, error)) => {
+            // a failed run that the workflow's retry policy runs again
+            record.status = Status::Failed;
+            record.error.clone_from(&error);
+            match rerun::plan(record, at.retry, panicked, at.now) {
+                Some(run_failed) => record.new_events.push(run_failed),
+                None => finish(record, Status::Failed, error),
+            }
+        }
+        Some((status, error)) => finish(record, status, error),
     }
-    let rerun = if record.status == Status::Failed {
-        rerun::plan(record, at.retry, panicked, at.now)
-    } else {
-        None
-    };
-    let event = match record.status {
-        _ if rerun.is_some() => rerun,
-        Status::Running => record.pending.as_ref().map(|p| EventKind::Awaiting {
-            step: record.step,
-            variant: record.variant.clone(),
-            command: crate::history::describe(p),
-        }),
-        status => Some(EventKind::Finished {
-            status,
-            error: record.error.clone(),
-        }),
-    };
-    record.new_events.extend(event);
     record.variant_fp = entry.variant_fp(&record.variant);
 }
 
-fn fail(record: &mut InstanceRecord, error: String) {
-    record.status = Status::Failed;
-    record.error = Some(error);
+/// Ends `record` with `status` and `error`: nothing pending, and the
+/// `Finished` event that says so. The one way an instance ends, from its
+/// code's outcome ([`next`]) or from outside (`Engine::end`: a failure the
+/// engine found, the execution timeout, a terminate).
+pub(crate) fn finish(record: &mut InstanceRecord, status: Status, error: Option<String>) {
+    record.new_events.push(EventKind::Finished {
+        status,
+        error: error.clone(),
+    });
+    record.status = status;
+    record.error = error;
     record.pending = None;
 }
 
