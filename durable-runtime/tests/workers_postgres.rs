@@ -509,6 +509,8 @@ struct Held {
     /// Milliseconds each async read of an owner key (`o`) takes: a slow
     /// database, for a pass that reads many.
     slow_owner_reads_ms: std::sync::atomic::AtomicU64,
+    /// Milliseconds each async read of an instance record (`i`) takes.
+    slow_record_reads_ms: std::sync::atomic::AtomicU64,
     /// Set: the next async scan of the owner keys (`o`) waits until it is
     /// cleared; `owner_scan_held` says it waits.
     hold_owner_scan: Arc<std::sync::atomic::AtomicBool>,
@@ -531,6 +533,7 @@ impl Held {
             refuse: Mutex::default(),
             signal_taken: Default::default(),
             slow_owner_reads_ms: Default::default(),
+            slow_record_reads_ms: Default::default(),
             hold_owner_scan: Arc::default(),
             owner_scan_held: Arc::default(),
         }
@@ -632,6 +635,7 @@ impl durable_runtime::store::Store for Held {
         let (late_read, let_go) = (self.late_read.clone(), self.let_go.clone());
         let slow = match key.first() {
             Some(b'o') => self.slow_owner_reads_ms.load(SeqCst),
+            Some(b'i') => self.slow_record_reads_ms.load(SeqCst),
             _ => 0,
         };
         Box::pin(async move {
@@ -698,6 +702,68 @@ impl durable_runtime::store::Store for Held {
             scan.await
         })
     }
+}
+
+/// A worker that opens on a backlog renews its lease while it claims it.
+/// Before, its join claimed every instance waiting for an owner before its
+/// first renewal, so a backlog that took longer than the lease to claim (a
+/// slow database) let the new worker's lease lapse at once, and the others
+/// could take its instances in turn. Here 400 instances wait for an owner
+/// and each read of a record takes 10 ms (over 4 s to claim them all)
+/// against a 2 s lease; a client watches the worker's lease all along
+/// (failed before: it saw the lease lapse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_renews_its_lease_while_it_claims_a_backlog_at_open() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let db = Backend::Postgres.store();
+    let client = Runtime::builder()
+        .workflow::<gather>()
+        .resume_on_open(false)
+        .open_url(db.url())
+        .await
+        .unwrap();
+    let n = 400;
+    for i in 0..n {
+        client
+            .start(format!("waiting-{i:04}"), gather(1), IdPolicy::Reject)
+            .await
+            .unwrap();
+    }
+    let store = Arc::new(Held::new(db.open().await));
+    store.slow_record_reads_ms.store(10, SeqCst);
+    let opening = tokio::spawn({
+        let store = store.clone();
+        async move { gathering_worker_leased(&store, "backlogged", Duration::from_secs(2)).await }
+    });
+    let (mut joined, mut lapsed) = (false, false);
+    while !opening.is_finished() {
+        if let Some(w) = client
+            .workers()
+            .unwrap()
+            .into_iter()
+            .find(|w| w.name == "backlogged")
+        {
+            joined = true;
+            lapsed |= w.lapsed;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let w = opening.await.unwrap();
+    assert!(joined, "the worker's lease was written before its claims");
+    assert!(
+        !lapsed,
+        "the worker's lease lapsed while it claimed its backlog"
+    );
+    store.slow_record_reads_ms.store(0, SeqCst);
+    until(&format!("the worker owns all {n}"), || {
+        w.workers()
+            .unwrap()
+            .iter()
+            .any(|x| x.name == "backlogged" && x.instances == n)
+    })
+    .await;
+    client.shutdown().await;
+    w.shutdown().await;
 }
 
 /// An instance a worker claims while it rebuilds what it owns (a renewal

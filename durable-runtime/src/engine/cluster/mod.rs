@@ -62,6 +62,9 @@ pub(crate) struct Member {
     owned: Mutex<Owned>,
     /// Held by a rebuild of `owned` from the store, one at a time.
     rebuilding: tokio::sync::Mutex<()>,
+    /// Held by a renewal, and by a claim made on this process's own lease
+    /// as last written (the claims of a join).
+    lease_writes: tokio::sync::Mutex<()>,
     /// Set when the lease may have lapsed: nothing is committed until it is
     /// renewed again.
     fenced: AtomicBool,
@@ -124,6 +127,7 @@ impl Member {
             lease,
             owned: Mutex::default(),
             rebuilding: tokio::sync::Mutex::new(()),
+            lease_writes: tokio::sync::Mutex::new(()),
             fenced: AtomicBool::new(true),
             renewed: Mutex::new(Instant::now()),
             missed: Mutex::default(),
@@ -153,6 +157,11 @@ impl Member {
             return vec![Notice::Resync];
         }
         missed.messages.into_iter().map(Notice::Message).collect()
+    }
+
+    /// How often the lease is renewed: a quarter of it (at least 50 ms).
+    fn tick(&self) -> Duration {
+        (self.lease / 4).max(Duration::from_millis(50))
     }
 
     /// The owner value of this incarnation's instances.
@@ -448,11 +457,41 @@ impl Engine {
         *m.renewed.lock().expect("renewed lock poisoned") = sent;
         m.fenced.store(false, Ordering::SeqCst);
         tracing::info!(worker = %m.name, incarnation, "worker joined");
+        // the claims below may take longer than the lease (a backlog, a
+        // slow database): the lease is renewed meanwhile, as the member
+        // service does once the runtime is open
+        let claiming = std::pin::pin!(self.claim_at_join(m));
+        let renewing = std::pin::pin!(async {
+            loop {
+                tokio::time::sleep(m.tick()).await;
+                // taken over meanwhile: the claims fail, fenced, and the
+                // member service joins again once the runtime is open
+                Box::pin(self.renew_once(false)).await;
+            }
+        });
+        match futures::future::select(claiming, renewing).await {
+            futures::future::Either::Left((claimed, _)) => claimed,
+            futures::future::Either::Right(((), _)) => unreachable!("the renewals never end"),
+        }
+    }
+
+    /// What [`join`](Engine::join) takes once its lease is written: this
+    /// name's earlier processes' instances, the orphans of a cluster it is
+    /// alone in, the instances waiting for an owner and those of lapsed
+    /// workers. How many it resumed.
+    async fn claim_at_join(self: &Arc<Self>, m: &Member) -> Result<usize, StoreError> {
         let mut resumed = 0;
-        // this name's earlier processes are gone: their instances are ours now
+        // this name's earlier processes are gone: their instances are ours
+        // now, each page claimed on the lease as this process last wrote it
+        // (a renewal waits for the page)
         let lease_key = keys::lease(&m.name);
         let mut from = keys::owned_prefix(&m.name);
-        while let Some((n, next)) = self.claim_page(&m.name, &lease_key, &bytes, &from).await? {
+        loop {
+            let _writing = m.lease_writes.lock().await;
+            let bytes = m.lease_bytes.lock().expect("lease lock poisoned").clone();
+            let Some((n, next)) = self.claim_page(&m.name, &lease_key, &bytes, &from).await? else {
+                break;
+            };
             resumed += n;
             from = next;
         }
@@ -476,7 +515,7 @@ impl Engine {
         let Some(m) = &self.member else {
             return;
         };
-        let tick = (m.lease / 4).max(Duration::from_millis(50));
+        let tick = m.tick();
         // a pass may take long (a dead worker's instances to take over, a
         // burst of instances to claim): were it in this loop, the renewals
         // would wait for it, the lease would lapse and the others would
@@ -485,28 +524,46 @@ impl Engine {
         self.add_task(async move { passes.pass_service(tick).await });
         loop {
             tokio::time::sleep(tick).await;
-            match tokio::time::timeout(m.lease / 2, self.renew()).await {
-                Ok(Ok(Renewal::Renewed)) => {}
-                Ok(Ok(Renewal::Back)) => {
-                    tracing::warn!(worker = %m.name, "lease renewed again: resuming what this worker still owns");
-                    let _passing = m.passing.lock().await;
-                    if let Err(e) = self.resync_owned().await {
-                        tracing::warn!(error = %e, "resuming owned instances failed");
-                    }
-                }
-                Ok(Ok(Renewal::Lost)) => {
-                    tracing::error!(worker = %m.name, "this worker's lease was taken over: joining again");
-                    let _passing = m.passing.lock().await;
-                    m.forget_owned();
-                    if let Err(e) = self.join().await {
-                        tracing::warn!(error = %e, "joining again failed; retrying");
-                    }
-                }
-                Ok(Err(e)) => tracing::warn!(worker = %m.name, error = %e, "lease renewal failed"),
-                Err(_) => tracing::warn!(worker = %m.name, "lease renewal timed out"),
-            }
-            m.check_lease();
+            self.renew_once(true).await;
         }
+    }
+
+    /// Renews the lease once (bounded to half of it), acts on the answer
+    /// (back after a lapse: what this worker still owns is resumed; taken
+    /// over: it joins again if `rejoin`) and fences this process if the
+    /// lease may have lapsed.
+    async fn renew_once(self: &Arc<Self>, rejoin: bool) {
+        let Some(m) = &self.member else {
+            return;
+        };
+        let renewed = {
+            let _writing = m.lease_writes.lock().await;
+            tokio::time::timeout(m.lease / 2, self.renew()).await
+        };
+        match renewed {
+            Ok(Ok(Renewal::Renewed)) => {}
+            Ok(Ok(Renewal::Back)) => {
+                tracing::warn!(worker = %m.name, "lease renewed again: resuming what this worker still owns");
+                let _passing = m.passing.lock().await;
+                if let Err(e) = self.resync_owned().await {
+                    tracing::warn!(error = %e, "resuming owned instances failed");
+                }
+            }
+            Ok(Ok(Renewal::Lost)) if !rejoin => {
+                tracing::error!(worker = %m.name, "this worker's lease was taken over while it joined");
+            }
+            Ok(Ok(Renewal::Lost)) => {
+                tracing::error!(worker = %m.name, "this worker's lease was taken over: joining again");
+                let _passing = m.passing.lock().await;
+                m.forget_owned();
+                if let Err(e) = Box::pin(self.join()).await {
+                    tracing::warn!(error = %e, "joining again failed; retrying");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(worker = %m.name, error = %e, "lease renewal failed"),
+            Err(_) => tracing::warn!(worker = %m.name, "lease renewal timed out"),
+        }
+        m.check_lease();
     }
 
     /// Every `tick` while the lease holds: takes over the instances of
