@@ -17,20 +17,8 @@ async fn undoes_a_flight(trip: String) -> Result<Vec<Option<String>>, WorkflowEr
 #[tokio::test]
 async fn a_compensation_whose_name_two_activities_share_runs_the_one_its_runtime_names() {
     let db = BACKEND.store();
-    let untold = Runtime::builder()
-        .workflow::<undoes_a_flight>()
-        .open_url(db.url())
-        .await
-        .unwrap();
-    let out = untold
-        .start("untold", undoes_a_flight("untold".into()), IdPolicy::Reject)
-        .await
-        .unwrap()
-        .result()
-        .within()
-        .await
-        .unwrap()
-        .unwrap();
+    let untold = Runtime::builder().workflow::<undoes_a_flight>();
+    let out = undo_a_flight_on(untold, db.url(), "untold").await;
     let why = out[0].clone().expect("the compensation failed");
     assert!(
         why.contains("two activities are named `unbook`")
@@ -39,16 +27,24 @@ async fn a_compensation_whose_name_two_activities_share_runs_the_one_its_runtime
         "{why}"
     );
     assert_eq!(count("unbook untold"), 0, "neither ran");
-    untold.shutdown().await;
 
     let told = Runtime::builder()
         .workflow::<undoes_a_flight>()
-        .activity::<unbook>()
-        .open_url(db.url())
-        .await
-        .unwrap();
-    let out = told
-        .start("told", undoes_a_flight("told".into()), IdPolicy::Reject)
+        .activity::<unbook>();
+    assert_eq!(undo_a_flight_on(told, db.url(), "told").await, [None]);
+    assert_eq!(lines("unbook told"), ["unbook told flight"]);
+}
+
+/// What [`undoes_a_flight`] returns, run as instance `id` by a runtime
+/// `builder` opens on `url`.
+async fn undo_a_flight_on(
+    builder: durable_runtime::Builder,
+    url: &str,
+    id: &str,
+) -> Vec<Option<String>> {
+    let rt = builder.open_url(url).await.unwrap();
+    let out = rt
+        .start(id, undoes_a_flight(id.into()), IdPolicy::Reject)
         .await
         .unwrap()
         .result()
@@ -56,7 +52,6 @@ async fn a_compensation_whose_name_two_activities_share_runs_the_one_its_runtime
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(out, [None]);
-    assert_eq!(lines("unbook told"), ["unbook told flight"]);
-    told.shutdown().await;
+    rt.shutdown().await;
+    out
 }
