@@ -205,13 +205,10 @@ impl Member {
     /// (`read`), with what was claimed or let go meanwhile applied over it.
     fn rebuild_ends(&self, read: HashSet<String>) {
         let mut owned = self.owned.lock().expect("owned lock poisoned");
+        let meanwhile = owned.meanwhile.take().unwrap_or_default();
         owned.ids = read;
-        for (id, claimed) in owned.meanwhile.take().unwrap_or_default() {
-            if claimed {
-                owned.ids.insert(id);
-            } else {
-                owned.ids.remove(&id);
-            }
+        for (id, claimed) in meanwhile {
+            owned.set(&id, claimed);
         }
     }
 
