@@ -185,7 +185,7 @@ impl Builder {
     /// mod billing {
     ///     use durable_runtime::prelude::*;
     ///     #[activity]
-    ///     pub async fn refund(order: String) -> Result<(), ActivityError> {
+    ///     pub async fn refund(_order: String) -> Result<(), ActivityError> {
     ///         Ok(())
     ///     }
     /// }
@@ -193,7 +193,7 @@ impl Builder {
     /// mod shipping {
     ///     use durable_runtime::prelude::*;
     ///     #[activity]
-    ///     pub async fn refund(parcel: String) -> Result<(), ActivityError> {
+    ///     pub async fn refund(_parcel: String) -> Result<(), ActivityError> {
     ///         Ok(())
     ///     }
     /// }
