@@ -702,30 +702,6 @@ impl Builder {
     }
 }
 
-/// A worker process sharing a PostgreSQL store ([`Runtime::workers`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-pub struct WorkerInfo {
-    /// Its name ([`Builder::worker_name`]).
-    pub name: String,
-    /// How many processes have started under this name.
-    pub incarnation: u64,
-    /// When this incarnation started (Unix ms).
-    pub started_ms: u64,
-    /// When the others may take its instances over, unless it renews
-    /// (Unix ms, by its clock).
-    pub lease_expires_ms: u64,
-    /// Whether the lease has lapsed (by this process's clock): its
-    /// instances are being taken over.
-    pub lapsed: bool,
-    /// Unfinished instances it owns.
-    pub instances: usize,
-    /// The named task queues it runs ([`Builder::task_queue`]).
-    pub queues: Vec<String>,
-    /// Whether it is this process.
-    pub this_process: bool,
-}
-
 /// `host:pid`, unique among the live processes of a cluster.
 fn default_worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::codec;
-use crate::engine::{Engine, WorkflowEntry, now_ms};
+use crate::engine::{Engine, WorkflowEntry};
 use crate::error::{ResetError, ResultError, ResumeError, StartError};
 use crate::store::StoreError;
 use crate::workflow::{Workflow, WorkflowCall};
@@ -25,13 +25,15 @@ mod schedules;
 mod signals;
 mod transfer;
 mod updates;
+mod workers;
 
-pub use builder::{Builder, IdPolicy, WorkerInfo};
+pub use builder::{Builder, IdPolicy};
 pub use handle::WorkflowHandle;
 pub use inspect::Description;
 pub use listing::MatchedCounts;
 pub use metrics::Metrics;
 pub use schedules::Schedules;
+pub use workers::WorkerInfo;
 
 /// The durable-execution runtime embedded in your tokio service.
 ///
@@ -73,41 +75,6 @@ impl Runtime {
     /// timer fires or something else wakes it.
     pub fn resumed_on_open(&self) -> usize {
         self.resumed
-    }
-
-    /// The workers sharing this store (PostgreSQL), as their leases say,
-    /// with how many unfinished instances each owns; empty on sled.
-    pub fn workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
-        crate::store::blocking(|| {
-            use crate::store::keys;
-            let this = self.engine.member.as_ref().map(|m| m.name.as_str());
-            let now = now_ms();
-            let mut workers = Vec::new();
-            for (key, bytes) in self.engine.store.scan_prefix(&[keys::LEASE])? {
-                let name = keys::instance_id(&key);
-                let lease: crate::engine::LeaseRecord =
-                    codec::decode(&bytes).map_err(|e| StoreError::Corrupt {
-                        key: name.clone(),
-                        reason: e.to_string(),
-                    })?;
-                let instances = self
-                    .engine
-                    .store
-                    .scan_prefix(&keys::owned_prefix(&name))?
-                    .len();
-                workers.push(WorkerInfo {
-                    this_process: this == Some(name.as_str()),
-                    name,
-                    incarnation: lease.incarnation,
-                    started_ms: lease.started_ms,
-                    lease_expires_ms: lease.expires_ms,
-                    lapsed: lease.expires_ms < now,
-                    instances,
-                    queues: lease.queues,
-                });
-            }
-            Ok(workers)
-        })
     }
 
     /// Instances that have a task in this process now. Instances sleeping on
