@@ -146,6 +146,47 @@ pub fn expected(i: usize) -> String {
 }
 
 #[activity(max_attempts = 5, initial_interval_ms = 1)]
+async fn revise(id: String, n: u32) -> Result<String, ActivityError> {
+    effect("revise")?;
+    Ok(format!("rev{n}-{id}"))
+}
+
+/// A draft of 12,000 letters that do not compress, held across four
+/// awaits and revised twice: each revision is a new stored value (two
+/// pieces) that supersedes the one before, in the revision's batch, and
+/// the third await's checkpoint refers to the second draft unchanged.
+#[workflow]
+pub async fn dossier(i: u32) -> Result<String, WorkflowError> {
+    let id = format!("dossier-{i}");
+    let mut draft = letters(u64::from(i) + 1_000, 12_000);
+    let first = revise(id.clone(), 1).await?;
+    draft.replace_range(..first.len(), &first);
+    let second = revise(id.clone(), 2).await?;
+    let third = revise(id.clone(), 3).await?;
+    draft.push_str(&third);
+    let fourth = revise(id, 4).await?;
+    Ok(format!("{second} {fourth} {}", digest(&draft)))
+}
+
+/// The length and an FNV-1a hash of `text`.
+fn digest(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{}:{hash:016x}", text.len())
+}
+
+/// What an uncrashed run of `dossier(i)` returns.
+pub fn dossier_expected(i: usize) -> String {
+    let id = format!("dossier-{i}");
+    let mut draft = letters(i as u64 + 1_000, 12_000);
+    let first = format!("rev1-{id}");
+    draft.replace_range(..first.len(), &first);
+    draft.push_str(&format!("rev3-{id}"));
+    format!("rev2-{id} rev4-{id} {}", digest(&draft))
+}
+
+#[activity(max_attempts = 5, initial_interval_ms = 1)]
 async fn leg(name: String) -> Result<u32, ActivityError> {
     effect(&name)?;
     Ok(name.len() as u32)

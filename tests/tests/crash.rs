@@ -21,8 +21,8 @@ use durable_runtime::store::redb::RedbStore;
 use durable_runtime::testing::backends::{Backend, TestStore};
 use durable_runtime::{ResultError, Runtime, Workflow};
 use durable_tests::{
-    expected, guard, journey, journey_expected, ledger_expected, nap_expected, process_order, tick,
-    tick_run,
+    dossier, dossier_expected, expected, guard, journey, journey_expected, ledger_expected,
+    nap_expected, process_order, tick, tick_run,
 };
 use rand::RngExt;
 
@@ -113,6 +113,22 @@ const JOURNEY_WORKLOAD: Workload = Workload {
     effects: JOURNEY_EFFECTS,
     last_step: 16,
     inspect: inspect::<journey>,
+};
+
+// a large local revised twice: its superseded values go in the batch that
+// supersedes them, and a checkpoint refers to an unchanged one
+const DOSSIER_WORKLOAD: Workload = Workload {
+    name: "dossier",
+    id: |i| format!("dossier-{i}"),
+    expected: dossier_expected,
+    effects: &[
+        ("revise", 1, None),
+        ("revise", 2, None),
+        ("revise", 3, None),
+        ("revise", 4, None),
+    ],
+    last_step: 5,
+    inspect: inspect::<dossier>,
 };
 
 const GUARD_EFFECTS: &[(&str, u64, Option<u64>)] = &[("undo", 2, None)];
@@ -235,15 +251,70 @@ fn inspect<W: Workflow>(rt: &tokio::runtime::Runtime, url: &str, id_of: IdOf) ->
         let mut steps = HashMap::new();
         for i in 0..ORDERS {
             let id = id_of(i);
-            match runtime.handle::<W>(id.clone()).describe() {
-                Ok(d) => steps.insert(id, (d.step, d.parts_done)),
-                Err(ResultError::NotFound { .. }) => steps.insert(id, (0, Vec::new())),
+            let handle = runtime.handle::<W>(id.clone());
+            match handle.describe() {
+                Ok(d) => steps.insert(id.clone(), (d.step, d.parts_done)),
+                Err(ResultError::NotFound { .. }) => steps.insert(id.clone(), (0, Vec::new())),
                 Err(e) => panic!("{id}: {e}"),
             };
+            // the checkpointed state reads whole: no value it refers to is missing
+            match handle.state_json() {
+                Ok(_) | Err(ResultError::NotFound { .. }) => {}
+                Err(e) => panic!("the state of {id} does not read after a kill: {e}"),
+            }
         }
         runtime.shutdown().await;
         steps
     })
+}
+
+/// Per instance, the keys of its stored field values (a state's large
+/// fields, a large input), read from the store itself.
+type Stored = HashMap<String, Vec<Vec<u8>>>;
+
+fn stored(rt: &tokio::runtime::Runtime, store: &TestStore, w: Workload) -> Stored {
+    rt.block_on(async {
+        let opened = store.open().await;
+        (0..ORDERS)
+            .map(|i| {
+                let id = (w.id)(i);
+                let mut prefix = vec![b'f'];
+                prefix.extend_from_slice(id.as_bytes());
+                prefix.push(0);
+                let keys = opened
+                    .scan_prefix(&prefix)
+                    .expect("scan stored values")
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect();
+                (id, keys)
+            })
+            .collect()
+    })
+}
+
+/// What an uncrashed run of `w` leaves stored: a recovered run must leave
+/// the same, no value missing and none left over.
+fn uncrashed(w: Workload, rt: &tokio::runtime::Runtime, backend: Backend) -> Stored {
+    let site = Site::new(backend);
+    let mut child = spawn(w, &site, 1, None);
+    let (hit, lines) = wait_marker(&mut child);
+    assert!(!hit);
+    child.wait().unwrap();
+    verify(w, site.dir.path(), &lines, &[]);
+    stored(rt, &site.store, w)
+}
+
+/// After recovery, the stored field values equal an uncrashed run's.
+fn same_stored_values(w: Workload, rt: &tokio::runtime::Runtime, site: &Site, want: &Stored) {
+    let got = stored(rt, &site.store, w);
+    for (id, keys) in want {
+        assert_eq!(
+            got.get(id),
+            Some(keys),
+            "{id}'s stored values after recovery differ from an uncrashed run's"
+        );
+    }
 }
 
 /// One effects log line.
@@ -338,6 +409,7 @@ fn verify(w: Workload, dir: &Path, final_lines: &[String], seen: &[(u32, Checkpo
 }
 
 fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime, backend: Backend) -> usize {
+    let want = uncrashed(w, rt, backend);
     let mut points = 0;
     let mut mid_workflow = 0;
     for phase in phases(backend) {
@@ -373,6 +445,7 @@ fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime, backend: 
             assert!(!hit);
             last.wait().unwrap();
             verify(w, site.dir.path(), &lines, &seen);
+            same_stored_values(w, rt, &site, &want);
         }
     }
     assert!(
@@ -383,6 +456,7 @@ fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime, backend: 
 }
 
 fn kill_at_random_times(w: Workload, rt: &tokio::runtime::Runtime, kills: u32, backend: Backend) {
+    let want = uncrashed(w, rt, backend);
     let site = Site::new(backend);
     let mut seen = Vec::new();
     let mut rng = rand::rng();
@@ -406,6 +480,7 @@ fn kill_at_random_times(w: Workload, rt: &tokio::runtime::Runtime, kills: u32, b
     let (_, lines) = wait_marker(&mut last);
     last.wait().unwrap();
     verify(w, site.dir.path(), &lines, &seen);
+    same_stored_values(w, rt, &site, &want);
     let mid: usize = seen
         .iter()
         .filter(|(_, c)| {
@@ -477,6 +552,26 @@ fn timers_signals_joins_and_sagas_survive_kills_at_every_checkpoint() {
 #[test]
 fn timers_signals_joins_and_sagas_survive_kills_at_random_times() {
     kill_at_random_times(JOURNEY_WORKLOAD, &tokio_rt(), 8, Backend::Redb);
+}
+
+#[test]
+fn a_large_local_revised_and_held_survives_kills_at_every_checkpoint_and_leaves_no_value_behind() {
+    let points = kill_at_every_checkpoint(DOSSIER_WORKLOAD, &tokio_rt(), Backend::Redb);
+    assert!(
+        points >= 2 * (ORDERS + 4),
+        "expected a kill point per group commit, got {points}"
+    );
+    println!("{points} kill points");
+}
+
+#[test]
+fn postgres_a_large_local_revised_and_held_survives_kills_at_every_checkpoint() {
+    let points = kill_at_every_checkpoint(DOSSIER_WORKLOAD, &tokio_rt(), Backend::Postgres);
+    assert!(
+        points >= 3 * (ORDERS + 4),
+        "expected a kill point per group commit and phase, got {points}"
+    );
+    println!("{points} kill points");
 }
 
 #[test]
