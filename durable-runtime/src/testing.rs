@@ -75,10 +75,13 @@ pub async fn run_stepwise<W: Workflow>(
                     variants,
                 });
             }
+            // the state is decoded from its bytes at every step (the held
+            // one is not used): a stepwise run proves the round trip
             Outcome::Await {
                 state,
                 variant,
                 request,
+                ..
             } => {
                 step += 1;
                 variants.push(variant);

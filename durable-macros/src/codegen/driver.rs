@@ -394,6 +394,9 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
     // `Fn`, not `FnOnce`: a helper that returns without waiting resumes its
     // caller at once, so one drive may pass the same await more than once
     let mut bounds = vec![quote!(__F0: ::core::ops::Fn(#(#param_tys),*) -> #ret)];
+    // held typed between steps (`Op::ResumeHeld`); every local across an
+    // await is already `Send + 'static`, as the inline future requires
+    bounds.push(quote!(#state_ty: ::core::marker::Send + 'static));
     for (k, v) in a.variants.iter().enumerate() {
         let f = &fns[k + 1];
         let c = command_param(k);
@@ -591,6 +594,13 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
                     #p::Op::Resume { state: __state, result: __result } => {
                         __run(__resume(#p::decode::<#state_ty>(__state)?, ::core::option::Option::Some(__result)))
                     }
+                    #p::Op::ResumeHeld { held: __held, state: __state, result: __result } => {
+                        let __state = match __held.downcast::<#state_ty>() {
+                            ::core::result::Result::Ok(__held) => *__held,
+                            ::core::result::Result::Err(_) => #p::decode::<#state_ty>(__state)?,
+                        };
+                        __run(__resume(__state, ::core::option::Option::Some(__result)))
+                    }
                     #p::Op::Executor { state: __state } => match #p::variant_index(__state)? {
                         #(#executor_arms,)*
                         _ => {
@@ -598,7 +608,10 @@ pub(crate) fn generate(a: &Analysis<'_>) -> TokenStream {
                             #wrong_exec
                         }
                     },
-                    #p::Op::Check { state: __state } => ::core::result::Result::Ok(#p::Outcome::Checked(#p::decode::<#state_ty>(__state)?.variant_name())),
+                    #p::Op::Check { state: __state } => {
+                        let __state = #p::decode::<#state_ty>(__state)?;
+                        ::core::result::Result::Ok(#p::Outcome::Checked { variant: __state.variant_name(), held: ::std::boxed::Box::new(__state) })
+                    }
                     #p::Op::Json { state: __state } => #p::to_json(&#p::decode::<#state_ty>(__state)?),
                     #p::Op::Adopt { variant: __variant, fields: __fields } => {
                         let __state: #state_ty = match __variant {

@@ -129,6 +129,7 @@ const _: () = {
                 >,
                 ::durable_runtime::__private::StepError,
             >,
+        PriceAllState<__L0, __L1, __C0>: ::core::marker::Send + 'static,
         __F1: ::core::ops::Fn(
             __L0,
             __L1,
@@ -236,6 +237,22 @@ const _: () = {
                     ),
                 )
             }
+            ::durable_runtime::__private::Op::ResumeHeld {
+                held: __held,
+                state: __state,
+                result: __result,
+            } => {
+                let __state = match __held.downcast::<PriceAllState<__L0, __L1, __C0>>()
+                {
+                    ::core::result::Result::Ok(__held) => *__held,
+                    ::core::result::Result::Err(_) => {
+                        ::durable_runtime::__private::decode::<
+                            PriceAllState<__L0, __L1, __C0>,
+                        >(__state)?
+                    }
+                };
+                __run(__resume(__state, ::core::option::Option::Some(__result)))
+            }
             ::durable_runtime::__private::Op::Executor { state: __state } => {
                 match ::durable_runtime::__private::variant_index(__state)? {
                     1u32 => {
@@ -280,14 +297,13 @@ const _: () = {
                 }
             }
             ::durable_runtime::__private::Op::Check { state: __state } => {
-                ::core::result::Result::Ok(
-                    ::durable_runtime::__private::Outcome::Checked(
-                        ::durable_runtime::__private::decode::<
-                            PriceAllState<__L0, __L1, __C0>,
-                        >(__state)?
-                            .variant_name(),
-                    ),
-                )
+                let __state = ::durable_runtime::__private::decode::<
+                    PriceAllState<__L0, __L1, __C0>,
+                >(__state)?;
+                ::core::result::Result::Ok(::durable_runtime::__private::Outcome::Checked {
+                    variant: __state.variant_name(),
+                    held: ::std::boxed::Box::new(__state),
+                })
             }
             ::durable_runtime::__private::Op::Json { state: __state } => {
                 ::durable_runtime::__private::to_json(
@@ -368,6 +384,7 @@ const _: () = {
                 >,
                 ::durable_runtime::__private::StepError,
             >,
+        PriceAllState<__L0, __L1, __C0>: ::core::marker::Send + 'static,
         __F1: ::core::ops::Fn(
             __L0,
             __L1,

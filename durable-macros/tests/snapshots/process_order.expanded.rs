@@ -200,6 +200,7 @@ const _: () = {
                 >,
                 ::durable_runtime::__private::StepError,
             >,
+        ProcessOrderState<__C0, __C1, __C2, __C3>: ::core::marker::Send + 'static,
         __F1: ::core::ops::Fn(
             Order,
             <__C0 as ::durable_runtime::__private::Pending>::Output,
@@ -397,6 +398,23 @@ const _: () = {
                     ),
                 )
             }
+            ::durable_runtime::__private::Op::ResumeHeld {
+                held: __held,
+                state: __state,
+                result: __result,
+            } => {
+                let __state = match __held
+                    .downcast::<ProcessOrderState<__C0, __C1, __C2, __C3>>()
+                {
+                    ::core::result::Result::Ok(__held) => *__held,
+                    ::core::result::Result::Err(_) => {
+                        ::durable_runtime::__private::decode::<
+                            ProcessOrderState<__C0, __C1, __C2, __C3>,
+                        >(__state)?
+                    }
+                };
+                __run(__resume(__state, ::core::option::Option::Some(__result)))
+            }
             ::durable_runtime::__private::Op::Executor { state: __state } => {
                 match ::durable_runtime::__private::variant_index(__state)? {
                     1u32 => {
@@ -528,14 +546,13 @@ const _: () = {
                 }
             }
             ::durable_runtime::__private::Op::Check { state: __state } => {
-                ::core::result::Result::Ok(
-                    ::durable_runtime::__private::Outcome::Checked(
-                        ::durable_runtime::__private::decode::<
-                            ProcessOrderState<__C0, __C1, __C2, __C3>,
-                        >(__state)?
-                            .variant_name(),
-                    ),
-                )
+                let __state = ::durable_runtime::__private::decode::<
+                    ProcessOrderState<__C0, __C1, __C2, __C3>,
+                >(__state)?;
+                ::core::result::Result::Ok(::durable_runtime::__private::Outcome::Checked {
+                    variant: __state.variant_name(),
+                    held: ::std::boxed::Box::new(__state),
+                })
             }
             ::durable_runtime::__private::Op::Json { state: __state } => {
                 ::durable_runtime::__private::to_json(

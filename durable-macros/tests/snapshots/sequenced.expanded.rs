@@ -532,6 +532,23 @@ const _: () = {
                 >,
                 ::durable_runtime::__private::StepError,
             >,
+        QuoteState<
+            __L0,
+            __L1,
+            __L2,
+            __L3,
+            __C0,
+            __C1,
+            __C2,
+            __C3,
+            __C4,
+            __C5,
+            __C6,
+            __C7,
+            __C8,
+            __C9,
+            __C10,
+        >: ::core::marker::Send + 'static,
         __F1: ::core::ops::Fn(
             u64,
             u64,
@@ -1258,6 +1275,57 @@ const _: () = {
                     ),
                 )
             }
+            ::durable_runtime::__private::Op::ResumeHeld {
+                held: __held,
+                state: __state,
+                result: __result,
+            } => {
+                let __state = match __held
+                    .downcast::<
+                        QuoteState<
+                            __L0,
+                            __L1,
+                            __L2,
+                            __L3,
+                            __C0,
+                            __C1,
+                            __C2,
+                            __C3,
+                            __C4,
+                            __C5,
+                            __C6,
+                            __C7,
+                            __C8,
+                            __C9,
+                            __C10,
+                        >,
+                    >()
+                {
+                    ::core::result::Result::Ok(__held) => *__held,
+                    ::core::result::Result::Err(_) => {
+                        ::durable_runtime::__private::decode::<
+                            QuoteState<
+                                __L0,
+                                __L1,
+                                __L2,
+                                __L3,
+                                __C0,
+                                __C1,
+                                __C2,
+                                __C3,
+                                __C4,
+                                __C5,
+                                __C6,
+                                __C7,
+                                __C8,
+                                __C9,
+                                __C10,
+                            >,
+                        >(__state)?
+                    }
+                };
+                __run(__resume(__state, ::core::option::Option::Some(__result)))
+            }
             ::durable_runtime::__private::Op::Executor { state: __state } => {
                 match ::durable_runtime::__private::variant_index(__state)? {
                     1u32 => {
@@ -1784,30 +1852,29 @@ const _: () = {
                 }
             }
             ::durable_runtime::__private::Op::Check { state: __state } => {
-                ::core::result::Result::Ok(
-                    ::durable_runtime::__private::Outcome::Checked(
-                        ::durable_runtime::__private::decode::<
-                            QuoteState<
-                                __L0,
-                                __L1,
-                                __L2,
-                                __L3,
-                                __C0,
-                                __C1,
-                                __C2,
-                                __C3,
-                                __C4,
-                                __C5,
-                                __C6,
-                                __C7,
-                                __C8,
-                                __C9,
-                                __C10,
-                            >,
-                        >(__state)?
-                            .variant_name(),
-                    ),
-                )
+                let __state = ::durable_runtime::__private::decode::<
+                    QuoteState<
+                        __L0,
+                        __L1,
+                        __L2,
+                        __L3,
+                        __C0,
+                        __C1,
+                        __C2,
+                        __C3,
+                        __C4,
+                        __C5,
+                        __C6,
+                        __C7,
+                        __C8,
+                        __C9,
+                        __C10,
+                    >,
+                >(__state)?;
+                ::core::result::Result::Ok(::durable_runtime::__private::Outcome::Checked {
+                    variant: __state.variant_name(),
+                    held: ::std::boxed::Box::new(__state),
+                })
             }
             ::durable_runtime::__private::Op::Json { state: __state } => {
                 ::durable_runtime::__private::to_json(

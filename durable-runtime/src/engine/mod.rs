@@ -606,6 +606,7 @@ impl Engine {
             field_seq: 0,
             stored_fields: Some(input_field),
             pending_fields: None,
+            held: record::Held::default(),
         };
         let outcome = guarded(|| (entry.drive)(Op::Start(input)));
         self.apply(&mut record, outcome, &entry);

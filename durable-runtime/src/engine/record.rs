@@ -10,6 +10,7 @@ use crate::command::Request;
 use crate::phase::Status;
 use crate::schedule::ScheduledBy;
 use crate::store::{Batch, keys};
+use crate::workflow::HeldState;
 
 /// The stored record of one instance: its latest checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +122,56 @@ pub(crate) struct InstanceRecord {
     /// What `stored_fields` becomes when the batch being committed lands.
     #[serde(skip)]
     pub(crate) pending_fields: Option<Vec<super::fields::StoredField>>,
+    /// The state as the step that made it left it, typed (in memory only):
+    /// the next step resumes it without decoding `state`.
+    #[serde(skip)]
+    pub(crate) held: Held,
+}
+
+/// A state enum held typed between two steps of a running instance, with
+/// the step and layout of the record whose `state` it is: a record whose
+/// state changed by any other way (a transcode, a migration, a reset, a
+/// load) no longer matches and decodes its bytes. A copy of a record
+/// holds none. (The mutex makes a record `Sync` without asking the state
+/// to be: it is only reached through `&mut`, so never locked.)
+#[derive(Default)]
+pub(crate) struct Held(std::sync::Mutex<Option<(HeldState, u64, u64)>>);
+
+impl Held {
+    /// `state`, the typed form of `record.state` as it is now.
+    pub(crate) fn of(state: HeldState, record: &InstanceRecord) -> Held {
+        Held(std::sync::Mutex::new(Some((
+            state,
+            record.step,
+            record.layout,
+        ))))
+    }
+
+    /// The typed state, if it is still the one `record` holds.
+    pub(crate) fn take_for(&mut self, record_step: u64, record_layout: u64) -> Option<HeldState> {
+        let held = self
+            .0
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match held.take() {
+            Some((state, step, layout)) if (step, layout) == (record_step, record_layout) => {
+                Some(state)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Clone for Held {
+    fn clone(&self) -> Held {
+        Held::default()
+    }
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Held")
+    }
 }
 
 /// Adds to `batch` the removal of index entry `entry` (one a record lists
@@ -255,6 +306,24 @@ impl InstanceRecord {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_held_state_is_given_once_and_only_to_the_step_and_layout_it_was_held_for() {
+        let mut r = InstanceRecord::sample();
+        let (step, layout) = (r.step, r.layout);
+        r.held = Held::of(Box::new(7_u32), &r);
+        assert!(r.held.take_for(step + 1, layout).is_none(), "another step");
+        r.held = Held::of(Box::new(7_u32), &r);
+        assert!(
+            r.held.take_for(step, layout ^ 1).is_none(),
+            "another layout"
+        );
+        r.held = Held::of(Box::new(7_u32), &r);
+        assert!(r.clone().held.take_for(step, layout).is_none(), "a copy");
+        let held = r.held.take_for(step, layout).expect("held");
+        assert_eq!(held.downcast::<u32>().ok().map(|n| *n), Some(7));
+        assert!(r.held.take_for(step, layout).is_none(), "given once");
+    }
+
     pub(super) fn record(layout: u64, scheduled: Option<ScheduledBy>) -> InstanceRecord {
         InstanceRecord {
             workflow: "w".into(),
@@ -299,6 +368,7 @@ mod tests {
             kept_step: None,
             stored_fields: None,
             pending_fields: None,
+            held: Held::default(),
         }
     }
 

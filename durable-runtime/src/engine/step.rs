@@ -57,12 +57,20 @@ impl Engine {
                 }
                 Err(halt) => return halt,
             };
+            // the state the last step left, typed, if it still is this
+            // record's: not decoded again
+            let typed = record.held.take_for(record.step, record.layout);
             let state = std::mem::take(&mut record.state);
-            let outcome = guarded(|| {
-                (entry.drive)(Op::Resume {
+            let outcome = guarded(|| match typed {
+                Some(held) => (entry.drive)(Op::ResumeHeld {
+                    held,
                     state: &state,
                     result: &result,
-                })
+                }),
+                None => (entry.drive)(Op::Resume {
+                    state: &state,
+                    result: &result,
+                }),
             });
             record.state = state;
             self.apply(record, outcome, &entry);

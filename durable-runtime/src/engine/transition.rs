@@ -5,6 +5,7 @@
 //! unit-tested below without a store. The engine reads those values once
 //! and commits what they produce (`Engine::apply`, `Engine::save_with`).
 
+use super::record::Held;
 use super::{InstanceRecord, Status, WorkflowEntry, rerun};
 use crate::activity::RetryPolicy;
 use crate::history::EventKind;
@@ -54,9 +55,11 @@ pub(crate) fn next(
             state,
             variant,
             mut request,
+            held,
         })) => {
             request.resolve_timers(at.now);
             record.state = state;
+            record.held = Held::of(held, record);
             record.variant = variant.to_owned();
             record.pending = Some(request);
             record.pending_since_ms = at.now;
@@ -77,7 +80,7 @@ pub(crate) fn next(
         Ok(Ok(
             Outcome::Executor(_)
             | Outcome::Json(_)
-            | Outcome::Checked(_)
+            | Outcome::Checked { .. }
             | Outcome::Adopted(_)
             | Outcome::Traced,
         )) => failed("generated code answered a step with the wrong outcome".into()),
@@ -216,6 +219,7 @@ mod tests {
             state,
             variant: "Charge",
             request,
+            held: Box::new(()),
         }))
     }
 

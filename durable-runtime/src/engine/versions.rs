@@ -286,16 +286,20 @@ impl Engine {
     pub(super) fn check(
         &self,
         id: &str,
-        record: &InstanceRecord,
+        record: &mut InstanceRecord,
         entry: WorkflowEntry,
     ) -> Result<WorkflowEntry, ResumeError> {
-        // the state must decode under this code, or the instance would fail mid-way
+        // the state must decode under this code, or the instance would fail
+        // mid-way; decoded, it is held for the step that follows
         if record.pending.is_some() {
             match guarded(|| {
                 (entry.drive)(Op::Check {
                     state: &record.state,
                 })
             }) {
+                Ok(Ok(Outcome::Checked { held, .. })) => {
+                    record.held = super::record::Held::of(held, record);
+                }
                 Ok(Ok(_)) => {}
                 Ok(Err(source)) => {
                     return Err(ResumeError::Step {

@@ -81,6 +81,18 @@ pub enum Op<'a> {
         /// The encoded output of the awaited command.
         result: &'a [u8],
     },
+    /// Resume a state this workflow's generated code handed back in
+    /// [`Outcome::Await`]'s `held`, as it was, without decoding it: the
+    /// runtime holds a running instance's state typed between steps.
+    ResumeHeld {
+        /// The state enum, as the last step left it.
+        held: HeldState,
+        /// The same state encoded: decoded instead if `held` is not this
+        /// workflow's state type.
+        state: &'a [u8],
+        /// The encoded output of the awaited command.
+        result: &'a [u8],
+    },
     /// Tell how the command awaited by this state is executed.
     Executor {
         /// The encoded state enum.
@@ -124,13 +136,23 @@ pub enum Outcome {
         variant: &'static str,
         /// The command to carry out.
         request: Request,
+        /// The new state itself, for [`Op::ResumeHeld`]: the next step
+        /// need not decode what this one encoded.
+        held: HeldState,
     },
     /// The workflow returned: the encoded output.
     Done(Vec<u8>),
     /// Answer to [`Op::Executor`].
     Executor(Executor),
-    /// Answer to [`Op::Check`]: the state's variant.
-    Checked(&'static str),
+    /// Answer to [`Op::Check`]: the state's variant, and the state decoded
+    /// (for [`Op::ResumeHeld`]: the step that follows need not decode it
+    /// again).
+    Checked {
+        /// The state's variant.
+        variant: &'static str,
+        /// The state.
+        held: HeldState,
+    },
     /// Answer to [`Op::Adopt`]: the state encoded by this version.
     Adopted(Vec<u8>),
     /// Answer to [`Op::Json`].
@@ -226,9 +248,14 @@ pub fn variant_index(state: &[u8]) -> Result<u32, CodecError> {
         })
 }
 
+/// A state enum, typed, held by the runtime between two steps of a
+/// running instance (see [`Op::ResumeHeld`]).
+#[doc(hidden)]
+pub type HeldState = Box<dyn std::any::Any + Send>;
+
 /// Encodes a segment's result for the runtime.
 #[doc(hidden)]
-pub fn finish<S: Serialize, O: Serialize>(
+pub fn finish<S: Serialize + Send + 'static, O: Serialize>(
     step: Step<S, O>,
     variant_of: impl FnOnce(&S) -> &'static str,
 ) -> Result<Outcome, StepError> {
@@ -237,6 +264,7 @@ pub fn finish<S: Serialize, O: Serialize>(
             variant: variant_of(&state),
             state: codec::encode(&state)?,
             request,
+            held: Box::new(state),
         }),
         Step::Done(out) => Ok(Outcome::Done(codec::encode(&out)?)),
         Step::Ready(state) => Err(StepError::WrongVariant {

@@ -477,3 +477,90 @@ async fn describing_or_listing_an_instance_reads_none_of_its_stored_fields() {
     );
     rt.shutdown().await;
 }
+
+/// How many times each [`Counted`] value, by its key, was decoded.
+static DECODED: Mutex<std::collections::BTreeMap<String, usize>> =
+    Mutex::new(std::collections::BTreeMap::new());
+
+/// A value that counts its decodes (under its key: the backends' tests
+/// may share a process).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "CountedFields")]
+struct Counted {
+    key: String,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct CountedFields {
+    key: String,
+    text: String,
+}
+
+impl From<CountedFields> for Counted {
+    fn from(f: CountedFields) -> Counted {
+        *DECODED.lock().unwrap().entry(f.key.clone()).or_default() += 1;
+        Counted {
+            key: f.key,
+            text: f.text,
+        }
+    }
+}
+
+fn decoded(key: &str) -> usize {
+    DECODED.lock().unwrap().get(key).copied().unwrap_or(0)
+}
+
+/// Three activities in a row, a wait, one more.
+#[workflow]
+async fn tally(c: Counted) -> Result<String, WorkflowError> {
+    let mut n = 0;
+    for _ in 0..3 {
+        n = stamp(c.key.clone(), n).await?;
+    }
+    let _go: () = signal("go").await?;
+    n = stamp(c.key.clone(), n).await?;
+    Ok(format!("{} {} {n}", c.key, c.text.len()))
+}
+
+/// A running instance steps on from the state its last step left, held
+/// typed: the state is decoded when it is read back from the store (here
+/// after a wait), not at every step.
+#[tokio::test]
+async fn a_running_instance_steps_on_from_its_state_held_typed_and_decodes_it_only_after_a_wait() {
+    let test_store = BACKEND.store();
+    let rt = Runtime::builder()
+        .workflow::<tally>()
+        .open_store(test_store.open().await)
+        .await
+        .unwrap();
+    let key = format!("tally-{BACKEND:?}");
+    let input = Counted {
+        key: key.clone(),
+        text: "x".repeat(4096),
+    };
+    let h = rt
+        .start(key.clone(), tally(input), IdPolicy::Reject)
+        .await
+        .unwrap();
+    until("waiting for the signal", || {
+        h.describe().is_ok_and(|d| d.variant == "Signal")
+    })
+    .await;
+    assert_eq!(
+        decoded(&key),
+        1,
+        "the input, decoded to start; the three activities' steps resumed the state held"
+    );
+    rt.signal(&key, "go", &()).await.unwrap();
+    assert_eq!(
+        h.result().within().await.unwrap().unwrap(),
+        format!("{key} 4096 4")
+    );
+    assert_eq!(
+        decoded(&key),
+        2,
+        "read back once after the wait; the last activity's step resumed it held"
+    );
+    rt.shutdown().await;
+}
