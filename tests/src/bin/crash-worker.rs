@@ -16,7 +16,7 @@ use durable_runtime::store::CommitPoint;
 use durable_runtime::store::postgres::PgStore;
 use durable_runtime::store::redb::RedbStore;
 use durable_runtime::store::sled::SledStore;
-use durable_runtime::{IdPolicy, Runtime, SignalError};
+use durable_runtime::{IdPolicy, Runtime, SignalError, WorkflowCall};
 use durable_runtime::{Overlap, Schedule, ScheduleError};
 use durable_tests::{
     EFFECTS, EffectsLog, dossier, guard, held, journey, ledger_migration, ledger_v1, ledger_v2,
@@ -229,17 +229,7 @@ async fn main() {
         return;
     }
     if std::env::var("CRASH_WORKLOAD").as_deref() == Ok("dossier") {
-        let mut handles = Vec::new();
-        for i in 0..orders {
-            let id = format!("dossier-{i}");
-            let h = rt
-                .start(id, dossier(i as u32), IdPolicy::UseExisting)
-                .await
-                .expect("start");
-            handles.push(h);
-        }
-        report(handles).await;
-        done();
+        run_all(&rt, orders, |i| (format!("dossier-{i}"), dossier(i as u32))).await;
         rt.shutdown().await;
         return;
     }
@@ -310,21 +300,31 @@ async fn main() {
         rt.shutdown().await;
         return;
     }
+    run_all(&rt, orders, |i| {
+        (format!("order-{i}"), process_order(order(i)))
+    })
+    .await;
+    rt.shutdown().await;
+}
+
+/// Starts the instances `call` gives for `0..orders` (each id's
+/// existing instance if it has one), prints each result as it finishes
+/// (`RESULT id output`, or how it failed), then `DONE`.
+async fn run_all<W>(rt: &Runtime, orders: usize, call: impl Fn(usize) -> (String, WorkflowCall<W>))
+where
+    W: durable_runtime::Workflow<Output = Result<String, durable_runtime::WorkflowError>>,
+{
     let mut handles = Vec::new();
     for i in 0..orders {
+        let (id, call) = call(i);
         let h = rt
-            .start(
-                format!("order-{i}"),
-                process_order(order(i)),
-                IdPolicy::UseExisting,
-            )
+            .start(id, call, IdPolicy::UseExisting)
             .await
             .expect("start");
         handles.push(h);
     }
     report(handles).await;
     done();
-    rt.shutdown().await;
 }
 
 /// Prints each instance's result as it finishes (`RESULT id output`), or
