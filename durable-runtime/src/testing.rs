@@ -53,11 +53,13 @@ pub enum StepwiseError {
     Codec(#[from] CodecError),
 }
 
-/// Runs a workflow as the runtime does, but in memory: every step's state is
-/// encoded to bytes, dropped, and decoded again before the next step, and
-/// each activity runs exactly once (no retries). Compare it with the
-/// generated `run_inline` to check that the state machine behaves as the
-/// original `async fn`.
+/// Runs a workflow as the runtime does after a restart at every await, in
+/// memory: every step's state is encoded to bytes, dropped, and decoded
+/// again before the next step (a running [`Runtime`](crate::Runtime) keeps
+/// it typed between steps instead), and each activity runs exactly once
+/// (no retries). Compare it with the generated `run_inline` to check that
+/// the state machine behaves as the original `async fn`, and that nothing
+/// depends on what a state's serialization leaves out.
 pub async fn run_stepwise<W: Workflow>(
     call: WorkflowCall<W>,
 ) -> Result<StepwiseRun<W::Output>, StepwiseError> {
