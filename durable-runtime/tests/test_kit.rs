@@ -241,6 +241,48 @@ async fn the_crash_sweep_catches_a_workflow_that_depends_on_its_process() {
     );
 }
 
+/// A tally whose count is not part of its serialization: a running
+/// instance keeps it between steps (its state is held typed), a restart
+/// makes it 0.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Tally {
+    name: String,
+    #[serde(skip)]
+    count: u64,
+}
+
+#[workflow]
+async fn skipping(x: u64) -> Result<u64, WorkflowError> {
+    let mut tally = Tally {
+        name: format!("tally {x}"),
+        count: 0,
+    };
+    tally.count += 1;
+    note(format!("skipping {}", tally.name)).await?;
+    tally.count += 1;
+    note(format!("skipping {} again", tally.name)).await?;
+    Ok(tally.count)
+}
+
+/// Negative control of the rule "what a state's serialization leaves out
+/// is not state" (`docs/architecture.md` §2.5): a workflow whose output
+/// depends on a `#[serde(skip)]` field kept across an await ends otherwise
+/// after a crash, and the sweep says so.
+#[tokio::test]
+async fn the_crash_sweep_catches_a_workflow_that_relies_on_a_field_its_state_does_not_store() {
+    let err = crash_sweep(
+        || Runtime::builder().workflow::<skipping>(),
+        "skipping",
+        || skipping(3),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, SweepError::Broken { what, .. } if what.contains("output")),
+        "{err}"
+    );
+}
+
 /// Two activities in a loop, in a helper.
 #[helper]
 async fn greet_twice(who: String) -> Result<Vec<String>, WorkflowError> {
