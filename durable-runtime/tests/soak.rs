@@ -138,6 +138,9 @@ async fn waves(store: Arc<dyn Store>) -> Vec<Wave> {
             0,
             "instance tasks left after wave {wave}"
         );
+        // a quiet moment: redb applies the writes that wait in memory for
+        // its tree (up to 32 groups) after 1 ms without commits
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let counts = rt.counts_by_phase().expect("counts by phase");
         let completed: usize = counts
             .iter()

@@ -458,6 +458,21 @@ async fn the_journey_sweep_catches_a_store_that_skips_one_sync() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_catches_a_store_that_empties_its_log_before_applying_what_waits_in_memory() {
+    let found = caught(
+        Workload::Chain,
+        Fault::PowerCut,
+        Unsafe::CheckpointBeforeApply,
+        0..200,
+    )
+    .await;
+    assert!(
+        found,
+        "a checkpoint that leaves acknowledged groups only in memory must lose something the sweep sees"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweep_catches_a_store_that_retries_a_failed_sync() {
     let found = caught(
         Workload::Chain,

@@ -28,18 +28,30 @@ const GATHER: Duration = Duration::from_micros(100);
 /// A commit thread idle this long tells its writer ([`GroupWriter::idle`]).
 const IDLE: Duration = Duration::from_secs(1);
 
+/// A writer with deferred work is told after this long without a commit
+/// ([`GroupWriter::quiet`]).
+const QUIET: Duration = Duration::from_millis(1);
+
 /// What makes a group of commits durable.
 pub(crate) trait GroupWriter: Send + 'static {
     /// Commits taken into one group at most.
     const MAX_GROUP: usize;
     /// Writes `group` (the `index`-th, from 0, for the hooks); per request,
-    /// its answer, and whether the group became durable.
+    /// its answer, and whether the group became durable. The writer may
+    /// take the batches' writes.
     fn write(
         &mut self,
-        group: &[Request],
+        group: &mut [Request],
         index: u64,
         hooks: &Hooks,
     ) -> (Vec<Result<(), StoreError>>, bool);
+    /// Whether the writer holds work to do when commits pause
+    /// ([`quiet`](GroupWriter::quiet)).
+    fn deferred(&self) -> bool {
+        false
+    }
+    /// No commit came for [`QUIET`] while the writer held deferred work.
+    fn quiet(&mut self) {}
     /// Nothing came for a while (upkeep; nothing by default).
     fn idle(&mut self) {}
     /// A group was answered (upkeep; nothing by default).
@@ -259,10 +271,15 @@ impl<W: GroupWriter> GroupCommit<W> {
         let mut index = 0u64;
         let mut last_group = 0usize;
         loop {
-            let first = match rx.recv_timeout(IDLE) {
+            let deferred = self.writer.deferred();
+            let first = match rx.recv_timeout(if deferred { QUIET } else { IDLE }) {
                 Ok(first) => first,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.writer.idle();
+                    if deferred {
+                        self.writer.quiet();
+                    } else {
+                        self.writer.idle();
+                    }
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -281,7 +298,7 @@ impl<W: GroupWriter> GroupCommit<W> {
             }
             self.hooks.call(CommitPoint::BeforeWrite(index));
             let writing = Instant::now();
-            let (answers, durable) = self.writer.write(&group, index, &self.hooks);
+            let (answers, durable) = self.writer.write(&mut group, index, &self.hooks);
             self.counters
                 .metrics
                 .group_written(group.len(), writing.elapsed());

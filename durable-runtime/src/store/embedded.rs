@@ -9,7 +9,13 @@
 //! - a group is acknowledged only after its log record is synced;
 //! - the tree sees a group only after that, so no reader ever observes a
 //!   write a power cut could still undo;
-//! - the log is emptied only after the tree's checkpoint succeeded;
+//! - a store that defers (redb) answers a group once its log record is
+//!   synced and keeps its writes in memory ([`super::pending`]), where every
+//!   read looks first, until many groups go into the tree in one
+//!   transaction (when enough wait, when the queue is quiet, and always
+//!   before a checkpoint);
+//! - the log is emptied only after the tree's checkpoint succeeded, and the
+//!   checkpoint follows the application of every pending group;
 //! - **any failed write or sync (of the log, of the tree's files, of a
 //!   directory, of the log's reset) stops the store**: every waiting and
 //!   later commit fails with [`StoreError::Failed`] until the store is
@@ -27,6 +33,7 @@ use std::sync::Arc;
 use super::commit::{CommitPoint, CommitThread, Counters, GroupWriter, Hooks};
 use super::fs::Fs;
 use super::keys;
+use super::pending::{Latest, Pending};
 use super::wal::{self, Wal};
 use super::{Batch, CommitRequest as Request, StoreError};
 
@@ -38,6 +45,15 @@ pub(crate) trait Tree: Send + 'static {
     /// own: the log holds them durably already. Readers may see them once
     /// this returns, never a part of them before.
     fn apply(&mut self, batches: &[&Batch]) -> Result<(), StoreError>;
+    /// Applies the newest value of each key that groups answered from the
+    /// log wrote (see [`start`]'s `pending`), as [`Tree::apply`] does.
+    fn apply_latest(&mut self, latest: &Latest) -> Result<(), StoreError> {
+        let batch = Batch {
+            writes: latest.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            ..Batch::default()
+        };
+        self.apply(&[&batch])
+    }
     /// Makes everything applied so far durable in the tree's own files.
     fn checkpoint(&mut self, counters: &Counters) -> Result<(), StoreError>;
     /// Upkeep after a group (nothing by default).
@@ -62,15 +78,31 @@ pub enum Unsafe {
     /// group acknowledged; any failure is logged and the store goes on (the
     /// "fsyncgate" pattern) instead of refusing later commits.
     RetryAfterFailure,
+    /// A checkpoint empties the log without first applying the groups
+    /// that wait in memory for the tree: they are then nowhere on disk.
+    CheckpointBeforeApply,
 }
+
+/// Pending groups are applied to the tree once this many wait...
+const APPLY_GROUPS: usize = 32;
+
+/// ...or once their writes hold this many bytes.
+const APPLY_BYTES: usize = 4 << 20;
 
 /// Opens the log in `dir`, replays it into `tree` and checkpoints, then
 /// starts the commit thread.
+///
+/// With `pending`, a group is answered once its log record is synced and
+/// its writes wait in `pending` until they are applied to the tree with
+/// others; the store's reads must then look there first
+/// ([`Pending::get`], [`Pending::range`]). Without, each group is applied
+/// before it is answered.
 pub(crate) fn start<T: Tree>(
     tree: T,
     fs: &dyn Fs,
     dir: PathBuf,
     unsafe_mode: Unsafe,
+    pending: Option<Arc<Pending>>,
 ) -> Result<CommitThread, StoreError> {
     let (wal, contents) = Wal::open(fs, &dir)?;
     let counters = Arc::new(Counters::default());
@@ -82,6 +114,9 @@ pub(crate) fn start<T: Tree>(
         counter_values: HashMap::new(),
         broken: None,
         unsafe_mode,
+        pending,
+        pending_groups: 0,
+        pending_bytes: 0,
     };
     logged.recover(contents.records)?;
     CommitThread::start(logged, counters)
@@ -92,7 +127,7 @@ impl<T: Tree> GroupWriter for Logged<T> {
 
     fn write(
         &mut self,
-        group: &[Request],
+        group: &mut [Request],
         index: u64,
         hooks: &Hooks,
     ) -> (Vec<Result<(), StoreError>>, bool) {
@@ -102,15 +137,31 @@ impl<T: Tree> GroupWriter for Logged<T> {
         (answers, durable)
     }
 
-    /// Quiet: empty the log, so a crash now replays nothing.
+    fn deferred(&self) -> bool {
+        self.pending_groups > 0 && self.broken.is_none()
+    }
+
+    /// A moment without commits: the pending groups go into the tree.
+    fn quiet(&mut self) {
+        self.apply_pending();
+    }
+
+    /// Nothing for a while: empty the log, so a crash now replays nothing.
     fn idle(&mut self) {
         if self.wal.len() > 0 {
             self.checkpoint();
         }
     }
 
-    /// A checkpoint when the log is large, the tree's own upkeep otherwise.
+    /// Pending groups into the tree when many wait; a checkpoint when the
+    /// log is large, the tree's own upkeep otherwise.
     fn after_group(&mut self) {
+        if self.broken.is_some() {
+            return;
+        }
+        if self.pending_groups >= APPLY_GROUPS || self.pending_bytes >= APPLY_BYTES {
+            self.apply_pending();
+        }
         if self.broken.is_some() {
             return;
         }
@@ -148,6 +199,11 @@ struct Logged<T: Tree> {
     /// is opened again.
     broken: Option<String>,
     unsafe_mode: Unsafe,
+    /// Where durable groups wait for the tree, if the store defers.
+    pending: Option<Arc<Pending>>,
+    /// Groups and bytes in `pending`.
+    pending_groups: usize,
+    pending_bytes: usize,
 }
 
 impl<T: Tree> Logged<T> {
@@ -174,10 +230,37 @@ impl<T: Tree> Logged<T> {
         Ok(())
     }
 
-    /// Makes everything applied durable in the tree, then empties the log.
-    /// A failure stops the store: the log still holds every group, and
-    /// opening again replays them.
+    /// Applies the pending groups to the tree, in one transaction. A
+    /// failure stops the store; reads go on seeing the pending writes,
+    /// and opening again replays them from the log.
+    fn apply_pending(&mut self) {
+        let Some(pending) = self.pending.clone() else {
+            return;
+        };
+        if self.broken.is_some() || self.pending_groups == 0 {
+            return;
+        }
+        match pending.apply(|latest| self.tree.apply_latest(latest)) {
+            Ok(()) => {
+                self.pending_groups = 0;
+                self.pending_bytes = 0;
+            }
+            Err(e) => {
+                self.stop(
+                    e,
+                    "applying acknowledged groups to the storage engine failed",
+                );
+            }
+        }
+    }
+
+    /// Applies every pending group, makes everything applied durable in the
+    /// tree, then empties the log. A failure stops the store: the log
+    /// still holds every group, and opening again replays them.
     fn checkpoint(&mut self) {
+        if self.unsafe_mode != Unsafe::CheckpointBeforeApply {
+            self.apply_pending();
+        }
         if self.broken.is_some() {
             return;
         }
@@ -196,11 +279,12 @@ impl<T: Tree> Logged<T> {
         }
     }
 
-    /// Makes the group durable and applies it; per request, whether its
+    /// Makes the group durable, then applies it to the tree or (a store
+    /// that defers) leaves its writes pending; per request, whether its
     /// conditions held, and for all, whether the group became durable.
     fn write_group(
         &mut self,
-        group: &[Request],
+        group: &mut [Request],
         index: u64,
         hooks: &Hooks,
     ) -> (Vec<Result<(), StoreError>>, Result<(), StoreError>) {
@@ -226,28 +310,43 @@ impl<T: Tree> Logged<T> {
                 self.record.push(key, value.as_deref());
             }
         }
-        let result = self.make_durable(index, hooks).and_then(|()| {
-            match self.tree.apply(&accepted) {
-                Ok(()) => Ok(()),
-                // durable in the log, maybe partly in the tree: later groups
-                // must not build on it; opening again replays it
-                Err(e) => Err(self.stop(e, "the storage engine failed mid-group")),
-            }
-        });
-        if result.is_ok() {
-            for (key, value) in &counted.writes {
-                if let Some(value) = value {
-                    let value = keys::counter_value(key, value).unwrap_or(0);
-                    self.counter_values.insert(key[1..].to_vec(), value);
+        if let Err(e) = self.make_durable(index, hooks) {
+            return (checks, Err(e));
+        }
+        match self.pending.clone() {
+            None => {
+                if let Err(e) = self.tree.apply(&accepted) {
+                    // durable in the log, maybe partly in the tree: later
+                    // groups must not build on it; opening again replays it
+                    let e = self.stop(e, "the storage engine failed mid-group");
+                    return (checks, Err(e));
                 }
             }
+            Some(pending) if !self.record.is_empty() => {
+                // the writes move: their writers are answered from the log
+                let writes = group
+                    .iter_mut()
+                    .zip(&checks)
+                    .filter(|(_, check)| check.is_ok())
+                    .flat_map(|(r, _)| std::mem::take(&mut r.batch.writes))
+                    .chain(counted.writes.iter().cloned());
+                self.pending_bytes += pending.add(writes);
+                self.pending_groups += 1;
+            }
+            Some(_) => {}
         }
-        (checks, result)
+        for (key, value) in &counted.writes {
+            if let Some(value) = value {
+                let value = keys::counter_value(key, value).unwrap_or(0);
+                self.counter_values.insert(key[1..].to_vec(), value);
+            }
+        }
+        (checks, Ok(()))
     }
 
     /// The writes that add the deltas of `accepted` to the counters they
     /// name (the commit thread is their only writer, and every earlier
-    /// group is in the tree).
+    /// group is in the tree or pending).
     fn counted(&self, accepted: &[&Batch]) -> Result<Batch, StoreError> {
         let mut sums: BTreeMap<&[u8], i64> = BTreeMap::new();
         for (name, delta) in accepted.iter().flat_map(|b| &b.counts) {
@@ -258,7 +357,7 @@ impl<T: Tree> Logged<T> {
             let key = keys::counter(name);
             let stored = match self.counter_values.get(name) {
                 Some(&value) => Some(value),
-                None => match self.tree.get(&key)? {
+                None => match self.current(&key)? {
                     Some(value) => Some(keys::counter_value(&key, &value)?),
                     None => None,
                 },
@@ -322,7 +421,7 @@ impl<T: Tree> Logged<T> {
         for (key, expected) in &batch.expect {
             let current = match overlay.get(key.as_slice()) {
                 Some(v) => v.map(<[u8]>::to_vec),
-                None => self.tree.get(key)?,
+                None => self.current(key)?,
             };
             if current.as_deref() != expected.as_deref() {
                 return Err(StoreError::Conflict {
@@ -331,6 +430,14 @@ impl<T: Tree> Logged<T> {
             }
         }
         Ok(())
+    }
+
+    /// `key`'s value with every durable group in it, pending or applied.
+    fn current(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.pending.as_ref().and_then(|p| p.lookup(key)) {
+            Some(value) => Ok(value),
+            None => self.tree.get(key),
+        }
     }
 
     /// Appends the group's record to the log and syncs it.

@@ -16,6 +16,7 @@ pub mod fs;
 pub(crate) mod keys;
 pub(crate) mod kind;
 pub mod mem;
+mod pending;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod redb;

@@ -2,9 +2,12 @@
 //! commit path.
 //!
 //! A group is made durable by the write-ahead log (`store::commit`: one
-//! append and one `fdatasync`), then applied to redb in one write
-//! transaction committed with [`redb::Durability::None`]:
-//! atomic for readers, no sync of its own. A checkpoint is an empty redb
+//! append and one `fdatasync`) and answered; its writes wait in memory
+//! (`store::pending`), where every read looks first, until the commit
+//! thread applies many groups to redb in one write transaction committed
+//! with [`redb::Durability::None`]: atomic for readers, no sync of its own
+//! (one transaction a group cost three quarters of a lone step's work,
+//! `docs/performance.md`). A checkpoint is an empty redb
 //! commit with [`redb::Durability::Immediate`],
 //! which makes every earlier transaction durable (redb's copy-on-write
 //! B-tree and checksummed commit slots, `docs/design.md` in redb), then
@@ -23,6 +26,7 @@ use redb::{Durability, ReadableDatabase, TableDefinition};
 use super::commit::{CommitThread, Counters};
 use super::embedded::{self, Tree, Unsafe};
 use super::fs::{Fs, FsFile, RealFs};
+use super::pending::{self, Found, Latest, Pending};
 use super::{Batch, Store, StoreError, StoreStats};
 use crate::future::BoxFuture;
 
@@ -42,6 +46,8 @@ struct Inner {
     // redb closes, then the lock is released
     commits: CommitThread,
     db: Arc<redb::Database>,
+    /// Acknowledged writes not yet in `db`: every read looks here first.
+    pending: Arc<Pending>,
     _lock: Box<dyn std::any::Any + Send + Sync>,
 }
 
@@ -151,11 +157,13 @@ impl RedbStore {
         }
         let db = Arc::new(db);
         let tree = RedbTree { db: db.clone() };
-        let commits = embedded::start(tree, &*fs, dir, unsafe_mode)?;
+        let pending = Arc::new(Pending::default());
+        let commits = embedded::start(tree, &*fs, dir, unsafe_mode, Some(pending.clone()))?;
         Ok(RedbStore {
             inner: Arc::new(Inner {
                 commits,
                 db,
+                pending,
                 _lock: lock,
             }),
             reads: super::OffThread::default(),
@@ -175,14 +183,17 @@ impl RedbStore {
         self.inner.commits.set_hook(Arc::new(hook));
     }
 
-    fn read<R>(
-        &self,
-        f: impl FnOnce(&redb::ReadOnlyTable<&'static [u8], &'static [u8]>) -> Result<R, redb::Error>,
-    ) -> Result<R, StoreError> {
-        let tx = self.inner.db.begin_read().map_err(redb_err)?;
-        let table = tx.open_table(TABLE).map_err(redb_err)?;
-        f(&table).map_err(redb_err)
+    /// A read transaction of redb (begun under the pending writes' lock,
+    /// see [`Pending::get`]).
+    fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.inner.db.begin_read().map_err(redb_err)
     }
+}
+
+fn open_table(
+    tx: &redb::ReadTransaction,
+) -> Result<redb::ReadOnlyTable<&'static [u8], &'static [u8]>, StoreError> {
+    tx.open_table(TABLE).map_err(redb_err)
 }
 
 struct RedbTree {
@@ -200,26 +211,12 @@ impl Tree for RedbTree {
     }
 
     fn apply(&mut self, batches: &[&Batch]) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write().map_err(redb_err)?;
-        tx.set_durability(Durability::None).map_err(redb_err)?;
-        {
-            let mut table = tx.open_table(TABLE).map_err(redb_err)?;
-            for batch in batches {
-                for (key, value) in &batch.writes {
-                    match value {
-                        Some(value) => {
-                            table
-                                .insert(key.as_slice(), value.as_slice())
-                                .map_err(redb_err)?;
-                        }
-                        None => {
-                            table.remove(key.as_slice()).map_err(redb_err)?;
-                        }
-                    }
-                }
-            }
-        }
-        tx.commit().map_err(redb_err)
+        let writes = batches.iter().flat_map(|b| &b.writes);
+        self.write(writes.map(|(k, v)| (k.as_slice(), v.as_deref())))
+    }
+
+    fn apply_latest(&mut self, latest: &Latest) -> Result<(), StoreError> {
+        self.write(latest.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))
     }
 
     fn checkpoint(&mut self, counters: &Counters) -> Result<(), StoreError> {
@@ -228,6 +225,28 @@ impl Tree for RedbTree {
         tx.commit().map_err(redb_err)?;
         counters.synced();
         Ok(())
+    }
+}
+
+impl RedbTree {
+    /// Inserts or removes each of `writes`, in order, in one write
+    /// transaction without a sync of its own.
+    fn write<'w>(
+        &mut self,
+        writes: impl Iterator<Item = (&'w [u8], Option<&'w [u8]>)>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().map_err(redb_err)?;
+        tx.set_durability(Durability::None).map_err(redb_err)?;
+        {
+            let mut table = tx.open_table(TABLE).map_err(redb_err)?;
+            for (key, value) in writes {
+                match value {
+                    Some(value) => table.insert(key, value).map_err(redb_err)?,
+                    None => table.remove(key).map_err(redb_err)?,
+                };
+            }
+        }
+        tx.commit().map_err(redb_err)
     }
 }
 
@@ -245,7 +264,13 @@ impl Store for RedbStore {
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read(|t| Ok(t.get(key)?.map(|v| v.value().to_vec())))
+        match self.inner.pending.get(key, || self.begin_read())? {
+            Found::Pending(value) => Ok(value),
+            Found::Tree(tx) => Ok(open_table(&tx)?
+                .get(key)
+                .map_err(redb_err)?
+                .map(|v| v.value().to_vec())),
+        }
     }
 
     fn scan_from(
@@ -256,17 +281,16 @@ impl Store for RedbStore {
     ) -> Result<Vec<super::KeyValue>, StoreError> {
         // keys before the prefix are outside the scan, whatever `from` says
         let from = from.max(prefix);
-        self.read(|t| {
-            let mut out = Vec::new();
-            for item in t.range(from..)? {
-                let (k, v) = item?;
-                if !k.value().starts_with(prefix) || out.len() == limit {
-                    break;
-                }
-                out.push((k.value().to_vec(), v.value().to_vec()));
-            }
-            Ok(out)
-        })
+        let (pending, tx) = self
+            .inner
+            .pending
+            .range(prefix, from, || self.begin_read())?;
+        let table = open_table(&tx)?;
+        let tree = table.range(from..).map_err(redb_err)?.map(|item| {
+            let (k, v) = item.map_err(redb_err)?;
+            Ok((k.value().to_vec(), v.value().to_vec()))
+        });
+        pending::merge(pending, tree, prefix, limit)
     }
 
     fn counters(&self) -> Result<Vec<(Vec<u8>, i64)>, StoreError> {

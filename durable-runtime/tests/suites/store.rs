@@ -239,6 +239,72 @@ async fn readers_never_see_a_commit_before_it_is_durable() {
     );
 }
 
+/// Each commit sets two keys to its number and moves a third: a read
+/// that saw part of a commit, or lost one it had seen, would show it.
+/// (redb answers a commit from its log and applies groups to its tree
+/// later, many at once: these reads race those applications.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_sees_whole_commits_and_never_an_older_state_than_before() {
+    const COMMITS: u64 = 1500;
+    let db = BACKEND.store();
+    let store = db.open().await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, done) = (store.clone(), done.clone());
+            std::thread::spawn(move || {
+                let number = |v: &[u8]| u64::from_be_bytes(v.try_into().unwrap());
+                let (mut last, mut reads) = (0, 0u64);
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let view = store.scan_prefix(b"p/").unwrap();
+                    reads += 1;
+                    if view.is_empty() {
+                        assert_eq!(last, 0, "a scan lost every commit after seeing {last}");
+                        continue;
+                    }
+                    let [(a, va), (b, vb), (c, vc)] = &view[..] else {
+                        panic!("a scan saw part of a commit: {view:?}");
+                    };
+                    let n = number(va);
+                    assert_eq!((a.as_slice(), b.as_slice()), (&b"p/a"[..], &b"p/b"[..]));
+                    assert_eq!(number(vb), n, "a scan saw part of commit {n}");
+                    assert_eq!(
+                        c,
+                        &format!("p/c{n:08}").into_bytes(),
+                        "commit {n}'s moved key"
+                    );
+                    assert_eq!(number(vc), n);
+                    assert!(n >= last, "a scan saw commit {n} after commit {last}");
+                    last = n;
+                    let got = store.get(b"p/b").unwrap().map(|v| number(&v));
+                    assert!(
+                        got >= Some(last),
+                        "a read saw {got:?} after a scan saw {last}"
+                    );
+                }
+                reads
+            })
+        })
+        .collect();
+    for n in 1..=COMMITS {
+        let mut b = Batch::default();
+        b.put(b"p/a".to_vec(), n.to_be_bytes().to_vec())
+            .put(b"p/b".to_vec(), n.to_be_bytes().to_vec())
+            .put(format!("p/c{n:08}").into_bytes(), n.to_be_bytes().to_vec());
+        if n > 1 {
+            b.delete(format!("p/c{:08}", n - 1).into_bytes());
+        }
+        store.commit(b).await.unwrap();
+        // what was acknowledged is read back at once
+        assert_eq!(store.get(b"p/a").unwrap(), Some(n.to_be_bytes().to_vec()));
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        let reads = reader.join().expect("a reader failed");
+        assert!(reads > 0);
+    }
+}
+
 #[tokio::test]
 async fn concurrent_commits_share_transactions() {
     let db = BACKEND.store();

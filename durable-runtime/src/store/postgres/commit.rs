@@ -73,7 +73,7 @@ impl GroupWriter for Transactions {
 
     fn write(
         &mut self,
-        group: &[Request],
+        group: &mut [Request],
         index: u64,
         hooks: &Hooks,
     ) -> (Vec<Result<(), StoreError>>, bool) {

@@ -202,7 +202,7 @@ impl SledStore {
                 .unwrap_or_else(std::time::Instant::now),
             spare: None,
         };
-        let commits = embedded::start(tree, &*fs, path, unsafe_mode)?;
+        let commits = embedded::start(tree, &*fs, path, unsafe_mode, None)?;
         Ok(SledStore {
             inner: Arc::new(Inner {
                 db,
