@@ -173,7 +173,8 @@ for l in ours.get("limit", []):
     print("  %4d in flight: runtime %.0f transitions/s = %.1f%% of raw sled replaying the run's own commits (target ≥ 50%%: %s), %.1f%% of raw sled appending synthetic keys"
           % (l["in_flight"], l["runtime_transitions_per_s"], same, "met" if same >= 50 else "MISSED", l["runtime_pct_of_raw"]))
 over = lat["per_step_overhead_ms"]
-print("  per-step overhead alone: %.3f ms above the raw fsync (%.3f ms) (target ≤ 0.2 ms: %s)"
-      % (over, lat["raw_fsync_p50_ms"], "met" if over <= 0.2 else "MISSED"))
+print("  per-step overhead alone: %.3f ms above the raw fsync of an append (%.3f ms) (target ≤ 0.2 ms: %s); %.3f ms above one inside the file (%.3f ms)"
+      % (over, lat["raw_fsync_p50_ms"], "met" if over <= 0.2 else "MISSED",
+         lat.get("per_step_overhead_over_overwrite_ms", float("nan")), lat.get("raw_overwrite_fsync_p50_ms", float("nan"))))
 EOF
 echo "== done $(date +%T); $(uptime)"
