@@ -363,26 +363,10 @@ impl Engine {
         record: &mut InstanceRecord,
         mut batch: Batch,
     ) -> Result<(), StoreError> {
-        self.fence(id, record, &mut batch)?;
-        self.drop_spent(id, &mut batch);
-        transition::ended_timer_writes(id, record, &mut batch);
-        let replied = !record.writes.is_empty();
-        for (key, value) in record.writes.drain(..) {
-            batch.put(key, value);
-        }
-        if replied && self.store.shared() {
-            // a caller waiting elsewhere reads the reply now
-            batch.notify(format!("y{id}"));
-        }
-        // the cancel requests of children that lost a select, durable with
-        // the transition that decided it
-        let cancels = std::mem::take(&mut record.cancels);
-        for child in &cancels {
-            batch.put(keys::control(keys::CANCEL, child), Vec::new());
-            if self.store.shared() {
-                batch.notify(format!("c{child}"));
-            }
-        }
+        let committer = self.committer(id)?;
+        let spent = self.book.take_spent(id);
+        let transition::AfterCommit { replied, cancels } =
+            transition::surrounding_writes(id, record, &committer, spent, &mut batch);
         let (bytes, layout) = self.stage_record(id, record, &mut batch)?;
         batch.put(keys::instance(id), bytes);
         self.store.commit(batch).await?;

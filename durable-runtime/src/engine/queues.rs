@@ -112,14 +112,6 @@ impl Engine {
         self.book.spend(id, key);
     }
 
-    /// Adds the removal of the keys instance `id` has used up to the batch
-    /// of its next checkpoint.
-    pub(crate) fn drop_spent(&self, id: &str, batch: &mut Batch) {
-        for key in self.book.take_spent(id) {
-            batch.delete(key);
-        }
-    }
-
     /// How often waiters and queue services look again without a message.
     fn poll_interval(&self) -> Duration {
         self.member

@@ -1,9 +1,13 @@
 //! One transition of an instance as pure functions: the record a step's
-//! outcome makes ([`next`]) and the timer-index entries that go with its
-//! checkpoint ([`timer_writes`]). Neither reads the store, the clock or
-//! the engine: what they need comes in as values ([`Moment`]), so they are
-//! unit-tested below without a store. The engine reads those values once
-//! and commits what they produce (`Engine::apply`, `Engine::save_with`).
+//! outcome makes ([`next`]), the timer-index entries that go with its
+//! checkpoint ([`timer_writes`]) and every other write around the record
+//! ([`surrounding_writes`]: the owner's condition, consumed wake keys,
+//! update replies, losers' cancels). None reads the store, the clock or
+//! the engine: what they need comes in as values ([`Moment`],
+//! [`Committer`]), so they are unit-tested below without a store. The
+//! engine reads those values once and commits what they produce
+//! (`Engine::apply`, `Engine::save_with`; the record's own encoding and
+//! indexes: `Engine::stage_record`).
 
 use super::record::Held;
 use super::{InstanceRecord, Status, WorkflowEntry, rerun};
@@ -168,6 +172,80 @@ pub(crate) fn ended_timer_writes(id: &str, record: &InstanceRecord, batch: &mut 
             batch.delete(key);
         }
     }
+}
+
+/// Who commits a transition, as the store needs to know it.
+pub(crate) enum Committer {
+    /// The only process on its store: no condition, no messages.
+    Alone,
+    /// One of the processes sharing the store, as worker `name` holding
+    /// the instance under lease `token` (`None`: a process that owns no
+    /// instances).
+    Shared { owner: Option<(String, String)> },
+}
+
+/// What a transition's commit leaves to do once it is durable.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct AfterCommit {
+    /// It wrote an update's reply: the caller waiting for it is woken.
+    pub(crate) replied: bool,
+    /// Children that lost a select, whose cancel requests it wrote: each
+    /// is woken to act on it.
+    pub(crate) cancels: Vec<String>,
+}
+
+/// Adds to `batch`, the checkpoint of `record` (instance `id`), every
+/// write besides the record's own encoding and indexes, in this order:
+/// on a shared store the owner's condition (and, when the instance ended,
+/// the release of its owner keys and the messages its result waiters and
+/// parent elsewhere need); the removal of the wake keys the step consumed
+/// (`spent`); when it ended, of its deadlines; the update replies and the
+/// cancel requests of children that lost a select that the record carries
+/// (taken from it).
+pub(crate) fn surrounding_writes(
+    id: &str,
+    record: &mut InstanceRecord,
+    committer: &Committer,
+    spent: Vec<Vec<u8>>,
+    batch: &mut Batch,
+) -> AfterCommit {
+    let finished = record.status.is_terminal();
+    let shared = matches!(committer, Committer::Shared { .. });
+    if let Committer::Shared { owner } = committer {
+        if finished {
+            // result waiters and a parent elsewhere look again
+            batch.notify(format!("w{id}"));
+            if let Some(parent) = &record.parent {
+                batch.notify(format!("w{parent}"));
+            }
+        }
+        if let Some((name, token)) = owner {
+            batch.expect(keys::owner(id), Some(token.clone().into_bytes()));
+            if finished {
+                batch.delete(keys::owner(id)).delete(keys::owned(name, id));
+            }
+        }
+    }
+    for key in spent {
+        batch.delete(key);
+    }
+    ended_timer_writes(id, record, batch);
+    let replied = !record.writes.is_empty();
+    for (key, value) in record.writes.drain(..) {
+        batch.put(key, value);
+    }
+    if replied && shared {
+        // a caller waiting elsewhere reads the reply now
+        batch.notify(format!("y{id}"));
+    }
+    let cancels = std::mem::take(&mut record.cancels);
+    for child in &cancels {
+        batch.put(keys::control(keys::CANCEL, child), Vec::new());
+        if shared {
+            batch.notify(format!("c{child}"));
+        }
+    }
+    AfterCommit { replied, cancels }
 }
 
 #[cfg(test)]
@@ -380,5 +458,82 @@ mod tests {
         let mut batch = Batch::default();
         ended_timer_writes("o-1", &record, &mut batch);
         assert!(batch.writes.is_empty(), "a running record keeps them");
+    }
+
+    /// Alone on its store, a transition writes what the step consumed,
+    /// replied and cancelled, with no condition and no message.
+    #[test]
+    fn alone_a_transition_removes_spent_keys_and_writes_replies_and_cancels_without_conditions() {
+        let mut record = InstanceRecord::sample();
+        record.writes.push((b"reply".to_vec(), b"42".to_vec()));
+        record.cancels.push("child-1".into());
+        let mut batch = Batch::default();
+        let after = surrounding_writes(
+            "o-1",
+            &mut record,
+            &Committer::Alone,
+            vec![b"spent".to_vec()],
+            &mut batch,
+        );
+        assert_eq!(
+            after,
+            AfterCommit {
+                replied: true,
+                cancels: vec!["child-1".into()]
+            }
+        );
+        assert_eq!(
+            batch.writes,
+            [
+                (b"spent".to_vec(), None),
+                (b"reply".to_vec(), Some(b"42".to_vec())),
+                (keys::control(keys::CANCEL, "child-1"), Some(Vec::new())),
+            ]
+        );
+        assert!(batch.expect.is_empty() && batch.notify.is_empty());
+        assert!(record.writes.is_empty() && record.cancels.is_empty());
+    }
+
+    /// On a shared store every checkpoint expects the owner's token; the
+    /// one that ends the instance releases its owner keys and tells the
+    /// waiters elsewhere, and replies and cancels are announced.
+    #[test]
+    fn shared_a_transition_is_fenced_by_the_owner_token_and_an_ending_releases_the_owner() {
+        let owner = Committer::Shared {
+            owner: Some(("w1".into(), "token-7".into())),
+        };
+        let mut running = InstanceRecord::sample();
+        running.writes.push((b"reply".to_vec(), b"1".to_vec()));
+        let mut batch = Batch::default();
+        surrounding_writes("o-1", &mut running, &owner, Vec::new(), &mut batch);
+        assert_eq!(
+            batch.expect,
+            [(keys::owner("o-1"), Some(b"token-7".to_vec()))]
+        );
+        assert_eq!(batch.notify, ["yo-1"]);
+        assert_eq!(batch.writes, [(b"reply".to_vec(), Some(b"1".to_vec()))]);
+
+        let mut ended = InstanceRecord::sample();
+        ended.status = Status::Completed;
+        ended.parent = Some("p-1".into());
+        ended.cancels.push("c-1".into());
+        let mut batch = Batch::default();
+        surrounding_writes("o-1", &mut ended, &owner, Vec::new(), &mut batch);
+        assert_eq!(batch.notify, ["wo-1", "wp-1", "cc-1"]);
+        assert_eq!(
+            batch.writes[..2],
+            [(keys::owner("o-1"), None), (keys::owned("w1", "o-1"), None)]
+        );
+        // a process that owns nothing sets no condition
+        let mut batch = Batch::default();
+        let client = Committer::Shared { owner: None };
+        surrounding_writes(
+            "o-1",
+            &mut InstanceRecord::sample(),
+            &client,
+            Vec::new(),
+            &mut batch,
+        );
+        assert!(batch.expect.is_empty());
     }
 }

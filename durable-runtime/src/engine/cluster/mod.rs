@@ -23,7 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, InstanceRecord};
+use super::Engine;
+use super::transition::Committer;
 use crate::codec;
 use crate::store::{Batch, Notice, StoreError, keys};
 
@@ -383,41 +384,24 @@ impl Engine {
         }
     }
 
-    /// Adds the fencing condition (and, when the instance has finished, the
-    /// release of its owner keys) to a checkpoint of instance `id`.
-    pub(crate) fn fence(
-        &self,
-        id: &str,
-        record: &InstanceRecord,
-        batch: &mut Batch,
-    ) -> Result<(), StoreError> {
+    /// Who commits a checkpoint of instance `id` (the fencing that
+    /// `transition::surrounding_writes` writes): on a shared store, this
+    /// worker under its lease token; a conflict if the lease may have
+    /// lapsed (as if taken over already).
+    pub(crate) fn committer(&self, id: &str) -> Result<Committer, StoreError> {
         if !self.store.shared() {
-            return Ok(());
+            return Ok(Committer::Alone);
         }
-        let finished = record.status.is_terminal();
-        if finished {
-            // result waiters and a parent elsewhere look again
-            batch.notify(format!("w{id}"));
-            if let Some(parent) = &record.parent {
-                batch.notify(format!("w{parent}"));
-            }
-        }
-        if let Some(m) = &self.member {
-            if m.check_lease() {
-                // the lease may have lapsed: as if taken over already
+        let owner = match &self.member {
+            Some(m) if m.check_lease() => {
                 return Err(StoreError::Conflict {
                     key: crate::store::printable(&keys::owner(id)),
                 });
             }
-            let token = m.token();
-            batch.expect(keys::owner(id), Some(token.into_bytes()));
-            if finished {
-                batch
-                    .delete(keys::owner(id))
-                    .delete(keys::owned(&m.name, id));
-            }
-        }
-        Ok(())
+            Some(m) => Some((m.name.clone(), m.token())),
+            None => None,
+        };
+        Ok(Committer::Shared { owner })
     }
 
     /// Registers this worker (a new incarnation of its name), takes over
