@@ -408,7 +408,11 @@ fn verify(w: Workload, dir: &Path, final_lines: &[String], seen: &[(u32, Checkpo
     }
 }
 
-fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime, backend: Backend) -> usize {
+/// Kills a run of `w` at every checkpoint, in each of the backend's
+/// phases, and checks each recovery; `groups` is the least number of group
+/// commits the workload makes (a kill point per group and phase).
+fn kill_at_every_checkpoint(w: Workload, backend: Backend, groups: usize) {
+    let rt = &tokio_rt();
     let want = uncrashed(w, rt, backend);
     let mut points = 0;
     let mut mid_workflow = 0;
@@ -452,7 +456,11 @@ fn kill_at_every_checkpoint(w: Workload, rt: &tokio::runtime::Runtime, backend: 
         mid_workflow * 2 >= points,
         "most kills must land mid-workflow ({mid_workflow} of {points})"
     );
-    points
+    assert!(
+        points >= phases(backend).len() * groups,
+        "expected a kill point per group commit and phase, got {points}"
+    );
+    println!("{points} kill points");
 }
 
 fn kill_at_random_times(w: Workload, rt: &tokio::runtime::Runtime, kills: u32, backend: Backend) {
@@ -526,12 +534,7 @@ fn a_second_process_opening_the_store_gets_a_clear_error() {
 
 #[test]
 fn nothing_is_lost_or_repeated_when_killed_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(ORDERS_WORKLOAD, &tokio_rt(), Backend::Redb);
-    assert!(
-        points >= 2 * (ORDERS + 4),
-        "expected a kill point per group commit, got {points}"
-    );
-    println!("{points} kill points");
+    kill_at_every_checkpoint(ORDERS_WORKLOAD, Backend::Redb, ORDERS + 4);
 }
 
 #[test]
@@ -541,12 +544,7 @@ fn nothing_is_lost_or_repeated_when_killed_at_random_times() {
 
 #[test]
 fn timers_signals_joins_and_sagas_survive_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(JOURNEY_WORKLOAD, &tokio_rt(), Backend::Redb);
-    assert!(
-        points >= 2 * (ORDERS + 6),
-        "expected a kill point per group commit, got {points}"
-    );
-    println!("{points} kill points");
+    kill_at_every_checkpoint(JOURNEY_WORKLOAD, Backend::Redb, ORDERS + 6);
 }
 
 #[test]
@@ -556,53 +554,28 @@ fn timers_signals_joins_and_sagas_survive_kills_at_random_times() {
 
 #[test]
 fn a_large_local_revised_and_held_survives_kills_at_every_checkpoint_and_leaves_no_value_behind() {
-    let points = kill_at_every_checkpoint(DOSSIER_WORKLOAD, &tokio_rt(), Backend::Redb);
-    assert!(
-        points >= 2 * (ORDERS + 4),
-        "expected a kill point per group commit, got {points}"
-    );
-    println!("{points} kill points");
+    kill_at_every_checkpoint(DOSSIER_WORKLOAD, Backend::Redb, ORDERS + 4);
 }
 
 #[test]
 fn postgres_a_large_local_revised_and_held_survives_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(DOSSIER_WORKLOAD, &tokio_rt(), Backend::Postgres);
-    assert!(
-        points >= 3 * (ORDERS + 4),
-        "expected a kill point per group commit and phase, got {points}"
-    );
-    println!("{points} kill points");
+    kill_at_every_checkpoint(DOSSIER_WORKLOAD, Backend::Postgres, ORDERS + 4);
 }
 
 #[test]
 fn a_cancellation_and_its_compensation_survive_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(GUARD_WORKLOAD, &tokio_rt(), Backend::Redb);
-    assert!(
-        points >= 2 * 3,
-        "expected a kill point per group commit, got {points}"
-    );
-    println!("{points} kill points");
+    kill_at_every_checkpoint(GUARD_WORKLOAD, Backend::Redb, 3);
 }
 
 #[test]
 fn a_termination_survives_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(HALT_WORKLOAD, &tokio_rt(), Backend::Redb);
-    assert!(
-        points >= 2 * 2,
-        "expected a kill point per group commit, got {points}"
-    );
     // terminate runs no cleanup: no effect may appear in any run
-    println!("{points} kill points");
+    kill_at_every_checkpoint(HALT_WORKLOAD, Backend::Redb, 2);
 }
 
 #[test]
 fn schedule_runs_start_once_across_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(SCHEDULE_WORKLOAD, &tokio_rt(), Backend::Redb);
-    assert!(
-        points >= 2 * (ORDERS + 2),
-        "expected a kill point per group commit, got {points}"
-    );
-    println!("{points} kill points");
+    kill_at_every_checkpoint(SCHEDULE_WORKLOAD, Backend::Redb, ORDERS + 2);
 }
 
 #[test]
@@ -612,22 +585,12 @@ fn schedule_runs_start_once_across_kills_at_random_times() {
 
 #[test]
 fn sled_nothing_is_lost_or_repeated_when_killed_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(ORDERS_WORKLOAD, &tokio_rt(), Backend::Sled);
-    assert!(
-        points >= 2 * (ORDERS + 4),
-        "expected a kill point per group commit, got {points}"
-    );
-    println!("{points} kill points");
+    kill_at_every_checkpoint(ORDERS_WORKLOAD, Backend::Sled, ORDERS + 4);
 }
 
 #[test]
 fn postgres_nothing_is_lost_or_repeated_when_killed_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(ORDERS_WORKLOAD, &tokio_rt(), Backend::Postgres);
-    assert!(
-        points >= 3 * (ORDERS + 4),
-        "expected a kill point per group commit and phase, got {points}"
-    );
-    println!("{points} kill points");
+    kill_at_every_checkpoint(ORDERS_WORKLOAD, Backend::Postgres, ORDERS + 4);
 }
 
 #[test]
@@ -642,12 +605,7 @@ fn postgres_timers_signals_joins_and_sagas_survive_kills_at_random_times() {
 
 #[test]
 fn postgres_timers_signals_joins_and_sagas_survive_kills_at_every_checkpoint() {
-    let points = kill_at_every_checkpoint(JOURNEY_WORKLOAD, &tokio_rt(), Backend::Postgres);
-    assert!(
-        points >= 3 * (ORDERS + 6),
-        "expected a kill point per group commit and phase, got {points}"
-    );
-    println!("{points} kill points");
+    kill_at_every_checkpoint(JOURNEY_WORKLOAD, Backend::Postgres, ORDERS + 6);
 }
 
 /// Per ledger instance: its version and how many `Migrated` events it has.
